@@ -1,0 +1,124 @@
+//! Backends turn an IR graph into a runnable batched kernel. Every backend sits
+//! behind the same `Backend` / `Kernel` traits, so runners never know which one
+//! they drive; the reference interpreter (`Interp`) is one of them and is the
+//! oracle the others are tested against.
+
+use std::sync::Arc;
+
+use crate::ir::Graph;
+use crate::ir::interp;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum DType {
+    F32,
+    F64,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        }
+    }
+}
+
+/// A compiled graph, callable on batches.
+///
+/// Input `i` of the graph is `inputs[i]`: `batch × numel` values (batch-major)
+/// for a `Sample` input, `numel` for a `Shared` one. Output `j` is written to
+/// `outputs[j]`: `batch × numel` values when per-sample, `numel` when summed
+/// over the batch. A kernel compiled for one dtype rejects calls in the other.
+pub trait Kernel: Send + Sync {
+    fn graph(&self) -> &Graph;
+    fn dtype(&self) -> DType;
+    fn run_f64(
+        &self,
+        inputs: &[&[f64]],
+        outputs: &mut [&mut [f64]],
+        batch: usize,
+    ) -> Result<(), String>;
+    fn run_f32(
+        &self,
+        inputs: &[&[f32]],
+        outputs: &mut [&mut [f32]],
+        batch: usize,
+    ) -> Result<(), String>;
+}
+
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, String>;
+}
+
+/// The reference interpreter as a backend.
+pub struct Interp;
+
+struct InterpKernel {
+    graph: Graph,
+    dtype: DType,
+}
+
+impl Backend for Interp {
+    fn name(&self) -> &'static str {
+        "interp"
+    }
+    fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, String> {
+        Ok(Arc::new(InterpKernel {
+            graph: graph.clone(),
+            dtype,
+        }))
+    }
+}
+
+fn copy_outputs<T: Copy>(results: Vec<Vec<T>>, outputs: &mut [&mut [T]]) -> Result<(), String> {
+    if results.len() != outputs.len() {
+        return Err(format!(
+            "expected {} output buffers, got {}",
+            results.len(),
+            outputs.len()
+        ));
+    }
+    for (dst, src) in outputs.iter_mut().zip(results) {
+        if dst.len() != src.len() {
+            return Err(format!(
+                "output buffer holds {}, needs {}",
+                dst.len(),
+                src.len()
+            ));
+        }
+        dst.copy_from_slice(&src);
+    }
+    Ok(())
+}
+
+impl Kernel for InterpKernel {
+    fn graph(&self) -> &Graph {
+        &self.graph
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn run_f64(
+        &self,
+        inputs: &[&[f64]],
+        outputs: &mut [&mut [f64]],
+        batch: usize,
+    ) -> Result<(), String> {
+        if self.dtype != DType::F64 {
+            return Err("kernel was compiled for f32".into());
+        }
+        copy_outputs(interp::eval(&self.graph, inputs, batch)?, outputs)
+    }
+    fn run_f32(
+        &self,
+        inputs: &[&[f32]],
+        outputs: &mut [&mut [f32]],
+        batch: usize,
+    ) -> Result<(), String> {
+        if self.dtype != DType::F32 {
+            return Err("kernel was compiled for f64".into());
+        }
+        copy_outputs(interp::eval(&self.graph, inputs, batch)?, outputs)
+    }
+}

@@ -1,0 +1,192 @@
+//! Diagnostics: every user mistake is a `Diagnostic` value with a byte span,
+//! rendered like a compiler error (`file:line:col`, the source line, a caret
+//! and one sentence). Stages build them through the named constructors in
+//! their own `errors` modules; this module owns only the data and rendering.
+
+use std::fmt::Write as _;
+
+/// A half-open byte range `[start, end)` into one source text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Span {
+        Span {
+            start: start as u32,
+            end: end.max(start) as u32,
+        }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+/// One user-facing error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    /// Stable machine-readable kind, e.g. `E0101`; see `docs/errors.md`.
+    pub code: &'static str,
+    /// The headline: one sentence, lower-case start, no trailing period.
+    pub message: String,
+    pub span: Span,
+    /// Short text printed next to the caret (e.g. "expected `)`").
+    pub label: Option<String>,
+    /// Extra lines: `help: did you mean ...`, `note: ...`.
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    pub fn new(code: &'static str, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            code,
+            message: message.into(),
+            span,
+            label: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn with_label(mut self, label: impl Into<String>) -> Diagnostic {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.notes.push(format!("help: {}", help.into()));
+        self
+    }
+
+    pub fn with_note(mut self, note: impl Into<String>) -> Diagnostic {
+        self.notes.push(format!("note: {}", note.into()));
+        self
+    }
+
+    /// Render against the source it points into. `path` is printed as given.
+    pub fn render(&self, path: &str, source: &str) -> String {
+        let (line_no, col, line) = locate(source, self.span.start as usize);
+        let gutter = line_no.to_string().len();
+        let pad = " ".repeat(gutter);
+        let mut out = String::new();
+        let _ = writeln!(out, "error[{}]: {}", self.code, self.message);
+        let _ = writeln!(out, "{pad}--> {path}:{line_no}:{col}");
+        let _ = writeln!(out, "{pad} |");
+        let shown: String = line.chars().map(printable).collect();
+        let _ = writeln!(out, "{line_no} | {}", shown.trim_end());
+        let caret_start = line[..col_byte(line, col)].chars().count();
+        let span_len = self.span.end.saturating_sub(self.span.start) as usize;
+        let rest = line.len().saturating_sub(col_byte(line, col));
+        let width = line[col_byte(line, col)..col_byte(line, col) + span_len.min(rest)]
+            .chars()
+            .count()
+            .max(1);
+        let _ = write!(
+            out,
+            "{pad} | {}{}",
+            " ".repeat(caret_start),
+            "^".repeat(width)
+        );
+        match &self.label {
+            Some(label) => {
+                let _ = writeln!(out, " {label}");
+            }
+            None => out.push('\n'),
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "{pad} = {note}");
+        }
+        out
+    }
+}
+
+/// Control characters and tabs would break caret alignment; show them as spaces.
+fn printable(c: char) -> char {
+    if c.is_control() { ' ' } else { c }
+}
+
+fn col_byte(line: &str, col: usize) -> usize {
+    line.char_indices()
+        .nth(col - 1)
+        .map(|(i, _)| i)
+        .unwrap_or(line.len())
+}
+
+/// 1-based line and column (in characters) of a byte offset, and the line's text.
+pub fn locate(source: &str, offset: usize) -> (usize, usize, &str) {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let line_start = source[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_end = source[offset..]
+        .find('\n')
+        .map(|i| offset + i)
+        .unwrap_or(source.len());
+    let line_no = source[..line_start].matches('\n').count() + 1;
+    let col = source[line_start..offset].chars().count() + 1;
+    (line_no, col, &source[line_start..line_end])
+}
+
+/// Render several diagnostics, separated by blank lines.
+pub fn render_all(diags: &[Diagnostic], path: &str, source: &str) -> String {
+    diags
+        .iter()
+        .map(|d| d.render(path, source))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The closest candidate by edit distance, for "did you mean" hints.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, *c))
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_caret_under_span() {
+        let src = "const a = 1\nenergy e(x: [2]) = sum(y)\n";
+        let start = src.find("y)").unwrap();
+        let d = Diagnostic::new("E0000", Span::new(start, start + 1), "unknown name `y`")
+            .with_label("not defined")
+            .with_help("did you mean `x`?");
+        let text = d.render("m.ebm", src);
+        let expect = "error[E0000]: unknown name `y`\n --> m.ebm:2:24\n  |\n2 | energy e(x: [2]) = sum(y)\n  |                        ^ not defined\n  = help: did you mean `x`?\n";
+        assert_eq!(text, expect);
+    }
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(suggest("centres", ["centers", "x"]), Some("centers"));
+        assert_eq!(suggest("zzz", ["centers", "x"]), None);
+    }
+}

@@ -1,0 +1,423 @@
+//! The tensor IR: an SSA DAG in an arena. Nodes are addressed by typed `u32`
+//! ids, are appended in topological order (an operand always has a smaller id
+//! than its user), and are hash-consed on construction, so structurally equal
+//! subgraphs are one node (CSE for free). The graph is per-sample; `Sample`
+//! inputs gain a batch axis only when a kernel is run.
+
+pub mod interp;
+pub mod op;
+pub mod print;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::fmt;
+
+pub use op::{Axes, BinaryOp, F64, MAX_RANK, Op, Perm, Shape, UnaryOp, numel};
+
+macro_rules! typed_id {
+    ($name:ident, $prefix:literal) => {
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+
+typed_id!(NodeId, "%");
+typed_id!(InputId, "in");
+typed_id!(ConstId, "c");
+
+/// Whether an input varies across the batch (sample, conditioning, direction)
+/// or is shared by every batch element (parameters).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum InputKind {
+    Sample,
+    Shared,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputDecl {
+    pub name: String,
+    pub shape: Shape,
+    pub kind: InputKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstTensor {
+    pub shape: Shape,
+    pub data: Vec<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    pub op: Op,
+    pub args: Vec<NodeId>,
+    pub shape: Shape,
+}
+
+/// How an output combines across the batch when a kernel runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BatchReduce {
+    /// One value per batch element (energies, input gradients).
+    PerSample,
+    /// Summed over the batch (parameter gradients).
+    Sum,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    pub name: String,
+    pub node: NodeId,
+    pub reduce: BatchReduce,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub name: String,
+    nodes: Vec<Node>,
+    inputs: Vec<InputDecl>,
+    consts: Vec<ConstTensor>,
+    pub outputs: Vec<Output>,
+    interned: HashMap<Node, NodeId>,
+    interned_consts: HashMap<(Shape, Vec<u64>), ConstId>,
+}
+
+impl Graph {
+    pub fn new(name: impl Into<String>) -> Graph {
+        Graph {
+            name: name.into(),
+            ..Graph::default()
+        }
+    }
+
+    /// A graph with the same inputs and constants but no nodes: the target of
+    /// rewriting passes.
+    pub fn empty_like(&self) -> Graph {
+        Graph {
+            name: self.name.clone(),
+            inputs: self.inputs.clone(),
+            consts: self.consts.clone(),
+            interned_consts: self.interned_consts.clone(),
+            ..Graph::default()
+        }
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+    pub fn shape(&self, id: NodeId) -> &[usize] {
+        &self.nodes[id.index()].shape
+    }
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+    pub fn inputs(&self) -> &[InputDecl] {
+        &self.inputs
+    }
+    pub fn input(&self, id: InputId) -> &InputDecl {
+        &self.inputs[id.index()]
+    }
+    pub fn consts(&self) -> &[ConstTensor] {
+        &self.consts
+    }
+    pub fn constant(&self, id: ConstId) -> &ConstTensor {
+        &self.consts[id.index()]
+    }
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + use<> {
+        (0..self.nodes.len() as u32).map(NodeId)
+    }
+    pub fn find_input(&self, name: &str) -> Option<InputId> {
+        self.inputs
+            .iter()
+            .position(|i| i.name == name)
+            .map(|i| InputId(i as u32))
+    }
+    pub fn output(&self, name: &str) -> Option<NodeId> {
+        self.outputs.iter().find(|o| o.name == name).map(|o| o.node)
+    }
+
+    pub fn add_output(&mut self, name: impl Into<String>, node: NodeId, reduce: BatchReduce) {
+        self.outputs.push(Output {
+            name: name.into(),
+            node,
+            reduce,
+        });
+    }
+
+    /// Declares an input and returns the node that reads it.
+    pub fn input_node(&mut self, name: impl Into<String>, shape: Shape, kind: InputKind) -> NodeId {
+        let name = name.into();
+        let id = match self.find_input(&name) {
+            Some(id) => {
+                assert_eq!(
+                    self.inputs[id.index()].shape,
+                    shape,
+                    "input {name} redeclared"
+                );
+                id
+            }
+            None => {
+                self.inputs.push(InputDecl {
+                    name,
+                    shape: shape.clone(),
+                    kind,
+                });
+                InputId(self.inputs.len() as u32 - 1)
+            }
+        };
+        self.add(Op::Input(id), vec![], shape)
+    }
+
+    /// Appends (or finds) a node. Shapes are checked: a mismatch here is a
+    /// compiler bug, never a user error (`sema` has already rejected those).
+    pub fn add(&mut self, op: Op, args: Vec<NodeId>, shape: Shape) -> NodeId {
+        let arg_shapes: Vec<&[usize]> = args.iter().map(|&a| self.shape(a)).collect();
+        if let Err(e) = op::check_shape(&op, &arg_shapes, &shape) {
+            panic!("ill-shaped IR node: {e}");
+        }
+        let node = Node { op, args, shape };
+        if let Some(&id) = self.interned.get(&node) {
+            return id;
+        }
+        let id = NodeId(self.nodes.len() as u32);
+        self.interned.insert(node.clone(), id);
+        self.nodes.push(node);
+        id
+    }
+
+    // ----- typed constructors: each infers its result shape -----
+
+    pub fn scalar(&mut self, v: f64) -> NodeId {
+        self.add(Op::Scalar(F64::new(v)), vec![], vec![])
+    }
+
+    pub fn constant_tensor(&mut self, shape: Shape, data: Vec<f64>) -> NodeId {
+        assert_eq!(numel(&shape), data.len());
+        if shape.is_empty() {
+            return self.scalar(data[0]);
+        }
+        let key = (
+            shape.clone(),
+            data.iter().map(|v| F64::new(*v).get().to_bits()).collect(),
+        );
+        let id = match self.interned_consts.get(&key) {
+            Some(&id) => id,
+            None => {
+                self.consts.push(ConstTensor {
+                    shape: shape.clone(),
+                    data,
+                });
+                let id = ConstId(self.consts.len() as u32 - 1);
+                self.interned_consts.insert(key, id);
+                id
+            }
+        };
+        self.add(Op::Const(id), vec![], shape)
+    }
+
+    /// A constant filled with `v`, as a broadcast scalar.
+    pub fn fill(&mut self, v: f64, shape: &[usize]) -> NodeId {
+        let s = self.scalar(v);
+        self.broadcast(s, shape)
+    }
+
+    pub fn unary(&mut self, op: UnaryOp, a: NodeId) -> NodeId {
+        let shape = self.shape(a).to_vec();
+        self.add(Op::Unary(op), vec![a], shape)
+    }
+
+    pub fn neg(&mut self, a: NodeId) -> NodeId {
+        self.unary(UnaryOp::Neg, a)
+    }
+
+    pub fn powc(&mut self, a: NodeId, c: f64) -> NodeId {
+        let shape = self.shape(a).to_vec();
+        self.add(Op::PowConst(F64::new(c)), vec![a], shape)
+    }
+
+    /// Elementwise binary op; operands must already have equal shapes.
+    pub fn binary(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> NodeId {
+        let shape = self.shape(a).to_vec();
+        self.add(Op::Binary(op), vec![a, b], shape)
+    }
+
+    /// Elementwise binary op with NumPy broadcasting made explicit.
+    /// Panics if the shapes are incompatible (callers check first).
+    pub fn binary_bcast(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> NodeId {
+        let shape = op::broadcast_shapes(self.shape(a), self.shape(b)).unwrap_or_else(|| {
+            panic!(
+                "incompatible shapes {:?} {:?}",
+                self.shape(a),
+                self.shape(b)
+            )
+        });
+        let a = self.broadcast(a, &shape);
+        let b = self.broadcast(b, &shape);
+        self.binary(op, a, b)
+    }
+
+    pub fn add_(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        self.binary_bcast(BinaryOp::Add, a, b)
+    }
+    pub fn sub(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        self.binary_bcast(BinaryOp::Sub, a, b)
+    }
+    pub fn mul(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        self.binary_bcast(BinaryOp::Mul, a, b)
+    }
+    pub fn div(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        self.binary_bcast(BinaryOp::Div, a, b)
+    }
+
+    pub fn select(&mut self, c: NodeId, a: NodeId, b: NodeId) -> NodeId {
+        let shape = self.shape(a).to_vec();
+        self.add(Op::Select, vec![c, a, b], shape)
+    }
+
+    /// Broadcast to `shape`; the identity when already that shape.
+    pub fn broadcast(&mut self, a: NodeId, shape: &[usize]) -> NodeId {
+        if self.shape(a) == shape {
+            return a;
+        }
+        self.add(Op::Broadcast, vec![a], shape.to_vec())
+    }
+
+    pub fn reduce_sum(&mut self, a: NodeId, axes: Axes) -> NodeId {
+        if axes.is_empty() {
+            return a;
+        }
+        let shape = kept_dims(self.shape(a), axes);
+        self.add(Op::Sum(axes), vec![a], shape)
+    }
+
+    pub fn reduce_max(&mut self, a: NodeId, axes: Axes) -> NodeId {
+        if axes.is_empty() {
+            return a;
+        }
+        let shape = kept_dims(self.shape(a), axes);
+        self.add(Op::Max(axes), vec![a], shape)
+    }
+
+    pub fn sum_all(&mut self, a: NodeId) -> NodeId {
+        let rank = self.shape(a).len();
+        self.reduce_sum(a, Axes::all(rank))
+    }
+
+    pub fn reshape(&mut self, a: NodeId, shape: &[usize]) -> NodeId {
+        if self.shape(a) == shape {
+            return a;
+        }
+        self.add(Op::Reshape, vec![a], shape.to_vec())
+    }
+
+    pub fn transpose(&mut self, a: NodeId, perm: &[usize]) -> NodeId {
+        let p = Perm::new(perm);
+        if p.is_identity() {
+            return a;
+        }
+        let shape = perm.iter().map(|&i| self.shape(a)[i]).collect();
+        self.add(Op::Transpose(p), vec![a], shape)
+    }
+
+    pub fn slice(&mut self, a: NodeId, axis: usize, start: usize, len: usize) -> NodeId {
+        let mut shape = self.shape(a).to_vec();
+        if start == 0 && shape[axis] == len {
+            return a;
+        }
+        shape[axis] = len;
+        self.add(
+            Op::Slice {
+                axis: axis as u8,
+                start: start as u32,
+            },
+            vec![a],
+            shape,
+        )
+    }
+
+    pub fn concat(&mut self, parts: Vec<NodeId>, axis: usize) -> NodeId {
+        if parts.len() == 1 {
+            return parts[0];
+        }
+        let mut shape = self.shape(parts[0]).to_vec();
+        shape[axis] = parts.iter().map(|&p| self.shape(p)[axis]).sum();
+        self.add(Op::Concat { axis: axis as u8 }, parts, shape)
+    }
+
+    pub fn matmul(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        let shape = op::matmul_shape(self.shape(a), self.shape(b))
+            .unwrap_or_else(|| panic!("matmul {:?} @ {:?}", self.shape(a), self.shape(b)));
+        self.add(Op::MatMul, vec![a, b], shape)
+    }
+
+    pub fn stop_gradient(&mut self, a: NodeId) -> NodeId {
+        let shape = self.shape(a).to_vec();
+        self.add(Op::StopGradient, vec![a], shape)
+    }
+
+    /// Numerically stable log-sum-exp over `axes`:
+    /// m + log(sum(exp(x − m))) with m = stop_gradient(max(x)).
+    pub fn logsumexp(&mut self, a: NodeId, axes: Axes) -> NodeId {
+        let shape = self.shape(a).to_vec();
+        let m = self.reduce_max(a, axes);
+        let m = self.stop_gradient(m);
+        let keep = keepdims(&shape, axes);
+        let m_keep = self.reshape(m, &keep);
+        let m_full = self.broadcast(m_keep, &shape);
+        let shifted = self.binary(BinaryOp::Sub, a, m_full);
+        let e = self.unary(UnaryOp::Exp, shifted);
+        let s = self.reduce_sum(e, axes);
+        let l = self.unary(UnaryOp::Log, s);
+        self.binary(BinaryOp::Add, m, l)
+    }
+
+    /// Nodes reachable from the outputs (and the given extra roots), as a mask.
+    pub fn live(&self, extra_roots: &[NodeId]) -> Vec<bool> {
+        let mut live = vec![false; self.nodes.len()];
+        let roots = self
+            .outputs
+            .iter()
+            .map(|o| o.node)
+            .chain(extra_roots.iter().copied());
+        for r in roots {
+            live[r.index()] = true;
+        }
+        for i in (0..self.nodes.len()).rev() {
+            if live[i] {
+                for a in &self.nodes[i].args {
+                    live[a.index()] = true;
+                }
+            }
+        }
+        live
+    }
+}
+
+/// The shape after removing `axes`.
+pub fn kept_dims(shape: &[usize], axes: Axes) -> Shape {
+    (0..shape.len())
+        .filter(|&a| !axes.contains(a))
+        .map(|a| shape[a])
+        .collect()
+}
+
+/// The shape after setting `axes` to 1 (NumPy `keepdims=True`).
+pub fn keepdims(shape: &[usize], axes: Axes) -> Shape {
+    (0..shape.len())
+        .map(|a| if axes.contains(a) { 1 } else { shape[a] })
+        .collect()
+}
