@@ -8,6 +8,7 @@ pub mod autodiff;
 pub mod backend;
 pub mod data;
 pub mod diag;
+pub mod driver;
 pub mod ir;
 pub mod lower;
 pub mod opt;

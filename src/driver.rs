@@ -1,0 +1,42 @@
+//! The driver strings the stages together for the CLI and the tests: read a
+//! file, parse, analyse, lower. Each function returns diagnostics already
+//! rendered against the file, so callers only print them.
+
+use std::path::Path;
+
+use crate::diag::render_all;
+use crate::syntax::{self, ast};
+
+/// A source file read into memory, with the name used in diagnostics.
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn read(path: &Path) -> Result<SourceFile, String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
+        Ok(SourceFile {
+            path: path.display().to_string(),
+            // Invalid UTF-8 becomes U+FFFD, which the parser then reports with a caret.
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+
+    /// The folder that relative data paths in the script are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        Path::new(&self.path).parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// Parses, or returns the rendered diagnostics.
+pub fn parse(file: &SourceFile) -> Result<ast::Program, String> {
+    syntax::parse(&file.text).map_err(|d| render_all(&d, &file.path, &file.text))
+}
+
+/// Everything `ebm check` does: succeeds iff the program is valid.
+pub fn check(file: &SourceFile) -> Result<(), String> {
+    parse(file)?;
+    Ok(())
+}
