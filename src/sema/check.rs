@@ -678,17 +678,21 @@ impl Analyzer<'_> {
         } else if !call && builtins::lookup(n).is_some() {
             self.diags.push(err::function_as_value(n, span));
         } else {
-            let mut candidates: Vec<&str> = self.symbols.keys().map(|s| s.as_str()).collect();
+            // Arguments of the current definition are the likeliest meaning.
+            let mut locals: Vec<&str> = Vec::new();
             if let Ctx::Def { input, cond, .. } = &self.ctx {
-                candidates.push(&input.name);
+                locals.push(&input.name);
                 if let Some(c) = cond {
-                    candidates.push(&c.name);
+                    locals.push(&c.name);
                 }
             }
+            let mut candidates: Vec<&str> = self.symbols.keys().map(|s| s.as_str()).collect();
             if call {
                 candidates.extend(builtins::BUILTINS.iter().map(|b| b.name));
             }
-            let hint = suggest(n, candidates).map(str::to_string);
+            let hint = suggest(n, locals)
+                .or_else(|| suggest(n, candidates))
+                .map(str::to_string);
             self.diags
                 .push(err::unknown_name(n, span, hint.as_deref(), call));
         }
