@@ -40,3 +40,12 @@ pub fn check(file: &SourceFile) -> Result<(), String> {
     parse(file)?;
     Ok(())
 }
+
+/// `check` on text held in memory (the fuzzer and tests use it); `path` is
+/// only the name printed in diagnostics.
+pub fn check_source(path: &str, text: &str) -> Result<(), String> {
+    check(&SourceFile {
+        path: path.to_string(),
+        text: text.to_string(),
+    })
+}
