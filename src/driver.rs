@@ -57,3 +57,12 @@ pub fn run(file: &SourceFile, out: &mut dyn std::io::Write) -> Result<(), String
     let module = analyze(file)?;
     script::run(&module, out).map_err(|d| render_all(&[d], &file.path, &file.text))
 }
+
+/// `check` on text held in memory (the fuzzer and tests use it); `path` is
+/// only the name printed in diagnostics.
+pub fn check_source(path: &str, text: &str) -> Result<(), String> {
+    check(&SourceFile {
+        path: path.to_string(),
+        text: text.to_string(),
+    })
+}
