@@ -2,7 +2,7 @@
 //! through `sema` (paths relative to the script's folder), and every failure
 //! a diagnostic with the right code pointing at the path or key.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ebm::data::{Array, Key, csv, load, npy};
 use ebm::sema::analyze;
@@ -13,7 +13,10 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn consts(dir: &PathBuf, src: &str) -> Result<Vec<(String, Array)>, Vec<(String, String)>> {
+/// `(code, spanned source text)` of each diagnostic.
+type Errors = Vec<(String, String)>;
+
+fn consts(dir: &Path, src: &str) -> Result<Vec<(String, Array)>, Errors> {
     let program = ebm::syntax::parse(src).unwrap();
     match analyze(&program, dir) {
         Ok(m) => Ok(m

@@ -351,11 +351,7 @@ impl Analyzer<'_> {
 
     fn collect_params(&self, e: &TExpr, out: &mut Vec<String>) {
         match &e.kind {
-            TKind::Param(n) => {
-                if !out.contains(n) {
-                    out.push(n.clone());
-                }
-            }
+            TKind::Param(n) if !out.contains(n) => out.push(n.clone()),
             TKind::Call { def, .. } => {
                 for n in &self.module.defs[*def].params {
                     if !out.contains(n) {
