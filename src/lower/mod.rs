@@ -48,7 +48,7 @@ pub fn lower_def(defs: &[DefInfo], def: &DefInfo) -> Graph {
         g: &mut g,
         defs,
         env: Env { x: Some(x), c },
-        depth: 0,
+        calls: HashMap::new(),
     };
     let out = l.expr(&def.body);
     let (name, out) = match def.kind {
@@ -67,7 +67,7 @@ pub fn lower_expr(defs: &[DefInfo], e: &TExpr) -> Graph {
         g: &mut g,
         defs,
         env: Env { x: None, c: None },
-        depth: 0,
+        calls: HashMap::new(),
     };
     let out = l.expr(e);
     g.add_output("value", out, BatchReduce::PerSample);
@@ -110,7 +110,10 @@ struct Lowerer<'a> {
     g: &'a mut Graph,
     defs: &'a [DefInfo],
     env: Env,
-    depth: usize,
+    /// Inlined calls already lowered, by (definition, x node, c node): with
+    /// hash-consing this keeps repeated calls (and chains of definitions
+    /// that call each other twice) linear instead of exponential.
+    calls: HashMap<(usize, NodeId, Option<NodeId>), NodeId>,
 }
 
 impl Lowerer<'_> {
@@ -206,13 +209,15 @@ impl Lowerer<'_> {
             TKind::Call { def, x, cond } => {
                 let x = self.expr(x);
                 let c = cond.as_ref().map(|c| self.expr(c));
+                if let Some(&out) = self.calls.get(&(*def, x, c)) {
+                    return out;
+                }
                 let callee = &self.defs[*def];
                 let saved = self.env;
                 self.env = Env { x: Some(x), c };
-                self.depth += 1;
                 let out = self.expr(&callee.body);
-                self.depth -= 1;
                 self.env = saved;
+                self.calls.insert((*def, x, c), out);
                 out
             }
         }

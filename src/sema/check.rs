@@ -23,6 +23,40 @@ use super::{
 /// Deeper expressions are rejected rather than risking the stack.
 const MAX_DEPTH: usize = 200;
 
+/// The most work (≈ element operations) one constant fold may cost.
+const MAX_FOLD_COST: usize = 1 << 26;
+
+/// Definitions may inline each other at most this deep.
+const MAX_CALL_DEPTH: usize = 64;
+
+/// The most nodes a `let` value may hold once earlier `let`s are inlined.
+const MAX_LET_NODES: usize = 10_000;
+
+/// Rough cost of evaluating one node at compile time.
+fn fold_cost(e: &TExpr) -> usize {
+    let out = numel(&e.shape).max(1);
+    let ins: usize = e.children().iter().map(|c| numel(&c.shape)).sum();
+    let base = out.saturating_add(ins);
+    match &e.kind {
+        TKind::MatMul(a, _) => {
+            let k = a.shape.last().copied().unwrap_or(1);
+            base.saturating_add(out.saturating_mul(k))
+        }
+        _ => base,
+    }
+}
+
+fn tree_size(e: &TExpr, limit: usize) -> usize {
+    let mut n = 1;
+    for c in e.children() {
+        if n > limit {
+            break;
+        }
+        n += tree_size(c, limit);
+    }
+    n
+}
+
 /// What names and builtins an expression may use.
 #[derive(Clone, Debug)]
 enum Ctx {
@@ -193,7 +227,15 @@ impl Analyzer<'_> {
                     }
                     None => {
                         self.ctx = Ctx::Script;
-                        self.expr(value).map(|e| {
+                        let checked = self.expr(value);
+                        let checked = match checked {
+                            Some(e) if tree_size(&e, MAX_LET_NODES) > MAX_LET_NODES => {
+                                self.diags.push(err::too_costly(value.span));
+                                None
+                            }
+                            other => other,
+                        };
+                        checked.map(|e| {
                             self.module.statements.push(Statement {
                                 name: "let".into(),
                                 binding: Some(name.name.clone()),
@@ -334,6 +376,15 @@ impl Analyzer<'_> {
                 (DefKind::Model, out, body)
             }
         };
+        let call_depth = 1 + self.max_call_depth(&body);
+        if call_depth > MAX_CALL_DEPTH {
+            self.diags.push(err::calls_too_deep(
+                &d.name.name,
+                MAX_CALL_DEPTH,
+                d.name.span,
+            ));
+            return None;
+        }
         let mut params = Vec::new();
         self.collect_params(&body, &mut params);
         self.module.defs.push(DefInfo {
@@ -344,9 +395,21 @@ impl Analyzer<'_> {
             output,
             body,
             params,
+            call_depth,
             span,
         });
         Some(Symbol::Def(self.module.defs.len() - 1))
+    }
+
+    fn max_call_depth(&self, e: &TExpr) -> usize {
+        let own = match &e.kind {
+            TKind::Call { def, .. } => self.module.defs[*def].call_depth,
+            _ => 0,
+        };
+        e.children()
+            .iter()
+            .map(|c| self.max_call_depth(c))
+            .fold(own, usize::max)
     }
 
     fn collect_params(&self, e: &TExpr, out: &mut Vec<String>) {
@@ -408,6 +471,10 @@ impl Analyzer<'_> {
     fn need_const(&mut self, e: &TExpr) -> Option<Arc<Tensor>> {
         match &e.kind {
             TKind::Const(t) => Some(t.clone()),
+            _ if fold_cost(e) > MAX_FOLD_COST => {
+                self.diags.push(err::too_costly(e.span));
+                None
+            }
             _ => {
                 self.diags.push(err::not_constant("a constant", e.span));
                 None
@@ -517,7 +584,7 @@ impl Analyzer<'_> {
             e.kind,
             TKind::Const(_) | TKind::Input | TKind::Cond | TKind::Param(_) | TKind::Call { .. }
         ) && e.children().iter().all(|c| c.as_const().is_some());
-        if foldable && numel(&e.shape) <= MAX_CONST_ELEMS {
+        if foldable && fold_cost(&e) <= MAX_FOLD_COST {
             let t = crate::lower::eval_const(&e);
             return Some(TExpr {
                 kind: TKind::Const(Arc::new(t)),
@@ -1219,7 +1286,7 @@ impl Analyzer<'_> {
                     Some(e) => self.static_num(e, "`radius`")?,
                     None => 1.0,
                 };
-                self.check_size(&[n, 2], span)?;
+                self.const_budget(&[n, 2], span)?;
                 let mut data = Vec::with_capacity(2 * n);
                 for k in 0..n {
                     let t = 2.0 * std::f64::consts::PI * k as f64 / n as f64;

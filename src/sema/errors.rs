@@ -384,6 +384,14 @@ pub fn too_deep(span: Span) -> Diagnostic {
     )
 }
 
+pub fn calls_too_deep(name: &str, max: usize, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0214",
+        span,
+        format!("expected definitions nested at most {max} calls deep, found `{name}` deeper"),
+    )
+}
+
 // ----- E03xx: shapes and values -----
 
 pub fn broadcast_mismatch(op: &str, a: &[usize], b: &[usize], span: Span) -> Diagnostic {
@@ -699,6 +707,14 @@ pub fn too_large(shape: &[usize], span: Span) -> Diagnostic {
             "expected a tensor of rank ≤ 8 that fits in memory, found shape {}",
             st(shape)
         ),
+    )
+}
+
+pub fn too_costly(span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0320",
+        span,
+        "expected a value small enough to compute at compile time, found one that is too large",
     )
 }
 

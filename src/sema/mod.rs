@@ -157,6 +157,8 @@ pub struct DefInfo {
     /// Full names of the parameters the body reads, inlined calls included,
     /// in first-use order.
     pub params: Vec<String>,
+    /// 1 + the deepest chain of definitions this one inlines (bounded by sema).
+    pub call_depth: usize,
     pub span: Span,
 }
 
@@ -311,7 +313,7 @@ pub fn shape_text(shape: &[usize]) -> String {
 }
 
 /// Used by callers that fold: whether a value is small enough to build at compile time.
-pub const MAX_CONST_ELEMS: usize = 1 << 26;
+pub const MAX_CONST_ELEMS: usize = 1 << 24;
 
 /// The largest number of elements any static shape may hold.
 pub const MAX_ELEMS: usize = 1 << 31;
