@@ -29,7 +29,7 @@ pub fn lower(module: &Module, name: &str) -> Result<Graph, Diagnostic> {
         }
         return Err(d);
     };
-    Ok(lower_def(&module.defs, def))
+    Ok(crate::sema::with_big_stack(|| lower_def(&module.defs, def)))
 }
 
 /// Lowers one definition given the definitions it may call.
@@ -88,7 +88,7 @@ pub fn eval_expr(
     e: &TExpr,
     params: &HashMap<String, Vec<f64>>,
 ) -> Result<Tensor, String> {
-    let g = lower_expr(defs, e);
+    let g = crate::sema::with_big_stack(|| lower_expr(defs, e));
     let mut data = Vec::new();
     for input in g.inputs() {
         match params.get(&input.name) {

@@ -21,7 +21,7 @@ use super::{
 };
 
 /// Deeper expressions are rejected rather than risking the stack.
-const MAX_DEPTH: usize = 200;
+const MAX_DEPTH: usize = 600;
 
 /// The most work (≈ element operations) one constant fold may cost.
 const MAX_FOLD_COST: usize = 1 << 26;

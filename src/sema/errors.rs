@@ -380,7 +380,7 @@ pub fn too_deep(span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0213",
         span,
-        "expected an expression nested at most 200 levels deep, found a deeper one",
+        "expected an expression nested at most 600 levels deep, found a deeper one",
     )
 }
 

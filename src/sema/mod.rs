@@ -303,7 +303,33 @@ impl Module {
 /// Analyses a parsed program. Relative `load` paths resolve against `base_dir`.
 /// Returns every diagnostic it reasonably can, in source order.
 pub fn analyze(program: &ast::Program, base_dir: &Path) -> Result<Module, Vec<Diagnostic>> {
-    check::analyze(program, base_dir)
+    with_big_stack(|| check::analyze(program, base_dir))
+}
+
+/// Runs `f` on a thread with a large stack. The checker and the lowering are
+/// recursive over expressions the parser allows to be a few hundred levels
+/// deep; debug builds need more than a test thread's 2 MiB for that. The
+/// memory is only reserved, not touched, unless used.
+pub fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    const STACK: usize = 256 << 20;
+    let mut slot = Some(f);
+    let done = std::thread::scope(|s| {
+        let taken = &mut slot;
+        let spawned = std::thread::Builder::new()
+            .name("ebm-sema".into())
+            .stack_size(STACK)
+            .spawn_scoped(s, move || taken.take().map(|f| f()));
+        match spawned {
+            Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            Err(_) => None,
+        }
+    });
+    match (done, slot) {
+        (Some(v), _) => v,
+        // No thread could be started: run here, with the current stack.
+        (None, Some(f)) => f(),
+        (None, None) => unreachable!("the thread took `f` and returned its value"),
+    }
 }
 
 /// `[2, 3]`, `[]` for scalars.
