@@ -162,6 +162,10 @@ pub fn describe(
     } else {
         main
     };
+    if wanted.contains(&Want::Definition) {
+        // Blank lines never reach pest, so a line cannot just end here.
+        wanted.retain(|w| *w != Want::EndOfLine);
+    }
     wanted.sort();
     let kind = clean[start..end].split_whitespace().next().unwrap_or("");
     let prev = token_before(clean, start, at);
@@ -239,6 +243,8 @@ pub fn describe(
         d = d.with_help(format!(
             "a line cannot start with `{found_text}`; to continue an expression on the next line, wrap it in parentheses"
         ));
+    } else if found_text == "|" && wanted == [Want::Token(")")] {
+        d = d.with_help("a definition takes one sample argument and at most one conditioning argument after `|`");
     } else if found_text == "*" && prev.is_some_and(|(p, _)| p == "*") {
         d = d.with_help("powers are written `x ^ 2`");
     } else if found_text == "=" && prev.is_some_and(|(p, _)| p == "=") {

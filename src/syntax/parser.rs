@@ -250,6 +250,7 @@ impl<'s> Line<'s> {
                     span,
                     operand.depth + 1,
                     false,
+                    op_span,
                 )
             })
             .map_infix(|lhs, op, rhs| {
@@ -273,11 +274,13 @@ impl<'s> Line<'s> {
                     span,
                     lhs.depth.max(rhs.depth) + 1,
                     comparison,
+                    op_span,
                 )
             })
             .map_postfix(|base, op| {
                 let base = base?;
-                let span = base.expr.span.to(self.span(&op));
+                let op_span = self.span(&op);
+                let span = base.expr.span.to(op_span);
                 let mut depth = base.depth;
                 let mut indices = Vec::new();
                 for item in op.into_inner().filter(|p| p.as_rule() == Rule::index_item) {
@@ -293,6 +296,7 @@ impl<'s> Line<'s> {
                     span,
                     depth + 1,
                     false,
+                    op_span,
                 )
             })
             .parse(seq.into_iter())
@@ -334,10 +338,16 @@ impl<'s> Line<'s> {
     fn primary(&self, pair: Pair<Rule>, nest: usize) -> Built {
         let span = self.span(&pair);
         match pair.as_rule() {
-            Rule::number => make(ExprKind::Number(self.number(&pair)?), span, 1, false),
+            Rule::number => make(ExprKind::Number(self.number(&pair)?), span, 1, false, span),
             Rule::bad_number => Err(errors::bad_number(span, pair.as_str())),
-            Rule::string => make(ExprKind::Str(self.string(&pair)?), span, 1, false),
-            Rule::name => make(ExprKind::Name(pair.as_str().to_string()), span, 1, false),
+            Rule::string => make(ExprKind::Str(self.string(&pair)?), span, 1, false, span),
+            Rule::name => make(
+                ExprKind::Name(pair.as_str().to_string()),
+                span,
+                1,
+                false,
+                span,
+            ),
             Rule::paren => {
                 let inner = pair
                     .into_inner()
@@ -357,7 +367,7 @@ impl<'s> Line<'s> {
                     depth = depth.max(n.depth);
                     elems.push(n.expr);
                 }
-                make(ExprKind::Tensor(elems), span, depth + 1, false)
+                make(ExprKind::Tensor(elems), span, depth + 1, false, span)
             }
             Rule::call => self.call(pair, nest),
             _ => Err(internal(span)),
@@ -401,11 +411,13 @@ impl<'s> Line<'s> {
             }
         }
         let callee = callee.ok_or_else(|| internal(span))?;
+        let at = callee.span;
         make(
             ExprKind::Call { callee, args, cond },
             span,
             depth + 1,
             false,
+            at,
         )
     }
 
@@ -504,9 +516,10 @@ impl<'s> Line<'s> {
     }
 }
 
-fn make(kind: ExprKind, span: Span, depth: u32, comparison: bool) -> Built {
+/// `at` is where a too-deep tree is reported: the operator that made it so.
+fn make(kind: ExprKind, span: Span, depth: u32, comparison: bool, at: Span) -> Built {
     if depth > MAX_EXPR_DEPTH {
-        return Err(errors::tree_too_deep(span));
+        return Err(errors::tree_too_deep(at));
     }
     Ok(Node {
         expr: Expr { kind, span },

@@ -88,7 +88,7 @@ pub fn scan(source: &str) -> Result<Scanned, Diagnostic> {
         }
     }
     if let Some(&(open_at, open)) = stack.last() {
-        return Err(errors::unclosed(open_at, open, "end of file"));
+        return Err(errors::unclosed(open_at, open, "the end of the file"));
     }
     push_line(&clean, line_start, source.len(), &mut lines);
     // Only ASCII bytes were written over whole characters, so this cannot fail.
