@@ -3,6 +3,8 @@
 //! (`autodiff::derived`) on first use, optimises it and hands it to the
 //! backend; runners (samplers, training) only ever talk to this type.
 
+pub mod fused;
+
 use std::sync::{Arc, Mutex};
 
 use crate::autodiff::derived::{Want, derive};
