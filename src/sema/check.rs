@@ -116,7 +116,9 @@ pub(super) fn analyze(program: &ast::Program, base_dir: &Path) -> Result<Module,
             if let Some(first) = a.all_names.get(&name.name) {
                 a.diags.push(err::duplicate_definition(name, *first));
                 duplicate[i] = true;
-            } else if builtins::lookup(&name.name).is_some() || STATEMENTS.contains(&&*name.name) {
+            } else if STATEMENTS.contains(&&*name.name) {
+                // Builtin functions may be shadowed (`energy ring(..)`); statement
+                // names may not, or `print(..)` would be ambiguous.
                 a.diags.push(err::shadows_builtin(name));
                 duplicate[i] = true;
             } else {

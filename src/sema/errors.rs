@@ -85,7 +85,7 @@ pub fn shadows_builtin(name: &Ident) -> Diagnostic {
         "E0203",
         name.span,
         format!(
-            "expected a new name, found `{}`, which is a builtin",
+            "expected a new name, found `{}`, which is a statement",
             name.name
         ),
     )
