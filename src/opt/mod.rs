@@ -109,7 +109,20 @@ fn identity(g: &mut Graph, op: Op, args: &[NodeId], shape: &[usize]) -> Option<N
         },
         Op::Broadcast | Op::Reshape => {
             let inner = g.node(args[0]).clone();
-            (inner.op == op).then(|| g.add(op, vec![inner.args[0]], shape.to_vec()))
+            let inner_src = inner.args.first().copied();
+            match inner_src {
+                // Chains of reshapes or of broadcasts collapse to one.
+                Some(src) if inner.op == op => Some(g.add(op, vec![src], shape.to_vec())),
+                // Reshaping or broadcasting a broadcast (or reshape) of a scalar
+                // is a broadcast of that scalar.
+                Some(src)
+                    if g.shape(src).is_empty()
+                        && matches!(inner.op, Op::Broadcast | Op::Reshape) =>
+                {
+                    Some(g.broadcast(src, shape))
+                }
+                _ => None,
+            }
         }
         Op::Transpose(p) => match g.node(args[0]).op {
             Op::Transpose(q) => {
