@@ -133,9 +133,30 @@ fn identity(g: &mut Graph, op: Op, args: &[NodeId], shape: &[usize]) -> Option<N
             }
             _ => None,
         },
+        Op::MatMul => matmul_by_one(g, args, shape),
         _ if op.is_elementwise() => through_broadcast(g, op, args, shape),
         _ => None,
     }
+}
+
+/// A product with a 1×1 (or length-1) literal one is a reshape of the other
+/// operand; AD produces these when a layer's output has width 1.
+fn matmul_by_one(g: &mut Graph, args: &[NodeId], shape: &[usize]) -> Option<NodeId> {
+    let is_one = |g: &Graph, n: NodeId| {
+        crate::ir::numel(g.shape(n)) == 1
+            && match g.node(n).op {
+                Op::Const(c) => g.constant(c).data[0] == 1.0,
+                _ => scalar_value(g, n) == Some(1.0),
+            }
+    };
+    let other = if is_one(g, args[1]) {
+        args[0]
+    } else if is_one(g, args[0]) {
+        args[1]
+    } else {
+        return None;
+    };
+    Some(g.reshape(other, shape))
 }
 
 /// `f(broadcast(a), broadcast(b))` → `broadcast(f(a, b))` when every operand is
