@@ -877,6 +877,12 @@ impl Analyzer<'_> {
                 .push(err::too_many_indices(items.len(), &t.shape, span));
             return None;
         }
+        if let [IndexItem::At(e)] = items {
+            let i = self.expr(e)?;
+            if i.as_const().is_none() {
+                return self.dynamic_index(t, i, e.span, span);
+            }
+        }
         let mut keep = Vec::new();
         for (axis, item) in items.iter().enumerate() {
             let dim = t.shape[axis];
@@ -925,6 +931,45 @@ impl Analyzer<'_> {
             .map(|a| t.shape[a])
             .collect();
         self.reshape(t, final_shape, span)
+    }
+
+    /// `t[i]` with a run-time scalar index (e.g. a label passed as
+    /// conditioning, `-f(x)[y]`): Σ_k t[k] · [k = i] over axis 0, with
+    /// `[k = i]` as (k ≥ i)·(i ≥ k). A non-integer or out-of-range index
+    /// selects nothing (the result is 0).
+    fn dynamic_index(&mut self, t: TExpr, i: TExpr, ispan: Span, span: Span) -> Option<TExpr> {
+        if !i.shape.is_empty() {
+            self.diags
+                .push(err::expected_number("an index", &i.shape, ispan));
+            return None;
+        }
+        let n = t.shape[0];
+        let mut mshape = vec![n];
+        mshape.extend(std::iter::repeat_n(1, t.shape.len() - 1));
+        let iota = Array::new(mshape.clone(), (0..n).map(|k| k as f64).collect());
+        let iota = self.constant(iota, ispan)?;
+        let ge = self.mk(
+            TKind::Binary(BinaryOp::Ge, Box::new(iota.clone()), Box::new(i.clone())),
+            mshape.clone(),
+            ispan,
+        )?;
+        let le = self.mk(
+            TKind::Binary(BinaryOp::Ge, Box::new(i), Box::new(iota)),
+            mshape.clone(),
+            ispan,
+        )?;
+        let mask = self.mk(
+            TKind::Binary(BinaryOp::Mul, Box::new(ge), Box::new(le)),
+            mshape,
+            ispan,
+        )?;
+        let shape = t.shape.clone();
+        let picked = self.mk(
+            TKind::Binary(BinaryOp::Mul, Box::new(t), Box::new(mask)),
+            shape,
+            span,
+        )?;
+        self.reduce(Reduce::Sum, picked, Axes::of(&[0]), span)
     }
 
     fn slice(
