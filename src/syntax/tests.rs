@@ -268,3 +268,32 @@ fn garbage_never_panics() {
     assert_eq!(parse(&big).unwrap().items.len(), 20_000);
     assert_eq!(parse(&"x".repeat(9 << 20)).unwrap_err()[0].code, "E0114");
 }
+
+/// The design brief's sketch parses as a whole.
+#[test]
+fn design_sketch() {
+    let src = r#"
+# closed-form energy: mixture of 8 Gaussians on a ring
+const centers = ring(8, radius = 2.0)          # [8, 2]
+energy gmm(x: [2]) = -logsumexp(-sqnorm(x - centers) / (2 * 0.1^2))
+energy concept(x: [2] | c: [4]) = mlp(concat(x, c), [64, 64, 1])
+energy only(x: [2])   = concept(x | onehot(1, 4)) and not 0.5 * concept(x | onehot(0, 4))
+model f(x: [64]) -> [10] = mlp(x, [256, 256, 10], act = swish)
+data digits = csv("digits.csv", label = "label", scale = 1 / 16)
+train(net, moons, loss = cd(l2 = 1.0, kl = 1.0),
+      sampler = langevin(step = 0.01, steps = 20),
+      optimizer = adam(lr = 1e-3), seed = 0)
+let s = sample(gmm, mala(step = 0.05), chains = 4096)
+plot(s, "gmm.png")
+"#;
+    let expect = r#"(const centers (call ring 8 (= radius 2)))
+(energy gmm (x [2]) (neg (call logsumexp (/ (neg (call sqnorm (- x centers))) (* 2 (^ 0.1 2))))))
+(energy concept (x [2]) (| c [4]) (call mlp (call concat x c) (tensor 64 64 1)))
+(energy only (x [2]) (and (call concept x (| (call onehot 1 4))) (not (* 0.5 (call concept x (| (call onehot 0 4)))))))
+(model f (x [64]) -> [10] (call mlp x (tensor 256 256 10) (= act swish)))
+(data digits (call csv "digits.csv" (= label "label") (= scale (/ 1 16))))
+(call train net moons (= loss (call cd (= l2 1) (= kl 1))) (= sampler (call langevin (= step 0.01) (= steps 20))) (= optimizer (call adam (= lr 0.001))) (= seed 0))
+(let s (call sample gmm (call mala (= step 0.05)) (= chains 4096)))
+(call plot s "gmm.png")"#;
+    check(src, expect);
+}
