@@ -11,10 +11,10 @@ use super::builtins::{Sig, signature_text};
 use super::{DefInfo, DefKind, shape_text as st};
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
+    match (n, word) {
+        (1, _) => format!("1 {word}"),
+        (_, "index") => format!("{n} indices"),
+        _ => format!("{n} {word}s"),
     }
 }
 
@@ -498,15 +498,19 @@ pub fn index_out_of_range(i: i64, axis: usize, dim: usize, span: Span) -> Diagno
 }
 
 pub fn too_many_indices(n: usize, shape: &[usize], span: Span) -> Diagnostic {
-    Diagnostic::new(
-        "E0306",
-        span,
+    let msg = if shape.is_empty() {
+        format!(
+            "expected no index on a scalar, found {}",
+            plural(n, "index")
+        )
+    } else {
         format!(
             "expected at most {} for shape {}, found {n}",
             plural(shape.len(), "index"),
             st(shape)
-        ),
-    )
+        )
+    };
+    Diagnostic::new("E0306", span, msg)
 }
 
 pub fn bad_slice(start: i64, end: i64, axis: usize, dim: usize, span: Span) -> Diagnostic {
