@@ -147,10 +147,16 @@ impl Graph {
     pub fn ids(&self) -> impl Iterator<Item = NodeId> + use<> {
         (0..self.nodes.len() as u32).map(NodeId)
     }
+    /// The `Sample` input called `name` (`x`, `c`, `v`, ...). Parameters
+    /// (`Shared`) live in their own namespace, so a parameter may be called `x`.
     pub fn find_input(&self, name: &str) -> Option<InputId> {
+        self.find_input_of(name, InputKind::Sample)
+    }
+
+    pub fn find_input_of(&self, name: &str, kind: InputKind) -> Option<InputId> {
         self.inputs
             .iter()
-            .position(|i| i.name == name)
+            .position(|i| i.name == name && i.kind == kind)
             .map(|i| InputId(i as u32))
     }
     pub fn output(&self, name: &str) -> Option<NodeId> {
@@ -168,7 +174,7 @@ impl Graph {
     /// Declares an input and returns the node that reads it.
     pub fn input_node(&mut self, name: impl Into<String>, shape: Shape, kind: InputKind) -> NodeId {
         let name = name.into();
-        let id = match self.find_input(&name) {
+        let id = match self.find_input_of(&name, kind) {
             Some(id) => {
                 assert_eq!(
                     self.inputs[id.index()].shape,

@@ -35,15 +35,13 @@ pub fn lower(module: &Module, name: &str) -> Result<Graph, Diagnostic> {
 /// Lowers one definition given the definitions it may call.
 pub fn lower_def(defs: &[DefInfo], def: &DefInfo) -> Graph {
     let mut g = Graph::new(def.name.clone());
-    let x = g.input_node(
-        def.input.name.clone(),
-        def.input.shape.clone(),
-        InputKind::Sample,
-    );
+    // Sample inputs are always `x` and `c`, whatever the user called them:
+    // kernels and runners bind them by these names.
+    let x = g.input_node("x", def.input.shape.clone(), InputKind::Sample);
     let c = def
         .cond
         .as_ref()
-        .map(|c| g.input_node(c.name.clone(), c.shape.clone(), InputKind::Sample));
+        .map(|c| g.input_node("c", c.shape.clone(), InputKind::Sample));
     let mut l = Lowerer {
         g: &mut g,
         defs,

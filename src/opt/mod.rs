@@ -1,7 +1,8 @@
 //! Simplification after AD. One pass rebuilds the graph node by node into a
 //! fresh arena, applying local rewrites as each node is re-added:
 //! IEEE-exact constant folding, directional identities (`x*1 → x`,
-//! `x+0 → x`, `--x → x`, elementwise ops pulled through broadcasts), CSE (the
+//! `x+0 → x`, `--x → x`, `0·x → 0`, elementwise ops pulled through
+//! broadcasts), CSE (the
 //! new graph hash-conses) and DCE (only nodes live from the outputs are
 //! visited). Every rewrite can be switched off for tests and bisection.
 
@@ -69,7 +70,7 @@ pub fn optimize(g: &Graph, cfg: Config) -> Graph {
 
 fn rebuild(g: &mut Graph, op: Op, args: Vec<NodeId>, shape: Shape, cfg: Config) -> NodeId {
     if cfg.identities
-        && let Some(n) = identity(g, op, &args, &shape)
+        && let Some(n) = identity(g, op, &args, &shape, cfg)
     {
         return n;
     }
@@ -90,13 +91,25 @@ pub fn scalar_value(g: &Graph, n: NodeId) -> Option<f64> {
     }
 }
 
-fn identity(g: &mut Graph, op: Op, args: &[NodeId], shape: &[usize]) -> Option<NodeId> {
+fn identity(
+    g: &mut Graph,
+    op: Op,
+    args: &[NodeId],
+    shape: &[usize],
+    cfg: Config,
+) -> Option<NodeId> {
     let val = |i: usize| scalar_value(g, args[i]);
     match op {
         Op::Binary(BinaryOp::Add) if val(1) == Some(0.0) => Some(args[0]),
         Op::Binary(BinaryOp::Add) if val(0) == Some(0.0) => Some(args[1]),
         Op::Binary(BinaryOp::Sub) if val(1) == Some(0.0) => Some(args[0]),
         Op::Binary(BinaryOp::Sub) if val(0) == Some(0.0) => Some(g.neg(args[1])),
+        // The one rewrite that is not IEEE-exact: 0·x → 0 even for x = ±inf/NaN.
+        // Zeros reach a product only through folded masks (a comparison of
+        // constants); they are the structural zeros AD would have produced.
+        Op::Binary(BinaryOp::Mul) if val(0) == Some(0.0) || val(1) == Some(0.0) => {
+            Some(g.fill(0.0, shape))
+        }
         Op::Binary(BinaryOp::Mul) if val(1) == Some(1.0) => Some(args[0]),
         Op::Binary(BinaryOp::Mul) if val(0) == Some(1.0) => Some(args[1]),
         Op::Binary(BinaryOp::Mul) if val(1) == Some(-1.0) => Some(g.neg(args[0])),
@@ -105,11 +118,24 @@ fn identity(g: &mut Graph, op: Op, args: &[NodeId], shape: &[usize]) -> Option<N
         Op::PowConst(c) if c.get() == 1.0 => Some(args[0]),
         Op::Unary(UnaryOp::Neg) => match g.node(args[0]).op {
             Op::Unary(UnaryOp::Neg) => Some(g.node(args[0]).args[0]),
-            _ => through_broadcast(g, op, args, shape),
+            _ => through_broadcast(g, op, args, shape, cfg),
         },
         Op::Broadcast | Op::Reshape => {
             let inner = g.node(args[0]).clone();
-            (inner.op == op).then(|| g.add(op, vec![inner.args[0]], shape.to_vec()))
+            let inner_src = inner.args.first().copied();
+            match inner_src {
+                // Chains of reshapes or of broadcasts collapse to one.
+                Some(src) if inner.op == op => Some(g.add(op, vec![src], shape.to_vec())),
+                // Reshaping or broadcasting a broadcast (or reshape) of a scalar
+                // is a broadcast of that scalar.
+                Some(src)
+                    if g.shape(src).is_empty()
+                        && matches!(inner.op, Op::Broadcast | Op::Reshape) =>
+                {
+                    Some(g.broadcast(src, shape))
+                }
+                _ => None,
+            }
         }
         Op::Transpose(p) => match g.node(args[0]).op {
             Op::Transpose(q) => {
@@ -120,23 +146,56 @@ fn identity(g: &mut Graph, op: Op, args: &[NodeId], shape: &[usize]) -> Option<N
             }
             _ => None,
         },
-        _ if op.is_elementwise() => through_broadcast(g, op, args, shape),
+        Op::MatMul => matmul_by_one(g, args, shape),
+        _ if op.is_elementwise() => through_broadcast(g, op, args, shape, cfg),
         _ => None,
     }
 }
 
+/// A product with a 1×1 (or length-1) literal one is a reshape of the other
+/// operand; AD produces these when a layer's output has width 1.
+fn matmul_by_one(g: &mut Graph, args: &[NodeId], shape: &[usize]) -> Option<NodeId> {
+    let is_one = |g: &Graph, n: NodeId| {
+        crate::ir::numel(g.shape(n)) == 1
+            && match g.node(n).op {
+                Op::Const(c) => g.constant(c).data[0] == 1.0,
+                _ => scalar_value(g, n) == Some(1.0),
+            }
+    };
+    let other = if is_one(g, args[1]) {
+        args[0]
+    } else if is_one(g, args[0]) {
+        args[1]
+    } else {
+        return None;
+    };
+    Some(g.reshape(other, shape))
+}
+
 /// `f(broadcast(a), broadcast(b))` → `broadcast(f(a, b))` when every operand is
 /// broadcast from the same smaller shape: the same arithmetic on fewer elements.
-fn through_broadcast(g: &mut Graph, op: Op, args: &[NodeId], shape: &[usize]) -> Option<NodeId> {
+fn through_broadcast(
+    g: &mut Graph,
+    op: Op,
+    args: &[NodeId],
+    shape: &[usize],
+    cfg: Config,
+) -> Option<NodeId> {
     let sources: Vec<NodeId> = args
         .iter()
         .map(|&a| (g.node(a).op == Op::Broadcast).then(|| g.node(a).args[0]))
         .collect::<Option<_>>()?;
-    let small = g.shape(sources[0]).to_vec();
+    let mut small = g.shape(sources[0]).to_vec();
     if sources.iter().any(|&s| g.shape(s) != small.as_slice()) {
-        return None;
+        // Single-element sources of different ranks ([], [1], [1, 1]) meet as scalars.
+        if !sources.iter().all(|&s| numel(g.shape(s)) == 1) {
+            return None;
+        }
+        small = vec![];
     }
-    let inner = g.add(op, sources, small);
+    let sources: Vec<NodeId> = sources.iter().map(|&s| g.reshape(s, &small)).collect();
+    // The smaller op may simplify further (e.g. fold), so it goes through `rebuild`.
+    let inner = rebuild(g, op, sources, small, cfg);
     Some(g.broadcast(inner, shape))
 }
 
@@ -171,7 +230,15 @@ fn fold(g: &mut Graph, op: Op, args: &[NodeId], shape: &[usize]) -> Option<NodeI
         .iter()
         .zip(&narrow)
         .all(|(&w, &n)| (w as f32).to_bits() == n.to_bits());
-    exact.then(|| g.constant_tensor(shape.to_vec(), wide))
+    if !exact {
+        return None;
+    }
+    // A uniform result is kept in the canonical form of a fill: a broadcast scalar.
+    Some(if wide.iter().all(|&v| v.to_bits() == wide[0].to_bits()) {
+        g.fill(wide[0], shape)
+    } else {
+        g.constant_tensor(shape.to_vec(), wide)
+    })
 }
 
 fn literal_data(g: &Graph, n: NodeId) -> Vec<f64> {
