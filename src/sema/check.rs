@@ -180,6 +180,10 @@ impl Analyzer<'_> {
                 self.define(name, sym);
             }
             ItemKind::Param { name, shape, init } => {
+                if matches!(name.name.as_str(), "x" | "c") {
+                    // Compiled kernels bind the sample inputs by these names.
+                    self.diags.push(err::reserved_param_name(name));
+                }
                 let shape = self.shape_ann(shape);
                 let init = self.init(init);
                 let sym = match (shape, init) {

@@ -91,6 +91,18 @@ pub fn shadows_builtin(name: &Ident) -> Diagnostic {
     )
 }
 
+pub fn reserved_param_name(name: &Ident) -> Diagnostic {
+    Diagnostic::new(
+        "E0203",
+        name.span,
+        format!(
+            "expected a parameter name other than `x` or `c`, found `{}`",
+            name.name
+        ),
+    )
+    .with_note("compiled kernels name the sample and conditioning inputs `x` and `c`")
+}
+
 pub fn duplicate_argument(name: &Ident) -> Diagnostic {
     Diagnostic::new(
         "E0203",
