@@ -281,6 +281,11 @@ impl Analyzer<'_> {
             let mut ok = true;
             for a in args {
                 match a {
+                    // Strings print as text; `script` reads them from the call.
+                    CallArg::Positional(Expr {
+                        kind: ExprKind::Str(_),
+                        ..
+                    }) => {}
                     CallArg::Positional(x) => match self.expr(x) {
                         Some(t) => out.push(t),
                         None => ok = false,
