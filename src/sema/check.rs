@@ -91,6 +91,8 @@ struct Analyzer<'a> {
     /// Neural-primitive call-site counters of the current definition.
     counters: HashMap<&'static str, usize>,
     diags: Vec<Diagnostic>,
+    /// (item, name) pairs already reported as used before their definition.
+    reported_early: std::collections::HashSet<(Option<String>, String)>,
     depth: usize,
     base_dir: &'a Path,
 }
@@ -107,6 +109,7 @@ pub(super) fn analyze(program: &ast::Program, base_dir: &Path) -> Result<Module,
         ctx: Ctx::Const,
         counters: HashMap::new(),
         diags: Vec::new(),
+        reported_early: Default::default(),
         depth: 0,
         base_dir,
     };
@@ -748,7 +751,11 @@ impl Analyzer<'_> {
         if self.current.as_deref() == Some(n) {
             self.diags.push(err::recursive(n, span));
         } else if let Some(def) = self.all_names.get(n) {
-            self.diags.push(err::used_before_definition(n, span, *def));
+            // Once per name and item: later uses would repeat the same advice.
+            let key = (self.current.clone(), n.to_string());
+            if self.reported_early.insert(key) {
+                self.diags.push(err::used_before_definition(n, span, *def));
+            }
         } else if !call && builtins::lookup(n).is_some() {
             self.diags.push(err::function_as_value(n, span));
         } else {
