@@ -533,6 +533,9 @@ impl Analyzer<'_> {
 
     /// A list of integers: `[2, 3]`, a constant vector, or one integer.
     fn static_ints(&mut self, e: &Expr, what: &str) -> Option<Vec<i64>> {
+        if matches!(&e.kind, ExprKind::Tensor(items) if items.is_empty()) {
+            return Some(Vec::new()); // `[]`: the scalar shape
+        }
         let t = self.expr(e)?;
         let Some(c) = t.as_const() else {
             self.diags.push(err::not_constant(what, e.span));
