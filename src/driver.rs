@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::diag::render_all;
 use crate::syntax::{self, ast};
+use crate::{lower, script, sema};
 
 /// A source file read into memory, with the name used in diagnostics.
 pub struct SourceFile {
@@ -35,10 +36,26 @@ pub fn parse(file: &SourceFile) -> Result<ast::Program, String> {
     syntax::parse(&file.text).map_err(|d| render_all(&d, &file.path, &file.text))
 }
 
-/// Everything `ebm check` does: succeeds iff the program is valid.
+/// Parses and analyses, or returns the rendered diagnostics.
+pub fn analyze(file: &SourceFile) -> Result<sema::Module, String> {
+    let program = parse(file)?;
+    sema::analyze(&program, file.base_dir()).map_err(|d| render_all(&d, &file.path, &file.text))
+}
+
+/// Everything `ebm check` does: succeeds iff the program is valid (it parses,
+/// passes semantic analysis, and every definition lowers to IR).
 pub fn check(file: &SourceFile) -> Result<(), String> {
-    parse(file)?;
+    let module = analyze(file)?;
+    for def in &module.defs {
+        lower::lower(&module, &def.name).map_err(|d| render_all(&[d], &file.path, &file.text))?;
+    }
     Ok(())
+}
+
+/// `ebm run`: analyses the script, then executes its statements.
+pub fn run(file: &SourceFile, out: &mut dyn std::io::Write) -> Result<(), String> {
+    let module = analyze(file)?;
+    script::run(&module, out).map_err(|d| render_all(&[d], &file.path, &file.text))
 }
 
 /// `check` on text held in memory (the fuzzer and tests use it); `path` is

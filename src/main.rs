@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Check a program; exit 0 when valid, print diagnostics and exit 1 otherwise.
     Check { file: PathBuf },
+    /// Run a script's statements (`print(...)`, ...).
+    Run { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -28,6 +30,8 @@ fn main() -> ExitCode {
         Command::Check { file } => {
             ebm::driver::SourceFile::read(&file).and_then(|f| ebm::driver::check(&f))
         }
+        Command::Run { file } => ebm::driver::SourceFile::read(&file)
+            .and_then(|f| ebm::driver::run(&f, &mut std::io::stdout())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

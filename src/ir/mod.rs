@@ -88,6 +88,8 @@ pub struct Graph {
     pub outputs: Vec<Output>,
     interned: HashMap<Node, NodeId>,
     interned_consts: HashMap<(Shape, Vec<u64>), ConstId>,
+    /// Set by the optimiser's "no CSE" mode: nodes are appended without lookup.
+    no_cse: bool,
 }
 
 impl Graph {
@@ -108,6 +110,11 @@ impl Graph {
             interned_consts: self.interned_consts.clone(),
             ..Graph::default()
         }
+    }
+
+    /// Turns hash-consing off (or back on) for nodes added from now on.
+    pub fn set_cse(&mut self, on: bool) {
+        self.no_cse = !on;
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -190,7 +197,9 @@ impl Graph {
             panic!("ill-shaped IR node: {e}");
         }
         let node = Node { op, args, shape };
-        if let Some(&id) = self.interned.get(&node) {
+        if !self.no_cse
+            && let Some(&id) = self.interned.get(&node)
+        {
             return id;
         }
         let id = NodeId(self.nodes.len() as u32);
