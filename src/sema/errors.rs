@@ -400,8 +400,9 @@ pub fn calls_too_deep(name: &str, max: usize, span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0214",
         span,
-        format!("expected definitions nested at most {max} calls deep, found `{name}` deeper"),
+        format!("expected at most {max} nested calls of definitions, found more in `{name}`"),
     )
+    .with_note("each call is inlined; chains of definitions calling each other are bounded")
 }
 
 // ----- E03xx: shapes and values -----
@@ -782,11 +783,7 @@ pub fn data_error(e: &DataError, path: &str, path_span: Span, key_span: Span) ->
                 None => d.with_note(format!("the keys are {}", available.join(", "))),
             }
         }
-        DataError::BadKey(m) => Diagnostic::new(
-            "E0405",
-            key_span,
-            format!("expected a different key for \"{path}\": {m}"),
-        ),
+        DataError::BadKey(m) => Diagnostic::new("E0405", key_span, m.clone()),
     }
 }
 
