@@ -41,3 +41,21 @@ fn language_reference_examples_check() {
         }
     }
 }
+
+#[test]
+fn every_builtin_is_documented() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/language.md")).unwrap();
+    for sig in ebm::sema::builtins::BUILTINS {
+        let call = format!("`{}(", sig.name);
+        let bare = format!("`{}`", sig.name);
+        assert!(
+            text.contains(&call) || text.contains(&bare),
+            "docs/language.md does not document `{}`",
+            sig.name
+        );
+    }
+    for act in ebm::sema::builtins::ACTIVATIONS {
+        assert!(text.contains(&format!("`{act}`")), "activation {act}");
+    }
+}

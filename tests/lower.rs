@@ -417,3 +417,18 @@ fn golden_index_where_model() {
 "#,
     );
 }
+
+#[test]
+fn dynamic_index_by_conditioning_label() {
+    let m = module(
+        "model f(x: [3]) -> [3] = 2 * x
+energy exy(x: [3] | y: []) = -f(x)[y]
+energy row(x: [2, 2] | k: []) = sum(x[k])",
+    );
+    let x = [1.0, 2.0, 3.0];
+    for y in 0..3 {
+        assert_eq!(eval(&m, "exy", &x, Some(&[y as f64]))[0], -2.0 * x[y]);
+    }
+    assert_eq!(eval(&m, "exy", &x, Some(&[7.0]))[0], 0.0);
+    assert_eq!(eval(&m, "row", &[1.0, 2.0, 3.0, 4.0], Some(&[1.0]))[0], 7.0);
+}

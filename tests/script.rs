@@ -25,12 +25,13 @@ let y = gauss([3, 4]) + 1
 print(linspace(0, 1, 3), onehot(1, 3))
 print(gauss([3, 4]), cond([1, 2] | [10, 100]), double([1, 2, 3]))
 print(y, b, eye(2), centers[0])
+print("E(0) =", gauss([0, 0]), "done", reshape([5], []), zeros([]))
 "#,
     )
     .unwrap();
     assert_eq!(
         out,
-        "[0, 0.5, 1] [0, 1, 0]\n12.5 210 [2, 4, 6]\n13.5 [0, 0] [[1, 0], [0, 1]] [2, 0]\n"
+        "[0, 0.5, 1] [0, 1, 0]\n12.5 210 [2, 4, 6]\n13.5 [0, 0] [[1, 0], [0, 1]] [2, 0]\nE(0) = 0 done 5 0\n"
     );
 }
 

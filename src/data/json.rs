@@ -16,14 +16,14 @@ pub fn read(bytes: &[u8], key: &Key) -> Result<Array, DataError> {
                 available: map.keys().cloned().collect(),
             })?,
             _ => {
-                return Err(DataError::BadKey(
-                    "the JSON document is not an object, so its key must be \"\"".into(),
-                ));
+                return Err(DataError::BadKey(format!(
+                    "expected no key (or \"\") for a JSON document that is not an object, found \"{k}\""
+                )));
             }
         },
         Key::Many(_) => {
             return Err(DataError::BadKey(
-                "a list of keys is only supported for CSV columns".into(),
+                "expected one key for a JSON file, found a list (lists select CSV columns)".into(),
             ));
         }
     };

@@ -54,7 +54,8 @@ pub enum DataError {
     Malformed(String),
     /// The key names nothing in the file; `available` lists what does.
     NoKey { key: String, available: Vec<String> },
-    /// The key kind does not fit the format (e.g. a key for an NPY file).
+    /// The key kind does not fit the format (e.g. a key for an NPY file);
+    /// the text is a whole "expected X, found Y" sentence.
     BadKey(String),
 }
 
@@ -111,8 +112,12 @@ pub fn load(path: &Path, key: &Key) -> Result<Array, DataError> {
         Format::Csv => csv::read(&bytes, key),
         Format::Npy => match key {
             Key::All => npy::read(&bytes),
-            _ => Err(DataError::BadKey(
-                "an NPY file holds one array, so its key must be \"\"".into(),
+            Key::One(k) => Err(DataError::BadKey(format!(
+                "expected no key (or \"\") for an NPY file, which holds one array, found \"{k}\""
+            ))),
+            Key::Many(_) => Err(DataError::BadKey(
+                "expected no key (or \"\") for an NPY file, which holds one array, found a list"
+                    .into(),
             )),
         },
     }

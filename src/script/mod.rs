@@ -11,6 +11,7 @@ use std::io::Write;
 use crate::diag::Diagnostic;
 use crate::lower;
 use crate::sema::{Module, Statement, Tensor};
+use crate::syntax::ast::{CallArg, Expr, ExprKind};
 
 /// State shared by the statements of one run.
 pub struct Runner<'a> {
@@ -100,7 +101,21 @@ fn not_supported(stmt: &Statement) -> Diagnostic {
 
 fn print(r: &mut Runner, stmt: &Statement) -> Result<(), Diagnostic> {
     let mut parts = Vec::new();
-    for e in stmt.args.as_deref().unwrap_or(&[]) {
+    let mut tensors = stmt.args.as_deref().unwrap_or(&[]).iter();
+    let call_args = match &stmt.call.kind {
+        ExprKind::Call { args, .. } => &args[..],
+        _ => &[],
+    };
+    for a in call_args {
+        if let CallArg::Positional(Expr {
+            kind: ExprKind::Str(text),
+            ..
+        }) = a
+        {
+            parts.push(text.clone());
+            continue;
+        }
+        let Some(e) = tensors.next() else { break };
         let t = lower::eval_expr(&r.module.defs, e, &r.params)
             .map_err(|m| Diagnostic::new("E0502", e.span, format!("evaluation failed: {m}")))?;
         parts.push(format_tensor(&t));

@@ -395,13 +395,7 @@ pub fn bind<'a>(
         return None;
     }
     if sig.variadic && rest.is_empty() {
-        diags.push(errors::missing_arg(
-            sig,
-            callee,
-            call_span,
-            "a first",
-            args.len(),
-        ));
+        diags.push(errors::missing_arg(sig, callee, call_span, "x", args.len()));
         return None;
     }
     for (i, p) in sig.params.iter().enumerate() {

@@ -91,6 +91,8 @@ struct Analyzer<'a> {
     /// Neural-primitive call-site counters of the current definition.
     counters: HashMap<&'static str, usize>,
     diags: Vec<Diagnostic>,
+    /// (item, name) pairs already reported as used before their definition.
+    reported_early: std::collections::HashSet<(Option<String>, String)>,
     depth: usize,
     base_dir: &'a Path,
 }
@@ -107,6 +109,7 @@ pub(super) fn analyze(program: &ast::Program, base_dir: &Path) -> Result<Module,
         ctx: Ctx::Const,
         counters: HashMap::new(),
         diags: Vec::new(),
+        reported_early: Default::default(),
         depth: 0,
         base_dir,
     };
@@ -180,6 +183,10 @@ impl Analyzer<'_> {
                 self.define(name, sym);
             }
             ItemKind::Param { name, shape, init } => {
+                if matches!(name.name.as_str(), "x" | "c") {
+                    // Compiled kernels bind the sample inputs by these names.
+                    self.diags.push(err::reserved_param_name(name));
+                }
                 let shape = self.shape_ann(shape);
                 let init = self.init(init);
                 let sym = match (shape, init) {
@@ -277,6 +284,11 @@ impl Analyzer<'_> {
             let mut ok = true;
             for a in args {
                 match a {
+                    // Strings print as text; `script` reads them from the call.
+                    CallArg::Positional(Expr {
+                        kind: ExprKind::Str(_),
+                        ..
+                    }) => {}
                     CallArg::Positional(x) => match self.expr(x) {
                         Some(t) => out.push(t),
                         None => ok = false,
@@ -521,6 +533,9 @@ impl Analyzer<'_> {
 
     /// A list of integers: `[2, 3]`, a constant vector, or one integer.
     fn static_ints(&mut self, e: &Expr, what: &str) -> Option<Vec<i64>> {
+        if matches!(&e.kind, ExprKind::Tensor(items) if items.is_empty()) {
+            return Some(Vec::new()); // `[]`: the scalar shape
+        }
         let t = self.expr(e)?;
         let Some(c) = t.as_const() else {
             self.diags.push(err::not_constant(what, e.span));
@@ -739,7 +754,11 @@ impl Analyzer<'_> {
         if self.current.as_deref() == Some(n) {
             self.diags.push(err::recursive(n, span));
         } else if let Some(def) = self.all_names.get(n) {
-            self.diags.push(err::used_before_definition(n, span, *def));
+            // Once per name and item: later uses would repeat the same advice.
+            let key = (self.current.clone(), n.to_string());
+            if self.reported_early.insert(key) {
+                self.diags.push(err::used_before_definition(n, span, *def));
+            }
         } else if !call && builtins::lookup(n).is_some() {
             self.diags.push(err::function_as_value(n, span));
         } else {
@@ -877,6 +896,12 @@ impl Analyzer<'_> {
                 .push(err::too_many_indices(items.len(), &t.shape, span));
             return None;
         }
+        if let [IndexItem::At(e)] = items {
+            let i = self.expr(e)?;
+            if i.as_const().is_none() {
+                return self.dynamic_index(t, i, e.span, span);
+            }
+        }
         let mut keep = Vec::new();
         for (axis, item) in items.iter().enumerate() {
             let dim = t.shape[axis];
@@ -925,6 +950,45 @@ impl Analyzer<'_> {
             .map(|a| t.shape[a])
             .collect();
         self.reshape(t, final_shape, span)
+    }
+
+    /// `t[i]` with a run-time scalar index (e.g. a label passed as
+    /// conditioning, `-f(x)[y]`): Σ_k t[k] · [k = i] over axis 0, with
+    /// `[k = i]` as (k ≥ i)·(i ≥ k). A non-integer or out-of-range index
+    /// selects nothing (the result is 0).
+    fn dynamic_index(&mut self, t: TExpr, i: TExpr, ispan: Span, span: Span) -> Option<TExpr> {
+        if !i.shape.is_empty() {
+            self.diags
+                .push(err::expected_number("an index", &i.shape, ispan));
+            return None;
+        }
+        let n = t.shape[0];
+        let mut mshape = vec![n];
+        mshape.extend(std::iter::repeat_n(1, t.shape.len() - 1));
+        let iota = Array::new(mshape.clone(), (0..n).map(|k| k as f64).collect());
+        let iota = self.constant(iota, ispan)?;
+        let ge = self.mk(
+            TKind::Binary(BinaryOp::Ge, Box::new(iota.clone()), Box::new(i.clone())),
+            mshape.clone(),
+            ispan,
+        )?;
+        let le = self.mk(
+            TKind::Binary(BinaryOp::Ge, Box::new(i), Box::new(iota)),
+            mshape.clone(),
+            ispan,
+        )?;
+        let mask = self.mk(
+            TKind::Binary(BinaryOp::Mul, Box::new(ge), Box::new(le)),
+            mshape,
+            ispan,
+        )?;
+        let shape = t.shape.clone();
+        let picked = self.mk(
+            TKind::Binary(BinaryOp::Mul, Box::new(t), Box::new(mask)),
+            shape,
+            span,
+        )?;
+        self.reduce(Reduce::Sum, picked, Axes::of(&[0]), span)
     }
 
     fn slice(

@@ -11,10 +11,10 @@ use super::builtins::{Sig, signature_text};
 use super::{DefInfo, DefKind, shape_text as st};
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
+    match (n, word) {
+        (1, _) => format!("1 {word}"),
+        (_, "index") => format!("{n} indices"),
+        _ => format!("{n} {word}s"),
     }
 }
 
@@ -89,6 +89,18 @@ pub fn shadows_builtin(name: &Ident) -> Diagnostic {
             name.name
         ),
     )
+}
+
+pub fn reserved_param_name(name: &Ident) -> Diagnostic {
+    Diagnostic::new(
+        "E0203",
+        name.span,
+        format!(
+            "expected a parameter name other than `x` or `c`, found `{}`",
+            name.name
+        ),
+    )
+    .with_note("compiled kernels name the sample and conditioning inputs `x` and `c`")
 }
 
 pub fn duplicate_argument(name: &Ident) -> Diagnostic {
@@ -388,8 +400,9 @@ pub fn calls_too_deep(name: &str, max: usize, span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0214",
         span,
-        format!("expected definitions nested at most {max} calls deep, found `{name}` deeper"),
+        format!("expected at most {max} nested calls of definitions, found more in `{name}`"),
     )
+    .with_note("each call is inlined; chains of definitions calling each other are bounded")
 }
 
 // ----- E03xx: shapes and values -----
@@ -498,15 +511,19 @@ pub fn index_out_of_range(i: i64, axis: usize, dim: usize, span: Span) -> Diagno
 }
 
 pub fn too_many_indices(n: usize, shape: &[usize], span: Span) -> Diagnostic {
-    Diagnostic::new(
-        "E0306",
-        span,
+    let msg = if shape.is_empty() {
+        format!(
+            "expected no index on a scalar, found {}",
+            plural(n, "index")
+        )
+    } else {
         format!(
             "expected at most {} for shape {}, found {n}",
             plural(shape.len(), "index"),
             st(shape)
-        ),
-    )
+        )
+    };
+    Diagnostic::new("E0306", span, msg)
 }
 
 pub fn bad_slice(start: i64, end: i64, axis: usize, dim: usize, span: Span) -> Diagnostic {
@@ -766,11 +783,7 @@ pub fn data_error(e: &DataError, path: &str, path_span: Span, key_span: Span) ->
                 None => d.with_note(format!("the keys are {}", available.join(", "))),
             }
         }
-        DataError::BadKey(m) => Diagnostic::new(
-            "E0405",
-            key_span,
-            format!("expected a different key for \"{path}\": {m}"),
-        ),
+        DataError::BadKey(m) => Diagnostic::new("E0405", key_span, m.clone()),
     }
 }
 

@@ -255,7 +255,8 @@ pub struct Statement {
     /// `let NAME =` / `data NAME =` binding, if any.
     pub binding: Option<String>,
     /// Checked arguments, for statements whose arguments are tensor
-    /// expressions (`print`); `None` for runner statements, which their
+    /// expressions (`print`, whose string-literal arguments are skipped here
+    /// and read from `call`); `None` for runner statements, which their
     /// owners check.
     pub args: Option<Vec<TExpr>>,
     /// The original call, for runners that interpret their own arguments.

@@ -26,7 +26,7 @@ pub const MAX_NESTING: usize = 200;
 /// How deep an expression's syntax tree may be (long operator chains).
 pub const MAX_EXPR_DEPTH: u32 = 512;
 /// The largest source file the front end accepts.
-pub const MAX_SOURCE_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_SOURCE_BYTES: usize = 2 * 1024 * 1024;
 
 fn show_char(c: char) -> String {
     if c == '\u{FFFD}' {
