@@ -122,8 +122,14 @@ impl SamplerConfig {
     pub fn rwmh(step: f64) -> Self {
         Self::base(Method::Rwmh, step, 0.234)
     }
+    /// Static HMC. The step size is jittered by ±20% per transition by
+    /// default: with a fixed trajectory length, static HMC can resonate
+    /// with the target (a trajectory that returns near its start gives a
+    /// tiny ESS); jitter breaks the periodicity.
     pub fn hmc(step: f64, leapfrog: usize) -> Self {
-        Self::base(Method::Hmc { leapfrog }, step, 0.8)
+        let mut c = Self::base(Method::Hmc { leapfrog }, step, 0.8);
+        c.step_jitter = 0.2;
+        c
     }
 
     /// Effective temperature T = noise²/(2·step) of decoupled Langevin

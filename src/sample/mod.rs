@@ -110,3 +110,6 @@ where
         self.image_shape.clone()
     }
 }
+
+#[cfg(test)]
+mod tests;
