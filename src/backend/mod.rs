@@ -3,6 +3,8 @@
 //! they drive; the reference interpreter (`Interp`) is one of them and is the
 //! oracle the others are tested against.
 
+pub mod cpu;
+
 use std::sync::Arc;
 
 use crate::ir::Graph;

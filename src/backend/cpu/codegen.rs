@@ -1,0 +1,487 @@
+//! Cranelift code generation for the fused loops of a [`Plan`].
+//!
+//! Every loop has the signature
+//! `fn(tile, inv, consts, ins, tables, nvec)` (all pointer-sized) and the shape
+//!
+//! ```text
+//! entry:   hoisted constants, input base pointers          -> f_loop(0)
+//! f_loop:  leaf addresses from index maps (affine or table), invariant leaves
+//!          loaded and splatted once per feature            -> v_loop(0)
+//! v_loop:  lane-vector loads, the fused expression, store  -> v_loop | f_next
+//! ```
+//!
+//! so all index arithmetic and every batch-invariant value stays out of the
+//! innermost (batch-lane) loop.
+
+use cranelift_codegen::ir::{
+    AbiParam, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
+    condcodes::FloatCC, condcodes::IntCC, types,
+};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+
+use super::math::{self, Lanes};
+use super::plan::{Expr, Group, Loc, Map, Plan, Store};
+use crate::ir::{BinaryOp, UnaryOp};
+
+pub(crate) type LoopFn = unsafe extern "C" fn(
+    tile: *mut u8,
+    inv: *mut u8,
+    consts: *const u8,
+    ins: *const *const u8,
+    tables: *const u32,
+    nvec: i64,
+);
+
+/// Scalar libm functions the loops may call, by name.
+fn shim_table(f64: bool) -> [(&'static str, *const u8, usize); 3] {
+    use math::shims::*;
+    if f64 {
+        [
+            ("ebm_sin_f64", sin_f64 as *const u8, 1),
+            ("ebm_cos_f64", cos_f64 as *const u8, 1),
+            ("ebm_pow_f64", pow_f64 as *const u8, 2),
+        ]
+    } else {
+        [
+            ("ebm_sin_f32", sin_f32 as *const u8, 1),
+            ("ebm_cos_f32", cos_f32 as *const u8, 1),
+            ("ebm_pow_f32", pow_f32 as *const u8, 2),
+        ]
+    }
+}
+
+pub(crate) struct Jit {
+    module: Option<JITModule>,
+    pub fns: Vec<LoopFn>,
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the function pointers die with `self`; kernels holding
+            // them are dropped first (the `Jit` is owned by its kernel).
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+// SAFETY: the module is only read after `finalize_definitions` (the code and
+// data it owns are immutable); it is dropped, not shared mutably.
+unsafe impl Send for Jit {}
+unsafe impl Sync for Jit {}
+
+pub(crate) fn new_module(f64: bool) -> Result<JITModule, String> {
+    let mut jb = JITBuilder::with_flags(&[("opt_level", "speed")], default_libcall_names())
+        .map_err(|e| format!("cranelift: {e}"))?;
+    for (name, ptr, _) in shim_table(f64) {
+        jb.symbol(name, ptr);
+    }
+    Ok(JITModule::new(jb))
+}
+
+fn loop_sig(module: &JITModule) -> Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for _ in 0..6 {
+        sig.params.push(AbiParam::new(ptr));
+    }
+    sig
+}
+
+/// Compiles every loop of `plan`. `rows` is the tile height `T`. When `text`
+/// is given, the optimised-before-lowering Cranelift IR of each loop is appended.
+pub(crate) fn compile(
+    plan: &Plan,
+    f64: bool,
+    rows: usize,
+    mut text: Option<&mut String>,
+) -> Result<Jit, String> {
+    let mut module = new_module(f64)?;
+    let sig = loop_sig(&module);
+    let mut shim_ids = vec![];
+    for (name, _, nargs) in shim_table(f64) {
+        let mut s = module.make_signature();
+        let ft = if f64 { types::F64 } else { types::F32 };
+        for _ in 0..nargs {
+            s.params.push(AbiParam::new(ft));
+        }
+        s.returns.push(AbiParam::new(ft));
+        let id = module
+            .declare_function(name, Linkage::Import, &s)
+            .map_err(|e| e.to_string())?;
+        shim_ids.push(id);
+    }
+    let mut ids = vec![];
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    for (gi, group) in plan.groups.iter().enumerate() {
+        let id = module
+            .declare_function(&format!("loop{gi}"), Linkage::Local, &sig)
+            .map_err(|e| e.to_string())?;
+        ctx.func = Function::with_name_signature(UserFuncName::user(0, gi as u32), sig.clone());
+        let lanes = Lanes::new(f64, group.variant);
+        let fcfg = module.isa().frontend_config();
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let shims: Vec<_> = shim_ids
+                .iter()
+                .map(|&id| module.declare_func_in_func(id, b.func))
+                .collect();
+            gen_loop(&mut b, group, lanes, rows as i64, &shims);
+            b.seal_all_blocks();
+            b.finalize(fcfg);
+        }
+        if let Some(t) = text.as_deref_mut() {
+            t.push_str(&format!(
+                "; loop{gi}: {} (domain {})\n",
+                group.label, group.domain
+            ));
+            t.push_str(&ctx.func.display().to_string());
+            t.push('\n');
+        }
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| format!("cranelift: {e:?}"))?;
+        module.clear_context(&mut ctx);
+        ids.push(id);
+    }
+    module
+        .finalize_definitions()
+        .map_err(|e| format!("cranelift: {e}"))?;
+    let fns = ids
+        .iter()
+        .map(|&id: &FuncId| {
+            let p = module.get_finalized_function(id);
+            // SAFETY: compiled with `loop_sig`, which matches `LoopFn`.
+            unsafe { std::mem::transmute::<*const u8, LoopFn>(p) }
+        })
+        .collect();
+    Ok(Jit {
+        module: Some(module),
+        fns,
+    })
+}
+
+struct Params {
+    tile: Value,
+    inv: Value,
+    consts: Value,
+    ins: Value,
+    tables: Value,
+}
+
+fn base_and_stride(
+    b: &mut FunctionBuilder,
+    p: &Params,
+    loc: Loc,
+    l: &Lanes,
+    rows: i64,
+    inputs: &mut Vec<(usize, Value)>,
+) -> (Value, i64, i64) {
+    let sz = l.elem_bytes();
+    match loc {
+        Loc::Tile(off) => (p.tile, off as i64 * rows * sz, rows * sz),
+        Loc::Inv(off) => (p.inv, off as i64 * sz, sz),
+        Loc::Const(off) => (p.consts, off as i64 * sz, sz),
+        Loc::Input(i) => {
+            let v = match inputs.iter().find(|(j, _)| *j == i) {
+                Some(&(_, v)) => v,
+                None => {
+                    let v = b.ins().load(
+                        types::I64,
+                        MemFlagsData::trusted().with_readonly(),
+                        p.ins,
+                        (8 * i) as i32,
+                    );
+                    inputs.push((i, v));
+                    v
+                }
+            };
+            (v, 0, sz)
+        }
+        Loc::Partial(_) => unreachable!("partials are only GEMM destinations"),
+    }
+}
+
+/// Byte address of feature `map(f)` of a buffer.
+fn address(
+    b: &mut FunctionBuilder,
+    p: &Params,
+    base: Value,
+    off: i64,
+    stride: i64,
+    map: Map,
+    f: Value,
+) -> Value {
+    match map {
+        Map::Affine { a, s } => {
+            let base = b.ins().iadd_imm_s(base, off + a * stride);
+            if s == 0 {
+                base
+            } else {
+                let d = b.ins().imul_imm_s(f, s * stride);
+                b.ins().iadd(base, d)
+            }
+        }
+        Map::Table(t) => {
+            let ta = b.ins().iadd_imm_s(p.tables, 4 * t as i64);
+            let f4 = b.ins().ishl_imm_u(f, 2);
+            let ta = b.ins().iadd(ta, f4);
+            let idx = b
+                .ins()
+                .uload32(MemFlagsData::trusted().with_readonly(), ta, 0);
+            let d = b.ins().imul_imm_s(idx, stride);
+            let base = b.ins().iadd_imm_s(base, off);
+            b.ins().iadd(base, d)
+        }
+    }
+}
+
+fn gen_loop(
+    b: &mut FunctionBuilder,
+    g: &Group,
+    l: Lanes,
+    rows: i64,
+    shims: &[cranelift_codegen::ir::FuncRef],
+) {
+    let entry = b.create_block();
+    let fblock = b.create_block();
+    let vblock = b.create_block();
+    let fnext = b.create_block();
+    let exit = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let ps = b.block_params(entry).to_vec();
+    let p = Params {
+        tile: ps[0],
+        inv: ps[1],
+        consts: ps[2],
+        ins: ps[3],
+        tables: ps[4],
+    };
+    let nvec = ps[5];
+    let lane_bytes = l.bytes();
+    // Expression levels: 0 = constant, 1 = per feature, 2 = per lane vector.
+    let mut level = vec![0u8; g.exprs.len()];
+    for (i, e) in g.exprs.iter().enumerate() {
+        level[i] = match *e {
+            Expr::Load { loc, .. } => {
+                if matches!(loc, Loc::Tile(_)) {
+                    2
+                } else {
+                    1
+                }
+            }
+            Expr::Scalar(_) => 0,
+            Expr::Unary(_, a) | Expr::PowC(_, a) => level[a as usize],
+            Expr::Binary(_, a, c) => level[a as usize].max(level[c as usize]),
+            Expr::Select(c, a, d) => level[c as usize]
+                .max(level[a as usize])
+                .max(level[d as usize]),
+        };
+    }
+    let mut vals: Vec<Option<Value>> = vec![None; g.exprs.len()];
+    let mut inputs = vec![];
+    for (i, e) in g.exprs.iter().enumerate() {
+        if level[i] == 0 {
+            vals[i] = Some(gen_op(b, &l, e, &vals, shims));
+        }
+    }
+    let nbytes = b.ins().imul_imm_s(nvec, lane_bytes);
+    // Resolve input base pointers in the entry block.
+    for e in &g.exprs {
+        if let Expr::Load { loc, .. } = *e {
+            base_and_stride(b, &p, loc, &l, rows, &mut inputs);
+        }
+    }
+    let zero = b.ins().iconst(types::I64, 0);
+    b.ins().jump(fblock, &[zero.into()]);
+
+    // Per-feature block.
+    b.switch_to_block(fblock);
+    let f = b.append_block_param(fblock, types::I64);
+    let mut addrs: Vec<Option<Value>> = vec![None; g.exprs.len()];
+    let flags = MemFlagsData::trusted();
+    for (i, e) in g.exprs.iter().enumerate() {
+        if let Expr::Load { loc, map } = *e {
+            let (base, off, stride) = base_and_stride(b, &p, loc, &l, rows, &mut inputs);
+            let a = address(b, &p, base, off, stride, map, f);
+            if level[i] == 2 {
+                addrs[i] = Some(a);
+            } else {
+                let s = b.ins().load(l.sft(), flags.with_readonly(), a, 0);
+                vals[i] = Some(l.splat(b, s));
+            }
+        } else if level[i] == 1 {
+            vals[i] = Some(gen_op(b, &l, e, &vals, shims));
+        }
+    }
+    let (dbase, doff, dstride) = base_and_stride(b, &p, g.dst, &l, rows, &mut inputs);
+    let daddr = address(b, &p, dbase, doff, dstride, g.dst_map, f);
+    b.ins().jump(vblock, &[zero.into()]);
+
+    // Per-lane-vector block.
+    b.switch_to_block(vblock);
+    let vb = b.append_block_param(vblock, types::I64);
+    let flags = MemFlagsData::new().with_notrap();
+    for (i, e) in g.exprs.iter().enumerate() {
+        if level[i] != 2 {
+            continue;
+        }
+        if let Expr::Load { .. } = e {
+            let a = b.ins().iadd(addrs[i].unwrap(), vb);
+            vals[i] = Some(b.ins().load(l.ft, flags, a, 0));
+        } else {
+            vals[i] = Some(gen_op(b, &l, e, &vals, shims));
+        }
+    }
+    let v = vals[g.root as usize].unwrap();
+    let a = b.ins().iadd(daddr, vb);
+    let v = match g.store {
+        Store::Set => v,
+        Store::Add => {
+            let old = b.ins().load(l.ft, flags, a, 0);
+            b.ins().fadd(old, v)
+        }
+        Store::Max => {
+            let old = b.ins().load(l.ft, flags, a, 0);
+            max_rule(b, &l, old, v, true)
+        }
+    };
+    b.ins().store(flags, v, a, 0);
+    let vb1 = b.ins().iadd_imm_s(vb, lane_bytes);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, vb1, nbytes);
+    b.ins().brif(more, vblock, &[vb1.into()], fnext, &[]);
+
+    b.switch_to_block(fnext);
+    let f1 = b.ins().iadd_imm_s(f, 1);
+    let more = b
+        .ins()
+        .icmp_imm_s(IntCC::UnsignedLessThan, f1, g.domain as i64);
+    b.ins().brif(more, fblock, &[f1.into()], exit, &[]);
+
+    b.switch_to_block(exit);
+    b.ins().return_(&[]);
+}
+
+/// The interpreter's Max/Min: `a` wins when `a >= b` (`<=`) or `b` is NaN.
+fn max_rule(b: &mut FunctionBuilder, l: &Lanes, x: Value, y: Value, max: bool) -> Value {
+    let cc = if max {
+        FloatCC::GreaterThanOrEqual
+    } else {
+        FloatCC::LessThanOrEqual
+    };
+    let c1 = l.cmp(b, cc, x, y);
+    let c2 = l.cmp(b, FloatCC::Unordered, y, y);
+    let c = b.ins().bor(c1, c2);
+    l.sel(b, c, x, y)
+}
+
+fn lanewise_call(
+    b: &mut FunctionBuilder,
+    l: &Lanes,
+    f: cranelift_codegen::ir::FuncRef,
+    args: &[Value],
+) -> Value {
+    if !l.vector {
+        let call = b.ins().call(f, args);
+        return b.inst_results(call)[0];
+    }
+    let mut out = None;
+    for lane in 0..l.width() as u8 {
+        let xs: Vec<Value> = args.iter().map(|&a| b.ins().extractlane(a, lane)).collect();
+        let call = b.ins().call(f, &xs);
+        let r = b.inst_results(call)[0];
+        out = Some(match out {
+            None => b.ins().splat(l.ft, r),
+            Some(v) => b.ins().insertlane(v, r, lane),
+        });
+    }
+    out.unwrap()
+}
+
+fn gen_op(
+    b: &mut FunctionBuilder,
+    l: &Lanes,
+    e: &Expr,
+    vals: &[Option<Value>],
+    shims: &[cranelift_codegen::ir::FuncRef],
+) -> Value {
+    let v = |i: u32| vals[i as usize].expect("operand computed");
+    match *e {
+        Expr::Load { .. } => unreachable!(),
+        Expr::Scalar(c) => l.f(b, c),
+        Expr::Unary(u, a) => {
+            let x = v(a);
+            match u {
+                UnaryOp::Neg => b.ins().fneg(x),
+                UnaryOp::Exp => math::exp(b, l, x),
+                UnaryOp::Log => math::log(b, l, x),
+                UnaryOp::Log1p => math::log1p(b, l, x),
+                UnaryOp::Sqrt => b.ins().sqrt(x),
+                UnaryOp::Abs => b.ins().fabs(x),
+                UnaryOp::Sign => {
+                    let zero = l.f(b, 0.0);
+                    let one = l.f(b, 1.0);
+                    let mone = l.f(b, -1.0);
+                    let x0 = b.ins().fmul(x, zero);
+                    let neg = l.cmp(b, FloatCC::LessThan, x, zero);
+                    let r = l.sel(b, neg, mone, x0);
+                    let pos = l.cmp(b, FloatCC::GreaterThan, x, zero);
+                    l.sel(b, pos, one, r)
+                }
+                UnaryOp::Step => {
+                    let zero = l.f(b, 0.0);
+                    let pos = l.cmp(b, FloatCC::GreaterThan, x, zero);
+                    l.mask_to_one(b, pos)
+                }
+                UnaryOp::Sin => lanewise_call(b, l, shims[0], &[x]),
+                UnaryOp::Cos => lanewise_call(b, l, shims[1], &[x]),
+                UnaryOp::Tanh => math::tanh(b, l, x),
+                UnaryOp::Sigmoid => math::sigmoid(b, l, x),
+                UnaryOp::Softplus => math::softplus(b, l, x),
+            }
+        }
+        Expr::PowC(c, a) => {
+            let x = v(a);
+            if c == 2.0 {
+                b.ins().fmul(x, x)
+            } else if c == 1.0 {
+                x
+            } else if c == -1.0 {
+                let one = l.f(b, 1.0);
+                b.ins().fdiv(one, x)
+            } else {
+                let cv = l.f(b, c);
+                lanewise_call(b, l, shims[2], &[x, cv])
+            }
+        }
+        Expr::Binary(op, a, c) => {
+            let (x, y) = (v(a), v(c));
+            match op {
+                BinaryOp::Add => b.ins().fadd(x, y),
+                BinaryOp::Sub => b.ins().fsub(x, y),
+                BinaryOp::Mul => b.ins().fmul(x, y),
+                BinaryOp::Div => b.ins().fdiv(x, y),
+                BinaryOp::Pow => lanewise_call(b, l, shims[2], &[x, y]),
+                BinaryOp::Max => max_rule(b, l, x, y, true),
+                BinaryOp::Min => max_rule(b, l, x, y, false),
+                BinaryOp::Gt => {
+                    let c = l.cmp(b, FloatCC::GreaterThan, x, y);
+                    l.mask_to_one(b, c)
+                }
+                BinaryOp::Ge => {
+                    let c = l.cmp(b, FloatCC::GreaterThanOrEqual, x, y);
+                    l.mask_to_one(b, c)
+                }
+            }
+        }
+        Expr::Select(c, a, d) => {
+            let zero = l.f(b, 0.0);
+            let m = l.cmp(b, FloatCC::NotEqual, v(c), zero);
+            l.sel(b, m, v(a), v(d))
+        }
+    }
+}

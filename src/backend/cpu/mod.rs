@@ -1,0 +1,654 @@
+//! The Cranelift JIT backend: native, batched, multithreaded kernels.
+//!
+//! Pipeline: [`plan::build`] turns the graph into fused loop groups and GEMM
+//! steps over a feature-major batch tile (see `plan.rs` for the layout and
+//! fusion rules) and assigns arena offsets; [`codegen::compile`] emits one
+//! Cranelift function per loop; a kernel call then runs
+//!
+//! 1. the *invariant program* once (everything that depends only on shared
+//!    inputs and constants: parameter transposes, products of parameters, …);
+//! 2. the *tile program* over the batch: the batch is cut into one contiguous
+//!    chunk per thread, each chunk into tiles of `T` rows; per tile the sample
+//!    inputs are transposed into the thread's arena, the steps run, per-sample
+//!    outputs are transposed out and batch-summed outputs accumulate into the
+//!    thread's partial (sequentially over rows);
+//! 3. the partials are added in thread order.
+//!
+//! Results are deterministic for a given thread count. Scratch arenas are
+//! kept in a per-kernel pool and reused across calls (no allocation per call
+//! once warm). Compiled kernels are cached by the printed graph, its constant
+//! data, the dtype and the thread count.
+
+mod codegen;
+mod math;
+mod plan;
+mod pool;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use self::codegen::Jit;
+use self::plan::{Dim, Loc, OutSrc, Plan, Step, Stride};
+use super::{Backend, DType, Kernel};
+use crate::ir::interp::Real;
+use crate::ir::{BatchReduce, BinaryOp, Graph, InputKind, numel};
+
+/// Rows below which a thread is not worth waking.
+const MIN_ROWS_PER_THREAD: usize = 64;
+
+/// The number of threads kernels use by default: `EBM_THREADS`, else the
+/// machine's available parallelism.
+pub fn default_threads() -> usize {
+    std::env::var("EBM_THREADS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+/// The Cranelift CPU backend.
+#[derive(Clone, Copy, Debug)]
+pub struct Cpu {
+    /// Threads a kernel call may use (results are deterministic per count).
+    pub threads: usize,
+}
+
+impl Default for Cpu {
+    fn default() -> Self {
+        Cpu::new()
+    }
+}
+
+impl Cpu {
+    pub fn new() -> Cpu {
+        Cpu {
+            threads: default_threads(),
+        }
+    }
+    pub fn with_threads(threads: usize) -> Cpu {
+        Cpu {
+            threads: threads.max(1),
+        }
+    }
+    /// Compiles without consulting or filling the kernel cache.
+    pub fn compile_uncached(&self, graph: &Graph, dtype: DType) -> Result<Arc<CpuKernel>, String> {
+        CpuKernel::compile(graph, dtype, self.threads).map(Arc::new)
+    }
+}
+
+fn cache() -> &'static Mutex<HashMap<String, Arc<CpuKernel>>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<CpuKernel>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The cache key: the printed (canonical, live-only) graph, a hash of all
+/// constant data (the printer abbreviates constants), dtype, thread count.
+fn cache_key(graph: &Graph, dtype: DType, threads: usize) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in graph.consts() {
+        c.shape.hash(&mut h);
+        for v in &c.data {
+            v.to_bits().hash(&mut h);
+        }
+    }
+    format!(
+        "{}|consts {:016x}|{}|threads {threads}|tile {}",
+        crate::ir::print::print(graph),
+        h.finish(),
+        dtype.name(),
+        tile_budget()
+    )
+}
+
+impl Backend for Cpu {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+    fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, String> {
+        let key = cache_key(graph, dtype, self.threads);
+        if let Some(k) = cache().lock().unwrap().get(&key) {
+            return Ok(k.clone());
+        }
+        let k = Arc::new(CpuKernel::compile(graph, dtype, self.threads)?);
+        cache().lock().unwrap().insert(key, k.clone());
+        Ok(k)
+    }
+}
+
+/// Number of kernels in the process-wide cache (for tests and `ebm` stats).
+pub fn cache_len() -> usize {
+    cache().lock().unwrap().len()
+}
+
+fn tile_budget() -> usize {
+    std::env::var("EBM_TILE_BYTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(512 * 1024)
+}
+
+/// Tile height: as many rows as fit the scratch budget, a multiple of 16, 16..=512.
+fn tile_rows(plan: &Plan, elem: usize) -> usize {
+    let per_row = plan.tile_feats.max(1) * elem;
+    (tile_budget() / per_row / 16 * 16).clamp(16, 512)
+}
+
+/// The Cranelift IR of every loop of `graph`'s kernel, after a schedule summary
+/// (`ebm dump --stage clif`).
+pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
+    let plan = plan::build(graph)?;
+    let elem = if dtype == DType::F64 { 8 } else { 4 };
+    let rows = tile_rows(&plan, elem);
+    let mut text = schedule_text(&plan, rows);
+    codegen::compile(&plan, dtype == DType::F64, rows, Some(&mut text))?;
+    Ok(text)
+}
+
+fn schedule_text(plan: &Plan, rows: usize) -> String {
+    let mut s = format!(
+        "; tile: {rows} rows x {} features; invariant arena: {} elements\n",
+        plan.tile_feats, plan.inv_len
+    );
+    for (name, steps) in [("invariant", &plan.inv_steps), ("tile", &plan.tile_steps)] {
+        s.push_str(&format!("; {name} program:\n"));
+        for st in steps.iter() {
+            match st {
+                Step::Loop(i) => s.push_str(&format!(
+                    ";   loop{i}  {} (domain {})\n",
+                    plan.groups[*i].label, plan.groups[*i].domain
+                )),
+                Step::Gemm(g) => s.push_str(&format!(
+                    ";   gemm m={:?} n={:?} k={:?} dst={:?}{}\n",
+                    g.m,
+                    g.n,
+                    g.k,
+                    g.dst.loc,
+                    if g.accumulate { " (+=)" } else { "" }
+                )),
+            }
+        }
+    }
+    s
+}
+
+struct Scratch<T> {
+    inv: Vec<T>,
+    /// One tile arena per thread.
+    tiles: Vec<Vec<T>>,
+    /// [thread][partial] accumulators.
+    partials: Vec<Vec<Vec<T>>>,
+    ins: Vec<*const u8>,
+}
+
+// SAFETY: the raw pointers in `ins` are only meaningful during one call and
+// are overwritten before use; the scratch itself owns plain data.
+unsafe impl<T: Send> Send for Scratch<T> {}
+
+struct Prog<T> {
+    plan: Plan,
+    rows: usize,
+    jit: Jit,
+    consts: Vec<T>,
+    scratch: Mutex<Vec<Scratch<T>>>,
+}
+
+/// A compiled CPU kernel.
+pub struct CpuKernel {
+    graph: Graph,
+    dtype: DType,
+    threads: usize,
+    p32: Option<Prog<f32>>,
+    p64: Option<Prog<f64>>,
+    compile_seconds: f64,
+}
+
+impl CpuKernel {
+    fn compile(graph: &Graph, dtype: DType, threads: usize) -> Result<CpuKernel, String> {
+        let t0 = Instant::now();
+        let plan = plan::build(graph)?;
+        let (mut p32, mut p64) = (None, None);
+        match dtype {
+            DType::F32 => p32 = Some(Prog::<f32>::new(plan)?),
+            DType::F64 => p64 = Some(Prog::<f64>::new(plan)?),
+        }
+        Ok(CpuKernel {
+            graph: graph.clone(),
+            dtype,
+            threads: threads.max(1),
+            p32,
+            p64,
+            compile_seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+    /// Wall time spent planning and generating code.
+    pub fn compile_seconds(&self) -> f64 {
+        self.compile_seconds
+    }
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+impl<T: Real> Prog<T> {
+    fn new(plan: Plan) -> Result<Prog<T>, String> {
+        let elem = std::mem::size_of::<T>();
+        let rows = tile_rows(&plan, elem);
+        let jit = codegen::compile(&plan, elem == 8, rows, None)?;
+        let consts = plan.consts.iter().map(|&v| T::from_f64(v)).collect();
+        Ok(Prog {
+            plan,
+            rows,
+            jit,
+            consts,
+            scratch: Mutex::new(vec![]),
+        })
+    }
+
+    fn new_scratch(&self, threads: usize) -> Scratch<T> {
+        let p = &self.plan;
+        Scratch {
+            inv: vec![T::zero(); p.inv_len.max(1)],
+            tiles: (0..threads)
+                .map(|_| vec![T::zero(); (p.tile_feats * self.rows).max(1)])
+                .collect(),
+            partials: (0..threads)
+                .map(|_| p.partials.iter().map(|&n| vec![T::zero(); n]).collect())
+                .collect(),
+            ins: vec![],
+        }
+    }
+
+    /// Runs one step. `tile` may be null in the invariant program.
+    ///
+    /// # Safety
+    /// Pointers must address arenas laid out by this program's plan.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn exec(
+        &self,
+        step: &Step,
+        tile: *mut T,
+        inv: *mut T,
+        ins: *const *const u8,
+        partials: &mut [Vec<T>],
+        rows: usize,
+        nvec: usize,
+    ) {
+        match step {
+            Step::Loop(i) => unsafe {
+                (self.jit.fns[*i])(
+                    tile as *mut u8,
+                    inv as *mut u8,
+                    self.consts.as_ptr() as *const u8,
+                    ins,
+                    self.plan.tables.as_ptr(),
+                    nvec as i64,
+                )
+            },
+            Step::Gemm(g) => {
+                let t = self.rows;
+                let mut operand = |o: &plan::Operand| -> (*mut T, isize, isize) {
+                    let scale = if matches!(o.loc, Loc::Tile(_)) { t } else { 1 };
+                    let ptr = unsafe {
+                        match o.loc {
+                            Loc::Tile(off) => tile.add((off + o.off) * t),
+                            Loc::Inv(off) => inv.add(off + o.off),
+                            Loc::Input(i) => (*ins.add(i) as *mut T).add(o.off),
+                            Loc::Const(off) => (self.consts.as_ptr() as *mut T).add(off + o.off),
+                            Loc::Partial(j) => partials[j].as_mut_ptr().add(o.off),
+                        }
+                    };
+                    let s = |st: Stride| match st {
+                        Stride::Feat(s) => s * scale as isize,
+                        Stride::Lane => 1,
+                    };
+                    (ptr, s(o.rs), s(o.cs))
+                };
+                let (d, drs, dcs) = operand(&g.dst);
+                let (a, ars, acs) = operand(&g.lhs);
+                let (b, brs, bcs) = operand(&g.rhs);
+                let dim = |d: Dim| match d {
+                    Dim::N(n) => n,
+                    Dim::Rows => rows,
+                };
+                let one = T::from_f64(1.0);
+                // SAFETY: the operands address arena regions sized by the plan.
+                unsafe {
+                    gemm::gemm(
+                        dim(g.m),
+                        dim(g.n),
+                        dim(g.k),
+                        d,
+                        dcs,
+                        drs,
+                        g.accumulate,
+                        a,
+                        acs,
+                        ars,
+                        b,
+                        bcs,
+                        brs,
+                        one,
+                        one,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    )
+                }
+            }
+        }
+    }
+
+    fn run(
+        &self,
+        graph: &Graph,
+        threads: usize,
+        inputs: &[&[T]],
+        outputs: &mut [&mut [T]],
+        batch: usize,
+    ) -> Result<(), String> {
+        check_io(graph, inputs, outputs, batch)?;
+        let p = &self.plan;
+        let nt = threads.min(batch.div_ceil(MIN_ROWS_PER_THREAD)).max(1);
+        let mut s = self
+            .scratch
+            .lock()
+            .unwrap()
+            .pop()
+            .unwrap_or_else(|| self.new_scratch(threads));
+        s.ins.clear();
+        s.ins.extend(inputs.iter().map(|x| x.as_ptr() as *const u8));
+        let ins = s.ins.as_ptr();
+        // 1. The invariant program.
+        for step in &p.inv_steps {
+            // SAFETY: arenas sized by the plan; inputs checked above.
+            unsafe {
+                self.exec(
+                    step,
+                    std::ptr::null_mut(),
+                    s.inv.as_mut_ptr(),
+                    ins,
+                    &mut [],
+                    1,
+                    1,
+                )
+            };
+        }
+        // 2. The tile program, one chunk per thread.
+        for part in s.partials.iter_mut().take(nt) {
+            for v in part.iter_mut() {
+                v.fill(T::zero());
+            }
+        }
+        if batch > 0 {
+            let chunk = batch.div_ceil(nt);
+            let inv_ptr = SendPtr(s.inv.as_mut_ptr());
+            let tiles: Vec<SendPtr<T>> = s
+                .tiles
+                .iter_mut()
+                .map(|t| SendPtr(t.as_mut_ptr()))
+                .collect();
+            let parts: Vec<SendPtr<Vec<T>>> = s
+                .partials
+                .iter_mut()
+                .map(|v| SendPtr(v.as_mut_ptr()))
+                .collect();
+            let outs: Vec<SendPtr<T>> = outputs
+                .iter_mut()
+                .map(|o| SendPtr(o.as_mut_ptr()))
+                .collect();
+            let ins_ptr = SendPtr(ins as *mut *const u8);
+            let task = |t: usize| {
+                let r0 = t * chunk;
+                let r1 = ((t + 1) * chunk).min(batch);
+                // SAFETY: thread t owns tile t and partial set t; it writes
+                // output rows r0..r1 only.
+                unsafe {
+                    let parts = std::slice::from_raw_parts_mut(parts[t].get(), p.partials.len());
+                    self.run_chunk(
+                        inputs,
+                        &outs,
+                        tiles[t].get(),
+                        inv_ptr.get(),
+                        ins_ptr.get(),
+                        parts,
+                        r0,
+                        r1,
+                    );
+                }
+            };
+            pool::global().run(nt, &task)?;
+        }
+        // 3. Combine partials in thread order; invariant outputs.
+        for (j, o) in p.outputs.iter().enumerate() {
+            let out = &mut outputs[j];
+            if o.variant {
+                if let Some(pi) = o.partial {
+                    out.copy_from_slice(&s.partials[0][pi]);
+                    for t in 1..nt {
+                        for (a, b) in out.iter_mut().zip(&s.partials[t][pi]) {
+                            *a = T::binary(BinaryOp::Add, *a, *b);
+                        }
+                    }
+                }
+                continue;
+            }
+            let src: &[T] = match o.src {
+                OutSrc::Loc(Loc::Inv(off)) => &s.inv[off..off + o.numel],
+                OutSrc::Loc(Loc::Input(i)) => inputs[i],
+                OutSrc::Loc(Loc::Const(off)) => &self.consts[off..off + o.numel],
+                OutSrc::Scalar(_) | OutSrc::Loc(_) => &[],
+            };
+            let val = |f: usize| match o.src {
+                OutSrc::Scalar(v) => T::from_f64(v),
+                _ => src[f],
+            };
+            match o.reduce {
+                BatchReduce::PerSample => {
+                    for b in 0..batch {
+                        for f in 0..o.numel {
+                            out[b * o.numel + f] = val(f);
+                        }
+                    }
+                }
+                BatchReduce::Sum => {
+                    for (f, slot) in out.iter_mut().enumerate() {
+                        let mut acc = T::zero();
+                        for _ in 0..batch {
+                            acc = T::binary(BinaryOp::Add, acc, val(f));
+                        }
+                        *slot = acc;
+                    }
+                }
+            }
+        }
+        self.scratch.lock().unwrap().push(s);
+        Ok(())
+    }
+
+    /// Rows r0..r1 in tiles of `self.rows`.
+    ///
+    /// # Safety
+    /// `tile`, `inv`, `parts` are this thread's arenas; `outs` are the
+    /// caller's output buffers (checked lengths).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_chunk(
+        &self,
+        inputs: &[&[T]],
+        outs: &[SendPtr<T>],
+        tile: *mut T,
+        inv: *mut T,
+        ins: *mut *const u8,
+        parts: &mut [Vec<T>],
+        r0: usize,
+        r1: usize,
+    ) {
+        let p = &self.plan;
+        let t = self.rows;
+        let w = 16 / std::mem::size_of::<T>();
+        let mut start = r0;
+        while start < r1 {
+            let rows = (r1 - start).min(t);
+            for &(i, off, n) in &p.sample_in {
+                let src = &inputs[i][start * n..(start + rows) * n];
+                unsafe { transpose_in(src, rows, n, tile.add(off * t), t) };
+            }
+            for step in &p.tile_steps {
+                unsafe { self.exec(step, tile, inv, ins, parts, rows, rows.div_ceil(w)) };
+            }
+            for (j, o) in p.outputs.iter().enumerate() {
+                if !o.variant || o.direct {
+                    continue;
+                }
+                let OutSrc::Loc(Loc::Tile(off)) = o.src else {
+                    continue;
+                };
+                let n = o.numel;
+                let src = unsafe { tile.add(off * t) };
+                match o.reduce {
+                    BatchReduce::PerSample => unsafe {
+                        let dst =
+                            std::slice::from_raw_parts_mut(outs[j].0.add(start * n), rows * n);
+                        transpose_out(src, rows, n, dst, t);
+                    },
+                    BatchReduce::Sum => {
+                        let acc = &mut parts[o.partial.unwrap()];
+                        for (f, a) in acc.iter_mut().enumerate() {
+                            let row = unsafe { std::slice::from_raw_parts(src.add(f * t), rows) };
+                            let mut x = *a;
+                            for &v in row {
+                                x = T::binary(BinaryOp::Add, x, v);
+                            }
+                            *a = x;
+                        }
+                    }
+                }
+            }
+            start += rows;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+impl<T> SendPtr<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// Batch-major rows → feature-major tile.
+///
+/// # Safety
+/// `tile` holds `n` feature rows of stride `t ≥ rows`.
+unsafe fn transpose_in<T: Copy>(src: &[T], rows: usize, n: usize, tile: *mut T, t: usize) {
+    for f in 0..n {
+        let dst = unsafe { std::slice::from_raw_parts_mut(tile.add(f * t), rows) };
+        for (b, d) in dst.iter_mut().enumerate() {
+            *d = src[b * n + f];
+        }
+    }
+}
+
+/// Feature-major tile → batch-major rows.
+///
+/// # Safety
+/// `tile` holds `n` feature rows of stride `t ≥ rows`.
+unsafe fn transpose_out<T: Copy>(tile: *const T, rows: usize, n: usize, dst: &mut [T], t: usize) {
+    for f in 0..n {
+        let src = unsafe { std::slice::from_raw_parts(tile.add(f * t), rows) };
+        for (b, &v) in src.iter().enumerate() {
+            dst[b * n + f] = v;
+        }
+    }
+}
+
+fn check_io<T>(
+    g: &Graph,
+    inputs: &[&[T]],
+    outputs: &[&mut [T]],
+    batch: usize,
+) -> Result<(), String> {
+    if inputs.len() != g.inputs().len() {
+        return Err(format!(
+            "graph {} takes {} inputs, got {}",
+            g.name,
+            g.inputs().len(),
+            inputs.len()
+        ));
+    }
+    for (decl, data) in g.inputs().iter().zip(inputs) {
+        let want = match decl.kind {
+            InputKind::Sample => batch * numel(&decl.shape),
+            InputKind::Shared => numel(&decl.shape),
+        };
+        if data.len() != want {
+            return Err(format!(
+                "input {} needs {want} values, got {}",
+                decl.name,
+                data.len()
+            ));
+        }
+    }
+    if outputs.len() != g.outputs.len() {
+        return Err(format!(
+            "expected {} output buffers, got {}",
+            g.outputs.len(),
+            outputs.len()
+        ));
+    }
+    for (o, dst) in g.outputs.iter().zip(outputs) {
+        let n = numel(g.shape(o.node));
+        let want = match o.reduce {
+            BatchReduce::PerSample => batch * n,
+            BatchReduce::Sum => n,
+        };
+        if dst.len() != want {
+            return Err(format!(
+                "output {} needs {want} values, got {}",
+                o.name,
+                dst.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Kernel for CpuKernel {
+    fn graph(&self) -> &Graph {
+        &self.graph
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn run_f64(
+        &self,
+        inputs: &[&[f64]],
+        outputs: &mut [&mut [f64]],
+        batch: usize,
+    ) -> Result<(), String> {
+        match &self.p64 {
+            Some(p) => p.run(&self.graph, self.threads, inputs, outputs, batch),
+            None => Err("kernel was compiled for f32".into()),
+        }
+    }
+    fn run_f32(
+        &self,
+        inputs: &[&[f32]],
+        outputs: &mut [&mut [f32]],
+        batch: usize,
+    ) -> Result<(), String> {
+        match &self.p32 {
+            Some(p) => p.run(&self.graph, self.threads, inputs, outputs, batch),
+            None => Err("kernel was compiled for f64".into()),
+        }
+    }
+}

@@ -1,0 +1,964 @@
+//! Lowering a graph to a schedule of fused loops and GEMM calls.
+//!
+//! Layout: inside a batch tile of `T` rows, every batch-dependent value is
+//! stored **feature-major** ("structure of arrays"): element `e` of sample
+//! `b` sits at `(off + e)·T + b`. Every IR op acts on per-sample features and
+//! never on the batch axis, so each op is a pure index map over features and
+//! the vector lanes (`f32x4`/`f64x2`) always run across samples: no shuffles,
+//! no gathers, any shape. Batch-invariant values (parameters, constants and
+//! everything computed from them only) live once per call in the invariant
+//! arena and are splatted into the loops.
+//!
+//! Fusion: a node is *materialised* (gets a buffer and a loop of its own) when
+//! it is a reduction, a matrix product, a concatenation, an output, used more
+//! than once, read through an expanding broadcast, or an invariant value used
+//! by batch-dependent code. Everything else — elementwise ops and all views
+//! (broadcast, reshape, transpose, slice) — is inlined into its consumer's loop
+//! as an expression tree whose leaves read buffers through index maps
+//! (affine, or a table computed here at compile time).
+
+use std::collections::HashMap;
+
+use crate::ir::{
+    Axes, BatchReduce, BinaryOp, Graph, InputKind, NodeId, Op, UnaryOp, kept_dims, numel,
+};
+
+/// Where a value lives. Offsets are in features for `Tile` (times `T` rows),
+/// in elements elsewhere. Before memory planning, `Tile`/`Inv` hold virtual
+/// buffer ids.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum Loc {
+    Tile(usize),
+    Inv(usize),
+    /// A shared input, read in place.
+    Input(usize),
+    Const(usize),
+    /// The per-thread accumulator of batch-summed output `j`.
+    Partial(usize),
+}
+
+/// How a loop's feature counter `f` maps to a buffer's feature index.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum Map {
+    Affine {
+        a: i64,
+        s: i64,
+    },
+    /// `tables[off + f]`.
+    Table(usize),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Expr {
+    Load { loc: Loc, map: Map },
+    Scalar(f64),
+    Unary(UnaryOp, u32),
+    PowC(f64, u32),
+    Binary(BinaryOp, u32, u32),
+    Select(u32, u32, u32),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Store {
+    Set,
+    Add,
+    Max,
+}
+
+/// One fused loop: for f in 0..domain, for each lane vector:
+/// `dst[dst_map(f)] (=|+=|max=) exprs[root]`.
+#[derive(Clone, Debug)]
+pub(crate) struct Group {
+    pub domain: usize,
+    pub exprs: Vec<Expr>,
+    pub root: u32,
+    pub dst: Loc,
+    pub dst_map: Map,
+    pub store: Store,
+    pub variant: bool,
+    pub label: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Dim {
+    N(usize),
+    Rows,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Stride {
+    /// A step of `s` features (× T in a tile, × 1 elsewhere).
+    Feat(isize),
+    /// The batch lane axis of a tile (stride 1).
+    Lane,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Operand {
+    pub loc: Loc,
+    pub off: usize,
+    pub rs: Stride,
+    pub cs: Stride,
+}
+
+/// `dst (+)= lhs[m×k] · rhs[k×n]` through the `gemm` crate.
+#[derive(Clone, Debug)]
+pub(crate) struct GemmStep {
+    pub m: Dim,
+    pub n: Dim,
+    pub k: Dim,
+    pub dst: Operand,
+    pub lhs: Operand,
+    pub rhs: Operand,
+    pub accumulate: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Step {
+    /// Call compiled loop `groups[i]`.
+    Loop(usize),
+    Gemm(Box<GemmStep>),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum OutSrc {
+    Loc(Loc),
+    Scalar(f64),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct OutPlan {
+    pub src: OutSrc,
+    pub numel: usize,
+    pub reduce: BatchReduce,
+    /// Batch-dependent (else computed once and replicated / scaled by the batch).
+    pub variant: bool,
+    /// Index of this output's per-thread partial sum (batch-summed variant outputs).
+    pub partial: Option<usize>,
+    /// The partial is filled directly by GEMM steps (no per-sample value exists).
+    pub direct: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Plan {
+    pub groups: Vec<Group>,
+    pub inv_steps: Vec<Step>,
+    pub tile_steps: Vec<Step>,
+    pub consts: Vec<f64>,
+    pub tables: Vec<u32>,
+    /// Elements of the invariant arena.
+    pub inv_len: usize,
+    /// Features (rows of `T` lanes) of the tile arena.
+    pub tile_feats: usize,
+    /// (input index, tile offset, numel) of each sample input read by the tile program.
+    pub sample_in: Vec<(usize, usize, usize)>,
+    pub outputs: Vec<OutPlan>,
+    /// numel of each partial accumulator.
+    pub partials: Vec<usize>,
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+fn unravel(mut flat: usize, shape: &[usize], idx: &mut [usize]) {
+    for i in (0..shape.len()).rev() {
+        idx[i] = flat % shape[i];
+        flat /= shape[i];
+    }
+}
+
+/// Flat source index (in `from`) of each flat index of `to` under broadcasting.
+fn broadcast_src(from: &[usize], to: &[usize], flat: usize) -> usize {
+    let off = to.len() - from.len();
+    let st = strides(from);
+    let mut idx = vec![0; to.len()];
+    unravel(flat, to, &mut idx);
+    (0..from.len())
+        .map(|i| {
+            if from[i] == 1 {
+                0
+            } else {
+                idx[i + off] * st[i]
+            }
+        })
+        .sum()
+}
+
+fn transpose_src(in_shape: &[usize], perm: &[usize], flat: usize) -> usize {
+    let out_shape: Vec<usize> = perm.iter().map(|&a| in_shape[a]).collect();
+    let st = strides(in_shape);
+    let mut idx = vec![0; out_shape.len()];
+    unravel(flat, &out_shape, &mut idx);
+    perm.iter().enumerate().map(|(i, &a)| idx[i] * st[a]).sum()
+}
+
+fn slice_src(
+    in_shape: &[usize],
+    out_shape: &[usize],
+    axis: usize,
+    start: usize,
+    flat: usize,
+) -> usize {
+    let st = strides(in_shape);
+    let mut idx = vec![0; out_shape.len()];
+    unravel(flat, out_shape, &mut idx);
+    idx[axis] += start;
+    idx.iter().zip(&st).map(|(i, s)| i * s).sum()
+}
+
+fn reduce_dst(shape: &[usize], axes: Axes, flat: usize) -> usize {
+    let kept = kept_dims(shape, axes);
+    let kst = strides(&kept);
+    let mut idx = vec![0; shape.len()];
+    unravel(flat, shape, &mut idx);
+    (0..shape.len())
+        .filter(|&a| !axes.contains(a))
+        .zip(&kst)
+        .map(|(a, s)| idx[a] * s)
+        .sum()
+}
+
+/// Normalised matrix view of a matmul operand: (rows, cols, row stride, col stride).
+fn mat_dims(shape: &[usize], lhs: bool) -> (usize, usize) {
+    match (shape.len(), lhs) {
+        (1, true) => (1, shape[0]),
+        (1, false) => (shape[0], 1),
+        _ => (shape[0], shape[1]),
+    }
+}
+
+struct Builder<'g> {
+    g: &'g Graph,
+    variant: Vec<bool>,
+    users: Vec<u32>,
+    user: Vec<Option<NodeId>>,
+    is_out: Vec<bool>,
+    loc: Vec<Option<Loc>>,
+    plan: Plan,
+    /// Virtual buffers: (is_tile, size).
+    vbufs: Vec<(bool, usize)>,
+    const_off: HashMap<usize, usize>,
+    table_off: HashMap<Vec<u32>, usize>,
+}
+
+/// Per-group expression builder state.
+struct GroupBuild {
+    exprs: Vec<Expr>,
+    memo: HashMap<(NodeId, Vec<u32>), u32>,
+}
+
+impl GroupBuild {
+    fn push(&mut self, e: Expr) -> u32 {
+        self.exprs.push(e);
+        self.exprs.len() as u32 - 1
+    }
+}
+
+impl<'g> Builder<'g> {
+    fn new_buf(&mut self, tile: bool, size: usize) -> Loc {
+        self.vbufs.push((tile, size));
+        let id = self.vbufs.len() - 1;
+        if tile { Loc::Tile(id) } else { Loc::Inv(id) }
+    }
+
+    fn map_of(&mut self, table: &[u32]) -> Map {
+        if table.is_empty() {
+            return Map::Affine { a: 0, s: 0 };
+        }
+        let a = table[0] as i64;
+        let s = if table.len() > 1 {
+            table[1] as i64 - a
+        } else {
+            0
+        };
+        if table
+            .iter()
+            .enumerate()
+            .all(|(f, &t)| t as i64 == a + s * f as i64)
+        {
+            return Map::Affine { a, s };
+        }
+        if let Some(&off) = self.table_off.get(table) {
+            return Map::Table(off);
+        }
+        let off = self.plan.tables.len();
+        self.plan.tables.extend_from_slice(table);
+        self.table_off.insert(table.to_vec(), off);
+        Map::Table(off)
+    }
+
+    fn const_loc(&mut self, c: usize) -> Loc {
+        if let Some(&off) = self.const_off.get(&c) {
+            return Loc::Const(off);
+        }
+        let off = self.plan.consts.len();
+        self.plan.consts.extend_from_slice(&self.g.consts()[c].data);
+        self.const_off.insert(c, off);
+        Loc::Const(off)
+    }
+
+    /// The expression for node `n` evaluated at feature indices `map` (one per domain step).
+    fn build(&mut self, gb: &mut GroupBuild, n: NodeId, map: Vec<u32>) -> u32 {
+        let key = (n, map);
+        if let Some(&e) = gb.memo.get(&key) {
+            return e;
+        }
+        let (n, map) = key;
+        let node = self.g.node(n);
+        let e = if let Op::Scalar(v) = node.op {
+            gb.push(Expr::Scalar(v.get()))
+        } else if let Some(loc) = self.loc[n.index()] {
+            let m = self.map_of(&map);
+            gb.push(Expr::Load { loc, map: m })
+        } else {
+            self.build_op(gb, n, &map)
+        };
+        gb.memo.insert((n, map), e);
+        e
+    }
+
+    /// Node `n`'s own operation (not a load of its buffer).
+    fn build_op(&mut self, gb: &mut GroupBuild, n: NodeId, map: &[u32]) -> u32 {
+        let node = self.g.node(n);
+        let args = node.args.clone();
+        let arg_shape = |i: usize| self.g.shape(args[i]).to_vec();
+        match node.op {
+            Op::Unary(u) => {
+                let a = self.build(gb, args[0], map.to_vec());
+                gb.push(Expr::Unary(u, a))
+            }
+            Op::PowConst(c) => {
+                let a = self.build(gb, args[0], map.to_vec());
+                gb.push(Expr::PowC(c.get(), a))
+            }
+            Op::Binary(op) => {
+                let a = self.build(gb, args[0], map.to_vec());
+                let b = self.build(gb, args[1], map.to_vec());
+                gb.push(Expr::Binary(op, a, b))
+            }
+            Op::Select => {
+                let c = self.build(gb, args[0], map.to_vec());
+                let a = self.build(gb, args[1], map.to_vec());
+                let b = self.build(gb, args[2], map.to_vec());
+                gb.push(Expr::Select(c, a, b))
+            }
+            Op::StopGradient | Op::Reshape => self.build(gb, args[0], map.to_vec()),
+            Op::Broadcast => {
+                let from = arg_shape(0);
+                let to = node.shape.clone();
+                let m = map
+                    .iter()
+                    .map(|&f| broadcast_src(&from, &to, f as usize) as u32)
+                    .collect();
+                self.build(gb, args[0], m)
+            }
+            Op::Transpose(p) => {
+                let from = arg_shape(0);
+                let perm = p.as_vec();
+                let m = map
+                    .iter()
+                    .map(|&f| transpose_src(&from, &perm, f as usize) as u32)
+                    .collect();
+                self.build(gb, args[0], m)
+            }
+            Op::Slice { axis, start } => {
+                let from = arg_shape(0);
+                let to = node.shape.clone();
+                let m = map
+                    .iter()
+                    .map(|&f| {
+                        slice_src(&from, &to, axis as usize, start as usize, f as usize) as u32
+                    })
+                    .collect();
+                self.build(gb, args[0], m)
+            }
+            ref op => panic!(
+                "cpu backend: {} reached the inliner unmaterialised",
+                op.name()
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_group(
+        &mut self,
+        variant: bool,
+        domain: usize,
+        gb: GroupBuild,
+        root: u32,
+        dst: Loc,
+        dst_table: &[u32],
+        store: Store,
+        label: String,
+    ) {
+        let dst_map = self.map_of(dst_table);
+        self.plan.groups.push(Group {
+            domain,
+            exprs: gb.exprs,
+            root,
+            dst,
+            dst_map,
+            store,
+            variant,
+            label,
+        });
+        let step = Step::Loop(self.plan.groups.len() - 1);
+        self.steps(variant).push(step);
+    }
+
+    fn steps(&mut self, variant: bool) -> &mut Vec<Step> {
+        if variant {
+            &mut self.plan.tile_steps
+        } else {
+            &mut self.plan.inv_steps
+        }
+    }
+
+    fn fill(&mut self, variant: bool, dst: Loc, size: usize, v: f64, label: &str) {
+        let mut gb = GroupBuild {
+            exprs: vec![],
+            memo: HashMap::new(),
+        };
+        let root = gb.push(Expr::Scalar(v));
+        let id: Vec<u32> = (0..size as u32).collect();
+        self.push_group(
+            variant,
+            size,
+            gb,
+            root,
+            dst,
+            &id,
+            Store::Set,
+            format!("{label} init"),
+        );
+    }
+
+    /// A loop writing node `n`'s value into a new buffer, inlining its operands.
+    fn materialise_elementwise(&mut self, n: NodeId, own_op: bool) -> Loc {
+        let size = numel(self.g.shape(n));
+        let variant = self.variant[n.index()];
+        let dst = self.new_buf(variant, size);
+        let mut gb = GroupBuild {
+            exprs: vec![],
+            memo: HashMap::new(),
+        };
+        let id: Vec<u32> = (0..size as u32).collect();
+        let root = if own_op {
+            self.build_op(&mut gb, n, &id)
+        } else {
+            self.build(&mut gb, n, id.clone())
+        };
+        let label = format!("{} {}", n, self.g.node(n).op.name());
+        self.push_group(variant, size, gb, root, dst, &id, Store::Set, label);
+        dst
+    }
+
+    /// Follows reshapes to a buffer usable as a GEMM operand: (loc, transposed).
+    fn resolve(&self, mut n: NodeId) -> Option<(Loc, bool)> {
+        let mut transposed = false;
+        loop {
+            if let Some(l) = self.loc[n.index()] {
+                return Some((l, transposed));
+            }
+            let node = self.g.node(n);
+            match node.op {
+                Op::Reshape | Op::StopGradient => n = node.args[0],
+                Op::Transpose(p) if p.as_vec() == [1, 0] => {
+                    transposed = !transposed;
+                    n = node.args[0];
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A GEMM operand for matmul argument `a` viewed as `rows × cols`.
+    fn operand(&mut self, a: NodeId, rows: usize, cols: usize) -> (Loc, isize, isize) {
+        let (loc, t) = match self.resolve(a) {
+            Some(r) => r,
+            None => {
+                let l = self.materialise_elementwise(a, false);
+                self.loc[a.index()] = Some(l);
+                (l, false)
+            }
+        };
+        if t {
+            (loc, 1, rows as isize)
+        } else {
+            (loc, cols as isize, 1)
+        }
+    }
+
+    fn matmul(&mut self, n: NodeId, direct_partial: Option<usize>) {
+        let node = self.g.node(n).clone();
+        let (a, b) = (node.args[0], node.args[1]);
+        let (m, k) = mat_dims(self.g.shape(a), true);
+        let (_, nn) = mat_dims(self.g.shape(b), false);
+        let (va, vb) = (self.variant[a.index()], self.variant[b.index()]);
+        let macs = m * k * nn;
+        let gemm = match (va, vb) {
+            (false, false) => macs >= 4096,
+            (true, false) | (false, true) => macs >= 64,
+            (true, true) => direct_partial.is_some(),
+        };
+        if !gemm {
+            let variant = va || vb;
+            let dst = self.new_buf(variant, m * nn);
+            self.loc[n.index()] = Some(dst);
+            self.fill(variant, dst, m * nn, 0.0, &format!("{n} matmul"));
+            let mut gb = GroupBuild {
+                exprs: vec![],
+                memo: HashMap::new(),
+            };
+            let dom = m * nn * k;
+            let (mut ta, mut tb, mut td) = (vec![], vec![], vec![]);
+            for i in 0..m {
+                for j in 0..nn {
+                    for p in 0..k {
+                        ta.push((i * k + p) as u32);
+                        tb.push((p * nn + j) as u32);
+                        td.push((i * nn + j) as u32);
+                    }
+                }
+            }
+            let ea = self.build(&mut gb, a, ta);
+            let eb = self.build(&mut gb, b, tb);
+            let root = gb.push(Expr::Binary(BinaryOp::Mul, ea, eb));
+            let label = format!("{n} matmul {m}x{k}x{nn} (contraction loop)");
+            self.push_group(variant, dom, gb, root, dst, &td, Store::Add, label);
+            return;
+        }
+        let (la, ars, acs) = self.operand(a, m, k);
+        let (lb, brs, bcs) = self.operand(b, k, nn);
+        use Stride::{Feat, Lane};
+        let op = |loc, off, rs, cs| Operand { loc, off, rs, cs };
+        match (va, vb) {
+            (false, false) => {
+                let dst = self.new_buf(false, m * nn);
+                self.loc[n.index()] = Some(dst);
+                self.plan.inv_steps.push(Step::Gemm(Box::new(GemmStep {
+                    m: Dim::N(m),
+                    n: Dim::N(nn),
+                    k: Dim::N(k),
+                    dst: op(dst, 0, Feat(nn as isize), Feat(1)),
+                    lhs: op(la, 0, Feat(ars), Feat(acs)),
+                    rhs: op(lb, 0, Feat(brs), Feat(bcs)),
+                    accumulate: false,
+                })));
+            }
+            (true, false) => {
+                // Out_i^T [n × rows] = B^T [n × k] · A_i^T [k × rows]
+                let dst = self.new_buf(true, m * nn);
+                self.loc[n.index()] = Some(dst);
+                for i in 0..m {
+                    self.plan.tile_steps.push(Step::Gemm(Box::new(GemmStep {
+                        m: Dim::N(nn),
+                        n: Dim::Rows,
+                        k: Dim::N(k),
+                        dst: op(dst, i * nn, Feat(1), Lane),
+                        lhs: op(lb, 0, Feat(bcs), Feat(brs)),
+                        rhs: op(la, (ars * i as isize) as usize, Feat(acs), Lane),
+                        accumulate: false,
+                    })));
+                }
+            }
+            (false, true) => {
+                // Out_j [m × rows] = A [m × k] · B_j [k × rows]
+                let dst = self.new_buf(true, m * nn);
+                self.loc[n.index()] = Some(dst);
+                for j in 0..nn {
+                    self.plan.tile_steps.push(Step::Gemm(Box::new(GemmStep {
+                        m: Dim::N(m),
+                        n: Dim::Rows,
+                        k: Dim::N(k),
+                        dst: op(dst, j, Feat(nn as isize), Lane),
+                        lhs: op(la, 0, Feat(ars), Feat(acs)),
+                        rhs: op(lb, (bcs * j as isize) as usize, Feat(brs), Lane),
+                        accumulate: false,
+                    })));
+                }
+            }
+            (true, true) => {
+                // Σ_b Out = Σ_p A_p [m × rows] · B_p [rows × n], into the partial.
+                let j = direct_partial.unwrap();
+                for p in 0..k {
+                    self.plan.tile_steps.push(Step::Gemm(Box::new(GemmStep {
+                        m: Dim::N(m),
+                        n: Dim::N(nn),
+                        k: Dim::Rows,
+                        dst: op(Loc::Partial(j), 0, Feat(nn as isize), Feat(1)),
+                        lhs: op(la, (acs * p as isize) as usize, Feat(ars), Lane),
+                        rhs: op(lb, (brs * p as isize) as usize, Lane, Feat(bcs)),
+                        accumulate: true,
+                    })));
+                }
+            }
+        }
+    }
+
+    fn inline_ok(&self, n: NodeId) -> bool {
+        if self.is_out[n.index()] || self.users[n.index()] != 1 {
+            return false;
+        }
+        let u = self.user[n.index()].unwrap();
+        if self.variant[n.index()] != self.variant[u.index()] {
+            return false;
+        }
+        let un = self.g.node(u);
+        match un.op {
+            Op::Unary(_) | Op::PowConst(_) | Op::Binary(_) | Op::Select => true,
+            Op::Sum(_) | Op::Max(_) | Op::Concat { .. } => true,
+            Op::Broadcast => numel(&un.shape) == numel(self.g.shape(n)) && self.inline_ok(u),
+            Op::Reshape | Op::Transpose(_) | Op::Slice { .. } | Op::StopGradient => {
+                self.inline_ok(u)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Builds the schedule for `g` (memory not yet planned: locations are virtual).
+pub(crate) fn build(g: &Graph) -> Result<Plan, String> {
+    let live = g.live(&[]);
+    let n = g.len();
+    let mut variant = vec![false; n];
+    let mut users = vec![0u32; n];
+    let mut user = vec![None; n];
+    for id in g.ids() {
+        if !live[id.index()] {
+            continue;
+        }
+        let node = g.node(id);
+        variant[id.index()] = match node.op {
+            Op::Input(i) => g.input(i).kind == InputKind::Sample,
+            _ => node.args.iter().any(|a| variant[a.index()]),
+        };
+        for a in &node.args {
+            users[a.index()] += 1;
+            user[a.index()] = Some(id);
+        }
+    }
+    let mut is_out = vec![false; n];
+    for o in &g.outputs {
+        is_out[o.node.index()] = true;
+    }
+    let mut b = Builder {
+        g,
+        variant,
+        users,
+        user,
+        is_out,
+        loc: vec![None; n],
+        plan: Plan::default(),
+        vbufs: vec![],
+        const_off: HashMap::new(),
+        table_off: HashMap::new(),
+    };
+    // Batch-summed outputs whose node is a per-sample × per-sample product
+    // used nowhere else become one batch-contracting GEMM into the partial.
+    let mut partial_of = vec![None; g.outputs.len()];
+    let mut direct: HashMap<NodeId, usize> = HashMap::new();
+    for (j, o) in g.outputs.iter().enumerate() {
+        if o.reduce == BatchReduce::Sum && b.variant[o.node.index()] {
+            partial_of[j] = Some(b.plan.partials.len());
+            b.plan.partials.push(numel(g.shape(o.node)));
+            let node = g.node(o.node);
+            let once = g.outputs.iter().filter(|p| p.node == o.node).count() == 1;
+            if matches!(node.op, Op::MatMul)
+                && b.users[o.node.index()] == 0
+                && once
+                && b.variant[node.args[0].index()]
+                && b.variant[node.args[1].index()]
+            {
+                direct.insert(o.node, partial_of[j].unwrap());
+            }
+        }
+    }
+    for id in g.ids() {
+        if !live[id.index()] {
+            continue;
+        }
+        let node = g.node(id).clone();
+        let var = b.variant[id.index()];
+        match node.op {
+            Op::Input(i) => {
+                let decl = g.input(i);
+                if decl.kind == InputKind::Sample {
+                    let l = b.new_buf(true, numel(&decl.shape));
+                    b.plan
+                        .sample_in
+                        .push((i.index(), l_id(l), numel(&decl.shape)));
+                    b.loc[id.index()] = Some(l);
+                } else {
+                    b.loc[id.index()] = Some(Loc::Input(i.index()));
+                }
+            }
+            Op::Const(c) => {
+                let l = b.const_loc(c.index());
+                b.loc[id.index()] = Some(l);
+            }
+            Op::Scalar(_) => {}
+            Op::Unary(_) | Op::PowConst(_) | Op::Binary(_) | Op::Select => {
+                if !b.inline_ok(id) {
+                    let l = b.materialise_elementwise(id, true);
+                    b.loc[id.index()] = Some(l);
+                }
+            }
+            Op::Broadcast
+            | Op::Reshape
+            | Op::Transpose(_)
+            | Op::Slice { .. }
+            | Op::StopGradient => {}
+            Op::Sum(axes) | Op::Max(axes) => {
+                let size = numel(&node.shape);
+                let dst = b.new_buf(var, size);
+                b.loc[id.index()] = Some(dst);
+                let is_sum = matches!(node.op, Op::Sum(_));
+                let init = if is_sum { 0.0 } else { f64::NEG_INFINITY };
+                b.fill(var, dst, size, init, &format!("{id} {}", node.op.name()));
+                let ashape = g.shape(node.args[0]).to_vec();
+                let dom = numel(&ashape);
+                let mut gb = GroupBuild {
+                    exprs: vec![],
+                    memo: HashMap::new(),
+                };
+                let ident: Vec<u32> = (0..dom as u32).collect();
+                let root = b.build(&mut gb, node.args[0], ident);
+                let dt: Vec<u32> = (0..dom)
+                    .map(|f| reduce_dst(&ashape, axes, f) as u32)
+                    .collect();
+                let store = if is_sum { Store::Add } else { Store::Max };
+                b.push_group(
+                    var,
+                    dom,
+                    gb,
+                    root,
+                    dst,
+                    &dt,
+                    store,
+                    format!("{id} {}", node.op.name()),
+                );
+            }
+            Op::Concat { axis } => {
+                let size = numel(&node.shape);
+                let dst = b.new_buf(var, size);
+                b.loc[id.index()] = Some(dst);
+                let axis = axis as usize;
+                let outer: usize = node.shape[..axis].iter().product();
+                let inner_out: usize = node.shape[axis..].iter().product();
+                let mut before = 0;
+                for &p in &node.args {
+                    let ps = g.shape(p).to_vec();
+                    let chunk: usize = ps[axis..].iter().product();
+                    let dom = numel(&ps);
+                    let mut gb = GroupBuild {
+                        exprs: vec![],
+                        memo: HashMap::new(),
+                    };
+                    let ident: Vec<u32> = (0..dom as u32).collect();
+                    let root = b.build(&mut gb, p, ident);
+                    let inner_before: usize = before * ps[axis + 1..].iter().product::<usize>();
+                    let dt: Vec<u32> = (0..dom)
+                        .map(|f| {
+                            let (o, r) = (f / chunk, f % chunk);
+                            (o * inner_out + inner_before + r) as u32
+                        })
+                        .collect();
+                    debug_assert_eq!(outer * chunk, dom);
+                    b.push_group(
+                        var,
+                        dom,
+                        gb,
+                        root,
+                        dst,
+                        &dt,
+                        Store::Set,
+                        format!("{id} concat part"),
+                    );
+                    before += ps[axis];
+                }
+            }
+            Op::MatMul => {
+                let d = direct.get(&id).copied();
+                b.matmul(id, d);
+            }
+        }
+    }
+    // Outputs.
+    for (j, o) in g.outputs.iter().enumerate() {
+        let var = b.variant[o.node.index()];
+        let size = numel(g.shape(o.node));
+        let is_direct = direct.contains_key(&o.node);
+        let src = if is_direct {
+            OutSrc::Scalar(0.0)
+        } else {
+            let mut r = o.node;
+            loop {
+                let node = g.node(r);
+                if b.loc[r.index()].is_some() {
+                    break;
+                }
+                match node.op {
+                    Op::Reshape | Op::StopGradient => r = node.args[0],
+                    _ => break,
+                }
+            }
+            if let Op::Scalar(v) = g.node(r).op {
+                OutSrc::Scalar(v.get())
+            } else {
+                let l = match b.loc[r.index()] {
+                    Some(l) => l,
+                    None => {
+                        let l = b.materialise_elementwise(o.node, false);
+                        b.loc[o.node.index()] = Some(l);
+                        l
+                    }
+                };
+                OutSrc::Loc(l)
+            }
+        };
+        b.plan.outputs.push(OutPlan {
+            src,
+            numel: size,
+            reduce: o.reduce,
+            variant: var,
+            partial: partial_of[j],
+            direct: is_direct,
+        });
+    }
+    plan_memory(&mut b);
+    Ok(b.plan)
+}
+
+fn l_id(l: Loc) -> usize {
+    match l {
+        Loc::Tile(i) | Loc::Inv(i) => i,
+        _ => unreachable!(),
+    }
+}
+
+fn for_each_loc(step: &mut Step, groups: &mut [Group], f: &mut impl FnMut(&mut Loc, bool)) {
+    match step {
+        Step::Loop(i) => {
+            let g = &mut groups[*i];
+            for e in &mut g.exprs {
+                if let Expr::Load { loc, .. } = e {
+                    f(loc, false);
+                }
+            }
+            f(&mut g.dst, true);
+        }
+        Step::Gemm(s) => {
+            f(&mut s.lhs.loc, false);
+            f(&mut s.rhs.loc, false);
+            f(&mut s.dst.loc, true);
+        }
+    }
+}
+
+/// Assigns arena offsets. Invariant buffers are laid out linearly; tile
+/// buffers are packed first-fit by live range over the tile schedule (a
+/// buffer's space is reused once its last reader has run).
+fn plan_memory(b: &mut Builder) {
+    let nv = b.vbufs.len();
+    let mut inv_off = vec![usize::MAX; nv];
+    let mut off = 0;
+    for (v, &(tile, size)) in b.vbufs.iter().enumerate() {
+        if !tile {
+            inv_off[v] = off;
+            off += size;
+        }
+    }
+    b.plan.inv_len = off;
+    // Live ranges over tile steps: sample inputs are defined before step 0,
+    // outputs live to the end.
+    let nsteps = b.plan.tile_steps.len();
+    let mut first = vec![usize::MAX; nv];
+    let mut last = vec![0usize; nv];
+    for &(_, v, _) in &b.plan.sample_in {
+        first[v] = 0;
+    }
+    let mut steps = std::mem::take(&mut b.plan.tile_steps);
+    for (s, step) in steps.iter_mut().enumerate() {
+        for_each_loc(step, &mut b.plan.groups, &mut |l, _| {
+            if let Loc::Tile(v) = *l {
+                first[v] = first[v].min(s);
+                last[v] = last[v].max(s);
+            }
+        });
+    }
+    for o in &b.plan.outputs {
+        if let OutSrc::Loc(Loc::Tile(v)) = o.src {
+            last[v] = nsteps;
+        }
+    }
+    let mut tile_off = vec![usize::MAX; nv];
+    let mut free: Vec<(usize, usize)> = vec![];
+    let mut top = 0;
+    for s in 0..=nsteps {
+        for v in 0..nv {
+            if b.vbufs[v].0 && first[v] == s {
+                let size = b.vbufs[v].1;
+                let slot = free.iter().position(|&(_, len)| len >= size);
+                tile_off[v] = match slot {
+                    Some(i) => {
+                        let (o, len) = free[i];
+                        if len == size {
+                            free.remove(i);
+                        } else {
+                            free[i] = (o + size, len - size);
+                        }
+                        o
+                    }
+                    None => {
+                        top += size;
+                        top - size
+                    }
+                };
+            }
+        }
+        for v in 0..nv {
+            if b.vbufs[v].0 && first[v] != usize::MAX && last[v] == s && s < nsteps {
+                free.push((tile_off[v], b.vbufs[v].1));
+                free.sort();
+                let mut merged: Vec<(usize, usize)> = vec![];
+                for &(o, l) in &free {
+                    match merged.last_mut() {
+                        Some((mo, ml)) if *mo + *ml == o => *ml += l,
+                        _ => merged.push((o, l)),
+                    }
+                }
+                free = merged;
+            }
+        }
+    }
+    b.plan.tile_feats = top;
+    let remap = |l: &mut Loc, _w: bool| match *l {
+        Loc::Tile(v) => *l = Loc::Tile(tile_off[v]),
+        Loc::Inv(v) => *l = Loc::Inv(inv_off[v]),
+        _ => {}
+    };
+    let mut remap = remap;
+    for step in steps.iter_mut() {
+        for_each_loc(step, &mut b.plan.groups, &mut remap);
+    }
+    let mut inv_steps = std::mem::take(&mut b.plan.inv_steps);
+    for step in inv_steps.iter_mut() {
+        for_each_loc(step, &mut b.plan.groups, &mut remap);
+    }
+    b.plan.tile_steps = steps;
+    b.plan.inv_steps = inv_steps;
+    for s in &mut b.plan.sample_in {
+        s.1 = tile_off[s.1];
+    }
+    for o in &mut b.plan.outputs {
+        if let OutSrc::Loc(l) = &mut o.src {
+            remap(l, false);
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Differential tests: the Cranelift backend against the reference interpreter.
+//!
+//! f64: |jit − ref| ≤ 1e-12·(|ref| + 1); f32: ≤ 2e-5·(|ref| + 1) against the
+//! interpreter run in f64 on the same (f32-rounded) inputs. NaN must match NaN
+//! and infinities must match exactly.
+
+use ebm::backend::cpu::Cpu;
+use ebm::backend::{Backend, DType};
+use ebm::ir::interp::eval;
+use ebm::ir::{Axes, BatchReduce, BinaryOp, Graph, InputKind, NodeId, UnaryOp, numel};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn inputs_for(g: &Graph, batch: usize, seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    g.inputs()
+        .iter()
+        .map(|d| {
+            let n = numel(&d.shape)
+                * match d.kind {
+                    InputKind::Sample => batch,
+                    InputKind::Shared => 1,
+                };
+            (0..n)
+                .map(|_| {
+                    // f32-representable values so both dtypes see the same inputs.
+                    (rng.random_range(-2.0f64..2.0) as f32) as f64
+                })
+                .collect()
+        })
+        .collect()
+}
+
+const F32_RTOL: f64 = 1e-4;
+
+fn close(a: f64, b: f64, rtol: f64) -> bool {
+    if a.is_nan() || b.is_nan() {
+        return a.is_nan() && b.is_nan();
+    }
+    if a.is_infinite() || b.is_infinite() {
+        return a == b;
+    }
+    (a - b).abs() <= rtol * (b.abs() + 1.0)
+}
+
+/// Runs `g` on the JIT (both dtypes) and the interpreter; panics on mismatch.
+fn check(g: &Graph, batch: usize, threads: usize, seed: u64) {
+    let ins = inputs_for(g, batch, seed);
+    let refs: Vec<&[f64]> = ins.iter().map(|v| &v[..]).collect();
+    let want = eval::<f64>(g, &refs, batch).unwrap();
+    let cpu = Cpu::with_threads(threads);
+    // f64
+    let k = cpu.compile(g, DType::F64).unwrap_or_else(|e| panic!("{e}"));
+    let mut outs: Vec<Vec<f64>> = want.iter().map(|w| vec![f64::NAN; w.len()]).collect();
+    {
+        let mut o: Vec<&mut [f64]> = outs.iter_mut().map(|v| &mut v[..]).collect();
+        k.run_f64(&refs, &mut o, batch).unwrap();
+    }
+    compare(g, &want, &outs, 1e-12, "f64", batch, threads);
+    // f32
+    let ins32: Vec<Vec<f32>> = ins
+        .iter()
+        .map(|v| v.iter().map(|&x| x as f32).collect())
+        .collect();
+    let refs32: Vec<&[f32]> = ins32.iter().map(|v| &v[..]).collect();
+    let k = cpu.compile(g, DType::F32).unwrap();
+    let mut outs32: Vec<Vec<f32>> = want.iter().map(|w| vec![f32::NAN; w.len()]).collect();
+    {
+        let mut o: Vec<&mut [f32]> = outs32.iter_mut().map(|v| &mut v[..]).collect();
+        k.run_f32(&refs32, &mut o, batch).unwrap();
+    }
+    let outs: Vec<Vec<f64>> = outs32
+        .iter()
+        .map(|v| v.iter().map(|&x| x as f64).collect())
+        .collect();
+    // The f32 oracle is the interpreter in f32 (same operation order), so only
+    // the approximations' few-ulp differences remain, amplified by the
+    // conditioning of the graph.
+    let want32: Vec<Vec<f64>> = eval::<f32>(g, &refs32, batch)
+        .unwrap()
+        .iter()
+        .map(|v| v.iter().map(|&x| x as f64).collect())
+        .collect();
+    compare(g, &want32, &outs, F32_RTOL, "f32", batch, threads);
+}
+
+fn compare(
+    g: &Graph,
+    want: &[Vec<f64>],
+    got: &[Vec<f64>],
+    rtol: f64,
+    what: &str,
+    batch: usize,
+    threads: usize,
+) {
+    for (j, (w, o)) in want.iter().zip(got).enumerate() {
+        let tol = match g.outputs[j].reduce {
+            BatchReduce::PerSample => rtol,
+            BatchReduce::Sum => rtol * (batch as f64).sqrt().max(1.0) * 4.0,
+        };
+        for (i, (&a, &b)) in o.iter().zip(w).enumerate() {
+            assert!(
+                close(a, b, tol),
+                "{what} batch {batch} threads {threads}: output {} [{i}] jit {a} vs interp {b}\n{}",
+                g.outputs[j].name,
+                ebm::ir::print::print(g)
+            );
+        }
+    }
+}
+
+fn check_all(g: &Graph) {
+    for &batch in &[1, 3, 64, 1000] {
+        for &threads in &[1, 2] {
+            check(g, batch, threads, batch as u64 * 7 + threads as u64);
+        }
+    }
+}
+
+/// −logsumexp_k(−|x−μ_k|²/(2σ²)) and its hand-written gradient (W1).
+fn gmm_graph() -> Graph {
+    let mut g = Graph::new("gmm");
+    let x = g.input_node("x", vec![2], InputKind::Sample);
+    let mus: Vec<f64> = (0..8)
+        .flat_map(|k| {
+            let a = 2.0 * std::f64::consts::PI * k as f64 / 8.0;
+            [2.0 * a.cos(), 2.0 * a.sin()]
+        })
+        .collect();
+    let mu = g.constant_tensor(vec![8, 2], mus);
+    let d = g.sub(x, mu); // [8,2]
+    let d2 = g.mul(d, d);
+    let sq = g.reduce_sum(d2, Axes::of(&[1])); // [8]
+    let c = g.scalar(-1.0 / (2.0 * 0.01));
+    let logits = g.mul(sq, c);
+    let lse = g.logsumexp(logits, Axes::of(&[0]));
+    let e = g.neg(lse);
+    // softmax weights
+    let lse_b = g.broadcast(lse, &[8]);
+    let sh = g.sub(logits, lse_b);
+    let w = g.unary(UnaryOp::Exp, sh);
+    let w2 = g.reshape(w, &[8, 1]);
+    let wd = g.mul(w2, d);
+    let s = g.reduce_sum(wd, Axes::of(&[0]));
+    let inv = g.scalar(1.0 / 0.01);
+    let grad = g.mul(s, inv);
+    g.add_output("E", e, BatchReduce::PerSample);
+    g.add_output("grad", grad, BatchReduce::PerSample);
+    g
+}
+
+/// A 2-h-h-1 SiLU MLP energy with its input gradient and batch-summed weight gradients.
+fn mlp_graph(h: usize) -> Graph {
+    let mut g = Graph::new("mlp");
+    let x = g.input_node("x", vec![2], InputKind::Sample);
+    let w1 = g.input_node("W1", vec![2, h], InputKind::Shared);
+    let b1 = g.input_node("b1", vec![h], InputKind::Shared);
+    let w2 = g.input_node("W2", vec![h, h], InputKind::Shared);
+    let b2 = g.input_node("b2", vec![h], InputKind::Shared);
+    let w3 = g.input_node("W3", vec![h, 1], InputKind::Shared);
+    let z1 = g.matmul(x, w1);
+    let z1 = g.add_(z1, b1);
+    let s1 = g.unary(UnaryOp::Sigmoid, z1);
+    let h1 = g.mul(z1, s1);
+    let z2 = g.matmul(h1, w2);
+    let z2 = g.add_(z2, b2);
+    let s2 = g.unary(UnaryOp::Sigmoid, z2);
+    let h2 = g.mul(z2, s2);
+    let e = g.matmul(h2, w3); // [1]
+    let e = g.reshape(e, &[]);
+    // backward: silu'(z) = s(1 + z(1 − s))
+    let silu_d = |g: &mut Graph, z: NodeId, s: NodeId| {
+        let one = g.fill(1.0, g.shape(s).to_vec().as_slice());
+        let oms = g.sub(one, s);
+        let zo = g.mul(z, oms);
+        let t = g.add_(one, zo);
+        g.mul(s, t)
+    };
+    let w3v = g.reshape(w3, &[h]);
+    let d2 = silu_d(&mut g, z2, s2);
+    let g2 = g.mul(w3v, d2);
+    let w2t = g.transpose(w2, &[1, 0]);
+    let gh1 = g.matmul(g2, w2t);
+    let d1 = silu_d(&mut g, z1, s1);
+    let g1 = g.mul(gh1, d1);
+    let w1t = g.transpose(w1, &[1, 0]);
+    let gx = g.matmul(g1, w1t);
+    // dE/dW2 = h1ᵀ g2 (batch-summed outer product)
+    let h1c = g.reshape(h1, &[h, 1]);
+    let g2r = g.reshape(g2, &[1, h]);
+    let gw2 = g.matmul(h1c, g2r);
+    g.add_output("E", e, BatchReduce::PerSample);
+    g.add_output("grad_x", gx, BatchReduce::PerSample);
+    g.add_output("grad_W2", gw2, BatchReduce::Sum);
+    g.add_output("E_sum", e, BatchReduce::Sum);
+    g
+}
+
+#[test]
+fn gmm_energy_and_gradient() {
+    check_all(&gmm_graph());
+}
+
+#[test]
+fn mlp_energy_and_gradients() {
+    check_all(&mlp_graph(16));
+}
+
+#[test]
+fn mlp_w3_shape() {
+    check(&mlp_graph(128), 300, 2, 1);
+}
+
+#[test]
+fn invariant_outputs_and_products() {
+    let mut g = Graph::new("inv");
+    let x = g.input_node("x", vec![3], InputKind::Sample);
+    let w = g.input_node("w", vec![3, 3], InputKind::Shared);
+    let wt = g.transpose(w, &[1, 0]);
+    let ww = g.matmul(w, wt);
+    let tr = g.unary(UnaryOp::Tanh, ww);
+    let y = g.matmul(x, tr);
+    let s = g.sum_all(tr);
+    g.add_output("y", y, BatchReduce::PerSample);
+    g.add_output("s", s, BatchReduce::PerSample);
+    g.add_output("s_sum", s, BatchReduce::Sum);
+    g.add_output("w", w, BatchReduce::PerSample);
+    let c = g.scalar(2.5);
+    g.add_output("c", c, BatchReduce::Sum);
+    g.add_output("x", x, BatchReduce::Sum);
+    check_all(&g);
+}
+
+#[test]
+fn every_unary_op() {
+    use UnaryOp::*;
+    for op in [
+        Neg, Exp, Log, Log1p, Sqrt, Abs, Sign, Step, Sin, Cos, Tanh, Sigmoid, Softplus,
+    ] {
+        let mut g = Graph::new("u");
+        let x = g.input_node("x", vec![5], InputKind::Sample);
+        let three = g.fill(3.0, &[5]);
+        let x3 = g.mul(x, three);
+        let y = g.unary(op, x3);
+        g.add_output("y", y, BatchReduce::PerSample);
+        check_all(&g);
+    }
+}
+
+#[test]
+fn every_binary_op() {
+    use BinaryOp::*;
+    for op in [Add, Sub, Mul, Div, Pow, Max, Min, Gt, Ge] {
+        let mut g = Graph::new("b");
+        let x = g.input_node("x", vec![4], InputKind::Sample);
+        let w = g.input_node("w", vec![4], InputKind::Shared);
+        let a = if op == Pow {
+            g.unary(UnaryOp::Abs, x)
+        } else {
+            x
+        };
+        let y = g.binary(op, a, w);
+        let z = g.binary(op, w, a);
+        g.add_output("y", y, BatchReduce::PerSample);
+        g.add_output("z", z, BatchReduce::Sum);
+        check_all(&g);
+    }
+}
