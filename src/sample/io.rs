@@ -1,4 +1,5 @@
-//! Sample files: Stan-CSV-style text and NPY, written atomically.
+//! Sample files: Stan-CSV-style text and NPY (through `data::npy`), written
+//! atomically.
 //!
 //! CSV layout: `# key = value` comment lines holding the configuration and
 //! the run summary, then a header row
@@ -180,29 +181,6 @@ pub fn read_csv(path: &Path) -> Result<Draws, String> {
     parse_csv(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// NPY (format 1.0) bytes of a little-endian f64 array of `shape`.
-pub fn npy_f64(shape: &[usize], data: &[f64]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_txt = if shape.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut hdr = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    // Magic (6) + version (2) + length (2) + header + '\n', padded to 64.
-    let unpadded = 10 + hdr.len() + 1;
-    hdr.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
-    hdr.push('\n');
-    let mut out = Vec::with_capacity(10 + hdr.len() + data.len() * 8);
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(hdr.len() as u16).to_le_bytes());
-    out.extend_from_slice(hdr.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
-}
-
 /// Write the positions as NPY, shape `(chains, draws, dim)` or
 /// `(chains, draws, *image_shape)`.
 pub fn write_npy(path: &Path, d: &Draws) -> Result<(), String> {
@@ -211,7 +189,7 @@ pub fn write_npy(path: &Path, d: &Draws) -> Result<(), String> {
         Some(s) if s.iter().product::<usize>() == d.dim => shape.extend(s),
         _ => shape.push(d.dim),
     }
-    write_atomic(path, &npy_f64(&shape, &d.x))
+    write_atomic(path, &crate::data::npy::to_bytes_f64(&shape, &d.x))
 }
 
 #[cfg(test)]
@@ -244,14 +222,17 @@ mod tests {
     }
 
     #[test]
-    fn npy_header_is_aligned() {
-        let b = npy_f64(&[2, 3, 2], &toy().x);
-        let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
-        assert_eq!((10 + hl) % 64, 0);
-        assert_eq!(b.len(), 10 + hl + 12 * 8);
-        let h = std::str::from_utf8(&b[10..10 + hl]).unwrap();
-        assert!(h.starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3, 2), }"));
-        assert!(h.ends_with('\n'));
+    fn npy_reads_back_with_image_shape() {
+        let mut d = toy();
+        d.image_shape = Some(vec![1, 2]);
+        let dir = std::env::temp_dir().join(format!("ebm-npy-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s.npy");
+        write_npy(&p, &d).unwrap();
+        let a = crate::data::npy::read(&fs::read(&p).unwrap()).unwrap();
+        assert_eq!(a.shape, vec![2, 3, 1, 2]);
+        assert_eq!(a.data, d.x);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
