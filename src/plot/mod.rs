@@ -242,18 +242,21 @@ pub fn scatter_density(
             }
         }
         let n = xs.len();
-        let stride = n.div_ceil(6000).max(1);
+        let stride = n.div_ceil(4000).max(1);
+        let shown = n.div_ceil(stride);
+        // Fewer, bolder dots for small samples; fainter ones for many.
+        let (alpha, radius) = if shown > 1500 { (0.4, 1) } else { (0.6, 2) };
         let dot = if dens.is_some() {
-            RGBColor(255, 255, 255).mix(0.55).filled()
+            RGBColor(255, 255, 255).mix(alpha).filled()
         } else {
-            RGBColor(31, 119, 180).mix(0.35).filled()
+            RGBColor(31, 119, 180).mix(alpha).filled()
         };
         chart
             .draw_series(
                 (0..n)
                     .step_by(stride)
                     .filter(|&k| xs[k].is_finite() && ys[k].is_finite())
-                    .map(|k| Circle::new((xs[k], ys[k]), 2, dot)),
+                    .map(|k| Circle::new((xs[k], ys[k]), radius, dot)),
             )
             .map_err(err)?;
         Ok(())

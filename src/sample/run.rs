@@ -92,7 +92,8 @@ pub struct RunSummary {
     /// Divergent transitions after / during warm-up.
     pub divergences: usize,
     pub warmup_divergences: usize,
-    /// First divergence of each chain that diverged.
+    /// Each chain's first divergence after warm-up (or its freeze, at any
+    /// time), in chain order.
     pub divergent_chains: Vec<Divergence>,
     /// Final step size: mean, min and max over chains.
     pub step_mean: f64,
@@ -357,7 +358,10 @@ fn run_block<E: BatchEnergy + ?Sized>(
                 } else {
                     b.divergences += 1;
                 }
-                if !seen_div[c] {
+                // Warm-up divergences of MH kernels are expected while the
+                // step size is searched for: they are counted, but a chain is
+                // listed only for a sampling-phase divergence or a freeze.
+                if !seen_div[c] && (!warm || state.frozen[c]) {
                     seen_div[c] = true;
                     b.first_div.push(Divergence {
                         chain: first + c,
