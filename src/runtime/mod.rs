@@ -5,6 +5,7 @@
 
 pub mod fused;
 pub mod noise;
+pub mod sampling;
 
 use std::sync::{Arc, Mutex};
 
