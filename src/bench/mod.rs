@@ -130,8 +130,16 @@ const WORKLOADS: &[Workload] = &[
     },
 ];
 
+/// Metropolis–Hastings throughput workloads on W1's energy, compared with
+/// BlackJAX by `bench/blackjax_samplers.py`: (name, gradients per step, steps).
+const MH_WORKLOADS: &[(&str, usize, usize)] = &[("mala_gmm2d", 1, 500), ("hmc_gmm2d", 10, 100)];
+
 pub fn workload_names() -> Vec<&'static str> {
-    WORKLOADS.iter().map(|w| w.name).collect()
+    WORKLOADS
+        .iter()
+        .map(|w| w.name)
+        .chain(MH_WORKLOADS.iter().map(|m| m.0))
+        .collect()
 }
 
 pub struct Options {
@@ -143,6 +151,11 @@ pub struct Options {
 /// Runs the chosen workloads, printing one JSON line each to `out`.
 pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> Result<(), String> {
     for name in &opts.workloads {
+        if let Some(&(mh, grads, steps)) = MH_WORKLOADS.iter().find(|m| m.0 == name) {
+            let record = run_mh(mh, grads, steps, opts)?;
+            writeln!(out, "{record}").map_err(|e| e.to_string())?;
+            continue;
+        }
         let w = WORKLOADS.iter().find(|w| w.name == name).ok_or_else(|| {
             format!(
                 "error: unknown workload `{name}`; expected one of {}",
@@ -335,4 +348,76 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
+}
+
+/// MALA (1 gradient per step) or static HMC (10 leapfrog steps) on the
+/// eight-Gaussian mixture: 4096 chains, fixed step (BlackJAX's MALA step h is
+/// λ/2 in ebm's convention, so λ = 0.02 matches h = 0.01), no adaptation.
+fn run_mh(name: &str, grads: usize, steps: usize, opts: &Options) -> Result<Value, String> {
+    use crate::runtime::sampling::SampledEnergy;
+    use crate::sample::{ChainRngs, Kernel, SamplerConfig};
+    let w = &WORKLOADS[0];
+    let (graph, _) = compile(w)?;
+    let energy = CompiledEnergy::new(
+        graph,
+        |_| None,
+        std::sync::Arc::new(Cpu::with_threads(opts.threads)),
+        DType::F32,
+    )?;
+    let target = SampledEnergy::new(&energy, None)?;
+    let mut config = if grads == 1 {
+        SamplerConfig::mala(0.02)
+    } else {
+        SamplerConfig::hmc(0.01, grads)
+    };
+    config.adapt_step = false;
+    config.adapt_mass = false;
+    config.step_jitter = 0.0;
+    let x0: Vec<f64> = rng::normal(w.init_seed, w.chains * w.dim)
+        .iter()
+        .map(|&v| v as f32 as f64)
+        .collect();
+    let run = || {
+        let kernel = Kernel::new(&target, config.clone(), w.chains);
+        let mut rngs = ChainRngs::new(SEED, w.chains);
+        let mut state = kernel.init(x0.clone());
+        let mut accepted = 0usize;
+        for _ in 0..steps {
+            let (next, info) = kernel.step(&mut rngs, &state);
+            accepted += info.accepted.iter().filter(|&&a| a).count();
+            state = next;
+        }
+        (state.x, accepted as f64 / (steps * w.chains) as f64)
+    };
+    let idle_before = machine::wait_quiet();
+    let t = Instant::now();
+    run();
+    let warmup = t.elapsed().as_secs_f64();
+    let meter = machine::ForeignMeter::start();
+    let mut times = Vec::new();
+    let mut last = (Vec::new(), 0.0);
+    for _ in 0..opts.repeat {
+        let t = Instant::now();
+        last = run();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let med = median(times.clone());
+    let radius = last
+        .0
+        .chunks(2)
+        .map(|p| (p[0] * p[0] + p[1] * p[1]).sqrt())
+        .sum::<f64>()
+        / w.chains as f64;
+    Ok(json!({
+        "framework": "ebm-cpu",
+        "workload": name,
+        "seconds_median": round6(med),
+        "grad_evals_per_s": ((w.chains * steps * grads) as f64 / med).round(),
+        "checksum": {"mean_radius": round6(radius), "accept": (last.1 * 1e4).round() / 1e4},
+        "warmup_s": (warmup * 1e4).round() / 1e4,
+        "repeat": times.len(),
+        "cpu_idle_before": idle_before,
+        "foreign_cpu_share": meter.share(),
+        "threads": opts.threads,
+    }))
 }
