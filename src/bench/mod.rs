@@ -26,6 +26,14 @@ use crate::runtime::langevin::Langevin;
 /// The noise seed every framework uses (1234).
 const SEED: u64 = 1234;
 
+/// `EBM_BENCH_SEED` overrides the noise seed, to see the checksums' spread.
+fn noise_seed() -> u64 {
+    std::env::var("EBM_BENCH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SEED)
+}
+
 struct Workload {
     name: &'static str,
     source: &'static str,
@@ -222,7 +230,8 @@ fn run_workload(w: &Workload, opts: &Options) -> Result<Value, String> {
     // Warm-up: build and compile the fused step kernel, then one full run.
     let t = Instant::now();
     let ula = Langevin::ula(&graph, w.lam, &params, &Cpu::with_threads(1))?;
-    let sampler = |x: &mut Vec<f32>| ula.run(x, w.steps, SEED, opts.threads);
+    let seed = noise_seed();
+    let sampler = |x: &mut Vec<f32>| ula.run(x, w.steps, seed, opts.threads);
     let mut x = x0.clone();
     sampler(&mut x)?;
     let warmup = t.elapsed().as_secs_f64();
