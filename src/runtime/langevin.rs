@@ -104,7 +104,7 @@ impl Langevin {
             };
             self.step(from, &noise, to, n)?;
         }
-        if steps % 2 == 1 {
+        if !steps.is_multiple_of(2) {
             x.copy_from_slice(&other);
         }
         Ok(())
