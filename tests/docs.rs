@@ -23,8 +23,8 @@ fn blocks(text: &str) -> Vec<String> {
 
 #[test]
 fn language_reference_examples_check() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/language.md"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/language.md")).unwrap();
     let examples = blocks(&text);
     assert!(examples.len() >= 18, "{} examples", examples.len());
     for (i, src) in examples.iter().enumerate() {
