@@ -32,7 +32,7 @@ impl Span {
 /// One user-facing error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
-    /// Stable machine-readable kind, e.g. `E0101`; see `docs/errors.md`.
+    /// Stable machine-readable kind, e.g. `E0101`; listed in `docs/language.md` §10.
     pub code: &'static str,
     /// The headline: one sentence, lower-case start, no trailing period.
     pub message: String,
