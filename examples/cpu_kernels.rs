@@ -1,0 +1,169 @@
+//! One-off throughput and compile-latency measurement of the CPU backend on
+//! the benchmark shapes (W1 gmm2d 4096×2, W2 gauss100 1024×100, W3 MLP
+//! 1024×2-128-128-1): one kernel call = E and ∇ₓE for the whole batch.
+//!
+//! `cargo run --release --example cpu_kernels`
+
+use std::time::Instant;
+
+use ebm::backend::cpu::Cpu;
+use ebm::backend::{DType, Kernel};
+use ebm::ir::{Axes, BatchReduce, Graph, InputKind, NodeId, UnaryOp};
+
+fn gmm() -> Graph {
+    let mut g = Graph::new("gmm2d");
+    let x = g.input_node("x", vec![2], InputKind::Sample);
+    let mus: Vec<f64> = (0..8)
+        .flat_map(|k| {
+            let a = 2.0 * std::f64::consts::PI * k as f64 / 8.0;
+            [2.0 * a.cos(), 2.0 * a.sin()]
+        })
+        .collect();
+    let mu = g.constant_tensor(vec![8, 2], mus);
+    let d = g.sub(x, mu);
+    let d2 = g.mul(d, d);
+    let sq = g.reduce_sum(d2, Axes::of(&[1]));
+    let c = g.scalar(-1.0 / (2.0 * 0.01));
+    let logits = g.mul(sq, c);
+    let lse = g.logsumexp(logits, Axes::of(&[0]));
+    let e = g.neg(lse);
+    let lse_b = g.broadcast(lse, &[8]);
+    let sh = g.sub(logits, lse_b);
+    let w = g.unary(UnaryOp::Exp, sh);
+    let w2 = g.reshape(w, &[8, 1]);
+    let wd = g.mul(w2, d);
+    let s = g.reduce_sum(wd, Axes::of(&[0]));
+    let inv = g.scalar(100.0);
+    let grad = g.mul(s, inv);
+    g.add_output("E", e, BatchReduce::PerSample);
+    g.add_output("grad", grad, BatchReduce::PerSample);
+    g
+}
+
+fn gauss100() -> Graph {
+    let mut g = Graph::new("gauss100");
+    let x = g.input_node("x", vec![100], InputKind::Sample);
+    let p: Vec<f64> = (0..100)
+        .map(|i| {
+            let s = 0.1 + 0.9 * i as f64 / 99.0;
+            1.0 / (s * s)
+        })
+        .collect();
+    let prec = g.constant_tensor(vec![100], p);
+    let grad = g.mul(x, prec);
+    let xg = g.mul(x, grad);
+    let e = g.sum_all(xg);
+    let half = g.scalar(0.5);
+    let e = g.mul(e, half);
+    g.add_output("E", e, BatchReduce::PerSample);
+    g.add_output("grad", grad, BatchReduce::PerSample);
+    g
+}
+
+fn mlp(h: usize) -> Graph {
+    let mut g = Graph::new("mlp");
+    let x = g.input_node("x", vec![2], InputKind::Sample);
+    let w1 = g.input_node("W1", vec![2, h], InputKind::Shared);
+    let b1 = g.input_node("b1", vec![h], InputKind::Shared);
+    let w2 = g.input_node("W2", vec![h, h], InputKind::Shared);
+    let b2 = g.input_node("b2", vec![h], InputKind::Shared);
+    let w3 = g.input_node("W3", vec![h, 1], InputKind::Shared);
+    let b3 = g.input_node("b3", vec![1], InputKind::Shared);
+    let z1 = g.matmul(x, w1);
+    let z1 = g.add_(z1, b1);
+    let s1 = g.unary(UnaryOp::Sigmoid, z1);
+    let h1 = g.mul(z1, s1);
+    let z2 = g.matmul(h1, w2);
+    let z2 = g.add_(z2, b2);
+    let s2 = g.unary(UnaryOp::Sigmoid, z2);
+    let h2 = g.mul(z2, s2);
+    let e = g.matmul(h2, w3);
+    let e = g.add_(e, b3);
+    let e = g.reshape(e, &[]);
+    let silu_d = |g: &mut Graph, z: NodeId, s: NodeId| {
+        let one = g.fill(1.0, &[h]);
+        let oms = g.sub(one, s);
+        let zo = g.mul(z, oms);
+        let t = g.add_(one, zo);
+        g.mul(s, t)
+    };
+    let w3v = g.reshape(w3, &[h]);
+    let d2 = silu_d(&mut g, z2, s2);
+    let g2 = g.mul(w3v, d2);
+    let w2t = g.transpose(w2, &[1, 0]);
+    let gh1 = g.matmul(g2, w2t);
+    let d1 = silu_d(&mut g, z1, s1);
+    let g1 = g.mul(gh1, d1);
+    let w1t = g.transpose(w1, &[1, 0]);
+    let gx = g.matmul(g1, w1t);
+    g.add_output("E", e, BatchReduce::PerSample);
+    g.add_output("grad", gx, BatchReduce::PerSample);
+    g
+}
+
+fn time_calls(k: &dyn Kernel, inputs: &[Vec<f32>], outs: &mut [Vec<f32>], batch: usize) -> f64 {
+    let ins: Vec<&[f32]> = inputs.iter().map(|v| &v[..]).collect();
+    let mut run = |n: usize| {
+        let t = Instant::now();
+        for _ in 0..n {
+            let mut o: Vec<&mut [f32]> = outs.iter_mut().map(|v| &mut v[..]).collect();
+            k.run_f32(&ins, &mut o, batch).unwrap();
+        }
+        t.elapsed().as_secs_f64() / n as f64
+    };
+    run(20);
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        best = best.min(run(100));
+    }
+    best
+}
+
+fn main() {
+    let cases: Vec<(&str, Graph, usize, f64)> = vec![
+        ("W1 gmm2d", gmm(), 4096, 0.0),
+        ("W2 gauss100", gauss100(), 1024, 0.0),
+        // 4·P MACs·2 FLOP... the peers count 4·P·batch FLOP per Langevin step.
+        ("W3 mlp", mlp(128), 1024, 4.0 * 16768.0 * 1024.0),
+    ];
+    for (name, g, batch, flops) in cases {
+        for threads in [1, 2] {
+            let cpu = Cpu::with_threads(threads);
+            let t = Instant::now();
+            let k = cpu.compile_uncached(&g, DType::F32).unwrap();
+            let compile = t.elapsed().as_secs_f64();
+            let inputs: Vec<Vec<f32>> = g
+                .inputs()
+                .iter()
+                .map(|d| {
+                    let n: usize = d.shape.iter().product::<usize>()
+                        * if d.kind == InputKind::Sample {
+                            batch
+                        } else {
+                            1
+                        };
+                    (0..n)
+                        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.5)
+                        .collect()
+                })
+                .collect();
+            let mut outs: Vec<Vec<f32>> = g
+                .outputs
+                .iter()
+                .map(|o| vec![0.0; g.shape(o.node).iter().product::<usize>() * batch])
+                .collect();
+            let s = time_calls(&*k, &inputs, &mut outs, batch);
+            let gf = if flops > 0.0 {
+                format!(", {:.0} GFLOP/s", flops / s / 1e9)
+            } else {
+                String::new()
+            };
+            println!(
+                "{name:12} batch {batch:5} threads {threads}: {:8.1} µs/call, {:7.1} M chain-steps/s{gf}; compile {:.2} ms",
+                s * 1e6,
+                batch as f64 / s / 1e6,
+                compile * 1e3
+            );
+        }
+    }
+}
