@@ -545,15 +545,28 @@ impl<T> SendPtr<T> {
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
 
+/// Side of the square blocks the transposes work in (cache friendly both ways).
+const TB: usize = 16;
+
 /// Batch-major rows → feature-major tile.
 ///
 /// # Safety
 /// `tile` holds `n` feature rows of stride `t ≥ rows`.
 unsafe fn transpose_in<T: Copy>(src: &[T], rows: usize, n: usize, tile: *mut T, t: usize) {
-    for f in 0..n {
-        let dst = unsafe { std::slice::from_raw_parts_mut(tile.add(f * t), rows) };
-        for (b, d) in dst.iter_mut().enumerate() {
-            *d = src[b * n + f];
+    if n == 1 {
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), tile, rows) };
+        return;
+    }
+    for f0 in (0..n).step_by(TB) {
+        let f1 = (f0 + TB).min(n);
+        for b0 in (0..rows).step_by(TB) {
+            let b1 = (b0 + TB).min(rows);
+            for f in f0..f1 {
+                let dst = unsafe { std::slice::from_raw_parts_mut(tile.add(f * t + b0), b1 - b0) };
+                for (d, b) in dst.iter_mut().zip(b0..b1) {
+                    *d = src[b * n + f];
+                }
+            }
         }
     }
 }
@@ -563,10 +576,20 @@ unsafe fn transpose_in<T: Copy>(src: &[T], rows: usize, n: usize, tile: *mut T, 
 /// # Safety
 /// `tile` holds `n` feature rows of stride `t ≥ rows`.
 unsafe fn transpose_out<T: Copy>(tile: *const T, rows: usize, n: usize, dst: &mut [T], t: usize) {
-    for f in 0..n {
-        let src = unsafe { std::slice::from_raw_parts(tile.add(f * t), rows) };
-        for (b, &v) in src.iter().enumerate() {
-            dst[b * n + f] = v;
+    if n == 1 {
+        dst[..rows].copy_from_slice(unsafe { std::slice::from_raw_parts(tile, rows) });
+        return;
+    }
+    for b0 in (0..rows).step_by(TB) {
+        let b1 = (b0 + TB).min(rows);
+        for f0 in (0..n).step_by(TB) {
+            let f1 = (f0 + TB).min(n);
+            for b in b0..b1 {
+                let row = &mut dst[b * n + f0..b * n + f1];
+                for (d, f) in row.iter_mut().zip(f0..f1) {
+                    *d = unsafe { *tile.add(f * t + b) };
+                }
+            }
         }
     }
 }
