@@ -15,6 +15,7 @@ pub mod opt;
 pub mod plot;
 pub mod runtime;
 pub mod sample;
+pub mod script;
 pub mod sema;
 pub mod stats;
 pub mod syntax;

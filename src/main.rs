@@ -1,9 +1,11 @@
-//! The `ebm` command line: a thin layer over `ebm::driver`.
+//! The `ebm` command line: a thin layer over `ebm::driver`; it parses
+//! arguments, calls one driver function and prints what comes back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ebm::driver::{self, SourceFile};
 
 #[derive(Parser)]
 #[command(
@@ -20,14 +22,72 @@ struct Cli {
 enum Command {
     /// Check a program; exit 0 when valid, print diagnostics and exit 1 otherwise.
     Check { file: PathBuf },
+    /// Run a script's statements (`print(...)`, ...).
+    Run { file: PathBuf },
+    /// Evaluate an energy (and its gradient, a Hessian-vector product) at one point.
+    Eval {
+        file: PathBuf,
+        /// The energy to evaluate.
+        #[arg(long)]
+        energy: String,
+        /// The point x, comma-separated, row-major: "x0,x1,...".
+        #[arg(long, allow_hyphen_values = true)]
+        at: String,
+        /// The conditioning input c of a conditional energy.
+        #[arg(long, allow_hyphen_values = true)]
+        cond: Option<String>,
+        /// Also print ∇ₓE.
+        #[arg(long)]
+        grad: bool,
+        /// Also print the Hessian-vector product ∇ₓ(∇ₓE·v) for this v.
+        #[arg(long, allow_hyphen_values = true)]
+        hvp: Option<String>,
+        #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
+        dtype: String,
+        #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+        backend: String,
+        /// One JSON line: {"energy": e, "grad": [...], "hvp": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a compiler stage: ast, ir, grad (after AD), opt (simplified), clif (Cranelift IR).
+    Dump {
+        file: PathBuf,
+        #[arg(long, value_parser = ["ast", "ir", "grad", "opt", "clif"])]
+        stage: String,
+        /// Only this definition (default: all of them).
+        #[arg(long)]
+        energy: Option<String>,
+        /// The derivative kernel shown by grad/opt/clif.
+        #[arg(long, default_value = "grad", value_parser = ["energy", "grad", "params", "hvp", "mixed", "all"])]
+        kernel: String,
+        #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
+        dtype: String,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Check { file } => {
-            ebm::driver::SourceFile::read(&file).and_then(|f| ebm::driver::check(&f))
-        }
+    let result = match Cli::parse().command {
+        Command::Check { file } => read(&file).and_then(|f| driver::check(&f)),
+        Command::Run { file } => read(&file).and_then(|f| driver::run(&f, &mut std::io::stdout())),
+        Command::Eval {
+            file,
+            energy,
+            at,
+            cond,
+            grad,
+            hvp,
+            dtype,
+            backend,
+            json,
+        } => eval(&file, &energy, &at, cond, grad, hvp, &dtype, &backend, json),
+        Command::Dump {
+            file,
+            stage,
+            energy,
+            kernel,
+            dtype,
+        } => dump(&file, &stage, energy.as_deref(), &kernel, &dtype),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,4 +99,62 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn read(path: &Path) -> Result<SourceFile, String> {
+    SourceFile::read(path)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval(
+    path: &Path,
+    energy: &str,
+    at: &str,
+    cond: Option<String>,
+    grad: bool,
+    hvp: Option<String>,
+    dtype: &str,
+    backend: &str,
+    json: bool,
+) -> Result<(), String> {
+    let file = read(path)?;
+    let module = driver::analyze(&file)?;
+    let backend = driver::backend_named(backend)?;
+    let compiled =
+        driver::compile_energy(&file, &module, energy, backend, driver::dtype_named(dtype)?)?;
+    let request = driver::EvalRequest {
+        energy,
+        at: driver::parse_vector("--at", at)?,
+        cond: cond
+            .map(|c| driver::parse_vector("--cond", &c))
+            .transpose()?,
+        grad,
+        hvp: hvp.map(|v| driver::parse_vector("--hvp", &v)).transpose()?,
+    };
+    let result = driver::eval(&compiled, &request)?;
+    if json {
+        println!("{}", result.to_json());
+    } else {
+        print!("{}", result.to_text());
+    }
+    Ok(())
+}
+
+fn dump(
+    path: &Path,
+    stage: &str,
+    energy: Option<&str>,
+    kernel: &str,
+    dtype: &str,
+) -> Result<(), String> {
+    let file = read(path)?;
+    let text = driver::dump(
+        &file,
+        driver::Stage::named(stage)?,
+        energy,
+        driver::want_named(kernel)?,
+        driver::dtype_named(dtype)?,
+    )?;
+    print!("{text}");
+    Ok(())
 }

@@ -88,6 +88,8 @@ pub struct Graph {
     pub outputs: Vec<Output>,
     interned: HashMap<Node, NodeId>,
     interned_consts: HashMap<(Shape, Vec<u64>), ConstId>,
+    /// Set by the optimiser's "no CSE" mode: nodes are appended without lookup.
+    no_cse: bool,
 }
 
 impl Graph {
@@ -108,6 +110,11 @@ impl Graph {
             interned_consts: self.interned_consts.clone(),
             ..Graph::default()
         }
+    }
+
+    /// Turns hash-consing off (or back on) for nodes added from now on.
+    pub fn set_cse(&mut self, on: bool) {
+        self.no_cse = !on;
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -140,10 +147,16 @@ impl Graph {
     pub fn ids(&self) -> impl Iterator<Item = NodeId> + use<> {
         (0..self.nodes.len() as u32).map(NodeId)
     }
+    /// The `Sample` input called `name` (`x`, `c`, `v`, ...). Parameters
+    /// (`Shared`) live in their own namespace, so a parameter may be called `x`.
     pub fn find_input(&self, name: &str) -> Option<InputId> {
+        self.find_input_of(name, InputKind::Sample)
+    }
+
+    pub fn find_input_of(&self, name: &str, kind: InputKind) -> Option<InputId> {
         self.inputs
             .iter()
-            .position(|i| i.name == name)
+            .position(|i| i.name == name && i.kind == kind)
             .map(|i| InputId(i as u32))
     }
     pub fn output(&self, name: &str) -> Option<NodeId> {
@@ -161,7 +174,7 @@ impl Graph {
     /// Declares an input and returns the node that reads it.
     pub fn input_node(&mut self, name: impl Into<String>, shape: Shape, kind: InputKind) -> NodeId {
         let name = name.into();
-        let id = match self.find_input(&name) {
+        let id = match self.find_input_of(&name, kind) {
             Some(id) => {
                 assert_eq!(
                     self.inputs[id.index()].shape,
@@ -190,7 +203,9 @@ impl Graph {
             panic!("ill-shaped IR node: {e}");
         }
         let node = Node { op, args, shape };
-        if let Some(&id) = self.interned.get(&node) {
+        if !self.no_cse
+            && let Some(&id) = self.interned.get(&node)
+        {
             return id;
         }
         let id = NodeId(self.nodes.len() as u32);

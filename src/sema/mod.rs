@@ -1,1 +1,356 @@
-//! (placeholder: filled in by its owner)
+//! Semantic analysis: name resolution, static shapes, constant evaluation and
+//! parameter creation. `analyze` turns the AST into a `Module`: every
+//! definition's body as a typed, shape-annotated expression tree (`TExpr`)
+//! with names resolved, constants folded to tensors, indexing and composition
+//! desugared, and neural primitives expanded into named parameters. `lower`
+//! then only has to translate `TExpr` nodes to IR; it never re-checks.
+
+pub mod builtins;
+mod check;
+pub mod errors;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::data::{Array, rng};
+use crate::diag::{Diagnostic, Span};
+use crate::ir::{Axes, BinaryOp};
+use crate::syntax::ast;
+
+pub use crate::ir::Shape;
+
+/// A compile-time tensor (f64, row-major).
+pub type Tensor = Array;
+
+/// A typed expression: every node knows its static shape and source span.
+#[derive(Clone, Debug)]
+pub struct TExpr {
+    pub kind: TKind,
+    pub shape: Shape,
+    pub span: Span,
+}
+
+/// Elementwise functions (composites such as `swish` are decomposed by `lower`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Elem {
+    Neg,
+    Exp,
+    Log,
+    Log1p,
+    Sqrt,
+    Abs,
+    Sin,
+    Cos,
+    Tanh,
+    Sigmoid,
+    Softplus,
+    Relu,
+    LeakyRelu(f64),
+    Elu(f64),
+    Swish,
+    Gelu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    LogSumExp,
+}
+
+#[derive(Clone, Debug)]
+pub enum TKind {
+    /// A folded constant.
+    Const(Arc<Tensor>),
+    /// The definition's sample argument (`x`).
+    Input,
+    /// The definition's conditioning argument (`c`).
+    Cond,
+    /// A learnable parameter, by full name (see `Module::params`).
+    Param(String),
+    Unary(Elem, Box<TExpr>),
+    /// Elementwise with NumPy broadcasting (`Gt`/`Ge` only under `where`).
+    Binary(BinaryOp, Box<TExpr>, Box<TExpr>),
+    PowConst(Box<TExpr>, f64),
+    MatMul(Box<TExpr>, Box<TExpr>),
+    Reduce(Reduce, Box<TExpr>, Axes),
+    /// `logsumexp(a, b, ..)` of scalars.
+    LogSumExpN(Vec<TExpr>),
+    /// A tensor literal with non-constant elements: stacked on a new axis 0.
+    Stack(Vec<TExpr>),
+    Concat(Vec<TExpr>, usize),
+    /// Row-major reshape to `shape`.
+    Reshape(Box<TExpr>),
+    Transpose(Box<TExpr>, Vec<usize>),
+    /// `Slice(x, axis, start)`: `shape[axis]` elements from `start`.
+    Slice(Box<TExpr>, usize, usize),
+    /// `where(c, a, b)`, all broadcast to `shape`; `c` is non-zero for true.
+    Where(Box<TExpr>, Box<TExpr>, Box<TExpr>),
+    StopGradient(Box<TExpr>),
+    /// An inlined call of definition `def` (index into `Module::defs`).
+    Call {
+        def: usize,
+        x: Box<TExpr>,
+        cond: Option<Box<TExpr>>,
+    },
+}
+
+impl TExpr {
+    pub fn as_const(&self) -> Option<&Arc<Tensor>> {
+        match &self.kind {
+            TKind::Const(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The direct operands.
+    pub fn children(&self) -> Vec<&TExpr> {
+        match &self.kind {
+            TKind::Const(_) | TKind::Input | TKind::Cond | TKind::Param(_) => vec![],
+            TKind::Unary(_, a)
+            | TKind::PowConst(a, _)
+            | TKind::Reduce(_, a, _)
+            | TKind::Reshape(a)
+            | TKind::Transpose(a, _)
+            | TKind::Slice(a, _, _)
+            | TKind::StopGradient(a) => vec![a],
+            TKind::Binary(_, a, b) | TKind::MatMul(a, b) => vec![a, b],
+            TKind::Where(a, b, c) => vec![a, b, c],
+            TKind::LogSumExpN(v) | TKind::Stack(v) | TKind::Concat(v, _) => v.iter().collect(),
+            TKind::Call { x, cond, .. } => {
+                let mut v = vec![&**x];
+                if let Some(c) = cond {
+                    v.push(c);
+                }
+                v
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefKind {
+    Energy,
+    Model,
+}
+
+/// A named argument of a definition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArgInfo {
+    pub name: String,
+    pub shape: Shape,
+}
+
+/// A checked `energy` or `model`.
+#[derive(Clone, Debug)]
+pub struct DefInfo {
+    pub name: String,
+    pub kind: DefKind,
+    pub input: ArgInfo,
+    pub cond: Option<ArgInfo>,
+    /// `[]` for energies; the declared shape for models.
+    pub output: Shape,
+    /// The body, already of shape `output` (an energy of shape `[1]` is reshaped).
+    pub body: TExpr,
+    /// Full names of the parameters the body reads, inlined calls included,
+    /// in first-use order.
+    pub params: Vec<String>,
+    /// 1 + the deepest chain of definitions this one inlines (bounded by sema).
+    pub call_depth: usize,
+    pub span: Span,
+}
+
+/// How a parameter's initial value is drawn (see `Param::initial_value`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Normal {
+        mean: f64,
+        std: f64,
+    },
+    Uniform {
+        lo: f64,
+        hi: f64,
+    },
+    Zeros,
+    Glorot,
+    /// Neural-primitive weights: N(0, 1/fan_in), fan_in = shape[0].
+    LeCun,
+}
+
+/// A learnable parameter: explicit (`param W: [..] ~ init`) or created by a
+/// neural primitive call site (`net.mlp0.w1`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub shape: Shape,
+    pub init: Init,
+    /// The `param` item or primitive call that created it.
+    pub span: Span,
+}
+
+impl Param {
+    /// The SM64 seed: the 64-bit FNV-1a hash of the full name.
+    pub fn seed(&self) -> u64 {
+        rng::fnv1a(&self.name)
+    }
+
+    /// Deterministic initial values (row-major), a function of name, shape and init only.
+    pub fn initial_value(&self) -> Vec<f64> {
+        let n: usize = self.shape.iter().product();
+        let seed = self.seed();
+        let (fan_in, fan_out) = fans(&self.shape);
+        match self.init {
+            Init::Zeros => vec![0.0; n],
+            Init::Normal { mean, std } => rng::normal(seed, n)
+                .into_iter()
+                .map(|z| mean + std * z)
+                .collect(),
+            Init::Uniform { lo, hi } => rng::uniform(seed, n)
+                .into_iter()
+                .map(|u| lo + (hi - lo) * u)
+                .collect(),
+            Init::Glorot => {
+                let l = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                rng::uniform(seed, n)
+                    .into_iter()
+                    .map(|u| -l + 2.0 * l * u)
+                    .collect()
+            }
+            Init::LeCun => {
+                let s = 1.0 / (fan_in as f64).sqrt();
+                rng::normal(seed, n).into_iter().map(|z| s * z).collect()
+            }
+        }
+    }
+}
+
+/// Fan-in and fan-out of a weight shape: `[]` → (1, 1); `[n]` → (n, n);
+/// `[.., a, b]` → (a·r, b·r) with r the product of the leading dimensions.
+pub fn fans(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [] => (1, 1),
+        [n] => (*n, *n),
+        [lead @ .., a, b] => {
+            let r: usize = lead.iter().product();
+            (a * r, b * r)
+        }
+    }
+}
+
+/// A named compile-time constant.
+#[derive(Clone, Debug)]
+pub struct ConstDef {
+    pub name: String,
+    pub value: Arc<Tensor>,
+    pub span: Span,
+}
+
+/// A top-level statement (`print(..)`, `let s = sample(..)`, `data d = ..`).
+#[derive(Clone, Debug)]
+pub struct Statement {
+    /// The statement name (`print`, `sample`, ...); for `let`/`data`, the called function.
+    pub name: String,
+    /// `let NAME =` / `data NAME =` binding, if any.
+    pub binding: Option<String>,
+    /// Checked arguments, for statements whose arguments are tensor
+    /// expressions (`print`, whose string-literal arguments are skipped here
+    /// and read from `call`); `None` for runner statements, which their
+    /// owners check.
+    pub args: Option<Vec<TExpr>>,
+    /// The original call, for runners that interpret their own arguments.
+    pub call: ast::Expr,
+    pub span: Span,
+}
+
+/// The result of semantic analysis of one program.
+#[derive(Clone, Debug, Default)]
+pub struct Module {
+    pub consts: Vec<ConstDef>,
+    /// All parameters (explicit and primitive-created), in creation order.
+    pub params: Vec<Param>,
+    pub defs: Vec<DefInfo>,
+    pub statements: Vec<Statement>,
+    /// The folder relative data paths were resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl Module {
+    pub fn def(&self, name: &str) -> Option<&DefInfo> {
+        self.defs.iter().find(|d| d.name == name)
+    }
+    pub fn def_index(&self, name: &str) -> Option<usize> {
+        self.defs.iter().position(|d| d.name == name)
+    }
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+    pub fn constant(&self, name: &str) -> Option<&Arc<Tensor>> {
+        self.consts
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| &c.value)
+    }
+    /// Initial values of the named parameters, concatenated in order.
+    pub fn initial_values(&self, names: &[String]) -> Vec<Vec<f64>> {
+        names
+            .iter()
+            .map(|n| self.param(n).map(Param::initial_value).unwrap_or_default())
+            .collect()
+    }
+}
+
+/// Analyses a parsed program. Relative `load` paths resolve against `base_dir`.
+/// Returns every diagnostic it reasonably can, in source order.
+pub fn analyze(program: &ast::Program, base_dir: &Path) -> Result<Module, Vec<Diagnostic>> {
+    with_big_stack(|| check::analyze(program, base_dir))
+}
+
+/// Runs `f` on a thread with a large stack. The checker and the lowering are
+/// recursive over expressions the parser allows to be a few hundred levels
+/// deep; debug builds need more than a test thread's 2 MiB for that. The
+/// memory is only reserved, not touched, unless used.
+pub fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    const STACK: usize = 256 << 20;
+    let mut slot = Some(f);
+    let done = std::thread::scope(|s| {
+        let taken = &mut slot;
+        let spawned = std::thread::Builder::new()
+            .name("ebm-sema".into())
+            .stack_size(STACK)
+            .spawn_scoped(s, move || taken.take().map(|f| f()));
+        match spawned {
+            Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            Err(_) => None,
+        }
+    });
+    match (done, slot) {
+        (Some(v), _) => v,
+        // No thread could be started: run here, with the current stack.
+        (None, Some(f)) => f(),
+        (None, None) => unreachable!("the thread took `f` and returned its value"),
+    }
+}
+
+/// `[2, 3]`, `[]` for scalars.
+pub fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// Used by callers that fold: whether a value is small enough to build at compile time.
+pub const MAX_CONST_ELEMS: usize = 1 << 24;
+
+/// The largest number of elements any static shape may hold.
+pub const MAX_ELEMS: usize = 1 << 31;
+
+/// A shared map from names to what they denote, used by `check`.
+#[derive(Clone, Debug)]
+pub(crate) enum Symbol {
+    Const(usize),
+    Param(usize),
+    Def(usize),
+    /// `data`/`let` names: run-time values, not tensors.
+    RunValue(Option<usize>),
+}

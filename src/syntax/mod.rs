@@ -1,16 +1,24 @@
 //! Syntax: the pest grammar (`grammar/ebm.pest`) and a Pratt parser that
 //! builds the span-carrying AST in `ast`.
+//!
+//! Pipeline: `scan` (comments, strings, brackets, nesting limit; newlines
+//! inside brackets become spaces) → pest on each logical line → `parser`
+//! (Pratt parser over the flat operator sequences) → `ast`. Errors are built
+//! by the constructors in `errors` (codes E01xx); `print` renders an AST as
+//! S-expressions for `ebm dump --stage ast` and the golden tests.
 
 pub mod ast;
+pub mod errors;
+mod expect;
+mod parser;
+pub mod print;
+mod scan;
 
-use crate::diag::{Diagnostic, Span};
+use crate::diag::Diagnostic;
 
 /// Parses a whole script. Never panics, whatever the input.
 pub fn parse(source: &str) -> Result<ast::Program, Vec<Diagnostic>> {
-    let _ = source;
-    Err(vec![Diagnostic::new(
-        "E0100",
-        Span::new(0, 0),
-        "the parser is not written yet",
-    )])
+    parser::parse(source)
 }
+#[cfg(test)]
+mod tests;

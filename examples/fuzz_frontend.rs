@@ -1,0 +1,156 @@
+//! Fuzzes the whole front end (`ebm::driver::check_source`) with random and
+//! mutated programs, without cargo-fuzz (which needs nightly):
+//!
+//!     cargo run --release --example fuzz_frontend -- --seconds 600 [--seed N] [--out DIR]
+//!
+//! Each input runs on a worker thread with a 2 MiB stack (like a test
+//! thread). Panics are caught and saved to DIR (default `fuzz_crashes/`),
+//! inputs slower than 1 s are saved too, and `DIR/current.ebm` always holds
+//! the input in flight, so a stack overflow or abort leaves it behind. A
+//! watchdog stops the run if one input hangs for 20 s. Exit code 1 when
+//! anything was found.
+
+#[path = "../tests/support/fuzz_gen.rs"]
+mod fuzz_gen;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let mut seconds = 60u64;
+    let mut seed = 1u64;
+    let mut out = PathBuf::from("fuzz_crashes");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_default();
+        match a.as_str() {
+            "--seconds" => seconds = value().parse().expect("--seconds N"),
+            "--seed" => seed = value().parse().expect("--seed N"),
+            "--out" => out = PathBuf::from(value()),
+            other => {
+                eprintln!("unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    std::fs::create_dir_all(&out).expect("create the output folder");
+    let corpus = load_corpus();
+    eprintln!(
+        "fuzzing the front end for {seconds} s, seed {seed}, {} corpus files, saving to {}",
+        corpus.len(),
+        out.display()
+    );
+
+    // The panic hook keeps the last message instead of printing it.
+    let last_panic = Arc::new(Mutex::new(String::new()));
+    let hook_msg = Arc::clone(&last_panic);
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(mut m) = hook_msg.lock() {
+            *m = info.to_string();
+        }
+    }));
+
+    // Watchdog: the time (ms since start) at which the current input began.
+    let start = Instant::now();
+    let began = Arc::new(AtomicU64::new(u64::MAX));
+    let dog_began = Arc::clone(&began);
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let b = dog_began.load(Ordering::Relaxed);
+            let now = start.elapsed().as_millis() as u64;
+            if b != u64::MAX && now.saturating_sub(b) > 20_000 {
+                eprintln!("HANG: one input ran for over 20 s; it is in current.ebm");
+                std::process::exit(3);
+            }
+        }
+    });
+
+    let worker = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || run(seconds, seed, &out, &corpus, &began, &last_panic, start))
+        .expect("spawn the worker");
+    let found = worker.join().unwrap_or(true);
+    std::process::exit(i32::from(found));
+}
+
+fn run(
+    seconds: u64,
+    seed: u64,
+    out: &Path,
+    corpus: &[String],
+    began: &AtomicU64,
+    last_panic: &Mutex<String>,
+    start: Instant,
+) -> bool {
+    let mut rng = fuzz_gen::Rng::new(seed);
+    let (mut n, mut panics, mut slow, mut ok, mut bytes) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut slowest = Duration::ZERO;
+    let current = out.join("current.ebm");
+    let deadline = Duration::from_secs(seconds);
+    while start.elapsed() < deadline {
+        let text = fuzz_gen::input(&mut rng, corpus);
+        let _ = std::fs::write(&current, &text);
+        began.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let t = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            ebm::driver::check_source("fuzz.ebm", &text)
+        }));
+        let took = t.elapsed();
+        began.store(u64::MAX, Ordering::Relaxed);
+        n += 1;
+        bytes += text.len() as u64;
+        slowest = slowest.max(took);
+        match result {
+            Ok(Ok(())) => ok += 1,
+            Ok(Err(_)) => {}
+            Err(_) => {
+                panics += 1;
+                let msg = last_panic.lock().map(|m| m.clone()).unwrap_or_default();
+                let path = out.join(format!("panic-{seed}-{n}.ebm"));
+                let _ = std::fs::write(&path, &text);
+                eprintln!("PANIC on {}: {msg}", path.display());
+            }
+        }
+        if took > Duration::from_secs(1) {
+            slow += 1;
+            let path = out.join(format!("slow-{seed}-{n}.ebm"));
+            let _ = std::fs::write(&path, &text);
+            eprintln!("SLOW ({took:?}, {} bytes): {}", text.len(), path.display());
+        }
+        if n.is_multiple_of(50_000) {
+            eprintln!("... {n} inputs, {:.0} s", start.elapsed().as_secs_f64());
+        }
+    }
+    let _ = std::fs::remove_file(&current);
+    println!(
+        "{n} inputs, {panics} panics, {slow} slow ({ok} valid programs, {:.1} MB, slowest {:.1} ms, {:.0} s)",
+        bytes as f64 / 1e6,
+        slowest.as_secs_f64() * 1e3,
+        start.elapsed().as_secs_f64()
+    );
+    panics + slow > 0
+}
+
+/// The UI cases and example scripts, as seeds for mutation.
+fn load_corpus() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut corpus = Vec::new();
+    for dir in ["tests/ui", "examples"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "ebm")
+                && let Ok(text) = std::fs::read_to_string(e.path())
+            {
+                corpus.push(text);
+            }
+        }
+    }
+    corpus.sort();
+    corpus
+}

@@ -1,0 +1,167 @@
+//! A small CSV reader for numeric tables: the first row names the columns,
+//! every later non-empty row holds one number per column. Fields may be
+//! quoted with `"`; surrounding spaces are ignored.
+
+use super::{Array, DataError, Key};
+
+fn split_row(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut cur).trim().to_string()),
+            _ => cur.push(c),
+        }
+    }
+    fields.push(cur.trim().to_string());
+    fields
+}
+
+/// A parsed table: column names and rows of numbers.
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+pub fn parse(bytes: &[u8]) -> Result<Table, DataError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| DataError::Malformed("bad CSV file: not UTF-8 text".into()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, head) = lines
+        .next()
+        .ok_or_else(|| DataError::Malformed("bad CSV file: it is empty".into()))?;
+    let columns = split_row(head);
+    let mut rows = Vec::new();
+    for (i, line) in lines {
+        let fields = split_row(line);
+        if fields.len() != columns.len() {
+            return Err(DataError::Malformed(format!(
+                "bad CSV file: line {} has {} fields, expected {} like the header",
+                i + 1,
+                fields.len(),
+                columns.len()
+            )));
+        }
+        let row = fields
+            .iter()
+            .zip(&columns)
+            .map(|(f, col)| {
+                f.parse::<f64>().map_err(|_| {
+                    DataError::Malformed(format!(
+                        "bad CSV file: line {}, column `{col}`: expected a number, found `{f}`",
+                        i + 1
+                    ))
+                })
+            })
+            .collect::<Result<Vec<f64>, _>>()?;
+        rows.push(row);
+    }
+    Ok(Table { columns, rows })
+}
+
+fn column(table: &Table, name: &str) -> Result<usize, DataError> {
+    table
+        .columns
+        .iter()
+        .position(|c| c == name)
+        .ok_or_else(|| DataError::NoKey {
+            key: name.to_string(),
+            available: table.columns.clone(),
+        })
+}
+
+pub fn read(bytes: &[u8], key: &Key) -> Result<Array, DataError> {
+    let table = parse(bytes)?;
+    let n = table.rows.len();
+    let pick = |cols: &[usize]| -> Vec<f64> {
+        table
+            .rows
+            .iter()
+            .flat_map(|r| cols.iter().map(move |&c| r[c]))
+            .collect()
+    };
+    match key {
+        Key::One(name) => {
+            let c = column(&table, name)?;
+            Ok(Array::new(vec![n], pick(&[c])))
+        }
+        Key::Many(names) => {
+            let cols = names
+                .iter()
+                .map(|k| column(&table, k))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Array::new(vec![n, cols.len()], pick(&cols)))
+        }
+        Key::All => {
+            let cols: Vec<usize> = (0..table.columns.len()).collect();
+            Ok(Array::new(vec![n, cols.len()], pick(&cols)))
+        }
+    }
+}
+
+/// Writes a header and rows of numbers.
+pub fn to_string(columns: &[&str], rows: &[Vec<f64>]) -> String {
+    let mut out = columns.join(",");
+    out.push('\n');
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|v| format!("{v}")).collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &[u8] = b"a, b,\"c\"\n1,2,3\n\n4,5.5,-6e-1\n";
+
+    #[test]
+    fn reads_columns() {
+        assert_eq!(
+            read(TABLE, &Key::One("b".into())).unwrap(),
+            Array::new(vec![2], vec![2.0, 5.5])
+        );
+        assert_eq!(
+            read(TABLE, &Key::Many(vec!["c".into(), "a".into()])).unwrap(),
+            Array::new(vec![2, 2], vec![3.0, 1.0, -0.6, 4.0])
+        );
+        assert_eq!(read(TABLE, &Key::All).unwrap().shape, vec![2, 3]);
+    }
+
+    #[test]
+    fn round_trip() {
+        let rows = vec![vec![1.5, -2.0], vec![0.25, 1e-3]];
+        let text = to_string(&["x", "y"], &rows);
+        let a = read(text.as_bytes(), &Key::All).unwrap();
+        assert_eq!(a.data, vec![1.5, -2.0, 0.25, 1e-3]);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(
+            read(TABLE, &Key::One("d".into())),
+            Err(DataError::NoKey { .. })
+        ));
+        let e = read(b"a,b\n1,x\n", &Key::All).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad CSV file: line 2, column `b`: expected a number, found `x`"
+        );
+        assert!(read(b"a,b\n1\n", &Key::All).is_err());
+        assert!(read(b"", &Key::All).is_err());
+        assert!(read(&[0xff, 0xfe], &Key::All).is_err());
+    }
+}

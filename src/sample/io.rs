@@ -1,0 +1,251 @@
+//! Sample files: Stan-CSV-style text and NPY (through `data::npy`), written
+//! atomically.
+//!
+//! CSV layout: `# key = value` comment lines holding the configuration and
+//! the run summary, then a header row
+//! `chain__,draw__,energy__,accept__,divergent__,x.0,x.1,…` and one row per
+//! kept draw, chain-major. Numbers use Rust's shortest round-trip format, so
+//! reading a file back gives bitwise the same values.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use super::run::Draws;
+
+/// Write `bytes` to `path` through a temporary file in the same folder and a
+/// rename, so readers never see a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file path", path.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let res = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", path.display()));
+    }
+    Ok(())
+}
+
+pub const SAMPLER_COLUMNS: [&str; 5] = ["chain__", "draw__", "energy__", "accept__", "divergent__"];
+
+/// The CSV text of `d`.
+pub fn to_csv(d: &Draws) -> String {
+    let mut s = String::with_capacity(64 + d.x.len() * 20);
+    s.push_str("# ebm sample\n");
+    for (k, v) in &d.header {
+        let _ = writeln!(s, "# {k} = {v}");
+    }
+    if let Some(sum) = &d.summary {
+        for (k, v) in sum.describe() {
+            let _ = writeln!(s, "# {k} = {v}");
+        }
+    }
+    s.push_str(&SAMPLER_COLUMNS.join(","));
+    for n in d.coord_names() {
+        s.push(',');
+        s.push_str(&n);
+    }
+    s.push('\n');
+    for c in 0..d.chains {
+        for k in 0..d.draws {
+            let o = c * d.draws + k;
+            let _ = write!(
+                s,
+                "{c},{k},{},{},{}",
+                d.energy[o], d.accept[o], d.divergent[o] as u8
+            );
+            for v in d.point(c, k) {
+                let _ = write!(s, ",{v}");
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+pub fn write_csv(path: &Path, d: &Draws) -> Result<(), String> {
+    write_atomic(path, to_csv(d).as_bytes())
+}
+
+/// Parse the CSV text written by [`to_csv`] (header comments are kept in
+/// `Draws::header`; the run summary is not reconstructed).
+pub fn parse_csv(text: &str) -> Result<Draws, String> {
+    let mut header = Vec::new();
+    let mut lines = text.lines().enumerate();
+    let cols: Vec<&str> = loop {
+        let (_, line) = lines.next().ok_or("no header row")?;
+        if let Some(c) = line.strip_prefix('#') {
+            if let Some((k, v)) = c.split_once('=') {
+                header.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        break line.split(',').map(str::trim).collect();
+    };
+    let find = |n: &str| cols.iter().position(|c| *c == n);
+    let ci = find("chain__").ok_or("missing column chain__")?;
+    let di = find("draw__");
+    let ei = find("energy__");
+    let ai = find("accept__");
+    let vi = find("divergent__");
+    let coords: Vec<usize> = (0..cols.len())
+        .filter(|&i| !cols[i].ends_with("__"))
+        .collect();
+    let dim = coords.len();
+    // Rows grouped by chain, in order of appearance.
+    struct Row {
+        chain: usize,
+        draw: usize,
+        e: f64,
+        a: f64,
+        div: bool,
+        x: Vec<f64>,
+    }
+    let mut rows = Vec::new();
+    for (ln, line) in lines {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != cols.len() {
+            return Err(format!(
+                "line {}: expected {} fields, found {}",
+                ln + 1,
+                cols.len(),
+                f.len()
+            ));
+        }
+        let num = |i: usize| -> Result<f64, String> {
+            f[i].trim()
+                .parse::<f64>()
+                .map_err(|_| format!("line {}: `{}` is not a number", ln + 1, f[i]))
+        };
+        let chain = num(ci)? as usize;
+        rows.push(Row {
+            chain,
+            draw: match di {
+                Some(i) => num(i)? as usize,
+                None => rows.len(),
+            },
+            e: ei.map_or(Ok(f64::NAN), num)?,
+            a: ai.map_or(Ok(f64::NAN), num)?,
+            div: vi.map_or(Ok(0.0), num)? != 0.0,
+            x: coords.iter().map(|&i| num(i)).collect::<Result<_, _>>()?,
+        });
+    }
+    let chains = rows.iter().map(|r| r.chain + 1).max().unwrap_or(0);
+    let mut per = vec![0usize; chains];
+    for r in &rows {
+        per[r.chain] += 1;
+    }
+    let draws = per.iter().copied().min().unwrap_or(0);
+    if per.iter().any(|&n| n != draws) {
+        return Err("chains have different numbers of draws".into());
+    }
+    rows.sort_by_key(|r| (r.chain, r.draw));
+    let mut d = Draws::empty(chains, draws, dim);
+    for (o, r) in rows.into_iter().enumerate() {
+        d.x[o * dim..(o + 1) * dim].copy_from_slice(&r.x);
+        d.energy[o] = r.e;
+        d.accept[o] = r.a;
+        d.divergent[o] = r.div;
+    }
+    if let Some((_, v)) = header.iter().find(|(k, _)| k == "image_shape") {
+        let s: Result<Vec<usize>, _> = v.split('x').map(|p| p.trim().parse()).collect();
+        d.image_shape = s.ok();
+    }
+    d.header = header;
+    Ok(d)
+}
+
+pub fn read_csv(path: &Path) -> Result<Draws, String> {
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_csv(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Write the positions as NPY, shape `(chains, draws, dim)` or
+/// `(chains, draws, *image_shape)`.
+pub fn write_npy(path: &Path, d: &Draws) -> Result<(), String> {
+    let mut shape = vec![d.chains, d.draws];
+    match &d.image_shape {
+        Some(s) if s.iter().product::<usize>() == d.dim => shape.extend(s),
+        _ => shape.push(d.dim),
+    }
+    write_atomic(path, &crate::data::npy::to_bytes_f64(&shape, &d.x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy() -> Draws {
+        let mut d = Draws::empty(2, 3, 2);
+        for (i, v) in d.x.iter_mut().enumerate() {
+            *v = (i as f64 * 0.37).sin() / 3.0;
+        }
+        d.energy = vec![0.1, 0.2, 0.3, 1e-300, -2.5, 7.0];
+        d.accept = vec![1.0, 0.5, 0.25, 0.0, 1.0, 0.125];
+        d.divergent[3] = true;
+        d.header = vec![("sampler".into(), "mala".into())];
+        d
+    }
+
+    #[test]
+    fn csv_round_trip_is_exact() {
+        let d = toy();
+        let text = to_csv(&d);
+        assert!(text.contains("chain__,draw__,energy__,accept__,divergent__,x.0,x.1\n"));
+        let back = parse_csv(&text).unwrap();
+        assert_eq!(back.x, d.x);
+        assert_eq!(back.energy, d.energy);
+        assert_eq!(back.accept, d.accept);
+        assert_eq!(back.divergent, d.divergent);
+        assert_eq!(back.header, d.header);
+    }
+
+    #[test]
+    fn npy_reads_back_with_image_shape() {
+        let mut d = toy();
+        d.image_shape = Some(vec![1, 2]);
+        let dir = std::env::temp_dir().join(format!("ebm-npy-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s.npy");
+        write_npy(&p, &d).unwrap();
+        let a = crate::data::npy::read(&fs::read(&p).unwrap()).unwrap();
+        assert_eq!(a.shape, vec![2, 3, 1, 2]);
+        assert_eq!(a.data, d.x);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let dir = std::env::temp_dir().join(format!("ebm-io-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s.csv");
+        write_csv(&p, &toy()).unwrap();
+        write_csv(&p, &toy()).unwrap();
+        let back = read_csv(&p).unwrap();
+        assert_eq!(back.chains, 2);
+        let left: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary files left");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

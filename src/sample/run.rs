@@ -1,0 +1,607 @@
+//! The run driver: initialisation, warm-up with adaptation, sampling,
+//! thinning, progress bar and run summary.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::BatchEnergy;
+use super::adapt::{AdaptScope, DualAveraging, Welford, mass_windows};
+use super::kernel::{Kernel, SamplerConfig, State};
+use super::rng::ChainRngs;
+
+/// How chains start. Draws come from each chain's own stream.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// Independent N(mean, sd²) coordinates.
+    Normal { mean: f64, sd: f64 },
+    /// Independent U(a, b) coordinates.
+    Uniform { a: f64, b: f64 },
+    /// Rows of `rows × dim` values (data or a file read by the caller);
+    /// chain c starts at row c mod rows.
+    Array { values: Vec<f64>, rows: usize },
+}
+
+impl Init {
+    pub fn describe(&self) -> String {
+        match self {
+            Init::Normal { mean, sd } => format!("normal({mean}, {sd})"),
+            Init::Uniform { a, b } => format!("uniform({a}, {b})"),
+            Init::Array { rows, .. } => format!("array({rows} rows)"),
+        }
+    }
+}
+
+/// Run settings besides the sampler itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    pub chains: usize,
+    pub warmup: usize,
+    /// Post-warm-up iterations; every `thin`-th one is kept (the first is).
+    pub steps: usize,
+    pub thin: usize,
+    pub seed: u64,
+    pub init: Init,
+    /// Show a progress bar on stderr (only when stderr is a terminal).
+    pub progress: bool,
+    /// Run contiguous blocks of chains on this many threads (per-chain
+    /// adaptation only; with shared adaptation the run uses one block).
+    /// Results are identical for any value when the energy evaluates each
+    /// point independently of the batch.
+    pub threads: usize,
+}
+
+impl RunConfig {
+    pub fn new(chains: usize, warmup: usize, steps: usize, seed: u64) -> Self {
+        RunConfig {
+            chains,
+            warmup,
+            steps,
+            thin: 1,
+            seed,
+            init: Init::Normal { mean: 0.0, sd: 1.0 },
+            progress: false,
+            threads: 1,
+        }
+    }
+    pub fn kept(&self) -> usize {
+        self.steps.div_ceil(self.thin.max(1))
+    }
+}
+
+/// A chain's first divergence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Divergence {
+    pub chain: usize,
+    /// Iteration counted from the start of warm-up.
+    pub iteration: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    pub sampler: String,
+    pub chains: usize,
+    pub warmup: usize,
+    pub steps: usize,
+    pub thin: usize,
+    pub seed: u64,
+    /// Mean acceptance probability over post-warm-up transitions.
+    pub accept_rate: f64,
+    /// Divergent transitions after / during warm-up.
+    pub divergences: usize,
+    pub warmup_divergences: usize,
+    /// Each chain's first divergence after warm-up (or its freeze, at any
+    /// time), in chain order.
+    pub divergent_chains: Vec<Divergence>,
+    /// Final step size: mean, min and max over chains.
+    pub step_mean: f64,
+    pub step_min: f64,
+    pub step_max: f64,
+    /// T = noise²/(2·step) for decoupled Langevin.
+    pub effective_temperature: Option<f64>,
+    /// Chains frozen at the end (ULA divergences or non-finite starts).
+    pub frozen_chains: usize,
+    pub elapsed_s: f64,
+    pub chain_steps_per_s: f64,
+    /// Gradient (or energy, for RWMH) evaluations, counted per chain.
+    pub evaluations: u64,
+}
+
+impl RunSummary {
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("accept_rate".to_string(), format!("{}", self.accept_rate)),
+            ("divergences".into(), format!("{}", self.divergences)),
+            (
+                "warmup_divergences".into(),
+                format!("{}", self.warmup_divergences),
+            ),
+            ("step_size_mean".into(), format!("{}", self.step_mean)),
+            ("step_size_min".into(), format!("{}", self.step_min)),
+            ("step_size_max".into(), format!("{}", self.step_max)),
+            ("frozen_chains".into(), format!("{}", self.frozen_chains)),
+            ("elapsed_s".into(), format!("{:.3}", self.elapsed_s)),
+            (
+                "chain_steps_per_s".into(),
+                format!("{:.0}", self.chain_steps_per_s),
+            ),
+        ];
+        if let Some(t) = self.effective_temperature {
+            v.push(("effective_temperature".into(), format!("{t}")));
+        }
+        if !self.divergent_chains.is_empty() {
+            let list: Vec<String> = self
+                .divergent_chains
+                .iter()
+                .take(20)
+                .map(|d| format!("{}@{}", d.chain, d.iteration))
+                .collect();
+            v.push(("first_divergence(chain@iter)".into(), list.join(" ")));
+        }
+        v
+    }
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} chains × ({} warm-up + {} steps, thin {}), seed {}",
+            self.sampler, self.chains, self.warmup, self.steps, self.thin, self.seed
+        )?;
+        writeln!(
+            f,
+            "  acceptance {:.3}, divergences {} (+{} in warm-up), frozen chains {}",
+            self.accept_rate, self.divergences, self.warmup_divergences, self.frozen_chains
+        )?;
+        if self.step_min == self.step_max {
+            writeln!(f, "  step size {:.4e}", self.step_mean)?;
+        } else {
+            writeln!(
+                f,
+                "  step size {:.4e} (min {:.4e}, max {:.4e})",
+                self.step_mean, self.step_min, self.step_max
+            )?;
+        }
+        if let Some(t) = self.effective_temperature {
+            writeln!(
+                f,
+                "  decoupled step/noise: samples exp(-E/T) with effective temperature T = {t:.4}"
+            )?;
+        }
+        for d in self.divergent_chains.iter().take(5) {
+            writeln!(
+                f,
+                "  chain {} diverged first at iteration {}",
+                d.chain, d.iteration
+            )?;
+        }
+        if self.divergent_chains.len() > 5 {
+            writeln!(
+                f,
+                "  ... and {} more divergent chains",
+                self.divergent_chains.len() - 5
+            )?;
+        }
+        write!(
+            f,
+            "  {:.2} s, {:.3e} chain-steps/s",
+            self.elapsed_s, self.chain_steps_per_s
+        )
+    }
+}
+
+/// Kept draws, chain-major: value `(chain, draw, coord)` is at
+/// `x[(chain * draws + draw) * dim + coord]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Draws {
+    pub chains: usize,
+    pub draws: usize,
+    pub dim: usize,
+    pub x: Vec<f64>,
+    /// `chains × draws` sampler columns.
+    pub energy: Vec<f64>,
+    pub accept: Vec<f64>,
+    pub divergent: Vec<bool>,
+    pub image_shape: Option<Vec<usize>>,
+    /// Configuration (`key = value`) written to the CSV header.
+    pub header: Vec<(String, String)>,
+    pub summary: Option<RunSummary>,
+}
+
+impl Draws {
+    pub fn empty(chains: usize, draws: usize, dim: usize) -> Self {
+        Draws {
+            chains,
+            draws,
+            dim,
+            x: vec![0.0; chains * draws * dim],
+            energy: vec![0.0; chains * draws],
+            accept: vec![0.0; chains * draws],
+            divergent: vec![false; chains * draws],
+            image_shape: None,
+            header: Vec::new(),
+            summary: None,
+        }
+    }
+    /// Draw `draw` of chain `chain`.
+    pub fn point(&self, chain: usize, draw: usize) -> &[f64] {
+        let o = (chain * self.draws + draw) * self.dim;
+        &self.x[o..o + self.dim]
+    }
+    /// Coordinate `coord` of every draw, chain-major (`chains × draws`).
+    pub fn coord(&self, coord: usize) -> Vec<f64> {
+        self.x
+            .iter()
+            .skip(coord)
+            .step_by(self.dim.max(1))
+            .copied()
+            .collect()
+    }
+    /// Column names of the coordinates: `x.0`, `x.1`, …
+    pub fn coord_names(&self) -> Vec<String> {
+        (0..self.dim).map(|i| format!("x.{i}")).collect()
+    }
+    pub fn divergence_count(&self) -> usize {
+        self.divergent.iter().filter(|d| **d).count()
+    }
+    pub fn mean_accept(&self) -> f64 {
+        if self.accept.is_empty() {
+            return f64::NAN;
+        }
+        self.accept.iter().sum::<f64>() / self.accept.len() as f64
+    }
+}
+
+struct Block {
+    first: usize,
+    chains: usize,
+    draws: Draws,
+    step: Vec<f64>,
+    accept_sum: f64,
+    divergences: usize,
+    warmup_divergences: usize,
+    first_div: Vec<Divergence>,
+    frozen: usize,
+}
+
+fn init_positions(init: &Init, rngs: &mut ChainRngs, first: usize, dim: usize) -> Vec<f64> {
+    let n = rngs.len();
+    let mut x = vec![0.0; n * dim];
+    for c in 0..n {
+        let rng = &mut rngs.rngs[c];
+        let row = &mut x[c * dim..(c + 1) * dim];
+        match init {
+            Init::Normal { mean, sd } => {
+                for v in row {
+                    *v = mean + sd * rng.normal();
+                }
+            }
+            Init::Uniform { a, b } => {
+                for v in row {
+                    *v = a + (b - a) * rng.uniform();
+                }
+            }
+            Init::Array { values, rows } => {
+                let r = (first + c) % rows;
+                row.copy_from_slice(&values[r * dim..(r + 1) * dim]);
+            }
+        }
+    }
+    x
+}
+
+fn run_block<E: BatchEnergy + ?Sized>(
+    energy: &E,
+    cfg: &SamplerConfig,
+    run: &RunConfig,
+    first: usize,
+    n: usize,
+    pb: &ProgressBar,
+) -> Block {
+    let dim = energy.dim();
+    let mut rngs = ChainRngs::range(run.seed, first, n);
+    let x0 = init_positions(&run.init, &mut rngs, first, dim);
+    let mut kernel = Kernel::new(energy, cfg.clone(), n);
+    let mut state: State = kernel.init(x0);
+    let kept = run.kept();
+    let thin = run.thin.max(1);
+    let mut draws = Draws::empty(n, kept, dim);
+
+    let adapt = cfg.method.is_mh() && run.warmup > 0;
+    let shared = cfg.adapt_scope == AdaptScope::Shared;
+    let nda = if shared { 1 } else { n };
+    let mut da: Vec<DualAveraging> = (0..nda)
+        .map(|_| DualAveraging::new(cfg.step, cfg.target_accept))
+        .collect();
+    let (win_start, win_ends) = if adapt && cfg.adapt_mass {
+        mass_windows(run.warmup)
+    } else {
+        (usize::MAX, Vec::new())
+    };
+    let mut wf: Vec<Welford> = (0..nda).map(|_| Welford::new(dim)).collect();
+    let mut win = 0usize;
+
+    let mut b = Block {
+        first,
+        chains: n,
+        draws: Draws::empty(0, 0, 0),
+        step: Vec::new(),
+        accept_sum: 0.0,
+        divergences: 0,
+        warmup_divergences: 0,
+        first_div: Vec::new(),
+        frozen: 0,
+    };
+    let mut seen_div = vec![false; n];
+    for (c, f) in state.frozen.iter().enumerate() {
+        if *f {
+            seen_div[c] = true;
+            b.first_div.push(Divergence {
+                chain: first + c,
+                iteration: 0,
+            });
+        }
+    }
+
+    let total = run.warmup + run.steps;
+    for it in 0..total {
+        let (next, info) = kernel.step(&mut rngs, &state);
+        state = next;
+        let warm = it < run.warmup;
+        for c in 0..n {
+            if info.divergent[c] {
+                if warm {
+                    b.warmup_divergences += 1;
+                } else {
+                    b.divergences += 1;
+                }
+                // Warm-up divergences of MH kernels are expected while the
+                // step size is searched for: they are counted, but a chain is
+                // listed only for a sampling-phase divergence or a freeze.
+                if !seen_div[c] && (!warm || state.frozen[c]) {
+                    seen_div[c] = true;
+                    b.first_div.push(Divergence {
+                        chain: first + c,
+                        iteration: it,
+                    });
+                }
+            }
+        }
+        if warm && adapt {
+            if cfg.adapt_step {
+                if shared {
+                    let live: Vec<f64> = (0..n)
+                        .filter(|&c| !state.frozen[c])
+                        .map(|c| info.accept_prob[c])
+                        .collect();
+                    let mean = if live.is_empty() {
+                        0.0
+                    } else {
+                        live.iter().sum::<f64>() / live.len() as f64
+                    };
+                    let s = da[0].update(mean);
+                    kernel.params.step.iter_mut().for_each(|v| *v = s);
+                } else {
+                    for c in 0..n {
+                        kernel.params.step[c] = da[c].update(info.accept_prob[c]);
+                    }
+                }
+            }
+            // Mass-matrix windows.
+            if win < win_ends.len() && it >= win_start {
+                for c in 0..n {
+                    if !state.frozen[c] {
+                        let w = if shared { 0 } else { c };
+                        wf[w].add(&state.x[c * dim..(c + 1) * dim]);
+                    }
+                }
+                if it + 1 == win_ends[win] {
+                    win += 1;
+                    for (w, acc) in wf.iter_mut().enumerate() {
+                        let var = acc.regularized_variance();
+                        let targets: Vec<usize> = if shared { (0..n).collect() } else { vec![w] };
+                        for c in targets {
+                            kernel.params.inv_mass[c * dim..(c + 1) * dim].copy_from_slice(&var);
+                        }
+                        acc.reset();
+                    }
+                    for (w, d) in da.iter_mut().enumerate() {
+                        d.restart(kernel.params.step[if shared { 0 } else { w }]);
+                    }
+                }
+            }
+            if it + 1 == run.warmup && cfg.adapt_step {
+                if shared {
+                    let s = da[0].final_step();
+                    kernel.params.step.iter_mut().for_each(|v| *v = s);
+                } else {
+                    for c in 0..n {
+                        kernel.params.step[c] = da[c].final_step();
+                    }
+                }
+            }
+        }
+        if !warm {
+            let i = it - run.warmup;
+            for c in 0..n {
+                b.accept_sum += info.accept_prob[c];
+            }
+            if i.is_multiple_of(thin) {
+                let k = i / thin;
+                for c in 0..n {
+                    let o = c * kept + k;
+                    draws.x[o * dim..(o + 1) * dim]
+                        .copy_from_slice(&state.x[c * dim..(c + 1) * dim]);
+                    draws.energy[o] = state.energy[c];
+                    draws.accept[o] = info.accept_prob[c];
+                    draws.divergent[o] = info.divergent[c];
+                }
+            }
+        }
+        pb.inc(n as u64);
+    }
+    b.frozen = state.frozen.iter().filter(|f| **f).count();
+    b.step = kernel.params.step.clone();
+    b.draws = draws;
+    b
+}
+
+/// Run `run.chains` chains of `sampler` on `energy`.
+pub fn run_chains<E: BatchEnergy + ?Sized>(
+    energy: &E,
+    sampler: &SamplerConfig,
+    run: &RunConfig,
+) -> Result<Draws, String> {
+    let dim = energy.dim();
+    if dim == 0 {
+        return Err("the energy has no coordinates".into());
+    }
+    if run.chains == 0 {
+        return Err("chains must be at least 1".into());
+    }
+    if run.thin == 0 {
+        return Err("thin must be at least 1".into());
+    }
+    if !(sampler.step > 0.0 && sampler.step.is_finite()) {
+        return Err(format!(
+            "step must be a positive number, found {}",
+            sampler.step
+        ));
+    }
+    if let Init::Array { values, rows } = &run.init
+        && (*rows == 0 || values.len() != rows * dim)
+    {
+        return Err(format!(
+            "initial array holds {} values, expected rows × {dim} with rows ≥ 1",
+            values.len()
+        ));
+    }
+    if let crate::sample::Method::Ula(crate::sample::UlaOptions { noise: Some(s), .. }) =
+        &sampler.method
+        && !(*s >= 0.0 && s.is_finite())
+    {
+        return Err(format!("noise must be a non-negative number, found {s}"));
+    }
+
+    let start = Instant::now();
+    let total = (run.chains * (run.warmup + run.steps)) as u64;
+    let pb = if run.progress && std::io::stderr().is_terminal() {
+        let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {percent:>3}% {human_pos}/{human_len} chain-steps, {per_sec}, eta {eta}",
+        ) {
+            pb.set_style(style.progress_chars("=> "));
+        }
+        pb.set_message(sampler.method.name().to_string());
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let threads = if sampler.adapt_scope == AdaptScope::Shared && sampler.method.is_mh() {
+        1
+    } else {
+        run.threads.clamp(1, run.chains)
+    };
+    let per = run.chains.div_ceil(threads);
+    let ranges: Vec<(usize, usize)> = (0..threads)
+        .map(|t| (t * per, ((t + 1) * per).min(run.chains)))
+        .filter(|(a, b)| b > a)
+        .collect();
+    let blocks: Vec<Block> = if ranges.len() == 1 {
+        vec![run_block(energy, sampler, run, 0, run.chains, &pb)]
+    } else {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = ranges
+                .iter()
+                .map(|&(a, b)| {
+                    let pb = &pb;
+                    s.spawn(move || run_block(energy, sampler, run, a, b - a, pb))
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("sampler thread panicked"))
+                .collect()
+        })
+    };
+    pb.finish_and_clear();
+    let elapsed = start.elapsed().as_secs_f64();
+
+    // Merge blocks (chain-major, so blocks concatenate).
+    let kept = run.kept();
+    let mut out = Draws::empty(0, kept, dim);
+    out.chains = run.chains;
+    let mut steps = Vec::with_capacity(run.chains);
+    let (mut acc, mut div, mut wdiv, mut frozen) = (0.0, 0, 0, 0);
+    let mut first_div = Vec::new();
+    for b in blocks {
+        debug_assert_eq!(b.first, steps.len());
+        let _ = b.chains;
+        out.x.extend_from_slice(&b.draws.x);
+        out.energy.extend_from_slice(&b.draws.energy);
+        out.accept.extend_from_slice(&b.draws.accept);
+        out.divergent.extend_from_slice(&b.draws.divergent);
+        steps.extend_from_slice(&b.step);
+        acc += b.accept_sum;
+        div += b.divergences;
+        wdiv += b.warmup_divergences;
+        frozen += b.frozen;
+        first_div.extend(b.first_div);
+    }
+    let step_mean = steps.iter().sum::<f64>() / steps.len() as f64;
+    let step_min = steps.iter().copied().fold(f64::INFINITY, f64::min);
+    let step_max = steps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let evals_per_step = match sampler.method {
+        crate::sample::Method::Hmc { leapfrog } => leapfrog as u64,
+        _ => 1,
+    };
+    let summary = RunSummary {
+        sampler: sampler.method.name().to_string(),
+        chains: run.chains,
+        warmup: run.warmup,
+        steps: run.steps,
+        thin: run.thin,
+        seed: run.seed,
+        accept_rate: if run.steps > 0 {
+            acc / (run.steps * run.chains) as f64
+        } else {
+            f64::NAN
+        },
+        divergences: div,
+        warmup_divergences: wdiv,
+        divergent_chains: first_div,
+        step_mean,
+        step_min,
+        step_max,
+        effective_temperature: sampler.effective_temperature(),
+        frozen_chains: frozen,
+        elapsed_s: elapsed,
+        chain_steps_per_s: total as f64 / elapsed.max(1e-12),
+        evaluations: total * evals_per_step,
+    };
+    let mut header = vec![(
+        "ebm_version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    )];
+    header.extend(sampler.describe());
+    header.extend([
+        ("chains".to_string(), run.chains.to_string()),
+        ("warmup".into(), run.warmup.to_string()),
+        ("steps".into(), run.steps.to_string()),
+        ("thin".into(), run.thin.to_string()),
+        ("seed".into(), run.seed.to_string()),
+        ("init".into(), run.init.describe()),
+        ("dim".into(), dim.to_string()),
+    ]);
+    out.image_shape = energy.image_shape();
+    if let Some(s) = &out.image_shape {
+        let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
+        header.push(("image_shape".into(), dims.join("x")));
+    }
+    out.header = header;
+    out.summary = Some(summary);
+    Ok(out)
+}

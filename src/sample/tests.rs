@@ -1,0 +1,459 @@
+//! Statistical correctness tests. Fixed seeds; every tolerance is 4
+//! Monte-Carlo standard errors computed from the run's own ESS (MCSE of the
+//! mean for means, MCSE of the second central moment for variances). The
+//! worst |error|/MCSE of each test is printed (`--nocapture`) so margins can
+//! be audited; the seeds were checked to leave comfortable margins.
+
+use super::targets::{Banana, Gaussian, Laplace, Mixture1d};
+use super::*;
+use crate::stats;
+
+struct Case<'a> {
+    chains: usize,
+    warmup: usize,
+    steps: usize,
+    seed: u64,
+    mean: &'a [f64],
+    var: &'a [f64],
+}
+
+/// Run and return the worst z-score over coordinates, means and variances.
+fn check<E: BatchEnergy>(name: &str, e: &E, cfg: SamplerConfig, c: Case) -> f64 {
+    let mut run = RunConfig::new(c.chains, c.warmup, c.steps, c.seed);
+    run.init = Init::Normal { mean: 0.0, sd: 1.0 };
+    let d = run_chains(e, &cfg, &run).unwrap();
+    let s = d.summary.as_ref().unwrap();
+    assert_eq!(s.divergences, 0, "{name}: divergences\n{s}");
+    let mut worst: f64 = 0.0;
+    for i in 0..d.dim {
+        let x = d.coord(i);
+        let n = x.len() as f64;
+        let m = x.iter().sum::<f64>() / n;
+        let v = x.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / n;
+        let se_m = stats::mcse_mean(&x, d.chains);
+        let se_v = stats::mcse_variance(&x, d.chains);
+        let ess = stats::ess_mean(&x, d.chains);
+        let zm = (m - c.mean[i]) / se_m;
+        let zv = (v - c.var[i]) / se_v;
+        println!(
+            "{name} x.{i}: mean {m:.4} (true {:.4}, z {zm:+.2}), var {v:.4} (true {:.4}, z {zv:+.2}), ess {ess:.0}, accept {:.3}, step {:.3e}",
+            c.mean[i], c.var[i], s.accept_rate, s.step_mean
+        );
+        assert!(
+            ess > 100.0,
+            "{name} x.{i}: ESS {ess} too small for a meaningful test"
+        );
+        assert!(
+            zm.abs() < 4.0,
+            "{name} x.{i}: mean {m} vs {} ({zm:.2} MCSE)",
+            c.mean[i]
+        );
+        assert!(
+            zv.abs() < 4.0,
+            "{name} x.{i}: var {v} vs {} ({zv:.2} MCSE)",
+            c.var[i]
+        );
+        worst = worst.max(zm.abs()).max(zv.abs());
+    }
+    println!("{name}: worst |z| = {worst:.2}");
+    worst
+}
+
+fn mixture() -> Mixture1d {
+    Mixture1d {
+        weights: vec![0.3, 0.7],
+        means: vec![-1.5, 1.5],
+        sds: vec![1.0, 0.8],
+    }
+}
+
+fn ar10() -> Gaussian {
+    Gaussian::ar1(10, 0.8)
+}
+
+const BANANA: Banana = Banana {
+    a: 0.5,
+    s: 0.6,
+    t: 1.0,
+};
+
+macro_rules! target_tests {
+    ($($name:ident: $cfg:expr, $chains:expr, $warm:expr, $steps:expr, $seed:expr, $target:ident;)*) => {$(
+        #[test]
+        fn $name() {
+            $target(stringify!($name), $cfg, $chains, $warm, $steps, $seed);
+        }
+    )*};
+}
+
+fn gauss1(n: &str, cfg: SamplerConfig, ch: usize, w: usize, s: usize, seed: u64) {
+    let g = Gaussian::from_cov(vec![1.0], vec![4.0]);
+    check(
+        n,
+        &g,
+        cfg,
+        Case {
+            chains: ch,
+            warmup: w,
+            steps: s,
+            seed,
+            mean: &[1.0],
+            var: &[4.0],
+        },
+    );
+}
+fn gauss2(n: &str, cfg: SamplerConfig, ch: usize, w: usize, s: usize, seed: u64) {
+    let g = Gaussian::correlated_2d([1.0, -1.0], 1.0, 2.0, 0.8);
+    check(
+        n,
+        &g,
+        cfg,
+        Case {
+            chains: ch,
+            warmup: w,
+            steps: s,
+            seed,
+            mean: &[1.0, -1.0],
+            var: &[1.0, 4.0],
+        },
+    );
+}
+fn gauss10(n: &str, cfg: SamplerConfig, ch: usize, w: usize, s: usize, seed: u64) {
+    check(
+        n,
+        &ar10(),
+        cfg,
+        Case {
+            chains: ch,
+            warmup: w,
+            steps: s,
+            seed,
+            mean: &[0.0; 10],
+            var: &[1.0; 10],
+        },
+    );
+}
+fn mix(n: &str, cfg: SamplerConfig, ch: usize, w: usize, s: usize, seed: u64) {
+    let m = mixture();
+    let (mu, v) = (m.mean(), m.variance());
+    check(
+        n,
+        &m,
+        cfg,
+        Case {
+            chains: ch,
+            warmup: w,
+            steps: s,
+            seed,
+            mean: &[mu],
+            var: &[v],
+        },
+    );
+}
+fn banana(n: &str, cfg: SamplerConfig, ch: usize, w: usize, s: usize, seed: u64) {
+    let (mu, v) = (BANANA.mean(), BANANA.variance());
+    check(
+        n,
+        &BANANA,
+        cfg,
+        Case {
+            chains: ch,
+            warmup: w,
+            steps: s,
+            seed,
+            mean: &mu,
+            var: &v,
+        },
+    );
+}
+fn laplace(n: &str, cfg: SamplerConfig, ch: usize, w: usize, s: usize, seed: u64) {
+    let l = Laplace {
+        dim: 2,
+        loc: 0.5,
+        scale: 1.0,
+    };
+    check(
+        n,
+        &l,
+        cfg,
+        Case {
+            chains: ch,
+            warmup: w,
+            steps: s,
+            seed,
+            mean: &[0.5, 0.5],
+            var: &[2.0, 2.0],
+        },
+    );
+}
+
+target_tests! {
+    mala_gauss1: SamplerConfig::mala(0.5), 8, 300, 1500, 1, gauss1;
+    mala_gauss2: SamplerConfig::mala(0.2), 8, 300, 2000, 2, gauss2;
+    mala_gauss10: SamplerConfig::mala(0.1), 8, 300, 2000, 3, gauss10;
+    mala_mixture: SamplerConfig::mala(0.5), 8, 300, 2500, 4, mix;
+    mala_banana: SamplerConfig::mala(0.1), 8, 300, 3000, 5, banana;
+    mala_laplace: SamplerConfig::mala(0.5), 8, 300, 2000, 6, laplace;
+    rwmh_gauss1: SamplerConfig::rwmh(1.0), 8, 300, 2000, 11, gauss1;
+    rwmh_gauss2: SamplerConfig::rwmh(0.5), 8, 300, 3000, 12, gauss2;
+    rwmh_gauss10: SamplerConfig::rwmh(0.3), 12, 300, 6000, 13, gauss10;
+    rwmh_mixture: SamplerConfig::rwmh(1.0), 8, 300, 3000, 14, mix;
+    rwmh_banana: SamplerConfig::rwmh(0.5), 8, 300, 4000, 15, banana;
+    rwmh_laplace: SamplerConfig::rwmh(1.0), 8, 300, 3000, 16, laplace;
+    hmc_gauss1: SamplerConfig::hmc(0.5, 8), 8, 300, 800, 21, gauss1;
+    hmc_gauss2: SamplerConfig::hmc(0.2, 10), 8, 300, 800, 22, gauss2;
+    hmc_gauss10: SamplerConfig::hmc(0.2, 10), 8, 300, 800, 23, gauss10;
+    hmc_mixture: SamplerConfig::hmc(0.3, 8), 8, 300, 1000, 24, mix;
+    hmc_banana: SamplerConfig::hmc(0.1, 10), 8, 300, 1000, 25, banana;
+    hmc_laplace: SamplerConfig::hmc(0.3, 8), 8, 300, 1000, 26, laplace;
+}
+
+/// ULA on E = x²/(2σ²): x' = (1 − c)x + √λ ξ with c = λ/(2σ²), so the
+/// stationary variance v solves v = (1 − c)²v + λ:
+/// v = λ / (c(2 − c)) = σ² / (1 − λ/(4σ²)). The bias σ²·(λ/(4σ²))/(1 − λ/(4σ²))
+/// shrinks linearly with λ.
+#[test]
+fn ula_gaussian_bias_matches_closed_form() {
+    let sigma2 = 2.0;
+    let g = Gaussian::from_cov(vec![0.0], vec![sigma2]);
+    let mut prev_bias = f64::INFINITY;
+    for (k, &lam) in [1.6, 0.8, 0.2].iter().enumerate() {
+        // 2000 chains, 60 burn-in steps (|1 − c|^60 < 1e-3 for the smallest
+        // λ), 20 kept draws each.
+        let mut run = RunConfig::new(2000, 60 + 40 * k, 40, 100 + k as u64);
+        run.thin = 2;
+        let d = run_chains(&g, &SamplerConfig::ula(lam), &run).unwrap();
+        let x = d.coord(0);
+        let n = x.len() as f64;
+        let m = x.iter().sum::<f64>() / n;
+        let v = x.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / n;
+        let se = stats::mcse_variance(&x, d.chains);
+        let exact = sigma2 / (1.0 - lam / (4.0 * sigma2));
+        let z = (v - exact) / se;
+        let bias = v - sigma2;
+        println!(
+            "ULA λ={lam}: var {v:.4}, closed form {exact:.4} (z {z:+.2}), bias {bias:.4}, mcse {se:.4}"
+        );
+        assert!(
+            z.abs() < 4.0,
+            "λ = {lam}: var {v} vs closed form {exact} ({z:.2} MCSE)"
+        );
+        assert!(bias < prev_bias, "bias must shrink with the step");
+        prev_bias = bias;
+        assert_eq!(d.summary.as_ref().unwrap().effective_temperature, None);
+    }
+}
+
+/// Decoupled Langevin x ← x − a∇E + sξ samples the tempered density:
+/// stationary variance s² / (c(2 − c)) with c = a/σ², → T·σ² as a → 0.
+#[test]
+fn ula_decoupled_reports_and_samples_temperature() {
+    let g = Gaussian::from_cov(vec![0.0], vec![1.0]);
+    let (a, s) = (0.05, 0.5);
+    let cfg = SamplerConfig::ula_decoupled(a, s);
+    let t = cfg.effective_temperature().unwrap();
+    assert!((t - 2.5).abs() < 1e-12);
+    let run = RunConfig::new(2000, 200, 20, 7);
+    let d = run_chains(&g, &cfg, &run).unwrap();
+    assert_eq!(d.summary.as_ref().unwrap().effective_temperature, Some(t));
+    assert!(
+        d.summary
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("effective temperature T = 2.5")
+    );
+    let x = d.coord(0);
+    let n = x.len() as f64;
+    let v = x.iter().map(|a| a * a).sum::<f64>() / n;
+    let exact = s * s / (a * (2.0 - a));
+    let z = (v - exact) / stats::mcse_variance(&x, d.chains);
+    println!("decoupled: var {v:.4}, closed form {exact:.4}, z {z:+.2}");
+    assert!(z.abs() < 4.0);
+}
+
+#[test]
+fn ula_clip_and_clamp() {
+    let g = Gaussian::from_cov(vec![0.0, 0.0], vec![1.0, 0.0, 0.0, 1.0]);
+    let mut cfg = SamplerConfig::ula(0.5);
+    if let Method::Ula(o) = &mut cfg.method {
+        o.clamp = Some((-0.5, 0.5));
+        o.clip_grad = Some(0.1);
+    }
+    let mut run = RunConfig::new(16, 0, 50, 3);
+    run.init = Init::Uniform { a: -3.0, b: 3.0 };
+    let d = run_chains(&g, &cfg, &run).unwrap();
+    assert!(d.x.iter().all(|v| (-0.5..=0.5).contains(v)));
+    assert!(
+        d.header
+            .iter()
+            .any(|(k, v)| k == "clamp" && v == "[-0.5, 0.5]")
+    );
+}
+
+fn run_of(chains: usize, threads: usize, cfg: &SamplerConfig) -> Draws {
+    let mut run = RunConfig::new(chains, 50, 30, 42);
+    run.threads = threads;
+    run_chains(&BANANA, cfg, &run).unwrap()
+}
+
+#[test]
+fn same_seed_same_bits_and_chains_are_independent() {
+    for cfg in [
+        SamplerConfig::mala(0.1),
+        SamplerConfig::rwmh(0.5),
+        SamplerConfig::hmc(0.1, 5),
+        SamplerConfig::ula(0.01),
+    ] {
+        let a = run_of(5, 1, &cfg);
+        let b = run_of(5, 1, &cfg);
+        assert_eq!(a.x, b.x);
+        assert_eq!(a.energy, b.energy);
+        // Thread count does not matter.
+        let t = run_of(5, 3, &cfg);
+        assert_eq!(a.x, t.x);
+        assert_eq!(a.accept, t.accept);
+        // Per-chain adaptation: chain 2 is the same in a 3-chain run.
+        let small = run_of(3, 1, &cfg);
+        for k in 0..a.draws {
+            assert_eq!(a.point(2, k), small.point(2, k));
+        }
+        // Another seed differs.
+        let mut run = RunConfig::new(5, 50, 30, 43);
+        run.threads = 1;
+        let other = run_chains(&BANANA, &cfg, &run).unwrap();
+        assert_ne!(a.x, other.x);
+    }
+}
+
+#[test]
+fn shared_adaptation_gives_one_step_size() {
+    let mut cfg = SamplerConfig::mala(0.1);
+    cfg.adapt_scope = AdaptScope::Shared;
+    let d = run_of(6, 4, &cfg);
+    let s = d.summary.unwrap();
+    assert_eq!(s.step_min, s.step_max);
+    assert!(
+        s.accept_rate > 0.4 && s.accept_rate < 0.75,
+        "{}",
+        s.accept_rate
+    );
+}
+
+/// E = x⁴ is finite everywhere, but ULA explodes from x = 20 with λ = 0.01
+/// (x ← x − 0.02x³ + …): that chain must be flagged and frozen while the
+/// chains that start near 0 sample normally.
+#[test]
+fn divergent_chain_is_isolated() {
+    let e = FnEnergy::new(
+        1,
+        |x: &[f64]| x[0].powi(4),
+        |x: &[f64], g: &mut [f64]| {
+            g[0] = 4.0 * x[0].powi(3);
+            x[0].powi(4)
+        },
+    );
+    let mut run = RunConfig::new(4, 0, 200, 9);
+    run.init = Init::Array {
+        values: vec![0.1, 20.0, -0.3, 0.5],
+        rows: 4,
+    };
+    for cfg in [SamplerConfig::ula(0.01), SamplerConfig::mala(0.01)] {
+        let d = run_chains(&e, &cfg, &run).unwrap();
+        let s = d.summary.clone().unwrap();
+        let name = cfg.method.name();
+        for c in [0, 2, 3] {
+            for k in 0..d.draws {
+                assert!(!d.divergent[c * d.draws + k], "{name}: chain {c} flagged");
+                assert!(d.point(c, k)[0].abs() < 3.0);
+            }
+        }
+        assert!(
+            d.x.iter().all(|v| v.is_finite()),
+            "{name}: non-finite output"
+        );
+        if name == "ula" {
+            // Chain 1 diverged early and stayed frozen.
+            assert_eq!(s.frozen_chains, 1);
+            assert_eq!(s.divergent_chains.len(), 1);
+            assert_eq!(s.divergent_chains[0].chain, 1);
+            let it = s.divergent_chains[0].iteration;
+            assert!(it < 10, "diverged at {it}");
+            assert!(!d.divergent[d.draws + it - 1]);
+            assert!(d.divergent[d.draws + it..2 * d.draws].iter().all(|v| *v));
+            // Frozen at its last finite position.
+            assert_eq!(d.point(1, it), d.point(1, d.draws - 1));
+            assert!(
+                s.to_string()
+                    .contains("chain 1 diverged first at iteration")
+            );
+        } else {
+            // MALA rejects the non-finite proposal; the chain stays put.
+            assert_eq!(s.frozen_chains, 0);
+        }
+    }
+}
+
+#[test]
+fn nan_energy_region_is_rejected_by_mh() {
+    // E = NaN for x > 1: a proposal there is rejected and flagged divergent.
+    let e = FnEnergy::new(
+        1,
+        |x: &[f64]| {
+            if x[0] > 1.0 {
+                f64::NAN
+            } else {
+                0.5 * x[0] * x[0]
+            }
+        },
+        |x: &[f64], g: &mut [f64]| {
+            g[0] = x[0];
+            if x[0] > 1.0 {
+                f64::NAN
+            } else {
+                0.5 * x[0] * x[0]
+            }
+        },
+    );
+    let mut run = RunConfig::new(4, 0, 300, 1);
+    run.init = Init::Uniform { a: -1.0, b: 0.0 };
+    for cfg in [SamplerConfig::rwmh(1.0), SamplerConfig::hmc(0.3, 5)] {
+        let d = run_chains(&e, &cfg, &run).unwrap();
+        assert!(d.x.iter().all(|v| *v <= 1.0));
+        assert!(d.divergence_count() > 0);
+        assert_eq!(d.summary.unwrap().frozen_chains, 0);
+    }
+}
+
+#[test]
+fn bad_configuration_is_an_error() {
+    let g = Gaussian::iid(2, 1.0);
+    let run = RunConfig::new(0, 0, 10, 1);
+    assert!(run_chains(&g, &SamplerConfig::mala(0.1), &run).is_err());
+    let mut run = RunConfig::new(2, 0, 10, 1);
+    assert!(run_chains(&g, &SamplerConfig::mala(-1.0), &run).is_err());
+    run.init = Init::Array {
+        values: vec![1.0; 3],
+        rows: 1,
+    };
+    assert!(run_chains(&g, &SamplerConfig::mala(0.1), &run).is_err());
+}
+
+#[test]
+fn csv_of_a_run_round_trips_and_summarises() {
+    let mut run = RunConfig::new(3, 100, 60, 5);
+    run.thin = 3;
+    let d = run_chains(&BANANA, &SamplerConfig::mala(0.1), &run).unwrap();
+    assert_eq!(d.draws, 20);
+    let text = io::to_csv(&d);
+    assert!(text.contains("# sampler = mala\n"));
+    assert!(text.contains("# target_accept = 0.574\n"));
+    assert!(text.contains("# seed = 5\n"));
+    let back = io::parse_csv(&text).unwrap();
+    assert_eq!(back.x, d.x);
+    assert_eq!(back.accept, d.accept);
+    let table = stats::summarize(&back, 10).to_string();
+    assert!(table.contains("ess_bulk"), "{table}");
+    assert!(table.contains("x.1"));
+    assert!(table.contains("sampler mala"));
+}

@@ -1,0 +1,262 @@
+//! Derivatives against central finite differences (f64) on random graphs:
+//! gradients w.r.t. x and parameters, Hessian-vector products, and the mixed
+//! θ-x product; plus structural checks (verifier, no `0*x`) and optimiser
+//! soundness (optimised and unoptimised graphs agree).
+
+mod common;
+
+use common::randgraph::{random_energy, random_inputs};
+use ebm::autodiff::derived::{Want, derive, is_zero};
+use ebm::ir::interp::eval;
+use ebm::ir::{BinaryOp, Graph, Op, verify::verify};
+use ebm::opt::{self, Config};
+
+const H: f64 = 1e-5;
+const TOL: f64 = 1e-6;
+
+fn run(g: &Graph, inputs: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let refs: Vec<&[f64]> = inputs.iter().map(|v| v.as_slice()).collect();
+    eval(g, &refs, 1).unwrap()
+}
+
+fn output<'a>(g: &Graph, outs: &'a [Vec<f64>], name: &str) -> &'a [f64] {
+    let i = g.outputs.iter().position(|o| o.name == name).unwrap();
+    &outs[i]
+}
+
+/// Central difference of `f` along `dir` on input `which`, at two step sizes;
+/// `None` when they disagree (a kink of abs/max/select lies within reach).
+fn central(
+    f: &dyn Fn(&[Vec<f64>]) -> Vec<f64>,
+    at: &[Vec<f64>],
+    which: usize,
+    dir: &[f64],
+) -> Option<Vec<f64>> {
+    let diff = |h: f64| {
+        let shifted = |s: f64| {
+            let mut p = at.to_vec();
+            for (v, d) in p[which].iter_mut().zip(dir) {
+                *v += s * h * d;
+            }
+            f(&p)
+        };
+        let (up, down) = (shifted(1.0), shifted(-1.0));
+        up.iter()
+            .zip(down)
+            .map(|(u, d)| (u - d) / (2.0 * h))
+            .collect::<Vec<f64>>()
+    };
+    let (a, b) = (diff(H), diff(H / 2.0));
+    let consistent = a
+        .iter()
+        .zip(&b)
+        .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs()));
+    consistent.then_some(b)
+}
+
+fn close(what: &str, got: f64, want: f64) {
+    let scale = got.abs().max(want.abs()).max(1.0);
+    assert!(
+        (got - want).abs() <= TOL * scale,
+        "{what}: symbolic {got} vs finite difference {want}"
+    );
+}
+
+fn unit(n: usize, i: usize) -> Vec<f64> {
+    (0..n).map(|j| if i == j { 1.0 } else { 0.0 }).collect()
+}
+
+struct Checked {
+    compared: usize,
+    skipped: usize,
+}
+
+fn check_graph(energy: &Graph, seed: u64, stats: &mut Checked) {
+    let want = Want {
+        energy: true,
+        grad_x: true,
+        grad_params: true,
+        hvp: true,
+        mixed: true,
+    };
+    let full = derive(energy, want).unwrap();
+    verify(&full).unwrap();
+    let g = opt::optimize(&full, Config::default());
+    verify(&g).unwrap();
+    let inputs = random_inputs(&g, seed, 1);
+    let outs = run(&g, &inputs);
+    // The unoptimised graph is a second opinion on every output.
+    let plain = run(&full, &inputs);
+    for (o, (a, b)) in g.outputs.iter().zip(outs.iter().zip(&plain)) {
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= 1e-12 * (1.0 + y.abs()),
+                "optimiser changed {}: {x} vs {y}",
+                o.name
+            );
+        }
+    }
+    let x_in = g.find_input("x").unwrap().index();
+    let v_in = g.find_input("v").unwrap().index();
+    let energy_of = |p: &[Vec<f64>]| output(&g, &run(&g, p), "energy").to_vec();
+    let grad_x_of = |p: &[Vec<f64>]| output(&g, &run(&g, p), "grad_x").to_vec();
+    let mut tally = |what: &str, got: &[f64], fd: Option<Vec<f64>>| match fd {
+        Some(fd) => {
+            for (a, b) in got.iter().zip(fd) {
+                close(what, *a, b);
+                stats.compared += 1;
+            }
+        }
+        None => stats.skipped += 1,
+    };
+    // ∇ₓE, coordinate by coordinate.
+    let gx = output(&g, &outs, "grad_x").to_vec();
+    for i in 0..gx.len() {
+        let fd = central(&energy_of, &inputs, x_in, &unit(gx.len(), i));
+        tally("grad_x", &gx[i..=i], fd);
+    }
+    // ∇_θE for each parameter.
+    for (k, decl) in g.inputs().iter().enumerate() {
+        if decl.kind != ebm::ir::InputKind::Shared {
+            continue;
+        }
+        let gp = output(&g, &outs, &format!("grad.{}", decl.name)).to_vec();
+        for i in 0..gp.len() {
+            let fd = central(&energy_of, &inputs, k, &unit(gp.len(), i));
+            tally("grad_param", &gp[i..=i], fd);
+        }
+        // Mixed: ∇_θ(∇ₓE·v) = d/dh ∇_θE(x + h v).
+        let grad_p_of =
+            |p: &[Vec<f64>]| output(&g, &run(&g, p), &format!("grad.{}", decl.name)).to_vec();
+        let v = inputs[v_in].clone();
+        let fd = central(&grad_p_of, &inputs, x_in, &v);
+        tally(
+            "mixed",
+            output(&g, &outs, &format!("mixed.{}", decl.name)),
+            fd,
+        );
+    }
+    // HVP: ∇ₓ(∇ₓE·v) = d/dh ∇ₓE(x + h v).
+    let v = inputs[v_in].clone();
+    let fd = central(&grad_x_of, &inputs, x_in, &v);
+    tally("hvp", output(&g, &outs, "hvp"), fd);
+}
+
+#[test]
+fn derivatives_match_finite_differences_on_random_graphs() {
+    let mut stats = Checked {
+        compared: 0,
+        skipped: 0,
+    };
+    for seed in 0..300 {
+        let g = random_energy(seed, 1 + (seed as usize % 6));
+        check_graph(&g, seed, &mut stats);
+    }
+    eprintln!(
+        "{} derivative entries compared, {} skipped near kinks",
+        stats.compared, stats.skipped
+    );
+    assert!(stats.compared > 5000, "only {} comparisons", stats.compared);
+    assert!(
+        stats.skipped * 20 < stats.compared,
+        "too many kinks: {} skipped",
+        stats.skipped
+    );
+}
+
+/// No derivative graph multiplies by a literal zero, and hash-consing leaves no
+/// two structurally equal nodes.
+#[test]
+fn derivative_graphs_have_no_zero_products_or_duplicates() {
+    for seed in 0..100 {
+        let energy = random_energy(seed, 4);
+        let all = Want {
+            energy: true,
+            grad_x: true,
+            grad_params: true,
+            hvp: true,
+            mixed: true,
+        };
+        let g = opt::optimize(&derive(&energy, all).unwrap(), Config::default());
+        let live = g.live(&[]);
+        let mut seen = std::collections::HashSet::new();
+        for id in g.ids().filter(|id| live[id.index()]) {
+            let node = g.node(id);
+            if node.op == Op::Binary(BinaryOp::Mul) {
+                assert!(
+                    !node.args.iter().any(|&a| is_zero(&g, a)),
+                    "0*x at {id} in seed {seed}"
+                );
+            }
+            assert!(
+                seen.insert(node.clone()),
+                "duplicate node {id} in seed {seed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_optimiser_switch_preserves_values() {
+    let configs = [
+        Config::NONE,
+        Config {
+            fold: true,
+            ..Config::NONE
+        },
+        Config {
+            identities: true,
+            ..Config::NONE
+        },
+        Config {
+            cse: true,
+            ..Config::NONE
+        },
+        Config {
+            dce: true,
+            ..Config::NONE
+        },
+        Config::default(),
+    ];
+    for seed in 0..60 {
+        let energy = random_energy(seed, 5);
+        let full = derive(
+            &energy,
+            Want {
+                energy: true,
+                grad_x: true,
+                grad_params: true,
+                hvp: true,
+                mixed: false,
+            },
+        )
+        .unwrap();
+        let inputs = random_inputs(&full, seed, 1);
+        let want = run(&full, &inputs);
+        for cfg in configs {
+            let g = opt::optimize(&full, cfg);
+            verify(&g).unwrap();
+            let got = run(&g, &inputs);
+            for (a, b) in got.iter().flatten().zip(want.iter().flatten()) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                    "{cfg:?} changed a value"
+                );
+            }
+        }
+    }
+}
+
+/// d/dx [stop_gradient(x) · x] = stop_gradient(x): only the second factor counts.
+#[test]
+fn stop_gradient_blocks_its_operand() {
+    use ebm::ir::{BatchReduce, InputKind};
+    let mut g = Graph::new("sg");
+    let x = g.input_node("x", vec![], InputKind::Sample);
+    let s = g.stop_gradient(x);
+    let e = g.mul(s, x);
+    g.add_output("energy", e, BatchReduce::PerSample);
+    let d = derive(&g, Want::ENERGY_GRAD).unwrap();
+    let outs = run(&d, &[vec![3.0]]);
+    assert_eq!(outs, vec![vec![9.0], vec![3.0]]);
+}
