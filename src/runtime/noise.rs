@@ -104,7 +104,11 @@ fn pairs(key: u64, first_pair: u64) -> ([f32; LANES], [f32; LANES]) {
     for l in 0..LANES {
         let p = first_pair + l as u64;
         // A chunk straddling a 2³² boundary takes its sub-keys per lane.
-        let (a, b) = if (k1, k2) == (k1b, k2b) { (k1, k2) } else { subkeys(key, p) };
+        let (a, b) = if (k1, k2) == (k1b, k2b) {
+            (k1, k2)
+        } else {
+            subkeys(key, p)
+        };
         let c = p as u32;
         let h1 = hash32(c ^ a);
         let h2 = hash32(c.wrapping_mul(0x9e37_79b9) ^ b);
@@ -147,7 +151,8 @@ fn ln(u: f32) -> f32 {
     e = if big { e + 1.0 } else { e };
     let t = (m - 1.0) / (m + 1.0);
     let t2 = t * t;
-    let series = t * (2.0 + t2 * (2.0 / 3.0 + t2 * (2.0 / 5.0 + t2 * (2.0 / 7.0 + t2 * (2.0 / 9.0)))));
+    let series =
+        t * (2.0 + t2 * (2.0 / 3.0 + t2 * (2.0 / 5.0 + t2 * (2.0 / 7.0 + t2 * (2.0 / 9.0)))));
     e * std::f32::consts::LN_2 + series
 }
 
@@ -155,8 +160,14 @@ fn ln(u: f32) -> f32 {
 #[inline(always)]
 fn sin_cos_quarter(x: f32) -> (f32, f32) {
     let x2 = x * x;
-    let s = x * (1.0 + x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362_880.0)))));
-    let c = 1.0 + x2 * (-0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40_320.0 + x2 * (-1.0 / 3_628_800.0)))));
+    let s = x
+        * (1.0
+            + x2 * (-1.0 / 6.0
+                + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362_880.0)))));
+    let c = 1.0
+        + x2 * (-0.5
+            + x2 * (1.0 / 24.0
+                + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40_320.0 + x2 * (-1.0 / 3_628_800.0)))));
     (s, c)
 }
 
@@ -169,12 +180,18 @@ mod tests {
         for i in 1..=10_000 {
             let u = i as f32 / 10_000.0;
             let (a, b) = (ln(u), u.ln());
-            assert!((a - b).abs() <= 2e-7 * b.abs().max(1.0), "ln({u}) = {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 2e-7 * b.abs().max(1.0),
+                "ln({u}) = {a} vs {b}"
+            );
         }
         for i in -1000..=1000 {
             let x = i as f32 / 1000.0 * std::f32::consts::FRAC_PI_4;
             let (s, c) = sin_cos_quarter(x);
-            assert!((s - x.sin()).abs() < 2e-7 && (c - x.cos()).abs() < 2e-7, "sincos({x})");
+            assert!(
+                (s - x.sin()).abs() < 2e-7 && (c - x.cos()).abs() < 2e-7,
+                "sincos({x})"
+            );
         }
     }
 
@@ -202,8 +219,15 @@ mod tests {
         let se = 1.0 / (n as f64).sqrt();
         assert!(m(1).abs() < 5.0 * se, "mean {}", m(1));
         assert!((m(2) - 1.0).abs() < 5.0 * se * 2f64.sqrt(), "var {}", m(2));
-        assert!((m(4) - 3.0).abs() < 5.0 * se * 96f64.sqrt(), "kurtosis {}", m(4));
+        assert!(
+            (m(4) - 3.0).abs() < 5.0 * se * 96f64.sqrt(),
+            "kurtosis {}",
+            m(4)
+        );
         let tail = z.iter().filter(|v| v.abs() > 3.0).count() as f64 / n as f64;
-        assert!((tail - 0.0026998).abs() < 5.0 * (0.0027f64 / n as f64).sqrt(), "tail {tail}");
+        assert!(
+            (tail - 0.0026998).abs() < 5.0 * (0.0027f64 / n as f64).sqrt(),
+            "tail {tail}"
+        );
     }
 }
