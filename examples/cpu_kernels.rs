@@ -126,7 +126,11 @@ fn main() {
         // 4·P MACs·2 FLOP... the peers count 4·P·batch FLOP per Langevin step.
         ("W3 mlp", mlp(128), 1024, 4.0 * 16768.0 * 1024.0),
     ];
+    let only = std::env::args().nth(1);
     for (name, g, batch, flops) in cases {
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
         for threads in [1, 2] {
             let cpu = Cpu::with_threads(threads);
             let t = Instant::now();

@@ -545,7 +545,7 @@ impl<T> SendPtr<T> {
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
 
-/// Side of the square blocks the transposes work in (cache friendly both ways).
+/// Side of the square blocks the scalar transposes work in.
 const TB: usize = 16;
 
 /// Batch-major rows → feature-major tile.
@@ -553,22 +553,13 @@ const TB: usize = 16;
 /// # Safety
 /// `tile` holds `n` feature rows of stride `t ≥ rows`.
 unsafe fn transpose_in<T: Copy>(src: &[T], rows: usize, n: usize, tile: *mut T, t: usize) {
+    assert!(src.len() >= rows * n);
     if n == 1 {
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), tile, rows) };
         return;
     }
-    for f0 in (0..n).step_by(TB) {
-        let f1 = (f0 + TB).min(n);
-        for b0 in (0..rows).step_by(TB) {
-            let b1 = (b0 + TB).min(rows);
-            for f in f0..f1 {
-                let dst = unsafe { std::slice::from_raw_parts_mut(tile.add(f * t + b0), b1 - b0) };
-                for (d, b) in dst.iter_mut().zip(b0..b1) {
-                    *d = src[b * n + f];
-                }
-            }
-        }
-    }
+    // SAFETY: bounds asserted above; the tile holds n rows of stride t ≥ rows.
+    unsafe { simd::transpose(src.as_ptr(), n, 1, tile, 1, t, rows, n) }
 }
 
 /// Feature-major tile → batch-major rows.
@@ -576,18 +567,115 @@ unsafe fn transpose_in<T: Copy>(src: &[T], rows: usize, n: usize, tile: *mut T, 
 /// # Safety
 /// `tile` holds `n` feature rows of stride `t ≥ rows`.
 unsafe fn transpose_out<T: Copy>(tile: *const T, rows: usize, n: usize, dst: &mut [T], t: usize) {
+    assert!(dst.len() >= rows * n);
     if n == 1 {
         dst[..rows].copy_from_slice(unsafe { std::slice::from_raw_parts(tile, rows) });
         return;
     }
-    for b0 in (0..rows).step_by(TB) {
-        let b1 = (b0 + TB).min(rows);
-        for f0 in (0..n).step_by(TB) {
-            let f1 = (f0 + TB).min(n);
-            for b in b0..b1 {
-                let row = &mut dst[b * n + f0..b * n + f1];
-                for (d, f) in row.iter_mut().zip(f0..f1) {
-                    *d = unsafe { *tile.add(f * t + b) };
+    // SAFETY: as above, with the roles swapped.
+    unsafe { simd::transpose(tile, 1, t, dst.as_mut_ptr(), n, 1, rows, n) }
+}
+
+/// Strided 2-D copies `dst[i·drs + j·dcs] = src[i·srs + j·scs]` for an
+/// `ni × nj` block, with 4×4 (f32) / 2×2 (f64) SSE register transposes when
+/// the source is contiguous along `j` and the destination along `i`.
+mod simd {
+    use super::TB;
+
+    /// # Safety
+    /// Both strided regions must be valid for the given extents.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn transpose<T: Copy>(
+        src: *const T,
+        srs: usize,
+        scs: usize,
+        dst: *mut T,
+        drs: usize,
+        dcs: usize,
+        ni: usize,
+        nj: usize,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let size = std::mem::size_of::<T>();
+            if size == 4 && scs == 1 && drs == 1 {
+                // src rows i are contiguous in j; dst columns j contiguous in i.
+                unsafe { t4x4(src as *const f32, srs, dst as *mut f32, dcs, ni, nj) };
+                return;
+            }
+            if size == 4 && srs == 1 && dcs == 1 {
+                unsafe { t4x4(src as *const f32, scs, dst as *mut f32, drs, nj, ni) };
+                return;
+            }
+            if size == 8 && scs == 1 && drs == 1 {
+                unsafe { t2x2(src as *const f64, srs, dst as *mut f64, dcs, ni, nj) };
+                return;
+            }
+            if size == 8 && srs == 1 && dcs == 1 {
+                unsafe { t2x2(src as *const f64, scs, dst as *mut f64, drs, nj, ni) };
+                return;
+            }
+        }
+        for i0 in (0..ni).step_by(TB) {
+            for j0 in (0..nj).step_by(TB) {
+                for i in i0..(i0 + TB).min(ni) {
+                    for j in j0..(j0 + TB).min(nj) {
+                        unsafe { *dst.add(i * drs + j * dcs) = *src.add(i * srs + j * scs) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dst[j·ds + i] = src[i·ss + j]` for i < ni, j < nj.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn t4x4(src: *const f32, ss: usize, dst: *mut f32, ds: usize, ni: usize, nj: usize) {
+        use std::arch::x86_64::*;
+        let (bi, bj) = (ni / 4 * 4, nj / 4 * 4);
+        unsafe {
+            for i in (0..bi).step_by(4) {
+                for j in (0..bj).step_by(4) {
+                    let r0 = _mm_loadu_ps(src.add(i * ss + j));
+                    let r1 = _mm_loadu_ps(src.add((i + 1) * ss + j));
+                    let r2 = _mm_loadu_ps(src.add((i + 2) * ss + j));
+                    let r3 = _mm_loadu_ps(src.add((i + 3) * ss + j));
+                    let t0 = _mm_unpacklo_ps(r0, r1);
+                    let t1 = _mm_unpacklo_ps(r2, r3);
+                    let t2 = _mm_unpackhi_ps(r0, r1);
+                    let t3 = _mm_unpackhi_ps(r2, r3);
+                    _mm_storeu_ps(dst.add(j * ds + i), _mm_movelh_ps(t0, t1));
+                    _mm_storeu_ps(dst.add((j + 1) * ds + i), _mm_movehl_ps(t1, t0));
+                    _mm_storeu_ps(dst.add((j + 2) * ds + i), _mm_movelh_ps(t2, t3));
+                    _mm_storeu_ps(dst.add((j + 3) * ds + i), _mm_movehl_ps(t3, t2));
+                }
+            }
+            for i in 0..ni {
+                let j_start = if i < bi { bj } else { 0 };
+                for j in j_start..nj {
+                    *dst.add(j * ds + i) = *src.add(i * ss + j);
+                }
+            }
+        }
+    }
+
+    /// `dst[j·ds + i] = src[i·ss + j]` for i < ni, j < nj (f64, 2×2 blocks).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn t2x2(src: *const f64, ss: usize, dst: *mut f64, ds: usize, ni: usize, nj: usize) {
+        use std::arch::x86_64::*;
+        let (bi, bj) = (ni / 2 * 2, nj / 2 * 2);
+        unsafe {
+            for i in (0..bi).step_by(2) {
+                for j in (0..bj).step_by(2) {
+                    let r0 = _mm_loadu_pd(src.add(i * ss + j));
+                    let r1 = _mm_loadu_pd(src.add((i + 1) * ss + j));
+                    _mm_storeu_pd(dst.add(j * ds + i), _mm_unpacklo_pd(r0, r1));
+                    _mm_storeu_pd(dst.add((j + 1) * ds + i), _mm_unpackhi_pd(r0, r1));
+                }
+            }
+            for i in 0..ni {
+                let j_start = if i < bi { bj } else { 0 };
+                for j in j_start..nj {
+                    *dst.add(j * ds + i) = *src.add(i * ss + j);
                 }
             }
         }
