@@ -23,6 +23,7 @@ mod codegen;
 mod math;
 mod plan;
 mod pool;
+mod vecmath;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -139,10 +140,18 @@ fn tile_rows(plan: &Plan, elem: usize) -> usize {
     (tile_budget() / per_row / 16 * 16).clamp(16, 512)
 }
 
+/// Whether f32 exp/sigmoid over whole buffers go through the AVX-512 routines
+/// (`EBM_ARRAY_UNARY=0` forces the inline Cranelift loops, for comparison).
+fn use_array_unary(dtype: DType) -> bool {
+    dtype == DType::F32
+        && vecmath::available()
+        && std::env::var("EBM_ARRAY_UNARY").map_or(true, |v| v != "0")
+}
+
 /// The Cranelift IR of every loop of `graph`'s kernel, after a schedule summary
 /// (`ebm dump --stage clif`).
 pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
-    let plan = plan::build(graph)?;
+    let plan = plan::build(graph, use_array_unary(dtype))?;
     let elem = if dtype == DType::F64 { 8 } else { 4 };
     let rows = tile_rows(&plan, elem);
     let mut text = schedule_text(&plan, rows);
@@ -162,6 +171,15 @@ fn schedule_text(plan: &Plan, rows: usize) -> String {
                 Step::Loop(i) => s.push_str(&format!(
                     ";   loop{i}  {} (domain {})\n",
                     plan.groups[*i].label, plan.groups[*i].domain
+                )),
+                Step::ArrayUnary {
+                    sigmoid,
+                    src,
+                    dst,
+                    feats,
+                } => s.push_str(&format!(
+                    ";   call {} {src:?} -> {dst:?} ({feats} features, AVX-512)\n",
+                    if *sigmoid { "sigmoid" } else { "exp" }
                 )),
                 Step::Gemm(g) => s.push_str(&format!(
                     ";   gemm m={:?} n={:?} k={:?} dst={:?}{}\n",
@@ -211,7 +229,7 @@ pub struct CpuKernel {
 impl CpuKernel {
     fn compile(graph: &Graph, dtype: DType, threads: usize) -> Result<CpuKernel, String> {
         let t0 = Instant::now();
-        let plan = plan::build(graph)?;
+        let plan = plan::build(graph, use_array_unary(dtype))?;
         let (mut p32, mut p64) = (None, None);
         match dtype {
             DType::F32 => p32 = Some(Prog::<f32>::new(plan)?),
@@ -290,6 +308,28 @@ impl<T: Real> Prog<T> {
                     nvec as i64,
                 )
             },
+            Step::ArrayUnary {
+                sigmoid,
+                src,
+                dst,
+                feats,
+            } => {
+                let (Loc::Tile(so), Loc::Tile(d)) = (*src, *dst) else {
+                    unreachable!("array steps read and write tile buffers")
+                };
+                let t = self.rows;
+                for f in 0..*feats {
+                    // SAFETY: f32 kernels only (checked at plan time); rows ≤ T.
+                    unsafe {
+                        vecmath::apply(
+                            *sigmoid,
+                            tile.add((so + f) * t) as *const f32,
+                            tile.add((d + f) * t) as *mut f32,
+                            rows,
+                        )
+                    }
+                }
+            }
             Step::Gemm(g) => {
                 let t = self.rows;
                 let mut operand = |o: &plan::Operand| -> (*mut T, isize, isize) {

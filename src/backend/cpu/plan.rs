@@ -117,6 +117,14 @@ pub(crate) struct GemmStep {
 pub(crate) enum Step {
     /// Call compiled loop `groups[i]`.
     Loop(usize),
+    /// `dst = exp|sigmoid(src)` over `feats` whole tile rows, through the
+    /// AVX-512 routines of `vecmath.rs` (f32 only; chosen at compile time).
+    ArrayUnary {
+        sigmoid: bool,
+        src: Loc,
+        dst: Loc,
+        feats: usize,
+    },
     Gemm(Box<GemmStep>),
 }
 
@@ -244,6 +252,8 @@ struct Builder<'g> {
     vbufs: Vec<(bool, usize)>,
     const_off: HashMap<usize, usize>,
     table_off: HashMap<Vec<u32>, usize>,
+    /// Use `Step::ArrayUnary` for materialised exp/sigmoid of tile buffers.
+    array_unary: bool,
 }
 
 /// Per-group expression builder state.
@@ -623,7 +633,7 @@ impl<'g> Builder<'g> {
 }
 
 /// Builds the schedule for `g` (memory not yet planned: locations are virtual).
-pub(crate) fn build(g: &Graph) -> Result<Plan, String> {
+pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
     let live = g.live(&[]);
     let n = g.len();
     let mut variant = vec![false; n];
@@ -658,6 +668,7 @@ pub(crate) fn build(g: &Graph) -> Result<Plan, String> {
         vbufs: vec![],
         const_off: HashMap::new(),
         table_off: HashMap::new(),
+        array_unary,
     };
     // Batch-summed outputs whose node is a per-sample × per-sample product
     // used nowhere else become one batch-contracting GEMM into the partial.
@@ -703,6 +714,23 @@ pub(crate) fn build(g: &Graph) -> Result<Plan, String> {
                 b.loc[id.index()] = Some(l);
             }
             Op::Scalar(_) => {}
+            Op::Unary(u @ (UnaryOp::Exp | UnaryOp::Sigmoid))
+                if b.array_unary
+                    && var
+                    && !b.inline_ok(id)
+                    && matches!(b.loc[node.args[0].index()], Some(Loc::Tile(_))) =>
+            {
+                let feats = numel(&node.shape);
+                let dst = b.new_buf(true, feats);
+                b.loc[id.index()] = Some(dst);
+                let src = b.loc[node.args[0].index()].unwrap();
+                b.plan.tile_steps.push(Step::ArrayUnary {
+                    sigmoid: u == UnaryOp::Sigmoid,
+                    src,
+                    dst,
+                    feats,
+                });
+            }
             Op::Unary(_) | Op::PowConst(_) | Op::Binary(_) | Op::Select => {
                 if !b.inline_ok(id) {
                     let l = b.materialise_elementwise(id, true);
@@ -852,6 +880,10 @@ fn for_each_loc(step: &mut Step, groups: &mut [Group], f: &mut impl FnMut(&mut L
                 }
             }
             f(&mut g.dst, true);
+        }
+        Step::ArrayUnary { src, dst, .. } => {
+            f(src, false);
+            f(dst, true);
         }
         Step::Gemm(s) => {
             f(&mut s.lhs.loc, false);
