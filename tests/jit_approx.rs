@@ -4,7 +4,7 @@
 //! documented in `docs/backend-cpu.md`.
 
 use ebm::backend::cpu::Cpu;
-use ebm::backend::{Backend, DType};
+use ebm::backend::{Backend, DType, Kernel};
 use ebm::ir::{BatchReduce, Graph, InputKind, UnaryOp};
 
 fn points(op: UnaryOp, f64: bool) -> Vec<f64> {
@@ -122,4 +122,22 @@ fn approximation_error_bounds() {
         assert!(e32 <= 4.0, "{op:?} f32 error {e32} ulp at {x32}");
         assert!(e64 <= 1e-15, "{op:?} f64 error {e64} at {x64}");
     }
+}
+
+/// `EBM_DISASM=1 cargo test --test jit_approx disasm -- --nocapture` prints
+/// the machine code of an inline f32x4 exp loop.
+#[test]
+fn disasm_inline_exp() {
+    let mut g = Graph::new("u");
+    let x = g.input_node("x", vec![1], InputKind::Sample);
+    let n = g.neg(x);
+    let y = g.unary(UnaryOp::Exp, n);
+    g.add_output("y", y, BatchReduce::PerSample);
+    let k = Cpu::with_threads(1)
+        .compile_uncached(&g, DType::F32)
+        .unwrap();
+    let mut out = [0.0f32; 4];
+    k.run_f32(&[&[0.0, 1.0, -1.0, 2.0]], &mut [&mut out], 4)
+        .unwrap();
+    assert!((out[1] - (-1.0f32).exp()).abs() < 1e-6);
 }

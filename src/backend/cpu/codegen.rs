@@ -141,9 +141,16 @@ pub(crate) fn compile(
             t.push_str(&ctx.func.display().to_string());
             t.push('\n');
         }
+        let disasm = std::env::var_os("EBM_DISASM").is_some();
+        ctx.set_disasm(disasm);
         module
             .define_function(id, &mut ctx)
             .map_err(|e| format!("cranelift: {e:?}"))?;
+        if disasm {
+            if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+                eprintln!("; loop{gi}: {}\n{code}", group.label);
+            }
+        }
         module.clear_context(&mut ctx);
         ids.push(id);
     }

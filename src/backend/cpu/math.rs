@@ -109,6 +109,16 @@ impl Lanes {
             b.ins().select(c, x, y)
         }
     }
+    /// max(x, lo) keeping NaN (compare + select: x64's `fmax` lowering is long).
+    pub fn at_least(&self, b: &mut FunctionBuilder, x: Value, lo: Value) -> Value {
+        let m = self.cmp(b, FloatCC::LessThan, x, lo);
+        self.sel(b, m, lo, x)
+    }
+    /// min(x, hi) keeping NaN.
+    pub fn at_most(&self, b: &mut FunctionBuilder, x: Value, hi: Value) -> Value {
+        let m = self.cmp(b, FloatCC::GreaterThan, x, hi);
+        self.sel(b, m, hi, x)
+    }
     /// 1.0 where the mask holds, else 0.0.
     pub fn mask_to_one(&self, b: &mut FunctionBuilder, c: Value) -> Value {
         let one = self.f(b, 1.0);
@@ -205,8 +215,8 @@ pub(crate) fn exp(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     };
     let lo = l.f(b, lo);
     let hi = l.f(b, hi);
-    let x = b.ins().fmax(x, lo);
-    let x = b.ins().fmin(x, hi);
+    let x = l.at_least(b, x, lo);
+    let x = l.at_most(b, x, hi);
     let (n, r) = reduce_ln2(b, l, x);
     let deg = if l.f64 { 13 } else { 7 };
     let p = horner(b, l, r, &inv_factorials(deg));
@@ -222,9 +232,9 @@ pub(crate) fn exp(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
 fn expm1_neg(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     // Below this, e^x is far under half an ulp of 1, so the result is −1.
     let lo = l.f(b, if l.f64 { -80.0 } else { -40.0 });
-    let x = b.ins().fmax(x, lo);
+    let x = l.at_least(b, x, lo);
     let zero = l.f(b, 0.0);
-    let x = b.ins().fmin(x, zero);
+    let x = l.at_most(b, x, zero);
     let (n, r) = reduce_ln2(b, l, x);
     // q = e^r − 1 = r·(1 + r/2 + r²/6 + …)
     let deg = if l.f64 { 13 } else { 7 };
@@ -366,7 +376,7 @@ pub(crate) fn softplus(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     let e = exp(b, l, nax);
     let lp = log1p(b, l, e);
     let zero = l.f(b, 0.0);
-    let m = b.ins().fmax(x, zero);
+    let m = l.at_least(b, x, zero);
     b.ins().fadd(m, lp)
 }
 
