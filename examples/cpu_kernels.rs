@@ -152,7 +152,35 @@ const GMM_SRC: &str = "const centers = ring(8, radius = 2.0)\nconst sigma = 0.1\
     energy gmm(x: [2]) = -logsumexp(-sum((x - centers)^2, axis = 1) / (2 * sigma^2))\n";
 const MLP_SRC: &str = "energy net(x: [2]) = sum(mlp(x, [128, 128, 1], act = swish))\n";
 
+/// Raw single-threaded sgemm throughput of the `gemm` crate in this run, and
+/// of the shape W3's big layers use per tile ([128×128]·[128×rows]).
+fn sgemm_reference() {
+    for (m, n, k) in [(1024, 1024, 1024), (128, 1024, 128)] {
+        let a = vec![0.5f32; m * k];
+        let b = vec![0.25f32; k * n];
+        let mut c = vec![0.0f32; m * n];
+        let run = |c: &mut [f32]| unsafe {
+            gemm::gemm(
+                m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize,
+                b.as_ptr(), 1, n as isize, 1.0, 1.0, false, false, false, gemm::Parallelism::None,
+            )
+        };
+        run(&mut c);
+        let mut best = f64::INFINITY;
+        for _ in 0..10 {
+            let t = Instant::now();
+            run(&mut c);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "sgemm {m}x{n}x{k} (1 thread): {:.0} GFLOP/s",
+            2.0 * (m * n * k) as f64 / best / 1e9
+        );
+    }
+}
+
 fn main() {
+    sgemm_reference();
     // Compile latency, source text to runnable energy + gradient kernel (W3).
     let mut best = f64::INFINITY;
     for _ in 0..5 {
