@@ -4,7 +4,9 @@
 //! backend; runners (samplers, training) only ever talk to this type.
 
 pub mod fused;
+pub mod langevin;
 pub mod noise;
+pub mod sampling;
 
 use std::sync::{Arc, Mutex};
 
