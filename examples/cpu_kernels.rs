@@ -161,8 +161,25 @@ fn sgemm_reference() {
         let mut c = vec![0.0f32; m * n];
         let run = |c: &mut [f32]| unsafe {
             gemm::gemm(
-                m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize,
-                b.as_ptr(), 1, n as isize, 1.0, 1.0, false, false, false, gemm::Parallelism::None,
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                k as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
             )
         };
         run(&mut c);
@@ -186,17 +203,27 @@ fn main() {
     for _ in 0..5 {
         let t = Instant::now();
         let g = from_source(MLP_SRC, "net");
-        let k = Cpu::with_threads(2).compile_uncached(&g, DType::F32).unwrap();
+        let k = Cpu::with_threads(2)
+            .compile_uncached(&g, DType::F32)
+            .unwrap();
         best = best.min(t.elapsed().as_secs_f64());
         drop(k);
     }
-    println!("W3 MLP source → energy+gradient kernel: {:.2} ms (best of 5)", best * 1e3);
+    println!(
+        "W3 MLP source → energy+gradient kernel: {:.2} ms (best of 5)",
+        best * 1e3
+    );
     let cases: Vec<(&str, Graph, usize, f64)> = vec![
         ("W1 gmm2d", from_source(GMM_SRC, "gmm"), 4096, 0.0),
         ("W1 hand", gmm(), 4096, 0.0),
         ("W2 gauss100", gauss100(), 1024, 0.0),
         // The peers count 4·P·batch FLOP per Langevin step (forward + input gradient).
-        ("W3 mlp", from_source(MLP_SRC, "net"), 1024, 4.0 * 16768.0 * 1024.0),
+        (
+            "W3 mlp",
+            from_source(MLP_SRC, "net"),
+            1024,
+            4.0 * 16768.0 * 1024.0,
+        ),
         ("W3 hand", mlp(128), 1024, 4.0 * 16768.0 * 1024.0),
     ];
     let only = std::env::args().nth(1);

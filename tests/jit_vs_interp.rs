@@ -85,7 +85,23 @@ fn check_tol(g: &Graph, batch: usize, threads: usize, seed: u64, f32_rtol: f64) 
         .iter()
         .map(|v| v.iter().map(|&x| x as f64).collect())
         .collect();
-    compare(g, &want32, &outs, f32_rtol, "f32", batch, threads);
+    // Per element, the interpreter's own f32 rounding error (vs f64) measures
+    // the conditioning; the JIT may deviate by a few times that.
+    let slack: Vec<Vec<f64>> = want32
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| 8.0 * (x - y).abs()).collect())
+        .collect();
+    compare_with(
+        g,
+        &want32,
+        &outs,
+        f32_rtol,
+        Some(&slack),
+        "f32",
+        batch,
+        threads,
+    );
 }
 
 fn compare(
@@ -97,14 +113,30 @@ fn compare(
     batch: usize,
     threads: usize,
 ) {
+    compare_with(g, want, got, rtol, None, what, batch, threads)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare_with(
+    g: &Graph,
+    want: &[Vec<f64>],
+    got: &[Vec<f64>],
+    rtol: f64,
+    slack: Option<&[Vec<f64>]>,
+    what: &str,
+    batch: usize,
+    threads: usize,
+) {
     for (j, (w, o)) in want.iter().zip(got).enumerate() {
         let tol = match g.outputs[j].reduce {
             BatchReduce::PerSample => rtol,
             BatchReduce::Sum => rtol * (batch as f64).sqrt().max(1.0) * 4.0,
         };
         for (i, (&a, &b)) in o.iter().zip(w).enumerate() {
+            let extra = slack.map_or(0.0, |s| s[j][i]);
+            let ok = close(a, b, tol) || (a.is_finite() && (a - b).abs() <= extra);
             assert!(
-                close(a, b, tol),
+                ok,
                 "{what} batch {batch} threads {threads}: output {} [{i}] jit {a} vs interp {b}\n{}",
                 g.outputs[j].name,
                 ebm::ir::print::print(g)

@@ -146,10 +146,12 @@ pub(crate) fn compile(
         module
             .define_function(id, &mut ctx)
             .map_err(|e| format!("cranelift: {e:?}"))?;
-        if disasm {
-            if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
-                eprintln!("; loop{gi}: {}\n{code}", group.label);
-            }
+        if let Some(code) = ctx
+            .compiled_code()
+            .and_then(|c| c.vcode.as_ref())
+            .filter(|_| disasm)
+        {
+            eprintln!("; loop{gi}: {}\n{code}", group.label);
         }
         module.clear_context(&mut ctx);
         ids.push(id);
