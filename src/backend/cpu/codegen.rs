@@ -141,9 +141,18 @@ pub(crate) fn compile(
             t.push_str(&ctx.func.display().to_string());
             t.push('\n');
         }
+        let disasm = std::env::var_os("EBM_DISASM").is_some();
+        ctx.set_disasm(disasm);
         module
             .define_function(id, &mut ctx)
             .map_err(|e| format!("cranelift: {e:?}"))?;
+        if let Some(code) = ctx
+            .compiled_code()
+            .and_then(|c| c.vcode.as_ref())
+            .filter(|_| disasm)
+        {
+            eprintln!("; loop{gi}: {}\n{code}", group.label);
+        }
         module.clear_context(&mut ctx);
         ids.push(id);
     }
@@ -299,23 +308,34 @@ fn gen_loop(
     let zero = b.ins().iconst(types::I64, 0);
     b.ins().jump(fblock, &[zero.into()]);
 
-    // Per-feature block.
+    // Per-feature block. An unrolled reduction evaluates the expression at
+    // `red` consecutive points f·red + r and combines them in registers.
     b.switch_to_block(fblock);
     let f = b.append_block_param(fblock, types::I64);
-    let mut addrs: Vec<Option<Value>> = vec![None; g.exprs.len()];
+    let red = g.red.max(1);
+    let mut addrs: Vec<Vec<Option<Value>>> = vec![vec![None; g.exprs.len()]; red];
+    let mut rvals: Vec<Vec<Option<Value>>> = vec![vals.clone(); red];
     let flags = MemFlagsData::trusted();
-    for (i, e) in g.exprs.iter().enumerate() {
-        if let Expr::Load { loc, map } = *e {
-            let (base, off, stride) = base_and_stride(b, &p, loc, &l, rows, &mut inputs);
-            let a = address(b, &p, base, off, stride, map, f);
-            if level[i] == 2 {
-                addrs[i] = Some(a);
-            } else {
-                let s = b.ins().load(l.sft(), flags.with_readonly(), a, 0);
-                vals[i] = Some(l.splat(b, s));
+    for r in 0..red {
+        let fr = if red == 1 {
+            f
+        } else {
+            let t = b.ins().imul_imm_s(f, red as i64);
+            b.ins().iadd_imm_s(t, r as i64)
+        };
+        for (i, e) in g.exprs.iter().enumerate() {
+            if let Expr::Load { loc, map } = *e {
+                let (base, off, stride) = base_and_stride(b, &p, loc, &l, rows, &mut inputs);
+                let a = address(b, &p, base, off, stride, map, fr);
+                if level[i] == 2 {
+                    addrs[r][i] = Some(a);
+                } else {
+                    let s = b.ins().load(l.sft(), flags.with_readonly(), a, 0);
+                    rvals[r][i] = Some(l.splat(b, s));
+                }
+            } else if level[i] == 1 {
+                rvals[r][i] = Some(gen_op(b, &l, e, &rvals[r], shims));
             }
-        } else if level[i] == 1 {
-            vals[i] = Some(gen_op(b, &l, e, &vals, shims));
         }
     }
     let (dbase, doff, dstride) = base_and_stride(b, &p, g.dst, &l, rows, &mut inputs);
@@ -326,28 +346,49 @@ fn gen_loop(
     b.switch_to_block(vblock);
     let vb = b.append_block_param(vblock, types::I64);
     let flags = MemFlagsData::new().with_notrap();
-    for (i, e) in g.exprs.iter().enumerate() {
-        if level[i] != 2 {
-            continue;
-        }
-        if let Expr::Load { .. } = e {
-            let a = b.ins().iadd(addrs[i].unwrap(), vb);
-            vals[i] = Some(b.ins().load(l.ft, flags, a, 0));
-        } else {
-            vals[i] = Some(gen_op(b, &l, e, &vals, shims));
+    for r in 0..red {
+        for (i, e) in g.exprs.iter().enumerate() {
+            if level[i] != 2 {
+                continue;
+            }
+            if let Expr::Load { .. } = e {
+                let a = b.ins().iadd(addrs[r][i].unwrap(), vb);
+                rvals[r][i] = Some(b.ins().load(l.ft, flags, a, 0));
+            } else {
+                rvals[r][i] = Some(gen_op(b, &l, e, &rvals[r], shims));
+            }
         }
     }
-    let v = vals[g.root as usize].unwrap();
     let a = b.ins().iadd(daddr, vb);
-    let v = match g.store {
-        Store::Set => v,
-        Store::Add => {
-            let old = b.ins().load(l.ft, flags, a, 0);
-            b.ins().fadd(old, v)
+    let v = if red > 1 {
+        let mut acc = l.f(
+            b,
+            if g.store == Store::Max {
+                f64::NEG_INFINITY
+            } else {
+                0.0
+            },
+        );
+        for rv in &rvals {
+            let x = rv[g.root as usize].unwrap();
+            acc = match g.store {
+                Store::Max => max_rule(b, &l, acc, x, true),
+                _ => b.ins().fadd(acc, x),
+            };
         }
-        Store::Max => {
-            let old = b.ins().load(l.ft, flags, a, 0);
-            max_rule(b, &l, old, v, true)
+        acc
+    } else {
+        let v = rvals[0][g.root as usize].unwrap();
+        match g.store {
+            Store::Set => v,
+            Store::Add => {
+                let old = b.ins().load(l.ft, flags, a, 0);
+                b.ins().fadd(old, v)
+            }
+            Store::Max => {
+                let old = b.ins().load(l.ft, flags, a, 0);
+                max_rule(b, &l, old, v, true)
+            }
         }
     };
     b.ins().store(flags, v, a, 0);

@@ -109,6 +109,16 @@ impl Lanes {
             b.ins().select(c, x, y)
         }
     }
+    /// max(x, lo) keeping NaN (compare + select: x64's `fmax` lowering is long).
+    pub fn at_least(&self, b: &mut FunctionBuilder, x: Value, lo: Value) -> Value {
+        let m = self.cmp(b, FloatCC::LessThan, x, lo);
+        self.sel(b, m, lo, x)
+    }
+    /// min(x, hi) keeping NaN.
+    pub fn at_most(&self, b: &mut FunctionBuilder, x: Value, hi: Value) -> Value {
+        let m = self.cmp(b, FloatCC::GreaterThan, x, hi);
+        self.sel(b, m, hi, x)
+    }
     /// 1.0 where the mask holds, else 0.0.
     pub fn mask_to_one(&self, b: &mut FunctionBuilder, c: Value) -> Value {
         let one = self.f(b, 1.0);
@@ -205,8 +215,8 @@ pub(crate) fn exp(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     };
     let lo = l.f(b, lo);
     let hi = l.f(b, hi);
-    let x = b.ins().fmax(x, lo);
-    let x = b.ins().fmin(x, hi);
+    let x = l.at_least(b, x, lo);
+    let x = l.at_most(b, x, hi);
     let (n, r) = reduce_ln2(b, l, x);
     let deg = if l.f64 { 13 } else { 7 };
     let p = horner(b, l, r, &inv_factorials(deg));
@@ -218,13 +228,14 @@ pub(crate) fn exp(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     b.ins().fmul(p, s2)
 }
 
-/// e^x − 1 for x ≤ 0 (used by tanh): accurate near zero (no cancellation).
-fn expm1_neg(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
+/// (e^x − 1, e^x) for x ≤ 0 (used by tanh), from one range reduction: the
+/// first is accurate near zero (no cancellation), the second for large |x|.
+fn expm1_neg(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> (Value, Value) {
     // Below this, e^x is far under half an ulp of 1, so the result is −1.
     let lo = l.f(b, if l.f64 { -80.0 } else { -40.0 });
-    let x = b.ins().fmax(x, lo);
+    let x = l.at_least(b, x, lo);
     let zero = l.f(b, 0.0);
-    let x = b.ins().fmin(x, zero);
+    let x = l.at_most(b, x, zero);
     let (n, r) = reduce_ln2(b, l, x);
     // q = e^r − 1 = r·(1 + r/2 + r²/6 + …)
     let deg = if l.f64 { 13 } else { 7 };
@@ -234,19 +245,31 @@ fn expm1_neg(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     let s = l.pow2i(b, n);
     let one = l.f(b, 1.0);
     let sm1 = b.ins().fsub(s, one);
-    b.ins().fma(s, q, sm1)
+    let em1 = b.ins().fma(s, q, sm1);
+    let e = b.ins().fma(s, q, s);
+    (em1, e)
 }
 
-/// tanh x = sign(x)·(−u/(2+u)), u = expm1(−2|x|). ≤ 3 ulp (f32), ≤ 4 ulp (f64).
+/// tanh |x| = −u/(2+u) with u = expm1(−2|x|) below 0.625, else
+/// 1 − 2e/(1+e) with e = exp(−2|x|) (correctly rounded near saturation, so
+/// 1 − tanh² in derivatives keeps its digits); the sign is copied from x.
 pub(crate) fn tanh(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     let ax = b.ins().fabs(x);
     let m2 = l.f(b, -2.0);
     let a = b.ins().fmul(ax, m2);
-    let u = expm1_neg(b, l, a);
+    let (u, e) = expm1_neg(b, l, a);
     let two = l.f(b, 2.0);
     let d = b.ins().fadd(two, u);
     let nu = b.ins().fneg(u);
-    let t = b.ins().fdiv(nu, d);
+    let small = b.ins().fdiv(nu, d);
+    let one = l.f(b, 1.0);
+    let de = b.ins().fadd(one, e);
+    let e2 = b.ins().fadd(e, e);
+    let q = b.ins().fdiv(e2, de);
+    let big = b.ins().fsub(one, q);
+    let cut = l.f(b, 0.625);
+    let is_small = l.cmp(b, FloatCC::LessThan, ax, cut);
+    let t = l.sel(b, is_small, small, big);
     // copysign(t, x) with t ≥ 0, in the integer domain (no vector fcopysign on x64).
     let sign = l.i(b, if l.f64 { i64::MIN } else { i32::MIN as i64 });
     let xi = l.as_int(b, x);
@@ -352,7 +375,8 @@ pub(crate) fn sigmoid(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     let one = l.f(b, 1.0);
     let d = b.ins().fadd(one, e);
     let r = b.ins().fdiv(one, d);
-    let er = b.ins().fdiv(e, d);
+    // e·(1/(1+e)) instead of a second division (≤ 1 extra rounding).
+    let er = b.ins().fmul(e, r);
     let zero = l.f(b, 0.0);
     let pos = l.cmp(b, FloatCC::GreaterThanOrEqual, x, zero);
     l.sel(b, pos, r, er)
@@ -365,7 +389,7 @@ pub(crate) fn softplus(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     let e = exp(b, l, nax);
     let lp = log1p(b, l, e);
     let zero = l.f(b, 0.0);
-    let m = b.ins().fmax(x, zero);
+    let m = l.at_least(b, x, zero);
     b.ins().fadd(m, lp)
 }
 

@@ -23,6 +23,7 @@ mod codegen;
 mod math;
 mod plan;
 mod pool;
+mod vecmath;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -139,10 +140,18 @@ fn tile_rows(plan: &Plan, elem: usize) -> usize {
     (tile_budget() / per_row / 16 * 16).clamp(16, 512)
 }
 
+/// Whether f32 exp/sigmoid over whole buffers go through the AVX-512 routines
+/// (`EBM_ARRAY_UNARY=0` forces the inline Cranelift loops, for comparison).
+fn use_array_unary(dtype: DType) -> bool {
+    dtype == DType::F32
+        && vecmath::available()
+        && std::env::var("EBM_ARRAY_UNARY").map_or(true, |v| v != "0")
+}
+
 /// The Cranelift IR of every loop of `graph`'s kernel, after a schedule summary
 /// (`ebm dump --stage clif`).
 pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
-    let plan = plan::build(graph)?;
+    let plan = plan::build(graph, use_array_unary(dtype))?;
     let elem = if dtype == DType::F64 { 8 } else { 4 };
     let rows = tile_rows(&plan, elem);
     let mut text = schedule_text(&plan, rows);
@@ -162,6 +171,15 @@ fn schedule_text(plan: &Plan, rows: usize) -> String {
                 Step::Loop(i) => s.push_str(&format!(
                     ";   loop{i}  {} (domain {})\n",
                     plan.groups[*i].label, plan.groups[*i].domain
+                )),
+                Step::ArrayUnary {
+                    sigmoid,
+                    src,
+                    dst,
+                    feats,
+                } => s.push_str(&format!(
+                    ";   call {} {src:?} -> {dst:?} ({feats} features, AVX-512)\n",
+                    if *sigmoid { "sigmoid" } else { "exp" }
                 )),
                 Step::Gemm(g) => s.push_str(&format!(
                     ";   gemm m={:?} n={:?} k={:?} dst={:?}{}\n",
@@ -211,7 +229,7 @@ pub struct CpuKernel {
 impl CpuKernel {
     fn compile(graph: &Graph, dtype: DType, threads: usize) -> Result<CpuKernel, String> {
         let t0 = Instant::now();
-        let plan = plan::build(graph)?;
+        let plan = plan::build(graph, use_array_unary(dtype))?;
         let (mut p32, mut p64) = (None, None);
         match dtype {
             DType::F32 => p32 = Some(Prog::<f32>::new(plan)?),
@@ -290,6 +308,28 @@ impl<T: Real> Prog<T> {
                     nvec as i64,
                 )
             },
+            Step::ArrayUnary {
+                sigmoid,
+                src,
+                dst,
+                feats,
+            } => {
+                let (Loc::Tile(so), Loc::Tile(d)) = (*src, *dst) else {
+                    unreachable!("array steps read and write tile buffers")
+                };
+                let t = self.rows;
+                for f in 0..*feats {
+                    // SAFETY: f32 kernels only (checked at plan time); rows ≤ T.
+                    unsafe {
+                        vecmath::apply(
+                            *sigmoid,
+                            tile.add((so + f) * t) as *const f32,
+                            tile.add((d + f) * t) as *mut f32,
+                            rows,
+                        )
+                    }
+                }
+            }
             Step::Gemm(g) => {
                 let t = self.rows;
                 let mut operand = |o: &plan::Operand| -> (*mut T, isize, isize) {
@@ -545,17 +585,21 @@ impl<T> SendPtr<T> {
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
 
+/// Side of the square blocks the scalar transposes work in.
+const TB: usize = 16;
+
 /// Batch-major rows → feature-major tile.
 ///
 /// # Safety
 /// `tile` holds `n` feature rows of stride `t ≥ rows`.
 unsafe fn transpose_in<T: Copy>(src: &[T], rows: usize, n: usize, tile: *mut T, t: usize) {
-    for f in 0..n {
-        let dst = unsafe { std::slice::from_raw_parts_mut(tile.add(f * t), rows) };
-        for (b, d) in dst.iter_mut().enumerate() {
-            *d = src[b * n + f];
-        }
+    assert!(src.len() >= rows * n);
+    if n == 1 {
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), tile, rows) };
+        return;
     }
+    // SAFETY: bounds asserted above; the tile holds n rows of stride t ≥ rows.
+    unsafe { simd::transpose(src.as_ptr(), n, 1, tile, 1, t, rows, n) }
 }
 
 /// Feature-major tile → batch-major rows.
@@ -563,10 +607,117 @@ unsafe fn transpose_in<T: Copy>(src: &[T], rows: usize, n: usize, tile: *mut T, 
 /// # Safety
 /// `tile` holds `n` feature rows of stride `t ≥ rows`.
 unsafe fn transpose_out<T: Copy>(tile: *const T, rows: usize, n: usize, dst: &mut [T], t: usize) {
-    for f in 0..n {
-        let src = unsafe { std::slice::from_raw_parts(tile.add(f * t), rows) };
-        for (b, &v) in src.iter().enumerate() {
-            dst[b * n + f] = v;
+    assert!(dst.len() >= rows * n);
+    if n == 1 {
+        dst[..rows].copy_from_slice(unsafe { std::slice::from_raw_parts(tile, rows) });
+        return;
+    }
+    // SAFETY: as above, with the roles swapped.
+    unsafe { simd::transpose(tile, 1, t, dst.as_mut_ptr(), n, 1, rows, n) }
+}
+
+/// Strided 2-D copies `dst[i·drs + j·dcs] = src[i·srs + j·scs]` for an
+/// `ni × nj` block, with 4×4 (f32) / 2×2 (f64) SSE register transposes when
+/// the source is contiguous along `j` and the destination along `i`.
+mod simd {
+    use super::TB;
+
+    /// # Safety
+    /// Both strided regions must be valid for the given extents.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn transpose<T: Copy>(
+        src: *const T,
+        srs: usize,
+        scs: usize,
+        dst: *mut T,
+        drs: usize,
+        dcs: usize,
+        ni: usize,
+        nj: usize,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let size = std::mem::size_of::<T>();
+            if size == 4 && scs == 1 && drs == 1 {
+                // src rows i are contiguous in j; dst columns j contiguous in i.
+                unsafe { t4x4(src as *const f32, srs, dst as *mut f32, dcs, ni, nj) };
+                return;
+            }
+            if size == 4 && srs == 1 && dcs == 1 {
+                unsafe { t4x4(src as *const f32, scs, dst as *mut f32, drs, nj, ni) };
+                return;
+            }
+            if size == 8 && scs == 1 && drs == 1 {
+                unsafe { t2x2(src as *const f64, srs, dst as *mut f64, dcs, ni, nj) };
+                return;
+            }
+            if size == 8 && srs == 1 && dcs == 1 {
+                unsafe { t2x2(src as *const f64, scs, dst as *mut f64, drs, nj, ni) };
+                return;
+            }
+        }
+        for i0 in (0..ni).step_by(TB) {
+            for j0 in (0..nj).step_by(TB) {
+                for i in i0..(i0 + TB).min(ni) {
+                    for j in j0..(j0 + TB).min(nj) {
+                        unsafe { *dst.add(i * drs + j * dcs) = *src.add(i * srs + j * scs) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dst[j·ds + i] = src[i·ss + j]` for i < ni, j < nj.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn t4x4(src: *const f32, ss: usize, dst: *mut f32, ds: usize, ni: usize, nj: usize) {
+        use std::arch::x86_64::*;
+        let (bi, bj) = (ni / 4 * 4, nj / 4 * 4);
+        unsafe {
+            for i in (0..bi).step_by(4) {
+                for j in (0..bj).step_by(4) {
+                    let r0 = _mm_loadu_ps(src.add(i * ss + j));
+                    let r1 = _mm_loadu_ps(src.add((i + 1) * ss + j));
+                    let r2 = _mm_loadu_ps(src.add((i + 2) * ss + j));
+                    let r3 = _mm_loadu_ps(src.add((i + 3) * ss + j));
+                    let t0 = _mm_unpacklo_ps(r0, r1);
+                    let t1 = _mm_unpacklo_ps(r2, r3);
+                    let t2 = _mm_unpackhi_ps(r0, r1);
+                    let t3 = _mm_unpackhi_ps(r2, r3);
+                    _mm_storeu_ps(dst.add(j * ds + i), _mm_movelh_ps(t0, t1));
+                    _mm_storeu_ps(dst.add((j + 1) * ds + i), _mm_movehl_ps(t1, t0));
+                    _mm_storeu_ps(dst.add((j + 2) * ds + i), _mm_movelh_ps(t2, t3));
+                    _mm_storeu_ps(dst.add((j + 3) * ds + i), _mm_movehl_ps(t3, t2));
+                }
+            }
+            for i in 0..ni {
+                let j_start = if i < bi { bj } else { 0 };
+                for j in j_start..nj {
+                    *dst.add(j * ds + i) = *src.add(i * ss + j);
+                }
+            }
+        }
+    }
+
+    /// `dst[j·ds + i] = src[i·ss + j]` for i < ni, j < nj (f64, 2×2 blocks).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn t2x2(src: *const f64, ss: usize, dst: *mut f64, ds: usize, ni: usize, nj: usize) {
+        use std::arch::x86_64::*;
+        let (bi, bj) = (ni / 2 * 2, nj / 2 * 2);
+        unsafe {
+            for i in (0..bi).step_by(2) {
+                for j in (0..bj).step_by(2) {
+                    let r0 = _mm_loadu_pd(src.add(i * ss + j));
+                    let r1 = _mm_loadu_pd(src.add((i + 1) * ss + j));
+                    _mm_storeu_pd(dst.add(j * ds + i), _mm_unpacklo_pd(r0, r1));
+                    _mm_storeu_pd(dst.add((j + 1) * ds + i), _mm_unpackhi_pd(r0, r1));
+                }
+            }
+            for i in 0..ni {
+                let j_start = if i < bi { bj } else { 0 };
+                for j in j_start..nj {
+                    *dst.add(j * ds + i) = *src.add(i * ss + j);
+                }
+            }
         }
     }
 }

@@ -77,7 +77,15 @@ pub(crate) struct Group {
     pub store: Store,
     pub variant: bool,
     pub label: String,
+    /// `> 1`: an unrolled reduction. The loop runs over `domain` outputs;
+    /// `exprs` are indexed over `domain·red` points in (output, reduced)
+    /// order, combined in registers with `store`'s op from its identity, then
+    /// stored once (no read-modify-write, no init loop).
+    pub red: usize,
 }
+
+/// Largest reduced extent unrolled into registers.
+const MAX_UNROLL: usize = 16;
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Dim {
@@ -117,6 +125,14 @@ pub(crate) struct GemmStep {
 pub(crate) enum Step {
     /// Call compiled loop `groups[i]`.
     Loop(usize),
+    /// `dst = exp|sigmoid(src)` over `feats` whole tile rows, through the
+    /// AVX-512 routines of `vecmath.rs` (f32 only; chosen at compile time).
+    ArrayUnary {
+        sigmoid: bool,
+        src: Loc,
+        dst: Loc,
+        feats: usize,
+    },
     Gemm(Box<GemmStep>),
 }
 
@@ -244,6 +260,8 @@ struct Builder<'g> {
     vbufs: Vec<(bool, usize)>,
     const_off: HashMap<usize, usize>,
     table_off: HashMap<Vec<u32>, usize>,
+    /// Use `Step::ArrayUnary` for materialised exp/sigmoid of tile buffers.
+    array_unary: bool,
 }
 
 /// Per-group expression builder state.
@@ -406,6 +424,7 @@ impl<'g> Builder<'g> {
             store,
             variant,
             label,
+            red: 1,
         });
         let step = Step::Loop(self.plan.groups.len() - 1);
         self.steps(variant).push(step);
@@ -436,6 +455,59 @@ impl<'g> Builder<'g> {
             Store::Set,
             format!("{label} init"),
         );
+    }
+
+    /// `dst[o] = ⊕_r value(order[o·red + r])`: the reduction of a per-point
+    /// expression. `points[i]` gives, for the i-th point of the (output,
+    /// reduced) enumeration, the operand feature maps via `build`.
+    #[allow(clippy::too_many_arguments)]
+    fn reduction(
+        &mut self,
+        variant: bool,
+        dst: Loc,
+        outs: usize,
+        red: usize,
+        sum: bool,
+        label: String,
+        build: &mut dyn FnMut(&mut Self, &mut GroupBuild, &[usize]) -> u32,
+        dst_of_point: &dyn Fn(usize) -> usize,
+        points: Vec<usize>,
+    ) {
+        let store = if sum { Store::Add } else { Store::Max };
+        let mut gb = GroupBuild {
+            exprs: vec![],
+            memo: HashMap::new(),
+        };
+        if red > 1 && red <= MAX_UNROLL {
+            let root = build(self, &mut gb, &points);
+            if gb.exprs.len() * red <= 1024 {
+                let id: Vec<u32> = (0..outs as u32).collect();
+                let dst_map = self.map_of(&id);
+                self.plan.groups.push(Group {
+                    domain: outs,
+                    exprs: gb.exprs,
+                    root,
+                    dst,
+                    dst_map,
+                    store,
+                    variant,
+                    label: format!("{label} (unrolled x{red})"),
+                    red,
+                });
+                let step = Step::Loop(self.plan.groups.len() - 1);
+                self.steps(variant).push(step);
+                return;
+            }
+            gb = GroupBuild {
+                exprs: vec![],
+                memo: HashMap::new(),
+            };
+        }
+        let init = if sum { 0.0 } else { f64::NEG_INFINITY };
+        self.fill(variant, dst, outs, init, &label);
+        let root = build(self, &mut gb, &points);
+        let dt: Vec<u32> = points.iter().map(|&p| dst_of_point(p) as u32).collect();
+        self.push_group(variant, points.len(), gb, root, dst, &dt, store, label);
     }
 
     /// A loop writing node `n`'s value into a new buffer, inlining its operands.
@@ -510,27 +582,39 @@ impl<'g> Builder<'g> {
             let variant = va || vb;
             let dst = self.new_buf(variant, m * nn);
             self.loc[n.index()] = Some(dst);
-            self.fill(variant, dst, m * nn, 0.0, &format!("{n} matmul"));
-            let mut gb = GroupBuild {
-                exprs: vec![],
-                memo: HashMap::new(),
-            };
-            let dom = m * nn * k;
-            let (mut ta, mut tb, mut td) = (vec![], vec![], vec![]);
-            for i in 0..m {
-                for j in 0..nn {
-                    for p in 0..k {
-                        ta.push((i * k + p) as u32);
-                        tb.push((p * nn + j) as u32);
-                        td.push((i * nn + j) as u32);
-                    }
-                }
-            }
-            let ea = self.build(&mut gb, a, ta);
-            let eb = self.build(&mut gb, b, tb);
-            let root = gb.push(Expr::Binary(BinaryOp::Mul, ea, eb));
+            // Points enumerate (i, j, p) with p innermost: point = (i·n + j)·k + p.
+            let points: Vec<usize> = (0..m * nn * k).collect();
             let label = format!("{n} matmul {m}x{k}x{nn} (contraction loop)");
-            self.push_group(variant, dom, gb, root, dst, &td, Store::Add, label);
+            let mut build = |this: &mut Self, gb: &mut GroupBuild, pts: &[usize]| {
+                let ta = pts
+                    .iter()
+                    .map(|&q| {
+                        let (i, p) = (q / (nn * k), q % k);
+                        (i * k + p) as u32
+                    })
+                    .collect();
+                let tb = pts
+                    .iter()
+                    .map(|&q| {
+                        let (j, p) = ((q / k) % nn, q % k);
+                        (p * nn + j) as u32
+                    })
+                    .collect();
+                let ea = this.build(gb, a, ta);
+                let eb = this.build(gb, b, tb);
+                gb.push(Expr::Binary(BinaryOp::Mul, ea, eb))
+            };
+            self.reduction(
+                variant,
+                dst,
+                m * nn,
+                k,
+                true,
+                label,
+                &mut build,
+                &|q| q / k,
+                points,
+            );
             return;
         }
         let (la, ars, acs) = self.operand(a, m, k);
@@ -623,7 +707,7 @@ impl<'g> Builder<'g> {
 }
 
 /// Builds the schedule for `g` (memory not yet planned: locations are virtual).
-pub(crate) fn build(g: &Graph) -> Result<Plan, String> {
+pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
     let live = g.live(&[]);
     let n = g.len();
     let mut variant = vec![false; n];
@@ -658,6 +742,7 @@ pub(crate) fn build(g: &Graph) -> Result<Plan, String> {
         vbufs: vec![],
         const_off: HashMap::new(),
         table_off: HashMap::new(),
+        array_unary,
     };
     // Batch-summed outputs whose node is a per-sample × per-sample product
     // used nowhere else become one batch-contracting GEMM into the partial.
@@ -703,6 +788,23 @@ pub(crate) fn build(g: &Graph) -> Result<Plan, String> {
                 b.loc[id.index()] = Some(l);
             }
             Op::Scalar(_) => {}
+            Op::Unary(u @ (UnaryOp::Exp | UnaryOp::Sigmoid))
+                if b.array_unary
+                    && var
+                    && !b.inline_ok(id)
+                    && matches!(b.loc[node.args[0].index()], Some(Loc::Tile(_))) =>
+            {
+                let feats = numel(&node.shape);
+                let dst = b.new_buf(true, feats);
+                b.loc[id.index()] = Some(dst);
+                let src = b.loc[node.args[0].index()].unwrap();
+                b.plan.tile_steps.push(Step::ArrayUnary {
+                    sigmoid: u == UnaryOp::Sigmoid,
+                    src,
+                    dst,
+                    feats,
+                });
+            }
             Op::Unary(_) | Op::PowConst(_) | Op::Binary(_) | Op::Select => {
                 if !b.inline_ok(id) {
                     let l = b.materialise_elementwise(id, true);
@@ -719,29 +821,30 @@ pub(crate) fn build(g: &Graph) -> Result<Plan, String> {
                 let dst = b.new_buf(var, size);
                 b.loc[id.index()] = Some(dst);
                 let is_sum = matches!(node.op, Op::Sum(_));
-                let init = if is_sum { 0.0 } else { f64::NEG_INFINITY };
-                b.fill(var, dst, size, init, &format!("{id} {}", node.op.name()));
                 let ashape = g.shape(node.args[0]).to_vec();
                 let dom = numel(&ashape);
-                let mut gb = GroupBuild {
-                    exprs: vec![],
-                    memo: HashMap::new(),
+                let red = dom / size.max(1);
+                // Input points in (output, reduced) order; within one output
+                // the reduced elements come in flat order, as the interpreter
+                // accumulates them.
+                let mut points: Vec<usize> = (0..dom).collect();
+                points.sort_by_key(|&f| reduce_dst(&ashape, axes, f));
+                let arg = node.args[0];
+                let mut build = |this: &mut Builder, gb: &mut GroupBuild, pts: &[usize]| {
+                    let m: Vec<u32> = pts.iter().map(|&p| p as u32).collect();
+                    this.build(gb, arg, m)
                 };
-                let ident: Vec<u32> = (0..dom as u32).collect();
-                let root = b.build(&mut gb, node.args[0], ident);
-                let dt: Vec<u32> = (0..dom)
-                    .map(|f| reduce_dst(&ashape, axes, f) as u32)
-                    .collect();
-                let store = if is_sum { Store::Add } else { Store::Max };
-                b.push_group(
+                let shape2 = ashape.clone();
+                b.reduction(
                     var,
-                    dom,
-                    gb,
-                    root,
                     dst,
-                    &dt,
-                    store,
+                    size,
+                    red,
+                    is_sum,
                     format!("{id} {}", node.op.name()),
+                    &mut build,
+                    &|p| reduce_dst(&shape2, axes, p),
+                    points,
                 );
             }
             Op::Concat { axis } => {
@@ -852,6 +955,10 @@ fn for_each_loc(step: &mut Step, groups: &mut [Group], f: &mut impl FnMut(&mut L
                 }
             }
             f(&mut g.dst, true);
+        }
+        Step::ArrayUnary { src, dst, .. } => {
+            f(src, false);
+            f(dst, true);
         }
         Step::Gemm(s) => {
             f(&mut s.lhs.loc, false);
