@@ -56,13 +56,14 @@ pub fn check(file: &SourceFile) -> Result<(), String> {
     for def in &module.defs {
         lower::lower(&module, &def.name).map_err(|d| render_all(&[d], &file.path, &file.text))?;
     }
+    script::check(&module).map_err(|d| render_all(&d, &file.path, &file.text))?;
     Ok(())
 }
 
 /// `ebm run`: analyses the script, then executes its statements.
 pub fn run(file: &SourceFile, out: &mut dyn std::io::Write) -> Result<(), String> {
     let module = analyze(file)?;
-    script::run(&module, out).map_err(|d| render_all(&[d], &file.path, &file.text))
+    script::run(&module, out).map_err(|d| render_all(&d, &file.path, &file.text))
 }
 
 /// `check` on text held in memory (the fuzzer and tests use it); `path` is
