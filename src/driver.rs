@@ -425,7 +425,7 @@ pub fn sampler_from_flags(o: &SampleOptions) -> Result<crate::sample::SamplerCon
         cfg.step = s;
     }
     if let Some(t) = o.target {
-        if !(t > 0.0 && t < 1.0) || !cfg.method.is_mh() {
+        if !(t > 0.0 && t < 1.0 && cfg.method.is_mh()) {
             return Err(format!(
                 "error: --target must be an acceptance rate between 0 and 1 for mala, rwmh or hmc, found {t}"
             ));

@@ -213,10 +213,15 @@ impl<'m> Scope<'m> {
 
     /// A finite number.
     pub fn number(&mut self, e: &Expr, arg: &str) -> R<f64> {
-        let t = self.tensor(e, arg, "a number")?;
+        self.number_as(e, arg, "a number")
+    }
+
+    /// A finite number, described as `what` in messages.
+    fn number_as(&mut self, e: &Expr, arg: &str, what: &str) -> R<f64> {
+        let t = self.tensor(e, arg, what)?;
         if t.data.len() != 1 {
             let found = format!("a tensor of shape {}", shape_text(&t.shape));
-            return Err(vec![err::wrong_type("a number", arg, &found, e.span)]);
+            return Err(vec![err::wrong_type(what, arg, &found, e.span)]);
         }
         let v = t.data[0];
         if !v.is_finite() {
@@ -246,7 +251,7 @@ impl<'m> Scope<'m> {
 
     /// A whole number in `[min, max]`.
     pub fn count(&mut self, e: &Expr, arg: &str, min: u64, max: u64) -> R<u64> {
-        let v = self.number(e, arg)?;
+        let v = self.number_as(e, arg, "a whole number")?;
         if v.fract() != 0.0 {
             return Err(vec![err::wrong_type(
                 "a whole number",

@@ -60,7 +60,7 @@ pub fn not_a_sampler(found: &str, span: Span, known: &[&str]) -> Diagnostic {
         span,
         format!("expected a sampler ({}), found {found}", list(known)),
     )
-    .with_help("write it as a call, e.g. `mala(step = 0.05)`")
+    .with_help("for example `mala(step = 0.05)` or `hmc(steps = 16)`")
 }
 
 pub fn unknown_energy(name: &str, span: Span, energies: &[&str]) -> Diagnostic {

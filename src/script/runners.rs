@@ -84,8 +84,9 @@ fn parse_sampler(scope: &mut Scope, e: &Expr) -> R<SamplerConfig> {
         }
     };
     let Some(mut cfg) = sampler_named(name) else {
-        let known_elsewhere = matches!(&e.kind, ExprKind::Name(n)
-            if scope.module.def(n).is_some() || scope.module.constant(n).is_some());
+        let known_elsewhere = INITS.contains(&name)
+            || matches!(&e.kind, ExprKind::Name(n)
+                if scope.module.def(n).is_some() || scope.module.constant(n).is_some());
         if known_elsewhere {
             let found = scope.found(e);
             return Err(vec![err::not_a_sampler(&found, e.span, SAMPLERS)]);
@@ -94,23 +95,23 @@ fn parse_sampler(scope: &mut Scope, e: &Expr) -> R<SamplerConfig> {
     };
     let mut diags = Vec::new();
     let a = bind(name, span, args, sampler_args(name), 1, &mut diags);
-    if let Some(v) = a.get("step") {
-        if let Some(s) = keep(&mut diags, scope.positive(v, "step", true)) {
-            cfg.step = s;
-        }
+    if let Some(v) = a.get("step")
+        && let Some(s) = keep(&mut diags, scope.positive(v, "step", true))
+    {
+        cfg.step = s;
     }
-    if let Some(v) = a.get("target") {
-        if let Some(t) = keep(&mut diags, scope.number(v, "target")) {
-            if t > 0.0 && t < 1.0 {
-                cfg.target_accept = t;
-            } else {
-                diags.push(err::out_of_range(
-                    "target",
-                    "an acceptance rate between 0 and 1",
-                    &t.to_string(),
-                    v.span,
-                ));
-            }
+    if let Some(v) = a.get("target")
+        && let Some(t) = keep(&mut diags, scope.number(v, "target"))
+    {
+        if t > 0.0 && t < 1.0 {
+            cfg.target_accept = t;
+        } else {
+            diags.push(err::out_of_range(
+                "target",
+                "an acceptance rate between 0 and 1",
+                &t.to_string(),
+                v.span,
+            ));
         }
     }
     if let Some(v) = a.get("steps")
