@@ -32,7 +32,7 @@ impl Span {
 /// One user-facing error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
-    /// Stable machine-readable kind, e.g. `E0101`; see `docs/errors.md`.
+    /// Stable machine-readable kind, e.g. `E0101`; listed in `docs/language.md` §10.
     pub code: &'static str,
     /// The headline: one sentence, lower-case start, no trailing period.
     pub message: String,
@@ -134,13 +134,26 @@ pub fn locate(source: &str, offset: usize) -> (usize, usize, &str) {
     (line_no, col, &source[line_start..line_end])
 }
 
-/// Render several diagnostics, separated by blank lines.
+/// At most this many diagnostics are rendered: each render scans the source
+/// for its line, so thousands of them on a large file would take seconds.
+pub const MAX_RENDERED: usize = 50;
+
+/// Render several diagnostics, separated by blank lines (the first
+/// `MAX_RENDERED`, then a line counting the rest).
 pub fn render_all(diags: &[Diagnostic], path: &str, source: &str) -> String {
-    diags
+    let mut out = diags
         .iter()
+        .take(MAX_RENDERED)
         .map(|d| d.render(path, source))
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    if diags.len() > MAX_RENDERED {
+        out.push_str(&format!(
+            "\nerror: {} more errors not shown\n",
+            diags.len() - MAX_RENDERED
+        ));
+    }
+    out
 }
 
 /// The closest candidate by edit distance, for "did you mean" hints.

@@ -6,6 +6,7 @@
 
 pub mod autodiff;
 pub mod backend;
+pub mod bench;
 pub mod data;
 pub mod diag;
 pub mod driver;

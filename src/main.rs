@@ -138,6 +138,18 @@ enum Command {
         #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
         dtype: String,
     },
+    /// Time the peer benchmark workloads (shared/bench/peers) and print JSON lines.
+    Bench {
+        /// Comma-separated workloads, or `all`: gmm2d_ula, gauss100_ula, mlp_ula.
+        #[arg(long, default_value = "all")]
+        workload: String,
+        /// Timed repetitions (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Worker threads (default: the machine's cores, or EBM_THREADS).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -223,6 +235,11 @@ fn main() -> ExitCode {
             kernel,
             dtype,
         } => dump(&file, &stage, energy.as_deref(), &kernel, &dtype),
+        Command::Bench {
+            workload,
+            repeat,
+            threads,
+        } => bench(&workload, repeat, threads),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -297,4 +314,21 @@ fn dump(
     )?;
     print!("{text}");
     Ok(())
+}
+
+fn bench(workload: &str, repeat: usize, threads: Option<usize>) -> Result<(), String> {
+    let workloads = if workload == "all" {
+        ebm::bench::workload_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        workload.split(',').map(|s| s.trim().to_string()).collect()
+    };
+    let opts = ebm::bench::Options {
+        workloads,
+        repeat: repeat.max(1),
+        threads: threads.unwrap_or_else(ebm::backend::cpu::default_threads),
+    };
+    ebm::bench::run(&opts, &mut std::io::stdout())
 }

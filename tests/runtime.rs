@@ -60,7 +60,7 @@ fn calls_in_the_wrong_dtype_or_size_are_errors() {
 
 #[test]
 fn fused_langevin_step_is_the_update_rule() {
-    let step = langevin_step(&gaussian(), 0.05, 0.3).unwrap();
+    let step = langevin_step(&gaussian(), 0.05, 0.3, true).unwrap();
     let x = [3.0, 1.0];
     let noise = [0.5, -1.0];
     let inputs: Vec<&[f64]> = step

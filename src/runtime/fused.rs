@@ -6,8 +6,14 @@ use crate::autodiff::derived::{Want, derive};
 use crate::ir::{BatchReduce, Graph, InputKind};
 
 /// x' = x − a·∇ₓE(x) + b·ξ, with ξ a `Sample` input named `noise`.
-/// Unadjusted Langevin is a = λ/2, b = √λ. Outputs `x_next` (and `energy`, at x).
-pub fn langevin_step(energy: &Graph, grad_scale: f64, noise_scale: f64) -> Result<Graph, String> {
+/// Unadjusted Langevin is a = λ/2, b = √λ. Outputs `x_next` and, when asked,
+/// `energy` at x.
+pub fn langevin_step(
+    energy: &Graph,
+    grad_scale: f64,
+    noise_scale: f64,
+    with_energy: bool,
+) -> Result<Graph, String> {
     let mut g = derive(energy, Want::ENERGY_GRAD)?;
     let x_id = g.find_input("x").ok_or("graph has no input `x`")?;
     let shape = g.input(x_id).shape.clone();
@@ -23,6 +29,8 @@ pub fn langevin_step(energy: &Graph, grad_scale: f64, noise_scale: f64) -> Resul
     let next = g.add_(moved, kick);
     g.outputs.clear();
     g.add_output("x_next", next, BatchReduce::PerSample);
-    g.add_output("energy", e, BatchReduce::PerSample);
+    if with_energy {
+        g.add_output("energy", e, BatchReduce::PerSample);
+    }
     Ok(g)
 }

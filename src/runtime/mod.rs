@@ -4,6 +4,7 @@
 //! backend; runners (samplers, training) only ever talk to this type.
 
 pub mod fused;
+pub mod langevin;
 pub mod noise;
 pub mod sampling;
 

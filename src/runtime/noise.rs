@@ -18,10 +18,7 @@
 /// Normals `out[i]` for counter positions `start + i`, from stream `key`.
 /// `start` must be even (pairs share one hash); odd lengths drop the last partner.
 pub fn fill_normal_f32(key: u64, start: u64, out: &mut [f32]) {
-    assert!(
-        start.is_multiple_of(2),
-        "normal streams are consumed in pairs"
-    );
+    assert!(start.is_multiple_of(2), "normal streams are consumed in pairs");
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") {
@@ -102,24 +99,26 @@ fn subkeys(key: u64, pair: u64) -> (u32, u32) {
 fn pairs(key: u64, first_pair: u64) -> ([f32; LANES], [f32; LANES]) {
     let mut z0 = [0f32; LANES];
     let mut z1 = [0f32; LANES];
-    let (k1, k2) = subkeys(key, first_pair);
-    let (k1b, k2b) = subkeys(key, first_pair + LANES as u64 - 1);
+    let (a, b) = subkeys(key, first_pair);
+    if subkeys(key, first_pair + LANES as u64 - 1) != (a, b) {
+        // A chunk straddling a 2³² boundary takes its sub-keys lane by lane.
+        for l in 0..LANES {
+            let p = first_pair + l as u64;
+            let (a, b) = subkeys(key, p);
+            (z0[l], z1[l]) = pair(p as u32, a, b);
+        }
+        return (z0, z1);
+    }
+    let c0 = first_pair as u32;
     for l in 0..LANES {
-        let p = first_pair + l as u64;
-        // A chunk straddling a 2³² boundary takes its sub-keys per lane.
-        let (a, b) = if (k1, k2) == (k1b, k2b) {
-            (k1, k2)
-        } else {
-            subkeys(key, p)
-        };
-        let c = p as u32;
-        let h1 = hash32(c ^ a);
-        let h2 = hash32(c.wrapping_mul(0x9e37_79b9) ^ b);
-        let (x, y) = box_muller(h1, h2);
-        z0[l] = x;
-        z1[l] = y;
+        (z0[l], z1[l]) = pair(c0.wrapping_add(l as u32), a, b);
     }
     (z0, z1)
+}
+
+#[inline(always)]
+fn pair(c: u32, a: u32, b: u32) -> (f32, f32) {
+    box_muller(hash32(c ^ a), hash32(c.wrapping_mul(0x9e37_79b9) ^ b))
 }
 
 /// Box–Muller on two hashes: radius from the first, angle from the second.
@@ -128,19 +127,22 @@ fn box_muller(h1: u32, h2: u32) -> (f32, f32) {
     // u1 in (0, 1]: 23 bits, never 0, so ln is finite.
     let u1 = ((h1 >> 9) + 1) as f32 * (1.0 / 8_388_608.0);
     let r = (-2.0 * ln(u1)).sqrt();
-    // Angle: quadrant from 2 bits, then φ uniform in [−π/4, π/4) from 22 bits.
-    let quadrant = h2 & 3;
+    // Angle: quadrant q from 2 bits, then φ uniform in [−π/4, π/4) from 22 bits.
+    let q = h2 & 3;
     let f = (h2 >> 10) as f32 * (1.0 / 4_194_304.0);
     let phi = (f - 0.5) * std::f32::consts::FRAC_PI_2;
     let (s, c) = sin_cos_quarter(phi);
-    // Rotating by a multiple of π/2 keeps the angle uniform and is exact.
-    let (cx, sx) = match quadrant {
-        0 => (c, s),
-        1 => (-s, c),
-        2 => (-c, -s),
-        _ => (s, -c),
-    };
-    (r * cx, r * sx)
+    // Rotating by q·π/2 keeps the angle uniform and is exact:
+    // q = 0: (c, s), 1: (−s, c), 2: (−c, −s), 3: (s, −c). Written with a blend
+    // and sign-bit flips so that the loop vectorises.
+    let swap = q & 1 == 1;
+    let (u, v) = (if swap { s } else { c }, if swap { c } else { s });
+    let flip_x = ((q ^ (q >> 1)) & 1) << 31;
+    let flip_y = (q >> 1) << 31;
+    (
+        r * f32::from_bits(u.to_bits() ^ flip_x),
+        r * f32::from_bits(v.to_bits() ^ flip_y),
+    )
 }
 
 /// ln(u) for u in (0, 1]: exponent split, mantissa in [√½, √2), atanh series.
