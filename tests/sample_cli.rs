@@ -383,3 +383,62 @@ fn bad_flags_are_clear_errors() {
     assert!(err.contains("cannot read"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn example_scripts_run_and_draw() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = scratch("examples");
+    let cases: &[(&str, &[&str])] = &[
+        ("gmm8.ebm", &["out/gmm8.png"]),
+        (
+            "sample_gmm8.ebm",
+            &["out/gmm8_mala.png", "out/gmm8_mala.csv"],
+        ),
+        (
+            "sample_banana.ebm",
+            &[
+                "out/banana_hmc.png",
+                "out/banana_hmc_trace.png",
+                "out/banana_hmc.csv",
+            ],
+        ),
+    ];
+    for (name, outputs) in cases {
+        // A copy, so the outputs land in the scratch folder.
+        let src = dir.join(name);
+        std::fs::copy(root.join("examples").join(name), &src).unwrap();
+        let (code, out, err) = ebm(&["run", &s(&src)]);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(out.contains(" = sample("), "{name}: {out}");
+        for o in *outputs {
+            let p = dir.join(o);
+            assert!(
+                out.contains(&format!("wrote {}", p.display())),
+                "{name}: {out}"
+            );
+            if o.ends_with(".png") {
+                assert!(is_png(&p), "{o}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_starting_points_file_points_at_init() {
+    let dir = scratch("badinit");
+    let src = write(
+        &dir,
+        "s.ebm",
+        "energy gauss(x: [2]) = 0.5 * sqnorm(x)\nlet s = sample(gauss, init = \"start.npy\")\n",
+    );
+    ebm::data::npy::write_f64(&dir.join("start.npy"), &[3], &[1.0, 2.0, 3.0]).unwrap();
+    let (code, _, err) = ebm(&["run", &src]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error[E0620]: cannot read the starting points"),
+        "{err}"
+    );
+    assert!(err.contains("s.ebm:2:30"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

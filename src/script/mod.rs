@@ -200,14 +200,11 @@ fn sample(r: &mut Runner, stmt: &Statement, spec: &SampleSpec) -> Result<(), Dia
     let params = &r.params;
     let energy = CompiledEnergy::new(graph, |p| params.get(p).cloned(), backend, spec.dtype)
         .map_err(failed("cannot compile the energy", spec.energy_span))?;
-    let draws = runners::run_sample(&energy, spec).map_err(|m| {
-        let span = if matches!(spec.init, runners::InitSpec::File(_)) && m.contains(".") {
-            spec.init_span
-        } else {
-            spec.span
-        };
-        errors::run_failed("sampling failed", &m, span)
-    })?;
+    if let runners::InitSpec::File(p) = &spec.init {
+        runners::load_init(p, energy.dim())
+            .map_err(failed("cannot read the starting points", spec.init_span))?;
+    }
+    let draws = runners::run_sample(&energy, spec).map_err(failed("sampling failed", spec.span))?;
     let summary = draws
         .summary
         .as_ref()
