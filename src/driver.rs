@@ -56,13 +56,14 @@ pub fn check(file: &SourceFile) -> Result<(), String> {
     for def in &module.defs {
         lower::lower(&module, &def.name).map_err(|d| render_all(&[d], &file.path, &file.text))?;
     }
+    script::check(&module).map_err(|d| render_all(&d, &file.path, &file.text))?;
     Ok(())
 }
 
 /// `ebm run`: analyses the script, then executes its statements.
 pub fn run(file: &SourceFile, out: &mut dyn std::io::Write) -> Result<(), String> {
     let module = analyze(file)?;
-    script::run(&module, out).map_err(|d| render_all(&[d], &file.path, &file.text))
+    script::run(&module, out).map_err(|d| render_all(&d, &file.path, &file.text))
 }
 
 /// `check` on text held in memory (the fuzzer and tests use it); `path` is
@@ -352,4 +353,319 @@ pub fn dump(
         out.push_str(&text);
     }
     Ok(out)
+}
+
+/// The flags of `ebm sample`.
+#[derive(Clone, Debug)]
+pub struct SampleOptions {
+    pub energy: String,
+    pub sampler: String,
+    pub chains: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub thin: usize,
+    pub step: Option<f64>,
+    pub noise: Option<f64>,
+    pub leapfrog: Option<usize>,
+    pub target: Option<f64>,
+    pub seed: u64,
+    pub cond: Option<String>,
+    /// `normal`, `normal:MEAN,STD`, `uniform:A,B` or a `.csv`/`.npy` file.
+    pub init: String,
+    pub dtype: String,
+    pub backend: String,
+    pub out: std::path::PathBuf,
+    pub plot: Option<std::path::PathBuf>,
+}
+
+fn has_ext(path: &Path, exts: &[&str]) -> bool {
+    path.extension()
+        .is_some_and(|x| exts.iter().any(|e| x.eq_ignore_ascii_case(e)))
+}
+
+/// `--init normal|normal:MEAN,STD|uniform:A,B|FILE`.
+pub fn init_named(text: &str) -> Result<script::runners::InitSpec, String> {
+    use crate::sample::Init;
+    use script::runners::InitSpec;
+    let (name, args) = match text.split_once(':') {
+        Some((n, a)) => (n, Some(parse_vector("--init", a)?)),
+        None => (text, None),
+    };
+    match (name, args.as_deref()) {
+        ("normal", None) => Ok(InitSpec::Dist(Init::Normal { mean: 0.0, sd: 1.0 })),
+        ("normal", Some(&[mean, sd])) if sd >= 0.0 && sd.is_finite() && mean.is_finite() => {
+            Ok(InitSpec::Dist(Init::Normal { mean, sd }))
+        }
+        ("uniform", Some(&[a, b])) if a < b && a.is_finite() && b.is_finite() => {
+            Ok(InitSpec::Dist(Init::Uniform { a, b }))
+        }
+        ("uniform", None) => Ok(InitSpec::Dist(Init::Uniform { a: -2.0, b: 2.0 })),
+        _ if args.is_none() && has_ext(Path::new(text), &["csv", "npy"]) => {
+            Ok(InitSpec::File(text.into()))
+        }
+        _ => Err(format!(
+            "error: --init expects `normal`, `normal:MEAN,STD` (STD ≥ 0), `uniform:A,B` (A < B) or a .csv/.npy file, found `{text}`"
+        )),
+    }
+}
+
+/// The sampler `--sampler` names, with the step-size flags applied.
+pub fn sampler_from_flags(o: &SampleOptions) -> Result<crate::sample::SamplerConfig, String> {
+    use crate::sample::{Method, UlaOptions};
+    let mut cfg = script::runners::sampler_named(&o.sampler).ok_or_else(|| {
+        format!(
+            "error: unknown sampler `{}`; expected ula, mala, rwmh or hmc",
+            o.sampler
+        )
+    })?;
+    if let Some(s) = o.step {
+        if !(s > 0.0 && s.is_finite()) {
+            return Err(format!("error: --step must be a number > 0, found {s}"));
+        }
+        cfg.step = s;
+    }
+    if let Some(t) = o.target {
+        if !(t > 0.0 && t < 1.0 && cfg.method.is_mh()) {
+            return Err(format!(
+                "error: --target must be an acceptance rate between 0 and 1 for mala, rwmh or hmc, found {t}"
+            ));
+        }
+        cfg.target_accept = t;
+    }
+    if let Some(n) = o.noise {
+        if !matches!(cfg.method, Method::Ula(_)) {
+            return Err("error: --noise applies to --sampler ula only".into());
+        }
+        if !(n >= 0.0 && n.is_finite()) {
+            return Err(format!("error: --noise must be a number ≥ 0, found {n}"));
+        }
+        cfg.method = Method::Ula(UlaOptions {
+            noise: Some(n),
+            ..UlaOptions::default()
+        });
+    }
+    if let Some(l) = o.leapfrog {
+        if !matches!(cfg.method, Method::Hmc { .. }) {
+            return Err("error: --leapfrog applies to --sampler hmc only".into());
+        }
+        if l == 0 {
+            return Err("error: --leapfrog must be at least 1".into());
+        }
+        cfg.method = Method::Hmc { leapfrog: l };
+    }
+    Ok(cfg)
+}
+
+/// `ebm sample`: runs the chains, writes the draws (and a plot); returns the
+/// run summary and the files written.
+pub fn sample(file: &SourceFile, o: &SampleOptions) -> Result<String, String> {
+    use script::runners;
+    if o.chains == 0 {
+        return Err("error: --chains must be at least 1".into());
+    }
+    if o.steps == 0 {
+        return Err("error: --steps must be at least 1".into());
+    }
+    if o.thin == 0 {
+        return Err("error: --thin must be at least 1".into());
+    }
+    if !has_ext(&o.out, &["csv", "npy"]) {
+        return Err(format!(
+            "error: --out expects a file name ending in .csv or .npy, found `{}`",
+            o.out.display()
+        ));
+    }
+    if let Some(p) = &o.plot
+        && !has_ext(p, &["png"])
+    {
+        return Err(format!(
+            "error: --plot expects a file name ending in .png, found `{}`",
+            p.display()
+        ));
+    }
+    let sampler = sampler_from_flags(o)?;
+    let init = init_named(&o.init)?;
+    let cond = o
+        .cond
+        .as_deref()
+        .map(|c| parse_vector("--cond", c))
+        .transpose()?;
+    let dtype = dtype_named(&o.dtype)?;
+    let module = analyze(file)?;
+    let compiled = compile_energy(file, &module, &o.energy, backend_named(&o.backend)?, dtype)?;
+    let dim: usize = compiled.dim();
+    let kept = o.steps.div_ceil(o.thin);
+    if o.chains.saturating_mul(kept).saturating_mul(dim) > runners::MAX_VALUES {
+        return Err(format!(
+            "error: chains × kept draws × dimension must be at most {}; use fewer chains or steps, or --thin",
+            runners::MAX_VALUES
+        ));
+    }
+    match (&cond, compiled.cond_dim()) {
+        (None, 0) => {}
+        (None, n) => {
+            return Err(format!(
+                "error: `{}` is conditional: pass --cond with {n} numbers",
+                o.energy
+            ));
+        }
+        (Some(_), 0) => {
+            return Err(format!(
+                "error: `{}` is not conditional: remove --cond",
+                o.energy
+            ));
+        }
+        (Some(c), n) => check_len("--cond", c, n)?,
+    }
+    let mut run = crate::sample::RunConfig::new(o.chains, o.warmup, o.steps, o.seed);
+    run.thin = o.thin;
+    run.progress = true;
+    if let runners::InitSpec::Dist(d) = &init {
+        run.init = d.clone();
+    }
+    let spec = runners::SampleSpec {
+        energy: o.energy.clone(),
+        sampler,
+        run,
+        init,
+        cond,
+        dtype,
+        backend: o.backend.clone(),
+        span: Default::default(),
+        energy_span: Default::default(),
+        init_span: Default::default(),
+    };
+    let draws = runners::run_sample(&compiled, &spec).map_err(|e| format!("error: {e}"))?;
+    let mut text = String::new();
+    if let Some(s) = &draws.summary {
+        text.push_str(&format!("{s}\n"));
+    }
+    runners::write_draws(&o.out, &draws).map_err(|e| format!("error: {e}"))?;
+    text.push_str(&format!("wrote {}\n", o.out.display()));
+    if let Some(p) = &o.plot {
+        let target = crate::runtime::sampling::SampledEnergy::new(&compiled, spec.cond.clone())?;
+        let title = runners::default_title(&draws);
+        runners::plot_draws(p, &draws, Some(&target), "auto", &title)
+            .map_err(|e| format!("error: {e}"))?;
+        text.push_str(&format!("wrote {}\n", p.display()));
+    }
+    Ok(text)
+}
+
+/// Draws from a sample CSV, or an NPY array of shape `(chains, draws, *x)`.
+pub fn read_draws(path: &Path) -> Result<crate::sample::Draws, String> {
+    if has_ext(path, &["npy"]) {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
+        let a = crate::data::npy::read(&bytes)
+            .map_err(|e| format!("error: {}: {e}", path.display()))?;
+        if a.shape.len() < 3 {
+            return Err(format!(
+                "error: {}: expected an array of shape (chains, draws, ...), found {:?}",
+                path.display(),
+                a.shape
+            ));
+        }
+        let (chains, draws) = (a.shape[0], a.shape[1]);
+        let dim: usize = a.shape[2..].iter().product();
+        let mut d = crate::sample::Draws::empty(chains, draws, dim);
+        d.x = a.data;
+        d.energy.fill(f64::NAN);
+        d.accept.fill(f64::NAN);
+        if a.shape.len() > 3 {
+            d.image_shape = Some(a.shape[2..].to_vec());
+        }
+        Ok(d)
+    } else {
+        crate::sample::io::read_csv(path).map_err(|e| format!("error: {e}"))
+    }
+}
+
+/// `ebm summary FILE`: the per-coordinate table of a sample file.
+pub fn summary(path: &Path, max_coords: usize) -> Result<String, String> {
+    let d = read_draws(path)?;
+    if d.chains == 0 || d.draws == 0 {
+        return Err(format!("error: {}: no draws", path.display()));
+    }
+    Ok(crate::stats::summarize(&d, max_coords).to_string())
+}
+
+/// The flags of `ebm plot`.
+#[derive(Clone, Debug, Default)]
+pub struct PlotOptions {
+    pub out: Option<std::path::PathBuf>,
+    pub energy_file: Option<std::path::PathBuf>,
+    pub energy: Option<String>,
+    pub cond: Option<String>,
+    pub kind: String,
+    pub title: Option<String>,
+}
+
+/// `ebm plot FILE`: a PNG of a sample file, over the energy's density when
+/// `--energy-file` and `--energy` name it. Returns the path written.
+pub fn plot(path: &Path, o: &PlotOptions) -> Result<String, String> {
+    use script::runners;
+    let d = read_draws(path)?;
+    if d.chains == 0 || d.draws == 0 {
+        return Err(format!("error: {}: no draws", path.display()));
+    }
+    let out = o.out.clone().unwrap_or_else(|| path.with_extension("png"));
+    if !has_ext(&out, &["png"]) {
+        return Err(format!(
+            "error: --out expects a file name ending in .png, found `{}`",
+            out.display()
+        ));
+    }
+    if !runners::PLOT_KINDS.contains(&o.kind.as_str()) {
+        return Err(format!(
+            "error: unknown plot kind `{}`; expected {}",
+            o.kind,
+            runners::PLOT_KINDS.join(", ")
+        ));
+    }
+    let title = o
+        .title
+        .clone()
+        .unwrap_or_else(|| runners::default_title(&d));
+    let compiled = match (&o.energy_file, &o.energy) {
+        (Some(f), Some(name)) => {
+            let file = SourceFile::read(f)?;
+            let module = analyze(&file)?;
+            Some(compile_energy(
+                &file,
+                &module,
+                name,
+                backend_named("cpu")?,
+                DType::F64,
+            )?)
+        }
+        (None, None) => None,
+        _ => return Err("error: --energy-file and --energy go together".into()),
+    };
+    let cond = o
+        .cond
+        .as_deref()
+        .map(|c| parse_vector("--cond", c))
+        .transpose()?;
+    let target = match &compiled {
+        Some(c) => {
+            if c.dim() != d.dim {
+                return Err(format!(
+                    "error: the energy has {} coordinates but the samples have {}",
+                    c.dim(),
+                    d.dim
+                ));
+            }
+            Some(
+                crate::runtime::sampling::SampledEnergy::new(c, cond)
+                    .map_err(|e| format!("error: {e}; pass --cond"))?,
+            )
+        }
+        None => None,
+    };
+    let energy = target
+        .as_ref()
+        .map(|t| t as &dyn crate::sample::BatchEnergy);
+    runners::plot_draws(&out, &d, energy, &o.kind, &title).map_err(|e| format!("error: {e}"))?;
+    Ok(format!("wrote {}\n", out.display()))
 }

@@ -50,6 +50,80 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sample an energy with Langevin, MALA, random-walk MH or HMC; write the draws as CSV or NPY.
+    Sample {
+        file: PathBuf,
+        /// The energy to sample.
+        #[arg(long)]
+        energy: String,
+        #[arg(long, default_value = "mala", value_parser = ["ula", "mala", "rwmh", "hmc"])]
+        sampler: String,
+        #[arg(long, default_value_t = 4)]
+        chains: usize,
+        /// Iterations after warm-up (every --thin-th is kept).
+        #[arg(long, default_value_t = 1000)]
+        steps: usize,
+        /// Warm-up iterations (step-size and mass-matrix adaptation for mala/rwmh/hmc).
+        #[arg(long, default_value_t = 500)]
+        warmup: usize,
+        #[arg(long, default_value_t = 1)]
+        thin: usize,
+        /// Initial step size (ula/mala: λ; rwmh: proposal sd; hmc: leapfrog ε).
+        #[arg(long)]
+        step: Option<f64>,
+        /// ula only: decoupled noise sd σ (samples at temperature σ²/(2·step)).
+        #[arg(long)]
+        noise: Option<f64>,
+        /// hmc only: leapfrog steps per transition.
+        #[arg(long)]
+        leapfrog: Option<usize>,
+        /// Target acceptance rate of the warm-up adaptation.
+        #[arg(long)]
+        target: Option<f64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The conditioning input c of a conditional energy.
+        #[arg(long, allow_hyphen_values = true)]
+        cond: Option<String>,
+        /// normal, normal:MEAN,STD, uniform:A,B, or a .csv/.npy file of starting points.
+        #[arg(long, default_value = "normal", allow_hyphen_values = true)]
+        init: String,
+        #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
+        dtype: String,
+        #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+        backend: String,
+        /// Output file: .csv (Stan-style, with the configuration) or .npy.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also draw a PNG (a scatter over the density for 2-D energies).
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Summarise a sample file: mean, sd, quantiles, split R-hat, bulk and tail ESS.
+    Summary {
+        file: PathBuf,
+        /// Show at most this many coordinates.
+        #[arg(long, default_value_t = 20)]
+        max: usize,
+    },
+    /// Plot a sample file as a PNG (over an energy's density with --energy-file and --energy).
+    Plot {
+        file: PathBuf,
+        /// The PNG to write (default: FILE with extension .png).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A program that defines the energy drawn as the background.
+        #[arg(long)]
+        energy_file: Option<PathBuf>,
+        #[arg(long)]
+        energy: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        cond: Option<String>,
+        #[arg(long, default_value = "auto", value_parser = ["auto", "scatter", "hist", "trace"])]
+        kind: String,
+        #[arg(long)]
+        title: Option<String>,
+    },
     /// Print a compiler stage: ast, ir, grad (after AD), opt (simplified), clif (Cranelift IR).
     Dump {
         file: PathBuf,
@@ -93,6 +167,67 @@ fn main() -> ExitCode {
             backend,
             json,
         } => eval(&file, &energy, &at, cond, grad, hvp, &dtype, &backend, json),
+        Command::Sample {
+            file,
+            energy,
+            sampler,
+            chains,
+            steps,
+            warmup,
+            thin,
+            step,
+            noise,
+            leapfrog,
+            target,
+            seed,
+            cond,
+            init,
+            dtype,
+            backend,
+            out,
+            plot,
+        } => {
+            let options = driver::SampleOptions {
+                energy,
+                sampler,
+                chains,
+                steps,
+                warmup,
+                thin,
+                step,
+                noise,
+                leapfrog,
+                target,
+                seed,
+                cond,
+                init,
+                dtype,
+                backend,
+                out,
+                plot,
+            };
+            read(&file).and_then(|f| show(driver::sample(&f, &options)))
+        }
+        Command::Summary { file, max } => show(driver::summary(&file, max)),
+        Command::Plot {
+            file,
+            out,
+            energy_file,
+            energy,
+            cond,
+            kind,
+            title,
+        } => {
+            let options = driver::PlotOptions {
+                out,
+                energy_file,
+                energy,
+                cond,
+                kind,
+                title,
+            };
+            show(driver::plot(&file, &options))
+        }
         Command::Dump {
             file,
             stage,
@@ -116,6 +251,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a driver's text result.
+fn show(result: Result<String, String>) -> Result<(), String> {
+    result.map(|text| print!("{text}"))
 }
 
 fn read(path: &Path) -> Result<SourceFile, String> {

@@ -2,6 +2,8 @@
 //! parameters (at their initial values) and energies/models applied to
 //! literals; runner statements report "not supported yet".
 
+use std::path::PathBuf;
+
 use ebm::driver::{SourceFile, run};
 
 fn run_src(src: &str) -> Result<String, String> {
@@ -51,9 +53,134 @@ fn randn_is_the_portable_generator() {
 }
 
 #[test]
-fn runners_are_not_supported_yet() {
-    let err = run_src("energy e(x: [2]) = sqnorm(x)\nprint(1)\nlet s = sample(e, chains = 4)\n")
-        .unwrap_err();
-    assert!(err.starts_with("error[E0501]: expected a statement that `ebm run` supports, found `sample`, which is not supported yet"), "{err}");
-    assert!(err.contains("script.ebm:3:9"), "{err}");
+fn unsupported_runners_stop_the_run_before_it_starts() {
+    let err =
+        run_src("energy e(x: [2]) = sqnorm(x)\nprint(1)\nexport(e, \"e.ebmc\")\n").unwrap_err();
+    assert!(err.starts_with("error[E0501]: expected a statement that `ebm run` supports, found `export`, which is not supported yet"), "{err}");
+    assert!(err.contains("script.ebm:3:1"), "{err}");
+}
+
+/// Runs `src` as `DIR/script.ebm` in a fresh folder; returns (stdout, folder).
+fn run_in(name: &str, src: &str) -> (Result<String, String>, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ebm-script-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = SourceFile {
+        path: dir.join("script.ebm").display().to_string(),
+        text: src.into(),
+    };
+    let mut out = Vec::new();
+    let r = run(&file, &mut out).map(|()| String::from_utf8(out).unwrap());
+    (r, dir)
+}
+
+#[test]
+fn sample_plot_save_summary() {
+    let (out, dir) = run_in(
+        "all",
+        r#"energy gauss(x: [2]) = 0.5 * sqnorm((x - [1, -2]) / [0.5, 1])
+let s = sample(gauss, rwmh(step = 0.5), chains = 4, steps = 300, warmup = 200, seed = 2)
+summary(s)
+print("table:", summary(s))
+plot(s, "out/gauss.png")
+plot(s, "out/trace.png", kind = "trace", title = "traces")
+save(s, "out/gauss.csv")
+save(s, "gauss.npy")
+"#,
+    );
+    let out = out.unwrap();
+    assert!(
+        out.starts_with(
+            "s = sample(gauss) with rwmh: 4 chains × (200 warm-up + 300 steps, thin 1), seed 2\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("  acceptance "), "{out}");
+    assert_eq!(out.matches("4 chains × 300 draws").count(), 2, "{out}");
+    assert!(out.contains("table: sampler rwmh"), "{out}");
+    // Output paths are relative to the script's folder.
+    for f in [
+        "out/gauss.png",
+        "out/trace.png",
+        "out/gauss.csv",
+        "gauss.npy",
+    ] {
+        let p = dir.join(f);
+        assert!(p.exists(), "{f}");
+        assert!(out.contains(&format!("wrote {}", p.display())), "{out}");
+    }
+    let d = ebm::sample::io::read_csv(&dir.join("out/gauss.csv")).unwrap();
+    assert_eq!((d.chains, d.draws, d.dim), (4, 300, 2));
+    let m = d.coord(0).iter().sum::<f64>() / 1200.0;
+    let se = ebm::stats::mcse_mean(&d.coord(0), 4);
+    assert!((m - 1.0).abs() < 5.0 * se, "{m} ± {se}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn conditional_energy_and_decoupled_langevin() {
+    let (out, dir) = run_in(
+        "cond",
+        r#"const centers = ring(4, radius = 3.0)
+energy blob(x: [2] | c: [4]) = sqnorm(x - c @ centers) / 2
+let s = sample(blob, ula(step = 0.02, noise = 0.1), cond = onehot(1, 4), chains = 8,
+               steps = 200, warmup = 200, init = normal(0, 0.5), dtype = "f32")
+save(s, "s.csv")
+let t = sample(blob, mala, cond = onehot(1, 4), init = "s.csv", steps = 20, warmup = 0)
+"#,
+    );
+    let out = out.unwrap();
+    // T = noise² / (2 step) = 0.25.
+    assert!(out.contains("effective temperature T = 0.2500"), "{out}");
+    let d = ebm::sample::io::read_csv(&dir.join("s.csv")).unwrap();
+    // Centre 1 of the ring is (0, 3).
+    let mean = |i: usize| d.coord(i).iter().sum::<f64>() / d.coord(i).len() as f64;
+    assert!(
+        mean(0).abs() < 0.1 && (mean(1) - 3.0).abs() < 0.1,
+        "{} {}",
+        mean(0),
+        mean(1)
+    );
+    assert!(out.contains("t = sample(blob) with mala"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_arguments_stop_the_run_before_anything_runs() {
+    let (out, dir) = run_in(
+        "bad",
+        r#"energy gauss(x: [2]) = 0.5 * sqnorm(x)
+print(1)
+let s = sample(gauss, chains = 4)
+save(s, "s.csv")
+let t = sample(gauss, mala(stepp = 0.1), chains = 0)
+"#,
+    );
+    let err = out.unwrap_err();
+    assert!(
+        err.contains("error[E0601]") && err.contains("found `stepp`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "error[E0606]: expected a whole number from 1 to 16777216 for `chains`, found 0"
+        ),
+        "{err}"
+    );
+    assert!(!dir.join("s.csv").exists(), "nothing ran");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_validates_runner_arguments() {
+    let src = "energy gauss(x: [2]) = 0.5 * sqnorm(x)\nlet s = sample(gauss, hmc(steps = 0))\nplot(s, \"a.png\")\nsummary(q)\n";
+    let err = ebm::driver::check_source("c.ebm", src).unwrap_err();
+    assert!(
+        err.contains("c.ebm:2:35") && err.contains("`steps`"),
+        "{err}"
+    );
+    assert!(err.contains("c.ebm:4:9") && err.contains("E0608"), "{err}");
+    // Valid runner statements pass `ebm check` without running.
+    let ok = "energy gauss(x: [2]) = 0.5 * sqnorm(x)\nlet s = sample(gauss, chains = 100000, steps = 100000, thin = 1000)\nplot(s, \"a.png\")\n";
+    ebm::driver::check_source("c.ebm", ok).unwrap();
 }

@@ -18,7 +18,10 @@
 /// Normals `out[i]` for counter positions `start + i`, from stream `key`.
 /// `start` must be even (pairs share one hash); odd lengths drop the last partner.
 pub fn fill_normal_f32(key: u64, start: u64, out: &mut [f32]) {
-    assert!(start.is_multiple_of(2), "normal streams are consumed in pairs");
+    assert!(
+        start.is_multiple_of(2),
+        "normal streams are consumed in pairs"
+    );
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") {

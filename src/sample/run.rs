@@ -110,6 +110,8 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// `key = value` pairs for the CSV header. Timings are left out, so the
+    /// same seed writes the same bytes (the run summary on screen has them).
     pub fn describe(&self) -> Vec<(String, String)> {
         let mut v = vec![
             ("accept_rate".to_string(), format!("{}", self.accept_rate)),
@@ -122,11 +124,6 @@ impl RunSummary {
             ("step_size_min".into(), format!("{}", self.step_min)),
             ("step_size_max".into(), format!("{}", self.step_max)),
             ("frozen_chains".into(), format!("{}", self.frozen_chains)),
-            ("elapsed_s".into(), format!("{:.3}", self.elapsed_s)),
-            (
-                "chain_steps_per_s".into(),
-                format!("{:.0}", self.chain_steps_per_s),
-            ),
         ];
         if let Some(t) = self.effective_temperature {
             v.push(("effective_temperature".into(), format!("{t}")));

@@ -5,28 +5,46 @@
 //! handler; handlers receive the checked `Statement` (with its original call
 //! AST for their own argument checking) and the run state.
 
+pub mod args;
+pub mod errors;
+pub mod runners;
+
 use std::collections::HashMap;
 use std::io::Write;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Span};
 use crate::lower;
+use crate::runtime::CompiledEnergy;
+use crate::sample::Draws;
 use crate::sema::{Module, Statement, Tensor};
 use crate::syntax::ast::{CallArg, Expr, ExprKind};
 
-/// State shared by the statements of one run.
-pub struct Runner<'a> {
-    pub module: &'a Module,
-    /// Current parameter values by full name (initial values at the start).
-    pub params: HashMap<String, Vec<f64>>,
-    pub out: &'a mut dyn Write,
+use args::{R, Scope};
+use runners::{OutputSpec, SampleSpec, failed};
+
+/// What a checked statement will do.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// `print(..)`; the samples of each `summary(s)` argument, in order.
+    Print(Vec<String>),
+    /// A tensor `let`, inlined by `sema` where used.
+    Nothing,
+    Sample(Box<SampleSpec>),
+    Plot(OutputSpec),
+    Save(OutputSpec),
+    Summary(String),
+    /// A statement `ebm run` cannot execute yet (E0501).
+    Unsupported,
 }
 
-pub type Handler = fn(&mut Runner, &Statement) -> Result<(), Diagnostic>;
+/// Reads a statement's arguments (reporting every bad one) into its action.
+pub type Checker = fn(&mut Scope, &Statement) -> R<Action>;
 
-/// One statement kind: its name and, once implemented, its handler.
+/// One statement kind: its name and, once implemented, its checker (which
+/// `ebm check` runs too); `run` carries out the action it returns.
 pub struct StatementKind {
     pub name: &'static str,
-    pub handler: Option<Handler>,
+    pub check: Option<Checker>,
 }
 
 /// Every statement `ebm run` knows. `let NAME = expr` of a tensor expression
@@ -34,36 +52,109 @@ pub struct StatementKind {
 pub const STATEMENTS: &[StatementKind] = &[
     StatementKind {
         name: "print",
-        handler: Some(print),
+        check: Some(check_print),
     },
     StatementKind {
         name: "let",
-        handler: Some(|_, _| Ok(())),
+        check: Some(|_, _| Ok(Action::Nothing)),
     },
     StatementKind {
         name: "sample",
-        handler: None,
+        check: Some(|s, st| runners::parse_sample(s, st).map(|p| Action::Sample(Box::new(p)))),
     },
     StatementKind {
         name: "plot",
-        handler: None,
+        check: Some(|s, st| runners::parse_plot(s, st).map(Action::Plot)),
     },
     StatementKind {
         name: "save",
-        handler: None,
+        check: Some(|s, st| runners::parse_save(s, st).map(Action::Save)),
+    },
+    StatementKind {
+        name: "summary",
+        check: Some(|s, st| runners::parse_summary(s, &st.call).map(|(n, _)| Action::Summary(n))),
     },
     StatementKind {
         name: "train",
-        handler: None,
+        check: None,
     },
     StatementKind {
         name: "export",
-        handler: None,
+        check: None,
     },
 ];
 
+/// The samples of one `sample(..)` statement, kept for later statements.
+pub struct Sampled {
+    pub energy: CompiledEnergy,
+    pub cond: Option<Vec<f64>>,
+    pub draws: Draws,
+}
+
+/// State shared by the statements of one run.
+pub struct Runner<'a> {
+    pub module: &'a Module,
+    /// Current parameter values by full name (initial values at the start).
+    pub params: HashMap<String, Vec<f64>>,
+    /// Samples by binding name.
+    pub samples: HashMap<String, Sampled>,
+    pub out: &'a mut dyn Write,
+}
+
+/// Checks the arguments of every runner statement, in order, without
+/// running anything; returns each statement's action.
+pub fn check(module: &Module) -> Result<Vec<Action>, Vec<Diagnostic>> {
+    crate::sema::with_big_stack(|| {
+        let mut scope = Scope::new(module);
+        let mut actions = Vec::new();
+        let mut diags = Vec::new();
+        for stmt in &module.statements {
+            let checker = STATEMENTS
+                .iter()
+                .find(|k| k.name == stmt.name)
+                .map(|k| k.check);
+            let action = match checker {
+                Some(Some(c)) => match c(&mut scope, stmt) {
+                    Ok(a) => a,
+                    Err(d) => {
+                        diags.extend(d);
+                        Action::Unsupported
+                    }
+                },
+                _ => Action::Unsupported,
+            };
+            if stmt.name == "sample"
+                && let Some(b) = &stmt.binding
+            {
+                let energy = match &action {
+                    Action::Sample(s) => s.energy.clone(),
+                    _ => String::new(),
+                };
+                scope.samples.push((b.clone(), energy));
+            }
+            actions.push(action);
+        }
+        if diags.is_empty() {
+            Ok(actions)
+        } else {
+            diags.sort_by_key(|d| d.span.start);
+            Err(diags)
+        }
+    })
+}
+
 /// Runs every statement of `module` in order, writing output to `out`.
-pub fn run(module: &Module, out: &mut dyn Write) -> Result<(), Diagnostic> {
+/// Every statement's arguments are checked before the first one runs.
+pub fn run(module: &Module, out: &mut dyn Write) -> Result<(), Vec<Diagnostic>> {
+    let actions = check(module)?;
+    if let Some((stmt, _)) = module
+        .statements
+        .iter()
+        .zip(&actions)
+        .find(|(_, a)| matches!(a, Action::Unsupported))
+    {
+        return Err(vec![not_supported(stmt)]);
+    }
     let params = module
         .params
         .iter()
@@ -72,19 +163,127 @@ pub fn run(module: &Module, out: &mut dyn Write) -> Result<(), Diagnostic> {
     let mut runner = Runner {
         module,
         params,
+        samples: HashMap::new(),
         out,
     };
-    for stmt in &module.statements {
-        let handler = STATEMENTS
-            .iter()
-            .find(|k| k.name == stmt.name)
-            .and_then(|k| k.handler);
-        match handler {
-            Some(h) => h(&mut runner, stmt)?,
-            None => return Err(not_supported(stmt)),
-        }
+    for (stmt, action) in module.statements.iter().zip(actions) {
+        execute(&mut runner, stmt, action).map_err(|d| vec![d])?;
     }
     Ok(())
+}
+
+fn execute(r: &mut Runner, stmt: &Statement, action: Action) -> Result<(), Diagnostic> {
+    match action {
+        Action::Print(names) => print(r, stmt, &names),
+        Action::Nothing => Ok(()),
+        Action::Sample(spec) => sample(r, stmt, &spec),
+        Action::Plot(o) => plot(r, stmt, &o),
+        Action::Save(o) => save(r, stmt, &o),
+        Action::Summary(name) => {
+            let text = summary_text(r, &name);
+            write(r, stmt.span, &text)
+        }
+        Action::Unsupported => Err(not_supported(stmt)),
+    }
+}
+
+fn write(r: &mut Runner, span: Span, text: &str) -> Result<(), Diagnostic> {
+    let nl = if text.ends_with('\n') { "" } else { "\n" };
+    write!(r.out, "{text}{nl}")
+        .map_err(|e| Diagnostic::new("E0503", span, format!("cannot write output: {e}")))
+}
+
+fn sample(r: &mut Runner, stmt: &Statement, spec: &SampleSpec) -> Result<(), Diagnostic> {
+    let graph = lower::lower(r.module, &spec.energy)?;
+    let backend = crate::driver::backend_named(&spec.backend)
+        .map_err(failed("cannot compile the energy", spec.energy_span))?;
+    let params = &r.params;
+    let energy = CompiledEnergy::new(graph, |p| params.get(p).cloned(), backend, spec.dtype)
+        .map_err(failed("cannot compile the energy", spec.energy_span))?;
+    if let runners::InitSpec::File(p) = &spec.init {
+        runners::load_init(p, energy.dim())
+            .map_err(failed("cannot read the starting points", spec.init_span))?;
+    }
+    let draws = runners::run_sample(&energy, spec).map_err(failed("sampling failed", spec.span))?;
+    let summary = draws
+        .summary
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let head = match &stmt.binding {
+        Some(b) => format!("{b} = sample({})", spec.energy),
+        None => format!("sample({})", spec.energy),
+    };
+    write(r, stmt.span, &format!("{head} with {summary}"))?;
+    if let Some(b) = &stmt.binding {
+        r.samples.insert(
+            b.clone(),
+            Sampled {
+                energy,
+                cond: spec.cond.clone(),
+                draws,
+            },
+        );
+    }
+    Ok(())
+}
+
+fn plot(r: &mut Runner, stmt: &Statement, o: &OutputSpec) -> Result<(), Diagnostic> {
+    let s = &r.samples[&o.samples];
+    let target = crate::runtime::sampling::SampledEnergy::new(&s.energy, s.cond.clone())
+        .map_err(failed("cannot plot", o.samples_span))?;
+    let title = o
+        .title
+        .clone()
+        .unwrap_or_else(|| runners::default_title(&s.draws));
+    runners::plot_draws(&o.path, &s.draws, Some(&target), &o.kind, &title)
+        .map_err(failed("cannot plot", o.path_span))?;
+    let text = format!("wrote {}", o.path.display());
+    write(r, stmt.span, &text)
+}
+
+fn save(r: &mut Runner, stmt: &Statement, o: &OutputSpec) -> Result<(), Diagnostic> {
+    let s = &r.samples[&o.samples];
+    runners::write_draws(&o.path, &s.draws).map_err(failed("cannot save", o.path_span))?;
+    let text = format!("wrote {}", o.path.display());
+    write(r, stmt.span, &text)
+}
+
+fn summary_text(r: &Runner, name: &str) -> String {
+    let d = &r.samples[name].draws;
+    crate::stats::summarize(d, 20).to_string()
+}
+
+/// `print(..)`: its `summary(s)` arguments are checked here (`sema` checks the rest).
+fn check_print(scope: &mut Scope, stmt: &Statement) -> R<Action> {
+    let mut names = Vec::new();
+    let mut diags = Vec::new();
+    for a in call_args(stmt) {
+        if let CallArg::Positional(e) = a
+            && is_summary(e)
+        {
+            match runners::parse_summary(scope, e) {
+                Ok((n, _)) => names.push(n),
+                Err(d) => diags.extend(d),
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(Action::Print(names))
+    } else {
+        Err(diags)
+    }
+}
+
+fn is_summary(e: &Expr) -> bool {
+    matches!(&e.kind, ExprKind::Call { callee, .. } if callee.name == "summary")
+}
+
+fn call_args(stmt: &Statement) -> &[CallArg] {
+    match &stmt.call.kind {
+        ExprKind::Call { args, .. } => &args[..],
+        _ => &[],
+    }
 }
 
 fn not_supported(stmt: &Statement) -> Diagnostic {
@@ -96,23 +295,28 @@ fn not_supported(stmt: &Statement) -> Diagnostic {
             stmt.name
         ),
     )
-    .with_note("`ebm run` currently executes `print(...)`; runners are being added")
+    .with_note("`ebm run` executes `print`, `sample`, `plot`, `save` and `summary`; other runners are being added")
 }
 
-fn print(r: &mut Runner, stmt: &Statement) -> Result<(), Diagnostic> {
+fn print(r: &mut Runner, stmt: &Statement, summaries: &[String]) -> Result<(), Diagnostic> {
     let mut parts = Vec::new();
+    let mut summaries = summaries.iter();
     let mut tensors = stmt.args.as_deref().unwrap_or(&[]).iter();
-    let call_args = match &stmt.call.kind {
-        ExprKind::Call { args, .. } => &args[..],
-        _ => &[],
-    };
-    for a in call_args {
+    for a in call_args(stmt) {
         if let CallArg::Positional(Expr {
             kind: ExprKind::Str(text),
             ..
         }) = a
         {
             parts.push(text.clone());
+            continue;
+        }
+        if let CallArg::Positional(e) = a
+            && is_summary(e)
+        {
+            if let Some(name) = summaries.next() {
+                parts.push(summary_text(r, name).trim_end().to_string());
+            }
             continue;
         }
         let Some(e) = tensors.next() else { break };

@@ -322,7 +322,9 @@ pub const ACTIVATIONS: &[&str] = &[
 ];
 
 /// Script statements (top-level calls). `script` decides which are runnable.
-pub const STATEMENTS: &[&str] = &["print", "sample", "plot", "save", "train", "export"];
+pub const STATEMENTS: &[&str] = &[
+    "print", "sample", "plot", "save", "summary", "train", "export",
+];
 
 pub fn lookup(name: &str) -> Option<&'static Sig> {
     BUILTINS.iter().find(|s| s.name == name)

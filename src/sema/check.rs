@@ -289,6 +289,11 @@ impl Analyzer<'_> {
                         kind: ExprKind::Str(_),
                         ..
                     }) => {}
+                    // `print(summary(s))`: the script checks and prints it.
+                    CallArg::Positional(Expr {
+                        kind: ExprKind::Call { callee, .. },
+                        ..
+                    }) if callee.name == "summary" => {}
                     CallArg::Positional(x) => match self.expr(x) {
                         Some(t) => out.push(t),
                         None => ok = false,
@@ -1663,4 +1668,96 @@ fn callee_name(e: &Expr) -> Option<&str> {
         ExprKind::Call { callee, .. } => Some(&callee.name),
         _ => None,
     }
+}
+
+/// Checks the tensor-valued arguments of runner statements
+/// (`sample(.., cond = onehot(0, 4))`) as `print` arguments are checked: in
+/// script context, against the names defined *before* the expression.
+pub struct ScriptScope<'m> {
+    a: Analyzer<'m>,
+    source: &'m Module,
+}
+
+impl<'m> ScriptScope<'m> {
+    pub fn new(module: &'m Module) -> ScriptScope<'m> {
+        let mut all_names = HashMap::new();
+        for (name, span) in script_names(module) {
+            all_names.entry(name.to_string()).or_insert(span);
+        }
+        ScriptScope {
+            a: Analyzer {
+                module: module.clone(),
+                symbols: HashMap::new(),
+                all_names,
+                current: None,
+                ctx: Ctx::Script,
+                counters: HashMap::new(),
+                diags: Vec::new(),
+                reported_early: Default::default(),
+                depth: 0,
+                base_dir: &module.base_dir,
+            },
+            source: module,
+        }
+    }
+
+    /// The checked expression, or its diagnostics.
+    pub fn expr(&mut self, e: &Expr) -> Result<TExpr, Vec<Diagnostic>> {
+        let m = self.source;
+        let mut symbols = HashMap::new();
+        for (i, c) in m.consts.iter().enumerate() {
+            if c.span.start < e.span.start {
+                symbols.insert(c.name.clone(), Sym::Known(Symbol::Const(i)));
+            }
+        }
+        for (i, p) in m.params.iter().enumerate() {
+            if !p.name.contains('.') && p.span.start < e.span.start {
+                symbols.insert(p.name.clone(), Sym::Known(Symbol::Param(i)));
+            }
+        }
+        for (i, d) in m.defs.iter().enumerate() {
+            if d.span.start < e.span.start {
+                symbols.insert(d.name.clone(), Sym::Known(Symbol::Def(i)));
+            }
+        }
+        for (i, s) in m.statements.iter().enumerate() {
+            if let Some(b) = &s.binding
+                && s.span.start < e.span.start
+            {
+                let value = (s.name == "let" && s.args.is_some()).then_some(i);
+                symbols.insert(b.clone(), Sym::Known(Symbol::RunValue(value)));
+            }
+        }
+        let a = &mut self.a;
+        a.symbols = symbols;
+        a.ctx = Ctx::Script;
+        a.current = None;
+        a.depth = 0;
+        a.diags.clear();
+        let r = a.expr(e);
+        let diags = std::mem::take(&mut a.diags);
+        match r {
+            Some(t) if diags.is_empty() => Ok(t),
+            _ => Err(diags),
+        }
+    }
+}
+
+/// Every top-level name of a checked module and where it is defined.
+fn script_names(m: &Module) -> Vec<(&str, Span)> {
+    let mut v: Vec<(&str, Span)> = Vec::new();
+    v.extend(m.consts.iter().map(|c| (c.name.as_str(), c.span)));
+    v.extend(
+        m.params
+            .iter()
+            .filter(|p| !p.name.contains('.'))
+            .map(|p| (p.name.as_str(), p.span)),
+    );
+    v.extend(m.defs.iter().map(|d| (d.name.as_str(), d.span)));
+    v.extend(
+        m.statements
+            .iter()
+            .filter_map(|s| s.binding.as_deref().map(|b| (b, s.span))),
+    );
+    v
 }

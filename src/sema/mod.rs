@@ -18,6 +18,7 @@ use crate::ir::{Axes, BinaryOp};
 use crate::syntax::ast;
 
 pub use crate::ir::Shape;
+pub use check::ScriptScope;
 
 /// A compile-time tensor (f64, row-major).
 pub type Tensor = Array;

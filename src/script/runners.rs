@@ -1,0 +1,606 @@
+//! The runner statements `sample`, `plot`, `save` and `summary`: reading
+//! their arguments into specs (at check time, so `ebm check` reports every
+//! bad argument) and carrying them out. `ebm sample`/`ebm plot` on the
+//! command line build the same specs and call the same functions.
+
+use std::path::{Path, PathBuf};
+
+use super::args::{INITS, R, SAMPLERS, Scope, bind, call_parts, keep};
+use super::errors as err;
+use crate::backend::DType;
+use crate::diag::{Diagnostic, Span};
+use crate::runtime::CompiledEnergy;
+use crate::sample::{BatchEnergy, Draws, Init, RunConfig, SamplerConfig, UlaOptions, io};
+use crate::sema::Statement;
+use crate::syntax::ast::{Expr, ExprKind};
+
+/// Keyword arguments of `sample`; the first two may be positional.
+pub const SAMPLE_ARGS: &[&str] = &[
+    "energy", "sampler", "chains", "steps", "warmup", "thin", "seed", "init", "cond", "dtype",
+    "backend",
+];
+
+/// The most values (chains × kept draws × dimension) one run may store.
+pub const MAX_VALUES: usize = 1 << 28;
+
+/// Default settings of a run.
+pub const DEFAULT_CHAINS: usize = 4;
+pub const DEFAULT_STEPS: usize = 1000;
+pub const DEFAULT_WARMUP: usize = 500;
+pub const DEFAULT_LEAPFROG: usize = 16;
+
+/// Where the chains start: a distribution, or the points in a file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InitSpec {
+    Dist(Init),
+    /// A sample CSV (each chain's last draw) or an NPY array of points.
+    File(PathBuf),
+}
+
+/// Everything one `sample(..)` statement or `ebm sample` command asks for.
+#[derive(Clone, Debug)]
+pub struct SampleSpec {
+    pub energy: String,
+    pub sampler: SamplerConfig,
+    /// Run settings; `run.init` is replaced when `init` is a file.
+    pub run: RunConfig,
+    pub init: InitSpec,
+    pub cond: Option<Vec<f64>>,
+    pub dtype: DType,
+    pub backend: String,
+    /// Source spans (script only): the call, the energy and the init arguments.
+    pub span: Span,
+    pub energy_span: Span,
+    pub init_span: Span,
+}
+
+/// A sampler by name with its default step size.
+pub fn sampler_named(name: &str) -> Option<SamplerConfig> {
+    Some(match name {
+        "ula" => SamplerConfig::ula(0.01),
+        "mala" => SamplerConfig::mala(0.1),
+        "rwmh" => SamplerConfig::rwmh(0.5),
+        "hmc" => SamplerConfig::hmc(0.1, DEFAULT_LEAPFROG),
+        _ => return None,
+    })
+}
+
+fn sampler_args(name: &str) -> &'static [&'static str] {
+    match name {
+        "ula" => &["step", "noise", "clip", "clamp"],
+        "hmc" => &["step", "steps", "target"],
+        _ => &["step", "target"],
+    }
+}
+
+/// `mala`, `mala(step = 0.05)`, `hmc(0.1, steps = 20, target = 0.9)`, ...
+fn parse_sampler(scope: &mut Scope, e: &Expr) -> R<SamplerConfig> {
+    let (name, span, args) = match &e.kind {
+        ExprKind::Name(n) => (n.as_str(), e.span, &[][..]),
+        ExprKind::Call { callee, args, .. } => (callee.name.as_str(), callee.span, &args[..]),
+        _ => {
+            let found = scope.found(e);
+            return Err(vec![err::not_a_sampler(&found, e.span, SAMPLERS)]);
+        }
+    };
+    let Some(mut cfg) = sampler_named(name) else {
+        let known_elsewhere = INITS.contains(&name)
+            || matches!(&e.kind, ExprKind::Name(n)
+                if scope.module.def(n).is_some() || scope.module.constant(n).is_some());
+        if known_elsewhere {
+            let found = scope.found(e);
+            return Err(vec![err::not_a_sampler(&found, e.span, SAMPLERS)]);
+        }
+        return Err(vec![err::unknown_sampler(name, span, SAMPLERS)]);
+    };
+    let mut diags = Vec::new();
+    let a = bind(name, span, args, sampler_args(name), 1, &mut diags);
+    if let Some(v) = a.get("step")
+        && let Some(s) = keep(&mut diags, scope.positive(v, "step", true))
+    {
+        cfg.step = s;
+    }
+    if let Some(v) = a.get("target")
+        && let Some(t) = keep(&mut diags, scope.number(v, "target"))
+    {
+        if t > 0.0 && t < 1.0 {
+            cfg.target_accept = t;
+        } else {
+            diags.push(err::out_of_range(
+                "target",
+                "an acceptance rate between 0 and 1",
+                &t.to_string(),
+                v.span,
+            ));
+        }
+    }
+    if let Some(v) = a.get("steps")
+        && let Some(n) = keep(&mut diags, scope.count(v, "steps", 1, 10_000))
+    {
+        cfg.method = crate::sample::Method::Hmc {
+            leapfrog: n as usize,
+        };
+    }
+    if name == "ula" {
+        let mut o = UlaOptions::default();
+        if let Some(v) = a.get("noise") {
+            o.noise = keep(&mut diags, scope.positive(v, "noise", false));
+        }
+        if let Some(v) = a.get("clip") {
+            o.clip_grad = keep(&mut diags, scope.positive(v, "clip", true));
+        }
+        if let Some(v) = a.get("clamp")
+            && let Some(b) = keep(&mut diags, scope.values(v, "clamp"))
+        {
+            match b[..] {
+                [lo, hi] if lo < hi => o.clamp = Some((lo, hi)),
+                _ => diags.push(err::out_of_range(
+                    "clamp",
+                    "two numbers [lo, hi] with lo < hi",
+                    &super::format_tensor(&crate::sema::Tensor::new(vec![b.len()], b.clone())),
+                    v.span,
+                )),
+            }
+        }
+        cfg.method = crate::sample::Method::Ula(o);
+    }
+    if diags.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(diags)
+    }
+}
+
+/// `normal`, `normal(0, 2)`, `uniform(-3, 3)` or `"start.csv"`.
+fn parse_init(scope: &mut Scope, e: &Expr) -> R<InitSpec> {
+    let (name, span, args) = match &e.kind {
+        ExprKind::Str(_) => {
+            let p = scope.path(e, "init", &["csv", "npy"])?;
+            return Ok(InitSpec::File(scope.module.base_dir.join(p)));
+        }
+        ExprKind::Name(n) if INITS.contains(&n.as_str()) => (n.as_str(), e.span, &[][..]),
+        ExprKind::Call { callee, args, .. } if INITS.contains(&callee.name.as_str()) => {
+            (callee.name.as_str(), callee.span, &args[..])
+        }
+        _ => {
+            let found = scope.found(e);
+            return Err(vec![err::unknown_init(&found, e.span)]);
+        }
+    };
+    let mut diags = Vec::new();
+    if name == "normal" {
+        let a = bind(name, span, args, &["mean", "std"], 2, &mut diags);
+        let mean = match a.get("mean") {
+            Some(v) => keep(&mut diags, scope.number(v, "mean")),
+            None => Some(0.0),
+        };
+        let sd = match a.get("std") {
+            Some(v) => keep(&mut diags, scope.positive(v, "std", false)),
+            None => Some(1.0),
+        };
+        match (mean, sd) {
+            (Some(mean), Some(sd)) if diags.is_empty() => {
+                Ok(InitSpec::Dist(Init::Normal { mean, sd }))
+            }
+            _ => Err(diags),
+        }
+    } else {
+        let a = bind(name, span, args, &["a", "b"], 2, &mut diags);
+        let mut get = |arg: &'static str| match a.get(arg) {
+            Some(v) => keep(&mut diags, scope.number(v, arg)).map(|x| (x, v.span)),
+            None => {
+                diags.push(err::missing_argument("uniform", arg, "a number", e.span));
+                None
+            }
+        };
+        let (lo, hi) = (get("a"), get("b"));
+        match (lo, hi) {
+            (Some((a, _)), Some((b, _))) if a < b && diags.is_empty() => {
+                Ok(InitSpec::Dist(Init::Uniform { a, b }))
+            }
+            (Some((a, _)), Some((b, bs))) if a >= b => {
+                diags.push(err::out_of_range(
+                    "b",
+                    &format!("a number > {a}"),
+                    &b.to_string(),
+                    bs,
+                ));
+                Err(diags)
+            }
+            _ => Err(diags),
+        }
+    }
+}
+
+/// Reads the arguments of `sample(..)`.
+pub fn parse_sample(scope: &mut Scope, stmt: &Statement) -> R<SampleSpec> {
+    let (_, _, args) = call_parts(&stmt.call).expect("runner statements are calls");
+    let mut diags = Vec::new();
+    let a = bind("sample", stmt.call.span, args, SAMPLE_ARGS, 2, &mut diags);
+    let energy_expr = a.get("energy");
+    let energy = match energy_expr {
+        Some(e) => keep(&mut diags, scope.energy(e)),
+        None => {
+            diags.push(err::missing_argument(
+                "sample",
+                "energy",
+                "the name of an energy",
+                stmt.call.span,
+            ));
+            None
+        }
+    };
+    let sampler = match a.get("sampler") {
+        Some(e) => keep(&mut diags, parse_sampler(scope, e)),
+        None => sampler_named("mala"),
+    };
+    let mut count = |scope: &mut Scope, arg: &str, min: u64, max: u64, default: usize| match a
+        .get(arg)
+    {
+        Some(v) => keep(&mut diags, scope.count(v, arg, min, max)).map(|n| (n as usize, v.span)),
+        None => Some((default, a.span)),
+    };
+    let chains = count(scope, "chains", 1, 1 << 24, DEFAULT_CHAINS);
+    let steps = count(scope, "steps", 1, 1 << 40, DEFAULT_STEPS);
+    let warmup = count(scope, "warmup", 0, 1 << 40, DEFAULT_WARMUP);
+    let thin = count(scope, "thin", 1, 1 << 40, 1);
+    let seed = count(scope, "seed", 0, 1 << 53, 0);
+    let init = match a.get("init") {
+        Some(v) => keep(&mut diags, parse_init(scope, v)),
+        None => Some(InitSpec::Dist(Init::Normal { mean: 0.0, sd: 1.0 })),
+    };
+    let cond = match a.get("cond") {
+        Some(v) => keep(&mut diags, scope.values(v, "cond")).map(Some),
+        None => Some(None),
+    };
+    let dtype = match a.get("dtype") {
+        Some(v) => keep(&mut diags, scope.choice(v, "dtype", &["f64", "f32"])),
+        None => Some("f64".into()),
+    };
+    let backend = match a.get("backend") {
+        Some(v) => keep(&mut diags, scope.choice(v, "backend", &["cpu", "interp"])),
+        None => Some("cpu".into()),
+    };
+    // The conditioning input must match the energy.
+    if let (Some(name), Some(ee)) = (&energy, energy_expr) {
+        let def = scope.module.def(name).expect("checked above");
+        let want = def.cond.as_ref().map(|c| c.shape.iter().product::<usize>());
+        match (want, &cond, a.get("cond")) {
+            (Some(n), Some(None), _) => diags.push(err::missing_cond(name, n, ee.span)),
+            (None, Some(Some(_)), Some(ce)) => diags.push(err::unexpected_cond(name, ce.span)),
+            (Some(n), Some(Some(v)), Some(ce)) if v.len() != n => {
+                diags.push(err::cond_length(name, n, v.len(), ce.span))
+            }
+            _ => {}
+        }
+        if let (Some((c, cs)), Some((s, _)), Some((t, _))) = (chains, steps, thin) {
+            let dim: usize = def.input.shape.iter().product();
+            let n = c
+                .saturating_mul(s.div_ceil(t.max(1)))
+                .saturating_mul(dim.max(1));
+            if n > MAX_VALUES {
+                diags.push(err::too_many_values(n, MAX_VALUES, cs));
+            }
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let (Some(energy), Some(sampler), Some(chains), Some(steps), Some(warmup)) =
+        (energy, sampler, chains, steps, warmup)
+    else {
+        unreachable!("every missing value recorded a diagnostic")
+    };
+    let (Some(thin), Some(seed), Some(init), Some(cond), Some(dtype), Some(backend)) =
+        (thin, seed, init, cond, dtype, backend)
+    else {
+        unreachable!("every missing value recorded a diagnostic")
+    };
+    let mut run = RunConfig::new(chains.0, warmup.0, steps.0, seed.0 as u64);
+    run.thin = thin.0;
+    run.progress = true;
+    if let InitSpec::Dist(d) = &init {
+        run.init = d.clone();
+    }
+    Ok(SampleSpec {
+        energy,
+        sampler,
+        run,
+        init,
+        cond,
+        dtype: if dtype == "f32" {
+            DType::F32
+        } else {
+            DType::F64
+        },
+        backend,
+        span: stmt.call.span,
+        energy_span: energy_expr.map_or(stmt.call.span, |e| e.span),
+        init_span: a.get("init").map_or(stmt.call.span, |e| e.span),
+    })
+}
+
+/// The starting points in a file: a sample CSV gives each chain's last
+/// draw; an NPY array of shape `(chains, draws, *x)` likewise, and any other
+/// shape whose size is a multiple of `dim` gives its rows.
+pub fn load_init(path: &Path, dim: usize) -> Result<Init, String> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let (values, rows) = match ext.as_deref() {
+        Some("csv") => {
+            let d = io::read_csv(path)?;
+            if d.dim != dim {
+                return Err(format!(
+                    "{}: expected points with {dim} coordinates, found {}",
+                    path.display(),
+                    d.dim
+                ));
+            }
+            if d.draws == 0 {
+                return Err(format!("{}: no draws", path.display()));
+            }
+            let v: Vec<f64> = (0..d.chains)
+                .flat_map(|c| d.point(c, d.draws - 1).to_vec())
+                .collect();
+            (v, d.chains)
+        }
+        Some("npy") => {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let a =
+                crate::data::npy::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            let n = a.data.len();
+            if dim == 0 || n == 0 || !n.is_multiple_of(dim) {
+                return Err(format!(
+                    "{}: expected points with {dim} coordinates, found an array of shape {:?}",
+                    path.display(),
+                    a.shape
+                ));
+            }
+            let trailing: usize = a.shape.iter().skip(2).product();
+            if a.shape.len() >= 3 && trailing == dim {
+                let (chains, draws) = (a.shape[0], a.shape[1]);
+                let v: Vec<f64> = (0..chains)
+                    .flat_map(|c| {
+                        let o = (c * draws + draws - 1) * dim;
+                        a.data[o..o + dim].to_vec()
+                    })
+                    .collect();
+                (v, chains)
+            } else {
+                (a.data, n / dim)
+            }
+        }
+        _ => {
+            return Err(format!("{}: expected a .csv or .npy file", path.display()));
+        }
+    };
+    if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+        return Err(format!(
+            "{}: starting points must be finite, found {bad}",
+            path.display()
+        ));
+    }
+    Ok(Init::Array { values, rows })
+}
+
+/// Runs the chains of `spec` on a compiled energy.
+pub fn run_sample(energy: &CompiledEnergy, spec: &SampleSpec) -> Result<Draws, String> {
+    let target = crate::runtime::sampling::SampledEnergy::new(energy, spec.cond.clone())?;
+    let mut run = spec.run.clone();
+    if let InitSpec::File(p) = &spec.init {
+        run.init = load_init(p, energy.dim())?;
+    }
+    run.threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(run.chains);
+    let mut d = crate::sample::run_chains(&target, &spec.sampler, &run)?;
+    if let InitSpec::File(p) = &spec.init {
+        set_header(&mut d, "init", format!("file {}", p.display()));
+    }
+    let mut extra = vec![
+        ("energy".to_string(), spec.energy.clone()),
+        ("backend".into(), spec.backend.clone()),
+        (
+            "dtype".into(),
+            match spec.dtype {
+                DType::F64 => "f64".into(),
+                DType::F32 => "f32".into(),
+            },
+        ),
+    ];
+    if let Some(c) = &spec.cond {
+        let v: Vec<String> = c.iter().map(|x| x.to_string()).collect();
+        extra.push(("cond".into(), format!("[{}]", v.join(", "))));
+    }
+    // After `ebm_version`, before the sampler settings.
+    let at = 1.min(d.header.len());
+    d.header.splice(at..at, extra);
+    Ok(d)
+}
+
+fn set_header(d: &mut Draws, key: &str, value: String) {
+    match d.header.iter_mut().find(|(k, _)| k == key) {
+        Some(kv) => kv.1 = value,
+        None => d.header.push((key.to_string(), value)),
+    }
+}
+
+/// Creates the folder that `path` goes into.
+fn make_parent(path: &Path) -> Result<(), String> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => std::fs::create_dir_all(p)
+            .map_err(|e| format!("cannot create folder {}: {e}", p.display())),
+        _ => Ok(()),
+    }
+}
+
+/// Writes draws as CSV or NPY, by the file's extension.
+pub fn write_draws(path: &Path, d: &Draws) -> Result<(), String> {
+    make_parent(path)?;
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("csv") => io::write_csv(path, d),
+        Some("npy") => io::write_npy(path, d),
+        _ => Err(format!(
+            "{}: expected a file name ending in .csv or .npy",
+            path.display()
+        )),
+    }
+}
+
+/// Plot kinds of `plot(.., kind = ..)` and `ebm plot --kind`.
+pub const PLOT_KINDS: &[&str] = &["auto", "scatter", "hist", "trace"];
+
+/// Draws a PNG of `d`: `auto` picks a scatter over the density (2-D), a
+/// histogram with the density (1-D), marginal histograms or an image grid.
+pub fn plot_draws(
+    path: &Path,
+    d: &Draws,
+    energy: Option<&dyn BatchEnergy>,
+    kind: &str,
+    title: &str,
+) -> Result<(), String> {
+    make_parent(path)?;
+    let energy = energy.filter(|e| e.dim() == d.dim);
+    let coords: Vec<usize> = (0..d.dim.min(8)).collect();
+    match kind {
+        "scatter" if d.dim >= 2 => crate::plot::scatter_density(path, d, energy, (0, 1), title),
+        "hist" => crate::plot::histograms(path, d, &coords, None, title),
+        "trace" => crate::plot::trace(path, d, &coords[..d.dim.min(4)], 4, title),
+        _ => crate::plot::plot_auto(path, d, energy, title),
+    }
+}
+
+/// A plot title: "mala on gmm: 2000 chains × 20 draws".
+pub fn default_title(d: &Draws) -> String {
+    let get = |k: &str| {
+        d.header
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut t = String::new();
+    if let Some(s) = get("sampler") {
+        t.push_str(s);
+        if let Some(e) = get("energy") {
+            t.push_str(&format!(" on {e}"));
+        }
+        t.push_str(": ");
+    }
+    t.push_str(&format!("{} chains × {} draws", d.chains, d.draws));
+    t
+}
+
+// ----- plot, save, summary -----
+
+#[derive(Clone, Debug)]
+pub struct OutputSpec {
+    /// The samples' binding.
+    pub samples: String,
+    pub samples_span: Span,
+    /// The output file, resolved against the script's folder.
+    pub path: PathBuf,
+    pub path_span: Span,
+    pub kind: String,
+    pub title: Option<String>,
+}
+
+fn parse_output(
+    scope: &mut Scope,
+    stmt: &Statement,
+    callee: &str,
+    names: &'static [&'static str],
+    exts: &[&str],
+) -> R<OutputSpec> {
+    let (_, _, args) = call_parts(&stmt.call).expect("runner statements are calls");
+    let mut diags = Vec::new();
+    let a = bind(callee, stmt.call.span, args, names, 2, &mut diags);
+    let samples = match a.get(names[0]) {
+        Some(e) => keep(&mut diags, scope.samples(e)).map(|s| (s.0, e.span)),
+        None => {
+            diags.push(err::missing_argument(
+                callee,
+                names[0],
+                "samples",
+                stmt.call.span,
+            ));
+            None
+        }
+    };
+    let path = match a.get("file") {
+        Some(e) => keep(&mut diags, scope.path(e, "file", exts)).map(|p| (p, e.span)),
+        None => {
+            let what = format!("a file name ending in .{}", exts.join(" or ."));
+            diags.push(err::missing_argument(callee, "file", &what, stmt.call.span));
+            None
+        }
+    };
+    let kind = match a.get("kind") {
+        Some(e) => keep(&mut diags, scope.choice(e, "kind", PLOT_KINDS)),
+        None => Some("auto".into()),
+    };
+    let title = match a.get("title") {
+        Some(e) => keep(&mut diags, scope.string(e, "title", "a title in quotes")).map(Some),
+        None => Some(None),
+    };
+    match (samples, path, kind, title) {
+        (Some((samples, samples_span)), Some((p, path_span)), Some(kind), Some(title))
+            if diags.is_empty() =>
+        {
+            Ok(OutputSpec {
+                samples,
+                samples_span,
+                path: scope.module.base_dir.join(p),
+                path_span,
+                kind,
+                title,
+            })
+        }
+        _ => Err(diags),
+    }
+}
+
+/// `plot(s, "file.png", kind = "auto", title = "..")`.
+pub fn parse_plot(scope: &mut Scope, stmt: &Statement) -> R<OutputSpec> {
+    parse_output(
+        scope,
+        stmt,
+        "plot",
+        &["samples", "file", "kind", "title"],
+        &["png"],
+    )
+}
+
+/// `save(s, "file.csv")` or `save(s, "file.npy")`.
+pub fn parse_save(scope: &mut Scope, stmt: &Statement) -> R<OutputSpec> {
+    parse_output(scope, stmt, "save", &["samples", "file"], &["csv", "npy"])
+}
+
+/// `summary(s)`: the samples' name.
+pub fn parse_summary(scope: &mut Scope, call: &Expr) -> R<(String, Span)> {
+    let (_, _, args) = call_parts(call).expect("summary is a call");
+    let mut diags = Vec::new();
+    let a = bind("summary", call.span, args, &["samples"], 1, &mut diags);
+    let r = match a.get("samples") {
+        Some(e) => keep(&mut diags, scope.samples(e)).map(|s| (s.0, e.span)),
+        None => {
+            diags.push(err::missing_argument(
+                "summary", "samples", "samples", call.span,
+            ));
+            None
+        }
+    };
+    match r {
+        Some(v) if diags.is_empty() => Ok(v),
+        _ => Err(diags),
+    }
+}
+
+/// A run-time failure at `span`.
+pub fn failed(what: &str, span: Span) -> impl Fn(String) -> Diagnostic + '_ {
+    move |m| err::run_failed(what, &m, span)
+}

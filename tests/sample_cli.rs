@@ -1,0 +1,444 @@
+//! `ebm sample`, `ebm summary` and `ebm plot` as a user runs them: files
+//! written and read back, byte-identical reruns, backends that agree, and
+//! divergent chains that are reported without touching the others.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ebm::sample::io::read_csv;
+use ebm::stats;
+
+fn ebm(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ebm"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ebm-sample-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+const GAUSS: &str =
+    "# N((1, -2), diag(0.25, 1))\nenergy gauss(x: [2]) = 0.5 * sqnorm((x - [1, -2]) / [0.5, 1])\n";
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn is_png(p: &Path) -> bool {
+    std::fs::read(p).is_ok_and(|b| b.starts_with(b"\x89PNG\r\n\x1a\n"))
+}
+
+#[test]
+fn sample_csv_summary_plot() {
+    let dir = scratch("csv");
+    let src = write(&dir, "g.ebm", GAUSS);
+    let csv = dir.join("g.csv");
+    let png = dir.join("g.png");
+    let (code, out, err) = ebm(&[
+        "sample",
+        &src,
+        "--energy",
+        "gauss",
+        "--sampler",
+        "mala",
+        "--chains",
+        "4",
+        "--steps",
+        "400",
+        "--warmup",
+        "200",
+        "--seed",
+        "3",
+        "--out",
+        &s(&csv),
+        "--plot",
+        &s(&png),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("mala: 4 chains × (200 warm-up + 400 steps, thin 1), seed 3"),
+        "{out}"
+    );
+    assert!(
+        out.contains("acceptance") && out.contains("chain-steps/s"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("wrote {}", csv.display())), "{out}");
+    assert!(is_png(&png));
+
+    let d = read_csv(&csv).unwrap();
+    assert_eq!((d.chains, d.draws, d.dim), (4, 400, 2));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    for key in [
+        "# energy = gauss",
+        "# sampler = mala",
+        "# seed = 3",
+        "# backend = cpu",
+    ] {
+        assert!(text.contains(key), "{key} missing from the header");
+    }
+    // The draws recover the target within 5 Monte-Carlo standard errors.
+    for (coord, (mean, sd)) in [(1.0, 0.5), (-2.0, 1.0)].into_iter().enumerate() {
+        let x = d.coord(coord);
+        let m = x.iter().sum::<f64>() / x.len() as f64;
+        let se = stats::mcse_mean(&x, d.chains);
+        assert!(
+            (m - mean).abs() < 5.0 * se,
+            "coord {coord}: {m} vs {mean} ± {se}"
+        );
+        let var = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / x.len() as f64;
+        let sv = stats::mcse_variance(&x, d.chains);
+        assert!((var - sd * sd).abs() < 5.0 * sv, "coord {coord}: var {var}");
+    }
+
+    let (code, out, err) = ebm(&["summary", &s(&csv)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("4 chains × 400 draws"), "{out}");
+    for col in [
+        "mean", "rhat", "ess_bulk", "ess_tail", "x.0", "x.1", "energy__",
+    ] {
+        assert!(out.contains(col), "{col} missing:\n{out}");
+    }
+
+    let bg = dir.join("bg.png");
+    let (code, out, err) = ebm(&[
+        "plot",
+        &s(&csv),
+        "--out",
+        &s(&bg),
+        "--energy-file",
+        &src,
+        "--energy",
+        "gauss",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("wrote {}", bg.display()));
+    assert!(is_png(&bg));
+    let (code, _, err) = ebm(&["plot", &s(&csv), "--kind", "trace"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(is_png(&dir.join("g.png")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn npy_output_and_init_from_a_file() {
+    let dir = scratch("npy");
+    let src = write(&dir, "g.ebm", GAUSS);
+    let npy = dir.join("g.npy");
+    let (code, _, err) = ebm(&[
+        "sample",
+        &src,
+        "--energy",
+        "gauss",
+        "--sampler",
+        "hmc",
+        "--leapfrog",
+        "8",
+        "--chains",
+        "3",
+        "--steps",
+        "50",
+        "--warmup",
+        "50",
+        "--thin",
+        "2",
+        "--out",
+        &s(&npy),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let a = ebm::data::npy::read(&std::fs::read(&npy).unwrap()).unwrap();
+    assert_eq!(a.shape, vec![3, 25, 2]);
+    assert!(a.data.iter().all(|v| v.is_finite()));
+    let (code, out, err) = ebm(&["summary", &s(&npy)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 chains × 25 draws"), "{out}");
+
+    // Continue from the last draw of each chain: no warm-up, so the first
+    // ULA step starts next to the saved points.
+    let csv = dir.join("next.csv");
+    let (code, _, err) = ebm(&[
+        "sample",
+        &src,
+        "--energy",
+        "gauss",
+        "--sampler",
+        "ula",
+        "--step",
+        "1e-12",
+        "--chains",
+        "3",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--init",
+        &s(&npy),
+        "--out",
+        &s(&csv),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let d = read_csv(&csv).unwrap();
+    for c in 0..3 {
+        let last = &a.data[(c * 25 + 24) * 2..(c * 25 + 25) * 2];
+        for (x, y) in d.point(c, 0).iter().zip(last) {
+            assert!((x - y).abs() < 1e-4, "chain {c}: {x} vs {y}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn same_seed_writes_identical_bytes() {
+    let dir = scratch("seed");
+    let src = write(&dir, "g.ebm", GAUSS);
+    let run = |name: &str, seed: &str| {
+        let p = dir.join(name);
+        let (code, _, err) = ebm(&[
+            "sample",
+            &src,
+            "--energy",
+            "gauss",
+            "--sampler",
+            "rwmh",
+            "--chains",
+            "6",
+            "--steps",
+            "100",
+            "--warmup",
+            "50",
+            "--seed",
+            seed,
+            "--init",
+            "uniform:-1,1",
+            "--out",
+            &s(&p),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        std::fs::read(p).unwrap()
+    };
+    let a = run("a.csv", "7");
+    let b = run("b.csv", "7");
+    let c = run("c.csv", "8");
+    assert!(a == b, "same seed, different bytes");
+    assert!(a != c, "different seeds, same bytes");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn interp_and_cpu_backends_agree() {
+    let dir = scratch("backends");
+    let src = write(&dir, "g.ebm", GAUSS);
+    let mut means = Vec::new();
+    for backend in ["interp", "cpu"] {
+        let p = dir.join(format!("{backend}.csv"));
+        let (code, _, err) = ebm(&[
+            "sample",
+            &src,
+            "--energy",
+            "gauss",
+            "--sampler",
+            "mala",
+            "--chains",
+            "4",
+            "--steps",
+            "300",
+            "--warmup",
+            "150",
+            "--seed",
+            "1",
+            "--backend",
+            backend,
+            "--out",
+            &s(&p),
+        ]);
+        assert_eq!(code, 0, "{backend}: {err}");
+        let d = read_csv(&p).unwrap();
+        let x = d.coord(0);
+        let m = x.iter().sum::<f64>() / x.len() as f64;
+        means.push((m, stats::mcse_mean(&x, d.chains)));
+    }
+    let ((m0, s0), (m1, s1)) = (means[0], means[1]);
+    assert!(
+        (m0 - m1).abs() < 5.0 * (s0 * s0 + s1 * s1).sqrt(),
+        "interp {m0} ± {s0}, cpu {m1} ± {s1}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn divergent_chain_is_reported_and_isolated() {
+    let dir = scratch("diverge");
+    // A unit Gaussian, except beyond x = 5 where the energy falls like −x⁴:
+    // a chain started there runs off to infinity.
+    let src = write(
+        &dir,
+        "cliff.ebm",
+        "energy cliff(x: [1]) = sum(where(x > 5, -x^4, 0.5 * x^2))\n",
+    );
+    let init = dir.join("init.npy");
+    ebm::data::npy::write_f64(&init, &[4, 1], &[0.5, -0.5, 10.0, 0.0]).unwrap();
+    let csv = dir.join("c.csv");
+    let (code, out, err) = ebm(&[
+        "sample",
+        &src,
+        "--energy",
+        "cliff",
+        "--sampler",
+        "ula",
+        "--step",
+        "0.01",
+        "--chains",
+        "4",
+        "--steps",
+        "300",
+        "--warmup",
+        "0",
+        "--init",
+        &s(&init),
+        "--out",
+        &s(&csv),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("chain 2 diverged first at iteration"), "{out}");
+    assert!(out.contains("frozen chains 1"), "{out}");
+    let d = read_csv(&csv).unwrap();
+    for c in 0..4 {
+        let div = (0..d.draws)
+            .filter(|&k| d.divergent[c * d.draws + k])
+            .count();
+        if c == 2 {
+            assert!(div > 0, "chain 2 is flagged");
+        } else {
+            assert_eq!(div, 0, "chain {c} is clean");
+            let x: Vec<f64> = (0..d.draws).map(|k| d.point(c, k)[0]).collect();
+            assert!(
+                x.iter().all(|v| v.is_finite() && v.abs() < 6.0),
+                "chain {c}"
+            );
+        }
+    }
+    let (code, out, _) = ebm(&["summary", &s(&csv)]);
+    assert_eq!(code, 0);
+    assert!(out.contains("divergent transitions"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_flags_are_clear_errors() {
+    let dir = scratch("flags");
+    let src = write(&dir, "g.ebm", GAUSS);
+    let out = s(&dir.join("o.csv"));
+    let cases: &[(&[&str], &str)] = &[
+        (&["--energy", "gaus"], "did you mean `gauss`"),
+        (
+            &["--energy", "gauss", "--chains", "0"],
+            "--chains must be at least 1",
+        ),
+        (
+            &["--energy", "gauss", "--noise", "0.1"],
+            "--noise applies to --sampler ula only",
+        ),
+        (
+            &["--energy", "gauss", "--init", "uniform:2,1"],
+            "--init expects",
+        ),
+        (&["--energy", "gauss", "--cond", "1"], "not conditional"),
+        (
+            &["--energy", "gauss", "--step", "0"],
+            "--step must be a number > 0",
+        ),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["sample", src.as_str(), "--out", out.as_str()];
+        args.extend_from_slice(flags);
+        let (code, _, err) = ebm(&args);
+        assert_eq!(code, 1, "{flags:?}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+    let (code, _, err) = ebm(&["sample", &src, "--energy", "gauss", "--out", "x.txt"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--out expects a file name ending in .csv or .npy"),
+        "{err}"
+    );
+    let (code, _, err) = ebm(&["summary", &s(&dir.join("missing.csv"))]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn example_scripts_run_and_draw() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = scratch("examples");
+    let cases: &[(&str, &[&str])] = &[
+        ("gmm8.ebm", &["out/gmm8.png"]),
+        (
+            "sample_gmm8.ebm",
+            &["out/gmm8_mala.png", "out/gmm8_mala.csv"],
+        ),
+        (
+            "sample_banana.ebm",
+            &[
+                "out/banana_hmc.png",
+                "out/banana_hmc_trace.png",
+                "out/banana_hmc.csv",
+            ],
+        ),
+    ];
+    for (name, outputs) in cases {
+        // A copy, so the outputs land in the scratch folder.
+        let src = dir.join(name);
+        std::fs::copy(root.join("examples").join(name), &src).unwrap();
+        let (code, out, err) = ebm(&["run", &s(&src)]);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(out.contains(" = sample("), "{name}: {out}");
+        for o in *outputs {
+            let p = dir.join(o);
+            assert!(
+                out.contains(&format!("wrote {}", p.display())),
+                "{name}: {out}"
+            );
+            if o.ends_with(".png") {
+                assert!(is_png(&p), "{o}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_starting_points_file_points_at_init() {
+    let dir = scratch("badinit");
+    let src = write(
+        &dir,
+        "s.ebm",
+        "energy gauss(x: [2]) = 0.5 * sqnorm(x)\nlet s = sample(gauss, init = \"start.npy\")\n",
+    );
+    ebm::data::npy::write_f64(&dir.join("start.npy"), &[3], &[1.0, 2.0, 3.0]).unwrap();
+    let (code, _, err) = ebm(&["run", &src]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error[E0620]: cannot read the starting points"),
+        "{err}"
+    );
+    assert!(err.contains("s.ebm:2:30"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
