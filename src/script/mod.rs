@@ -332,7 +332,8 @@ fn print(r: &mut Runner, stmt: &Statement, summaries: &[String]) -> Result<(), D
 pub fn format_tensor(t: &Tensor) -> String {
     fn rec(shape: &[usize], data: &[f64]) -> String {
         match shape {
-            [] => format!("{}", data[0]),
+            // −0 prints as 0: the sign of a zero energy is noise to a reader.
+            [] => format!("{}", if data[0] == 0.0 { 0.0 } else { data[0] }),
             [n, rest @ ..] => {
                 let stride: usize = rest.iter().product();
                 let items: Vec<String> = (0..*n)
