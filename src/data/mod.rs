@@ -11,6 +11,7 @@
 //! Every failure is a `DataError` value, never a panic; `sema` turns it into a
 //! diagnostic pointing at the path or key in the script.
 
+pub mod atomic;
 pub mod csv;
 pub mod json;
 pub mod npy;

@@ -156,13 +156,13 @@ pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
 }
 
 /// Writes an f64 array to an NPY file.
-pub fn write_f64(path: &std::path::Path, shape: &[usize], data: &[f64]) -> std::io::Result<()> {
-    std::fs::write(path, to_bytes_f64(shape, data))
+pub fn write_f64(path: &std::path::Path, shape: &[usize], data: &[f64]) -> Result<(), String> {
+    super::atomic::write_atomic(path, &to_bytes_f64(shape, data))
 }
 
 /// Writes an f32 array to an NPY file.
-pub fn write_f32(path: &std::path::Path, shape: &[usize], data: &[f32]) -> std::io::Result<()> {
-    std::fs::write(path, to_bytes_f32(shape, data))
+pub fn write_f32(path: &std::path::Path, shape: &[usize], data: &[f32]) -> Result<(), String> {
+    super::atomic::write_atomic(path, &to_bytes_f32(shape, data))
 }
 
 #[cfg(test)]

@@ -51,31 +51,12 @@ fn with_png(
     f: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), String>,
 ) -> Result<(), String> {
     ensure_font();
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file path", path.display()))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(".{name}.tmp{}.png", std::process::id()));
-    let res = (|| {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+    crate::data::atomic::write_via_temp(path, ".png", |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         f(&root)?;
         root.present().map_err(err)
-    })();
-    match res {
-        Ok(()) => {
-            std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    })
 }
 
 /// Viridis, interpolated between 9 anchors.
