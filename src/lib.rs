@@ -4,6 +4,7 @@
 //! shapes, constants) → `lower` (AST → IR) → `ir` → `autodiff` → `opt` →
 //! `backend` → `runtime` → runners (`sample`, ...). See `docs/ARCHITECTURE.md`.
 
+pub mod api;
 pub mod autodiff;
 pub mod backend;
 pub mod bench;

@@ -1,0 +1,78 @@
+//! The embedding API: what a Rust program needs to use an energy written in
+//! the ebm language, without the CLI.
+//!
+//! ```
+//! use ebm::api::Program;
+//! let program = Program::from_source("const mu = [1.0, -1.0]\nenergy e(x: [2]) = 0.5 * sqnorm(x - mu)").unwrap();
+//! let energy = program.energy("e").unwrap();            // Cranelift JIT, f64
+//! let x = [0.0, 0.0, 1.0, -1.0];                         // a batch of two points
+//! let eg = energy.energy_and_grad_x(&x, None, 2).unwrap();
+//! assert_eq!(eg.energy, vec![1.0, 0.0]);
+//! assert_eq!(eg.grad_x, vec![-1.0, 1.0, 0.0, 0.0]);
+//! ```
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backend::cpu::Cpu;
+use crate::backend::{Backend, DType};
+use crate::driver::{self, SourceFile};
+use crate::runtime::CompiledEnergy;
+use crate::sema;
+
+/// An analysed program: its constants, parameters and definitions.
+pub struct Program {
+    file: SourceFile,
+    module: sema::Module,
+}
+
+impl Program {
+    /// Parses and checks source text; relative data paths resolve against the
+    /// current folder. Errors come back rendered (`<source>:line:col`, caret).
+    pub fn from_source(text: &str) -> Result<Program, String> {
+        Program::analyse(SourceFile {
+            path: "<source>".into(),
+            text: text.into(),
+        })
+    }
+
+    /// Reads and checks a `.ebm` file; data paths resolve against its folder.
+    pub fn from_file(path: &Path) -> Result<Program, String> {
+        Program::analyse(SourceFile::read(path)?)
+    }
+
+    fn analyse(file: SourceFile) -> Result<Program, String> {
+        let module = driver::analyze(&file)?;
+        Ok(Program { file, module })
+    }
+
+    /// The names of the program's energies.
+    pub fn energies(&self) -> Vec<&str> {
+        self.module
+            .defs
+            .iter()
+            .filter(|d| d.kind == sema::DefKind::Energy)
+            .map(|d| d.name.as_str())
+            .collect()
+    }
+
+    /// Compiles an energy with the Cranelift JIT in f64, parameters at their
+    /// initial values.
+    pub fn energy(&self, name: &str) -> Result<CompiledEnergy, String> {
+        self.energy_with(name, Arc::new(Cpu::new()), DType::F64)
+    }
+
+    /// Compiles an energy for a chosen backend (`backend::Interp`, `Cpu`) and dtype.
+    pub fn energy_with(
+        &self,
+        name: &str,
+        backend: Arc<dyn Backend>,
+        dtype: DType,
+    ) -> Result<CompiledEnergy, String> {
+        driver::compile_energy(&self.file, &self.module, name, backend, dtype)
+    }
+
+    pub fn module(&self) -> &sema::Module {
+        &self.module
+    }
+}
