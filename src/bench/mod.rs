@@ -176,26 +176,19 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> Result<(), String> {
     Ok(())
 }
 
-fn param_values(w: &Workload) -> impl Fn(&str) -> Option<Vec<f64>> + '_ {
+/// Every parameter is 0.1 · SM64 normal(seed), rounded to f32 as the peers do;
+/// sizes come from the energy graph's parameter inputs.
+fn param_values<'a>(w: &'a Workload, graph: &'a Graph) -> impl Fn(&str) -> Option<Vec<f64>> + 'a {
     move |name: &str| {
         let &(_, seed) = w.params.iter().find(|(n, _)| *n == name)?;
-        let n = shape_len(w, name);
+        let id = graph.find_input_of(name, crate::ir::InputKind::Shared)?;
+        let n = crate::ir::numel(&graph.input(id).shape);
         Some(
             rng::normal(seed, n)
                 .iter()
                 .map(|v| round_f32(0.1 * v))
                 .collect(),
         )
-    }
-}
-
-fn shape_len(w: &Workload, name: &str) -> usize {
-    match (w.name, name) {
-        (_, "W1") => 2 * 128,
-        (_, "W2") => 128 * 128,
-        (_, "W3") => 128,
-        (_, "b3") => 1,
-        _ => 128,
     }
 }
 
@@ -225,7 +218,7 @@ fn run_workload(w: &Workload, opts: &Options) -> Result<Value, String> {
         .iter()
         .map(|&v| v as f32)
         .collect();
-    let params = param_values(w);
+    let params = param_values(w, &graph);
     let idle_before = machine::wait_quiet();
     // Warm-up: build and compile the fused step kernel, then one full run.
     let t = Instant::now();
