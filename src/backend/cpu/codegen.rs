@@ -96,6 +96,7 @@ pub(crate) fn compile(
     plan: &Plan,
     f64: bool,
     rows: usize,
+    direct: Option<&DirectSpec>,
     mut text: Option<&mut String>,
 ) -> Result<Jit, String> {
     let mut module = new_module(f64)?;
@@ -116,7 +117,13 @@ pub(crate) fn compile(
     let mut ids = vec![];
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
-    for (gi, group) in plan.groups.iter().enumerate() {
+    let jobs = plan
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(gi, g)| (gi, g, None))
+        .chain(direct.map(|d| (plan.groups.len(), &plan.groups[d.group], Some(d))));
+    for (gi, group, dspec) in jobs {
         let id = module
             .declare_function(&format!("loop{gi}"), Linkage::Local, &sig)
             .map_err(|e| e.to_string())?;
@@ -129,14 +136,23 @@ pub(crate) fn compile(
                 .iter()
                 .map(|&id| module.declare_func_in_func(id, b.func))
                 .collect();
-            gen_loop(&mut b, group, lanes, rows as i64, &shims);
+            match dspec {
+                Some(d) => gen_direct(&mut b, group, d, f64, &shims),
+                None => gen_loop(&mut b, group, lanes, rows as i64, &shims),
+            }
             b.seal_all_blocks();
             b.finalize(fcfg);
         }
         if let Some(t) = text.as_deref_mut() {
             t.push_str(&format!(
-                "; loop{gi}: {} (domain {})\n",
-                group.label, group.domain
+                "; loop{gi}: {}{} (domain {})\n",
+                if dspec.is_some() {
+                    "batch-major direct "
+                } else {
+                    ""
+                },
+                group.label,
+                group.domain
             ));
             t.push_str(&ctx.func.display().to_string());
             t.push('\n');
@@ -525,4 +541,176 @@ fn gen_op(
             l.sel(b, m, v(a), v(d))
         }
     }
+}
+
+/// A tile program that is one elementwise loop over per-sample values of the
+/// same size `n` (sample inputs read with the identity map, invariant leaves
+/// that are scalars or per-feature vectors): it runs directly on the
+/// batch-major input and output buffers, lanes across features, with no
+/// transposes and no tile arena.
+#[derive(Clone, Debug)]
+pub(crate) struct DirectSpec {
+    /// The group (`plan.groups`) whose expression is evaluated.
+    pub group: usize,
+    /// Features per sample.
+    pub n: usize,
+    /// (tile offset of a sample input, slot) for every tile leaf.
+    pub load_slot: Vec<(usize, usize)>,
+    /// The slot of the per-sample output.
+    pub dst_slot: usize,
+}
+
+/// `fn(slots, inv, consts, ins, tables, rows)`: `slots[k]` is the address of
+/// row 0 of slot `k`'s batch-major buffer; every slot has `n` values a row.
+/// Full lane vectors run across features; a scalar tail covers `n % width`.
+pub(crate) fn gen_direct(
+    b: &mut FunctionBuilder,
+    g: &Group,
+    spec: &DirectSpec,
+    f64: bool,
+    shims: &[cranelift_codegen::ir::FuncRef],
+) {
+    let lv = Lanes::new(f64, true);
+    let ls = Lanes::new(f64, false);
+    let sz = lv.elem_bytes();
+    let n = spec.n as i64;
+    let row_bytes = n * sz;
+    let vec_bytes = (n / lv.width() as i64) * lv.bytes();
+    let entry = b.create_block();
+    let rblock = b.create_block();
+    let vblock = b.create_block();
+    let tblock = b.create_block();
+    let rnext = b.create_block();
+    let exit = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let ps = b.block_params(entry).to_vec();
+    let p = Params {
+        tile: ps[0],
+        inv: ps[1],
+        consts: ps[2],
+        ins: ps[3],
+        tables: ps[4],
+    };
+    let rows = ps[5];
+    let slot_of = |off: usize| {
+        spec.load_slot
+            .iter()
+            .find(|&&(o, _)| o == off)
+            .map(|&(_, s)| s)
+            .expect("direct plan: tile leaf without a slot")
+    };
+    let flags = MemFlagsData::trusted().with_readonly();
+    // Level 0: constants; 1: invariant scalars (splatted); 2: per element.
+    let mut level = vec![0u8; g.exprs.len()];
+    let mut vv: Vec<Option<Value>> = vec![None; g.exprs.len()];
+    let mut sv: Vec<Option<Value>> = vec![None; g.exprs.len()];
+    // Per level-2 leaf: (base address, byte offset, whether it moves with the row).
+    let mut leaf: Vec<Option<(Value, i64, bool)>> = vec![None; g.exprs.len()];
+    let mut inputs = vec![];
+    for (i, e) in g.exprs.iter().enumerate() {
+        level[i] = match *e {
+            Expr::Load { loc, map } => {
+                let Map::Affine { a, s } = map else {
+                    unreachable!("direct plan: table map")
+                };
+                if let Loc::Tile(off) = loc {
+                    let ptr = b
+                        .ins()
+                        .load(types::I64, flags, p.tile, (8 * slot_of(off)) as i32);
+                    leaf[i] = Some((ptr, 0, true));
+                    2
+                } else {
+                    let (base, off, _) = base_and_stride(b, &p, loc, &lv, 1, &mut inputs);
+                    if s == 0 || spec.n == 1 {
+                        let a = b.ins().iadd_imm_s(base, off + a * sz);
+                        let x = b.ins().load(lv.sft(), flags, a, 0);
+                        sv[i] = Some(x);
+                        vv[i] = Some(lv.splat(b, x));
+                        1
+                    } else {
+                        leaf[i] = Some((base, off + a * sz, false));
+                        2
+                    }
+                }
+            }
+            Expr::Scalar(_) => 0,
+            Expr::Unary(_, a) | Expr::PowC(_, a) => level[a as usize],
+            Expr::Binary(_, a, c) => level[a as usize].max(level[c as usize]),
+            Expr::Select(c, a, d) => level[c as usize]
+                .max(level[a as usize])
+                .max(level[d as usize]),
+        };
+        if level[i] < 2 && !matches!(e, Expr::Load { .. }) {
+            vv[i] = Some(gen_op(b, &lv, e, &vv, shims));
+            sv[i] = Some(gen_op(b, &ls, e, &sv, shims));
+        }
+    }
+    let dst = b
+        .ins()
+        .load(types::I64, flags, p.tile, (8 * spec.dst_slot) as i32);
+    let total = b.ins().imul_imm_s(rows, row_bytes);
+    let zero = b.ins().iconst(types::I64, 0);
+    let none = b.ins().icmp_imm_s(IntCC::Equal, rows, 0);
+    b.ins().brif(none, exit, &[], rblock, &[zero.into()]);
+
+    // One body: lane type `l`, values `vals`, element byte offset `eo` within
+    // the row `ro`; stores the root.
+    let body = |b: &mut FunctionBuilder, l: &Lanes, vals: &mut Vec<Option<Value>>, ro, eo| {
+        let mflags = MemFlagsData::new().with_notrap();
+        for (i, e) in g.exprs.iter().enumerate() {
+            if level[i] != 2 {
+                continue;
+            }
+            if let Some((base, off, moves)) = leaf[i] {
+                let a = b.ins().iadd(base, eo);
+                let a = if moves { b.ins().iadd(a, ro) } else { a };
+                vals[i] = Some(b.ins().load(l.ft, mflags, a, off as i32));
+            } else {
+                vals[i] = Some(gen_op(b, l, e, vals, shims));
+            }
+        }
+        let v = vals[g.root as usize].unwrap();
+        let a = b.ins().iadd(dst, ro);
+        let a = b.ins().iadd(a, eo);
+        b.ins().store(mflags, v, a, 0);
+    };
+
+    b.switch_to_block(rblock);
+    let ro = b.append_block_param(rblock, types::I64);
+    if vec_bytes > 0 {
+        b.ins().jump(vblock, &[zero.into()]);
+    } else {
+        b.ins().jump(tblock, &[]);
+    }
+
+    b.switch_to_block(vblock);
+    let vb = b.append_block_param(vblock, types::I64);
+    body(b, &lv, &mut vv.clone(), ro, vb);
+    let vb1 = b.ins().iadd_imm_s(vb, lv.bytes());
+    let more = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, vb1, vec_bytes);
+    b.ins().brif(more, vblock, &[vb1.into()], tblock, &[]);
+
+    b.switch_to_block(tblock);
+    if vec_bytes < row_bytes {
+        let sblock = b.create_block();
+        let start = b.ins().iconst(types::I64, vec_bytes);
+        b.ins().jump(sblock, &[start.into()]);
+        b.switch_to_block(sblock);
+        let sb = b.append_block_param(sblock, types::I64);
+        body(b, &ls, &mut sv.clone(), ro, sb);
+        let sb1 = b.ins().iadd_imm_s(sb, sz);
+        let more = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, sb1, row_bytes);
+        b.ins().brif(more, sblock, &[sb1.into()], rnext, &[]);
+    } else {
+        b.ins().jump(rnext, &[]);
+    }
+
+    b.switch_to_block(rnext);
+    let ro1 = b.ins().iadd_imm_s(ro, row_bytes);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, ro1, total);
+    b.ins().brif(more, rblock, &[ro1.into()], exit, &[]);
+
+    b.switch_to_block(exit);
+    b.ins().return_(&[]);
 }

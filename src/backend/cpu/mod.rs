@@ -30,7 +30,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use self::codegen::Jit;
+use self::codegen::{DirectSpec, Jit};
 use self::plan::{Dim, Loc, OutSrc, Plan, Step, Stride};
 use super::{Backend, DType, Kernel};
 use crate::ir::interp::Real;
@@ -155,7 +155,21 @@ pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
     let elem = if dtype == DType::F64 { 8 } else { 4 };
     let rows = tile_rows(&plan, elem);
     let mut text = schedule_text(&plan, rows);
-    codegen::compile(&plan, dtype == DType::F64, rows, Some(&mut text))?;
+    let direct = direct_spec(&plan);
+    if let Some(d) = &direct {
+        text.push_str(&format!(
+            "; tile program runs batch-major (loop{}, {} features, no transposes)\n",
+            plan.groups.len(),
+            d.n
+        ));
+    }
+    codegen::compile(
+        &plan,
+        dtype == DType::F64,
+        rows,
+        direct.as_ref(),
+        Some(&mut text),
+    )?;
     Ok(text)
 }
 
@@ -212,6 +226,9 @@ struct Prog<T> {
     plan: Plan,
     rows: usize,
     jit: Jit,
+    /// (spec, output index, input index per input slot) when the tile program
+    /// runs directly on the batch-major buffers.
+    direct: Option<Direct>,
     consts: Vec<T>,
     scratch: Mutex<Vec<Scratch<T>>>,
 }
@@ -257,12 +274,23 @@ impl<T: Real> Prog<T> {
     fn new(plan: Plan) -> Result<Prog<T>, String> {
         let elem = std::mem::size_of::<T>();
         let rows = tile_rows(&plan, elem);
-        let jit = codegen::compile(&plan, elem == 8, rows, None)?;
+        let spec = direct_spec(&plan);
+        let jit = codegen::compile(&plan, elem == 8, rows, spec.as_ref(), None)?;
         let consts = plan.consts.iter().map(|&v| T::from_f64(v)).collect();
+        let direct = spec.map(|spec| Direct {
+            func: plan.groups.len(),
+            n: spec.n,
+            out: plan.outputs.iter().position(|o| o.variant).unwrap(),
+            slot_inputs: (0..spec.dst_slot)
+                .map(|k| (plan.sample_in[k].0, plan.sample_in[k].2))
+                .collect(),
+            spec,
+        });
         Ok(Prog {
             plan,
             rows,
             jit,
+            direct,
             consts,
             scratch: Mutex::new(vec![]),
         })
@@ -530,6 +558,27 @@ impl<T: Real> Prog<T> {
         r1: usize,
     ) {
         let p = &self.plan;
+        if let Some(d) = &self.direct {
+            let mut slots = [std::ptr::null::<u8>(); MAX_DIRECT_SLOTS];
+            for (k, &(i, numel)) in d.slot_inputs.iter().enumerate() {
+                slots[k] = inputs[i][r0 * numel..].as_ptr() as *const u8;
+            }
+            slots[d.spec.dst_slot] = unsafe { outs[d.out].0.add(r0 * d.n) as *const u8 };
+            // SAFETY: every slot addresses rows r0..r1 of an n-wide buffer
+            // (lengths checked by `check_io`); the output rows are this
+            // thread's alone.
+            unsafe {
+                (self.jit.fns[d.func])(
+                    slots.as_ptr() as *mut u8,
+                    inv as *mut u8,
+                    self.consts.as_ptr() as *const u8,
+                    ins,
+                    p.tables.as_ptr(),
+                    (r1 - r0) as i64,
+                )
+            };
+            return;
+        }
         let t = self.rows;
         let w = 16 / std::mem::size_of::<T>();
         let mut start = r0;
@@ -573,6 +622,84 @@ impl<T: Real> Prog<T> {
             start += rows;
         }
     }
+}
+
+/// Sample inputs plus the output a batch-major direct loop may address.
+const MAX_DIRECT_SLOTS: usize = 16;
+
+struct Direct {
+    spec: DirectSpec,
+    /// Index of `jit.fns` of the direct loop.
+    func: usize,
+    n: usize,
+    /// The per-sample output it writes.
+    out: usize,
+    /// (graph input index, numel) of each input slot.
+    slot_inputs: Vec<(usize, usize)>,
+}
+
+/// Whether the tile program is a single elementwise loop over per-sample
+/// values of one size `n`, writing the only batch-dependent output: then it
+/// can run on the batch-major buffers directly (`codegen::gen_direct`).
+/// Sample inputs must be read whole with the identity map; other leaves must
+/// be scalars or per-feature vectors (affine maps of stride 0 or 1).
+fn direct_spec(plan: &Plan) -> Option<DirectSpec> {
+    if std::env::var("EBM_DIRECT").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    let [Step::Loop(gi)] = plan.tile_steps[..] else {
+        return None;
+    };
+    let g = &plan.groups[gi];
+    let n = g.domain;
+    // Over one feature the stride of a map does not matter.
+    let identity = |m: plan::Map| match m {
+        plan::Map::Affine { a: 0, s } => s == 1 || n == 1,
+        _ => false,
+    };
+    let Loc::Tile(doff) = g.dst else {
+        return None;
+    };
+    if g.red > 1 || g.store != plan::Store::Set || !g.variant || !identity(g.dst_map) {
+        return None;
+    }
+    let mut variant = plan.outputs.iter().filter(|o| o.variant);
+    let out = variant.next()?;
+    if variant.next().is_some()
+        || out.reduce != BatchReduce::PerSample
+        || out.direct
+        || out.numel != n
+        || !matches!(out.src, OutSrc::Loc(Loc::Tile(o)) if o == doff)
+    {
+        return None;
+    }
+    if plan.sample_in.len() + 1 > MAX_DIRECT_SLOTS {
+        return None;
+    }
+    let mut load_slot = vec![];
+    for e in &g.exprs {
+        let plan::Expr::Load { loc, map } = *e else {
+            continue;
+        };
+        match (loc, map) {
+            (Loc::Tile(off), m) => {
+                let k = plan.sample_in.iter().position(|s| s.1 == off)?;
+                if !identity(m) || plan.sample_in[k].2 != n {
+                    return None;
+                }
+                load_slot.push((off, k));
+            }
+            (Loc::Partial(_), _) | (_, plan::Map::Table(_)) => return None,
+            (_, plan::Map::Affine { s, .. }) if s != 0 && s != 1 && n > 1 => return None,
+            _ => {}
+        }
+    }
+    Some(DirectSpec {
+        group: gi,
+        n,
+        load_slot,
+        dst_slot: plan.sample_in.len(),
+    })
 }
 
 #[derive(Clone, Copy)]
