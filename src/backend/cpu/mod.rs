@@ -725,6 +725,21 @@ unsafe fn transpose_in<T: Copy>(src: &[T], rows: usize, n: usize, tile: *mut T, 
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), tile, rows) };
         return;
     }
+    if n == 2 {
+        // De-interleave (2-D chains: W1, W3); rustc vectorises this.
+        // SAFETY: two feature rows of stride t ≥ rows.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(tile, rows),
+                std::slice::from_raw_parts_mut(tile.add(t), rows),
+            )
+        };
+        for ((p, a), b) in src[..2 * rows].chunks_exact(2).zip(a).zip(b) {
+            *a = p[0];
+            *b = p[1];
+        }
+        return;
+    }
     // SAFETY: bounds asserted above; the tile holds n rows of stride t ≥ rows.
     unsafe { simd::transpose(src.as_ptr(), n, 1, tile, 1, t, rows, n) }
 }
@@ -737,6 +752,20 @@ unsafe fn transpose_out<T: Copy>(tile: *const T, rows: usize, n: usize, dst: &mu
     assert!(dst.len() >= rows * n);
     if n == 1 {
         dst[..rows].copy_from_slice(unsafe { std::slice::from_raw_parts(tile, rows) });
+        return;
+    }
+    if n == 2 {
+        // SAFETY: two feature rows of stride t ≥ rows.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(tile, rows),
+                std::slice::from_raw_parts(tile.add(t), rows),
+            )
+        };
+        for ((p, a), b) in dst[..2 * rows].chunks_exact_mut(2).zip(a).zip(b) {
+            p[0] = *a;
+            p[1] = *b;
+        }
         return;
     }
     // SAFETY: as above, with the roles swapped.
