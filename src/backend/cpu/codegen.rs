@@ -97,6 +97,7 @@ pub(crate) fn compile(
     f64: bool,
     rows: usize,
     direct: Option<&DirectSpec>,
+    fused: bool,
     mut text: Option<&mut String>,
 ) -> Result<Jit, String> {
     let mut module = new_module(f64)?;
@@ -117,13 +118,17 @@ pub(crate) fn compile(
     let mut ids = vec![];
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
+    // (function index, group, direct spec, whether it is the fused program)
+    let ng = plan.groups.len();
+    let fused_job = fused.then(|| (ng + direct.is_some() as usize, &plan.groups[0], None, true));
     let jobs = plan
         .groups
         .iter()
         .enumerate()
-        .map(|(gi, g)| (gi, g, None))
-        .chain(direct.map(|d| (plan.groups.len(), &plan.groups[d.group], Some(d))));
-    for (gi, group, dspec) in jobs {
+        .map(|(gi, g)| (gi, g, None, false))
+        .chain(direct.map(|d| (ng, &plan.groups[d.group], Some(d), false)))
+        .chain(fused_job);
+    for (gi, group, dspec, is_fused) in jobs {
         let id = module
             .declare_function(&format!("loop{gi}"), Linkage::Local, &sig)
             .map_err(|e| e.to_string())?;
@@ -137,6 +142,7 @@ pub(crate) fn compile(
                 .map(|&id| module.declare_func_in_func(id, b.func))
                 .collect();
             match dspec {
+                _ if is_fused => gen_fused(&mut b, plan, f64, rows as i64, &shims),
                 Some(d) => gen_direct(&mut b, group, d, f64, &shims),
                 None => gen_loop(&mut b, group, lanes, rows as i64, &shims),
             }
@@ -144,16 +150,22 @@ pub(crate) fn compile(
             b.finalize(fcfg);
         }
         if let Some(t) = text.as_deref_mut() {
-            t.push_str(&format!(
-                "; loop{gi}: {}{} (domain {})\n",
-                if dspec.is_some() {
-                    "batch-major direct "
-                } else {
-                    ""
-                },
-                group.label,
-                group.domain
-            ));
+            if is_fused {
+                t.push_str(&format!(
+                    "; loop{gi}: the tile program fused (vector-outer)\n"
+                ));
+            } else {
+                t.push_str(&format!(
+                    "; loop{gi}: {}{} (domain {})\n",
+                    if dspec.is_some() {
+                        "batch-major direct "
+                    } else {
+                        ""
+                    },
+                    group.label,
+                    group.domain
+                ));
+            }
             t.push_str(&ctx.func.display().to_string());
             t.push('\n');
         }
@@ -710,6 +722,206 @@ pub(crate) fn gen_direct(
     let ro1 = b.ins().iadd_imm_s(ro, row_bytes);
     let more = b.ins().icmp(IntCC::UnsignedLessThan, ro1, total);
     b.ins().brif(more, rblock, &[ro1.into()], exit, &[]);
+
+    b.switch_to_block(exit);
+    b.ins().return_(&[]);
+}
+
+/// Constant feature index of `map` at loop counter `f`.
+fn feature_index(plan: &Plan, map: Map, f: usize) -> i64 {
+    match map {
+        Map::Affine { a, s } => a + s * f as i64,
+        Map::Table(t) => plan.tables[t + f] as i64,
+    }
+}
+
+/// Unrolled (group, feature) iterations above which a tile program is not
+/// fused into one loop (code size).
+pub(crate) const FUSE_BUDGET: usize = 4096;
+
+/// Whether the tile program of `plan` can run as one vector-outer loop
+/// ([`gen_fused`]): loops only, small enough to unroll over features.
+pub(crate) fn fusable(plan: &Plan) -> bool {
+    let mut work = 0;
+    for st in &plan.tile_steps {
+        let super::plan::Step::Loop(i) = st else {
+            return false;
+        };
+        let g = &plan.groups[*i];
+        if !g.variant || matches!(g.dst, Loc::Partial(_)) {
+            return false;
+        }
+        work += g.domain * g.red.max(1) * g.exprs.len();
+    }
+    plan.tile_steps.len() > 1 && work <= FUSE_BUDGET
+}
+
+/// The whole tile program as one loop over lane vectors: per vector, every
+/// group in schedule order, every feature unrolled (addresses are constants).
+/// Lanes never interact, so each lane sees exactly the operations, in the
+/// order, of the group-by-group schedule — but a vector's column of the tile
+/// stays in L1 instead of being streamed through once per group.
+pub(crate) fn gen_fused(
+    b: &mut FunctionBuilder,
+    plan: &Plan,
+    f64: bool,
+    rows: i64,
+    shims: &[cranelift_codegen::ir::FuncRef],
+) {
+    let l = Lanes::new(f64, true);
+    let entry = b.create_block();
+    let vblock = b.create_block();
+    let exit = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let ps = b.block_params(entry).to_vec();
+    let p = Params {
+        tile: ps[0],
+        inv: ps[1],
+        consts: ps[2],
+        ins: ps[3],
+        tables: ps[4],
+    };
+    let nvec = ps[5];
+    let nbytes = b.ins().imul_imm_s(nvec, l.bytes());
+    let mut inputs = vec![];
+    let groups: Vec<&Group> = plan
+        .tile_steps
+        .iter()
+        .map(|st| match st {
+            super::plan::Step::Loop(i) => &plan.groups[*i],
+            _ => unreachable!("checked by fusable"),
+        })
+        .collect();
+    // Per (group, point): values of levels 0/1, computed in the entry block.
+    let flags = MemFlagsData::trusted();
+    let mut levels = vec![];
+    let mut pre: Vec<Vec<Vec<Option<Value>>>> = vec![];
+    for g in &groups {
+        let mut level = vec![0u8; g.exprs.len()];
+        for (i, e) in g.exprs.iter().enumerate() {
+            level[i] = match *e {
+                Expr::Load { loc, .. } => {
+                    if matches!(loc, Loc::Tile(_)) {
+                        2
+                    } else {
+                        1
+                    }
+                }
+                Expr::Scalar(_) => 0,
+                Expr::Unary(_, a) | Expr::PowC(_, a) => level[a as usize],
+                Expr::Binary(_, a, c) => level[a as usize].max(level[c as usize]),
+                Expr::Select(c, a, d) => level[c as usize]
+                    .max(level[a as usize])
+                    .max(level[d as usize]),
+            };
+        }
+        let red = g.red.max(1);
+        let mut consts: Vec<Option<Value>> = vec![None; g.exprs.len()];
+        for (i, e) in g.exprs.iter().enumerate() {
+            if level[i] == 0 {
+                consts[i] = Some(gen_op(b, &l, e, &consts, shims));
+            }
+        }
+        let mut per_point = vec![];
+        for f in 0..g.domain {
+            for r in 0..red {
+                let fr = f * red + r;
+                let mut vals = consts.clone();
+                for (i, e) in g.exprs.iter().enumerate() {
+                    if level[i] != 1 {
+                        continue;
+                    }
+                    if let Expr::Load { loc, map } = *e {
+                        let (base, off, stride) =
+                            base_and_stride(b, &p, loc, &l, rows, &mut inputs);
+                        let a = off + feature_index(plan, map, fr) * stride;
+                        let s = b.ins().load(l.sft(), flags.with_readonly(), base, a as i32);
+                        vals[i] = Some(l.splat(b, s));
+                    } else {
+                        vals[i] = Some(gen_op(b, &l, e, &vals, shims));
+                    }
+                }
+                per_point.push(vals);
+            }
+        }
+        levels.push(level);
+        pre.push(per_point);
+    }
+    let zero = b.ins().iconst(types::I64, 0);
+    b.ins().jump(vblock, &[zero.into()]);
+
+    b.switch_to_block(vblock);
+    let vb = b.append_block_param(vblock, types::I64);
+    let col = b.ins().iadd(p.tile, vb);
+    let flags = MemFlagsData::new().with_notrap();
+    let sz = l.elem_bytes();
+    for (gi, g) in groups.iter().enumerate() {
+        let level = &levels[gi];
+        let red = g.red.max(1);
+        for f in 0..g.domain {
+            let mut rvals = vec![];
+            for r in 0..red {
+                let mut vals = pre[gi][f * red + r].clone();
+                for (i, e) in g.exprs.iter().enumerate() {
+                    if level[i] != 2 {
+                        continue;
+                    }
+                    if let Expr::Load {
+                        loc: Loc::Tile(off),
+                        map,
+                    } = *e
+                    {
+                        let a = (off as i64 + feature_index(plan, map, f * red + r)) * rows * sz;
+                        vals[i] = Some(b.ins().load(l.ft, flags, col, a as i32));
+                    } else {
+                        vals[i] = Some(gen_op(b, &l, e, &vals, shims));
+                    }
+                }
+                rvals.push(vals[g.root as usize].unwrap());
+            }
+            // The destination: a tile row (vector) or, never for a variant
+            // group, anything else.
+            let Loc::Tile(doff) = g.dst else {
+                unreachable!("variant groups write tile buffers")
+            };
+            let da = (doff as i64 + feature_index(plan, g.dst_map, f)) * rows * sz;
+            let v = if red > 1 {
+                let mut acc = l.f(
+                    b,
+                    if g.store == Store::Max {
+                        f64::NEG_INFINITY
+                    } else {
+                        0.0
+                    },
+                );
+                for &x in &rvals {
+                    acc = match g.store {
+                        Store::Max => max_rule(b, &l, acc, x, true),
+                        _ => b.ins().fadd(acc, x),
+                    };
+                }
+                acc
+            } else {
+                let v = rvals[0];
+                match g.store {
+                    Store::Set => v,
+                    Store::Add => {
+                        let old = b.ins().load(l.ft, flags, col, da as i32);
+                        b.ins().fadd(old, v)
+                    }
+                    Store::Max => {
+                        let old = b.ins().load(l.ft, flags, col, da as i32);
+                        max_rule(b, &l, old, v, true)
+                    }
+                }
+            };
+            b.ins().store(flags, v, col, da as i32);
+        }
+    }
+    let vb1 = b.ins().iadd_imm_s(vb, l.bytes());
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, vb1, nbytes);
+    b.ins().brif(more, vblock, &[vb1.into()], exit, &[]);
 
     b.switch_to_block(exit);
     b.ins().return_(&[]);

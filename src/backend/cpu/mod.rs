@@ -135,9 +135,17 @@ fn tile_budget() -> usize {
 }
 
 /// Tile height: as many rows as fit the scratch budget, a multiple of 16, 16..=512.
-fn tile_rows(plan: &Plan, elem: usize) -> usize {
+fn tile_rows(plan: &Plan, elem: usize, fused: bool) -> usize {
     let per_row = plan.tile_feats.max(1) * elem;
-    (tile_budget() / per_row / 16 * 16).clamp(16, 512)
+    let t = (tile_budget() / per_row / 16 * 16).clamp(16, 512);
+    if fused && t > 16 && (t / 16).is_multiple_of(2) {
+        // The fused loop touches one element of every feature row per
+        // vector: an odd number of 16-row blocks keeps the rows' addresses
+        // from piling into a few L1 sets (a 2 KiB stride thrashed them).
+        t - 16
+    } else {
+        t
+    }
 }
 
 /// Whether f32 exp/sigmoid over whole buffers go through the AVX-512 routines
@@ -153,9 +161,10 @@ fn use_array_unary(dtype: DType) -> bool {
 pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
     let plan = plan::build(graph, use_array_unary(dtype))?;
     let elem = if dtype == DType::F64 { 8 } else { 4 };
-    let rows = tile_rows(&plan, elem);
-    let mut text = schedule_text(&plan, rows);
     let direct = direct_spec(&plan);
+    let fused = use_fused(&plan, direct.is_some());
+    let rows = tile_rows(&plan, elem, fused);
+    let mut text = schedule_text(&plan, rows);
     if let Some(d) = &direct {
         text.push_str(&format!(
             "; tile program runs batch-major (loop{}, {} features, no transposes)\n",
@@ -163,11 +172,18 @@ pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
             d.n
         ));
     }
+    if fused {
+        text.push_str(&format!(
+            "; tile program runs fused, vector-outer (loop{})\n",
+            plan.groups.len()
+        ));
+    }
     codegen::compile(
         &plan,
         dtype == DType::F64,
         rows,
         direct.as_ref(),
+        fused,
         Some(&mut text),
     )?;
     Ok(text)
@@ -229,6 +245,8 @@ struct Prog<T> {
     /// (spec, output index, input index per input slot) when the tile program
     /// runs directly on the batch-major buffers.
     direct: Option<Direct>,
+    /// Index in `jit.fns` of the fused (vector-outer) tile program.
+    fused: Option<usize>,
     consts: Vec<T>,
     scratch: Mutex<Vec<Scratch<T>>>,
 }
@@ -273,9 +291,10 @@ impl CpuKernel {
 impl<T: Real> Prog<T> {
     fn new(plan: Plan) -> Result<Prog<T>, String> {
         let elem = std::mem::size_of::<T>();
-        let rows = tile_rows(&plan, elem);
         let spec = direct_spec(&plan);
-        let jit = codegen::compile(&plan, elem == 8, rows, spec.as_ref(), None)?;
+        let fused = use_fused(&plan, spec.is_some());
+        let rows = tile_rows(&plan, elem, fused);
+        let jit = codegen::compile(&plan, elem == 8, rows, spec.as_ref(), fused, None)?;
         let consts = plan.consts.iter().map(|&v| T::from_f64(v)).collect();
         let direct = spec.map(|spec| Direct {
             func: plan.groups.len(),
@@ -286,11 +305,13 @@ impl<T: Real> Prog<T> {
                 .collect(),
             spec,
         });
+        let fused = fused.then(|| plan.groups.len() + direct.is_some() as usize);
         Ok(Prog {
             plan,
             rows,
             jit,
             direct,
+            fused,
             consts,
             scratch: Mutex::new(vec![]),
         })
@@ -588,8 +609,23 @@ impl<T: Real> Prog<T> {
                 let src = &inputs[i][start * n..(start + rows) * n];
                 unsafe { transpose_in(src, rows, n, tile.add(off * t), t) };
             }
-            for step in &p.tile_steps {
-                unsafe { self.exec(step, tile, inv, ins, parts, rows, rows.div_ceil(w)) };
+            if let Some(fi) = self.fused {
+                // SAFETY: the fused function addresses the same arenas as the
+                // loops it replaces.
+                unsafe {
+                    (self.jit.fns[fi])(
+                        tile as *mut u8,
+                        inv as *mut u8,
+                        self.consts.as_ptr() as *const u8,
+                        ins,
+                        p.tables.as_ptr(),
+                        rows.div_ceil(w) as i64,
+                    )
+                };
+            } else {
+                for step in &p.tile_steps {
+                    unsafe { self.exec(step, tile, inv, ins, parts, rows, rows.div_ceil(w)) };
+                }
             }
             for (j, o) in p.outputs.iter().enumerate() {
                 if !o.variant || o.direct {
@@ -622,6 +658,12 @@ impl<T: Real> Prog<T> {
             start += rows;
         }
     }
+}
+
+/// Whether the tile program runs as one fused vector-outer loop
+/// (`codegen::gen_fused`; `EBM_FUSE=0` keeps the group-by-group loops).
+fn use_fused(plan: &Plan, direct: bool) -> bool {
+    !direct && codegen::fusable(plan) && std::env::var("EBM_FUSE").map_or(true, |v| v != "0")
 }
 
 /// Sample inputs plus the output a batch-major direct loop may address.
