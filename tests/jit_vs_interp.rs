@@ -702,3 +702,45 @@ fn batch_major_elementwise_steps() {
     g.add_output("sq", sq, BatchReduce::PerSample);
     check_all(&g);
 }
+
+/// A tile program of loops only (W1's energy and gradient: ten loops over a
+/// few dozen features) runs as one vector-outer loop with every feature
+/// unrolled and intermediates forwarded in registers.
+#[test]
+fn fused_vector_outer_tile_program() {
+    let g = gmm_graph();
+    for dt in [DType::F32, DType::F64] {
+        let text = ebm::backend::cpu::clif_text(&g, dt).unwrap();
+        assert!(text.contains("runs fused"), "{text}");
+    }
+    check_all(&g);
+    // Reductions read-modify-written over a larger domain, a table-mapped
+    // transpose, and a batch-summed output in the same fused program.
+    let mut g = Graph::new("fused_mix");
+    let x = g.input_node("x", vec![6, 5], InputKind::Sample);
+    let t = g.transpose(x, &[1, 0]);
+    let e = g.unary(UnaryOp::Exp, t);
+    let s = g.reduce_sum(e, Axes::of(&[1]));
+    let m = g.reduce_max(x, Axes::of(&[0]));
+    let y = g.add_(s, m);
+    let c = g.scalar(0.3);
+    let cb = g.broadcast(c, &[5]);
+    let yd = g.div(y, cb);
+    g.add_output("y", yd, BatchReduce::PerSample);
+    g.add_output("ysum", yd, BatchReduce::Sum);
+    check_all(&g);
+}
+
+#[test]
+fn fused_program_with_a_transposed_exp_output() {
+    let mut g = Graph::new("fused_mix2");
+    let x = g.input_node("x", vec![6, 5], InputKind::Sample);
+    let t = g.transpose(x, &[1, 0]);
+    let e = g.unary(UnaryOp::Exp, t);
+    let s = g.reduce_sum(e, Axes::of(&[1]));
+    g.add_output("s", s, BatchReduce::PerSample);
+    g.add_output("e", e, BatchReduce::PerSample);
+    let text = ebm::backend::cpu::clif_text(&g, DType::F64).unwrap();
+    assert!(text.contains("runs fused"), "{text}");
+    check_all(&g);
+}

@@ -856,6 +856,22 @@ pub(crate) fn gen_fused(
     let col = b.ins().iadd(p.tile, vb);
     let flags = MemFlagsData::new().with_notrap();
     let sz = l.elem_bytes();
+    // Store-to-load forwarding within a vector's column: the latest value
+    // written at each byte offset. Only the tile rows of outputs (read after
+    // this function) are stored, once, at the end of the iteration; every
+    // other intermediate lives in registers (or spill slots).
+    let mut fwd: std::collections::BTreeMap<i64, Value> = Default::default();
+    let out_ranges: Vec<(i64, i64)> = plan
+        .outputs
+        .iter()
+        .filter(|o| o.variant && !o.direct)
+        .filter_map(|o| match o.src {
+            super::plan::OutSrc::Loc(Loc::Tile(off)) => {
+                Some((off as i64 * rows * sz, (off + o.numel) as i64 * rows * sz))
+            }
+            _ => None,
+        })
+        .collect();
     for (gi, g) in groups.iter().enumerate() {
         let level = &levels[gi];
         let red = g.red.max(1);
@@ -873,7 +889,10 @@ pub(crate) fn gen_fused(
                     } = *e
                     {
                         let a = (off as i64 + feature_index(plan, map, f * red + r)) * rows * sz;
-                        vals[i] = Some(b.ins().load(l.ft, flags, col, a as i32));
+                        vals[i] = Some(match fwd.get(&a) {
+                            Some(&v) => v,
+                            None => b.ins().load(l.ft, flags, col, a as i32),
+                        });
                     } else {
                         vals[i] = Some(gen_op(b, &l, e, &vals, shims));
                     }
@@ -907,16 +926,27 @@ pub(crate) fn gen_fused(
                 match g.store {
                     Store::Set => v,
                     Store::Add => {
-                        let old = b.ins().load(l.ft, flags, col, da as i32);
+                        let old = match fwd.get(&da) {
+                            Some(&o) => o,
+                            None => b.ins().load(l.ft, flags, col, da as i32),
+                        };
                         b.ins().fadd(old, v)
                     }
                     Store::Max => {
-                        let old = b.ins().load(l.ft, flags, col, da as i32);
+                        let old = match fwd.get(&da) {
+                            Some(&o) => o,
+                            None => b.ins().load(l.ft, flags, col, da as i32),
+                        };
                         max_rule(b, &l, old, v, true)
                     }
                 }
             };
-            b.ins().store(flags, v, col, da as i32);
+            fwd.insert(da, v);
+        }
+    }
+    for (&a, &v) in &fwd {
+        if out_ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&a)) {
+            b.ins().store(flags, v, col, a as i32);
         }
     }
     let vb1 = b.ins().iadd_imm_s(vb, l.bytes());
