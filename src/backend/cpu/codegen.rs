@@ -737,7 +737,7 @@ fn feature_index(plan: &Plan, map: Map, f: usize) -> i64 {
 
 /// Unrolled (group, feature) iterations above which a tile program is not
 /// fused into one loop (code size).
-pub(crate) const FUSE_BUDGET: usize = 4096;
+pub(crate) const FUSE_BUDGET: usize = 1024;
 
 /// Whether the tile program of `plan` can run as one vector-outer loop
 /// ([`gen_fused`]): loops only, small enough to unroll over features.
