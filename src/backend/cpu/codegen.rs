@@ -767,7 +767,9 @@ pub(crate) fn fusable(plan: &Plan) -> bool {
         }
         work += g.domain * g.red.max(1) * g.exprs.len();
     }
-    plan.tile_steps.len() > 1 && work <= FUSE_BUDGET
+    // Few features a sample (a column of the tile stays in L1 and registers):
+    // where several passes over the tile cost the most and code stays small.
+    plan.tile_steps.len() > 1 && plan.tile_feats <= 64 && work <= FUSE_BUDGET
 }
 
 /// The whole tile program as one loop over lane vectors: per vector, every
