@@ -219,6 +219,14 @@ fn run_workload(w: &Workload, opts: &Options) -> Result<Value, String> {
         .map(|&v| v as f32)
         .collect();
     let params = param_values(w, &graph);
+    if std::env::var_os("EBM_BENCH_DUMP").is_some() {
+        let step = crate::opt::optimize(
+            &crate::runtime::fused::langevin_step(&graph, w.lam / 2.0, w.lam.sqrt(), false)?,
+            crate::opt::Config::default(),
+        );
+        eprintln!("{}", crate::ir::print::print(&step));
+        eprintln!("{}", crate::backend::cpu::clif_text(&step, DType::F32)?);
+    }
     let idle_before = machine::wait_quiet();
     // Warm-up: build and compile the fused step kernel, then one full run.
     let t = Instant::now();

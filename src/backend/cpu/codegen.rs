@@ -96,6 +96,8 @@ pub(crate) fn compile(
     plan: &Plan,
     f64: bool,
     rows: usize,
+    direct: Option<&DirectSpec>,
+    fused: bool,
     mut text: Option<&mut String>,
 ) -> Result<Jit, String> {
     let mut module = new_module(f64)?;
@@ -116,7 +118,17 @@ pub(crate) fn compile(
     let mut ids = vec![];
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
-    for (gi, group) in plan.groups.iter().enumerate() {
+    // (function index, group, direct spec, whether it is the fused program)
+    let ng = plan.groups.len();
+    let fused_job = fused.then(|| (ng + direct.is_some() as usize, &plan.groups[0], None, true));
+    let jobs = plan
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(gi, g)| (gi, g, None, false))
+        .chain(direct.map(|d| (ng, &plan.groups[d.group], Some(d), false)))
+        .chain(fused_job);
+    for (gi, group, dspec, is_fused) in jobs {
         let id = module
             .declare_function(&format!("loop{gi}"), Linkage::Local, &sig)
             .map_err(|e| e.to_string())?;
@@ -129,15 +141,45 @@ pub(crate) fn compile(
                 .iter()
                 .map(|&id| module.declare_func_in_func(id, b.func))
                 .collect();
-            gen_loop(&mut b, group, lanes, rows as i64, &shims);
+            // With the fused program, the tile loops it replaces are never
+            // called: they get an empty body (compile time).
+            let replaced = fused
+                && !is_fused
+                && plan
+                    .tile_steps
+                    .iter()
+                    .any(|st| matches!(st, super::plan::Step::Loop(i) if *i == gi));
+            match dspec {
+                _ if is_fused => gen_fused(&mut b, plan, f64, rows as i64, &shims),
+                _ if replaced => {
+                    let entry = b.create_block();
+                    b.append_block_params_for_function_params(entry);
+                    b.switch_to_block(entry);
+                    b.ins().return_(&[]);
+                }
+                Some(d) => gen_direct(&mut b, group, d, f64, &shims),
+                None => gen_loop(&mut b, group, lanes, rows as i64, &shims),
+            }
             b.seal_all_blocks();
             b.finalize(fcfg);
         }
         if let Some(t) = text.as_deref_mut() {
-            t.push_str(&format!(
-                "; loop{gi}: {} (domain {})\n",
-                group.label, group.domain
-            ));
+            if is_fused {
+                t.push_str(&format!(
+                    "; loop{gi}: the tile program fused (vector-outer)\n"
+                ));
+            } else {
+                t.push_str(&format!(
+                    "; loop{gi}: {}{} (domain {})\n",
+                    if dspec.is_some() {
+                        "batch-major direct "
+                    } else {
+                        ""
+                    },
+                    group.label,
+                    group.domain
+                ));
+            }
             t.push_str(&ctx.func.display().to_string());
             t.push('\n');
         }
@@ -525,4 +567,408 @@ fn gen_op(
             l.sel(b, m, v(a), v(d))
         }
     }
+}
+
+/// A tile program that is one elementwise loop over per-sample values of the
+/// same size `n` (sample inputs read with the identity map, invariant leaves
+/// that are scalars or per-feature vectors): it runs directly on the
+/// batch-major input and output buffers, lanes across features, with no
+/// transposes and no tile arena.
+#[derive(Clone, Debug)]
+pub(crate) struct DirectSpec {
+    /// The group (`plan.groups`) whose expression is evaluated.
+    pub group: usize,
+    /// Features per sample.
+    pub n: usize,
+    /// (tile offset of a sample input, slot) for every tile leaf.
+    pub load_slot: Vec<(usize, usize)>,
+    /// The slot of the per-sample output.
+    pub dst_slot: usize,
+}
+
+/// `fn(slots, inv, consts, ins, tables, rows)`: `slots[k]` is the address of
+/// row 0 of slot `k`'s batch-major buffer; every slot has `n` values a row.
+/// Full lane vectors run across features; a scalar tail covers `n % width`.
+pub(crate) fn gen_direct(
+    b: &mut FunctionBuilder,
+    g: &Group,
+    spec: &DirectSpec,
+    f64: bool,
+    shims: &[cranelift_codegen::ir::FuncRef],
+) {
+    let lv = Lanes::new(f64, true);
+    let ls = Lanes::new(f64, false);
+    let sz = lv.elem_bytes();
+    let n = spec.n as i64;
+    let row_bytes = n * sz;
+    let vec_bytes = (n / lv.width() as i64) * lv.bytes();
+    let entry = b.create_block();
+    let rblock = b.create_block();
+    let vblock = b.create_block();
+    let tblock = b.create_block();
+    let rnext = b.create_block();
+    let exit = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let ps = b.block_params(entry).to_vec();
+    let p = Params {
+        tile: ps[0],
+        inv: ps[1],
+        consts: ps[2],
+        ins: ps[3],
+        tables: ps[4],
+    };
+    let rows = ps[5];
+    let slot_of = |off: usize| {
+        spec.load_slot
+            .iter()
+            .find(|&&(o, _)| o == off)
+            .map(|&(_, s)| s)
+            .expect("direct plan: tile leaf without a slot")
+    };
+    let flags = MemFlagsData::trusted().with_readonly();
+    // Level 0: constants; 1: invariant scalars (splatted); 2: per element.
+    let mut level = vec![0u8; g.exprs.len()];
+    let mut vv: Vec<Option<Value>> = vec![None; g.exprs.len()];
+    let mut sv: Vec<Option<Value>> = vec![None; g.exprs.len()];
+    // Per level-2 leaf: (base address, byte offset, whether it moves with the row).
+    let mut leaf: Vec<Option<(Value, i64, bool)>> = vec![None; g.exprs.len()];
+    let mut inputs = vec![];
+    for (i, e) in g.exprs.iter().enumerate() {
+        level[i] = match *e {
+            Expr::Load { loc, map } => {
+                let Map::Affine { a, s } = map else {
+                    unreachable!("direct plan: table map")
+                };
+                if let Loc::Tile(off) = loc {
+                    let ptr = b
+                        .ins()
+                        .load(types::I64, flags, p.tile, (8 * slot_of(off)) as i32);
+                    leaf[i] = Some((ptr, 0, true));
+                    2
+                } else {
+                    let (base, off, _) = base_and_stride(b, &p, loc, &lv, 1, &mut inputs);
+                    if s == 0 || spec.n == 1 {
+                        let a = b.ins().iadd_imm_s(base, off + a * sz);
+                        let x = b.ins().load(lv.sft(), flags, a, 0);
+                        sv[i] = Some(x);
+                        vv[i] = Some(lv.splat(b, x));
+                        1
+                    } else {
+                        leaf[i] = Some((base, off + a * sz, false));
+                        2
+                    }
+                }
+            }
+            Expr::Scalar(_) => 0,
+            Expr::Unary(_, a) | Expr::PowC(_, a) => level[a as usize],
+            Expr::Binary(_, a, c) => level[a as usize].max(level[c as usize]),
+            Expr::Select(c, a, d) => level[c as usize]
+                .max(level[a as usize])
+                .max(level[d as usize]),
+        };
+        if level[i] < 2 && !matches!(e, Expr::Load { .. }) {
+            vv[i] = Some(gen_op(b, &lv, e, &vv, shims));
+            sv[i] = Some(gen_op(b, &ls, e, &sv, shims));
+        }
+    }
+    let dst = b
+        .ins()
+        .load(types::I64, flags, p.tile, (8 * spec.dst_slot) as i32);
+    let total = b.ins().imul_imm_s(rows, row_bytes);
+    let zero = b.ins().iconst(types::I64, 0);
+    let none = b.ins().icmp_imm_s(IntCC::Equal, rows, 0);
+    b.ins().brif(none, exit, &[], rblock, &[zero.into()]);
+
+    // One body: lane type `l`, values `vals`, element byte offset `eo` within
+    // the row `ro`; stores the root.
+    let body = |b: &mut FunctionBuilder, l: &Lanes, vals: &mut Vec<Option<Value>>, ro, eo| {
+        let mflags = MemFlagsData::new().with_notrap();
+        for (i, e) in g.exprs.iter().enumerate() {
+            if level[i] != 2 {
+                continue;
+            }
+            if let Some((base, off, moves)) = leaf[i] {
+                let a = b.ins().iadd(base, eo);
+                let a = if moves { b.ins().iadd(a, ro) } else { a };
+                vals[i] = Some(b.ins().load(l.ft, mflags, a, off as i32));
+            } else {
+                vals[i] = Some(gen_op(b, l, e, vals, shims));
+            }
+        }
+        let v = vals[g.root as usize].unwrap();
+        let a = b.ins().iadd(dst, ro);
+        let a = b.ins().iadd(a, eo);
+        b.ins().store(mflags, v, a, 0);
+    };
+
+    b.switch_to_block(rblock);
+    let ro = b.append_block_param(rblock, types::I64);
+    if vec_bytes > 0 {
+        b.ins().jump(vblock, &[zero.into()]);
+    } else {
+        b.ins().jump(tblock, &[]);
+    }
+
+    b.switch_to_block(vblock);
+    let vb = b.append_block_param(vblock, types::I64);
+    body(b, &lv, &mut vv.clone(), ro, vb);
+    let vb1 = b.ins().iadd_imm_s(vb, lv.bytes());
+    let more = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, vb1, vec_bytes);
+    b.ins().brif(more, vblock, &[vb1.into()], tblock, &[]);
+
+    b.switch_to_block(tblock);
+    if vec_bytes < row_bytes {
+        let sblock = b.create_block();
+        let start = b.ins().iconst(types::I64, vec_bytes);
+        b.ins().jump(sblock, &[start.into()]);
+        b.switch_to_block(sblock);
+        let sb = b.append_block_param(sblock, types::I64);
+        body(b, &ls, &mut sv.clone(), ro, sb);
+        let sb1 = b.ins().iadd_imm_s(sb, sz);
+        let more = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, sb1, row_bytes);
+        b.ins().brif(more, sblock, &[sb1.into()], rnext, &[]);
+    } else {
+        b.ins().jump(rnext, &[]);
+    }
+
+    b.switch_to_block(rnext);
+    let ro1 = b.ins().iadd_imm_s(ro, row_bytes);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, ro1, total);
+    b.ins().brif(more, rblock, &[ro1.into()], exit, &[]);
+
+    b.switch_to_block(exit);
+    b.ins().return_(&[]);
+}
+
+/// Constant feature index of `map` at loop counter `f`.
+fn feature_index(plan: &Plan, map: Map, f: usize) -> i64 {
+    match map {
+        Map::Affine { a, s } => a + s * f as i64,
+        Map::Table(t) => plan.tables[t + f] as i64,
+    }
+}
+
+/// Unrolled (group, feature) iterations above which a tile program is not
+/// fused into one loop (code size).
+pub(crate) const FUSE_BUDGET: usize = 1024;
+
+/// Whether the tile program of `plan` can run as one vector-outer loop
+/// ([`gen_fused`]): loops only, small enough to unroll over features.
+pub(crate) fn fusable(plan: &Plan) -> bool {
+    let mut work = 0;
+    for st in &plan.tile_steps {
+        let super::plan::Step::Loop(i) = st else {
+            return false;
+        };
+        let g = &plan.groups[*i];
+        if !g.variant || matches!(g.dst, Loc::Partial(_)) {
+            return false;
+        }
+        work += g.domain * g.red.max(1) * g.exprs.len();
+    }
+    // Few features a sample (a column of the tile stays in L1 and registers):
+    // where several passes over the tile cost the most and code stays small.
+    plan.tile_steps.len() > 1 && plan.tile_feats <= 64 && work <= FUSE_BUDGET
+}
+
+/// The whole tile program as one loop over lane vectors: per vector, every
+/// group in schedule order, every feature unrolled (addresses are constants).
+/// Lanes never interact, so each lane sees exactly the operations, in the
+/// order, of the group-by-group schedule — but a vector's column of the tile
+/// stays in L1 instead of being streamed through once per group.
+pub(crate) fn gen_fused(
+    b: &mut FunctionBuilder,
+    plan: &Plan,
+    f64: bool,
+    rows: i64,
+    shims: &[cranelift_codegen::ir::FuncRef],
+) {
+    let l = Lanes::new(f64, true);
+    let entry = b.create_block();
+    let vblock = b.create_block();
+    let exit = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let ps = b.block_params(entry).to_vec();
+    let p = Params {
+        tile: ps[0],
+        inv: ps[1],
+        consts: ps[2],
+        ins: ps[3],
+        tables: ps[4],
+    };
+    let nvec = ps[5];
+    let nbytes = b.ins().imul_imm_s(nvec, l.bytes());
+    let mut inputs = vec![];
+    let groups: Vec<&Group> = plan
+        .tile_steps
+        .iter()
+        .map(|st| match st {
+            super::plan::Step::Loop(i) => &plan.groups[*i],
+            _ => unreachable!("checked by fusable"),
+        })
+        .collect();
+    // Per (group, point): values of levels 0/1, computed in the entry block.
+    let flags = MemFlagsData::trusted();
+    let mut levels = vec![];
+    let mut pre: Vec<Vec<Vec<Option<Value>>>> = vec![];
+    for g in &groups {
+        let mut level = vec![0u8; g.exprs.len()];
+        for (i, e) in g.exprs.iter().enumerate() {
+            level[i] = match *e {
+                Expr::Load { loc, .. } => {
+                    if matches!(loc, Loc::Tile(_)) {
+                        2
+                    } else {
+                        1
+                    }
+                }
+                Expr::Scalar(_) => 0,
+                Expr::Unary(_, a) | Expr::PowC(_, a) => level[a as usize],
+                Expr::Binary(_, a, c) => level[a as usize].max(level[c as usize]),
+                Expr::Select(c, a, d) => level[c as usize]
+                    .max(level[a as usize])
+                    .max(level[d as usize]),
+            };
+        }
+        let red = g.red.max(1);
+        let mut consts: Vec<Option<Value>> = vec![None; g.exprs.len()];
+        for (i, e) in g.exprs.iter().enumerate() {
+            if level[i] == 0 {
+                consts[i] = Some(gen_op(b, &l, e, &consts, shims));
+            }
+        }
+        let mut per_point = vec![];
+        for f in 0..g.domain {
+            for r in 0..red {
+                let fr = f * red + r;
+                let mut vals = consts.clone();
+                for (i, e) in g.exprs.iter().enumerate() {
+                    if level[i] != 1 {
+                        continue;
+                    }
+                    if let Expr::Load { loc, map } = *e {
+                        let (base, off, stride) =
+                            base_and_stride(b, &p, loc, &l, rows, &mut inputs);
+                        let a = off + feature_index(plan, map, fr) * stride;
+                        let s = b.ins().load(l.sft(), flags.with_readonly(), base, a as i32);
+                        vals[i] = Some(l.splat(b, s));
+                    } else {
+                        vals[i] = Some(gen_op(b, &l, e, &vals, shims));
+                    }
+                }
+                per_point.push(vals);
+            }
+        }
+        levels.push(level);
+        pre.push(per_point);
+    }
+    let zero = b.ins().iconst(types::I64, 0);
+    b.ins().jump(vblock, &[zero.into()]);
+
+    b.switch_to_block(vblock);
+    let vb = b.append_block_param(vblock, types::I64);
+    let col = b.ins().iadd(p.tile, vb);
+    let flags = MemFlagsData::new().with_notrap();
+    let sz = l.elem_bytes();
+    // Store-to-load forwarding within a vector's column: the latest value
+    // written at each byte offset. Only the tile rows of outputs (read after
+    // this function) are stored, once, at the end of the iteration; every
+    // other intermediate lives in registers (or spill slots).
+    let mut fwd: std::collections::BTreeMap<i64, Value> = Default::default();
+    let out_ranges: Vec<(i64, i64)> = plan
+        .outputs
+        .iter()
+        .filter(|o| o.variant && !o.direct)
+        .filter_map(|o| match o.src {
+            super::plan::OutSrc::Loc(Loc::Tile(off)) => {
+                Some((off as i64 * rows * sz, (off + o.numel) as i64 * rows * sz))
+            }
+            _ => None,
+        })
+        .collect();
+    for (gi, g) in groups.iter().enumerate() {
+        let level = &levels[gi];
+        let red = g.red.max(1);
+        for f in 0..g.domain {
+            let mut rvals = vec![];
+            for r in 0..red {
+                let mut vals = pre[gi][f * red + r].clone();
+                for (i, e) in g.exprs.iter().enumerate() {
+                    if level[i] != 2 {
+                        continue;
+                    }
+                    if let Expr::Load {
+                        loc: Loc::Tile(off),
+                        map,
+                    } = *e
+                    {
+                        let a = (off as i64 + feature_index(plan, map, f * red + r)) * rows * sz;
+                        vals[i] = Some(match fwd.get(&a) {
+                            Some(&v) => v,
+                            None => b.ins().load(l.ft, flags, col, a as i32),
+                        });
+                    } else {
+                        vals[i] = Some(gen_op(b, &l, e, &vals, shims));
+                    }
+                }
+                rvals.push(vals[g.root as usize].unwrap());
+            }
+            // The destination: a tile row (vector) or, never for a variant
+            // group, anything else.
+            let Loc::Tile(doff) = g.dst else {
+                unreachable!("variant groups write tile buffers")
+            };
+            let da = (doff as i64 + feature_index(plan, g.dst_map, f)) * rows * sz;
+            let v = if red > 1 {
+                let mut acc = l.f(
+                    b,
+                    if g.store == Store::Max {
+                        f64::NEG_INFINITY
+                    } else {
+                        0.0
+                    },
+                );
+                for &x in &rvals {
+                    acc = match g.store {
+                        Store::Max => max_rule(b, &l, acc, x, true),
+                        _ => b.ins().fadd(acc, x),
+                    };
+                }
+                acc
+            } else {
+                let v = rvals[0];
+                match g.store {
+                    Store::Set => v,
+                    Store::Add => {
+                        let old = match fwd.get(&da) {
+                            Some(&o) => o,
+                            None => b.ins().load(l.ft, flags, col, da as i32),
+                        };
+                        b.ins().fadd(old, v)
+                    }
+                    Store::Max => {
+                        let old = match fwd.get(&da) {
+                            Some(&o) => o,
+                            None => b.ins().load(l.ft, flags, col, da as i32),
+                        };
+                        max_rule(b, &l, old, v, true)
+                    }
+                }
+            };
+            fwd.insert(da, v);
+        }
+    }
+    for (&a, &v) in &fwd {
+        if out_ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&a)) {
+            b.ins().store(flags, v, col, a as i32);
+        }
+    }
+    let vb1 = b.ins().iadd_imm_s(vb, l.bytes());
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, vb1, nbytes);
+    b.ins().brif(more, vblock, &[vb1.into()], exit, &[]);
+
+    b.switch_to_block(exit);
+    b.ins().return_(&[]);
 }

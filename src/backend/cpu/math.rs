@@ -215,7 +215,13 @@ pub(crate) fn exp(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     };
     let lo = l.f(b, lo);
     let hi = l.f(b, hi);
-    let x = l.at_least(b, x, lo);
+    // Below `lo` the result is 0. Those lanes compute e^0 instead and are
+    // zeroed at the end: letting them underflow through the scaling would
+    // make every such lane a subnormal operation (microcode-slow on x86; the
+    // W1 mixture weights are mostly e^(−100…−800)).
+    let under = l.cmp(b, FloatCC::LessThan, x, lo);
+    let zero = l.f(b, 0.0);
+    let x = l.sel(b, under, zero, x);
     let x = l.at_most(b, x, hi);
     let (n, r) = reduce_ln2(b, l, x);
     let deg = if l.f64 { 13 } else { 7 };
@@ -225,7 +231,8 @@ pub(crate) fn exp(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     let s1 = l.pow2i(b, n1);
     let s2 = l.pow2i(b, n2);
     let p = b.ins().fmul(p, s1);
-    b.ins().fmul(p, s2)
+    let y = b.ins().fmul(p, s2);
+    l.sel(b, under, zero, y)
 }
 
 /// (e^x − 1, e^x) for x ≤ 0 (used by tanh), from one range reduction: the

@@ -30,7 +30,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use self::codegen::Jit;
+use self::codegen::{DirectSpec, Jit};
 use self::plan::{Dim, Loc, OutSrc, Plan, Step, Stride};
 use super::{Backend, DType, Kernel};
 use crate::ir::interp::Real;
@@ -135,9 +135,17 @@ fn tile_budget() -> usize {
 }
 
 /// Tile height: as many rows as fit the scratch budget, a multiple of 16, 16..=512.
-fn tile_rows(plan: &Plan, elem: usize) -> usize {
+fn tile_rows(plan: &Plan, elem: usize, fused: bool) -> usize {
     let per_row = plan.tile_feats.max(1) * elem;
-    (tile_budget() / per_row / 16 * 16).clamp(16, 512)
+    let t = (tile_budget() / per_row / 16 * 16).clamp(16, 512);
+    if fused && t > 16 && (t / 16).is_multiple_of(2) {
+        // The fused loop touches one element of every feature row per
+        // vector: an odd number of 16-row blocks keeps the rows' addresses
+        // from piling into a few L1 sets (a 2 KiB stride thrashed them).
+        t - 16
+    } else {
+        t
+    }
 }
 
 /// Whether f32 exp/sigmoid over whole buffers go through the AVX-512 routines
@@ -153,9 +161,31 @@ fn use_array_unary(dtype: DType) -> bool {
 pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
     let plan = plan::build(graph, use_array_unary(dtype))?;
     let elem = if dtype == DType::F64 { 8 } else { 4 };
-    let rows = tile_rows(&plan, elem);
+    let direct = direct_spec(&plan);
+    let fused = use_fused(&plan, direct.is_some());
+    let rows = tile_rows(&plan, elem, fused);
     let mut text = schedule_text(&plan, rows);
-    codegen::compile(&plan, dtype == DType::F64, rows, Some(&mut text))?;
+    if let Some(d) = &direct {
+        text.push_str(&format!(
+            "; tile program runs batch-major (loop{}, {} features, no transposes)\n",
+            plan.groups.len(),
+            d.n
+        ));
+    }
+    if fused {
+        text.push_str(&format!(
+            "; tile program runs fused, vector-outer (loop{})\n",
+            plan.groups.len()
+        ));
+    }
+    codegen::compile(
+        &plan,
+        dtype == DType::F64,
+        rows,
+        direct.as_ref(),
+        fused,
+        Some(&mut text),
+    )?;
     Ok(text)
 }
 
@@ -212,6 +242,11 @@ struct Prog<T> {
     plan: Plan,
     rows: usize,
     jit: Jit,
+    /// (spec, output index, input index per input slot) when the tile program
+    /// runs directly on the batch-major buffers.
+    direct: Option<Direct>,
+    /// Index in `jit.fns` of the fused (vector-outer) tile program.
+    fused: Option<usize>,
     consts: Vec<T>,
     scratch: Mutex<Vec<Scratch<T>>>,
 }
@@ -256,13 +291,27 @@ impl CpuKernel {
 impl<T: Real> Prog<T> {
     fn new(plan: Plan) -> Result<Prog<T>, String> {
         let elem = std::mem::size_of::<T>();
-        let rows = tile_rows(&plan, elem);
-        let jit = codegen::compile(&plan, elem == 8, rows, None)?;
+        let spec = direct_spec(&plan);
+        let fused = use_fused(&plan, spec.is_some());
+        let rows = tile_rows(&plan, elem, fused);
+        let jit = codegen::compile(&plan, elem == 8, rows, spec.as_ref(), fused, None)?;
         let consts = plan.consts.iter().map(|&v| T::from_f64(v)).collect();
+        let direct = spec.map(|spec| Direct {
+            func: plan.groups.len(),
+            n: spec.n,
+            out: plan.outputs.iter().position(|o| o.variant).unwrap(),
+            slot_inputs: (0..spec.dst_slot)
+                .map(|k| (plan.sample_in[k].0, plan.sample_in[k].2))
+                .collect(),
+            spec,
+        });
+        let fused = fused.then(|| plan.groups.len() + direct.is_some() as usize);
         Ok(Prog {
             plan,
             rows,
             jit,
+            direct,
+            fused,
             consts,
             scratch: Mutex::new(vec![]),
         })
@@ -530,6 +579,27 @@ impl<T: Real> Prog<T> {
         r1: usize,
     ) {
         let p = &self.plan;
+        if let Some(d) = &self.direct {
+            let mut slots = [std::ptr::null::<u8>(); MAX_DIRECT_SLOTS];
+            for (k, &(i, numel)) in d.slot_inputs.iter().enumerate() {
+                slots[k] = inputs[i][r0 * numel..].as_ptr() as *const u8;
+            }
+            slots[d.spec.dst_slot] = unsafe { outs[d.out].0.add(r0 * d.n) as *const u8 };
+            // SAFETY: every slot addresses rows r0..r1 of an n-wide buffer
+            // (lengths checked by `check_io`); the output rows are this
+            // thread's alone.
+            unsafe {
+                (self.jit.fns[d.func])(
+                    slots.as_ptr() as *mut u8,
+                    inv as *mut u8,
+                    self.consts.as_ptr() as *const u8,
+                    ins,
+                    p.tables.as_ptr(),
+                    (r1 - r0) as i64,
+                )
+            };
+            return;
+        }
         let t = self.rows;
         let w = 16 / std::mem::size_of::<T>();
         let mut start = r0;
@@ -539,8 +609,23 @@ impl<T: Real> Prog<T> {
                 let src = &inputs[i][start * n..(start + rows) * n];
                 unsafe { transpose_in(src, rows, n, tile.add(off * t), t) };
             }
-            for step in &p.tile_steps {
-                unsafe { self.exec(step, tile, inv, ins, parts, rows, rows.div_ceil(w)) };
+            if let Some(fi) = self.fused {
+                // SAFETY: the fused function addresses the same arenas as the
+                // loops it replaces.
+                unsafe {
+                    (self.jit.fns[fi])(
+                        tile as *mut u8,
+                        inv as *mut u8,
+                        self.consts.as_ptr() as *const u8,
+                        ins,
+                        p.tables.as_ptr(),
+                        rows.div_ceil(w) as i64,
+                    )
+                };
+            } else {
+                for step in &p.tile_steps {
+                    unsafe { self.exec(step, tile, inv, ins, parts, rows, rows.div_ceil(w)) };
+                }
             }
             for (j, o) in p.outputs.iter().enumerate() {
                 if !o.variant || o.direct {
@@ -575,6 +660,90 @@ impl<T: Real> Prog<T> {
     }
 }
 
+/// Whether the tile program runs as one fused vector-outer loop
+/// (`codegen::gen_fused`; `EBM_FUSE=0` keeps the group-by-group loops).
+fn use_fused(plan: &Plan, direct: bool) -> bool {
+    !direct && codegen::fusable(plan) && std::env::var("EBM_FUSE").map_or(true, |v| v != "0")
+}
+
+/// Sample inputs plus the output a batch-major direct loop may address.
+const MAX_DIRECT_SLOTS: usize = 16;
+
+struct Direct {
+    spec: DirectSpec,
+    /// Index of `jit.fns` of the direct loop.
+    func: usize,
+    n: usize,
+    /// The per-sample output it writes.
+    out: usize,
+    /// (graph input index, numel) of each input slot.
+    slot_inputs: Vec<(usize, usize)>,
+}
+
+/// Whether the tile program is a single elementwise loop over per-sample
+/// values of one size `n`, writing the only batch-dependent output: then it
+/// can run on the batch-major buffers directly (`codegen::gen_direct`).
+/// Sample inputs must be read whole with the identity map; other leaves must
+/// be scalars or per-feature vectors (affine maps of stride 0 or 1).
+fn direct_spec(plan: &Plan) -> Option<DirectSpec> {
+    if std::env::var("EBM_DIRECT").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    let [Step::Loop(gi)] = plan.tile_steps[..] else {
+        return None;
+    };
+    let g = &plan.groups[gi];
+    let n = g.domain;
+    // Over one feature the stride of a map does not matter.
+    let identity = |m: plan::Map| match m {
+        plan::Map::Affine { a: 0, s } => s == 1 || n == 1,
+        _ => false,
+    };
+    let Loc::Tile(doff) = g.dst else {
+        return None;
+    };
+    if g.red > 1 || g.store != plan::Store::Set || !g.variant || !identity(g.dst_map) {
+        return None;
+    }
+    let mut variant = plan.outputs.iter().filter(|o| o.variant);
+    let out = variant.next()?;
+    if variant.next().is_some()
+        || out.reduce != BatchReduce::PerSample
+        || out.direct
+        || out.numel != n
+        || !matches!(out.src, OutSrc::Loc(Loc::Tile(o)) if o == doff)
+    {
+        return None;
+    }
+    if plan.sample_in.len() + 1 > MAX_DIRECT_SLOTS {
+        return None;
+    }
+    let mut load_slot = vec![];
+    for e in &g.exprs {
+        let plan::Expr::Load { loc, map } = *e else {
+            continue;
+        };
+        match (loc, map) {
+            (Loc::Tile(off), m) => {
+                let k = plan.sample_in.iter().position(|s| s.1 == off)?;
+                if !identity(m) || plan.sample_in[k].2 != n {
+                    return None;
+                }
+                load_slot.push((off, k));
+            }
+            (Loc::Partial(_), _) | (_, plan::Map::Table(_)) => return None,
+            (_, plan::Map::Affine { s, .. }) if s != 0 && s != 1 && n > 1 => return None,
+            _ => {}
+        }
+    }
+    Some(DirectSpec {
+        group: gi,
+        n,
+        load_slot,
+        dst_slot: plan.sample_in.len(),
+    })
+}
+
 #[derive(Clone, Copy)]
 struct SendPtr<T>(*mut T);
 impl<T> SendPtr<T> {
@@ -598,6 +767,21 @@ unsafe fn transpose_in<T: Copy>(src: &[T], rows: usize, n: usize, tile: *mut T, 
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), tile, rows) };
         return;
     }
+    if n == 2 {
+        // De-interleave (2-D chains: W1, W3); rustc vectorises this.
+        // SAFETY: two feature rows of stride t ≥ rows.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(tile, rows),
+                std::slice::from_raw_parts_mut(tile.add(t), rows),
+            )
+        };
+        for ((p, a), b) in src[..2 * rows].chunks_exact(2).zip(a).zip(b) {
+            *a = p[0];
+            *b = p[1];
+        }
+        return;
+    }
     // SAFETY: bounds asserted above; the tile holds n rows of stride t ≥ rows.
     unsafe { simd::transpose(src.as_ptr(), n, 1, tile, 1, t, rows, n) }
 }
@@ -610,6 +794,20 @@ unsafe fn transpose_out<T: Copy>(tile: *const T, rows: usize, n: usize, dst: &mu
     assert!(dst.len() >= rows * n);
     if n == 1 {
         dst[..rows].copy_from_slice(unsafe { std::slice::from_raw_parts(tile, rows) });
+        return;
+    }
+    if n == 2 {
+        // SAFETY: two feature rows of stride t ≥ rows.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(tile, rows),
+                std::slice::from_raw_parts(tile.add(t), rows),
+            )
+        };
+        for ((p, a), b) in dst[..2 * rows].chunks_exact_mut(2).zip(a).zip(b) {
+            p[0] = *a;
+            p[1] = *b;
+        }
         return;
     }
     // SAFETY: as above, with the roles swapped.

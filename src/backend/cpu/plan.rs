@@ -935,7 +935,55 @@ pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
         });
     }
     plan_memory(&mut b);
+    for g in &mut b.plan.groups {
+        divide_by_reciprocal(g);
+    }
     Ok(b.plan)
+}
+
+/// `x / c` for a compile-time scalar `c` becomes `x · (1/c)` (a vector
+/// division costs several multiplies; W1 divides its 8 logits and 8 weights
+/// by σ²-terms). The reciprocal is rounded once more than the quotient, so
+/// results may differ from the interpreter by an ulp; only `c` whose
+/// reciprocal is a normal number in both dtypes is rewritten.
+fn divide_by_reciprocal(g: &mut Group) {
+    let recip = |c: f64| {
+        let r = 1.0 / c;
+        let ok = |v: f64| v.is_normal() && (v as f32).is_normal();
+        (ok(c) && ok(r)).then_some(r)
+    };
+    let needs = g.exprs.iter().any(|e| match *e {
+        Expr::Binary(BinaryOp::Div, _, c) => {
+            matches!(g.exprs[c as usize], Expr::Scalar(k) if recip(k).is_some())
+        }
+        _ => false,
+    });
+    if !needs {
+        return;
+    }
+    let mut map = Vec::with_capacity(g.exprs.len());
+    let mut out: Vec<Expr> = Vec::with_capacity(g.exprs.len() + 4);
+    for e in &g.exprs {
+        let m = |i: u32| map[i as usize];
+        let new = match *e {
+            Expr::Binary(BinaryOp::Div, a, c) => match (g.exprs[c as usize].clone(), m(a)) {
+                (Expr::Scalar(k), a) if recip(k).is_some() => {
+                    out.push(Expr::Scalar(recip(k).unwrap()));
+                    Expr::Binary(BinaryOp::Mul, a, out.len() as u32 - 1)
+                }
+                (_, a) => Expr::Binary(BinaryOp::Div, a, m(c)),
+            },
+            Expr::Unary(u, a) => Expr::Unary(u, m(a)),
+            Expr::PowC(k, a) => Expr::PowC(k, m(a)),
+            Expr::Binary(op, a, c) => Expr::Binary(op, m(a), m(c)),
+            Expr::Select(c, a, d) => Expr::Select(m(c), m(a), m(d)),
+            Expr::Load { .. } | Expr::Scalar(_) => e.clone(),
+        };
+        out.push(new);
+        map.push(out.len() as u32 - 1);
+    }
+    g.root = map[g.root as usize];
+    g.exprs = out;
 }
 
 fn l_id(l: Loc) -> usize {
