@@ -143,7 +143,8 @@ pub fn eval<T: Real>(g: &Graph, inputs: &[&[T]], batch: usize) -> Result<Vec<Vec
     Ok(outs)
 }
 
-fn check_inputs<T>(g: &Graph, inputs: &[&[T]], batch: usize) -> Result<(), String> {
+/// Checks that `inputs` match the graph's input declarations for `batch`.
+pub fn check_inputs<T>(g: &Graph, inputs: &[&[T]], batch: usize) -> Result<(), String> {
     if inputs.len() != g.inputs().len() {
         return Err(format!(
             "graph {} takes {} inputs, got {}",

@@ -34,7 +34,7 @@ use self::codegen::{DirectSpec, Jit};
 use self::plan::{Dim, Loc, OutSrc, Plan, Step, Stride};
 use super::{Backend, DType, Kernel};
 use crate::ir::interp::Real;
-use crate::ir::{BatchReduce, BinaryOp, Graph, InputKind, numel};
+use crate::ir::{BatchReduce, BinaryOp, Graph, numel};
 
 /// Rows below which a thread is not worth waking.
 const MIN_ROWS_PER_THREAD: usize = 64;
@@ -926,27 +926,7 @@ fn check_io<T>(
     outputs: &[&mut [T]],
     batch: usize,
 ) -> Result<(), String> {
-    if inputs.len() != g.inputs().len() {
-        return Err(format!(
-            "graph {} takes {} inputs, got {}",
-            g.name,
-            g.inputs().len(),
-            inputs.len()
-        ));
-    }
-    for (decl, data) in g.inputs().iter().zip(inputs) {
-        let want = match decl.kind {
-            InputKind::Sample => batch * numel(&decl.shape),
-            InputKind::Shared => numel(&decl.shape),
-        };
-        if data.len() != want {
-            return Err(format!(
-                "input {} needs {want} values, got {}",
-                decl.name,
-                data.len()
-            ));
-        }
-    }
+    crate::ir::interp::check_inputs(g, inputs, batch)?;
     if outputs.len() != g.outputs.len() {
         return Err(format!(
             "expected {} output buffers, got {}",
