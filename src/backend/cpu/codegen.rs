@@ -314,25 +314,7 @@ fn gen_loop(
     };
     let nvec = ps[5];
     let lane_bytes = l.bytes();
-    // Expression levels: 0 = constant, 1 = per feature, 2 = per lane vector.
-    let mut level = vec![0u8; g.exprs.len()];
-    for (i, e) in g.exprs.iter().enumerate() {
-        level[i] = match *e {
-            Expr::Load { loc, .. } => {
-                if matches!(loc, Loc::Tile(_)) {
-                    2
-                } else {
-                    1
-                }
-            }
-            Expr::Scalar(_) => 0,
-            Expr::Unary(_, a) | Expr::PowC(_, a) => level[a as usize],
-            Expr::Binary(_, a, c) => level[a as usize].max(level[c as usize]),
-            Expr::Select(c, a, d) => level[c as usize]
-                .max(level[a as usize])
-                .max(level[d as usize]),
-        };
-    }
+    let level = expr_levels(&g.exprs);
     let mut vals: Vec<Option<Value>> = vec![None; g.exprs.len()];
     let mut inputs = vec![];
     for (i, e) in g.exprs.iter().enumerate() {
@@ -814,24 +796,7 @@ pub(crate) fn gen_fused(
     let mut levels = vec![];
     let mut pre: Vec<Vec<Vec<Option<Value>>>> = vec![];
     for g in &groups {
-        let mut level = vec![0u8; g.exprs.len()];
-        for (i, e) in g.exprs.iter().enumerate() {
-            level[i] = match *e {
-                Expr::Load { loc, .. } => {
-                    if matches!(loc, Loc::Tile(_)) {
-                        2
-                    } else {
-                        1
-                    }
-                }
-                Expr::Scalar(_) => 0,
-                Expr::Unary(_, a) | Expr::PowC(_, a) => level[a as usize],
-                Expr::Binary(_, a, c) => level[a as usize].max(level[c as usize]),
-                Expr::Select(c, a, d) => level[c as usize]
-                    .max(level[a as usize])
-                    .max(level[d as usize]),
-            };
-        }
+        let level = expr_levels(&g.exprs);
         let red = g.red.max(1);
         let mut consts: Vec<Option<Value>> = vec![None; g.exprs.len()];
         for (i, e) in g.exprs.iter().enumerate() {
@@ -971,4 +936,28 @@ pub(crate) fn gen_fused(
 
     b.switch_to_block(exit);
     b.ins().return_(&[]);
+}
+
+/// Where each expression of a fused loop varies: 0 = constant, 1 = per
+/// feature (hoisted out of the lane loop), 2 = per lane vector.
+fn expr_levels(exprs: &[Expr]) -> Vec<u8> {
+    let mut level = vec![0u8; exprs.len()];
+    for (i, e) in exprs.iter().enumerate() {
+        level[i] = match *e {
+            Expr::Load { loc, .. } => {
+                if matches!(loc, Loc::Tile(_)) {
+                    2
+                } else {
+                    1
+                }
+            }
+            Expr::Scalar(_) => 0,
+            Expr::Unary(_, a) | Expr::PowC(_, a) => level[a as usize],
+            Expr::Binary(_, a, c) => level[a as usize].max(level[c as usize]),
+            Expr::Select(c, a, d) => level[c as usize]
+                .max(level[a as usize])
+                .max(level[d as usize]),
+        };
+    }
+    level
 }
