@@ -121,6 +121,20 @@ fn range_of(v: &[f64]) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Finite minimum and maximum, padded by 5% (a unit interval when degenerate).
+fn full_range(v: &[f64]) -> (f64, f64) {
+    let finite = v.iter().copied().filter(|x| x.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    if !(hi > lo) {
+        let c = if lo.is_finite() { lo } else { 0.0 };
+        return (c - 1.0, c + 1.0);
+    }
+    let pad = 0.05 * (hi - lo);
+    (lo - pad, hi + pad)
+}
+
 /// Evaluate exp(−(E − min E)) of a 2-D energy on an `n × n` grid
 /// (row `j` is y, column `i` is x).
 pub fn density_grid(
@@ -406,10 +420,12 @@ pub fn trace(
         let panels = root.split_evenly((n, 1));
         for (k, &ci) in coords.iter().enumerate() {
             let v = d.coord(ci);
-            let (lo, hi) = range_of(&v[..chains * d.draws]);
+            // Traces show every excursion, so the range is the full one.
+            let (lo, hi) = full_range(&v[..chains * d.draws]);
+            let last = k + 1 == n;
             let mut chart = ChartBuilder::on(&panels[k])
                 .margin(8)
-                .x_label_area_size(30)
+                .x_label_area_size(if last { 48 } else { 30 })
                 .y_label_area_size(60)
                 .build_cartesian_2d(0..d.draws.max(1), lo..hi)
                 .map_err(err)?;
@@ -418,7 +434,7 @@ pub fn trace(
                 .light_line_style(WHITE)
                 .bold_line_style(RGBColor(235, 235, 235))
                 .y_desc(format!("x.{ci}"))
-                .x_desc(if k + 1 == n { "draw" } else { "" })
+                .x_desc(if last { "draw" } else { "" })
                 .label_style(("sans-serif", 13))
                 .axis_desc_style(("sans-serif", 15))
                 .draw()
