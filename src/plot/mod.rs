@@ -127,7 +127,7 @@ fn full_range(v: &[f64]) -> (f64, f64) {
     let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
         (a.min(x), b.max(x))
     });
-    if !(hi > lo) {
+    if hi <= lo || !hi.is_finite() {
         let c = if lo.is_finite() { lo } else { 0.0 };
         return (c - 1.0, c + 1.0);
     }
