@@ -442,7 +442,11 @@ impl std::fmt::Display for Summary {
             "{} chains × {} draws; acceptance {}; divergent transitions {}",
             self.chains,
             self.draws,
-            g(self.accept_rate),
+            if self.accept_rate.is_nan() {
+                "n/a".to_string()
+            } else {
+                g(self.accept_rate)
+            },
             self.divergences
         )?;
         let mut t = String::new();
@@ -451,7 +455,9 @@ impl std::fmt::Display for Summary {
             "{:>10} {:>11} {:>10} {:>11} {:>11} {:>11} {:>10} {:>6} {:>8} {:>8}",
             "", "mean", "mcse", "sd", "5%", "50%", "95%", "rhat", "ess_bulk", "ess_tail"
         );
-        for c in std::iter::once(&self.energy).chain(&self.coords) {
+        // Files without energies (NPY) have an all-NaN energy column: skip that row.
+        let energy = (!self.energy.mean.is_nan()).then_some(&self.energy);
+        for c in energy.into_iter().chain(&self.coords) {
             let _ = writeln!(
                 t,
                 "{:>10} {:>11} {:>10} {:>11} {:>11} {:>11} {:>10} {:>6} {:>8} {:>8}",
