@@ -355,26 +355,53 @@ pub fn dump(
     Ok(out)
 }
 
-/// The flags of `ebm sample`.
-#[derive(Clone, Debug)]
+/// The flags of `ebm sample` (parsed by clap in `main.rs`).
+#[derive(Clone, Debug, clap::Args)]
 pub struct SampleOptions {
+    /// The energy to sample.
+    #[arg(long)]
     pub energy: String,
+    #[arg(long, default_value = "mala", value_parser = ["ula", "mala", "rwmh", "hmc"])]
     pub sampler: String,
+    #[arg(long, default_value_t = 4)]
     pub chains: usize,
+    /// Iterations after warm-up (every --thin-th is kept).
+    #[arg(long, default_value_t = 1000)]
     pub steps: usize,
+    /// Warm-up iterations (step-size and mass-matrix adaptation for mala/rwmh/hmc).
+    #[arg(long, default_value_t = 500)]
     pub warmup: usize,
+    #[arg(long, default_value_t = 1)]
     pub thin: usize,
+    /// Initial step size (ula/mala: λ; rwmh: proposal sd; hmc: leapfrog ε).
+    #[arg(long)]
     pub step: Option<f64>,
+    /// ula only: decoupled noise sd σ (samples at temperature σ²/(2·step)).
+    #[arg(long)]
     pub noise: Option<f64>,
+    /// hmc only: leapfrog steps per transition.
+    #[arg(long)]
     pub leapfrog: Option<usize>,
+    /// Target acceptance rate of the warm-up adaptation.
+    #[arg(long)]
     pub target: Option<f64>,
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The conditioning input c of a conditional energy.
+    #[arg(long, allow_hyphen_values = true)]
     pub cond: Option<String>,
-    /// `normal`, `normal:MEAN,STD`, `uniform:A,B` or a `.csv`/`.npy` file.
+    /// normal, normal:MEAN,STD, uniform:A,B, or a .csv/.npy file of starting points.
+    #[arg(long, default_value = "normal", allow_hyphen_values = true)]
     pub init: String,
+    #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
     pub dtype: String,
+    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
     pub backend: String,
+    /// Output file: .csv (Stan-style, with the configuration) or .npy.
+    #[arg(long)]
     pub out: std::path::PathBuf,
+    /// Also draw a PNG (a scatter over the density for 2-D energies).
+    #[arg(long)]
     pub plot: Option<std::path::PathBuf>,
 }
 

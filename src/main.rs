@@ -53,51 +53,8 @@ enum Command {
     /// Sample an energy with Langevin, MALA, random-walk MH or HMC; write the draws as CSV or NPY.
     Sample {
         file: PathBuf,
-        /// The energy to sample.
-        #[arg(long)]
-        energy: String,
-        #[arg(long, default_value = "mala", value_parser = ["ula", "mala", "rwmh", "hmc"])]
-        sampler: String,
-        #[arg(long, default_value_t = 4)]
-        chains: usize,
-        /// Iterations after warm-up (every --thin-th is kept).
-        #[arg(long, default_value_t = 1000)]
-        steps: usize,
-        /// Warm-up iterations (step-size and mass-matrix adaptation for mala/rwmh/hmc).
-        #[arg(long, default_value_t = 500)]
-        warmup: usize,
-        #[arg(long, default_value_t = 1)]
-        thin: usize,
-        /// Initial step size (ula/mala: λ; rwmh: proposal sd; hmc: leapfrog ε).
-        #[arg(long)]
-        step: Option<f64>,
-        /// ula only: decoupled noise sd σ (samples at temperature σ²/(2·step)).
-        #[arg(long)]
-        noise: Option<f64>,
-        /// hmc only: leapfrog steps per transition.
-        #[arg(long)]
-        leapfrog: Option<usize>,
-        /// Target acceptance rate of the warm-up adaptation.
-        #[arg(long)]
-        target: Option<f64>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// The conditioning input c of a conditional energy.
-        #[arg(long, allow_hyphen_values = true)]
-        cond: Option<String>,
-        /// normal, normal:MEAN,STD, uniform:A,B, or a .csv/.npy file of starting points.
-        #[arg(long, default_value = "normal", allow_hyphen_values = true)]
-        init: String,
-        #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
-        dtype: String,
-        #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
-        backend: String,
-        /// Output file: .csv (Stan-style, with the configuration) or .npy.
-        #[arg(long)]
-        out: PathBuf,
-        /// Also draw a PNG (a scatter over the density for 2-D energies).
-        #[arg(long)]
-        plot: Option<PathBuf>,
+        #[command(flatten)]
+        options: driver::SampleOptions,
     },
     /// Summarise a sample file: mean, sd, quantiles, split R-hat, bulk and tail ESS.
     Summary {
@@ -167,45 +124,7 @@ fn main() -> ExitCode {
             backend,
             json,
         } => eval(&file, &energy, &at, cond, grad, hvp, &dtype, &backend, json),
-        Command::Sample {
-            file,
-            energy,
-            sampler,
-            chains,
-            steps,
-            warmup,
-            thin,
-            step,
-            noise,
-            leapfrog,
-            target,
-            seed,
-            cond,
-            init,
-            dtype,
-            backend,
-            out,
-            plot,
-        } => {
-            let options = driver::SampleOptions {
-                energy,
-                sampler,
-                chains,
-                steps,
-                warmup,
-                thin,
-                step,
-                noise,
-                leapfrog,
-                target,
-                seed,
-                cond,
-                init,
-                dtype,
-                backend,
-                out,
-                plot,
-            };
+        Command::Sample { file, options } => {
             read(&file).and_then(|f| show(driver::sample(&f, &options)))
         }
         Command::Summary { file, max } => show(driver::summary(&file, max)),

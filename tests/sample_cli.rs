@@ -2,23 +2,13 @@
 //! written and read back, byte-identical reruns, backends that agree, and
 //! divergent chains that are reported without touching the others.
 
+mod common;
+
+use common::cli::ebm;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ebm::sample::io::read_csv;
 use ebm::stats;
-
-fn ebm(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ebm"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A fresh folder for one test.
 fn scratch(name: &str) -> PathBuf {

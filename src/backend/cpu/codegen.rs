@@ -223,6 +223,20 @@ struct Params {
     tables: Value,
 }
 
+/// The loop function's pointer parameters and its count (vectors or rows),
+/// read from the entry block: `fn(tile, inv, consts, inputs, tables, count)`.
+fn entry_params(b: &mut FunctionBuilder, entry: cranelift_codegen::ir::Block) -> (Params, Value) {
+    let ps = b.block_params(entry).to_vec();
+    let p = Params {
+        tile: ps[0],
+        inv: ps[1],
+        consts: ps[2],
+        ins: ps[3],
+        tables: ps[4],
+    };
+    (p, ps[5])
+}
+
 fn base_and_stride(
     b: &mut FunctionBuilder,
     p: &Params,
@@ -304,15 +318,7 @@ fn gen_loop(
     let exit = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
-    let ps = b.block_params(entry).to_vec();
-    let p = Params {
-        tile: ps[0],
-        inv: ps[1],
-        consts: ps[2],
-        ins: ps[3],
-        tables: ps[4],
-    };
-    let nvec = ps[5];
+    let (p, nvec) = entry_params(b, entry);
     let lane_bytes = l.bytes();
     let level = expr_levels(&g.exprs);
     let mut vals: Vec<Option<Value>> = vec![None; g.exprs.len()];
@@ -592,15 +598,7 @@ pub(crate) fn gen_direct(
     let exit = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
-    let ps = b.block_params(entry).to_vec();
-    let p = Params {
-        tile: ps[0],
-        inv: ps[1],
-        consts: ps[2],
-        ins: ps[3],
-        tables: ps[4],
-    };
-    let rows = ps[5];
+    let (p, rows) = entry_params(b, entry);
     let slot_of = |off: usize| {
         spec.load_slot
             .iter()
@@ -772,15 +770,7 @@ pub(crate) fn gen_fused(
     let exit = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
-    let ps = b.block_params(entry).to_vec();
-    let p = Params {
-        tile: ps[0],
-        inv: ps[1],
-        consts: ps[2],
-        ins: ps[3],
-        tables: ps[4],
-    };
-    let nvec = ps[5];
+    let (p, nvec) = entry_params(b, entry);
     let nbytes = b.ins().imul_imm_s(nvec, l.bytes());
     let mut inputs = vec![];
     let groups: Vec<&Group> = plan
