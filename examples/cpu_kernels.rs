@@ -137,14 +137,14 @@ thread_local! {
 /// Source text → optimised energy + ∇ₓE graph, through the real pipeline
 /// (parse, sema, lower, symbolic AD, simplifier).
 fn from_source(text: &str, name: &str) -> Graph {
-    use ebm::autodiff::derived::{Want, derive};
+    use ebm::autodiff::derived::{KernelSpec, derive};
     let file = ebm::driver::SourceFile {
         path: "bench.ebm".into(),
         text: text.into(),
     };
     let module = ebm::driver::analyze(&file).unwrap();
     let energy = ebm::lower::lower(&module, name).unwrap();
-    let g = derive(&energy, Want::ENERGY_GRAD).unwrap();
+    let g = derive(&energy, KernelSpec::ENERGY_GRAD).unwrap();
     ebm::opt::optimize(&g, ebm::opt::Config::default())
 }
 

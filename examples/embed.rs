@@ -15,7 +15,7 @@ energy gmm(x: [2]) = -logsumexp(-sum((x - centers)^2, axis = 1) / (2 * 0.1^2))
 energy net(x: [2]) = mlp(x, [32, 32, 1], act = swish)
 ";
 
-fn main() -> Result<(), String> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let program = Program::from_source(SOURCE)?;
     println!("energies: {:?}", program.energies());
 

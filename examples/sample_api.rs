@@ -11,13 +11,13 @@ use ebm::sample::targets::{Banana, Ring};
 use ebm::sample::{Init, RunConfig, SamplerConfig, io, run_chains};
 use ebm::stats;
 
-fn main() -> Result<(), String> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(
         std::env::args()
             .nth(1)
             .unwrap_or_else(|| "target/sample_api".into()),
     );
-    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&out)?;
 
     // Eight Gaussians on a ring: many short chains started uniformly, so
     // every mode is populated (each chain stays near the mode it finds).

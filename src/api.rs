@@ -17,13 +17,16 @@ use std::sync::Arc;
 use crate::backend::cpu::Cpu;
 use crate::backend::{Backend, DType};
 use crate::driver::{self, SourceFile};
-use crate::runtime::CompiledEnergy;
+use crate::runtime::{CompiledEnergy, ParamStore};
 use crate::sema;
 
-/// An analysed program: its constants, parameters and definitions.
+/// An analysed program: its constants, parameters and definitions. Every
+/// energy and model compiled from one `Program` reads the same parameter
+/// store: an update through one is seen by all.
 pub struct Program {
     file: SourceFile,
     module: sema::Module,
+    store: Arc<ParamStore>,
 }
 
 impl Program {
@@ -43,7 +46,12 @@ impl Program {
 
     fn analyse(file: SourceFile) -> Result<Program, String> {
         let module = driver::analyze(&file)?;
-        Ok(Program { file, module })
+        let store = driver::param_store(&module)?;
+        Ok(Program {
+            file,
+            module,
+            store,
+        })
     }
 
     /// The names of the program's energies.
@@ -69,7 +77,19 @@ impl Program {
         backend: Arc<dyn Backend>,
         dtype: DType,
     ) -> Result<CompiledEnergy, String> {
-        driver::compile_energy(&self.file, &self.module, name, backend, dtype)
+        driver::compile_energy(
+            &self.file,
+            &self.module,
+            name,
+            self.store.clone(),
+            backend,
+            dtype,
+        )
+    }
+
+    /// The program's parameters, shared by everything compiled from it.
+    pub fn params(&self) -> &Arc<ParamStore> {
+        &self.store
     }
 
     pub fn module(&self) -> &sema::Module {

@@ -5,12 +5,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::autodiff::derived::{Want, derive};
-use crate::backend::cpu::Cpu;
-use crate::backend::{Backend, DType, Interp};
+use crate::autodiff::derived::{KernelSpec, derive};
+use crate::backend::{Backend, DType};
 use crate::diag::render_all;
 use crate::ir::print;
-use crate::runtime::{CompiledEnergy, Scalar};
+use crate::runtime::{CompiledEnergy, ParamStore, Scalar};
 use crate::sema::DefKind;
 use crate::syntax::{self, ast};
 use crate::{lower, opt, script, sema};
@@ -77,13 +76,7 @@ pub fn check_source(path: &str, text: &str) -> Result<(), String> {
 
 /// A backend by its command-line name.
 pub fn backend_named(name: &str) -> Result<Arc<dyn Backend>, String> {
-    match name {
-        "interp" => Ok(Arc::new(Interp)),
-        "cpu" => Ok(Arc::new(Cpu::new())),
-        other => Err(format!(
-            "error: unknown backend `{other}`; expected `interp` or `cpu`"
-        )),
-    }
+    crate::backend::named(name).map_err(|e| format!("error: {e}"))
 }
 
 pub fn dtype_named(name: &str) -> Result<DType, String> {
@@ -118,22 +111,29 @@ fn energy_def<'m>(module: &'m sema::Module, name: &str) -> Result<&'m sema::DefI
     }
 }
 
-/// Lowers an energy and binds its parameters' initial values.
+/// A parameter store holding every parameter of `module` at its initial value.
+pub fn param_store(module: &sema::Module) -> Result<Arc<ParamStore>, String> {
+    let store = Arc::new(ParamStore::new());
+    for p in &module.params {
+        store
+            .insert(&p.name, &p.shape, p.initial_value())
+            .map_err(|e| format!("error: {e}"))?;
+    }
+    Ok(store)
+}
+
+/// Lowers an energy; its parameters come from `store`.
 pub fn compile_energy(
     file: &SourceFile,
     module: &sema::Module,
     name: &str,
+    store: Arc<ParamStore>,
     backend: Arc<dyn Backend>,
     dtype: DType,
 ) -> Result<CompiledEnergy, String> {
     energy_def(module, name)?;
     let graph = lower::lower(module, name).map_err(|d| render_all(&[d], &file.path, &file.text))?;
-    CompiledEnergy::new(
-        graph,
-        |p| module.param(p).map(sema::Param::initial_value),
-        backend,
-        dtype,
-    )
+    CompiledEnergy::in_store(graph, store, backend, dtype).map_err(|e| format!("error: {e}"))
 }
 
 /// Parses `"1, 2.5, -3"` into numbers, naming the flag on error.
@@ -243,9 +243,12 @@ fn eval_in<T: Scalar>(energy: &CompiledEnergy, req: &EvalRequest) -> Result<Eval
     let widen = |v: Vec<T>| v.into_iter().map(T::to_f64).collect::<Vec<f64>>();
     let x = cast(&req.at);
     let c = req.cond.as_deref().map(cast);
-    let eg = energy.energy_and_grad_x(&x, c.as_deref(), 1)?;
+    let fail = |e: crate::runtime::RuntimeError| format!("error: {e}");
+    let eg = energy.energy_and_grad_x(&x, c.as_deref(), 1).map_err(fail)?;
     let hvp = match &req.hvp {
-        Some(v) => Some(widen(energy.hvp(&x, &cast(v), c.as_deref(), 1)?)),
+        Some(v) => Some(widen(
+            energy.hvp(&x, &cast(v), c.as_deref(), 1).map_err(fail)?,
+        )),
         None => None,
     };
     Ok(EvalResult {
@@ -281,30 +284,15 @@ impl Stage {
 }
 
 /// Which derivative kernel the `grad`, `opt` and `clif` stages show.
-pub fn want_named(name: &str) -> Result<Want, String> {
-    let base = Want {
-        energy: true,
-        ..Want::default()
-    };
+pub fn want_named(name: &str) -> Result<KernelSpec, String> {
+    let with_value = |k: KernelSpec| KernelSpec { value: true, ..k };
     match name {
-        "energy" => Ok(Want::ENERGY),
-        "grad" => Ok(Want::ENERGY_GRAD),
-        "params" => Ok(Want {
-            grad_params: true,
-            ..base
-        }),
-        "hvp" => Ok(Want { hvp: true, ..base }),
-        "mixed" => Ok(Want {
-            mixed: true,
-            ..base
-        }),
-        "all" => Ok(Want {
-            grad_x: true,
-            grad_params: true,
-            hvp: true,
-            mixed: true,
-            ..base
-        }),
+        "energy" => Ok(KernelSpec::ENERGY),
+        "grad" => Ok(KernelSpec::ENERGY_GRAD),
+        "params" => Ok(with_value(KernelSpec::GRAD_PARAMS)),
+        "hvp" => Ok(with_value(KernelSpec::HVP)),
+        "mixed" => Ok(with_value(KernelSpec::MIXED)),
+        "all" => Ok(KernelSpec::ALL),
         other => Err(format!(
             "error: unknown kernel `{other}`; expected energy, grad, params, hvp, mixed or all"
         )),
@@ -316,7 +304,7 @@ pub fn dump(
     file: &SourceFile,
     stage: Stage,
     name: Option<&str>,
-    want: Want,
+    want: KernelSpec,
     dtype: DType,
 ) -> Result<String, String> {
     if stage == Stage::Ast {
@@ -519,7 +507,15 @@ pub fn sample(file: &SourceFile, o: &SampleOptions) -> Result<String, String> {
         .transpose()?;
     let dtype = dtype_named(&o.dtype)?;
     let module = analyze(file)?;
-    let compiled = compile_energy(file, &module, &o.energy, backend_named(&o.backend)?, dtype)?;
+    let store = param_store(&module)?;
+    let compiled = compile_energy(
+        file,
+        &module,
+        &o.energy,
+        store,
+        backend_named(&o.backend)?,
+        dtype,
+    )?;
     let dim: usize = compiled.dim();
     let kept = o.steps.div_ceil(o.thin);
     if o.chains.saturating_mul(kept).saturating_mul(dim) > runners::MAX_VALUES {
@@ -570,7 +566,8 @@ pub fn sample(file: &SourceFile, o: &SampleOptions) -> Result<String, String> {
     runners::write_draws(&o.out, &draws).map_err(|e| format!("error: {e}"))?;
     text.push_str(&format!("wrote {}\n", o.out.display()));
     if let Some(p) = &o.plot {
-        let target = crate::runtime::sampling::SampledEnergy::new(&compiled, spec.cond.clone())?;
+        let target = crate::sample::DensityOf::new(&compiled, spec.cond.clone())
+            .map_err(|e| format!("error: {e}"))?;
         let title = runners::default_title(&draws);
         runners::plot_draws(p, &draws, Some(&target), "auto", &title)
             .map_err(|e| format!("error: {e}"))?;
@@ -662,6 +659,7 @@ pub fn plot(path: &Path, o: &PlotOptions) -> Result<String, String> {
                 &file,
                 &module,
                 name,
+                param_store(&module)?,
                 backend_named("cpu")?,
                 DType::F64,
             )?)
@@ -684,7 +682,7 @@ pub fn plot(path: &Path, o: &PlotOptions) -> Result<String, String> {
                 ));
             }
             Some(
-                crate::runtime::sampling::SampledEnergy::new(c, cond)
+                crate::sample::DensityOf::new(c, cond)
                     .map_err(|e| format!("error: {e}; pass --cond"))?,
             )
         }

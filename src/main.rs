@@ -196,8 +196,9 @@ fn eval(
     let file = read(path)?;
     let module = driver::analyze(&file)?;
     let backend = driver::backend_named(backend)?;
-    let compiled =
-        driver::compile_energy(&file, &module, energy, backend, driver::dtype_named(dtype)?)?;
+    let store = driver::param_store(&module)?;
+    let dtype = driver::dtype_named(dtype)?;
+    let compiled = driver::compile_energy(&file, &module, energy, store, backend, dtype)?;
     let request = driver::EvalRequest {
         energy,
         at: driver::parse_vector("--at", at)?,

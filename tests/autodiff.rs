@@ -6,7 +6,7 @@
 mod common;
 
 use common::randgraph::{random_energy, random_inputs};
-use ebm::autodiff::derived::{Want, derive, is_zero};
+use ebm::autodiff::derived::{KernelSpec, derive, is_zero};
 use ebm::ir::interp::eval;
 use ebm::ir::{BinaryOp, Graph, Op, verify::verify};
 use ebm::opt::{self, Config};
@@ -72,13 +72,7 @@ struct Checked {
 }
 
 fn check_graph(energy: &Graph, seed: u64, stats: &mut Checked) {
-    let want = Want {
-        energy: true,
-        grad_x: true,
-        grad_params: true,
-        hvp: true,
-        mixed: true,
-    };
+    let want = KernelSpec::ALL;
     let full = derive(energy, want).unwrap();
     verify(&full).unwrap();
     let g = opt::optimize(&full, Config::default());
@@ -170,13 +164,7 @@ fn derivatives_match_finite_differences_on_random_graphs() {
 fn derivative_graphs_have_no_zero_products_or_duplicates() {
     for seed in 0..100 {
         let energy = random_energy(seed, 4);
-        let all = Want {
-            energy: true,
-            grad_x: true,
-            grad_params: true,
-            hvp: true,
-            mixed: true,
-        };
+        let all = KernelSpec::ALL;
         let g = opt::optimize(&derive(&energy, all).unwrap(), Config::default());
         let live = g.live(&[]);
         let mut seen = std::collections::HashSet::new();
@@ -222,12 +210,9 @@ fn every_optimiser_switch_preserves_values() {
         let energy = random_energy(seed, 5);
         let full = derive(
             &energy,
-            Want {
-                energy: true,
-                grad_x: true,
-                grad_params: true,
-                hvp: true,
+            KernelSpec {
                 mixed: false,
+                ..KernelSpec::ALL
             },
         )
         .unwrap();
@@ -256,7 +241,7 @@ fn stop_gradient_blocks_its_operand() {
     let s = g.stop_gradient(x);
     let e = g.mul(s, x);
     g.add_output("energy", e, BatchReduce::PerSample);
-    let d = derive(&g, Want::ENERGY_GRAD).unwrap();
+    let d = derive(&g, KernelSpec::ENERGY_GRAD).unwrap();
     let outs = run(&d, &[vec![3.0]]);
     assert_eq!(outs, vec![vec![9.0], vec![3.0]]);
 }

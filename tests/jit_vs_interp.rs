@@ -573,15 +573,8 @@ mod props {
 // optimised as the runtime compiles them.
 
 fn all_derivatives(energy: &Graph) -> Graph {
-    use ebm::autodiff::derived::{Want, derive};
-    let want = Want {
-        energy: true,
-        grad_x: true,
-        grad_params: true,
-        hvp: true,
-        mixed: true,
-    };
-    let g = derive(energy, want).unwrap();
+    use ebm::autodiff::derived::{KernelSpec, derive};
+    let g = derive(energy, KernelSpec::ALL).unwrap();
     ebm::opt::optimize(&g, ebm::opt::Config::default())
 }
 

@@ -1,5 +1,5 @@
-//! The runtime layer on the reference backend: derivative kernels by name,
-//! dtype checks, and the fused Langevin step graph.
+//! The runtime layer: derivative kernels by spec, dtype checks, the fused
+//! step graphs, and ULA through the sampling engine.
 
 use std::sync::Arc;
 
@@ -7,7 +7,8 @@ use ebm::backend::{DType, Interp};
 use ebm::ir::interp::eval;
 use ebm::ir::{BatchReduce, Graph, InputKind};
 use ebm::runtime::CompiledEnergy;
-use ebm::runtime::fused::langevin_step;
+use ebm::runtime::steps::{self, UlaMove};
+use ebm::sample::{RunConfig, SamplerConfig, run_compiled};
 
 /// E(x) = ½ Σ (x − μ)² / s², with μ a parameter.
 fn gaussian() -> Graph {
@@ -60,7 +61,13 @@ fn calls_in_the_wrong_dtype_or_size_are_errors() {
 
 #[test]
 fn fused_langevin_step_is_the_update_rule() {
-    let step = langevin_step(&gaussian(), 0.05, 0.3, true).unwrap();
+    let m = UlaMove {
+        drift: 0.05,
+        noise: 0.3,
+        clip: None,
+        clamp: None,
+    };
+    let step = steps::ula(&gaussian(), m).unwrap().graph;
     let x = [3.0, 1.0];
     let noise = [0.5, -1.0];
     let inputs: Vec<&[f64]> = step
@@ -77,16 +84,40 @@ fn fused_langevin_step_is_the_update_rule() {
     for (a, b) in outs[0].iter().zip(want) {
         assert!((a - b).abs() < 1e-15);
     }
-    assert_eq!(outs[1], vec![2.5]);
 }
 
-/// The chain-parallel ULA runner: bitwise-identical for any thread count, and
-/// its stationary variance on a standard Gaussian is ULA's closed form
-/// 1/(1 − λ/4) (within 5 standard errors of the sample variance).
+/// A NaN gradient stays NaN through clipping and clamping, so the engine
+/// sees the divergence (max/min-based clipping would hide it).
 #[test]
-fn langevin_runner_is_deterministic_and_has_the_ula_variance() {
-    use ebm::backend::cpu::Cpu;
-    use ebm::runtime::langevin::Langevin;
+fn clipping_and_clamping_keep_nan() {
+    let m = UlaMove {
+        drift: 0.5,
+        noise: 0.0,
+        clip: Some(1.0),
+        clamp: Some((-2.0, 2.0)),
+    };
+    let mut g = Graph::new("sqrt");
+    let x = g.input_node("x", vec![1], InputKind::Sample);
+    let r = g.unary(ebm::ir::UnaryOp::Sqrt, x);
+    let e = g.sum_all(r);
+    g.add_output("energy", e, BatchReduce::PerSample);
+    let step = steps::ula(&g, m).unwrap().graph;
+    let xs = [-1.0, 100.0, 0.04];
+    let noise = [0.0; 3];
+    let inputs: Vec<&[f64]> = step
+        .inputs()
+        .iter()
+        .map(|d| if d.name == "x" { &xs[..] } else { &noise[..] })
+        .collect();
+    let out = eval(&step, &inputs, 3).unwrap().remove(0);
+    assert!(out[0].is_nan(), "{out:?}");
+    assert_eq!(out[1], 2.0, "clamped to the box");
+    // ∇√x = 1/(2√x) = 2.5 at 0.04, clipped to 1: 0.04 − 0.5.
+    assert_eq!(out[2], 0.04 - 0.5);
+}
+
+/// E(x) = ½|x|² in 3-d, as IR.
+fn std_normal3() -> Graph {
     let mut g = Graph::new("std_normal");
     let x = g.input_node("x", vec![3], InputKind::Sample);
     let sq = g.mul(x, x);
@@ -94,21 +125,31 @@ fn langevin_runner_is_deterministic_and_has_the_ula_variance() {
     let half = g.scalar(0.5);
     let e = g.mul(half, s);
     g.add_output("energy", e, BatchReduce::PerSample);
+    g
+}
+
+/// ULA through the engine: bitwise-identical for any thread count, and its
+/// stationary variance on a standard Gaussian is ULA's closed form
+/// 1/(1 − λ/4) (within 5 standard errors of the sample variance).
+#[test]
+fn engine_ula_is_deterministic_and_has_the_ula_variance() {
+    use ebm::backend::cpu::Cpu;
+    let energy =
+        CompiledEnergy::new(std_normal3(), |_| None, Arc::new(Cpu::new()), DType::F32).unwrap();
     let lam = 0.4;
-    let ula = Langevin::ula(&g, lam, |_| None, &Cpu::with_threads(1)).unwrap();
     let chains = 2000;
     let run = |threads| {
-        let mut xs = vec![0f32; chains * 3];
-        ula.run(&mut xs, 300, 7, threads).unwrap();
-        xs
+        let mut run = RunConfig::new(chains, 299, 1, 7);
+        run.threads = threads;
+        run_compiled(&energy, None, &SamplerConfig::ula(lam), &run).unwrap()
     };
     let one = run(1);
-    assert_eq!(one, run(2), "thread count changed the result");
-    assert_eq!(one, run(3));
-    let n = one.len() as f64;
-    let var = one.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n;
+    assert_eq!(one.x, run(2).x, "thread count changed the result");
+    assert_eq!(one.x, run(3).x);
+    let n = one.x.len() as f64;
+    let var = one.x.iter().map(|&v| v.powi(2)).sum::<f64>() / n;
     let want = 1.0 / (1.0 - lam / 4.0);
-    let se = want * (2.0 / n).sqrt();
+    let se = want * (2.0f64 / n).sqrt();
     assert!(
         (var - want).abs() < 5.0 * se,
         "variance {var}, closed form {want} ± {se}"

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use ebm::autodiff::derived::Want;
+use ebm::autodiff::derived::KernelSpec;
 use ebm::backend::DType;
 use ebm::driver::{SourceFile, Stage, dump, want_named};
 
@@ -33,7 +33,7 @@ fn golden_path(program: &str, stage: &str) -> String {
     format!("tests/golden/{stem}.{stage}")
 }
 
-fn check(program: &str, stage_name: &str, stage: Stage, want: Want) {
+fn check(program: &str, stage_name: &str, stage: Stage, want: KernelSpec) {
     let file = SourceFile::read(Path::new(program)).unwrap();
     let text = dump(&file, stage, None, want, DType::F64).unwrap();
     let path = golden_path(program, stage_name);

@@ -51,6 +51,27 @@ pub trait Kernel: Send + Sync {
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, String>;
+    /// The dtypes this backend compiles (a GPU backend will be f32-only).
+    fn dtypes(&self) -> &'static [DType] {
+        &[DType::F32, DType::F64]
+    }
+    /// The same backend with kernels that run on the calling thread, for a
+    /// caller that parallelises over chains itself (the sampling engine);
+    /// `None` when kernels already run on the calling thread.
+    fn worker(&self) -> Option<Arc<dyn Backend>> {
+        None
+    }
+}
+
+/// A backend by its name on the command line and in scripts.
+pub fn named(name: &str) -> Result<Arc<dyn Backend>, String> {
+    match name {
+        "interp" => Ok(Arc::new(Interp)),
+        "cpu" => Ok(Arc::new(cpu::Cpu::new())),
+        other => Err(format!(
+            "unknown backend `{other}`; expected `interp` or `cpu`"
+        )),
+    }
 }
 
 /// The reference interpreter as a backend.

@@ -2,6 +2,8 @@
 //! W2 `gauss100_ula`, W3 `mlp_ula`), run exactly as the peer scripts define
 //! them — same SM64 initial tensors, probes, step sizes and step counts — and
 //! reported as the same JSON fields, so one table holds ebm and its peers.
+//! Every workload runs through `sample::run_compiled`, the engine that
+//! `ebm sample` and scripts' `sample(...)` run: there is no bench-only path.
 //!
 //! Timing protocol (as the peers'): one warm-up call (which includes compiling
 //! the kernels), then `repeat` timed calls of the whole sampling loop from the
@@ -19,9 +21,11 @@ use crate::backend::DType;
 use crate::backend::cpu::Cpu;
 use crate::data::rng;
 use crate::driver::{self, SourceFile};
+use crate::autodiff::derived::KernelSpec;
 use crate::ir::Graph;
 use crate::runtime::CompiledEnergy;
-use crate::runtime::langevin::Langevin;
+use crate::runtime::steps::UlaMove;
+use crate::sample::{Draws, Init, RunConfig, SamplerConfig, run_compiled};
 
 /// The noise seed every framework uses (1234).
 const SEED: u64 = 1234;
@@ -202,11 +206,44 @@ fn compile(w: &Workload) -> Result<(Graph, f64), String> {
     let module = driver::analyze(&file)?;
     let graph = crate::lower::lower(&module, w.energy).map_err(|d| d.message)?;
     let kernel_graph = crate::opt::optimize(
-        &crate::autodiff::derived::derive(&graph, crate::autodiff::derived::Want::ENERGY_GRAD)?,
+        &crate::autodiff::derived::derive(&graph, KernelSpec::ENERGY_GRAD)?,
         crate::opt::Config::default(),
     );
     Cpu::with_threads(1).compile_uncached(&kernel_graph, DType::F32)?;
     Ok((graph, t.elapsed().as_secs_f64()))
+}
+
+/// The workload's energy in f32 with the peers' parameter values, on the
+/// CPU backend — compiled exactly as `ebm sample --dtype f32` compiles it.
+fn energy_of(w: &Workload, graph: &Graph) -> Result<CompiledEnergy, String> {
+    CompiledEnergy::new(
+        graph.clone(),
+        param_values(w, graph),
+        std::sync::Arc::new(Cpu::new()),
+        DType::F32,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Runs `steps` iterations of `sampler` from `x0` through the engine that
+/// `ebm sample` runs (`sample::run_compiled`), keeping only the last state:
+/// `steps − 1` unrecorded iterations (adaptation is off in every workload)
+/// and one kept draw, as `ebm sample --warmup N-1 --steps 1`.
+fn run_engine(
+    energy: &CompiledEnergy,
+    sampler: &SamplerConfig,
+    x0: &[f64],
+    chains: usize,
+    steps: usize,
+    threads: usize,
+) -> Result<Draws, String> {
+    let mut run = RunConfig::new(chains, steps.saturating_sub(1), 1, noise_seed());
+    run.threads = threads;
+    run.init = Init::Array {
+        values: x0.to_vec(),
+        rows: chains,
+    };
+    run_compiled(energy, None, sampler, &run).map_err(|e| e.to_string())
 }
 
 fn run_workload(w: &Workload, opts: &Options) -> Result<Value, String> {
@@ -214,37 +251,42 @@ fn run_workload(w: &Workload, opts: &Options) -> Result<Value, String> {
         .map(|_| compile(w).map(|(_, t)| t))
         .collect::<Result<_, _>>()?;
     let (graph, _) = compile(w)?;
-    let x0: Vec<f32> = rng::normal(w.init_seed, w.chains * w.dim)
+    let x0: Vec<f64> = rng::normal(w.init_seed, w.chains * w.dim)
         .iter()
-        .map(|&v| v as f32)
+        .map(|&v| v as f32 as f64)
         .collect();
     let params = param_values(w, &graph);
     if std::env::var_os("EBM_BENCH_DUMP").is_some() {
+        let m = UlaMove {
+            drift: w.lam / 2.0,
+            noise: w.lam.sqrt(),
+            clip: None,
+            clamp: None,
+        };
         let step = crate::opt::optimize(
-            &crate::runtime::fused::langevin_step(&graph, w.lam / 2.0, w.lam.sqrt(), false)?,
+            &crate::runtime::steps::ula(&graph, m)?.graph,
             crate::opt::Config::default(),
         );
         eprintln!("{}", crate::ir::print::print(&step));
         eprintln!("{}", crate::backend::cpu::clif_text(&step, DType::F32)?);
     }
     let idle_before = machine::wait_quiet();
-    // Warm-up: build and compile the fused step kernel, then one full run.
+    // Warm-up: compile the step kernels, then one full run.
     let t = Instant::now();
-    let ula = Langevin::ula(&graph, w.lam, &params, &Cpu::with_threads(1))?;
-    let seed = noise_seed();
-    let sampler = |x: &mut Vec<f32>| ula.run(x, w.steps, seed, opts.threads);
-    let mut x = x0.clone();
-    sampler(&mut x)?;
+    let energy = energy_of(w, &graph)?;
+    let sampler = SamplerConfig::ula(w.lam);
+    let go = || run_engine(&energy, &sampler, &x0, w.chains, w.steps, opts.threads);
+    let mut d = go()?;
     let warmup = t.elapsed().as_secs_f64();
     let meter = machine::ForeignMeter::start();
     let mut times = Vec::new();
     for _ in 0..opts.repeat {
         let t = Instant::now();
-        x = x0.clone();
-        sampler(&mut x)?;
+        d = go()?;
         times.push(t.elapsed().as_secs_f64());
     }
     let foreign = meter.share();
+    let x: Vec<f32> = d.x.iter().map(|&v| v as f32).collect();
     let probe = probe_checksum(w, &graph, &params)?;
     let mut rec = record(
         w,
@@ -270,10 +312,13 @@ fn probe_checksum(
         params,
         std::sync::Arc::new(Cpu::new()),
         DType::F32,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let (points, n) = (w.probe)();
     let pts: Vec<f32> = points.iter().map(|&v| v as f32).collect();
-    let eg = energy.energy_and_grad_x(&pts, None, n)?;
+    let eg = energy
+        .energy_and_grad_x(&pts, None, n)
+        .map_err(|e| e.to_string())?;
     let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
     let abs: Vec<f32> = eg.grad_x.iter().map(|g| g.abs()).collect();
     let mut m = Map::new();
@@ -364,17 +409,9 @@ fn round6(v: f64) -> f64 {
 /// eight-Gaussian mixture: 4096 chains, fixed step (BlackJAX's MALA step h is
 /// λ/2 in ebm's convention, so λ = 0.02 matches h = 0.01), no adaptation.
 fn run_mh(name: &str, grads: usize, steps: usize, opts: &Options) -> Result<Value, String> {
-    use crate::runtime::sampling::SampledEnergy;
-    use crate::sample::{ChainRngs, Kernel, SamplerConfig};
     let w = &WORKLOADS[0];
     let (graph, _) = compile(w)?;
-    let energy = CompiledEnergy::new(
-        graph,
-        |_| None,
-        std::sync::Arc::new(Cpu::with_threads(opts.threads)),
-        DType::F32,
-    )?;
-    let target = SampledEnergy::new(&energy, None)?;
+    let energy = energy_of(w, &graph)?;
     let mut config = if grads == 1 {
         SamplerConfig::mala(0.02)
     } else {
@@ -387,28 +424,21 @@ fn run_mh(name: &str, grads: usize, steps: usize, opts: &Options) -> Result<Valu
         .iter()
         .map(|&v| v as f32 as f64)
         .collect();
-    let run = || {
-        let kernel = Kernel::new(&target, config.clone(), w.chains);
-        let mut rngs = ChainRngs::new(SEED, w.chains);
-        let mut state = kernel.init(x0.clone());
-        let mut accepted = 0usize;
-        for _ in 0..steps {
-            let (next, info) = kernel.step(&mut rngs, &state);
-            accepted += info.accepted.iter().filter(|&&a| a).count();
-            state = next;
-        }
-        (state.x, accepted as f64 / (steps * w.chains) as f64)
+    let run = || -> Result<(Vec<f64>, f64), String> {
+        let d = run_engine(&energy, &config, &x0, w.chains, steps, opts.threads)?;
+        let accept = d.summary.as_ref().map_or(f64::NAN, |s| s.accept_rate);
+        Ok((d.x, accept))
     };
     let idle_before = machine::wait_quiet();
     let t = Instant::now();
-    run();
+    run()?;
     let warmup = t.elapsed().as_secs_f64();
     let meter = machine::ForeignMeter::start();
     let mut times = Vec::new();
     let mut last = (Vec::new(), 0.0);
     for _ in 0..opts.repeat {
         let t = Instant::now();
-        last = run();
+        last = run()?;
         times.push(t.elapsed().as_secs_f64());
     }
     let med = median(times.clone());

@@ -84,16 +84,17 @@ pub fn eval_const(e: &TExpr) -> Tensor {
 pub fn eval_expr(
     defs: &[DefInfo],
     e: &TExpr,
-    params: &HashMap<String, Vec<f64>>,
+    param: &dyn Fn(&str) -> Option<Vec<f64>>,
 ) -> Result<Tensor, String> {
     let g = crate::sema::with_big_stack(|| lower_expr(defs, e));
-    let mut data = Vec::new();
+    let mut values = Vec::new();
     for input in g.inputs() {
-        match params.get(&input.name) {
-            Some(v) => data.push(v.as_slice()),
+        match param(&input.name) {
+            Some(v) => values.push(v),
             None => return Err(format!("no value for parameter `{}`", input.name)),
         }
     }
+    let data: Vec<&[f64]> = values.iter().map(|v| v.as_slice()).collect();
     let mut out = interp::eval::<f64>(&g, &data, 1)?;
     Ok(Tensor::new(e.shape.clone(), out.swap_remove(0)))
 }

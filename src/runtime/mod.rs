@@ -1,22 +1,89 @@
-//! The runtime: an energy compiled for one backend and dtype, with its
-//! parameter values, callable on batches. It builds each derivative kernel
-//! (`autodiff::derived`) on first use, optimises it and hands it to the
-//! backend; runners (samplers, training) only ever talk to this type.
+//! The runtime: definitions compiled for one backend and dtype, reading their
+//! parameters from a shared [`ParamStore`], callable on batches through typed
+//! kernel specs ([`KernelSpec`]: values, pullbacks by a unit or per-sample
+//! seed, HVPs, mixed products). Each spec's graph is derived, optimised,
+//! verified and compiled once per definition and cached; results come back
+//! by typed [`Slot`], inputs are bound by role ([`Role`]), never by name.
+//!
+//! `steps` writes sampler steps as IR (ULA, the MALA and RWMH proposals, a
+//! leapfrog step) so a backend fuses each into one kernel (the sampling
+//! engine, `sample::engine`, runs chains on them); `noise` is the
+//! counter-based Gaussian generator the engine draws from.
 
-pub mod fused;
-pub mod langevin;
 pub mod noise;
-pub mod sampling;
+pub mod params;
+pub mod steps;
 
 use std::sync::{Arc, Mutex};
 
-use crate::autodiff::derived::{Want, derive};
+pub use crate::autodiff::derived::{KernelSpec, Pullback, Seed, Slot};
+use crate::autodiff::derived::derive;
 use crate::backend::{Backend, DType, Kernel};
 use crate::ir::interp::Real;
-use crate::ir::{Graph, InputKind, numel};
+use crate::ir::{BatchReduce, Graph, InputKind, numel};
 use crate::opt;
+pub use params::{ParamId, ParamStore, ParamView};
 
-/// Element types a compiled energy can be called with.
+/// What goes wrong in the runtime: each kind its own variant, rendered by
+/// the caller (the CLI prefixes `error:`; scripts attach a span).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("no value for parameter `{0}`")]
+    UnknownParam(String),
+    #[error("parameter `{name}` needs {expected} values, found {found}")]
+    ParamLength {
+        name: String,
+        expected: usize,
+        found: usize,
+    },
+    #[error("parameter `{name}` has shape {expected:?} in the store, the graph reads {found:?}")]
+    ParamShape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("this kernel was compiled for {compiled}, called with {called}")]
+    DType {
+        compiled: &'static str,
+        called: &'static str,
+    },
+    #[error("the {backend} backend does not run {dtype}")]
+    UnsupportedDType {
+        backend: &'static str,
+        dtype: &'static str,
+    },
+    #[error("input `{input}` needs {expected} values for a batch of {batch}, found {found}")]
+    InputLength {
+        input: &'static str,
+        expected: usize,
+        batch: usize,
+        found: usize,
+    },
+    #[error("this {what} needs {needs}")]
+    MissingInput {
+        what: &'static str,
+        needs: &'static str,
+    },
+    #[error("cannot build the kernel: {0}")]
+    Derive(String),
+    #[error("the backend failed: {0}")]
+    Backend(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F64 => 8,
+        }
+    }
+}
+
+/// Element types a compiled definition can be called with.
 pub trait Scalar: Real {
     const DTYPE: DType;
     fn run(
@@ -25,6 +92,10 @@ pub trait Scalar: Real {
         outputs: &mut [&mut [Self]],
         batch: usize,
     ) -> Result<(), String>;
+    fn cached_view(store: &ParamStore) -> Arc<ParamView<Self>>;
+    /// Standard normals for counter positions `start..` of stream `key`
+    /// (`noise::fill_normal_f32`; f64 widens them, through `tmp`).
+    fn fill_normal(key: u64, start: u64, out: &mut [Self], tmp: &mut [f32]);
 }
 
 impl Scalar for f64 {
@@ -36,6 +107,16 @@ impl Scalar for f64 {
         batch: usize,
     ) -> Result<(), String> {
         k.run_f64(inputs, outputs, batch)
+    }
+    fn cached_view(store: &ParamStore) -> Arc<ParamView<f64>> {
+        store.view_f64()
+    }
+    fn fill_normal(key: u64, start: u64, out: &mut [f64], tmp: &mut [f32]) {
+        let tmp = &mut tmp[..out.len()];
+        noise::fill_normal_f32(key, start, tmp);
+        for (o, v) in out.iter_mut().zip(tmp.iter()) {
+            *o = *v as f64;
+        }
     }
 }
 
@@ -49,6 +130,118 @@ impl Scalar for f32 {
     ) -> Result<(), String> {
         k.run_f32(inputs, outputs, batch)
     }
+    fn cached_view(store: &ParamStore) -> Arc<ParamView<f32>> {
+        store.view_f32()
+    }
+    fn fill_normal(key: u64, start: u64, out: &mut [f32], _tmp: &mut [f32]) {
+        noise::fill_normal_f32(key, start, out);
+    }
+}
+
+/// What a kernel input is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    X,
+    Cond,
+    /// The per-sample cotangent of a pullback.
+    Seed,
+    /// The direction `v` of an HVP or mixed product.
+    Direction,
+    Param(ParamId),
+}
+
+/// Binds a graph's inputs to roles: `Shared` inputs to store entries (which
+/// must exist with the same shape), `Sample` inputs by their conventional
+/// names (`x`, `c`, `seed`, `v`) — the one place those names are read.
+pub fn bind_roles(g: &Graph, store: &ParamStore) -> Result<Vec<Role>, RuntimeError> {
+    g.inputs()
+        .iter()
+        .map(|d| match d.kind {
+            InputKind::Shared => {
+                let id = store
+                    .id(&d.name)
+                    .ok_or_else(|| RuntimeError::UnknownParam(d.name.clone()))?;
+                let entry = store
+                    .entry(id)
+                    .ok_or_else(|| RuntimeError::UnknownParam(d.name.clone()))?;
+                if entry.shape != d.shape {
+                    return Err(RuntimeError::ParamShape {
+                        name: d.name.clone(),
+                        expected: entry.shape,
+                        found: d.shape.clone(),
+                    });
+                }
+                Ok(Role::Param(id))
+            }
+            InputKind::Sample => match d.name.as_str() {
+                "x" => Ok(Role::X),
+                "c" => Ok(Role::Cond),
+                "seed" => Ok(Role::Seed),
+                "v" => Ok(Role::Direction),
+                other => Err(RuntimeError::Internal(format!(
+                    "unexpected sample input `{other}`"
+                ))),
+            },
+        })
+        .collect()
+}
+
+/// A kernel compiled for one spec, with its input roles and output slots.
+pub struct SpecKernel {
+    pub kernel: Arc<dyn Kernel>,
+    pub spec: KernelSpec,
+    pub roles: Vec<Role>,
+    pub slots: Vec<Slot>,
+}
+
+/// The per-sample inputs of one call (`batch × numel` values each).
+#[derive(Clone, Copy, Default)]
+pub struct Args<'a, T> {
+    pub x: &'a [T],
+    pub cond: Option<&'a [T]>,
+    pub seed: Option<&'a [T]>,
+    pub v: Option<&'a [T]>,
+}
+
+impl<'a, T> Args<'a, T> {
+    pub fn x(x: &'a [T]) -> Self {
+        Args {
+            x,
+            cond: None,
+            seed: None,
+            v: None,
+        }
+    }
+    pub fn cond(self, cond: Option<&'a [T]>) -> Self {
+        Args { cond, ..self }
+    }
+    pub fn seed(self, seed: &'a [T]) -> Self {
+        Args {
+            seed: Some(seed),
+            ..self
+        }
+    }
+    pub fn v(self, v: &'a [T]) -> Self {
+        Args { v: Some(v), ..self }
+    }
+}
+
+/// A kernel's results, addressed by slot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outputs<T> {
+    pub slots: Vec<Slot>,
+    pub data: Vec<Vec<T>>,
+}
+
+impl<T> Outputs<T> {
+    pub fn get(&self, slot: Slot) -> Option<&[T]> {
+        let i = self.slots.iter().position(|s| *s == slot)?;
+        Some(&self.data[i])
+    }
+    pub fn take(&mut self, slot: Slot) -> Option<Vec<T>> {
+        let i = self.slots.iter().position(|s| *s == slot)?;
+        Some(std::mem::take(&mut self.data[i]))
+    }
 }
 
 /// Input gradients and energies of a batch.
@@ -58,58 +251,78 @@ pub struct EnergyGrad<T> {
     pub grad_x: Vec<T>,
 }
 
+/// A definition (energy or model) compiled for one backend and dtype.
 pub struct CompiledEnergy {
     graph: Graph,
+    store: Arc<ParamStore>,
+    /// The store entries of the graph's `Shared` inputs, in input order.
+    params: Vec<ParamId>,
     backend: Arc<dyn Backend>,
     dtype: DType,
-    /// Parameter values in the graph's `Shared` input order, as f64.
-    params: Vec<(String, Vec<f64>)>,
-    kernels: Mutex<Vec<(Want, Arc<dyn Kernel>)>>,
+    kernels: Mutex<Vec<Arc<SpecKernel>>>,
 }
 
 impl CompiledEnergy {
-    /// `graph` is a lowered energy (input `x`, optional `c`, parameters as
-    /// `Shared` inputs, output `energy`); `param` supplies each parameter's value.
+    /// `graph` is a lowered definition; every parameter it reads must be in
+    /// `store`, which it shares with whatever else was compiled from it.
+    pub fn in_store(
+        graph: Graph,
+        store: Arc<ParamStore>,
+        backend: Arc<dyn Backend>,
+        dtype: DType,
+    ) -> Result<CompiledEnergy, RuntimeError> {
+        if !backend.dtypes().contains(&dtype) {
+            return Err(RuntimeError::UnsupportedDType {
+                backend: backend.name(),
+                dtype: dtype.name(),
+            });
+        }
+        let params = bind_roles(&graph, &store)?
+            .into_iter()
+            .filter_map(|r| match r {
+                Role::Param(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        Ok(CompiledEnergy {
+            graph,
+            store,
+            params,
+            backend,
+            dtype,
+            kernels: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A definition with a store of its own, filled by `param`.
     pub fn new(
         graph: Graph,
         param: impl Fn(&str) -> Option<Vec<f64>>,
         backend: Arc<dyn Backend>,
         dtype: DType,
-    ) -> Result<CompiledEnergy, String> {
-        let mut params = Vec::new();
-        for decl in graph
-            .inputs()
-            .iter()
-            .filter(|d| d.kind == InputKind::Shared)
-        {
-            let value = param(&decl.name)
-                .ok_or_else(|| format!("no value for parameter `{}`", decl.name))?;
-            if value.len() != numel(&decl.shape) {
-                return Err(format!(
-                    "parameter `{}` needs {} values",
-                    decl.name,
-                    numel(&decl.shape)
-                ));
-            }
-            params.push((decl.name.clone(), value));
+    ) -> Result<CompiledEnergy, RuntimeError> {
+        let store = Arc::new(ParamStore::new());
+        for d in graph.inputs().iter().filter(|d| d.kind == InputKind::Shared) {
+            let value = param(&d.name).ok_or_else(|| RuntimeError::UnknownParam(d.name.clone()))?;
+            store.insert(&d.name, &d.shape, value)?;
         }
-        Ok(CompiledEnergy {
-            graph,
-            backend,
-            dtype,
-            params,
-            kernels: Mutex::new(Vec::new()),
-        })
+        CompiledEnergy::in_store(graph, store, backend, dtype)
     }
 
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
     pub fn backend_name(&self) -> &'static str {
         self.backend.name()
     }
     pub fn energy_graph(&self) -> &Graph {
         &self.graph
+    }
+    pub fn store(&self) -> &Arc<ParamStore> {
+        &self.store
     }
     /// Elements per sample of `x`.
     pub fn dim(&self) -> usize {
@@ -119,27 +332,38 @@ impl CompiledEnergy {
     pub fn cond_dim(&self) -> usize {
         self.input_len("c")
     }
+    /// Elements per sample of the definition's output (1 for an energy).
+    pub fn out_dim(&self) -> usize {
+        self.graph
+            .outputs
+            .first()
+            .map_or(0, |o| numel(self.graph.shape(o.node)))
+    }
     pub fn x_shape(&self) -> Vec<usize> {
-        let id = self.graph.find_input("x").expect("energy graphs read x");
-        self.graph.input(id).shape.clone()
+        self.graph
+            .find_input("x")
+            .map(|id| self.graph.input(id).shape.clone())
+            .unwrap_or_default()
     }
-    pub fn param_names(&self) -> Vec<&str> {
-        self.params.iter().map(|(n, _)| n.as_str()).collect()
-    }
-    pub fn param_values(&self) -> &[(String, Vec<f64>)] {
+    /// The parameters this definition reads, in the order of its gradients.
+    pub fn param_ids(&self) -> &[ParamId] {
         &self.params
     }
-    pub fn set_param(&mut self, name: &str, value: &[f64]) -> Result<(), String> {
-        let slot = self
-            .params
-            .iter_mut()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| format!("no parameter `{name}`"))?;
-        if slot.1.len() != value.len() {
-            return Err(format!("parameter `{name}` needs {} values", slot.1.len()));
-        }
-        slot.1.copy_from_slice(value);
-        Ok(())
+    pub fn param_names(&self) -> Vec<String> {
+        self.graph
+            .inputs()
+            .iter()
+            .filter(|d| d.kind == InputKind::Shared)
+            .map(|d| d.name.clone())
+            .collect()
+    }
+    /// Sets a parameter in the shared store (every kernel reading it sees it).
+    pub fn set_param(&self, name: &str, value: &[f64]) -> Result<(), RuntimeError> {
+        self.store.set(name, value)
+    }
+    /// Kernels compiled so far (for tests: an update must not recompile).
+    pub fn compiled_kernels(&self) -> usize {
+        self.kernels.lock().map_or(0, |k| k.len())
     }
 
     fn input_len(&self, name: &str) -> usize {
@@ -149,99 +373,140 @@ impl CompiledEnergy {
             .unwrap_or(0)
     }
 
-    /// The optimised graph that computes `want` (the one a backend compiles).
-    pub fn graph_for(&self, want: Want) -> Result<Graph, String> {
-        Ok(opt::optimize(
-            &derive(&self.graph, want)?,
-            opt::Config::default(),
-        ))
+    /// The optimised graph that computes `spec` (the one a backend compiles).
+    pub fn graph_for(&self, spec: KernelSpec) -> Result<Graph, RuntimeError> {
+        let g = derive(&self.graph, spec).map_err(RuntimeError::Derive)?;
+        Ok(opt::optimize(&g, opt::Config::default()))
     }
 
-    /// The compiled kernel for `want`, built once.
-    pub fn kernel(&self, want: Want) -> Result<Arc<dyn Kernel>, String> {
-        let mut cache = self.kernels.lock().unwrap();
-        if let Some((_, k)) = cache.iter().find(|(w, _)| *w == want) {
+    /// The compiled kernel for `spec`, built once.
+    pub fn kernel(&self, spec: KernelSpec) -> Result<Arc<SpecKernel>, RuntimeError> {
+        let mut cache = self
+            .kernels
+            .lock()
+            .map_err(|_| RuntimeError::Internal("kernel cache poisoned".into()))?;
+        if let Some(k) = cache.iter().find(|k| k.spec == spec) {
             return Ok(k.clone());
         }
-        let k = self.backend.compile(&self.graph_for(want)?, self.dtype)?;
-        cache.push((want, k.clone()));
+        let graph = self.graph_for(spec)?;
+        let kernel = self
+            .backend
+            .compile(&graph, self.dtype)
+            .map_err(RuntimeError::Backend)?;
+        let roles = bind_roles(kernel.graph(), &self.store)?;
+        let k = Arc::new(SpecKernel {
+            kernel,
+            spec,
+            roles,
+            slots: spec.layout(self.params.len()),
+        });
+        cache.push(k.clone());
         Ok(k)
     }
 
-    /// Runs the kernel for `want`; returns one buffer per output in order.
+    /// Runs the kernel for `spec` on a batch; one buffer per slot.
     pub fn run<T: Scalar>(
         &self,
-        want: Want,
-        x: &[T],
-        cond: Option<&[T]>,
-        v: Option<&[T]>,
+        spec: KernelSpec,
+        args: Args<'_, T>,
         batch: usize,
-    ) -> Result<Vec<Vec<T>>, String> {
+    ) -> Result<Outputs<T>, RuntimeError> {
         if T::DTYPE != self.dtype {
-            return Err(format!(
-                "energy was compiled for {}, called with {}",
-                self.dtype.name(),
-                T::DTYPE.name()
-            ));
+            return Err(RuntimeError::DType {
+                compiled: self.dtype.name(),
+                called: T::DTYPE.name(),
+            });
         }
-        let kernel = self.kernel(want)?;
-        let g = kernel.graph();
-        let params: Vec<Vec<T>> = self
-            .params
-            .iter()
-            .map(|(_, v)| v.iter().map(|&p| T::from_f64(p)).collect())
-            .collect();
+        let k = self.kernel(spec)?;
+        let g = k.kernel.graph();
+        let view = self.store.view::<T>();
         let mut inputs: Vec<&[T]> = Vec::with_capacity(g.inputs().len());
-        let mut next_param = 0;
-        for decl in g.inputs() {
-            let data: &[T] = match (decl.kind, decl.name.as_str()) {
-                (InputKind::Shared, _) => {
-                    next_param += 1;
-                    &params[next_param - 1]
-                }
-                (_, "x") => x,
-                (_, "c") => cond.ok_or("this energy needs a conditioning input")?,
-                (_, "v") => v.ok_or("this kernel needs a direction v")?,
-                (_, other) => return Err(format!("unexpected input `{other}`")),
+        for (decl, role) in g.inputs().iter().zip(&k.roles) {
+            let (data, name): (&[T], &'static str) = match role {
+                Role::Param(id) => (&view.values[id.0 as usize], "parameter"),
+                Role::X => (args.x, "x"),
+                Role::Cond => (
+                    args.cond.ok_or(RuntimeError::MissingInput {
+                        what: "energy",
+                        needs: "a conditioning input",
+                    })?,
+                    "c",
+                ),
+                Role::Seed => (
+                    args.seed.ok_or(RuntimeError::MissingInput {
+                        what: "kernel",
+                        needs: "a per-sample seed",
+                    })?,
+                    "seed",
+                ),
+                Role::Direction => (
+                    args.v.ok_or(RuntimeError::MissingInput {
+                        what: "kernel",
+                        needs: "a direction v",
+                    })?,
+                    "v",
+                ),
             };
-            let want_len = numel(&decl.shape)
-                * if decl.kind == InputKind::Sample {
-                    batch
-                } else {
-                    1
-                };
-            if data.len() != want_len {
-                return Err(format!(
-                    "input `{}` needs {want_len} values for a batch of {batch}, got {}",
-                    decl.name,
-                    data.len()
-                ));
+            let per = numel(&decl.shape);
+            let expected = if decl.kind == InputKind::Sample {
+                per * batch
+            } else {
+                per
+            };
+            if data.len() != expected {
+                return Err(RuntimeError::InputLength {
+                    input: name,
+                    expected,
+                    batch,
+                    found: data.len(),
+                });
             }
             inputs.push(data);
         }
-        let mut outs: Vec<Vec<T>> = g
+        let mut data: Vec<Vec<T>> = g
             .outputs
             .iter()
             .map(|o| {
                 let per = numel(g.shape(o.node));
                 match o.reduce {
-                    crate::ir::BatchReduce::PerSample => vec![T::zero(); per * batch],
-                    crate::ir::BatchReduce::Sum => vec![T::zero(); per],
+                    BatchReduce::PerSample => vec![T::zero(); per * batch],
+                    BatchReduce::Sum => vec![T::zero(); per],
                 }
             })
             .collect();
-        let mut views: Vec<&mut [T]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
-        T::run(kernel.as_ref(), &inputs, &mut views, batch)?;
-        Ok(outs)
+        let mut views: Vec<&mut [T]> = data.iter_mut().map(|o| o.as_mut_slice()).collect();
+        T::run(k.kernel.as_ref(), &inputs, &mut views, batch).map_err(RuntimeError::Backend)?;
+        Ok(Outputs {
+            slots: k.slots.clone(),
+            data,
+        })
     }
 
+    fn slot<T: Scalar>(
+        &self,
+        spec: KernelSpec,
+        slot: Slot,
+        args: Args<'_, T>,
+        batch: usize,
+    ) -> Result<Vec<T>, RuntimeError> {
+        self.run(spec, args, batch)?
+            .take(slot)
+            .ok_or_else(|| RuntimeError::Internal(format!("no {slot:?} output")))
+    }
+
+    /// The definition's values (energies, or a model's outputs), per sample.
     pub fn energy<T: Scalar>(
         &self,
         x: &[T],
         cond: Option<&[T]>,
         batch: usize,
-    ) -> Result<Vec<T>, String> {
-        Ok(self.run(Want::ENERGY, x, cond, None, batch)?.remove(0))
+    ) -> Result<Vec<T>, RuntimeError> {
+        self.slot(
+            KernelSpec::ENERGY,
+            Slot::Value,
+            Args::x(x).cond(cond),
+            batch,
+        )
     }
 
     pub fn energy_and_grad_x<T: Scalar>(
@@ -249,11 +514,13 @@ impl CompiledEnergy {
         x: &[T],
         cond: Option<&[T]>,
         batch: usize,
-    ) -> Result<EnergyGrad<T>, String> {
-        let mut outs = self.run(Want::ENERGY_GRAD, x, cond, None, batch)?;
-        let grad_x = outs.pop().unwrap();
-        let energy = outs.pop().unwrap();
-        Ok(EnergyGrad { energy, grad_x })
+    ) -> Result<EnergyGrad<T>, RuntimeError> {
+        let mut o = self.run(KernelSpec::ENERGY_GRAD, Args::x(x).cond(cond), batch)?;
+        let missing = || RuntimeError::Internal("energy kernel lost an output".into());
+        Ok(EnergyGrad {
+            energy: o.take(Slot::Value).ok_or_else(missing)?,
+            grad_x: o.take(Slot::PullbackX).ok_or_else(missing)?,
+        })
     }
 
     pub fn grad_x<T: Scalar>(
@@ -261,12 +528,13 @@ impl CompiledEnergy {
         x: &[T],
         cond: Option<&[T]>,
         batch: usize,
-    ) -> Result<Vec<T>, String> {
-        let want = Want {
-            grad_x: true,
-            ..Want::default()
-        };
-        Ok(self.run(want, x, cond, None, batch)?.remove(0))
+    ) -> Result<Vec<T>, RuntimeError> {
+        self.slot(
+            KernelSpec::GRAD_X,
+            Slot::PullbackX,
+            Args::x(x).cond(cond),
+            batch,
+        )
     }
 
     /// ∇_θ of the batch-summed energy, one vector per parameter (in `param_names` order).
@@ -275,12 +543,32 @@ impl CompiledEnergy {
         x: &[T],
         cond: Option<&[T]>,
         batch: usize,
-    ) -> Result<Vec<Vec<T>>, String> {
-        let want = Want {
-            grad_params: true,
-            ..Want::default()
-        };
-        self.run(want, x, cond, None, batch)
+    ) -> Result<Vec<Vec<T>>, RuntimeError> {
+        Ok(self
+            .run(KernelSpec::GRAD_PARAMS, Args::x(x).cond(cond), batch)?
+            .data)
+    }
+
+    /// ∇_θ Σ_b ⟨seed_b, f(x_b)⟩ with the values f(x_b): a pullback of the
+    /// definition's output by a per-sample cotangent (CD's weighted
+    /// energies, JEM's logits). Returns (values, one gradient per parameter).
+    pub fn weighted_grad_params<T: Scalar>(
+        &self,
+        x: &[T],
+        seed: &[T],
+        cond: Option<&[T]>,
+        batch: usize,
+    ) -> Result<(Vec<T>, Vec<Vec<T>>), RuntimeError> {
+        let mut o = self.run(
+            KernelSpec::weighted_grad_params(),
+            Args::x(x).cond(cond).seed(seed),
+            batch,
+        )?;
+        let values = o
+            .take(Slot::Value)
+            .ok_or_else(|| RuntimeError::Internal("no values".into()))?;
+        o.data.remove(0);
+        Ok((values, o.data))
     }
 
     /// Hessian-vector products ∇ₓ(∇ₓE·v), one per sample.
@@ -290,12 +578,13 @@ impl CompiledEnergy {
         v: &[T],
         cond: Option<&[T]>,
         batch: usize,
-    ) -> Result<Vec<T>, String> {
-        let want = Want {
-            hvp: true,
-            ..Want::default()
-        };
-        Ok(self.run(want, x, cond, Some(v), batch)?.remove(0))
+    ) -> Result<Vec<T>, RuntimeError> {
+        self.slot(
+            KernelSpec::HVP,
+            Slot::Hvp,
+            Args::x(x).cond(cond).v(v),
+            batch,
+        )
     }
 
     /// Mixed products ∇_θ(∇ₓE·v), summed over the batch, one per parameter.
@@ -305,11 +594,9 @@ impl CompiledEnergy {
         v: &[T],
         cond: Option<&[T]>,
         batch: usize,
-    ) -> Result<Vec<Vec<T>>, String> {
-        let want = Want {
-            mixed: true,
-            ..Want::default()
-        };
-        self.run(want, x, cond, Some(v), batch)
+    ) -> Result<Vec<Vec<T>>, RuntimeError> {
+        Ok(self
+            .run(KernelSpec::MIXED, Args::x(x).cond(cond).v(v), batch)?
+            .data)
     }
 }

@@ -1,34 +1,42 @@
 //! Samplers for unnormalised densities p(x) ∝ exp(−E(x)).
 //!
-//! The API follows BlackJAX: a [`Kernel`] has `init(x) -> State` and
-//! `step(rngs, &State) -> (State, Info)`, over a batch of chains that all
-//! advance together through one batched energy call. [`run_chains`] drives a
-//! kernel through warm-up (step-size and mass-matrix adaptation), sampling and
-//! thinning, and returns [`Draws`], which [`io`] writes as Stan-style CSV or
-//! NPY.
+//! One engine ([`engine`]) runs every sampler: chains are cut into blocks,
+//! one per worker thread, and each block advances through one fused kernel
+//! call per step (a Langevin move, a MALA or random-walk proposal, a
+//! leapfrog step) plus per-chain accept/reject and warm-up adaptation
+//! (step size by dual averaging, windowed diagonal mass). [`run_compiled`]
+//! drives a compiled energy in its dtype (what every caller uses);
+//! [`run_chains`] drives a closure energy ([`BatchEnergy`]) through the same
+//! engine with the moves' reference definitions. Both return [`Draws`],
+//! which [`io`] writes as Stan-style CSV or NPY.
 //!
-//! Invariants (see each module for details):
-//! * chain `c` draws every random number from its own stream seeded by
-//!   `(seed, c)` ([`rng::ChainRngs`]), so results do not depend on threads or
-//!   batch splits; with per-chain adaptation (the default) they do not depend
-//!   on the number of chains either;
-//! * a chain that meets a non-finite energy or gradient is flagged
-//!   `divergent` and never contaminates the other chains (see [`kernel`]).
+//! Invariants (see `engine` for details):
+//! * every random number is a function of (seed, iteration, chain) — noise
+//!   and uniforms are counter-based, initial points come from a stream
+//!   keyed by (seed, chain) — so results do not depend on threads or block
+//!   splits; with per-chain adaptation (the default) they do not depend on
+//!   the number of chains either;
+//! * a chain that meets a non-finite energy, gradient or position is
+//!   flagged `divergent` and never contaminates the other chains.
 
 // Index loops over chains and coordinates read best as they are.
 #![allow(clippy::needless_range_loop)]
 
 pub mod adapt;
+pub mod compiled;
+pub mod config;
+pub mod engine;
 pub mod io;
-pub mod kernel;
 pub mod rng;
 pub mod run;
 pub mod targets;
 
 pub use adapt::AdaptScope;
-pub use kernel::{Info, Kernel, Method, Params, SamplerConfig, State, UlaOptions};
+pub use compiled::{CompiledTarget, DensityOf};
+pub use config::{Method, SamplerConfig, UlaOptions};
+pub use engine::Target;
 pub use rng::{ChainRng, ChainRngs};
-pub use run::{Draws, Init, RunConfig, RunSummary, run_chains};
+pub use run::{Draws, Init, RunConfig, RunSummary, run_chains, run_compiled};
 
 /// A batched energy E(x) over `dim` coordinates.
 ///

@@ -8,9 +8,12 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::BatchEnergy;
-use super::adapt::{AdaptScope, DualAveraging, Welford, mass_windows};
-use super::kernel::{Kernel, SamplerConfig, State};
-use super::rng::ChainRngs;
+use super::adapt::AdaptScope;
+use super::compiled::CompiledTarget;
+use super::engine::{Block, Target, run_block};
+use super::config::{Method, SamplerConfig, UlaOptions};
+use crate::backend::DType;
+use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
 
 /// How chains start. Draws come from each chain's own stream.
 #[derive(Clone, Debug, PartialEq)]
@@ -252,218 +255,20 @@ impl Draws {
     }
 }
 
-struct Block {
-    first: usize,
-    chains: usize,
-    draws: Draws,
-    step: Vec<f64>,
-    accept_sum: f64,
-    divergences: usize,
-    warmup_divergences: usize,
-    first_div: Vec<Divergence>,
-    frozen: usize,
-}
-
-fn init_positions(init: &Init, rngs: &mut ChainRngs, first: usize, dim: usize) -> Vec<f64> {
-    let n = rngs.len();
-    let mut x = vec![0.0; n * dim];
-    for c in 0..n {
-        let rng = &mut rngs.rngs[c];
-        let row = &mut x[c * dim..(c + 1) * dim];
-        match init {
-            Init::Normal { mean, sd } => {
-                for v in row {
-                    *v = mean + sd * rng.normal();
-                }
-            }
-            Init::Uniform { a, b } => {
-                for v in row {
-                    *v = a + (b - a) * rng.uniform();
-                }
-            }
-            Init::Array { values, rows } => {
-                let r = (first + c) % rows;
-                row.copy_from_slice(&values[r * dim..(r + 1) * dim]);
-            }
-        }
-    }
-    x
-}
-
-fn run_block<E: BatchEnergy + ?Sized>(
-    energy: &E,
-    cfg: &SamplerConfig,
-    run: &RunConfig,
-    first: usize,
-    n: usize,
-    pb: &ProgressBar,
-) -> Block {
-    let dim = energy.dim();
-    let mut rngs = ChainRngs::range(run.seed, first, n);
-    let x0 = init_positions(&run.init, &mut rngs, first, dim);
-    let mut kernel = Kernel::new(energy, cfg.clone(), n);
-    let mut state: State = kernel.init(x0);
-    let kept = run.kept();
-    let thin = run.thin.max(1);
-    let mut draws = Draws::empty(n, kept, dim);
-
-    let adapt = cfg.method.is_mh() && run.warmup > 0;
-    let shared = cfg.adapt_scope == AdaptScope::Shared;
-    let nda = if shared { 1 } else { n };
-    let mut da: Vec<DualAveraging> = (0..nda)
-        .map(|_| DualAveraging::new(cfg.step, cfg.target_accept))
-        .collect();
-    let (win_start, win_ends) = if adapt && cfg.adapt_mass {
-        mass_windows(run.warmup)
-    } else {
-        (usize::MAX, Vec::new())
-    };
-    let mut wf: Vec<Welford> = (0..nda).map(|_| Welford::new(dim)).collect();
-    let mut win = 0usize;
-
-    let mut b = Block {
-        first,
-        chains: n,
-        draws: Draws::empty(0, 0, 0),
-        step: Vec::new(),
-        accept_sum: 0.0,
-        divergences: 0,
-        warmup_divergences: 0,
-        first_div: Vec::new(),
-        frozen: 0,
-    };
-    let mut seen_div = vec![false; n];
-    for (c, f) in state.frozen.iter().enumerate() {
-        if *f {
-            seen_div[c] = true;
-            b.first_div.push(Divergence {
-                chain: first + c,
-                iteration: 0,
-            });
-        }
-    }
-
-    let total = run.warmup + run.steps;
-    for it in 0..total {
-        let (next, info) = kernel.step(&mut rngs, &state);
-        state = next;
-        let warm = it < run.warmup;
-        for c in 0..n {
-            if info.divergent[c] {
-                if warm {
-                    b.warmup_divergences += 1;
-                } else {
-                    b.divergences += 1;
-                }
-                // Warm-up divergences of MH kernels are expected while the
-                // step size is searched for: they are counted, but a chain is
-                // listed only for a sampling-phase divergence or a freeze.
-                if !seen_div[c] && (!warm || state.frozen[c]) {
-                    seen_div[c] = true;
-                    b.first_div.push(Divergence {
-                        chain: first + c,
-                        iteration: it,
-                    });
-                }
-            }
-        }
-        if warm && adapt {
-            if cfg.adapt_step {
-                if shared {
-                    let live: Vec<f64> = (0..n)
-                        .filter(|&c| !state.frozen[c])
-                        .map(|c| info.accept_prob[c])
-                        .collect();
-                    let mean = if live.is_empty() {
-                        0.0
-                    } else {
-                        live.iter().sum::<f64>() / live.len() as f64
-                    };
-                    let s = da[0].update(mean);
-                    kernel.params.step.iter_mut().for_each(|v| *v = s);
-                } else {
-                    for c in 0..n {
-                        kernel.params.step[c] = da[c].update(info.accept_prob[c]);
-                    }
-                }
-            }
-            // Mass-matrix windows.
-            if win < win_ends.len() && it >= win_start {
-                for c in 0..n {
-                    if !state.frozen[c] {
-                        let w = if shared { 0 } else { c };
-                        wf[w].add(&state.x[c * dim..(c + 1) * dim]);
-                    }
-                }
-                if it + 1 == win_ends[win] {
-                    win += 1;
-                    for (w, acc) in wf.iter_mut().enumerate() {
-                        let var = acc.regularized_variance();
-                        let targets: Vec<usize> = if shared { (0..n).collect() } else { vec![w] };
-                        for c in targets {
-                            kernel.params.inv_mass[c * dim..(c + 1) * dim].copy_from_slice(&var);
-                        }
-                        acc.reset();
-                    }
-                    for (w, d) in da.iter_mut().enumerate() {
-                        d.restart(kernel.params.step[if shared { 0 } else { w }]);
-                    }
-                }
-            }
-            if it + 1 == run.warmup && cfg.adapt_step {
-                if shared {
-                    let s = da[0].final_step();
-                    kernel.params.step.iter_mut().for_each(|v| *v = s);
-                } else {
-                    for c in 0..n {
-                        kernel.params.step[c] = da[c].final_step();
-                    }
-                }
-            }
-        }
-        if !warm {
-            let i = it - run.warmup;
-            for c in 0..n {
-                b.accept_sum += info.accept_prob[c];
-            }
-            if i.is_multiple_of(thin) {
-                let k = i / thin;
-                for c in 0..n {
-                    let o = c * kept + k;
-                    draws.x[o * dim..(o + 1) * dim]
-                        .copy_from_slice(&state.x[c * dim..(c + 1) * dim]);
-                    draws.energy[o] = state.energy[c];
-                    draws.accept[o] = info.accept_prob[c];
-                    draws.divergent[o] = info.divergent[c];
-                }
-            }
-        }
-        pb.inc(n as u64);
-    }
-    b.frozen = state.frozen.iter().filter(|f| **f).count();
-    b.step = kernel.params.step.clone();
-    b.draws = draws;
-    b
-}
-
-/// Run `run.chains` chains of `sampler` on `energy`.
-pub fn run_chains<E: BatchEnergy + ?Sized>(
-    energy: &E,
-    sampler: &SamplerConfig,
-    run: &RunConfig,
-) -> Result<Draws, String> {
-    let dim = energy.dim();
+/// Checks the settings of a run against an energy with `dim` coordinates.
+fn validate(dim: usize, sampler: &SamplerConfig, run: &RunConfig) -> Result<(), RuntimeError> {
+    let bad = |m: String| Err(RuntimeError::Config(m));
     if dim == 0 {
-        return Err("the energy has no coordinates".into());
+        return bad("the energy has no coordinates".into());
     }
     if run.chains == 0 {
-        return Err("chains must be at least 1".into());
+        return bad("chains must be at least 1".into());
     }
     if run.thin == 0 {
-        return Err("thin must be at least 1".into());
+        return bad("thin must be at least 1".into());
     }
     if !(sampler.step > 0.0 && sampler.step.is_finite()) {
-        return Err(format!(
+        return bad(format!(
             "step must be a positive number, found {}",
             sampler.step
         ));
@@ -471,61 +276,149 @@ pub fn run_chains<E: BatchEnergy + ?Sized>(
     if let Init::Array { values, rows } = &run.init
         && (*rows == 0 || values.len() != rows * dim)
     {
-        return Err(format!(
+        return bad(format!(
             "initial array holds {} values, expected rows × {dim} with rows ≥ 1",
             values.len()
         ));
     }
-    if let crate::sample::Method::Ula(crate::sample::UlaOptions { noise: Some(s), .. }) =
-        &sampler.method
+    if let Method::Ula(UlaOptions { noise: Some(s), .. }) = &sampler.method
         && !(*s >= 0.0 && s.is_finite())
     {
-        return Err(format!("noise must be a non-negative number, found {s}"));
+        return bad(format!("noise must be a non-negative number, found {s}"));
     }
+    Ok(())
+}
 
-    let start = Instant::now();
-    let total = (run.chains * (run.warmup + run.steps)) as u64;
-    let pb = if run.progress && std::io::stderr().is_terminal() {
-        let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:30}] {percent:>3}% {human_pos}/{human_len} chain-steps, {per_sec}, eta {eta}",
-        ) {
-            pb.set_style(style.progress_chars("=> "));
-        }
-        pb.set_message(sampler.method.name().to_string());
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
-
+/// The blocks of chains, one per worker: contiguous, starting at even chain
+/// indices (noise is drawn in pairs). Shared adaptation pools every chain,
+/// so it runs as one block.
+fn blocks(sampler: &SamplerConfig, run: &RunConfig) -> Vec<(usize, usize)> {
     let threads = if sampler.adapt_scope == AdaptScope::Shared && sampler.method.is_mh() {
         1
     } else {
         run.threads.clamp(1, run.chains)
     };
-    let per = run.chains.div_ceil(threads);
-    let ranges: Vec<(usize, usize)> = (0..threads)
+    let per = run.chains.div_ceil(threads).next_multiple_of(2);
+    (0..threads)
         .map(|t| (t * per, ((t + 1) * per).min(run.chains)))
         .filter(|(a, b)| b > a)
-        .collect();
-    let blocks: Vec<Block> = if ranges.len() == 1 {
-        vec![run_block(energy, sampler, run, 0, run.chains, &pb)]
+        .collect()
+}
+
+/// Runs `run.chains` chains of `sampler` on a closure energy (f64, the
+/// engine's reference moves). Compiled energies go through [`run_compiled`].
+pub fn run_chains<E: BatchEnergy + ?Sized>(
+    energy: &E,
+    sampler: &SamplerConfig,
+    run: &RunConfig,
+) -> Result<Draws, RuntimeError> {
+    let dim = energy.dim();
+    validate(dim, sampler, run)?;
+    let target = HostTarget(energy);
+    drive::<f64, _>(&target, sampler, run, energy.image_shape())
+}
+
+/// Runs `run.chains` chains of `sampler` on a compiled energy: fused step
+/// kernels in the energy's dtype, chains resident per worker thread. This is
+/// what `ebm sample`, `sample(...)`, the embedding API and `ebm bench` run.
+pub fn run_compiled(
+    energy: &CompiledEnergy,
+    cond: Option<&[f64]>,
+    sampler: &SamplerConfig,
+    run: &RunConfig,
+) -> Result<Draws, RuntimeError> {
+    validate(energy.dim(), sampler, run)?;
+    let max_block = blocks(sampler, run)
+        .iter()
+        .map(|(a, b)| b - a)
+        .max()
+        .unwrap_or(1);
+    let ula = match &sampler.method {
+        Method::Ula(o) => Some(super::engine::ula_move(sampler.step, o)),
+        _ => None,
+    };
+    let shape = energy.x_shape();
+    let image = (shape.len() >= 2).then_some(shape);
+    match energy.dtype() {
+        DType::F64 => {
+            let t = CompiledTarget::<f64>::new(energy, &sampler.method, ula, cond, max_block)?;
+            drive::<f64, _>(&t, sampler, run, image)
+        }
+        DType::F32 => {
+            let t = CompiledTarget::<f32>::new(energy, &sampler.method, ula, cond, max_block)?;
+            drive::<f32, _>(&t, sampler, run, image)
+        }
+    }
+}
+
+/// A closure energy as an engine target (f64).
+struct HostTarget<'a, E: ?Sized>(&'a E);
+
+impl<E: BatchEnergy + ?Sized> Target<f64> for HostTarget<'_, E> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn eval(&self, x: &[f64], n: usize, e: &mut [f64], g: Option<&mut [f64]>) -> Result<(), RuntimeError> {
+        match g {
+            Some(g) => self.0.energy_grad(x, n, e, g),
+            None => self.0.energy(x, n, e),
+        }
+        Ok(())
+    }
+}
+
+fn progress_bar(sampler: &SamplerConfig, run: &RunConfig) -> ProgressBar {
+    let total = (run.chains * (run.warmup + run.steps)) as u64;
+    if !(run.progress && std::io::stderr().is_terminal()) {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:30}] {percent:>3}% {human_pos}/{human_len} chain-steps, {per_sec}, eta {eta}",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(sampler.method.name().to_string());
+    pb
+}
+
+/// Runs every block on its own thread and merges the results.
+fn drive<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    sampler: &SamplerConfig,
+    run: &RunConfig,
+    image_shape: Option<Vec<usize>>,
+) -> Result<Draws, RuntimeError> {
+    let dim = target.dim();
+    let start = Instant::now();
+    let total = (run.chains * (run.warmup + run.steps)) as u64;
+    let pb = progress_bar(sampler, run);
+    let ranges = blocks(sampler, run);
+    let results: Vec<Result<Block, RuntimeError>> = if ranges.len() == 1 {
+        vec![run_block(target, sampler, run, 0, run.chains, &pb)]
     } else {
         std::thread::scope(|s| {
             let hs: Vec<_> = ranges
                 .iter()
                 .map(|&(a, b)| {
                     let pb = &pb;
-                    s.spawn(move || run_block(energy, sampler, run, a, b - a, pb))
+                    s.spawn(move || {
+                        flush_subnormals::<T>();
+                        run_block(target, sampler, run, a, b - a, pb)
+                    })
                 })
                 .collect();
             hs.into_iter()
-                .map(|h| h.join().expect("sampler thread panicked"))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(RuntimeError::Internal("a sampler thread panicked".into())))
+                })
                 .collect()
         })
     };
     pb.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
+    let blocks = results.into_iter().collect::<Result<Vec<Block>, _>>()?;
 
     // Merge blocks (chain-major, so blocks concatenate).
     let kept = run.kept();
@@ -535,8 +428,6 @@ pub fn run_chains<E: BatchEnergy + ?Sized>(
     let (mut acc, mut div, mut wdiv, mut frozen) = (0.0, 0, 0, 0);
     let mut first_div = Vec::new();
     for b in blocks {
-        debug_assert_eq!(b.first, steps.len());
-        let _ = b.chains;
         out.x.extend_from_slice(&b.draws.x);
         out.energy.extend_from_slice(&b.draws.energy);
         out.accept.extend_from_slice(&b.draws.accept);
@@ -552,7 +443,7 @@ pub fn run_chains<E: BatchEnergy + ?Sized>(
     let step_min = steps.iter().copied().fold(f64::INFINITY, f64::min);
     let step_max = steps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let evals_per_step = match sampler.method {
-        crate::sample::Method::Hmc { leapfrog } => leapfrog as u64,
+        Method::Hmc { leapfrog } => leapfrog as u64,
         _ => 1,
     };
     let summary = RunSummary {
@@ -593,7 +484,7 @@ pub fn run_chains<E: BatchEnergy + ?Sized>(
         ("init".into(), run.init.describe()),
         ("dim".into(), dim.to_string()),
     ]);
-    out.image_shape = energy.image_shape();
+    out.image_shape = image_shape;
     if let Some(s) = &out.image_shape {
         let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
         header.push(("image_shape".into(), dims.join("x")));
@@ -601,4 +492,23 @@ pub fn run_chains<E: BatchEnergy + ?Sized>(
     out.header = header;
     out.summary = Some(summary);
     Ok(out)
+}
+
+/// Sets flush-to-zero and denormals-are-zero on the calling thread (a
+/// worker the engine spawned and owns) for f32 runs. Subnormal f32 values
+/// are below 1.2e-38, far under the resolution of a chain coordinate, yet
+/// every x86 operation producing or reading one takes a microcode assist:
+/// mixture weights e^(−90…−104) made the eight-Gaussian ULA ~30% slower.
+/// f64 runs keep IEEE gradual underflow; `EBM_SUBNORMALS=1` keeps it for f32.
+fn flush_subnormals<T: Scalar>() {
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == DType::F32 && std::env::var_os("EBM_SUBNORMALS").is_none_or(|v| v != "1") {
+        #[allow(deprecated)]
+        // SAFETY: only MXCSR's FTZ (bit 15) and DAZ (bit 6) change; SSE2 is
+        // part of the x86_64 baseline.
+        unsafe {
+            use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+            _mm_setcsr(_mm_getcsr() | 0x8040);
+        }
+    }
 }

@@ -207,7 +207,8 @@ impl<'m> Scope<'m> {
             return Err(vec![err::wrong_type(what, arg, &found, e.span)]);
         }
         let t = self.exprs.expr(e)?;
-        lower::eval_expr(&self.module.defs, &t, &self.params)
+        let params = &self.params;
+        lower::eval_expr(&self.module.defs, &t, &|n| params.get(n).cloned())
             .map_err(|m| vec![err::run_failed("cannot evaluate this argument", &m, e.span)])
     }
 

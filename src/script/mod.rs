@@ -11,10 +11,11 @@ pub mod runners;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Span};
 use crate::lower;
-use crate::runtime::CompiledEnergy;
+use crate::runtime::{CompiledEnergy, ParamStore};
 use crate::sample::Draws;
 use crate::sema::{Module, Statement, Tensor};
 use crate::syntax::ast::{CallArg, Expr, ExprKind};
@@ -94,8 +95,9 @@ pub struct Sampled {
 /// State shared by the statements of one run.
 pub struct Runner<'a> {
     pub module: &'a Module,
-    /// Current parameter values by full name (initial values at the start).
-    pub params: HashMap<String, Vec<f64>>,
+    /// The program's parameters (initial values at the start), shared by
+    /// every energy a statement compiles.
+    pub params: Arc<ParamStore>,
     /// Samples by binding name.
     pub samples: HashMap<String, Sampled>,
     pub out: &'a mut dyn Write,
@@ -155,11 +157,12 @@ pub fn run(module: &Module, out: &mut dyn Write) -> Result<(), Vec<Diagnostic>> 
     {
         return Err(vec![not_supported(stmt)]);
     }
-    let params = module
-        .params
-        .iter()
-        .map(|p| (p.name.clone(), p.initial_value()))
-        .collect();
+    let params = Arc::new(ParamStore::new());
+    for p in &module.params {
+        params
+            .insert(&p.name, &p.shape, p.initial_value())
+            .map_err(|e| vec![Diagnostic::new("E0502", p.span, e.to_string())])?;
+    }
     let mut runner = Runner {
         module,
         params,
@@ -195,10 +198,10 @@ fn write(r: &mut Runner, span: Span, text: &str) -> Result<(), Diagnostic> {
 
 fn sample(r: &mut Runner, stmt: &Statement, spec: &SampleSpec) -> Result<(), Diagnostic> {
     let graph = lower::lower(r.module, &spec.energy)?;
-    let backend = crate::driver::backend_named(&spec.backend)
+    let backend = crate::backend::named(&spec.backend)
         .map_err(failed("cannot compile the energy", spec.energy_span))?;
-    let params = &r.params;
-    let energy = CompiledEnergy::new(graph, |p| params.get(p).cloned(), backend, spec.dtype)
+    let energy = CompiledEnergy::in_store(graph, r.params.clone(), backend, spec.dtype)
+        .map_err(|e| e.to_string())
         .map_err(failed("cannot compile the energy", spec.energy_span))?;
     if let runners::InitSpec::File(p) = &spec.init {
         runners::load_init(p, energy.dim())
@@ -230,7 +233,8 @@ fn sample(r: &mut Runner, stmt: &Statement, spec: &SampleSpec) -> Result<(), Dia
 
 fn plot(r: &mut Runner, stmt: &Statement, o: &OutputSpec) -> Result<(), Diagnostic> {
     let s = &r.samples[&o.samples];
-    let target = crate::runtime::sampling::SampledEnergy::new(&s.energy, s.cond.clone())
+    let target = crate::sample::DensityOf::new(&s.energy, s.cond.clone())
+        .map_err(|e| e.to_string())
         .map_err(failed("cannot plot", o.samples_span))?;
     let title = o
         .title
@@ -320,7 +324,8 @@ fn print(r: &mut Runner, stmt: &Statement, summaries: &[String]) -> Result<(), D
             continue;
         }
         let Some(e) = tensors.next() else { break };
-        let t = lower::eval_expr(&r.module.defs, e, &r.params)
+        let store = r.params.clone();
+        let t = lower::eval_expr(&r.module.defs, e, &move |n| store.get(n))
             .map_err(|m| Diagnostic::new("E0502", e.span, format!("evaluation failed: {m}")))?;
         parts.push(format_tensor(&t));
     }

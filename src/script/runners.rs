@@ -385,17 +385,15 @@ pub fn load_init(path: &Path, dim: usize) -> Result<Init, String> {
     Ok(Init::Array { values, rows })
 }
 
-/// Runs the chains of `spec` on a compiled energy.
+/// Runs the chains of `spec` on a compiled energy, on every core.
 pub fn run_sample(energy: &CompiledEnergy, spec: &SampleSpec) -> Result<Draws, String> {
-    let target = crate::runtime::sampling::SampledEnergy::new(energy, spec.cond.clone())?;
     let mut run = spec.run.clone();
     if let InitSpec::File(p) = &spec.init {
         run.init = load_init(p, energy.dim())?;
     }
-    run.threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(run.chains);
-    let mut d = crate::sample::run_chains(&target, &spec.sampler, &run)?;
+    run.threads = crate::backend::cpu::default_threads().min(run.chains);
+    let mut d = crate::sample::run_compiled(energy, spec.cond.as_deref(), &spec.sampler, &run)
+        .map_err(|e| e.to_string())?;
     if let InitSpec::File(p) = &spec.init {
         set_header(&mut d, "init", format!("file {}", p.display()));
     }

@@ -108,6 +108,9 @@ fn cache_key(graph: &Graph, dtype: DType, threads: usize) -> String {
 }
 
 impl Backend for Cpu {
+    fn worker(&self) -> Option<Arc<dyn Backend>> {
+        (self.threads != 1).then(|| Arc::new(Cpu::with_threads(1)) as Arc<dyn Backend>)
+    }
     fn name(&self) -> &'static str {
         "cpu"
     }

@@ -1,0 +1,225 @@
+//! The parameter store: one per program, shared by every kernel that reads
+//! parameters (several energies and models of a program may share tensors,
+//! like JEM's classifier and its p(x)). Entries are keyed by the parameter's
+//! documented name (language reference §8: `W`, `net.mlp0.w1`, ...), which is
+//! also the key of checkpoints and model files. Values are held in f64; each
+//! dtype's view is converted once per version and shared (`Arc`), so kernels
+//! never convert parameters per call, and an update (an optimiser step,
+//! `set`) reaches every already-compiled kernel on its next call.
+
+use std::sync::{Arc, RwLock};
+
+use super::{RuntimeError, Scalar};
+use crate::backend::DType;
+
+/// A stable handle to one parameter of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParamId(pub u32);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamEntry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub value: Vec<f64>,
+}
+
+/// The values of every parameter in one dtype, at one version.
+#[derive(Debug)]
+pub struct ParamView<T> {
+    pub version: u64,
+    pub values: Vec<Vec<T>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: Vec<ParamEntry>,
+    version: u64,
+    f32_view: Option<Arc<ParamView<f32>>>,
+    f64_view: Option<Arc<ParamView<f64>>>,
+}
+
+/// Named, shaped tensors with a version counter (see the module docs).
+#[derive(Default)]
+pub struct ParamStore {
+    inner: RwLock<Inner>,
+}
+
+impl std::fmt::Debug for ParamStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ParamStore(v{}, {:?})", self.version(), self.names())
+    }
+}
+
+impl ParamStore {
+    pub fn new() -> ParamStore {
+        ParamStore::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        // A writer that panicked mid-update leaves whole values behind
+        // (entries are replaced, never half-written), so poisoning is ignored.
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a parameter, or returns the existing one of that name when its
+    /// shape agrees (definitions that share a parameter share its entry).
+    pub fn insert(
+        &self,
+        name: &str,
+        shape: &[usize],
+        value: Vec<f64>,
+    ) -> Result<ParamId, RuntimeError> {
+        let mut inner = self.write();
+        if let Some(i) = inner.entries.iter().position(|e| e.name == name) {
+            if inner.entries[i].shape != shape {
+                return Err(RuntimeError::ParamShape {
+                    name: name.into(),
+                    expected: inner.entries[i].shape.clone(),
+                    found: shape.to_vec(),
+                });
+            }
+            return Ok(ParamId(i as u32));
+        }
+        let want: usize = shape.iter().product();
+        if value.len() != want {
+            return Err(RuntimeError::ParamLength {
+                name: name.into(),
+                expected: want,
+                found: value.len(),
+            });
+        }
+        inner.entries.push(ParamEntry {
+            name: name.into(),
+            shape: shape.to_vec(),
+            value,
+        });
+        inner.version += 1;
+        inner.f32_view = None;
+        inner.f64_view = None;
+        Ok(ParamId(inner.entries.len() as u32 - 1))
+    }
+
+    pub fn id(&self, name: &str) -> Option<ParamId> {
+        self.read()
+            .entries
+            .iter()
+            .position(|e| e.name == name)
+            .map(|i| ParamId(i as u32))
+    }
+    pub fn len(&self) -> usize {
+        self.read().entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn names(&self) -> Vec<String> {
+        self.read().entries.iter().map(|e| e.name.clone()).collect()
+    }
+    /// Bumped by every change of any value.
+    pub fn version(&self) -> u64 {
+        self.read().version
+    }
+    pub fn entry(&self, id: ParamId) -> Option<ParamEntry> {
+        self.read().entries.get(id.0 as usize).cloned()
+    }
+    pub fn get(&self, name: &str) -> Option<Vec<f64>> {
+        let inner = self.read();
+        inner
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.value.clone())
+    }
+
+    /// Replaces one parameter's values.
+    pub fn set(&self, name: &str, value: &[f64]) -> Result<(), RuntimeError> {
+        self.update(|entries| {
+            let e = entries
+                .iter_mut()
+                .find(|e| e.name == name)
+                .ok_or_else(|| RuntimeError::UnknownParam(name.into()))?;
+            if e.value.len() != value.len() {
+                return Err(RuntimeError::ParamLength {
+                    name: name.into(),
+                    expected: e.value.len(),
+                    found: value.len(),
+                });
+            }
+            e.value.copy_from_slice(value);
+            Ok(())
+        })
+    }
+
+    /// Updates values in place (an optimiser step); one version bump.
+    /// Shapes and names cannot change through this.
+    pub fn update<R>(
+        &self,
+        f: impl FnOnce(&mut [ParamEntry]) -> Result<R, RuntimeError>,
+    ) -> Result<R, RuntimeError> {
+        let mut inner = self.write();
+        let before: Vec<(String, usize)> = inner
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.value.len()))
+            .collect();
+        let r = f(&mut inner.entries)?;
+        let same = inner
+            .entries
+            .iter()
+            .zip(&before)
+            .all(|(e, (n, l))| &e.name == n && e.value.len() == *l);
+        if !same {
+            return Err(RuntimeError::Internal(
+                "a parameter update changed a name or a size".into(),
+            ));
+        }
+        inner.version += 1;
+        inner.f32_view = None;
+        inner.f64_view = None;
+        Ok(r)
+    }
+
+    /// Every value in dtype `T`, converted once per version.
+    pub fn view<T: Scalar>(&self) -> Arc<ParamView<T>> {
+        T::cached_view(self)
+    }
+
+    pub(crate) fn view_f32(&self) -> Arc<ParamView<f32>> {
+        if let Some(v) = &self.read().f32_view {
+            return v.clone();
+        }
+        let mut inner = self.write();
+        let view = Arc::new(ParamView {
+            version: inner.version,
+            values: inner
+                .entries
+                .iter()
+                .map(|e| e.value.iter().map(|&v| v as f32).collect())
+                .collect(),
+        });
+        inner.f32_view = Some(view.clone());
+        view
+    }
+
+    pub(crate) fn view_f64(&self) -> Arc<ParamView<f64>> {
+        if let Some(v) = &self.read().f64_view {
+            return v.clone();
+        }
+        let mut inner = self.write();
+        let view = Arc::new(ParamView {
+            version: inner.version,
+            values: inner.entries.iter().map(|e| e.value.clone()).collect(),
+        });
+        inner.f64_view = Some(view.clone());
+        view
+    }
+
+    /// Bytes the store and its views hold (for size estimates).
+    pub fn bytes(&self, dtype: DType) -> usize {
+        let n: usize = self.read().entries.iter().map(|e| e.value.len()).sum();
+        n * (8 + dtype.size())
+    }
+}

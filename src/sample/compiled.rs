@@ -1,0 +1,361 @@
+//! A compiled energy as the engine's [`Target`]: every move is one fused
+//! kernel (`runtime::steps`) compiled once per run for the backend's
+//! single-thread worker form (the engine parallelises over chains itself),
+//! reading the program's parameter store through its dtype view. Inputs are
+//! bound by role — positions, noise, step sizes, masses, the conditioning
+//! input, parameters — so no input can ever be fed to the wrong slot.
+//!
+//! [`DensityOf`] is the same energy seen as a [`BatchEnergy`] in f64, for
+//! plots of a density under the draws.
+
+use std::sync::Arc;
+
+use super::BatchEnergy;
+use super::engine::{Phase, Proposal, Target};
+use super::config::Method;
+use crate::autodiff::derived::{KernelSpec, derive};
+use crate::backend::{Backend, DType, Kernel};
+use crate::ir::{Graph, InputKind, numel};
+use crate::opt;
+use crate::runtime::steps::{self, StepGraph, StepRole, UlaMove};
+use crate::runtime::{CompiledEnergy, ParamView, RuntimeError, Scalar};
+
+type R<T> = Result<T, RuntimeError>;
+
+/// What feeds one kernel input.
+#[derive(Clone, Copy, Debug)]
+enum Feed {
+    Step(StepRole),
+    Param(usize),
+}
+
+struct Compiled {
+    kernel: Arc<dyn Kernel>,
+    feeds: Vec<Feed>,
+}
+
+impl Compiled {
+    fn new(
+        backend: &dyn Backend,
+        energy: &CompiledEnergy,
+        sg: StepGraph,
+        dtype: DType,
+    ) -> R<Compiled> {
+        let g = opt::optimize(&sg.graph, opt::Config::default());
+        let kernel = backend.compile(&g, dtype).map_err(RuntimeError::Backend)?;
+        let feeds = kernel
+            .graph()
+            .inputs()
+            .iter()
+            .zip(&sg.roles)
+            .map(|(d, role)| match role {
+                StepRole::Param => energy
+                    .store()
+                    .id(&d.name)
+                    .map(|id| Feed::Param(id.0 as usize))
+                    .ok_or_else(|| RuntimeError::UnknownParam(d.name.clone())),
+                r => Ok(Feed::Step(*r)),
+            })
+            .collect::<R<Vec<_>>>()?;
+        Ok(Compiled { kernel, feeds })
+    }
+
+    /// A derivative kernel of the energy (value, or value and ∇ₓE).
+    fn of_spec(
+        backend: &dyn Backend,
+        energy: &CompiledEnergy,
+        spec: KernelSpec,
+        dtype: DType,
+    ) -> R<Compiled> {
+        let g = derive(energy.energy_graph(), spec).map_err(RuntimeError::Derive)?;
+        let roles = g
+            .inputs()
+            .iter()
+            .map(|d| match (d.kind, d.name.as_str()) {
+                (InputKind::Shared, _) => StepRole::Param,
+                (_, "x") => StepRole::X,
+                _ => StepRole::Cond,
+            })
+            .collect();
+        Compiled::new(backend, energy, StepGraph { graph: g, roles }, dtype)
+    }
+}
+
+/// The per-call inputs of a step kernel, by role.
+#[derive(Clone, Copy)]
+struct Feeds<'a, T> {
+    x: &'a [T],
+    p: &'a [T],
+    grad: &'a [T],
+    noise: &'a [T],
+    step: &'a [T],
+    inv_mass: &'a [T],
+}
+
+/// An energy compiled for the engine, in dtype `T`.
+pub struct CompiledTarget<T: Scalar> {
+    dim: usize,
+    params: Arc<ParamView<T>>,
+    /// The conditioning vector repeated for the largest block.
+    cond: Vec<T>,
+    cond_dim: usize,
+    energy: Compiled,
+    energy_grad: Compiled,
+    step: Option<Compiled>,
+}
+
+impl<T: Scalar> CompiledTarget<T> {
+    /// Compiles the kernels `method` needs. `cond` is one conditioning
+    /// vector shared by every chain; `max_block` the most chains per call.
+    pub fn new(
+        energy: &CompiledEnergy,
+        method: &Method,
+        ula: Option<UlaMove>,
+        cond: Option<&[f64]>,
+        max_block: usize,
+    ) -> R<CompiledTarget<T>> {
+        if T::DTYPE != energy.dtype() {
+            return Err(RuntimeError::DType {
+                compiled: energy.dtype().name(),
+                called: T::DTYPE.name(),
+            });
+        }
+        let cond_dim = energy.cond_dim();
+        match (cond, cond_dim) {
+            (None, 0) => {}
+            (None, n) => {
+                return Err(RuntimeError::Config(format!(
+                    "this energy is conditional: it needs a conditioning vector of {n} values"
+                )));
+            }
+            (Some(c), n) if c.len() != n => {
+                return Err(RuntimeError::Config(format!(
+                    "the conditioning vector needs {n} values, found {}",
+                    c.len()
+                )));
+            }
+            _ => {}
+        }
+        let worker = energy.backend().worker();
+        let backend: &dyn Backend = worker.as_deref().unwrap_or(energy.backend().as_ref());
+        let dtype = T::DTYPE;
+        let graph: &Graph = energy.energy_graph();
+        let derive_err = RuntimeError::Derive;
+        let step = match method {
+            Method::Ula(_) => {
+                let m = ula.ok_or_else(|| RuntimeError::Internal("no ULA move".into()))?;
+                Some(steps::ula(graph, m).map_err(derive_err)?)
+            }
+            Method::Mala => Some(steps::mala(graph).map_err(derive_err)?),
+            Method::Rwmh => Some(steps::rwmh(graph).map_err(derive_err)?),
+            Method::Hmc { .. } => Some(steps::leapfrog(graph).map_err(derive_err)?),
+        };
+        let step = step
+            .map(|sg| Compiled::new(backend, energy, sg, dtype))
+            .transpose()?;
+        let one: Vec<T> = cond
+            .unwrap_or(&[])
+            .iter()
+            .map(|&v| T::from_f64(v))
+            .collect();
+        Ok(CompiledTarget {
+            dim: energy.dim(),
+            params: energy.store().view::<T>(),
+            cond: (0..max_block).flat_map(|_| one.iter().copied()).collect(),
+            cond_dim,
+            energy: Compiled::of_spec(backend, energy, KernelSpec::ENERGY, dtype)?,
+            energy_grad: Compiled::of_spec(backend, energy, KernelSpec::ENERGY_GRAD, dtype)?,
+            step,
+        })
+    }
+
+    fn feeds<'a>(x: &'a [T]) -> Feeds<'a, T> {
+        Feeds {
+            x,
+            p: &[],
+            grad: &[],
+            noise: &[],
+            step: &[],
+            inv_mass: &[],
+        }
+    }
+
+    fn call(&self, k: &Compiled, f: Feeds<'_, T>, n: usize, outs: &mut [&mut [T]]) -> R<()> {
+        let cond = &self.cond[..(n * self.cond_dim).min(self.cond.len())];
+        let g = k.kernel.graph();
+        let mut inputs: Vec<&[T]> = Vec::with_capacity(k.feeds.len());
+        for (feed, decl) in k.feeds.iter().zip(g.inputs()) {
+            let data: &[T] = match feed {
+                Feed::Param(i) => &self.params.values[*i],
+                Feed::Step(r) => match r {
+                    StepRole::X => f.x,
+                    StepRole::Momentum => f.p,
+                    StepRole::Grad => f.grad,
+                    StepRole::Noise => f.noise,
+                    StepRole::Step => f.step,
+                    StepRole::InvMass => f.inv_mass,
+                    StepRole::Cond => cond,
+                    StepRole::Param => &[],
+                },
+            };
+            let want = numel(&decl.shape) * if decl.kind == InputKind::Sample { n } else { 1 };
+            if data.len() < want {
+                return Err(RuntimeError::InputLength {
+                    input: "step input",
+                    expected: want,
+                    batch: n,
+                    found: data.len(),
+                });
+            }
+            inputs.push(&data[..want]);
+        }
+        T::run(k.kernel.as_ref(), &inputs, outs, n).map_err(RuntimeError::Backend)
+    }
+
+    fn step_kernel(&self) -> R<&Compiled> {
+        self.step
+            .as_ref()
+            .ok_or_else(|| RuntimeError::Internal("no step kernel".into()))
+    }
+}
+
+impl<T: Scalar> Target<T> for CompiledTarget<T> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn eval(&self, x: &[T], n: usize, e: &mut [T], g: Option<&mut [T]>) -> R<()> {
+        let f = Self::feeds(x);
+        match g {
+            Some(g) => self.call(&self.energy_grad, f, n, &mut [e, g]),
+            None => self.call(&self.energy, f, n, &mut [e]),
+        }
+    }
+
+    fn ula(&self, _m: &UlaMove, x: &[T], xi: &[T], n: usize, y: &mut [T]) -> R<()> {
+        let f = Feeds {
+            noise: xi,
+            ..Self::feeds(x)
+        };
+        self.call(self.step_kernel()?, f, n, &mut [y])
+    }
+
+    fn mala(
+        &self,
+        s: Proposal<'_, T>,
+        y: &mut [T],
+        ey: &mut [T],
+        gy: &mut [T],
+        log_q: &mut [T],
+    ) -> R<()> {
+        let f = Feeds {
+            grad: s.grad,
+            noise: s.noise,
+            step: s.step,
+            inv_mass: s.inv_mass,
+            ..Self::feeds(s.x)
+        };
+        self.call(self.step_kernel()?, f, s.n, &mut [y, ey, gy, log_q])
+    }
+
+    fn rwmh(&self, s: Proposal<'_, T>, y: &mut [T], ey: &mut [T]) -> R<()> {
+        let f = Feeds {
+            noise: s.noise,
+            step: s.step,
+            inv_mass: s.inv_mass,
+            ..Self::feeds(s.x)
+        };
+        self.call(self.step_kernel()?, f, s.n, &mut [y, ey])
+    }
+
+    fn leapfrog(&self, s: Proposal<'_, T>, p: &[T], out: Phase<'_, T>) -> R<()> {
+        let f = Feeds {
+            p,
+            grad: s.grad,
+            step: s.step,
+            inv_mass: s.inv_mass,
+            ..Self::feeds(s.x)
+        };
+        self.call(self.step_kernel()?, f, s.n, &mut [out.x, out.p, out.g, out.e])
+    }
+}
+
+/// A compiled energy as an f64 [`BatchEnergy`] (plots draw densities with
+/// it), the conditioning input fixed and repeated across the batch.
+pub struct DensityOf<'a> {
+    energy: &'a CompiledEnergy,
+    cond: Option<Vec<f64>>,
+}
+
+impl<'a> DensityOf<'a> {
+    pub fn new(energy: &'a CompiledEnergy, cond: Option<Vec<f64>>) -> R<DensityOf<'a>> {
+        match (&cond, energy.cond_dim()) {
+            (None, 0) => {}
+            (None, n) => {
+                return Err(RuntimeError::Config(format!(
+                    "this energy is conditional: it needs a conditioning vector of {n} values"
+                )));
+            }
+            (Some(c), n) if c.len() != n => {
+                return Err(RuntimeError::Config(format!(
+                    "the conditioning vector needs {n} values, found {}",
+                    c.len()
+                )));
+            }
+            _ => {}
+        }
+        Ok(DensityOf { energy, cond })
+    }
+
+    fn eval<T: Scalar>(&self, x: &[f64], batch: usize, e: &mut [f64], g: Option<&mut [f64]>) {
+        let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
+        let c: Option<Vec<T>> = self.cond.as_ref().map(|c| {
+            (0..batch)
+                .flat_map(|_| c.iter().map(|&v| T::from_f64(v)))
+                .collect()
+        });
+        // A failed call (impossible once sizes were checked) draws no density.
+        let fill_nan = |e: &mut [f64]| e.iter_mut().for_each(|v| *v = f64::NAN);
+        match g {
+            Some(g) => match self.energy.energy_and_grad_x(&xs, c.as_deref(), batch) {
+                Ok(out) => {
+                    widen_into(&out.energy, e);
+                    widen_into(&out.grad_x, g);
+                }
+                Err(_) => fill_nan(e),
+            },
+            None => match self.energy.energy(&xs, c.as_deref(), batch) {
+                Ok(out) => widen_into(&out, e),
+                Err(_) => fill_nan(e),
+            },
+        }
+    }
+}
+
+fn widen_into<T: Scalar>(src: &[T], dst: &mut [f64]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_f64();
+    }
+}
+
+impl BatchEnergy for DensityOf<'_> {
+    fn dim(&self) -> usize {
+        self.energy.dim()
+    }
+    fn energy(&self, x: &[f64], batch: usize, e: &mut [f64]) {
+        match self.energy.dtype() {
+            DType::F64 => self.eval::<f64>(x, batch, e, None),
+            DType::F32 => self.eval::<f32>(x, batch, e, None),
+        }
+    }
+    fn energy_grad(&self, x: &[f64], batch: usize, e: &mut [f64], g: &mut [f64]) {
+        match self.energy.dtype() {
+            DType::F64 => self.eval::<f64>(x, batch, e, Some(g)),
+            DType::F32 => self.eval::<f32>(x, batch, e, Some(g)),
+        }
+    }
+    fn image_shape(&self) -> Option<Vec<usize>> {
+        let shape = self.energy.x_shape();
+        (shape.len() >= 2).then_some(shape)
+    }
+}

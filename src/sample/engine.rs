@@ -1,0 +1,789 @@
+//! The stepping engine every sampler runs on (ULA, MALA, RWMH, HMC), for
+//! every caller (`ebm sample`, `sample(...)` in scripts, the embedding API,
+//! `ebm bench`).
+//!
+//! Chains never interact (energies are per sample), so the chains are cut
+//! once into contiguous blocks, one per worker thread, and each worker runs
+//! *every* iteration of its block: no synchronisation between steps, the
+//! block's state stays in the worker's cache, in the kernel's dtype `T`.
+//! A step is one fused kernel call ([`Target`]: a Langevin move, a MALA or
+//! random-walk proposal with E and ∇E at the proposal, or a leapfrog step)
+//! plus a little per-chain host logic (accept/reject, divergence, adaptation).
+//!
+//! Randomness is counter-based: the normals of iteration `t` come from the
+//! stream keyed by (seed, t) at position `chain × dim`, and the uniforms from
+//! a hash of (seed, t, chain). So a chain's path depends only on the seed, its
+//! index and the configuration — never on the number of threads, the block
+//! split or (with per-chain adaptation) the number of chains. Initial points
+//! come from each chain's own stream (`rng::ChainRng`).
+//!
+//! Divergence: MH kernels reject a proposal whose energy, gradient or
+//! position is not finite (flagged divergent; the chain stays put). ULA has no
+//! rejection: a chain whose next position is not finite (or whose energy at a
+//! kept draw is not) is frozen at its last finite position and flagged on
+//! every later iteration. Chains never read each other's values.
+
+use indicatif::ProgressBar;
+
+use super::adapt::{AdaptScope, DualAveraging, Welford, mass_windows};
+use super::config::{Method, SamplerConfig, UlaOptions};
+use super::rng::ChainRngs;
+use super::run::{Divergence, Draws, Init, RunConfig};
+use crate::data::rng::sm64_at;
+use crate::runtime::steps::UlaMove;
+use crate::runtime::{RuntimeError, Scalar};
+
+type R<T> = Result<T, RuntimeError>;
+
+/// An energy as the engine sees it, in dtype `T`, on `n` chains at a time
+/// (batch-major buffers). Only `eval` is required: the provided step methods
+/// are the reference definitions of each move, written on the host; compiled
+/// targets override them with fused kernels that compute the same formulas.
+pub trait Target<T: Scalar>: Sync {
+    fn dim(&self) -> usize;
+
+    /// E at `n` points, and ∇ₓE when `g` is given.
+    fn eval(&self, x: &[T], n: usize, e: &mut [T], g: Option<&mut [T]>) -> R<()>;
+
+    /// y = clamp(x − drift·clip(∇E(x)) + noise·ξ); NaN propagates.
+    fn ula(&self, m: &UlaMove, x: &[T], xi: &[T], n: usize, y: &mut [T]) -> R<()> {
+        let mut e = vec![T::zero(); n];
+        let mut g = vec![T::zero(); x.len()];
+        self.eval(x, n, &mut e, Some(&mut g))?;
+        for i in 0..x.len() {
+            let mut gi = g[i].to_f64();
+            if let Some(c) = m.clip {
+                gi = clamp_nan(gi, -c, c);
+            }
+            let mut v = x[i].to_f64() - m.drift * gi + m.noise * xi[i].to_f64();
+            if let Some((lo, hi)) = m.clamp {
+                v = clamp_nan(v, lo, hi);
+            }
+            y[i] = T::from_f64(v);
+        }
+        Ok(())
+    }
+
+    /// The MALA proposal: `y`, E(y), ∇E(y) and log q(x|y) − log q(y|x).
+    #[allow(clippy::too_many_arguments)]
+    fn mala(&self, s: Proposal<'_, T>, y: &mut [T], ey: &mut [T], gy: &mut [T], log_q: &mut [T]) -> R<()> {
+        let d = self.dim();
+        for c in 0..s.n {
+            let h = s.step[c].to_f64();
+            for i in c * d..(c + 1) * d {
+                let hm = h * s.inv_mass[i].to_f64();
+                y[i] = T::from_f64(
+                    s.x[i].to_f64() - 0.5 * hm * s.grad[i].to_f64() + hm.sqrt() * s.noise[i].to_f64(),
+                );
+            }
+        }
+        self.eval(y, s.n, ey, Some(gy))?;
+        for c in 0..s.n {
+            let h = s.step[c].to_f64();
+            let (mut fwd, mut bwd) = (0.0, 0.0);
+            for i in c * d..(c + 1) * d {
+                let hm = h * s.inv_mass[i].to_f64();
+                let xi = s.noise[i].to_f64();
+                fwd += xi * xi;
+                let z = s.x[i].to_f64() - y[i].to_f64() + 0.5 * hm * gy[i].to_f64();
+                bwd += z * z / hm;
+            }
+            log_q[c] = T::from_f64(0.5 * (fwd - bwd));
+        }
+        Ok(())
+    }
+
+    /// The random-walk proposal y = x + h·√m⊙ξ and E(y).
+    fn rwmh(&self, s: Proposal<'_, T>, y: &mut [T], ey: &mut [T]) -> R<()> {
+        let d = self.dim();
+        for c in 0..s.n {
+            let h = s.step[c].to_f64();
+            for i in c * d..(c + 1) * d {
+                y[i] = T::from_f64(
+                    s.x[i].to_f64() + h * s.inv_mass[i].to_f64().sqrt() * s.noise[i].to_f64(),
+                );
+            }
+        }
+        self.eval(y, s.n, ey, None)
+    }
+
+    /// One leapfrog step (half kicks on both sides) from (x, p, ∇E(x)).
+    fn leapfrog(&self, s: Proposal<'_, T>, p: &[T], out: Phase<'_, T>) -> R<()> {
+        let d = self.dim();
+        for c in 0..s.n {
+            let eps = s.step[c].to_f64();
+            for i in c * d..(c + 1) * d {
+                let ph = p[i].to_f64() - 0.5 * eps * s.grad[i].to_f64();
+                out.x[i] = T::from_f64(s.x[i].to_f64() + eps * s.inv_mass[i].to_f64() * ph);
+                out.p[i] = T::from_f64(ph);
+            }
+        }
+        self.eval(out.x, s.n, out.e, Some(out.g))?;
+        for c in 0..s.n {
+            let eps = s.step[c].to_f64();
+            for i in c * d..(c + 1) * d {
+                out.p[i] = T::from_f64(out.p[i].to_f64() - 0.5 * eps * out.g[i].to_f64());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// v clamped to [lo, hi], NaN kept (unlike `f64::max`/`min`).
+fn clamp_nan(v: f64, lo: f64, hi: f64) -> f64 {
+    if v > hi {
+        hi
+    } else if lo > v {
+        lo
+    } else {
+        v
+    }
+}
+
+/// The inputs of a proposal or leapfrog step for `n` chains. `noise` is
+/// empty for a leapfrog step; `grad` is empty for a random walk.
+#[derive(Clone, Copy)]
+pub struct Proposal<'a, T> {
+    pub n: usize,
+    pub x: &'a [T],
+    pub grad: &'a [T],
+    pub noise: &'a [T],
+    pub step: &'a [T],
+    pub inv_mass: &'a [T],
+}
+
+/// Where a leapfrog step writes the new phase-space point.
+pub struct Phase<'a, T> {
+    pub x: &'a mut [T],
+    pub p: &'a mut [T],
+    pub g: &'a mut [T],
+    pub e: &'a mut [T],
+}
+
+/// Counter-based uniforms in (0, 1]: 53 bits of sm64(seed', t) mixed with
+/// the chain index, safe under `ln`.
+fn uniform(seed: u64, stream: u64, t: u64, chain: u64) -> f64 {
+    let k = sm64_at(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F), t);
+    let u = crate::sample::rng::mix64(k ^ chain.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    ((u >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+const STREAM_ACCEPT: u64 = 1;
+const STREAM_JITTER: u64 = 2;
+
+/// The noise stream key of iteration `t`.
+fn noise_key(seed: u64, t: u64) -> u64 {
+    sm64_at(seed, t)
+}
+
+/// Normals of `n` chains starting at chain `first`, iteration `t`.
+fn fill_noise<T: Scalar>(seed: u64, t: u64, first: usize, dim: usize, out: &mut [T], tmp: &mut [f32]) {
+    let start = (first * dim) as u64;
+    T::fill_normal(noise_key(seed, t), start, out, tmp);
+}
+
+/// What one block of chains reports back.
+pub(crate) struct Block {
+    pub draws: Draws,
+    pub step: Vec<f64>,
+    pub accept_sum: f64,
+    pub divergences: usize,
+    pub warmup_divergences: usize,
+    pub first_div: Vec<Divergence>,
+    pub frozen: usize,
+}
+
+/// Per-chain adaptation state of a block.
+struct Adapter {
+    on: bool,
+    shared: bool,
+    da: Vec<DualAveraging>,
+    wf: Vec<Welford>,
+    win_start: usize,
+    win_ends: Vec<usize>,
+    win: usize,
+}
+
+impl Adapter {
+    fn new(cfg: &SamplerConfig, run: &RunConfig, n: usize, dim: usize) -> Adapter {
+        let on = cfg.method.is_mh() && run.warmup > 0;
+        let shared = cfg.adapt_scope == AdaptScope::Shared;
+        let nda = if shared { 1 } else { n };
+        let (win_start, win_ends) = if on && cfg.adapt_mass {
+            mass_windows(run.warmup)
+        } else {
+            (usize::MAX, Vec::new())
+        };
+        Adapter {
+            on,
+            shared,
+            da: (0..nda)
+                .map(|_| DualAveraging::new(cfg.step, cfg.target_accept))
+                .collect(),
+            wf: (0..nda).map(|_| Welford::new(dim)).collect(),
+            win_start,
+            win_ends,
+            win: 0,
+        }
+    }
+
+    /// After warm-up iteration `it`: updates step sizes and, at the end of a
+    /// window, the inverse masses. Returns whether the masses changed.
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &mut self,
+        cfg: &SamplerConfig,
+        run: &RunConfig,
+        it: usize,
+        accept: &[f64],
+        frozen: &[bool],
+        x: &[f64],
+        step: &mut [f64],
+        inv_mass: &mut [f64],
+    ) -> bool {
+        let n = step.len();
+        let dim = inv_mass.len() / n.max(1);
+        if cfg.adapt_step {
+            if self.shared {
+                let live: Vec<f64> = (0..n).filter(|&c| !frozen[c]).map(|c| accept[c]).collect();
+                let mean = if live.is_empty() {
+                    0.0
+                } else {
+                    live.iter().sum::<f64>() / live.len() as f64
+                };
+                let s = self.da[0].update(mean);
+                step.iter_mut().for_each(|v| *v = s);
+            } else {
+                for c in 0..n {
+                    step[c] = self.da[c].update(accept[c]);
+                }
+            }
+        }
+        let mut mass_changed = false;
+        if self.win < self.win_ends.len() && it >= self.win_start {
+            for c in 0..n {
+                if !frozen[c] {
+                    let w = if self.shared { 0 } else { c };
+                    self.wf[w].add(&x[c * dim..(c + 1) * dim]);
+                }
+            }
+            if it + 1 == self.win_ends[self.win] {
+                self.win += 1;
+                for (w, acc) in self.wf.iter_mut().enumerate() {
+                    let var = acc.regularized_variance();
+                    let targets: Vec<usize> = if self.shared { (0..n).collect() } else { vec![w] };
+                    for c in targets {
+                        inv_mass[c * dim..(c + 1) * dim].copy_from_slice(&var);
+                    }
+                    acc.reset();
+                }
+                for (w, d) in self.da.iter_mut().enumerate() {
+                    d.restart(step[if self.shared { 0 } else { w }]);
+                }
+                mass_changed = true;
+            }
+        }
+        if it + 1 == run.warmup && cfg.adapt_step {
+            for c in 0..n {
+                step[c] = self.da[if self.shared { 0 } else { c }].final_step();
+            }
+        }
+        mass_changed
+    }
+}
+
+/// A block's chains: positions, energies, gradients, in the kernel's dtype.
+struct Chains<T> {
+    n: usize,
+    dim: usize,
+    x: Vec<T>,
+    e: Vec<T>,
+    g: Vec<T>,
+    frozen: Vec<bool>,
+}
+
+fn finite<T: Scalar>(v: &[T]) -> bool {
+    v.iter().all(|a| a.to_f64().is_finite())
+}
+
+/// Scratch buffers of one block, allocated once.
+struct Scratch<T> {
+    noise: Vec<T>,
+    tmp: Vec<f32>,
+    y: Vec<T>,
+    ey: Vec<T>,
+    gy: Vec<T>,
+    log_q: Vec<T>,
+    p: Vec<T>,
+    step_t: Vec<T>,
+    mass_t: Vec<T>,
+    accept: Vec<f64>,
+    divergent: Vec<bool>,
+    x64: Vec<f64>,
+}
+
+impl<T: Scalar> Scratch<T> {
+    fn new(n: usize, dim: usize) -> Self {
+        let z = |len: usize| vec![T::zero(); len];
+        Scratch {
+            noise: z(n * dim),
+            tmp: vec![0.0; n * dim],
+            y: z(n * dim),
+            ey: z(n),
+            gy: z(n * dim),
+            log_q: z(n),
+            p: z(n * dim),
+            step_t: z(n),
+            mass_t: z(n * dim),
+            accept: vec![0.0; n],
+            divergent: vec![false; n],
+            x64: Vec::new(),
+        }
+    }
+}
+
+/// Runs chains `first .. first + n` for the whole run.
+pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    cfg: &SamplerConfig,
+    run: &RunConfig,
+    first: usize,
+    n: usize,
+    pb: &ProgressBar,
+) -> R<Block> {
+    let dim = target.dim();
+    let mut rngs = ChainRngs::range(run.seed, first, n);
+    let x0 = init_positions(&run.init, &mut rngs, first, dim);
+    let mut ch = Chains {
+        n,
+        dim,
+        x: x0.iter().map(|&v| T::from_f64(v)).collect(),
+        e: vec![T::zero(); n],
+        g: if cfg.method.needs_grad() {
+            vec![T::zero(); n * dim]
+        } else {
+            Vec::new()
+        },
+        frozen: vec![false; n],
+    };
+    let grad = cfg.method.needs_grad().then_some(&mut ch.g[..]);
+    target.eval(&ch.x, n, &mut ch.e, grad)?;
+    for c in 0..n {
+        let r = c * dim..(c + 1) * dim;
+        ch.frozen[c] = !ch.e[c].to_f64().is_finite()
+            || !finite(&ch.x[r.clone()])
+            || (!ch.g.is_empty() && !finite(&ch.g[r]));
+    }
+    let mut step = vec![cfg.step; n];
+    let mut inv_mass = vec![1.0; n * dim];
+    let mut s = Scratch::<T>::new(n, dim);
+    refresh(&mut s.step_t, &step);
+    refresh(&mut s.mass_t, &inv_mass);
+    let mut adapter = Adapter::new(cfg, run, n, dim);
+    let kept = run.kept();
+    let thin = run.thin.max(1);
+    let mut b = Block {
+        draws: Draws::empty(n, kept, dim),
+        step: Vec::new(),
+        accept_sum: 0.0,
+        divergences: 0,
+        warmup_divergences: 0,
+        first_div: Vec::new(),
+        frozen: 0,
+    };
+    let mut seen_div = vec![false; n];
+    for c in 0..n {
+        if ch.frozen[c] {
+            seen_div[c] = true;
+            b.first_div.push(Divergence {
+                chain: first + c,
+                iteration: 0,
+            });
+        }
+    }
+    let ula = match &cfg.method {
+        Method::Ula(o) => Some(ula_move(cfg.step, o)),
+        _ => None,
+    };
+    let total = run.warmup + run.steps;
+    for it in 0..total {
+        let t = it as u64;
+        match &cfg.method {
+            Method::Ula(_) => {
+                let m = ula.as_ref().ok_or_else(|| RuntimeError::Internal("ULA move".into()))?;
+                ula_step(target, m, run.seed, t, first, &mut ch, &mut s)?
+            }
+            Method::Mala => mala_step(target, run.seed, t, first, &mut ch, &mut s)?,
+            Method::Rwmh => rwmh_step(target, run.seed, t, first, &mut ch, &mut s)?,
+            Method::Hmc { leapfrog } => hmc_step(
+                target,
+                cfg,
+                *leapfrog,
+                run.seed,
+                t,
+                first,
+                &mut ch,
+                &mut s,
+                &inv_mass,
+            )?,
+        }
+        let warm = it < run.warmup;
+        for c in 0..n {
+            if s.divergent[c] {
+                if warm {
+                    b.warmup_divergences += 1;
+                } else {
+                    b.divergences += 1;
+                }
+                // Warm-up divergences of MH kernels are expected while the
+                // step size is searched for: they are counted, but a chain is
+                // listed only for a sampling-phase divergence or a freeze.
+                if !seen_div[c] && (!warm || ch.frozen[c]) {
+                    seen_div[c] = true;
+                    b.first_div.push(Divergence {
+                        chain: first + c,
+                        iteration: it,
+                    });
+                }
+            }
+        }
+        if warm && adapter.on {
+            s.x64.clear();
+            if adapter.win < adapter.win_ends.len() && it >= adapter.win_start {
+                s.x64.extend(ch.x.iter().map(|v| v.to_f64()));
+            }
+            let mass_changed = adapter.update(
+                cfg, run, it, &s.accept, &ch.frozen, &s.x64, &mut step, &mut inv_mass,
+            );
+            refresh(&mut s.step_t, &step);
+            if mass_changed {
+                refresh(&mut s.mass_t, &inv_mass);
+            }
+        }
+        if !warm {
+            let i = it - run.warmup;
+            b.accept_sum += s.accept.iter().sum::<f64>();
+            if i.is_multiple_of(thin) {
+                if ula.is_some() {
+                    ula_energies(target, &mut ch, &mut s, &mut b, &mut seen_div, first, it)?;
+                }
+                record(&mut b.draws, &ch, &s, i / thin, kept);
+            }
+        }
+        pb.inc(n as u64);
+    }
+    b.frozen = ch.frozen.iter().filter(|f| **f).count();
+    b.step = step;
+    Ok(b)
+}
+
+fn refresh<T: Scalar>(dst: &mut [T], src: &[f64]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = T::from_f64(*s);
+    }
+}
+
+pub(crate) fn ula_move(step: f64, o: &UlaOptions) -> UlaMove {
+    let (drift, noise) = match o.noise {
+        Some(sigma) => (step, sigma),
+        None => (0.5 * step, step.sqrt()),
+    };
+    UlaMove {
+        drift,
+        noise,
+        clip: o.clip_grad,
+        clamp: o.clamp,
+    }
+}
+
+fn record<T: Scalar>(d: &mut Draws, ch: &Chains<T>, s: &Scratch<T>, k: usize, kept: usize) {
+    let dim = ch.dim;
+    for c in 0..ch.n {
+        let o = c * kept + k;
+        for (dst, src) in d.x[o * dim..(o + 1) * dim]
+            .iter_mut()
+            .zip(&ch.x[c * dim..(c + 1) * dim])
+        {
+            *dst = src.to_f64();
+        }
+        d.energy[o] = ch.e[c].to_f64();
+        d.accept[o] = s.accept[c];
+        d.divergent[o] = s.divergent[c];
+    }
+}
+
+fn ula_step<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    m: &UlaMove,
+    seed: u64,
+    t: u64,
+    first: usize,
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+) -> R<()> {
+    let (n, d) = (ch.n, ch.dim);
+    fill_noise(seed, t, first, d, &mut s.noise, &mut s.tmp);
+    target.ula(m, &ch.x, &s.noise, n, &mut s.y)?;
+    let all_ok = !ch.frozen.iter().any(|f| *f) && finite(&s.y);
+    for c in 0..n {
+        let r = c * d..(c + 1) * d;
+        let ok = all_ok || (!ch.frozen[c] && finite(&s.y[r.clone()]));
+        if !ok {
+            // Frozen at the last finite position.
+            s.y[r.clone()].copy_from_slice(&ch.x[r]);
+            ch.frozen[c] = true;
+        }
+        s.divergent[c] = !ok;
+        s.accept[c] = if ok { 1.0 } else { 0.0 };
+    }
+    std::mem::swap(&mut ch.x, &mut s.y);
+    Ok(())
+}
+
+/// ULA's energies at a kept draw (the step kernel does not compute them);
+/// a non-finite energy freezes the chain there.
+fn ula_energies<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+    b: &mut Block,
+    seen_div: &mut [bool],
+    first: usize,
+    it: usize,
+) -> R<()> {
+    target.eval(&ch.x, ch.n, &mut ch.e, None)?;
+    for c in 0..ch.n {
+        if !ch.frozen[c] && !ch.e[c].to_f64().is_finite() {
+            ch.frozen[c] = true;
+            s.divergent[c] = true;
+            s.accept[c] = 0.0;
+            b.divergences += 1;
+            if !seen_div[c] {
+                seen_div[c] = true;
+                b.first_div.push(Divergence {
+                    chain: first + c,
+                    iteration: it,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Metropolis decision for chain `c`: accept with probability
+/// min(1, exp(log_a)), one uniform per chain per iteration whatever happens.
+fn decide(seed: u64, t: u64, chain: usize, log_a: f64) -> (f64, bool) {
+    let u = uniform(seed, STREAM_ACCEPT, t, chain as u64);
+    let a = if log_a >= 0.0 { 1.0 } else { log_a.exp() };
+    (if a.is_nan() { 0.0 } else { a }, u.ln() < log_a)
+}
+
+fn mala_step<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    seed: u64,
+    t: u64,
+    first: usize,
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+) -> R<()> {
+    let (n, d) = (ch.n, ch.dim);
+    fill_noise(seed, t, first, d, &mut s.noise, &mut s.tmp);
+    let prop = Proposal {
+        n,
+        x: &ch.x,
+        grad: &ch.g,
+        noise: &s.noise,
+        step: &s.step_t,
+        inv_mass: &s.mass_t,
+    };
+    target.mala(prop, &mut s.y, &mut s.ey, &mut s.gy, &mut s.log_q)?;
+    for c in 0..n {
+        let r = c * d..(c + 1) * d;
+        s.accept[c] = 0.0;
+        s.divergent[c] = false;
+        if ch.frozen[c] {
+            s.divergent[c] = true;
+            continue;
+        }
+        let ey = s.ey[c].to_f64();
+        if !(ey.is_finite() && finite(&s.y[r.clone()]) && finite(&s.gy[r.clone()])) {
+            s.divergent[c] = true;
+            continue;
+        }
+        let log_a = ch.e[c].to_f64() - ey + s.log_q[c].to_f64();
+        let (a, yes) = decide(seed, t, first + c, log_a);
+        s.accept[c] = a;
+        if yes {
+            ch.x[r.clone()].copy_from_slice(&s.y[r.clone()]);
+            ch.g[r.clone()].copy_from_slice(&s.gy[r]);
+            ch.e[c] = s.ey[c];
+        }
+    }
+    Ok(())
+}
+
+fn rwmh_step<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    seed: u64,
+    t: u64,
+    first: usize,
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+) -> R<()> {
+    let (n, d) = (ch.n, ch.dim);
+    fill_noise(seed, t, first, d, &mut s.noise, &mut s.tmp);
+    let prop = Proposal {
+        n,
+        x: &ch.x,
+        grad: &[],
+        noise: &s.noise,
+        step: &s.step_t,
+        inv_mass: &s.mass_t,
+    };
+    target.rwmh(prop, &mut s.y, &mut s.ey)?;
+    for c in 0..n {
+        let r = c * d..(c + 1) * d;
+        s.accept[c] = 0.0;
+        s.divergent[c] = false;
+        if ch.frozen[c] {
+            s.divergent[c] = true;
+            continue;
+        }
+        let ey = s.ey[c].to_f64();
+        if !(ey.is_finite() && finite(&s.y[r.clone()])) {
+            s.divergent[c] = true;
+            continue;
+        }
+        let (a, yes) = decide(seed, t, first + c, ch.e[c].to_f64() - ey);
+        s.accept[c] = a;
+        if yes {
+            ch.x[r.clone()].copy_from_slice(&s.y[r]);
+            ch.e[c] = s.ey[c];
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn hmc_step<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    cfg: &SamplerConfig,
+    leapfrog: usize,
+    seed: u64,
+    t: u64,
+    first: usize,
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+    inv_mass: &[f64],
+) -> R<()> {
+    let (n, d) = (ch.n, ch.dim);
+    // Momenta p = ξ/√m ~ N(0, M); a jittered ε per chain.
+    fill_noise(seed, t, first, d, &mut s.noise, &mut s.tmp);
+    let mut eps = vec![T::zero(); n];
+    let mut h0 = vec![0.0; n];
+    for c in 0..n {
+        let uj = uniform(seed, STREAM_JITTER, t, (first + c) as u64);
+        let e = s.step_t[c].to_f64() * (1.0 + cfg.step_jitter * (2.0 * uj - 1.0));
+        eps[c] = T::from_f64(e);
+        let mut k = 0.0;
+        for i in c * d..(c + 1) * d {
+            let p = s.noise[i].to_f64() / inv_mass[i].sqrt();
+            s.p[i] = T::from_f64(p);
+            let p = s.p[i].to_f64();
+            k += 0.5 * inv_mass[i] * p * p;
+        }
+        h0[c] = ch.e[c].to_f64() + k;
+    }
+    // The trajectory ping-pongs between (y, gy, ey, p) and (x', g', e', p').
+    let mut cur_x = ch.x.clone();
+    let mut cur_g = ch.g.clone();
+    let mut cur_e = ch.e.clone();
+    let mut cur_p = s.p.clone();
+    let mut alive: Vec<bool> = ch.frozen.iter().map(|f| !f).collect();
+    for _ in 0..leapfrog {
+        let prop = Proposal {
+            n,
+            x: &cur_x,
+            grad: &cur_g,
+            noise: &[],
+            step: &eps,
+            inv_mass: &s.mass_t,
+        };
+        let out = Phase {
+            x: &mut s.y,
+            p: &mut s.p,
+            g: &mut s.gy,
+            e: &mut s.ey,
+        };
+        target.leapfrog(prop, &cur_p, out)?;
+        std::mem::swap(&mut cur_x, &mut s.y);
+        std::mem::swap(&mut cur_g, &mut s.gy);
+        std::mem::swap(&mut cur_e, &mut s.ey);
+        std::mem::swap(&mut cur_p, &mut s.p);
+        for c in 0..n {
+            let r = c * d..(c + 1) * d;
+            if alive[c]
+                && !(cur_e[c].to_f64().is_finite()
+                    && finite(&cur_x[r.clone()])
+                    && finite(&cur_g[r]))
+            {
+                alive[c] = false;
+            }
+        }
+    }
+    for c in 0..n {
+        let r = c * d..(c + 1) * d;
+        s.accept[c] = 0.0;
+        s.divergent[c] = false;
+        if ch.frozen[c] {
+            s.divergent[c] = true;
+            continue;
+        }
+        let k: f64 = r
+            .clone()
+            .map(|i| {
+                let p = cur_p[i].to_f64();
+                0.5 * inv_mass[i] * p * p
+            })
+            .sum();
+        let dh = cur_e[c].to_f64() + k - h0[c];
+        if !alive[c] || !dh.is_finite() || dh > cfg.max_energy_error {
+            s.divergent[c] = true;
+            continue;
+        }
+        let (a, yes) = decide(seed, t, first + c, -dh);
+        s.accept[c] = a;
+        if yes {
+            ch.x[r.clone()].copy_from_slice(&cur_x[r.clone()]);
+            ch.g[r.clone()].copy_from_slice(&cur_g[r]);
+            ch.e[c] = cur_e[c];
+        }
+    }
+    Ok(())
+}
+
+fn init_positions(init: &Init, rngs: &mut ChainRngs, first: usize, dim: usize) -> Vec<f64> {
+    let n = rngs.len();
+    let mut x = vec![0.0; n * dim];
+    for c in 0..n {
+        let rng = &mut rngs.rngs[c];
+        let row = &mut x[c * dim..(c + 1) * dim];
+        match init {
+            Init::Normal { mean, sd } => {
+                for v in row {
+                    *v = mean + sd * rng.normal();
+                }
+            }
+            Init::Uniform { a, b } => {
+                for v in row {
+                    *v = a + (b - a) * rng.uniform();
+                }
+            }
+            Init::Array { values, rows } => {
+                let r = (first + c) % rows;
+                row.copy_from_slice(&values[r * dim..(r + 1) * dim]);
+            }
+        }
+    }
+    x
+}
