@@ -64,8 +64,9 @@ pub enum SerialError {
     Invalid(String),
 }
 
-/// FNV-1a, 64 bits.
-fn fnv1a64(bytes: &[u8]) -> u64 {
+/// The checksum the format uses: FNV-1a, 64 bits (public so tests can forge
+/// files whose checksum holds, to reach the structural checks).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         h ^= u64::from(b);
