@@ -48,6 +48,8 @@ pub trait Kernel: Send + Sync {
     ) -> Result<(), String>;
 }
 
+/// Every backend's `compile` runs the verifier first and refuses a graph it
+/// rejects, so no code generator ever sees a malformed graph.
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, String>;
@@ -74,6 +76,11 @@ pub fn named(name: &str) -> Result<Arc<dyn Backend>, String> {
     }
 }
 
+/// The verifier's verdict on a graph about to be compiled, as a compile error.
+pub(crate) fn verified(graph: &Graph) -> Result<(), String> {
+    crate::ir::verify::verify(graph).map_err(|e| format!("invalid IR: {e}"))
+}
+
 /// The reference interpreter as a backend.
 pub struct Interp;
 
@@ -87,6 +94,7 @@ impl Backend for Interp {
         "interp"
     }
     fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, String> {
+        verified(graph)?;
         Ok(Arc::new(InterpKernel {
             graph: graph.clone(),
             dtype,

@@ -7,6 +7,7 @@
 pub mod interp;
 pub mod op;
 pub mod print;
+pub mod serial;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -214,6 +215,41 @@ impl Graph {
         id
     }
 
+    /// Declares an input without adding a node that reads it (the decoder
+    /// restores the input table exactly, in order, before any node).
+    pub(crate) fn push_input_decl(&mut self, decl: InputDecl) -> InputId {
+        self.inputs.push(decl);
+        InputId(self.inputs.len() as u32 - 1)
+    }
+
+    /// Appends a constant to the pool as is (no node), registering it for
+    /// hash-consing unless an equal constant is already there, the way
+    /// `constant_tensor` would have found it. Used by the decoder, which must
+    /// restore the pool exactly, unused entries and order included.
+    pub(crate) fn push_const(&mut self, t: ConstTensor) -> ConstId {
+        let id = ConstId(self.consts.len() as u32);
+        let key = const_key(&t.shape, &t.data);
+        self.interned_consts.entry(key).or_insert(id);
+        self.consts.push(t);
+        id
+    }
+
+    /// Whether hash-consing is on for nodes added from now on.
+    pub fn cse(&self) -> bool {
+        !self.no_cse
+    }
+
+    /// Appends `node` with no checks at all (no shape check, no operand-order
+    /// check, no hash-consing). It exists only so that tests can build the
+    /// malformed graphs the verifier and the backends must reject; no compiler
+    /// code may call it.
+    #[doc(hidden)]
+    pub fn push_unchecked(&mut self, node: Node) -> NodeId {
+        let id = NodeId(self.nodes.len() as u32);
+        self.nodes.push(node);
+        id
+    }
+
     // ----- typed constructors: each infers its result shape -----
 
     pub fn scalar(&mut self, v: f64) -> NodeId {
@@ -225,10 +261,7 @@ impl Graph {
         if shape.is_empty() {
             return self.scalar(data[0]);
         }
-        let key = (
-            shape.clone(),
-            data.iter().map(|v| F64::new(*v).get().to_bits()).collect(),
-        );
+        let key = const_key(&shape, &data);
         let id = match self.interned_consts.get(&key) {
             Some(&id) => id,
             None => {
@@ -420,6 +453,15 @@ impl Graph {
         }
         live
     }
+}
+
+/// The hash-consing key of a constant: its shape and its values' bits, with
+/// NaNs made one NaN (as `F64::new` does).
+fn const_key(shape: &[usize], data: &[f64]) -> (Shape, Vec<u64>) {
+    (
+        shape.to_vec(),
+        data.iter().map(|v| F64::new(*v).get().to_bits()).collect(),
+    )
 }
 
 /// The shape after removing `axes`.

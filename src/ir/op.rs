@@ -339,10 +339,11 @@ pub fn check_shape(op: &Op, args: &[&[usize]], out: &[usize]) -> Result<(), Stri
             }
             let mut want = args[0].to_vec();
             want[axis] = out[axis];
-            if start + out[axis] > args[0][axis] || out[axis] == 0 {
+            let end = start.checked_add(out[axis]);
+            if end.is_none_or(|end| end > args[0][axis]) || out[axis] == 0 {
                 return Err(format!(
-                    "slice {start}..{} out of bounds",
-                    start + out[axis]
+                    "slice from {start}, {} long, out of bounds for {:?}",
+                    out[axis], args[0]
                 ));
             }
             expect(&want)
@@ -360,7 +361,9 @@ pub fn check_shape(op: &Op, args: &[&[usize]], out: &[usize]) -> Result<(), Stri
                 if !same_rest {
                     return Err(format!("concat operand {a:?} does not match {:?}", args[0]));
                 }
-                want[axis] += a[axis];
+                want[axis] = want[axis]
+                    .checked_add(a[axis])
+                    .ok_or("concat result too large")?;
             }
             expect(&want)
         }

@@ -79,6 +79,7 @@ impl Cpu {
     }
     /// Compiles without consulting or filling the kernel cache.
     pub fn compile_uncached(&self, graph: &Graph, dtype: DType) -> Result<Arc<CpuKernel>, String> {
+        super::verified(graph)?;
         CpuKernel::compile(graph, dtype, self.threads).map(Arc::new)
     }
 }
@@ -115,6 +116,8 @@ impl Backend for Cpu {
         "cpu"
     }
     fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, String> {
+        // Before the cache key: printing a malformed graph could go wrong.
+        super::verified(graph)?;
         let key = cache_key(graph, dtype, self.threads);
         if let Some(k) = cache().lock().unwrap().get(&key) {
             return Ok(k.clone());
