@@ -244,7 +244,9 @@ fn eval_in<T: Scalar>(energy: &CompiledEnergy, req: &EvalRequest) -> Result<Eval
     let x = cast(&req.at);
     let c = req.cond.as_deref().map(cast);
     let fail = |e: crate::runtime::RuntimeError| format!("error: {e}");
-    let eg = energy.energy_and_grad_x(&x, c.as_deref(), 1).map_err(fail)?;
+    let eg = energy
+        .energy_and_grad_x(&x, c.as_deref(), 1)
+        .map_err(fail)?;
     let hvp = match &req.hvp {
         Some(v) => Some(widen(
             energy.hvp(&x, &cast(v), c.as_deref(), 1).map_err(fail)?,

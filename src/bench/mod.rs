@@ -17,11 +17,11 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use crate::autodiff::derived::KernelSpec;
 use crate::backend::DType;
 use crate::backend::cpu::Cpu;
 use crate::data::rng;
 use crate::driver::{self, SourceFile};
-use crate::autodiff::derived::KernelSpec;
 use crate::ir::Graph;
 use crate::runtime::CompiledEnergy;
 use crate::runtime::steps::UlaMove;

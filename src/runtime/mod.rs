@@ -16,8 +16,8 @@ pub mod steps;
 
 use std::sync::{Arc, Mutex};
 
-pub use crate::autodiff::derived::{KernelSpec, Pullback, Seed, Slot};
 use crate::autodiff::derived::derive;
+pub use crate::autodiff::derived::{KernelSpec, Pullback, Seed, Slot};
 use crate::backend::{Backend, DType, Kernel};
 use crate::ir::interp::Real;
 use crate::ir::{BatchReduce, Graph, InputKind, numel};
@@ -302,7 +302,11 @@ impl CompiledEnergy {
         dtype: DType,
     ) -> Result<CompiledEnergy, RuntimeError> {
         let store = Arc::new(ParamStore::new());
-        for d in graph.inputs().iter().filter(|d| d.kind == InputKind::Shared) {
+        for d in graph
+            .inputs()
+            .iter()
+            .filter(|d| d.kind == InputKind::Shared)
+        {
             let value = param(&d.name).ok_or_else(|| RuntimeError::UnknownParam(d.name.clone()))?;
             store.insert(&d.name, &d.shape, value)?;
         }

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use super::BatchEnergy;
-use super::engine::{Phase, Proposal, Target};
 use super::config::Method;
+use super::engine::{Phase, Proposal, Target};
 use crate::autodiff::derived::{KernelSpec, derive};
 use crate::backend::{Backend, DType, Kernel};
 use crate::ir::{Graph, InputKind, numel};
@@ -276,7 +276,12 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             inv_mass: s.inv_mass,
             ..Self::feeds(s.x)
         };
-        self.call(self.step_kernel()?, f, s.n, &mut [out.x, out.p, out.g, out.e])
+        self.call(
+            self.step_kernel()?,
+            f,
+            s.n,
+            &mut [out.x, out.p, out.g, out.e],
+        )
     }
 }
 

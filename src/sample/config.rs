@@ -16,7 +16,6 @@
 //!
 //! Divergence handling is described in `engine`.
 
-
 /// Options of the unadjusted Langevin kernel.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct UlaOptions {

@@ -66,14 +66,22 @@ pub trait Target<T: Scalar>: Sync {
 
     /// The MALA proposal: `y`, E(y), ∇E(y) and log q(x|y) − log q(y|x).
     #[allow(clippy::too_many_arguments)]
-    fn mala(&self, s: Proposal<'_, T>, y: &mut [T], ey: &mut [T], gy: &mut [T], log_q: &mut [T]) -> R<()> {
+    fn mala(
+        &self,
+        s: Proposal<'_, T>,
+        y: &mut [T],
+        ey: &mut [T],
+        gy: &mut [T],
+        log_q: &mut [T],
+    ) -> R<()> {
         let d = self.dim();
         for c in 0..s.n {
             let h = s.step[c].to_f64();
             for i in c * d..(c + 1) * d {
                 let hm = h * s.inv_mass[i].to_f64();
                 y[i] = T::from_f64(
-                    s.x[i].to_f64() - 0.5 * hm * s.grad[i].to_f64() + hm.sqrt() * s.noise[i].to_f64(),
+                    s.x[i].to_f64() - 0.5 * hm * s.grad[i].to_f64()
+                        + hm.sqrt() * s.noise[i].to_f64(),
                 );
             }
         }
@@ -177,7 +185,14 @@ fn noise_key(seed: u64, t: u64) -> u64 {
 }
 
 /// Normals of `n` chains starting at chain `first`, iteration `t`.
-fn fill_noise<T: Scalar>(seed: u64, t: u64, first: usize, dim: usize, out: &mut [T], tmp: &mut [f32]) {
+fn fill_noise<T: Scalar>(
+    seed: u64,
+    t: u64,
+    first: usize,
+    dim: usize,
+    out: &mut [T],
+    tmp: &mut [f32],
+) {
     let start = (first * dim) as u64;
     T::fill_normal(noise_key(seed, t), start, out, tmp);
 }
@@ -271,7 +286,11 @@ impl Adapter {
                 self.win += 1;
                 for (w, acc) in self.wf.iter_mut().enumerate() {
                     let var = acc.regularized_variance();
-                    let targets: Vec<usize> = if self.shared { (0..n).collect() } else { vec![w] };
+                    let targets: Vec<usize> = if self.shared {
+                        (0..n).collect()
+                    } else {
+                        vec![w]
+                    };
                     for c in targets {
                         inv_mass[c * dim..(c + 1) * dim].copy_from_slice(&var);
                     }
@@ -410,21 +429,15 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
         let t = it as u64;
         match &cfg.method {
             Method::Ula(_) => {
-                let m = ula.as_ref().ok_or_else(|| RuntimeError::Internal("ULA move".into()))?;
+                let m = ula
+                    .as_ref()
+                    .ok_or_else(|| RuntimeError::Internal("ULA move".into()))?;
                 ula_step(target, m, run.seed, t, first, &mut ch, &mut s)?
             }
             Method::Mala => mala_step(target, run.seed, t, first, &mut ch, &mut s)?,
             Method::Rwmh => rwmh_step(target, run.seed, t, first, &mut ch, &mut s)?,
             Method::Hmc { leapfrog } => hmc_step(
-                target,
-                cfg,
-                *leapfrog,
-                run.seed,
-                t,
-                first,
-                &mut ch,
-                &mut s,
-                &inv_mass,
+                target, cfg, *leapfrog, run.seed, t, first, &mut ch, &mut s, &inv_mass,
             )?,
         }
         let warm = it < run.warmup;
@@ -453,7 +466,14 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
                 s.x64.extend(ch.x.iter().map(|v| v.to_f64()));
             }
             let mass_changed = adapter.update(
-                cfg, run, it, &s.accept, &ch.frozen, &s.x64, &mut step, &mut inv_mass,
+                cfg,
+                run,
+                it,
+                &s.accept,
+                &ch.frozen,
+                &s.x64,
+                &mut step,
+                &mut inv_mass,
             );
             refresh(&mut s.step_t, &step);
             if mass_changed {

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::BatchEnergy;
 use super::adapt::AdaptScope;
 use super::compiled::CompiledTarget;
-use super::engine::{Block, Target, run_block};
 use super::config::{Method, SamplerConfig, UlaOptions};
+use super::engine::{Block, Target, run_block};
 use crate::backend::DType;
 use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
 
@@ -358,7 +358,13 @@ impl<E: BatchEnergy + ?Sized> Target<f64> for HostTarget<'_, E> {
     fn dim(&self) -> usize {
         self.0.dim()
     }
-    fn eval(&self, x: &[f64], n: usize, e: &mut [f64], g: Option<&mut [f64]>) -> Result<(), RuntimeError> {
+    fn eval(
+        &self,
+        x: &[f64],
+        n: usize,
+        e: &mut [f64],
+        g: Option<&mut [f64]>,
+    ) -> Result<(), RuntimeError> {
         match g {
             Some(g) => self.0.energy_grad(x, n, e, g),
             None => self.0.energy(x, n, e),
@@ -394,28 +400,27 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     let total = (run.chains * (run.warmup + run.steps)) as u64;
     let pb = progress_bar(sampler, run);
     let ranges = blocks(sampler, run);
-    let results: Vec<Result<Block, RuntimeError>> = if ranges.len() == 1 {
-        vec![run_block(target, sampler, run, 0, run.chains, &pb)]
-    } else {
-        std::thread::scope(|s| {
-            let hs: Vec<_> = ranges
-                .iter()
-                .map(|&(a, b)| {
-                    let pb = &pb;
-                    s.spawn(move || {
-                        flush_subnormals::<T>();
-                        run_block(target, sampler, run, a, b - a, pb)
-                    })
+    // Every block runs on a worker of its own (even a single one), so each
+    // runs under the same floating-point mode whatever the thread count.
+    let results: Vec<Result<Block, RuntimeError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = ranges
+            .iter()
+            .map(|&(a, b)| {
+                let pb = &pb;
+                s.spawn(move || {
+                    flush_subnormals::<T>();
+                    run_block(target, sampler, run, a, b - a, pb)
                 })
-                .collect();
-            hs.into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(RuntimeError::Internal("a sampler thread panicked".into())))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(RuntimeError::Internal("a sampler thread panicked".into()))
                 })
-                .collect()
-        })
-    };
+            })
+            .collect()
+    });
     pb.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
     let blocks = results.into_iter().collect::<Result<Vec<Block>, _>>()?;
