@@ -391,3 +391,59 @@ fn cpu_meets_the_table_multithreaded() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The layouts above reach every code path of the CPU backend: the
+/// batch-major direct loop, the fused vector-outer tile program, the
+/// group-by-group tile program, the AVX-512 array calls (where the CPU has
+/// them) and the batch-invariant program.
+#[test]
+fn layouts_reach_every_cpu_code_path() {
+    let mut seen = [false; 5];
+    for row in SPECIAL_CASES {
+        for dtype in [DType::F64, DType::F32] {
+            for &layout in LAYOUTS {
+                for materialise in [false, true] {
+                    let Some((g, ..)) = build(row, layout, materialise) else {
+                        continue;
+                    };
+                    let text = ebm::backend::cpu::clif_text(&g, dtype).unwrap();
+                    let direct = text.contains("runs batch-major");
+                    let fused = text.contains("runs fused");
+                    let tile_loops = text
+                        .split("; tile program:")
+                        .nth(1)
+                        .is_some_and(|t| t.contains("loop"));
+                    let inv_loops = text
+                        .split("; invariant program:")
+                        .nth(1)
+                        .and_then(|t| t.split("; tile program:").next())
+                        .is_some_and(|t| t.contains("loop"));
+                    seen[0] |= direct;
+                    seen[1] |= fused;
+                    seen[2] |= !direct && !fused && tile_loops;
+                    seen[3] |= text.contains("AVX-512");
+                    seen[4] |= inv_loops;
+                }
+            }
+        }
+    }
+    assert!(seen[0], "no layout runs the direct path");
+    assert!(seen[1], "no layout runs the fused tile program");
+    assert!(seen[2], "no layout runs the group-by-group tile program");
+    assert!(
+        seen[3] || !avx512(),
+        "no layout calls the AVX-512 array functions"
+    );
+    assert!(seen[4], "no layout runs the invariant program");
+}
+
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
