@@ -106,16 +106,20 @@ fn apply(g: &mut Graph, op: SemOp, args: &[NodeId], elem: &[usize]) -> NodeId {
     }
 }
 
-/// One graph for `row` in `layout`: the graph, its input data (f64), the
-/// batch, and the output positions that must hold the row's result. With
+/// A row built into a graph: its input data (f64), the batch, and the
+/// positions of output 0 that must hold the row's result.
+struct Built {
+    g: Graph,
+    data: Vec<Vec<f64>>,
+    batch: usize,
+    at: Vec<usize>,
+}
+
+/// One graph for `row` in `layout`. With
 /// `materialise`, the result is also negated into a second output, so the
 /// CPU backend gives it a buffer (tile program, array calls) instead of
 /// running the direct path.
-fn build(
-    row: &SpecialCase,
-    layout: Layout,
-    materialise: bool,
-) -> Option<(Graph, Vec<Vec<f64>>, usize, Vec<usize>)> {
+fn build(row: &SpecialCase, layout: Layout, materialise: bool) -> Option<Built> {
     let ops = operands(row);
     let elementwise = !matches!(row.op, SemOp::ReduceMax | SemOp::DynIndex);
     let mut g = Graph::new("row");
@@ -198,13 +202,13 @@ fn build(
         }
         Layout::Mixed => {
             let (batch, at) = (9, [0, 4, 8]);
-            for j in 0..ops.len() {
+            for (j, v) in ops.iter().enumerate() {
                 if j == 0 {
                     args.push(g.input_node("x0", shape(0), InputKind::Sample));
                     data.push((0..batch).flat_map(|b| value(0, at.contains(&b))).collect());
                 } else {
                     args.push(g.input_node(format!("x{j}"), shape(j), InputKind::Shared));
-                    data.push(ops[j].clone());
+                    data.push(v.clone());
                 }
             }
             (batch, at.to_vec())
@@ -221,7 +225,12 @@ fn build(
         let z = g.neg(y);
         g.add_output("z", z, BatchReduce::PerSample);
     }
-    Some((g, data, batch, check))
+    Some(Built {
+        g,
+        data,
+        batch,
+        at: check,
+    })
 }
 
 /// Whether `got` fulfils `expect` in the dtype (`f32` rounds the expectation).
@@ -260,7 +269,7 @@ fn check(
     layout: Layout,
     materialise: bool,
 ) -> Option<String> {
-    let (g, data, batch, at) = build(row, layout, materialise)?;
+    let Built { g, data, batch, at } = build(row, layout, materialise)?;
     let k = match backend.compile(&g, dtype) {
         Ok(k) => k,
         Err(e) => return Some(format!("compile failed: {e}")),
@@ -403,7 +412,7 @@ fn layouts_reach_every_cpu_code_path() {
         for dtype in [DType::F64, DType::F32] {
             for &layout in LAYOUTS {
                 for materialise in [false, true] {
-                    let Some((g, ..)) = build(row, layout, materialise) else {
+                    let Some(Built { g, .. }) = build(row, layout, materialise) else {
                         continue;
                     };
                     let text = ebm::backend::cpu::clif_text(&g, dtype).unwrap();
