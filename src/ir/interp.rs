@@ -3,10 +3,13 @@
 //! every compiled backend is tested against, so it must be obviously correct,
 //! not fast.
 
-use super::{BatchReduce, BinaryOp, Graph, InputKind, Op, UnaryOp, numel};
+use super::{BatchReduce, BinaryOp, Graph, InputKind, Op, UnaryOp, numel, op};
 
-/// The scalar types kernels run in.
-pub trait Real: Copy + PartialOrd + std::fmt::Debug + Send + Sync + 'static {
+/// The scalar types kernels run in. The per-value semantics of every op are
+/// not defined here but in `ir::op` (`UnaryOp::eval`, `BinaryOp::eval`,
+/// `op::pow_const`, `op::select`, `op::MAX_IDENTITY`), the specification every
+/// backend implements (`op::SPECIAL_CASES`); this module only walks the graph.
+pub trait Real: op::Float + Copy + PartialOrd + std::fmt::Debug + Send + Sync + 'static {
     const NAME: &'static str;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
@@ -15,7 +18,6 @@ pub trait Real: Copy + PartialOrd + std::fmt::Debug + Send + Sync + 'static {
     }
     fn unary(op: UnaryOp, x: Self) -> Self;
     fn binary(op: BinaryOp, a: Self, b: Self) -> Self;
-    fn powf(self, c: Self) -> Self;
 }
 
 macro_rules! impl_real {
@@ -29,71 +31,10 @@ macro_rules! impl_real {
                 self as f64
             }
             fn unary(op: UnaryOp, x: $t) -> $t {
-                match op {
-                    UnaryOp::Neg => -x,
-                    UnaryOp::Exp => x.exp(),
-                    UnaryOp::Log => x.ln(),
-                    UnaryOp::Log1p => x.ln_1p(),
-                    UnaryOp::Sqrt => x.sqrt(),
-                    UnaryOp::Abs => x.abs(),
-                    UnaryOp::Sign => {
-                        if x > 0.0 {
-                            1.0
-                        } else if x < 0.0 {
-                            -1.0
-                        } else {
-                            x * 0.0
-                        }
-                    }
-                    UnaryOp::Step => {
-                        if x > 0.0 {
-                            1.0
-                        } else {
-                            0.0
-                        }
-                    }
-                    UnaryOp::Sin => x.sin(),
-                    UnaryOp::Cos => x.cos(),
-                    UnaryOp::Tanh => x.tanh(),
-                    UnaryOp::Sigmoid => {
-                        // Split by sign so exp never overflows.
-                        if x >= 0.0 {
-                            1.0 / (1.0 + (-x).exp())
-                        } else {
-                            let e = x.exp();
-                            e / (1.0 + e)
-                        }
-                    }
-                    UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
-                }
+                op.eval(x)
             }
             fn binary(op: BinaryOp, a: $t, b: $t) -> $t {
-                match op {
-                    BinaryOp::Add => a + b,
-                    BinaryOp::Sub => a - b,
-                    BinaryOp::Mul => a * b,
-                    BinaryOp::Div => a / b,
-                    BinaryOp::Pow => a.powf(b),
-                    BinaryOp::Max => {
-                        if a >= b || b.is_nan() {
-                            a
-                        } else {
-                            b
-                        }
-                    }
-                    BinaryOp::Min => {
-                        if a <= b || b.is_nan() {
-                            a
-                        } else {
-                            b
-                        }
-                    }
-                    BinaryOp::Gt => (a > b) as u8 as $t,
-                    BinaryOp::Ge => (a >= b) as u8 as $t,
-                }
-            }
-            fn powf(self, c: $t) -> $t {
-                if c == 2.0 { self * self } else { self.powf(c) }
+                op.eval(a, b)
             }
         }
     };
@@ -192,7 +133,7 @@ fn eval_node<T: Real>(
         Op::Unary(u) => arg(0).iter().map(|&x| T::unary(u, x)).collect(),
         Op::PowConst(c) => {
             let c = T::from_f64(c.get());
-            arg(0).iter().map(|&x| x.powf(c)).collect()
+            arg(0).iter().map(|&x| op::pow_const(x, c)).collect()
         }
         Op::Binary(op) => arg(0)
             .iter()
@@ -200,13 +141,7 @@ fn eval_node<T: Real>(
             .map(|(&a, &b)| T::binary(op, a, b))
             .collect(),
         Op::Select => (0..arg(0).len())
-            .map(|i| {
-                if arg(0)[i].to_f64() != 0.0 {
-                    arg(1)[i]
-                } else {
-                    arg(2)[i]
-                }
-            })
+            .map(|i| op::select(arg(0)[i], arg(1)[i], arg(2)[i]))
             .collect(),
         Op::StopGradient => arg(0).to_vec(),
         Op::Broadcast => broadcast(arg(0), arg_shape(0), &node.shape),
@@ -217,7 +152,7 @@ fn eval_node<T: Real>(
             arg(0),
             arg_shape(0),
             axes,
-            T::from_f64(f64::NEG_INFINITY),
+            T::from_f64(op::MAX_IDENTITY),
             |a, x| T::binary(BinaryOp::Max, a, x),
         ),
         Op::Reshape => arg(0).to_vec(),

@@ -437,17 +437,30 @@ fn gen_loop(
     b.ins().return_(&[]);
 }
 
-/// The interpreter's Max/Min: `a` wins when `a >= b` (`<=`) or `b` is NaN.
+/// `ir::op::max_number` / `min_number` (IEEE 754-2019 maximumNumber /
+/// minimumNumber): `x` wins when `x > y` (`<`) or `y` is NaN; on a tie the
+/// bitwise AND (OR) of the two, which is `x` unless they are zeros of
+/// opposite signs, where it gives +0 (−0).
 fn max_rule(b: &mut FunctionBuilder, l: &Lanes, x: Value, y: Value, max: bool) -> Value {
     let cc = if max {
-        FloatCC::GreaterThanOrEqual
+        FloatCC::GreaterThan
     } else {
-        FloatCC::LessThanOrEqual
+        FloatCC::LessThan
     };
     let c1 = l.cmp(b, cc, x, y);
     let c2 = l.cmp(b, FloatCC::Unordered, y, y);
     let c = b.ins().bor(c1, c2);
-    l.sel(b, c, x, y)
+    let r = l.sel(b, c, x, y);
+    let tie = l.cmp(b, FloatCC::Equal, x, y);
+    let xi = l.as_int(b, x);
+    let yi = l.as_int(b, y);
+    let zi = if max {
+        b.ins().band(xi, yi)
+    } else {
+        b.ins().bor(xi, yi)
+    };
+    let z = l.as_float(b, zi);
+    l.sel(b, tie, z, r)
 }
 
 fn lanewise_call(

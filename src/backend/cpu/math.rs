@@ -277,6 +277,8 @@ pub(crate) fn tanh(b: &mut FunctionBuilder, l: &Lanes, x: Value) -> Value {
     let cut = l.f(b, 0.625);
     let is_small = l.cmp(b, FloatCC::LessThan, ax, cut);
     let t = l.sel(b, is_small, small, big);
+    // `small` is −0 for x = ±0 (−u/(2+u) with u = +0): clear the sign first.
+    let t = b.ins().fabs(t);
     // copysign(t, x) with t ≥ 0, in the integer domain (no vector fcopysign on x64).
     let sign = l.i(b, if l.f64 { i64::MIN } else { i32::MIN as i64 });
     let xi = l.as_int(b, x);
