@@ -8,6 +8,12 @@ markdown table with throughput ratios against the best peer.
 
   python bench/compare.py --ebm target/release/ebm --repeat 5 --out bench-results.jsonl
 
+Each ULA workload is timed twice for ebm: `ebm bench` (the engine called in-process,
+warm, as the peers time themselves) and `ebm-sample` (the `ebm sample` command a user
+runs, draws written; its throughput is the chain-steps/s the command reports for its
+sampling, `command_s_median` the whole command). `--only grid` reports every sampler
+through `ebm sample` at 4096 chains on the eight-Gaussian mixture, f32 and f64.
+
 Use the Python that has torch, jax[cpu], blackjax, optax, numpy and
 threadpoolctl installed. The peer scripts are read from ../shared/bench/peers
 (or EBM_PEERS_DIR).
@@ -19,6 +25,63 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+import re
+import tempfile
+import time
+
+# `ebm sample` runs of the peer workloads: (script, energy, sampler flags, chains, steps, extra).
+# Only the last state is kept (--warmup N-1 --steps 1; ULA has no adaptation), as the peers keep it.
+CLI = {
+    "gmm2d_ula": ("gmm2d.ebm", "gmm", ["--sampler", "ula", "--step", "0.01"], 4096, 1000),
+    "gauss100_ula": ("gauss100.ebm", "gauss", ["--sampler", "ula", "--step", "0.005"], 1024, 1000),
+    "mlp_ula": ("mlp.ebm", "mlp", ["--sampler", "ula", "--step", "0.01"], 1024, 100),
+    # Fixed step, no adaptation (--warmup 0), one kept draw, as bench/blackjax_samplers.py.
+    "mala_gmm2d": ("gmm2d.ebm", "gmm", ["--sampler", "mala", "--step", "0.02"], 4096, 500),
+    "hmc_gmm2d": ("gmm2d.ebm", "gmm", ["--sampler", "hmc", "--step", "0.01", "--leapfrog", "10"], 4096, 100),
+}
+MLP_PARAMS = 2 * 128 + 128 * 128 + 128
+
+
+def sample_argv(ebm, workload, dtype="f32", sampler=None, steps=None):
+    script, energy, flags, chains, n = CLI[workload]
+    if sampler is not None:
+        flags = sampler
+    n = steps or n
+    ula = "ula" in flags
+    warm = ["--warmup", str(n - 1), "--steps", "1"] if ula else ["--warmup", "0", "--steps", str(n), "--thin", str(n)]
+    out = os.path.join(tempfile.gettempdir(), f"ebm-compare-{os.getpid()}.csv")
+    return [ebm, "sample", os.path.join(HERE, "workloads", script), "--energy", energy, *flags,
+            "--chains", str(chains), *warm, "--dtype", dtype, "--out", out], chains * n
+
+
+def cli_job(ebm, workload, repeat, dtype="f32", sampler=None, label=None):
+    """Times `ebm sample` as a user runs it; prints one JSON record."""
+    argv, chain_steps = sample_argv(ebm, workload, dtype, sampler)
+    rates, walls, sampling = [], [], []
+    for _ in range(repeat + 1):
+        t = time.perf_counter()
+        p = subprocess.run(argv, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        if p.returncode != 0:
+            print(json.dumps({"framework": "ebm-sample", "workload": label or workload, "error": p.stderr[-500:]}))
+            return
+        m = re.search(r"([0-9.]+) s, ([0-9.e+]+) chain-steps/s", p.stdout)
+        sampling.append(float(m.group(1)))
+        rates.append(float(m.group(2)))
+        walls.append(wall)
+    rates, walls, sampling = rates[1:], walls[1:], sampling[1:]  # the first run warms the file cache
+    med = lambda v: sorted(v)[len(v) // 2]
+    rate = med(rates)
+    grads = 10 if "hmc" in (label or workload) else 1
+    rec = {"framework": "ebm-sample", "workload": label or workload, "dtype": dtype,
+           "samples_per_s": round(rate, 1), "seconds_median": round(chain_steps / rate, 6),
+           "command_s_median": round(med(walls), 4), "repeat": repeat}
+    if workload == "mlp_ula" and sampler is None:
+        rec["gflops"] = round(4 * MLP_PARAMS * rate / 1e9, 3)
+    if workload in ("mala_gmm2d", "hmc_gmm2d"):
+        rec["grad_evals_per_s"] = round(rate * grads)
+        del rec["samples_per_s"]
+    print(json.dumps(rec))
 PEERS = os.environ.get("EBM_PEERS_DIR", os.path.join(HERE, "..", "..", "shared", "bench", "peers"))
 ULA = ["gmm2d_ula", "gauss100_ula", "mlp_ula"]
 
@@ -28,9 +91,11 @@ def jobs(ebm, only):
     peer = lambda script: [py, os.path.join(PEERS, script)]
     clean = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     out = []
+    me = [sys.executable, os.path.abspath(__file__), "--ebm", ebm, "--cli-job"]
     for w in ULA:
         if "ebm" in only:
             out.append(("ebm", [ebm, "bench", "--workload", w], None))
+            out.append(("ebm", me + [w], None))
         if "torch" in only:
             for mode in ("eager", "compile"):
                 out.append(("torch", peer("peers_torch.py") + ["--workload", w, "--mode", mode], None))
@@ -44,8 +109,27 @@ def jobs(ebm, only):
         out.append(("jax", peer("peers_jax.py") + ["--workload", "sgemm"], None))
     if "samplers" in only:
         out.append(("ebm", [ebm, "bench", "--workload", "mala_gmm2d,hmc_gmm2d"], None))
+        out.append(("ebm", me + ["mala_gmm2d"], None))
+        out.append(("ebm", me + ["hmc_gmm2d"], None))
         out.append(("blackjax", [py, os.path.join(HERE, "blackjax_samplers.py")], None))
+    if "grid" in only:
+        # Every sampler through `ebm sample` on the eight-Gaussian mixture, 4096 chains, f32 and f64.
+        out.append(("ebm", me + ["grid"], None))
     return out
+
+
+GRID = {
+    "ula": ["--sampler", "ula", "--step", "0.01"],
+    "mala": ["--sampler", "mala", "--step", "0.02"],
+    "rwmh": ["--sampler", "rwmh", "--step", "0.1"],
+    "hmc": ["--sampler", "hmc", "--step", "0.01", "--leapfrog", "10"],
+}
+
+
+def grid_job(ebm, repeat):
+    for name, flags in GRID.items():
+        for dtype in ("f32", "f64"):
+            cli_job(ebm, "gmm2d_ula", repeat, dtype, flags, label=f"grid_{name}_{dtype}")
 
 
 def run_job(argv, env, repeat, tries, max_foreign):
@@ -101,7 +185,12 @@ def main():
     ap.add_argument("--max-foreign", type=float, default=0.05)
     ap.add_argument("--only", default="ebm,torch,jax,numpy,sgemm,samplers")
     ap.add_argument("--out", default="bench-results.jsonl")
+    ap.add_argument("--cli-job", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.cli_job == "grid":
+        return grid_job(a.ebm, a.repeat)
+    if a.cli_job:
+        return cli_job(a.ebm, a.cli_job, a.repeat)
     records = []
     for name, argv, env in jobs(a.ebm, a.only.split(",")):
         print(f"running {' '.join(os.path.basename(x) for x in argv[:4])} ...", file=sys.stderr, flush=True)

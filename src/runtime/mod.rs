@@ -96,6 +96,25 @@ pub trait Scalar: Real {
     /// Standard normals for counter positions `start..` of stream `key`
     /// (`noise::fill_normal_f32`; f64 widens them, through `tmp`).
     fn fill_normal(key: u64, start: u64, out: &mut [Self], tmp: &mut [f32]);
+    /// Whether every value is finite (a vectorised scan: the engine checks
+    /// every chain after every Langevin step).
+    fn all_finite(v: &[Self]) -> bool;
+}
+
+/// x·0 is ±0 for a finite x and NaN otherwise; sixteen independent lanes
+/// let the compiler vectorise the scan.
+macro_rules! all_finite {
+    ($t:ty, $v:expr) => {{
+        let mut acc = [0.0 as $t; 16];
+        let mut chunks = $v.chunks_exact(16);
+        for c in &mut chunks {
+            for l in 0..16 {
+                acc[l] += c[l] * 0.0;
+            }
+        }
+        let tail = chunks.remainder().iter().fold(0.0, |a, x| a + x * 0.0);
+        acc.iter().sum::<$t>() + tail == 0.0
+    }};
 }
 
 impl Scalar for f64 {
@@ -118,6 +137,9 @@ impl Scalar for f64 {
             *o = *v as f64;
         }
     }
+    fn all_finite(v: &[f64]) -> bool {
+        all_finite!(f64, v)
+    }
 }
 
 impl Scalar for f32 {
@@ -135,6 +157,9 @@ impl Scalar for f32 {
     }
     fn fill_normal(key: u64, start: u64, out: &mut [f32], _tmp: &mut [f32]) {
         noise::fill_normal_f32(key, start, out);
+    }
+    fn all_finite(v: &[f32]) -> bool {
+        all_finite!(f32, v)
     }
 }
 

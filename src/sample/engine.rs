@@ -322,7 +322,7 @@ struct Chains<T> {
 }
 
 fn finite<T: Scalar>(v: &[T]) -> bool {
-    v.iter().all(|a| a.to_f64().is_finite())
+    T::all_finite(v)
 }
 
 /// Scratch buffers of one block, allocated once.
@@ -339,6 +339,18 @@ struct Scratch<T> {
     accept: Vec<f64>,
     divergent: Vec<bool>,
     x64: Vec<f64>,
+    /// HMC: the trajectory's current point, per-chain ε and initial energy.
+    traj: Trajectory<T>,
+}
+
+struct Trajectory<T> {
+    x: Vec<T>,
+    g: Vec<T>,
+    e: Vec<T>,
+    p: Vec<T>,
+    eps: Vec<T>,
+    h0: Vec<f64>,
+    alive: Vec<bool>,
 }
 
 impl<T: Scalar> Scratch<T> {
@@ -357,6 +369,15 @@ impl<T: Scalar> Scratch<T> {
             accept: vec![0.0; n],
             divergent: vec![false; n],
             x64: Vec::new(),
+            traj: Trajectory {
+                x: z(n * dim),
+                g: z(n * dim),
+                e: z(n),
+                p: z(n * dim),
+                eps: z(n),
+                h0: vec![0.0; n],
+                alive: vec![false; n],
+            },
         }
     }
 }
@@ -544,10 +565,15 @@ fn ula_step<T: Scalar, G: Target<T> + ?Sized>(
     let (n, d) = (ch.n, ch.dim);
     fill_noise(seed, t, first, d, &mut s.noise, &mut s.tmp);
     target.ula(m, &ch.x, &s.noise, n, &mut s.y)?;
-    let all_ok = !ch.frozen.iter().any(|f| *f) && finite(&s.y);
+    if !ch.frozen.iter().any(|f| *f) && finite(&s.y) {
+        s.divergent.fill(false);
+        s.accept.fill(1.0);
+        std::mem::swap(&mut ch.x, &mut s.y);
+        return Ok(());
+    }
     for c in 0..n {
         let r = c * d..(c + 1) * d;
-        let ok = all_ok || (!ch.frozen[c] && finite(&s.y[r.clone()]));
+        let ok = !ch.frozen[c] && finite(&s.y[r.clone()]);
         if !ok {
             // Frozen at the last finite position.
             s.y[r.clone()].copy_from_slice(&ch.x[r]);
@@ -699,34 +725,31 @@ fn hmc_step<T: Scalar, G: Target<T> + ?Sized>(
     let (n, d) = (ch.n, ch.dim);
     // Momenta p = ξ/√m ~ N(0, M); a jittered ε per chain.
     fill_noise(seed, t, first, d, &mut s.noise, &mut s.tmp);
-    let mut eps = vec![T::zero(); n];
-    let mut h0 = vec![0.0; n];
+    let tr = &mut s.traj;
     for c in 0..n {
         let uj = uniform(seed, STREAM_JITTER, t, (first + c) as u64);
         let e = s.step_t[c].to_f64() * (1.0 + cfg.step_jitter * (2.0 * uj - 1.0));
-        eps[c] = T::from_f64(e);
+        tr.eps[c] = T::from_f64(e);
         let mut k = 0.0;
         for i in c * d..(c + 1) * d {
-            let p = s.noise[i].to_f64() / inv_mass[i].sqrt();
-            s.p[i] = T::from_f64(p);
-            let p = s.p[i].to_f64();
+            tr.p[i] = T::from_f64(s.noise[i].to_f64() / inv_mass[i].sqrt());
+            let p = tr.p[i].to_f64();
             k += 0.5 * inv_mass[i] * p * p;
         }
-        h0[c] = ch.e[c].to_f64() + k;
+        tr.h0[c] = ch.e[c].to_f64() + k;
+        tr.alive[c] = !ch.frozen[c];
     }
-    // The trajectory ping-pongs between (y, gy, ey, p) and (x', g', e', p').
-    let mut cur_x = ch.x.clone();
-    let mut cur_g = ch.g.clone();
-    let mut cur_e = ch.e.clone();
-    let mut cur_p = s.p.clone();
-    let mut alive: Vec<bool> = ch.frozen.iter().map(|f| !f).collect();
+    // The trajectory ping-pongs between `tr` and (y, p, gy, ey).
+    tr.x.copy_from_slice(&ch.x);
+    tr.g.copy_from_slice(&ch.g);
+    tr.e.copy_from_slice(&ch.e);
     for _ in 0..leapfrog {
         let prop = Proposal {
             n,
-            x: &cur_x,
-            grad: &cur_g,
+            x: &tr.x,
+            grad: &tr.g,
             noise: &[],
-            step: &eps,
+            step: &tr.eps,
             inv_mass: &s.mass_t,
         };
         let out = Phase {
@@ -735,19 +758,20 @@ fn hmc_step<T: Scalar, G: Target<T> + ?Sized>(
             g: &mut s.gy,
             e: &mut s.ey,
         };
-        target.leapfrog(prop, &cur_p, out)?;
-        std::mem::swap(&mut cur_x, &mut s.y);
-        std::mem::swap(&mut cur_g, &mut s.gy);
-        std::mem::swap(&mut cur_e, &mut s.ey);
-        std::mem::swap(&mut cur_p, &mut s.p);
+        target.leapfrog(prop, &tr.p, out)?;
+        std::mem::swap(&mut tr.x, &mut s.y);
+        std::mem::swap(&mut tr.g, &mut s.gy);
+        std::mem::swap(&mut tr.e, &mut s.ey);
+        std::mem::swap(&mut tr.p, &mut s.p);
+        if T::all_finite(&tr.e) && T::all_finite(&tr.x) && T::all_finite(&tr.g) {
+            continue;
+        }
         for c in 0..n {
             let r = c * d..(c + 1) * d;
-            if alive[c]
-                && !(cur_e[c].to_f64().is_finite()
-                    && finite(&cur_x[r.clone()])
-                    && finite(&cur_g[r]))
+            if tr.alive[c]
+                && !(tr.e[c].to_f64().is_finite() && finite(&tr.x[r.clone()]) && finite(&tr.g[r]))
             {
-                alive[c] = false;
+                tr.alive[c] = false;
             }
         }
     }
@@ -762,21 +786,21 @@ fn hmc_step<T: Scalar, G: Target<T> + ?Sized>(
         let k: f64 = r
             .clone()
             .map(|i| {
-                let p = cur_p[i].to_f64();
+                let p = tr.p[i].to_f64();
                 0.5 * inv_mass[i] * p * p
             })
             .sum();
-        let dh = cur_e[c].to_f64() + k - h0[c];
-        if !alive[c] || !dh.is_finite() || dh > cfg.max_energy_error {
+        let dh = tr.e[c].to_f64() + k - tr.h0[c];
+        if !tr.alive[c] || !dh.is_finite() || dh > cfg.max_energy_error {
             s.divergent[c] = true;
             continue;
         }
         let (a, yes) = decide(seed, t, first + c, -dh);
         s.accept[c] = a;
         if yes {
-            ch.x[r.clone()].copy_from_slice(&cur_x[r.clone()]);
-            ch.g[r.clone()].copy_from_slice(&cur_g[r]);
-            ch.e[c] = cur_e[c];
+            ch.x[r.clone()].copy_from_slice(&tr.x[r.clone()]);
+            ch.g[r.clone()].copy_from_slice(&tr.g[r]);
+            ch.e[c] = tr.e[c];
         }
     }
     Ok(())
