@@ -17,11 +17,15 @@ pub(super) fn pullback(
         Op::Scalar(_) | Op::Const(_) | Op::Input(_) | Op::StopGradient => {
             vec![None; node.args.len()]
         }
+        // invariant: the verifier fixes each op's arity, so the operands it reads exist.
         Op::Unary(u) => vec![unary(g, u, a.unwrap(), y, bar)],
+        // invariant: the verifier fixes each op's arity, so the operands it reads exist.
         Op::PowConst(c) => vec![Some(powc(g, a.unwrap(), c.get(), bar))],
+        // invariant: the verifier fixes each op's arity, so the operands it reads exist.
         Op::Binary(op) => binary(g, op, a.unwrap(), b.unwrap(), y, bar, needed),
         Op::Select => {
             let zero = g.fill(0.0, &node.shape);
+            // invariant: the verifier fixes each op's arity, so the operands it reads exist.
             let c = a.unwrap();
             vec![
                 None,
@@ -29,26 +33,32 @@ pub(super) fn pullback(
                 Some(g.select(c, zero, bar)),
             ]
         }
+        // invariant: the verifier fixes each op's arity, so the operands it reads exist.
         Op::Broadcast => vec![Some(unbroadcast(g, bar, g.shape(a.unwrap()).to_vec()))],
         Op::Sum(axes) => {
+            // invariant: the verifier fixes each op's arity, so the operands it reads exist.
             let src = g.shape(a.unwrap()).to_vec();
             let kept = g.reshape(bar, &keepdims(&src, axes));
             vec![Some(g.broadcast(kept, &src))]
         }
+        // invariant: the verifier fixes each op's arity, so the operands it reads exist.
         Op::Max(axes) => vec![Some(reduce_max(g, a.unwrap(), y, bar, axes))],
         Op::Reshape => {
+            // invariant: the verifier fixes each op's arity, so the operands it reads exist.
             let src = g.shape(a.unwrap()).to_vec();
             vec![Some(g.reshape(bar, &src))]
         }
         Op::Transpose(p) => vec![Some(g.transpose(bar, &p.inverse().as_vec()))],
         Op::Slice { axis, start } => vec![Some(unslice(
             g,
+            // invariant: the verifier fixes each op's arity, so the operands it reads exist.
             a.unwrap(),
             bar,
             axis as usize,
             start as usize,
         ))],
         Op::Concat { axis } => unconcat(g, &node.args, bar, axis as usize),
+        // invariant: the verifier fixes each op's arity, so the operands it reads exist.
         Op::MatMul => matmul(g, a.unwrap(), b.unwrap(), bar, needed),
     }
 }

@@ -201,6 +201,7 @@ impl Graph {
     pub fn add(&mut self, op: Op, args: Vec<NodeId>, shape: Shape) -> NodeId {
         let arg_shapes: Vec<&[usize]> = args.iter().map(|&a| self.shape(a)).collect();
         if let Err(e) = op::check_shape(&op, &arg_shapes, &shape) {
+            // invariant: graph builders are called with shapes sema or the verifier checked; a mismatch is a compiler bug.
             panic!("ill-shaped IR node: {e}");
         }
         let node = Node { op, args, shape };
@@ -307,6 +308,7 @@ impl Graph {
     /// Panics if the shapes are incompatible (callers check first).
     pub fn binary_bcast(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> NodeId {
         let shape = op::broadcast_shapes(self.shape(a), self.shape(b)).unwrap_or_else(|| {
+            // invariant: graph builders are called with shapes sema or the verifier checked; a mismatch is a compiler bug.
             panic!(
                 "incompatible shapes {:?} {:?}",
                 self.shape(a),
@@ -407,6 +409,7 @@ impl Graph {
     }
 
     pub fn matmul(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        // invariant: graph builders are called with shapes sema or the verifier checked; a mismatch is a compiler bug.
         let shape = op::matmul_shape(self.shape(a), self.shape(b))
             .unwrap_or_else(|| panic!("matmul {:?} @ {:?}", self.shape(a), self.shape(b)));
         self.add(Op::MatMul, vec![a, b], shape)

@@ -54,6 +54,7 @@ pub fn optimize(g: &Graph, cfg: Config) -> Graph {
             continue;
         }
         let node = g.node(id);
+        // invariant: operands precede users (verified), so each is mapped before it is read.
         let args: Vec<NodeId> = node
             .args
             .iter()
@@ -62,6 +63,7 @@ pub fn optimize(g: &Graph, cfg: Config) -> Graph {
         map[id.index()] = Some(rebuild(&mut out, node.op, args, node.shape.clone(), cfg));
     }
     for o in &g.outputs {
+        // invariant: operands precede users (verified), so each is mapped before it is read.
         out.add_output(o.name.clone(), map[o.node.index()].unwrap(), o.reduce);
     }
     out.set_cse(true);
@@ -245,6 +247,7 @@ fn literal_data(g: &Graph, n: NodeId) -> Vec<f64> {
     match g.node(n).op {
         Op::Scalar(v) => vec![v.get()],
         Op::Const(c) => g.constant(c).data.clone(),
+        // invariant: operands precede users (verified), so each is mapped before it is read.
         _ => unreachable!("literal_data on a non-literal"),
     }
 }

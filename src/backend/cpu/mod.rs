@@ -27,7 +27,7 @@ mod vecmath;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use self::codegen::{DirectSpec, Jit};
@@ -119,18 +119,25 @@ impl Backend for Cpu {
         // Before the cache key: printing a malformed graph could go wrong.
         super::verified(graph)?;
         let key = cache_key(graph, dtype, self.threads);
-        if let Some(k) = cache().lock().unwrap().get(&key) {
+        if let Some(k) = cache()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
             return Ok(k.clone());
         }
         let k = Arc::new(CpuKernel::compile(graph, dtype, self.threads)?);
-        cache().lock().unwrap().insert(key, k.clone());
+        cache()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, k.clone());
         Ok(k)
     }
 }
 
 /// Number of kernels in the process-wide cache (for tests and `ebm` stats).
 pub fn cache_len() -> usize {
-    cache().lock().unwrap().len()
+    cache().lock().unwrap_or_else(PoisonError::into_inner).len()
 }
 
 fn tile_budget() -> usize {
@@ -305,6 +312,7 @@ impl<T: Real> Prog<T> {
         let direct = spec.map(|spec| Direct {
             func: plan.groups.len(),
             n: spec.n,
+            // invariant: follows from the compiled plan (built from a verified graph).
             out: plan.outputs.iter().position(|o| o.variant).unwrap(),
             slot_inputs: (0..spec.dst_slot)
                 .map(|k| (plan.sample_in[k].0, plan.sample_in[k].2))
@@ -370,6 +378,7 @@ impl<T: Real> Prog<T> {
                 feats,
             } => {
                 let (Loc::Tile(so), Loc::Tile(d)) = (*src, *dst) else {
+                    // invariant: follows from the compiled plan (built from a verified graph).
                     unreachable!("array steps read and write tile buffers")
                 };
                 let t = self.rows;
@@ -451,6 +460,7 @@ impl<T: Real> Prog<T> {
         check_io(graph, inputs, outputs, batch)?;
         let p = &self.plan;
         let nt = threads.min(batch.div_ceil(MIN_ROWS_PER_THREAD)).max(1);
+        // invariant: follows from the compiled plan (built from a verified graph).
         let mut s = self
             .scratch
             .lock()
@@ -563,7 +573,10 @@ impl<T: Real> Prog<T> {
                 }
             }
         }
-        self.scratch.lock().unwrap().push(s);
+        self.scratch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(s);
         Ok(())
     }
 
@@ -649,6 +662,7 @@ impl<T: Real> Prog<T> {
                         transpose_out(src, rows, n, dst, t);
                     },
                     BatchReduce::Sum => {
+                        // invariant: follows from the compiled plan (built from a verified graph).
                         let acc = &mut parts[o.partial.unwrap()];
                         for (f, a) in acc.iter_mut().enumerate() {
                             let row = unsafe { std::slice::from_raw_parts(src.add(f * t), rows) };

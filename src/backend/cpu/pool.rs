@@ -8,7 +8,7 @@
 //! run from two threads at once), the tasks simply run inline, in order.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 type Task = &'static (dyn Fn(usize) + Sync);
 
@@ -44,16 +44,20 @@ pub(crate) fn global() -> &'static Pool {
 fn worker_loop(w: Arc<Worker>) {
     loop {
         let job = {
-            let mut slot = w.slot.lock().unwrap();
+            let mut slot = w.slot.lock().unwrap_or_else(PoisonError::into_inner);
             loop {
                 if let Some(j) = slot.take() {
                     break j;
                 }
-                slot = w.cv.wait(slot).unwrap();
+                slot = w.cv.wait(slot).unwrap_or_else(PoisonError::into_inner);
             }
         };
         let ok = catch_unwind(AssertUnwindSafe(|| (job.task)(job.index))).is_ok();
-        let mut left = job.latch.left.lock().unwrap();
+        let mut left = job
+            .latch
+            .left
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         left.0 -= 1;
         left.1 |= !ok;
         if left.0 == 0 {
@@ -78,7 +82,7 @@ impl Pool {
             return Ok(());
         };
         let workers: Vec<Arc<Worker>> = {
-            let mut ws = self.workers.lock().unwrap();
+            let mut ws = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
             while ws.len() < n - 1 {
                 let w = Arc::new(Worker {
                     slot: Mutex::new(None),
@@ -100,7 +104,7 @@ impl Pool {
         // SAFETY: we wait below until every job has run, so `f` outlives them.
         let task: Task = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Task>(f) };
         for (i, w) in workers.iter().enumerate() {
-            *w.slot.lock().unwrap() = Some(Job {
+            *w.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Job {
                 task,
                 index: i + 1,
                 latch: latch.clone(),
@@ -108,9 +112,9 @@ impl Pool {
             w.cv.notify_one();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| f(0))).is_ok();
-        let mut left = latch.left.lock().unwrap();
+        let mut left = latch.left.lock().unwrap_or_else(PoisonError::into_inner);
         while left.0 > 0 {
-            left = latch.cv.wait(left).unwrap();
+            left = latch.cv.wait(left).unwrap_or_else(PoisonError::into_inner);
         }
         if !mine || left.1 {
             return Err("a kernel task panicked".into());
