@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use ebm::runtime::noise::fill_normal_f32;
+use ebm::backend::noise::fill_normal_f32;
 
 fn main() {
     let mut buf = vec![0f32; 1 << 20];

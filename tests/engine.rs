@@ -218,8 +218,102 @@ fn weighted_parameter_gradients() {
     let (values, grads) = near.weighted_grad_params(&x, &w, None, 2).unwrap();
     assert_eq!(values, vec![1.0, 1.0]);
     // ∂E/∂μ = −(x − μ): rows (−1, −1) and (1, −1); weighted sum.
-    assert_eq!(
-        grads,
-        vec![vec![0.5 * -1.0 + -2.0 * 1.0, 0.5 * -1.0 + -2.0 * -1.0]]
+    assert_eq!(grads, vec![vec![-0.5 - 2.0, -0.5 + 2.0]]);
+}
+
+/// E = x⁴ explodes under ULA from x = 20: that chain freezes at its last
+/// finite position inside the fused multi-step call, the others sample on.
+#[test]
+fn a_diverging_chain_freezes_inside_the_fused_loop() {
+    let program = Program::from_source("energy quartic(x: [1]) = x[0]^4").unwrap();
+    for dtype in [DType::F64, DType::F32] {
+        let energy = program
+            .energy_with("quartic", Arc::new(Cpu::new()), dtype)
+            .unwrap();
+        let mut run = RunConfig::new(4, 0, 200, 9);
+        run.init = Init::Array {
+            values: vec![0.1, 20.0, -0.3, 0.5],
+            rows: 4,
+        };
+        let d = run_compiled(&energy, None, &SamplerConfig::ula(0.01), &run).unwrap();
+        let s = d.summary.clone().unwrap();
+        assert_eq!(s.frozen_chains, 1);
+        assert_eq!(s.divergent_chains.len(), 1);
+        assert_eq!(s.divergent_chains[0].chain, 1);
+        let it = s.divergent_chains[0].iteration;
+        assert!(it < 10, "diverged at {it}");
+        assert!(d.divergent[d.draws + it..2 * d.draws].iter().all(|v| *v));
+        assert!(d.x.iter().all(|v| v.is_finite()));
+        assert_eq!(d.point(1, it), d.point(1, d.draws - 1));
+        for c in [0, 2, 3] {
+            assert!((0..d.draws).all(|k| !d.divergent[c * d.draws + k]));
+        }
+        assert_eq!(s.divergences, d.draws - it);
+    }
+}
+
+/// The backend contract: buffers allocated, uploaded and read back through
+/// the backend, a multi-step call on resident buffers, declared dtypes.
+#[test]
+fn backend_buffers_and_multi_step_calls() {
+    use ebm::backend::{Backend, Bind, Buffer, HostData, NoiseFeed, StepLoop};
+    use ebm::runtime::steps::{self, UlaMove};
+    let program = Program::from_source("energy g(x: [2]) = 0.5 * sqnorm(x)").unwrap();
+    let energy = program.energy("g").unwrap();
+    let cpu = Cpu::with_threads(1);
+    assert_eq!(cpu.dtypes(), &[DType::F32, DType::F64]);
+    let m = UlaMove {
+        drift: 0.1,
+        noise: 0.0,
+        clip: None,
+        clamp: None,
+    };
+    let sg = steps::ula(energy.energy_graph(), m).unwrap();
+    let kernel = cpu.compile(&sg.graph, DType::F64).unwrap();
+    let x0 = [1.0, -2.0, 3.0, 0.5];
+    let binds: Vec<Bind> = sg
+        .graph
+        .inputs()
+        .iter()
+        .map(|d| Bind::State(if d.name == "x" { 0 } else { 1 }))
+        .collect();
+    let mut state = vec![
+        cpu.upload(HostData::F64(&x0)).unwrap(),
+        cpu.alloc(4, DType::F64).unwrap(),
+        cpu.alloc(4, DType::F64).unwrap(),
+    ];
+    let lp = StepLoop {
+        steps: 5,
+        inputs: &binds,
+        outputs: &[2],
+        carry: &[(2, 0)],
+        noise: Some(NoiseFeed {
+            buffer: 1,
+            seed: 1,
+            first_step: 0,
+            offset: 0,
+        }),
+        freeze: true,
+    };
+    let mut frozen = vec![None; 2];
+    kernel
+        .run_steps(&lp, &[], &mut state, 2, &mut frozen)
+        .unwrap();
+    // Noise scale 0: x ← x − 0.1x, five times.
+    let got = cpu.download(&state[0]).unwrap();
+    for (g, x) in got.iter().zip(x0) {
+        assert!((g - x * 0.9f64.powi(5)).abs() < 1e-12, "{g}");
+    }
+    assert_eq!(frozen, vec![None, None]);
+    // Wrong-dtype buffers are an error, not a panic.
+    let mut bad = vec![
+        Buffer::F32(vec![0.0; 4]),
+        Buffer::F32(vec![0.0; 4]),
+        Buffer::F32(vec![0.0; 4]),
+    ];
+    assert!(
+        kernel
+            .run_steps(&lp, &[], &mut bad, 2, &mut frozen)
+            .is_err()
     );
 }

@@ -4,6 +4,7 @@
 //! oracle the others are tested against.
 
 pub mod cpu;
+pub mod noise;
 
 use std::sync::Arc;
 
@@ -23,6 +24,82 @@ impl DType {
             DType::F64 => "f64",
         }
     }
+}
+
+/// Values a kernel reads or writes, owned by a backend. The interpreter and
+/// the CPU JIT keep them in host memory (so a host vector moves in and out
+/// without a copy); a device backend keeps its own storage and copies only
+/// in `upload`/`download`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Buffer {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Default for Buffer {
+    fn default() -> Buffer {
+        Buffer::F32(Vec::new())
+    }
+}
+
+impl Buffer {
+    pub fn len(&self) -> usize {
+        match self {
+            Buffer::F32(v) => v.len(),
+            Buffer::F64(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn dtype(&self) -> DType {
+        match self {
+            Buffer::F32(_) => DType::F32,
+            Buffer::F64(_) => DType::F64,
+        }
+    }
+}
+
+/// Host values to upload.
+#[derive(Clone, Copy, Debug)]
+pub enum HostData<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+/// How a multi-step call binds one kernel input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bind {
+    /// A buffer that stays the same for every step (parameters, conditioning).
+    Fixed(usize),
+    /// A state buffer (the carried state, the noise, scratch).
+    State(usize),
+}
+
+/// Normals written into a state buffer before each step `t`: positions
+/// `offset..` of the stream `noise::step_key(seed, first_step + t)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoiseFeed {
+    pub buffer: usize,
+    pub seed: u64,
+    pub first_step: u64,
+    pub offset: u64,
+}
+
+/// `steps` calls of one step kernel on resident buffers: the kernel's
+/// inputs read `inputs[i]`, its outputs write state buffers `outputs[j]`;
+/// after each step every `(out, in)` of `carry` swaps, so the next step
+/// reads what this one wrote. With `freeze`, a sample whose carried row
+/// turns non-finite keeps its last finite row and is reported frozen at that
+/// step (`frozen[b]`); frozen samples never change again.
+#[derive(Clone, Copy, Debug)]
+pub struct StepLoop<'a> {
+    pub steps: u64,
+    pub inputs: &'a [Bind],
+    pub outputs: &'a [usize],
+    pub carry: &'a [(usize, usize)],
+    pub noise: Option<NoiseFeed>,
+    pub freeze: bool,
 }
 
 /// A compiled graph, callable on batches.
@@ -46,6 +123,211 @@ pub trait Kernel: Send + Sync {
         outputs: &mut [&mut [f32]],
         batch: usize,
     ) -> Result<(), String>;
+
+    /// One call on backend buffers (of the kernel's dtype).
+    fn run_buffers(
+        &self,
+        inputs: &[&Buffer],
+        outputs: &mut [&mut Buffer],
+        batch: usize,
+    ) -> Result<(), String> {
+        match self.dtype() {
+            DType::F32 => {
+                let ins = host_slices(inputs, |b| match b {
+                    Buffer::F32(v) => Some(v.as_slice()),
+                    Buffer::F64(_) => None,
+                })?;
+                let mut outs = host_slices_mut(outputs, |b| match b {
+                    Buffer::F32(v) => Some(v.as_mut_slice()),
+                    Buffer::F64(_) => None,
+                })?;
+                self.run_f32(&ins, &mut outs, batch)
+            }
+            DType::F64 => {
+                let ins = host_slices(inputs, |b| match b {
+                    Buffer::F64(v) => Some(v.as_slice()),
+                    Buffer::F32(_) => None,
+                })?;
+                let mut outs = host_slices_mut(outputs, |b| match b {
+                    Buffer::F64(v) => Some(v.as_mut_slice()),
+                    Buffer::F32(_) => None,
+                })?;
+                self.run_f64(&ins, &mut outs, batch)
+            }
+        }
+    }
+
+    /// `lp.steps` steps of this (step) kernel on resident buffers; see
+    /// [`StepLoop`]. A device backend keeps every buffer on the device for
+    /// the whole loop; the default runs it on host buffers.
+    fn run_steps(
+        &self,
+        lp: &StepLoop<'_>,
+        fixed: &[&Buffer],
+        state: &mut [Buffer],
+        batch: usize,
+        frozen: &mut [Option<u64>],
+    ) -> Result<(), String> {
+        host_run_steps(self, lp, fixed, state, batch, frozen)
+    }
+}
+
+fn host_slices<'a, T>(
+    bufs: &[&'a Buffer],
+    get: impl Fn(&'a Buffer) -> Option<&'a [T]>,
+) -> Result<Vec<&'a [T]>, String> {
+    bufs.iter()
+        .map(|b| get(b).ok_or_else(|| "a buffer of the wrong dtype".to_string()))
+        .collect()
+}
+
+fn host_slices_mut<'a, 'b, T>(
+    bufs: &'a mut [&'b mut Buffer],
+    get: impl Fn(&'a mut Buffer) -> Option<&'a mut [T]>,
+) -> Result<Vec<&'a mut [T]>, String> {
+    bufs.iter_mut()
+        .map(|b| get(b).ok_or_else(|| "a buffer of the wrong dtype".to_string()))
+        .collect()
+}
+
+/// x·0 is ±0 for a finite x and NaN otherwise; sixteen independent lanes
+/// let the compiler vectorise the scan (the sampling engine checks every
+/// chain after every Langevin step).
+macro_rules! all_finite {
+    ($t:ty, $v:expr) => {{
+        let mut acc = [0.0 as $t; 16];
+        let mut chunks = $v.chunks_exact(16);
+        for c in &mut chunks {
+            for l in 0..16 {
+                acc[l] += c[l] * 0.0;
+            }
+        }
+        let tail = chunks.remainder().iter().fold(0.0, |a, x| a + x * 0.0);
+        acc.iter().sum::<$t>() + tail == 0.0
+    }};
+}
+
+/// Whether every value is finite.
+pub fn all_finite_f32(v: &[f32]) -> bool {
+    all_finite!(f32, v)
+}
+
+/// Whether every value is finite.
+pub fn all_finite_f64(v: &[f64]) -> bool {
+    all_finite!(f64, v)
+}
+
+/// The host form of [`Kernel::run_steps`].
+fn host_run_steps<K: Kernel + ?Sized>(
+    k: &K,
+    lp: &StepLoop<'_>,
+    fixed: &[&Buffer],
+    state: &mut [Buffer],
+    batch: usize,
+    frozen: &mut [Option<u64>],
+) -> Result<(), String> {
+    let bad = |what: &str| Err(format!("step loop: {what}"));
+    if frozen.len() != batch {
+        return bad("one freeze flag per sample");
+    }
+    let mut tmp = Vec::new();
+    for t in 0..lp.steps {
+        if let Some(nf) = lp.noise {
+            let key = noise::step_key(nf.seed, nf.first_step + t);
+            match state.get_mut(nf.buffer) {
+                Some(Buffer::F32(v)) => noise::fill_normal_f32(key, nf.offset, v),
+                Some(Buffer::F64(v)) => {
+                    tmp.resize(v.len(), 0.0);
+                    noise::fill_normal_f32(key, nf.offset, &mut tmp);
+                    v.iter_mut().zip(&tmp).for_each(|(o, z)| *o = *z as f64);
+                }
+                None => return bad("no noise buffer"),
+            }
+        }
+        // Outputs leave `state` for the call, so inputs and outputs never alias.
+        let mut outs: Vec<Buffer> = Vec::with_capacity(lp.outputs.len());
+        for &o in lp.outputs {
+            match state.get_mut(o) {
+                Some(b) => outs.push(std::mem::take(b)),
+                None => return bad("output index out of range"),
+            }
+        }
+        let result = {
+            let mut ins: Vec<&Buffer> = Vec::with_capacity(lp.inputs.len());
+            for b in lp.inputs {
+                let buf = match *b {
+                    Bind::Fixed(i) => fixed.get(i).copied(),
+                    Bind::State(i) => state.get(i),
+                };
+                match buf {
+                    Some(buf) => ins.push(buf),
+                    None => return bad("input index out of range"),
+                }
+            }
+            let mut out_refs: Vec<&mut Buffer> = outs.iter_mut().collect();
+            k.run_buffers(&ins, &mut out_refs, batch)
+        };
+        for (&o, b) in lp.outputs.iter().zip(outs) {
+            state[o] = b;
+        }
+        result?;
+        for &(o, i) in lp.carry {
+            if o >= state.len() || i >= state.len() {
+                return bad("carry index out of range");
+            }
+            if lp.freeze {
+                let (old, new) = pair_mut(state, i, o);
+                guard(old, new, batch, frozen, lp_step(lp, t));
+            }
+            state.swap(o, i);
+        }
+    }
+    Ok(())
+}
+
+fn lp_step(lp: &StepLoop<'_>, t: u64) -> u64 {
+    lp.noise.map_or(0, |n| n.first_step) + t
+}
+
+fn pair_mut(v: &mut [Buffer], a: usize, b: usize) -> (&Buffer, &mut Buffer) {
+    if a < b {
+        let (lo, hi) = v.split_at_mut(b);
+        (&lo[a], &mut hi[0])
+    } else {
+        let (lo, hi) = v.split_at_mut(a);
+        (&hi[0], &mut lo[b])
+    }
+}
+
+/// Keeps frozen samples' rows, and freezes samples whose new row is not finite.
+fn guard(old: &Buffer, new: &mut Buffer, batch: usize, frozen: &mut [Option<u64>], step: u64) {
+    fn rows<T: Copy>(
+        old: &[T],
+        new: &mut [T],
+        batch: usize,
+        frozen: &mut [Option<u64>],
+        step: u64,
+        finite: impl Fn(&[T]) -> bool,
+    ) {
+        let w = new.len() / batch.max(1);
+        if frozen.iter().all(|f| f.is_none()) && finite(new) {
+            return;
+        }
+        for (b, f) in frozen.iter_mut().enumerate() {
+            let r = b * w..(b + 1) * w;
+            if f.is_none() && !finite(&new[r.clone()]) {
+                *f = Some(step);
+            }
+            if f.is_some() {
+                new[r.clone()].copy_from_slice(&old[r]);
+            }
+        }
+    }
+    match (old, new) {
+        (Buffer::F32(o), Buffer::F32(n)) => rows(o, n, batch, frozen, step, all_finite_f32),
+        (Buffer::F64(o), Buffer::F64(n)) => rows(o, n, batch, frozen, step, all_finite_f64),
+        _ => {}
+    }
 }
 
 /// Every backend's `compile` runs the verifier first and refuses a graph it
@@ -56,6 +338,41 @@ pub trait Backend: Send + Sync {
     /// The dtypes this backend compiles (a GPU backend will be f32-only).
     fn dtypes(&self) -> &'static [DType] {
         &[DType::F32, DType::F64]
+    }
+    /// A zeroed buffer of `len` values.
+    fn alloc(&self, len: usize, dtype: DType) -> Result<Buffer, String> {
+        if !self.dtypes().contains(&dtype) {
+            return Err(format!(
+                "the {} backend does not hold {}",
+                self.name(),
+                dtype.name()
+            ));
+        }
+        Ok(match dtype {
+            DType::F32 => Buffer::F32(vec![0.0; len]),
+            DType::F64 => Buffer::F64(vec![0.0; len]),
+        })
+    }
+    /// A buffer holding a copy of host values.
+    fn upload(&self, data: HostData<'_>) -> Result<Buffer, String> {
+        let (len, dtype) = match data {
+            HostData::F32(v) => (v.len(), DType::F32),
+            HostData::F64(v) => (v.len(), DType::F64),
+        };
+        let mut b = self.alloc(len, dtype)?;
+        match (&mut b, data) {
+            (Buffer::F32(d), HostData::F32(s)) => d.copy_from_slice(s),
+            (Buffer::F64(d), HostData::F64(s)) => d.copy_from_slice(s),
+            _ => return Err("upload: dtype mismatch".into()),
+        }
+        Ok(b)
+    }
+    /// Host copies of a buffer's values, widened to f64.
+    fn download(&self, buf: &Buffer) -> Result<Vec<f64>, String> {
+        Ok(match buf {
+            Buffer::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            Buffer::F64(v) => v.clone(),
+        })
     }
     /// The same backend with kernels that run on the calling thread, for a
     /// caller that parallelises over chains itself (the sampling engine);

@@ -7,10 +7,8 @@
 //!
 //! `steps` writes sampler steps as IR (ULA, the MALA and RWMH proposals, a
 //! leapfrog step) so a backend fuses each into one kernel (the sampling
-//! engine, `sample::engine`, runs chains on them); `noise` is the
-//! counter-based Gaussian generator the engine draws from.
+//! engine, `sample::engine`, runs chains on them).
 
-pub mod noise;
 pub mod params;
 pub mod steps;
 
@@ -18,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::autodiff::derived::derive;
 pub use crate::autodiff::derived::{KernelSpec, Pullback, Seed, Slot};
-use crate::backend::{Backend, DType, Kernel};
+use crate::backend::{Backend, Buffer, DType, Kernel, noise};
 use crate::ir::interp::Real;
 use crate::ir::{BatchReduce, Graph, InputKind, numel};
 use crate::opt;
@@ -99,22 +97,10 @@ pub trait Scalar: Real {
     /// Whether every value is finite (a vectorised scan: the engine checks
     /// every chain after every Langevin step).
     fn all_finite(v: &[Self]) -> bool;
-}
-
-/// x·0 is ±0 for a finite x and NaN otherwise; sixteen independent lanes
-/// let the compiler vectorise the scan.
-macro_rules! all_finite {
-    ($t:ty, $v:expr) => {{
-        let mut acc = [0.0 as $t; 16];
-        let mut chunks = $v.chunks_exact(16);
-        for c in &mut chunks {
-            for l in 0..16 {
-                acc[l] += c[l] * 0.0;
-            }
-        }
-        let tail = chunks.remainder().iter().fold(0.0, |a, x| a + x * 0.0);
-        acc.iter().sum::<$t>() + tail == 0.0
-    }};
+    /// Moves values into a host buffer of this dtype (no copy).
+    fn into_buffer(v: Vec<Self>) -> Buffer;
+    /// Moves values out of a host buffer of this dtype (no copy).
+    fn from_buffer(b: Buffer) -> Option<Vec<Self>>;
 }
 
 impl Scalar for f64 {
@@ -138,7 +124,16 @@ impl Scalar for f64 {
         }
     }
     fn all_finite(v: &[f64]) -> bool {
-        all_finite!(f64, v)
+        crate::backend::all_finite_f64(v)
+    }
+    fn into_buffer(v: Vec<f64>) -> Buffer {
+        Buffer::F64(v)
+    }
+    fn from_buffer(b: Buffer) -> Option<Vec<f64>> {
+        match b {
+            Buffer::F64(v) => Some(v),
+            Buffer::F32(_) => None,
+        }
     }
 }
 
@@ -159,7 +154,16 @@ impl Scalar for f32 {
         noise::fill_normal_f32(key, start, out);
     }
     fn all_finite(v: &[f32]) -> bool {
-        all_finite!(f32, v)
+        crate::backend::all_finite_f32(v)
+    }
+    fn into_buffer(v: Vec<f32>) -> Buffer {
+        Buffer::F32(v)
+    }
+    fn from_buffer(b: Buffer) -> Option<Vec<f32>> {
+        match b {
+            Buffer::F32(v) => Some(v),
+            Buffer::F64(_) => None,
+        }
     }
 }
 

@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use super::BatchEnergy;
 use super::config::Method;
-use super::engine::{Phase, Proposal, Target};
+use super::engine::{Phase, Proposal, Target, Window};
 use crate::autodiff::derived::{KernelSpec, derive};
-use crate::backend::{Backend, DType, Kernel};
+use crate::backend::{Backend, Bind, Buffer, DType, Kernel, NoiseFeed, StepLoop};
 use crate::ir::{Graph, InputKind, numel};
 use crate::opt;
 use crate::runtime::steps::{self, StepGraph, StepRole, UlaMove};
@@ -102,6 +102,8 @@ pub struct CompiledTarget<T: Scalar> {
     energy: Compiled,
     energy_grad: Compiled,
     step: Option<Compiled>,
+    /// The parameters as backend buffers, for multi-step calls.
+    param_bufs: Vec<Buffer>,
 }
 
 impl<T: Scalar> CompiledTarget<T> {
@@ -165,8 +167,21 @@ impl<T: Scalar> CompiledTarget<T> {
             cond_dim,
             energy: Compiled::of_spec(backend, energy, KernelSpec::ENERGY, dtype)?,
             energy_grad: Compiled::of_spec(backend, energy, KernelSpec::ENERGY_GRAD, dtype)?,
+            param_bufs: energy
+                .store()
+                .view::<T>()
+                .values
+                .iter()
+                .map(|v| T::into_buffer(v.clone()))
+                .collect(),
             step,
         })
+    }
+
+    /// The conditioning vector repeated for `n` chains, as a buffer.
+    fn cond_buffer(&self, n: usize) -> Buffer {
+        let len = (n * self.cond_dim).min(self.cond.len());
+        T::into_buffer(self.cond[..len].to_vec())
     }
 
     fn feeds<'a>(x: &'a [T]) -> Feeds<'a, T> {
@@ -230,6 +245,62 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             Some(g) => self.call(&self.energy_grad, f, n, &mut [e, g]),
             None => self.call(&self.energy, f, n, &mut [e]),
         }
+    }
+
+    fn ula_steps(
+        &self,
+        _m: &UlaMove,
+        w: Window,
+        x: &mut Vec<T>,
+        noise: &mut Vec<T>,
+        y: &mut Vec<T>,
+        frozen: &mut [Option<u64>],
+    ) -> R<()> {
+        let k = self.step_kernel()?;
+        const X: usize = 0;
+        const NOISE: usize = 1;
+        const NEXT: usize = 2;
+        let cond = self.cond_buffer(w.n);
+        let binds: Vec<Bind> = k
+            .feeds
+            .iter()
+            .map(|f| match f {
+                Feed::Param(i) => Bind::Fixed(*i),
+                Feed::Step(StepRole::Noise) => Bind::State(NOISE),
+                Feed::Step(StepRole::Cond) => Bind::Fixed(self.param_bufs.len()),
+                Feed::Step(_) => Bind::State(X),
+            })
+            .collect();
+        let fixed: Vec<&Buffer> = self
+            .param_bufs
+            .iter()
+            .chain(std::iter::once(&cond))
+            .collect();
+        let mut state = [
+            T::into_buffer(std::mem::take(x)),
+            T::into_buffer(std::mem::take(noise)),
+            T::into_buffer(std::mem::take(y)),
+        ];
+        let lp = StepLoop {
+            steps: w.steps,
+            inputs: &binds,
+            outputs: &[NEXT],
+            carry: &[(NEXT, X)],
+            noise: Some(NoiseFeed {
+                buffer: NOISE,
+                seed: w.seed,
+                first_step: w.t0,
+                offset: w.offset,
+            }),
+            freeze: true,
+        };
+        let r = k.kernel.run_steps(&lp, &fixed, &mut state, w.n, frozen);
+        let [bx, bn, by] = state;
+        let lost = || RuntimeError::Internal("a step buffer changed dtype".into());
+        *x = T::from_buffer(bx).ok_or_else(lost)?;
+        *noise = T::from_buffer(bn).ok_or_else(lost)?;
+        *y = T::from_buffer(by).ok_or_else(lost)?;
+        r.map_err(RuntimeError::Backend)
     }
 
     fn ula(&self, _m: &UlaMove, x: &[T], xi: &[T], n: usize, y: &mut [T]) -> R<()> {

@@ -29,6 +29,7 @@ use super::adapt::{AdaptScope, DualAveraging, Welford, mass_windows};
 use super::config::{Method, SamplerConfig, UlaOptions};
 use super::rng::ChainRngs;
 use super::run::{Divergence, Draws, Init, RunConfig};
+use crate::backend::noise::step_key;
 use crate::data::rng::sm64_at;
 use crate::runtime::steps::UlaMove;
 use crate::runtime::{RuntimeError, Scalar};
@@ -60,6 +61,41 @@ pub trait Target<T: Scalar>: Sync {
                 v = clamp_nan(v, lo, hi);
             }
             y[i] = T::from_f64(v);
+        }
+        Ok(())
+    }
+
+    /// `w.steps` ULA moves of `w.n` chains, the state carried in `x`
+    /// (`noise` and `y` are scratch of the same length). Step `t` draws its
+    /// noise from `step_key(seed, w.t0 + t)` at position `w.offset`. A chain
+    /// whose next position is not finite keeps its last finite position and
+    /// is marked in `frozen` with that step; frozen chains never move again.
+    /// Compiled targets run the whole window as one `Kernel::run_steps` call
+    /// on resident buffers.
+    fn ula_steps(
+        &self,
+        m: &UlaMove,
+        w: Window,
+        x: &mut Vec<T>,
+        noise: &mut Vec<T>,
+        y: &mut Vec<T>,
+        frozen: &mut [Option<u64>],
+    ) -> R<()> {
+        let d = self.dim();
+        let mut tmp = vec![0f32; x.len()];
+        for t in 0..w.steps {
+            T::fill_normal(step_key(w.seed, w.t0 + t), w.offset, noise, &mut tmp);
+            self.ula(m, x, noise, w.n, y)?;
+            for (c, f) in frozen.iter_mut().enumerate() {
+                let r = c * d..(c + 1) * d;
+                if f.is_none() && !T::all_finite(&y[r.clone()]) {
+                    *f = Some(w.t0 + t);
+                }
+                if f.is_some() {
+                    y[r.clone()].copy_from_slice(&x[r]);
+                }
+            }
+            std::mem::swap(x, y);
         }
         Ok(())
     }
@@ -158,6 +194,17 @@ pub struct Proposal<'a, T> {
     pub noise: &'a [T],
     pub step: &'a [T],
     pub inv_mass: &'a [T],
+}
+
+/// A run of ULA steps: chains, seed, the first step, how many, and the
+/// noise stream position of the first chain (`first × dim`).
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub n: usize,
+    pub seed: u64,
+    pub t0: u64,
+    pub steps: u64,
+    pub offset: u64,
 }
 
 /// Where a leapfrog step writes the new phase-space point.
@@ -319,6 +366,8 @@ struct Chains<T> {
     e: Vec<T>,
     g: Vec<T>,
     frozen: Vec<bool>,
+    /// ULA: the step at which each frozen chain froze.
+    freeze: Vec<Option<u64>>,
 }
 
 fn finite<T: Scalar>(v: &[T]) -> bool {
@@ -405,6 +454,7 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
             Vec::new()
         },
         frozen: vec![false; n],
+        freeze: vec![None; n],
     };
     let grad = cfg.method.needs_grad().then_some(&mut ch.g[..]);
     target.eval(&ch.x, n, &mut ch.e, grad)?;
@@ -434,6 +484,7 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
     let mut seen_div = vec![false; n];
     for c in 0..n {
         if ch.frozen[c] {
+            ch.freeze[c] = Some(0);
             seen_div[c] = true;
             b.first_div.push(Divergence {
                 chain: first + c,
@@ -446,15 +497,33 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
         _ => None,
     };
     let total = run.warmup + run.steps;
-    for it in 0..total {
+    if let Some(m) = &ula {
+        let mut it = 0;
+        while it < total {
+            // One window: up to and including the next kept iteration.
+            let end = next_kept(it, run).map_or(total, |k| k + 1);
+            let w = Window {
+                n,
+                seed: run.seed,
+                t0: it as u64,
+                steps: (end - it) as u64,
+                offset: (first * dim) as u64,
+            };
+            target.ula_steps(m, w, &mut ch.x, &mut s.noise, &mut s.y, &mut ch.freeze)?;
+            account_ula(&mut b, &mut ch, &mut s, run, it, end, &mut seen_div, first);
+            let last = end - 1;
+            if last >= run.warmup && (last - run.warmup).is_multiple_of(thin) {
+                ula_energies(target, &mut ch, &mut s, &mut b, &mut seen_div, first, last)?;
+                record(&mut b.draws, &ch, &s, (last - run.warmup) / thin, kept);
+            }
+            pb.inc((n * (end - it)) as u64);
+            it = end;
+        }
+    }
+    for it in 0..if ula.is_some() { 0 } else { total } {
         let t = it as u64;
         match &cfg.method {
-            Method::Ula(_) => {
-                let m = ula
-                    .as_ref()
-                    .ok_or_else(|| RuntimeError::Internal("ULA move".into()))?;
-                ula_step(target, m, run.seed, t, first, &mut ch, &mut s)?
-            }
+            Method::Ula(_) => {}
             Method::Mala => mala_step(target, run.seed, t, first, &mut ch, &mut s)?,
             Method::Rwmh => rwmh_step(target, run.seed, t, first, &mut ch, &mut s)?,
             Method::Hmc { leapfrog } => hmc_step(
@@ -505,9 +574,6 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
             let i = it - run.warmup;
             b.accept_sum += s.accept.iter().sum::<f64>();
             if i.is_multiple_of(thin) {
-                if ula.is_some() {
-                    ula_energies(target, &mut ch, &mut s, &mut b, &mut seen_div, first, it)?;
-                }
                 record(&mut b.draws, &ch, &s, i / thin, kept);
             }
         }
@@ -553,37 +619,54 @@ fn record<T: Scalar>(d: &mut Draws, ch: &Chains<T>, s: &Scratch<T>, k: usize, ke
     }
 }
 
-fn ula_step<T: Scalar, G: Target<T> + ?Sized>(
-    target: &G,
-    m: &UlaMove,
-    seed: u64,
-    t: u64,
-    first: usize,
+/// The first kept iteration at or after `it`.
+fn next_kept(it: usize, run: &RunConfig) -> Option<usize> {
+    let thin = run.thin.max(1);
+    let k = if it <= run.warmup {
+        run.warmup
+    } else {
+        run.warmup + (it - run.warmup).div_ceil(thin) * thin
+    };
+    (k < run.warmup + run.steps).then_some(k)
+}
+
+/// Books the divergences of ULA iterations `a..e` from the chains' freeze
+/// steps (a frozen chain is divergent on every iteration from its freeze on)
+/// and sets the last iteration's acceptance and divergence flags.
+#[allow(clippy::too_many_arguments)]
+fn account_ula<T: Scalar>(
+    b: &mut Block,
     ch: &mut Chains<T>,
     s: &mut Scratch<T>,
-) -> R<()> {
-    let (n, d) = (ch.n, ch.dim);
-    fill_noise(seed, t, first, d, &mut s.noise, &mut s.tmp);
-    target.ula(m, &ch.x, &s.noise, n, &mut s.y)?;
-    if !ch.frozen.iter().any(|f| *f) && finite(&s.y) {
-        s.divergent.fill(false);
-        s.accept.fill(1.0);
-        std::mem::swap(&mut ch.x, &mut s.y);
-        return Ok(());
-    }
-    for c in 0..n {
-        let r = c * d..(c + 1) * d;
-        let ok = !ch.frozen[c] && finite(&s.y[r.clone()]);
-        if !ok {
-            // Frozen at the last finite position.
-            s.y[r.clone()].copy_from_slice(&ch.x[r]);
-            ch.frozen[c] = true;
+    run: &RunConfig,
+    a: usize,
+    e: usize,
+    seen_div: &mut [bool],
+    first: usize,
+) {
+    let sampling = |lo: usize| e.saturating_sub(lo.max(run.warmup));
+    for c in 0..ch.n {
+        let from = ch.freeze[c].map(|f| (f as usize).max(a));
+        ch.frozen[c] = ch.freeze[c].is_some();
+        let live_from = from.unwrap_or(e);
+        // Acceptance 1 on each sampling iteration before the freeze.
+        b.accept_sum += (sampling(a) - sampling(live_from)) as f64;
+        if let Some(f) = from {
+            let div = e - f;
+            let div_sampling = sampling(f);
+            b.divergences += div_sampling;
+            b.warmup_divergences += div - div_sampling;
+            if !seen_div[c] {
+                seen_div[c] = true;
+                b.first_div.push(Divergence {
+                    chain: first + c,
+                    iteration: f,
+                });
+            }
         }
-        s.divergent[c] = !ok;
-        s.accept[c] = if ok { 1.0 } else { 0.0 };
+        s.divergent[c] = ch.frozen[c];
+        s.accept[c] = if ch.frozen[c] { 0.0 } else { 1.0 };
     }
-    std::mem::swap(&mut ch.x, &mut s.y);
-    Ok(())
 }
 
 /// ULA's energies at a kept draw (the step kernel does not compute them);
@@ -601,6 +684,7 @@ fn ula_energies<T: Scalar, G: Target<T> + ?Sized>(
     for c in 0..ch.n {
         if !ch.frozen[c] && !ch.e[c].to_f64().is_finite() {
             ch.frozen[c] = true;
+            ch.freeze[c] = Some(it as u64);
             s.divergent[c] = true;
             s.accept[c] = 0.0;
             b.divergences += 1;

@@ -15,6 +15,13 @@
 //! reduced ranges; uniforms carry 23 bits (the smallest u1 is 2⁻²³, so |z| is
 //! at most √(−2 ln 2⁻²³) ≈ 5.65).
 
+/// The stream key of step `t` of a run seeded `seed`: each step draws from
+/// its own stream, at positions fixed by the chain (`chain × dim`), so a
+/// chain's noise depends on neither the thread split nor the chain count.
+pub fn step_key(seed: u64, t: u64) -> u64 {
+    crate::data::rng::sm64_at(seed, t)
+}
+
 /// Normals `out[i]` for counter positions `start + i`, from stream `key`.
 /// `start` must be even (pairs share one hash); odd lengths drop the last partner.
 pub fn fill_normal_f32(key: u64, start: u64, out: &mut [f32]) {
