@@ -198,8 +198,13 @@ impl<T: Scalar> CompiledTarget<T> {
     fn call(&self, k: &Compiled, f: Feeds<'_, T>, n: usize, outs: &mut [&mut [T]]) -> R<()> {
         let cond = &self.cond[..(n * self.cond_dim).min(self.cond.len())];
         let g = k.kernel.graph();
-        let mut inputs: Vec<&[T]> = Vec::with_capacity(k.feeds.len());
-        for (feed, decl) in k.feeds.iter().zip(g.inputs()) {
+        // Inputs are gathered on the stack: no allocation per step for
+        // kernels of up to 32 inputs (a step kernel reads 2–5 plus the
+        // parameters).
+        let mut stack: [&[T]; 32] = [&[]; 32];
+        let mut heap: Vec<&[T]> = Vec::new();
+        let many = k.feeds.len() > stack.len();
+        for (i, (feed, decl)) in k.feeds.iter().zip(g.inputs()).enumerate() {
             let data: &[T] = match feed {
                 Feed::Param(i) => &self.params.values[*i],
                 Feed::Step(r) => match r {
@@ -222,9 +227,18 @@ impl<T: Scalar> CompiledTarget<T> {
                     found: data.len(),
                 });
             }
-            inputs.push(&data[..want]);
+            if many {
+                heap.push(&data[..want]);
+            } else {
+                stack[i] = &data[..want];
+            }
         }
-        T::run(k.kernel.as_ref(), &inputs, outs, n).map_err(RuntimeError::Backend)
+        let inputs = if many {
+            &heap[..]
+        } else {
+            &stack[..k.feeds.len()]
+        };
+        T::run(k.kernel.as_ref(), inputs, outs, n).map_err(RuntimeError::Backend)
     }
 
     fn step_kernel(&self) -> R<&Compiled> {
