@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use crate::autodiff::derived::derive;
 pub use crate::autodiff::derived::{KernelSpec, Pullback, Seed, Slot};
 use crate::backend::{Backend, DType, Kernel};
-use crate::ir::interp::Real;
+use crate::ir::Real;
 use crate::ir::{BatchReduce, Graph, InputKind, numel};
 use crate::opt;
 pub use params::{ParamId, ParamStore, ParamView};
