@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::backend::cpu::Cpu;
 use crate::backend::{Backend, DType};
-use crate::driver::{self, SourceFile};
+use crate::pipeline::{self, SourceFile};
 use crate::runtime::{CompiledEnergy, ParamStore};
 use crate::sema;
 
@@ -41,12 +41,12 @@ impl Program {
 
     /// Reads and checks a `.ebm` file; data paths resolve against its folder.
     pub fn from_file(path: &Path) -> Result<Program, String> {
-        Program::analyse(SourceFile::read(path)?)
+        Program::analyse(SourceFile::read(path).map_err(|e| e.to_string())?)
     }
 
     fn analyse(file: SourceFile) -> Result<Program, String> {
-        let module = driver::analyze(&file)?;
-        let store = driver::param_store(&module)?;
+        let module = pipeline::analyze(&file)?;
+        let store = pipeline::param_store(&module).map_err(|e| e.to_string())?;
         Ok(Program {
             file,
             module,
@@ -77,7 +77,7 @@ impl Program {
         backend: Arc<dyn Backend>,
         dtype: DType,
     ) -> Result<CompiledEnergy, String> {
-        driver::compile_energy(
+        pipeline::compile_energy(
             &self.file,
             &self.module,
             name,
@@ -85,6 +85,7 @@ impl Program {
             backend,
             dtype,
         )
+        .map_err(|e| e.to_string())
     }
 
     /// The program's parameters, shared by everything compiled from it.
