@@ -356,6 +356,7 @@ pub fn dump(
         let is_energy = module.def(&n).is_some_and(|d| d.kind == DefKind::Energy);
         let derived = || derive(&graph, want).map_err(Error::Message);
         let text = match stage {
+            // invariant: `Stage::Ast` returned before the module was analysed.
             Stage::Ast => unreachable!(),
             Stage::Ir => print::print(&graph),
             _ if !is_energy => print::print(&graph),

@@ -218,8 +218,5 @@ fn weighted_parameter_gradients() {
     let (values, grads) = near.weighted_grad_params(&x, &w, None, 2).unwrap();
     assert_eq!(values, vec![1.0, 1.0]);
     // ∂E/∂μ = −(x − μ): rows (−1, −1) and (1, −1); weighted sum.
-    assert_eq!(
-        grads,
-        vec![vec![0.5 * -1.0 + -2.0 * 1.0, 0.5 * -1.0 + -2.0 * -1.0]]
-    );
+    assert_eq!(grads, vec![vec![-0.5 - 2.0, -0.5 + 2.0]]);
 }
