@@ -31,7 +31,9 @@ pub struct Program {
 
 impl Program {
     /// Parses and checks source text; relative data paths resolve against the
-    /// current folder. Errors come back rendered (`<source>:line:col`, caret).
+    /// current folder. Errors in the source come back rendered
+    /// (`<source>:line:col`, caret); other failures (a missing file, an
+    /// unknown energy) as a plain message.
     pub fn from_source(text: &str) -> Result<Program, String> {
         Program::analyse(SourceFile {
             path: "<source>".into(),
