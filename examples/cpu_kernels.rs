@@ -138,11 +138,11 @@ thread_local! {
 /// (parse, sema, lower, symbolic AD, simplifier).
 fn from_source(text: &str, name: &str) -> Graph {
     use ebm::autodiff::derived::{KernelSpec, derive};
-    let file = ebm::driver::SourceFile {
+    let file = ebm::pipeline::SourceFile {
         path: "bench.ebm".into(),
         text: text.into(),
     };
-    let module = ebm::driver::analyze(&file).unwrap();
+    let module = ebm::pipeline::analyze(&file).unwrap();
     let energy = ebm::lower::lower(&module, name).unwrap();
     let g = derive(&energy, KernelSpec::ENERGY_GRAD).unwrap();
     ebm::opt::optimize(&g, ebm::opt::Config::default())

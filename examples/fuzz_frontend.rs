@@ -1,4 +1,4 @@
-//! Fuzzes the whole front end (`ebm::driver::check_source`) with random and
+//! Fuzzes the whole front end (`ebm::pipeline::check_source`) with random and
 //! mutated programs, without cargo-fuzz (which needs nightly):
 //!
 //!     cargo run --release --example fuzz_frontend -- --seconds 600 [--seed N] [--out DIR]
@@ -97,7 +97,7 @@ fn run(
         began.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
         let t = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            ebm::driver::check_source("fuzz.ebm", &text)
+            ebm::pipeline::check_source("fuzz.ebm", &text)
         }));
         let took = t.elapsed();
         began.store(u64::MAX, Ordering::Relaxed);

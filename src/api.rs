@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::backend::cpu::Cpu;
 use crate::backend::{Backend, DType};
-use crate::driver::{self, SourceFile};
+use crate::pipeline::{self, SourceFile};
 use crate::runtime::{CompiledEnergy, ParamStore};
 use crate::sema;
 
@@ -31,7 +31,9 @@ pub struct Program {
 
 impl Program {
     /// Parses and checks source text; relative data paths resolve against the
-    /// current folder. Errors come back rendered (`<source>:line:col`, caret).
+    /// current folder. Errors in the source come back rendered
+    /// (`<source>:line:col`, caret); other failures (a missing file, an
+    /// unknown energy) as a plain message.
     pub fn from_source(text: &str) -> Result<Program, String> {
         Program::analyse(SourceFile {
             path: "<source>".into(),
@@ -41,12 +43,12 @@ impl Program {
 
     /// Reads and checks a `.ebm` file; data paths resolve against its folder.
     pub fn from_file(path: &Path) -> Result<Program, String> {
-        Program::analyse(SourceFile::read(path)?)
+        Program::analyse(SourceFile::read(path).map_err(|e| e.to_string())?)
     }
 
     fn analyse(file: SourceFile) -> Result<Program, String> {
-        let module = driver::analyze(&file)?;
-        let store = driver::param_store(&module)?;
+        let module = pipeline::analyze(&file)?;
+        let store = pipeline::param_store(&module).map_err(|e| e.to_string())?;
         Ok(Program {
             file,
             module,
@@ -77,7 +79,7 @@ impl Program {
         backend: Arc<dyn Backend>,
         dtype: DType,
     ) -> Result<CompiledEnergy, String> {
-        driver::compile_energy(
+        pipeline::compile_energy(
             &self.file,
             &self.module,
             name,
@@ -85,6 +87,7 @@ impl Program {
             backend,
             dtype,
         )
+        .map_err(|e| e.to_string())
     }
 
     /// The program's parameters, shared by everything compiled from it.

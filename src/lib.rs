@@ -2,7 +2,10 @@
 //!
 //! The modules follow the pipeline: `syntax` (pest → AST) → `sema` (names,
 //! shapes, constants) → `lower` (AST → IR) → `ir` → `autodiff` → `opt` →
-//! `backend` → `runtime` → runners (`sample`, ...). See `docs/ARCHITECTURE.md`.
+//! `backend` → `runtime` → runners (`sample`, ...); `pipeline` strings the
+//! stages together. Layers depend downward only, and the library knows
+//! nothing of command-line flags: those live in the `ebm` binary
+//! (`src/main.rs`, `src/cli`). See `docs/ARCHITECTURE.md`.
 
 pub mod api;
 pub mod autodiff;
@@ -10,10 +13,10 @@ pub mod backend;
 pub mod bench;
 pub mod data;
 pub mod diag;
-pub mod driver;
 pub mod ir;
 pub mod lower;
 pub mod opt;
+pub mod pipeline;
 pub mod plot;
 pub mod runtime;
 pub mod sample;

@@ -1,11 +1,13 @@
-//! The `ebm` command line: a thin layer over `ebm::driver`; it parses
-//! arguments, calls one driver function and prints what comes back.
+//! The `ebm` command line. `main.rs` declares the flags (clap) and prints;
+//! `cli` reads the flags and runs each command on top of `ebm::pipeline`.
+//! The library knows nothing of flags.
 
-use std::path::{Path, PathBuf};
+mod cli;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ebm::driver::{self, SourceFile};
 
 #[derive(Parser)]
 #[command(
@@ -54,7 +56,7 @@ enum Command {
     Sample {
         file: PathBuf,
         #[command(flatten)]
-        options: driver::SampleOptions,
+        options: cli::sample::SampleOptions,
     },
     /// Summarise a sample file: mean, sd, quantiles, split R-hat, bulk and tail ESS.
     Summary {
@@ -111,8 +113,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Check { file } => read(&file).and_then(|f| driver::check(&f)),
-        Command::Run { file } => read(&file).and_then(|f| driver::run(&f, &mut std::io::stdout())),
+        Command::Check { file } => cli::check(&file),
+        Command::Run { file } => cli::run(&file),
         Command::Eval {
             file,
             energy,
@@ -123,11 +125,21 @@ fn main() -> ExitCode {
             dtype,
             backend,
             json,
-        } => eval(&file, &energy, &at, cond, grad, hvp, &dtype, &backend, json),
-        Command::Sample { file, options } => {
-            read(&file).and_then(|f| show(driver::sample(&f, &options)))
+        } => {
+            let flags = cli::EvalFlags {
+                energy,
+                at,
+                cond,
+                grad,
+                hvp,
+                dtype,
+                backend,
+                json,
+            };
+            cli::eval(&file, &flags)
         }
-        Command::Summary { file, max } => show(driver::summary(&file, max)),
+        Command::Sample { file, options } => cli::sample::sample(&file, &options),
+        Command::Summary { file, max } => cli::draws::summary(&file, max),
         Command::Plot {
             file,
             out,
@@ -137,7 +149,7 @@ fn main() -> ExitCode {
             kind,
             title,
         } => {
-            let options = driver::PlotOptions {
+            let options = cli::draws::PlotOptions {
                 out,
                 energy_file,
                 energy,
@@ -145,7 +157,7 @@ fn main() -> ExitCode {
                 kind,
                 title,
             };
-            show(driver::plot(&file, &options))
+            cli::draws::plot(&file, &options)
         }
         Command::Dump {
             file,
@@ -153,102 +165,21 @@ fn main() -> ExitCode {
             energy,
             kernel,
             dtype,
-        } => dump(&file, &stage, energy.as_deref(), &kernel, &dtype),
+        } => cli::dump(&file, &stage, energy.as_deref(), &kernel, &dtype),
         Command::Bench {
             workload,
             repeat,
             threads,
-        } => bench(&workload, repeat, threads),
+        } => cli::bench(&workload, repeat, threads),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprint!("{message}");
-            if !message.ends_with('\n') {
-                eprintln!();
-            }
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            eprint!("{}", failure.text());
             ExitCode::FAILURE
         }
     }
-}
-
-/// Prints a driver's text result.
-fn show(result: Result<String, String>) -> Result<(), String> {
-    result.map(|text| print!("{text}"))
-}
-
-fn read(path: &Path) -> Result<SourceFile, String> {
-    SourceFile::read(path)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn eval(
-    path: &Path,
-    energy: &str,
-    at: &str,
-    cond: Option<String>,
-    grad: bool,
-    hvp: Option<String>,
-    dtype: &str,
-    backend: &str,
-    json: bool,
-) -> Result<(), String> {
-    let file = read(path)?;
-    let module = driver::analyze(&file)?;
-    let backend = driver::backend_named(backend)?;
-    let store = driver::param_store(&module)?;
-    let dtype = driver::dtype_named(dtype)?;
-    let compiled = driver::compile_energy(&file, &module, energy, store, backend, dtype)?;
-    let request = driver::EvalRequest {
-        energy,
-        at: driver::parse_vector("--at", at)?,
-        cond: cond
-            .map(|c| driver::parse_vector("--cond", &c))
-            .transpose()?,
-        grad,
-        hvp: hvp.map(|v| driver::parse_vector("--hvp", &v)).transpose()?,
-    };
-    let result = driver::eval(&compiled, &request)?;
-    if json {
-        println!("{}", result.to_json());
-    } else {
-        print!("{}", result.to_text());
-    }
-    Ok(())
-}
-
-fn dump(
-    path: &Path,
-    stage: &str,
-    energy: Option<&str>,
-    kernel: &str,
-    dtype: &str,
-) -> Result<(), String> {
-    let file = read(path)?;
-    let text = driver::dump(
-        &file,
-        driver::Stage::named(stage)?,
-        energy,
-        driver::want_named(kernel)?,
-        driver::dtype_named(dtype)?,
-    )?;
-    print!("{text}");
-    Ok(())
-}
-
-fn bench(workload: &str, repeat: usize, threads: Option<usize>) -> Result<(), String> {
-    let workloads = if workload == "all" {
-        ebm::bench::workload_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    } else {
-        workload.split(',').map(|s| s.trim().to_string()).collect()
-    };
-    let opts = ebm::bench::Options {
-        workloads,
-        repeat: repeat.max(1),
-        threads: threads.unwrap_or_else(ebm::backend::cpu::default_threads),
-    };
-    ebm::bench::run(&opts, &mut std::io::stdout())
 }

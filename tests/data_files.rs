@@ -18,7 +18,7 @@ type Errors = Vec<(String, String)>;
 
 fn consts(dir: &Path, src: &str) -> Result<Vec<(String, Array)>, Errors> {
     let program = ebm::syntax::parse(src).unwrap();
-    match analyze(&program, dir) {
+    match analyze(&program, dir, ebm::lower::eval_const) {
         Ok(m) => Ok(m
             .consts
             .iter()

@@ -7,12 +7,12 @@ fn long_sums_and_nested_calls_check() {
     let nested = format!("{}x{}", "exp(".repeat(150), ")".repeat(150));
     let src =
         format!("energy e(x: [2]) = {terms}\nenergy f(x: [2]) = sum({nested})\nprint(e([1, 2]))\n");
-    let file = ebm::driver::SourceFile {
+    let file = ebm::pipeline::SourceFile {
         path: "deep.ebm".into(),
         text: src,
     };
-    ebm::driver::check(&file).unwrap();
+    ebm::pipeline::check(&file).unwrap();
     let mut out = Vec::new();
-    ebm::driver::run(&file, &mut out).unwrap();
+    ebm::pipeline::run(&file, &mut out).unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), "500\n");
 }

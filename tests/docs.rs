@@ -2,7 +2,7 @@
 //! accepts (examples that `load` files are parsed and skipped, since the
 //! files are not shipped), and its `print` output, where commented, matches.
 
-use ebm::driver::{SourceFile, check};
+use ebm::pipeline::{SourceFile, check};
 
 fn blocks(text: &str) -> Vec<String> {
     let mut out = Vec::new();

@@ -15,7 +15,7 @@ fn front_end_survives_random_and_mutated_programs() {
         let text = fuzz_gen::input(&mut rng, &[]);
         let t = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            ebm::driver::check_source("fuzz.ebm", &text)
+            ebm::pipeline::check_source("fuzz.ebm", &text)
         }));
         let took = t.elapsed();
         match result {

@@ -593,7 +593,7 @@ fn random_energy(seed: u64, steps: usize) -> Graph {
 
 #[test]
 fn example_energies_and_their_derivatives() {
-    use ebm::driver::{SourceFile, analyze};
+    use ebm::pipeline::{SourceFile, analyze};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {

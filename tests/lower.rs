@@ -12,7 +12,8 @@ use ebm::sema::{Module, analyze};
 
 fn module(src: &str) -> Module {
     let program = ebm::syntax::parse(src).unwrap_or_else(|d| panic!("parse: {d:?}"));
-    analyze(&program, Path::new(".")).unwrap_or_else(|d| panic!("sema: {d:?}"))
+    analyze(&program, Path::new("."), ebm::lower::eval_const)
+        .unwrap_or_else(|d| panic!("sema: {d:?}"))
 }
 
 /// Lowers definition `name` of `src` and compares the printed IR with `expect`.

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use ebm::driver::{SourceFile, run};
+use ebm::pipeline::{SourceFile, run};
 
 fn run_src(src: &str) -> Result<String, String> {
     let file = SourceFile {
@@ -173,7 +173,7 @@ let t = sample(gauss, mala(stepp = 0.1), chains = 0)
 #[test]
 fn check_validates_runner_arguments() {
     let src = "energy gauss(x: [2]) = 0.5 * sqnorm(x)\nlet s = sample(gauss, hmc(steps = 0))\nplot(s, \"a.png\")\nsummary(q)\n";
-    let err = ebm::driver::check_source("c.ebm", src).unwrap_err();
+    let err = ebm::pipeline::check_source("c.ebm", src).unwrap_err();
     assert!(
         err.contains("c.ebm:2:35") && err.contains("`steps`"),
         "{err}"
@@ -181,5 +181,5 @@ fn check_validates_runner_arguments() {
     assert!(err.contains("c.ebm:4:9") && err.contains("E0608"), "{err}");
     // Valid runner statements pass `ebm check` without running.
     let ok = "energy gauss(x: [2]) = 0.5 * sqnorm(x)\nlet s = sample(gauss, chains = 100000, steps = 100000, thin = 1000)\nplot(s, \"a.png\")\n";
-    ebm::driver::check_source("c.ebm", ok).unwrap();
+    ebm::pipeline::check_source("c.ebm", ok).unwrap();
 }

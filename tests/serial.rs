@@ -10,12 +10,12 @@ use std::sync::Arc;
 use ebm::autodiff::derived::derive;
 use ebm::backend::cpu::Cpu;
 use ebm::backend::{Backend, DType, Interp, Kernel};
-use ebm::driver::{SourceFile, analyze, want_named};
 use ebm::ir::serial::{FORMAT_VERSION, MAGIC, SerialError, decode, encode, fnv1a64};
 use ebm::ir::{
     BatchReduce, BinaryOp, Graph, InputId, InputKind, Node, NodeId, Op, UnaryOp, numel, print,
     verify,
 };
+use ebm::pipeline::{SourceFile, analyze, kernel_named};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -46,7 +46,7 @@ fn example_graphs() -> Vec<(String, Graph)> {
             };
             let tag = format!("{stem}:{}", def.name);
             for kernel in ["energy", "grad", "params", "hvp", "mixed", "all"] {
-                let g = derive(&energy, want_named(kernel).unwrap()).unwrap();
+                let g = derive(&energy, kernel_named(kernel).unwrap()).unwrap();
                 let opt = ebm::opt::optimize(&g, ebm::opt::Config::default());
                 if kernel == "all" {
                     let plain = ebm::opt::optimize(&g, ebm::opt::Config::NONE);

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use ebm::autodiff::derived::KernelSpec;
 use ebm::backend::DType;
-use ebm::driver::{SourceFile, Stage, dump, want_named};
+use ebm::pipeline::{SourceFile, Stage, dump, kernel_named};
 
 const PROGRAMS: &[&str] = &[
     "tests/golden/gaussian.ebm",
@@ -53,7 +53,7 @@ fn check(program: &str, stage_name: &str, stage: Stage, want: KernelSpec) {
 fn every_stage_matches_its_golden_file() {
     for program in PROGRAMS {
         for (name, stage, kernel) in STAGES {
-            check(program, name, *stage, want_named(kernel).unwrap());
+            check(program, name, *stage, kernel_named(kernel).unwrap());
         }
     }
 }
@@ -66,14 +66,14 @@ fn simplified_gradients_are_small() {
     use ebm::ir::{BinaryOp, Op};
     for program in PROGRAMS {
         let file = SourceFile::read(Path::new(program)).unwrap();
-        let module = ebm::driver::analyze(&file).unwrap();
+        let module = ebm::pipeline::analyze(&file).unwrap();
         for def in module
             .defs
             .iter()
             .filter(|d| d.kind == ebm::sema::DefKind::Energy)
         {
             let energy = ebm::lower::lower(&module, &def.name).unwrap();
-            let full = derive(&energy, want_named("all").unwrap()).unwrap();
+            let full = derive(&energy, kernel_named("all").unwrap()).unwrap();
             let g = ebm::opt::optimize(&full, ebm::opt::Config::default());
             let live = g.live(&[]);
             let mut seen = std::collections::HashSet::new();

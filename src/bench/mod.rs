@@ -21,8 +21,8 @@ use crate::autodiff::derived::KernelSpec;
 use crate::backend::DType;
 use crate::backend::cpu::Cpu;
 use crate::data::rng;
-use crate::driver::{self, SourceFile};
 use crate::ir::Graph;
+use crate::pipeline::{self, SourceFile};
 use crate::runtime::CompiledEnergy;
 use crate::runtime::steps::UlaMove;
 use crate::sample::{Draws, Init, RunConfig, SamplerConfig, run_compiled};
@@ -203,7 +203,7 @@ fn compile(w: &Workload) -> Result<(Graph, f64), String> {
         path: format!("<bench {}>", w.name),
         text: w.source.to_string(),
     };
-    let module = driver::analyze(&file)?;
+    let module = pipeline::analyze(&file)?;
     let graph = crate::lower::lower(&module, w.energy).map_err(|d| d.message)?;
     let kernel_graph = crate::opt::optimize(
         &crate::autodiff::derived::derive(&graph, KernelSpec::ENERGY_GRAD)?,

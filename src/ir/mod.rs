@@ -7,6 +7,7 @@
 pub mod interp;
 pub mod op;
 pub mod print;
+pub mod real;
 pub mod serial;
 pub mod verify;
 
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 pub use op::{Axes, BinaryOp, F64, MAX_RANK, Op, Perm, Shape, UnaryOp, numel};
+pub use real::Real;
 
 macro_rules! typed_id {
     ($name:ident, $prefix:literal) => {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use crate::autodiff::derived::derive;
 pub use crate::autodiff::derived::{KernelSpec, Pullback, Seed, Slot};
 use crate::backend::{Backend, Buffer, DType, Kernel, noise};
-use crate::ir::interp::Real;
+use crate::ir::Real;
 use crate::ir::{BatchReduce, Graph, InputKind, numel};
 use crate::opt;
 pub use params::{ParamId, ParamStore, ParamView};

@@ -121,7 +121,7 @@ impl<'m> Scope<'m> {
             .collect();
         Scope {
             module,
-            exprs: ScriptScope::new(module),
+            exprs: ScriptScope::new(module, lower::eval_const),
             params,
             samples: Vec::new(),
         }

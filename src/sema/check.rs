@@ -16,8 +16,8 @@ use crate::syntax::ast::{self, CallArg, Expr, ExprKind, IndexItem, ItemKind};
 use super::builtins::{self, Class, STATEMENTS, Sig};
 use super::errors as err;
 use super::{
-    ArgInfo, ConstDef, DefInfo, DefKind, Elem, Init, MAX_CONST_ELEMS, MAX_ELEMS, Module, Param,
-    Reduce, Shape, Statement, Symbol, TExpr, TKind, Tensor,
+    ArgInfo, ConstDef, ConstEval, DefInfo, DefKind, Elem, Init, MAX_CONST_ELEMS, MAX_ELEMS, Module,
+    Param, Reduce, Shape, Statement, Symbol, TExpr, TKind, Tensor,
 };
 
 /// Deeper expressions are rejected rather than risking the stack.
@@ -95,9 +95,15 @@ struct Analyzer<'a> {
     reported_early: std::collections::HashSet<(Option<String>, String)>,
     depth: usize,
     base_dir: &'a Path,
+    /// Folds a closed constant expression (`lower::eval_const` in practice).
+    eval_const: ConstEval,
 }
 
-pub(super) fn analyze(program: &ast::Program, base_dir: &Path) -> Result<Module, Vec<Diagnostic>> {
+pub(super) fn analyze(
+    program: &ast::Program,
+    base_dir: &Path,
+    eval_const: ConstEval,
+) -> Result<Module, Vec<Diagnostic>> {
     let mut a = Analyzer {
         module: Module {
             base_dir: base_dir.to_path_buf(),
@@ -112,6 +118,7 @@ pub(super) fn analyze(program: &ast::Program, base_dir: &Path) -> Result<Module,
         reported_early: Default::default(),
         depth: 0,
         base_dir,
+        eval_const,
     };
     let mut duplicate = vec![false; program.items.len()];
     for (i, item) in program.items.iter().enumerate() {
@@ -607,7 +614,7 @@ impl Analyzer<'_> {
             TKind::Const(_) | TKind::Input | TKind::Cond | TKind::Param(_) | TKind::Call { .. }
         ) && e.children().iter().all(|c| c.as_const().is_some());
         if foldable && fold_cost(&e) <= MAX_FOLD_COST {
-            let t = crate::lower::eval_const(&e);
+            let t = (self.eval_const)(&e);
             return Some(TExpr {
                 kind: TKind::Const(Arc::new(t)),
                 shape: e.shape,
@@ -1679,7 +1686,8 @@ pub struct ScriptScope<'m> {
 }
 
 impl<'m> ScriptScope<'m> {
-    pub fn new(module: &'m Module) -> ScriptScope<'m> {
+    /// A scope over `module`'s names; constants fold with `eval_const`.
+    pub fn new(module: &'m Module, eval_const: ConstEval) -> ScriptScope<'m> {
         let mut all_names = HashMap::new();
         for (name, span) in script_names(module) {
             all_names.entry(name.to_string()).or_insert(span);
@@ -1696,6 +1704,7 @@ impl<'m> ScriptScope<'m> {
                 reported_early: Default::default(),
                 depth: 0,
                 base_dir: &module.base_dir,
+                eval_const,
             },
             source: module,
         }

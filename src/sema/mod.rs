@@ -4,6 +4,8 @@
 //! with names resolved, constants folded to tensors, indexing and composition
 //! desugared, and neural primitives expanded into named parameters. `lower`
 //! then only has to translate `TExpr` nodes to IR; it never re-checks.
+//! `sema` sits below `lower`: the constant folder it needs comes in as a
+//! `ConstEval` from the caller.
 
 pub mod builtins;
 mod check;
@@ -302,10 +304,22 @@ impl Module {
     }
 }
 
-/// Analyses a parsed program. Relative `load` paths resolve against `base_dir`.
-/// Returns every diagnostic it reasonably can, in source order.
-pub fn analyze(program: &ast::Program, base_dir: &Path) -> Result<Module, Vec<Diagnostic>> {
-    with_big_stack(|| check::analyze(program, base_dir))
+/// How analysis folds a closed constant expression (no inputs, parameters or
+/// calls; at most `MAX_FOLD_COST` work) to its value. The caller supplies it:
+/// `pipeline::analyze` passes `lower::eval_const`, which lowers the sub-tree
+/// and runs the reference interpreter, so constants and kernels share one
+/// semantics while `sema` does not depend on `lower`.
+pub type ConstEval = fn(&TExpr) -> Tensor;
+
+/// Analyses a parsed program, folding constants with `eval_const`. Relative
+/// `load` paths resolve against `base_dir`. Returns every diagnostic it
+/// reasonably can, in source order.
+pub fn analyze(
+    program: &ast::Program,
+    base_dir: &Path,
+    eval_const: ConstEval,
+) -> Result<Module, Vec<Diagnostic>> {
+    with_big_stack(|| check::analyze(program, base_dir, eval_const))
 }
 
 /// Runs `f` on a thread with a large stack. The checker and the lowering are

@@ -33,7 +33,7 @@ use std::time::Instant;
 use self::codegen::{DirectSpec, Jit};
 use self::plan::{Dim, Loc, OutSrc, Plan, Step, Stride};
 use super::{Backend, DType, Kernel};
-use crate::ir::interp::Real;
+use crate::ir::Real;
 use crate::ir::{BatchReduce, BinaryOp, Graph, numel};
 
 /// Rows below which a thread is not worth waking.

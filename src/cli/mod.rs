@@ -1,0 +1,214 @@
+//! The commands of the `ebm` binary: reading flags into the library's types
+//! (with the flags' own wording in every error), calling `ebm::pipeline` and
+//! the runners, and the text each command prints. Nothing here is part of
+//! the library.
+
+pub mod draws;
+pub mod sample;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ebm::backend::{Backend, DType};
+use ebm::pipeline::{self, EvalRequest, SourceFile, Stage};
+
+/// Why a command failed, as it is printed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Printed as it is: diagnostics rendered against the source file.
+    Rendered(String),
+    /// Printed after `error: `.
+    Message(String),
+}
+
+impl From<pipeline::Error> for Failure {
+    fn from(e: pipeline::Error) -> Failure {
+        match e {
+            pipeline::Error::Diagnostics(text) => Failure::Rendered(text),
+            pipeline::Error::Message(text) => Failure::Message(text),
+        }
+    }
+}
+
+impl Failure {
+    /// The text on standard error, ending in a newline.
+    pub fn text(&self) -> String {
+        let mut text = match self {
+            Failure::Rendered(text) => text.clone(),
+            Failure::Message(text) => format!("error: {text}"),
+        };
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Failure>;
+
+/// A plain failure message (printed after `error: `).
+pub fn fail<T>(message: impl Into<String>) -> Result<T> {
+    Err(Failure::Message(message.into()))
+}
+
+/// Reads the program a command names.
+pub fn read(path: &Path) -> Result<SourceFile> {
+    Ok(SourceFile::read(path)?)
+}
+
+/// Parses and analyses a program, reporting rendered diagnostics.
+pub fn analyze(file: &SourceFile) -> Result<ebm::sema::Module> {
+    pipeline::analyze(file).map_err(Failure::Rendered)
+}
+
+/// A backend by its `--backend` name.
+pub fn backend_named(name: &str) -> Result<Arc<dyn Backend>> {
+    ebm::backend::named(name).map_err(Failure::Message)
+}
+
+/// A dtype by its `--dtype` name.
+pub fn dtype_named(name: &str) -> Result<DType> {
+    match name {
+        "f64" => Ok(DType::F64),
+        "f32" => Ok(DType::F32),
+        other => fail(format!("unknown dtype `{other}`; expected `f32` or `f64`")),
+    }
+}
+
+/// Parses `"1, 2.5, -3"` into numbers, naming the flag on error.
+pub fn parse_vector(flag: &str, text: &str) -> Result<Vec<f64>> {
+    text.split(',')
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<f64>().map_err(|_| {
+                Failure::Message(format!(
+                    "{flag} expects comma-separated numbers, found `{t}`"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// `--FLAG` must hold `want` numbers.
+pub fn check_len(flag: &str, v: &[f64], want: usize) -> Result<()> {
+    if v.len() == want {
+        Ok(())
+    } else {
+        fail(format!("{flag} needs {want} numbers, found {}", v.len()))
+    }
+}
+
+/// Whether `path` ends in one of `exts` (any case).
+pub fn has_ext(path: &Path, exts: &[&str]) -> bool {
+    path.extension()
+        .is_some_and(|x| exts.iter().any(|e| x.eq_ignore_ascii_case(e)))
+}
+
+/// `ebm check FILE`.
+pub fn check(path: &Path) -> Result<String> {
+    pipeline::check(&read(path)?).map_err(Failure::Rendered)?;
+    Ok(String::new())
+}
+
+/// `ebm run FILE`: the script prints as it runs.
+pub fn run(path: &Path) -> Result<String> {
+    pipeline::run(&read(path)?, &mut std::io::stdout()).map_err(Failure::Rendered)?;
+    Ok(String::new())
+}
+
+/// The flags of `ebm eval`.
+pub struct EvalFlags {
+    pub energy: String,
+    pub at: String,
+    pub cond: Option<String>,
+    pub grad: bool,
+    pub hvp: Option<String>,
+    pub dtype: String,
+    pub backend: String,
+    pub json: bool,
+}
+
+/// `ebm eval FILE`: one line of JSON, or a few lines of text.
+pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
+    let file = read(path)?;
+    let module = analyze(&file)?;
+    let backend = backend_named(&o.backend)?;
+    let store = pipeline::param_store(&module)?;
+    let dtype = dtype_named(&o.dtype)?;
+    let compiled = pipeline::compile_energy(&file, &module, &o.energy, store, backend, dtype)?;
+    let request = EvalRequest {
+        energy: &o.energy,
+        at: parse_vector("--at", &o.at)?,
+        cond: o
+            .cond
+            .as_deref()
+            .map(|c| parse_vector("--cond", c))
+            .transpose()?,
+        grad: o.grad,
+        hvp: o
+            .hvp
+            .as_deref()
+            .map(|v| parse_vector("--hvp", v))
+            .transpose()?,
+    };
+    // The library checks these too; here they are worded as flags.
+    check_len("--at", &request.at, compiled.dim())?;
+    match (&request.cond, compiled.cond_dim()) {
+        (None, 0) => {}
+        (None, n) => {
+            return fail(format!(
+                "`{}` is conditional: pass --cond with {n} numbers",
+                o.energy
+            ));
+        }
+        (Some(c), n) => check_len("--cond", c, n)?,
+    }
+    if let Some(v) = &request.hvp {
+        check_len("--hvp", v, compiled.dim())?;
+    }
+    let result = pipeline::eval(&compiled, &request)?;
+    Ok(if o.json {
+        format!("{}\n", result.to_json())
+    } else {
+        result.to_text()
+    })
+}
+
+/// `ebm dump FILE --stage S`.
+pub fn dump(
+    path: &Path,
+    stage: &str,
+    energy: Option<&str>,
+    kernel: &str,
+    dtype: &str,
+) -> Result<String> {
+    let file = read(path)?;
+    Ok(pipeline::dump(
+        &file,
+        Stage::named(stage)?,
+        energy,
+        pipeline::kernel_named(kernel)?,
+        dtype_named(dtype)?,
+    )?)
+}
+
+/// `ebm bench`: one JSON line per workload, printed as each finishes.
+pub fn bench(workload: &str, repeat: usize, threads: Option<usize>) -> Result<String> {
+    let workloads = if workload == "all" {
+        ebm::bench::workload_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        workload.split(',').map(|s| s.trim().to_string()).collect()
+    };
+    let opts = ebm::bench::Options {
+        workloads,
+        repeat: repeat.max(1),
+        threads: threads.unwrap_or_else(ebm::backend::cpu::default_threads),
+    };
+    // `bench` words its own errors (with their `error:` prefix where it has one).
+    ebm::bench::run(&opts, &mut std::io::stdout()).map_err(Failure::Rendered)?;
+    Ok(String::new())
+}

@@ -1,0 +1,233 @@
+//! `ebm sample`: its flags, read into the `SampleSpec` a script's `sample(..)`
+//! statement builds, and run by the same runner.
+
+use std::path::{Path, PathBuf};
+
+use ebm::pipeline;
+use ebm::sample::{Init, Method, SamplerConfig, UlaOptions};
+use ebm::script::runners::{self, InitSpec};
+
+use super::{
+    Failure, Result, analyze, backend_named, check_len, dtype_named, fail, has_ext, parse_vector,
+};
+
+/// The flags of `ebm sample`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SampleOptions {
+    /// The energy to sample.
+    #[arg(long)]
+    pub energy: String,
+    #[arg(long, default_value = "mala", value_parser = ["ula", "mala", "rwmh", "hmc"])]
+    pub sampler: String,
+    #[arg(long, default_value_t = 4)]
+    pub chains: usize,
+    /// Iterations after warm-up (every --thin-th is kept).
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Warm-up iterations (step-size and mass-matrix adaptation for mala/rwmh/hmc).
+    #[arg(long, default_value_t = 500)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 1)]
+    pub thin: usize,
+    /// Initial step size (ula/mala: λ; rwmh: proposal sd; hmc: leapfrog ε).
+    #[arg(long)]
+    pub step: Option<f64>,
+    /// ula only: decoupled noise sd σ (samples at temperature σ²/(2·step)).
+    #[arg(long)]
+    pub noise: Option<f64>,
+    /// hmc only: leapfrog steps per transition.
+    #[arg(long)]
+    pub leapfrog: Option<usize>,
+    /// Target acceptance rate of the warm-up adaptation.
+    #[arg(long)]
+    pub target: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The conditioning input c of a conditional energy.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cond: Option<String>,
+    /// normal, normal:MEAN,STD, uniform:A,B, or a .csv/.npy file of starting points.
+    #[arg(long, default_value = "normal", allow_hyphen_values = true)]
+    pub init: String,
+    #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
+    pub dtype: String,
+    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+    pub backend: String,
+    /// Output file: .csv (Stan-style, with the configuration) or .npy.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also draw a PNG (a scatter over the density for 2-D energies).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// `--init normal|normal:MEAN,STD|uniform:A,B|FILE`.
+pub fn init_named(text: &str) -> Result<InitSpec> {
+    let (name, args) = match text.split_once(':') {
+        Some((n, a)) => (n, Some(parse_vector("--init", a)?)),
+        None => (text, None),
+    };
+    match (name, args.as_deref()) {
+        ("normal", None) => Ok(InitSpec::Dist(Init::Normal { mean: 0.0, sd: 1.0 })),
+        ("normal", Some(&[mean, sd])) if sd >= 0.0 && sd.is_finite() && mean.is_finite() => {
+            Ok(InitSpec::Dist(Init::Normal { mean, sd }))
+        }
+        ("uniform", Some(&[a, b])) if a < b && a.is_finite() && b.is_finite() => {
+            Ok(InitSpec::Dist(Init::Uniform { a, b }))
+        }
+        ("uniform", None) => Ok(InitSpec::Dist(Init::Uniform { a: -2.0, b: 2.0 })),
+        _ if args.is_none() && has_ext(Path::new(text), &["csv", "npy"]) => {
+            Ok(InitSpec::File(text.into()))
+        }
+        _ => fail(format!(
+            "--init expects `normal`, `normal:MEAN,STD` (STD ≥ 0), `uniform:A,B` (A < B) or a .csv/.npy file, found `{text}`"
+        )),
+    }
+}
+
+/// The sampler `--sampler` names, with the step-size flags applied.
+pub fn sampler_from_flags(o: &SampleOptions) -> Result<SamplerConfig> {
+    let Some(mut cfg) = runners::sampler_named(&o.sampler) else {
+        return fail(format!(
+            "unknown sampler `{}`; expected ula, mala, rwmh or hmc",
+            o.sampler
+        ));
+    };
+    if let Some(s) = o.step {
+        if !(s > 0.0 && s.is_finite()) {
+            return fail(format!("--step must be a number > 0, found {s}"));
+        }
+        cfg.step = s;
+    }
+    if let Some(t) = o.target {
+        if !(t > 0.0 && t < 1.0 && cfg.method.is_mh()) {
+            return fail(format!(
+                "--target must be an acceptance rate between 0 and 1 for mala, rwmh or hmc, found {t}"
+            ));
+        }
+        cfg.target_accept = t;
+    }
+    if let Some(n) = o.noise {
+        if !matches!(cfg.method, Method::Ula(_)) {
+            return fail("--noise applies to --sampler ula only");
+        }
+        if !(n >= 0.0 && n.is_finite()) {
+            return fail(format!("--noise must be a number ≥ 0, found {n}"));
+        }
+        cfg.method = Method::Ula(UlaOptions {
+            noise: Some(n),
+            ..UlaOptions::default()
+        });
+    }
+    if let Some(l) = o.leapfrog {
+        if !matches!(cfg.method, Method::Hmc { .. }) {
+            return fail("--leapfrog applies to --sampler hmc only");
+        }
+        if l == 0 {
+            return fail("--leapfrog must be at least 1");
+        }
+        cfg.method = Method::Hmc { leapfrog: l };
+    }
+    Ok(cfg)
+}
+
+/// `ebm sample FILE`: runs the chains, writes the draws (and a plot); returns
+/// the run summary and the files written.
+pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
+    let file = super::read(path)?;
+    if o.chains == 0 {
+        return fail("--chains must be at least 1");
+    }
+    if o.steps == 0 {
+        return fail("--steps must be at least 1");
+    }
+    if o.thin == 0 {
+        return fail("--thin must be at least 1");
+    }
+    if !has_ext(&o.out, &["csv", "npy"]) {
+        return fail(format!(
+            "--out expects a file name ending in .csv or .npy, found `{}`",
+            o.out.display()
+        ));
+    }
+    if let Some(p) = &o.plot
+        && !has_ext(p, &["png"])
+    {
+        return fail(format!(
+            "--plot expects a file name ending in .png, found `{}`",
+            p.display()
+        ));
+    }
+    let sampler = sampler_from_flags(o)?;
+    let init = init_named(&o.init)?;
+    let cond = o
+        .cond
+        .as_deref()
+        .map(|c| parse_vector("--cond", c))
+        .transpose()?;
+    let dtype = dtype_named(&o.dtype)?;
+    let module = analyze(&file)?;
+    let store = pipeline::param_store(&module)?;
+    let compiled = pipeline::compile_energy(
+        &file,
+        &module,
+        &o.energy,
+        store,
+        backend_named(&o.backend)?,
+        dtype,
+    )?;
+    let dim: usize = compiled.dim();
+    let kept = o.steps.div_ceil(o.thin);
+    if o.chains.saturating_mul(kept).saturating_mul(dim) > runners::MAX_VALUES {
+        return fail(format!(
+            "chains × kept draws × dimension must be at most {}; use fewer chains or steps, or --thin",
+            runners::MAX_VALUES
+        ));
+    }
+    match (&cond, compiled.cond_dim()) {
+        (None, 0) => {}
+        (None, n) => {
+            return fail(format!(
+                "`{}` is conditional: pass --cond with {n} numbers",
+                o.energy
+            ));
+        }
+        (Some(_), 0) => {
+            return fail(format!("`{}` is not conditional: remove --cond", o.energy));
+        }
+        (Some(c), n) => check_len("--cond", c, n)?,
+    }
+    let mut run = ebm::sample::RunConfig::new(o.chains, o.warmup, o.steps, o.seed);
+    run.thin = o.thin;
+    run.progress = true;
+    if let InitSpec::Dist(d) = &init {
+        run.init = d.clone();
+    }
+    let spec = runners::SampleSpec {
+        energy: o.energy.clone(),
+        sampler,
+        run,
+        init,
+        cond,
+        dtype,
+        backend: o.backend.clone(),
+        span: Default::default(),
+        energy_span: Default::default(),
+        init_span: Default::default(),
+    };
+    let draws = runners::run_sample(&compiled, &spec).map_err(Failure::Message)?;
+    let mut text = String::new();
+    if let Some(s) = &draws.summary {
+        text.push_str(&format!("{s}\n"));
+    }
+    runners::write_draws(&o.out, &draws).map_err(Failure::Message)?;
+    text.push_str(&format!("wrote {}\n", o.out.display()));
+    if let Some(p) = &o.plot {
+        let target = ebm::sample::DensityOf::new(&compiled, spec.cond.clone())
+            .map_err(|e| Failure::Message(e.to_string()))?;
+        let title = runners::default_title(&draws);
+        runners::plot_draws(p, &draws, Some(&target), "auto", &title).map_err(Failure::Message)?;
+        text.push_str(&format!("wrote {}\n", p.display()));
+    }
+    Ok(text)
+}

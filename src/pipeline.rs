@@ -1,0 +1,406 @@
+//! The compiler stages strung together: read a file, parse, analyse, lower,
+//! compile, evaluate, print a stage. The CLI (`src/main.rs`, `src/cli`), the
+//! embedding API, the benchmarks and the tests all go through here.
+//!
+//! This module knows nothing of command-line flags. Functions that can only
+//! fail with diagnostics about the source text (`parse`, `analyze`, `check`,
+//! `check_source`, `run`) return them already rendered against the file (a
+//! `String`, `file:line:col` and caret), so callers only print them; the
+//! others return an [`Error`], which says whether its text is rendered
+//! diagnostics or a plain message (without an `error:` prefix: that is the
+//! printer's business).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::autodiff::derived::{KernelSpec, derive};
+use crate::backend::{Backend, DType};
+use crate::diag::render_all;
+use crate::ir::print;
+use crate::runtime::{CompiledEnergy, ParamStore, Scalar};
+use crate::sema::DefKind;
+use crate::syntax::{self, ast};
+use crate::{lower, opt, script, sema};
+
+/// Why a pipeline step failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Diagnostics already rendered against the source file.
+    Diagnostics(String),
+    /// A message about something other than the source text (a missing
+    /// file, an unknown energy, a wrong-length vector); no `error:` prefix.
+    Message(String),
+}
+
+impl Error {
+    pub fn message(text: impl Into<String>) -> Error {
+        Error::Message(text.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Diagnostics(text) | Error::Message(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A source file read into memory, with the name used in diagnostics.
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn read(path: &Path) -> Result<SourceFile, Error> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::Message(format!("cannot read {}: {e}", path.display())))?;
+        Ok(SourceFile {
+            path: path.display().to_string(),
+            // Invalid UTF-8 becomes U+FFFD, which the parser then reports with a caret.
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+
+    /// The folder that relative data paths in the script are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        Path::new(&self.path).parent().unwrap_or(Path::new("."))
+    }
+
+    fn render(&self, diags: &[crate::diag::Diagnostic]) -> String {
+        render_all(diags, &self.path, &self.text)
+    }
+}
+
+/// Parses, or returns the rendered diagnostics.
+pub fn parse(file: &SourceFile) -> Result<ast::Program, String> {
+    syntax::parse(&file.text).map_err(|d| file.render(&d))
+}
+
+/// Parses and analyses (constants folded by `lower::eval_const`), or returns
+/// the rendered diagnostics.
+pub fn analyze(file: &SourceFile) -> Result<sema::Module, String> {
+    let program = parse(file)?;
+    sema::analyze(&program, file.base_dir(), lower::eval_const).map_err(|d| file.render(&d))
+}
+
+/// Everything `ebm check` does: succeeds iff the program is valid (it parses,
+/// passes semantic analysis, every definition lowers to IR, and every script
+/// statement's arguments check).
+pub fn check(file: &SourceFile) -> Result<(), String> {
+    let module = analyze(file)?;
+    for def in &module.defs {
+        lower::lower(&module, &def.name).map_err(|d| file.render(&[d]))?;
+    }
+    script::check(&module).map_err(|d| file.render(&d))?;
+    Ok(())
+}
+
+/// `ebm run`: analyses the script, then executes its statements.
+pub fn run(file: &SourceFile, out: &mut dyn std::io::Write) -> Result<(), String> {
+    let module = analyze(file)?;
+    script::run(&module, out).map_err(|d| file.render(&d))
+}
+
+/// `check` on text held in memory (the fuzzer and tests use it); `path` is
+/// only the name printed in diagnostics.
+pub fn check_source(path: &str, text: &str) -> Result<(), String> {
+    check(&SourceFile {
+        path: path.to_string(),
+        text: text.to_string(),
+    })
+}
+
+/// The energy definition `name`, or an error naming the energies there are.
+fn energy_def<'m>(module: &'m sema::Module, name: &str) -> Result<&'m sema::DefInfo, Error> {
+    let energies: Vec<&str> = module
+        .defs
+        .iter()
+        .filter(|d| d.kind == DefKind::Energy)
+        .map(|d| d.name.as_str())
+        .collect();
+    match module.def(name) {
+        Some(d) if d.kind == DefKind::Energy => Ok(d),
+        Some(_) => Err(Error::Message(format!(
+            "`{name}` is a model, not an energy"
+        ))),
+        None => {
+            let mut msg = format!("no energy named `{name}`");
+            match crate::diag::suggest(name, energies.iter().copied()) {
+                Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
+                None => msg.push_str(&format!("; the program defines: {}", energies.join(", "))),
+            }
+            Err(Error::Message(msg))
+        }
+    }
+}
+
+/// A parameter store holding every parameter of `module` at its initial value.
+pub fn param_store(module: &sema::Module) -> Result<Arc<ParamStore>, Error> {
+    let store = Arc::new(ParamStore::new());
+    for p in &module.params {
+        store
+            .insert(&p.name, &p.shape, p.initial_value())
+            .map_err(|e| Error::Message(e.to_string()))?;
+    }
+    Ok(store)
+}
+
+/// Lowers an energy; its parameters come from `store`.
+pub fn compile_energy(
+    file: &SourceFile,
+    module: &sema::Module,
+    name: &str,
+    store: Arc<ParamStore>,
+    backend: Arc<dyn Backend>,
+    dtype: DType,
+) -> Result<CompiledEnergy, Error> {
+    energy_def(module, name)?;
+    let graph = lower::lower(module, name).map_err(|d| Error::Diagnostics(file.render(&[d])))?;
+    CompiledEnergy::in_store(graph, store, backend, dtype)
+        .map_err(|e| Error::Message(e.to_string()))
+}
+
+/// What `ebm eval` computes at one point.
+pub struct EvalRequest<'a> {
+    pub energy: &'a str,
+    pub at: Vec<f64>,
+    pub cond: Option<Vec<f64>>,
+    pub grad: bool,
+    pub hvp: Option<Vec<f64>>,
+}
+
+/// The values `ebm eval` prints.
+#[derive(Debug, Default, PartialEq)]
+pub struct EvalResult {
+    pub energy: f64,
+    pub grad: Option<Vec<f64>>,
+    pub hvp: Option<Vec<f64>>,
+}
+
+impl EvalResult {
+    pub fn to_json(&self) -> String {
+        let mut obj = serde_json::Map::new();
+        obj.insert("energy".into(), json_number(self.energy));
+        for (key, v) in [("grad", &self.grad), ("hvp", &self.hvp)] {
+            if let Some(v) = v {
+                obj.insert(
+                    key.into(),
+                    serde_json::Value::Array(v.iter().map(|&x| json_number(x)).collect()),
+                );
+            }
+        }
+        serde_json::Value::Object(obj).to_string()
+    }
+
+    pub fn to_text(&self) -> String {
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = format!("energy: {}\n", self.energy);
+        if let Some(g) = &self.grad {
+            out.push_str(&format!("grad:   [{}]\n", list(g)));
+        }
+        if let Some(h) = &self.hvp {
+            out.push_str(&format!("hvp:    [{}]\n", list(h)));
+        }
+        out
+    }
+}
+
+/// JSON has no NaN or infinity; they are written as strings so nothing is lost.
+fn json_number(x: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(x)
+        .map(serde_json::Value::Number)
+        .unwrap_or_else(|| serde_json::Value::String(x.to_string()))
+}
+
+/// `ebm eval`: energy, and optionally ∇ₓE and a Hessian-vector product, at one point.
+pub fn eval(energy: &CompiledEnergy, req: &EvalRequest) -> Result<EvalResult, Error> {
+    let name = req.energy;
+    check_len("the point", &req.at, energy.dim(), name)?;
+    match (&req.cond, energy.cond_dim()) {
+        (None, 0) => {}
+        (None, n) => {
+            return Err(Error::Message(format!(
+                "`{name}` is conditional: it needs a conditioning input of {n} numbers"
+            )));
+        }
+        (Some(c), n) => check_len("the conditioning input", c, n, name)?,
+    }
+    if let Some(v) = &req.hvp {
+        check_len("the HVP direction", v, energy.dim(), name)?;
+    }
+    match energy.dtype() {
+        DType::F64 => eval_in::<f64>(energy, req),
+        DType::F32 => eval_in::<f32>(energy, req),
+    }
+}
+
+fn check_len(what: &str, v: &[f64], want: usize, energy: &str) -> Result<(), Error> {
+    if v.len() == want {
+        Ok(())
+    } else {
+        Err(Error::Message(format!(
+            "{what} has {} numbers; `{energy}` needs {want}",
+            v.len()
+        )))
+    }
+}
+
+fn eval_in<T: Scalar>(energy: &CompiledEnergy, req: &EvalRequest) -> Result<EvalResult, Error> {
+    let cast = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
+    let widen = |v: Vec<T>| v.into_iter().map(T::to_f64).collect::<Vec<f64>>();
+    let x = cast(&req.at);
+    let c = req.cond.as_deref().map(cast);
+    let fail = |e: crate::runtime::RuntimeError| Error::Message(e.to_string());
+    let eg = energy
+        .energy_and_grad_x(&x, c.as_deref(), 1)
+        .map_err(fail)?;
+    let hvp = match &req.hvp {
+        Some(v) => Some(widen(
+            energy.hvp(&x, &cast(v), c.as_deref(), 1).map_err(fail)?,
+        )),
+        None => None,
+    };
+    Ok(EvalResult {
+        energy: eg.energy[0].to_f64(),
+        grad: req.grad.then(|| widen(eg.grad_x)),
+        hvp,
+    })
+}
+
+/// The compiler stages `ebm dump` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Ast,
+    Ir,
+    Grad,
+    Opt,
+    Clif,
+}
+
+impl Stage {
+    /// Every stage by name, in pipeline order.
+    pub const NAMES: &[(&str, Stage)] = &[
+        ("ast", Stage::Ast),
+        ("ir", Stage::Ir),
+        ("grad", Stage::Grad),
+        ("opt", Stage::Opt),
+        ("clif", Stage::Clif),
+    ];
+
+    /// The stage called `name` (`ast`, `ir`, `grad`, `opt`, `clif`).
+    pub fn named(name: &str) -> Result<Stage, Error> {
+        Stage::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, s)| s)
+            .ok_or_else(|| {
+                Error::Message(format!(
+                    "unknown stage `{name}`; expected ast, ir, grad, opt or clif"
+                ))
+            })
+    }
+}
+
+/// The derivative kernel called `name`, as the `grad`, `opt` and `clif`
+/// stages show it: `energy`, `grad`, `params`, `hvp`, `mixed` or `all`.
+pub fn kernel_named(name: &str) -> Result<KernelSpec, Error> {
+    let with_value = |k: KernelSpec| KernelSpec { value: true, ..k };
+    match name {
+        "energy" => Ok(KernelSpec::ENERGY),
+        "grad" => Ok(KernelSpec::ENERGY_GRAD),
+        "params" => Ok(with_value(KernelSpec::GRAD_PARAMS)),
+        "hvp" => Ok(with_value(KernelSpec::HVP)),
+        "mixed" => Ok(with_value(KernelSpec::MIXED)),
+        "all" => Ok(KernelSpec::ALL),
+        other => Err(Error::Message(format!(
+            "unknown kernel `{other}`; expected energy, grad, params, hvp, mixed or all"
+        ))),
+    }
+}
+
+/// `ebm dump`: the text of one stage, for one definition or all of them.
+pub fn dump(
+    file: &SourceFile,
+    stage: Stage,
+    name: Option<&str>,
+    want: KernelSpec,
+    dtype: DType,
+) -> Result<String, Error> {
+    if stage == Stage::Ast {
+        return Ok(syntax::print::print(
+            &parse(file).map_err(Error::Diagnostics)?,
+        ));
+    }
+    let module = analyze(file).map_err(Error::Diagnostics)?;
+    let names: Vec<String> = match name {
+        Some(n) => vec![
+            energy_def(&module, n)
+                .map(|d| d.name.clone())
+                .or_else(|e| module.def(n).map(|d| d.name.clone()).ok_or(e))?,
+        ],
+        None => module.defs.iter().map(|d| d.name.clone()).collect(),
+    };
+    let mut out = String::new();
+    for n in names {
+        let graph = lower::lower(&module, &n).map_err(|d| Error::Diagnostics(file.render(&[d])))?;
+        let is_energy = module.def(&n).is_some_and(|d| d.kind == DefKind::Energy);
+        let derived = || derive(&graph, want).map_err(Error::Message);
+        let text = match stage {
+            // invariant: `Stage::Ast` returned before the module was analysed.
+            Stage::Ast => unreachable!(),
+            Stage::Ir => print::print(&graph),
+            _ if !is_energy => print::print(&graph),
+            Stage::Grad => print::print(&derived()?),
+            Stage::Opt => print::print(&opt::optimize(&derived()?, opt::Config::default())),
+            Stage::Clif => {
+                let g = opt::optimize(&derived()?, opt::Config::default());
+                crate::backend::cpu::clif_text(&g, dtype).map_err(Error::Message)?
+            }
+        };
+        out.push_str(&text);
+    }
+    Ok(out)
+}
+
+/// Draws from a sample CSV, or an NPY array of shape `(chains, draws, *x)`
+/// (by the file's extension).
+pub fn read_draws(path: &Path) -> Result<crate::sample::Draws, Error> {
+    let is_npy = path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("npy"));
+    if is_npy {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::Message(format!("cannot read {}: {e}", path.display())))?;
+        let a = crate::data::npy::read(&bytes)
+            .map_err(|e| Error::Message(format!("{}: {e}", path.display())))?;
+        if a.shape.len() < 3 {
+            return Err(Error::Message(format!(
+                "{}: expected an array of shape (chains, draws, ...), found {:?}",
+                path.display(),
+                a.shape
+            )));
+        }
+        let (chains, draws) = (a.shape[0], a.shape[1]);
+        let dim: usize = a.shape[2..].iter().product();
+        let mut d = crate::sample::Draws::empty(chains, draws, dim);
+        d.x = a.data;
+        d.energy.fill(f64::NAN);
+        d.accept.fill(f64::NAN);
+        if a.shape.len() > 3 {
+            d.image_shape = Some(a.shape[2..].to_vec());
+        }
+        Ok(d)
+    } else {
+        crate::sample::io::read_csv(path).map_err(|e| Error::Message(e.to_string()))
+    }
+}
