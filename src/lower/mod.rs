@@ -75,6 +75,7 @@ pub fn lower_expr(defs: &[DefInfo], e: &TExpr) -> Graph {
 /// Evaluates a constant expression (no inputs, parameters or calls) in f64.
 pub fn eval_const(e: &TExpr) -> Tensor {
     let g = lower_expr(&[], e);
+    // invariant: sema folds only closed constant expressions (no x, c or parameters).
     let mut out = interp::eval::<f64>(&g, &[], 1).expect("a closed graph has no inputs");
     Tensor::new(e.shape.clone(), out.swap_remove(0))
 }
@@ -125,6 +126,7 @@ impl Lowerer<'_> {
     fn expr_inner(&mut self, e: &TExpr) -> NodeId {
         match &e.kind {
             TKind::Const(t) => self.g.constant_tensor(t.shape.clone(), t.data.clone()),
+            // invariant: sema allows `x` and `c` only inside definitions, which bind them.
             TKind::Input => self.env.x.expect("sema allows `x` only in definitions"),
             TKind::Cond => self.env.c.expect("sema allows `c` only in definitions"),
             TKind::Param(name) => {

@@ -214,6 +214,7 @@ fn parse_init(scope: &mut Scope, e: &Expr) -> R<InitSpec> {
 
 /// Reads the arguments of `sample(..)`.
 pub fn parse_sample(scope: &mut Scope, stmt: &Statement) -> R<SampleSpec> {
+    // invariant: the statement table dispatches only call statements here.
     let (_, _, args) = call_parts(&stmt.call).expect("runner statements are calls");
     let mut diags = Vec::new();
     let a = bind("sample", stmt.call.span, args, SAMPLE_ARGS, 2, &mut diags);
@@ -263,6 +264,7 @@ pub fn parse_sample(scope: &mut Scope, stmt: &Statement) -> R<SampleSpec> {
     };
     // The conditioning input must match the energy.
     if let (Some(name), Some(ee)) = (&energy, energy_expr) {
+        // invariant: `scope.energy` accepted this name as a definition above.
         let def = scope.module.def(name).expect("checked above");
         let want = def.cond.as_ref().map(|c| c.shape.iter().product::<usize>());
         match (want, &cond, a.get("cond")) {
@@ -289,6 +291,7 @@ pub fn parse_sample(scope: &mut Scope, stmt: &Statement) -> R<SampleSpec> {
     let (Some(energy), Some(sampler), Some(chains), Some(steps), Some(warmup)) =
         (energy, sampler, chains, steps, warmup)
     else {
+        // invariant: each `None` above pushed a diagnostic, and diagnostics return early.
         unreachable!("every missing value recorded a diagnostic")
     };
     let (Some(thin), Some(seed), Some(init), Some(cond), Some(dtype), Some(backend)) =
@@ -514,6 +517,7 @@ fn parse_output(
     names: &'static [&'static str],
     exts: &[&str],
 ) -> R<OutputSpec> {
+    // invariant: the statement table dispatches only call statements here.
     let (_, _, args) = call_parts(&stmt.call).expect("runner statements are calls");
     let mut diags = Vec::new();
     let a = bind(callee, stmt.call.span, args, names, 2, &mut diags);
@@ -580,6 +584,7 @@ pub fn parse_save(scope: &mut Scope, stmt: &Statement) -> R<OutputSpec> {
 
 /// `summary(s)`: the samples' name.
 pub fn parse_summary(scope: &mut Scope, call: &Expr) -> R<(String, Span)> {
+    // invariant: `summary` reaches here only as a call.
     let (_, _, args) = call_parts(call).expect("summary is a call");
     let mut diags = Vec::new();
     let a = bind("summary", call.span, args, &["samples"], 1, &mut diags);

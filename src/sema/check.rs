@@ -1155,6 +1155,7 @@ impl Analyzer<'_> {
             "gelu" => Elem::Gelu,
             "leaky_relu" => Elem::LeakyRelu(alpha(self, 0.01)?),
             "elu" => Elem::Elu(alpha(self, 1.0)?),
+            // invariant: the builtin table routes only the names matched above to this function.
             other => unreachable!("elementwise builtin {other}"),
         };
         self.unary(op, x, span)
@@ -1313,6 +1314,7 @@ impl Analyzer<'_> {
                 let shape = x.shape.clone();
                 self.mk(TKind::StopGradient(Box::new(x)), shape, span)
             }
+            // invariant: the builtin table routes only the names matched above to this function.
             other => unreachable!("tensor builtin {other}"),
         }
     }
@@ -1436,6 +1438,7 @@ impl Analyzer<'_> {
                 Array::new(shape.clone(), data::rng::normal(seed, numel(&shape)))
             }
             "load" => self.load(sig, b)?,
+            // invariant: the builtin table routes only the names matched above to this function.
             other => unreachable!("constructor {other}"),
         };
         self.constant(t, span)

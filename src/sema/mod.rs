@@ -344,6 +344,7 @@ pub fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         (Some(v), _) => v,
         // No thread could be started: run here, with the current stack.
         (None, Some(f)) => f(),
+        // invariant: the scoped thread either returned `f`'s value or its panic was resumed above.
         (None, None) => unreachable!("the thread took `f` and returned its value"),
     }
 }
