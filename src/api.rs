@@ -90,6 +90,32 @@ impl Program {
         .map_err(|e| e.to_string())
     }
 
+    /// Compiles a model (`model f(x) -> [K]`) for a backend and dtype: its
+    /// values per sample (`energy`, `run` with `KernelSpec::ENERGY`) and
+    /// their pullbacks by a per-sample seed (`weighted_grad_params`, or any
+    /// `KernelSpec` with `Seed::PerSample`), on the program's parameters.
+    pub fn model_with(
+        &self,
+        name: &str,
+        backend: Arc<dyn Backend>,
+        dtype: DType,
+    ) -> Result<CompiledEnergy, String> {
+        pipeline::compile_model(
+            &self.file,
+            &self.module,
+            name,
+            self.store.clone(),
+            backend,
+            dtype,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// A model on the Cranelift JIT in f64.
+    pub fn model(&self, name: &str) -> Result<CompiledEnergy, String> {
+        self.model_with(name, Arc::new(Cpu::new()), DType::F64)
+    }
+
     /// The program's parameters, shared by everything compiled from it.
     pub fn params(&self) -> &Arc<ParamStore> {
         &self.store

@@ -165,6 +165,30 @@ pub fn compile_energy(
         .map_err(|e| Error::Message(e.to_string()))
 }
 
+/// Lowers a model (`model f(x) -> [K] = ...`); its values are the kernel's
+/// `Slot::Value`, and pullbacks take a per-sample seed shaped like them.
+pub fn compile_model(
+    file: &SourceFile,
+    module: &sema::Module,
+    name: &str,
+    store: Arc<ParamStore>,
+    backend: Arc<dyn Backend>,
+    dtype: DType,
+) -> Result<CompiledEnergy, Error> {
+    match module.def(name) {
+        Some(d) if d.kind == DefKind::Model => {}
+        Some(_) => {
+            return Err(Error::Message(format!(
+                "`{name}` is an energy, not a model"
+            )));
+        }
+        None => return Err(Error::Message(format!("no model named `{name}`"))),
+    }
+    let graph = lower::lower(module, name).map_err(|d| Error::Diagnostics(file.render(&[d])))?;
+    CompiledEnergy::in_store(graph, store, backend, dtype)
+        .map_err(|e| Error::Message(e.to_string()))
+}
+
 /// What `ebm eval` computes at one point.
 pub struct EvalRequest<'a> {
     pub energy: &'a str,
