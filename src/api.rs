@@ -20,6 +20,15 @@ use crate::pipeline::{self, SourceFile};
 use crate::runtime::{CompiledEnergy, ParamStore};
 use crate::sema;
 
+type CompileFn = fn(
+    &SourceFile,
+    &sema::Module,
+    &str,
+    Arc<ParamStore>,
+    Arc<dyn Backend>,
+    DType,
+) -> Result<CompiledEnergy, pipeline::Error>;
+
 /// An analysed program: its constants, parameters and definitions. Every
 /// energy and model compiled from one `Program` reads the same parameter
 /// store: an update through one is seen by all.
@@ -79,7 +88,17 @@ impl Program {
         backend: Arc<dyn Backend>,
         dtype: DType,
     ) -> Result<CompiledEnergy, String> {
-        pipeline::compile_energy(
+        self.compile(pipeline::compile_energy, name, backend, dtype)
+    }
+
+    fn compile(
+        &self,
+        how: CompileFn,
+        name: &str,
+        backend: Arc<dyn Backend>,
+        dtype: DType,
+    ) -> Result<CompiledEnergy, String> {
+        how(
             &self.file,
             &self.module,
             name,
@@ -100,15 +119,7 @@ impl Program {
         backend: Arc<dyn Backend>,
         dtype: DType,
     ) -> Result<CompiledEnergy, String> {
-        pipeline::compile_model(
-            &self.file,
-            &self.module,
-            name,
-            self.store.clone(),
-            backend,
-            dtype,
-        )
-        .map_err(|e| e.to_string())
+        self.compile(pipeline::compile_model, name, backend, dtype)
     }
 
     /// A model on the Cranelift JIT in f64.

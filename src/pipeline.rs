@@ -160,6 +160,18 @@ pub fn compile_energy(
     dtype: DType,
 ) -> Result<CompiledEnergy, Error> {
     energy_def(module, name)?;
+    compile_def(file, module, name, store, backend, dtype)
+}
+
+/// Lowers a definition already known to exist and binds it to `store`.
+fn compile_def(
+    file: &SourceFile,
+    module: &sema::Module,
+    name: &str,
+    store: Arc<ParamStore>,
+    backend: Arc<dyn Backend>,
+    dtype: DType,
+) -> Result<CompiledEnergy, Error> {
     let graph = lower::lower(module, name).map_err(|d| Error::Diagnostics(file.render(&[d])))?;
     CompiledEnergy::in_store(graph, store, backend, dtype)
         .map_err(|e| Error::Message(e.to_string()))
@@ -184,9 +196,7 @@ pub fn compile_model(
         }
         None => return Err(Error::Message(format!("no model named `{name}`"))),
     }
-    let graph = lower::lower(module, name).map_err(|d| Error::Diagnostics(file.render(&[d])))?;
-    CompiledEnergy::in_store(graph, store, backend, dtype)
-        .map_err(|e| Error::Message(e.to_string()))
+    compile_def(file, module, name, store, backend, dtype)
 }
 
 /// What `ebm eval` computes at one point.

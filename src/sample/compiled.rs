@@ -123,21 +123,7 @@ impl<T: Scalar> CompiledTarget<T> {
             });
         }
         let cond_dim = energy.cond_dim();
-        match (cond, cond_dim) {
-            (None, 0) => {}
-            (None, n) => {
-                return Err(RuntimeError::Config(format!(
-                    "this energy is conditional: it needs a conditioning vector of {n} values"
-                )));
-            }
-            (Some(c), n) if c.len() != n => {
-                return Err(RuntimeError::Config(format!(
-                    "the conditioning vector needs {n} values, found {}",
-                    c.len()
-                )));
-            }
-            _ => {}
-        }
+        check_cond(cond, cond_dim)?;
         let worker = energy.backend().worker();
         let backend: &dyn Backend = worker.as_deref().unwrap_or(energy.backend().as_ref());
         let dtype = T::DTYPE;
@@ -370,6 +356,22 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
     }
 }
 
+/// A conditioning vector must be given exactly when the energy has one, with
+/// its number of values.
+fn check_cond(cond: Option<&[f64]>, want: usize) -> R<()> {
+    match (cond, want) {
+        (None, 0) => Ok(()),
+        (None, n) => Err(RuntimeError::Config(format!(
+            "this energy is conditional: it needs a conditioning vector of {n} values"
+        ))),
+        (Some(c), n) if c.len() != n => Err(RuntimeError::Config(format!(
+            "the conditioning vector needs {n} values, found {}",
+            c.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A compiled energy as an f64 [`BatchEnergy`] (plots draw densities with
 /// it), the conditioning input fixed and repeated across the batch.
 pub struct DensityOf<'a> {
@@ -379,21 +381,7 @@ pub struct DensityOf<'a> {
 
 impl<'a> DensityOf<'a> {
     pub fn new(energy: &'a CompiledEnergy, cond: Option<Vec<f64>>) -> R<DensityOf<'a>> {
-        match (&cond, energy.cond_dim()) {
-            (None, 0) => {}
-            (None, n) => {
-                return Err(RuntimeError::Config(format!(
-                    "this energy is conditional: it needs a conditioning vector of {n} values"
-                )));
-            }
-            (Some(c), n) if c.len() != n => {
-                return Err(RuntimeError::Config(format!(
-                    "the conditioning vector needs {n} values, found {}",
-                    c.len()
-                )));
-            }
-            _ => {}
-        }
+        check_cond(cond.as_deref(), energy.cond_dim())?;
         Ok(DensityOf { energy, cond })
     }
 

@@ -716,10 +716,9 @@ fn mala_step<T: Scalar, G: Target<T> + ?Sized>(
     ch: &mut Chains<T>,
     s: &mut Scratch<T>,
 ) -> R<()> {
-    let (n, d) = (ch.n, ch.dim);
-    fill_noise(seed, t, first, d, &mut s.noise, &mut s.tmp);
+    fill_noise(seed, t, first, ch.dim, &mut s.noise, &mut s.tmp);
     let prop = Proposal {
-        n,
+        n: ch.n,
         x: &ch.x,
         grad: &ch.g,
         noise: &s.noise,
@@ -727,28 +726,7 @@ fn mala_step<T: Scalar, G: Target<T> + ?Sized>(
         inv_mass: &s.mass_t,
     };
     target.mala(prop, &mut s.y, &mut s.ey, &mut s.gy, &mut s.log_q)?;
-    for c in 0..n {
-        let r = c * d..(c + 1) * d;
-        s.accept[c] = 0.0;
-        s.divergent[c] = false;
-        if ch.frozen[c] {
-            s.divergent[c] = true;
-            continue;
-        }
-        let ey = s.ey[c].to_f64();
-        if !(ey.is_finite() && finite(&s.y[r.clone()]) && finite(&s.gy[r.clone()])) {
-            s.divergent[c] = true;
-            continue;
-        }
-        let log_a = ch.e[c].to_f64() - ey + s.log_q[c].to_f64();
-        let (a, yes) = decide(seed, t, first + c, log_a);
-        s.accept[c] = a;
-        if yes {
-            ch.x[r.clone()].copy_from_slice(&s.y[r.clone()]);
-            ch.g[r.clone()].copy_from_slice(&s.gy[r]);
-            ch.e[c] = s.ey[c];
-        }
-    }
+    metropolis(ch, s, seed, t, first, true);
     Ok(())
 }
 
@@ -760,10 +738,9 @@ fn rwmh_step<T: Scalar, G: Target<T> + ?Sized>(
     ch: &mut Chains<T>,
     s: &mut Scratch<T>,
 ) -> R<()> {
-    let (n, d) = (ch.n, ch.dim);
-    fill_noise(seed, t, first, d, &mut s.noise, &mut s.tmp);
+    fill_noise(seed, t, first, ch.dim, &mut s.noise, &mut s.tmp);
     let prop = Proposal {
-        n,
+        n: ch.n,
         x: &ch.x,
         grad: &[],
         noise: &s.noise,
@@ -771,7 +748,24 @@ fn rwmh_step<T: Scalar, G: Target<T> + ?Sized>(
         inv_mass: &s.mass_t,
     };
     target.rwmh(prop, &mut s.y, &mut s.ey)?;
-    for c in 0..n {
+    s.log_q.fill(T::zero());
+    metropolis(ch, s, seed, t, first, false);
+    Ok(())
+}
+
+/// Accepts or rejects each chain's proposal (`s.y`, `s.ey`, and `s.gy`
+/// when `with_grad`) with log acceptance E(x) − E(y) + `s.log_q`; a
+/// non-finite proposal is rejected and flagged divergent.
+fn metropolis<T: Scalar>(
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+    seed: u64,
+    t: u64,
+    first: usize,
+    with_grad: bool,
+) {
+    let d = ch.dim;
+    for c in 0..ch.n {
         let r = c * d..(c + 1) * d;
         s.accept[c] = 0.0;
         s.divergent[c] = false;
@@ -780,18 +774,22 @@ fn rwmh_step<T: Scalar, G: Target<T> + ?Sized>(
             continue;
         }
         let ey = s.ey[c].to_f64();
-        if !(ey.is_finite() && finite(&s.y[r.clone()])) {
+        let grad_ok = !with_grad || finite(&s.gy[r.clone()]);
+        if !(ey.is_finite() && finite(&s.y[r.clone()]) && grad_ok) {
             s.divergent[c] = true;
             continue;
         }
-        let (a, yes) = decide(seed, t, first + c, ch.e[c].to_f64() - ey);
+        let log_a = ch.e[c].to_f64() - ey + s.log_q[c].to_f64();
+        let (a, yes) = decide(seed, t, first + c, log_a);
         s.accept[c] = a;
         if yes {
-            ch.x[r.clone()].copy_from_slice(&s.y[r]);
+            ch.x[r.clone()].copy_from_slice(&s.y[r.clone()]);
+            if with_grad {
+                ch.g[r.clone()].copy_from_slice(&s.gy[r]);
+            }
             ch.e[c] = s.ey[c];
         }
     }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
