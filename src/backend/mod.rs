@@ -26,6 +26,33 @@ impl DType {
     }
 }
 
+/// What a backend reports: each kind its own variant; callers render it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BackendError {
+    /// The verifier rejected the graph (a compiler bug, never user input).
+    #[error("invalid IR: {0}")]
+    InvalidIr(String),
+    #[error("the {backend} backend does not hold {dtype}")]
+    UnsupportedDType {
+        backend: &'static str,
+        dtype: &'static str,
+    },
+    #[error("kernel was compiled for {compiled}, called with {called}")]
+    WrongDType {
+        compiled: &'static str,
+        called: &'static str,
+    },
+    /// Input or output buffers of the wrong number or size for a call.
+    #[error("{0}")]
+    Buffers(String),
+    /// Code generation failed.
+    #[error("cannot compile: {0}")]
+    Compile(String),
+    /// A multi-step call was set up inconsistently.
+    #[error("step loop: {0}")]
+    StepLoop(String),
+}
+
 /// Values a kernel reads or writes, owned by a backend. The interpreter and
 /// the CPU JIT keep them in host memory (so a host vector moves in and out
 /// without a copy); a device backend keeps its own storage and copies only
@@ -116,13 +143,13 @@ pub trait Kernel: Send + Sync {
         inputs: &[&[f64]],
         outputs: &mut [&mut [f64]],
         batch: usize,
-    ) -> Result<(), String>;
+    ) -> Result<(), BackendError>;
     fn run_f32(
         &self,
         inputs: &[&[f32]],
         outputs: &mut [&mut [f32]],
         batch: usize,
-    ) -> Result<(), String>;
+    ) -> Result<(), BackendError>;
 
     /// One call on backend buffers (of the kernel's dtype).
     fn run_buffers(
@@ -130,7 +157,7 @@ pub trait Kernel: Send + Sync {
         inputs: &[&Buffer],
         outputs: &mut [&mut Buffer],
         batch: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), BackendError> {
         match self.dtype() {
             DType::F32 => {
                 let ins = host_slices(inputs, |b| match b {
@@ -167,7 +194,7 @@ pub trait Kernel: Send + Sync {
         state: &mut [Buffer],
         batch: usize,
         frozen: &mut [Option<u64>],
-    ) -> Result<(), String> {
+    ) -> Result<(), BackendError> {
         host_run_steps(self, lp, fixed, state, batch, frozen)
     }
 }
@@ -175,18 +202,18 @@ pub trait Kernel: Send + Sync {
 fn host_slices<'a, T>(
     bufs: &[&'a Buffer],
     get: impl Fn(&'a Buffer) -> Option<&'a [T]>,
-) -> Result<Vec<&'a [T]>, String> {
+) -> Result<Vec<&'a [T]>, BackendError> {
     bufs.iter()
-        .map(|b| get(b).ok_or_else(|| "a buffer of the wrong dtype".to_string()))
+        .map(|b| get(b).ok_or_else(|| BackendError::Buffers("a buffer of the wrong dtype".into())))
         .collect()
 }
 
 fn host_slices_mut<'a, 'b, T>(
     bufs: &'a mut [&'b mut Buffer],
     get: impl Fn(&'a mut Buffer) -> Option<&'a mut [T]>,
-) -> Result<Vec<&'a mut [T]>, String> {
+) -> Result<Vec<&'a mut [T]>, BackendError> {
     bufs.iter_mut()
-        .map(|b| get(b).ok_or_else(|| "a buffer of the wrong dtype".to_string()))
+        .map(|b| get(b).ok_or_else(|| BackendError::Buffers("a buffer of the wrong dtype".into())))
         .collect()
 }
 
@@ -225,8 +252,8 @@ fn host_run_steps<K: Kernel + ?Sized>(
     state: &mut [Buffer],
     batch: usize,
     frozen: &mut [Option<u64>],
-) -> Result<(), String> {
-    let bad = |what: &str| Err(format!("step loop: {what}"));
+) -> Result<(), BackendError> {
+    let bad = |what: &str| Err(BackendError::StepLoop(what.into()));
     if frozen.len() != batch {
         return bad("one freeze flag per sample");
     }
@@ -334,19 +361,18 @@ fn guard(old: &Buffer, new: &mut Buffer, batch: usize, frozen: &mut [Option<u64>
 /// rejects, so no code generator ever sees a malformed graph.
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
-    fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, String>;
+    fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError>;
     /// The dtypes this backend compiles (a GPU backend will be f32-only).
     fn dtypes(&self) -> &'static [DType] {
         &[DType::F32, DType::F64]
     }
     /// A zeroed buffer of `len` values.
-    fn alloc(&self, len: usize, dtype: DType) -> Result<Buffer, String> {
+    fn alloc(&self, len: usize, dtype: DType) -> Result<Buffer, BackendError> {
         if !self.dtypes().contains(&dtype) {
-            return Err(format!(
-                "the {} backend does not hold {}",
-                self.name(),
-                dtype.name()
-            ));
+            return Err(BackendError::UnsupportedDType {
+                backend: self.name(),
+                dtype: dtype.name(),
+            });
         }
         Ok(match dtype {
             DType::F32 => Buffer::F32(vec![0.0; len]),
@@ -354,7 +380,7 @@ pub trait Backend: Send + Sync {
         })
     }
     /// A buffer holding a copy of host values.
-    fn upload(&self, data: HostData<'_>) -> Result<Buffer, String> {
+    fn upload(&self, data: HostData<'_>) -> Result<Buffer, BackendError> {
         let (len, dtype) = match data {
             HostData::F32(v) => (v.len(), DType::F32),
             HostData::F64(v) => (v.len(), DType::F64),
@@ -363,12 +389,12 @@ pub trait Backend: Send + Sync {
         match (&mut b, data) {
             (Buffer::F32(d), HostData::F32(s)) => d.copy_from_slice(s),
             (Buffer::F64(d), HostData::F64(s)) => d.copy_from_slice(s),
-            _ => return Err("upload: dtype mismatch".into()),
+            _ => return Err(BackendError::Buffers("upload: dtype mismatch".into())),
         }
         Ok(b)
     }
     /// Host copies of a buffer's values, widened to f64.
-    fn download(&self, buf: &Buffer) -> Result<Vec<f64>, String> {
+    fn download(&self, buf: &Buffer) -> Result<Vec<f64>, BackendError> {
         Ok(match buf {
             Buffer::F32(v) => v.iter().map(|&x| x as f64).collect(),
             Buffer::F64(v) => v.clone(),
@@ -394,8 +420,8 @@ pub fn named(name: &str) -> Result<Arc<dyn Backend>, String> {
 }
 
 /// The verifier's verdict on a graph about to be compiled, as a compile error.
-pub(crate) fn verified(graph: &Graph) -> Result<(), String> {
-    crate::ir::verify::verify(graph).map_err(|e| format!("invalid IR: {e}"))
+pub(crate) fn verified(graph: &Graph) -> Result<(), BackendError> {
+    crate::ir::verify::verify(graph).map_err(BackendError::InvalidIr)
 }
 
 /// The reference interpreter as a backend.
@@ -410,7 +436,7 @@ impl Backend for Interp {
     fn name(&self) -> &'static str {
         "interp"
     }
-    fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, String> {
+    fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError> {
         verified(graph)?;
         Ok(Arc::new(InterpKernel {
             graph: graph.clone(),
@@ -419,21 +445,24 @@ impl Backend for Interp {
     }
 }
 
-fn copy_outputs<T: Copy>(results: Vec<Vec<T>>, outputs: &mut [&mut [T]]) -> Result<(), String> {
+fn copy_outputs<T: Copy>(
+    results: Vec<Vec<T>>,
+    outputs: &mut [&mut [T]],
+) -> Result<(), BackendError> {
     if results.len() != outputs.len() {
-        return Err(format!(
+        return Err(BackendError::Buffers(format!(
             "expected {} output buffers, got {}",
             results.len(),
             outputs.len()
-        ));
+        )));
     }
     for (dst, src) in outputs.iter_mut().zip(results) {
         if dst.len() != src.len() {
-            return Err(format!(
+            return Err(BackendError::Buffers(format!(
                 "output buffer holds {}, needs {}",
                 dst.len(),
                 src.len()
-            ));
+            )));
         }
         dst.copy_from_slice(&src);
     }
@@ -452,21 +481,29 @@ impl Kernel for InterpKernel {
         inputs: &[&[f64]],
         outputs: &mut [&mut [f64]],
         batch: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), BackendError> {
         if self.dtype != DType::F64 {
-            return Err("kernel was compiled for f32".into());
+            return Err(BackendError::WrongDType {
+                compiled: "f32",
+                called: "f64",
+            });
         }
-        copy_outputs(interp::eval(&self.graph, inputs, batch)?, outputs)
+        let results = interp::eval(&self.graph, inputs, batch).map_err(BackendError::Buffers)?;
+        copy_outputs(results, outputs)
     }
     fn run_f32(
         &self,
         inputs: &[&[f32]],
         outputs: &mut [&mut [f32]],
         batch: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), BackendError> {
         if self.dtype != DType::F32 {
-            return Err("kernel was compiled for f64".into());
+            return Err(BackendError::WrongDType {
+                compiled: "f64",
+                called: "f32",
+            });
         }
-        copy_outputs(interp::eval(&self.graph, inputs, batch)?, outputs)
+        let results = interp::eval(&self.graph, inputs, batch).map_err(BackendError::Buffers)?;
+        copy_outputs(results, outputs)
     }
 }

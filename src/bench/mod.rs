@@ -209,7 +209,9 @@ fn compile(w: &Workload) -> Result<(Graph, f64), String> {
         &crate::autodiff::derived::derive(&graph, KernelSpec::ENERGY_GRAD)?,
         crate::opt::Config::default(),
     );
-    Cpu::with_threads(1).compile_uncached(&kernel_graph, DType::F32)?;
+    Cpu::with_threads(1)
+        .compile_uncached(&kernel_graph, DType::F32)
+        .map_err(|e| e.to_string())?;
     Ok((graph, t.elapsed().as_secs_f64()))
 }
 

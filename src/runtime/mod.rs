@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::autodiff::derived::derive;
 pub use crate::autodiff::derived::{KernelSpec, Pullback, Seed, Slot};
-use crate::backend::{Backend, Buffer, DType, Kernel, noise};
+use crate::backend::{Backend, BackendError, Buffer, DType, Kernel, noise};
 use crate::ir::Real;
 use crate::ir::{BatchReduce, Graph, InputKind, numel};
 use crate::opt;
@@ -64,8 +64,8 @@ pub enum RuntimeError {
     },
     #[error("cannot build the kernel: {0}")]
     Derive(String),
-    #[error("the backend failed: {0}")]
-    Backend(String),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
     #[error("{0}")]
     Config(String),
     #[error("internal error: {0}")]
@@ -89,7 +89,7 @@ pub trait Scalar: Real {
         inputs: &[&[Self]],
         outputs: &mut [&mut [Self]],
         batch: usize,
-    ) -> Result<(), String>;
+    ) -> Result<(), BackendError>;
     fn cached_view(store: &ParamStore) -> Arc<ParamView<Self>>;
     /// Standard normals for counter positions `start..` of stream `key`
     /// (`noise::fill_normal_f32`; f64 widens them, through `tmp`).
@@ -110,7 +110,7 @@ impl Scalar for f64 {
         inputs: &[&[f64]],
         outputs: &mut [&mut [f64]],
         batch: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), BackendError> {
         k.run_f64(inputs, outputs, batch)
     }
     fn cached_view(store: &ParamStore) -> Arc<ParamView<f64>> {
@@ -144,7 +144,7 @@ impl Scalar for f32 {
         inputs: &[&[f32]],
         outputs: &mut [&mut [f32]],
         batch: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), BackendError> {
         k.run_f32(inputs, outputs, batch)
     }
     fn cached_view(store: &ParamStore) -> Arc<ParamView<f32>> {

@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use self::codegen::{DirectSpec, Jit};
 use self::plan::{Dim, Loc, OutSrc, Plan, Step, Stride};
-use super::{Backend, DType, Kernel};
+use super::{Backend, BackendError, DType, Kernel};
 use crate::ir::Real;
 use crate::ir::{BatchReduce, BinaryOp, Graph, numel};
 
@@ -78,9 +78,15 @@ impl Cpu {
         }
     }
     /// Compiles without consulting or filling the kernel cache.
-    pub fn compile_uncached(&self, graph: &Graph, dtype: DType) -> Result<Arc<CpuKernel>, String> {
+    pub fn compile_uncached(
+        &self,
+        graph: &Graph,
+        dtype: DType,
+    ) -> Result<Arc<CpuKernel>, BackendError> {
         super::verified(graph)?;
-        CpuKernel::compile(graph, dtype, self.threads).map(Arc::new)
+        CpuKernel::compile(graph, dtype, self.threads)
+            .map(Arc::new)
+            .map_err(BackendError::Compile)
     }
 }
 
@@ -115,7 +121,7 @@ impl Backend for Cpu {
     fn name(&self) -> &'static str {
         "cpu"
     }
-    fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, String> {
+    fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError> {
         // Before the cache key: printing a malformed graph could go wrong.
         super::verified(graph)?;
         let key = cache_key(graph, dtype, self.threads);
@@ -126,7 +132,9 @@ impl Backend for Cpu {
         {
             return Ok(k.clone());
         }
-        let k = Arc::new(CpuKernel::compile(graph, dtype, self.threads)?);
+        let k = Arc::new(
+            CpuKernel::compile(graph, dtype, self.threads).map_err(BackendError::Compile)?,
+        );
         cache()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -983,10 +991,15 @@ impl Kernel for CpuKernel {
         inputs: &[&[f64]],
         outputs: &mut [&mut [f64]],
         batch: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), BackendError> {
         match &self.p64 {
-            Some(p) => p.run(&self.graph, self.threads, inputs, outputs, batch),
-            None => Err("kernel was compiled for f32".into()),
+            Some(p) => p
+                .run(&self.graph, self.threads, inputs, outputs, batch)
+                .map_err(BackendError::Buffers),
+            None => Err(BackendError::WrongDType {
+                compiled: "f32",
+                called: "f64",
+            }),
         }
     }
     fn run_f32(
@@ -994,10 +1007,15 @@ impl Kernel for CpuKernel {
         inputs: &[&[f32]],
         outputs: &mut [&mut [f32]],
         batch: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), BackendError> {
         match &self.p32 {
-            Some(p) => p.run(&self.graph, self.threads, inputs, outputs, batch),
-            None => Err("kernel was compiled for f64".into()),
+            Some(p) => p
+                .run(&self.graph, self.threads, inputs, outputs, batch)
+                .map_err(BackendError::Buffers),
+            None => Err(BackendError::WrongDType {
+                compiled: "f64",
+                called: "f32",
+            }),
         }
     }
 }
