@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::autodiff::derived::{KernelSpec, derive};
 use crate::backend::{Backend, DType};
-use crate::diag::render_all;
+use crate::diag::{Diagnostic, render_all};
 use crate::ir::print;
 use crate::runtime::{CompiledEnergy, ParamStore, Scalar};
 use crate::sema::DefKind;
@@ -24,10 +24,10 @@ use crate::syntax::{self, ast};
 use crate::{lower, opt, script, sema};
 
 /// Why a pipeline step failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Error {
-    /// Diagnostics already rendered against the source file.
-    Diagnostics(String),
+    /// Diagnostics against the source file (data; rendered when displayed).
+    Diagnostics(Diagnostics),
     /// A message about something other than the source text (a missing
     /// file, an unknown energy, a wrong-length vector); no `error:` prefix.
     Message(String),
@@ -42,12 +42,44 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Diagnostics(text) | Error::Message(text) => f.write_str(text),
+            Error::Diagnostics(d) => d.fmt(f),
+            Error::Message(text) => f.write_str(text),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl From<Diagnostics> for Error {
+    fn from(d: Diagnostics) -> Error {
+        Error::Diagnostics(d)
+    }
+}
+
+/// Diagnostics with the file they point into. They stay data (codes, spans,
+/// messages) for whoever handles them; `Display` renders them the way the
+/// CLI prints them (`file:line:col`, the source line, a caret).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostics {
+    pub diags: Vec<Diagnostic>,
+    pub path: String,
+    pub text: String,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&render_all(&self.diags, &self.path, &self.text))
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// For callers that only print: the rendered text.
+impl From<Diagnostics> for String {
+    fn from(d: Diagnostics) -> String {
+        d.to_string()
+    }
+}
 
 /// A source file read into memory, with the name used in diagnostics.
 pub struct SourceFile {
@@ -71,44 +103,48 @@ impl SourceFile {
         Path::new(&self.path).parent().unwrap_or(Path::new("."))
     }
 
-    fn render(&self, diags: &[crate::diag::Diagnostic]) -> String {
-        render_all(diags, &self.path, &self.text)
+    fn diagnostics(&self, diags: Vec<Diagnostic>) -> Diagnostics {
+        Diagnostics {
+            diags,
+            path: self.path.clone(),
+            text: self.text.clone(),
+        }
     }
 }
 
-/// Parses, or returns the rendered diagnostics.
-pub fn parse(file: &SourceFile) -> Result<ast::Program, String> {
-    syntax::parse(&file.text).map_err(|d| file.render(&d))
+/// Parses, or returns the diagnostics.
+pub fn parse(file: &SourceFile) -> Result<ast::Program, Diagnostics> {
+    syntax::parse(&file.text).map_err(|d| file.diagnostics(d))
 }
 
 /// Parses and analyses (constants folded by `lower::eval_const`), or returns
-/// the rendered diagnostics.
-pub fn analyze(file: &SourceFile) -> Result<sema::Module, String> {
+/// the diagnostics.
+pub fn analyze(file: &SourceFile) -> Result<sema::Module, Diagnostics> {
     let program = parse(file)?;
-    sema::analyze(&program, file.base_dir(), lower::eval_const).map_err(|d| file.render(&d))
+    sema::analyze(&program, file.base_dir(), lower::eval_const).map_err(|d| file.diagnostics(d))
 }
 
 /// Everything `ebm check` does: succeeds iff the program is valid (it parses,
 /// passes semantic analysis, every definition lowers to IR, and every script
 /// statement's arguments check).
-pub fn check(file: &SourceFile) -> Result<(), String> {
+pub fn check(file: &SourceFile) -> Result<(), Diagnostics> {
     let module = analyze(file)?;
     for def in &module.defs {
-        lower::lower(&module, &def.name).map_err(|d| file.render(&[d]))?;
+        lower::lower(&module, &def.name).map_err(|d| file.diagnostics(vec![d]))?;
     }
-    script::check(&module).map_err(|d| file.render(&d))?;
+    script::check(&module).map_err(|d| file.diagnostics(d))?;
     Ok(())
 }
 
 /// `ebm run`: analyses the script, then executes its statements.
-pub fn run(file: &SourceFile, out: &mut dyn std::io::Write) -> Result<(), String> {
+pub fn run(file: &SourceFile, out: &mut dyn std::io::Write) -> Result<(), Diagnostics> {
     let module = analyze(file)?;
-    script::run(&module, out).map_err(|d| file.render(&d))
+    script::run(&module, out).map_err(|d| file.diagnostics(d))
 }
 
 /// `check` on text held in memory (the fuzzer and tests use it); `path` is
 /// only the name printed in diagnostics.
-pub fn check_source(path: &str, text: &str) -> Result<(), String> {
+pub fn check_source(path: &str, text: &str) -> Result<(), Diagnostics> {
     check(&SourceFile {
         path: path.to_string(),
         text: text.to_string(),
@@ -172,7 +208,8 @@ fn compile_def(
     backend: Arc<dyn Backend>,
     dtype: DType,
 ) -> Result<CompiledEnergy, Error> {
-    let graph = lower::lower(module, name).map_err(|d| Error::Diagnostics(file.render(&[d])))?;
+    let graph =
+        lower::lower(module, name).map_err(|d| Error::Diagnostics(file.diagnostics(vec![d])))?;
     CompiledEnergy::in_store(graph, store, backend, dtype)
         .map_err(|e| Error::Message(e.to_string()))
 }
@@ -371,11 +408,9 @@ pub fn dump(
     dtype: DType,
 ) -> Result<String, Error> {
     if stage == Stage::Ast {
-        return Ok(syntax::print::print(
-            &parse(file).map_err(Error::Diagnostics)?,
-        ));
+        return Ok(syntax::print::print(&parse(file)?));
     }
-    let module = analyze(file).map_err(Error::Diagnostics)?;
+    let module = analyze(file)?;
     let names: Vec<String> = match name {
         Some(n) => vec![
             energy_def(&module, n)
@@ -386,7 +421,8 @@ pub fn dump(
     };
     let mut out = String::new();
     for n in names {
-        let graph = lower::lower(&module, &n).map_err(|d| Error::Diagnostics(file.render(&[d])))?;
+        let graph =
+            lower::lower(&module, &n).map_err(|d| Error::Diagnostics(file.diagnostics(vec![d])))?;
         let is_energy = module.def(&n).is_some_and(|d| d.kind == DefKind::Energy);
         let derived = || derive(&graph, want).map_err(Error::Message);
         let text = match stage {

@@ -12,7 +12,9 @@ fn run_src(src: &str) -> Result<String, String> {
         text: src.into(),
     };
     let mut out = Vec::new();
-    run(&file, &mut out).map(|()| String::from_utf8(out).unwrap())
+    run(&file, &mut out)
+        .map(|()| String::from_utf8(out).unwrap())
+        .map_err(String::from)
 }
 
 #[test]
@@ -70,7 +72,9 @@ fn run_in(name: &str, src: &str) -> (Result<String, String>, PathBuf) {
         text: src.into(),
     };
     let mut out = Vec::new();
-    let r = run(&file, &mut out).map(|()| String::from_utf8(out).unwrap());
+    let r = run(&file, &mut out)
+        .map(|()| String::from_utf8(out).unwrap())
+        .map_err(String::from);
     (r, dir)
 }
 
@@ -173,7 +177,9 @@ let t = sample(gauss, mala(stepp = 0.1), chains = 0)
 #[test]
 fn check_validates_runner_arguments() {
     let src = "energy gauss(x: [2]) = 0.5 * sqnorm(x)\nlet s = sample(gauss, hmc(steps = 0))\nplot(s, \"a.png\")\nsummary(q)\n";
-    let err = ebm::pipeline::check_source("c.ebm", src).unwrap_err();
+    let err = ebm::pipeline::check_source("c.ebm", src)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("c.ebm:2:35") && err.contains("`steps`"),
         "{err}"

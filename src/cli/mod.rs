@@ -24,9 +24,15 @@ pub enum Failure {
 impl From<pipeline::Error> for Failure {
     fn from(e: pipeline::Error) -> Failure {
         match e {
-            pipeline::Error::Diagnostics(text) => Failure::Rendered(text),
+            pipeline::Error::Diagnostics(d) => Failure::Rendered(d.to_string()),
             pipeline::Error::Message(text) => Failure::Message(text),
         }
+    }
+}
+
+impl From<pipeline::Diagnostics> for Failure {
+    fn from(d: pipeline::Diagnostics) -> Failure {
+        Failure::Rendered(d.to_string())
     }
 }
 
@@ -58,7 +64,7 @@ pub fn read(path: &Path) -> Result<SourceFile> {
 
 /// Parses and analyses a program, reporting rendered diagnostics.
 pub fn analyze(file: &SourceFile) -> Result<ebm::sema::Module> {
-    pipeline::analyze(file).map_err(Failure::Rendered)
+    pipeline::analyze(file).map_err(Failure::from)
 }
 
 /// A backend by its `--backend` name.
@@ -107,13 +113,13 @@ pub fn has_ext(path: &Path, exts: &[&str]) -> bool {
 
 /// `ebm check FILE`.
 pub fn check(path: &Path) -> Result<String> {
-    pipeline::check(&read(path)?).map_err(Failure::Rendered)?;
+    pipeline::check(&read(path)?).map_err(Failure::from)?;
     Ok(String::new())
 }
 
 /// `ebm run FILE`: the script prints as it runs.
 pub fn run(path: &Path) -> Result<String> {
-    pipeline::run(&read(path)?, &mut std::io::stdout()).map_err(Failure::Rendered)?;
+    pipeline::run(&read(path)?, &mut std::io::stdout()).map_err(Failure::from)?;
     Ok(String::new())
 }
 
