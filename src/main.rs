@@ -91,8 +91,9 @@ enum Command {
         /// Only this definition (default: all of them).
         #[arg(long)]
         energy: Option<String>,
-        /// The derivative kernel shown by grad/opt/clif.
-        #[arg(long, default_value = "grad", value_parser = ["energy", "grad", "params", "hvp", "mixed", "all"])]
+        /// The kernel shown by grad/opt/clif: a derivative kernel, or a
+        /// sampler step as the engine fuses it (ula, mala, rwmh, leapfrog).
+        #[arg(long, default_value = "grad", value_parser = ["energy", "grad", "params", "hvp", "mixed", "all", "ula", "mala", "rwmh", "leapfrog"])]
         kernel: String,
         #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
         dtype: String,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::autodiff::derived::{KernelSpec, derive};
 use crate::backend::{Backend, DType};
 use crate::diag::{Diagnostic, render_all};
-use crate::ir::print;
+use crate::ir::{Graph, print};
 use crate::runtime::{CompiledEnergy, ParamStore, Scalar};
 use crate::sema::DefKind;
 use crate::syntax::{self, ast};
@@ -399,12 +399,65 @@ pub fn kernel_named(name: &str) -> Result<KernelSpec, Error> {
     }
 }
 
+/// The sampler moves `ebm dump --kernel` can show, as the engine compiles
+/// them (ULA with the default step λ = 0.01).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    Ula,
+    Mala,
+    Rwmh,
+    Leapfrog,
+}
+
+/// What the `grad`, `opt` and `clif` stages of `ebm dump` show: a
+/// derivative kernel, or a fused sampler step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DumpKernel {
+    Spec(KernelSpec),
+    Step(StepKind),
+}
+
+/// A derivative kernel (`kernel_named`) or a sampler step by name.
+pub fn dump_kernel_named(name: &str) -> Result<DumpKernel, Error> {
+    Ok(match name {
+        "ula" => DumpKernel::Step(StepKind::Ula),
+        "mala" => DumpKernel::Step(StepKind::Mala),
+        "rwmh" => DumpKernel::Step(StepKind::Rwmh),
+        "leapfrog" => DumpKernel::Step(StepKind::Leapfrog),
+        other => DumpKernel::Spec(kernel_named(other).map_err(|_| {
+            Error::Message(format!(
+                "unknown kernel `{other}`; expected energy, grad, params, hvp, mixed, all, ula, mala, rwmh or leapfrog"
+            ))
+        })?),
+    })
+}
+
+/// The graph `kernel` computes for an energy, before optimisation.
+fn kernel_graph(energy: &Graph, kernel: DumpKernel) -> Result<Graph, String> {
+    use crate::runtime::steps;
+    match kernel {
+        DumpKernel::Spec(spec) => derive(energy, spec),
+        DumpKernel::Step(StepKind::Ula) => {
+            let m = steps::UlaMove {
+                drift: 0.005,
+                noise: 0.1,
+                clip: None,
+                clamp: None,
+            };
+            steps::ula(energy, m).map(|s| s.graph)
+        }
+        DumpKernel::Step(StepKind::Mala) => steps::mala(energy).map(|s| s.graph),
+        DumpKernel::Step(StepKind::Rwmh) => steps::rwmh(energy).map(|s| s.graph),
+        DumpKernel::Step(StepKind::Leapfrog) => steps::leapfrog(energy).map(|s| s.graph),
+    }
+}
+
 /// `ebm dump`: the text of one stage, for one definition or all of them.
 pub fn dump(
     file: &SourceFile,
     stage: Stage,
     name: Option<&str>,
-    want: KernelSpec,
+    kernel: DumpKernel,
     dtype: DType,
 ) -> Result<String, Error> {
     if stage == Stage::Ast {
@@ -424,7 +477,7 @@ pub fn dump(
         let graph =
             lower::lower(&module, &n).map_err(|d| Error::Diagnostics(file.diagnostics(vec![d])))?;
         let is_energy = module.def(&n).is_some_and(|d| d.kind == DefKind::Energy);
-        let derived = || derive(&graph, want).map_err(Error::Message);
+        let derived = || kernel_graph(&graph, kernel).map_err(Error::Message);
         let text = match stage {
             // invariant: `Stage::Ast` returned before the module was analysed.
             Stage::Ast => unreachable!(),

@@ -194,7 +194,7 @@ pub fn dump(
         &file,
         Stage::named(stage)?,
         energy,
-        pipeline::kernel_named(kernel)?,
+        pipeline::dump_kernel_named(kernel)?,
         dtype_named(dtype)?,
     )?)
 }
