@@ -394,3 +394,14 @@ fn models_compile_with_pullbacks_and_share_parameters() {
         }
     }
 }
+
+/// A run whose chain state and draws would not fit is refused before any
+/// memory is taken, with the size in the message.
+#[test]
+fn oversized_runs_are_refused_before_they_start() {
+    let program = Program::from_source("energy g(x: [100]) = 0.5 * sqnorm(x)").unwrap();
+    let energy = program.energy("g").unwrap();
+    let run = RunConfig::new(4_000_000, 0, 1, 0);
+    let err = run_compiled(&energy, None, &SamplerConfig::mala(0.1), &run).unwrap_err();
+    assert!(err.to_string().contains("GiB"), "{err}");
+}

@@ -286,7 +286,35 @@ fn validate(dim: usize, sampler: &SamplerConfig, run: &RunConfig) -> Result<(), 
     {
         return bad(format!("noise must be a non-negative number, found {s}"));
     }
+    let need = run_bytes(dim, run);
+    if need > MAX_RUN_BYTES {
+        return bad(format!(
+            "this run needs about {:.1} GiB for chain state and draws ({} chains × {dim} coordinates, {} kept draws each); the limit is {} GiB: use fewer chains, or thin more",
+            need as f64 / (1u64 << 30) as f64,
+            run.chains,
+            run.kept(),
+            MAX_RUN_BYTES >> 30
+        ));
+    }
     Ok(())
+}
+
+/// The most memory one run may plan for (chain state, scratch and draws).
+pub const MAX_RUN_BYTES: u64 = 8 << 30;
+
+/// An upper bound on what a run allocates: the engine keeps about sixteen
+/// chain-sized buffers (state, proposal, noise, masses, the HMC trajectory)
+/// in at most f64, and the draws hold `dim + 3` f64 values per kept draw.
+fn run_bytes(dim: usize, run: &RunConfig) -> u64 {
+    let (chains, dim) = (run.chains as u64, dim as u64);
+    let state = chains
+        .saturating_mul(dim.saturating_add(1))
+        .saturating_mul(16 * 8);
+    let draws = chains
+        .saturating_mul(run.kept() as u64)
+        .saturating_mul(dim.saturating_add(3))
+        .saturating_mul(8);
+    state.saturating_add(draws)
 }
 
 /// The blocks of chains, one per worker: contiguous, starting at even chain
