@@ -257,17 +257,12 @@ fn host_run_steps<K: Kernel + ?Sized>(
     if frozen.len() != batch {
         return bad("one freeze flag per sample");
     }
-    let mut tmp = Vec::new();
     for t in 0..lp.steps {
         if let Some(nf) = lp.noise {
             let key = noise::step_key(nf.seed, nf.first_step + t);
             match state.get_mut(nf.buffer) {
                 Some(Buffer::F32(v)) => noise::fill_normal_f32(key, nf.offset, v),
-                Some(Buffer::F64(v)) => {
-                    tmp.resize(v.len(), 0.0);
-                    noise::fill_normal_f32(key, nf.offset, &mut tmp);
-                    v.iter_mut().zip(&tmp).for_each(|(o, z)| *o = *z as f64);
-                }
+                Some(Buffer::F64(v)) => noise::fill_normal_f64(key, nf.offset, v),
                 None => return bad("no noise buffer"),
             }
         }

@@ -92,7 +92,8 @@ pub trait Scalar: Real {
     ) -> Result<(), BackendError>;
     fn cached_view(store: &ParamStore) -> Arc<ParamView<Self>>;
     /// Standard normals for counter positions `start..` of stream `key`
-    /// (`noise::fill_normal_f32`; f64 widens them, through `tmp`).
+    /// (`noise::fill_normal_f32`, or `fill_normal_f64` with 53-bit uniforms;
+    /// `tmp` is scratch a dtype may use).
     fn fill_normal(key: u64, start: u64, out: &mut [Self], tmp: &mut [f32]);
     /// Whether every value is finite (a vectorised scan: the engine checks
     /// every chain after every Langevin step).
@@ -116,12 +117,8 @@ impl Scalar for f64 {
     fn cached_view(store: &ParamStore) -> Arc<ParamView<f64>> {
         store.view_f64()
     }
-    fn fill_normal(key: u64, start: u64, out: &mut [f64], tmp: &mut [f32]) {
-        let tmp = &mut tmp[..out.len()];
-        noise::fill_normal_f32(key, start, tmp);
-        for (o, v) in out.iter_mut().zip(tmp.iter()) {
-            *o = *v as f64;
-        }
+    fn fill_normal(key: u64, start: u64, out: &mut [f64], _tmp: &mut [f32]) {
+        noise::fill_normal_f64(key, start, out);
     }
     fn all_finite(v: &[f64]) -> bool {
         crate::backend::all_finite_f64(v)
