@@ -226,11 +226,6 @@ fn uniform(seed: u64, stream: u64, t: u64, chain: u64) -> f64 {
 const STREAM_ACCEPT: u64 = 1;
 const STREAM_JITTER: u64 = 2;
 
-/// The noise stream key of iteration `t`.
-fn noise_key(seed: u64, t: u64) -> u64 {
-    sm64_at(seed, t)
-}
-
 /// Normals of `n` chains starting at chain `first`, iteration `t`.
 fn fill_noise<T: Scalar>(
     seed: u64,
@@ -241,7 +236,7 @@ fn fill_noise<T: Scalar>(
     tmp: &mut [f32],
 ) {
     let start = (first * dim) as u64;
-    T::fill_normal(noise_key(seed, t), start, out, tmp);
+    T::fill_normal(step_key(seed, t), start, out, tmp);
 }
 
 /// What one block of chains reports back.
