@@ -155,10 +155,23 @@ fn tile_budget() -> usize {
         .unwrap_or(512 * 1024)
 }
 
+/// Scratch budget of a tile program with matrix products when
+/// `EBM_TILE_BYTES` is unset: `gemm` packs the shared operand (a weight
+/// matrix) on every call, so taller tiles amortise it over more rows; the
+/// whole tile still fits a 2 MiB L2. W3 (644 features a row) gets 512-row
+/// tiles instead of 192 — one `gemm` per layer per 512-chain block.
+const GEMM_TILE_BYTES: usize = 1536 * 1024;
+
 /// Tile height: as many rows as fit the scratch budget, a multiple of 16, 16..=512.
 fn tile_rows(plan: &Plan, elem: usize, fused: bool) -> usize {
     let per_row = plan.tile_feats.max(1) * elem;
-    let t = (tile_budget() / per_row / 16 * 16).clamp(16, 512);
+    let has_gemm = plan.tile_steps.iter().any(|s| matches!(s, Step::Gemm(_)));
+    let budget = if has_gemm && std::env::var_os("EBM_TILE_BYTES").is_none() {
+        GEMM_TILE_BYTES
+    } else {
+        tile_budget()
+    };
+    let t = (budget / per_row / 16 * 16).clamp(16, 512);
     if fused && t > 16 && (t / 16).is_multiple_of(2) {
         // The fused loop touches one element of every feature row per
         // vector: an odd number of 16-row blocks keeps the rows' addresses
@@ -228,9 +241,14 @@ fn schedule_text(plan: &Plan, rows: usize) -> String {
                     src,
                     dst,
                     feats,
+                    bias,
                 } => s.push_str(&format!(
-                    ";   call {} {src:?} -> {dst:?} ({feats} features, AVX-512)\n",
-                    if *sigmoid { "sigmoid" } else { "exp" }
+                    ";   call {} {src:?}{} -> {dst:?} ({feats} features, AVX-512)\n",
+                    if *sigmoid { "sigmoid" } else { "exp" },
+                    match bias {
+                        Some((b, pre)) => format!(" + {b:?} (stored at {pre:?})"),
+                        None => String::new(),
+                    }
                 )),
                 Step::Gemm(g) => s.push_str(&format!(
                     ";   gemm m={:?} n={:?} k={:?} dst={:?}{}\n",
@@ -384,12 +402,43 @@ impl<T: Real> Prog<T> {
                 src,
                 dst,
                 feats,
+                bias,
             } => {
                 let (Loc::Tile(so), Loc::Tile(d)) = (*src, *dst) else {
                     // invariant: follows from the compiled plan (built from a verified graph).
                     unreachable!("array steps read and write tile buffers")
                 };
                 let t = self.rows;
+                if let Some((b, pre)) = bias {
+                    let Loc::Tile(po) = *pre else {
+                        // invariant: follows from the compiled plan.
+                        unreachable!("array steps write tile buffers")
+                    };
+                    // SAFETY: shared operands of `feats` elements (plan).
+                    let bp = unsafe {
+                        match *b {
+                            Loc::Inv(off) => inv.add(off),
+                            Loc::Input(i) => *ins.add(i) as *mut T,
+                            Loc::Const(off) => (self.consts.as_ptr() as *mut T).add(off),
+                            // invariant: the planner fuses only shared biases.
+                            _ => unreachable!("bias of a fused array step"),
+                        }
+                    };
+                    for f in 0..*feats {
+                        // SAFETY: f32 kernels only (checked at plan time); rows ≤ T.
+                        unsafe {
+                            vecmath::apply_biased(
+                                *sigmoid,
+                                tile.add((so + f) * t) as *const f32,
+                                *(bp.add(f) as *const f32),
+                                tile.add((po + f) * t) as *mut f32,
+                                tile.add((d + f) * t) as *mut f32,
+                                rows,
+                            )
+                        }
+                    }
+                    return;
+                }
                 for f in 0..*feats {
                     // SAFETY: f32 kernels only (checked at plan time); rows ≤ T.
                     unsafe {

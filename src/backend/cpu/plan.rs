@@ -132,6 +132,11 @@ pub(crate) enum Step {
         src: Loc,
         dst: Loc,
         feats: usize,
+        /// `Some((bias, pre))`: the argument is `src + bias` (a shared
+        /// per-feature vector), computed in the same pass and also stored
+        /// at `pre` (the add node's buffer): `pre = src + bias`,
+        /// `dst = f(pre)`.
+        bias: Option<(Loc, Loc)>,
     },
     Gemm(Box<GemmStep>),
 }
@@ -687,6 +692,50 @@ impl<'g> Builder<'g> {
         }
     }
 
+    /// For a batch-dependent `h = a + b` with `a` a tile buffer and `b` a
+    /// shared vector of the same size (a layer's bias), materialised, whose
+    /// user `u = exp|sigmoid(h)` would be an array call: `(u, a's loc, b's
+    /// loc)`. The planner then computes `h` and `u` in one AVX-512 pass.
+    fn fused_bias_unary(&self, h: NodeId, live: &[bool]) -> Option<(NodeId, Loc, Loc)> {
+        if !self.array_unary
+            || !self.variant[h.index()]
+            || self.is_out[h.index()]
+            || self.inline_ok(h)
+        {
+            return None;
+        }
+        let node = self.g.node(h);
+        let feats = numel(&node.shape);
+        let [x, y] = node.args[..] else {
+            return None;
+        };
+        let shared = |n: NodeId| match self.loc[n.index()] {
+            Some(l @ (Loc::Input(_) | Loc::Const(_) | Loc::Inv(_))) => {
+                (!self.variant[n.index()] && numel(self.g.shape(n)) == feats).then_some(l)
+            }
+            _ => None,
+        };
+        let tile = |n: NodeId| match self.loc[n.index()] {
+            Some(l @ Loc::Tile(_)) => (numel(self.g.shape(n)) == feats).then_some(l),
+            _ => None,
+        };
+        let (src, bias) = match (tile(x), shared(y), tile(y), shared(x)) {
+            (Some(s), Some(b), _, _) | (_, _, Some(s), Some(b)) => (s, b),
+            _ => return None,
+        };
+        let u = self.g.ids().find(|&u| {
+            live[u.index()]
+                && matches!(
+                    self.g.node(u).op,
+                    Op::Unary(UnaryOp::Exp | UnaryOp::Sigmoid)
+                )
+                && self.g.node(u).args[..] == [h]
+                && self.variant[u.index()]
+                && !self.inline_ok(u)
+        })?;
+        Some((u, src, bias))
+    }
+
     fn inline_ok(&self, n: NodeId) -> bool {
         if self.is_out[n.index()] || self.users[n.index()] != 1 {
             return false;
@@ -792,6 +841,25 @@ pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
                 b.loc[id.index()] = Some(l);
             }
             Op::Scalar(_) => {}
+            Op::Unary(UnaryOp::Exp | UnaryOp::Sigmoid) if b.loc[id.index()].is_some() => {
+                // Already computed with its biased argument (below).
+            }
+            Op::Binary(BinaryOp::Add) if b.fused_bias_unary(id, &live).is_some() => {
+                // invariant: `fused_bias_unary` just returned Some.
+                let (u, src, bias) = b.fused_bias_unary(id, &live).unwrap();
+                let feats = numel(&node.shape);
+                let pre = b.new_buf(true, feats);
+                let dst = b.new_buf(true, feats);
+                b.loc[id.index()] = Some(pre);
+                b.loc[u.index()] = Some(dst);
+                b.plan.tile_steps.push(Step::ArrayUnary {
+                    sigmoid: matches!(g.node(u).op, Op::Unary(UnaryOp::Sigmoid)),
+                    src,
+                    dst,
+                    feats,
+                    bias: Some((bias, pre)),
+                });
+            }
             Op::Unary(u @ (UnaryOp::Exp | UnaryOp::Sigmoid))
                 if b.array_unary
                     && var
@@ -808,6 +876,7 @@ pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
                     src,
                     dst,
                     feats,
+                    bias: None,
                 });
             }
             Op::Unary(_) | Op::PowConst(_) | Op::Binary(_) | Op::Select => {
@@ -1011,8 +1080,12 @@ fn for_each_loc(step: &mut Step, groups: &mut [Group], f: &mut impl FnMut(&mut L
             }
             f(&mut g.dst, true);
         }
-        Step::ArrayUnary { src, dst, .. } => {
+        Step::ArrayUnary { src, dst, bias, .. } => {
             f(src, false);
+            if let Some((b, pre)) = bias {
+                f(b, false);
+                f(pre, true);
+            }
             f(dst, true);
         }
         Step::Gemm(s) => {

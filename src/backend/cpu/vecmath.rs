@@ -72,6 +72,53 @@ unsafe fn sigmoid_avx512(x: &[f32], y: &mut [f32]) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn biased_avx512(sigmoid: bool, x: &[f32], b: f32, h: &mut [f32], y: &mut [f32]) {
+    if sigmoid {
+        for ((d, p), &v) in y.iter_mut().zip(h.iter_mut()).zip(x) {
+            let a = v + b;
+            *p = a;
+            *d = sigmoid1(a);
+        }
+    } else {
+        for ((d, p), &v) in y.iter_mut().zip(h.iter_mut()).zip(x) {
+            let a = v + b;
+            *p = a;
+            *d = exp1(a);
+        }
+    }
+}
+
+/// `h = x + b`, `y = f(h)` elementwise in one pass (a layer's bias and its
+/// activation); bit-identical to an add loop followed by [`apply`].
+///
+/// # Safety
+/// `available()` must be true; `x`, `h` and `y` must be valid for `n`
+/// elements, `h` and `y` disjoint from each other and from `x`.
+pub(crate) unsafe fn apply_biased(
+    sigmoid: bool,
+    x: *const f32,
+    b: f32,
+    h: *mut f32,
+    y: *mut f32,
+    n: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        let xs = std::slice::from_raw_parts(x, n);
+        let hs = std::slice::from_raw_parts_mut(h, n);
+        let ys = std::slice::from_raw_parts_mut(y, n);
+        biased_avx512(sigmoid, xs, b, hs, ys)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (sigmoid, x, b, h, y, n);
+        // invariant: callers dispatch only when `available()`.
+        unreachable!()
+    }
+}
+
 /// `y = f(x)` elementwise; `sigmoid` selects the function. The slices may be
 /// the same memory only if identical (in place).
 ///
