@@ -242,11 +242,16 @@ fn schedule_text(plan: &Plan, rows: usize) -> String {
                     dst,
                     feats,
                     bias,
+                    prod,
                 } => s.push_str(&format!(
-                    ";   call {} {src:?}{} -> {dst:?} ({feats} features, AVX-512)\n",
+                    ";   call {} {src:?}{} -> {dst:?}{} ({feats} features, AVX-512)\n",
                     if *sigmoid { "sigmoid" } else { "exp" },
                     match bias {
                         Some((b, pre)) => format!(" + {b:?} (stored at {pre:?})"),
+                        None => String::new(),
+                    },
+                    match prod {
+                        Some(p) => format!(", times its argument -> {p:?}"),
                         None => String::new(),
                     }
                 )),
@@ -403,6 +408,7 @@ impl<T: Real> Prog<T> {
                 dst,
                 feats,
                 bias,
+                prod,
             } => {
                 let (Loc::Tile(so), Loc::Tile(d)) = (*src, *dst) else {
                     // invariant: follows from the compiled plan (built from a verified graph).
@@ -424,6 +430,12 @@ impl<T: Real> Prog<T> {
                             _ => unreachable!("bias of a fused array step"),
                         }
                     };
+                    let mo = match prod {
+                        Some(Loc::Tile(m)) => Some(*m),
+                        None => None,
+                        // invariant: follows from the compiled plan.
+                        Some(_) => unreachable!("array steps write tile buffers"),
+                    };
                     for f in 0..*feats {
                         // SAFETY: f32 kernels only (checked at plan time); rows ≤ T.
                         unsafe {
@@ -433,6 +445,9 @@ impl<T: Real> Prog<T> {
                                 *(bp.add(f) as *const f32),
                                 tile.add((po + f) * t) as *mut f32,
                                 tile.add((d + f) * t) as *mut f32,
+                                mo.map_or(std::ptr::null_mut(), |m| {
+                                    tile.add((m + f) * t) as *mut f32
+                                }),
                                 rows,
                             )
                         }

@@ -137,6 +137,9 @@ pub(crate) enum Step {
         /// at `pre` (the add node's buffer): `pre = src + bias`,
         /// `dst = f(pre)`.
         bias: Option<(Loc, Loc)>,
+        /// With `bias` only: also `prod = pre · dst` (swish), for a
+        /// materialised product node of the two.
+        prod: Option<Loc>,
     },
     Gemm(Box<GemmStep>),
 }
@@ -736,6 +739,21 @@ impl<'g> Builder<'g> {
         Some((u, src, bias))
     }
 
+    /// A materialised batch-dependent `h · u` (either order) of the fused
+    /// pair `h`, `u = f(h)`: computed in the same array pass.
+    fn fused_product(&self, h: NodeId, u: NodeId, feats: usize, live: &[bool]) -> Option<NodeId> {
+        self.g.ids().find(|&m| {
+            let node = self.g.node(m);
+            live[m.index()]
+                && matches!(node.op, Op::Binary(BinaryOp::Mul))
+                && (node.args[..] == [h, u] || node.args[..] == [u, h])
+                && numel(&node.shape) == feats
+                && self.variant[m.index()]
+                && !self.is_out[m.index()]
+                && !self.inline_ok(m)
+        })
+    }
+
     fn inline_ok(&self, n: NodeId) -> bool {
         if self.is_out[n.index()] || self.users[n.index()] != 1 {
             return false;
@@ -852,13 +870,27 @@ pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
                 let dst = b.new_buf(true, feats);
                 b.loc[id.index()] = Some(pre);
                 b.loc[u.index()] = Some(dst);
+                let sigmoid = matches!(g.node(u).op, Op::Unary(UnaryOp::Sigmoid));
+                let prod = if sigmoid {
+                    b.fused_product(id, u, feats, &live).map(|m| {
+                        let l = b.new_buf(true, feats);
+                        b.loc[m.index()] = Some(l);
+                        l
+                    })
+                } else {
+                    None
+                };
                 b.plan.tile_steps.push(Step::ArrayUnary {
-                    sigmoid: matches!(g.node(u).op, Op::Unary(UnaryOp::Sigmoid)),
+                    sigmoid,
                     src,
                     dst,
                     feats,
                     bias: Some((bias, pre)),
+                    prod,
                 });
+            }
+            Op::Binary(BinaryOp::Mul) if b.loc[id.index()].is_some() => {
+                // Already computed by a fused array step (above).
             }
             Op::Unary(u @ (UnaryOp::Exp | UnaryOp::Sigmoid))
                 if b.array_unary
@@ -877,6 +909,7 @@ pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
                     dst,
                     feats,
                     bias: None,
+                    prod: None,
                 });
             }
             Op::Unary(_) | Op::PowConst(_) | Op::Binary(_) | Op::Select => {
@@ -1080,13 +1113,22 @@ fn for_each_loc(step: &mut Step, groups: &mut [Group], f: &mut impl FnMut(&mut L
             }
             f(&mut g.dst, true);
         }
-        Step::ArrayUnary { src, dst, bias, .. } => {
+        Step::ArrayUnary {
+            src,
+            dst,
+            bias,
+            prod,
+            ..
+        } => {
             f(src, false);
             if let Some((b, pre)) = bias {
                 f(b, false);
                 f(pre, true);
             }
             f(dst, true);
+            if let Some(p) = prod {
+                f(p, true);
+            }
         }
         Step::Gemm(s) => {
             f(&mut s.lhs.loc, false);

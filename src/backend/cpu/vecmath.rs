@@ -90,18 +90,33 @@ unsafe fn biased_avx512(sigmoid: bool, x: &[f32], b: f32, h: &mut [f32], y: &mut
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn swish_avx512(x: &[f32], b: f32, h: &mut [f32], y: &mut [f32], m: &mut [f32]) {
+    for (((d, p), q), &v) in y.iter_mut().zip(h.iter_mut()).zip(m.iter_mut()).zip(x) {
+        let a = v + b;
+        let s = sigmoid1(a);
+        *p = a;
+        *d = s;
+        *q = a * s;
+    }
+}
+
 /// `h = x + b`, `y = f(h)` elementwise in one pass (a layer's bias and its
-/// activation); bit-identical to an add loop followed by [`apply`].
+/// activation), and `m = h · y` when `m` is not null (swish); bit-identical
+/// to an add loop, [`apply`] and a product loop.
 ///
 /// # Safety
-/// `available()` must be true; `x`, `h` and `y` must be valid for `n`
-/// elements, `h` and `y` disjoint from each other and from `x`.
+/// `available()` must be true; `x`, `h`, `y` (and `m` unless null) must be
+/// valid for `n` elements, the outputs disjoint from each other and from `x`;
+/// `m` only with `sigmoid`.
 pub(crate) unsafe fn apply_biased(
     sigmoid: bool,
     x: *const f32,
     b: f32,
     h: *mut f32,
     y: *mut f32,
+    m: *mut f32,
     n: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -109,11 +124,18 @@ pub(crate) unsafe fn apply_biased(
         let xs = std::slice::from_raw_parts(x, n);
         let hs = std::slice::from_raw_parts_mut(h, n);
         let ys = std::slice::from_raw_parts_mut(y, n);
-        biased_avx512(sigmoid, xs, b, hs, ys)
+        if m.is_null() {
+            biased_avx512(sigmoid, xs, b, hs, ys)
+        } else {
+            // invariant: the planner fuses products with sigmoid only.
+            assert!(sigmoid, "exp products are not fused");
+            let ms = std::slice::from_raw_parts_mut(m, n);
+            swish_avx512(xs, b, hs, ys, ms)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (sigmoid, x, b, h, y, n);
+        let _ = (sigmoid, x, b, h, y, m, n);
         // invariant: callers dispatch only when `available()`.
         unreachable!()
     }
