@@ -5,6 +5,8 @@
 //! broadcasts), CSE (the
 //! new graph hash-conses) and DCE (only nodes live from the outputs are
 //! visited). Every rewrite can be switched off for tests and bisection.
+//! `docs/op-semantics.md` lists where the identities differ from IEEE
+//! (signed zeros, `0·inf`).
 
 use crate::ir::interp;
 use crate::ir::{BatchReduce, BinaryOp, Graph, InputKind, NodeId, Op, Shape, UnaryOp, numel};
