@@ -293,7 +293,7 @@ impl Adapter {
         run: &RunConfig,
         it: usize,
         accept: &[f64],
-        frozen: &[bool],
+        frozen: &[Option<u64>],
         x: &[f64],
         step: &mut [f64],
         inv_mass: &mut [f64],
@@ -302,7 +302,10 @@ impl Adapter {
         let dim = inv_mass.len() / n.max(1);
         if cfg.adapt_step {
             if self.shared {
-                let live: Vec<f64> = (0..n).filter(|&c| !frozen[c]).map(|c| accept[c]).collect();
+                let live: Vec<f64> = (0..n)
+                    .filter(|&c| frozen[c].is_none())
+                    .map(|c| accept[c])
+                    .collect();
                 let mean = if live.is_empty() {
                     0.0
                 } else {
@@ -319,7 +322,7 @@ impl Adapter {
         let mut mass_changed = false;
         if self.win < self.win_ends.len() && it >= self.win_start {
             for c in 0..n {
-                if !frozen[c] {
+                if frozen[c].is_none() {
                     let w = if self.shared { 0 } else { c };
                     self.wf[w].add(&x[c * dim..(c + 1) * dim]);
                 }
@@ -360,9 +363,14 @@ struct Chains<T> {
     x: Vec<T>,
     e: Vec<T>,
     g: Vec<T>,
-    frozen: Vec<bool>,
-    /// ULA: the step at which each frozen chain froze.
+    /// The iteration at which each frozen chain froze (`None`: live).
     freeze: Vec<Option<u64>>,
+}
+
+impl<T> Chains<T> {
+    fn frozen(&self, c: usize) -> bool {
+        self.freeze[c].is_some()
+    }
 }
 
 fn finite<T: Scalar>(v: &[T]) -> bool {
@@ -448,100 +456,168 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
         } else {
             Vec::new()
         },
-        frozen: vec![false; n],
         freeze: vec![None; n],
     };
     let grad = cfg.method.needs_grad().then_some(&mut ch.g[..]);
     target.eval(&ch.x, n, &mut ch.e, grad)?;
+    let mut book = Book {
+        b: Block {
+            draws: Draws::empty(n, run.kept(), dim),
+            step: Vec::new(),
+            accept_sum: 0.0,
+            divergences: 0,
+            warmup_divergences: 0,
+            first_div: Vec::new(),
+            frozen: 0,
+        },
+        seen_div: vec![false; n],
+        first,
+    };
+    // A chain that starts at a non-finite point is frozen from iteration 0.
     for c in 0..n {
         let r = c * dim..(c + 1) * dim;
-        ch.frozen[c] = !ch.e[c].to_f64().is_finite()
+        let bad = !ch.e[c].to_f64().is_finite()
             || !finite(&ch.x[r.clone()])
             || (!ch.g.is_empty() && !finite(&ch.g[r]));
+        if bad {
+            ch.freeze[c] = Some(0);
+            first_divergence(&mut book.b, &mut book.seen_div, first, c, 0);
+        }
     }
     let mut step = vec![cfg.step; n];
     let mut inv_mass = vec![1.0; n * dim];
     let mut s = Scratch::<T>::new(n, dim);
     refresh(&mut s.step_t, &step);
     refresh(&mut s.mass_t, &inv_mass);
-    let mut adapter = Adapter::new(cfg, run, n, dim);
-    let kept = run.kept();
-    let thin = run.thin.max(1);
-    let mut b = Block {
-        draws: Draws::empty(n, kept, dim),
-        step: Vec::new(),
-        accept_sum: 0.0,
-        divergences: 0,
-        warmup_divergences: 0,
-        first_div: Vec::new(),
-        frozen: 0,
-    };
-    let mut seen_div = vec![false; n];
-    for c in 0..n {
-        if ch.frozen[c] {
-            ch.freeze[c] = Some(0);
-            seen_div[c] = true;
-            b.first_div.push(Divergence {
-                chain: first + c,
-                iteration: 0,
-            });
-        }
+    match &cfg.method {
+        Method::Ula(o) => ula_loop(
+            target,
+            &ula_move(cfg.step, o),
+            run,
+            &mut ch,
+            &mut s,
+            &mut book,
+            pb,
+        )?,
+        _ => mh_loop(
+            target,
+            cfg,
+            run,
+            &mut ch,
+            &mut s,
+            &mut book,
+            pb,
+            &mut step,
+            &mut inv_mass,
+        )?,
     }
-    let ula = match &cfg.method {
-        Method::Ula(o) => Some(ula_move(cfg.step, o)),
-        _ => None,
-    };
-    let total = run.warmup + run.steps;
-    if let Some(m) = &ula {
-        let mut it = 0;
-        while it < total {
-            // One window: up to and including the next kept iteration.
-            let end = next_kept(it, run).map_or(total, |k| k + 1);
-            let w = Window {
-                n,
-                seed: run.seed,
-                t0: it as u64,
-                steps: (end - it) as u64,
-                offset: (first * dim) as u64,
-            };
-            target.ula_steps(m, w, &mut ch.x, &mut s.noise, &mut s.y, &mut ch.freeze)?;
-            account_ula(&mut b, &mut ch, &mut s, run, it, end, &mut seen_div, first);
-            let last = end - 1;
-            if last >= run.warmup && (last - run.warmup).is_multiple_of(thin) {
-                ula_energies(target, &mut ch, &mut s, &mut b, &mut seen_div, first, last)?;
-                record(&mut b.draws, &ch, &s, (last - run.warmup) / thin, kept);
-            }
-            pb.inc((n * (end - it)) as u64);
-            it = end;
-        }
+    let mut b = book.b;
+    b.frozen = ch.freeze.iter().filter(|f| f.is_some()).count();
+    b.step = step;
+    Ok(b)
+}
+
+/// A block's divergence and acceptance bookkeeping.
+struct Book {
+    b: Block,
+    /// Whether each chain's first divergence is already listed.
+    seen_div: Vec<bool>,
+    /// The block's first chain.
+    first: usize,
+}
+
+/// Lists a chain's first divergence (once); `c` is its index in the block.
+fn first_divergence(b: &mut Block, seen: &mut [bool], first: usize, c: usize, it: usize) {
+    let chain = first + c;
+    if !seen[c] {
+        seen[c] = true;
+        b.first_div.push(Divergence {
+            chain,
+            iteration: it,
+        });
     }
-    for it in 0..if ula.is_some() { 0 } else { total } {
+}
+
+/// ULA: each window up to and including the next kept iteration is one
+/// `ula_steps` call; the divergences are booked from the freeze steps.
+fn ula_loop<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    m: &UlaMove,
+    run: &RunConfig,
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+    book: &mut Book,
+    pb: &ProgressBar,
+) -> R<()> {
+    let (n, total, thin) = (ch.n, run.warmup + run.steps, run.thin.max(1));
+    let mut it = 0;
+    while it < total {
+        let end = next_kept(it, run).map_or(total, |k| k + 1);
+        let w = Window {
+            n,
+            seed: run.seed,
+            t0: it as u64,
+            steps: (end - it) as u64,
+            offset: (book.first * ch.dim) as u64,
+        };
+        target.ula_steps(m, w, &mut ch.x, &mut s.noise, &mut s.y, &mut ch.freeze)?;
+        account_ula(book, ch, s, run, it, end);
+        let last = end - 1;
+        if last >= run.warmup && (last - run.warmup).is_multiple_of(thin) {
+            ula_energies(target, ch, s, book, last)?;
+            record(
+                &mut book.b.draws,
+                ch,
+                s,
+                (last - run.warmup) / thin,
+                run.kept(),
+            );
+        }
+        pb.inc((n * (end - it)) as u64);
+        it = end;
+    }
+    Ok(())
+}
+
+/// MALA, RWMH and HMC: one proposal (or trajectory) per iteration, then
+/// accept/reject, divergence bookkeeping and warm-up adaptation.
+#[allow(clippy::too_many_arguments)]
+fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    cfg: &SamplerConfig,
+    run: &RunConfig,
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+    book: &mut Book,
+    pb: &ProgressBar,
+    step: &mut [f64],
+    inv_mass: &mut [f64],
+) -> R<()> {
+    let (n, first, thin) = (ch.n, book.first, run.thin.max(1));
+    let mut adapter = Adapter::new(cfg, run, n, ch.dim);
+    for it in 0..run.warmup + run.steps {
         let t = it as u64;
         match &cfg.method {
-            Method::Ula(_) => {}
-            Method::Mala => mala_step(target, run.seed, t, first, &mut ch, &mut s)?,
-            Method::Rwmh => rwmh_step(target, run.seed, t, first, &mut ch, &mut s)?,
-            Method::Hmc { leapfrog } => hmc_step(
-                target, cfg, *leapfrog, run.seed, t, first, &mut ch, &mut s, &inv_mass,
-            )?,
+            Method::Mala => mala_step(target, run.seed, t, first, ch, s)?,
+            Method::Rwmh => rwmh_step(target, run.seed, t, first, ch, s)?,
+            Method::Hmc { leapfrog } => {
+                hmc_step(target, cfg, *leapfrog, run.seed, t, first, ch, s, inv_mass)?
+            }
+            Method::Ula(_) => return Err(RuntimeError::Internal("ULA in the MH loop".into())),
         }
         let warm = it < run.warmup;
         for c in 0..n {
             if s.divergent[c] {
                 if warm {
-                    b.warmup_divergences += 1;
+                    book.b.warmup_divergences += 1;
                 } else {
-                    b.divergences += 1;
+                    book.b.divergences += 1;
                 }
                 // Warm-up divergences of MH kernels are expected while the
                 // step size is searched for: they are counted, but a chain is
                 // listed only for a sampling-phase divergence or a freeze.
-                if !seen_div[c] && (!warm || ch.frozen[c]) {
-                    seen_div[c] = true;
-                    b.first_div.push(Divergence {
-                        chain: first + c,
-                        iteration: it,
-                    });
+                if !warm || ch.frozen(c) {
+                    first_divergence(&mut book.b, &mut book.seen_div, first, c, it);
                 }
             }
         }
@@ -550,33 +626,23 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
             if adapter.win < adapter.win_ends.len() && it >= adapter.win_start {
                 s.x64.extend(ch.x.iter().map(|v| v.to_f64()));
             }
-            let mass_changed = adapter.update(
-                cfg,
-                run,
-                it,
-                &s.accept,
-                &ch.frozen,
-                &s.x64,
-                &mut step,
-                &mut inv_mass,
-            );
-            refresh(&mut s.step_t, &step);
+            let mass_changed =
+                adapter.update(cfg, run, it, &s.accept, &ch.freeze, &s.x64, step, inv_mass);
+            refresh(&mut s.step_t, step);
             if mass_changed {
-                refresh(&mut s.mass_t, &inv_mass);
+                refresh(&mut s.mass_t, inv_mass);
             }
         }
         if !warm {
             let i = it - run.warmup;
-            b.accept_sum += s.accept.iter().sum::<f64>();
+            book.b.accept_sum += s.accept.iter().sum::<f64>();
             if i.is_multiple_of(thin) {
-                record(&mut b.draws, &ch, &s, i / thin, kept);
+                record(&mut book.b.draws, ch, s, i / thin, run.kept());
             }
         }
         pb.inc(n as u64);
     }
-    b.frozen = ch.frozen.iter().filter(|f| **f).count();
-    b.step = step;
-    Ok(b)
+    Ok(())
 }
 
 fn refresh<T: Scalar>(dst: &mut [T], src: &[f64]) {
@@ -628,39 +694,27 @@ fn next_kept(it: usize, run: &RunConfig) -> Option<usize> {
 /// Books the divergences of ULA iterations `a..e` from the chains' freeze
 /// steps (a frozen chain is divergent on every iteration from its freeze on)
 /// and sets the last iteration's acceptance and divergence flags.
-#[allow(clippy::too_many_arguments)]
 fn account_ula<T: Scalar>(
-    b: &mut Block,
-    ch: &mut Chains<T>,
+    book: &mut Book,
+    ch: &Chains<T>,
     s: &mut Scratch<T>,
     run: &RunConfig,
     a: usize,
     e: usize,
-    seen_div: &mut [bool],
-    first: usize,
 ) {
     let sampling = |lo: usize| e.saturating_sub(lo.max(run.warmup));
     for c in 0..ch.n {
         let from = ch.freeze[c].map(|f| (f as usize).max(a));
-        ch.frozen[c] = ch.freeze[c].is_some();
-        let live_from = from.unwrap_or(e);
         // Acceptance 1 on each sampling iteration before the freeze.
-        b.accept_sum += (sampling(a) - sampling(live_from)) as f64;
+        book.b.accept_sum += (sampling(a) - sampling(from.unwrap_or(e))) as f64;
         if let Some(f) = from {
-            let div = e - f;
             let div_sampling = sampling(f);
-            b.divergences += div_sampling;
-            b.warmup_divergences += div - div_sampling;
-            if !seen_div[c] {
-                seen_div[c] = true;
-                b.first_div.push(Divergence {
-                    chain: first + c,
-                    iteration: f,
-                });
-            }
+            book.b.divergences += div_sampling;
+            book.b.warmup_divergences += e - f - div_sampling;
+            first_divergence(&mut book.b, &mut book.seen_div, book.first, c, f);
         }
-        s.divergent[c] = ch.frozen[c];
-        s.accept[c] = if ch.frozen[c] { 0.0 } else { 1.0 };
+        s.divergent[c] = ch.frozen(c);
+        s.accept[c] = if ch.frozen(c) { 0.0 } else { 1.0 };
     }
 }
 
@@ -670,26 +724,20 @@ fn ula_energies<T: Scalar, G: Target<T> + ?Sized>(
     target: &G,
     ch: &mut Chains<T>,
     s: &mut Scratch<T>,
-    b: &mut Block,
-    seen_div: &mut [bool],
-    first: usize,
+    book: &mut Book,
     it: usize,
 ) -> R<()> {
     target.eval(&ch.x, ch.n, &mut ch.e, None)?;
     for c in 0..ch.n {
-        if !ch.frozen[c] && !ch.e[c].to_f64().is_finite() {
-            ch.frozen[c] = true;
+        if !ch.frozen(c) && !ch.e[c].to_f64().is_finite() {
             ch.freeze[c] = Some(it as u64);
             s.divergent[c] = true;
             s.accept[c] = 0.0;
-            b.divergences += 1;
-            if !seen_div[c] {
-                seen_div[c] = true;
-                b.first_div.push(Divergence {
-                    chain: first + c,
-                    iteration: it,
-                });
-            }
+            // A kept draw is a sampling iteration `account_ula` booked as
+            // accepted; it is a divergence instead.
+            book.b.accept_sum -= 1.0;
+            book.b.divergences += 1;
+            first_divergence(&mut book.b, &mut book.seen_div, book.first, c, it);
         }
     }
     Ok(())
@@ -764,7 +812,7 @@ fn metropolis<T: Scalar>(
         let r = c * d..(c + 1) * d;
         s.accept[c] = 0.0;
         s.divergent[c] = false;
-        if ch.frozen[c] {
+        if ch.frozen(c) {
             s.divergent[c] = true;
             continue;
         }
@@ -814,7 +862,7 @@ fn hmc_step<T: Scalar, G: Target<T> + ?Sized>(
             k += 0.5 * inv_mass[i] * p * p;
         }
         tr.h0[c] = ch.e[c].to_f64() + k;
-        tr.alive[c] = !ch.frozen[c];
+        tr.alive[c] = !ch.frozen(c);
     }
     // The trajectory ping-pongs between `tr` and (y, p, gy, ey).
     tr.x.copy_from_slice(&ch.x);
@@ -856,7 +904,7 @@ fn hmc_step<T: Scalar, G: Target<T> + ?Sized>(
         let r = c * d..(c + 1) * d;
         s.accept[c] = 0.0;
         s.divergent[c] = false;
-        if ch.frozen[c] {
+        if ch.frozen(c) {
             s.divergent[c] = true;
             continue;
         }
