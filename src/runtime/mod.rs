@@ -102,6 +102,8 @@ pub trait Scalar: Real {
     fn into_buffer(v: Vec<Self>) -> Buffer;
     /// Moves values out of a host buffer of this dtype (no copy).
     fn from_buffer(b: Buffer) -> Option<Vec<Self>>;
+    /// The values of a host buffer of this dtype.
+    fn slice(b: &Buffer) -> Option<&[Self]>;
 }
 
 impl Scalar for f64 {
@@ -132,6 +134,12 @@ impl Scalar for f64 {
             Buffer::F32(_) => None,
         }
     }
+    fn slice(b: &Buffer) -> Option<&[f64]> {
+        match b {
+            Buffer::F64(v) => Some(v),
+            Buffer::F32(_) => None,
+        }
+    }
 }
 
 impl Scalar for f32 {
@@ -157,6 +165,12 @@ impl Scalar for f32 {
         Buffer::F32(v)
     }
     fn from_buffer(b: Buffer) -> Option<Vec<f32>> {
+        match b {
+            Buffer::F32(v) => Some(v),
+            Buffer::F64(_) => None,
+        }
+    }
+    fn slice(b: &Buffer) -> Option<&[f32]> {
         match b {
             Buffer::F32(v) => Some(v),
             Buffer::F64(_) => None,

@@ -100,11 +100,15 @@ impl Builder {
         for (name, n) in outputs {
             self.g.add_output(*name, *n, BatchReduce::PerSample);
         }
-        let roles = self.g.inputs().iter().map(role_of).collect();
-        StepGraph {
-            graph: self.g,
-            roles,
-        }
+        StepGraph::of(self.g)
+    }
+}
+
+impl StepGraph {
+    /// A graph with the role of each input read from its conventional name.
+    pub fn of(graph: Graph) -> StepGraph {
+        let roles = graph.inputs().iter().map(role_of).collect();
+        StepGraph { graph, roles }
     }
 }
 

@@ -11,14 +11,14 @@
 use std::sync::Arc;
 
 use super::BatchEnergy;
-use super::config::Method;
-use super::engine::{Phase, Proposal, Target, Window};
+use super::config::{Method, SamplerConfig};
+use super::engine::{Phase, Proposal, Target, Window, ula_move};
 use crate::autodiff::derived::{KernelSpec, derive};
 use crate::backend::{Backend, Bind, Buffer, DType, Kernel, NoiseFeed, StepLoop};
 use crate::ir::{Graph, InputKind, numel};
 use crate::opt;
 use crate::runtime::steps::{self, StepGraph, StepRole, UlaMove};
-use crate::runtime::{CompiledEnergy, ParamView, RuntimeError, Scalar};
+use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
 
 type R<T> = Result<T, RuntimeError>;
 
@@ -68,16 +68,7 @@ impl Compiled {
         dtype: DType,
     ) -> R<Compiled> {
         let g = derive(energy.energy_graph(), spec).map_err(RuntimeError::Derive)?;
-        let roles = g
-            .inputs()
-            .iter()
-            .map(|d| match (d.kind, d.name.as_str()) {
-                (InputKind::Shared, _) => StepRole::Param,
-                (_, "x") => StepRole::X,
-                _ => StepRole::Cond,
-            })
-            .collect();
-        Compiled::new(backend, energy, StepGraph { graph: g, roles }, dtype)
+        Compiled::new(backend, energy, StepGraph::of(g), dtype)
     }
 }
 
@@ -95,24 +86,24 @@ struct Feeds<'a, T> {
 /// An energy compiled for the engine, in dtype `T`.
 pub struct CompiledTarget<T: Scalar> {
     dim: usize,
-    params: Arc<ParamView<T>>,
     /// The conditioning vector repeated for the largest block.
     cond: Vec<T>,
     cond_dim: usize,
     energy: Compiled,
     energy_grad: Compiled,
-    step: Option<Compiled>,
-    /// The parameters as backend buffers, for multi-step calls.
-    param_bufs: Vec<Buffer>,
+    /// The sampler's move.
+    step: Compiled,
+    /// The parameters (the store's view when the target was built), as
+    /// backend buffers: kernels read them, multi-step calls bind them.
+    params: Vec<Buffer>,
 }
 
 impl<T: Scalar> CompiledTarget<T> {
-    /// Compiles the kernels `method` needs. `cond` is one conditioning
+    /// Compiles the kernels `sampler` needs. `cond` is one conditioning
     /// vector shared by every chain; `max_block` the most chains per call.
     pub fn new(
         energy: &CompiledEnergy,
-        method: &Method,
-        ula: Option<UlaMove>,
+        sampler: &SamplerConfig,
         cond: Option<&[f64]>,
         max_block: usize,
     ) -> R<CompiledTarget<T>> {
@@ -128,19 +119,13 @@ impl<T: Scalar> CompiledTarget<T> {
         let backend: &dyn Backend = worker.as_deref().unwrap_or(energy.backend().as_ref());
         let dtype = T::DTYPE;
         let graph: &Graph = energy.energy_graph();
-        let derive_err = RuntimeError::Derive;
-        let step = match method {
-            Method::Ula(_) => {
-                let m = ula.ok_or_else(|| RuntimeError::Internal("no ULA move".into()))?;
-                Some(steps::ula(graph, m).map_err(derive_err)?)
-            }
-            Method::Mala => Some(steps::mala(graph).map_err(derive_err)?),
-            Method::Rwmh => Some(steps::rwmh(graph).map_err(derive_err)?),
-            Method::Hmc { .. } => Some(steps::leapfrog(graph).map_err(derive_err)?),
-        };
-        let step = step
-            .map(|sg| Compiled::new(backend, energy, sg, dtype))
-            .transpose()?;
+        let step = match &sampler.method {
+            Method::Ula(o) => steps::ula(graph, ula_move(sampler.step, o)),
+            Method::Mala => steps::mala(graph),
+            Method::Rwmh => steps::rwmh(graph),
+            Method::Hmc { .. } => steps::leapfrog(graph),
+        }
+        .map_err(RuntimeError::Derive)?;
         let one: Vec<T> = cond
             .unwrap_or(&[])
             .iter()
@@ -148,19 +133,18 @@ impl<T: Scalar> CompiledTarget<T> {
             .collect();
         Ok(CompiledTarget {
             dim: energy.dim(),
-            params: energy.store().view::<T>(),
             cond: (0..max_block).flat_map(|_| one.iter().copied()).collect(),
             cond_dim,
             energy: Compiled::of_spec(backend, energy, KernelSpec::ENERGY, dtype)?,
             energy_grad: Compiled::of_spec(backend, energy, KernelSpec::ENERGY_GRAD, dtype)?,
-            param_bufs: energy
+            step: Compiled::new(backend, energy, step, dtype)?,
+            params: energy
                 .store()
                 .view::<T>()
                 .values
                 .iter()
                 .map(|v| T::into_buffer(v.clone()))
                 .collect(),
-            step,
         })
     }
 
@@ -192,7 +176,11 @@ impl<T: Scalar> CompiledTarget<T> {
         let many = k.feeds.len() > stack.len();
         for (i, (feed, decl)) in k.feeds.iter().zip(g.inputs()).enumerate() {
             let data: &[T] = match feed {
-                Feed::Param(i) => &self.params.values[*i],
+                Feed::Param(i) => self
+                    .params
+                    .get(*i)
+                    .and_then(T::slice)
+                    .ok_or_else(|| RuntimeError::Internal("parameter buffer".into()))?,
                 Feed::Step(r) => match r {
                     StepRole::X => f.x,
                     StepRole::Momentum => f.p,
@@ -226,12 +214,6 @@ impl<T: Scalar> CompiledTarget<T> {
         };
         T::run(k.kernel.as_ref(), inputs, outs, n).map_err(RuntimeError::Backend)
     }
-
-    fn step_kernel(&self) -> R<&Compiled> {
-        self.step
-            .as_ref()
-            .ok_or_else(|| RuntimeError::Internal("no step kernel".into()))
-    }
 }
 
 impl<T: Scalar> Target<T> for CompiledTarget<T> {
@@ -256,7 +238,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         y: &mut Vec<T>,
         frozen: &mut [Option<u64>],
     ) -> R<()> {
-        let k = self.step_kernel()?;
+        let k = &self.step;
         const X: usize = 0;
         const NOISE: usize = 1;
         const NEXT: usize = 2;
@@ -267,15 +249,11 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             .map(|f| match f {
                 Feed::Param(i) => Bind::Fixed(*i),
                 Feed::Step(StepRole::Noise) => Bind::State(NOISE),
-                Feed::Step(StepRole::Cond) => Bind::Fixed(self.param_bufs.len()),
+                Feed::Step(StepRole::Cond) => Bind::Fixed(self.params.len()),
                 Feed::Step(_) => Bind::State(X),
             })
             .collect();
-        let fixed: Vec<&Buffer> = self
-            .param_bufs
-            .iter()
-            .chain(std::iter::once(&cond))
-            .collect();
+        let fixed: Vec<&Buffer> = self.params.iter().chain(std::iter::once(&cond)).collect();
         let mut state = [
             T::into_buffer(std::mem::take(x)),
             T::into_buffer(std::mem::take(noise)),
@@ -303,14 +281,6 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         r.map_err(RuntimeError::Backend)
     }
 
-    fn ula(&self, _m: &UlaMove, x: &[T], xi: &[T], n: usize, y: &mut [T]) -> R<()> {
-        let f = Feeds {
-            noise: xi,
-            ..Self::feeds(x)
-        };
-        self.call(self.step_kernel()?, f, n, &mut [y])
-    }
-
     fn mala(
         &self,
         s: Proposal<'_, T>,
@@ -326,7 +296,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             inv_mass: s.inv_mass,
             ..Self::feeds(s.x)
         };
-        self.call(self.step_kernel()?, f, s.n, &mut [y, ey, gy, log_q])
+        self.call(&self.step, f, s.n, &mut [y, ey, gy, log_q])
     }
 
     fn rwmh(&self, s: Proposal<'_, T>, y: &mut [T], ey: &mut [T]) -> R<()> {
@@ -336,7 +306,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             inv_mass: s.inv_mass,
             ..Self::feeds(s.x)
         };
-        self.call(self.step_kernel()?, f, s.n, &mut [y, ey])
+        self.call(&self.step, f, s.n, &mut [y, ey])
     }
 
     fn leapfrog(&self, s: Proposal<'_, T>, p: &[T], out: Phase<'_, T>) -> R<()> {
@@ -347,12 +317,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             inv_mass: s.inv_mass,
             ..Self::feeds(s.x)
         };
-        self.call(
-            self.step_kernel()?,
-            f,
-            s.n,
-            &mut [out.x, out.p, out.g, out.e],
-        )
+        self.call(&self.step, f, s.n, &mut [out.x, out.p, out.g, out.e])
     }
 }
 

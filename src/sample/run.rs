@@ -361,19 +361,15 @@ pub fn run_compiled(
         .map(|(a, b)| b - a)
         .max()
         .unwrap_or(1);
-    let ula = match &sampler.method {
-        Method::Ula(o) => Some(super::engine::ula_move(sampler.step, o)),
-        _ => None,
-    };
     let shape = energy.x_shape();
     let image = (shape.len() >= 2).then_some(shape);
     match energy.dtype() {
         DType::F64 => {
-            let t = CompiledTarget::<f64>::new(energy, &sampler.method, ula, cond, max_block)?;
+            let t = CompiledTarget::<f64>::new(energy, sampler, cond, max_block)?;
             drive::<f64, _>(&t, sampler, run, image)
         }
         DType::F32 => {
-            let t = CompiledTarget::<f32>::new(energy, &sampler.method, ula, cond, max_block)?;
+            let t = CompiledTarget::<f32>::new(energy, sampler, cond, max_block)?;
             drive::<f32, _>(&t, sampler, run, image)
         }
     }
