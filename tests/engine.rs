@@ -283,6 +283,7 @@ fn backend_buffers_and_multi_step_calls() {
         cpu.alloc(4, DType::F64).unwrap(),
     ];
     let lp = StepLoop {
+        first_step: 0,
         steps: 5,
         inputs: &binds,
         outputs: &[2],
@@ -290,7 +291,6 @@ fn backend_buffers_and_multi_step_calls() {
         noise: Some(NoiseFeed {
             buffer: 1,
             seed: 1,
-            first_step: 0,
             offset: 0,
         }),
         freeze: true,

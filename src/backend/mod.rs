@@ -104,12 +104,12 @@ pub enum Bind {
 }
 
 /// Normals written into a state buffer before each step `t`: positions
-/// `offset..` of the stream `noise::step_key(seed, first_step + t)`.
+/// `offset..` of the stream `noise::step_key(seed, first_step + t)`, where
+/// `first_step` is the loop's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoiseFeed {
     pub buffer: usize,
     pub seed: u64,
-    pub first_step: u64,
     pub offset: u64,
 }
 
@@ -121,6 +121,9 @@ pub struct NoiseFeed {
 /// step (`frozen[b]`); frozen samples never change again.
 #[derive(Clone, Copy, Debug)]
 pub struct StepLoop<'a> {
+    /// The run's step number of the first step (noise streams and freeze
+    /// steps are numbered from it).
+    pub first_step: u64,
     pub steps: u64,
     pub inputs: &'a [Bind],
     pub outputs: &'a [usize],
@@ -259,7 +262,7 @@ fn host_run_steps<K: Kernel + ?Sized>(
     }
     for t in 0..lp.steps {
         if let Some(nf) = lp.noise {
-            let key = noise::step_key(nf.seed, nf.first_step + t);
+            let key = noise::step_key(nf.seed, lp.first_step + t);
             match state.get_mut(nf.buffer) {
                 Some(Buffer::F32(v)) => noise::fill_normal_f32(key, nf.offset, v),
                 Some(Buffer::F64(v)) => noise::fill_normal_f64(key, nf.offset, v),
@@ -299,16 +302,12 @@ fn host_run_steps<K: Kernel + ?Sized>(
             }
             if lp.freeze {
                 let (old, new) = pair_mut(state, i, o);
-                guard(old, new, batch, frozen, lp_step(lp, t));
+                guard(old, new, batch, frozen, lp.first_step + t);
             }
             state.swap(o, i);
         }
     }
     Ok(())
-}
-
-fn lp_step(lp: &StepLoop<'_>, t: u64) -> u64 {
-    lp.noise.map_or(0, |n| n.first_step) + t
 }
 
 fn pair_mut(v: &mut [Buffer], a: usize, b: usize) -> (&Buffer, &mut Buffer) {

@@ -191,8 +191,9 @@ pub enum Role {
 }
 
 /// Binds a graph's inputs to roles: `Shared` inputs to store entries (which
-/// must exist with the same shape), `Sample` inputs by their conventional
-/// names (`x`, `c`, `seed`, `v`) — the one place those names are read.
+/// must exist with the same shape), `Sample` inputs by the names `lower`
+/// and `derive` give them (`x`, `c`, `seed`, `v`). (Step graphs bind their
+/// own inputs the same way, in `steps::StepGraph::of`.)
 pub fn bind_roles(g: &Graph, store: &ParamStore) -> Result<Vec<Role>, RuntimeError> {
     g.inputs()
         .iter()

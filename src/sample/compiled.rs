@@ -260,6 +260,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             T::into_buffer(std::mem::take(y)),
         ];
         let lp = StepLoop {
+            first_step: w.t0,
             steps: w.steps,
             inputs: &binds,
             outputs: &[NEXT],
@@ -267,7 +268,6 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             noise: Some(NoiseFeed {
                 buffer: NOISE,
                 seed: w.seed,
-                first_step: w.t0,
                 offset: w.offset,
             }),
             freeze: true,
