@@ -299,6 +299,10 @@ fn validate(dim: usize, sampler: &SamplerConfig, run: &RunConfig) -> Result<(), 
     Ok(())
 }
 
+/// The most worker threads one run spawns (a larger `threads` or
+/// `EBM_THREADS` is capped, never an abort spawning them).
+pub const MAX_THREADS: usize = 256;
+
 /// The most memory one run may plan for (chain state, scratch and draws).
 pub const MAX_RUN_BYTES: u64 = 8 << 30;
 
@@ -324,7 +328,7 @@ fn blocks(sampler: &SamplerConfig, run: &RunConfig) -> Vec<(usize, usize)> {
     let threads = if sampler.adapt_scope == AdaptScope::Shared && sampler.method.is_mh() {
         1
     } else {
-        run.threads.clamp(1, run.chains)
+        run.threads.clamp(1, run.chains.min(MAX_THREADS))
     };
     let per = run.chains.div_ceil(threads).next_multiple_of(2);
     (0..threads)
