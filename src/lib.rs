@@ -24,3 +24,4 @@ pub mod script;
 pub mod sema;
 pub mod stats;
 pub mod syntax;
+pub mod train;

@@ -93,9 +93,10 @@ pub struct CompiledTarget<T: Scalar> {
     energy_grad: Compiled,
     /// The sampler's move.
     step: Compiled,
-    /// The parameters (the store's view when the target was built), as
-    /// backend buffers: kernels read them, multi-step calls bind them.
+    /// The parameters (the store's view at `version`), as backend buffers:
+    /// kernels read them, multi-step calls bind them.
     params: Vec<Buffer>,
+    version: u64,
 }
 
 impl<T: Scalar> CompiledTarget<T> {
@@ -138,14 +139,29 @@ impl<T: Scalar> CompiledTarget<T> {
             energy: Compiled::of_spec(backend, energy, KernelSpec::ENERGY, dtype)?,
             energy_grad: Compiled::of_spec(backend, energy, KernelSpec::ENERGY_GRAD, dtype)?,
             step: Compiled::new(backend, energy, step, dtype)?,
-            params: energy
-                .store()
-                .view::<T>()
+            params: Vec::new(),
+            version: u64::MAX,
+        }
+        .with_params(energy))
+    }
+
+    fn with_params(mut self, energy: &CompiledEnergy) -> Self {
+        self.refresh(energy);
+        self
+    }
+
+    /// Re-reads the parameters when the store changed since the last read
+    /// (an optimiser step between training iterations); the kernels stay.
+    pub fn refresh(&mut self, energy: &CompiledEnergy) {
+        let view = energy.store().view::<T>();
+        if view.version != self.version {
+            self.params = view
                 .values
                 .iter()
                 .map(|v| T::into_buffer(v.clone()))
-                .collect(),
-        })
+                .collect();
+            self.version = view.version;
+        }
     }
 
     /// The conditioning vector repeated for `n` chains, as a buffer.

@@ -36,7 +36,7 @@ pub use compiled::{CompiledTarget, DensityOf};
 pub use config::{Method, SamplerConfig, UlaOptions};
 pub use engine::Target;
 pub use rng::{ChainRng, ChainRngs};
-pub use run::{Draws, Init, RunConfig, RunSummary, run_chains, run_compiled};
+pub use run::{Draws, Init, RunConfig, RunSummary, Sampler, run_chains, run_compiled};
 
 /// A batched energy E(x) over `dim` coordinates.
 ///

@@ -360,21 +360,80 @@ pub fn run_compiled(
     run: &RunConfig,
 ) -> Result<Draws, RuntimeError> {
     validate(energy.dim(), sampler, run)?;
-    let max_block = blocks(sampler, run)
-        .iter()
-        .map(|(a, b)| b - a)
-        .max()
-        .unwrap_or(1);
-    let shape = energy.x_shape();
-    let image = (shape.len() >= 2).then_some(shape);
-    match energy.dtype() {
-        DType::F64 => {
-            let t = CompiledTarget::<f64>::new(energy, sampler, cond, max_block)?;
-            drive::<f64, _>(&t, sampler, run, image)
+    Sampler::new(energy, cond, sampler, run)?.run(run)
+}
+
+/// A compiled energy's sampler kept for repeated runs (training's negative
+/// phase runs one per iteration): the step kernels are compiled once, and
+/// `refresh` re-reads the parameters after an optimiser step.
+pub struct Sampler {
+    target: AnyTarget,
+    sampler: SamplerConfig,
+    image_shape: Option<Vec<usize>>,
+    max_block: usize,
+}
+
+enum AnyTarget {
+    F32(CompiledTarget<f32>),
+    F64(CompiledTarget<f64>),
+}
+
+impl Sampler {
+    /// Kernels for runs shaped like `run` (its chain count and threads bound
+    /// the block size; later runs may have fewer chains, not more per block).
+    pub fn new(
+        energy: &CompiledEnergy,
+        cond: Option<&[f64]>,
+        sampler: &SamplerConfig,
+        run: &RunConfig,
+    ) -> Result<Sampler, RuntimeError> {
+        let max_block = blocks(sampler, run)
+            .iter()
+            .map(|(a, b)| b - a)
+            .max()
+            .unwrap_or(1);
+        let shape = energy.x_shape();
+        let target = match energy.dtype() {
+            DType::F64 => AnyTarget::F64(CompiledTarget::new(energy, sampler, cond, max_block)?),
+            DType::F32 => AnyTarget::F32(CompiledTarget::new(energy, sampler, cond, max_block)?),
+        };
+        Ok(Sampler {
+            target,
+            sampler: sampler.clone(),
+            image_shape: (shape.len() >= 2).then_some(shape),
+            max_block,
+        })
+    }
+
+    /// Picks up parameter updates made since the kernels last read them.
+    pub fn refresh(&mut self, energy: &CompiledEnergy) {
+        match &mut self.target {
+            AnyTarget::F32(t) => t.refresh(energy),
+            AnyTarget::F64(t) => t.refresh(energy),
         }
-        DType::F32 => {
-            let t = CompiledTarget::<f32>::new(energy, sampler, cond, max_block)?;
-            drive::<f32, _>(&t, sampler, run, image)
+    }
+
+    pub fn run(&self, run: &RunConfig) -> Result<Draws, RuntimeError> {
+        let dim = match &self.target {
+            AnyTarget::F32(t) => t.dim(),
+            AnyTarget::F64(t) => t.dim(),
+        };
+        validate(dim, &self.sampler, run)?;
+        let widest = blocks(&self.sampler, run)
+            .iter()
+            .map(|(a, b)| b - a)
+            .max()
+            .unwrap_or(1);
+        if widest > self.max_block {
+            return Err(RuntimeError::Config(format!(
+                "this sampler was built for blocks of at most {} chains, asked for {widest}",
+                self.max_block
+            )));
+        }
+        let image = self.image_shape.clone();
+        match &self.target {
+            AnyTarget::F64(t) => drive::<f64, _>(t, &self.sampler, run, image),
+            AnyTarget::F32(t) => drive::<f32, _>(t, &self.sampler, run, image),
         }
     }
 }

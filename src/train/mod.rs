@@ -1,0 +1,741 @@
+//! Training energies from data: contrastive divergence (`cd`), persistent
+//! CD with a replay buffer (`pcd`) and improved CD (`icd`: PCD plus the KL
+//! and entropy terms through the last Langevin step), with the optimisers
+//! of [`optim`] and a divergence guard.
+//!
+//! One iteration:
+//! 1. a batch of positives x⁺ from the data (shuffled per epoch, or in
+//!    order);
+//! 2. starting points for the negatives — fresh noise (`cd`) or the replay
+//!    buffer ([`buffer`]);
+//! 3. K sampler steps with the parameters frozen, through the same engine
+//!    `ebm sample` runs ([`crate::sample::Sampler`], kernels compiled once
+//!    and re-reading the parameter store after each update); for `icd` the
+//!    last step is an unadjusted Langevin step taken here, so that it can be
+//!    differentiated (after MALA or HMC negatives, it is one extra ULA step
+//!    from their final state, with drift λ/2 and noise √λ of the sampler's
+//!    step λ);
+//! 4. the loss and its θ-gradient from one pullback of the loss kernel on
+//!    concat(x⁺, x⁻) ([`loss`]), plus for `icd` one mixed product;
+//! 5. the guard: a non-finite loss, gradient or parameter, or an energy
+//!    beyond `max_energy`, rolls the parameters and optimiser state back to
+//!    those before the iteration, multiplies the learning rate by
+//!    `lr_factor`, and is reported; otherwise the optimiser updates the
+//!    store in place and the negatives go back to the buffer.
+//!
+//! Every random choice is keyed by (seed, iteration) ([`keyed`]), and the
+//! whole state between iterations is [`TrainState`] (parameters live in the
+//! store), so a run resumed from a checkpoint is bit-identical to one that
+//! never stopped.
+
+pub mod buffer;
+pub mod keyed;
+pub mod loss;
+pub mod optim;
+
+use std::time::Instant;
+
+use crate::runtime::{CompiledEnergy, ParamId, RuntimeError, Scalar};
+use crate::sample::{Init, Method as SamplerMethod, RunConfig, Sampler, SamplerConfig, UlaOptions};
+
+use buffer::{BufferConfig, ReplayBuffer};
+use keyed::Keyed;
+use loss::LossKind;
+use optim::{OptimConfig, OptimState};
+
+/// How negatives are produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// K sampler steps from fresh noise.
+    Cd,
+    /// K sampler steps from the replay buffer.
+    Pcd,
+    /// PCD plus the KL and entropy terms of improved CD.
+    Icd,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Cd => "cd",
+            Method::Pcd => "pcd",
+            Method::Icd => "icd",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "cd" => Method::Cd,
+            "pcd" => Method::Pcd,
+            "icd" => Method::Icd,
+            _ => return None,
+        })
+    }
+    fn persistent(self) -> bool {
+        self != Method::Cd
+    }
+}
+
+/// The divergence guard's settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Guard {
+    /// An energy of magnitude above this (on the batch) is a blow-up.
+    pub max_energy: f64,
+    /// The learning rate is multiplied by this after each rollback.
+    pub lr_factor: f64,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard {
+            max_energy: 1e4,
+            lr_factor: 0.5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub method: Method,
+    pub iters: usize,
+    pub batch: usize,
+    /// The negatives' sampler (its adaptation is turned off: the step is fixed).
+    pub sampler: SamplerConfig,
+    pub sampler_steps: usize,
+    pub loss: LossKind,
+    /// α of α·mean(E⁺² + E⁻²).
+    pub l2: f64,
+    /// Improved CD's KL and entropy weights.
+    pub kl: f64,
+    pub entropy: f64,
+    /// Rows of the buffer the entropy term searches for nearest neighbours.
+    pub entropy_reference: usize,
+    pub buffer: BufferConfig,
+    pub optim: OptimConfig,
+    pub guard: Guard,
+    pub seed: u64,
+    /// Shuffle the data every epoch (else batches take rows in order).
+    pub shuffle: bool,
+    pub threads: usize,
+}
+
+impl TrainConfig {
+    /// IGEBM-style persistent CD with ULA negatives and Adam.
+    pub fn new(method: Method) -> TrainConfig {
+        TrainConfig {
+            method,
+            iters: 1000,
+            batch: 256,
+            sampler: SamplerConfig::ula(0.01),
+            sampler_steps: 20,
+            loss: LossKind::Cd,
+            l2: 0.1,
+            kl: 1.0,
+            entropy: 0.1,
+            entropy_reference: 1000,
+            buffer: BufferConfig::default(),
+            optim: OptimConfig::default(),
+            guard: Guard::default(),
+            seed: 0,
+            shuffle: true,
+            threads: 1,
+        }
+    }
+
+    /// `key = value` pairs for headers and checkpoints.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = vec![
+            ("method".into(), self.method.name().into()),
+            ("iters".into(), self.iters.to_string()),
+            ("batch".into(), self.batch.to_string()),
+            ("sampler_steps".into(), self.sampler_steps.to_string()),
+            ("loss".into(), self.loss.name().into()),
+            ("l2".into(), self.l2.to_string()),
+        ];
+        if self.method == Method::Icd {
+            v.push(("kl".into(), self.kl.to_string()));
+            v.push(("entropy".into(), self.entropy.to_string()));
+        }
+        if self.method.persistent() {
+            v.push(("buffer".into(), self.buffer.size.to_string()));
+            v.push(("reinit".into(), self.buffer.reinit.to_string()));
+            v.push(("replace".into(), self.buffer.replace.name().into()));
+        }
+        v.push(("fresh".into(), self.buffer.fresh.describe()));
+        v.push(("optimizer".into(), self.optim.rule.name().into()));
+        v.push(("lr".into(), self.optim.lr.to_string()));
+        v.push(("seed".into(), self.seed.to_string()));
+        v.extend(self.sampler.describe());
+        v
+    }
+
+    fn validate(&self, dim: usize, rows: usize) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if dim == 0 {
+            return bad("the energy has no coordinates".into());
+        }
+        if rows == 0 {
+            return bad("the data set is empty".into());
+        }
+        if self.batch == 0 || self.iters == 0 || self.sampler_steps == 0 {
+            return bad("iters, batch and sampler steps must each be at least 1".into());
+        }
+        if !(self.sampler.step > 0.0 && self.sampler.step.is_finite()) {
+            return bad(format!(
+                "the sampler step must be a positive number, found {}",
+                self.sampler.step
+            ));
+        }
+        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
+            return bad(format!(
+                "the learning rate must be a positive number, found {}",
+                self.optim.lr
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.buffer.reinit) {
+            return bad(format!(
+                "the reinit fraction must be between 0 and 1, found {}",
+                self.buffer.reinit
+            ));
+        }
+        if self.method.persistent() && self.buffer.size == 0 {
+            return bad("the replay buffer needs at least one row".into());
+        }
+        if self.method == Method::Icd
+            && let SamplerMethod::Ula(o) = &self.sampler.method
+            && (o.clip_grad.is_some() || o.clamp.is_some())
+        {
+            return bad("improved CD differentiates through the last Langevin step, which must be smooth: use a sampler without `clip` or `clamp`".into());
+        }
+        if self.sampler.method == SamplerMethod::Rwmh {
+            return bad("rwmh has no gradient step; train with ula, mala or hmc negatives".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Why an iteration was rolled back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rollback {
+    pub iteration: usize,
+    pub cause: String,
+}
+
+/// Everything that changes between iterations besides the parameters
+/// (which live in the store).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    /// Iterations done.
+    pub it: usize,
+    pub optim: OptimState,
+    pub buffer: ReplayBuffer,
+    /// The learning rate's factor after rollbacks.
+    pub lr_scale: f64,
+    pub rollbacks: u64,
+}
+
+/// One iteration's measurements (a row of `metrics.csv`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IterRecord {
+    pub it: usize,
+    pub loss: f64,
+    pub e_pos: f64,
+    pub e_neg: f64,
+    pub l2: f64,
+    pub kl: f64,
+    pub entropy: f64,
+    pub grad_norm: f64,
+    pub lr: f64,
+    pub accept: f64,
+    /// Negatives whose chain diverged (frozen by the sampler).
+    pub frozen: usize,
+    pub seconds: f64,
+    pub rollback: Option<String>,
+}
+
+impl IterRecord {
+    pub const HEADER: &'static str =
+        "iter,loss,e_pos,e_neg,l2,kl,entropy,grad_norm,lr,accept,frozen,seconds,rollback";
+    pub fn csv_row(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{:.6},{}",
+            self.it,
+            self.loss,
+            self.e_pos,
+            self.e_neg,
+            self.l2,
+            self.kl,
+            self.entropy,
+            self.grad_norm,
+            self.lr,
+            self.accept,
+            self.frozen,
+            self.seconds,
+            self.rollback.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// Stream tags of a run's keyed generator.
+const SAMPLE: u64 = 1;
+const CD_FRESH: u64 = 2;
+const LAST_NOISE: u64 = 3;
+const SHUFFLE: u64 = 4;
+
+/// A training run over one energy and one data set.
+pub struct Trainer<'a> {
+    energy: &'a CompiledEnergy,
+    loss: CompiledEnergy,
+    sampler: Sampler,
+    cfg: TrainConfig,
+    data: &'a [f64],
+    rows: usize,
+    dim: usize,
+    params: Vec<ParamId>,
+    /// The current epoch's row order (shuffled runs).
+    order: (usize, Vec<usize>),
+    pub state: TrainState,
+}
+
+/// The negatives' last step x_K = x_{K−1} − drift·∇ₓE(x_{K−1}) + σξ,
+/// kept for improved CD's terms.
+pub struct LastStep {
+    /// x_{K−1}.
+    pub prev: Vec<f64>,
+    pub drift: f64,
+}
+
+/// The loss of one batch and its θ-gradient (one vector per parameter of
+/// the energy, in `param_ids` order).
+pub struct Objective {
+    pub total: f64,
+    pub value: loss::LossValue,
+    pub kl: f64,
+    pub entropy: f64,
+    pub grads: Vec<Vec<f64>>,
+    /// E at concat(x⁺, x⁻).
+    pub energies: Vec<f64>,
+}
+
+impl<'a> Trainer<'a> {
+    /// A run on `data` (`rows × dim`, already scaled); `energy` must be an
+    /// unconditional energy whose parameters are in its store.
+    pub fn new(
+        energy: &'a CompiledEnergy,
+        data: &'a [f64],
+        cfg: TrainConfig,
+    ) -> Result<Trainer<'a>, TrainError> {
+        let dim = energy.dim();
+        let rows = data.len() / dim.max(1);
+        cfg.validate(dim, rows)?;
+        if data.len() != rows * dim {
+            return Err(TrainError::Config(format!(
+                "the data holds {} values, not a multiple of the energy's {dim} coordinates",
+                data.len()
+            )));
+        }
+        if energy.cond_dim() > 0 {
+            return Err(TrainError::Config(
+                "training a conditional energy (an input `c`) is not supported yet".into(),
+            ));
+        }
+        let graph = loss::loss_graph(energy.energy_graph()).map_err(TrainError::Config)?;
+        let loss = CompiledEnergy::in_store(
+            graph,
+            energy.store().clone(),
+            energy.backend().clone(),
+            energy.dtype(),
+        )?;
+        let mut sampler_cfg = cfg.sampler.clone();
+        sampler_cfg.adapt_step = false;
+        sampler_cfg.adapt_mass = false;
+        let run = negatives_run(&cfg, Vec::new(), 1, 0);
+        let sampler = Sampler::new(energy, None, &sampler_cfg, &run)?;
+        let params = energy.param_ids().to_vec();
+        let values = param_values(energy, &params);
+        let state = TrainState {
+            it: 0,
+            optim: OptimState::new(&cfg.optim, &values),
+            buffer: ReplayBuffer::new(&cfg.buffer, dim, cfg.seed),
+            lr_scale: 1.0,
+            rollbacks: 0,
+        };
+        Ok(Trainer {
+            energy,
+            loss,
+            sampler,
+            cfg: TrainConfig {
+                sampler: sampler_cfg,
+                ..cfg
+            },
+            data,
+            rows,
+            dim,
+            params,
+            order: (usize::MAX, Vec::new()),
+            state,
+        })
+    }
+
+    /// Continues from a saved state (the store must hold the parameters
+    /// saved with it).
+    pub fn with_state(mut self, state: TrainState) -> Result<Trainer<'a>, TrainError> {
+        let shapes = |v: &[Vec<f64>]| v.iter().map(|p| p.len()).collect::<Vec<_>>();
+        if shapes(&state.optim.m) != shapes(&self.state.optim.m)
+            || state.optim.v.len() != self.state.optim.v.len()
+            || state.buffer.dim != self.dim
+        {
+            return Err(TrainError::Config(
+                "the saved training state does not fit this energy and configuration".into(),
+            ));
+        }
+        self.state = state;
+        Ok(self)
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+    pub fn energy(&self) -> &CompiledEnergy {
+        self.energy
+    }
+    pub fn done(&self) -> bool {
+        self.state.it >= self.cfg.iters
+    }
+    /// The parameter ids the optimiser updates (the energy's parameters).
+    pub fn param_ids(&self) -> &[ParamId] {
+        &self.params
+    }
+
+    /// Runs one iteration.
+    pub fn step(&mut self) -> Result<IterRecord, TrainError> {
+        let start = Instant::now();
+        let mut rec = match self.energy.dtype() {
+            crate::backend::DType::F32 => self.iterate::<f32>()?,
+            crate::backend::DType::F64 => self.iterate::<f64>()?,
+        };
+        rec.seconds = start.elapsed().as_secs_f64();
+        self.state.it += 1;
+        Ok(rec)
+    }
+
+    /// Row indices of iteration `it`'s positives.
+    fn positive_rows(&mut self, it: usize) -> Vec<usize> {
+        let b = self.cfg.batch;
+        (0..b)
+            .map(|i| {
+                let pos = it * b + i;
+                let (epoch, at) = (pos / self.rows, pos % self.rows);
+                if !self.cfg.shuffle {
+                    return at;
+                }
+                if self.order.0 != epoch {
+                    self.order = (epoch, permutation(self.rows, self.cfg.seed, epoch as u64));
+                }
+                self.order.1[at]
+            })
+            .collect()
+    }
+
+    fn iterate<T: Scalar>(&mut self) -> Result<IterRecord, TrainError> {
+        let (it, b, d) = (self.state.it, self.cfg.batch, self.dim);
+        let seed = self.cfg.seed;
+        let mut x = Vec::with_capacity(2 * b * d);
+        for r in self.positive_rows(it) {
+            x.extend_from_slice(&self.data[r * d..(r + 1) * d]);
+        }
+        let drawn = if self.cfg.method.persistent() {
+            self.state.buffer.draw(&self.cfg.buffer, seed, it as u64, b)
+        } else {
+            let mut fresh = vec![0.0; b * d];
+            let k = Keyed::new(seed, CD_FRESH, it as u64);
+            self.cfg.buffer.fresh.fill(&k, 0, &mut fresh);
+            buffer::Drawn {
+                x: fresh,
+                rows: vec![None; b],
+            }
+        };
+        let (neg, last, accept, frozen) = self.negatives::<T>(&drawn.x, it)?;
+        x.extend_from_slice(&neg);
+        let mut rec = IterRecord {
+            it,
+            accept,
+            frozen,
+            ..IterRecord::default()
+        };
+        let lr = self.cfg.optim.lr_at(it, self.cfg.iters) * self.state.lr_scale;
+        rec.lr = lr;
+        let reference = match &last {
+            Some(_) => {
+                self.state
+                    .buffer
+                    .reference(self.cfg.seed, it as u64, self.cfg.entropy_reference)
+            }
+            None => Vec::new(),
+        };
+        let obj = self.objective::<T>(&x, b, last.as_ref(), &reference)?;
+        let mut grads = obj.grads;
+        let energies = obj.energies;
+        rec.loss = obj.total;
+        rec.e_pos = obj.value.e_pos;
+        rec.e_neg = obj.value.e_neg;
+        rec.l2 = obj.value.l2;
+        rec.kl = obj.kl;
+        rec.entropy = obj.entropy;
+        rec.grad_norm = optim::global_norm(&grads);
+        if let Some(cause) = self.check(&rec, &grads, &energies) {
+            return Ok(self.roll_back(rec, cause));
+        }
+        let before = param_values(self.energy, &self.params);
+        let saved = self.state.optim.clone();
+        let mut values = before.clone();
+        optim::step(
+            &self.cfg.optim,
+            &mut self.state.optim,
+            &mut values,
+            &mut grads,
+            lr,
+        );
+        if !values.iter().flatten().all(|v| v.is_finite()) {
+            self.state.optim = saved;
+            return Ok(self.roll_back(rec, "non-finite parameters after the update".into()));
+        }
+        self.write_params(&values)?;
+        if self.cfg.method.persistent() {
+            self.state
+                .buffer
+                .write_back(&self.cfg.buffer, seed, it as u64, &drawn, &neg);
+        }
+        Ok(rec)
+    }
+
+    /// The first failed check of the guard, if any.
+    fn check(&self, rec: &IterRecord, grads: &[Vec<f64>], e: &[f64]) -> Option<String> {
+        if !rec.loss.is_finite() {
+            return Some(format!("non-finite loss ({})", rec.loss));
+        }
+        if !grads.iter().flatten().all(|g| g.is_finite()) {
+            return Some("non-finite gradient".into());
+        }
+        let top = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if top > self.cfg.guard.max_energy {
+            return Some(format!(
+                "energy magnitude {top:.3e} above the bound {:.3e}",
+                self.cfg.guard.max_energy
+            ));
+        }
+        None
+    }
+
+    /// Skips the update (the parameters and optimiser state stay those
+    /// before the iteration) and lowers the learning rate.
+    fn roll_back(&mut self, mut rec: IterRecord, cause: String) -> IterRecord {
+        self.state.lr_scale *= self.cfg.guard.lr_factor;
+        self.state.rollbacks += 1;
+        rec.rollback = Some(cause);
+        rec
+    }
+
+    fn write_params(&self, values: &[Vec<f64>]) -> Result<(), TrainError> {
+        let ids = &self.params;
+        self.energy.store().update(|entries| {
+            for (id, v) in ids.iter().zip(values) {
+                entries[id.0 as usize].value.copy_from_slice(v);
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The negatives after K steps from `start`; for improved CD also the
+    /// state before the last (differentiable) step.
+    fn negatives<T: Scalar>(
+        &mut self,
+        start: &[f64],
+        it: usize,
+    ) -> Result<(Vec<f64>, Option<LastStep>, f64, usize), TrainError> {
+        let k = self.cfg.sampler_steps;
+        let icd = self.cfg.method == Method::Icd;
+        let ula = matches!(self.cfg.sampler.method, SamplerMethod::Ula(_));
+        let engine_steps = if icd && ula { k - 1 } else { k };
+        let seed = Keyed::new(self.cfg.seed, SAMPLE, it as u64).key();
+        let (mut x, mut accept, mut frozen) = (start.to_vec(), 1.0, 0);
+        if engine_steps > 0 {
+            self.sampler.refresh(self.energy);
+            let run = negatives_run(&self.cfg, start.to_vec(), engine_steps, seed);
+            let draws = self.sampler.run(&run)?;
+            if let Some(s) = &draws.summary {
+                accept = s.accept_rate;
+                frozen = s.frozen_chains;
+            }
+            x = draws.x;
+        }
+        if !icd {
+            return Ok((x, None, accept, frozen));
+        }
+        let (drift, noise) = ula_coefficients(&self.cfg.sampler);
+        let b = x.len() / self.dim;
+        let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
+        let g = self.energy.grad_x(&xs, None, b)?;
+        let key = Keyed::new(self.cfg.seed, LAST_NOISE, it as u64);
+        let next: Vec<f64> = x
+            .iter()
+            .zip(&g)
+            .enumerate()
+            .map(|(i, (xv, gv))| xv - drift * gv.to_f64() + noise * key.normal(i as u64))
+            .collect();
+        Ok((next, Some(LastStep { prev: x, drift }), accept, frozen))
+    }
+
+    /// The whole loss on concat(x⁺, x⁻) (`pos` positives) and its
+    /// θ-gradient: the contrastive loss, and for improved CD (`last` given)
+    /// the KL and entropy terms through the last step, the entropy's
+    /// nearest neighbours searched in `reference`.
+    pub fn objective<T: Scalar>(
+        &self,
+        x: &[f64],
+        pos: usize,
+        last: Option<&LastStep>,
+        reference: &[f64],
+    ) -> Result<Objective, TrainError> {
+        let (value, mut grads, energies) = self.loss_and_grad::<T>(x, pos)?;
+        let (mut kl, mut entropy) = (0.0, 0.0);
+        if let Some(last) = last {
+            let neg = &x[pos * self.dim..];
+            (kl, entropy) = self.icd_terms::<T>(neg, last, &mut grads, reference)?;
+        }
+        Ok(Objective {
+            total: value.loss + self.cfg.kl * kl + self.cfg.entropy * entropy,
+            value,
+            kl,
+            entropy,
+            grads,
+            energies,
+        })
+    }
+
+    /// The loss on concat(x⁺, x⁻) (`pos` positives), its θ-gradient and
+    /// the energies.
+    fn loss_and_grad<T: Scalar>(
+        &self,
+        x: &[f64],
+        pos: usize,
+    ) -> Result<(loss::LossValue, Vec<Vec<f64>>, Vec<f64>), TrainError> {
+        let n = x.len() / self.dim;
+        let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
+        let kind = self.cfg.loss;
+        let first: Vec<f64> = if kind.needs_energies() {
+            pairs_first(&self.loss.energy(&xs, None, n)?)
+        } else {
+            Vec::new()
+        };
+        let s = loss::seeds(kind, self.cfg.l2, pos, n - pos, &first);
+        let seed: Vec<T> = s.seed.iter().map(|&v| T::from_f64(v)).collect();
+        let (values, grads) = self.loss.weighted_grad_params(&xs, &seed, None, n)?;
+        let e = pairs_first(&values);
+        let value = loss::value(kind, self.cfg.l2, pos, &e);
+        Ok((value, widen_all(&grads), e))
+    }
+
+    /// Adds improved CD's KL and entropy gradients to `grads`; returns the
+    /// two terms' values (KL: mean E(x_K); entropy: −mean log NN distance).
+    fn icd_terms<T: Scalar>(
+        &self,
+        neg: &[f64],
+        last: &LastStep,
+        grads: &mut [Vec<f64>],
+        reference: &[f64],
+    ) -> Result<(f64, f64), TrainError> {
+        let d = self.dim;
+        let b = neg.len() / d;
+        let xs: Vec<T> = neg.iter().map(|&v| T::from_f64(v)).collect();
+        let eg = self.energy.energy_and_grad_x(&xs, None, b)?;
+        let kl = eg.energy.iter().map(|e| e.to_f64()).sum::<f64>() / b as f64;
+        let (ent, ent_grad) = loss::nn_entropy(neg, reference, d);
+        let u: Vec<T> = eg
+            .grad_x
+            .iter()
+            .zip(&ent_grad)
+            .map(|(g, h)| T::from_f64(self.cfg.kl * g.to_f64() / b as f64 + self.cfg.entropy * h))
+            .collect();
+        let prev: Vec<T> = last.prev.iter().map(|&v| T::from_f64(v)).collect();
+        let mixed = self.energy.mixed(&prev, &u, None, b)?;
+        for (g, m) in grads.iter_mut().zip(&mixed) {
+            for (a, v) in g.iter_mut().zip(m) {
+                *a -= last.drift * v.to_f64();
+            }
+        }
+        Ok((kl, ent))
+    }
+}
+
+/// The run of the negatives' sampler for one iteration: `steps` steps from
+/// `start`, the final state kept.
+fn negatives_run(cfg: &TrainConfig, start: Vec<f64>, steps: usize, seed: u64) -> RunConfig {
+    let rows = cfg.batch;
+    RunConfig {
+        chains: cfg.batch,
+        warmup: steps.saturating_sub(1),
+        steps: 1,
+        thin: 1,
+        seed,
+        init: Init::Array {
+            values: start,
+            rows,
+        },
+        progress: false,
+        threads: cfg.threads.max(1),
+    }
+}
+
+/// (drift, noise) of the ULA step improved CD differentiates: the sampler's
+/// own for ULA, λ/2 and √λ for MALA/HMC's step λ.
+fn ula_coefficients(s: &SamplerConfig) -> (f64, f64) {
+    match &s.method {
+        SamplerMethod::Ula(UlaOptions {
+            noise: Some(sigma), ..
+        }) => (s.step, *sigma),
+        _ => (s.step / 2.0, s.step.sqrt()),
+    }
+}
+
+fn param_values(energy: &CompiledEnergy, ids: &[ParamId]) -> Vec<Vec<f64>> {
+    ids.iter()
+        .map(|id| {
+            energy
+                .store()
+                .entry(*id)
+                .map(|e| e.value)
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The E of (E, E²) pairs.
+fn pairs_first<T: Scalar>(v: &[T]) -> Vec<f64> {
+    v.chunks_exact(2).map(|p| p[0].to_f64()).collect()
+}
+
+fn widen_all<T: Scalar>(v: &[Vec<T>]) -> Vec<Vec<f64>> {
+    v.iter()
+        .map(|g| g.iter().map(|x| x.to_f64()).collect())
+        .collect()
+}
+
+/// A seeded permutation of 0..n (Fisher–Yates), one per epoch.
+fn permutation(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let k = Keyed::new(seed, SHUFFLE, epoch);
+    let mut p: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = k.below(i as u64, i as u64 + 1) as usize;
+        p.swap(i, j);
+    }
+    p
+}
