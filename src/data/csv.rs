@@ -30,40 +30,66 @@ pub struct Table {
     pub rows: Vec<Vec<f64>>,
 }
 
-pub fn parse(bytes: &[u8]) -> Result<Table, DataError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| DataError::Malformed("bad CSV file: not UTF-8 text".into()))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, head) = lines
-        .next()
-        .ok_or_else(|| DataError::Malformed("bad CSV file: it is empty".into()))?;
-    let columns = split_row(head);
-    let mut rows = Vec::new();
-    for (i, line) in lines {
+/// The later non-empty rows of a CSV text, as `(line number, fields)` with
+/// 1-based line numbers counting every line of the file; each row is checked
+/// to have as many fields as the header.
+pub struct Records<'a> {
+    lines: std::iter::Enumerate<std::str::Lines<'a>>,
+    width: usize,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<(usize, Vec<String>), DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (i, line) = self.lines.by_ref().find(|(_, l)| !l.trim().is_empty())?;
         let fields = split_row(line);
-        if fields.len() != columns.len() {
-            return Err(DataError::Malformed(format!(
+        if fields.len() != self.width {
+            return Some(Err(DataError::Malformed(format!(
                 "bad CSV file: line {} has {} fields, expected {} like the header",
                 i + 1,
                 fields.len(),
-                columns.len()
-            )));
+                self.width
+            ))));
         }
+        Some(Ok((i + 1, fields)))
+    }
+}
+
+/// The header's column names and the rows after it, not yet converted to
+/// numbers (so a reader can convert only the columns it needs).
+pub fn records(bytes: &[u8]) -> Result<(Vec<String>, Records<'_>), DataError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| DataError::Malformed("bad CSV file: not UTF-8 text".into()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.lines().enumerate();
+    let (_, head) = lines
+        .by_ref()
+        .find(|(_, l)| !l.trim().is_empty())
+        .ok_or_else(|| DataError::Malformed("bad CSV file: it is empty".into()))?;
+    let columns = split_row(head);
+    let width = columns.len();
+    Ok((columns, Records { lines, width }))
+}
+
+/// One cell as a number; the error names the line and the column.
+pub fn number(field: &str, line: usize, column: &str) -> Result<f64, DataError> {
+    field.parse::<f64>().map_err(|_| {
+        DataError::Malformed(format!(
+            "bad CSV file: line {line}, column `{column}`: expected a number, found `{field}`"
+        ))
+    })
+}
+
+pub fn parse(bytes: &[u8]) -> Result<Table, DataError> {
+    let (columns, records) = records(bytes)?;
+    let mut rows = Vec::new();
+    for record in records {
+        let (line, fields) = record?;
         let row = fields
             .iter()
             .zip(&columns)
-            .map(|(f, col)| {
-                f.parse::<f64>().map_err(|_| {
-                    DataError::Malformed(format!(
-                        "bad CSV file: line {}, column `{col}`: expected a number, found `{f}`",
-                        i + 1
-                    ))
-                })
-            })
+            .map(|(f, col)| number(f, line, col))
             .collect::<Result<Vec<f64>, _>>()?;
         rows.push(row);
     }

@@ -783,7 +783,11 @@ pub fn data_error(e: &DataError, path: &str, path_span: Span, key_span: Span) ->
                 None => d.with_note(format!("the keys are {}", available.join(", "))),
             }
         }
-        DataError::BadKey(m) => Diagnostic::new("E0405", key_span, m.clone()),
+        // `load` never returns `Invalid` (it comes from the data set readers);
+        // like a bad key, it is a whole sentence about the request.
+        DataError::BadKey(m) | DataError::Invalid(m) => {
+            Diagnostic::new("E0405", key_span, m.clone())
+        }
     }
 }
 
