@@ -1,6 +1,7 @@
 //! Data files: numeric arrays read from JSON, CSV and NPY files (for `load`
-//! in `.ebm` scripts), an NPY writer for the runners, and the portable
-//! generator `rng` ("SM64") behind every seeded tensor.
+//! in `.ebm` scripts), an NPY writer for the runners, the safetensors
+//! parameter and checkpoint files of the training runner (`safetensors`), and
+//! the portable generator `rng` ("SM64") behind every seeded tensor.
 //!
 //! | format | selected by | key |
 //! | --- | --- | --- |
@@ -16,6 +17,7 @@ pub mod csv;
 pub mod json;
 pub mod npy;
 pub mod rng;
+pub mod safetensors;
 
 use std::fmt;
 use std::path::Path;
