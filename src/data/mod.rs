@@ -1,8 +1,9 @@
 //! Data files: numeric arrays read from JSON, CSV and NPY files (for `load`
 //! in `.ebm` scripts), training data sets (`dataset::Dataset`, read from CSV
 //! or NPY files, or drawn from the seeded 2-D generators of `toy`), an NPY
-//! writer for the runners, and the portable generator `rng` ("SM64") behind
-//! every seeded tensor.
+//! writer for the runners, the safetensors parameter and checkpoint files of
+//! the training runner (`safetensors`), and the portable generator `rng`
+//! ("SM64") behind every seeded tensor.
 //!
 //! | format | selected by | key |
 //! | --- | --- | --- |
@@ -22,6 +23,7 @@ pub mod dataset;
 pub mod json;
 pub mod npy;
 pub mod rng;
+pub mod safetensors;
 pub mod toy;
 
 pub use dataset::{Dataset, Scale, Scaler};
