@@ -6,6 +6,8 @@ mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -57,6 +59,15 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         options: cli::sample::SampleOptions,
+    },
+    /// Train an energy on data: contrastive divergence (cd), persistent CD with a
+    /// replay buffer (pcd) or improved CD (icd); writes params.safetensors,
+    /// checkpoint.safetensors, metrics.csv and loss.png into --out.
+    Train {
+        /// The program defining the energy (omit with --resume).
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        options: cli::train::TrainOptions,
     },
     /// Summarise a sample file: mean, sd, quantiles, split R-hat, bulk and tail ESS.
     Summary {
@@ -140,6 +151,18 @@ fn main() -> ExitCode {
             cli::eval(&file, &flags)
         }
         Command::Sample { file, options } => cli::sample::sample(&file, &options),
+        Command::Train { file, options } => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            // Ctrl-C asks the run to stop after the current iteration and
+            // write its checkpoint; a second Ctrl-C ends the process.
+            let _ = ctrlc::set_handler(move || {
+                if flag.swap(true, Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+            });
+            cli::train::train(file.as_deref(), &options, stop)
+        }
         Command::Summary { file, max } => cli::draws::summary(&file, max),
         Command::Plot {
             file,

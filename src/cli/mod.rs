@@ -5,6 +5,7 @@
 
 pub mod draws;
 pub mod sample;
+pub mod train;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -59,6 +59,10 @@ pub struct SampleOptions {
     /// Also draw a PNG (a scatter over the density for 2-D energies).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Trained parameters (params.safetensors of `ebm train`, or any
+    /// safetensors file keyed by the program's parameter names).
+    #[arg(long)]
+    pub params: Option<PathBuf>,
 }
 
 /// `--init normal|normal:MEAN,STD|uniform:A,B|FILE`.
@@ -168,6 +172,10 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
     let dtype = dtype_named(&o.dtype)?;
     let module = analyze(&file)?;
     let store = pipeline::param_store(&module)?;
+    let scale = match &o.params {
+        Some(p) => load_trained(p, &store)?,
+        None => None,
+    };
     let compiled = pipeline::compile_energy(
         &file,
         &module,
@@ -215,7 +223,10 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         energy_span: Default::default(),
         init_span: Default::default(),
     };
-    let draws = runners::run_sample(&compiled, &spec).map_err(Failure::Message)?;
+    let mut draws = runners::run_sample(&compiled, &spec).map_err(Failure::Message)?;
+    if let Some((shift, mul)) = &scale {
+        unscale(&mut draws.x, shift, mul);
+    }
     let mut text = String::new();
     if let Some(s) = &draws.summary {
         text.push_str(&format!("{s}\n"));
@@ -230,4 +241,37 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         text.push_str(&format!("wrote {}\n", p.display()));
     }
     Ok(text)
+}
+
+/// Loads trained parameters into `store`; returns the data scaling they were
+/// trained under (x' = (x − shift)·mul), if any.
+pub fn load_trained(
+    path: &Path,
+    store: &ebm::runtime::ParamStore,
+) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+    ebm::train::checkpoint::load_params(path, store)
+        .map_err(|e| Failure::Message(e.to_string()))?;
+    let file = ebm::data::safetensors::read(path)
+        .map_err(|e| Failure::Message(format!("{}: {e}", path.display())))?;
+    let parse = |key: &str| -> Option<Vec<f64>> {
+        let text = file.metadata.get(key)?;
+        serde_json::from_str::<Vec<f64>>(text).ok()
+    };
+    Ok(match (parse("ebm.scale.shift"), parse("ebm.scale.mul")) {
+        (Some(shift), Some(mul)) if shift.len() == mul.len() => Some((shift, mul)),
+        _ => None,
+    })
+}
+
+/// Maps points from the trained (scaled) coordinates back to the data's.
+pub fn unscale(x: &mut [f64], shift: &[f64], mul: &[f64]) {
+    let d = shift.len();
+    if d == 0 {
+        return;
+    }
+    for row in x.chunks_exact_mut(d) {
+        for ((v, s), m) in row.iter_mut().zip(shift).zip(mul) {
+            *v = *v / m + s;
+        }
+    }
 }

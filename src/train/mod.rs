@@ -29,9 +29,12 @@
 //! never stopped.
 
 pub mod buffer;
+pub mod checkpoint;
 pub mod keyed;
 pub mod loss;
 pub mod optim;
+pub mod plots;
+pub mod session;
 
 use std::time::Instant;
 
@@ -219,6 +222,12 @@ pub enum TrainError {
     Config(String),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// A file could not be read or written (the message names it).
+    #[error("{0}")]
+    Io(String),
+    /// The user interrupted the run (a checkpoint was written first).
+    #[error("interrupted at iteration {0}")]
+    Interrupted(usize),
 }
 
 /// Why an iteration was rolled back.
@@ -301,6 +310,8 @@ pub struct Trainer<'a> {
     params: Vec<ParamId>,
     /// The current epoch's row order (shuffled runs).
     order: (usize, Vec<usize>),
+    /// The last iteration's negatives (for snapshots).
+    negatives: Vec<f64>,
     pub state: TrainState,
 }
 
@@ -380,6 +391,7 @@ impl<'a> Trainer<'a> {
             dim,
             params,
             order: (usize::MAX, Vec::new()),
+            negatives: Vec::new(),
             state,
         })
     }
@@ -398,6 +410,11 @@ impl<'a> Trainer<'a> {
         }
         self.state = state;
         Ok(self)
+    }
+
+    /// The last iteration's negatives (`batch × dim`).
+    pub fn negatives(&self) -> &[f64] {
+        &self.negatives
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -462,7 +479,8 @@ impl<'a> Trainer<'a> {
                 rows: vec![None; b],
             }
         };
-        let (neg, last, accept, frozen) = self.negatives::<T>(&drawn.x, it)?;
+        let (neg, last, accept, frozen) = self.sample_negatives::<T>(&drawn.x, it)?;
+        self.negatives.clone_from(&neg);
         x.extend_from_slice(&neg);
         let mut rec = IterRecord {
             it,
@@ -556,7 +574,7 @@ impl<'a> Trainer<'a> {
 
     /// The negatives after K steps from `start`; for improved CD also the
     /// state before the last (differentiable) step.
-    fn negatives<T: Scalar>(
+    fn sample_negatives<T: Scalar>(
         &mut self,
         start: &[f64],
         it: usize,

@@ -1,0 +1,525 @@
+//! `ebm train`: its flags, read into a `TrainConfig` and a training session,
+//! and `--resume DIR`, which reads the flags back from the run's checkpoint.
+//! Every flag is checked, the program compiled and the data read and
+//! validated before the first iteration runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use ebm::data::dataset::{Dataset, Scale};
+use ebm::pipeline;
+use ebm::sample::{Method as SamplerMethod, SamplerConfig, UlaOptions};
+use ebm::script::runners;
+use ebm::train::buffer::{Fresh, Replace};
+use ebm::train::loss::LossKind;
+use ebm::train::optim::{Decay, Rule};
+use ebm::train::session::{self, Session};
+use ebm::train::{Method, TrainConfig, Trainer, checkpoint};
+
+use super::{Failure, Result, analyze, backend_named, dtype_named, fail, parse_vector};
+
+/// The flags of `ebm train` (stored in each checkpoint, so `--resume`
+/// repeats the run exactly).
+#[derive(Clone, Debug, clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct TrainOptions {
+    /// The energy to train (required unless --resume).
+    #[arg(long, required_unless_present = "resume")]
+    pub energy: Option<String>,
+    /// Training data: a .csv file with a header line, a .npy array, or
+    /// toy:NAME[:ROWS], a seeded 2-D toy set (eight_gaussians, two_moons,
+    /// rings, swiss_roll, checkerboard, pinwheel, spirals).
+    #[arg(long, required_unless_present = "resume")]
+    pub data: Option<PathBuf>,
+    /// Columns to train on (default: every column but --label).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// A label column, left out of the training columns.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Scaling of the columns before training: none, standardize, minmax:A,B.
+    /// Samples and snapshots are mapped back to the data's scale; the scaling
+    /// is recorded in params.safetensors' metadata.
+    #[arg(long, default_value = "none")]
+    pub scale: String,
+    /// Fraction of rows held out to track a held-out loss (0 for none).
+    #[arg(long, default_value_t = 0.1)]
+    pub heldout: f64,
+    /// Take training batches in file order (default: shuffled every epoch).
+    #[arg(long)]
+    pub no_shuffle: bool,
+    #[arg(long, default_value = "pcd", value_parser = ["cd", "pcd", "icd"])]
+    pub method: String,
+    #[arg(long, default_value_t = 2000)]
+    pub iters: usize,
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// The negatives' sampler (fixed step, no adaptation).
+    #[arg(long, default_value = "ula", value_parser = ["ula", "mala", "hmc"])]
+    pub sampler: String,
+    /// Sampler steps per iteration (K).
+    #[arg(long, default_value_t = 20)]
+    pub sampler_steps: usize,
+    /// Sampler step (ula/mala: λ in x − (λ/2)∇E + √λξ; hmc: leapfrog ε).
+    #[arg(long, default_value_t = 0.01)]
+    pub step: f64,
+    /// ula only: decoupled noise sd σ (x − step·∇E + σξ, the IGEBM form).
+    #[arg(long)]
+    pub noise: Option<f64>,
+    /// hmc only: leapfrog steps per transition.
+    #[arg(long, default_value_t = 5)]
+    pub leapfrog: usize,
+    /// Contrastive loss: cd (mean E+ − mean E−), softplus, logsumexp.
+    #[arg(long, default_value = "cd", value_parser = ["cd", "softplus", "logsumexp"])]
+    pub loss: String,
+    /// α of the energy-magnitude penalty α·mean(E+² + E−²).
+    #[arg(long, default_value_t = 0.1)]
+    pub l2: f64,
+    /// icd only: weight of the KL term.
+    #[arg(long, default_value_t = 1.0)]
+    pub kl: f64,
+    /// icd only: weight of the nearest-neighbour entropy term.
+    #[arg(long, default_value_t = 0.1)]
+    pub entropy: f64,
+    /// Replay buffer rows (pcd, icd).
+    #[arg(long, default_value_t = 10000)]
+    pub buffer: usize,
+    /// Probability that a negative restarts from fresh noise.
+    #[arg(long, default_value_t = 0.05)]
+    pub reinit: f64,
+    /// Buffer replacement: uniform (rows drawn and written back in place) or reservoir.
+    #[arg(long, default_value = "uniform", value_parser = ["uniform", "reservoir"])]
+    pub replace: String,
+    /// Fresh noise: uniform:A,B or normal:SD (default: uniform over the data's range, padded by 10%).
+    #[arg(long, allow_hyphen_values = true)]
+    pub init: Option<String>,
+    #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"])]
+    pub optimizer: String,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Adam's β₁ (0 allowed, as IGEBM) or SGD's momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub beta1: f64,
+    #[arg(long, default_value_t = 0.999)]
+    pub beta2: f64,
+    /// Decoupled weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Clip the gradient's global norm to this.
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// Linear learning-rate warm-up iterations.
+    #[arg(long, default_value_t = 0)]
+    pub lr_warmup: usize,
+    /// Learning-rate decay: none, cosine, or step:EVERY,FACTOR.
+    #[arg(long, default_value = "none")]
+    pub decay: String,
+    /// Keep an exponential moving average of the parameters with this decay.
+    #[arg(long)]
+    pub ema: Option<f64>,
+    /// Start from the parameters in this safetensors file instead of the program's initial values.
+    #[arg(long)]
+    pub init_params: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
+    pub dtype: String,
+    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+    pub backend: String,
+    /// Worker threads for the negatives' sampler (default: EBM_THREADS or the CPU count).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: usize,
+    /// Draw the negatives as a PNG every this many iterations (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub snapshot_every: usize,
+    /// Evaluate the held-out loss every this many iterations (0: never).
+    #[arg(long, default_value_t = 100)]
+    pub eval_every: usize,
+    /// Output folder: params.safetensors, checkpoint.safetensors, metrics.csv, loss.png.
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR from its checkpoint to its configured --iters.
+    #[arg(long, conflicts_with_all = ["energy", "data", "out"])]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
+    /// The program (recorded for --resume; given on the command line).
+    #[arg(skip)]
+    pub program: Option<PathBuf>,
+    /// A hash of the program's text, checked on --resume.
+    #[arg(skip)]
+    pub program_hash: Option<String>,
+}
+
+/// `ebm train FILE ...` or `ebm train --resume DIR`.
+pub fn train(path: Option<&Path>, o: &TrainOptions, stop: Arc<AtomicBool>) -> Result<String> {
+    match (&o.resume, path) {
+        (Some(dir), None) => resume(dir, stop),
+        (Some(_), Some(_)) => fail("--resume DIR continues a run as it was configured: give no FILE"),
+        (None, Some(p)) => {
+            let mut o = o.clone();
+            o.program = Some(absolute(p));
+            start(&o, None, stop)
+        }
+        (None, None) => fail("ebm train needs the program FILE (or --resume DIR)"),
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn resume(dir: &Path, stop: Arc<AtomicBool>) -> Result<String> {
+    let path = dir.join(session::CHECKPOINT);
+    let c = checkpoint::read(&path).map_err(|e| Failure::Message(e.to_string()))?;
+    let o: TrainOptions = serde_json::from_str(&c.run).map_err(|e| {
+        Failure::Message(format!(
+            "{}: the run description is not readable ({e})",
+            path.display()
+        ))
+    })?;
+    start(&o, Some((path, c)), stop)
+}
+
+fn parse_scale(text: &str) -> Result<Scale> {
+    text.parse::<Scale>()
+        .map_err(|e| Failure::Message(format!("--scale: {e}")))
+}
+
+fn sampler(o: &TrainOptions) -> Result<SamplerConfig> {
+    if !(o.step > 0.0 && o.step.is_finite()) {
+        return fail(format!("--step must be a number > 0, found {}", o.step));
+    }
+    let mut cfg = runners::sampler_named(&o.sampler).ok_or_else(|| {
+        Failure::Message(format!(
+            "unknown sampler `{}`; expected ula, mala or hmc",
+            o.sampler
+        ))
+    })?;
+    cfg.step = o.step;
+    if let Some(n) = o.noise {
+        if !matches!(cfg.method, SamplerMethod::Ula(_)) {
+            return fail("--noise applies to --sampler ula only");
+        }
+        if !(n >= 0.0 && n.is_finite()) {
+            return fail(format!("--noise must be a number ≥ 0, found {n}"));
+        }
+        cfg.method = SamplerMethod::Ula(UlaOptions {
+            noise: Some(n),
+            ..UlaOptions::default()
+        });
+    }
+    if let SamplerMethod::Hmc { .. } = cfg.method {
+        if o.leapfrog == 0 || o.leapfrog > 10_000 {
+            return fail("--leapfrog must be between 1 and 10000");
+        }
+        cfg.method = SamplerMethod::Hmc {
+            leapfrog: o.leapfrog,
+        };
+        cfg.step_jitter = 0.0;
+    }
+    Ok(cfg)
+}
+
+fn fresh(o: &TrainOptions, data: &Dataset) -> Result<Fresh> {
+    let Some(text) = &o.init else {
+        let (lo, hi) = data
+            .x
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let pad = 0.1 * (hi - lo).max(1e-6);
+        return Ok(Fresh::Uniform {
+            lo: lo - pad,
+            hi: hi + pad,
+        });
+    };
+    let (name, args) = text.split_once(':').unwrap_or((text, ""));
+    let v = parse_vector("--init", args)?;
+    match (name, &v[..]) {
+        ("uniform", &[lo, hi]) if lo < hi && lo.is_finite() && hi.is_finite() => {
+            Ok(Fresh::Uniform { lo, hi })
+        }
+        ("normal", &[sd]) if sd > 0.0 && sd.is_finite() => Ok(Fresh::Normal { sd }),
+        _ => fail(format!(
+            "--init expects `uniform:A,B` (A < B) or `normal:SD` (SD > 0), found `{text}`"
+        )),
+    }
+}
+
+fn decay(text: &str) -> Result<Decay> {
+    if text == "none" {
+        return Ok(Decay::Constant);
+    }
+    if text == "cosine" {
+        return Ok(Decay::Cosine { floor: 0.0 });
+    }
+    if let Some(args) = text.strip_prefix("step:") {
+        let v = parse_vector("--decay", args)?;
+        if let &[every, factor] = &v[..]
+            && every >= 1.0
+            && every.fract() == 0.0
+            && factor > 0.0
+            && factor <= 1.0
+        {
+            return Ok(Decay::Step {
+                every: every as usize,
+                factor,
+            });
+        }
+    }
+    fail(format!(
+        "--decay expects `none`, `cosine` or `step:EVERY,FACTOR` (EVERY ≥ 1, 0 < FACTOR ≤ 1), found `{text}`"
+    ))
+}
+
+/// Every flag checked, turned into the runner's configuration.
+fn config(o: &TrainOptions, data: &Dataset) -> Result<TrainConfig> {
+    let method = Method::parse(&o.method)
+        .ok_or_else(|| Failure::Message(format!("unknown method `{}`", o.method)))?;
+    let mut cfg = TrainConfig::new(method);
+    let positive = |flag: &str, v: usize| -> Result<usize> {
+        if v == 0 {
+            fail(format!("{flag} must be at least 1"))
+        } else {
+            Ok(v)
+        }
+    };
+    cfg.iters = positive("--iters", o.iters)?;
+    cfg.batch = positive("--batch", o.batch)?;
+    cfg.sampler_steps = positive("--sampler-steps", o.sampler_steps)?;
+    if o.iters > 100_000_000 || o.batch > 1_000_000 || o.sampler_steps > 100_000 {
+        return fail(
+            "--iters (≤ 1e8), --batch (≤ 1e6) and --sampler-steps (≤ 1e5) are beyond what one run can do",
+        );
+    }
+    cfg.sampler = sampler(o)?;
+    cfg.loss = match o.loss.as_str() {
+        "softplus" => LossKind::Softplus,
+        "logsumexp" => LossKind::Logsumexp,
+        _ => LossKind::Cd,
+    };
+    let finite_nonneg = |flag: &str, v: f64| -> Result<f64> {
+        if v >= 0.0 && v.is_finite() {
+            Ok(v)
+        } else {
+            fail(format!("{flag} must be a number ≥ 0, found {v}"))
+        }
+    };
+    cfg.l2 = finite_nonneg("--l2", o.l2)?;
+    cfg.kl = finite_nonneg("--kl", o.kl)?;
+    cfg.entropy = finite_nonneg("--entropy", o.entropy)?;
+    cfg.buffer.size = o.buffer;
+    if method != Method::Cd && (o.buffer == 0 || o.buffer > 10_000_000) {
+        return fail("--buffer must be between 1 and 10000000 rows");
+    }
+    if !(0.0..=1.0).contains(&o.reinit) {
+        return fail(format!("--reinit must be between 0 and 1, found {}", o.reinit));
+    }
+    cfg.buffer.reinit = o.reinit;
+    cfg.buffer.replace = if o.replace == "reservoir" {
+        Replace::Reservoir
+    } else {
+        Replace::Uniform
+    };
+    cfg.buffer.fresh = fresh(o, data)?;
+    if !(o.lr > 0.0 && o.lr.is_finite()) {
+        return fail(format!("--lr must be a number > 0, found {}", o.lr));
+    }
+    cfg.optim.lr = o.lr;
+    if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
+        return fail("--beta1 and --beta2 must be in [0, 1)");
+    }
+    cfg.optim.rule = if o.optimizer == "sgd" {
+        Rule::Sgd { momentum: o.beta1 }
+    } else {
+        Rule::Adam {
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: 1e-8,
+        }
+    };
+    cfg.optim.weight_decay = finite_nonneg("--weight-decay", o.weight_decay)?;
+    if let Some(c) = o.clip
+        && !(c > 0.0 && c.is_finite())
+    {
+        return fail(format!("--clip must be a number > 0, found {c}"));
+    }
+    cfg.optim.clip_norm = o.clip;
+    cfg.optim.warmup = o.lr_warmup;
+    cfg.optim.decay = decay(&o.decay)?;
+    if let Some(d) = o.ema
+        && !(0.0..1.0).contains(&d)
+    {
+        return fail(format!("--ema must be in [0, 1), found {d}"));
+    }
+    cfg.optim.ema = o.ema;
+    cfg.seed = o.seed;
+    cfg.shuffle = !o.no_shuffle;
+    cfg.threads = o
+        .threads
+        .unwrap_or_else(ebm::backend::cpu::default_threads)
+        .clamp(1, ebm::sample::run::MAX_THREADS);
+    Ok(cfg)
+}
+
+fn hash_text(text: &str) -> String {
+    format!("{:016x}", ebm::data::rng::fnv1a(text))
+}
+
+/// A CSV/NPY file, or `toy:NAME[:N]`, one of the seeded 2-D toy sets
+/// (N rows, 10000 by default, drawn with --seed).
+fn read_data(path: &Path, o: &TrainOptions) -> Result<Dataset> {
+    let text = path.to_string_lossy();
+    if let Some(spec) = text.strip_prefix("toy:") {
+        let (name, n) = match spec.split_once(':') {
+            Some((name, n)) => (
+                name,
+                n.parse::<usize>().map_err(|_| {
+                    Failure::Message(format!(
+                        "--data toy:NAME:N expects a row count N, found `{n}`"
+                    ))
+                })?,
+            ),
+            None => (spec, 10_000),
+        };
+        return ebm::data::toy(name, n, None, o.seed)
+            .map_err(|e| Failure::Message(format!("--data: {e}")));
+    }
+    Dataset::from_file(path, o.columns.as_deref(), o.label.as_deref())
+        .map_err(|e| Failure::Message(format!("{}: {e}", path.display())))
+}
+
+/// Reads the data, splits off the held-out rows and scales both.
+fn load_data(o: &TrainOptions, dim: usize) -> Result<(Dataset, Option<Dataset>, Option<(Vec<f64>, Vec<f64>)>)> {
+    let path = o.data.as_deref().unwrap_or(Path::new(""));
+    let data = read_data(path, o)?;
+    data.check_width(dim)
+        .map_err(|e| Failure::Message(format!("{}: {e}", path.display())))?;
+    if !(0.0..1.0).contains(&o.heldout) {
+        return fail(format!("--heldout must be in [0, 1), found {}", o.heldout));
+    }
+    let (mut train, mut held) = if o.heldout > 0.0 {
+        let (a, b) = data.split(o.heldout, o.seed);
+        (a, Some(b))
+    } else {
+        (data, None)
+    };
+    let scale = parse_scale(&o.scale)?;
+    let scaler = train.fit_scale(scale);
+    let recorded = (!scaler.is_identity()).then(|| (scaler.shift.clone(), scaler.mul.clone()));
+    scaler.apply(&mut train.x);
+    if let Some(h) = held.as_mut() {
+        scaler.apply(&mut h.x);
+    }
+    Ok((train, held, recorded))
+}
+
+fn start(
+    o: &TrainOptions,
+    resumed: Option<(PathBuf, checkpoint::Checkpoint)>,
+    stop: Arc<AtomicBool>,
+) -> Result<String> {
+    let program = o
+        .program
+        .clone()
+        .ok_or_else(|| Failure::Message("the run names no program".into()))?;
+    let file = super::read(&program)?;
+    let hash = hash_text(&file.text);
+    if resumed.is_some() && o.program_hash.as_deref() != Some(hash.as_str()) {
+        return fail(format!(
+            "{} changed since the checkpoint was written; resume needs the same program",
+            program.display()
+        ));
+    }
+    let energy_name = o.energy.clone().unwrap_or_default();
+    let out = o.out.clone().unwrap_or_default();
+    let module = analyze(&file)?;
+    let store = pipeline::param_store(&module)?;
+    let energy = pipeline::compile_energy(
+        &file,
+        &module,
+        &energy_name,
+        store.clone(),
+        backend_named(&o.backend)?,
+        dtype_named(&o.dtype)?,
+    )?;
+    let (train, held, scale) = load_data(o, energy.dim())?;
+    let cfg = config(o, &train)?;
+    if let Some(p) = &o.init_params {
+        checkpoint::load_params(p, &store).map_err(|e| Failure::Message(e.to_string()))?;
+    }
+    let mut recorded = o.clone();
+    recorded.program_hash = Some(hash);
+    let run = serde_json::to_string(&recorded)
+        .map_err(|e| Failure::Message(format!("cannot record the run: {e}")))?;
+    let mut metadata = BTreeMap::new();
+    metadata.insert("ebm.energy".to_string(), energy_name.clone());
+    metadata.insert("ebm.version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    if let Some((shift, mul)) = &scale {
+        metadata.insert("ebm.scale.shift".to_string(), format!("{shift:?}"));
+        metadata.insert("ebm.scale.mul".to_string(), format!("{mul:?}"));
+    }
+    for (k, v) in cfg.describe() {
+        metadata.insert(format!("ebm.train.{k}"), v);
+    }
+    let mut trainer =
+        Trainer::new(&energy, &train.x, cfg).map_err(|e| Failure::Message(e.to_string()))?;
+    if let Some((path, c)) = &resumed {
+        let state = checkpoint::restore(path, c, &trainer)
+            .map_err(|e| Failure::Message(e.to_string()))?;
+        trainer = trainer
+            .with_state(state)
+            .map_err(|e| Failure::Message(e.to_string()))?;
+    }
+    let session = Session {
+        dir: out.clone(),
+        checkpoint_every: o.checkpoint_every,
+        snapshot_every: o.snapshot_every,
+        eval_every: o.eval_every,
+        progress: true,
+        run,
+        metadata,
+        heldout: held.map(|h| h.x),
+    };
+    let report =
+        session::run(&mut trainer, &session, &stop).map_err(|e| Failure::Message(e.to_string()))?;
+    Ok(describe(&report, &out))
+}
+
+fn describe(r: &session::Report, out: &Path) -> String {
+    let mut text = String::new();
+    if r.interrupted {
+        text.push_str(&format!(
+            "interrupted after {} iterations; resume with: ebm train --resume {}\n",
+            r.ran,
+            out.display()
+        ));
+    }
+    if let Some(last) = &r.last {
+        text.push_str(&format!(
+            "trained {} iterations ({} this run) in {:.2} s, {:.1} it/s; last loss {:.5} (E+ {:.4}, E- {:.4})\n",
+            last.it + 1,
+            r.ran,
+            r.seconds,
+            r.iters_per_s(),
+            last.loss,
+            last.e_pos,
+            last.e_neg
+        ));
+    }
+    if let Some((it, v)) = r.best {
+        text.push_str(&format!("best held-out loss {v:.5} at iteration {it}\n"));
+    }
+    text.push_str(&format!("rollbacks: {}\n", r.rollbacks.len()));
+    for rb in r.rollbacks.iter().take(10) {
+        text.push_str(&format!("  iteration {}: {}\n", rb.iteration, rb.cause));
+    }
+    for f in &r.files {
+        text.push_str(&format!("wrote {}\n", f.display()));
+    }
+    text
+}

@@ -1,0 +1,232 @@
+//! Checkpoints and parameter files, both safetensors.
+//!
+//! * `params.safetensors`: each trained parameter under its ebm name
+//!   (language reference §8), F64, so PyTorch's and NumPy's `safetensors`
+//!   load it as it is; the data scaling the energy was trained under is in
+//!   the metadata (`ebm.scale.shift`, `ebm.scale.mul`), never a tensor.
+//! * `checkpoint.safetensors`: the parameters (`param.NAME`), the optimiser
+//!   state (`optim.m.NAME`, `optim.v.NAME`, `ema.NAME`), the replay buffer
+//!   (`buffer`, `buffer.seen`), the counters (`state`: iteration, optimiser
+//!   step, rollbacks; `lr_scale`) and, in the metadata, the run's own
+//!   description (`ebm.run`, opaque here: the caller's configuration, so a
+//!   resume needs nothing else). Written atomically; together with the
+//!   counter-based randomness of a run, it continues bit for bit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::buffer::ReplayBuffer;
+use super::optim::OptimState;
+use super::{TrainError, TrainState, Trainer};
+use crate::data::DataError;
+use crate::data::safetensors::{self as st, Tensor, TensorData, TensorFile};
+use crate::runtime::ParamStore;
+
+pub const FORMAT: &str = "ebm-checkpoint-1";
+
+fn f64_tensor(shape: Vec<usize>, data: Vec<f64>) -> Tensor {
+    Tensor {
+        shape,
+        data: TensorData::F64(data),
+    }
+}
+
+/// Parameter names, shapes and values of the trainer's energy.
+fn params(t: &Trainer) -> Vec<(String, Vec<usize>, Vec<f64>)> {
+    t.param_ids()
+        .iter()
+        .filter_map(|id| t.energy().store().entry(*id))
+        .map(|e| (e.name, e.shape, e.value))
+        .collect()
+}
+
+/// The trained parameters under their ebm names, with `metadata`.
+pub fn params_file(t: &Trainer, metadata: &BTreeMap<String, String>) -> TensorFile {
+    let mut tensors = BTreeMap::new();
+    for (name, shape, value) in params(t) {
+        tensors.insert(name, f64_tensor(shape, value));
+    }
+    let mut metadata = metadata.clone();
+    metadata.insert("ebm.format".into(), "ebm-params-1".into());
+    TensorFile { tensors, metadata }
+}
+
+/// The whole training state; `run` describes the run for a resume.
+pub fn checkpoint_file(t: &Trainer, run: &str, metadata: &BTreeMap<String, String>) -> TensorFile {
+    let mut tensors = BTreeMap::new();
+    let s = &t.state;
+    for (i, (name, shape, value)) in params(t).into_iter().enumerate() {
+        let put = |tensors: &mut BTreeMap<String, Tensor>, key: String, v: &[Vec<f64>]| {
+            if let Some(v) = v.get(i) {
+                tensors.insert(key, f64_tensor(shape.clone(), v.clone()));
+            }
+        };
+        put(&mut tensors, format!("optim.m.{name}"), &s.optim.m);
+        put(&mut tensors, format!("optim.v.{name}"), &s.optim.v);
+        if let Some(e) = &s.optim.ema {
+            put(&mut tensors, format!("ema.{name}"), e);
+        }
+        tensors.insert(format!("param.{name}"), f64_tensor(shape, value));
+    }
+    let dim = s.buffer.dim;
+    tensors.insert(
+        "buffer".into(),
+        f64_tensor(vec![s.buffer.rows(), dim], s.buffer.x.clone()),
+    );
+    tensors.insert(
+        "buffer.seen".into(),
+        Tensor {
+            shape: vec![1],
+            data: TensorData::U64(vec![s.buffer.seen]),
+        },
+    );
+    tensors.insert(
+        "state".into(),
+        Tensor {
+            shape: vec![3],
+            data: TensorData::U64(vec![s.it as u64, s.optim.t, s.rollbacks]),
+        },
+    );
+    tensors.insert("lr_scale".into(), f64_tensor(vec![1], vec![s.lr_scale]));
+    let mut metadata = metadata.clone();
+    metadata.insert("ebm.format".into(), FORMAT.into());
+    metadata.insert("ebm.run".into(), run.into());
+    TensorFile { tensors, metadata }
+}
+
+/// Writes a tensor file atomically.
+pub fn write(path: &Path, file: &TensorFile) -> Result<(), TrainError> {
+    st::write(path, file).map_err(|e| TrainError::Io(e.to_string()))
+}
+
+/// A checkpoint read back: its run description and metadata, and the
+/// tensors to restore with [`restore`].
+pub struct Checkpoint {
+    pub run: String,
+    pub file: TensorFile,
+}
+
+pub fn read(path: &Path) -> Result<Checkpoint, TrainError> {
+    let file = st::read(path).map_err(|e| TrainError::Io(e.to_string()))?;
+    let bad = |m: String| TrainError::Io(format!("{}: {m}", path.display()));
+    match file.metadata.get("ebm.format").map(String::as_str) {
+        Some(FORMAT) => {}
+        Some(other) => {
+            return Err(bad(format!(
+                "expected an ebm checkpoint ({FORMAT}), found format `{other}`"
+            )));
+        }
+        None => {
+            return Err(bad(
+                "expected an ebm checkpoint, found a safetensors file without `ebm.format` metadata"
+                    .into(),
+            ));
+        }
+    }
+    let run = file
+        .metadata
+        .get("ebm.run")
+        .cloned()
+        .ok_or_else(|| bad("the checkpoint has no run description (`ebm.run`)".into()))?;
+    Ok(Checkpoint { run, file })
+}
+
+fn data_err(path: &Path) -> impl Fn(DataError) -> TrainError + '_ {
+    move |e| TrainError::Io(format!("{}: {e}", path.display()))
+}
+
+/// Puts a checkpoint's parameters into `t`'s store and returns its state.
+pub fn restore(path: &Path, c: &Checkpoint, t: &Trainer) -> Result<TrainState, TrainError> {
+    let f = &c.file;
+    let err = data_err(path);
+    let names: Vec<String> = params(t).into_iter().map(|p| p.0).collect();
+    let mut m = Vec::new();
+    let mut v = Vec::new();
+    let mut ema = Vec::new();
+    for name in &names {
+        let (_, value) = f.get_f64(&format!("param.{name}")).map_err(&err)?;
+        t.energy()
+            .set_param(name, &value)
+            .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
+        m.push(f.get_f64(&format!("optim.m.{name}")).map_err(&err)?.1);
+        if !t.state.optim.v.is_empty() {
+            v.push(f.get_f64(&format!("optim.v.{name}")).map_err(&err)?.1);
+        }
+        if t.state.optim.ema.is_some() {
+            ema.push(f.get_f64(&format!("ema.{name}")).map_err(&err)?.1);
+        }
+    }
+    let counters = f.get_u64("state").map_err(&err)?.1;
+    let [it, step, rollbacks] = counters[..] else {
+        return Err(TrainError::Io(format!(
+            "{}: `state` must hold 3 counters, found {}",
+            path.display(),
+            counters.len()
+        )));
+    };
+    let (shape, buffer) = f.get_f64("buffer").map_err(&err)?;
+    let dim = t.state.buffer.dim;
+    if shape.len() != 2 || shape[1] != dim {
+        return Err(TrainError::Io(format!(
+            "{}: the buffer has shape {shape:?}, expected [rows, {dim}]",
+            path.display()
+        )));
+    }
+    Ok(TrainState {
+        it: it as usize,
+        optim: OptimState {
+            m,
+            v,
+            t: step,
+            ema: t.state.optim.ema.is_some().then_some(ema),
+        },
+        buffer: ReplayBuffer {
+            x: buffer,
+            dim,
+            seen: f.get_u64("buffer.seen").map_err(&err)?.1.first().copied().unwrap_or(0),
+        },
+        lr_scale: f.get_f64("lr_scale").map_err(&err)?.1.first().copied().unwrap_or(1.0),
+        rollbacks,
+    })
+}
+
+/// Loads a parameter file (`params.safetensors`, a checkpoint, or any
+/// safetensors file keyed by ebm names) into `store`: every tensor whose
+/// name (or `param.NAME`) is a parameter of the store; returns the names
+/// set. Shapes must match.
+pub fn load_params(path: &Path, store: &ParamStore) -> Result<Vec<String>, TrainError> {
+    let f = st::read(path).map_err(|e| TrainError::Io(e.to_string()))?;
+    let err = data_err(path);
+    let mut set = Vec::new();
+    for name in store.names() {
+        let key = if f.tensors.contains_key(&name) {
+            name.clone()
+        } else if f.tensors.contains_key(&format!("param.{name}")) {
+            format!("param.{name}")
+        } else {
+            continue;
+        };
+        let (shape, value) = f.get_f64(&key).map_err(&err)?;
+        let want = store.id(&name).and_then(|id| store.entry(id)).map(|e| e.shape);
+        if want.as_deref() != Some(&shape[..]) {
+            return Err(TrainError::Io(format!(
+                "{}: `{key}` has shape {shape:?}, but the program's `{name}` has shape {:?}",
+                path.display(),
+                want.unwrap_or_default()
+            )));
+        }
+        store
+            .set(&name, &value)
+            .map_err(|e| TrainError::Io(e.to_string()))?;
+        set.push(name);
+    }
+    if set.is_empty() {
+        let have: Vec<&String> = f.tensors.keys().take(8).collect();
+        return Err(TrainError::Io(format!(
+            "{}: no tensor names a parameter of this program (the program has {:?}; the file has {have:?})",
+            path.display(),
+            store.names()
+        )));
+    }
+    Ok(set)
+}
