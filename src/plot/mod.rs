@@ -8,9 +8,15 @@
 //! * [`trace`]: trace plots per coordinate, one line per chain;
 //! * [`image_grid`]: draws shown as grey-scale images when x has an image
 //!   shape;
-//! * [`plot_auto`]: picks one of the above from the dimension.
+//! * [`density_with_points`]: a learned 2-D density with a plain point set
+//!   (model samples, data) over it;
+//! * [`plot_auto`]: picks one of the above from the dimension;
+//! * [`curves`]: training curves ([`loss_curves`], [`loss_curves_log`]).
 //!
-//! Files are written to a temporary name and renamed into place.
+//! Files are written to a temporary name and renamed into place. Axis
+//! ranges are always finite and wide enough for plotters' tick computation
+//! (which loops forever on an infinite or, at large magnitudes, a too
+//! narrow range), whatever the values.
 
 // Index loops over grid cells read best as they are.
 #![allow(clippy::needless_range_loop)]
@@ -22,6 +28,10 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::sample::{BatchEnergy, Draws};
+
+pub mod curves;
+
+pub use curves::{loss_curves, loss_curves_log};
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
@@ -106,10 +116,41 @@ fn quantile(mut v: Vec<f64>, p: f64) -> f64 {
     crate::stats::quantile(&v, p)
 }
 
+/// The largest magnitude an axis shows; larger finite values are drawn at
+/// this bound (plotters' tick computation needs a finite span).
+const AXIS_MAX: f64 = 1e300;
+
+/// A range plotters can label without looping: finite, within ±[`AXIS_MAX`],
+/// and wide enough against its magnitude for f64 ticks (a range narrower
+/// than 1e-9 of its magnitude, or than 1e-200, becomes ±1% of the magnitude
+/// around its centre, or ±1 for magnitudes up to 1e-198: either covers it).
+fn safe_range(lo: f64, hi: f64) -> (f64, f64) {
+    let c = |v: f64| {
+        if v.is_nan() {
+            0.0
+        } else {
+            v.clamp(-AXIS_MAX, AXIS_MAX)
+        }
+    };
+    let (lo, hi) = (c(lo.min(hi)), c(hi.max(lo)));
+    let mag = lo.abs().max(hi.abs());
+    if hi - lo > (mag * 1e-9).max(1e-200) {
+        return (lo, hi);
+    }
+    let mid = 0.5 * lo + 0.5 * hi;
+    let half = if mag > 1e-198 { 0.01 * mag } else { 1.0 };
+    (mid - half, mid + half)
+}
+
 /// Plot range of a coordinate: central 99.5% of the draws, padded by 10%.
 fn range_of(v: &[f64]) -> (f64, f64) {
-    let lo = quantile(v.to_vec(), 0.0025);
-    let hi = quantile(v.to_vec(), 0.9975);
+    let v: Vec<f64> = v
+        .iter()
+        .filter(|x| x.is_finite())
+        .map(|x| x.clamp(-AXIS_MAX, AXIS_MAX))
+        .collect();
+    let lo = quantile(v.clone(), 0.0025);
+    let hi = quantile(v, 0.9975);
     let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
         (lo, hi)
     } else if lo.is_finite() {
@@ -118,21 +159,24 @@ fn range_of(v: &[f64]) -> (f64, f64) {
         (-1.0, 1.0)
     };
     let pad = 0.1 * (hi - lo);
-    (lo - pad, hi + pad)
+    safe_range(lo - pad, hi + pad)
 }
 
 /// Finite minimum and maximum, padded by 5% (a unit interval when degenerate).
 fn full_range(v: &[f64]) -> (f64, f64) {
-    let finite = v.iter().copied().filter(|x| x.is_finite());
+    let finite = v
+        .iter()
+        .filter(|x| x.is_finite())
+        .map(|x| x.clamp(-AXIS_MAX, AXIS_MAX));
     let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
         (a.min(x), b.max(x))
     });
     if hi <= lo || !hi.is_finite() {
         let c = if lo.is_finite() { lo } else { 0.0 };
-        return (c - 1.0, c + 1.0);
+        return safe_range(c - 1.0, c + 1.0);
     }
     let pad = 0.05 * (hi - lo);
-    (lo - pad, hi + pad)
+    safe_range(lo - pad, hi + pad)
 }
 
 /// Evaluate exp(−(E − min E)) of a 2-D energy on an `n × n` grid
@@ -187,8 +231,68 @@ pub fn scatter_density(
     }
     let xs = d.coord(cx);
     let ys = d.coord(cy);
-    let (x0, x1) = range_of(&xs);
-    let (y0, y1) = range_of(&ys);
+    let ranges = (range_of(&xs), range_of(&ys));
+    let labels = (format!("x.{cx}"), format!("x.{cy}"));
+    scatter_over(path, (&xs, &ys), energy, ranges, labels, title)
+}
+
+/// A learned 2-D density exp(−E) with a point set over it (model samples,
+/// data), the points given as a plain `n × 2` batch-major slice. The plot
+/// spans `bounds` (`(lo, hi)` per axis) when given, else the central 99.5%
+/// of the points padded by 10% (as [`scatter_density`]). Non-finite points
+/// are not drawn.
+pub fn density_with_points(
+    path: &Path,
+    title: &str,
+    energy: &dyn BatchEnergy,
+    points: &[f64],
+    bounds: Option<([f64; 2], [f64; 2])>,
+) -> Result<(), String> {
+    if energy.dim() != 2 {
+        return Err(format!(
+            "plot: the density plot needs a 2-D energy, this one has {} coordinates",
+            energy.dim()
+        ));
+    }
+    if !points.len().is_multiple_of(2) {
+        return Err(format!(
+            "plot: {} point coordinates do not make 2-D points",
+            points.len()
+        ));
+    }
+    let xs: Vec<f64> = points.iter().step_by(2).copied().collect();
+    let ys: Vec<f64> = points.iter().skip(1).step_by(2).copied().collect();
+    let ranges = match bounds {
+        Some((lo, hi)) => {
+            for c in 0..2 {
+                let ok = lo[c].is_finite() && hi[c].is_finite() && lo[c] < hi[c];
+                if !ok || !(hi[c] - lo[c]).is_finite() {
+                    return Err(format!(
+                        "plot: coordinate {c} spans [{}, {}] (need finite lo < hi)",
+                        lo[c], hi[c]
+                    ));
+                }
+            }
+            ((lo[0], hi[0]), (lo[1], hi[1]))
+        }
+        None => (range_of(&xs), range_of(&ys)),
+    };
+    let labels = ("x.0".to_string(), "x.1".to_string());
+    scatter_over(path, (&xs, &ys), Some(energy), ranges, labels, title)
+}
+
+/// The body of [`scatter_density`] and [`density_with_points`]: points
+/// `(xs[k], ys[k])` on `[x0, x1] × [y0, y1]`, over the density of `energy`
+/// when it is 2-D.
+fn scatter_over(
+    path: &Path,
+    (xs, ys): (&[f64], &[f64]),
+    energy: Option<&dyn BatchEnergy>,
+    ((x0, x1), (y0, y1)): ((f64, f64), (f64, f64)),
+    (xl, yl): (String, String),
+    title: &str,
+) -> Result<(), String> {
+    let ((x0, x1), (y0, y1)) = (safe_range(x0, x1), safe_range(y0, y1));
     let grid = 160usize;
     let dens = match energy {
         Some(e) if e.dim() == 2 => Some(density_grid(e, (x0, x1), (y0, y1), grid)),
@@ -205,8 +309,8 @@ pub fn scatter_density(
         chart
             .configure_mesh()
             .disable_mesh()
-            .x_desc(format!("x.{cx}"))
-            .y_desc(format!("x.{cy}"))
+            .x_desc(xl)
+            .y_desc(yl)
             .label_style(("sans-serif", 16))
             .axis_desc_style(("sans-serif", 18))
             .draw()

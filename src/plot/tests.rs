@@ -120,3 +120,152 @@ fn image_grid_of_8x8_draws() {
     is_png(&p);
     assert!(image_grid(&p, &d, &[7, 9], 4, "bad").is_err());
 }
+
+/// Width and height from a PNG's IHDR chunk, after checking the signature.
+fn png_size(p: &std::path::Path) -> (u32, u32) {
+    is_png(p);
+    let b = std::fs::read(p).unwrap();
+    assert_eq!(&b[12..16], b"IHDR");
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
+
+/// Runs `f` on another thread and fails (instead of hanging) when it takes
+/// longer than a minute: plotters' tick computation loops forever on some
+/// ranges, which the plots must never hand it.
+fn within_a_minute(name: &str, f: impl FnOnce() -> Result<(), String> + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(r) => r.unwrap_or_else(|e| panic!("{name}: {e}")),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: still drawing after a minute")
+        }
+        Err(e) => panic!("{name}: the drawing thread panicked ({e})"),
+    }
+}
+
+#[test]
+fn loss_curves_draw_on_linear_and_log_axes() {
+    let steps = 400;
+    let loss: Vec<(f64, f64)> = (0..steps)
+        .map(|t| (t as f64, 2.0 * (-(t as f64) / 80.0).exp() + 0.05))
+        .collect();
+    let mmd: Vec<(f64, f64)> = (0..=8)
+        .map(|k| (50.0 * k as f64, 0.3 / (1.0 + k as f64).powi(2)))
+        .collect();
+    let series = [("cd loss", loss), ("mmd²", mmd)];
+    let p = out("curves.png");
+    loss_curves(&p, "training", "step", &series).unwrap();
+    assert_eq!(png_size(&p), curves::CURVES_SIZE);
+    let p = out("curves_log.png");
+    loss_curves_log(&p, "training (log)", "step", &series).unwrap();
+    assert_eq!(png_size(&p), curves::CURVES_SIZE);
+}
+
+#[test]
+fn loss_curves_survive_any_values() {
+    let nan = f64::NAN;
+    let inf = f64::INFINITY;
+    type Case = (&'static str, Vec<Vec<(f64, f64)>>);
+    let cases: Vec<Case> = vec![
+        ("no series", vec![]),
+        (
+            "an empty series",
+            vec![vec![], vec![(0.0, 1.0), (1.0, 0.5)]],
+        ),
+        ("one point", vec![vec![(3.0, 0.25)]]),
+        (
+            "only non-finite",
+            vec![vec![(nan, 1.0), (0.0, nan), (1.0, inf)]],
+        ),
+        (
+            "gaps",
+            vec![vec![(0.0, 1.0), (1.0, nan), (2.0, -inf), (3.0, 0.5)]],
+        ),
+        ("extreme values", vec![vec![(0.0, -1e308), (1.0, f64::MAX)]]),
+        (
+            "extreme steps",
+            vec![vec![(-f64::MAX, 1.0), (f64::MAX, 2.0)]],
+        ),
+        (
+            "constant",
+            vec![vec![(0.0, 1e15), (1.0, 1e15), (2.0, 1e15)]],
+        ),
+        (
+            "below f64 ticks",
+            vec![vec![(0.0, 1e15), (1.0, 1e15 + 0.125)]],
+        ),
+        ("subnormal", vec![vec![(0.0, 0.0), (1.0, 1e-310)]]),
+        (
+            "many decades",
+            vec![vec![(0.0, 1e-300), (1.0, 1.0), (2.0, 1e300)]],
+        ),
+        ("tiny", vec![vec![(0.0, 1e-200), (1.0, 2e-200)]]),
+        ("negative only", vec![vec![(0.0, -3.0), (1.0, -1.0)]]),
+        (
+            "long",
+            vec![(0..20000).map(|t| (t as f64, (t as f64).sin())).collect()],
+        ),
+    ];
+    for (k, (name, data)) in cases.into_iter().enumerate() {
+        for log in [false, true] {
+            let p = out(&format!("curves_edge_{k}_{log}.png"));
+            let data = data.clone();
+            let q = p.clone();
+            within_a_minute(name, move || {
+                let series: Vec<(&str, Vec<(f64, f64)>)> =
+                    data.into_iter().map(|s| ("series", s)).collect();
+                let draw = if log { loss_curves_log } else { loss_curves };
+                draw(&q, name, "step", &series)
+            });
+            assert_eq!(png_size(&p), curves::CURVES_SIZE, "{name}");
+        }
+    }
+    // A path that cannot be written is an error, not a panic.
+    let bad = out("no_such_dir").join("x").join("c.png");
+    assert!(loss_curves(&bad, "t", "step", &[("a", vec![(0.0, 1.0)])]).is_err());
+}
+
+#[test]
+fn learned_density_with_plain_points() {
+    let ring = Ring {
+        k: 8,
+        radius: 2.0,
+        sd: 0.25,
+    };
+    let mut r = crate::sample::rng::ChainRng::new(11, 0);
+    let pts: Vec<f64> = (0..1000).map(|_| 1.5 * r.normal()).collect();
+    let p = out("density_points.png");
+    density_with_points(&p, "samples over the learned density", &ring, &pts, None).unwrap();
+    assert_eq!(png_size(&p), (W, H));
+    let bounds = Some(([-4.0, -4.0], [4.0, 4.0]));
+    let q = out("density_points_bounds.png");
+    density_with_points(&q, "fixed bounds", &ring, &pts, bounds).unwrap();
+    assert_eq!(png_size(&q), (W, H));
+    // Diverged samples and no samples still draw.
+    let wild = vec![1e300, -1e300, f64::NAN, 0.0, f64::INFINITY, 1.0, 1e15, 1e15];
+    let wild_ring = Ring {
+        k: 8,
+        radius: 2.0,
+        sd: 0.25,
+    };
+    within_a_minute("wild points", move || {
+        density_with_points(&out("density_wild.png"), "wild", &wild_ring, &wild, None)
+    });
+    let q = out("density_points_empty.png");
+    density_with_points(&q, "no points", &ring, &[], None).unwrap();
+    assert_eq!(png_size(&q), (W, H));
+    // Caller mistakes are errors.
+    assert!(density_with_points(&p, "odd", &ring, &pts[..3], None).is_err());
+    let flat = Some(([0.0, 0.0], [0.0, 1.0]));
+    assert!(density_with_points(&p, "flat", &ring, &pts, flat).is_err());
+    let m = Mixture1d {
+        weights: vec![1.0],
+        means: vec![0.0],
+        sds: vec![1.0],
+    };
+    assert!(density_with_points(&p, "1-D", &m, &pts, None).is_err());
+}

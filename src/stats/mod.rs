@@ -1,7 +1,8 @@
 //! MCMC diagnostics: rank-normalised split R-hat, bulk and tail ESS
 //! (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021, computed as ArviZ
 //! 0.23 and Stan do), Monte-Carlo standard errors, quantiles and the summary
-//! table printed by `ebm summary`.
+//! table printed by `ebm summary`; [`eval`] scores trained energies against
+//! data (MMD², grid log Z, held-out NLL, KL to the toy sets' densities).
 //!
 //! Every function takes one coordinate as a chain-major slice
 //! (`chains × draws`, chain `c`'s draws at `x[c*draws .. (c+1)*draws]`).
@@ -10,6 +11,13 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::fmt::Write as _;
+
+pub mod eval;
+
+pub use eval::{
+    Grid, GridDensity, GridEnergy, Mmd, grid_density, heldout_nll, kl_data_model,
+    known_log_density, median_bandwidth, mmd_noise_floor, mmd2,
+};
 
 use crate::sample::Draws;
 
