@@ -69,6 +69,14 @@ enum Command {
         #[command(flatten)]
         options: cli::train::TrainOptions,
     },
+    /// Evaluate a (trained) energy on held-out data: MMD² of long-run samples
+    /// against the data (with its noise floor), and for 2-D energies log Z,
+    /// the held-out NLL and KL(data‖model).
+    Evaluate {
+        file: PathBuf,
+        #[command(flatten)]
+        options: cli::evaluate::EvaluateOptions,
+    },
     /// Summarise a sample file: mean, sd, quantiles, split R-hat, bulk and tail ESS.
     Summary {
         file: PathBuf,
@@ -163,6 +171,7 @@ fn main() -> ExitCode {
             });
             cli::train::train(file.as_deref(), &options, stop)
         }
+        Command::Evaluate { file, options } => cli::evaluate::evaluate(&file, &options),
         Command::Summary { file, max } => cli::draws::summary(&file, max),
         Command::Plot {
             file,

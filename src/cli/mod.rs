@@ -4,6 +4,7 @@
 //! the library.
 
 pub mod draws;
+pub mod evaluate;
 pub mod sample;
 pub mod train;
 

@@ -30,6 +30,7 @@
 
 pub mod buffer;
 pub mod checkpoint;
+pub mod evaluate;
 pub mod keyed;
 pub mod loss;
 pub mod optim;

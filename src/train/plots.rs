@@ -28,7 +28,30 @@ pub fn snapshot(t: &Trainer, dir: &Path, it: usize) -> Option<PathBuf> {
     Some(path)
 }
 
-/// `loss.png`: loss, E(x⁺) and E(x⁻) per iteration.
-pub fn loss_curve(_metrics: &Path, _png: &Path) -> Option<PathBuf> {
-    None
+/// `loss.png`: loss, E(x⁺) and E(x⁻) per iteration, read back from
+/// `metrics.csv` (so a resumed run draws its whole history).
+pub fn loss_curve(metrics: &Path, png: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(metrics).ok()?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let wanted = [("loss", "loss"), ("e_pos", "E(x+)"), ("e_neg", "E(x-)")];
+    let cols: Vec<(usize, &str)> = wanted
+        .iter()
+        .filter_map(|(c, label)| col(c).map(|i| (i, *label)))
+        .collect();
+    let mut series: Vec<plot::curves::Series> = cols.iter().map(|(_, l)| (*l, Vec::new())).collect();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let Some(it) = f.first().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        for (s, (i, _)) in series.iter_mut().zip(&cols) {
+            if let Some(v) = f.get(*i).and_then(|v| v.parse::<f64>().ok()) {
+                s.1.push((it, v));
+            }
+        }
+    }
+    plot::loss_curves(png, "training", "iteration", &series).ok()?;
+    Some(png.to_path_buf())
 }
