@@ -141,6 +141,11 @@ pub struct TrainOptions {
     /// Output folder: params.safetensors, checkpoint.safetensors, metrics.csv, loss.png.
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
+    /// Stop after this many iterations of this invocation (writing the
+    /// checkpoint); `--resume` continues to --iters.
+    #[arg(long)]
+    #[serde(skip)]
+    pub stop_after: Option<usize>,
     /// Continue the run in DIR from its checkpoint to its configured --iters.
     #[arg(long, conflicts_with_all = ["energy", "data", "out"])]
     #[serde(skip)]
@@ -156,7 +161,7 @@ pub struct TrainOptions {
 /// `ebm train FILE ...` or `ebm train --resume DIR`.
 pub fn train(path: Option<&Path>, o: &TrainOptions, stop: Arc<AtomicBool>) -> Result<String> {
     match (&o.resume, path) {
-        (Some(dir), None) => resume(dir, stop),
+        (Some(dir), None) => resume(dir, o.stop_after, stop),
         (Some(_), Some(_)) => fail("--resume DIR continues a run as it was configured: give no FILE"),
         (None, Some(p)) => {
             let mut o = o.clone();
@@ -171,15 +176,16 @@ fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn resume(dir: &Path, stop: Arc<AtomicBool>) -> Result<String> {
+fn resume(dir: &Path, stop_after: Option<usize>, stop: Arc<AtomicBool>) -> Result<String> {
     let path = dir.join(session::CHECKPOINT);
     let c = checkpoint::read(&path).map_err(|e| Failure::Message(e.to_string()))?;
-    let o: TrainOptions = serde_json::from_str(&c.run).map_err(|e| {
+    let mut o: TrainOptions = serde_json::from_str(&c.run).map_err(|e| {
         Failure::Message(format!(
             "{}: the run description is not readable ({e})",
             path.display()
         ))
     })?;
+    o.stop_after = stop_after;
     start(&o, Some((path, c)), stop)
 }
 
@@ -484,6 +490,7 @@ fn start(
         run,
         metadata,
         heldout: held.map(|h| h.x),
+        stop_after: o.stop_after,
     };
     let report =
         session::run(&mut trainer, &session, &stop).map_err(|e| Failure::Message(e.to_string()))?;

@@ -38,6 +38,8 @@ pub struct Session {
     pub metadata: BTreeMap<String, String>,
     /// Held-out rows (same scaling as the training data).
     pub heldout: Option<Vec<f64>>,
+    /// Stop after this many iterations of this call (a resumable pause).
+    pub stop_after: Option<usize>,
 }
 
 /// What a finished (or interrupted) run did.
@@ -86,7 +88,7 @@ pub fn run(t: &mut Trainer, s: &Session, stop: &AtomicBool) -> Result<Report, Tr
         interrupted: false,
     };
     while !t.done() {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || s.stop_after.is_some_and(|n| report.ran >= n) {
             report.interrupted = true;
             break;
         }
