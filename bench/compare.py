@@ -13,6 +13,8 @@ warm, as the peers time themselves) and `ebm-sample` (the `ebm sample` command a
 runs, draws written; its throughput is the chain-steps/s the command reports for its
 sampling, `command_s_median` the whole command). `--only grid` reports every sampler
 through `ebm sample` at 4096 chains on the eight-Gaussian mixture, f32 and f64.
+`--only train` times W4 (`cd_train`) through `ebm train` next to JAX (and torch with
+`--only train,torch`), with the initial loss checked against the peers' reference.
 
 Use the Python that has torch, jax[cpu], blackjax, optax, numpy and
 threadpoolctl installed. The peer scripts are read from ../shared/bench/peers
@@ -112,6 +114,11 @@ def jobs(ebm, only):
         out.append(("ebm", me + ["mala_gmm2d"], None))
         out.append(("ebm", me + ["hmc_gmm2d"], None))
         out.append(("blackjax", [py, os.path.join(HERE, "blackjax_samplers.py")], None))
+    if "train" in only:
+        out.append(("ebm", me + ["cd_train"], None))
+        if "torch" in only:
+            out.append(("torch", peer("peers_torch.py") + ["--workload", "cd_train", "--mode", "both"], None))
+        out.append(("jax", peer("peers_jax.py") + ["--workload", "cd_train", "--impl", "jit"], None))
     if "grid" in only:
         # Every sampler through `ebm sample` on the eight-Gaussian mixture, 4096 chains, f32 and f64.
         out.append(("ebm", me + ["grid"], None))
@@ -124,6 +131,83 @@ GRID = {
     "rwmh": ["--sampler", "rwmh", "--step", "0.1"],
     "hmc": ["--sampler", "hmc", "--step", "0.01", "--leapfrog", "10"],
 }
+
+
+def write_safetensors(path, tensors):
+    """A minimal safetensors writer (F32, little-endian): W4's exact initial parameters."""
+    import numpy as np
+    header, blobs, offset = {}, [], 0
+    for name, a in tensors.items():
+        b = np.ascontiguousarray(a, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
+
+
+def cd_train_job(ebm, repeat):
+    """W4 through `ebm train` as a user runs it: W4's data and initial parameters (SM64, from the
+    peers' definitions) written to files, 200 PCD iterations, batch 256, 20 ULA steps (lambda 0.01),
+    Adam lr 1e-3, alpha 1.0, buffer 10000 with 5% reinit from U[-3, 3]^2, data in order. The
+    throughput is the it/s the command reports for its training loop; command_s_median is the
+    whole command. Also checks the loss at the initial parameters with x+ = data[0:256],
+    x- = buffer0[0:256] against the peers' reference, from energies `ebm eval --data` computes."""
+    import numpy as np
+    sys.path.insert(0, PEERS)
+    import peers_common as C
+    c = C.W["cd_train"]
+    tmp = tempfile.mkdtemp(prefix="ebm-w4-")
+    data = C.gmm_data(c["n_data"])
+    data_csv = os.path.join(tmp, "w4.csv")
+    np.savetxt(data_csv, data.astype(np.float64), delimiter=",", header="x0,x1", comments="", fmt="%.9g")
+    names = ["W1", "b1", "W2", "b2", "W3", "b3"]
+    params = os.path.join(tmp, "init.safetensors")
+    write_safetensors(params, dict(zip(names, C.mlp_params(C.MLP2_SIZES, C.MLP2_SEEDS))))
+    script = os.path.join(HERE, "workloads", "mlp.ebm")
+    # The reference loss, from ebm's energies at the initial parameters.
+    B = c["batch"]
+    def energies(rows, name):
+        f = os.path.join(tmp, name)
+        np.savetxt(f, rows.astype(np.float64), delimiter=",", header="x0,x1", comments="", fmt="%.9g")
+        p = subprocess.run([ebm, "eval", script, "--energy", "mlp", "--params", params, "--data", f,
+                            "--dtype", "f32", "--json"], capture_output=True, text=True)
+        return np.array(json.loads(p.stdout), dtype=np.float64)
+    ep = energies(data[:B], "pos.csv")
+    en = energies(C.cd_buffer_init()[:B], "neg.csv")
+    init_loss = float(ep.mean() - en.mean() + c["alpha"] * (ep ** 2 + en ** 2).mean())
+    ref = C.reference_values()["cd_train"]["init_loss_data0_buf0"]
+    argv = [ebm, "train", script, "--energy", "mlp", "--data", data_csv, "--no-shuffle", "--heldout", "0",
+            "--method", "pcd", "--iters", str(c["iters"]), "--batch", str(B), "--sampler", "ula",
+            "--sampler-steps", str(c["k"]), "--step", str(c["lam"]), "--lr", str(c["lr"]), "--l2", str(c["alpha"]),
+            "--buffer", str(c["buffer"]), "--reinit", str(c["reinit"]), "--init", f"uniform:-{c['box']},{c['box']}",
+            "--init-params", params, "--dtype", "f32", "--checkpoint-every", "0", "--eval-every", "0",
+            "--out", os.path.join(tmp, "run")]
+    rates, walls, last = [], [], None
+    for _ in range(repeat + 1):
+        t0 = time.perf_counter()
+        p = subprocess.run(argv, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        m = re.search(r"([0-9.]+) it/s; last loss ([-0-9.e]+) \(E\+ ([-0-9.e]+), E- ([-0-9.e]+)\)", p.stdout)
+        if p.returncode != 0 or not m:
+            print(json.dumps({"framework": "ebm-train", "workload": "cd_train", "error": (p.stderr or p.stdout)[-500:]}))
+            return
+        rates.append(float(m.group(1)))
+        walls.append(wall)
+        last = [float(m.group(i)) for i in (2, 3, 4)]
+    rates, walls = rates[1:], walls[1:]
+    rate = sorted(rates)[len(rates) // 2]
+    flops = C.flops_for("cd_train")
+    buf = np.load(os.path.join(tmp, "buffer.npy")) if os.path.exists(os.path.join(tmp, "buffer.npy")) else None
+    rec = {"framework": "ebm-train", "workload": "cd_train", "dtype": "f32", "iters_per_s": round(rate, 2),
+           "seconds_median": round(c["iters"] / rate, 4), "command_s_median": round(sorted(walls)[len(walls) // 2], 3),
+           "gflops": round(flops / (c["iters"] / rate) / 1e9, 2),
+           "checksum": {"last_loss": last[0], "last_e_pos": last[1], "last_e_neg": last[2]},
+           "init_loss_data0_buf0": init_loss, "init_loss_reference": ref,
+           "init_loss_rel_err": abs(init_loss - ref) / abs(ref), "repeat": repeat}
+    print(json.dumps(rec))
 
 
 def grid_job(ebm, repeat):
@@ -157,7 +241,7 @@ def run_job(argv, env, repeat, tries, max_foreign):
 
 
 def throughput(r):
-    return r.get("samples_per_s") or r.get("grad_evals_per_s") or r.get("gflops")
+    return r.get("samples_per_s") or r.get("grad_evals_per_s") or r.get("iters_per_s") or r.get("gflops")
 
 
 def table(records):
@@ -189,6 +273,8 @@ def main():
     a = ap.parse_args()
     if a.cli_job == "grid":
         return grid_job(a.ebm, a.repeat)
+    if a.cli_job == "cd_train":
+        return cd_train_job(a.ebm, a.repeat)
     if a.cli_job:
         return cli_job(a.ebm, a.cli_job, a.repeat)
     records = []

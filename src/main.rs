@@ -35,8 +35,15 @@ enum Command {
         #[arg(long)]
         energy: String,
         /// The point x, comma-separated, row-major: "x0,x1,...".
-        #[arg(long, allow_hyphen_values = true)]
-        at: String,
+        #[arg(long, allow_hyphen_values = true, required_unless_present = "data")]
+        at: Option<String>,
+        /// Evaluate E at every row of a .csv/.npy file instead: one energy per line
+        /// (a JSON array with --json).
+        #[arg(long, conflicts_with_all = ["at", "grad", "hvp"])]
+        data: Option<PathBuf>,
+        /// Trained parameters (params.safetensors of `ebm train`).
+        #[arg(long)]
+        params: Option<PathBuf>,
         /// The conditioning input c of a conditional energy.
         #[arg(long, allow_hyphen_values = true)]
         cond: Option<String>,
@@ -139,6 +146,8 @@ fn main() -> ExitCode {
             file,
             energy,
             at,
+            data,
+            params,
             cond,
             grad,
             hvp,
@@ -148,7 +157,9 @@ fn main() -> ExitCode {
         } => {
             let flags = cli::EvalFlags {
                 energy,
-                at,
+                at: at.unwrap_or_default(),
+                data,
+                params,
                 cond,
                 grad,
                 hvp,

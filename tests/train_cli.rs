@@ -88,7 +88,11 @@ fn a_run_writes_its_files_and_its_parameters_sample() {
     assert!(metrics.starts_with("iter,loss,"));
     assert_eq!(metrics.lines().count(), 13);
     let params = ebm::data::safetensors::read(&out.join("params.safetensors")).unwrap();
-    assert!(params.tensors.contains_key("e.mlp0.w1"), "{:?}", params.tensors.keys());
+    assert!(
+        params.tensors.contains_key("e.mlp0.w1"),
+        "{:?}",
+        params.tensors.keys()
+    );
     let csv = dir.join("draws.csv");
     let (code, _, stderr) = ebm(&[
         "sample",
@@ -123,7 +127,10 @@ fn a_run_writes_its_files_and_its_parameters_sample() {
         "--json",
     ]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("\"mmd2\"") && stdout.contains("\"heldout_nll\""), "{stdout}");
+    assert!(
+        stdout.contains("\"mmd2\"") && stdout.contains("\"heldout_nll\""),
+        "{stdout}"
+    );
 }
 
 /// 10 iterations, then `--resume` to 20 (the run's configured total, from a
@@ -136,12 +143,7 @@ fn resume_is_bit_identical() {
     assert_eq!(code, 0, "{stderr}");
 
     let half = dir.join("half");
-    let (code, _, stderr) = train(
-        &dir,
-        &half,
-        "20",
-        &["--stop-after", "10"],
-    );
+    let (code, _, stderr) = train(&dir, &half, "20", &["--stop-after", "10"]);
     assert_eq!(code, 0, "{stderr}");
     let (code, stdout, stderr) = ebm(&["train", "--resume", &s(&half)]);
     assert_eq!(code, 0, "{stderr}");
@@ -160,7 +162,11 @@ fn resume_is_bit_identical() {
             .map(|l| l.rsplitn(3, ',').nth(2).unwrap_or("").to_string())
             .collect()
     };
-    assert_eq!(rows(&straight), rows(&half), "metrics differ (timing aside)");
+    assert_eq!(
+        rows(&straight),
+        rows(&half),
+        "metrics differ (timing aside)"
+    );
 }
 
 #[test]
@@ -171,21 +177,42 @@ fn bad_data_and_flags_are_refused_before_training() {
     let bad = dir.join("bad.csv");
     std::fs::write(&bad, "a,b\n1,2\n3\n").unwrap();
     let (code, _, stderr) = ebm(&[
-        "train", &f, "--energy", "e", "--data", &s(&bad), "--out", &s(&out),
+        "train",
+        &f,
+        "--energy",
+        "e",
+        "--data",
+        &s(&bad),
+        "--out",
+        &s(&out),
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("line 3"), "{stderr}");
     let nan = dir.join("nan.csv");
     std::fs::write(&nan, "a,b\n1,2\nNaN,3\n").unwrap();
     let (code, _, stderr) = ebm(&[
-        "train", &f, "--energy", "e", "--data", &s(&nan), "--out", &s(&out),
+        "train",
+        &f,
+        "--energy",
+        "e",
+        "--data",
+        &s(&nan),
+        "--out",
+        &s(&out),
     ]);
     assert_eq!(code, 1);
     assert!(stderr.to_lowercase().contains("nan"), "{stderr}");
     let wide = dir.join("wide.csv");
     std::fs::write(&wide, "a,b,c\n1,2,3\n4,5,6\n").unwrap();
     let (code, _, stderr) = ebm(&[
-        "train", &f, "--energy", "e", "--data", &s(&wide), "--out", &s(&out),
+        "train",
+        &f,
+        "--energy",
+        "e",
+        "--data",
+        &s(&wide),
+        "--out",
+        &s(&out),
     ]);
     assert_eq!(code, 1);
     assert!(stderr.contains("3 columns"), "{stderr}");
@@ -193,7 +220,16 @@ fn bad_data_and_flags_are_refused_before_training() {
     let (code, _, _) = ebm(&["train", &f, "--energy", "e", "--iters", "x"]);
     assert_eq!(code, 2, "a malformed command line is clap's exit code 2");
     let (code, _, stderr) = ebm(&[
-        "train", &f, "--energy", "e", "--data", "toy:two_moons", "--lr", "0", "--out", &s(&out),
+        "train",
+        &f,
+        "--energy",
+        "e",
+        "--data",
+        "toy:two_moons",
+        "--lr",
+        "0",
+        "--out",
+        &s(&out),
     ]);
     assert_eq!(code, 1);
     assert!(stderr.contains("--lr"), "{stderr}");

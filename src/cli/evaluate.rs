@@ -74,7 +74,9 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
         dtype_named(&o.dtype)?,
     )?;
     let text = o.data.to_string_lossy();
-    let toy = text.strip_prefix("toy:").map(|s| s.split(':').next().unwrap_or(s).to_string());
+    let toy = text
+        .strip_prefix("toy:")
+        .map(|s| s.split(':').next().unwrap_or(s).to_string());
     let mut data = if let Some(spec) = text.strip_prefix("toy:") {
         let (name, n) = match spec.split_once(':') {
             Some((name, n)) => (

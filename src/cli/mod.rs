@@ -129,6 +129,8 @@ pub fn run(path: &Path) -> Result<String> {
 pub struct EvalFlags {
     pub energy: String,
     pub at: String,
+    pub data: Option<std::path::PathBuf>,
+    pub params: Option<std::path::PathBuf>,
     pub cond: Option<String>,
     pub grad: bool,
     pub hvp: Option<String>,
@@ -143,8 +145,14 @@ pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
     let module = analyze(&file)?;
     let backend = backend_named(&o.backend)?;
     let store = pipeline::param_store(&module)?;
+    if let Some(p) = &o.params {
+        sample::load_trained(p, &store)?;
+    }
     let dtype = dtype_named(&o.dtype)?;
     let compiled = pipeline::compile_energy(&file, &module, &o.energy, store, backend, dtype)?;
+    if let Some(d) = &o.data {
+        return eval_rows(&compiled, d, o);
+    }
     let request = EvalRequest {
         energy: &o.energy,
         at: parse_vector("--at", &o.at)?,
@@ -180,6 +188,32 @@ pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
         format!("{}\n", result.to_json())
     } else {
         result.to_text()
+    })
+}
+
+/// `ebm eval --data FILE`: E at every row, one per line (or a JSON array).
+fn eval_rows(e: &ebm::runtime::CompiledEnergy, path: &Path, o: &EvalFlags) -> Result<String> {
+    if e.cond_dim() > 0 {
+        return fail("--data evaluates unconditional energies only");
+    }
+    let data = ebm::data::Dataset::from_file(path, None, None)
+        .map_err(|err| Failure::Message(format!("{}: {err}", path.display())))?;
+    data.check_width(e.dim())
+        .map_err(|err| Failure::Message(format!("{}: {err}", path.display())))?;
+    let values: Vec<f64> = match e.dtype() {
+        DType::F64 => e.energy(&data.x, None, data.rows),
+        DType::F32 => {
+            let x: Vec<f32> = data.x.iter().map(|&v| v as f32).collect();
+            e.energy(&x, None, data.rows)
+                .map(|v| v.iter().map(|&a| a as f64).collect())
+        }
+    }
+    .map_err(|err| Failure::Message(err.to_string()))?;
+    let text: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+    Ok(if o.json {
+        format!("[{}]\n", text.join(", "))
+    } else {
+        format!("{}\n", text.join("\n"))
     })
 }
 

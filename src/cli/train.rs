@@ -162,7 +162,9 @@ pub struct TrainOptions {
 pub fn train(path: Option<&Path>, o: &TrainOptions, stop: Arc<AtomicBool>) -> Result<String> {
     match (&o.resume, path) {
         (Some(dir), None) => resume(dir, o.stop_after, stop),
-        (Some(_), Some(_)) => fail("--resume DIR continues a run as it was configured: give no FILE"),
+        (Some(_), Some(_)) => {
+            fail("--resume DIR continues a run as it was configured: give no FILE")
+        }
         (None, Some(p)) => {
             let mut o = o.clone();
             o.program = Some(absolute(p));
@@ -323,7 +325,10 @@ fn config(o: &TrainOptions, data: &Dataset) -> Result<TrainConfig> {
         return fail("--buffer must be between 1 and 10000000 rows");
     }
     if !(0.0..=1.0).contains(&o.reinit) {
-        return fail(format!("--reinit must be between 0 and 1, found {}", o.reinit));
+        return fail(format!(
+            "--reinit must be between 0 and 1, found {}",
+            o.reinit
+        ));
     }
     cfg.buffer.reinit = o.reinit;
     cfg.buffer.replace = if o.replace == "reservoir" {
@@ -400,7 +405,10 @@ fn read_data(path: &Path, o: &TrainOptions) -> Result<Dataset> {
 }
 
 /// Reads the data, splits off the held-out rows and scales both.
-fn load_data(o: &TrainOptions, dim: usize) -> Result<(Dataset, Option<Dataset>, Option<(Vec<f64>, Vec<f64>)>)> {
+fn load_data(
+    o: &TrainOptions,
+    dim: usize,
+) -> Result<(Dataset, Option<Dataset>, Option<(Vec<f64>, Vec<f64>)>)> {
     let path = o.data.as_deref().unwrap_or(Path::new(""));
     let data = read_data(path, o)?;
     data.check_width(dim)
@@ -464,7 +472,10 @@ fn start(
         .map_err(|e| Failure::Message(format!("cannot record the run: {e}")))?;
     let mut metadata = BTreeMap::new();
     metadata.insert("ebm.energy".to_string(), energy_name.clone());
-    metadata.insert("ebm.version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    metadata.insert(
+        "ebm.version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
     if let Some((shift, mul)) = &scale {
         metadata.insert("ebm.scale.shift".to_string(), format!("{shift:?}"));
         metadata.insert("ebm.scale.mul".to_string(), format!("{mul:?}"));
@@ -475,8 +486,8 @@ fn start(
     let mut trainer =
         Trainer::new(&energy, &train.x, cfg).map_err(|e| Failure::Message(e.to_string()))?;
     if let Some((path, c)) = &resumed {
-        let state = checkpoint::restore(path, c, &trainer)
-            .map_err(|e| Failure::Message(e.to_string()))?;
+        let state =
+            checkpoint::restore(path, c, &trainer).map_err(|e| Failure::Message(e.to_string()))?;
         trainer = trainer
             .with_state(state)
             .map_err(|e| Failure::Message(e.to_string()))?;

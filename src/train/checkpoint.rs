@@ -183,9 +183,21 @@ pub fn restore(path: &Path, c: &Checkpoint, t: &Trainer) -> Result<TrainState, T
         buffer: ReplayBuffer {
             x: buffer,
             dim,
-            seen: f.get_u64("buffer.seen").map_err(&err)?.1.first().copied().unwrap_or(0),
+            seen: f
+                .get_u64("buffer.seen")
+                .map_err(&err)?
+                .1
+                .first()
+                .copied()
+                .unwrap_or(0),
         },
-        lr_scale: f.get_f64("lr_scale").map_err(&err)?.1.first().copied().unwrap_or(1.0),
+        lr_scale: f
+            .get_f64("lr_scale")
+            .map_err(&err)?
+            .1
+            .first()
+            .copied()
+            .unwrap_or(1.0),
         rollbacks,
     })
 }
@@ -207,7 +219,10 @@ pub fn load_params(path: &Path, store: &ParamStore) -> Result<Vec<String>, Train
             continue;
         };
         let (shape, value) = f.get_f64(&key).map_err(&err)?;
-        let want = store.id(&name).and_then(|id| store.entry(id)).map(|e| e.shape);
+        let want = store
+            .id(&name)
+            .and_then(|id| store.entry(id))
+            .map(|e| e.shape);
         if want.as_deref() != Some(&shape[..]) {
             return Err(TrainError::Io(format!(
                 "{}: `{key}` has shape {shape:?}, but the program's `{name}` has shape {:?}",

@@ -162,7 +162,12 @@ pub fn evaluate(
     let first = &heldout[..half * d];
     let m = ev::mmd2(&samples, heldout, d, None);
     let floor = ev::mmd_noise_floor(heldout, d, m.bandwidth);
-    let mmd2_half = ev::mmd2(&samples[..(half * d).min(samples.len())], first, d, Some(m.bandwidth));
+    let mmd2_half = ev::mmd2(
+        &samples[..(half * d).min(samples.len())],
+        first,
+        d,
+        Some(m.bandwidth),
+    );
     let mut out = Evaluation {
         rows,
         e_data_mean: mean(&e),

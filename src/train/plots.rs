@@ -40,7 +40,8 @@ pub fn loss_curve(metrics: &Path, png: &Path) -> Option<PathBuf> {
         .iter()
         .filter_map(|(c, label)| col(c).map(|i| (i, *label)))
         .collect();
-    let mut series: Vec<plot::curves::Series> = cols.iter().map(|(_, l)| (*l, Vec::new())).collect();
+    let mut series: Vec<plot::curves::Series> =
+        cols.iter().map(|(_, l)| (*l, Vec::new())).collect();
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         let Some(it) = f.first().and_then(|v| v.parse::<f64>().ok()) else {

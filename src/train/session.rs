@@ -125,7 +125,10 @@ pub fn run(t: &mut Trainer, s: &Session, stop: &AtomicBool) -> Result<Report, Tr
     metrics.flush()?;
     write_checkpoint(t, s)?;
     report.files.push(s.dir.join(CHECKPOINT));
-    checkpoint::write(&s.dir.join(PARAMS), &checkpoint::params_file(t, &s.metadata))?;
+    checkpoint::write(
+        &s.dir.join(PARAMS),
+        &checkpoint::params_file(t, &s.metadata),
+    )?;
     report.files.push(s.dir.join(PARAMS));
     if let Some(p) = super::plots::loss_curve(&s.dir.join(METRICS), &s.dir.join(LOSS_PNG)) {
         report.files.push(p);
@@ -162,7 +165,10 @@ fn held_out(t: &Trainer, s: &Session, it: usize, report: &mut Report) -> Result<
 fn heldout_loss<T: Scalar>(t: &Trainer, heldout: &[f64]) -> Result<f64, TrainError> {
     let d = t.energy().dim();
     let rows = (heldout.len() / d).min(1000);
-    let neg = t.state.buffer.reference(t.config().seed, t.state.it as u64, rows);
+    let neg = t
+        .state
+        .buffer
+        .reference(t.config().seed, t.state.it as u64, rows);
     let mut x: Vec<T> = heldout[..rows * d]
         .iter()
         .map(|&v| T::from_f64(v))
