@@ -74,7 +74,7 @@ enum Command {
         /// The program defining the energy (omit with --resume).
         file: Option<PathBuf>,
         #[command(flatten)]
-        options: cli::train::TrainOptions,
+        options: Box<cli::train::TrainOptions>,
     },
     /// Evaluate a (trained) energy on held-out data: MMD² of long-run samples
     /// against the data (with its noise floor), and for 2-D energies log Z,

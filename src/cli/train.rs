@@ -404,11 +404,8 @@ fn read_data(path: &Path, o: &TrainOptions) -> Result<Dataset> {
         .map_err(|e| Failure::Message(format!("{}: {e}", path.display())))
 }
 
-/// Reads the data, splits off the held-out rows and scales both.
-fn load_data(
-    o: &TrainOptions,
-    dim: usize,
-) -> Result<(Dataset, Option<Dataset>, Option<(Vec<f64>, Vec<f64>)>)> {
+/// Reads the data, checks its width, splits off the held-out rows and scales both.
+fn load_data(o: &TrainOptions, dim: usize) -> Result<ebm::train::Prepared> {
     let path = o.data.as_deref().unwrap_or(Path::new(""));
     let data = read_data(path, o)?;
     data.check_width(dim)
@@ -416,20 +413,12 @@ fn load_data(
     if !(0.0..1.0).contains(&o.heldout) {
         return fail(format!("--heldout must be in [0, 1), found {}", o.heldout));
     }
-    let (mut train, mut held) = if o.heldout > 0.0 {
-        let (a, b) = data.split(o.heldout, o.seed);
-        (a, Some(b))
-    } else {
-        (data, None)
-    };
-    let scale = parse_scale(&o.scale)?;
-    let scaler = train.fit_scale(scale);
-    let recorded = (!scaler.is_identity()).then(|| (scaler.shift.clone(), scaler.mul.clone()));
-    scaler.apply(&mut train.x);
-    if let Some(h) = held.as_mut() {
-        scaler.apply(&mut h.x);
-    }
-    Ok((train, held, recorded))
+    Ok(ebm::train::prepare(
+        data,
+        o.heldout,
+        o.seed,
+        parse_scale(&o.scale)?,
+    ))
 }
 
 fn start(
@@ -461,7 +450,11 @@ fn start(
         backend_named(&o.backend)?,
         dtype_named(&o.dtype)?,
     )?;
-    let (train, held, scale) = load_data(o, energy.dim())?;
+    let ebm::train::Prepared {
+        train,
+        heldout: held,
+        scale,
+    } = load_data(o, energy.dim())?;
     let cfg = config(o, &train)?;
     if let Some(p) = &o.init_params {
         checkpoint::load_params(p, &store).map_err(|e| Failure::Message(e.to_string()))?;

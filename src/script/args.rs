@@ -25,6 +25,9 @@ pub struct Scope<'m> {
     params: HashMap<String, Vec<f64>>,
     /// `let NAME = sample(ENERGY, ..)` seen so far: (NAME, ENERGY).
     pub samples: Vec<(String, String)>,
+    /// `data NAME = ..` seen so far: (NAME, values per row, unknown when
+    /// the data set failed its checks).
+    pub data: Vec<(String, Option<usize>)>,
 }
 
 /// A call's arguments matched to parameter names.
@@ -124,6 +127,7 @@ impl<'m> Scope<'m> {
             exprs: ScriptScope::new(module, lower::eval_const),
             params,
             samples: Vec::new(),
+            data: Vec::new(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! One constructor per kind of runner-statement error (`sample`, `plot`,
 //! `save`, `summary`). Codes `E06xx`; each headline is one sentence,
 //! "expected X, found Y", and the span is the offending argument. `E0601`–
-//! `E0613` are found by `ebm check`; `E0620` and up only when the script runs.
+//! `E0618` are found by `ebm check`; `E0620` and up only when the script runs.
 
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::syntax::ast::Ident;
@@ -230,4 +230,17 @@ pub fn too_many_values(kept: usize, limit: usize, span: Span) -> Diagnostic {
 
 pub fn run_failed(what: &str, message: &str, span: Span) -> Diagnostic {
     Diagnostic::new("E0620", span, format!("{what}: {message}"))
+}
+
+pub fn bad_data(message: &str, span: Span) -> Diagnostic {
+    Diagnostic::new("E0618", span, format!("cannot use this data: {message}"))
+}
+
+pub fn not_a_gradient_sampler(found: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0603",
+        span,
+        format!("expected a sampler with a gradient step (`ula`, `mala` or `hmc`) for training, found `{found}`"),
+    )
+    .with_note("the negatives of contrastive divergence follow ∇ₓE; `rwmh` proposes blindly")
 }

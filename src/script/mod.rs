@@ -8,6 +8,7 @@
 pub mod args;
 pub mod errors;
 pub mod runners;
+pub mod training;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -34,6 +35,10 @@ pub enum Action {
     Plot(OutputSpec),
     Save(OutputSpec),
     Summary(String),
+    Data(Box<training::DataSpec>),
+    Train(Box<training::TrainSpec>),
+    Evaluate(Box<training::EvaluateSpec>),
+    LoadParams(std::path::PathBuf),
     /// A statement `ebm run` cannot execute yet (E0501).
     Unsupported,
 }
@@ -77,13 +82,25 @@ pub const STATEMENTS: &[StatementKind] = &[
     },
     StatementKind {
         name: "train",
-        check: None,
+        check: Some(|s, st| training::parse_train(s, st).map(|t| Action::Train(Box::new(t)))),
+    },
+    StatementKind {
+        name: "evaluate",
+        check: Some(|s, st| training::parse_evaluate(s, st).map(|t| Action::Evaluate(Box::new(t)))),
+    },
+    StatementKind {
+        name: "load_params",
+        check: Some(|s, st| training::parse_load_params(s, st).map(Action::LoadParams)),
     },
     StatementKind {
         name: "export",
         check: None,
     },
 ];
+
+fn check_data(scope: &mut Scope, stmt: &Statement) -> R<Action> {
+    training::parse_data(scope, stmt).map(|d| Action::Data(Box::new(d)))
+}
 
 /// The samples of one `sample(..)` statement, kept for later statements.
 pub struct Sampled {
@@ -100,6 +117,8 @@ pub struct Runner<'a> {
     pub params: Arc<ParamStore>,
     /// Samples by binding name.
     pub samples: HashMap<String, Sampled>,
+    /// Data sets by name.
+    pub data: HashMap<String, training::DataSpec>,
     pub out: &'a mut dyn Write,
 }
 
@@ -111,10 +130,18 @@ pub fn check(module: &Module) -> Result<Vec<Action>, Vec<Diagnostic>> {
         let mut actions = Vec::new();
         let mut diags = Vec::new();
         for stmt in &module.statements {
-            let checker = STATEMENTS
-                .iter()
-                .find(|k| k.name == stmt.name)
-                .map(|k| k.check);
+            // A `data NAME = SOURCE(..)` item is a statement named by its source.
+            let data_item = stmt.binding.is_some()
+                && stmt.name != "let"
+                && !STATEMENTS.iter().any(|k| k.name == stmt.name);
+            let checker: Option<Option<Checker>> = if data_item {
+                Some(Some(check_data))
+            } else {
+                STATEMENTS
+                    .iter()
+                    .find(|k| k.name == stmt.name)
+                    .map(|k| k.check)
+            };
             let action = match checker {
                 Some(Some(c)) => match c(&mut scope, stmt) {
                     Ok(a) => a,
@@ -125,6 +152,15 @@ pub fn check(module: &Module) -> Result<Vec<Action>, Vec<Diagnostic>> {
                 },
                 _ => Action::Unsupported,
             };
+            if data_item && let Some(b) = &stmt.binding {
+                // A data set that failed its checks is still defined, so later
+                // statements naming it are not reported again.
+                let width = match &action {
+                    Action::Data(d) => Some(d.train.dim),
+                    _ => None,
+                };
+                scope.data.push((b.clone(), width));
+            }
             if stmt.name == "sample"
                 && let Some(b) = &stmt.binding
             {
@@ -167,6 +203,7 @@ pub fn run(module: &Module, out: &mut dyn Write) -> Result<(), Vec<Diagnostic>> 
         module,
         params,
         samples: HashMap::new(),
+        data: HashMap::new(),
         out,
     };
     for (stmt, action) in module.statements.iter().zip(actions) {
@@ -186,8 +223,118 @@ fn execute(r: &mut Runner, stmt: &Statement, action: Action) -> Result<(), Diagn
             let text = summary_text(r, &name);
             write(r, stmt.span, &text)
         }
+        Action::Data(d) => {
+            r.data.insert(d.name.clone(), *d);
+            Ok(())
+        }
+        Action::Train(t) => train(r, stmt, &t),
+        Action::Evaluate(e) => evaluate(r, stmt, &e),
+        Action::LoadParams(p) => load_params(r, stmt, &p),
         Action::Unsupported => Err(not_supported(stmt)),
     }
+}
+
+fn compile(
+    r: &Runner,
+    energy: &str,
+    dtype: crate::backend::DType,
+    span: Span,
+) -> Result<CompiledEnergy, Diagnostic> {
+    let graph = lower::lower(r.module, energy)?;
+    let backend =
+        crate::backend::named("cpu").map_err(failed("cannot compile the energy", span))?;
+    CompiledEnergy::in_store(graph, r.params.clone(), backend, dtype)
+        .map_err(|e| e.to_string())
+        .map_err(failed("cannot compile the energy", span))
+}
+
+fn train(r: &mut Runner, stmt: &Statement, t: &training::TrainSpec) -> Result<(), Diagnostic> {
+    use crate::train::{Trainer, session};
+    let energy = compile(r, &t.energy, t.dtype, t.span)?;
+    let data = &r.data[&t.data];
+    let mut cfg = t.config.clone();
+    if !t.init_given {
+        let (lo, hi) = data
+            .train
+            .x
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let pad = 0.1 * (hi - lo).max(1e-6);
+        cfg.buffer.fresh = crate::train::buffer::Fresh::Uniform {
+            lo: lo - pad,
+            hi: hi + pad,
+        };
+    }
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert("ebm.energy".to_string(), t.energy.clone());
+    if let Some((shift, mul)) = &data.scale {
+        metadata.insert("ebm.scale.shift".to_string(), format!("{shift:?}"));
+        metadata.insert("ebm.scale.mul".to_string(), format!("{mul:?}"));
+    }
+    let fail = failed("training failed", t.span);
+    let mut trainer = Trainer::new(&energy, &data.train.x, cfg).map_err(|e| fail(e.to_string()))?;
+    let session = session::Session {
+        dir: t.out.clone(),
+        checkpoint_every: t.checkpoint_every,
+        snapshot_every: t.snapshot_every,
+        eval_every: 100,
+        progress: true,
+        run: String::new(),
+        metadata,
+        heldout: data.heldout.as_ref().map(|h| h.x.clone()),
+        stop_after: None,
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let report = session::run(&mut trainer, &session, &stop).map_err(|e| fail(e.to_string()))?;
+    let last = report.last.clone().unwrap_or_default();
+    let text = format!(
+        "train({}, {}) {} iterations in {:.2} s ({:.1} it/s): loss {:.5}, E+ {:.4}, E- {:.4}, {} rollbacks; wrote {}",
+        t.energy,
+        t.data,
+        report.ran,
+        report.seconds,
+        report.iters_per_s(),
+        last.loss,
+        last.e_pos,
+        last.e_neg,
+        report.rollbacks.len(),
+        t.out.display()
+    );
+    write(r, stmt.span, &text)
+}
+
+fn evaluate(
+    r: &mut Runner,
+    stmt: &Statement,
+    e: &training::EvaluateSpec,
+) -> Result<(), Diagnostic> {
+    use crate::train::evaluate::{EvalConfig, evaluate as run_eval};
+    let energy = compile(r, &e.energy, crate::backend::DType::F64, e.span)?;
+    let data = &r.data[&e.data];
+    let rows = data.heldout.as_ref().unwrap_or(&data.train);
+    let cfg = EvalConfig {
+        chains: e.chains,
+        warmup: e.steps / 2,
+        steps: e.steps - e.steps / 2,
+        step: e.step,
+        seed: e.seed,
+        threads: crate::backend::cpu::default_threads(),
+        known: data.toy.clone(),
+        grid: None,
+    };
+    let ev = run_eval(&energy, &rows.x, &cfg)
+        .map_err(|err| failed("evaluation failed", e.span)(err.to_string()))?;
+    let text = format!("evaluate({}, {}):\n{}", e.energy, e.data, ev.to_text());
+    write(r, stmt.span, &text)
+}
+
+fn load_params(r: &mut Runner, stmt: &Statement, p: &std::path::Path) -> Result<(), Diagnostic> {
+    let names = crate::train::checkpoint::load_params(p, &r.params)
+        .map_err(|e| failed("cannot load parameters", stmt.call.span)(e.to_string()))?;
+    let text = format!("loaded {} parameters from {}", names.len(), p.display());
+    write(r, stmt.span, &text)
 }
 
 fn write(r: &mut Runner, span: Span, text: &str) -> Result<(), Diagnostic> {
@@ -299,7 +446,7 @@ fn not_supported(stmt: &Statement) -> Diagnostic {
             stmt.name
         ),
     )
-    .with_note("`ebm run` executes `print`, `sample`, `plot`, `save` and `summary`; other runners are being added")
+    .with_note("`ebm run` executes `print`, `sample`, `plot`, `save`, `summary`, data sets, `train`, `evaluate` and `load_params`; `export` is being added")
 }
 
 fn print(r: &mut Runner, stmt: &Statement, summaries: &[String]) -> Result<(), Diagnostic> {

@@ -74,7 +74,7 @@ fn sampler_args(name: &str) -> &'static [&'static str] {
 }
 
 /// `mala`, `mala(step = 0.05)`, `hmc(0.1, steps = 20, target = 0.9)`, ...
-fn parse_sampler(scope: &mut Scope, e: &Expr) -> R<SamplerConfig> {
+pub(crate) fn parse_sampler(scope: &mut Scope, e: &Expr) -> R<SamplerConfig> {
     let (name, span, args) = match &e.kind {
         ExprKind::Name(n) => (n.as_str(), e.span, &[][..]),
         ExprKind::Call { callee, args, .. } => (callee.name.as_str(), callee.span, &args[..]),

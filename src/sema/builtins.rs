@@ -323,7 +323,15 @@ pub const ACTIVATIONS: &[&str] = &[
 
 /// Script statements (top-level calls). `script` decides which are runnable.
 pub const STATEMENTS: &[&str] = &[
-    "print", "sample", "plot", "save", "summary", "train", "export",
+    "print",
+    "sample",
+    "plot",
+    "save",
+    "summary",
+    "train",
+    "evaluate",
+    "load_params",
+    "export",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static Sig> {

@@ -47,6 +47,42 @@ use keyed::Keyed;
 use loss::LossKind;
 use optim::{OptimConfig, OptimState};
 
+/// Training rows ready for a run: the held-out rows split off, both scaled
+/// by the scaling fitted on the training rows.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub train: crate::data::Dataset,
+    pub heldout: Option<crate::data::Dataset>,
+    /// x' = (x − shift)·mul, when the scaling is not the identity.
+    pub scale: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+/// Splits off a `heldout` fraction (seeded) and scales both parts.
+pub fn prepare(
+    data: crate::data::Dataset,
+    heldout: f64,
+    seed: u64,
+    scale: crate::data::Scale,
+) -> Prepared {
+    let (mut train, mut held) = if heldout > 0.0 {
+        let (a, b) = data.split(heldout, seed);
+        (a, Some(b))
+    } else {
+        (data, None)
+    };
+    let scaler = train.fit_scale(scale);
+    let recorded = (!scaler.is_identity()).then(|| (scaler.shift.clone(), scaler.mul.clone()));
+    scaler.apply(&mut train.x);
+    if let Some(h) = held.as_mut() {
+        scaler.apply(&mut h.x);
+    }
+    Prepared {
+        train,
+        heldout: held,
+        scale: recorded,
+    }
+}
+
 /// How negatives are produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -322,6 +358,13 @@ pub struct LastStep {
     /// x_{K−1}.
     pub prev: Vec<f64>,
     pub drift: f64,
+}
+
+/// The contrastive loss of one batch, its θ-gradient and the energies.
+struct Pass {
+    value: loss::LossValue,
+    grads: Vec<Vec<f64>>,
+    energies: Vec<f64>,
 }
 
 /// The loss of one batch and its θ-gradient (one vector per parameter of
@@ -624,7 +667,11 @@ impl<'a> Trainer<'a> {
         last: Option<&LastStep>,
         reference: &[f64],
     ) -> Result<Objective, TrainError> {
-        let (value, mut grads, energies) = self.loss_and_grad::<T>(x, pos)?;
+        let Pass {
+            value,
+            mut grads,
+            energies,
+        } = self.loss_and_grad::<T>(x, pos)?;
         let (mut kl, mut entropy) = (0.0, 0.0);
         if let Some(last) = last {
             let neg = &x[pos * self.dim..];
@@ -642,11 +689,7 @@ impl<'a> Trainer<'a> {
 
     /// The loss on concat(x⁺, x⁻) (`pos` positives), its θ-gradient and
     /// the energies.
-    fn loss_and_grad<T: Scalar>(
-        &self,
-        x: &[f64],
-        pos: usize,
-    ) -> Result<(loss::LossValue, Vec<Vec<f64>>, Vec<f64>), TrainError> {
+    fn loss_and_grad<T: Scalar>(&self, x: &[f64], pos: usize) -> Result<Pass, TrainError> {
         let n = x.len() / self.dim;
         let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
         let kind = self.cfg.loss;
@@ -659,8 +702,11 @@ impl<'a> Trainer<'a> {
         let seed: Vec<T> = s.seed.iter().map(|&v| T::from_f64(v)).collect();
         let (values, grads) = self.loss.weighted_grad_params(&xs, &seed, None, n)?;
         let e = pairs_first(&values);
-        let value = loss::value(kind, self.cfg.l2, pos, &e);
-        Ok((value, widen_all(&grads), e))
+        Ok(Pass {
+            value: loss::value(kind, self.cfg.l2, pos, &e),
+            grads: widen_all(&grads),
+            energies: e,
+        })
     }
 
     /// Adds improved CD's KL and entropy gradients to `grads`; returns the

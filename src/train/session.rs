@@ -107,13 +107,13 @@ pub fn run(t: &mut Trainer, s: &Session, stop: &AtomicBool) -> Result<Report, Tr
             rec.loss, rec.e_pos, rec.e_neg, rec.accept
         ));
         let it = t.state.it;
-        if s.eval_every > 0 && it % s.eval_every == 0 {
+        if s.eval_every > 0 && it.is_multiple_of(s.eval_every) {
             held_out(t, s, it, &mut report)?;
         }
-        if s.snapshot_every > 0 && it % s.snapshot_every == 0 {
+        if s.snapshot_every > 0 && it.is_multiple_of(s.snapshot_every) {
             report.files.extend(super::plots::snapshot(t, &s.dir, it));
         }
-        if s.checkpoint_every > 0 && it % s.checkpoint_every == 0 && !t.done() {
+        if s.checkpoint_every > 0 && it.is_multiple_of(s.checkpoint_every) && !t.done() {
             metrics.flush()?;
             write_checkpoint(t, s)?;
         }
