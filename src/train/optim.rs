@@ -149,14 +149,19 @@ pub fn step(
             let t = state.t as i32;
             let c1 = 1.0 - beta1.powi(t);
             let c2 = 1.0 - beta2.powi(t);
-            for (i, p) in params.iter_mut().enumerate() {
-                let (m, v, g) = (&mut state.m[i], &mut state.v[i], &grads[i]);
-                for j in 0..p.len() {
-                    m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
-                    v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
-                    let mhat = m[j] / c1;
-                    let vhat = v[j] / c2;
-                    p[j] -= lr * (mhat / (vhat.sqrt() + eps) + cfg.weight_decay * p[j]);
+            let wd = cfg.weight_decay;
+            for (((p, m), v), g) in params
+                .iter_mut()
+                .zip(&mut state.m)
+                .zip(&mut state.v)
+                .zip(grads.iter())
+            {
+                // Zipped (no bounds checks) so the loop vectorises.
+                for (((p, m), v), g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                    *m = beta1 * *m + (1.0 - beta1) * g;
+                    *v = beta2 * *v + (1.0 - beta2) * g * g;
+                    let (mhat, vhat) = (*m / c1, *v / c2);
+                    *p -= lr * (mhat / (vhat.sqrt() + eps) + wd * *p);
                 }
             }
         }
