@@ -118,6 +118,10 @@ pub struct TrainOptions {
     /// Keep an exponential moving average of the parameters with this decay.
     #[arg(long)]
     pub ema: Option<f64>,
+    /// Spectral normalisation: after each update, scale every weight matrix
+    /// (rank-2 parameter) whose largest singular value exceeds this bound.
+    #[arg(long)]
+    pub spectral_norm: Option<f64>,
     /// Start from the parameters in this safetensors file instead of the program's initial values.
     #[arg(long)]
     pub init_params: Option<PathBuf>,
@@ -368,6 +372,12 @@ fn config(o: &TrainOptions, data: &Dataset) -> Result<TrainConfig> {
         return fail(format!("--ema must be in [0, 1), found {d}"));
     }
     cfg.optim.ema = o.ema;
+    if let Some(b) = o.spectral_norm
+        && !(b > 0.0 && b.is_finite())
+    {
+        return fail(format!("--spectral-norm must be a number > 0, found {b}"));
+    }
+    cfg.spectral_norm = o.spectral_norm;
     cfg.seed = o.seed;
     cfg.shuffle = !o.no_shuffle;
     cfg.threads = o

@@ -390,6 +390,9 @@ pub fn parse_train(scope: &mut Scope, stmt: &Statement) -> R<TrainSpec> {
     if let Some(v) = number(scope, "entropy", false) {
         cfg.entropy = v;
     }
+    if let Some(v) = number(scope, "spectral_norm", true) {
+        cfg.spectral_norm = Some(v);
+    }
     if let Some(v) = number(scope, "clip", true) {
         cfg.optim.clip_norm = Some(v);
     }

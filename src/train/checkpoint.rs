@@ -51,6 +51,21 @@ pub fn params_file(t: &Trainer, metadata: &BTreeMap<String, String>) -> TensorFi
     TensorFile { tensors, metadata }
 }
 
+/// The exponential moving average of the parameters (when the optimiser
+/// keeps one), under the parameters' names: a file `ebm sample --params`
+/// reads like `params.safetensors`.
+pub fn ema_file(t: &Trainer, metadata: &BTreeMap<String, String>) -> Option<TensorFile> {
+    let ema = t.state.optim.ema.as_ref()?;
+    let mut tensors = BTreeMap::new();
+    for ((name, shape, _), value) in params(t).into_iter().zip(ema) {
+        tensors.insert(name, f64_tensor(shape, value.clone()));
+    }
+    let mut metadata = metadata.clone();
+    metadata.insert("ebm.format".into(), "ebm-params-1".into());
+    metadata.insert("ebm.ema".into(), "true".into());
+    Some(TensorFile { tensors, metadata })
+}
+
 /// The whole training state; `run` describes the run for a resume.
 pub fn checkpoint_file(t: &Trainer, run: &str, metadata: &BTreeMap<String, String>) -> TensorFile {
     let mut tensors = BTreeMap::new();

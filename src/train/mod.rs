@@ -151,6 +151,8 @@ pub struct TrainConfig {
     pub entropy_reference: usize,
     pub buffer: BufferConfig,
     pub optim: OptimConfig,
+    /// Project every rank-2 parameter to spectral norm ≤ this after each update.
+    pub spectral_norm: Option<f64>,
     pub guard: Guard,
     pub seed: u64,
     /// Shuffle the data every epoch (else batches take rows in order).
@@ -174,6 +176,7 @@ impl TrainConfig {
             entropy_reference: 1000,
             buffer: BufferConfig::default(),
             optim: OptimConfig::default(),
+            spectral_norm: None,
             guard: Guard::default(),
             seed: 0,
             shuffle: true,
@@ -202,6 +205,9 @@ impl TrainConfig {
         }
         v.push(("fresh".into(), self.buffer.fresh.describe()));
         v.push(("optimizer".into(), self.optim.rule.name().into()));
+        if let Some(b) = self.spectral_norm {
+            v.push(("spectral_norm".into(), b.to_string()));
+        }
         v.push(("lr".into(), self.optim.lr.to_string()));
         v.push(("seed".into(), self.seed.to_string()));
         v.extend(self.sampler.describe());

@@ -65,6 +65,7 @@ pub const METRICS: &str = "metrics.csv";
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const PARAMS: &str = "params.safetensors";
 pub const BEST: &str = "best.safetensors";
+pub const EMA: &str = "ema.safetensors";
 pub const LOSS_PNG: &str = "loss.png";
 
 /// Runs `t` to its configured iteration count (or until `stop` is set),
@@ -130,6 +131,10 @@ pub fn run(t: &mut Trainer, s: &Session, stop: &AtomicBool) -> Result<Report, Tr
         &checkpoint::params_file(t, &s.metadata),
     )?;
     report.files.push(s.dir.join(PARAMS));
+    if let Some(f) = checkpoint::ema_file(t, &s.metadata) {
+        checkpoint::write(&s.dir.join(EMA), &f)?;
+        report.files.push(s.dir.join(EMA));
+    }
     if let Some(p) = super::plots::loss_curve(&s.dir.join(METRICS), &s.dir.join(LOSS_PNG)) {
         report.files.push(p);
     }
