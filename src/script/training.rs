@@ -331,6 +331,7 @@ pub const TRAIN_ARGS: &[&str] = &[
     "out",
     "checkpoint_every",
     "snapshot_every",
+    "spectral_norm",
 ];
 
 /// `train(e, moons, method = "pcd", iters = 2000, sampler = ula(step = 0.01), steps = 20, ..)`.
