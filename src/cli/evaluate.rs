@@ -73,51 +73,26 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
         backend_named(&o.backend)?,
         dtype_named(&o.dtype)?,
     )?;
-    let text = o.data.to_string_lossy();
-    let toy = text
-        .strip_prefix("toy:")
-        .map(|s| s.split(':').next().unwrap_or(s).to_string());
-    let mut data = if let Some(spec) = text.strip_prefix("toy:") {
-        let (name, n) = match spec.split_once(':') {
-            Some((name, n)) => (
-                name,
-                n.parse::<usize>()
-                    .map_err(|_| Failure::Message(format!("--data toy:NAME:N: bad N `{n}`")))?,
-            ),
-            None => (spec, 5000),
-        };
-        ebm::data::toy(name, n, None, o.data_seed)
-            .map_err(|e| Failure::Message(format!("--data: {e}")))?
-    } else {
-        ebm::data::Dataset::from_file(&o.data, o.columns.as_deref(), o.label.as_deref())
-            .map_err(|e| Failure::Message(format!("{}: {e}", o.data.display())))?
-    };
+    let toy = super::toy_name(&o.data);
+    let mut data = super::read_dataset(
+        &o.data,
+        o.columns.as_deref(),
+        o.label.as_deref(),
+        o.data_seed,
+        5000,
+    )?;
     data.check_width(energy.dim())
         .map_err(|e| Failure::Message(format!("{}: {e}", o.data.display())))?;
     let identity = scale.is_none();
-    if let Some((shift, mul)) = &scale {
-        let d = shift.len();
-        for row in data.x.chunks_exact_mut(d.max(1)) {
-            for ((v, s), m) in row.iter_mut().zip(shift).zip(mul) {
-                *v = (*v - s) * m;
-            }
-        }
+    if let Some((shift, mul)) = scale {
+        ebm::data::Scaler { shift, mul }.apply(&mut data.x);
     }
-    let known = o.known.clone().or(toy).filter(|_| identity);
-    let noise = |name: &str| if name == "eight_gaussians" { 0.1 } else { 0.0 };
-    let cfg = EvalConfig {
-        chains: o.chains,
-        warmup: o.steps / 2,
-        steps: o.steps - o.steps / 2,
-        step: o.step,
-        seed: o.seed,
-        threads: ebm::backend::cpu::default_threads(),
-        known: known.map(|k| {
-            let n = noise(&k);
-            (k, n)
-        }),
-        grid: None,
-    };
+    // A toy set drawn with its default noise (the only one `--data toy:` draws).
+    let known = o.known.clone().or(toy).filter(|_| identity).map(|k| {
+        let noise = if k == "eight_gaussians" { 0.1 } else { 0.0 };
+        (k, noise)
+    });
+    let cfg = EvalConfig::long_run(o.chains, o.steps, o.step, o.seed, known);
     let ev = run_eval(&energy, &data.x, &cfg).map_err(|e| Failure::Message(e.to_string()))?;
     let mut out = if o.json {
         format!("{}\n", ev.to_json())

@@ -113,6 +113,41 @@ pub fn has_ext(path: &Path, exts: &[&str]) -> bool {
         .is_some_and(|x| exts.iter().any(|e| x.eq_ignore_ascii_case(e)))
 }
 
+/// `--data FILE` (.csv or .npy, with `columns` and `label`) or
+/// `toy:NAME[:ROWS]`, a seeded toy set of `default_rows` rows unless given.
+pub fn read_dataset(
+    path: &Path,
+    columns: Option<&[String]>,
+    label: Option<&str>,
+    seed: u64,
+    default_rows: usize,
+) -> Result<ebm::data::Dataset> {
+    let text = path.to_string_lossy();
+    let Some(spec) = text.strip_prefix("toy:") else {
+        return ebm::data::Dataset::from_file(path, columns, label)
+            .map_err(|e| Failure::Message(format!("{}: {e}", path.display())));
+    };
+    let (name, rows) = match spec.split_once(':') {
+        Some((name, n)) => (
+            name,
+            n.parse::<usize>().map_err(|_| {
+                Failure::Message(format!(
+                    "--data toy:NAME:ROWS expects a row count, found `{n}`"
+                ))
+            })?,
+        ),
+        None => (spec, default_rows),
+    };
+    ebm::data::toy(name, rows, None, seed).map_err(|e| Failure::Message(format!("--data: {e}")))
+}
+
+/// The toy set `--data toy:NAME[..]` names, if it names one.
+pub fn toy_name(path: &Path) -> Option<String> {
+    let text = path.to_string_lossy();
+    let spec = text.strip_prefix("toy:")?;
+    Some(spec.split(':').next().unwrap_or(spec).to_string())
+}
+
 /// `ebm check FILE`.
 pub fn check(path: &Path) -> Result<String> {
     pipeline::check(&read(path)?).map_err(Failure::from)?;

@@ -237,17 +237,7 @@ fn sampler(o: &TrainOptions) -> Result<SamplerConfig> {
 
 fn fresh(o: &TrainOptions, data: &Dataset) -> Result<Fresh> {
     let Some(text) = &o.init else {
-        let (lo, hi) = data
-            .x
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
-        let pad = 0.1 * (hi - lo).max(1e-6);
-        return Ok(Fresh::Uniform {
-            lo: lo - pad,
-            hi: hi + pad,
-        });
+        return Ok(Fresh::around(&data.x));
     };
     let (name, args) = text.split_once(':').unwrap_or((text, ""));
     let v = parse_vector("--init", args)?;
@@ -391,33 +381,16 @@ fn hash_text(text: &str) -> String {
     format!("{:016x}", ebm::data::rng::fnv1a(text))
 }
 
-/// A CSV/NPY file, or `toy:NAME[:N]`, one of the seeded 2-D toy sets
-/// (N rows, 10000 by default, drawn with --seed).
-fn read_data(path: &Path, o: &TrainOptions) -> Result<Dataset> {
-    let text = path.to_string_lossy();
-    if let Some(spec) = text.strip_prefix("toy:") {
-        let (name, n) = match spec.split_once(':') {
-            Some((name, n)) => (
-                name,
-                n.parse::<usize>().map_err(|_| {
-                    Failure::Message(format!(
-                        "--data toy:NAME:N expects a row count N, found `{n}`"
-                    ))
-                })?,
-            ),
-            None => (spec, 10_000),
-        };
-        return ebm::data::toy(name, n, None, o.seed)
-            .map_err(|e| Failure::Message(format!("--data: {e}")));
-    }
-    Dataset::from_file(path, o.columns.as_deref(), o.label.as_deref())
-        .map_err(|e| Failure::Message(format!("{}: {e}", path.display())))
-}
-
 /// Reads the data, checks its width, splits off the held-out rows and scales both.
 fn load_data(o: &TrainOptions, dim: usize) -> Result<ebm::train::Prepared> {
     let path = o.data.as_deref().unwrap_or(Path::new(""));
-    let data = read_data(path, o)?;
+    let data = super::read_dataset(
+        path,
+        o.columns.as_deref(),
+        o.label.as_deref(),
+        o.seed,
+        10_000,
+    )?;
     data.check_width(dim)
         .map_err(|e| Failure::Message(format!("{}: {e}", path.display())))?;
     if !(0.0..1.0).contains(&o.heldout) {

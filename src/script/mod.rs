@@ -254,18 +254,7 @@ fn train(r: &mut Runner, stmt: &Statement, t: &training::TrainSpec) -> Result<()
     let data = &r.data[&t.data];
     let mut cfg = t.config.clone();
     if !t.init_given {
-        let (lo, hi) = data
-            .train
-            .x
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
-        let pad = 0.1 * (hi - lo).max(1e-6);
-        cfg.buffer.fresh = crate::train::buffer::Fresh::Uniform {
-            lo: lo - pad,
-            hi: hi + pad,
-        };
+        cfg.buffer.fresh = crate::train::buffer::Fresh::around(&data.train.x);
     }
     let mut metadata = std::collections::BTreeMap::new();
     metadata.insert("ebm.energy".to_string(), t.energy.clone());
@@ -314,16 +303,7 @@ fn evaluate(
     let energy = compile(r, &e.energy, crate::backend::DType::F64, e.span)?;
     let data = &r.data[&e.data];
     let rows = data.heldout.as_ref().unwrap_or(&data.train);
-    let cfg = EvalConfig {
-        chains: e.chains,
-        warmup: e.steps / 2,
-        steps: e.steps - e.steps / 2,
-        step: e.step,
-        seed: e.seed,
-        threads: crate::backend::cpu::default_threads(),
-        known: data.toy.clone(),
-        grid: None,
-    };
+    let cfg = EvalConfig::long_run(e.chains, e.steps, e.step, e.seed, data.toy.clone());
     let ev = run_eval(&energy, &rows.x, &cfg)
         .map_err(|err| failed("evaluation failed", e.span)(err.to_string()))?;
     let text = format!("evaluate({}, {}):\n{}", e.energy, e.data, ev.to_text());

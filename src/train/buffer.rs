@@ -21,6 +21,21 @@ pub enum Fresh {
 }
 
 impl Fresh {
+    /// Uniform over the range of `data`'s values, padded by 10% each side
+    /// (the default: fresh negatives cover the data and a margin around it).
+    pub fn around(data: &[f64]) -> Fresh {
+        let (lo, hi) = data
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let pad = 0.1 * (hi - lo).max(1e-6);
+        Fresh::Uniform {
+            lo: lo - pad,
+            hi: hi + pad,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Fresh::Uniform { lo, hi } => format!("uniform({lo}, {hi})"),

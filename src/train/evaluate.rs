@@ -56,6 +56,29 @@ impl Default for EvalConfig {
     }
 }
 
+impl EvalConfig {
+    /// `steps` MALA steps (half of them adapting the step size before the
+    /// rest) on every available core, with a known data density for KL.
+    pub fn long_run(
+        chains: usize,
+        steps: usize,
+        step: f64,
+        seed: u64,
+        known: Option<(String, f64)>,
+    ) -> EvalConfig {
+        EvalConfig {
+            chains,
+            warmup: steps / 2,
+            steps: steps - steps / 2,
+            step,
+            seed,
+            threads: crate::backend::cpu::default_threads(),
+            known,
+            grid: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     pub rows: usize,

@@ -529,7 +529,9 @@ impl<'a> Trainer<'a> {
                 rows: vec![None; b],
             }
         };
+        let t0 = Instant::now();
         let (neg, last, accept, frozen) = self.sample_negatives::<T>(&drawn.x, it)?;
+        let t_neg = t0.elapsed().as_secs_f64();
         self.negatives.clone_from(&neg);
         x.extend_from_slice(&neg);
         let mut rec = IterRecord {
@@ -548,7 +550,12 @@ impl<'a> Trainer<'a> {
             }
             None => Vec::new(),
         };
+        let t1 = Instant::now();
         let obj = self.objective::<T>(&x, b, last.as_ref(), &reference)?;
+        let t_loss = t1.elapsed().as_secs_f64();
+        if std::env::var_os("EBM_TRAIN_TIMING").is_some() {
+            eprintln!("timing it={it} negatives={t_neg:.6} loss={t_loss:.6}");
+        }
         let mut grads = obj.grads;
         let energies = obj.energies;
         rec.loss = obj.total;
