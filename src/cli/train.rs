@@ -49,6 +49,10 @@ pub struct TrainOptions {
     /// Take training batches in file order (default: shuffled every epoch).
     #[arg(long)]
     pub no_shuffle: bool,
+    /// cd: K sampler steps from fresh noise; pcd: from a replay buffer; icd:
+    /// pcd plus improved CD's KL and entropy terms, differentiated through
+    /// the last Langevin step (after mala/hmc negatives: one extra ULA step
+    /// with drift step/2 and noise sqrt(step) from their final state).
     #[arg(long, default_value = "pcd", value_parser = ["cd", "pcd", "icd"])]
     pub method: String,
     #[arg(long, default_value_t = 2000)]
