@@ -1,0 +1,300 @@
+//! What a training run is asked to do and what it reports: the method,
+//! the sampler of the negatives, the loss, the buffer, the optimiser and
+//! the guard ([`TrainConfig`]); the data prepared for it ([`prepare`]);
+//! the state between iterations ([`TrainState`]), one iteration's
+//! measurements ([`IterRecord`]) and the errors ([`TrainError`]).
+
+use super::buffer::{BufferConfig, ReplayBuffer};
+use super::loss::LossKind;
+use super::optim::{OptimConfig, OptimState};
+use crate::runtime::RuntimeError;
+use crate::sample::{Method as SamplerMethod, SamplerConfig};
+
+/// Training rows ready for a run: the held-out rows split off, both scaled
+/// by the scaling fitted on the training rows.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub train: crate::data::Dataset,
+    pub heldout: Option<crate::data::Dataset>,
+    /// x' = (x − shift)·mul, when the scaling is not the identity.
+    pub scale: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+/// Splits off a `heldout` fraction (seeded) and scales both parts.
+pub fn prepare(
+    data: crate::data::Dataset,
+    heldout: f64,
+    seed: u64,
+    scale: crate::data::Scale,
+) -> Prepared {
+    let (mut train, mut held) = if heldout > 0.0 {
+        let (a, b) = data.split(heldout, seed);
+        (a, Some(b))
+    } else {
+        (data, None)
+    };
+    let scaler = train.fit_scale(scale);
+    let recorded = (!scaler.is_identity()).then(|| (scaler.shift.clone(), scaler.mul.clone()));
+    scaler.apply(&mut train.x);
+    if let Some(h) = held.as_mut() {
+        scaler.apply(&mut h.x);
+    }
+    Prepared {
+        train,
+        heldout: held,
+        scale: recorded,
+    }
+}
+
+/// How negatives are produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// K sampler steps from fresh noise.
+    Cd,
+    /// K sampler steps from the replay buffer.
+    Pcd,
+    /// PCD plus the KL and entropy terms of improved CD.
+    Icd,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Cd => "cd",
+            Method::Pcd => "pcd",
+            Method::Icd => "icd",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "cd" => Method::Cd,
+            "pcd" => Method::Pcd,
+            "icd" => Method::Icd,
+            _ => return None,
+        })
+    }
+    /// Whether negatives start from a replay buffer.
+    pub fn persistent(self) -> bool {
+        self != Method::Cd
+    }
+}
+
+/// The divergence guard's settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Guard {
+    /// An energy of magnitude above this (on the batch) is a blow-up.
+    pub max_energy: f64,
+    /// The learning rate is multiplied by this after each rollback.
+    pub lr_factor: f64,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard {
+            max_energy: 1e4,
+            lr_factor: 0.5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub method: Method,
+    pub iters: usize,
+    pub batch: usize,
+    /// The negatives' sampler (its adaptation is turned off: the step is fixed).
+    pub sampler: SamplerConfig,
+    pub sampler_steps: usize,
+    pub loss: LossKind,
+    /// α of α·mean(E⁺² + E⁻²).
+    pub l2: f64,
+    /// Improved CD's KL and entropy weights.
+    pub kl: f64,
+    pub entropy: f64,
+    /// Rows of the buffer the entropy term searches for nearest neighbours.
+    pub entropy_reference: usize,
+    pub buffer: BufferConfig,
+    pub optim: OptimConfig,
+    /// Project every rank-2 parameter to spectral norm ≤ this after each update.
+    pub spectral_norm: Option<f64>,
+    pub guard: Guard,
+    pub seed: u64,
+    /// Shuffle the data every epoch (else batches take rows in order).
+    pub shuffle: bool,
+    pub threads: usize,
+}
+
+impl TrainConfig {
+    /// IGEBM-style persistent CD with ULA negatives and Adam.
+    pub fn new(method: Method) -> TrainConfig {
+        TrainConfig {
+            method,
+            iters: 1000,
+            batch: 256,
+            sampler: SamplerConfig::ula(0.01),
+            sampler_steps: 20,
+            loss: LossKind::Cd,
+            l2: 0.1,
+            kl: 1.0,
+            entropy: 0.1,
+            entropy_reference: 1000,
+            buffer: BufferConfig::default(),
+            optim: OptimConfig::default(),
+            spectral_norm: None,
+            guard: Guard::default(),
+            seed: 0,
+            shuffle: true,
+            threads: 1,
+        }
+    }
+
+    /// `key = value` pairs for headers and checkpoints.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = vec![
+            ("method".into(), self.method.name().into()),
+            ("iters".into(), self.iters.to_string()),
+            ("batch".into(), self.batch.to_string()),
+            ("sampler_steps".into(), self.sampler_steps.to_string()),
+            ("loss".into(), self.loss.name().into()),
+            ("l2".into(), self.l2.to_string()),
+        ];
+        if self.method == Method::Icd {
+            v.push(("kl".into(), self.kl.to_string()));
+            v.push(("entropy".into(), self.entropy.to_string()));
+        }
+        if self.method.persistent() {
+            v.push(("buffer".into(), self.buffer.size.to_string()));
+            v.push(("reinit".into(), self.buffer.reinit.to_string()));
+            v.push(("replace".into(), self.buffer.replace.name().into()));
+        }
+        v.push(("fresh".into(), self.buffer.fresh.describe()));
+        v.push(("optimizer".into(), self.optim.rule.name().into()));
+        if let Some(b) = self.spectral_norm {
+            v.push(("spectral_norm".into(), b.to_string()));
+        }
+        v.push(("lr".into(), self.optim.lr.to_string()));
+        v.push(("seed".into(), self.seed.to_string()));
+        v.extend(self.sampler.describe());
+        v
+    }
+
+    pub(crate) fn validate(&self, dim: usize, rows: usize) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if dim == 0 {
+            return bad("the energy has no coordinates".into());
+        }
+        if rows == 0 {
+            return bad("the data set is empty".into());
+        }
+        if self.batch == 0 || self.iters == 0 || self.sampler_steps == 0 {
+            return bad("iters, batch and sampler steps must each be at least 1".into());
+        }
+        if !(self.sampler.step > 0.0 && self.sampler.step.is_finite()) {
+            return bad(format!(
+                "the sampler step must be a positive number, found {}",
+                self.sampler.step
+            ));
+        }
+        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
+            return bad(format!(
+                "the learning rate must be a positive number, found {}",
+                self.optim.lr
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.buffer.reinit) {
+            return bad(format!(
+                "the reinit fraction must be between 0 and 1, found {}",
+                self.buffer.reinit
+            ));
+        }
+        if self.method.persistent() && self.buffer.size == 0 {
+            return bad("the replay buffer needs at least one row".into());
+        }
+        if self.method == Method::Icd
+            && let SamplerMethod::Ula(o) = &self.sampler.method
+            && (o.clip_grad.is_some() || o.clamp.is_some())
+        {
+            return bad("improved CD differentiates through the last Langevin step, which must be smooth: use a sampler without `clip` or `clamp`".into());
+        }
+        if self.sampler.method == SamplerMethod::Rwmh {
+            return bad("rwmh has no gradient step; train with ula, mala or hmc negatives".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A file could not be read or written (the message names it).
+    #[error("{0}")]
+    Io(String),
+    /// The user interrupted the run (a checkpoint was written first).
+    #[error("interrupted at iteration {0}")]
+    Interrupted(usize),
+}
+
+/// Why an iteration was rolled back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rollback {
+    pub iteration: usize,
+    pub cause: String,
+}
+
+/// Everything that changes between iterations besides the parameters
+/// (which live in the store).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    /// Iterations done.
+    pub it: usize,
+    pub optim: OptimState,
+    pub buffer: ReplayBuffer,
+    /// The learning rate's factor after rollbacks.
+    pub lr_scale: f64,
+    pub rollbacks: u64,
+}
+
+/// One iteration's measurements (a row of `metrics.csv`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IterRecord {
+    pub it: usize,
+    pub loss: f64,
+    pub e_pos: f64,
+    pub e_neg: f64,
+    pub l2: f64,
+    pub kl: f64,
+    pub entropy: f64,
+    pub grad_norm: f64,
+    pub lr: f64,
+    pub accept: f64,
+    /// Negatives whose chain diverged (frozen by the sampler).
+    pub frozen: usize,
+    pub seconds: f64,
+    pub rollback: Option<String>,
+}
+
+impl IterRecord {
+    pub const HEADER: &'static str =
+        "iter,loss,e_pos,e_neg,l2,kl,entropy,grad_norm,lr,accept,frozen,seconds,rollback";
+    pub fn csv_row(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{:.6},{}",
+            self.it,
+            self.loss,
+            self.e_pos,
+            self.e_neg,
+            self.l2,
+            self.kl,
+            self.entropy,
+            self.grad_norm,
+            self.lr,
+            self.accept,
+            self.frozen,
+            self.seconds,
+            self.rollback.as_deref().unwrap_or("")
+        )
+    }
+}
