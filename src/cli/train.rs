@@ -55,7 +55,7 @@ pub struct TrainOptions {
     /// with drift step/2 and noise sqrt(step) from their final state).
     #[arg(long, default_value = "pcd", value_parser = ["cd", "pcd", "icd"])]
     pub method: String,
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 5000)]
     pub iters: usize,
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
@@ -78,7 +78,7 @@ pub struct TrainOptions {
     #[arg(long, default_value = "cd", value_parser = ["cd", "softplus", "logsumexp"])]
     pub loss: String,
     /// α of the energy-magnitude penalty α·mean(E+² + E−²).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.05)]
     pub l2: f64,
     /// icd only: weight of the KL term.
     #[arg(long, default_value_t = 1.0)]
@@ -100,7 +100,7 @@ pub struct TrainOptions {
     pub init: Option<String>,
     #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"])]
     pub optimizer: String,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
     /// Adam's β₁ (0 allowed, as IGEBM) or SGD's momentum.
     #[arg(long, default_value_t = 0.9)]
@@ -117,7 +117,7 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0)]
     pub lr_warmup: usize,
     /// Learning-rate decay: none, cosine, or step:EVERY,FACTOR.
-    #[arg(long, default_value = "none")]
+    #[arg(long, default_value = "cosine")]
     pub decay: String,
     /// Keep an exponential moving average of the parameters with this decay.
     #[arg(long)]
@@ -510,7 +510,9 @@ fn describe(r: &session::Report, out: &Path) -> String {
         ));
     }
     if let Some((it, v)) = r.best {
-        text.push_str(&format!("best held-out loss {v:.5} at iteration {it}\n"));
+        text.push_str(&format!(
+            "best held-out score {v:.5} at iteration {it} (best.safetensors)\n"
+        ));
     }
     text.push_str(&format!("rollbacks: {}\n", r.rollbacks.len()));
     for rb in r.rollbacks.iter().take(10) {

@@ -109,8 +109,8 @@ pub struct ReplayBuffer {
     pub seen: u64,
 }
 
-/// The starting points of one iteration's negatives, and where they came
-/// from (`Some(row)` for a buffer row, `None` for fresh noise).
+/// The starting points of one iteration's negatives, and the buffer slot
+/// each is written back to (`None` while a reservoir is empty).
 pub struct Drawn {
     pub x: Vec<f64>,
     pub rows: Vec<Option<usize>>,
@@ -134,7 +134,10 @@ impl ReplayBuffer {
         &self.x[i * self.dim..(i + 1) * self.dim]
     }
 
-    /// `n` starting points for iteration `it`.
+    /// `n` starting points for iteration `it`. Every row of a filled buffer
+    /// takes a slot (drawn with replacement); with probability `reinit` its
+    /// start is fresh noise instead of the slot's sample, and the slot
+    /// receives the new negative either way (as W4 and JEM write back).
     pub fn draw(&self, cfg: &BufferConfig, seed: u64, it: u64, n: usize) -> Drawn {
         let d = self.dim;
         let (pick, reinit, fresh) = (
@@ -142,19 +145,19 @@ impl ReplayBuffer {
             Keyed::new(seed, REINIT, it),
             Keyed::new(seed, FRESH, it),
         );
+        let stored = self.rows();
         let mut x = vec![0.0; n * d];
         let mut rows = Vec::with_capacity(n);
         for b in 0..n {
             let out = &mut x[b * d..(b + 1) * d];
-            let stored = self.rows();
-            if stored > 0 && reinit.uniform(b as u64) >= cfg.reinit {
-                let r = pick.below(b as u64, stored as u64) as usize;
-                out.copy_from_slice(self.row(r));
-                rows.push(Some(r));
-            } else {
-                cfg.fresh.fill(&fresh, (b * d) as u64, out);
-                rows.push(None);
+            let slot = (stored > 0).then(|| pick.below(b as u64, stored as u64) as usize);
+            match slot {
+                Some(r) if reinit.uniform(b as u64) >= cfg.reinit => {
+                    out.copy_from_slice(self.row(r))
+                }
+                _ => cfg.fresh.fill(&fresh, (b * d) as u64, out),
             }
+            rows.push(slot);
         }
         Drawn { x, rows }
     }
@@ -217,7 +220,10 @@ mod tests {
         assert_eq!(buf.rows(), 100);
         assert!(buf.x.iter().all(|v| (-3.0..3.0).contains(v)));
         let d = buf.draw(&cfg, 7, 0, 1000);
-        let fresh = d.rows.iter().filter(|r| r.is_none()).count();
+        assert!(d.rows.iter().all(|r| r.is_some()), "every row takes a slot");
+        let fresh = (0..1000)
+            .filter(|&b| d.x[2 * b..2 * b + 2] != *buf.row(d.rows[b].unwrap()))
+            .count();
         // Binomial(1000, 0.05): mean 50, sd 6.9.
         assert!((20..80).contains(&fresh), "{fresh}");
         let moved: Vec<f64> = d.x.iter().map(|v| v + 100.0).collect();

@@ -125,21 +125,27 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// IGEBM-style persistent CD with ULA negatives and Adam.
+    /// Persistent CD with ULA negatives and Adam: the defaults chosen on the
+    /// 2-D toy sets (docs/training.md): 5000 iterations, lr 0.003 with cosine
+    /// decay, L2 0.05.
     pub fn new(method: Method) -> TrainConfig {
         TrainConfig {
             method,
-            iters: 1000,
+            iters: 5000,
             batch: 256,
             sampler: SamplerConfig::ula(0.01),
             sampler_steps: 20,
             loss: LossKind::Cd,
-            l2: 0.1,
+            l2: 0.05,
             kl: 1.0,
             entropy: 0.1,
             entropy_reference: 1000,
             buffer: BufferConfig::default(),
-            optim: OptimConfig::default(),
+            optim: OptimConfig {
+                lr: 3e-3,
+                decay: super::optim::Decay::Cosine { floor: 0.0 },
+                ..OptimConfig::default()
+            },
             spectral_norm: None,
             guard: Guard::default(),
             seed: 0,

@@ -92,6 +92,9 @@ pub struct Evaluation {
     pub log_z: Option<f64>,
     pub nll: Option<f64>,
     pub kl: Option<f64>,
+    /// The share of long-run samples outside the quadrature grid: mass the
+    /// grid's log Z misses (the NLL is then a lower bound).
+    pub outside_grid: Option<f64>,
     /// The long-run samples (`chains × dim`).
     pub samples: Vec<f64>,
 }
@@ -100,7 +103,7 @@ impl Evaluation {
     pub fn to_json(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("null".to_string(), num);
         format!(
-            "{{\"rows\": {}, \"e_data_mean\": {}, \"e_data_sq_mean\": {}, \"mmd2\": {}, \"mmd2_noise_floor\": {}, \"bandwidth\": {}, \"support\": {}, \"accept\": {}, \"log_z\": {}, \"heldout_nll\": {}, \"kl_data_model\": {}}}",
+            "{{\"rows\": {}, \"e_data_mean\": {}, \"e_data_sq_mean\": {}, \"mmd2\": {}, \"mmd2_noise_floor\": {}, \"bandwidth\": {}, \"support\": {}, \"accept\": {}, \"log_z\": {}, \"heldout_nll\": {}, \"kl_data_model\": {}, \"outside_grid\": {}}}",
             self.rows,
             num(self.e_data_mean),
             num(self.e_data_sq_mean),
@@ -111,7 +114,8 @@ impl Evaluation {
             num(self.accept),
             opt(self.log_z),
             opt(self.nll),
-            opt(self.kl)
+            opt(self.kl),
+            opt(self.outside_grid)
         )
     }
 
@@ -129,6 +133,12 @@ impl Evaluation {
         );
         if let (Some(z), Some(n)) = (self.log_z, self.nll) {
             t.push_str(&format!("log Z {z:.5}; held-out NLL {n:.5} nats\n"));
+        }
+        if let Some(o) = self.outside_grid.filter(|o| *o > 0.0) {
+            t.push_str(&format!(
+                "warning: {:.1}% of the samples lie outside the quadrature grid: log Z misses that mass (the NLL is a lower bound)\n",
+                100.0 * o
+            ));
         }
         if let Some(k) = self.kl {
             t.push_str(&format!("KL(data || model) {k:.5} nats\n"));
@@ -203,6 +213,7 @@ pub fn evaluate(
         log_z: None,
         nll: None,
         kl: None,
+        outside_grid: None,
         samples,
     };
     if d == 2 {
@@ -234,6 +245,13 @@ fn quadrature(
     };
     let dens = ev::grid_density(&grid, &mut f).map_err(TrainError::Config)?;
     out.log_z = Some(dens.log_z);
+    let n = out.samples.len() / 2;
+    let outside = out
+        .samples
+        .chunks_exact(2)
+        .filter(|p| (0..2).any(|k| p[k] < grid.lo[k] || p[k] > grid.hi[k]))
+        .count();
+    out.outside_grid = Some(outside as f64 / n.max(1) as f64);
     out.nll = Some(ev::heldout_nll(dens.log_z, e));
     if let Some((name, noise)) = &cfg.known
         && let Some(p) = ev::known_log_density(name, *noise)
@@ -244,7 +262,11 @@ fn quadrature(
 }
 
 /// E at `n` rows of `x`, in f64, through the energy's own dtype.
-fn energies(energy: &CompiledEnergy, x: &[f64], n: usize) -> Result<Vec<f64>, TrainError> {
+pub(crate) fn energies(
+    energy: &CompiledEnergy,
+    x: &[f64],
+    n: usize,
+) -> Result<Vec<f64>, TrainError> {
     fn run<T: Scalar>(e: &CompiledEnergy, x: &[f64], n: usize) -> Result<Vec<f64>, TrainError> {
         let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
         Ok(e.energy(&xs, None, n)?.iter().map(|v| v.to_f64()).collect())

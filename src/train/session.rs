@@ -2,7 +2,8 @@
 //! `train(..)` run it: the iteration loop around a [`Trainer`], a progress
 //! bar on a terminal, `metrics.csv` (one row per iteration), checkpoints
 //! every N iterations and at the end (and when the user interrupts),
-//! `params.safetensors`, a held-out loss with the best parameters kept in
+//! `params.safetensors`, a held-out score (the exact NLL for 2-D energies,
+//! else the MMD² of the persistent samples) with the best parameters kept in
 //! `best.safetensors`, a loss-curve PNG and sample snapshots.
 //!
 //! Outputs are written atomically (temp file + rename), so a crash or
@@ -18,8 +19,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::checkpoint;
-use super::{IterRecord, Rollback, TrainError, Trainer, loss};
-use crate::runtime::Scalar;
+use super::{IterRecord, Rollback, TrainError, Trainer};
 
 /// Where and how often a run writes.
 #[derive(Clone, Debug)]
@@ -149,45 +149,63 @@ fn write_checkpoint(t: &Trainer, s: &Session) -> Result<(), TrainError> {
     )
 }
 
-/// The training loss with held-out positives against the buffer's (or, for
-/// `cd`, fresh) negatives; the parameters with the lowest so far are saved.
+/// The held-out score, lower is better: for 2-D energies the exact
+/// held-out negative log-likelihood (log Z by quadrature on the held-out
+/// rows' range padded by 50%, 100 × 100 cells); otherwise the MMD² between
+/// the persistent samples (the buffer, or the last negatives) and the
+/// held-out rows. The parameters with the best score are kept.
 fn held_out(t: &Trainer, s: &Session, it: usize, report: &mut Report) -> Result<(), TrainError> {
     let Some(h) = &s.heldout else { return Ok(()) };
-    let value = match t.energy().dtype() {
-        crate::backend::DType::F32 => heldout_loss::<f32>(t, h)?,
-        crate::backend::DType::F64 => heldout_loss::<f64>(t, h)?,
-    };
+    let value = heldout_score(t, h)?;
     if value.is_finite() && report.best.is_none_or(|(_, b)| value < b) {
         report.best = Some((it, value));
         let mut meta = s.metadata.clone();
         meta.insert("ebm.iteration".into(), it.to_string());
-        meta.insert("ebm.heldout_loss".into(), value.to_string());
+        meta.insert("ebm.heldout_score".into(), value.to_string());
         checkpoint::write(&s.dir.join(BEST), &checkpoint::params_file(t, &meta))?;
     }
     Ok(())
 }
 
-fn heldout_loss<T: Scalar>(t: &Trainer, heldout: &[f64]) -> Result<f64, TrainError> {
-    let d = t.energy().dim();
-    let rows = (heldout.len() / d).min(1000);
-    let neg = t
-        .state
-        .buffer
-        .reference(t.config().seed, t.state.it as u64, rows);
-    let mut x: Vec<T> = heldout[..rows * d]
-        .iter()
-        .map(|&v| T::from_f64(v))
-        .collect();
-    x.extend(neg.iter().map(|&v| T::from_f64(v)));
-    let n = x.len() / d;
-    let e: Vec<f64> = t
-        .energy()
-        .energy(&x, None, n)?
-        .iter()
-        .map(|v| v.to_f64())
-        .collect();
-    let cfg = t.config();
-    Ok(loss::value(cfg.loss, cfg.l2, rows, &e).loss)
+fn heldout_score(t: &Trainer, heldout: &[f64]) -> Result<f64, TrainError> {
+    use crate::stats::eval as ev;
+    let e = t.energy();
+    let d = e.dim();
+    if d == 2 {
+        let (lo, hi) = heldout
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let pad = 0.5 * (hi - lo).max(1e-6);
+        let grid = ev::Grid {
+            lo: [lo - pad; 2],
+            hi: [hi + pad; 2],
+            n: 100,
+        };
+        let mut f = |x: &[f64], n: usize, out: &mut [f64]| -> Result<(), String> {
+            out.copy_from_slice(
+                &super::evaluate::energies(e, x, n).map_err(|err| err.to_string())?,
+            );
+            Ok(())
+        };
+        let Ok(dens) = ev::grid_density(&grid, &mut f) else {
+            return Ok(f64::NAN);
+        };
+        let rows = heldout.len() / 2;
+        return Ok(ev::heldout_nll(
+            dens.log_z,
+            &super::evaluate::energies(e, heldout, rows)?,
+        ));
+    }
+    let samples = if t.state.buffer.rows() > 0 {
+        t.state
+            .buffer
+            .reference(t.config().seed, t.state.it as u64, 1000)
+    } else {
+        t.negatives().to_vec()
+    };
+    Ok(ev::mmd2(&samples, heldout, d, None).mmd2)
 }
 
 fn progress_bar(on: bool, first: usize, total: usize) -> ProgressBar {
