@@ -40,7 +40,7 @@ pub mod session;
 
 use std::time::Instant;
 
-use crate::runtime::{CompiledEnergy, ParamId, Scalar};
+use crate::runtime::{CompiledEnergy, ParamId, RuntimeError, Scalar};
 use crate::sample::{Init, Method as SamplerMethod, RunConfig, Sampler, SamplerConfig, UlaOptions};
 
 pub use config::{
@@ -50,6 +50,9 @@ pub use config::{
 use buffer::ReplayBuffer;
 use keyed::Keyed;
 use optim::OptimState;
+
+/// The loss kernel runs on this many parts of each batch (see `in_parts`).
+const LOSS_PARTS: usize = 2;
 
 /// Stream tags of a run's keyed generator.
 const SAMPLE: u64 = 1;
@@ -124,12 +127,15 @@ impl<'a> Trainer<'a> {
             ));
         }
         let graph = loss::loss_graph(energy.energy_graph()).map_err(TrainError::Config)?;
-        let loss = CompiledEnergy::in_store(
-            graph,
-            energy.store().clone(),
-            energy.backend().clone(),
-            energy.dtype(),
-        )?;
+        // The loss runs as LOSS_PARTS single-threaded calls on parts of the
+        // batch (the parameter pullback's batch sum barely gains from the
+        // backend's own threads).
+        let backend = energy
+            .backend()
+            .worker()
+            .unwrap_or_else(|| energy.backend().clone());
+        let loss =
+            CompiledEnergy::in_store(graph, energy.store().clone(), backend, energy.dtype())?;
         let mut sampler_cfg = cfg.sampler.clone();
         sampler_cfg.adapt_step = false;
         sampler_cfg.adapt_mass = false;
@@ -423,19 +429,65 @@ impl<'a> Trainer<'a> {
         let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
         let kind = self.cfg.loss;
         let first: Vec<f64> = if kind.needs_energies() {
-            pairs_first(&self.loss.energy(&xs, None, n)?)
+            let parts = self.in_parts(&xs, n, |x, _, rows| self.loss.energy(x, None, rows))?;
+            parts.iter().flat_map(|v| pairs_first(v)).collect()
         } else {
             Vec::new()
         };
         let s = loss::seeds(kind, self.cfg.l2, pos, n - pos, &first);
         let seed: Vec<T> = s.seed.iter().map(|&v| T::from_f64(v)).collect();
-        let (values, grads) = self.loss.weighted_grad_params(&xs, &seed, None, n)?;
-        let e = pairs_first(&values);
+        let parts = self.in_parts(&xs, n, |x, at, rows| {
+            self.loss
+                .weighted_grad_params(x, &seed[2 * at..2 * (at + rows)], None, rows)
+        })?;
+        let mut e = Vec::with_capacity(n);
+        let mut grads: Vec<Vec<f64>> = Vec::new();
+        for (values, g) in &parts {
+            e.extend(pairs_first(values));
+            if grads.is_empty() {
+                grads = widen_all(g);
+            } else {
+                for (acc, part) in grads.iter_mut().zip(g) {
+                    acc.iter_mut().zip(part).for_each(|(a, b)| *a += b.to_f64());
+                }
+            }
+        }
         Ok(Pass {
             value: loss::value(kind, self.cfg.l2, pos, &e),
-            grads: widen_all(&grads),
+            grads,
             energies: e,
         })
+    }
+
+    /// Runs `f(rows of x, first row, row count)` on the LOSS_PARTS
+    /// contiguous parts of an `n`-row batch, on worker threads when the run
+    /// has them; the parts are fixed, so results do not depend on threads.
+    fn in_parts<T: Scalar, O: Send>(
+        &self,
+        x: &[T],
+        n: usize,
+        f: impl Fn(&[T], usize, usize) -> Result<O, RuntimeError> + Sync,
+    ) -> Result<Vec<O>, TrainError> {
+        let d = self.dim;
+        let per = n.div_ceil(LOSS_PARTS).max(1);
+        let ranges: Vec<(usize, usize)> =
+            (0..n).step_by(per).map(|a| (a, (a + per).min(n))).collect();
+        let call = |&(a, b): &(usize, usize)| f(&x[a * d..b * d], a, b - a);
+        let out: Vec<Result<O, RuntimeError>> = if self.cfg.threads > 1 && ranges.len() > 1 {
+            std::thread::scope(|s| {
+                let hs: Vec<_> = ranges.iter().map(|r| s.spawn(move || call(r))).collect();
+                hs.into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(RuntimeError::Internal("a loss thread panicked".into()))
+                        })
+                    })
+                    .collect()
+            })
+        } else {
+            ranges.iter().map(call).collect()
+        };
+        Ok(out.into_iter().collect::<Result<Vec<O>, RuntimeError>>()?)
     }
 
     /// Adds improved CD's KL and entropy gradients to `grads`; returns the
