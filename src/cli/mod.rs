@@ -180,15 +180,19 @@ pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
     let module = analyze(&file)?;
     let backend = backend_named(&o.backend)?;
     let store = pipeline::param_store(&module)?;
-    if let Some(p) = &o.params {
-        sample::load_trained(p, &store)?;
-    }
+    // Parameters trained on scaled data see x' = (x − shift)·mul; points
+    // given in the data's scale are mapped there, and derivatives back by
+    // the chain rule (E is the density's energy up to a constant).
+    let scale = match &o.params {
+        Some(p) => sample::load_trained(p, &store)?,
+        None => None,
+    };
     let dtype = dtype_named(&o.dtype)?;
     let compiled = pipeline::compile_energy(&file, &module, &o.energy, store, backend, dtype)?;
     if let Some(d) = &o.data {
-        return eval_rows(&compiled, d, o);
+        return eval_rows(&compiled, d, scale.as_ref(), o);
     }
-    let request = EvalRequest {
+    let mut request = EvalRequest {
         energy: &o.energy,
         at: parse_vector("--at", &o.at)?,
         cond: o
@@ -218,7 +222,22 @@ pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
     if let Some(v) = &request.hvp {
         check_len("--hvp", v, compiled.dim())?;
     }
-    let result = pipeline::eval(&compiled, &request)?;
+    if let Some((shift, mul)) = &scale {
+        ebm::data::Scaler {
+            shift: shift.clone(),
+            mul: mul.clone(),
+        }
+        .apply(&mut request.at);
+        if let Some(v) = request.hvp.as_mut() {
+            v.iter_mut().zip(mul).for_each(|(a, m)| *a *= m);
+        }
+    }
+    let mut result = pipeline::eval(&compiled, &request)?;
+    if let Some((_, mul)) = &scale {
+        for g in [result.grad.as_mut(), result.hvp.as_mut()].into_iter().flatten() {
+            g.iter_mut().zip(mul).for_each(|(a, m)| *a *= m);
+        }
+    }
     Ok(if o.json {
         format!("{}\n", result.to_json())
     } else {
@@ -227,12 +246,24 @@ pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
 }
 
 /// `ebm eval --data FILE`: E at every row, one per line (or a JSON array).
-fn eval_rows(e: &ebm::runtime::CompiledEnergy, path: &Path, o: &EvalFlags) -> Result<String> {
+fn eval_rows(
+    e: &ebm::runtime::CompiledEnergy,
+    path: &Path,
+    scale: Option<&(Vec<f64>, Vec<f64>)>,
+    o: &EvalFlags,
+) -> Result<String> {
     if e.cond_dim() > 0 {
         return fail("--data evaluates unconditional energies only");
     }
-    let data = ebm::data::Dataset::from_file(path, None, None)
+    let mut data = ebm::data::Dataset::from_file(path, None, None)
         .map_err(|err| Failure::Message(format!("{}: {err}", path.display())))?;
+    if let Some((shift, mul)) = scale {
+        ebm::data::Scaler {
+            shift: shift.clone(),
+            mul: mul.clone(),
+        }
+        .apply(&mut data.x);
+    }
     data.check_width(e.dim())
         .map_err(|err| Failure::Message(format!("{}: {err}", path.display())))?;
     let values: Vec<f64> = match e.dtype() {
