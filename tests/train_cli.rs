@@ -266,7 +266,11 @@ fn scaled_training_evaluates_in_the_data_scale() {
     let (code, _, stderr) = train(&dir, &out, "6", &["--scale", "standardize"]);
     assert_eq!(code, 0, "{stderr}");
     let meta = ebm::data::safetensors::read(&out.join("params.safetensors")).unwrap();
-    assert!(meta.metadata.contains_key("ebm.scale.mul"), "{:?}", meta.metadata);
+    assert!(
+        meta.metadata.contains_key("ebm.scale.mul"),
+        "{:?}",
+        meta.metadata
+    );
     let f = program(&dir);
     let p = s(&out.join("params.safetensors"));
     let at = |x: f64, y: f64, grad: bool| -> serde_json::Value {
@@ -284,7 +288,17 @@ fn scaled_training_evaluates_in_the_data_scale() {
     let rows = dir.join("rows.csv");
     std::fs::write(&rows, "a,b\n1.5,-0.5\n").unwrap();
     let (code, stdout, stderr) = ebm(&[
-        "eval", &f, "--energy", "e", "--params", &p, "--data", &s(&rows), "--json", "--dtype", "f64",
+        "eval",
+        &f,
+        "--energy",
+        "e",
+        "--params",
+        &p,
+        "--data",
+        &s(&rows),
+        "--json",
+        "--dtype",
+        "f64",
     ]);
     assert_eq!(code, 0, "{stderr}");
     let by_row: Vec<f64> = serde_json::from_str(&stdout).unwrap();
@@ -296,6 +310,9 @@ fn scaled_training_evaluates_in_the_data_scale() {
         let down = at(1.5 - dx, -0.5 - dy, false)["energy"].as_f64().unwrap();
         let fd = (up - down) / (2.0 * h);
         let g = e["grad"][k].as_f64().unwrap();
-        assert!((fd - g).abs() < 1e-6 * (1.0 + g.abs()), "∂/∂x{k}: {fd} vs {g}");
+        assert!(
+            (fd - g).abs() < 1e-6 * (1.0 + g.abs()),
+            "∂/∂x{k}: {fd} vs {g}"
+        );
     }
 }

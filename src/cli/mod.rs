@@ -234,7 +234,10 @@ pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
     }
     let mut result = pipeline::eval(&compiled, &request)?;
     if let Some((_, mul)) = &scale {
-        for g in [result.grad.as_mut(), result.hvp.as_mut()].into_iter().flatten() {
+        for g in [result.grad.as_mut(), result.hvp.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             g.iter_mut().zip(mul).for_each(|(a, m)| *a *= m);
         }
     }

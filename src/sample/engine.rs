@@ -451,14 +451,16 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
         dim,
         x: x0.iter().map(|&v| T::from_f64(v)).collect(),
         e: vec![T::zero(); n],
-        g: if cfg.method.needs_grad() {
+        // ULA's fused step computes its own gradient: the chains keep
+        // gradients only for the MH kernels.
+        g: if cfg.method.needs_grad() && cfg.method.is_mh() {
             vec![T::zero(); n * dim]
         } else {
             Vec::new()
         },
         freeze: vec![None; n],
     };
-    let grad = cfg.method.needs_grad().then_some(&mut ch.g[..]);
+    let grad = (!ch.g.is_empty()).then_some(&mut ch.g[..]);
     target.eval(&ch.x, n, &mut ch.e, grad)?;
     let mut book = Book {
         b: Block {
