@@ -1,6 +1,6 @@
 //! `ebm run`: statements execute in order; `print` evaluates constants,
 //! parameters (at their initial values) and energies/models applied to
-//! literals; runner statements report "not supported yet".
+//! literals; runners run (sampling, training), and `export` reports "not supported yet".
 
 use std::path::PathBuf;
 
@@ -188,4 +188,42 @@ fn check_validates_runner_arguments() {
     // Valid runner statements pass `ebm check` without running.
     let ok = "energy gauss(x: [2]) = 0.5 * sqnorm(x)\nlet s = sample(gauss, chains = 100000, steps = 100000, thin = 1000)\nplot(s, \"a.png\")\n";
     ebm::pipeline::check_source("c.ebm", ok).unwrap();
+}
+
+/// `train(..)` updates the program's parameters in place: `print` after it
+/// sees the trained values; its files are written; `evaluate(..)` reports;
+/// `load_params(..)` reads the trained values back exactly.
+#[test]
+fn train_evaluate_load_params() {
+    let (r, dir) = run_in(
+        "train",
+        r#"param mu: [2] ~ zeros
+energy g(x: [2]) = 0.5 * sqnorm(x - mu)
+data pts = eight_gaussians(n = 400, seed = 3, heldout = 0.25)
+print(mu)
+train(g, pts, method = cd, iters = 30, batch = 64, steps = 5, lr = 0.05, out = "run")
+print(mu)
+evaluate(g, pts, chains = 40, steps = 40)
+let s = sample(g, mala, chains = 2, warmup = 10, steps = 10)
+load_params("run/params.safetensors")
+print(mu)
+"#,
+    );
+    let out = r.unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "[0, 0]");
+    assert!(lines[1].starts_with("train(g, pts) 30 iterations"), "{out}");
+    assert_ne!(lines[2], "[0, 0]", "the parameters did not change: {out}");
+    assert!(
+        out.contains("MMD²") && out.contains("KL(data || model)"),
+        "{out}"
+    );
+    assert_eq!(lines.last().copied(), Some(lines[2]), "{out}");
+    for f in [
+        "params.safetensors",
+        "checkpoint.safetensors",
+        "metrics.csv",
+    ] {
+        assert!(dir.join("run").join(f).is_file(), "{f}");
+    }
 }
