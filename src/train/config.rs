@@ -216,6 +216,16 @@ impl TrainConfig {
         if self.method.persistent() && self.buffer.size == 0 {
             return bad("the replay buffer needs at least one row".into());
         }
+        let need = self.state_bytes(dim);
+        if need > MAX_STATE_BYTES {
+            return bad(format!(
+                "this run needs about {:.1} GiB for its replay buffer and batch state ({} buffer rows and a batch of {} × {dim} values); the limit is {} GiB: use a smaller --buffer or --batch",
+                need as f64 / (1u64 << 30) as f64,
+                self.buffer.size,
+                self.batch,
+                MAX_STATE_BYTES >> 30
+            ));
+        }
         if self.method == Method::Icd
             && let SamplerMethod::Ula(o) = &self.sampler.method
             && (o.clip_grad.is_some() || o.clamp.is_some())
@@ -226,6 +236,27 @@ impl TrainConfig {
             return bad("rwmh has no gradient step; train with ula, mala or hmc negatives".into());
         }
         Ok(())
+    }
+}
+
+/// The most memory a run's own state (buffer, batch, sampler scratch) may take.
+pub const MAX_STATE_BYTES: u64 = 4 << 30;
+
+impl TrainConfig {
+    /// An upper bound on the run's own memory, parameters aside: the buffer
+    /// in f64, and about 24 batch-sized buffers (positives, negatives, the
+    /// engine's chain state and scratch, the loss's inputs and outputs).
+    pub fn state_bytes(&self, dim: usize) -> u64 {
+        let dim = dim as u64;
+        let buffer = if self.method.persistent() {
+            (self.buffer.size as u64).saturating_mul(dim)
+        } else {
+            0
+        };
+        let batch = (self.batch as u64)
+            .saturating_mul(dim.saturating_add(1))
+            .saturating_mul(24);
+        buffer.saturating_add(batch).saturating_mul(8)
     }
 }
 
