@@ -39,11 +39,13 @@ pub struct TrainOptions {
     #[arg(long)]
     pub label: Option<String>,
     /// Scaling of the columns before training: none, standardize, minmax:A,B.
-    /// Samples and snapshots are mapped back to the data's scale; the scaling
-    /// is recorded in params.safetensors' metadata.
+    /// The energy is trained on the scaled values (snapshots show them); the
+    /// scaling is recorded in params.safetensors' metadata, and `ebm sample
+    /// --params` / `ebm eval --params` map between it and the data's scale.
     #[arg(long, default_value = "none")]
     pub scale: String,
-    /// Fraction of rows held out to track a held-out loss (0 for none).
+    /// Fraction of rows held out to score the model during training and keep
+    /// the best parameters in best.safetensors (0 for none).
     #[arg(long, default_value_t = 0.1)]
     pub heldout: f64,
     /// Take training batches in file order (default: shuffled every epoch).
@@ -55,8 +57,10 @@ pub struct TrainOptions {
     /// with drift step/2 and noise sqrt(step) from their final state).
     #[arg(long, default_value = "pcd", value_parser = ["cd", "pcd", "icd"])]
     pub method: String,
+    /// Training iterations (the run's total; --resume continues to it).
     #[arg(long, default_value_t = 5000)]
     pub iters: usize,
+    /// Positives (and negatives) per iteration.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
     /// The negatives' sampler (fixed step, no adaptation).
@@ -100,6 +104,7 @@ pub struct TrainOptions {
     pub init: Option<String>,
     #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"])]
     pub optimizer: String,
+    /// Learning rate (peak, after --lr-warmup; then --decay).
     #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
     /// Adam's β₁ (0 allowed, as IGEBM) or SGD's momentum.
@@ -129,21 +134,25 @@ pub struct TrainOptions {
     /// Start from the parameters in this safetensors file instead of the program's initial values.
     #[arg(long)]
     pub init_params: Option<PathBuf>,
+    /// Every random choice is keyed by (seed, iteration).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Kernels' dtype (parameters and optimiser state are f64 either way).
     #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
     pub dtype: String,
     #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
     pub backend: String,
-    /// Worker threads for the negatives' sampler (default: EBM_THREADS or the CPU count).
+    /// Worker threads for the negatives and the loss (default: EBM_THREADS or
+    /// the CPU count); results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Write checkpoint.safetensors every this many iterations (0: only at the end).
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: usize,
     /// Draw the negatives as a PNG every this many iterations (0: never).
     #[arg(long, default_value_t = 0)]
     pub snapshot_every: usize,
-    /// Evaluate the held-out loss every this many iterations (0: never).
+    /// Score the held-out rows every this many iterations (0: never).
     #[arg(long, default_value_t = 100)]
     pub eval_every: usize,
     /// Output folder: params.safetensors, checkpoint.safetensors, metrics.csv, loss.png.
