@@ -78,6 +78,13 @@ pub struct TrainOptions {
     /// hmc only: leapfrog steps per transition.
     #[arg(long, default_value_t = 5)]
     pub leapfrog: usize,
+    /// ula only: clamp the negatives to [A, B] after every step (IGEBM keeps
+    /// images in the pixel range); not with icd.
+    #[arg(long, allow_hyphen_values = true)]
+    pub clamp: Option<String>,
+    /// ula only: clip each gradient entry to [−C, C] in the negatives' steps.
+    #[arg(long)]
+    pub clip_grad: Option<f64>,
     /// Contrastive loss: cd (mean E+ − mean E−), softplus, logsumexp.
     #[arg(long, default_value = "cd", value_parser = ["cd", "softplus", "logsumexp"])]
     pub loss: String,
@@ -235,6 +242,24 @@ fn sampler(o: &TrainOptions) -> Result<SamplerConfig> {
             noise: Some(n),
             ..UlaOptions::default()
         });
+    }
+    if o.clamp.is_some() || o.clip_grad.is_some() {
+        let SamplerMethod::Ula(mut u) = cfg.method.clone() else {
+            return fail("--clamp and --clip-grad apply to --sampler ula only");
+        };
+        if let Some(text) = &o.clamp {
+            match parse_vector("--clamp", text)?[..] {
+                [a, b] if a < b && a.is_finite() && b.is_finite() => u.clamp = Some((a, b)),
+                _ => return fail(format!("--clamp expects A,B with A < B, found `{text}`")),
+            }
+        }
+        if let Some(c) = o.clip_grad {
+            if !(c > 0.0 && c.is_finite()) {
+                return fail(format!("--clip-grad must be a number > 0, found {c}"));
+            }
+            u.clip_grad = Some(c);
+        }
+        cfg.method = SamplerMethod::Ula(u);
     }
     if let SamplerMethod::Hmc { .. } = cfg.method {
         if o.leapfrog == 0 || o.leapfrog > 10_000 {
