@@ -233,6 +233,29 @@ fn bad_data_and_flags_are_refused_before_training() {
     ]);
     assert_eq!(code, 1);
     assert!(stderr.contains("--lr"), "{stderr}");
+    for (flags, says) in [
+        (&["--clamp", "1,0"][..], "--clamp"),
+        (
+            &["--sampler", "mala", "--clip-grad", "0.1"][..],
+            "--sampler ula only",
+        ),
+        (&["--buffer", "0"][..], "--buffer"),
+    ] {
+        let mut args = vec![
+            "train",
+            &f,
+            "--energy",
+            "e",
+            "--data",
+            "toy:two_moons",
+            "--out",
+            "/nonexistent/x",
+        ];
+        args.extend(flags);
+        let (code, _, stderr) = ebm(&args);
+        assert_eq!(code, 1, "{flags:?}: {stderr}");
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+    }
 }
 
 #[test]
