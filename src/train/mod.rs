@@ -27,6 +27,9 @@
 //! whole state between iterations is [`TrainState`] (parameters live in the
 //! store), so a run resumed from a checkpoint is bit-identical to one that
 //! never stopped.
+//!
+//! `EBM_TRAIN_TIMING=1` prints each iteration's negative-phase and loss
+//! times on stderr (for profiling; it changes no result).
 
 pub mod buffer;
 pub mod checkpoint;
