@@ -77,6 +77,8 @@ pub struct Trainer<'a> {
     order: (usize, Vec<usize>),
     /// The last iteration's negatives (for snapshots).
     negatives: Vec<f64>,
+    /// `EBM_TRAIN_TIMING` was set when the run started.
+    timing: bool,
     pub state: TrainState,
 }
 
@@ -167,6 +169,7 @@ impl<'a> Trainer<'a> {
             params,
             order: (usize::MAX, Vec::new()),
             negatives: Vec::new(),
+            timing: std::env::var_os("EBM_TRAIN_TIMING").is_some(),
             state,
         })
     }
@@ -278,7 +281,7 @@ impl<'a> Trainer<'a> {
         let t1 = Instant::now();
         let obj = self.objective::<T>(&x, b, last.as_ref(), &reference)?;
         let t_loss = t1.elapsed().as_secs_f64();
-        if std::env::var_os("EBM_TRAIN_TIMING").is_some() {
+        if self.timing {
             eprintln!("timing it={it} negatives={t_neg:.6} loss={t_loss:.6}");
         }
         let mut grads = obj.grads;
@@ -293,9 +296,8 @@ impl<'a> Trainer<'a> {
         if let Some(cause) = self.check(&rec, &grads, &energies) {
             return Ok(self.roll_back(rec, cause));
         }
-        let before = param_values(self.energy, &self.params);
         let saved = self.state.optim.clone();
-        let mut values = before.clone();
+        let mut values = param_values(self.energy, &self.params);
         optim::step(
             &self.cfg.optim,
             &mut self.state.optim,

@@ -6,9 +6,10 @@
 //! else the MMD² of the persistent samples) with the best parameters kept in
 //! `best.safetensors`, a loss-curve PNG and sample snapshots.
 //!
-//! Outputs are written atomically (temp file + rename), so a crash or
-//! Ctrl-C never leaves a half-written checkpoint; a resumed run rewrites
-//! `metrics.csv` up to its checkpoint's iteration, then appends.
+//! Checkpoints and parameter files are written atomically (temp file +
+//! rename), so a crash or Ctrl-C never leaves a half-written one;
+//! `metrics.csv` is appended to, and a resumed run first rewrites it up to
+//! its checkpoint's iteration (dropping rows a crash left beyond it).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -94,7 +95,7 @@ pub fn run(t: &mut Trainer, s: &Session, stop: &AtomicBool) -> Result<Report, Tr
             break;
         }
         let rec = t.step()?;
-        metrics.push(&rec);
+        metrics.push(&rec)?;
         if let Some(cause) = &rec.rollback {
             report.rollbacks.push(Rollback {
                 iteration: rec.it,
@@ -222,16 +223,19 @@ fn progress_bar(on: bool, first: usize, total: usize) -> ProgressBar {
     pb
 }
 
-/// `metrics.csv`: kept in memory between flushes, written whole through a
-/// temp file, so the file on disk always ends at a complete row.
+/// `metrics.csv`. Opening rewrites it atomically (the header, and for a
+/// resumed run the rows before its checkpoint); rows then wait in memory and
+/// are appended at each flush, at the latest every `FLUSH_ROWS` rows, so a
+/// long run neither holds its whole history nor rewrites it.
 struct Metrics {
     path: PathBuf,
-    text: String,
+    pending: String,
+    rows: usize,
 }
 
+const FLUSH_ROWS: usize = 1000;
+
 impl Metrics {
-    /// Opens the file of a run at iteration `from`: a new run starts it with
-    /// the header; a resumed one keeps the rows of iterations before `from`.
     fn open(path: &Path, from: usize) -> Result<Metrics, TrainError> {
         let mut text = format!("{}\n", IterRecord::HEADER);
         if from > 0
@@ -245,18 +249,37 @@ impl Metrics {
                 }
             }
         }
-        let m = Metrics {
+        crate::data::atomic::write_atomic(path, text.as_bytes()).map_err(TrainError::Io)?;
+        Ok(Metrics {
             path: path.to_path_buf(),
-            text,
+            pending: String::new(),
+            rows: 0,
+        })
+    }
+    fn push(&mut self, r: &IterRecord) -> Result<(), TrainError> {
+        self.pending.push_str(&r.csv_row());
+        self.pending.push('\n');
+        self.rows += 1;
+        if self.rows >= FLUSH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), TrainError> {
+        use std::io::Write;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let fail = |e: std::io::Error| {
+            TrainError::Io(format!("cannot write {}: {e}", self.path.display()))
         };
-        m.flush()?;
-        Ok(m)
-    }
-    fn push(&mut self, r: &IterRecord) {
-        self.text.push_str(&r.csv_row());
-        self.text.push('\n');
-    }
-    fn flush(&self) -> Result<(), TrainError> {
-        crate::data::atomic::write_atomic(&self.path, self.text.as_bytes()).map_err(TrainError::Io)
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(fail)?;
+        f.write_all(self.pending.as_bytes()).map_err(fail)?;
+        self.pending.clear();
+        self.rows = 0;
+        Ok(())
     }
 }
