@@ -84,8 +84,8 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
     data.check_width(energy.dim())
         .map_err(|e| Failure::Message(format!("{}: {e}", o.data.display())))?;
     let identity = scale.is_none();
-    if let Some((shift, mul)) = scale {
-        ebm::data::Scaler { shift, mul }.apply(&mut data.x);
+    if let Some(sc) = &scale {
+        sc.apply(&mut data.x);
     }
     // A toy set drawn with its default noise (the only one `--data toy:` draws).
     let known = o.known.clone().or(toy).filter(|_| identity).map(|k| {

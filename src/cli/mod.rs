@@ -222,23 +222,19 @@ pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
     if let Some(v) = &request.hvp {
         check_len("--hvp", v, compiled.dim())?;
     }
-    if let Some((shift, mul)) = &scale {
-        ebm::data::Scaler {
-            shift: shift.clone(),
-            mul: mul.clone(),
-        }
-        .apply(&mut request.at);
+    if let Some(sc) = &scale {
+        sc.apply(&mut request.at);
         if let Some(v) = request.hvp.as_mut() {
-            v.iter_mut().zip(mul).for_each(|(a, m)| *a *= m);
+            v.iter_mut().zip(&sc.mul).for_each(|(a, m)| *a *= m);
         }
     }
     let mut result = pipeline::eval(&compiled, &request)?;
-    if let Some((_, mul)) = &scale {
+    if let Some(sc) = &scale {
         for g in [result.grad.as_mut(), result.hvp.as_mut()]
             .into_iter()
             .flatten()
         {
-            g.iter_mut().zip(mul).for_each(|(a, m)| *a *= m);
+            g.iter_mut().zip(&sc.mul).for_each(|(a, m)| *a *= m);
         }
     }
     Ok(if o.json {
@@ -252,7 +248,7 @@ pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
 fn eval_rows(
     e: &ebm::runtime::CompiledEnergy,
     path: &Path,
-    scale: Option<&(Vec<f64>, Vec<f64>)>,
+    scale: Option<&ebm::data::Scaler>,
     o: &EvalFlags,
 ) -> Result<String> {
     if e.cond_dim() > 0 {
@@ -260,24 +256,13 @@ fn eval_rows(
     }
     let mut data = ebm::data::Dataset::from_file(path, None, None)
         .map_err(|err| Failure::Message(format!("{}: {err}", path.display())))?;
-    if let Some((shift, mul)) = scale {
-        ebm::data::Scaler {
-            shift: shift.clone(),
-            mul: mul.clone(),
-        }
-        .apply(&mut data.x);
+    if let Some(sc) = scale {
+        sc.apply(&mut data.x);
     }
     data.check_width(e.dim())
         .map_err(|err| Failure::Message(format!("{}: {err}", path.display())))?;
-    let values: Vec<f64> = match e.dtype() {
-        DType::F64 => e.energy(&data.x, None, data.rows),
-        DType::F32 => {
-            let x: Vec<f32> = data.x.iter().map(|&v| v as f32).collect();
-            e.energy(&x, None, data.rows)
-                .map(|v| v.iter().map(|&a| a as f64).collect())
-        }
-    }
-    .map_err(|err| Failure::Message(err.to_string()))?;
+    let values = ebm::train::evaluate::energies(e, &data.x, data.rows)
+        .map_err(|err| Failure::Message(err.to_string()))?;
     let text: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
     Ok(if o.json {
         format!("[{}]\n", text.join(", "))

@@ -224,8 +224,9 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         init_span: Default::default(),
     };
     let mut draws = runners::run_sample(&compiled, &spec).map_err(Failure::Message)?;
-    if let Some((shift, mul)) = &scale {
-        unscale(&mut draws.x, shift, mul);
+    if let Some(sc) = &scale {
+        // The energy was trained on scaled data: draws go back to the data's scale.
+        sc.invert(&mut draws.x);
     }
     let mut text = String::new();
     if let Some(s) = &draws.summary {
@@ -244,34 +245,12 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
 }
 
 /// Loads trained parameters into `store`; returns the data scaling they were
-/// trained under (x' = (x − shift)·mul), if any.
+/// trained under, if any.
 pub fn load_trained(
     path: &Path,
     store: &ebm::runtime::ParamStore,
-) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+) -> Result<Option<ebm::data::Scaler>> {
     ebm::train::checkpoint::load_params(path, store)
-        .map_err(|e| Failure::Message(e.to_string()))?;
-    let file = ebm::data::safetensors::read(path)
-        .map_err(|e| Failure::Message(format!("{}: {e}", path.display())))?;
-    let parse = |key: &str| -> Option<Vec<f64>> {
-        let text = file.metadata.get(key)?;
-        serde_json::from_str::<Vec<f64>>(text).ok()
-    };
-    Ok(match (parse("ebm.scale.shift"), parse("ebm.scale.mul")) {
-        (Some(shift), Some(mul)) if shift.len() == mul.len() => Some((shift, mul)),
-        _ => None,
-    })
-}
-
-/// Maps points from the trained (scaled) coordinates back to the data's.
-pub fn unscale(x: &mut [f64], shift: &[f64], mul: &[f64]) {
-    let d = shift.len();
-    if d == 0 {
-        return;
-    }
-    for row in x.chunks_exact_mut(d) {
-        for ((v, s), m) in row.iter_mut().zip(shift).zip(mul) {
-            *v = *v / m + s;
-        }
-    }
+        .map(|l| l.scale)
+        .map_err(|e| Failure::Message(e.to_string()))
 }

@@ -3,7 +3,6 @@
 //! Every flag is checked, the program compiled and the data read and
 //! validated before the first iteration runs.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -484,16 +483,7 @@ fn start(
     recorded.program_hash = Some(hash);
     let run = serde_json::to_string(&recorded)
         .map_err(|e| Failure::Message(format!("cannot record the run: {e}")))?;
-    let mut metadata = BTreeMap::new();
-    metadata.insert("ebm.energy".to_string(), energy_name.clone());
-    metadata.insert(
-        "ebm.version".to_string(),
-        env!("CARGO_PKG_VERSION").to_string(),
-    );
-    if let Some((shift, mul)) = &scale {
-        metadata.insert("ebm.scale.shift".to_string(), format!("{shift:?}"));
-        metadata.insert("ebm.scale.mul".to_string(), format!("{mul:?}"));
-    }
+    let mut metadata = checkpoint::run_metadata(&energy_name, scale.as_ref());
     for (k, v) in cfg.describe() {
         metadata.insert(format!("ebm.train.{k}"), v);
     }

@@ -256,12 +256,7 @@ fn train(r: &mut Runner, stmt: &Statement, t: &training::TrainSpec) -> Result<()
     if !t.init_given {
         cfg.buffer.fresh = crate::train::buffer::Fresh::around(&data.train.x);
     }
-    let mut metadata = std::collections::BTreeMap::new();
-    metadata.insert("ebm.energy".to_string(), t.energy.clone());
-    if let Some((shift, mul)) = &data.scale {
-        metadata.insert("ebm.scale.shift".to_string(), format!("{shift:?}"));
-        metadata.insert("ebm.scale.mul".to_string(), format!("{mul:?}"));
-    }
+    let metadata = crate::train::checkpoint::run_metadata(&t.energy, data.scale.as_ref());
     let fail = failed("training failed", t.span);
     let mut trainer = Trainer::new(&energy, &data.train.x, cfg).map_err(|e| fail(e.to_string()))?;
     let session = session::Session {
@@ -312,6 +307,7 @@ fn evaluate(
 
 fn load_params(r: &mut Runner, stmt: &Statement, p: &std::path::Path) -> Result<(), Diagnostic> {
     let names = crate::train::checkpoint::load_params(p, &r.params)
+        .map(|l| l.names)
         .map_err(|e| failed("cannot load parameters", stmt.call.span)(e.to_string()))?;
     let text = format!("loaded {} parameters from {}", names.len(), p.display());
     write(r, stmt.span, &text)

@@ -30,7 +30,7 @@ pub struct DataSpec {
     pub train: Dataset,
     pub heldout: Option<Dataset>,
     /// x' = (x − shift)·mul, when the data were scaled.
-    pub scale: Option<(Vec<f64>, Vec<f64>)>,
+    pub scale: Option<crate::data::Scaler>,
     /// The toy set's name (a known density for KL), when it is one.
     pub toy: Option<(String, f64)>,
 }

@@ -18,8 +18,8 @@ use std::path::Path;
 use super::buffer::ReplayBuffer;
 use super::optim::OptimState;
 use super::{TrainError, TrainState, Trainer};
-use crate::data::DataError;
 use crate::data::safetensors::{self as st, Tensor, TensorData, TensorFile};
+use crate::data::{DataError, Scaler};
 use crate::runtime::ParamStore;
 
 pub const FORMAT: &str = "ebm-checkpoint-1";
@@ -217,11 +217,45 @@ pub fn restore(path: &Path, c: &Checkpoint, t: &Trainer) -> Result<TrainState, T
     })
 }
 
+/// The metadata every file of a run carries: the energy, the compiler
+/// version and, for scaled data, the scaling (`ebm.scale.shift`,
+/// `ebm.scale.mul` as JSON arrays) that [`load_params`] reads back.
+pub fn run_metadata(energy: &str, scale: Option<&Scaler>) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("ebm.energy".to_string(), energy.to_string());
+    m.insert(
+        "ebm.version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    if let Some(s) = scale {
+        m.insert(SHIFT.to_string(), format!("{:?}", s.shift));
+        m.insert(MUL.to_string(), format!("{:?}", s.mul));
+    }
+    m
+}
+
+const SHIFT: &str = "ebm.scale.shift";
+const MUL: &str = "ebm.scale.mul";
+
+/// What [`load_params`] set, and the scaling the parameters were trained
+/// under (x' = (x − shift)·mul), when the file records one.
+pub struct Loaded {
+    pub names: Vec<String>,
+    pub scale: Option<Scaler>,
+}
+
+fn scale_of(f: &TensorFile) -> Option<Scaler> {
+    let parse = |key: &str| serde_json::from_str::<Vec<f64>>(f.metadata.get(key)?).ok();
+    match (parse(SHIFT), parse(MUL)) {
+        (Some(shift), Some(mul)) if shift.len() == mul.len() => Some(Scaler { shift, mul }),
+        _ => None,
+    }
+}
+
 /// Loads a parameter file (`params.safetensors`, a checkpoint, or any
 /// safetensors file keyed by ebm names) into `store`: every tensor whose
-/// name (or `param.NAME`) is a parameter of the store; returns the names
-/// set. Shapes must match.
-pub fn load_params(path: &Path, store: &ParamStore) -> Result<Vec<String>, TrainError> {
+/// name (or `param.NAME`) is a parameter of the store. Shapes must match.
+pub fn load_params(path: &Path, store: &ParamStore) -> Result<Loaded, TrainError> {
     let f = st::read(path).map_err(|e| TrainError::Io(e.to_string()))?;
     let err = data_err(path);
     let mut set = Vec::new();
@@ -258,5 +292,8 @@ pub fn load_params(path: &Path, store: &ParamStore) -> Result<Vec<String>, Train
             store.names()
         )));
     }
-    Ok(set)
+    Ok(Loaded {
+        names: set,
+        scale: scale_of(&f),
+    })
 }

@@ -17,7 +17,7 @@ pub struct Prepared {
     pub train: crate::data::Dataset,
     pub heldout: Option<crate::data::Dataset>,
     /// x' = (x − shift)·mul, when the scaling is not the identity.
-    pub scale: Option<(Vec<f64>, Vec<f64>)>,
+    pub scale: Option<crate::data::Scaler>,
 }
 
 /// Splits off a `heldout` fraction (seeded) and scales both parts.
@@ -34,11 +34,11 @@ pub fn prepare(
         (data, None)
     };
     let scaler = train.fit_scale(scale);
-    let recorded = (!scaler.is_identity()).then(|| (scaler.shift.clone(), scaler.mul.clone()));
     scaler.apply(&mut train.x);
     if let Some(h) = held.as_mut() {
         scaler.apply(&mut h.x);
     }
+    let recorded = (!scaler.is_identity()).then_some(scaler);
     Prepared {
         train,
         heldout: held,

@@ -262,11 +262,7 @@ fn quadrature(
 }
 
 /// E at `n` rows of `x`, in f64, through the energy's own dtype.
-pub(crate) fn energies(
-    energy: &CompiledEnergy,
-    x: &[f64],
-    n: usize,
-) -> Result<Vec<f64>, TrainError> {
+pub fn energies(energy: &CompiledEnergy, x: &[f64], n: usize) -> Result<Vec<f64>, TrainError> {
     fn run<T: Scalar>(e: &CompiledEnergy, x: &[f64], n: usize) -> Result<Vec<f64>, TrainError> {
         let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
         Ok(e.energy(&xs, None, n)?.iter().map(|v| v.to_f64()).collect())
