@@ -318,6 +318,105 @@ fn backend_buffers_and_multi_step_calls() {
     );
 }
 
+/// A multi-step call computes what one call per step computes, bit for bit,
+/// on an MLP whose weights the CPU backend packs once per loop (f32 panel
+/// kernel); a second loop after the weights change sees the new weights.
+#[test]
+fn multi_step_calls_match_single_steps_and_see_new_weights() {
+    use ebm::backend::{Backend, Bind, Buffer, HostData, Kernel, StepLoop};
+    use ebm::ir::InputKind;
+    use ebm::runtime::steps::{self, UlaMove};
+    let program = Program::from_source(
+        "param W1: [2, 40] ~ normal(0, 1)\nparam W2: [40, 40] ~ normal(0, 1)\nparam w3: [40] ~ normal(0, 1)\n\
+         energy e(x: [2]) = sum(swish(swish(x @ W1) @ W2) * w3)",
+    )
+    .unwrap();
+    let energy = program.energy("e").unwrap();
+    let m = UlaMove {
+        drift: 0.05,
+        noise: 0.0,
+        clip: None,
+        clamp: None,
+    };
+    let sg = steps::ula(energy.energy_graph(), m).unwrap();
+    let cpu = Cpu::with_threads(1);
+    let kernel = cpu.compile(&sg.graph, DType::F32).unwrap();
+    let n = 70;
+    let x0: Vec<f32> = (0..2 * n).map(|i| (i as f32 * 0.37).sin()).collect();
+    let weights = |scale: f32| -> Vec<Buffer> {
+        let decls = sg.graph.inputs().iter();
+        let shared = decls.filter(|d| d.kind == InputKind::Shared);
+        shared
+            .map(|d| {
+                let len = d.shape.iter().product::<usize>();
+                Buffer::F32((0..len).map(|i| scale * (i as f32 * 0.61).cos()).collect())
+            })
+            .collect()
+    };
+    // Inputs: sample inputs from state (x = 0, noise = 1), shared ones fixed.
+    let (mut next_fixed, mut binds) = (0, vec![]);
+    for d in sg.graph.inputs() {
+        binds.push(match (d.kind, d.name.as_str()) {
+            (InputKind::Shared, _) => {
+                next_fixed += 1;
+                Bind::Fixed(next_fixed - 1)
+            }
+            (_, "x") => Bind::State(0),
+            _ => Bind::State(1),
+        });
+    }
+    let lp = StepLoop {
+        first_step: 0,
+        steps: 4,
+        inputs: &binds,
+        outputs: &[2],
+        carry: &[(2, 0)],
+        noise: None,
+        freeze: false,
+    };
+    let looped = |w: &[Buffer], x: &[f32]| -> Vec<f32> {
+        let fixed: Vec<&Buffer> = w.iter().collect();
+        let mut state = vec![
+            cpu.upload(HostData::F32(x)).unwrap(),
+            cpu.alloc(2 * n, DType::F32).unwrap(),
+            cpu.alloc(2 * n, DType::F32).unwrap(),
+        ];
+        let mut frozen = vec![None; n];
+        kernel
+            .run_steps(&lp, &fixed, &mut state, n, &mut frozen)
+            .unwrap();
+        cpu.download(&state[0]).unwrap().iter().map(|&v| v as f32).collect()
+    };
+    let stepped = |w: &[Buffer], x: &[f32]| -> Vec<f32> {
+        let mut x = Buffer::F32(x.to_vec());
+        let noise = Buffer::F32(vec![0.0; 2 * n]);
+        for _ in 0..4 {
+            let mut out = Buffer::F32(vec![0.0; 2 * n]);
+            let ins: Vec<&Buffer> = binds
+                .iter()
+                .map(|b| match *b {
+                    Bind::Fixed(i) => &w[i],
+                    Bind::State(0) => &x,
+                    Bind::State(_) => &noise,
+                })
+                .collect();
+            kernel.run_buffers(&ins, &mut [&mut out], n).unwrap();
+            x = out;
+        }
+        match x {
+            Buffer::F32(v) => v,
+            Buffer::F64(_) => unreachable!(),
+        }
+    };
+    let (w, w2) = (weights(0.2), weights(-0.3));
+    let a = looped(&w, &x0);
+    assert_eq!(a, stepped(&w, &x0));
+    assert_ne!(a, x0);
+    // New weights in the same kernel: packed again, not reused.
+    assert_eq!(looped(&w2, &x0), stepped(&w2, &x0));
+    assert_ne!(looped(&w2, &x0), a);
+}
+
 const JEM: &str = "
 model f(x: [2]) -> [3] = linear(x, 3)
 energy px(x: [2]) = -logsumexp(f(x))

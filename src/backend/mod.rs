@@ -256,6 +256,33 @@ fn host_run_steps<K: Kernel + ?Sized>(
     batch: usize,
     frozen: &mut [Option<u64>],
 ) -> Result<(), BackendError> {
+    step_loop(lp, fixed, state, batch, frozen, &mut |ins, outs, _| {
+        k.run_buffers(ins, outs, batch)
+    })
+}
+
+/// Whether every shared input of `graph` is bound to a fixed buffer in `lp`,
+/// so that values computed from shared inputs alone stay valid from one
+/// step of the loop to the next.
+fn shared_inputs_fixed(graph: &Graph, lp: &StepLoop<'_>) -> bool {
+    graph.inputs().iter().enumerate().all(|(i, d)| {
+        d.kind != crate::ir::InputKind::Shared || matches!(lp.inputs.get(i), Some(Bind::Fixed(_)))
+    })
+}
+
+/// One step's kernel call: `(inputs, outputs, t)`.
+type StepCall<'c> = dyn FnMut(&[&Buffer], &mut [&mut Buffer], u64) -> Result<(), BackendError> + 'c;
+
+/// The step loop on host buffers: noise, one `call(inputs, outputs, t)` per
+/// step `t`, freezing and carrying.
+fn step_loop(
+    lp: &StepLoop<'_>,
+    fixed: &[&Buffer],
+    state: &mut [Buffer],
+    batch: usize,
+    frozen: &mut [Option<u64>],
+    call: &mut StepCall<'_>,
+) -> Result<(), BackendError> {
     let bad = |what: &str| Err(BackendError::StepLoop(what.into()));
     if frozen.len() != batch {
         return bad("one freeze flag per sample");
@@ -290,7 +317,7 @@ fn host_run_steps<K: Kernel + ?Sized>(
                 }
             }
             let mut out_refs: Vec<&mut Buffer> = outs.iter_mut().collect();
-            k.run_buffers(&ins, &mut out_refs, batch)
+            call(&ins, &mut out_refs, t)
         };
         for (&o, b) in lp.outputs.iter().zip(outs) {
             state[o] = b;

@@ -21,6 +21,7 @@
 
 mod codegen;
 mod math;
+mod panel;
 mod plan;
 mod pool;
 mod vecmath;
@@ -32,7 +33,7 @@ use std::time::Instant;
 
 use self::codegen::{DirectSpec, Jit};
 use self::plan::{Dim, Loc, OutSrc, Plan, Step, Stride};
-use super::{Backend, BackendError, DType, Kernel};
+use super::{Backend, BackendError, Buffer, DType, Kernel, StepLoop};
 use crate::ir::Real;
 use crate::ir::{BatchReduce, BinaryOp, Graph, numel};
 
@@ -163,7 +164,7 @@ fn tile_budget() -> usize {
 const GEMM_TILE_BYTES: usize = 1536 * 1024;
 
 /// Tile height: as many rows as fit the scratch budget, a multiple of 16, 16..=512.
-fn tile_rows(plan: &Plan, elem: usize, fused: bool) -> usize {
+fn tile_rows(plan: &Plan, elem: usize) -> usize {
     let per_row = plan.tile_feats.max(1) * elem;
     let has_gemm = plan.tile_steps.iter().any(|s| matches!(s, Step::Gemm(_)));
     let budget = if has_gemm && std::env::var_os("EBM_TILE_BYTES").is_none() {
@@ -171,15 +172,19 @@ fn tile_rows(plan: &Plan, elem: usize, fused: bool) -> usize {
     } else {
         tile_budget()
     };
-    let t = (budget / per_row / 16 * 16).clamp(16, 512);
-    if fused && t > 16 && (t / 16).is_multiple_of(2) {
-        // The fused loop touches one element of every feature row per
-        // vector: an odd number of 16-row blocks keeps the rows' addresses
-        // from piling into a few L1 sets (a 2 KiB stride thrashed them).
-        t - 16
-    } else {
-        t
-    }
+    (budget / per_row / 16 * 16).clamp(16, 512)
+}
+
+/// Distance in elements between consecutive feature rows of a tile: at least
+/// `rows`, and an odd number of 64-byte cache lines. The loops and the GEMM
+/// kernels walk one element of many feature rows at a time; with an even
+/// line count (512 f32 rows = 2 KiB) those addresses pile into a few L1 sets
+/// and evict each other — W3 ran at 134 GFLOP/s with a 512-row stride and at
+/// 179 with 496.
+fn tile_stride(rows: usize, elem: usize) -> usize {
+    let per_line = 64 / elem;
+    let lines = rows.div_ceil(per_line);
+    (lines | 1) * per_line
 }
 
 /// Whether f32 exp/sigmoid over whole buffers go through the AVX-512 routines
@@ -190,15 +195,28 @@ fn use_array_unary(dtype: DType) -> bool {
         && std::env::var("EBM_ARRAY_UNARY").map_or(true, |v| v != "0")
 }
 
+/// Whether tile GEMMs with a shared operand run through the packed f32 panel
+/// kernel (`EBM_PANEL_GEMM=0` keeps the `gemm` crate, for comparison).
+fn use_panel_gemm(dtype: DType) -> bool {
+    dtype == DType::F32
+        && panel::available()
+        && std::env::var("EBM_PANEL_GEMM").map_or(true, |v| v != "0")
+}
+
+fn build_plan(graph: &Graph, dtype: DType) -> Result<Plan, String> {
+    plan::build(graph, use_array_unary(dtype), use_panel_gemm(dtype))
+}
+
 /// The Cranelift IR of every loop of `graph`'s kernel, after a schedule summary
 /// (`ebm dump --stage clif`).
 pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
-    let plan = plan::build(graph, use_array_unary(dtype))?;
+    let plan = build_plan(graph, dtype)?;
     let elem = if dtype == DType::F64 { 8 } else { 4 };
     let direct = direct_spec(&plan);
     let fused = use_fused(&plan, direct.is_some());
-    let rows = tile_rows(&plan, elem, fused);
-    let mut text = schedule_text(&plan, rows);
+    let rows = tile_rows(&plan, elem);
+    let stride = tile_stride(rows, elem);
+    let mut text = schedule_text(&plan, rows, stride);
     if let Some(d) = &direct {
         text.push_str(&format!(
             "; tile program runs batch-major (loop{}, {} features, no transposes)\n",
@@ -215,7 +233,7 @@ pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
     codegen::compile(
         &plan,
         dtype == DType::F64,
-        rows,
+        stride,
         direct.as_ref(),
         fused,
         Some(&mut text),
@@ -223,9 +241,9 @@ pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
     Ok(text)
 }
 
-fn schedule_text(plan: &Plan, rows: usize) -> String {
+fn schedule_text(plan: &Plan, rows: usize, stride: usize) -> String {
     let mut s = format!(
-        "; tile: {rows} rows x {} features; invariant arena: {} elements\n",
+        "; tile: {rows} rows (stride {stride}) x {} features; invariant arena: {} elements\n",
         plan.tile_feats, plan.inv_len
     );
     for (name, steps) in [("invariant", &plan.inv_steps), ("tile", &plan.tile_steps)] {
@@ -256,12 +274,22 @@ fn schedule_text(plan: &Plan, rows: usize) -> String {
                     }
                 )),
                 Step::Gemm(g) => s.push_str(&format!(
-                    ";   gemm m={:?} n={:?} k={:?} dst={:?}{}\n",
+                    ";   gemm m={:?} n={:?} k={:?} dst={:?}{}{}\n",
                     g.m,
                     g.n,
                     g.k,
                     g.dst.loc,
-                    if g.accumulate { " (+=)" } else { "" }
+                    if g.accumulate { " (+=)" } else { "" },
+                    match g.packed {
+                        Some(p) => format!(" (panel kernel, weights packed at {p:?})"),
+                        None => String::new(),
+                    }
+                )),
+                Step::Pack { src, k, n, dst } => s.push_str(&format!(
+                    ";   pack {:?}+{} as {n}x{k} -> {dst:?} (panels of {})\n",
+                    src.loc,
+                    src.off,
+                    panel::NR
                 )),
             }
         }
@@ -284,7 +312,10 @@ unsafe impl<T: Send> Send for Scratch<T> {}
 
 struct Prog<T> {
     plan: Plan,
+    /// The most rows a tile holds.
     rows: usize,
+    /// Elements between a tile's feature rows (`tile_stride`).
+    stride: usize,
     jit: Jit,
     /// (spec, output index, input index per input slot) when the tile program
     /// runs directly on the batch-major buffers.
@@ -308,7 +339,7 @@ pub struct CpuKernel {
 impl CpuKernel {
     fn compile(graph: &Graph, dtype: DType, threads: usize) -> Result<CpuKernel, String> {
         let t0 = Instant::now();
-        let plan = plan::build(graph, use_array_unary(dtype))?;
+        let plan = build_plan(graph, dtype)?;
         let (mut p32, mut p64) = (None, None);
         match dtype {
             DType::F32 => p32 = Some(Prog::<f32>::new(plan)?),
@@ -337,8 +368,9 @@ impl<T: Real> Prog<T> {
         let elem = std::mem::size_of::<T>();
         let spec = direct_spec(&plan);
         let fused = use_fused(&plan, spec.is_some());
-        let rows = tile_rows(&plan, elem, fused);
-        let jit = codegen::compile(&plan, elem == 8, rows, spec.as_ref(), fused, None)?;
+        let rows = tile_rows(&plan, elem);
+        let stride = tile_stride(rows, elem);
+        let jit = codegen::compile(&plan, elem == 8, stride, spec.as_ref(), fused, None)?;
         let consts = plan.consts.iter().map(|&v| T::from_f64(v)).collect();
         let direct = spec.map(|spec| Direct {
             func: plan.groups.len(),
@@ -354,6 +386,7 @@ impl<T: Real> Prog<T> {
         Ok(Prog {
             plan,
             rows,
+            stride,
             jit,
             direct,
             fused,
@@ -367,7 +400,7 @@ impl<T: Real> Prog<T> {
         Scratch {
             inv: vec![T::zero(); p.inv_len.max(1)],
             tiles: (0..threads)
-                .map(|_| vec![T::zero(); (p.tile_feats * self.rows).max(1)])
+                .map(|_| vec![T::zero(); (p.tile_feats * self.stride).max(1)])
                 .collect(),
             partials: (0..threads)
                 .map(|_| p.partials.iter().map(|&n| vec![T::zero(); n]).collect())
@@ -414,7 +447,7 @@ impl<T: Real> Prog<T> {
                     // invariant: follows from the compiled plan (built from a verified graph).
                     unreachable!("array steps read and write tile buffers")
                 };
-                let t = self.rows;
+                let t = self.stride;
                 if let Some((b, pre)) = bias {
                     let Loc::Tile(po) = *pre else {
                         // invariant: follows from the compiled plan.
@@ -466,25 +499,57 @@ impl<T: Real> Prog<T> {
                     }
                 }
             }
-            Step::Gemm(g) => {
-                let t = self.rows;
-                let mut operand = |o: &plan::Operand| -> (*mut T, isize, isize) {
-                    let scale = if matches!(o.loc, Loc::Tile(_)) { t } else { 1 };
-                    let ptr = unsafe {
-                        match o.loc {
-                            Loc::Tile(off) => tile.add((off + o.off) * t),
-                            Loc::Inv(off) => inv.add(off + o.off),
-                            Loc::Input(i) => (*ins.add(i) as *mut T).add(o.off),
-                            Loc::Const(off) => (self.consts.as_ptr() as *mut T).add(off + o.off),
-                            Loc::Partial(j) => partials[j].as_mut_ptr().add(o.off),
-                        }
-                    };
-                    let s = |st: Stride| match st {
-                        Stride::Feat(s) => s * scale as isize,
-                        Stride::Lane => 1,
-                    };
-                    (ptr, s(o.rs), s(o.cs))
+            Step::Pack { src, k, n, dst } => {
+                let Loc::Inv(off) = *dst else {
+                    // invariant: the planner packs into invariant buffers.
+                    unreachable!("pack into a tile buffer")
                 };
+                let consts = self.consts.as_ptr() as *mut T;
+                // SAFETY: f32 kernels only (as panel steps); the operand
+                // addresses a shared region of n×k elements and the panel
+                // buffer was sized by the plan.
+                unsafe {
+                    let (w, fs, ps) = operand_at(src, 1, tile, inv, ins, consts, partials);
+                    let out = inv.add(off) as *mut f32;
+                    panel::pack(w as *const f32, fs, ps, *k, *n, out);
+                }
+            }
+            Step::Gemm(g) => {
+                let t = self.stride;
+                let consts = self.consts.as_ptr() as *mut T;
+                let mut operand = |o: &plan::Operand| unsafe {
+                    operand_at(o, t, tile, inv, ins, consts, partials)
+                };
+                if let Some(Loc::Inv(p)) = g.packed {
+                    let (d, drs, _) = operand(&g.dst);
+                    let (x, xrs, _) = operand(&g.rhs);
+                    let Dim::N(n) = g.m else {
+                        // invariant: panel steps have a feature count as `m`.
+                        unreachable!("panel gemm over rows")
+                    };
+                    let Dim::N(k) = g.k else {
+                        // invariant: as above.
+                        unreachable!("panel gemm contracting rows")
+                    };
+                    // SAFETY: f32 kernels only (the planner emits panel steps
+                    // for f32 with `panel::available()`); `x` and `dst` are
+                    // tile buffers of stride t ≥ rows, the panel was packed
+                    // by the invariant program.
+                    unsafe {
+                        panel::gemm(
+                            rows,
+                            n,
+                            k,
+                            x as *const f32,
+                            xrs as usize,
+                            inv.add(p) as *const f32,
+                            d as *mut f32,
+                            drs as usize,
+                            g.accumulate,
+                        )
+                    };
+                    return;
+                }
                 let (d, drs, dcs) = operand(&g.dst);
                 let (a, ars, acs) = operand(&g.lhs);
                 let (b, brs, bcs) = operand(&g.rhs);
@@ -529,21 +594,49 @@ impl<T: Real> Prog<T> {
         outputs: &mut [&mut [T]],
         batch: usize,
     ) -> Result<(), String> {
+        let mut s = self.take_scratch(threads);
+        let r = self.call(&mut s, graph, threads, inputs, outputs, batch, true);
+        self.give_back(s);
+        r
+    }
+
+    fn take_scratch(&self, threads: usize) -> Scratch<T> {
+        self.scratch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_else(|| self.new_scratch(threads))
+    }
+
+    fn give_back(&self, s: Scratch<T>) {
+        self.scratch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(s);
+    }
+
+    /// One call on scratch `s`. With `invariants` false the invariant arena
+    /// is reused as the previous call on `s` left it: the caller guarantees
+    /// that every shared input holds the same values as then.
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &self,
+        s: &mut Scratch<T>,
+        graph: &Graph,
+        threads: usize,
+        inputs: &[&[T]],
+        outputs: &mut [&mut [T]],
+        batch: usize,
+        invariants: bool,
+    ) -> Result<(), String> {
         check_io(graph, inputs, outputs, batch)?;
         let p = &self.plan;
         let nt = threads.min(batch.div_ceil(MIN_ROWS_PER_THREAD)).max(1);
-        // invariant: follows from the compiled plan (built from a verified graph).
-        let mut s = self
-            .scratch
-            .lock()
-            .unwrap()
-            .pop()
-            .unwrap_or_else(|| self.new_scratch(threads));
         s.ins.clear();
         s.ins.extend(inputs.iter().map(|x| x.as_ptr() as *const u8));
         let ins = s.ins.as_ptr();
         // 1. The invariant program.
-        for step in &p.inv_steps {
+        for step in p.inv_steps.iter().filter(|_| invariants) {
             // SAFETY: arenas sized by the plan; inputs checked above.
             unsafe {
                 self.exec(
@@ -645,10 +738,6 @@ impl<T: Real> Prog<T> {
                 }
             }
         }
-        self.scratch
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(s);
         Ok(())
     }
 
@@ -691,11 +780,11 @@ impl<T: Real> Prog<T> {
             };
             return;
         }
-        let t = self.rows;
+        let t = self.stride;
         let w = 16 / std::mem::size_of::<T>();
         let mut start = r0;
         while start < r1 {
-            let rows = (r1 - start).min(t);
+            let rows = (r1 - start).min(self.rows);
             for &(i, off, n) in &p.sample_in {
                 let src = &inputs[i][start * n..(start + rows) * n];
                 unsafe { transpose_in(src, rows, n, tile.add(off * t), t) };
@@ -750,6 +839,38 @@ impl<T: Real> Prog<T> {
             start += rows;
         }
     }
+}
+
+/// The address of a GEMM operand and its row and column strides in
+/// elements (`t` is the tile stride; 1 outside tiles).
+///
+/// # Safety
+/// The pointers must be the arenas the plan was laid out for.
+unsafe fn operand_at<T>(
+    o: &plan::Operand,
+    t: usize,
+    tile: *mut T,
+    inv: *mut T,
+    ins: *const *const u8,
+    consts: *mut T,
+    partials: &mut [Vec<T>],
+) -> (*mut T, isize, isize) {
+    let scale = if matches!(o.loc, Loc::Tile(_)) { t } else { 1 };
+    // SAFETY: offsets come from the plan's memory layout.
+    let ptr = unsafe {
+        match o.loc {
+            Loc::Tile(off) => tile.add((off + o.off) * t),
+            Loc::Inv(off) => inv.add(off + o.off),
+            Loc::Input(i) => (*ins.add(i) as *mut T).add(o.off),
+            Loc::Const(off) => consts.add(off + o.off),
+            Loc::Partial(j) => partials[j].as_mut_ptr().add(o.off),
+        }
+    };
+    let s = |st: Stride| match st {
+        Stride::Feat(s) => s * scale as isize,
+        Stride::Lane => 1,
+    };
+    (ptr, s(o.rs), s(o.cs))
 }
 
 /// Whether the tile program runs as one fused vector-outer loop
@@ -1043,7 +1164,84 @@ fn check_io<T>(
     Ok(())
 }
 
+impl CpuKernel {
+    /// [`Kernel::run_steps`] on one scratch arena: when no shared input
+    /// changes between steps, the invariant program (weight packing,
+    /// parameter-only products) runs once for the whole loop.
+    #[allow(clippy::too_many_arguments)]
+    fn steps_on<T: Real>(
+        &self,
+        p: &Prog<T>,
+        lp: &StepLoop<'_>,
+        fixed: &[&Buffer],
+        state: &mut [Buffer],
+        batch: usize,
+        frozen: &mut [Option<u64>],
+        get: fn(&Buffer) -> Option<&[T]>,
+        get_mut: fn(&mut Buffer) -> Option<&mut [T]>,
+    ) -> Result<(), BackendError> {
+        let reuse = super::shared_inputs_fixed(&self.graph, lp);
+        let mut s = p.take_scratch(self.threads);
+        let r = super::step_loop(lp, fixed, state, batch, frozen, &mut |ins, outs, t| {
+            let ins = super::host_slices(ins, get)?;
+            let mut outs = super::host_slices_mut(outs, get_mut)?;
+            let invariants = t == 0 || !reuse;
+            p.call(
+                &mut s,
+                &self.graph,
+                self.threads,
+                &ins,
+                &mut outs,
+                batch,
+                invariants,
+            )
+            .map_err(BackendError::Buffers)
+        });
+        p.give_back(s);
+        r
+    }
+}
+
 impl Kernel for CpuKernel {
+    fn run_steps(
+        &self,
+        lp: &StepLoop<'_>,
+        fixed: &[&Buffer],
+        state: &mut [Buffer],
+        batch: usize,
+        frozen: &mut [Option<u64>],
+    ) -> Result<(), BackendError> {
+        fn f32s(b: &Buffer) -> Option<&[f32]> {
+            match b {
+                Buffer::F32(v) => Some(v),
+                Buffer::F64(_) => None,
+            }
+        }
+        fn f32s_mut(b: &mut Buffer) -> Option<&mut [f32]> {
+            match b {
+                Buffer::F32(v) => Some(v),
+                Buffer::F64(_) => None,
+            }
+        }
+        fn f64s(b: &Buffer) -> Option<&[f64]> {
+            match b {
+                Buffer::F64(v) => Some(v),
+                Buffer::F32(_) => None,
+            }
+        }
+        fn f64s_mut(b: &mut Buffer) -> Option<&mut [f64]> {
+            match b {
+                Buffer::F64(v) => Some(v),
+                Buffer::F32(_) => None,
+            }
+        }
+        match (&self.p32, &self.p64) {
+            (Some(p), _) => self.steps_on(p, lp, fixed, state, batch, frozen, f32s, f32s_mut),
+            (_, Some(p)) => self.steps_on(p, lp, fixed, state, batch, frozen, f64s, f64s_mut),
+            (None, None) => Err(BackendError::Buffers("a kernel without a program".into())),
+        }
+    }
+
     fn graph(&self) -> &Graph {
         &self.graph
     }

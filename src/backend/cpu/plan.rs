@@ -109,7 +109,8 @@ pub(crate) struct Operand {
     pub cs: Stride,
 }
 
-/// `dst (+)= lhs[m×k] · rhs[k×n]` through the `gemm` crate.
+/// `dst (+)= lhs[m×k] · rhs[k×n]` through the `gemm` crate, or through the
+/// panel kernel (`panel.rs`) when `packed` is set.
 #[derive(Clone, Debug)]
 pub(crate) struct GemmStep {
     pub m: Dim,
@@ -119,6 +120,10 @@ pub(crate) struct GemmStep {
     pub lhs: Operand,
     pub rhs: Operand,
     pub accumulate: bool,
+    /// The invariant buffer holding `lhs` packed by a [`Step::Pack`]: then
+    /// `n` is the tile's rows, `rhs` and `dst` are tile buffers with lane
+    /// columns, and the product runs in the f32 panel kernel.
+    pub packed: Option<Loc>,
 }
 
 #[derive(Clone, Debug)]
@@ -142,6 +147,14 @@ pub(crate) enum Step {
         prod: Option<Loc>,
     },
     Gemm(Box<GemmStep>),
+    /// Packs the shared `src[n×k]` (strides `src.rs`, `src.cs`) into panels
+    /// at `dst` for [`GemmStep::packed`] (invariant program only).
+    Pack {
+        src: Operand,
+        k: usize,
+        n: usize,
+        dst: Loc,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -270,6 +283,8 @@ struct Builder<'g> {
     table_off: HashMap<Vec<u32>, usize>,
     /// Use `Step::ArrayUnary` for materialised exp/sigmoid of tile buffers.
     array_unary: bool,
+    /// Run tile GEMMs with a shared operand through the packed panel kernel.
+    panel_gemm: bool,
 }
 
 /// Per-group expression builder state.
@@ -642,12 +657,14 @@ impl<'g> Builder<'g> {
                     lhs: op(la, 0, Feat(ars), Feat(acs)),
                     rhs: op(lb, 0, Feat(brs), Feat(bcs)),
                     accumulate: false,
+                    packed: None,
                 })));
             }
             (true, false) => {
                 // Out_i^T [n × rows] = B^T [n × k] · A_i^T [k × rows]
                 let dst = self.new_buf(true, m * nn);
                 self.loc[n.index()] = Some(dst);
+                let packed = self.pack(op(lb, 0, Feat(bcs), Feat(brs)), k, nn);
                 for i in 0..m {
                     self.plan.tile_steps.push(Step::Gemm(Box::new(GemmStep {
                         m: Dim::N(nn),
@@ -657,6 +674,7 @@ impl<'g> Builder<'g> {
                         lhs: op(lb, 0, Feat(bcs), Feat(brs)),
                         rhs: op(la, (ars * i as isize) as usize, Feat(acs), Lane),
                         accumulate: false,
+                        packed,
                     })));
                 }
             }
@@ -664,6 +682,7 @@ impl<'g> Builder<'g> {
                 // Out_j [m × rows] = A [m × k] · B_j [k × rows]
                 let dst = self.new_buf(true, m * nn);
                 self.loc[n.index()] = Some(dst);
+                let packed = self.pack(op(la, 0, Feat(ars), Feat(acs)), k, m);
                 for j in 0..nn {
                     self.plan.tile_steps.push(Step::Gemm(Box::new(GemmStep {
                         m: Dim::N(m),
@@ -673,6 +692,7 @@ impl<'g> Builder<'g> {
                         lhs: op(la, 0, Feat(ars), Feat(acs)),
                         rhs: op(lb, (bcs * j as isize) as usize, Feat(brs), Lane),
                         accumulate: false,
+                        packed,
                     })));
                 }
             }
@@ -689,10 +709,22 @@ impl<'g> Builder<'g> {
                         lhs: op(la, (acs * p as isize) as usize, Feat(ars), Lane),
                         rhs: op(lb, (brs * p as isize) as usize, Lane, Feat(bcs)),
                         accumulate: true,
+                        packed: None,
                     })));
                 }
             }
         }
+    }
+
+    /// With the panel kernel on: a `Step::Pack` of the shared `n × k`
+    /// operand `src` into a new invariant buffer, which it returns.
+    fn pack(&mut self, src: Operand, k: usize, n: usize) -> Option<Loc> {
+        if !self.panel_gemm {
+            return None;
+        }
+        let dst = self.new_buf(false, super::panel::packed_len(k, n));
+        self.plan.inv_steps.push(Step::Pack { src, k, n, dst });
+        Some(dst)
     }
 
     /// For a batch-dependent `h = a + b` with `a` a tile buffer and `b` a
@@ -777,7 +809,7 @@ impl<'g> Builder<'g> {
 }
 
 /// Builds the schedule for `g` (memory not yet planned: locations are virtual).
-pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
+pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Plan, String> {
     let live = g.live(&[]);
     let n = g.len();
     let mut variant = vec![false; n];
@@ -813,6 +845,7 @@ pub(crate) fn build(g: &Graph, array_unary: bool) -> Result<Plan, String> {
         const_off: HashMap::new(),
         table_off: HashMap::new(),
         array_unary,
+        panel_gemm,
     };
     // Batch-summed outputs whose node is a per-sample × per-sample product
     // used nowhere else become one batch-contracting GEMM into the partial.
@@ -1133,7 +1166,14 @@ fn for_each_loc(step: &mut Step, groups: &mut [Group], f: &mut impl FnMut(&mut L
         Step::Gemm(s) => {
             f(&mut s.lhs.loc, false);
             f(&mut s.rhs.loc, false);
+            if let Some(p) = &mut s.packed {
+                f(p, false);
+            }
             f(&mut s.dst.loc, true);
+        }
+        Step::Pack { src, dst, .. } => {
+            f(&mut src.loc, false);
+            f(dst, true);
         }
     }
 }

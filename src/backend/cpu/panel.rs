@@ -1,0 +1,288 @@
+//! f32 matrix products whose rows run along the batch lanes of a tile, with
+//! the shared operand (a weight matrix) packed once per kernel call.
+//!
+//! A tile GEMM computes `dst[f][b] (+)= Σ_p w[f][p] · x[p][b]` for the `b`
+//! rows of a tile: `x` and `dst` are feature-major tile buffers (row `b`
+//! contiguous), `w` a batch-invariant matrix. The `gemm` crate served this by
+//! repacking `w` on every call (per tile, per step) and by treating the lanes
+//! as its generic `n` axis. Here the invariant program packs `w` once per
+//! call into panels of [`NR`] features, `p`-major ([`pack`]), and the tile
+//! program runs an AVX-512 micro-kernel that holds a block of 64 rows × `NR`
+//! features in 24 registers: per `p` it loads four vectors of `x[p]` and
+//! broadcasts `NR` weights. Each output is a sequential sum over `p` in one
+//! fused multiply-add chain, so results do not depend on how rows are split
+//! into tiles or threads.
+
+/// Features per packed panel (the micro-kernel's register block width).
+pub(crate) const NR: usize = 6;
+
+/// Rows per micro-kernel block: four 16-lane vectors.
+const MR: usize = 64;
+
+/// Elements of the packed form of a `k × n` operand.
+pub(crate) fn packed_len(k: usize, n: usize) -> usize {
+    n.div_ceil(NR) * k * NR
+}
+
+/// Whether this CPU runs the micro-kernel (AVX-512F and FMA).
+pub(crate) fn available() -> bool {
+    super::vecmath::available()
+}
+
+/// Packs `w[f][p]` (element at `w + f·fs + p·ps`, `f < n`, `p < k`) into
+/// panels: panel `q` holds features `q·NR ..` as `k` rows of `NR` values,
+/// zero-padded past `n`.
+///
+/// # Safety
+/// `w` must be valid for every `(f, p)` above; `out` for `packed_len(k, n)`
+/// elements.
+pub(crate) unsafe fn pack(w: *const f32, fs: isize, ps: isize, k: usize, n: usize, out: *mut f32) {
+    for q in 0..n.div_ceil(NR) {
+        let width = (n - q * NR).min(NR);
+        for p in 0..k {
+            // SAFETY: f < n and p < k (caller's contract); the destination
+            // index is below packed_len(k, n).
+            unsafe {
+                let src = w.offset((q * NR) as isize * fs + p as isize * ps);
+                let dst = out.add((q * k + p) * NR);
+                if fs == 1 {
+                    std::ptr::copy_nonoverlapping(src, dst, width);
+                } else {
+                    for j in 0..width {
+                        *dst.add(j) = *src.offset(j as isize * fs);
+                    }
+                }
+                for j in width..NR {
+                    *dst.add(j) = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// `dst[f·ds + b] (+)= Σ_p panel(f, p) · x[p·xs + b]` for `b < rows`,
+/// `f < n`, with `panel` packed by [`pack`] from a `k × n` operand.
+///
+/// # Safety
+/// [`available`] must be true; `x` valid for `k` rows of stride `xs` (≥
+/// `rows` elements each), `dst` for `n` rows of stride `ds`, `panel` for
+/// `packed_len(k, n)` elements; `dst` must not overlap `x` or `panel`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm(
+    rows: usize,
+    n: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    panel: *const f32,
+    dst: *mut f32,
+    ds: usize,
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: forwarded contract.
+    unsafe {
+        avx512::gemm(rows, n, k, x, xs, panel, dst, ds, accumulate)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (rows, n, k, x, xs, panel, dst, ds, accumulate);
+        // invariant: the planner emits panel steps only when `available()`.
+        unreachable!()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    /// One block of `16·V` rows (the last vector masked by `mask`) × `N ≤ NR`
+    /// features over all `k`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    unsafe fn block<const V: usize, const N: usize>(
+        k: usize,
+        x: *const f32,
+        xs: usize,
+        panel: *const f32,
+        dst: *mut f32,
+        ds: usize,
+        accumulate: bool,
+        mask: __mmask16,
+    ) {
+        // SAFETY: the caller keeps every address inside its operands; masked
+        // lanes are neither read nor written.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); N]; V];
+            let (mut xp, mut wp) = (x, panel);
+            for _ in 0..k {
+                let mut xv = [_mm512_setzero_ps(); V];
+                for (v, r) in xv.iter_mut().enumerate() {
+                    *r = if v + 1 == V {
+                        _mm512_maskz_loadu_ps(mask, xp.add(16 * v))
+                    } else {
+                        _mm512_loadu_ps(xp.add(16 * v))
+                    };
+                }
+                for j in 0..N {
+                    let w = _mm512_set1_ps(*wp.add(j));
+                    for v in 0..V {
+                        acc[v][j] = _mm512_fmadd_ps(xv[v], w, acc[v][j]);
+                    }
+                }
+                xp = xp.add(xs);
+                wp = wp.add(NR);
+            }
+            for j in 0..N {
+                for (v, a) in acc.iter().enumerate() {
+                    let p = dst.add(j * ds + 16 * v);
+                    let m = if v + 1 == V { mask } else { 0xffff };
+                    let r = if accumulate {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), a[j])
+                    } else {
+                        a[j]
+                    };
+                    _mm512_mask_storeu_ps(p, m, r);
+                }
+            }
+        }
+    }
+
+    /// Every feature panel for one block of rows.
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn row_block<const V: usize>(
+        n: usize,
+        k: usize,
+        x: *const f32,
+        xs: usize,
+        panel: *const f32,
+        dst: *mut f32,
+        ds: usize,
+        accumulate: bool,
+        mask: __mmask16,
+    ) {
+        let full = n / NR;
+        // SAFETY: panel q starts at q·k·NR and covers features q·NR..;
+        // dst row f at f·ds (caller's contract).
+        unsafe {
+            for q in 0..full {
+                let (w, d) = (panel.add(q * k * NR), dst.add(q * NR * ds));
+                block::<V, NR>(k, x, xs, w, d, ds, accumulate, mask);
+            }
+            let (w, d) = (panel.add(full * k * NR), dst.add(full * NR * ds));
+            let args = (k, x, xs, w, d, ds, accumulate, mask);
+            match n - full * NR {
+                0 => {}
+                1 => block::<V, 1>(
+                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
+                ),
+                2 => block::<V, 2>(
+                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
+                ),
+                3 => block::<V, 3>(
+                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
+                ),
+                4 => block::<V, 4>(
+                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
+                ),
+                _ => block::<V, 5>(
+                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
+                ),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gemm(
+        rows: usize,
+        n: usize,
+        k: usize,
+        x: *const f32,
+        xs: usize,
+        panel: *const f32,
+        dst: *mut f32,
+        ds: usize,
+        accumulate: bool,
+    ) {
+        let mut i = 0;
+        while i < rows {
+            let r = (rows - i).min(MR);
+            let v = r.div_ceil(16);
+            let tail = r - (v - 1) * 16;
+            let mask = (((1u32 << tail) - 1) & 0xffff) as __mmask16;
+            let mask = if tail == 16 { 0xffff } else { mask };
+            // SAFETY: rows i..i+r of x and dst (caller's contract); the
+            // CPU features were checked by `available()`.
+            unsafe {
+                let (x, d) = (x.add(i), dst.add(i));
+                match v {
+                    4 => row_block::<4>(n, k, x, xs, panel, d, ds, accumulate, mask),
+                    3 => row_block::<3>(n, k, x, xs, panel, d, ds, accumulate, mask),
+                    2 => row_block::<2>(n, k, x, xs, panel, d, ds, accumulate, mask),
+                    _ => row_block::<1>(n, k, x, xs, panel, d, ds, accumulate, mask),
+                }
+            }
+            i += r;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The panel kernel against a plain triple loop, over shapes that hit
+    /// every remainder (rows not a multiple of 16 or 64, features not a
+    /// multiple of NR), with and without accumulation.
+    #[test]
+    fn matches_reference() {
+        if !available() {
+            return;
+        }
+        let shapes: [(usize, usize, usize); 5] = [
+            (1, 1, 1),
+            (17, 7, 3),
+            (64, 6, 128),
+            (130, 13, 5),
+            (200, 128, 2),
+        ];
+        for (rows, n, k) in shapes {
+            let xs = rows.div_ceil(16) * 16 + 16;
+            let ds = xs;
+            let x: Vec<f32> = (0..k * xs).map(|i| ((i * 37) % 17) as f32 - 8.0).collect();
+            let w: Vec<f32> = (0..n * k).map(|i| ((i * 11) % 13) as f32 - 6.0).collect();
+            let mut packed = vec![0.0f32; packed_len(k, n)];
+            // w stored k-major (w[p][f]) to exercise general strides.
+            unsafe { pack(w.as_ptr(), 1, n as isize, k, n, packed.as_mut_ptr()) };
+            for accumulate in [false, true] {
+                let mut dst = vec![1.0f32; n * ds];
+                unsafe {
+                    gemm(
+                        rows,
+                        n,
+                        k,
+                        x.as_ptr(),
+                        xs,
+                        packed.as_ptr(),
+                        dst.as_mut_ptr(),
+                        ds,
+                        accumulate,
+                    )
+                };
+                for f in 0..n {
+                    for b in 0..ds {
+                        let want = if b < rows {
+                            let s: f32 = (0..k).map(|p| w[p * n + f] * x[p * xs + b]).sum();
+                            s + if accumulate { 1.0 } else { 0.0 }
+                        } else {
+                            1.0
+                        };
+                        assert_eq!(dst[f * ds + b], want, "rows {rows} n {n} k {k} f {f} b {b}");
+                    }
+                }
+            }
+        }
+    }
+}
