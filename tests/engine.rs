@@ -323,7 +323,7 @@ fn backend_buffers_and_multi_step_calls() {
 /// kernel); a second loop after the weights change sees the new weights.
 #[test]
 fn multi_step_calls_match_single_steps_and_see_new_weights() {
-    use ebm::backend::{Backend, Bind, Buffer, HostData, Kernel, StepLoop};
+    use ebm::backend::{Backend, Bind, Buffer, HostData, StepLoop};
     use ebm::ir::InputKind;
     use ebm::runtime::steps::{self, UlaMove};
     let program = Program::from_source(
@@ -385,7 +385,11 @@ fn multi_step_calls_match_single_steps_and_see_new_weights() {
         kernel
             .run_steps(&lp, &fixed, &mut state, n, &mut frozen)
             .unwrap();
-        cpu.download(&state[0]).unwrap().iter().map(|&v| v as f32).collect()
+        cpu.download(&state[0])
+            .unwrap()
+            .iter()
+            .map(|&v| v as f32)
+            .collect()
     };
     let stepped = |w: &[Buffer], x: &[f32]| -> Vec<f32> {
         let mut x = Buffer::F32(x.to_vec());

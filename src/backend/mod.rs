@@ -5,6 +5,7 @@
 
 pub mod cpu;
 pub mod noise;
+pub(crate) mod pool;
 
 use std::sync::Arc;
 

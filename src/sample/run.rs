@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io::IsTerminal;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -12,7 +13,7 @@ use super::adapt::AdaptScope;
 use super::compiled::CompiledTarget;
 use super::config::{Method, SamplerConfig, UlaOptions};
 use super::engine::{Block, Target, run_block};
-use crate::backend::DType;
+use crate::backend::{DType, pool};
 use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
 
 /// How chains start. Draws come from each chain's own stream.
@@ -487,26 +488,25 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     let total = (run.chains * (run.warmup + run.steps)) as u64;
     let pb = progress_bar(sampler, run);
     let ranges = blocks(sampler, run);
-    // Every block runs on a worker of its own (even a single one), so each
-    // runs under the same floating-point mode whatever the thread count.
-    let results: Vec<Result<Block, RuntimeError>> = std::thread::scope(|s| {
-        let hs: Vec<_> = ranges
-            .iter()
-            .map(|&(a, b)| {
-                let pb = &pb;
-                s.spawn(move || {
-                    flush_subnormals::<T>();
-                    run_block(target, sampler, run, a, b - a, pb)
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(RuntimeError::Internal("a sampler thread panicked".into()))
-                })
-            })
-            .collect()
+    // Blocks run as tasks of the shared worker pool (parked threads, not
+    // spawned per run: training samples every iteration); each task sets
+    // the floating-point mode for its dtype and restores it, so it is the
+    // same whatever thread runs the block.
+    let slots: Vec<Mutex<Option<Result<Block, RuntimeError>>>> =
+        ranges.iter().map(|_| Mutex::new(None)).collect();
+    let task = |i: usize| {
+        let (a, b) = ranges[i];
+        let _mode = SubnormalMode::for_dtype::<T>();
+        let r = run_block(target, sampler, run, a, b - a, &pb);
+        *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+    };
+    pool::global()
+        .run(ranges.len(), &task)
+        .map_err(RuntimeError::Internal)?;
+    let results = slots.into_iter().map(|s| {
+        s.into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(|| Err(RuntimeError::Internal("a sampler block did not run".into())))
     });
     pb.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
@@ -586,21 +586,48 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     Ok(out)
 }
 
-/// Sets flush-to-zero and denormals-are-zero on the calling thread (a
-/// worker the engine spawned and owns) for f32 runs. Subnormal f32 values
-/// are below 1.2e-38, far under the resolution of a chain coordinate, yet
-/// every x86 operation producing or reading one takes a microcode assist:
-/// mixture weights e^(−90…−104) made the eight-Gaussian ULA ~30% slower.
-/// f64 runs keep IEEE gradual underflow; `EBM_SUBNORMALS=1` keeps it for f32.
-fn flush_subnormals<T: Scalar>() {
+/// Flush-to-zero and denormals-are-zero for f32 runs while alive, the
+/// thread's previous mode restored on drop. Subnormal f32 values are below
+/// 1.2e-38, far under the resolution of a chain coordinate, yet every x86
+/// operation producing or reading one takes a microcode assist: mixture
+/// weights e^(−90…−104) made the eight-Gaussian ULA ~30% slower. f64 runs
+/// keep IEEE gradual underflow; `EBM_SUBNORMALS=1` keeps it for f32.
+pub(crate) struct SubnormalMode {
     #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == DType::F32 && std::env::var_os("EBM_SUBNORMALS").is_none_or(|v| v != "1") {
-        #[allow(deprecated)]
-        // SAFETY: only MXCSR's FTZ (bit 15) and DAZ (bit 6) change; SSE2 is
-        // part of the x86_64 baseline.
-        unsafe {
-            use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
-            _mm_setcsr(_mm_getcsr() | 0x8040);
+    saved: Option<u32>,
+}
+
+impl SubnormalMode {
+    pub(crate) fn for_dtype<T: Scalar>() -> SubnormalMode {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let flush = T::DTYPE == DType::F32
+                && std::env::var_os("EBM_SUBNORMALS").is_none_or(|v| v != "1");
+            #[allow(deprecated)]
+            // SAFETY: only MXCSR's FTZ (bit 15) and DAZ (bit 6) change; SSE2
+            // is part of the x86_64 baseline.
+            let saved = flush.then(|| unsafe {
+                use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+                let old = _mm_getcsr();
+                _mm_setcsr(old | 0x8040);
+                old
+            });
+            SubnormalMode { saved }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        SubnormalMode {}
+    }
+}
+
+impl Drop for SubnormalMode {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(old) = self.saved {
+            #[allow(deprecated)]
+            // SAFETY: restores the mode read when this guard was made.
+            unsafe {
+                std::arch::x86_64::_mm_setcsr(old)
+            };
         }
     }
 }

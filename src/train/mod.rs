@@ -41,8 +41,10 @@ pub mod optim;
 pub mod plots;
 pub mod session;
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
+use crate::backend::pool;
 use crate::runtime::{CompiledEnergy, ParamId, RuntimeError, Scalar};
 use crate::sample::{Init, Method as SamplerMethod, RunConfig, Sampler, SamplerConfig, UlaOptions};
 
@@ -478,21 +480,25 @@ impl<'a> Trainer<'a> {
         let ranges: Vec<(usize, usize)> =
             (0..n).step_by(per).map(|a| (a, (a + per).min(n))).collect();
         let call = |&(a, b): &(usize, usize)| f(&x[a * d..b * d], a, b - a);
-        let out: Vec<Result<O, RuntimeError>> = if self.cfg.threads > 1 && ranges.len() > 1 {
-            std::thread::scope(|s| {
-                let hs: Vec<_> = ranges.iter().map(|r| s.spawn(move || call(r))).collect();
-                hs.into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(RuntimeError::Internal("a loss thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            })
-        } else {
-            ranges.iter().map(call).collect()
+        if self.cfg.threads <= 1 || ranges.len() <= 1 {
+            return Ok(ranges.iter().map(call).collect::<Result<Vec<O>, _>>()?);
+        }
+        // Parts run on the shared worker pool (no threads spawned per call).
+        let slots: Vec<Mutex<Option<Result<O, RuntimeError>>>> =
+            ranges.iter().map(|_| Mutex::new(None)).collect();
+        let task = |i: usize| {
+            let r = call(&ranges[i]);
+            *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
         };
-        Ok(out.into_iter().collect::<Result<Vec<O>, RuntimeError>>()?)
+        pool::global()
+            .run(ranges.len(), &task)
+            .map_err(RuntimeError::Internal)?;
+        let parts = slots.into_iter().map(|s| {
+            s.into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+                .unwrap_or_else(|| Err(RuntimeError::Internal("a loss part did not run".into())))
+        });
+        Ok(parts.collect::<Result<Vec<O>, RuntimeError>>()?)
     }
 
     /// Adds improved CD's KL and entropy gradients to `grads`; returns the

@@ -23,7 +23,7 @@ mod codegen;
 mod math;
 mod panel;
 mod plan;
-mod pool;
+
 mod vecmath;
 
 use std::collections::HashMap;
@@ -693,7 +693,7 @@ impl<T: Real> Prog<T> {
                     );
                 }
             };
-            pool::global().run(nt, &task)?;
+            crate::backend::pool::global().run(nt, &task)?;
         }
         // 3. Combine partials in thread order; invariant outputs.
         for (j, o) in p.outputs.iter().enumerate() {

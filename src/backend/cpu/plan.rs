@@ -766,7 +766,7 @@ impl<'g> Builder<'g> {
                 )
                 && self.g.node(u).args[..] == [h]
                 && self.variant[u.index()]
-                && !self.inline_ok(u)
+                && self.array_pays(u)
         })?;
         Some((u, src, bias))
     }
@@ -784,6 +784,16 @@ impl<'g> Builder<'g> {
                 && !self.is_out[m.index()]
                 && !self.inline_ok(m)
         })
+    }
+
+    /// Whether a batch-dependent exp/sigmoid `u` of a tile buffer is worth an
+    /// AVX-512 array pass of its own: when it is materialised anyway, or when
+    /// it spans a layer's width (≥ `ARRAY_MIN_FEATS`), where inlining it
+    /// would run the exponential on Cranelift's 4-lane vectors (a
+    /// forward-only MLP kernel spent more time in its inline swish than the
+    /// whole Langevin step spent in the array version).
+    fn array_pays(&self, u: NodeId) -> bool {
+        !self.inline_ok(u) || numel(self.g.shape(u)) >= ARRAY_MIN_FEATS
     }
 
     fn inline_ok(&self, n: NodeId) -> bool {
@@ -807,6 +817,10 @@ impl<'g> Builder<'g> {
         }
     }
 }
+
+/// Features from which an exp/sigmoid gets an array pass even when it could
+/// be inlined into its single user's loop (see `Builder::array_pays`).
+const ARRAY_MIN_FEATS: usize = 16;
 
 /// Builds the schedule for `g` (memory not yet planned: locations are virtual).
 pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Plan, String> {
@@ -928,7 +942,7 @@ pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Pl
             Op::Unary(u @ (UnaryOp::Exp | UnaryOp::Sigmoid))
                 if b.array_unary
                     && var
-                    && !b.inline_ok(id)
+                    && b.array_pays(id)
                     && matches!(b.loc[node.args[0].index()], Some(Loc::Tile(_))) =>
             {
                 let feats = numel(&node.shape);
