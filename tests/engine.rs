@@ -124,6 +124,29 @@ fn same_bits_for_any_thread_count_and_chain_count() {
     }
 }
 
+/// `energies: false` (training's negative phase) moves ULA chains exactly as
+/// a full run does and leaves the energy column NaN; MH samplers, which need
+/// E for their decisions, ignore it.
+#[test]
+fn runs_without_energies_move_the_same_chains() {
+    let program = Program::from_source(BANANA).unwrap();
+    let energy = program.energy("banana").unwrap();
+    for cfg in samplers() {
+        let full = draws(&energy, &cfg, 2);
+        let mut run = RunConfig::new(37, 30, 20, 11);
+        run.threads = 2;
+        run.init = Init::Uniform { a: -2.0, b: 2.0 };
+        run.energies = false;
+        let bare = run_compiled(&energy, None, &cfg, &run).unwrap();
+        assert_eq!(full.x, bare.x, "{}", cfg.method.name());
+        if cfg.method.is_mh() {
+            assert_eq!(full.energy, bare.energy);
+        } else {
+            assert!(bare.energy.iter().all(|e| e.is_nan()));
+        }
+    }
+}
+
 /// Shared adaptation pools all chains into one block: one step size.
 #[test]
 fn shared_adaptation_runs_as_one_block() {

@@ -461,7 +461,10 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
         freeze: vec![None; n],
     };
     let grad = (!ch.g.is_empty()).then_some(&mut ch.g[..]);
-    target.eval(&ch.x, n, &mut ch.e, grad)?;
+    let energies = run.energies || cfg.method.is_mh();
+    if energies {
+        target.eval(&ch.x, n, &mut ch.e, grad)?;
+    }
     let mut book = Book {
         b: Block {
             draws: Draws::empty(n, run.kept(), dim),
@@ -478,13 +481,16 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
     // A chain that starts at a non-finite point is frozen from iteration 0.
     for c in 0..n {
         let r = c * dim..(c + 1) * dim;
-        let bad = !ch.e[c].to_f64().is_finite()
+        let bad = (energies && !ch.e[c].to_f64().is_finite())
             || !finite(&ch.x[r.clone()])
             || (!ch.g.is_empty() && !finite(&ch.g[r]));
         if bad {
             ch.freeze[c] = Some(0);
             first_divergence(&mut book.b, &mut book.seen_div, first, c, 0);
         }
+    }
+    if !energies {
+        ch.e.fill(T::from_f64(f64::NAN));
     }
     let mut step = vec![cfg.step; n];
     let mut inv_mass = vec![1.0; n * dim];
@@ -566,7 +572,9 @@ fn ula_loop<T: Scalar, G: Target<T> + ?Sized>(
         account_ula(book, ch, s, run, it, end);
         let last = end - 1;
         if last >= run.warmup && (last - run.warmup).is_multiple_of(thin) {
-            ula_energies(target, ch, s, book, last)?;
+            if run.energies {
+                ula_energies(target, ch, s, book, last)?;
+            }
             record(
                 &mut book.b.draws,
                 ch,

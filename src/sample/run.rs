@@ -55,6 +55,13 @@ pub struct RunConfig {
     /// Results are identical for any value when the energy evaluates each
     /// point independently of the batch.
     pub threads: usize,
+    /// Evaluate E where a sampler does not need it: ULA's start points and
+    /// kept draws (the draws' energy column, and freezing a chain whose E is
+    /// not finite there). Off, ULA only moves the chains: the energy column
+    /// is NaN and only non-finite positions freeze a chain. Training's
+    /// negative phase turns it off (its loss pass evaluates E at the
+    /// negatives and guards it); MH samplers always evaluate E.
+    pub energies: bool,
 }
 
 impl RunConfig {
@@ -68,6 +75,7 @@ impl RunConfig {
             init: Init::Normal { mean: 0.0, sd: 1.0 },
             progress: false,
             threads: 1,
+            energies: true,
         }
     }
     pub fn kept(&self) -> usize {

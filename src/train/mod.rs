@@ -549,6 +549,7 @@ fn negatives_run(cfg: &TrainConfig, start: Vec<f64>, steps: usize, seed: u64) ->
         },
         progress: false,
         threads: cfg.threads.max(1),
+        energies: false,
     }
 }
 
