@@ -16,11 +16,11 @@ It mirrors the recommended `ebm train` setting:
 * PCD: a 10000-row replay buffer filled with U(lo, hi) over the training
   data's range padded by 10% per side; each iteration draws 256 rows with
   replacement, replaces each by fresh uniform noise with probability 0.05,
-  runs K = 20 ULA steps x <- x - (λ/2)∇E + √λ ξ (λ = 0.01) with the
+  runs K = 20 ULA steps x <- x - (λ/2)∇E + √λ ξ (λ = 0.005) with the
   parameters frozen, and writes the negatives back in place. As in `ebm`
   (src/train/buffer.rs, Replace::Uniform), a negative that started from fresh
-  noise is NOT written back (`--writeback-fresh` writes it into the slot it
-  replaced, as JEM does);
+  noise is written back into the slot it replaced, as JEM does
+  (`--no-writeback-fresh` drops it, as `ebm` did before that fix);
 * loss: mean E(x+) - mean E(x-) + α (mean E(x+)² + mean E(x-)²), α = 0.05;
 * Adam (β = 0.9, 0.999, eps 1e-8), lr 3e-3 with cosine decay to 0 over the
   run, 5000 iterations.
@@ -188,13 +188,13 @@ def main():
     ap.add_argument("--iters", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--sampler-steps", type=int, default=20)
-    ap.add_argument("--step", type=float, default=0.01)
+    ap.add_argument("--step", type=float, default=0.005)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--l2", type=float, default=0.05)
     ap.add_argument("--conf", type=float, default=0.1, help="weight of the confining term conf·|x|²")
     ap.add_argument("--buffer", type=int, default=10000)
     ap.add_argument("--reinit", type=float, default=0.05)
-    ap.add_argument("--writeback-fresh", action="store_true")
+    ap.add_argument("--no-writeback-fresh", dest="writeback_fresh", action="store_false")
     ap.add_argument("--no-decay", action="store_true", help="constant lr (default: cosine to 0)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)

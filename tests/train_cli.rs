@@ -339,3 +339,62 @@ fn scaled_training_evaluates_in_the_data_scale() {
         );
     }
 }
+
+/// `ebm evaluate --sampler ula` scores the samples a model is used with
+/// (decoupled noise, clamp, starts from noise) and `--image` draws them as
+/// an image grid; flags that do not fit are refused before any sampling.
+#[test]
+fn evaluate_with_the_training_sampler_and_an_image_grid() {
+    let dir = scratch("eval-ula");
+    let (f, d) = (program(&dir), data(&dir));
+    let png = dir.join("grid.png");
+    let base = [
+        "evaluate", &f, "--energy", "e", "--data", &d, "--label", "label", "--chains", "40",
+        "--steps", "30",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        ebm(&args)
+    };
+    let (code, stdout, stderr) = run(&[
+        "--sampler",
+        "ula",
+        "--step",
+        "0.05",
+        "--noise",
+        "0.01",
+        "--clamp",
+        "-3,3",
+        "--clip-grad",
+        "1",
+        "--init",
+        "uniform:-1,1",
+        "--image",
+        "1x2",
+        "--plot",
+        &s(&png),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"mmd2\""), "{stdout}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    for (extra, want) in [
+        (&["--noise", "0.1"][..], "apply to --sampler ula only"),
+        (
+            &["--sampler", "ula", "--clamp", "3,1"][..],
+            "--clamp expects A,B with A < B",
+        ),
+        (&["--init", "uniform:2"][..], "--init expects"),
+        (
+            &["--image", "3x3", "--plot", "x.png"][..],
+            "--image 3x3 holds 9 values",
+        ),
+        (&["--image", "8by8"][..], "--image expects HxW"),
+    ] {
+        let (code, _, stderr) = run(extra);
+        assert_eq!(code, 1, "{extra:?}: {stderr}");
+        assert!(stderr.contains(want), "{extra:?}: {stderr}");
+    }
+}

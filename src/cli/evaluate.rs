@@ -1,10 +1,14 @@
-//! `ebm evaluate`: a trained energy against held-out data (MMD² to long-run
+//! `ebm evaluate`: a trained energy against held-out data (MMD² to model
 //! samples with its noise floor, support, and for 2-D energies log Z, the
-//! exact held-out NLL and KL(data‖model) for the toy sets).
+//! exact held-out NLL and KL(data‖model) for the toy sets). The samples are
+//! long-run MALA by default, or ULA as an image model is trained and used
+//! (decoupled noise, clamp, starts from noise).
 
 use std::path::{Path, PathBuf};
 
 use ebm::pipeline;
+use ebm::sample::{Init, Method, SamplerConfig, UlaOptions};
+use ebm::train::buffer::Fresh;
 use ebm::train::evaluate::{EvalConfig, evaluate as run_eval};
 
 use super::{Failure, Result, analyze, backend_named, dtype_named, fail};
@@ -30,13 +34,36 @@ pub struct EvaluateOptions {
     /// (default: the toy set named by --data).
     #[arg(long)]
     pub known: Option<String>,
-    /// MALA chains for the long-run samples.
+    /// Chains of the model samples (one sample each: the last step).
     #[arg(long, default_value_t = 2000)]
     pub chains: usize,
+    /// Sampler steps per chain (MALA adapts its step during the first half).
     #[arg(long, default_value_t = 1000)]
     pub steps: usize,
     #[arg(long, default_value_t = 0.01)]
     pub step: f64,
+    /// The samples' sampler: mala (adapted, at temperature 1) or ula (fixed
+    /// step, as set by --step, --noise, --clamp: the training sampler of an
+    /// image model).
+    #[arg(long, default_value = "mala", value_parser = ["mala", "ula"])]
+    pub sampler: String,
+    /// ula only: decoupled noise sd σ (x − step·∇E + σξ).
+    #[arg(long)]
+    pub noise: Option<f64>,
+    /// ula only: keep the samples in [A, B] after every step.
+    #[arg(long, allow_hyphen_values = true)]
+    pub clamp: Option<String>,
+    /// ula only: clip each gradient entry to [−C, C].
+    #[arg(long)]
+    pub clip_grad: Option<f64>,
+    /// The chains' starts: uniform:A,B or normal:SD (default: uniform over the
+    /// data's range padded by 25%).
+    #[arg(long, allow_hyphen_values = true)]
+    pub init: Option<String>,
+    /// With --plot: show the samples as a grid of H×W grey-scale images
+    /// (e.g. 8x8 for the digits) instead of over a 2-D density.
+    #[arg(long)]
+    pub image: Option<String>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
@@ -58,6 +85,7 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
     if !(o.step > 0.0 && o.step.is_finite()) {
         return fail(format!("--step must be a number > 0, found {}", o.step));
     }
+    let image = o.image.as_deref().map(parse_image).transpose()?;
     let file = super::read(path)?;
     let module = analyze(&file)?;
     let store = pipeline::param_store(&module)?;
@@ -83,6 +111,17 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
     )?;
     data.check_width(energy.dim())
         .map_err(|e| Failure::Message(format!("{}: {e}", o.data.display())))?;
+    if let Some(shape) = &image
+        && shape.iter().product::<usize>() != energy.dim()
+    {
+        return fail(format!(
+            "--image {} holds {} values; `{}` has {}",
+            o.image.as_deref().unwrap_or_default(),
+            shape.iter().product::<usize>(),
+            o.energy,
+            energy.dim()
+        ));
+    }
     let identity = scale.is_none();
     if let Some(sc) = &scale {
         sc.apply(&mut data.x);
@@ -92,14 +131,31 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
         let noise = if k == "eight_gaussians" { 0.1 } else { 0.0 };
         (k, noise)
     });
-    let cfg = EvalConfig::long_run(o.chains, o.steps, o.step, o.seed, known);
+    let mut cfg = EvalConfig::long_run(o.chains, o.steps, o.step, o.seed, known);
+    cfg.sampler = sampler(o)?;
+    cfg.init = match &o.init {
+        Some(text) => Some(match super::train::parse_fresh(text)? {
+            Fresh::Uniform { lo, hi } => Init::Uniform { a: lo, b: hi },
+            Fresh::Normal { sd } => Init::Normal { mean: 0.0, sd },
+        }),
+        None => None,
+    };
     let ev = run_eval(&energy, &data.x, &cfg).map_err(|e| Failure::Message(e.to_string()))?;
     let mut out = if o.json {
         format!("{}\n", ev.to_json())
     } else {
         ev.to_text()
     };
-    if let Some(p) = &o.plot {
+    if let (Some(p), Some(shape)) = (&o.plot, &image) {
+        let d = energy.dim();
+        let n = ev.samples.len() / d.max(1);
+        let mut draws = ebm::sample::Draws::empty(n, 1, d);
+        draws.x.copy_from_slice(&ev.samples[..n * d]);
+        ebm::plot::image_grid(p, &draws, shape, 64, "model samples").map_err(Failure::Message)?;
+        if !o.json {
+            out.push_str(&format!("wrote {}\n", p.display()));
+        }
+    } else if let Some(p) = &o.plot {
         let density = ebm::sample::DensityOf::new(&energy, None)
             .map_err(|e| Failure::Message(e.to_string()))?;
         if energy.dim() == 2 {
@@ -111,4 +167,51 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// The samples' sampler from the flags: None for the default (MALA).
+fn sampler(o: &EvaluateOptions) -> Result<Option<SamplerConfig>> {
+    let ula_only = o.noise.is_some() || o.clamp.is_some() || o.clip_grad.is_some();
+    if o.sampler != "ula" {
+        if ula_only {
+            return fail("--noise, --clamp and --clip-grad apply to --sampler ula only");
+        }
+        return Ok(None);
+    }
+    let mut u = UlaOptions::default();
+    if let Some(n) = o.noise {
+        if !(n >= 0.0 && n.is_finite()) {
+            return fail(format!("--noise must be a number ≥ 0, found {n}"));
+        }
+        u.noise = Some(n);
+    }
+    if let Some(text) = &o.clamp {
+        u.clamp = Some(super::train::parse_clamp(text)?);
+    }
+    if let Some(c) = o.clip_grad {
+        if !(c > 0.0 && c.is_finite()) {
+            return fail(format!("--clip-grad must be a number > 0, found {c}"));
+        }
+        u.clip_grad = Some(c);
+    }
+    let mut cfg = SamplerConfig::ula(o.step);
+    cfg.method = Method::Ula(u);
+    Ok(Some(cfg))
+}
+
+/// `--image HxW` (both in 1..=4096).
+fn parse_image(text: &str) -> Result<Vec<usize>> {
+    let dims: Option<Vec<usize>> = text
+        .split(['x', 'X'])
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&v| (1..=4096).contains(&v))
+        })
+        .collect();
+    match dims {
+        Some(d) if d.len() == 2 => Ok(d),
+        _ => fail(format!("--image expects HxW (e.g. 8x8), found `{text}`")),
+    }
 }

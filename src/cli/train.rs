@@ -69,7 +69,7 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 20)]
     pub sampler_steps: usize,
     /// Sampler step (ula/mala: λ in x − (λ/2)∇E + √λξ; hmc: leapfrog ε).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.005)]
     pub step: f64,
     /// ula only: decoupled noise sd σ (x − step·∇E + σξ, the IGEBM form).
     #[arg(long)]
@@ -247,10 +247,7 @@ fn sampler(o: &TrainOptions) -> Result<SamplerConfig> {
             return fail("--clamp and --clip-grad apply to --sampler ula only");
         };
         if let Some(text) = &o.clamp {
-            match parse_vector("--clamp", text)?[..] {
-                [a, b] if a < b && a.is_finite() && b.is_finite() => u.clamp = Some((a, b)),
-                _ => return fail(format!("--clamp expects A,B with A < B, found `{text}`")),
-            }
+            u.clamp = Some(parse_clamp(text)?);
         }
         if let Some(c) = o.clip_grad {
             if !(c > 0.0 && c.is_finite()) {
@@ -272,10 +269,23 @@ fn sampler(o: &TrainOptions) -> Result<SamplerConfig> {
     Ok(cfg)
 }
 
+/// `--clamp A,B` (finite, A < B).
+pub(super) fn parse_clamp(text: &str) -> Result<(f64, f64)> {
+    match parse_vector("--clamp", text)?[..] {
+        [a, b] if a < b && a.is_finite() && b.is_finite() => Ok((a, b)),
+        _ => fail(format!("--clamp expects A,B with A < B, found `{text}`")),
+    }
+}
+
 fn fresh(o: &TrainOptions, data: &Dataset) -> Result<Fresh> {
-    let Some(text) = &o.init else {
-        return Ok(Fresh::around(&data.x));
-    };
+    match &o.init {
+        Some(text) => parse_fresh(text),
+        None => Ok(Fresh::around(&data.x)),
+    }
+}
+
+/// `--init uniform:A,B` or `normal:SD`.
+pub(super) fn parse_fresh(text: &str) -> Result<Fresh> {
     let (name, args) = text.split_once(':').unwrap_or((text, ""));
     let v = parse_vector("--init", args)?;
     match (name, &v[..]) {

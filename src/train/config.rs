@@ -126,14 +126,14 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// Persistent CD with ULA negatives and Adam: the defaults chosen on the
-    /// 2-D toy sets (docs/training.md): 5000 iterations, lr 0.003 with cosine
-    /// decay, L2 0.05.
+    /// 2-D toy sets (docs/training.md): 5000 iterations, 20 ULA steps of
+    /// 0.005, lr 0.003 with cosine decay, L2 0.05.
     pub fn new(method: Method) -> TrainConfig {
         TrainConfig {
             method,
             iters: 5000,
             batch: 256,
-            sampler: SamplerConfig::ula(0.01),
+            sampler: SamplerConfig::ula(0.005),
             sampler_steps: 20,
             loss: LossKind::Cd,
             l2: 0.05,

@@ -39,6 +39,14 @@ pub struct EvalConfig {
     /// The quadrature grid for 2-D energies (default: the data's range
     /// padded by 50%, 200 × 200 cells).
     pub grid: Option<Grid>,
+    /// The sampler of the model samples (default: MALA from `step`, its
+    /// step adapted during the first half). A ULA sampler runs as given,
+    /// e.g. with the decoupled noise and clamp of an image model's training,
+    /// to score the samples the model is used with.
+    pub sampler: Option<SamplerConfig>,
+    /// The chains' starting points (default: uniform over the data's range
+    /// padded by 25%).
+    pub init: Option<Init>,
 }
 
 impl Default for EvalConfig {
@@ -52,6 +60,8 @@ impl Default for EvalConfig {
             threads: 1,
             known: None,
             grid: None,
+            sampler: None,
+            init: None,
         }
     }
 }
@@ -75,6 +85,8 @@ impl EvalConfig {
             threads: crate::backend::cpu::default_threads(),
             known,
             grid: None,
+            sampler: None,
+            init: None,
         }
     }
 }
@@ -174,16 +186,20 @@ pub fn evaluate(
     let (lo, hi) = range(heldout);
     let pad = 0.25 * (hi - lo).max(1e-6);
     let mut run = RunConfig::new(cfg.chains, cfg.warmup, cfg.steps, cfg.seed);
-    run.init = Init::Uniform {
+    run.init = cfg.init.clone().unwrap_or(Init::Uniform {
         a: lo - pad,
         b: hi + pad,
-    };
+    });
     run.threads = cfg.threads;
     // One kept draw per chain: the last one.
     run.warmup = cfg.warmup + cfg.steps.saturating_sub(1);
     run.steps = 1;
     run.thin = 1;
-    let draws = run_compiled(energy, None, &SamplerConfig::mala(cfg.step), &run)?;
+    let sampler = cfg
+        .sampler
+        .clone()
+        .unwrap_or_else(|| SamplerConfig::mala(cfg.step));
+    let draws = run_compiled(energy, None, &sampler, &run)?;
     let samples: Vec<f64> = draws
         .x
         .chunks_exact(d)
