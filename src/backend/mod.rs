@@ -86,6 +86,30 @@ impl Buffer {
             Buffer::F64(_) => DType::F64,
         }
     }
+    pub fn f32s(&self) -> Option<&[f32]> {
+        match self {
+            Buffer::F32(v) => Some(v),
+            Buffer::F64(_) => None,
+        }
+    }
+    pub fn f32s_mut(&mut self) -> Option<&mut [f32]> {
+        match self {
+            Buffer::F32(v) => Some(v),
+            Buffer::F64(_) => None,
+        }
+    }
+    pub fn f64s(&self) -> Option<&[f64]> {
+        match self {
+            Buffer::F64(v) => Some(v),
+            Buffer::F32(_) => None,
+        }
+    }
+    pub fn f64s_mut(&mut self) -> Option<&mut [f64]> {
+        match self {
+            Buffer::F64(v) => Some(v),
+            Buffer::F32(_) => None,
+        }
+    }
 }
 
 /// Host values to upload.
@@ -164,25 +188,13 @@ pub trait Kernel: Send + Sync {
     ) -> Result<(), BackendError> {
         match self.dtype() {
             DType::F32 => {
-                let ins = host_slices(inputs, |b| match b {
-                    Buffer::F32(v) => Some(v.as_slice()),
-                    Buffer::F64(_) => None,
-                })?;
-                let mut outs = host_slices_mut(outputs, |b| match b {
-                    Buffer::F32(v) => Some(v.as_mut_slice()),
-                    Buffer::F64(_) => None,
-                })?;
+                let ins = host_slices(inputs, Buffer::f32s)?;
+                let mut outs = host_slices_mut(outputs, Buffer::f32s_mut)?;
                 self.run_f32(&ins, &mut outs, batch)
             }
             DType::F64 => {
-                let ins = host_slices(inputs, |b| match b {
-                    Buffer::F64(v) => Some(v.as_slice()),
-                    Buffer::F32(_) => None,
-                })?;
-                let mut outs = host_slices_mut(outputs, |b| match b {
-                    Buffer::F64(v) => Some(v.as_mut_slice()),
-                    Buffer::F32(_) => None,
-                })?;
+                let ins = host_slices(inputs, Buffer::f64s)?;
+                let mut outs = host_slices_mut(outputs, Buffer::f64s_mut)?;
                 self.run_f64(&ins, &mut outs, batch)
             }
         }

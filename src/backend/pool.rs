@@ -74,6 +74,24 @@ fn worker_loop(w: Arc<Worker>) {
 }
 
 impl Pool {
+    /// `f(0..n)` on the pool, the results in index order; a panicking task
+    /// is an error.
+    pub fn map<R: Send>(&self, n: usize, f: impl Fn(usize) -> R + Sync) -> Result<Vec<R>, String> {
+        let slots: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
+        self.run(n, &|i| {
+            let r = f(i);
+            *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+        })?;
+        slots
+            .into_iter()
+            .map(|s| {
+                s.into_inner()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .ok_or_else(|| "a worker task did not run".to_string())
+            })
+            .collect()
+    }
+
     /// Runs `f(0) … f(n-1)`, task 0 on the calling thread, and returns when all
     /// are done. Returns `Err` if a task panicked.
     pub fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync)) -> Result<(), String> {

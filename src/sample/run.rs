@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::io::IsTerminal;
-use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -500,22 +499,13 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     // spawned per run: training samples every iteration); each task sets
     // the floating-point mode for its dtype and restores it, so it is the
     // same whatever thread runs the block.
-    let slots: Vec<Mutex<Option<Result<Block, RuntimeError>>>> =
-        ranges.iter().map(|_| Mutex::new(None)).collect();
-    let task = |i: usize| {
-        let (a, b) = ranges[i];
-        let _mode = SubnormalMode::for_dtype::<T>();
-        let r = run_block(target, sampler, run, a, b - a, &pb);
-        *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
-    };
-    pool::global()
-        .run(ranges.len(), &task)
+    let results = pool::global()
+        .map(ranges.len(), |i| {
+            let (a, b) = ranges[i];
+            let _mode = SubnormalMode::for_dtype::<T>();
+            run_block(target, sampler, run, a, b - a, &pb)
+        })
         .map_err(RuntimeError::Internal)?;
-    let results = slots.into_iter().map(|s| {
-        s.into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-            .unwrap_or_else(|| Err(RuntimeError::Internal("a sampler block did not run".into())))
-    });
     pb.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
     let blocks = results.into_iter().collect::<Result<Vec<Block>, _>>()?;

@@ -41,7 +41,6 @@ pub mod optim;
 pub mod plots;
 pub mod session;
 
-use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::backend::pool;
@@ -484,21 +483,12 @@ impl<'a> Trainer<'a> {
             return Ok(ranges.iter().map(call).collect::<Result<Vec<O>, _>>()?);
         }
         // Parts run on the shared worker pool (no threads spawned per call).
-        let slots: Vec<Mutex<Option<Result<O, RuntimeError>>>> =
-            ranges.iter().map(|_| Mutex::new(None)).collect();
-        let task = |i: usize| {
-            let r = call(&ranges[i]);
-            *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
-        };
-        pool::global()
-            .run(ranges.len(), &task)
+        let parts = pool::global()
+            .map(ranges.len(), |i| call(&ranges[i]))
             .map_err(RuntimeError::Internal)?;
-        let parts = slots.into_iter().map(|s| {
-            s.into_inner()
-                .unwrap_or_else(PoisonError::into_inner)
-                .unwrap_or_else(|| Err(RuntimeError::Internal("a loss part did not run".into())))
-        });
-        Ok(parts.collect::<Result<Vec<O>, RuntimeError>>()?)
+        Ok(parts
+            .into_iter()
+            .collect::<Result<Vec<O>, RuntimeError>>()?)
     }
 
     /// Adds improved CD's KL and entropy gradients to `grads`; returns the

@@ -1211,33 +1211,27 @@ impl Kernel for CpuKernel {
         batch: usize,
         frozen: &mut [Option<u64>],
     ) -> Result<(), BackendError> {
-        fn f32s(b: &Buffer) -> Option<&[f32]> {
-            match b {
-                Buffer::F32(v) => Some(v),
-                Buffer::F64(_) => None,
-            }
-        }
-        fn f32s_mut(b: &mut Buffer) -> Option<&mut [f32]> {
-            match b {
-                Buffer::F32(v) => Some(v),
-                Buffer::F64(_) => None,
-            }
-        }
-        fn f64s(b: &Buffer) -> Option<&[f64]> {
-            match b {
-                Buffer::F64(v) => Some(v),
-                Buffer::F32(_) => None,
-            }
-        }
-        fn f64s_mut(b: &mut Buffer) -> Option<&mut [f64]> {
-            match b {
-                Buffer::F64(v) => Some(v),
-                Buffer::F32(_) => None,
-            }
-        }
         match (&self.p32, &self.p64) {
-            (Some(p), _) => self.steps_on(p, lp, fixed, state, batch, frozen, f32s, f32s_mut),
-            (_, Some(p)) => self.steps_on(p, lp, fixed, state, batch, frozen, f64s, f64s_mut),
+            (Some(p), _) => self.steps_on(
+                p,
+                lp,
+                fixed,
+                state,
+                batch,
+                frozen,
+                Buffer::f32s,
+                Buffer::f32s_mut,
+            ),
+            (_, Some(p)) => self.steps_on(
+                p,
+                lp,
+                fixed,
+                state,
+                batch,
+                frozen,
+                Buffer::f64s,
+                Buffer::f64s_mut,
+            ),
             (None, None) => Err(BackendError::Buffers("a kernel without a program".into())),
         }
     }

@@ -9,6 +9,17 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 const MAGIC: f32 = 12_582_912.0; // 1.5·2^23
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
+/// Taylor coefficients of eʳ, 1/k! for k = 7 … 0 (Horner order).
+const TAYLOR: [f32; 8] = [
+    1.0 / 5040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
 
 /// The scalar reference of the lane code (and of the Cranelift inline code).
 #[cfg(test)]
@@ -19,18 +30,9 @@ fn exp1(x: f32) -> f32 {
     let n = t.to_bits() as i32 - MAGIC.to_bits() as i32;
     let r = nf.mul_add(-LN2_HI, x);
     let r = nf.mul_add(-LN2_LO, r);
-    // Taylor coefficients 1/k!, k = 7 … 0.
-    let mut p: f32 = 1.0 / 5040.0;
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
-        p = p.mul_add(r, c);
+    let mut p: f32 = TAYLOR[0];
+    for c in &TAYLOR[1..] {
+        p = p.mul_add(r, *c);
     }
     let n1 = n >> 1;
     let n2 = n - n1;
@@ -66,7 +68,7 @@ pub(crate) fn available() -> bool {
 /// third fewer instructions on the two ports 512-bit code may use.
 #[cfg(target_arch = "x86_64")]
 mod lanes {
-    use super::{LN2_HI, LN2_LO, LOG2E, MAGIC};
+    use super::{LN2_HI, LN2_LO, LOG2E, MAGIC, TAYLOR};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -80,17 +82,9 @@ mod lanes {
             let nf = _mm512_sub_ps(t, s(MAGIC));
             let r = _mm512_fmadd_ps(nf, s(-LN2_HI), x);
             let r = _mm512_fmadd_ps(nf, s(-LN2_LO), r);
-            let mut p = s(1.0 / 5040.0);
-            for c in [
-                1.0 / 720.0,
-                1.0 / 120.0,
-                1.0 / 24.0,
-                1.0 / 6.0,
-                0.5,
-                1.0,
-                1.0,
-            ] {
-                p = _mm512_fmadd_ps(p, r, s(c));
+            let mut p = s(TAYLOR[0]);
+            for c in &TAYLOR[1..] {
+                p = _mm512_fmadd_ps(p, r, s(*c));
             }
             _mm512_scalef_ps(p, nf)
         }
