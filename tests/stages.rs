@@ -30,6 +30,10 @@ const STAGES: &[(&str, Stage, &str)] = &[
     ("opt-mala", Stage::Opt, "mala"),
     ("opt-rwmh", Stage::Opt, "rwmh"),
     ("opt-leapfrog", Stage::Opt, "leapfrog"),
+    // The CPU backend's schedule and Cranelift IR of the gradient kernel
+    // (f64: no AVX-512 array steps or panel GEMMs, whose use depends on the
+    // CPU, so the text is the same on every x86-64 machine).
+    ("clif", Stage::Clif, "grad"),
 ];
 
 fn golden_path(program: &str, stage: &str) -> String {
