@@ -172,25 +172,16 @@ mod avx512 {
                 block::<V, NR>(k, x, xs, w, d, ds, accumulate, mask);
             }
             let (w, d) = (panel.add(full * k * NR), dst.add(full * NR * ds));
-            let args = (k, x, xs, w, d, ds, accumulate, mask);
-            match n - full * NR {
-                0 => {}
-                1 => block::<V, 1>(
-                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
-                ),
-                2 => block::<V, 2>(
-                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
-                ),
-                3 => block::<V, 3>(
-                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
-                ),
-                4 => block::<V, 4>(
-                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
-                ),
-                _ => block::<V, 5>(
-                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
-                ),
+            // The last panel's live features, as a const width.
+            macro_rules! tail {
+                ($($n:literal)*) => {
+                    match n - full * NR {
+                        $($n => block::<V, $n>(k, x, xs, w, d, ds, accumulate, mask),)*
+                        _ => {}
+                    }
+                };
             }
+            tail!(1 2 3 4 5);
         }
     }
 
