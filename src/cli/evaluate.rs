@@ -128,7 +128,7 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
     }
     // A toy set drawn with its default noise (the only one `--data toy:` draws).
     let known = o.known.clone().or(toy).filter(|_| identity).map(|k| {
-        let noise = if k == "eight_gaussians" { 0.1 } else { 0.0 };
+        let noise = ebm::data::toy::default_noise(&k).unwrap_or(0.0);
         (k, noise)
     });
     let mut cfg = EvalConfig::long_run(o.chains, o.steps, o.step, o.seed, known);

@@ -256,11 +256,11 @@ fn eval_rows(
     }
     let mut data = ebm::data::Dataset::from_file(path, None, None)
         .map_err(|err| Failure::Message(format!("{}: {err}", path.display())))?;
+    data.check_width(e.dim())
+        .map_err(|err| Failure::Message(format!("{}: {err}", path.display())))?;
     if let Some(sc) = scale {
         sc.apply(&mut data.x);
     }
-    data.check_width(e.dim())
-        .map_err(|err| Failure::Message(format!("{}: {err}", path.display())))?;
     let values = ebm::train::evaluate::energies(e, &data.x, data.rows)
         .map_err(|err| Failure::Message(err.to_string()))?;
     let text: Vec<String> = values.iter().map(|v| format!("{v}")).collect();

@@ -193,6 +193,11 @@ fn point(kind: Kind, row: &Row, sigma: f64) -> ([f64; 2], i64) {
     }
 }
 
+/// The noise `toy(name, n, None, seed)` draws with, for a known toy set.
+pub fn default_noise(name: &str) -> Option<f64> {
+    Kind::named(name).map(Kind::default_noise)
+}
+
 /// `n` rows of the toy data set `name` (one of `TOY_NAMES`, defined in the
 /// module doc), with noise `noise` (`None`: the set's default) and the seed
 /// `seed`. The `source` is `name(n=…, noise=…, seed=…)` with the noise used.

@@ -63,14 +63,6 @@ pub struct EvaluateSpec {
     pub span: Span,
 }
 
-fn toy_noise(name: &str) -> f64 {
-    match name {
-        "eight_gaussians" | "two_moons" | "swiss_roll" | "spirals" | "pinwheel" => 0.1,
-        "rings" => 0.08,
-        _ => 0.0,
-    }
-}
-
 /// `data NAME = csv("file.csv", columns = "a,b", label = "y", scale = "standardize", heldout = 0.1, seed = 0)`,
 /// `npy(..)` likewise, or `two_moons(n = 10000, noise = 0.1, seed = 0, heldout = 0.1)`.
 pub fn parse_data(scope: &mut Scope, stmt: &Statement) -> R<DataSpec> {
@@ -149,7 +141,10 @@ pub fn parse_data(scope: &mut Scope, stmt: &Statement) -> R<DataSpec> {
             }
             _ => None,
         };
-        let toy = noise.map(|n| (source.to_string(), n.unwrap_or_else(|| toy_noise(source))));
+        let toy = noise.map(|n| {
+            let default = crate::data::toy::default_noise(source).unwrap_or(0.0);
+            (source.to_string(), n.unwrap_or(default))
+        });
         (data, toy)
     };
     let (Some(data), Some(seed), Some(heldout), Some(scale)) = (data, seed, heldout, scale) else {
