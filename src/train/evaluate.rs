@@ -245,21 +245,8 @@ fn quadrature(
     cfg: &EvalConfig,
     out: &mut Evaluation,
 ) -> Result<(), TrainError> {
-    let grid = cfg.grid.unwrap_or_else(|| {
-        let (lo, hi) = range(heldout);
-        let pad = 0.5 * (hi - lo).max(1e-6);
-        Grid {
-            lo: [lo - pad; 2],
-            hi: [hi + pad; 2],
-            n: 200,
-        }
-    });
-    let mut f = |x: &[f64], n: usize, out: &mut [f64]| -> Result<(), String> {
-        let v = energies(energy, x, n).map_err(|e| e.to_string())?;
-        out.copy_from_slice(&v);
-        Ok(())
-    };
-    let dens = ev::grid_density(&grid, &mut f).map_err(TrainError::Config)?;
+    let grid = cfg.grid.unwrap_or_else(|| grid_around(heldout, 200));
+    let dens = density_on(energy, &grid)?;
     out.log_z = Some(dens.log_z);
     let n = out.samples.len() / 2;
     let outside = out
@@ -287,6 +274,27 @@ pub fn energies(energy: &CompiledEnergy, x: &[f64], n: usize) -> Result<Vec<f64>
         DType::F32 => run::<f32>(energy, x, n),
         DType::F64 => run::<f64>(energy, x, n),
     }
+}
+
+/// The quadrature grid over the held-out rows' range (both coordinates),
+/// padded by 50% each side, `n × n` cells.
+pub fn grid_around(heldout: &[f64], n: usize) -> Grid {
+    let (lo, hi) = range(heldout);
+    let pad = 0.5 * (hi - lo).max(1e-6);
+    Grid {
+        lo: [lo - pad; 2],
+        hi: [hi + pad; 2],
+        n,
+    }
+}
+
+/// A 2-D energy's normalised density on `grid` (log Z by quadrature).
+pub fn density_on(energy: &CompiledEnergy, grid: &Grid) -> Result<ev::GridDensity, TrainError> {
+    let mut f = |x: &[f64], n: usize, out: &mut [f64]| -> Result<(), String> {
+        out.copy_from_slice(&energies(energy, x, n).map_err(|e| e.to_string())?);
+        Ok(())
+    };
+    ev::grid_density(grid, &mut f).map_err(TrainError::Config)
 }
 
 fn range(x: &[f64]) -> (f64, f64) {

@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::checkpoint;
 use super::{IterRecord, Rollback, TrainError, Trainer};
+use super::{checkpoint, evaluate};
 
 /// Where and how often a run writes.
 #[derive(Clone, Debug)]
@@ -173,30 +173,14 @@ fn heldout_score(t: &Trainer, heldout: &[f64]) -> Result<f64, TrainError> {
     let e = t.energy();
     let d = e.dim();
     if d == 2 {
-        let (lo, hi) = heldout
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
-        let pad = 0.5 * (hi - lo).max(1e-6);
-        let grid = ev::Grid {
-            lo: [lo - pad; 2],
-            hi: [hi + pad; 2],
-            n: 100,
-        };
-        let mut f = |x: &[f64], n: usize, out: &mut [f64]| -> Result<(), String> {
-            out.copy_from_slice(
-                &super::evaluate::energies(e, x, n).map_err(|err| err.to_string())?,
-            );
-            Ok(())
-        };
-        let Ok(dens) = ev::grid_density(&grid, &mut f) else {
+        let grid = evaluate::grid_around(heldout, 100);
+        let Ok(dens) = evaluate::density_on(e, &grid) else {
             return Ok(f64::NAN);
         };
         let rows = heldout.len() / 2;
         return Ok(ev::heldout_nll(
             dens.log_z,
-            &super::evaluate::energies(e, heldout, rows)?,
+            &evaluate::energies(e, heldout, rows)?,
         ));
     }
     let samples = if t.state.buffer.rows() > 0 {
