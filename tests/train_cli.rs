@@ -392,6 +392,10 @@ fn evaluate_with_the_training_sampler_and_an_image_grid() {
             "--image 3x3 holds 9 values",
         ),
         (&["--image", "8by8"][..], "--image expects HxW"),
+        (
+            &["--plot", "grid.jpg"][..],
+            "--plot expects a file name ending in .png",
+        ),
     ] {
         let (code, _, stderr) = run(extra);
         assert_eq!(code, 1, "{extra:?}: {stderr}");

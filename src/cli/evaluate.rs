@@ -85,6 +85,14 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
     if !(o.step > 0.0 && o.step.is_finite()) {
         return fail(format!("--step must be a number > 0, found {}", o.step));
     }
+    if let Some(p) = &o.plot
+        && !super::has_ext(p, &["png"])
+    {
+        return fail(format!(
+            "--plot expects a file name ending in .png, found `{}`",
+            p.display()
+        ));
+    }
     let image = o.image.as_deref().map(parse_image).transpose()?;
     let file = super::read(path)?;
     let module = analyze(&file)?;
