@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use ebm::pipeline;
-use ebm::sample::{Init, Method, SamplerConfig, UlaOptions};
+use ebm::sample::{Init, Method, SamplerConfig};
 use ebm::train::buffer::Fresh;
 use ebm::train::evaluate::{EvalConfig, evaluate as run_eval};
 
@@ -186,22 +186,7 @@ fn sampler(o: &EvaluateOptions) -> Result<Option<SamplerConfig>> {
         }
         return Ok(None);
     }
-    let mut u = UlaOptions::default();
-    if let Some(n) = o.noise {
-        if !(n >= 0.0 && n.is_finite()) {
-            return fail(format!("--noise must be a number ≥ 0, found {n}"));
-        }
-        u.noise = Some(n);
-    }
-    if let Some(text) = &o.clamp {
-        u.clamp = Some(super::train::parse_clamp(text)?);
-    }
-    if let Some(c) = o.clip_grad {
-        if !(c > 0.0 && c.is_finite()) {
-            return fail(format!("--clip-grad must be a number > 0, found {c}"));
-        }
-        u.clip_grad = Some(c);
-    }
+    let u = super::train::ula_options(o.noise, o.clamp.as_deref(), o.clip_grad)?;
     let mut cfg = SamplerConfig::ula(o.step);
     cfg.method = Method::Ula(u);
     Ok(Some(cfg))

@@ -230,32 +230,12 @@ fn sampler(o: &TrainOptions) -> Result<SamplerConfig> {
         ))
     })?;
     cfg.step = o.step;
-    if let Some(n) = o.noise {
-        if !matches!(cfg.method, SamplerMethod::Ula(_)) {
-            return fail("--noise applies to --sampler ula only");
-        }
-        if !(n >= 0.0 && n.is_finite()) {
-            return fail(format!("--noise must be a number ≥ 0, found {n}"));
-        }
-        cfg.method = SamplerMethod::Ula(UlaOptions {
-            noise: Some(n),
-            ..UlaOptions::default()
-        });
-    }
-    if o.clamp.is_some() || o.clip_grad.is_some() {
-        let SamplerMethod::Ula(mut u) = cfg.method.clone() else {
-            return fail("--clamp and --clip-grad apply to --sampler ula only");
-        };
-        if let Some(text) = &o.clamp {
-            u.clamp = Some(parse_clamp(text)?);
-        }
-        if let Some(c) = o.clip_grad {
-            if !(c > 0.0 && c.is_finite()) {
-                return fail(format!("--clip-grad must be a number > 0, found {c}"));
-            }
-            u.clip_grad = Some(c);
-        }
-        cfg.method = SamplerMethod::Ula(u);
+    if let SamplerMethod::Ula(_) = cfg.method {
+        cfg.method = SamplerMethod::Ula(ula_options(o.noise, o.clamp.as_deref(), o.clip_grad)?);
+    } else if o.noise.is_some() {
+        return fail("--noise applies to --sampler ula only");
+    } else if o.clamp.is_some() || o.clip_grad.is_some() {
+        return fail("--clamp and --clip-grad apply to --sampler ula only");
     }
     if let SamplerMethod::Hmc { .. } = cfg.method {
         if o.leapfrog == 0 || o.leapfrog > 10_000 {
@@ -269,8 +249,34 @@ fn sampler(o: &TrainOptions) -> Result<SamplerConfig> {
     Ok(cfg)
 }
 
+/// ULA's `--noise σ`, `--clamp A,B` and `--clip-grad C`, validated (shared
+/// by `ebm train` and `ebm evaluate`).
+pub(super) fn ula_options(
+    noise: Option<f64>,
+    clamp: Option<&str>,
+    clip_grad: Option<f64>,
+) -> Result<UlaOptions> {
+    let mut u = UlaOptions::default();
+    if let Some(n) = noise {
+        if !(n >= 0.0 && n.is_finite()) {
+            return fail(format!("--noise must be a number ≥ 0, found {n}"));
+        }
+        u.noise = Some(n);
+    }
+    if let Some(text) = clamp {
+        u.clamp = Some(parse_clamp(text)?);
+    }
+    if let Some(c) = clip_grad {
+        if !(c > 0.0 && c.is_finite()) {
+            return fail(format!("--clip-grad must be a number > 0, found {c}"));
+        }
+        u.clip_grad = Some(c);
+    }
+    Ok(u)
+}
+
 /// `--clamp A,B` (finite, A < B).
-pub(super) fn parse_clamp(text: &str) -> Result<(f64, f64)> {
+fn parse_clamp(text: &str) -> Result<(f64, f64)> {
     match parse_vector("--clamp", text)?[..] {
         [a, b] if a < b && a.is_finite() && b.is_finite() => Ok((a, b)),
         _ => fail(format!("--clamp expects A,B with A < B, found `{text}`")),
