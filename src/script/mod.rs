@@ -306,10 +306,20 @@ fn evaluate(
 }
 
 fn load_params(r: &mut Runner, stmt: &Statement, p: &std::path::Path) -> Result<(), Diagnostic> {
-    let names = crate::train::checkpoint::load_params(p, &r.params)
-        .map(|l| l.names)
+    let loaded = crate::train::checkpoint::load_params(p, &r.params)
         .map_err(|e| failed("cannot load parameters", stmt.call.span)(e.to_string()))?;
-    let text = format!("loaded {} parameters from {}", names.len(), p.display());
+    let mut text = format!(
+        "loaded {} parameters from {}",
+        loaded.names.len(),
+        p.display()
+    );
+    // A script has no data scale to map to: say that its points are in the
+    // training's scaled coordinates (`ebm sample --params` maps them back).
+    if loaded.scale.is_some() {
+        text.push_str(
+            " (trained on scaled data: positions in this script are in the scaled coordinates)",
+        );
+    }
     write(r, stmt.span, &text)
 }
 
