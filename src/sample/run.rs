@@ -599,8 +599,11 @@ impl SubnormalMode {
     pub(crate) fn for_dtype<T: Scalar>() -> SubnormalMode {
         #[cfg(target_arch = "x86_64")]
         {
-            let flush = T::DTYPE == DType::F32
-                && std::env::var_os("EBM_SUBNORMALS").is_none_or(|v| v != "1");
+            // Read once: every block of every training iteration asks.
+            static KEEP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            let keep =
+                *KEEP.get_or_init(|| std::env::var_os("EBM_SUBNORMALS").is_some_and(|v| v == "1"));
+            let flush = T::DTYPE == DType::F32 && !keep;
             #[allow(deprecated)]
             // SAFETY: only MXCSR's FTZ (bit 15) and DAZ (bit 6) change; SSE2
             // is part of the x86_64 baseline.
