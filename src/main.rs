@@ -22,6 +22,19 @@ struct Cli {
     command: Command,
 }
 
+/// A flag Ctrl-C sets: a training run stops after the current iteration
+/// and writes its checkpoint; a second Ctrl-C ends the process.
+fn interruptible() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    stop
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check a program; exit 0 when valid, print diagnostics and exit 1 otherwise.
@@ -75,6 +88,22 @@ enum Command {
         file: Option<PathBuf>,
         #[command(flatten)]
         options: Box<cli::train::TrainOptions>,
+    },
+    /// Train a classifier (`model f(x) -> [K]`) as a JEM: cross-entropy plus
+    /// the energy E(x) = −logsumexp f(x) by persistent SGLD (or, with
+    /// --baseline, by cross-entropy only); writes params.safetensors,
+    /// checkpoint.safetensors, metrics.csv and loss.png into --out.
+    Jem {
+        /// The program defining the model (omit with --resume).
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        options: Box<cli::jem::JemOptions>,
+    },
+    /// Predict with a classifier: logits, probabilities and the class per row.
+    Predict {
+        file: PathBuf,
+        #[command(flatten)]
+        options: cli::jem::PredictOptions,
     },
     /// Evaluate a (trained) energy on held-out data: MMD² of long-run samples
     /// against the data (with its noise floor), and for 2-D energies log Z,
@@ -171,17 +200,10 @@ fn main() -> ExitCode {
         }
         Command::Sample { file, options } => cli::sample::sample(&file, &options),
         Command::Train { file, options } => {
-            let stop = Arc::new(AtomicBool::new(false));
-            let flag = stop.clone();
-            // Ctrl-C asks the run to stop after the current iteration and
-            // write its checkpoint; a second Ctrl-C ends the process.
-            let _ = ctrlc::set_handler(move || {
-                if flag.swap(true, Ordering::SeqCst) {
-                    std::process::exit(130);
-                }
-            });
-            cli::train::train(file.as_deref(), &options, stop)
+            cli::train::train(file.as_deref(), &options, interruptible())
         }
+        Command::Jem { file, options } => cli::jem::jem(file.as_deref(), &options, interruptible()),
+        Command::Predict { file, options } => cli::jem::predict(&file, &options),
         Command::Evaluate { file, options } => cli::evaluate::evaluate(&file, &options),
         Command::Summary { file, max } => cli::draws::summary(&file, max),
         Command::Plot {
@@ -218,8 +240,17 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
+            // A closed pipe (`ebm predict ... | head`) is the reader's
+            // choice, not a failure; print! would panic on it.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write the output: {e}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(failure) => {
             eprint!("{}", failure.text());

@@ -15,8 +15,36 @@ use super::{Failure, Result, analyze, backend_named, dtype_named, fail};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct EvaluateOptions {
+    /// The energy to evaluate (or --model for a classifier).
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    pub energy: Option<String>,
+    /// A classifier (`model f(x) -> [K]`, trained by `ebm jem`): accuracy,
+    /// ECE, NLL and OOD AUROC on labelled test data (--label).
     #[arg(long)]
-    pub energy: String,
+    pub model: Option<String>,
+    /// --model: classes left out of training; their test rows form the
+    /// OOD set `classes`.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_classes: Option<Vec<usize>>,
+    /// --model: write the reliability diagram (15 confidence bins) as a PNG.
+    #[arg(long)]
+    pub reliability: Option<PathBuf>,
+    /// --model: write class-conditional samples (SGLD on E(x|y) = −f(x)[y]
+    /// from uniform noise) as a PNG, one row per class (with --image).
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
+    /// --model --samples: samples per class.
+    #[arg(long, default_value_t = 8)]
+    pub per_class: usize,
+    /// --model --samples: SGLD steps.
+    #[arg(long, default_value_t = 200)]
+    pub sgld_steps: usize,
+    /// --model --samples: SGLD step α (x ← x − α∇E + σξ).
+    #[arg(long, default_value_t = 1.0)]
+    pub sgld_step: f64,
+    /// --model --samples: SGLD noise σ.
+    #[arg(long, default_value_t = 0.01)]
+    pub sgld_noise: f64,
     /// Trained parameters (params.safetensors of `ebm train`).
     #[arg(long)]
     pub params: Option<PathBuf>,
@@ -79,6 +107,9 @@ pub struct EvaluateOptions {
 }
 
 pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
+    let Some(energy_name) = o.energy.as_deref() else {
+        return classifier(path, o);
+    };
     if o.chains < 2 || o.chains > 1_000_000 || o.steps == 0 || o.steps > 1_000_000 {
         return fail("--chains must be in 2..=1000000 and --steps in 1..=1000000");
     }
@@ -104,7 +135,7 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
     let energy = pipeline::compile_energy(
         &file,
         &module,
-        &o.energy,
+        energy_name,
         store,
         backend_named(&o.backend)?,
         dtype_named(&o.dtype)?,
@@ -126,7 +157,7 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
             "--image {} holds {} values; `{}` has {}",
             o.image.as_deref().unwrap_or_default(),
             shape.iter().product::<usize>(),
-            o.energy,
+            energy_name,
             energy.dim()
         ));
     }
@@ -175,6 +206,32 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// `ebm evaluate --model`.
+fn classifier(path: &Path, o: &EvaluateOptions) -> Result<String> {
+    let model = o.model.as_deref().unwrap_or_default();
+    let image = o.image.as_deref().map(parse_image).transpose()?;
+    let flags = super::jem::ClassifierEval {
+        model,
+        params: o.params.as_deref(),
+        data: &o.data,
+        columns: o.columns.as_deref(),
+        label: o.label.as_deref(),
+        exclude: o.exclude_classes.as_deref().unwrap_or_default(),
+        reliability: o.reliability.as_deref(),
+        samples: o.samples.as_deref(),
+        image,
+        per_class: o.per_class,
+        sgld_steps: o.sgld_steps,
+        sgld_step: o.sgld_step,
+        sgld_noise: o.sgld_noise,
+        seed: o.seed,
+        dtype: &o.dtype,
+        backend: &o.backend,
+        json: o.json,
+    };
+    super::jem::evaluate(path, &flags)
 }
 
 /// The samples' sampler from the flags: None for the default (MALA).

@@ -5,6 +5,7 @@
 
 pub mod draws;
 pub mod evaluate;
+pub mod jem;
 pub mod sample;
 pub mod train;
 

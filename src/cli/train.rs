@@ -305,7 +305,7 @@ pub(super) fn parse_fresh(text: &str) -> Result<Fresh> {
     }
 }
 
-fn decay(text: &str) -> Result<Decay> {
+pub(super) fn decay(text: &str) -> Result<Decay> {
     if text == "none" {
         return Ok(Decay::Constant);
     }
@@ -521,6 +521,7 @@ fn start(
         run,
         metadata,
         heldout: held.map(|h| h.x),
+        heldout_labels: None,
         stop_after: o.stop_after,
     };
     let report =
@@ -528,7 +529,7 @@ fn start(
     Ok(describe(&report, &out))
 }
 
-fn describe(r: &session::Report, out: &Path) -> String {
+pub(super) fn describe(r: &session::Report, out: &Path) -> String {
     let mut text = String::new();
     if r.interrupted {
         text.push_str(&format!(

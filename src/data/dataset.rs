@@ -49,12 +49,16 @@ pub struct Dataset {
 }
 
 /// A per-column scaling, as a user names it (`FromStr`): `none`,
-/// `standardize`, `minmax:A,B` (finite `A < B`).
+/// `standardize`, `minmax:A,B` (finite `A < B`), `range:A,B`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Scale {
     None,
     Standardize,
+    /// Each column's own [min, max] onto [A, B].
     MinMax(f64, f64),
+    /// The whole data's [min, max] onto [A, B], one map for every column
+    /// (images: every pixel scaled alike).
+    Range(f64, f64),
 }
 
 /// A fitted scaling: `x' = (x − shift[c])·mul[c]` for column `c`.
@@ -317,6 +321,14 @@ impl Dataset {
             return scaler;
         }
         let column = |c: usize| self.x.iter().skip(c).step_by(self.dim);
+        if let Scale::Range(a, b) = scale {
+            let lo = self.x.iter().fold(f64::INFINITY, |m, &v| m.min(v));
+            let hi = self.x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+            let (shift, mul) = affine(lo, hi, a, b);
+            scaler.shift.fill(shift);
+            scaler.mul.fill(mul);
+            return scaler;
+        }
         for c in 0..self.dim {
             match scale {
                 Scale::None => {}
@@ -333,14 +345,9 @@ impl Dataset {
                 Scale::MinMax(a, b) => {
                     let lo = column(c).fold(f64::INFINITY, |m, &v| m.min(v));
                     let hi = column(c).fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-                    let mul = (b - a) / (hi - lo);
-                    if hi > lo && mul.is_finite() && mul > 0.0 {
-                        scaler.mul[c] = mul;
-                        scaler.shift[c] = lo - a / mul;
-                    } else {
-                        scaler.shift[c] = lo - 0.5 * (a + b);
-                    }
+                    (scaler.shift[c], scaler.mul[c]) = affine(lo, hi, a, b);
                 }
+                Scale::Range(..) => {}
             }
         }
         scaler
@@ -406,29 +413,41 @@ impl Dataset {
     }
 }
 
+/// (shift, mul) mapping [lo, hi] onto [a, b]; a constant (lo = hi) goes to
+/// the middle of [a, b].
+fn affine(lo: f64, hi: f64, a: f64, b: f64) -> (f64, f64) {
+    let mul = (b - a) / (hi - lo);
+    if hi > lo && mul.is_finite() && mul > 0.0 {
+        (lo - a / mul, mul)
+    } else {
+        (lo - 0.5 * (a + b), 1.0)
+    }
+}
+
 impl FromStr for Scale {
     type Err = DataError;
 
     fn from_str(text: &str) -> Result<Scale, DataError> {
         let bad = || {
             DataError::Invalid(format!(
-                "expected a scaling `none`, `standardize` or `minmax:A,B` (finite A < B), found `{text}`"
+                "expected a scaling `none`, `standardize`, `minmax:A,B` or `range:A,B` (finite A < B), found `{text}`"
             ))
         };
         match text.trim() {
             "none" => Ok(Scale::None),
             "standardize" => Ok(Scale::Standardize),
             t => {
-                let (a, b) = t
-                    .strip_prefix("minmax:")
-                    .and_then(|r| r.split_once(','))
-                    .ok_or_else(bad)?;
+                let (kind, rest) = t.split_once(':').ok_or_else(bad)?;
+                let (a, b) = rest.split_once(',').ok_or_else(bad)?;
                 let a: f64 = a.trim().parse().map_err(|_| bad())?;
                 let b: f64 = b.trim().parse().map_err(|_| bad())?;
-                if a.is_finite() && b.is_finite() && a < b {
-                    Ok(Scale::MinMax(a, b))
-                } else {
-                    Err(bad())
+                if !(a.is_finite() && b.is_finite() && a < b) {
+                    return Err(bad());
+                }
+                match kind {
+                    "minmax" => Ok(Scale::MinMax(a, b)),
+                    "range" => Ok(Scale::Range(a, b)),
+                    _ => Err(bad()),
                 }
             }
         }
@@ -441,6 +460,7 @@ impl fmt::Display for Scale {
             Scale::None => f.write_str("none"),
             Scale::Standardize => f.write_str("standardize"),
             Scale::MinMax(a, b) => write!(f, "minmax:{a},{b}"),
+            Scale::Range(a, b) => write!(f, "range:{a},{b}"),
         }
     }
 }
@@ -685,7 +705,13 @@ mod tests {
     #[test]
     fn scaling_round_trips() {
         let d = table();
-        for scale in ["none", "standardize", "minmax:-1,1", "minmax: 0 , 2"] {
+        for scale in [
+            "none",
+            "standardize",
+            "minmax:-1,1",
+            "minmax: 0 , 2",
+            "range:-1,1",
+        ] {
             let scale: Scale = scale.parse().unwrap();
             let s = d.fit_scale(scale);
             assert_eq!(s.is_identity(), scale == Scale::None);
@@ -705,6 +731,13 @@ mod tests {
                     assert!((c[0] - lo).abs() < 1e-12 && (c[9] - hi).abs() < 1e-12);
                     assert_eq!(x[1], 0.5 * (lo + hi));
                 }
+                Scale::Range(lo, hi) => {
+                    let (a, b) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |m, &v| {
+                        (m.0.min(v), m.1.max(v))
+                    });
+                    assert!((a - lo).abs() < 1e-12 && (b - hi).abs() < 1e-12);
+                    assert!(s.mul.iter().all(|&m| m == s.mul[0]));
+                }
                 Scale::None => assert_eq!(x, d.x),
             }
             s.invert(&mut x);
@@ -714,6 +747,8 @@ mod tests {
         }
         assert_eq!("minmax:-1,1".parse::<Scale>(), Ok(Scale::MinMax(-1.0, 1.0)));
         assert_eq!(Scale::MinMax(-1.0, 1.0).to_string(), "minmax:-1,1");
+        assert_eq!("range:0,1".parse::<Scale>(), Ok(Scale::Range(0.0, 1.0)));
+        assert_eq!(Scale::Range(-1.0, 1.0).to_string(), "range:-1,1");
         for bad in [
             "",
             "Standardize",

@@ -209,3 +209,76 @@ where
     }
     Ok(())
 }
+
+/// A reliability diagram: for each confidence bin with predictions, a bar
+/// up to the bin's accuracy and a marker at its mean confidence, against
+/// the diagonal of perfect calibration; the title gives the ECE.
+pub fn reliability(
+    path: &Path,
+    cal: &crate::stats::classify::Calibration,
+    title: &str,
+) -> Result<(), String> {
+    let caption = format!("{title} (ECE {:.4}, accuracy {:.4})", cal.ece, cal.accuracy);
+    with_png(path, (640, 640), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(caption, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("confidence (largest probability)")
+            .y_desc("accuracy")
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(err)?;
+        let bars = cal
+            .bins
+            .iter()
+            .filter(|b| b.count > 0 && b.accuracy.is_finite());
+        chart
+            .draw_series(bars.clone().map(|b| {
+                Rectangle::new(
+                    [
+                        (b.lo + 0.004, 0.0),
+                        (b.hi - 0.004, b.accuracy.clamp(0.0, 1.0)),
+                    ],
+                    chain_color(0).mix(0.7).filled(),
+                )
+            }))
+            .map_err(err)?
+            .label("accuracy per bin")
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 12, y + 5)], chain_color(0).filled())
+            });
+        chart
+            .draw_series(bars.map(|b| {
+                Circle::new(
+                    ((b.lo + b.hi) / 2.0, b.confidence.clamp(0.0, 1.0)),
+                    4,
+                    chain_color(3).filled(),
+                )
+            }))
+            .map_err(err)?
+            .label("mean confidence per bin")
+            .legend(|(x, y)| Circle::new((x + 6, y), 4, chain_color(3).filled()));
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (1.0, 1.0)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?
+            .label("perfect calibration")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLACK));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}

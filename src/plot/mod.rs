@@ -31,7 +31,7 @@ use crate::sample::{BatchEnergy, Draws};
 
 pub mod curves;
 
-pub use curves::{loss_curves, loss_curves_log};
+pub use curves::{loss_curves, loss_curves_log, reliability};
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
@@ -570,6 +570,30 @@ pub fn image_grid(
     n: usize,
     title: &str,
 ) -> Result<(), String> {
+    let cols = (n.min(d.chains).max(1) as f64).sqrt().ceil() as usize;
+    images(path, d, shape, n, cols, title)
+}
+
+/// Every chain's last draw as images, `cols` to a row (e.g. one row per
+/// class of class-conditional samples).
+pub fn image_rows(
+    path: &Path,
+    d: &Draws,
+    shape: &[usize],
+    cols: usize,
+    title: &str,
+) -> Result<(), String> {
+    images(path, d, shape, d.chains, cols.max(1), title)
+}
+
+fn images(
+    path: &Path,
+    d: &Draws,
+    shape: &[usize],
+    n: usize,
+    cols: usize,
+    title: &str,
+) -> Result<(), String> {
     let (h, w, ch, chan_first) = match shape {
         [h, w] => (*h, *w, 1, false),
         [3, h, w] => (*h, *w, 3, true),
@@ -602,7 +626,6 @@ pub fn image_grid(
         .filter(|v| v.is_finite())
         .fold(f64::NEG_INFINITY, f64::max);
     let span = if hi > lo { hi - lo } else { 1.0 };
-    let cols = (n as f64).sqrt().ceil() as usize;
     let rows = n.div_ceil(cols);
     let cell = (720 / cols.max(1)).clamp(24, 160) as u32;
     let px = (cell - 6) as f64 / h.max(w) as f64;

@@ -268,6 +268,7 @@ fn train(r: &mut Runner, stmt: &Statement, t: &training::TrainSpec) -> Result<()
         run: String::new(),
         metadata,
         heldout: data.heldout.as_ref().map(|h| h.x.clone()),
+        heldout_labels: None,
         stop_after: None,
     };
     let stop = std::sync::atomic::AtomicBool::new(false);

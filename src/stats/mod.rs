@@ -12,6 +12,7 @@
 
 use std::fmt::Write as _;
 
+pub mod classify;
 pub mod eval;
 
 pub use eval::{

@@ -33,8 +33,10 @@
 
 pub mod buffer;
 pub mod checkpoint;
+pub mod classify;
 pub mod config;
 pub mod evaluate;
+pub mod jem;
 pub mod keyed;
 pub mod loss;
 pub mod optim;
@@ -48,7 +50,8 @@ use crate::runtime::{CompiledEnergy, ParamId, RuntimeError, Scalar};
 use crate::sample::{Init, Method as SamplerMethod, RunConfig, Sampler, SamplerConfig, UlaOptions};
 
 pub use config::{
-    Guard, IterRecord, Method, Prepared, Rollback, TrainConfig, TrainError, TrainState, prepare,
+    Guard, IterRecord, Method, Objective, Prepared, Rollback, TrainConfig, TrainError, TrainState,
+    prepare,
 };
 
 use buffer::ReplayBuffer;
@@ -80,7 +83,17 @@ pub struct Trainer<'a> {
     negatives: Vec<f64>,
     /// `EBM_TRAIN_TIMING` was set when the run started.
     timing: bool,
+    /// Classifiers: the class of every data row, and the current batch's.
+    labels: Option<Labels<'a>>,
+    batch_labels: Vec<usize>,
     pub state: TrainState,
+}
+
+/// The labels of a classifier's data rows (each below `classes`).
+#[derive(Clone, Copy, Debug)]
+pub struct Labels<'a> {
+    pub of_row: &'a [usize],
+    pub classes: usize,
 }
 
 /// The negatives' last step x_K = x_{K−1} − drift·∇ₓE(x_{K−1}) + σξ,
@@ -91,20 +104,24 @@ pub struct LastStep {
     pub drift: f64,
 }
 
-/// The contrastive loss of one batch, its θ-gradient and the energies.
+/// The loss of one batch, its θ-gradient and the energies.
 struct Pass {
     value: loss::LossValue,
+    /// Classifiers: JEM's terms.
+    jem: Option<jem::JemValue>,
     grads: Vec<Vec<f64>>,
     energies: Vec<f64>,
 }
 
 /// The loss of one batch and its θ-gradient (one vector per parameter of
 /// the energy, in `param_ids` order).
-pub struct Objective {
+pub struct BatchLoss {
     pub total: f64,
     pub value: loss::LossValue,
     pub kl: f64,
     pub entropy: f64,
+    /// Classifiers: JEM's terms.
+    pub jem: Option<jem::JemValue>,
     pub grads: Vec<Vec<f64>>,
     /// E at concat(x⁺, x⁻).
     pub energies: Vec<f64>,
@@ -116,6 +133,60 @@ impl<'a> Trainer<'a> {
     pub fn new(
         energy: &'a CompiledEnergy,
         data: &'a [f64],
+        cfg: TrainConfig,
+    ) -> Result<Trainer<'a>, TrainError> {
+        if cfg.objective.is_classifier() {
+            return Err(TrainError::Config(
+                "a classifier objective needs labels: use Trainer::classifier".into(),
+            ));
+        }
+        let graph = loss::loss_graph(energy.energy_graph()).map_err(TrainError::Config)?;
+        Trainer::build(energy, graph, data, None, cfg)
+    }
+
+    /// A JEM (or plain-classifier) run: `model` returns the logits, `energy`
+    /// is its [`jem::energy_graph`] compiled in the same store, and `labels`
+    /// gives every data row's class.
+    pub fn classifier(
+        energy: &'a CompiledEnergy,
+        model: &CompiledEnergy,
+        data: &'a [f64],
+        labels: Labels<'a>,
+        cfg: TrainConfig,
+    ) -> Result<Trainer<'a>, TrainError> {
+        if !cfg.objective.is_classifier() {
+            return Err(TrainError::Config(
+                "Trainer::classifier needs the jem or classifier objective".into(),
+            ));
+        }
+        if !std::sync::Arc::ptr_eq(energy.store(), model.store()) {
+            return Err(TrainError::Config(
+                "the classifier's energy and model must share one parameter store".into(),
+            ));
+        }
+        let graph = jem::loss_graph(model.energy_graph()).map_err(TrainError::Config)?;
+        let rows = data.len() / energy.dim().max(1);
+        if labels.of_row.len() != rows {
+            return Err(TrainError::Config(format!(
+                "{} labels for {rows} data rows",
+                labels.of_row.len()
+            )));
+        }
+        if let Some(bad) = labels.of_row.iter().find(|&&y| y >= labels.classes) {
+            return Err(TrainError::Config(format!(
+                "label {bad} is out of range: the model has {} classes (labels 0..{})",
+                labels.classes,
+                labels.classes - 1
+            )));
+        }
+        Trainer::build(energy, graph, data, Some(labels), cfg)
+    }
+
+    fn build(
+        energy: &'a CompiledEnergy,
+        graph: crate::ir::Graph,
+        data: &'a [f64],
+        labels: Option<Labels<'a>>,
         cfg: TrainConfig,
     ) -> Result<Trainer<'a>, TrainError> {
         let dim = energy.dim();
@@ -132,7 +203,6 @@ impl<'a> Trainer<'a> {
                 "training a conditional energy (an input `c`) is not supported yet".into(),
             ));
         }
-        let graph = loss::loss_graph(energy.energy_graph()).map_err(TrainError::Config)?;
         // The loss runs as LOSS_PARTS single-threaded calls on parts of the
         // batch (the parameter pullback's batch sum barely gains from the
         // backend's own threads).
@@ -171,6 +241,8 @@ impl<'a> Trainer<'a> {
             order: (usize::MAX, Vec::new()),
             negatives: Vec::new(),
             timing: std::env::var_os("EBM_TRAIN_TIMING").is_some(),
+            labels,
+            batch_labels: Vec::new(),
             state,
         })
     }
@@ -209,6 +281,29 @@ impl<'a> Trainer<'a> {
     pub fn param_ids(&self) -> &[ParamId] {
         &self.params
     }
+    /// Classifiers: the cross-entropy and accuracy on labelled rows `x`
+    /// (f64 kernels' precision aside, what the loss computes for positives).
+    pub fn classifier_scores(&self, x: &[f64], labels: &[usize]) -> Result<(f64, f64), TrainError> {
+        let Some(l) = self.labels else {
+            return Err(TrainError::Config("not a classifier run".into()));
+        };
+        let n = labels.len();
+        let cond = jem::one_hot(labels, l.classes, 0);
+        let triples = match self.energy.dtype() {
+            crate::backend::DType::F32 => {
+                let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+                let t = self.loss.energy(&f(x), Some(&f(&cond)), n)?;
+                t.iter().map(|&v| v as f64).collect::<Vec<f64>>()
+            }
+            crate::backend::DType::F64 => self.loss.energy(x, Some(&cond), n)?,
+        };
+        let v = jem::value(&triples, n, 0.0);
+        Ok((v.ce, v.acc))
+    }
+    /// Classifiers: the data rows' labels.
+    pub fn labels(&self) -> Option<Labels<'a>> {
+        self.labels
+    }
 
     /// Runs one iteration.
     pub fn step(&mut self) -> Result<IterRecord, TrainError> {
@@ -244,10 +339,20 @@ impl<'a> Trainer<'a> {
         let (it, b, d) = (self.state.it, self.cfg.batch, self.dim);
         let seed = self.cfg.seed;
         let mut x = Vec::with_capacity(2 * b * d);
-        for r in self.positive_rows(it) {
+        let rows = self.positive_rows(it);
+        for &r in &rows {
             x.extend_from_slice(&self.data[r * d..(r + 1) * d]);
         }
-        let drawn = if self.cfg.method.persistent() {
+        if let Some(l) = self.labels {
+            self.batch_labels = rows.iter().map(|&r| l.of_row[r]).collect();
+        }
+        let negatives = self.cfg.objective.has_negatives();
+        let drawn = if !negatives {
+            buffer::Drawn {
+                x: Vec::new(),
+                rows: Vec::new(),
+            }
+        } else if self.cfg.method.persistent() {
             self.state.buffer.draw(&self.cfg.buffer, seed, it as u64, b)
         } else {
             let mut fresh = vec![0.0; b * d];
@@ -259,7 +364,11 @@ impl<'a> Trainer<'a> {
             }
         };
         let t0 = Instant::now();
-        let (neg, last, accept, frozen) = self.sample_negatives::<T>(&drawn.x, it)?;
+        let (neg, last, accept, frozen) = if negatives {
+            self.sample_negatives::<T>(&drawn.x, it)?
+        } else {
+            (Vec::new(), None, f64::NAN, 0)
+        };
         let t_neg = t0.elapsed().as_secs_f64();
         self.negatives.clone_from(&neg);
         x.extend_from_slice(&neg);
@@ -293,6 +402,10 @@ impl<'a> Trainer<'a> {
         rec.l2 = obj.value.l2;
         rec.kl = obj.kl;
         rec.entropy = obj.entropy;
+        if let Some(j) = obj.jem {
+            rec.ce = Some(j.ce);
+            rec.acc = Some(j.acc);
+        }
         rec.grad_norm = optim::global_norm(&grads);
         if let Some(cause) = self.check(&rec, &grads, &energies) {
             return Ok(self.roll_back(rec, cause));
@@ -311,7 +424,7 @@ impl<'a> Trainer<'a> {
             return Ok(self.roll_back(rec, "non-finite parameters after the update".into()));
         }
         self.write_params(&values)?;
-        if self.cfg.method.persistent() {
+        if negatives && self.cfg.method.persistent() {
             self.state
                 .buffer
                 .write_back(&self.cfg.buffer, seed, it as u64, &drawn, &neg);
@@ -407,22 +520,68 @@ impl<'a> Trainer<'a> {
         pos: usize,
         last: Option<&LastStep>,
         reference: &[f64],
-    ) -> Result<Objective, TrainError> {
+    ) -> Result<BatchLoss, TrainError> {
         let Pass {
             value,
+            jem,
             mut grads,
             energies,
-        } = self.loss_and_grad::<T>(x, pos)?;
+        } = match self.labels {
+            Some(l) => self.classifier_loss::<T>(x, pos, l.classes)?,
+            None => self.loss_and_grad::<T>(x, pos)?,
+        };
         let (mut kl, mut entropy) = (0.0, 0.0);
         if let Some(last) = last {
             let neg = &x[pos * self.dim..];
             (kl, entropy) = self.icd_terms::<T>(neg, last, &mut grads, reference)?;
         }
-        Ok(Objective {
+        Ok(BatchLoss {
             total: value.loss + self.cfg.kl * kl + self.cfg.entropy * entropy,
             value,
             kl,
             entropy,
+            jem,
+            grads,
+            energies,
+        })
+    }
+
+    /// JEM's loss on concat(x⁺, x⁻) (`pos` positives, labelled by the
+    /// current batch's labels; no negatives for the baseline), its
+    /// θ-gradient from one seeded pullback of the loss triple, and the
+    /// energies −logsumexp f.
+    fn classifier_loss<T: Scalar>(
+        &self,
+        x: &[f64],
+        pos: usize,
+        classes: usize,
+    ) -> Result<Pass, TrainError> {
+        let n = x.len() / self.dim;
+        let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
+        let weight = self.cfg.objective.px_weight();
+        let to_t = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
+        let cond = to_t(jem::one_hot(&self.batch_labels, classes, n - pos));
+        let seed = to_t(jem::seeds(pos, n - pos, weight));
+        let k = jem::LOSS_VALUES;
+        let parts = self.in_parts(&xs, n, |x, at, rows| {
+            self.loss.weighted_grad_params(
+                x,
+                &seed[k * at..k * (at + rows)],
+                Some(&cond[classes * at..classes * (at + rows)]),
+                rows,
+            )
+        })?;
+        let (triples, grads) = sum_parts(&parts);
+        let value = jem::value(&triples, pos, weight);
+        let energies = triples.chunks_exact(k).map(|t| -t[0]).collect();
+        Ok(Pass {
+            value: loss::LossValue {
+                loss: value.loss,
+                e_pos: value.e_pos,
+                e_neg: value.e_neg,
+                l2: 0.0,
+            },
+            jem: Some(value),
             grads,
             energies,
         })
@@ -446,20 +605,11 @@ impl<'a> Trainer<'a> {
             self.loss
                 .weighted_grad_params(x, &seed[2 * at..2 * (at + rows)], None, rows)
         })?;
-        let mut e = Vec::with_capacity(n);
-        let mut grads: Vec<Vec<f64>> = Vec::new();
-        for (values, g) in &parts {
-            e.extend(pairs_first(values));
-            if grads.is_empty() {
-                grads = widen_all(g);
-            } else {
-                for (acc, part) in grads.iter_mut().zip(g) {
-                    acc.iter_mut().zip(part).for_each(|(a, b)| *a += b.to_f64());
-                }
-            }
-        }
+        let (pairs, grads) = sum_parts(&parts);
+        let e = pairs.chunks_exact(2).map(|p| p[0]).collect::<Vec<f64>>();
         Ok(Pass {
             value: loss::value(kind, self.cfg.l2, pos, &e),
+            jem: None,
             grads,
             energies: e,
         })
@@ -571,10 +721,25 @@ fn pairs_first<T: Scalar>(v: &[T]) -> Vec<f64> {
     v.chunks_exact(2).map(|p| p[0].to_f64()).collect()
 }
 
-fn widen_all<T: Scalar>(v: &[Vec<T>]) -> Vec<Vec<f64>> {
-    v.iter()
-        .map(|g| g.iter().map(|x| x.to_f64()).collect())
-        .collect()
+/// The parts' values, concatenated, and their gradients, summed in part
+/// order (so the result does not depend on threads).
+fn sum_parts<T: Scalar>(parts: &[(Vec<T>, Vec<Vec<T>>)]) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let mut values = Vec::new();
+    let mut grads: Vec<Vec<f64>> = Vec::new();
+    for (v, g) in parts {
+        values.extend(v.iter().map(|x| x.to_f64()));
+        if grads.is_empty() {
+            grads = g
+                .iter()
+                .map(|p| p.iter().map(|x| x.to_f64()).collect())
+                .collect();
+        } else {
+            for (acc, part) in grads.iter_mut().zip(g) {
+                acc.iter_mut().zip(part).for_each(|(a, b)| *a += b.to_f64());
+            }
+        }
+    }
+    (values, grads)
 }
 
 /// A seeded permutation of 0..n (Fisher–Yates), one per epoch.

@@ -28,14 +28,19 @@ pub fn snapshot(t: &Trainer, dir: &Path, it: usize) -> Option<PathBuf> {
     Some(path)
 }
 
-/// `loss.png`: loss, E(x⁺) and E(x⁻) per iteration, read back from
+/// `loss.png`: loss, a classifier's cross-entropy, E(x⁺) and E(x⁻) per iteration, read back from
 /// `metrics.csv` (so a resumed run draws its whole history).
 pub fn loss_curve(metrics: &Path, png: &Path) -> Option<PathBuf> {
     let text = std::fs::read_to_string(metrics).ok()?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next()?.split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
-    let wanted = [("loss", "loss"), ("e_pos", "E(x+)"), ("e_neg", "E(x-)")];
+    let wanted = [
+        ("loss", "loss"),
+        ("ce", "cross-entropy"),
+        ("e_pos", "E(x+)"),
+        ("e_neg", "E(x-)"),
+    ];
     let cols: Vec<(usize, &str)> = wanted
         .iter()
         .filter_map(|(c, label)| col(c).map(|i| (i, *label)))
@@ -53,6 +58,8 @@ pub fn loss_curve(metrics: &Path, png: &Path) -> Option<PathBuf> {
             }
         }
     }
+    // Columns a run does not fill (a classifier's CE in a CD run) stay out.
+    series.retain(|s| !s.1.is_empty());
     plot::loss_curves(png, "training", "iteration", &series).ok()?;
     Some(png.to_path_buf())
 }

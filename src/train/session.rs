@@ -39,6 +39,8 @@ pub struct Session {
     pub metadata: BTreeMap<String, String>,
     /// Held-out rows (same scaling as the training data).
     pub heldout: Option<Vec<f64>>,
+    /// Classifiers: the held-out rows' labels.
+    pub heldout_labels: Option<Vec<usize>>,
     /// Stop after this many iterations of this call (a resumable pause).
     pub stop_after: Option<usize>,
 }
@@ -104,10 +106,7 @@ pub fn run(t: &mut Trainer, s: &Session, stop: &AtomicBool) -> Result<Report, Tr
             pb.println(format!("rollback at iteration {}: {cause}", rec.it));
         }
         pb.set_position(t.state.it as u64);
-        pb.set_message(format!(
-            "loss {:.4} E+ {:.3} E- {:.3} acc {:.2}",
-            rec.loss, rec.e_pos, rec.e_neg, rec.accept
-        ));
+        pb.set_message(progress_message(&rec));
         let it = t.state.it;
         if s.eval_every > 0 && it.is_multiple_of(s.eval_every) {
             held_out(t, s, it, &mut report)?;
@@ -143,6 +142,19 @@ pub fn run(t: &mut Trainer, s: &Session, stop: &AtomicBool) -> Result<Report, Tr
     Ok(report)
 }
 
+fn progress_message(r: &IterRecord) -> String {
+    match (r.ce, r.acc) {
+        (Some(ce), Some(acc)) => format!(
+            "loss {:.4} CE {:.4} acc {:.3} E+ {:.3} E- {:.3}",
+            r.loss, ce, acc, r.e_pos, r.e_neg
+        ),
+        _ => format!(
+            "loss {:.4} E+ {:.3} E- {:.3} acc {:.2}",
+            r.loss, r.e_pos, r.e_neg, r.accept
+        ),
+    }
+}
+
 fn write_checkpoint(t: &Trainer, s: &Session) -> Result<(), TrainError> {
     checkpoint::write(
         &s.dir.join(CHECKPOINT),
@@ -150,14 +162,18 @@ fn write_checkpoint(t: &Trainer, s: &Session) -> Result<(), TrainError> {
     )
 }
 
-/// The held-out score, lower is better: for 2-D energies the exact
+/// The held-out score, lower is better: for classifiers the held-out
+/// cross-entropy; for 2-D energies the exact
 /// held-out negative log-likelihood (log Z by quadrature on the held-out
 /// rows' range padded by 50%, 100 × 100 cells); otherwise the MMD² between
 /// the persistent samples (the buffer, or the last negatives) and the
 /// held-out rows. The parameters with the best score are kept.
 fn held_out(t: &Trainer, s: &Session, it: usize, report: &mut Report) -> Result<(), TrainError> {
     let Some(h) = &s.heldout else { return Ok(()) };
-    let value = heldout_score(t, h)?;
+    let value = match (&s.heldout_labels, t.labels()) {
+        (Some(labels), Some(_)) => t.classifier_scores(h, labels)?.0,
+        _ => heldout_score(t, h)?,
+    };
     if value.is_finite() && report.best.is_none_or(|(_, b)| value < b) {
         report.best = Some((it, value));
         let mut meta = s.metadata.clone();
