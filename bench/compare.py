@@ -20,7 +20,8 @@ warm, as the peers time themselves) and `ebm-sample` (the `ebm sample` command a
 runs, draws written; its throughput is the chain-steps/s the command reports for its
 sampling, `command_s_median` the whole command). `--only grid` reports every sampler
 through `ebm sample` at 4096 chains on the eight-Gaussian mixture, f32 and f64.
-`--only train` times W4 (`cd_train`) through `ebm train` next to JAX (and torch with
+`--only jem` times W5 (`jem_step`) through `ebm jem` next to JAX, with the initial probe
+energy and cross-entropy checked against the peers' references. `--only train` times W4 (`cd_train`) through `ebm train` next to JAX (and torch with
 `--only train,torch`), with the initial loss checked against the peers' reference.
 
 Use the Python that has torch, jax[cpu], blackjax, optax, numpy and
@@ -126,6 +127,11 @@ def jobs(ebm, only):
         if "torch" in only:
             out.append(("torch", peer("peers_torch.py") + ["--workload", "cd_train", "--mode", "both"], None))
         out.append(("jax", peer("peers_jax.py") + ["--workload", "cd_train", "--impl", "jit"], None))
+    if "jem" in only:
+        out.append(("ebm", me + ["jem_step"], None))
+        if "torch" in only:
+            out.append(("torch", peer("peers_torch.py") + ["--workload", "jem_step", "--mode", "both"], None))
+        out.append(("jax", peer("peers_jax.py") + ["--workload", "jem_step", "--impl", "jit"], None))
     if "grid" in only:
         # Every sampler through `ebm sample` on the eight-Gaussian mixture, 4096 chains, f32 and f64.
         out.append(("ebm", me + ["grid"], None))
@@ -217,6 +223,73 @@ def cd_train_job(ebm, repeat):
     print(json.dumps(rec))
 
 
+def jem_step_job(ebm, repeat):
+    """W5 through `ebm jem` as a user runs it: W5's labelled data and initial parameters (SM64, from
+    the peers' definitions) written to files, 100 JEM iterations, batch 128, 20 SGLD steps
+    (x <- x - 1.0 grad E + 0.01 xi), buffer 10000 with 5% reinit from U[-1, 1]^64, Adam lr 1e-4,
+    data in order. The throughput is the it/s the command reports for its training loop. Also
+    checks init_probe_E_mean and init_probe_CE (data[0:128] at the initial parameters) against the
+    peers' references, from the logits `ebm predict --json` computes."""
+    import numpy as np
+    sys.path.insert(0, PEERS)
+    import peers_common as C
+    c = C.W["jem_step"]
+    tmp = tempfile.mkdtemp(prefix="ebm-w5-")
+    xd, yd = C.jem_data()
+    data_csv = os.path.join(tmp, "w5.csv")
+    header = ",".join([f"x{i}" for i in range(c["dim"])] + ["label"])
+    table = np.concatenate([xd.astype(np.float64), yd[:, None].astype(np.float64)], axis=1)
+    fmt = ["%.9g"] * c["dim"] + ["%d"]
+    np.savetxt(data_csv, table, delimiter=",", header=header, comments="", fmt=fmt)
+    names = ["W1", "b1", "W2", "b2", "W3", "b3"]
+    params = os.path.join(tmp, "init.safetensors")
+    write_safetensors(params, dict(zip(names, C.mlp_params(C.JEM_SIZES, C.JEM_SEEDS))))
+    script = os.path.join(HERE, "workloads", "jem.ebm")
+    B = c["batch"]
+    probe = os.path.join(tmp, "probe.csv")
+    np.savetxt(probe, table[:B], delimiter=",", header=header, comments="", fmt=fmt)
+    p = subprocess.run([ebm, "predict", script, "--model", "logits", "--params", params, "--data", probe,
+                        "--label", "label", "--dtype", "f32", "--json"], capture_output=True, text=True)
+    logits = np.array([json.loads(l)["logits"] for l in p.stdout.splitlines() if l.startswith("{")])
+    m = logits.max(1, keepdims=True)
+    lse = (m + np.log(np.exp(logits - m).sum(1, keepdims=True)))[:, 0]
+    init = {"init_probe_E_mean": float((-lse).mean()),
+            "init_probe_CE": float((lse - logits[np.arange(B), yd[:B]]).mean())}
+    ref = C.reference_values()["jem_step"]
+    argv = [ebm, "jem", script, "--model", "logits", "--data", data_csv, "--label", "label", "--no-shuffle",
+            "--heldout", "0", "--iters", str(c["iters"]), "--batch", str(B), "--sgld-steps", str(c["k"]),
+            "--sgld-step", str(c["sgld_step"]), "--sgld-noise", str(c["sgld_noise"]), "--lr", str(c["lr"]),
+            "--buffer", str(c["buffer"]), "--reinit", str(c["reinit"]), "--init", "uniform:-1,1",
+            "--init-params", params, "--dtype", "f32", "--checkpoint-every", "0", "--eval-every", "0",
+            "--out", os.path.join(tmp, "run")]
+    rates, walls, last = [], [], None
+    for _ in range(repeat + 1):
+        t0 = time.perf_counter()
+        p = subprocess.run(argv, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        m = re.search(r"([0-9.]+) it/s; last loss ([-0-9.e]+) \(E\+ ([-0-9.e]+), E- ([-0-9.e]+)\)", p.stdout)
+        ce = re.search(r"cross-entropy ([-0-9.e]+)", p.stdout)
+        if p.returncode != 0 or not m:
+            print(json.dumps({"framework": "ebm-jem", "workload": "jem_step", "error": (p.stderr or p.stdout)[-500:]}))
+            return
+        rates.append(float(m.group(1)))
+        walls.append(wall)
+        last = [float(m.group(i)) for i in (2, 3, 4)] + [float(ce.group(1)) if ce else None]
+    rates, walls = rates[1:], walls[1:]
+    rate = sorted(rates)[len(rates) // 2]
+    flops = C.flops_for("jem_step")
+    rec = {"framework": "ebm-jem", "workload": "jem_step", "dtype": "f32", "iters_per_s": round(rate, 2),
+           "seconds_median": round(c["iters"] / rate, 4), "command_s_median": round(sorted(walls)[len(walls) // 2], 3),
+           "gflops": round(flops / (c["iters"] / rate) / 1e9, 2),
+           "checksum": {"last_loss": last[0], "E_pos": last[1], "E_neg": last[2], "final_CE": last[3]},
+           "repeat": repeat}
+    for k, v in init.items():
+        rec[k] = v
+        rec[k + "_reference"] = ref[k]
+        rec[k + "_rel_err"] = abs(v - ref[k]) / abs(ref[k])
+    print(json.dumps(rec))
+
+
 def grid_job(ebm, repeat):
     for name, flags in GRID.items():
         for dtype in ("f32", "f64"):
@@ -284,6 +357,8 @@ def main():
         return grid_job(a.ebm, a.repeat)
     if a.cli_job == "cd_train":
         return cd_train_job(a.ebm, a.repeat)
+    if a.cli_job == "jem_step":
+        return jem_step_job(a.ebm, a.repeat)
     if a.cli_job:
         return cli_job(a.ebm, a.cli_job, a.repeat)
     records = []

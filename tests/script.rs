@@ -227,3 +227,23 @@ print(mu)
         assert!(dir.join("run").join(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn jem_and_classifier_evaluate() {
+    let digits = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv");
+    let src = format!(
+        r#"model f(x: [64]) -> [10] = mlp(x, [32, 10], act = swish)
+data d = csv("{digits}", label = "label", scale = "range:-1,1", heldout = 0.2)
+jem(f, d, iters = 30, batch = 32, steps = 5, lr = 0.001, out = "jem")
+jem(f, d, baseline = 1, iters = 10, out = "base")
+evaluate(f, d)
+"#
+    );
+    let (r, dir) = run_in("jem", &src);
+    let out = r.unwrap();
+    assert!(out.starts_with("jem(f, d) jem 30 iterations"), "{out}");
+    assert!(out.contains("jem(f, d) classifier 10 iterations"), "{out}");
+    assert!(out.contains("evaluate(f, d): 359 rows, accuracy"), "{out}");
+    assert!(out.contains("permuted:"), "{out}");
+    assert!(dir.join("jem/params.safetensors").is_file());
+}

@@ -757,10 +757,14 @@ mod tests {
             "minmax:1,1",
             "minmax:0,inf",
             "minmax:a,b",
+            "range:2,1",
+            "scale:0,1",
         ] {
             let e = bad.parse::<Scale>().unwrap_err().to_string();
             assert!(
-                e.starts_with("expected a scaling `none`, `standardize` or `minmax:A,B`"),
+                e.starts_with(
+                    "expected a scaling `none`, `standardize`, `minmax:A,B` or `range:A,B`"
+                ),
                 "{e}"
             );
         }

@@ -19,6 +19,14 @@ pub const SAMPLERS: &[&str] = &["ula", "mala", "rwmh", "hmc"];
 pub const INITS: &[&str] = &["normal", "uniform"];
 
 /// The checking state of one script: names bound so far by `let s = sample(..)`.
+/// What later statements may check about a data set: its width and, for
+/// labelled data, the smallest and largest label.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DataInfo {
+    pub width: usize,
+    pub labels: Option<(i64, i64)>,
+}
+
 pub struct Scope<'m> {
     pub module: &'m Module,
     exprs: ScriptScope<'m>,
@@ -27,7 +35,7 @@ pub struct Scope<'m> {
     pub samples: Vec<(String, String)>,
     /// `data NAME = ..` seen so far: (NAME, values per row, unknown when
     /// the data set failed its checks).
-    pub data: Vec<(String, Option<usize>)>,
+    pub data: Vec<(String, Option<DataInfo>)>,
 }
 
 /// A call's arguments matched to parameter names.

@@ -1,7 +1,7 @@
 //! One constructor per kind of runner-statement error (`sample`, `plot`,
 //! `save`, `summary`). Codes `E06xx`; each headline is one sentence,
 //! "expected X, found Y", and the span is the offending argument. `E0601`–
-//! `E0618` are found by `ebm check`; `E0620` and up only when the script runs.
+//! `E0619` are found by `ebm check`; `E0620` and up only when the script runs.
 
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::syntax::ast::Ident;
@@ -234,6 +234,16 @@ pub fn run_failed(what: &str, message: &str, span: Span) -> Diagnostic {
 
 pub fn bad_data(message: &str, span: Span) -> Diagnostic {
     Diagnostic::new("E0618", span, format!("cannot use this data: {message}"))
+}
+
+/// `jem`/`evaluate` on a model that is no classifier, or on data whose
+/// labels it cannot have.
+pub fn not_a_classifier(message: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0619",
+        span,
+        format!("expected a classifier and its labelled data: {message}"),
+    )
 }
 
 pub fn not_a_gradient_sampler(found: &str, span: Span) -> Diagnostic {

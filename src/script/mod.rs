@@ -38,6 +38,7 @@ pub enum Action {
     Data(Box<training::DataSpec>),
     Train(Box<training::TrainSpec>),
     Evaluate(Box<training::EvaluateSpec>),
+    Jem(Box<training::JemSpec>),
     LoadParams(std::path::PathBuf),
     /// A statement `ebm run` cannot execute yet (E0501).
     Unsupported,
@@ -83,6 +84,10 @@ pub const STATEMENTS: &[StatementKind] = &[
     StatementKind {
         name: "train",
         check: Some(|s, st| training::parse_train(s, st).map(|t| Action::Train(Box::new(t)))),
+    },
+    StatementKind {
+        name: "jem",
+        check: Some(|s, st| training::parse_jem(s, st).map(|t| Action::Jem(Box::new(t)))),
     },
     StatementKind {
         name: "evaluate",
@@ -155,11 +160,11 @@ pub fn check(module: &Module) -> Result<Vec<Action>, Vec<Diagnostic>> {
             if data_item && let Some(b) = &stmt.binding {
                 // A data set that failed its checks is still defined, so later
                 // statements naming it are not reported again.
-                let width = match &action {
-                    Action::Data(d) => Some(d.train.dim),
+                let info = match &action {
+                    Action::Data(d) => Some(training::data_info(d)),
                     _ => None,
                 };
-                scope.data.push((b.clone(), width));
+                scope.data.push((b.clone(), info));
             }
             if stmt.name == "sample"
                 && let Some(b) = &stmt.binding
@@ -228,7 +233,9 @@ fn execute(r: &mut Runner, stmt: &Statement, action: Action) -> Result<(), Diagn
             Ok(())
         }
         Action::Train(t) => train(r, stmt, &t),
+        Action::Evaluate(e) if e.model => evaluate_classifier(r, stmt, &e),
         Action::Evaluate(e) => evaluate(r, stmt, &e),
+        Action::Jem(j) => jem(r, stmt, &j),
         Action::LoadParams(p) => load_params(r, stmt, &p),
         Action::Unsupported => Err(not_supported(stmt)),
     }
@@ -303,6 +310,109 @@ fn evaluate(
     let ev = run_eval(&energy, &rows.x, &cfg)
         .map_err(|err| failed("evaluation failed", e.span)(err.to_string()))?;
     let text = format!("evaluate({}, {}):\n{}", e.energy, e.data, ev.to_text());
+    write(r, stmt.span, &text)
+}
+
+/// A model compiled with its JEM energies, in the script's store.
+fn classifier(
+    r: &Runner,
+    model: &str,
+    dtype: crate::backend::DType,
+    span: Span,
+) -> Result<crate::train::classify::Classifier, Diagnostic> {
+    let model = compile(r, model, dtype, span)?;
+    crate::train::classify::Classifier::new(model)
+        .map_err(|e| failed("cannot compile the classifier", span)(e.to_string()))
+}
+
+/// Data labels as class indices (checked against the model at check time).
+fn class_indices(d: &crate::data::Dataset) -> Vec<usize> {
+    d.labels
+        .as_ref()
+        .map(|l| l.iter().map(|&y| y.max(0) as usize).collect())
+        .unwrap_or_default()
+}
+
+fn jem(r: &mut Runner, stmt: &Statement, j: &training::JemSpec) -> Result<(), Diagnostic> {
+    use crate::train::{Labels, Trainer, session};
+    let c = classifier(r, &j.model, j.dtype, j.span)?;
+    let data = &r.data[&j.data];
+    let labels = class_indices(&data.train);
+    let metadata = crate::train::checkpoint::run_metadata(&j.model, data.scale.as_ref());
+    let fail = failed("training failed", j.span);
+    let lab = Labels {
+        of_row: &labels,
+        classes: c.classes,
+    };
+    let mut trainer =
+        Trainer::classifier(&c.energy, &c.model, &data.train.x, lab, j.config.clone())
+            .map_err(|e| fail(e.to_string()))?;
+    let session = session::Session {
+        dir: j.out.clone(),
+        checkpoint_every: j.checkpoint_every,
+        snapshot_every: 0,
+        eval_every: 100,
+        progress: true,
+        run: String::new(),
+        metadata,
+        heldout: data.heldout.as_ref().map(|h| h.x.clone()),
+        heldout_labels: data.heldout.as_ref().map(class_indices),
+        stop_after: None,
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let report = session::run(&mut trainer, &session, &stop).map_err(|e| fail(e.to_string()))?;
+    let last = report.last.clone().unwrap_or_default();
+    let text = format!(
+        "jem({}, {}) {} {} iterations in {:.2} s ({:.1} it/s): loss {:.5}, CE {:.4}, batch accuracy {:.3}, E+ {:.4}, E- {:.4}, {} rollbacks; wrote {}",
+        j.model,
+        j.data,
+        j.config.objective.name(),
+        report.ran,
+        report.seconds,
+        report.iters_per_s(),
+        last.loss,
+        last.ce.unwrap_or(f64::NAN),
+        last.acc.unwrap_or(f64::NAN),
+        last.e_pos,
+        last.e_neg,
+        report.rollbacks.len(),
+        j.out.display()
+    );
+    write(r, stmt.span, &text)
+}
+
+fn evaluate_classifier(
+    r: &mut Runner,
+    stmt: &Statement,
+    e: &training::EvaluateSpec,
+) -> Result<(), Diagnostic> {
+    let c = classifier(r, &e.energy, crate::backend::DType::F64, e.span)?;
+    let data = &r.data[&e.data];
+    let rows = data.heldout.as_ref().unwrap_or(&data.train);
+    let labels = class_indices(rows);
+    let (lo, hi) = rows
+        .x
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |m, &v| {
+            (m.0.min(v), m.1.max(v))
+        });
+    let range = if lo < hi { (lo, hi) } else { (-1.0, 1.0) };
+    let rep = crate::train::classify::evaluate(&c, &rows.x, &labels, &[], range, e.seed)
+        .map_err(|err| failed("evaluation failed", e.span)(err.to_string()))?;
+    let cal = &rep.calibration;
+    let mut text = format!(
+        "evaluate({}, {}): {} rows, accuracy {:.4}, ECE {:.4}, NLL {:.4}\n  OOD AUROC (msp / logsumexp / grad_norm):",
+        e.energy, e.data, rep.rows, cal.accuracy, cal.ece, cal.nll
+    );
+    for (set, per) in &rep.auroc {
+        let v = |k: &str| per.get(k).copied().unwrap_or(f64::NAN);
+        text.push_str(&format!(
+            "\n    {set}: {:.4} / {:.4} / {:.4}",
+            v("msp"),
+            v("logsumexp"),
+            v("grad_norm")
+        ));
+    }
     write(r, stmt.span, &text)
 }
 

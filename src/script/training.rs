@@ -10,15 +10,16 @@
 
 use std::path::PathBuf;
 
-use super::args::{R, Scope, bind, call_parts, keep};
+use super::args::{DataInfo, R, Scope, bind, call_parts, keep};
 use super::errors as err;
 use super::runners::parse_sampler;
 use crate::backend::DType;
 use crate::data::{Dataset, Scale, TOY_NAMES};
 use crate::diag::{Diagnostic, Span};
+use crate::sema::DefKind;
 use crate::sema::Statement;
 use crate::syntax::ast::{Expr, ExprKind};
-use crate::train::{Method, TrainConfig};
+use crate::train::{Method, Objective, TrainConfig};
 
 /// The calls a `data` item may use.
 pub const FILE_SOURCES: &[&str] = &["csv", "npy"];
@@ -51,10 +52,39 @@ pub struct TrainSpec {
     pub span: Span,
 }
 
+/// `jem(..)`, checked.
+#[derive(Clone, Debug)]
+pub struct JemSpec {
+    pub model: String,
+    pub data: String,
+    pub config: TrainConfig,
+    pub dtype: DType,
+    pub out: PathBuf,
+    pub checkpoint_every: usize,
+    pub span: Span,
+}
+
+/// The width and label range of a checked data set.
+pub fn data_info(d: &DataSpec) -> DataInfo {
+    let labels = d.train.labels.as_ref().and_then(|l| {
+        let lo = l
+            .iter()
+            .chain(d.heldout.iter().flat_map(|h| h.labels.iter().flatten()));
+        let lo: Vec<i64> = lo.copied().collect();
+        Some((*lo.iter().min()?, *lo.iter().max()?))
+    });
+    DataInfo {
+        width: d.train.dim,
+        labels,
+    }
+}
+
 /// `evaluate(..)`, checked.
 #[derive(Clone, Debug)]
 pub struct EvaluateSpec {
+    /// The energy, or with `model` the classifier.
     pub energy: String,
+    pub model: bool,
     pub data: String,
     pub chains: usize,
     pub steps: usize,
@@ -222,7 +252,7 @@ fn not_a_source(span: Span) -> Diagnostic {
 }
 
 /// A data set bound earlier (`data NAME = ..`): its name and width.
-fn data_name(scope: &Scope, e: &Expr, arg: &str) -> R<(String, Option<usize>)> {
+fn data_name(scope: &Scope, e: &Expr, arg: &str) -> R<(String, Option<DataInfo>)> {
     if let ExprKind::Name(n) = &e.kind
         && let Some(d) = scope.data.iter().rev().find(|(s, _)| s == n)
     {
@@ -274,11 +304,11 @@ fn energy_and_data(
             None
         }
     };
-    let (energy, ((data, width), dspan)) = (energy?, data?);
+    let (energy, ((data, info), dspan)) = (energy?, data?);
     // invariant: `scope.energy` accepted this name as a definition.
     let def = scope.module.def(&energy).expect("checked energy");
     let dim: usize = def.input.shape.iter().product();
-    let width = width?;
+    let width = info?.width;
     if dim != width {
         diags.push(Diagnostic::new(
             "E0617",
@@ -473,6 +503,228 @@ pub fn parse_train(scope: &mut Scope, stmt: &Statement) -> R<TrainSpec> {
     })
 }
 
+/// The model and labelled data arguments of `jem`/`evaluate`, checked to
+/// fit each other: the data's width is the model's input, its labels are
+/// classes of the model's logits.
+fn model_and_data(
+    scope: &mut Scope,
+    a: &super::args::Args,
+    (callee, first): (&str, &str),
+    span: Span,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(String, String)> {
+    let model = match a.get(first) {
+        Some(e) => match &e.kind {
+            ExprKind::Name(n)
+                if scope
+                    .module
+                    .def(n)
+                    .is_some_and(|d| d.kind == DefKind::Model) =>
+            {
+                Some((n.clone(), e.span))
+            }
+            _ => {
+                let found = scope.found(e);
+                diags.push(err::wrong_type(
+                    "the name of a model (model f(x: [..]) -> [K] = ..)",
+                    "model",
+                    &found,
+                    e.span,
+                ));
+                None
+            }
+        },
+        None => {
+            diags.push(err::missing_argument(
+                callee,
+                "model",
+                "the name of a model",
+                span,
+            ));
+            None
+        }
+    };
+    let data = match a.get("data") {
+        Some(e) => keep(diags, data_name(scope, e, "data")).map(|d| (d, e.span)),
+        None => {
+            diags.push(err::missing_argument(
+                callee,
+                "data",
+                "a labelled data set",
+                span,
+            ));
+            None
+        }
+    };
+    let ((model, mspan), ((data, info), dspan)) = (model?, data?);
+    // invariant: checked above to be a model of this module.
+    let def = scope.module.def(&model).expect("checked model");
+    let dim: usize = def.input.shape.iter().product();
+    let info = info?;
+    let classes = match def.output[..] {
+        [k] if k >= 2 => k,
+        _ => {
+            diags.push(err::not_a_classifier(
+                &format!(
+                    "`{model}` returns shape {:?}, not a vector of K ≥ 2 logits",
+                    def.output
+                ),
+                mspan,
+            ));
+            return None;
+        }
+    };
+    if info.width != dim {
+        diags.push(Diagnostic::new(
+            "E0617",
+            dspan,
+            format!(
+                "expected data with {dim} values per row for `{model}`, found `{data}` with {} columns",
+                info.width
+            ),
+        ));
+        return None;
+    }
+    match info.labels {
+        None => diags.push(err::not_a_classifier(
+            &format!("`{data}` has no labels; read it with label = \"COLUMN\""),
+            dspan,
+        )),
+        Some((lo, hi)) if lo < 0 || hi >= classes as i64 => diags.push(err::not_a_classifier(
+            &format!(
+                "`{data}` has labels {lo}..{hi}, but `{model}` has {classes} classes (labels 0..{})",
+                classes - 1
+            ),
+            dspan,
+        )),
+        Some(_) => return Some((model, data)),
+    }
+    None
+}
+
+pub const JEM_ARGS: &[&str] = &[
+    "model",
+    "data",
+    "baseline",
+    "px_weight",
+    "iters",
+    "batch",
+    "steps",
+    "step",
+    "noise",
+    "lr",
+    "buffer",
+    "reinit",
+    "init",
+    "seed",
+    "dtype",
+    "out",
+    "checkpoint_every",
+];
+
+/// `jem(f, digits, iters = 2000, lr = 0.001, steps = 20, step = 1, noise = 0.01, ..)`;
+/// `baseline = 1` trains the same model by cross-entropy only.
+pub fn parse_jem(scope: &mut Scope, stmt: &Statement) -> R<JemSpec> {
+    // invariant: the statement table dispatches only call statements here.
+    let (_, _, args) = call_parts(&stmt.call).expect("runner statements are calls");
+    let mut diags = Vec::new();
+    let a = bind("jem", stmt.call.span, args, JEM_ARGS, 2, &mut diags);
+    let pair = model_and_data(scope, &a, ("jem", "model"), stmt.call.span, &mut diags);
+    let mut cfg = TrainConfig::jem(1.0);
+    let mut count = |scope: &mut Scope, arg: &str, min: u64, max: u64| {
+        a.get(arg)
+            .and_then(|v| keep(&mut diags, scope.count(v, arg, min, max)).map(|n| n as usize))
+    };
+    if let Some(n) = count(scope, "iters", 1, 100_000_000) {
+        cfg.iters = n;
+    }
+    if let Some(n) = count(scope, "batch", 1, 1_000_000) {
+        cfg.batch = n;
+    }
+    if let Some(n) = count(scope, "steps", 1, 100_000) {
+        cfg.sampler_steps = n;
+    }
+    if let Some(n) = count(scope, "buffer", 1, 10_000_000) {
+        cfg.buffer.size = n;
+    }
+    if let Some(n) = count(scope, "seed", 0, 1 << 53) {
+        cfg.seed = n as u64;
+    }
+    let baseline = count(scope, "baseline", 0, 1).unwrap_or(0) == 1;
+    let checkpoint_every = count(scope, "checkpoint_every", 0, 1 << 40).unwrap_or(500);
+    let mut number = |scope: &mut Scope, arg: &str, strict: bool| {
+        a.get(arg)
+            .and_then(|v| keep(&mut diags, scope.positive(v, arg, strict)))
+    };
+    if let Some(v) = number(scope, "lr", true) {
+        cfg.optim.lr = v;
+    }
+    if let Some(v) = number(scope, "px_weight", false) {
+        cfg.objective = Objective::Jem { weight: v };
+    }
+    if let Some(v) = number(scope, "step", true) {
+        cfg.sampler.step = v;
+    }
+    if let Some(v) = number(scope, "noise", false) {
+        cfg.sampler.method = crate::sample::Method::Ula(crate::sample::UlaOptions {
+            noise: Some(v),
+            ..Default::default()
+        });
+    }
+    if let Some(v) = number(scope, "reinit", false) {
+        cfg.buffer.reinit = v.min(1.0);
+    }
+    if baseline {
+        cfg.objective = Objective::Classifier;
+    }
+    if let Some(v) = a.get("init")
+        && let Some(vals) = keep(&mut diags, scope.values(v, "init"))
+    {
+        match vals[..] {
+            [lo, hi] if lo < hi => {
+                cfg.buffer.fresh = crate::train::buffer::Fresh::Uniform { lo, hi }
+            }
+            _ => diags.push(err::out_of_range(
+                "init",
+                "a range [lo, hi] with lo < hi",
+                &format!("{vals:?}"),
+                v.span,
+            )),
+        }
+    }
+    let dtype = match a.get("dtype") {
+        Some(v) => keep(&mut diags, scope.choice(v, "dtype", &["f32", "f64"])),
+        None => Some("f32".into()),
+    };
+    let out = match a.get("out") {
+        Some(v) => keep(
+            &mut diags,
+            scope.string(v, "out", "a folder name in quotes"),
+        ),
+        None => pair.as_ref().map(|(m, _)| format!("out/jem_{m}")),
+    };
+    let (Some((model, data)), Some(dtype), Some(out)) = (pair, dtype, out) else {
+        return Err(diags);
+    };
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    cfg.threads = crate::backend::cpu::default_threads();
+    Ok(JemSpec {
+        model,
+        data,
+        config: cfg,
+        dtype: if dtype == "f64" {
+            DType::F64
+        } else {
+            DType::F32
+        },
+        out: scope.module.base_dir.join(out),
+        checkpoint_every,
+        span: stmt.call.span,
+    })
+}
+
 /// `method = pcd` (a bare name) or `method = "pcd"`.
 fn method_arg(scope: &mut Scope, e: &Expr) -> R<Method> {
     let name = match &e.kind {
@@ -505,7 +757,22 @@ pub fn parse_evaluate(scope: &mut Scope, stmt: &Statement) -> R<EvaluateSpec> {
     let mut diags = Vec::new();
     let names = &["energy", "data", "chains", "steps", "step", "seed"];
     let a = bind("evaluate", stmt.call.span, args, names, 2, &mut diags);
-    let pair = energy_and_data(scope, &a, "evaluate", stmt.call.span, &mut diags);
+    // `evaluate(f, digits)` with a model `f` scores it as a classifier.
+    let is_model = a.get("energy").is_some_and(|e| {
+        matches!(&e.kind, ExprKind::Name(n)
+            if scope.module.def(n).is_some_and(|d| d.kind == DefKind::Model))
+    });
+    let pair = if is_model {
+        model_and_data(
+            scope,
+            &a,
+            ("evaluate", "energy"),
+            stmt.call.span,
+            &mut diags,
+        )
+    } else {
+        energy_and_data(scope, &a, "evaluate", stmt.call.span, &mut diags)
+    };
     let mut count =
         |scope: &mut Scope, arg: &str, min: u64, max: u64, default: usize| match a.get(arg) {
             Some(v) => keep(&mut diags, scope.count(v, arg, min, max)).map(|n| n as usize),
@@ -524,6 +791,7 @@ pub fn parse_evaluate(scope: &mut Scope, stmt: &Statement) -> R<EvaluateSpec> {
         {
             Ok(EvaluateSpec {
                 energy,
+                model: is_model,
                 data,
                 chains,
                 steps,

@@ -329,6 +329,7 @@ pub const STATEMENTS: &[&str] = &[
     "save",
     "summary",
     "train",
+    "jem",
     "evaluate",
     "load_params",
     "export",

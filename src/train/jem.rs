@@ -180,9 +180,9 @@ mod tests {
     #[test]
     fn energies_and_loss_triple_match_their_definitions() {
         let x = vec![0.3, -1.2];
-        let f = run(&model(), &[x.clone()]);
+        let f = run(&model(), std::slice::from_ref(&x));
         let lse = f.iter().map(|v| v.exp()).sum::<f64>().ln();
-        let e = run(&energy_graph(&model()).unwrap(), &[x.clone()]);
+        let e = run(&energy_graph(&model()).unwrap(), std::slice::from_ref(&x));
         assert!((e[0] + lse).abs() < 1e-12);
         let c = vec![0.0, 1.0, 0.0];
         let ec = run(

@@ -546,6 +546,21 @@ impl<'a> Trainer<'a> {
         })
     }
 
+    /// A classifier's loss on concat(x⁺, x⁻) for positives labelled
+    /// `labels` (the first `labels.len()` rows of `x`) and its θ-gradient,
+    /// as an iteration computes it.
+    pub fn classifier_objective<T: Scalar>(
+        &mut self,
+        x: &[f64],
+        labels: &[usize],
+    ) -> Result<BatchLoss, TrainError> {
+        if self.labels.is_none() {
+            return Err(TrainError::Config("not a classifier run".into()));
+        }
+        self.batch_labels = labels.to_vec();
+        self.objective::<T>(x, labels.len(), None, &[])
+    }
+
     /// JEM's loss on concat(x⁺, x⁻) (`pos` positives, labelled by the
     /// current batch's labels; no negatives for the baseline), its
     /// θ-gradient from one seeded pullback of the loss triple, and the
