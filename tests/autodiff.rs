@@ -245,3 +245,38 @@ fn stop_gradient_blocks_its_operand() {
     let outs = run(&d, &[vec![3.0]]);
     assert_eq!(outs, vec![vec![9.0], vec![3.0]]);
 }
+
+/// Energies built from the image primitives (expanded by `sema` into
+/// slices, reshapes, one matrix product and reductions).
+const IMAGE_ENERGIES: &str = "
+energy conv(x: [1, 5, 5]) = sum(conv2d(x, 2, 3)^2)
+energy strided(x: [2, 6, 6]) = sum(swish(conv2d(x, 3, 3, stride = 2, padding = 1)))
+energy avg(x: [2, 4, 4]) = sum(avg_pool2d(swish(x), 2)^2)
+energy maxp(x: [1, 6, 6]) = sum(max_pool2d(x, 3, stride = 2)^2)
+energy cnn(x: [6, 6]) = sum(mlp(flatten(max_pool2d(swish(conv2d(x, 3, 3, padding = 1)), 2)), [4, 1]))
+";
+
+#[test]
+fn image_primitives_match_finite_differences() {
+    let file = ebm::pipeline::SourceFile {
+        path: "image.ebm".into(),
+        text: IMAGE_ENERGIES.into(),
+    };
+    let module = ebm::pipeline::analyze(&file).unwrap();
+    let mut stats = Checked {
+        compared: 0,
+        skipped: 0,
+    };
+    for (i, def) in module.defs.iter().enumerate() {
+        let g = ebm::lower::lower(&module, &def.name).unwrap();
+        for seed in 0..3 {
+            check_graph(&g, 100 + 10 * i as u64 + seed, &mut stats);
+        }
+    }
+    assert!(stats.compared > 1000, "only {} comparisons", stats.compared);
+    assert!(
+        stats.skipped * 10 < stats.compared,
+        "{} skipped",
+        stats.skipped
+    );
+}

@@ -737,3 +737,27 @@ fn fused_program_with_a_transposed_exp_output() {
     assert!(text.contains("runs fused"), "{text}");
     check_all(&g);
 }
+
+#[test]
+fn image_primitives_on_the_jit() {
+    use ebm::pipeline::{SourceFile, analyze};
+    let src = "
+energy conv(x: [2, 6, 6]) = sum(swish(conv2d(x, 3, 3, stride = 2, padding = 1)))
+energy cnn(x: [8, 8]) = sum(mlp(flatten(avg_pool2d(swish(conv2d(x, 4, 3, padding = 1)), 2)), [8, 1]))
+energy maxp(x: [1, 6, 6]) = sum(max_pool2d(x, 2)^2)
+";
+    let file = SourceFile {
+        path: "image.ebm".into(),
+        text: src.into(),
+    };
+    let module = analyze(&file).unwrap();
+    for def in &module.defs {
+        let energy = ebm::lower::lower(&module, &def.name).unwrap();
+        let g = all_derivatives(&energy);
+        for &batch in &[1, 3, 64, 300] {
+            for &threads in &[1, 2] {
+                check_tol(&g, batch, threads, batch as u64 + 5, 1e-3);
+            }
+        }
+    }
+}

@@ -37,7 +37,8 @@ pub struct TrainOptions {
     /// A label column, left out of the training columns.
     #[arg(long)]
     pub label: Option<String>,
-    /// Scaling of the columns before training: none, standardize, minmax:A,B.
+    /// Scaling of the columns before training: none, standardize, minmax:A,B
+    /// (each column by its own range) or range:A,B (one map for all columns).
     /// The energy is trained on the scaled values (snapshots show them); the
     /// scaling is recorded in params.safetensors' metadata, and `ebm sample
     /// --params` / `ebm eval --params` map between it and the data's scale.

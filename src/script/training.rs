@@ -134,7 +134,11 @@ pub fn parse_data(scope: &mut Scope, stmt: &Statement) -> R<DataSpec> {
     let scale = match a.get("scale") {
         Some(v) => keep(
             &mut diags,
-            scope.string(v, "scale", "none, standardize or minmax:A,B in quotes"),
+            scope.string(
+                v,
+                "scale",
+                "none, standardize, minmax:A,B or range:A,B in quotes",
+            ),
         )
         .and_then(|s| match s.parse::<Scale>() {
             Ok(sc) => Some(sc),

@@ -293,6 +293,40 @@ pub const BUILTINS: &[Sig] = &[
         "a stack of linear layers with `act` between them (swish)"
     ),
     sig!(
+        "conv2d",
+        [
+            req("x"),
+            req("out"),
+            req("kernel"),
+            opt("stride"),
+            opt("padding")
+        ],
+        false,
+        Neural,
+        "2-D convolution of x: [C, H, W] with fresh W: [C·k·k, out], b: [out] (im2col + GEMM)"
+    ),
+    sig!(
+        "avg_pool2d",
+        [req("x"), req("kernel"), opt("stride")],
+        false,
+        Tensor,
+        "mean over k×k windows of x: [C, H, W] (stride = kernel)"
+    ),
+    sig!(
+        "max_pool2d",
+        [req("x"), req("kernel"), opt("stride")],
+        false,
+        Tensor,
+        "maximum over k×k windows of x: [C, H, W] (stride = kernel)"
+    ),
+    sig!(
+        "flatten",
+        [req("x")],
+        false,
+        Tensor,
+        "all elements, row-major, on one axis"
+    ),
+    sig!(
         "normal",
         [req("mean"), req("std")],
         false,

@@ -20,6 +20,8 @@ use super::{
     Param, Reduce, Shape, Statement, Symbol, TExpr, TKind, Tensor,
 };
 
+mod image;
+
 /// Deeper expressions are rejected rather than risking the stack.
 const MAX_DEPTH: usize = 600;
 
@@ -1314,6 +1316,8 @@ impl Analyzer<'_> {
                 let shape = x.shape.clone();
                 self.mk(TKind::StopGradient(Box::new(x)), shape, span)
             }
+            "avg_pool2d" | "max_pool2d" => self.pool2d(sig, b, span),
+            "flatten" => self.flatten(sig, b, span),
             // invariant: the builtin table routes only the names matched above to this function.
             other => unreachable!("tensor builtin {other}"),
         }
@@ -1504,6 +1508,12 @@ impl Analyzer<'_> {
                 .push(err::primitive_outside_def(sig.name, callee.span));
             return None;
         };
+        if sig.name == "conv2d" {
+            let counter = self.counters.entry(sig.name).or_insert(0);
+            let site = format!("{def_name}.conv2d{}", *counter);
+            *counter += 1;
+            return self.conv2d(sig, b, site, span);
+        }
         let xe = b.get(sig, "x")?;
         let x = self.expr(xe)?;
         let x = match x.shape.len() {

@@ -620,6 +620,14 @@ pub fn expected_positive(what: &str, v: i64, span: Span) -> Diagnostic {
     )
 }
 
+pub fn expected_count(what: &str, v: i64, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0312",
+        span,
+        format!("expected an integer ≥ 0 for {what}, found {v}"),
+    )
+}
+
 pub fn bad_init_value(what: &str, v: f64, span: Span) -> Diagnostic {
     Diagnostic::new("E0312", span, format!("expected {what}, found {v}"))
 }
@@ -732,6 +740,35 @@ pub fn too_costly(span: Span) -> Diagnostic {
         "E0320",
         span,
         "expected a value small enough to compute at compile time, found one that is too large",
+    )
+}
+
+pub fn image_input(name: &str, shape: &[usize], span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0321",
+        span,
+        format!(
+            "expected an image [C, H, W] (or [H, W]) for `{name}`, found shape {}",
+            st(shape)
+        ),
+    )
+    .with_help("reshape it first, e.g. `reshape(x, [1, 8, 8])`")
+}
+
+pub fn kernel_too_large(
+    name: &str,
+    k: usize,
+    shape: &[usize],
+    pad: usize,
+    span: Span,
+) -> Diagnostic {
+    Diagnostic::new(
+        "E0322",
+        span,
+        format!(
+            "expected a `kernel` no larger than the padded image for `{name}`, found {k} for an image {} with padding {pad}",
+            st(shape)
+        ),
     )
 }
 
