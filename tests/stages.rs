@@ -12,6 +12,7 @@ use ebm::pipeline::{DumpKernel, SourceFile, Stage, dump, dump_kernel_named, kern
 const PROGRAMS: &[&str] = &[
     "tests/golden/gaussian.ebm",
     "tests/golden/mlp2.ebm",
+    "tests/golden/conv.ebm",
     "examples/gmm8.ebm",
     "examples/ring.ebm",
     "examples/banana.ebm",
