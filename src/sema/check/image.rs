@@ -6,7 +6,7 @@
 //!
 //! * `conv2d(x, out, kernel, stride = 1, padding = 0)` is im2col: the k·k
 //!   shifted views of the zero-padded input (strided by reshaping) stacked
-//!   into a [C·k·k, OH·OW] patch matrix, then Wᵀ·patches + b with fresh
+//!   into a [C·k·k, OH·OW] patch matrix P, then (Pᵀ·W + b)ᵀ with fresh
 //!   parameters W: [C·k·k, out] (rows in channel, kernel-row, kernel-column
 //!   order; LeCun-initialised like `linear`, fan-in C·k·k) and b: [out].
 //!   The CPU backend runs that product as GEMMs over the batch tile. The
@@ -193,22 +193,26 @@ impl Analyzer<'_> {
         }
         let p = self.patches(x, &g, span)?;
         let p = self.reshape(p, vec![rows, g.oh * g.ow], span)?;
+        // patchesᵀ·W, so that W's gradient Σ_batch patches·G is one product
+        // whose result is the gradient itself (the CPU backend contracts
+        // the batch in a GEMM) rather than the transpose of one.
+        let n = g.oh * g.ow;
+        let pt = self.mk(
+            TKind::Transpose(Box::new(p), vec![1, 0]),
+            vec![n, rows],
+            span,
+        )?;
         let w = self.mk(TKind::Param(wn), vec![rows, out], span)?;
-        let wt = self.mk(
-            TKind::Transpose(Box::new(w), vec![1, 0]),
-            vec![out, rows],
-            span,
-        )?;
-        let m = self.mk(
-            TKind::MatMul(Box::new(wt), Box::new(p)),
-            vec![out, g.oh * g.ow],
-            span,
-        )?;
+        let m = self.mk(TKind::MatMul(Box::new(pt), Box::new(w)), vec![n, out], span)?;
         let bias = self.mk(TKind::Param(bn), vec![out], span)?;
-        let bias = self.reshape(bias, vec![out, 1], span)?;
         let y = self.mk(
             TKind::Binary(BinaryOp::Add, Box::new(m), Box::new(bias)),
-            vec![out, g.oh * g.ow],
+            vec![n, out],
+            span,
+        )?;
+        let y = self.mk(
+            TKind::Transpose(Box::new(y), vec![1, 0]),
+            vec![out, n],
             span,
         )?;
         self.reshape(y, vec![out, g.oh, g.ow], span)
