@@ -395,7 +395,10 @@ fn start(
             "last batch: cross-entropy {ce:.5}, accuracy {acc:.4}\n"
         ));
     }
-    Ok(text.replace("ebm train --resume", "ebm jem --resume"))
+    Ok(text
+        .replace("ebm train --resume", "ebm jem --resume")
+        .replace(", E- NaN)", "; no negatives)")
+        .replace("best held-out score", "best held-out cross-entropy"))
 }
 
 /// The flags `ebm evaluate --model` adds to `ebm evaluate`.
