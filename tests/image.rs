@@ -14,7 +14,7 @@ fn at(x: &[f64], (h, w): (usize, usize), c: usize, i: isize, j: isize) -> f64 {
 }
 
 /// The convolution by its definition: y[o, i, j] = b[o] +
-/// Σ_{c,a,e} W[(c·k + a)·k + e, o] · x_pad[c, i·s + a, j·s + e].
+/// Σ_{c,a,e} W[o, (c·k + a)·k + e] · x_pad[c, i·s + a, j·s + e].
 fn conv_direct(
     x: &[f64],
     (c, h, w): (usize, usize, usize),
@@ -37,7 +37,7 @@ fn conv_direct(
                                 (i * s + a) as isize - p as isize,
                                 (j * s + e) as isize - p as isize,
                             );
-                            acc += wt[r * out + o] * at(x, (h, w), ch, ii, jj);
+                            acc += wt[o * c * k * k + r] * at(x, (h, w), ch, ii, jj);
                         }
                     }
                 }

@@ -180,6 +180,9 @@ pub enum Init {
     Glorot,
     /// Neural-primitive weights: N(0, 1/fan_in), fan_in = shape[0].
     LeCun,
+    /// The same for a weight stored output-first (`conv2d`'s [out, C·k·k]):
+    /// fan_in = the product of the axes after the first.
+    LeCunOutFirst,
 }
 
 /// A learnable parameter: explicit (`param W: [..] ~ init`) or created by a
@@ -223,6 +226,11 @@ impl Param {
             }
             Init::LeCun => {
                 let s = 1.0 / (fan_in as f64).sqrt();
+                rng::normal(seed, n).into_iter().map(|z| s * z).collect()
+            }
+            Init::LeCunOutFirst => {
+                let fan_in: usize = self.shape.iter().skip(1).product();
+                let s = 1.0 / (fan_in.max(1) as f64).sqrt();
                 rng::normal(seed, n).into_iter().map(|z| s * z).collect()
             }
         }

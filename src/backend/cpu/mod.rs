@@ -531,13 +531,18 @@ impl<T: Real> Prog<T> {
                         // invariant: as above.
                         unreachable!("panel gemm contracting rows")
                     };
+                    let lanes = match g.n {
+                        Dim::Lanes(c) => (c - 1) * t + rows,
+                        _ => rows,
+                    };
                     // SAFETY: f32 kernels only (the planner emits panel steps
                     // for f32 with `panel::available()`); `x` and `dst` are
-                    // tile buffers of stride t ≥ rows, the panel was packed
-                    // by the invariant program.
+                    // tile buffers of stride t ≥ rows (for `Lanes(c)`, row
+                    // strides of c·t ≥ lanes), the panel was packed by the
+                    // invariant program.
                     unsafe {
                         panel::gemm(
-                            rows,
+                            lanes,
                             n,
                             k,
                             x as *const f32,
@@ -556,6 +561,7 @@ impl<T: Real> Prog<T> {
                 let dim = |d: Dim| match d {
                     Dim::N(n) => n,
                     Dim::Rows => rows,
+                    Dim::Lanes(c) => (c - 1) * t + rows,
                 };
                 let one = T::from_f64(1.0);
                 // SAFETY: the operands address arena regions sized by the plan.

@@ -91,6 +91,9 @@ const MAX_UNROLL: usize = 16;
 pub(crate) enum Dim {
     N(usize),
     Rows,
+    /// The lanes of `c` consecutive feature rows of a tile: (c − 1)·T +
+    /// rows (the padding lanes between them are computed and never read).
+    Lanes(usize),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -683,6 +686,22 @@ impl<'g> Builder<'g> {
                 let dst = self.new_buf(true, m * nn);
                 self.loc[n.index()] = Some(dst);
                 let packed = self.pack(op(la, 0, Feat(ars), Feat(acs)), k, m);
+                if nn > 1 && bcs == 1 && brs == nn as isize {
+                    // A row-major B: its columns are adjacent feature rows,
+                    // so all nn products are one over nn·T lanes (conv2d's
+                    // W·patches: every position of every sample at once).
+                    self.plan.tile_steps.push(Step::Gemm(Box::new(GemmStep {
+                        m: Dim::N(m),
+                        n: Dim::Lanes(nn),
+                        k: Dim::N(k),
+                        dst: op(dst, 0, Feat(nn as isize), Lane),
+                        lhs: op(la, 0, Feat(ars), Feat(acs)),
+                        rhs: op(lb, 0, Feat(brs), Lane),
+                        accumulate: false,
+                        packed,
+                    })));
+                    return;
+                }
                 for j in 0..nn {
                     self.plan.tile_steps.push(Step::Gemm(Box::new(GemmStep {
                         m: Dim::N(m),
@@ -794,6 +813,22 @@ impl<'g> Builder<'g> {
     /// whole Langevin step spent in the array version).
     fn array_pays(&self, u: NodeId) -> bool {
         !self.inline_ok(u) || numel(self.g.shape(u)) >= ARRAY_MIN_FEATS
+    }
+
+    /// Where `n`'s values are stored, looking through reshapes and
+    /// stop_gradient (which keep the row-major feature order, so the
+    /// buffer of their operand is theirs too).
+    fn tile_source(&self, mut n: NodeId) -> Option<Loc> {
+        loop {
+            if let Some(l) = self.loc[n.index()] {
+                return Some(l);
+            }
+            let node = self.g.node(n);
+            match node.op {
+                Op::Reshape | Op::StopGradient => n = node.args[0],
+                _ => return None,
+            }
+        }
     }
 
     fn inline_ok(&self, n: NodeId) -> bool {
@@ -943,13 +978,13 @@ pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Pl
                 if b.array_unary
                     && var
                     && b.array_pays(id)
-                    && matches!(b.loc[node.args[0].index()], Some(Loc::Tile(_))) =>
+                    && matches!(b.tile_source(node.args[0]), Some(Loc::Tile(_))) =>
             {
                 let feats = numel(&node.shape);
                 let dst = b.new_buf(true, feats);
                 b.loc[id.index()] = Some(dst);
-                // invariant: the planner runs on a verified graph; this follows from its construction.
-                let src = b.loc[node.args[0].index()].unwrap();
+                // invariant: the guard just matched a tile source.
+                let src = b.tile_source(node.args[0]).unwrap();
                 b.plan.tile_steps.push(Step::ArrayUnary {
                     sigmoid: u == UnaryOp::Sigmoid,
                     src,

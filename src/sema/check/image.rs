@@ -6,12 +6,14 @@
 //!
 //! * `conv2d(x, out, kernel, stride = 1, padding = 0)` is im2col: the k·k
 //!   shifted views of the zero-padded input (strided by reshaping) stacked
-//!   into a [C·k·k, OH·OW] patch matrix P, then (Pᵀ·W + b)ᵀ with fresh
-//!   parameters W: [C·k·k, out] (rows in channel, kernel-row, kernel-column
-//!   order; LeCun-initialised like `linear`, fan-in C·k·k) and b: [out].
-//!   The CPU backend runs that product as GEMMs over the batch tile. The
-//!   result is [out, OH, OW] with OH = (H + 2·padding − k) / stride + 1
-//!   (rounded down), likewise OW.
+//!   into a [C·k·k, OH·OW] patch matrix P, then W·P + b with fresh
+//!   parameters W: [out, C·k·k] (PyTorch's [out, C, k, k] flattened:
+//!   columns in channel, kernel-row, kernel-column order; LeCun-initialised
+//!   with fan-in C·k·k) and b: [out]. On the CPU, W·P is one GEMM over
+//!   every position of every sample of a batch tile (P's positions are
+//!   adjacent rows of the tile), and W's gradient Σ_batch G·Pᵀ is
+//!   batch-contracting GEMMs. The result is [out, OH, OW] with
+//!   OH = (H + 2·padding − k) / stride + 1 (rounded down), likewise OW.
 //! * `avg_pool2d(x, kernel, stride = kernel)` and `max_pool2d(..)`: the same
 //!   windows (no padding) reduced by their mean or maximum: [C, OH, OW].
 //! * `flatten(x)`: the row-major reshape to one axis.
@@ -179,7 +181,7 @@ impl Analyzer<'_> {
         self.check_size(&[rows, out], span)?;
         let (wn, bn) = (format!("{site}.w"), format!("{site}.b"));
         for (name, shape, init) in [
-            (&wn, vec![rows, out], Init::LeCun),
+            (&wn, vec![out, rows], Init::LeCunOutFirst),
             (&bn, vec![out], Init::Zeros),
         ] {
             if self.module.param(name).is_none() {
@@ -191,27 +193,15 @@ impl Analyzer<'_> {
                 });
             }
         }
-        let p = self.patches(x, &g, span)?;
-        let p = self.reshape(p, vec![rows, g.oh * g.ow], span)?;
-        // patchesᵀ·W, so that W's gradient Σ_batch patches·G is one product
-        // whose result is the gradient itself (the CPU backend contracts
-        // the batch in a GEMM) rather than the transpose of one.
         let n = g.oh * g.ow;
-        let pt = self.mk(
-            TKind::Transpose(Box::new(p), vec![1, 0]),
-            vec![n, rows],
-            span,
-        )?;
-        let w = self.mk(TKind::Param(wn), vec![rows, out], span)?;
-        let m = self.mk(TKind::MatMul(Box::new(pt), Box::new(w)), vec![n, out], span)?;
+        let p = self.patches(x, &g, span)?;
+        let p = self.reshape(p, vec![rows, n], span)?;
+        let w = self.mk(TKind::Param(wn), vec![out, rows], span)?;
+        let m = self.mk(TKind::MatMul(Box::new(w), Box::new(p)), vec![out, n], span)?;
         let bias = self.mk(TKind::Param(bn), vec![out], span)?;
+        let bias = self.reshape(bias, vec![out, 1], span)?;
         let y = self.mk(
             TKind::Binary(BinaryOp::Add, Box::new(m), Box::new(bias)),
-            vec![n, out],
-            span,
-        )?;
-        let y = self.mk(
-            TKind::Transpose(Box::new(y), vec![1, 0]),
             vec![out, n],
             span,
         )?;
