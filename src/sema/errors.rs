@@ -772,6 +772,17 @@ pub fn kernel_too_large(
     )
 }
 
+pub fn kernel_too_large_for_graph(name: &str, k: usize, max: usize, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0322",
+        span,
+        format!(
+            "expected a `kernel` of at most {max} window positions for `{name}`, found {k}×{k}"
+        ),
+    )
+    .with_help("each kernel position becomes its own view of the image; use a smaller kernel or pool first")
+}
+
 pub fn primitive_input(name: &str, shape: &[usize], span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0321",

@@ -20,6 +20,10 @@
 
 use super::*;
 
+/// The most window positions (kernel²) an image primitive expands into:
+/// each is a few IR nodes, so this bounds the graph (a 32×32 kernel).
+const MAX_WINDOW: usize = 1024;
+
 /// A window geometry, checked: kernel, stride, padding and the output size.
 struct Windows {
     k: usize,
@@ -52,7 +56,18 @@ impl Analyzer<'_> {
         (k, stride, pad): (usize, usize, usize),
         span: Span,
     ) -> Option<Windows> {
-        let (h, w) = (shape[1] + 2 * pad, shape[2] + 2 * pad);
+        if k.saturating_mul(k) > MAX_WINDOW {
+            self.diags
+                .push(err::kernel_too_large_for_graph(name, k, MAX_WINDOW, span));
+            return None;
+        }
+        let (h, w) = (
+            shape[1].saturating_add(2 * pad),
+            shape[2].saturating_add(2 * pad),
+        );
+        // The padded image (with the strided windows' slack) is built as a
+        // tensor: refuse one beyond the size limits before it is.
+        self.check_size(&[shape[0], h.saturating_add(k), w.saturating_add(k)], span)?;
         if k > h || k > w {
             self.diags
                 .push(err::kernel_too_large(name, k, shape, pad, span));
