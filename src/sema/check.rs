@@ -31,6 +31,11 @@ const MAX_FOLD_COST: usize = 1 << 26;
 /// Definitions may inline each other at most this deep.
 const MAX_CALL_DEPTH: usize = 64;
 
+/// The most operations a definition may expand to once its calls are
+/// inlined (a body is lowered into one graph per definition, and compile
+/// time grows with it: 2^17 operations compile in about half a minute).
+const MAX_INLINED_SIZE: usize = 1 << 17;
+
 /// The most nodes a `let` value may hold once earlier `let`s are inlined.
 const MAX_LET_NODES: usize = 10_000;
 
@@ -413,6 +418,16 @@ impl Analyzer<'_> {
             ));
             return None;
         }
+        let inlined_size = self.inlined_size(&body);
+        if inlined_size > MAX_INLINED_SIZE {
+            self.diags.push(err::inlines_too_much(
+                &d.name.name,
+                inlined_size,
+                MAX_INLINED_SIZE,
+                d.name.span,
+            ));
+            return None;
+        }
         let mut params = Vec::new();
         self.collect_params(&body, &mut params);
         self.module.defs.push(DefInfo {
@@ -424,9 +439,22 @@ impl Analyzer<'_> {
             body,
             params,
             call_depth,
+            inlined_size,
             span,
         });
         Some(Symbol::Def(self.module.defs.len() - 1))
+    }
+
+    /// The body's node count with each call counted at its callee's
+    /// expanded size (saturating).
+    fn inlined_size(&self, e: &TExpr) -> usize {
+        let own = match &e.kind {
+            TKind::Call { def, .. } => self.module.defs[*def].inlined_size,
+            _ => 1,
+        };
+        e.children()
+            .iter()
+            .fold(own, |acc, c| acc.saturating_add(self.inlined_size(c)))
     }
 
     fn max_call_depth(&self, e: &TExpr) -> usize {

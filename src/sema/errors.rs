@@ -405,6 +405,18 @@ pub fn calls_too_deep(name: &str, max: usize, span: Span) -> Diagnostic {
     .with_note("each call is inlined; chains of definitions calling each other are bounded")
 }
 
+pub fn inlines_too_much(name: &str, size: usize, max: usize, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0215",
+        span,
+        format!(
+            "expected a definition that inlines to at most {max} operations, found `{name}` with about {}",
+            if size == usize::MAX { "2^64".to_string() } else { size.to_string() }
+        ),
+    )
+    .with_note("every call is expanded in place, so a definition that calls another several times with different arguments multiplies its size")
+}
+
 // ----- E03xx: shapes and values -----
 
 pub fn broadcast_mismatch(op: &str, a: &[usize], b: &[usize], span: Span) -> Diagnostic {

@@ -162,6 +162,9 @@ pub struct DefInfo {
     pub params: Vec<String>,
     /// 1 + the deepest chain of definitions this one inlines (bounded by sema).
     pub call_depth: usize,
+    /// An upper bound on the operations of the body with every call
+    /// expanded (bounded by sema, so that lowering stays small).
+    pub inlined_size: usize,
     pub span: Span,
 }
 
