@@ -13,6 +13,10 @@ use std::path::Path;
 
 use super::run::Draws;
 
+/// The largest `chain__`/`draw__` a sample file may hold (2^53: every
+/// index an f64 column represents exactly).
+const MAX_INDEX: f64 = 9_007_199_254_740_992.0;
+
 pub use crate::data::atomic::write_atomic;
 
 pub const SAMPLER_COLUMNS: [&str; 5] = ["chain__", "draw__", "energy__", "accept__", "divergent__"];
@@ -112,11 +116,25 @@ pub fn parse_csv(text: &str) -> Result<Draws, String> {
                 .parse::<f64>()
                 .map_err(|_| format!("line {}: `{}` is not a number", ln + 1, f[i]))
         };
-        let chain = num(ci)? as usize;
+        // chain__ and draw__ are indices: whole numbers ≥ 0, never cast
+        // from whatever float the file holds.
+        let index = |i: usize, name: &str| -> Result<usize, String> {
+            let v = num(i)?;
+            if v >= 0.0 && v.fract() == 0.0 && v <= MAX_INDEX {
+                Ok(v as usize)
+            } else {
+                Err(format!(
+                    "line {}: {name} must be a whole number from 0 to {MAX_INDEX}, found `{}`",
+                    ln + 1,
+                    f[i].trim()
+                ))
+            }
+        };
+        let chain = index(ci, "chain__")?;
         rows.push(Row {
             chain,
             draw: match di {
-                Some(i) => num(i)? as usize,
+                Some(i) => index(i, "draw__")?,
                 None => rows.len(),
             },
             e: ei.map_or(Ok(f64::NAN), num)?,
@@ -126,6 +144,13 @@ pub fn parse_csv(text: &str) -> Result<Draws, String> {
         });
     }
     let chains = rows.iter().map(|r| r.chain + 1).max().unwrap_or(0);
+    if chains > rows.len() {
+        return Err(format!(
+            "chain__ goes up to {} but the file has {} draws: chains are numbered 0, 1, … and each has at least one draw",
+            chains - 1,
+            rows.len()
+        ));
+    }
     let mut per = vec![0usize; chains];
     for r in &rows {
         per[r.chain] += 1;
@@ -194,6 +219,29 @@ mod tests {
         assert_eq!(back.accept, d.accept);
         assert_eq!(back.divergent, d.divergent);
         assert_eq!(back.header, d.header);
+    }
+
+    /// Sample files whose index columns are no indices are errors naming
+    /// the line, never a panic or a huge allocation.
+    #[test]
+    fn bad_chain_and_draw_indices_are_errors() {
+        let head = "chain__,draw__,energy__,accept__,divergent__,x.0\n";
+        for (rows, expect) in [
+            (
+                "1e300,0,0,1,0,1\n",
+                "line 2: chain__ must be a whole number",
+            ),
+            ("-3,0,0,1,0,1\n", "line 2: chain__ must be a whole number"),
+            ("1.7,0,0,1,0,1\n", "line 2: chain__ must be a whole number"),
+            ("0,nan,0,1,0,1\n", "line 2: draw__ must be a whole number"),
+            (
+                "0,0,0,1,0,1\n10000000000,0,0,1,0,1\n",
+                "chain__ goes up to 10000000000 but the file has 2 draws",
+            ),
+        ] {
+            let err = parse_csv(&format!("{head}{rows}")).unwrap_err();
+            assert!(err.starts_with(expect), "{rows}: {err}");
+        }
     }
 
     #[test]

@@ -294,6 +294,9 @@ fn validate(dim: usize, sampler: &SamplerConfig, run: &RunConfig) -> Result<(), 
     {
         return bad(format!("noise must be a non-negative number, found {s}"));
     }
+    if let Some(m) = too_long(sampler, run) {
+        return bad(m);
+    }
     let need = run_bytes(dim, run);
     if need > MAX_RUN_BYTES {
         return bad(format!(
@@ -310,6 +313,36 @@ fn validate(dim: usize, sampler: &SamplerConfig, run: &RunConfig) -> Result<(), 
 /// The most worker threads one run spawns (a larger `threads` or
 /// `EBM_THREADS` is capped, never an abort spawning them).
 pub const MAX_THREADS: usize = 256;
+
+/// The most gradient (or energy) evaluations one run may ask for: chains ×
+/// (warm-up + steps) × evaluations per step. 10¹¹ is over half an hour at
+/// the fastest rate measured here (about 5·10⁷ a second on a 2-D energy)
+/// and days for a network, so anything beyond is a mistyped flag, refused
+/// before the run starts rather than left to spin.
+pub const MAX_EVALUATIONS: f64 = 1e11;
+
+/// Why `run` is longer than any run should be (see [`MAX_EVALUATIONS`]).
+pub fn too_long(sampler: &SamplerConfig, run: &RunConfig) -> Option<String> {
+    let per_step = match sampler.method {
+        Method::Hmc { leapfrog } => leapfrog as f64,
+        _ => 1.0,
+    };
+    let steps = run.warmup as f64 + run.steps as f64;
+    let work = run.chains as f64 * steps * per_step;
+    (work > MAX_EVALUATIONS).then(|| {
+        format!(
+            "this run asks for about {work:.1e} evaluations ({} chains × {} warm-up and {} steps{}); the limit is {MAX_EVALUATIONS:.0e}: use fewer chains or steps",
+            run.chains,
+            run.warmup,
+            run.steps,
+            if per_step > 1.0 {
+                format!(" × {per_step} leapfrog steps")
+            } else {
+                String::new()
+            }
+        )
+    })
+}
 
 /// The most memory one run may plan for (chain state, scratch and draws).
 pub const MAX_RUN_BYTES: u64 = 8 << 30;

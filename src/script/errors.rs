@@ -246,6 +246,14 @@ pub fn not_a_classifier(message: &str, span: Span) -> Diagnostic {
     )
 }
 
+pub fn run_too_long(message: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0614",
+        span,
+        format!("expected a run of bounded length: {message}"),
+    )
+}
+
 pub fn not_a_gradient_sampler(found: &str, span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0603",

@@ -302,6 +302,9 @@ pub fn parse_sample(scope: &mut Scope, stmt: &Statement) -> R<SampleSpec> {
     let mut run = RunConfig::new(chains.0, warmup.0, steps.0, seed.0 as u64);
     run.thin = thin.0;
     run.progress = true;
+    if let Some(m) = crate::sample::run::too_long(&sampler, &run) {
+        return Err(vec![err::run_too_long(&m, stmt.call.span)]);
+    }
     if let InitSpec::Dist(d) = &init {
         run.init = d.clone();
     }
