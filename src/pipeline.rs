@@ -82,6 +82,9 @@ impl From<Diagnostics> for String {
 }
 
 /// A source file read into memory, with the name used in diagnostics.
+/// The largest program file read (far beyond any hand-written script).
+pub const MAX_SOURCE_BYTES: u64 = 64 << 20;
+
 pub struct SourceFile {
     pub path: String,
     pub text: String,
@@ -89,8 +92,9 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn read(path: &Path) -> Result<SourceFile, Error> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::Message(format!("cannot read {}: {e}", path.display())))?;
+        // Regular files only (a FIFO would block), of a size a program can have.
+        let bytes = crate::data::read_regular(path, MAX_SOURCE_BYTES)
+            .map_err(|e| Error::Message(e.to_string()))?;
         Ok(SourceFile {
             path: path.display().to_string(),
             // Invalid UTF-8 becomes U+FFFD, which the parser then reports with a caret.
@@ -502,8 +506,8 @@ pub fn read_draws(path: &Path) -> Result<crate::sample::Draws, Error> {
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("npy"));
     if is_npy {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::Message(format!("cannot read {}: {e}", path.display())))?;
+        let bytes = crate::data::read_regular(path, crate::data::MAX_DATA_BYTES)
+            .map_err(|e| Error::Message(e.to_string()))?;
         let a = crate::data::npy::read(&bytes)
             .map_err(|e| Error::Message(format!("{}: {e}", path.display())))?;
         if a.shape.len() < 3 {

@@ -155,7 +155,18 @@ fn bad_requests_are_clear_errors() {
         ),
         (
             &["eval", "examples/missing.ebm", "--energy", "e", "--at", "0"],
-            "cannot read examples/missing.ebm",
+            "no such file examples/missing.ebm",
+        ),
+        (
+            &[
+                "eval",
+                "examples/gmm8.ebm",
+                "--energy",
+                "gmm",
+                "--at",
+                "nan,0",
+            ],
+            "--at expects finite numbers, found `nan`",
         ),
     ];
     for (args, want) in cases {
@@ -163,4 +174,41 @@ fn bad_requests_are_clear_errors() {
         assert_eq!(code, 1, "{args:?}");
         assert!(err.contains(want), "{args:?}: expected `{want}` in\n{err}");
     }
+}
+
+/// A FIFO given as a program, sample file or data file is refused at once
+/// (reading one would block forever), and ebm's own sample CSV, with its
+/// `#` settings lines, loads back into a script.
+#[test]
+fn special_files_are_refused_and_own_files_load_back() {
+    let dir = std::env::temp_dir().join(format!("ebm-cli-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("pipe.csv");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        let f = fifo.display().to_string();
+        for args in [vec!["check", &f], vec!["summary", &f], vec!["plot", &f]] {
+            let (code, _, err) = ebm(&args);
+            assert_eq!(code, 1, "{args:?}");
+            assert!(err.contains("not a regular file"), "{args:?}: {err}");
+        }
+    }
+    let prog = dir.join("e.ebm");
+    std::fs::write(&prog, "energy e(x: [2]) = sum(x^2)\n").unwrap();
+    let samples = dir.join("s.csv");
+    let (p, s) = (prog.display().to_string(), samples.display().to_string());
+    let (code, _, err) = ebm(&[
+        "sample", &p, "--energy", "e", "--chains", "2", "--steps", "3", "--out", &s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let script = dir.join("load.ebm");
+    std::fs::write(
+        &script,
+        "const d = load(\"s.csv\", key = \"x.1\")\nprint(d)\n",
+    )
+    .unwrap();
+    let (code, out, err) = ebm(&["run", &script.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches(',').count(), 5, "six values of x.1: {out}");
 }

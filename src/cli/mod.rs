@@ -84,17 +84,19 @@ pub fn dtype_named(name: &str) -> Result<DType> {
     }
 }
 
-/// Parses `"1, 2.5, -3"` into numbers, naming the flag on error.
+/// Parses `"1, 2.5, -3"` into finite numbers, naming the flag on error
+/// (`nan` or `inf` in a point, a range or a conditioning input is a
+/// mistake, never a value to run with).
 pub fn parse_vector(flag: &str, text: &str) -> Result<Vec<f64>> {
     text.split(',')
         .map(|t| t.trim())
         .filter(|t| !t.is_empty())
-        .map(|t| {
-            t.parse::<f64>().map_err(|_| {
-                Failure::Message(format!(
-                    "{flag} expects comma-separated numbers, found `{t}`"
-                ))
-            })
+        .map(|t| match t.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            Ok(_) => fail(format!("{flag} expects finite numbers, found `{t}`")),
+            Err(_) => fail(format!(
+                "{flag} expects comma-separated numbers, found `{t}`"
+            )),
         })
         .collect()
 }

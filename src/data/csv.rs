@@ -1,6 +1,8 @@
 //! A small CSV reader for numeric tables: the first row names the columns,
 //! every later non-empty row holds one number per column. Fields may be
-//! quoted with `"`; surrounding spaces are ignored.
+//! quoted with `"`; surrounding spaces are ignored. Lines starting with `#`
+//! are comments (ebm's own sample files carry their run's settings so), so
+//! a file ebm wrote loads back.
 
 use super::{Array, DataError, Key};
 
@@ -42,7 +44,7 @@ impl Iterator for Records<'_> {
     type Item = Result<(usize, Vec<String>), DataError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (i, line) = self.lines.by_ref().find(|(_, l)| !l.trim().is_empty())?;
+        let (i, line) = self.lines.by_ref().find(|(_, l)| !skipped(l))?;
         let fields = split_row(line);
         if fields.len() != self.width {
             return Some(Err(DataError::Malformed(format!(
@@ -63,13 +65,31 @@ pub fn records(bytes: &[u8]) -> Result<(Vec<String>, Records<'_>), DataError> {
         .map_err(|_| DataError::Malformed("bad CSV file: not UTF-8 text".into()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate();
-    let (_, head) = lines
+    let (at, head) = lines
         .by_ref()
-        .find(|(_, l)| !l.trim().is_empty())
+        .find(|(_, l)| !skipped(l))
         .ok_or_else(|| DataError::Malformed("bad CSV file: it is empty".into()))?;
     let columns = split_row(head);
+    // NumPy's savetxt writes its header as a `# a,b` comment: then the first
+    // line left would be data, read silently as column names.
+    let commented = text
+        .lines()
+        .take(at)
+        .any(|l| l.trim_start().starts_with('#'));
+    if commented && columns.iter().all(|c| c.parse::<f64>().is_ok()) {
+        return Err(DataError::Malformed(format!(
+            "bad CSV file: line {} holds numbers where the header (column names) should be; lines starting with `#` are comments, so write the header without one (NumPy: savetxt(..., comments=\"\"))",
+            at + 1
+        )));
+    }
     let width = columns.len();
     Ok((columns, Records { lines, width }))
+}
+
+/// Blank lines and `#` comments.
+fn skipped(line: &str) -> bool {
+    let t = line.trim_start();
+    t.is_empty() || t.starts_with('#')
 }
 
 /// One cell as a number; the error names the line and the column.
@@ -165,6 +185,18 @@ mod tests {
             Array::new(vec![2, 2], vec![3.0, 1.0, -0.6, 4.0])
         );
         assert_eq!(read(TABLE, &Key::All).unwrap().shape, vec![2, 3]);
+    }
+
+    #[test]
+    fn comments_are_skipped_and_a_commented_header_is_named() {
+        let text = b"# ebm sample\n# seed = 3\nx,y\n1,2\n# a note\n3,4\n";
+        assert_eq!(
+            read(text, &Key::All).unwrap().data,
+            vec![1.0, 2.0, 3.0, 4.0]
+        );
+        let numpy = b"# x,y\n1,2\n3,4\n";
+        let e = read(numpy, &Key::All).unwrap_err().to_string();
+        assert!(e.contains("line 2 holds numbers where the header"), "{e}");
     }
 
     #[test]

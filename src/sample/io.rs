@@ -8,7 +8,6 @@
 //! reading a file back gives bitwise the same values.
 
 use std::fmt::Write as _;
-use std::fs;
 use std::path::Path;
 
 use super::run::Draws;
@@ -176,8 +175,10 @@ pub fn parse_csv(text: &str) -> Result<Draws, String> {
 }
 
 pub fn read_csv(path: &Path) -> Result<Draws, String> {
-    let text =
-        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes =
+        crate::data::read_regular(path, crate::data::MAX_DATA_BYTES).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("{}: not a text file (invalid UTF-8)", path.display()))?;
     parse_csv(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -195,6 +196,7 @@ pub fn write_npy(path: &Path, d: &Draws) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn toy() -> Draws {
         let mut d = Draws::empty(2, 3, 2);

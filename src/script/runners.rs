@@ -352,8 +352,8 @@ pub fn load_init(path: &Path, dim: usize) -> Result<Init, String> {
             (v, d.chains)
         }
         Some("npy") => {
-            let bytes =
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let bytes = crate::data::read_regular(path, crate::data::MAX_DATA_BYTES)
+                .map_err(|e| e.to_string())?;
             let a =
                 crate::data::npy::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
             let n = a.data.len();
