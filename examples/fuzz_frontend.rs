@@ -105,7 +105,7 @@ fn run(
         bytes += text.len() as u64;
         slowest = slowest.max(took);
         match result {
-            Ok(Ok(())) => ok += 1,
+            Ok(Ok(_)) => ok += 1,
             Ok(Err(_)) => {}
             Err(_) => {
                 panics += 1;

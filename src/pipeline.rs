@@ -131,13 +131,26 @@ pub fn analyze(file: &SourceFile) -> Result<sema::Module, Diagnostics> {
 /// Everything `ebm check` does: succeeds iff the program is valid (it parses,
 /// passes semantic analysis, every definition lowers to IR, and every script
 /// statement's arguments check).
-pub fn check(file: &SourceFile) -> Result<(), Diagnostics> {
+pub fn check(file: &SourceFile) -> Result<Checked, Diagnostics> {
     let module = analyze(file)?;
     for def in &module.defs {
         lower::lower(&module, &def.name).map_err(|d| file.diagnostics(vec![d]))?;
     }
     script::check(&module).map_err(|d| file.diagnostics(d))?;
-    Ok(())
+    let count = |k: DefKind| module.defs.iter().filter(|d| d.kind == k).count();
+    Ok(Checked {
+        energies: count(DefKind::Energy),
+        models: count(DefKind::Model),
+        statements: module.statements.len(),
+    })
+}
+
+/// What a valid program holds (`ebm check` reports it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub energies: usize,
+    pub models: usize,
+    pub statements: usize,
 }
 
 /// `ebm run`: analyses the script, then executes its statements.
@@ -148,7 +161,7 @@ pub fn run(file: &SourceFile, out: &mut dyn std::io::Write) -> Result<(), Diagno
 
 /// `check` on text held in memory (the fuzzer and tests use it); `path` is
 /// only the name printed in diagnostics.
-pub fn check_source(path: &str, text: &str) -> Result<(), Diagnostics> {
+pub fn check_source(path: &str, text: &str) -> Result<Checked, Diagnostics> {
     check(&SourceFile {
         path: path.to_string(),
         text: text.to_string(),

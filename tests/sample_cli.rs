@@ -430,5 +430,10 @@ fn bad_starting_points_file_points_at_init() {
         "{err}"
     );
     assert!(err.contains("s.ebm:2:30"), "{err}");
+    // Four values per row are not two points of a 2-D energy.
+    ebm::data::npy::write_f64(&dir.join("start.npy"), &[2, 4], &[0.0; 8]).unwrap();
+    let (code, _, err) = ebm(&["run", &src]);
+    assert_eq!(code, 1);
+    assert!(err.contains("found shape [2, 4]"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -153,8 +153,15 @@ pub fn toy_name(path: &Path) -> Option<String> {
 
 /// `ebm check FILE`.
 pub fn check(path: &Path) -> Result<String> {
-    pipeline::check(&read(path)?).map_err(Failure::from)?;
-    Ok(String::new())
+    let c = pipeline::check(&read(path)?).map_err(Failure::from)?;
+    let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+    Ok(format!(
+        "ok: {} ({}, {}, {})\n",
+        path.display(),
+        n(c.energies, "energy").replace("energys", "energies"),
+        n(c.models, "model"),
+        n(c.statements, "statement")
+    ))
 }
 
 /// `ebm run FILE`: the script prints as it runs.

@@ -327,8 +327,9 @@ pub fn parse_sample(scope: &mut Scope, stmt: &Statement) -> R<SampleSpec> {
 }
 
 /// The starting points in a file: a sample CSV gives each chain's last
-/// draw; an NPY array of shape `(chains, draws, *x)` likewise, and any other
-/// shape whose size is a multiple of `dim` gives its rows.
+/// draw; an NPY array of shape `(chains, draws, *x)` likewise, `(rows, *x)`
+/// gives its rows and `(dim,)` one point. Any other shape is an error (a
+/// 64-wide array is not 32 points of a 2-D energy).
 pub fn load_init(path: &Path, dim: usize) -> Result<Init, String> {
     let ext = path
         .extension()
@@ -356,26 +357,30 @@ pub fn load_init(path: &Path, dim: usize) -> Result<Init, String> {
                 .map_err(|e| e.to_string())?;
             let a =
                 crate::data::npy::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-            let n = a.data.len();
-            if dim == 0 || n == 0 || !n.is_multiple_of(dim) {
-                return Err(format!(
-                    "{}: expected points with {dim} coordinates, found an array of shape {:?}",
-                    path.display(),
-                    a.shape
-                ));
-            }
             let trailing: usize = a.shape.iter().skip(2).product();
-            if a.shape.len() >= 3 && trailing == dim {
-                let (chains, draws) = (a.shape[0], a.shape[1]);
-                let v: Vec<f64> = (0..chains)
-                    .flat_map(|c| {
-                        let o = (c * draws + draws - 1) * dim;
-                        a.data[o..o + dim].to_vec()
-                    })
-                    .collect();
-                (v, chains)
-            } else {
-                (a.data, n / dim)
+            let row: usize = a.shape.iter().skip(1).product();
+            match a.shape[..] {
+                _ if a.data.is_empty() || dim == 0 => {
+                    return Err(format!("{}: the array is empty", path.display()));
+                }
+                [chains, draws, ..] if a.shape.len() >= 3 && trailing == dim && draws > 0 => {
+                    let v: Vec<f64> = (0..chains)
+                        .flat_map(|c| {
+                            let o = (c * draws + draws - 1) * dim;
+                            a.data[o..o + dim].to_vec()
+                        })
+                        .collect();
+                    (v, chains)
+                }
+                [rows, ..] if a.shape.len() >= 2 && row == dim => (a.data, rows),
+                [n] if n == dim => (a.data, 1),
+                _ => {
+                    return Err(format!(
+                        "{}: expected points with {dim} coordinates — an array of shape (rows, {dim}), ({dim},) or (chains, draws, {dim}) — found shape {:?}",
+                        path.display(),
+                        a.shape
+                    ));
+                }
             }
         }
         _ => {
