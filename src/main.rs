@@ -155,7 +155,9 @@ enum Command {
     },
     /// Time the peer benchmark workloads (shared/bench/peers) and print JSON lines.
     Bench {
-        /// Comma-separated workloads, or `all`: gmm2d_ula, gauss100_ula, mlp_ula.
+        /// Comma-separated workloads, or `all`: gmm2d_ula, gauss100_ula, mlp_ula,
+        /// mala_gmm2d, hmc_gmm2d. (W4 and W5 are timed through `ebm train`
+        /// and `ebm jem` by bench/compare.py.)
         #[arg(long, default_value = "all")]
         workload: String,
         /// Timed repetitions (the median is reported).

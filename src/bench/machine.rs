@@ -43,7 +43,16 @@ pub fn wait_quiet() -> Option<f64> {
         .unwrap_or(300);
     let deadline = Instant::now() + Duration::from_secs(max_wait);
     let mut idle = idle_fraction(Duration::from_millis(500));
+    let mut said = false;
     while idle.is_some_and(|i| i < 0.9) && Instant::now() < deadline {
+        if !said {
+            // On stderr: stdout holds the JSON lines.
+            eprintln!(
+                "ebm bench: waiting up to {max_wait} s for the CPUs to be at least 90% idle (now {:.0}%; EBM_BENCH_MAX_WAIT=0 skips the wait)",
+                idle.unwrap_or(0.0) * 100.0
+            );
+            said = true;
+        }
         std::thread::sleep(Duration::from_secs(2));
         idle = idle_fraction(Duration::from_millis(500));
     }
