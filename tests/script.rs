@@ -247,3 +247,31 @@ evaluate(f, d)
     assert!(out.contains("permuted:"), "{out}");
     assert!(dir.join("jem/params.safetensors").is_file());
 }
+
+#[test]
+fn unwritable_outputs_stop_the_run_before_it_starts() {
+    let (r, dir) = run_in(
+        "outputs",
+        "energy e(x: [2]) = sqnorm(x)\nprint(1)\nlet s = sample(e, mala, chains = 2, steps = 10)\nsave(s, \"taken.csv\")\n",
+    );
+    // The first run writes taken.csv; make it a folder and run again.
+    r.unwrap();
+    let taken = dir.join("taken.csv");
+    std::fs::remove_file(&taken).unwrap();
+    std::fs::create_dir(&taken).unwrap();
+    let file = SourceFile {
+        path: dir.join("script.ebm").display().to_string(),
+        text: "energy e(x: [2]) = sqnorm(x)\nprint(1)\nlet s = sample(e, mala, chains = 2, steps = 10)\nsave(s, \"taken.csv\")\n".into(),
+    };
+    let mut out = Vec::new();
+    let err = String::from(run(&file, &mut out).unwrap_err());
+    assert!(
+        out.is_empty(),
+        "nothing ran: {}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(
+        err.contains("E0621") && err.contains("it is a folder"),
+        "{err}"
+    );
+}

@@ -223,6 +223,10 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         energy_span: Default::default(),
         init_span: Default::default(),
     };
+    // Outputs that cannot be written are refused before the run, not after.
+    for p in std::iter::once(&o.out).chain(o.plot.as_ref()) {
+        ebm::data::atomic::check_writable(p).map_err(Failure::Message)?;
+    }
     let mut draws = runners::run_sample(&compiled, &spec).map_err(Failure::Message)?;
     if let Some(sc) = &scale {
         // The energy was trained on scaled data: draws go back to the data's scale.

@@ -35,6 +35,38 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     })
 }
 
+/// Checks, before any work, that `path` can be written the way
+/// [`write_via_temp`] writes it: not a folder or special file, in a folder
+/// that exists (it is created) and accepts a new file (a probe file is
+/// created and removed). A run whose output would fail is refused before it
+/// starts instead of after.
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.is_file()
+        && !meta.file_type().is_symlink()
+    {
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!("cannot write {}: it is {what}", path.display()));
+    }
+    let probe = temp_path(path, ".probe")?;
+    if let Some(dir) = probe.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot write {}: cannot create {}: {e}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+    }
+    std::fs::File::create(&probe).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 fn temp_path(path: &Path, suffix: &str) -> Result<PathBuf, String> {
     let dir = path
         .parent()

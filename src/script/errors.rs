@@ -246,6 +246,14 @@ pub fn not_a_classifier(message: &str, span: Span) -> Diagnostic {
     )
 }
 
+pub fn output_not_writable(message: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0621",
+        span,
+        format!("expected an output file that can be written: {message}"),
+    )
+}
+
 pub fn run_too_long(message: &str, span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0614",

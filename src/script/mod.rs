@@ -186,6 +186,25 @@ pub fn check(module: &Module) -> Result<Vec<Action>, Vec<Diagnostic>> {
     })
 }
 
+/// Every `save`/`plot` output can be written (a folder, or a folder that
+/// refuses new files, is reported before the first statement runs, not
+/// after the sampling it follows).
+fn check_outputs(actions: &[Action]) -> Result<(), Vec<Diagnostic>> {
+    let diags: Vec<Diagnostic> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Save(o) | Action::Plot(o) => Some(o),
+            _ => None,
+        })
+        .filter_map(|o| {
+            crate::data::atomic::check_writable(&o.path)
+                .err()
+                .map(|e| errors::output_not_writable(&e, o.path_span))
+        })
+        .collect();
+    if diags.is_empty() { Ok(()) } else { Err(diags) }
+}
+
 /// Runs every statement of `module` in order, writing output to `out`.
 /// Every statement's arguments are checked before the first one runs.
 pub fn run(module: &Module, out: &mut dyn Write) -> Result<(), Vec<Diagnostic>> {
@@ -198,6 +217,7 @@ pub fn run(module: &Module, out: &mut dyn Write) -> Result<(), Vec<Diagnostic>> 
     {
         return Err(vec![not_supported(stmt)]);
     }
+    check_outputs(&actions)?;
     let params = Arc::new(ParamStore::new());
     for p in &module.params {
         params
