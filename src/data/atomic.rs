@@ -15,6 +15,13 @@ pub fn write_via_temp(
 ) -> Result<(), String> {
     let tmp = temp_path(path, suffix)?;
     let result = write(&tmp).and_then(|()| {
+        // A rewritten file keeps its permissions (the temporary got the
+        // defaults of a new file).
+        if let Ok(old) = std::fs::metadata(path)
+            && old.is_file()
+        {
+            let _ = std::fs::set_permissions(&tmp, old.permissions());
+        }
         std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
     });
     if result.is_err() {
@@ -78,4 +85,27 @@ fn temp_path(path: &Path, suffix: &str) -> Result<PathBuf, String> {
         .to_string_lossy()
         .into_owned();
     Ok(dir.join(format!(".{name}.tmp{}{suffix}", std::process::id())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rewrite_keeps_the_file_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ebm-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("kept.txt");
+        write_atomic(&p, b"one").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomic(&p, b"two").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert!(check_writable(&dir).unwrap_err().contains("it is a folder"));
+        check_writable(&p).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
