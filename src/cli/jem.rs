@@ -130,14 +130,7 @@ pub struct JemOptions {
 pub fn jem(path: Option<&Path>, o: &JemOptions, stop: Arc<AtomicBool>) -> Result<String> {
     match (&o.resume, path) {
         (Some(dir), None) => {
-            let cp = dir.join(session::CHECKPOINT);
-            let c = checkpoint::read(&cp).map_err(|e| Failure::Message(e.to_string()))?;
-            let mut r: JemOptions = serde_json::from_str(&c.run).map_err(|e| {
-                Failure::Message(format!(
-                    "{}: the run description is not a JEM run ({e})",
-                    cp.display()
-                ))
-            })?;
+            let (mut r, cp, c) = super::train::recorded_run::<JemOptions>(dir, "an `ebm jem` run")?;
             r.stop_after = o.stop_after;
             start(&r, Some((cp, c)), stop)
         }
@@ -304,7 +297,7 @@ fn start(
         .clone()
         .ok_or_else(|| Failure::Message("the run names no program".into()))?;
     let file = super::read(&program)?;
-    let hash = format!("{:016x}", ebm::data::rng::fnv1a(&file.text));
+    let hash = super::train::hash_text(&file.text);
     if resumed.is_some() && o.program_hash.as_deref() != Some(hash.as_str()) {
         return fail(format!(
             "{} changed since the checkpoint was written; resume needs the same program",
@@ -446,6 +439,16 @@ pub fn evaluate(path: &Path, o: &ClassifierEval) -> Result<String> {
         None => None,
     };
     let c = classifier(&file, &module, o.model, store, o.backend, o.dtype)?;
+    let work = (c.classes * o.per_class) as f64 * o.sgld_steps as f64;
+    if o.samples.is_some() && work > ebm::sample::run::MAX_EVALUATIONS {
+        return fail(format!(
+            "--samples asks for about {work:.1e} evaluations ({} classes × {} per class × {} steps); the limit is {:.0e}: use fewer --per-class or --sgld-steps",
+            c.classes,
+            o.per_class,
+            o.sgld_steps,
+            ebm::sample::run::MAX_EVALUATIONS
+        ));
+    }
     let mut data = Dataset::from_file(o.data, o.columns, Some(label))
         .map_err(|e| Failure::Message(format!("{}: {e}", o.data.display())))?;
     data.check_width(c.dim())

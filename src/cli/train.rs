@@ -203,16 +203,26 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 fn resume(dir: &Path, stop_after: Option<usize>, stop: Arc<AtomicBool>) -> Result<String> {
+    let (mut o, path, c) = recorded_run::<TrainOptions>(dir, "an `ebm train` run")?;
+    o.stop_after = stop_after;
+    start(&o, Some((path, c)), stop)
+}
+
+/// The flags a run in `dir` recorded in its checkpoint (`what` names the
+/// command, for a checkpoint another command wrote), with the checkpoint.
+pub(super) fn recorded_run<O: serde::de::DeserializeOwned>(
+    dir: &Path,
+    what: &str,
+) -> Result<(O, PathBuf, checkpoint::Checkpoint)> {
     let path = dir.join(session::CHECKPOINT);
     let c = checkpoint::read(&path).map_err(|e| Failure::Message(e.to_string()))?;
-    let mut o: TrainOptions = serde_json::from_str(&c.run).map_err(|e| {
+    let o = serde_json::from_str(&c.run).map_err(|e| {
         Failure::Message(format!(
-            "{}: the run description is not readable ({e})",
+            "{}: the run description is not {what} ({e})",
             path.display()
         ))
     })?;
-    o.stop_after = stop_after;
-    start(&o, Some((path, c)), stop)
+    Ok((o, path, c))
 }
 
 fn parse_scale(text: &str) -> Result<Scale> {
@@ -431,7 +441,7 @@ fn config(o: &TrainOptions, data: &Dataset) -> Result<TrainConfig> {
     Ok(cfg)
 }
 
-fn hash_text(text: &str) -> String {
+pub(super) fn hash_text(text: &str) -> String {
     format!("{:016x}", ebm::data::rng::fnv1a(text))
 }
 

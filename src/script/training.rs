@@ -457,32 +457,13 @@ pub fn parse_train(scope: &mut Scope, stmt: &Statement) -> R<TrainSpec> {
             _ => crate::train::loss::LossKind::Cd,
         };
     }
-    if let Some(v) = a.get("init")
-        && let Some(vals) = keep(&mut diags, scope.values(v, "init"))
-    {
-        match vals[..] {
-            [lo, hi] if lo < hi => {
-                cfg.buffer.fresh = crate::train::buffer::Fresh::Uniform { lo, hi }
-            }
-            _ => diags.push(err::out_of_range(
-                "init",
-                "a range [lo, hi] with lo < hi",
-                &format!("{vals:?}"),
-                v.span,
-            )),
-        }
-    }
-    let dtype = match a.get("dtype") {
-        Some(v) => keep(&mut diags, scope.choice(v, "dtype", &["f32", "f64"])),
-        None => Some("f32".into()),
-    };
-    let out = match a.get("out") {
-        Some(v) => keep(
-            &mut diags,
-            scope.string(v, "out", "a folder name in quotes"),
-        ),
-        None => pair.as_ref().map(|(e, _)| format!("out/train_{e}")),
-    };
+    let (dtype, out) = run_outputs(
+        scope,
+        &a,
+        &mut cfg,
+        &mut diags,
+        pair.as_ref().map(|(e, _)| format!("out/train_{e}")),
+    );
     let (Some((energy, data)), Some(dtype), Some(out)) = (pair, dtype, out) else {
         return Err(diags);
     };
@@ -494,11 +475,7 @@ pub fn parse_train(scope: &mut Scope, stmt: &Statement) -> R<TrainSpec> {
         energy,
         data,
         config: cfg,
-        dtype: if dtype == "f64" {
-            DType::F64
-        } else {
-            DType::F32
-        },
+        dtype,
         out: scope.module.base_dir.join(out),
         checkpoint_every,
         snapshot_every,
@@ -681,8 +658,43 @@ pub fn parse_jem(scope: &mut Scope, stmt: &Statement) -> R<JemSpec> {
     if baseline {
         cfg.objective = Objective::Classifier;
     }
+    let (dtype, out) = run_outputs(
+        scope,
+        &a,
+        &mut cfg,
+        &mut diags,
+        pair.as_ref().map(|(m, _)| format!("out/jem_{m}")),
+    );
+    let (Some((model, data)), Some(dtype), Some(out)) = (pair, dtype, out) else {
+        return Err(diags);
+    };
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    cfg.threads = crate::backend::cpu::default_threads();
+    Ok(JemSpec {
+        model,
+        data,
+        config: cfg,
+        dtype,
+        out: scope.module.base_dir.join(out),
+        checkpoint_every,
+        span: stmt.call.span,
+    })
+}
+
+/// The `init = [lo, hi]` range of the fresh noise (set in `cfg`), the
+/// kernels' `dtype` and the `out` folder (else `default_out`) that `train`
+/// and `jem` share.
+fn run_outputs(
+    scope: &mut Scope,
+    a: &super::args::Args,
+    cfg: &mut TrainConfig,
+    diags: &mut Vec<Diagnostic>,
+    default_out: Option<String>,
+) -> (Option<DType>, Option<String>) {
     if let Some(v) = a.get("init")
-        && let Some(vals) = keep(&mut diags, scope.values(v, "init"))
+        && let Some(vals) = keep(diags, scope.values(v, "init"))
     {
         match vals[..] {
             [lo, hi] if lo < hi => {
@@ -697,36 +709,15 @@ pub fn parse_jem(scope: &mut Scope, stmt: &Statement) -> R<JemSpec> {
         }
     }
     let dtype = match a.get("dtype") {
-        Some(v) => keep(&mut diags, scope.choice(v, "dtype", &["f32", "f64"])),
+        Some(v) => keep(diags, scope.choice(v, "dtype", &["f32", "f64"])),
         None => Some("f32".into()),
-    };
-    let out = match a.get("out") {
-        Some(v) => keep(
-            &mut diags,
-            scope.string(v, "out", "a folder name in quotes"),
-        ),
-        None => pair.as_ref().map(|(m, _)| format!("out/jem_{m}")),
-    };
-    let (Some((model, data)), Some(dtype), Some(out)) = (pair, dtype, out) else {
-        return Err(diags);
-    };
-    if !diags.is_empty() {
-        return Err(diags);
     }
-    cfg.threads = crate::backend::cpu::default_threads();
-    Ok(JemSpec {
-        model,
-        data,
-        config: cfg,
-        dtype: if dtype == "f64" {
-            DType::F64
-        } else {
-            DType::F32
-        },
-        out: scope.module.base_dir.join(out),
-        checkpoint_every,
-        span: stmt.call.span,
-    })
+    .map(|d| if d == "f64" { DType::F64 } else { DType::F32 });
+    let out = match a.get("out") {
+        Some(v) => keep(diags, scope.string(v, "out", "a folder name in quotes")),
+        None => default_out,
+    };
+    (dtype, out)
 }
 
 /// `method = pcd` (a bare name) or `method = "pcd"`.

@@ -1589,19 +1589,8 @@ impl Analyzer<'_> {
             } else {
                 (format!("{site}.w{}", l + 1), format!("{site}.b{}", l + 1))
             };
-            for (name, shape, init) in [
-                (&wn, vec![fan_in, out], Init::LeCun),
-                (&bn, vec![out], Init::Zeros),
-            ] {
-                if self.module.param(name).is_none() {
-                    self.module.params.push(Param {
-                        name: name.clone(),
-                        shape,
-                        init,
-                        span,
-                    });
-                }
-            }
+            self.declare_param(&wn, vec![fan_in, out], Init::LeCun, span);
+            self.declare_param(&bn, vec![out], Init::Zeros, span);
             let w = self.mk(TKind::Param(wn), vec![fan_in, out], span)?;
             let bias = self.mk(TKind::Param(bn), vec![out], span)?;
             let m = self.mk(TKind::MatMul(Box::new(h), Box::new(w)), vec![out], span)?;
@@ -1616,6 +1605,19 @@ impl Analyzer<'_> {
             fan_in = out;
         }
         Some(h)
+    }
+
+    /// A neural primitive's parameter, created by its first call site
+    /// (a definition inlined twice reuses it).
+    fn declare_param(&mut self, name: &str, shape: Shape, init: Init, span: Span) {
+        if self.module.param(name).is_none() {
+            self.module.params.push(Param {
+                name: name.to_string(),
+                shape,
+                init,
+                span,
+            });
+        }
     }
 
     fn activation(&mut self, e: &Expr) -> Option<Elem> {

@@ -195,19 +195,8 @@ impl Analyzer<'_> {
         self.check_size(&[rows, g.oh * g.ow], span)?;
         self.check_size(&[rows, out], span)?;
         let (wn, bn) = (format!("{site}.w"), format!("{site}.b"));
-        for (name, shape, init) in [
-            (&wn, vec![out, rows], Init::LeCunOutFirst),
-            (&bn, vec![out], Init::Zeros),
-        ] {
-            if self.module.param(name).is_none() {
-                self.module.params.push(Param {
-                    name: name.clone(),
-                    shape,
-                    init,
-                    span,
-                });
-            }
-        }
+        self.declare_param(&wn, vec![out, rows], Init::LeCunOutFirst, span);
+        self.declare_param(&bn, vec![out], Init::Zeros, span);
         let n = g.oh * g.ow;
         let p = self.patches(x, &g, span)?;
         let p = self.reshape(p, vec![rows, n], span)?;
