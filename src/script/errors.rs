@@ -1,7 +1,8 @@
 //! One constructor per kind of runner-statement error (`sample`, `plot`,
 //! `save`, `summary`). Codes `E06xx`; each headline is one sentence,
 //! "expected X, found Y", and the span is the offending argument. `E0601`–
-//! `E0619` are found by `ebm check`; `E0620` and up only when the script runs.
+//! `E0619` and `E0622` are found by `ebm check`; `E0620` only when the script
+//! runs.
 
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::syntax::ast::Ident;
@@ -259,6 +260,15 @@ pub fn run_too_long(message: &str, span: Span) -> Diagnostic {
         "E0614",
         span,
         format!("expected a run of bounded length: {message}"),
+    )
+}
+
+/// A `train` argument that the chosen method does not use.
+pub fn not_for_method(arg: &str, method: &str, applies_to: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0622",
+        span,
+        format!("expected no `{arg}` with method \"{method}\": it applies to {applies_to}"),
     )
 }
 
