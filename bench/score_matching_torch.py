@@ -10,9 +10,11 @@ the score-matching losses `ebm` uses (src/train/score.rs), per sample:
 * ssm: ½|∇E|² − vᵀ∇²E v, one Rademacher projection per sample (SSM-VR);
 * dsm: ½|σ∇E(x + σε) − ε|², σ = 0.1.
 
-∇ₓE and the HVPs come from torch.func (grad, jvp, vmap); the θ-gradient of
-the batch mean from autograd through them; Adam (lr 1e-3), batch 256, data
-in order. Prints one JSON line per method: iterations per second (median of
+Two implementations (`--impl`): `func`, ∇ₓE and the HVPs from torch.func
+(grad, jvp, vmap), and `autograd`, the batched double-backward form most
+score-matching code uses (torch.autograd.grad with create_graph=True); the
+θ-gradient of the batch mean by autograd through either; Adam (lr 1e-3),
+batch 256, data in order. Prints one JSON line per method: iterations per second (median of
 --rounds timed runs after a warm-up run), and the exact-SM loss of the
 first batch at the initial parameters (the cross-check against `ebm`).
 """
@@ -74,10 +76,35 @@ def losses(model):
     return params, sm, ssm, dsm
 
 
-def run(method, data, init, iters, batch, sigma, seed):
+def autograd_losses(model):
+    """The same losses by batched double backward (no torch.func)."""
+    def score(x):
+        x = x.requires_grad_(True)
+        return torch.autograd.grad(model(x).sum(), x, create_graph=True)[0]
+
+    def sm(_, x):
+        x = x.clone().requires_grad_(True)
+        g = score(x)
+        trace = sum(torch.autograd.grad(g[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(x.shape[1]))
+        return (0.5 * (g * g).sum(1) - trace).mean()
+
+    def ssm(_, x, v):
+        x = x.clone().requires_grad_(True)
+        g = score(x)
+        hv = torch.autograd.grad((g * v).sum(), x, create_graph=True)[0]
+        return (0.5 * (g * g).sum(1) - (v * hv).sum(1)).mean()
+
+    def dsm(_, x, eps, sigma):
+        g = score((x + sigma * eps).detach())
+        return (0.5 * ((sigma * g - eps) ** 2).sum(1)).mean()
+
+    return None, sm, ssm, dsm
+
+
+def run(method, data, init, iters, batch, sigma, seed, impl="func"):
     torch.manual_seed(seed)
     model = Mlp(init)
-    params, sm, ssm, dsm = losses(model)
+    params, sm, ssm, dsm = (losses if impl == "func" else autograd_losses)(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     n = data.shape[0]
     start = time.perf_counter()
@@ -105,6 +132,7 @@ def main():
     ap.add_argument("--sigma", type=float, default=0.1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--impl", default="func,autograd")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -114,13 +142,15 @@ def main():
     init = C.mlp_params(C.MLP2_SIZES, C.MLP2_SEEDS)
     model = Mlp(init)
     params, sm, _, _ = losses(model)
-    first = float(sm(params, data[:a.batch]))
-    for method in a.methods.split(","):
-        run(method, data, init, min(20, a.iters), a.batch, a.sigma, 0)
-        rates = [run(method, data, init, a.iters, a.batch, a.sigma, r)[0] for r in range(a.rounds)]
-        print(json.dumps({"framework": "torch-eager", "method": method, "iters_per_s": round(sorted(rates)[len(rates) // 2], 2),
-                          "rates": [round(r, 2) for r in rates], "batch": a.batch, "threads": torch.get_num_threads(),
-                          "sm_loss_first_batch_init": first}), flush=True)
+    first = float(sm(params, data[:a.batch]).detach())
+    for impl in a.impl.split(","):
+        for method in a.methods.split(","):
+            run(method, data, init, min(20, a.iters), a.batch, a.sigma, 0, impl)
+            rates = [run(method, data, init, a.iters, a.batch, a.sigma, r, impl)[0] for r in range(a.rounds)]
+            print(json.dumps({"framework": f"torch-{impl}", "method": method,
+                              "iters_per_s": round(sorted(rates)[len(rates) // 2], 2),
+                              "rates": [round(r, 2) for r in rates], "batch": a.batch,
+                              "threads": torch.get_num_threads(), "sm_loss_first_batch_init": first}), flush=True)
 
 
 if __name__ == "__main__":

@@ -395,6 +395,25 @@ pub fn parse_train(scope: &mut Scope, stmt: &Statement) -> R<TrainSpec> {
     if let Some(m) = method {
         method_arguments(scope, &a, m, &mut cfg, &mut diags);
     }
+    if let (Some(Method::Sm), Some((e, _)), Some(v)) = (method, &pair, a.get("method"))
+        && let Some(def) = scope.module.def(e)
+    {
+        let dim: usize = def.input.shape.iter().product();
+        if dim > crate::train::score::MAX_EXACT_DIM {
+            diags.push(
+                err::out_of_range(
+                    "method",
+                    "\"ssm\" or \"dsm\"",
+                    &format!("\"sm\" for a {dim}-d energy"),
+                    v.span,
+                )
+                .with_note(format!(
+                    "exact score matching takes one Hessian-vector product per coordinate; it is limited to d ≤ {}",
+                    crate::train::score::MAX_EXACT_DIM
+                )),
+            );
+        }
+    }
     if let Some(v) = a.get("sampler")
         && let Some(s) = keep(&mut diags, parse_sampler(scope, v))
     {
