@@ -18,7 +18,21 @@ fn samplers() -> Vec<SamplerConfig> {
         SamplerConfig::mala(0.2),
         SamplerConfig::rwmh(0.5),
         SamplerConfig::hmc(0.2, 5),
+        SamplerConfig::pt(0.2, 4, 10.0),
+        pt_rwmh(),
+        SamplerConfig::uld(0.2, 1.0),
     ]
+}
+
+/// Parallel tempering with random-walk replica moves.
+fn pt_rwmh() -> SamplerConfig {
+    let mut c = SamplerConfig::pt(0.5, 3, 5.0);
+    if let ebm::sample::Method::Pt(o) = &mut c.method {
+        o.moves = ebm::sample::PtMove::Rwmh;
+        o.swap_every = 2;
+    }
+    c.target_accept = 0.234;
+    c
 }
 
 const BANANA: &str = "
@@ -126,7 +140,8 @@ fn same_bits_for_any_thread_count_and_chain_count() {
 
 /// `energies: false` (training's negative phase) moves ULA chains exactly as
 /// a full run does and leaves the energy column NaN; MH samplers, which need
-/// E for their decisions, ignore it.
+/// E for their decisions, and ULD, whose fused step computes E(x') anyway,
+/// ignore it.
 #[test]
 fn runs_without_energies_move_the_same_chains() {
     let program = Program::from_source(BANANA).unwrap();
@@ -139,7 +154,7 @@ fn runs_without_energies_move_the_same_chains() {
         run.energies = false;
         let bare = run_compiled(&energy, None, &cfg, &run).unwrap();
         assert_eq!(full.x, bare.x, "{}", cfg.method.name());
-        if cfg.method.is_mh() {
+        if cfg.method.is_mh() || cfg.method.name() == "uld" {
             assert_eq!(full.energy, bare.energy);
         } else {
             assert!(bare.energy.iter().all(|e| e.is_nan()));
