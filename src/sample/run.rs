@@ -389,7 +389,7 @@ pub fn too_long(sampler: &SamplerConfig, run: &RunConfig) -> Option<String> {
     let work = run.chains as f64 * replicas * steps * per_step;
     (work > MAX_EVALUATIONS).then(|| {
         format!(
-            "this run asks for about {work:.1e} evaluations ({} chains{} × {} warm-up and {} steps{}); the limit is {MAX_EVALUATIONS:.0e}: use fewer chains or steps",
+            "this run asks for about {work:.1e} evaluations ({} chains{} × {} warm-up and {} steps{}); the limit is {MAX_EVALUATIONS:.0e}: use fewer chains{} or steps",
             run.chains,
             replicas_text(sampler),
             run.warmup,
@@ -398,7 +398,8 @@ pub fn too_long(sampler: &SamplerConfig, run: &RunConfig) -> Option<String> {
                 format!(" × {per_step} leapfrog steps")
             } else {
                 String::new()
-            }
+            },
+            if replicas > 1.0 { ", replicas" } else { "" }
         )
     })
 }
