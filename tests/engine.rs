@@ -559,7 +559,10 @@ fn mode_visits(d: &Draws) -> Vec<(usize, usize, usize)> {
         .map(|c| {
             let xs: Vec<f64> = (0..d.draws).map(|k| d.point(c, k)[0]).collect();
             let left = xs.iter().filter(|v| **v < 0.0).count();
-            let switches = xs.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+            let switches = xs
+                .windows(2)
+                .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+                .count();
             (left, xs.len() - left, switches)
         })
         .collect()

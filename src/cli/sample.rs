@@ -48,11 +48,11 @@ pub struct SampleOptions {
     #[arg(long)]
     pub replicas: Option<usize>,
     /// pt only: the hottest temperature of the geometric ladder [default: 10].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub max_temp: Option<f64>,
     /// pt only: an explicit ladder, increasing from 1 (e.g. 1,2,4,8);
     /// replaces --replicas and --max-temp.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub ladder: Option<String>,
     /// pt only: propose swaps after every N-th transition [default: 1].
     #[arg(long)]
@@ -61,7 +61,7 @@ pub struct SampleOptions {
     #[arg(long, value_parser = ["mala", "rwmh"])]
     pub replica_move: Option<String>,
     /// uld only: friction γ (per unit time) [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub friction: Option<f64>,
     /// Target acceptance rate of the warm-up adaptation.
     #[arg(long)]

@@ -101,7 +101,10 @@ impl PtOptions {
             ));
         }
         if l[0] != 1.0 {
-            return Some(format!("the ladder must start at temperature 1, found {}", l[0]));
+            return Some(format!(
+                "the ladder must start at temperature 1, found {}",
+                l[0]
+            ));
         }
         if !l.iter().all(|t| t.is_finite()) || l.windows(2).any(|w| w[1] <= w[0]) {
             let text: Vec<String> = l.iter().map(|t| t.to_string()).collect();
@@ -248,7 +251,11 @@ impl SamplerConfig {
     /// Parallel tempering with MALA moves on K replicas, geometric ladder
     /// up to `t_max`.
     pub fn pt(step: f64, replicas: usize, t_max: f64) -> Self {
-        Self::base(Method::Pt(PtOptions::geometric(replicas, t_max)), step, 0.574)
+        Self::base(
+            Method::Pt(PtOptions::geometric(replicas, t_max)),
+            step,
+            0.574,
+        )
     }
     /// Underdamped Langevin (BAOAB) with time step `step` and `friction`.
     pub fn uld(step: f64, friction: f64) -> Self {

@@ -703,7 +703,9 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
                 hmc_step(target, cfg, *leapfrog, run.seed, t, first, ch, s, inv_mass)?
             }
             Method::Ula(_) | Method::Uld(_) => {
-                return Err(RuntimeError::Internal("an unadjusted kernel in the MH loop".into()));
+                return Err(RuntimeError::Internal(
+                    "an unadjusted kernel in the MH loop".into(),
+                ));
             }
         }
         let warm = it < run.warmup;
@@ -946,7 +948,11 @@ fn metropolis<T: Scalar>(
         }
         let de = ch.e[c].to_f64() - ey;
         // PT replicas target exp(−βE).
-        let de = if s.beta.is_empty() { de } else { s.beta[c] * de };
+        let de = if s.beta.is_empty() {
+            de
+        } else {
+            s.beta[c] * de
+        };
         let log_a = de + s.log_q[c].to_f64();
         let (a, yes) = decide(seed, t, first + c, log_a);
         s.accept[c] = a;

@@ -286,7 +286,14 @@ fn pt_bimodal_marginal_is_right() {
 /// 4 MCSE, which is ≈ 0.05 in the variance here).
 #[test]
 fn uld_mixture_bias() {
-    mix("uld_mixture", SamplerConfig::uld(0.1, 1.0), 8, 500, 8000, 44);
+    mix(
+        "uld_mixture",
+        SamplerConfig::uld(0.1, 1.0),
+        8,
+        500,
+        8000,
+        44,
+    );
 }
 
 /// Bad ladders and frictions are configuration errors, not panics.

@@ -194,7 +194,12 @@ pub(crate) fn parse_sampler(scope: &mut Scope, e: &Expr) -> R<SamplerConfig> {
 
 /// `pt(..)`'s ladder (`replicas` and `max_temp`, or `ladder`) and
 /// `swap_every`.
-fn pt_args(scope: &mut Scope, a: &super::args::Args, cfg: &mut SamplerConfig, diags: &mut Vec<Diagnostic>) {
+fn pt_args(
+    scope: &mut Scope,
+    a: &super::args::Args,
+    cfg: &mut SamplerConfig,
+    diags: &mut Vec<Diagnostic>,
+) {
     let crate::sample::Method::Pt(pt) = &mut cfg.method else {
         return;
     };

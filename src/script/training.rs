@@ -380,7 +380,9 @@ pub fn parse_train(scope: &mut Scope, stmt: &Statement) -> R<TrainSpec> {
     {
         if matches!(
             s.method,
-            crate::sample::Method::Rwmh | crate::sample::Method::Pt(_) | crate::sample::Method::Uld(_)
+            crate::sample::Method::Rwmh
+                | crate::sample::Method::Pt(_)
+                | crate::sample::Method::Uld(_)
         ) {
             diags.push(err::not_a_gradient_sampler(s.method.name(), v.span));
         }
