@@ -27,7 +27,8 @@ pub struct SampleOptions {
     /// Iterations after warm-up (every --thin-th is kept).
     #[arg(long, default_value_t = 1000)]
     pub steps: usize,
-    /// Warm-up iterations (step-size and mass-matrix adaptation for mala/rwmh/hmc).
+    /// Warm-up iterations (step-size and mass-matrix adaptation for mala/rwmh/hmc;
+    /// per-temperature step sizes for pt).
     #[arg(long, default_value_t = 500)]
     pub warmup: usize,
     #[arg(long, default_value_t = 1)]
