@@ -101,7 +101,8 @@ pub struct RunSummary {
     pub seed: u64,
     /// Mean acceptance probability over post-warm-up transitions.
     pub accept_rate: f64,
-    /// Divergent transitions after / during warm-up.
+    /// Divergent transitions after / during warm-up (PT: of every replica;
+    /// the acceptance rate, frozen chains and draws are the T = 1 replica's).
     pub divergences: usize,
     pub warmup_divergences: usize,
     /// Each chain's first divergence after warm-up (or its freeze, at any

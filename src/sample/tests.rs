@@ -431,6 +431,8 @@ fn same_seed_same_bits_and_chains_are_independent() {
         SamplerConfig::rwmh(0.5),
         SamplerConfig::hmc(0.1, 5),
         SamplerConfig::ula(0.01),
+        SamplerConfig::pt(0.1, 4, 10.0),
+        SamplerConfig::uld(0.1, 1.0),
     ] {
         let a = run_of(5, 1, &cfg);
         let b = run_of(5, 1, &cfg);
