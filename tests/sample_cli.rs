@@ -433,7 +433,13 @@ fn example_scripts_run_and_draw() {
             "sample_gmm8.ebm",
             &["out/gmm8_mala.png", "out/gmm8_mala.csv"],
         ),
-        ("objectives/pt_vs_mala.ebm", &[]),
+        (
+            "objectives/pt_vs_mala.ebm",
+            &[
+                "objectives/out/two_modes_mala.png",
+                "objectives/out/two_modes_pt.png",
+            ],
+        ),
         (
             "sample_banana.ebm",
             &[
