@@ -278,5 +278,5 @@ pub fn not_a_gradient_sampler(found: &str, span: Span) -> Diagnostic {
         span,
         format!("expected a sampler with a gradient step (`ula`, `mala` or `hmc`) for training, found `{found}`"),
     )
-    .with_note("the negatives of contrastive divergence follow ∇ₓE; `rwmh` proposes blindly")
+    .with_note("the negatives of contrastive divergence follow ∇ₓE: `rwmh` proposes blindly, and `pt` and `uld` are samplers for `sample(..)`, not training's short runs")
 }

@@ -417,8 +417,13 @@ pub fn parse_train(scope: &mut Scope, stmt: &Statement) -> R<TrainSpec> {
     if let Some(v) = a.get("sampler")
         && let Some(s) = keep(&mut diags, parse_sampler(scope, v))
     {
-        if s.method == crate::sample::Method::Rwmh {
-            diags.push(err::not_a_gradient_sampler("rwmh", v.span));
+        if matches!(
+            s.method,
+            crate::sample::Method::Rwmh
+                | crate::sample::Method::Pt(_)
+                | crate::sample::Method::Uld(_)
+        ) {
+            diags.push(err::not_a_gradient_sampler(s.method.name(), v.span));
         }
         cfg.sampler = s;
     }

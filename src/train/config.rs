@@ -364,8 +364,14 @@ impl TrainConfig {
         {
             return bad("improved CD differentiates through the last Langevin step, which must be smooth: use a sampler without `clip` or `clamp`".into());
         }
-        if self.sampler.method == SamplerMethod::Rwmh {
-            return bad("rwmh has no gradient step; train with ula, mala or hmc negatives".into());
+        if matches!(
+            self.sampler.method,
+            SamplerMethod::Rwmh | SamplerMethod::Pt(_) | SamplerMethod::Uld(_)
+        ) {
+            return bad(format!(
+                "{} is not a training sampler; train with ula, mala or hmc negatives",
+                self.sampler.method.name()
+            ));
         }
         Ok(())
     }
