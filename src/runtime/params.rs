@@ -102,6 +102,20 @@ impl ParamStore {
         Ok(ParamId(inner.entries.len() as u32 - 1))
     }
 
+    /// Copies the values of `ids` into `out`, one vector each, reusing
+    /// `out`'s buffers (a training iteration reads every parameter without
+    /// allocating); an unknown id reads as empty.
+    pub fn read_into(&self, ids: &[ParamId], out: &mut Vec<Vec<f64>>) {
+        let inner = self.read();
+        out.resize_with(ids.len(), Vec::new);
+        for (id, v) in ids.iter().zip(out.iter_mut()) {
+            v.clear();
+            if let Some(e) = inner.entries.get(id.0 as usize) {
+                v.extend_from_slice(&e.value);
+            }
+        }
+    }
+
     pub fn id(&self, name: &str) -> Option<ParamId> {
         self.read()
             .entries

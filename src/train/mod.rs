@@ -100,6 +100,10 @@ pub struct Trainer<'a> {
     batch_labels: Vec<usize>,
     /// NCE: the noise density.
     noise: Option<nce::NoiseDensity>,
+    /// Buffers reused by every iteration: the optimiser state before the
+    /// update (for a rollback) and the parameter values.
+    saved_optim: OptimState,
+    values: Vec<Vec<f64>>,
     pub state: TrainState,
 }
 
@@ -269,6 +273,8 @@ impl<'a> Trainer<'a> {
             labels,
             batch_labels: Vec::new(),
             noise,
+            saved_optim: state.optim.clone(),
+            values,
             state,
         })
     }
@@ -442,8 +448,9 @@ impl<'a> Trainer<'a> {
         if let Some(cause) = self.check(&rec, &grads, &energies) {
             return Ok(self.roll_back(rec, cause));
         }
-        let saved = self.state.optim.clone();
-        let mut values = param_values(self.energy, &self.params);
+        self.saved_optim.copy_from(&self.state.optim);
+        let mut values = std::mem::take(&mut self.values);
+        self.energy.store().read_into(&self.params, &mut values);
         optim::step(
             &self.cfg.optim,
             &mut self.state.optim,
@@ -451,11 +458,15 @@ impl<'a> Trainer<'a> {
             &mut grads,
             lr,
         );
-        if !values.iter().flatten().all(|v| v.is_finite()) {
-            self.state.optim = saved;
+        let finite = values.iter().flatten().all(|v| v.is_finite());
+        if finite {
+            self.write_params(&values)?;
+        }
+        self.values = values;
+        if !finite {
+            std::mem::swap(&mut self.state.optim, &mut self.saved_optim);
             return Ok(self.roll_back(rec, "non-finite parameters after the update".into()));
         }
-        self.write_params(&values)?;
         if negatives && self.cfg.method.persistent() {
             self.state
                 .buffer

@@ -103,6 +103,18 @@ pub struct OptimState {
 }
 
 impl OptimState {
+    /// Becomes a copy of `other`, reusing this state's buffers (the guard
+    /// saves the state before every update).
+    pub fn copy_from(&mut self, other: &OptimState) {
+        self.m.clone_from(&other.m);
+        self.v.clone_from(&other.v);
+        self.t = other.t;
+        match (&mut self.ema, &other.ema) {
+            (Some(a), Some(b)) => a.clone_from(b),
+            (a, b) => *a = b.clone(),
+        }
+    }
+
     pub fn new(cfg: &OptimConfig, params: &[Vec<f64>]) -> OptimState {
         let zeros = || params.iter().map(|p| vec![0.0; p.len()]).collect();
         OptimState {
@@ -147,8 +159,10 @@ pub fn step(
     match cfg.rule {
         Rule::Adam { beta1, beta2, eps } => {
             let t = state.t as i32;
-            let c1 = 1.0 - beta1.powi(t);
-            let c2 = 1.0 - beta2.powi(t);
+            // Bias corrections as reciprocals: one division per element
+            // (f64 division and square root dominate the update's cost).
+            let r1 = 1.0 / (1.0 - beta1.powi(t));
+            let r2 = 1.0 / (1.0 - beta2.powi(t));
             let wd = cfg.weight_decay;
             for (((p, m), v), g) in params
                 .iter_mut()
@@ -160,7 +174,7 @@ pub fn step(
                 for (((p, m), v), g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
                     *m = beta1 * *m + (1.0 - beta1) * g;
                     *v = beta2 * *v + (1.0 - beta2) * g * g;
-                    let (mhat, vhat) = (*m / c1, *v / c2);
+                    let (mhat, vhat) = (*m * r1, *v * r2);
                     *p -= lr * (mhat / (vhat.sqrt() + eps) + wd * *p);
                 }
             }
