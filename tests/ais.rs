@@ -30,7 +30,12 @@ fn check(names: &[&str]) {
             row.z
         );
         // Healthy weights: a quarter of each run's chains count.
-        assert!(row.ess > CHAINS as f64 / 4.0, "{}: ESS {}", row.name, row.ess);
+        assert!(
+            row.ess > CHAINS as f64 / 4.0,
+            "{}: ESS {}",
+            row.name,
+            row.ess
+        );
     }
 }
 
@@ -63,12 +68,18 @@ fn field(json: &str, key: &str) -> f64 {
 #[test]
 fn logz_cli_prints_the_estimate_and_json() {
     let ring = file("examples/ring.ebm");
-    let base = ["logz", &ring, "--energy", "ring", "--steps", "300", "--runs", "4", "--chains", "32"];
+    let base = [
+        "logz", &ring, "--energy", "ring", "--steps", "300", "--runs", "4", "--chains", "32",
+    ];
     let (code, out, err) = ebm(&base);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("log Z = "), "{out}");
     let first: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!((first[0], first[1], first[2], first[4]), ("log", "Z", "=", "±"), "{out}");
+    assert_eq!(
+        (first[0], first[1], first[2], first[4]),
+        ("log", "Z", "=", "±"),
+        "{out}"
+    );
 
     let mut args = base.to_vec();
     args.push("--json");
@@ -89,14 +100,31 @@ fn logz_cli_fits_the_base_to_data_and_reports_heldout_nll() {
     let f = file("examples/ais/learned.ebm");
     let p = file("examples/ais/moons.safetensors");
     let (code, out, err) = ebm(&[
-        "logz", &f, "--energy", "net", "--params", &p, "--data", "toy:two_moons:2000",
-        "--heldout", "toy:two_moons:1000", "--steps", "300", "--runs", "4", "--chains", "32",
+        "logz",
+        &f,
+        "--energy",
+        "net",
+        "--params",
+        &p,
+        "--data",
+        "toy:two_moons:2000",
+        "--heldout",
+        "toy:two_moons:1000",
+        "--steps",
+        "300",
+        "--runs",
+        "4",
+        "--chains",
+        "32",
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     let (z, nll) = (field(&out, "logz"), field(&out, "heldout_nll"));
     assert!((z - 3.229).abs() < 0.1, "{out}");
-    assert!(nll.is_finite() && field(&out, "heldout_nll_se") > 0.0, "{out}");
+    assert!(
+        nll.is_finite() && field(&out, "heldout_nll_se") > 0.0,
+        "{out}"
+    );
     assert_eq!(field(&out, "heldout_rows"), 1000.0);
 }
 
@@ -107,15 +135,26 @@ fn logz_cli_refuses_bad_flags_and_files_in_one_line() {
         (&["--runs", "1"], "--runs must be at least 2"),
         (&["--steps", "1"], "--steps must be at least 2"),
         (&["--step", "0"], "--step must be a number > 0"),
-        (&["--chains", "1000000", "--runs", "1000", "--steps", "1000000"], "limit"),
-        (&["--data", "/nonexistent/rows.csv"], "/nonexistent/rows.csv"),
+        (
+            &[
+                "--chains", "1000000", "--runs", "1000", "--steps", "1000000",
+            ],
+            "limit",
+        ),
+        (
+            &["--data", "/nonexistent/rows.csv"],
+            "/nonexistent/rows.csv",
+        ),
     ];
     for (extra, want) in cases {
         let mut args = vec!["logz", &ring, "--energy", "ring"];
         args.extend_from_slice(extra);
         let (code, out, err) = ebm(&args);
         assert_eq!(code, 1, "{extra:?}: {out}{err}");
-        assert!(err.starts_with("error: ") && err.contains(want), "{extra:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(want),
+            "{extra:?}: {err}"
+        );
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
     // Rows of the wrong width name the flag and the widths.
@@ -126,6 +165,9 @@ fn logz_cli_refuses_bad_flags_and_files_in_one_line() {
     let r = rows.display().to_string();
     let (code, _, err) = ebm(&["logz", &ring, "--energy", "ring", "--heldout", &r]);
     assert_eq!(code, 1);
-    assert!(err.contains("--heldout") && err.contains("three.csv"), "{err}");
+    assert!(
+        err.contains("--heldout") && err.contains("three.csv"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

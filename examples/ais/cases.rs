@@ -144,8 +144,8 @@ fn base(case: &Case, energy: &CompiledEnergy) -> Gaussian {
             let mut run = RunConfig::new(4000, 1000, 1, 7);
             run.init = Init::Normal { mean: 0.0, sd: 1.0 };
             run.threads = ebm::backend::cpu::default_threads();
-            let draws = run_compiled(energy, None, &SamplerConfig::mala(0.05), &run)
-                .expect("MALA draws");
+            let draws =
+                run_compiled(energy, None, &SamplerConfig::mala(0.05), &run).expect("MALA draws");
             Gaussian::fit(&draws.x, d).expect("fit")
         }
     }
@@ -154,9 +154,11 @@ fn base(case: &Case, energy: &CompiledEnergy) -> Gaussian {
 fn truth(case: &Case, energy: &CompiledEnergy) -> f64 {
     match &case.truth {
         Truth::Exact(v) => *v,
-        Truth::Quadrature(g) => ebm::train::evaluate::density_on(energy, g)
-            .expect("quadrature")
-            .log_z,
+        Truth::Quadrature(g) => {
+            ebm::train::evaluate::density_on(energy, g)
+                .expect("quadrature")
+                .log_z
+        }
     }
 }
 
