@@ -171,3 +171,36 @@ fn logz_cli_refuses_bad_flags_and_files_in_one_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `ebm evaluate --json` reports the KSD² of the held-out rows against the
+/// energy: about 0 for exact draws of a standard normal energy, clearly
+/// more for shifted draws.
+#[test]
+fn evaluate_reports_ksd_of_the_heldout_rows() {
+    let dir = std::env::temp_dir().join(format!("ebm-ksd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("g.ebm");
+    std::fs::write(&prog, "energy g(x: [2]) = 0.5 * sqnorm(x)\n").unwrap();
+    let z = ebm::data::rng::normal(11, 2 * 1000);
+    let ksd = |shift: f64| {
+        let rows = dir.join(format!("rows{shift}.csv"));
+        let mut text = String::from("a,b\n");
+        for r in z.chunks_exact(2) {
+            text.push_str(&format!("{},{}\n", r[0] + shift, r[1]));
+        }
+        std::fs::write(&rows, text).unwrap();
+        let (p, r) = (prog.display().to_string(), rows.display().to_string());
+        let (code, out, err) = ebm(&[
+            "evaluate", &p, "--energy", "g", "--data", &r, "--chains", "20", "--steps", "10",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        field(&out, "ksd")
+    };
+    let (exact, shifted) = (ksd(0.0), ksd(0.5));
+    // The null KSD² has sd ∝ 1/n: 4e-3 at n = 300 (stats::ksd's tests),
+    // about 1e-3 here.
+    assert!(exact.abs() < 5e-3, "exact {exact}");
+    assert!(shifted > 0.1, "shifted {shifted}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
