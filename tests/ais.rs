@@ -126,6 +126,30 @@ fn logz_cli_fits_the_base_to_data_and_reports_heldout_nll() {
         "{out}"
     );
     assert_eq!(field(&out, "heldout_rows"), 1000.0);
+
+    // Reverse AIS from the data rows: flagged, and close to the same value
+    // (the data approximate the model's draws).
+    let (code, out, err) = ebm(&[
+        "logz",
+        &f,
+        "--energy",
+        "net",
+        "--params",
+        &p,
+        "--data",
+        "toy:two_moons:2000",
+        "--reverse",
+        "--steps",
+        "300",
+        "--runs",
+        "4",
+        "--chains",
+        "32",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"reverse\": true"), "{out}");
+    assert!((field(&out, "logz") - 3.229).abs() < 0.1, "{out}");
 }
 
 #[test]

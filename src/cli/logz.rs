@@ -1,6 +1,7 @@
 //! `ebm logz`: log Z of a (trained) energy by annealed importance sampling
 //! (`ebm::sample::ais`), from a Gaussian fitted to `--data` or a standard
-//! normal, and with `--heldout` the held-out NLL = mean E(x) + log Z.
+//! normal, and with `--heldout` the held-out NLL = mean E(x) + log Z;
+//! `--reverse` runs reverse AIS from the `--data` rows (an upper bound).
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,11 @@ pub struct LogzOptions {
     /// without it the base is a standard normal.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Reverse AIS: start the chains at the --data rows and anneal down to
+    /// the base (an upper bound on log Z when the rows are draws of the
+    /// model; held-out data of a model that fits approximate that).
+    #[arg(long, requires = "data")]
+    pub reverse: bool,
     /// Held-out rows: also print the held-out NLL = mean E(x) + log Z.
     #[arg(long)]
     pub heldout: Option<PathBuf>,
@@ -145,13 +151,14 @@ pub fn logz(path: &Path, o: &LogzOptions) -> Result<String> {
     let msg = |e: ebm::runtime::RuntimeError| Failure::Message(e.to_string());
     // Sizes are refused before any file is read or any chain moves.
     cfg.validate(d).map_err(msg)?;
-    let base = match &o.data {
+    let (base, data) = match &o.data {
         Some(p) => {
             let x = rows("--data", p, o, o.data_seed, d, scale.as_ref())?;
-            Gaussian::fit(&x, d)
-                .map_err(|e| Failure::Message(format!("--data {}: {e}", p.display())))?
+            let base = Gaussian::fit(&x, d)
+                .map_err(|e| Failure::Message(format!("--data {}: {e}", p.display())))?;
+            (base, x)
         }
-        None => Gaussian::standard(d),
+        None => (Gaussian::standard(d), Vec::new()),
     };
     let heldout = match &o.heldout {
         Some(p) => Some(rows(
@@ -164,7 +171,11 @@ pub fn logz(path: &Path, o: &LogzOptions) -> Result<String> {
         )?),
         None => None,
     };
-    let est = ais::ais_compiled(&energy, &base, &cfg).map_err(msg)?;
+    let est = if o.reverse {
+        ais::ais_reverse_compiled(&energy, &base, &data, &cfg).map_err(msg)?
+    } else {
+        ais::ais_compiled(&energy, &base, &cfg).map_err(msg)?
+    };
     let nll = match &heldout {
         Some(x) => Some(heldout_nll(&energy, x, &est)?),
         None => None,
@@ -218,9 +229,14 @@ fn text(est: &AisEstimate, cfg: &AisConfig, nll: Option<Nll>, fitted: bool) -> S
     let m = est.runs.first().map_or(0, |r| r.log_w.len());
     let acc = est.runs.iter().map(|r| r.accept).sum::<f64>() / est.runs.len().max(1) as f64;
     let mut t = format!(
-        "log Z = {:.5} ± {:.5}\n  {} runs × {} chains, {} temperatures ({}), {} from {} base; acceptance {:.3}\n  pooled over all weights {:.5}; weight ESS {:.1} of {} ({:.1} per run on average)\n  {:.2} s\n",
+        "log Z = {:.5} ± {:.5}{}\n  {} runs × {} chains, {} temperatures ({}), {} from {} base; acceptance {:.3}\n  pooled over all weights {:.5}; weight ESS {:.1} of {} ({:.1} per run on average)\n  {:.2} s\n",
         est.log_z,
         est.se,
+        if est.reverse {
+            " (reverse AIS from the --data rows: an upper bound when they are draws of the model)"
+        } else {
+            ""
+        },
         est.runs.len(),
         m,
         cfg.steps,

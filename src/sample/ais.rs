@@ -22,6 +22,13 @@
 //! lower bound; the pooled estimate (logmeanexp over all R·M weights) is
 //! reported too.
 //!
+//! Reverse AIS ([`ais_reverse`]; Grosse, Ghahramani & Adams 2015) starts
+//! the chains at given rows — exact draws of p, or held-out data of a model
+//! that fits — and anneals from β = 1 down to 0; its weights estimate
+//! Z_q/Z_p, so log Ẑ_r = log Z_q − logmeanexp(log w) + log |det L| is biased
+//! *high*: with forward AIS it brackets log Z (exactly so only when the
+//! rows are draws of p).
+//!
 //! Step size: at each temperature the step is nudged towards the sampler's
 //! target acceptance by the mean acceptance of the whole population at the
 //! previous temperature (a Robbins–Monro update on log h). Each transition
@@ -168,6 +175,21 @@ impl Gaussian {
             let row = &self.chol[i * d..i * d + i + 1];
             x[i] = self.mean[i] + row.iter().zip(z).map(|(l, v)| l * v).sum::<f64>();
         }
+    }
+
+    /// z = L⁻¹(x − μ) (forward substitution).
+    fn to_z(&self, x: &[f64], z: &mut [f64]) {
+        let d = self.dim;
+        for i in 0..d {
+            let s: f64 = (0..i).map(|k| self.chol[i * d + k] * z[k]).sum();
+            z[i] = (x[i] - self.mean[i] - s) / self.chol[i * d + i];
+        }
+    }
+
+    /// log Z of N(0, I) in d coordinates plus log |det L|: what turns the
+    /// whitened estimate into log Z.
+    fn log_norm(&self) -> f64 {
+        0.5 * self.dim as f64 * (2.0 * std::f64::consts::PI).ln() + self.log_det_chol()
     }
 
     /// gz = Lᵀ gx (the chain rule for E(μ + Lz)).
@@ -333,8 +355,8 @@ pub struct AisRun {
     pub step: f64,
     /// Chains whose weight is zero (a non-finite energy on the way).
     pub dead: usize,
-    /// The M log-weights (including log Z_q and log |det L|): log Ẑ_r is
-    /// their logmeanexp.
+    /// The M log-weights. Forward: including log Z_q and log |det L|, so
+    /// log Ẑ_r is their logmeanexp. Reverse: the raw weights of Z_q/Z_p.
     pub log_w: Vec<f64>,
 }
 
@@ -345,8 +367,10 @@ pub struct AisEstimate {
     pub log_z: f64,
     /// Its standard error, sd(log Ẑ_r)/√R.
     pub se: f64,
-    /// logmeanexp over all R·M weights.
+    /// The estimate from all R·M weights pooled.
     pub log_z_pooled: f64,
+    /// Reverse AIS (from rows, β from 1 to 0): an upper bound.
+    pub reverse: bool,
     /// ESS of all R·M weights together.
     pub ess: f64,
     pub runs: Vec<AisRun>,
@@ -369,10 +393,11 @@ impl AisEstimate {
             format!("[{}]", v.join(", "))
         };
         format!(
-            "{{\"logz\": {}, \"se\": {}, \"runs\": {}, \"logz_pooled\": {}, \"ess\": {}, \"chains\": {}, \"run_logz\": {}, \"run_ess\": {}, \"run_accept\": {}, \"elapsed_s\": {}}}",
+            "{{\"logz\": {}, \"se\": {}, \"runs\": {}, \"reverse\": {}, \"logz_pooled\": {}, \"ess\": {}, \"chains\": {}, \"run_logz\": {}, \"run_ess\": {}, \"run_accept\": {}, \"elapsed_s\": {}}}",
             num(self.log_z),
             num(self.se),
             self.runs.len(),
+            self.reverse,
             num(self.log_z_pooled),
             num(self.ess),
             self.runs.first().map_or(0, |r| r.log_w.len()),
@@ -493,11 +518,51 @@ pub fn ais_compiled(energy: &CompiledEnergy, base: &Gaussian, cfg: &AisConfig) -
     ais(&density, base, cfg)
 }
 
+/// Reverse AIS of a compiled energy from `rows` (`n × dim`).
+pub fn ais_reverse_compiled(
+    energy: &CompiledEnergy,
+    base: &Gaussian,
+    rows: &[f64],
+    cfg: &AisConfig,
+) -> R<AisEstimate> {
+    let density = DensityOf::new(energy, None)?;
+    ais_reverse(&density, base, rows, cfg)
+}
+
 /// log Z of `energy` by `cfg.runs` AIS runs from `base`.
 pub fn ais<E: BatchEnergy + ?Sized>(
     energy: &E,
     base: &Gaussian,
     cfg: &AisConfig,
+) -> R<AisEstimate> {
+    estimate(energy, base, cfg, None)
+}
+
+/// An upper estimate of log Z by reverse AIS: `cfg.runs` runs whose chains
+/// start at `rows` (`n × dim`, in the energy's coordinates; run r's chain c
+/// at row (r·M + c) mod n) and anneal from p to `base`.
+pub fn ais_reverse<E: BatchEnergy + ?Sized>(
+    energy: &E,
+    base: &Gaussian,
+    rows: &[f64],
+    cfg: &AisConfig,
+) -> R<AisEstimate> {
+    let d = energy.dim();
+    if d == 0 || rows.is_empty() || rows.len() % d != 0 || rows.iter().any(|v| !v.is_finite()) {
+        return Err(RuntimeError::Config(format!(
+            "reverse AIS needs at least one row of {d} finite values, found {} values",
+            rows.len()
+        )));
+    }
+    estimate(energy, base, cfg, Some(rows))
+}
+
+/// Forward AIS (`rows` None) or reverse AIS from `rows`.
+fn estimate<E: BatchEnergy + ?Sized>(
+    energy: &E,
+    base: &Gaussian,
+    cfg: &AisConfig,
+    rows: Option<&[f64]>,
 ) -> R<AisEstimate> {
     let d = energy.dim();
     cfg.validate(d)?;
@@ -508,19 +573,30 @@ pub fn ais<E: BatchEnergy + ?Sized>(
         )));
     }
     let start = Instant::now();
-    let betas = cfg.schedule.betas(cfg.steps);
+    let mut betas = cfg.schedule.betas(cfg.steps);
+    if rows.is_some() {
+        betas.reverse();
+    }
     let runs = (0..cfg.runs)
-        .map(|r| one_run(energy, base, cfg, &betas, run_seed(cfg.seed, r)))
+        .map(|r| {
+            let from = rows.map(|x| (x, r * cfg.chains));
+            one_run(energy, base, cfg, &betas, run_seed(cfg.seed, r), from)
+        })
         .collect::<R<Vec<AisRun>>>()?;
     let vals: Vec<f64> = runs.iter().map(|r| r.log_z).collect();
     let n = vals.len() as f64;
     let mean = vals.iter().sum::<f64>() / n;
     let var = vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0);
     let all: Vec<f64> = runs.iter().flat_map(|r| r.log_w.iter().copied()).collect();
+    let pooled = match rows {
+        None => log_mean_exp(&all),
+        Some(_) => base.log_norm() - log_mean_exp(&all),
+    };
     Ok(AisEstimate {
         log_z: mean,
         se: (var / n).sqrt(),
-        log_z_pooled: log_mean_exp(&all),
+        log_z_pooled: pooled,
+        reverse: rows.is_some(),
         ess: weight_ess(&all),
         runs,
         base_log_det: base.log_det_chol(),
@@ -528,20 +604,41 @@ pub fn ais<E: BatchEnergy + ?Sized>(
     })
 }
 
-/// One run of M chains through the schedule.
+/// The chains' starts in whitened coordinates: draws of N(0, I), or (for
+/// reverse AIS) rows `first, first + 1, …` (mod their count) of `from`.
+fn starts(base: &Gaussian, m: usize, seed: u64, from: Option<(&[f64], usize)>) -> Vec<f64> {
+    let d = base.dim;
+    let mut z = vec![0.0; m * d];
+    match from {
+        None => {
+            let mut rngs = ChainRngs::range(seed, 0, m);
+            for (c, row) in z.chunks_exact_mut(d).enumerate() {
+                row.iter_mut().for_each(|v| *v = rngs.rngs[c].normal());
+            }
+        }
+        Some((x, first)) => {
+            let n = x.len() / d;
+            for (c, row) in z.chunks_exact_mut(d).enumerate() {
+                let r = (first + c) % n;
+                base.to_z(&x[r * d..(r + 1) * d], row);
+            }
+        }
+    }
+    z
+}
+
+/// One run of M chains through the schedule (`betas` from 0 to 1, or from
+/// 1 to 0 for reverse AIS, whose chains start at rows of `from`).
 fn one_run<E: BatchEnergy + ?Sized>(
     energy: &E,
     base: &Gaussian,
     cfg: &AisConfig,
     betas: &[f64],
     seed: u64,
+    from: Option<(&[f64], usize)>,
 ) -> R<AisRun> {
     let (d, m) = (base.dim, cfg.chains);
-    let mut rngs = ChainRngs::range(seed, 0, m);
-    let mut z = vec![0.0; m * d];
-    for (c, row) in z.chunks_exact_mut(d).enumerate() {
-        row.iter_mut().for_each(|v| *v = rngs.rngs[c].normal());
-    }
+    let mut z = starts(base, m, seed, from);
     // E′ at the current points: evaluated once at the start, then read off
     // each transition's energy column.
     let mut e = vec![0.0; m];
@@ -563,6 +660,8 @@ fn one_run<E: BatchEnergy + ?Sized>(
         if k + 1 == betas.len() {
             break;
         }
+        // In either direction log π_k/π_{k−1} = (β_k − β_{k−1})(E_q − E′) at
+        // the current point, and every β a transition runs at is in (0, 1).
         let beta = betas[k];
         let tempered = Tempered { energy, base, beta };
         let mut run = RunConfig::new(m, 0, cfg.moves, super::rng::mix64(seed ^ k as u64));
@@ -587,7 +686,8 @@ fn one_run<E: BatchEnergy + ?Sized>(
             step = (step * ((acc - target) * 0.5).exp()).clamp(1e-8, 100.0);
         }
     }
-    let shift = 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln() + base.log_det_chol();
+    let reverse = from.is_some();
+    let shift = if reverse { 0.0 } else { base.log_norm() };
     let log_w: Vec<f64> = log_w
         .iter()
         .map(|w| {
@@ -606,7 +706,11 @@ fn one_run<E: BatchEnergy + ?Sized>(
     }
     Ok(AisRun {
         seed,
-        log_z: log_mean_exp(&log_w),
+        log_z: if reverse {
+            base.log_norm() - log_mean_exp(&log_w)
+        } else {
+            log_mean_exp(&log_w)
+        },
         ess: weight_ess(&log_w),
         accept: acc_sum / acc_n.max(1) as f64,
         step,
@@ -672,6 +776,51 @@ mod tests {
             est.se
         );
         assert!(est.se < 0.05, "se {}", est.se);
+    }
+
+    #[test]
+    fn reverse_ais_from_exact_draws_matches_log_z() {
+        // The same Gaussian as above; exact draws x = (2ξ₀, ξ₁/2).
+        let e = FnEnergy::new(
+            2,
+            |x: &[f64]| 0.5 * (x[0] * x[0] / 4.0 + x[1] * x[1] / 0.25),
+            |x: &[f64], g: &mut [f64]| {
+                g[0] = x[0] / 4.0;
+                g[1] = x[1] / 0.25;
+                0.5 * (x[0] * x[0] / 4.0 + x[1] * x[1] / 0.25)
+            },
+        );
+        let mut rng = crate::sample::ChainRng::new(5, 0);
+        let rows: Vec<f64> = (0..640)
+            .flat_map(|_| [2.0 * rng.normal(), 0.5 * rng.normal()])
+            .collect();
+        let truth = (2.0 * std::f64::consts::PI).ln();
+        let cfg = AisConfig::new(200, 10, 64, 1);
+        let est = ais_reverse(&e, &Gaussian::standard(2), &rows, &cfg).unwrap();
+        assert!(est.reverse);
+        assert!(
+            (est.log_z - truth).abs() < 3.0 * est.se + 1e-9,
+            "{} ± {} vs {truth}",
+            est.log_z,
+            est.se
+        );
+        assert!(ais_reverse(&e, &Gaussian::standard(2), &[1.0], &cfg).is_err());
+    }
+
+    #[test]
+    fn whitening_round_trips() {
+        let g = Gaussian {
+            dim: 2,
+            mean: vec![1.0, -1.0],
+            chol: vec![2.0, 0.0, 0.5, 0.3],
+        };
+        let (mut x, mut z) = ([0.0; 2], [0.0; 2]);
+        g.to_x(&[0.7, -1.2], &mut x);
+        g.to_z(&x, &mut z);
+        assert!(
+            (z[0] - 0.7).abs() < 1e-12 && (z[1] + 1.2).abs() < 1e-12,
+            "{z:?}"
+        );
     }
 
     #[test]
