@@ -548,7 +548,11 @@ pub fn ais_reverse<E: BatchEnergy + ?Sized>(
     cfg: &AisConfig,
 ) -> R<AisEstimate> {
     let d = energy.dim();
-    if d == 0 || rows.is_empty() || rows.len() % d != 0 || rows.iter().any(|v| !v.is_finite()) {
+    if d == 0
+        || rows.is_empty()
+        || !rows.len().is_multiple_of(d)
+        || rows.iter().any(|v| !v.is_finite())
+    {
         return Err(RuntimeError::Config(format!(
             "reverse AIS needs at least one row of {d} finite values, found {} values",
             rows.len()
