@@ -35,4 +35,17 @@ fn main() {
         let row = cases::run(&case, runs, chains, 1000, 0);
         println!("{}", row.markdown(chains));
     }
+    println!("\nReverse AIS (from rows, β from 1 to 0): the upper side of the bracket\n");
+    println!("{}", cases::HEADER);
+    let all = cases::cases();
+    let moons = ebm::data::toy("two_moons", 4000, None, 2).expect("toy set");
+    let exact = cases::gauss10_draws(runs * chains, 3);
+    for (case, rows, label) in [
+        (&all[4], &moons.x, "two moons MLP, reverse from data"),
+        (&all[5], &exact, "10-d Gaussian, reverse from exact draws"),
+    ] {
+        let mut row = cases::run_with(case, runs, chains, 1000, 0, Some(rows));
+        row.name = label;
+        println!("{}", row.markdown(chains));
+    }
 }

@@ -164,6 +164,18 @@ fn truth(case: &Case, energy: &CompiledEnergy) -> f64 {
 
 /// Runs `case` with `runs` × `chains` × `steps` AIS from `seed`.
 pub fn run(case: &Case, runs: usize, chains: usize, steps: usize, seed: u64) -> Row {
+    run_with(case, runs, chains, steps, seed, None)
+}
+
+/// [`run`], or reverse AIS from `rows` when given.
+pub fn run_with(
+    case: &Case,
+    runs: usize,
+    chains: usize,
+    steps: usize,
+    seed: u64,
+    rows: Option<&[f64]>,
+) -> Row {
     let energy = compile(case);
     let truth = truth(case, &energy);
     let q = base(case, &energy);
@@ -171,7 +183,11 @@ pub fn run(case: &Case, runs: usize, chains: usize, steps: usize, seed: u64) -> 
     cfg.transition = case.transition;
     cfg.threads = ebm::backend::cpu::default_threads();
     let start = Instant::now();
-    let est = ais::ais_compiled(&energy, &q, &cfg).expect("AIS");
+    let est = match rows {
+        None => ais::ais_compiled(&energy, &q, &cfg),
+        Some(x) => ais::ais_reverse_compiled(&energy, &q, x, &cfg),
+    }
+    .expect("AIS");
     let seconds = start.elapsed().as_secs_f64();
     Row {
         name: case.name,
@@ -184,6 +200,40 @@ pub fn run(case: &Case, runs: usize, chains: usize, steps: usize, seed: u64) -> 
         ess: est.runs.iter().map(|r| r.ess).sum::<f64>() / runs as f64,
         seconds,
     }
+}
+
+/// `n` exact draws of the 10-d Gaussian of `examples/ais/gauss10.ebm`:
+/// x = μ + W⁻¹ξ (Cov = W⁻¹W⁻ᵀ = (WᵀW)⁻¹), W as that file builds it.
+pub fn gauss10_draws(n: usize, seed: u64) -> Vec<f64> {
+    let diag = [2.5, 1.8, 1.2, 1.0, 0.8, 0.6, 0.5, 0.45, 0.4, 2.0];
+    let mu = [1.0, -1.0, 0.5, 0.0, 2.0, -0.5, 0.0, 1.5, -2.0, 0.25];
+    let w = |i: usize, j: usize| -> f64 {
+        match i - j {
+            0 => diag[i],
+            1 => {
+                if i % 2 == 1 {
+                    0.6
+                } else {
+                    -0.4
+                }
+            }
+            2 => 0.3,
+            _ => 0.0,
+        }
+    };
+    let mut rng = ebm::sample::ChainRng::new(seed, 0);
+    let mut out = Vec::with_capacity(n * 10);
+    for _ in 0..n {
+        let xi: Vec<f64> = (0..10).map(|_| rng.normal()).collect();
+        // Forward substitution: W y = ξ.
+        let mut y = [0.0; 10];
+        for i in 0..10 {
+            let s: f64 = (0..i).map(|j| w(i, j) * y[j]).sum();
+            y[i] = (xi[i] - s) / diag[i];
+        }
+        out.extend((0..10).map(|i| mu[i] + y[i]));
+    }
+    out
 }
 
 pub const HEADER: &str = "| energy | true log Z | AIS log Z ± SE | z | bias | pooled | ESS/run | time (s) |\n| --- | --- | --- | --- | --- | --- | --- | --- |";
