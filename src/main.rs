@@ -74,7 +74,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Sample an energy with Langevin, MALA, random-walk MH or HMC; write the draws as CSV or NPY.
+    /// Sample an energy with Langevin, MALA, random-walk MH, HMC, parallel tempering
+    /// (pt) or underdamped Langevin (uld); write the draws as CSV or NPY.
     Sample {
         file: PathBuf,
         #[command(flatten)]

@@ -354,6 +354,55 @@ fn bad_flags_are_clear_errors() {
             &["--energy", "gauss", "--step", "0"],
             "--step must be a number > 0",
         ),
+        (
+            &["--energy", "gauss", "--replicas", "4"],
+            "--replicas applies to --sampler pt only",
+        ),
+        (
+            &["--energy", "gauss", "--sampler", "pt", "--replicas", "1"],
+            "--replicas must be between 2 and 256, found 1",
+        ),
+        (
+            &["--energy", "gauss", "--sampler", "pt", "--max-temp", "0.5"],
+            "--max-temp must be a number > 1, found 0.5",
+        ),
+        (
+            &["--energy", "gauss", "--sampler", "pt", "--ladder", "1,4,2"],
+            "--ladder: the ladder's temperatures must be finite and increasing",
+        ),
+        (
+            &["--energy", "gauss", "--sampler", "pt", "--ladder", "2,4"],
+            "--ladder: the ladder must start at temperature 1",
+        ),
+        (
+            &[
+                "--energy",
+                "gauss",
+                "--sampler",
+                "pt",
+                "--ladder",
+                "1,2",
+                "--replicas",
+                "3",
+            ],
+            "drop --replicas and --max-temp",
+        ),
+        (
+            &["--energy", "gauss", "--sampler", "pt", "--swap-every", "0"],
+            "--swap-every must be at least 1",
+        ),
+        (
+            &["--energy", "gauss", "--sampler", "mala", "--friction", "1"],
+            "--friction applies to --sampler uld only",
+        ),
+        (
+            &["--energy", "gauss", "--sampler", "uld", "--friction", "-1"],
+            "--friction must be a number > 0, found -1",
+        ),
+        (
+            &["--energy", "gauss", "--sampler", "uld", "--target", "0.5"],
+            "--target must be an acceptance rate",
+        ),
     ];
     for (flags, want) in cases {
         let mut args = vec!["sample", src.as_str(), "--out", out.as_str()];
@@ -385,6 +434,13 @@ fn example_scripts_run_and_draw() {
             &["out/gmm8_mala.png", "out/gmm8_mala.csv"],
         ),
         (
+            "objectives/pt_vs_mala.ebm",
+            &[
+                "objectives/out/two_modes_mala.png",
+                "objectives/out/two_modes_pt.png",
+            ],
+        ),
+        (
             "sample_banana.ebm",
             &[
                 "out/banana_hmc.png",
@@ -396,6 +452,7 @@ fn example_scripts_run_and_draw() {
     for (name, outputs) in cases {
         // A copy, so the outputs land in the scratch folder.
         let src = dir.join(name);
+        std::fs::create_dir_all(src.parent().unwrap()).unwrap();
         std::fs::copy(root.join("examples").join(name), &src).unwrap();
         let (code, out, err) = ebm(&["run", &s(&src)]);
         assert_eq!(code, 0, "{name}: {err}");
@@ -435,5 +492,75 @@ fn bad_starting_points_file_points_at_init() {
     let (code, _, err) = ebm(&["run", &src]);
     assert_eq!(code, 1);
     assert!(err.contains("found shape [2, 4]"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ebm sample --sampler pt` prints the ladder and the swap rates and
+/// writes them in the CSV header; `--sampler uld` takes its friction; both
+/// recover the Gaussian's mean.
+#[test]
+fn pt_and_uld_from_the_command_line() {
+    let dir = scratch("pt-uld");
+    let src = write(&dir, "g.ebm", GAUSS);
+    let runs: &[(&str, &[&str])] = &[
+        (
+            "pt",
+            &["--ladder", "1,2,4", "--swap-every", "2", "--step", "0.3"],
+        ),
+        ("pt", &["--replicas", "3", "--replica-move", "rwmh"]),
+        ("uld", &["--step", "0.2", "--friction", "2"]),
+    ];
+    for (i, (sampler, flags)) in runs.iter().enumerate() {
+        let csv = dir.join(format!("{i}.csv"));
+        let mut args = vec![
+            "sample",
+            &src,
+            "--energy",
+            "gauss",
+            "--sampler",
+            sampler,
+            "--chains",
+            "4",
+            "--steps",
+            "2000",
+            "--warmup",
+            "300",
+            "--seed",
+            "5",
+        ];
+        let out_path = s(&csv);
+        args.extend_from_slice(&["--out", &out_path]);
+        args.extend_from_slice(flags);
+        let (code, out, err) = ebm(&args);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        let d = read_csv(&csv).unwrap();
+        let header = |k: &str| {
+            d.header
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        if *sampler == "pt" {
+            assert!(
+                out.contains("swap acceptance between adjacent temperatures"),
+                "{out}"
+            );
+            assert!(header("pt_swap_rates").is_some(), "{:?}", d.header);
+            if i == 0 {
+                assert_eq!(header("ladder").as_deref(), Some("1 2 4"));
+                assert_eq!(header("swap_every").as_deref(), Some("2"));
+            } else {
+                assert_eq!(header("replica_move").as_deref(), Some("rwmh"));
+            }
+        } else {
+            assert_eq!(header("friction").as_deref(), Some("2"));
+        }
+        for (k, want) in [(0, 1.0), (1, -2.0)] {
+            let x = d.coord(k);
+            let m = x.iter().sum::<f64>() / x.len() as f64;
+            let se = stats::mcse_mean(&x, d.chains);
+            assert!((m - want).abs() < 5.0 * se, "{sampler} x.{k}: {m} ± {se}");
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

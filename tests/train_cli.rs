@@ -402,3 +402,84 @@ fn evaluate_with_the_training_sampler_and_an_image_grid() {
         assert!(stderr.contains(want), "{extra:?}: {stderr}");
     }
 }
+
+/// Score matching and NCE through `ebm train`: their files, a resumed run
+/// equal to an uninterrupted one (NCE's learned log Z included), and their
+/// flags refused with the flags' own wording.
+#[test]
+fn score_matching_and_nce_runs_resume_bit_identical() {
+    let dir = scratch("methods");
+    for method in [
+        &["--method", "sm"][..],
+        &[
+            "--method",
+            "ssm",
+            "--projections",
+            "3",
+            "--projection",
+            "gaussian",
+        ],
+        &["--method", "dsm", "--sigma", "0.05,0.2"],
+        &[
+            "--method",
+            "nce",
+            "--nce-noise",
+            "fitted:1.5",
+            "--nce-ratio",
+            "2",
+        ],
+    ] {
+        let name = method[1];
+        let straight = dir.join(format!("{name}-straight"));
+        let (code, stdout, stderr) = train(&dir, &straight, "12", method);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        assert!(
+            stdout.contains("E- NaN") == (name != "nce"),
+            "{name}: {stdout}"
+        );
+        let half = dir.join(format!("{name}-half"));
+        let mut first = method.to_vec();
+        first.extend(["--stop-after", "5"]);
+        let (code, _, stderr) = train(&dir, &half, "12", &first);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        let (code, _, stderr) = ebm(&["train", "--resume", &s(&half)]);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        let read = |p: &Path| ebm::data::safetensors::read(&p.join("params.safetensors")).unwrap();
+        let (a, b) = (read(&straight), read(&half));
+        assert_eq!(
+            a.tensors, b.tensors,
+            "{name}: parameters differ after resume"
+        );
+        assert_eq!(a.tensors.contains_key("nce.log_z"), name == "nce", "{name}");
+        let metrics = std::fs::read_to_string(straight.join("metrics.csv")).unwrap();
+        assert_eq!(metrics.lines().count(), 13, "{name}: {metrics}");
+    }
+    for (flags, want) in [
+        (
+            &["--method", "sm", "--l2", "0.1"][..],
+            "--l2 0.1: the energy penalty applies to cd, pcd and icd",
+        ),
+        (
+            &["--method", "dsm", "--sigma", "0.1,-1"],
+            "--sigma expects 1 to 64 noise levels",
+        ),
+        (
+            &["--method", "nce", "--nce-noise", "gaussian"],
+            "--nce-noise expects `fitted`",
+        ),
+        (
+            &["--method", "ssm", "--projections", "0"],
+            "--projections must be between 1 and 64",
+        ),
+        (
+            &["--method", "ssm", "--loss", "softplus"],
+            "--loss softplus: the contrastive loss variants apply to cd, pcd and icd",
+        ),
+    ] {
+        let out = dir.join("bad");
+        let (code, _, stderr) = train(&dir, &out, "5", flags);
+        assert_eq!(code, 1, "{flags:?}");
+        assert!(stderr.contains(want), "{flags:?}: {stderr}");
+        assert!(!out.join("metrics.csv").exists(), "{flags:?} trained");
+    }
+}

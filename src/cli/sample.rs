@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ebm::pipeline;
-use ebm::sample::{Init, Method, SamplerConfig, UlaOptions};
+use ebm::sample::{Init, Method, PtMove, PtOptions, SamplerConfig, UlaOptions, UldOptions};
 use ebm::script::runners::{self, InitSpec};
 
 use super::{
@@ -17,19 +17,25 @@ pub struct SampleOptions {
     /// The energy to sample.
     #[arg(long)]
     pub energy: String,
-    #[arg(long, default_value = "mala", value_parser = ["ula", "mala", "rwmh", "hmc"])]
+    /// ula, mala, rwmh, hmc, pt (parallel tempering: MALA or RWMH replicas
+    /// on a temperature ladder, swaps between neighbours; only T = 1 is
+    /// kept) or uld (underdamped Langevin, BAOAB, unadjusted).
+    #[arg(long, default_value = "mala", value_parser = ["ula", "mala", "rwmh", "hmc", "pt", "uld"])]
     pub sampler: String,
     #[arg(long, default_value_t = 4)]
     pub chains: usize,
     /// Iterations after warm-up (every --thin-th is kept).
     #[arg(long, default_value_t = 1000)]
     pub steps: usize,
-    /// Warm-up iterations (step-size and mass-matrix adaptation for mala/rwmh/hmc).
+    /// Warm-up iterations (step-size and mass-matrix adaptation for mala/rwmh/hmc;
+    /// per-temperature step sizes for pt).
     #[arg(long, default_value_t = 500)]
     pub warmup: usize,
     #[arg(long, default_value_t = 1)]
     pub thin: usize,
-    /// Initial step size (ula/mala: λ; rwmh: proposal sd; hmc: leapfrog ε).
+    /// Initial step size (ula/mala: λ; rwmh: proposal sd; hmc: leapfrog ε;
+    /// pt: each replica's initial λ, or sd with --replica-move rwmh;
+    /// uld: the time step h, fixed).
     #[arg(long)]
     pub step: Option<f64>,
     /// ula only: decoupled noise sd σ (samples at temperature σ²/(2·step)).
@@ -38,6 +44,26 @@ pub struct SampleOptions {
     /// hmc only: leapfrog steps per transition.
     #[arg(long)]
     pub leapfrog: Option<usize>,
+    /// pt only: replicas per chain on a geometric ladder from 1 to --max-temp
+    /// [default: 8].
+    #[arg(long)]
+    pub replicas: Option<usize>,
+    /// pt only: the hottest temperature of the geometric ladder [default: 10].
+    #[arg(long, allow_hyphen_values = true)]
+    pub max_temp: Option<f64>,
+    /// pt only: an explicit ladder, increasing from 1 (e.g. 1,2,4,8);
+    /// replaces --replicas and --max-temp.
+    #[arg(long, allow_hyphen_values = true)]
+    pub ladder: Option<String>,
+    /// pt only: propose swaps after every N-th transition [default: 1].
+    #[arg(long)]
+    pub swap_every: Option<usize>,
+    /// pt only: each replica's move, mala or rwmh [default: mala].
+    #[arg(long, value_parser = ["mala", "rwmh"])]
+    pub replica_move: Option<String>,
+    /// uld only: friction γ (per unit time) [default: 1].
+    #[arg(long, allow_hyphen_values = true)]
+    pub friction: Option<f64>,
     /// Target acceptance rate of the warm-up adaptation.
     #[arg(long)]
     pub target: Option<f64>,
@@ -93,10 +119,12 @@ pub fn init_named(text: &str) -> Result<InitSpec> {
 pub fn sampler_from_flags(o: &SampleOptions) -> Result<SamplerConfig> {
     let Some(mut cfg) = runners::sampler_named(&o.sampler) else {
         return fail(format!(
-            "unknown sampler `{}`; expected ula, mala, rwmh or hmc",
+            "unknown sampler `{}`; expected ula, mala, rwmh, hmc, pt or uld",
             o.sampler
         ));
     };
+    pt_flags(o, &mut cfg)?;
+    uld_flags(o, &mut cfg)?;
     if let Some(s) = o.step {
         if !(s > 0.0 && s.is_finite()) {
             return fail(format!("--step must be a number > 0, found {s}"));
@@ -106,7 +134,7 @@ pub fn sampler_from_flags(o: &SampleOptions) -> Result<SamplerConfig> {
     if let Some(t) = o.target {
         if !(t > 0.0 && t < 1.0 && cfg.method.is_mh()) {
             return fail(format!(
-                "--target must be an acceptance rate between 0 and 1 for mala, rwmh or hmc, found {t}"
+                "--target must be an acceptance rate between 0 and 1 for mala, rwmh, hmc or pt, found {t}"
             ));
         }
         cfg.target_accept = t;
@@ -133,6 +161,76 @@ pub fn sampler_from_flags(o: &SampleOptions) -> Result<SamplerConfig> {
         cfg.method = Method::Hmc { leapfrog: l };
     }
     Ok(cfg)
+}
+
+/// `--replicas`, `--max-temp`, `--ladder`, `--swap-every` and
+/// `--replica-move`, which only `--sampler pt` takes.
+fn pt_flags(o: &SampleOptions, cfg: &mut SamplerConfig) -> Result<()> {
+    let given = [
+        ("--replicas", o.replicas.is_some()),
+        ("--max-temp", o.max_temp.is_some()),
+        ("--ladder", o.ladder.is_some()),
+        ("--swap-every", o.swap_every.is_some()),
+        ("--replica-move", o.replica_move.is_some()),
+    ];
+    let Method::Pt(pt) = &mut cfg.method else {
+        return match given.iter().find(|(_, g)| *g) {
+            Some((flag, _)) => fail(format!("{flag} applies to --sampler pt only")),
+            None => Ok(()),
+        };
+    };
+    let k = o.replicas.unwrap_or(runners::DEFAULT_REPLICAS);
+    if !(2..=ebm::sample::config::MAX_REPLICAS).contains(&k) {
+        return fail(format!(
+            "--replicas must be between 2 and {}, found {k}",
+            ebm::sample::config::MAX_REPLICAS
+        ));
+    }
+    let t_max = o.max_temp.unwrap_or(runners::DEFAULT_MAX_TEMP);
+    if !(t_max > 1.0 && t_max.is_finite()) {
+        return fail(format!("--max-temp must be a number > 1, found {t_max}"));
+    }
+    *pt = PtOptions {
+        moves: pt.moves,
+        swap_every: pt.swap_every,
+        ..PtOptions::geometric(k, t_max)
+    };
+    if let Some(text) = &o.ladder {
+        if o.replicas.is_some() || o.max_temp.is_some() {
+            return fail("--ladder gives the temperatures itself: drop --replicas and --max-temp");
+        }
+        pt.ladder = parse_vector("--ladder", text)?;
+        if let Some(why) = pt.check() {
+            return fail(format!("--ladder: {why} (e.g. --ladder 1,2,4,8)"));
+        }
+    }
+    if let Some(n) = o.swap_every {
+        if n == 0 {
+            return fail("--swap-every must be at least 1");
+        }
+        pt.swap_every = n;
+    }
+    if o.replica_move.as_deref() == Some("rwmh") {
+        pt.moves = PtMove::Rwmh;
+        cfg.target_accept = 0.234;
+        cfg.step = runners::DEFAULT_RWMH_STEP;
+    }
+    Ok(())
+}
+
+/// `--friction`, which only `--sampler uld` takes.
+fn uld_flags(o: &SampleOptions, cfg: &mut SamplerConfig) -> Result<()> {
+    let Some(g) = o.friction else {
+        return Ok(());
+    };
+    if !matches!(cfg.method, Method::Uld(_)) {
+        return fail("--friction applies to --sampler uld only");
+    }
+    if !(g > 0.0 && g.is_finite()) {
+        return fail(format!("--friction must be a number > 0, found {g}"));
+    }
+    cfg.method = Method::Uld(UldOptions { friction: g });
+    Ok(())
 }
 
 /// `ebm sample FILE`: runs the chains, writes the draws (and a plot); returns

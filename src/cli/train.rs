@@ -13,9 +13,10 @@ use ebm::sample::{Method as SamplerMethod, SamplerConfig, UlaOptions};
 use ebm::script::runners;
 use ebm::train::buffer::{Fresh, Replace};
 use ebm::train::loss::LossKind;
+use ebm::train::nce::Noise;
 use ebm::train::optim::{Decay, Rule};
 use ebm::train::session::{self, Session};
-use ebm::train::{Method, TrainConfig, Trainer, checkpoint};
+use ebm::train::{Method, TrainConfig, Trainer, checkpoint, score};
 
 use super::{Failure, Result, analyze, backend_named, dtype_named, fail, parse_vector};
 
@@ -55,8 +56,41 @@ pub struct TrainOptions {
     /// pcd plus improved CD's KL and entropy terms, differentiated through
     /// the last Langevin step (after mala/hmc negatives: one extra ULA step
     /// with drift step/2 and noise sqrt(step) from their final state).
-    #[arg(long, default_value = "pcd", value_parser = ["cd", "pcd", "icd"])]
+    /// sm: exact score matching ½|∇E|² − tr ∇²E (d ≤ 64); ssm: sliced
+    /// (--projections, --projection); dsm: denoising (--sigma); nce:
+    /// noise-contrastive estimation (--nce-noise, --nce-ratio) with a learned
+    /// log Z (`nce.log_z` in params.safetensors). These four draw no
+    /// negatives: the sampler flags do not apply.
+    #[arg(long, default_value = "pcd", value_parser = ["cd", "pcd", "icd", "sm", "ssm", "dsm", "nce"])]
     pub method: String,
+    /// ssm only: projections per sample (1 to 64), one Hessian-vector product each.
+    #[arg(long, default_value_t = 1)]
+    #[serde(default = "one")]
+    pub projections: usize,
+    /// ssm only: the projections' distribution, rademacher (±1) or gaussian.
+    #[arg(long, default_value = "rademacher", value_parser = ["rademacher", "gaussian"])]
+    #[serde(default = "rademacher")]
+    pub projection: String,
+    /// dsm only: the noise levels σ (comma-separated; each sample draws one),
+    /// in the scaled data's units.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.1",
+        allow_hyphen_values = true
+    )]
+    #[serde(default = "default_sigma")]
+    pub sigma: Vec<f64>,
+    /// nce only: the noise density, fitted (a Gaussian with the data's mean
+    /// and covariance), fitted:SCALE (its sd widened SCALE times),
+    /// normal:SD or uniform:A,B.
+    #[arg(long, default_value = "fitted", allow_hyphen_values = true)]
+    #[serde(default = "fitted")]
+    pub nce_noise: String,
+    /// nce only: noise rows per data row (ν, 1 to 64).
+    #[arg(long, default_value_t = 1)]
+    #[serde(default = "one")]
+    pub nce_ratio: usize,
     /// Training iterations (the run's total; --resume continues to it).
     #[arg(long, default_value_t = 5000)]
     pub iters: usize,
@@ -88,9 +122,10 @@ pub struct TrainOptions {
     /// Contrastive loss: cd (mean E+ − mean E−), softplus, logsumexp.
     #[arg(long, default_value = "cd", value_parser = ["cd", "softplus", "logsumexp"])]
     pub loss: String,
-    /// α of the energy-magnitude penalty α·mean(E+² + E−²).
-    #[arg(long, default_value_t = 0.05)]
-    pub l2: f64,
+    /// α of the energy-magnitude penalty α·mean(E+² + E−²) (cd, pcd, icd;
+    /// default 0.05).
+    #[arg(long)]
+    pub l2: Option<f64>,
     /// icd only: weight of the KL term.
     #[arg(long, default_value_t = 1.0)]
     pub kl: f64,
@@ -342,6 +377,80 @@ pub(super) fn decay(text: &str) -> Result<Decay> {
     ))
 }
 
+fn one() -> usize {
+    1
+}
+fn rademacher() -> String {
+    "rademacher".into()
+}
+fn default_sigma() -> Vec<f64> {
+    vec![0.1]
+}
+fn fitted() -> String {
+    "fitted".into()
+}
+
+/// The flags of score matching and NCE.
+fn method_options(
+    o: &TrainOptions,
+    method: Method,
+    data: &Dataset,
+    cfg: &mut TrainConfig,
+) -> Result<()> {
+    if o.loss != "cd" && !method.samples_negatives() {
+        return fail(format!(
+            "--loss {}: the contrastive loss variants apply to cd, pcd and icd; `{}` has its own loss",
+            o.loss,
+            method.name()
+        ));
+    }
+    if !(1..=score::MAX_PROJECTIONS).contains(&o.projections) {
+        return fail(format!(
+            "--projections must be between 1 and {}, found {}",
+            score::MAX_PROJECTIONS,
+            o.projections
+        ));
+    }
+    cfg.score.projections = o.projections;
+    cfg.score.projection = score::Projection::parse(&o.projection)
+        .ok_or_else(|| Failure::Message(format!("unknown --projection `{}`", o.projection)))?;
+    if o.sigma.is_empty()
+        || o.sigma.len() > 64
+        || !o.sigma.iter().all(|s| *s > 0.0 && s.is_finite())
+    {
+        return fail(format!(
+            "--sigma expects 1 to 64 noise levels, each a number > 0, found {:?}",
+            o.sigma
+        ));
+    }
+    cfg.score.sigmas = o.sigma.clone();
+    if !(1..=64).contains(&o.nce_ratio) {
+        return fail(format!(
+            "--nce-ratio must be between 1 and 64, found {}",
+            o.nce_ratio
+        ));
+    }
+    cfg.nce.ratio = o.nce_ratio;
+    cfg.nce.noise = nce_noise(&o.nce_noise)?;
+    if method == Method::Sm && data.dim > score::MAX_EXACT_DIM {
+        return fail(format!(
+            "--method sm takes one Hessian-vector product per coordinate; the data has {} columns (the limit is {}): use --method ssm or dsm",
+            data.dim,
+            score::MAX_EXACT_DIM
+        ));
+    }
+    Ok(())
+}
+
+/// `--nce-noise`: fitted, fitted:SCALE, normal:SD or uniform:A,B.
+fn nce_noise(text: &str) -> Result<Noise> {
+    Noise::parse(text).ok_or_else(|| {
+        Failure::Message(format!(
+            "--nce-noise expects `fitted`, `fitted:SCALE`, `normal:SD` or `uniform:A,B` (SCALE, SD > 0; A < B), found `{text}`"
+        ))
+    })
+}
+
 /// Every flag checked, turned into the runner's configuration.
 fn config(o: &TrainOptions, data: &Dataset) -> Result<TrainConfig> {
     let method = Method::parse(&o.method)
@@ -375,11 +484,22 @@ fn config(o: &TrainOptions, data: &Dataset) -> Result<TrainConfig> {
             fail(format!("{flag} must be a number ≥ 0, found {v}"))
         }
     };
-    cfg.l2 = finite_nonneg("--l2", o.l2)?;
+    cfg.l2 = match o.l2 {
+        Some(v) if !method.samples_negatives() => {
+            return fail(format!(
+                "--l2 {v}: the energy penalty applies to cd, pcd and icd; `{}` has its own loss",
+                method.name()
+            ));
+        }
+        Some(v) => finite_nonneg("--l2", v)?,
+        None if method.samples_negatives() => 0.05,
+        None => 0.0,
+    };
+    method_options(o, method, data, &mut cfg)?;
     cfg.kl = finite_nonneg("--kl", o.kl)?;
     cfg.entropy = finite_nonneg("--entropy", o.entropy)?;
     cfg.buffer.size = o.buffer;
-    if method != Method::Cd && (o.buffer == 0 || o.buffer > 10_000_000) {
+    if method.persistent() && (o.buffer == 0 || o.buffer > 10_000_000) {
         return fail("--buffer must be between 1 and 10000000 rows");
     }
     if !(0.0..=1.0).contains(&o.reinit) {

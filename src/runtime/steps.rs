@@ -28,6 +28,8 @@ pub enum StepRole {
     Step,
     /// Per-chain diagonal inverse mass (shaped like x).
     InvMass,
+    /// Per-chain inverse temperature β (shape [1]): the move targets exp(−βE).
+    Beta,
     /// The conditioning input.
     Cond,
     /// A parameter, by its name in the energy graph.
@@ -121,6 +123,7 @@ fn role_of(d: &InputDecl) -> StepRole {
         (_, "noise") => StepRole::Noise,
         (_, "step") => StepRole::Step,
         (_, "inv_mass") => StepRole::InvMass,
+        (_, "beta") => StepRole::Beta,
         _ => StepRole::Cond,
     }
 }
@@ -151,12 +154,28 @@ pub fn ula(energy: &Graph, m: UlaMove) -> Result<StepGraph, String> {
 /// `log_q` = log q(x|y) − log q(y|x) = ½(|ξ|² − Σ z²/(h·m)),
 /// z = x − y + ½h·m⊙∇E(y).
 pub fn mala(energy: &Graph) -> Result<StepGraph, String> {
+    mala_graph(energy, false)
+}
+
+/// The MALA proposal for the tempered target exp(−βE) (a parallel-tempering
+/// replica): as [`mala`] with an extra per-chain input `beta` scaling both
+/// gradients (drift β∇E(x), and β∇E(y) in `log_q`). `energy` and `grad`
+/// stay E(y) and ∇E(y), unscaled: the engine keeps raw energies for swaps.
+pub fn mala_tempered(energy: &Graph) -> Result<StepGraph, String> {
+    mala_graph(energy, true)
+}
+
+fn mala_graph(energy: &Graph, tempered: bool) -> Result<StepGraph, String> {
     let mut b = Builder::new(energy)?;
     let x = b.sample("x");
-    let gx = b.sample("grad");
+    let mut gx = b.sample("grad");
     let xi = b.sample("noise");
     let h = b.per_chain("step");
     let m = b.sample("inv_mass");
+    let beta = tempered.then(|| b.per_chain("beta"));
+    if let Some(beta) = beta {
+        gx = b.g.mul(beta, gx);
+    }
     let half = b.fill(0.5);
     let hm = b.g.mul(h, m);
     let half_hm = b.g.mul(half, hm);
@@ -166,7 +185,11 @@ pub fn mala(energy: &Graph) -> Result<StepGraph, String> {
     let moved = b.g.sub(x, drift);
     let y = b.g.add_(moved, kick);
     let (ey, gy) = b.energy_grad(y);
-    let back = b.g.mul(half_hm, gy);
+    let gy_t = match beta {
+        Some(beta) => b.g.mul(beta, gy),
+        None => gy,
+    };
+    let back = b.g.mul(half_hm, gy_t);
     let d = b.g.sub(x, y);
     let z = b.g.add_(d, back);
     let z2 = b.g.mul(z, z);
@@ -221,6 +244,54 @@ pub fn leapfrog(energy: &Graph) -> Result<StepGraph, String> {
     let k1 = b.g.mul(half_eps, g2);
     let p2 = b.g.sub(ph, k1);
     Ok(b.finish(&[("x", x2), ("p", p2), ("grad", g2), ("energy", e2)]))
+}
+
+/// How ULD moves: the time step h and the O step's c = e^(−γh).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UldMove {
+    pub h: f64,
+    pub c: f64,
+}
+
+impl UldMove {
+    pub fn new(h: f64, friction: f64) -> UldMove {
+        UldMove {
+            h,
+            c: (-friction * h).exp(),
+        }
+    }
+    /// The O step's noise scale √(1 − c²).
+    pub fn noise(&self) -> f64 {
+        (1.0 - self.c * self.c).max(0.0).sqrt()
+    }
+}
+
+/// One BAOAB step of underdamped Langevin with unit mass:
+/// v½ = v − (h/2)∇E(x); x½ = x + (h/2)v½; v' = c·v½ + √(1−c²)ξ;
+/// x' = x½ + (h/2)v'; v'' = v' − (h/2)∇E(x'). Inputs x, p (v), grad
+/// (∇E(x)), noise ξ. Outputs `x`, `p`, `grad` ∇E(x') and `energy` E(x').
+pub fn uld(energy: &Graph, m: UldMove) -> Result<StepGraph, String> {
+    let mut b = Builder::new(energy)?;
+    let x = b.sample("x");
+    let v = b.sample("p");
+    let gx = b.sample("grad");
+    let xi = b.sample("noise");
+    let half_h = b.fill(0.5 * m.h);
+    let c = b.fill(m.c);
+    let s = b.fill(m.noise());
+    let k0 = b.g.mul(half_h, gx);
+    let v1 = b.g.sub(v, k0);
+    let d1 = b.g.mul(half_h, v1);
+    let x1 = b.g.add_(x, d1);
+    let cv = b.g.mul(c, v1);
+    let kick = b.g.mul(s, xi);
+    let v2 = b.g.add_(cv, kick);
+    let d2 = b.g.mul(half_h, v2);
+    let x2 = b.g.add_(x1, d2);
+    let (e2, g2) = b.energy_grad(x2);
+    let k1 = b.g.mul(half_h, g2);
+    let v3 = b.g.sub(v2, k1);
+    Ok(b.finish(&[("x", x2), ("p", v3), ("grad", g2), ("energy", e2)]))
 }
 
 /// Copies `src`'s nodes into `dst`, reading each of `src`'s inputs from the

@@ -11,13 +11,13 @@
 use std::sync::Arc;
 
 use super::BatchEnergy;
-use super::config::{Method, SamplerConfig};
+use super::config::{Method, PtMove, SamplerConfig};
 use super::engine::{Phase, Proposal, Target, Window, ula_move};
 use crate::autodiff::derived::{KernelSpec, derive};
 use crate::backend::{Backend, Bind, Buffer, DType, Kernel, NoiseFeed, StepLoop};
 use crate::ir::{Graph, InputKind, numel};
 use crate::opt;
-use crate::runtime::steps::{self, StepGraph, StepRole, UlaMove};
+use crate::runtime::steps::{self, StepGraph, StepRole, UlaMove, UldMove};
 use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
 
 type R<T> = Result<T, RuntimeError>;
@@ -81,6 +81,7 @@ struct Feeds<'a, T> {
     noise: &'a [T],
     step: &'a [T],
     inv_mass: &'a [T],
+    beta: &'a [T],
 }
 
 /// An energy compiled for the engine, in dtype `T`.
@@ -125,6 +126,11 @@ impl<T: Scalar> CompiledTarget<T> {
             Method::Mala => steps::mala(graph),
             Method::Rwmh => steps::rwmh(graph),
             Method::Hmc { .. } => steps::leapfrog(graph),
+            Method::Pt(o) => match o.moves {
+                PtMove::Mala => steps::mala_tempered(graph),
+                PtMove::Rwmh => steps::rwmh(graph),
+            },
+            Method::Uld(o) => steps::uld(graph, UldMove::new(sampler.step, o.friction)),
         }
         .map_err(RuntimeError::Derive)?;
         let one: Vec<T> = cond
@@ -178,6 +184,7 @@ impl<T: Scalar> CompiledTarget<T> {
             noise: &[],
             step: &[],
             inv_mass: &[],
+            beta: &[],
         }
     }
 
@@ -204,6 +211,7 @@ impl<T: Scalar> CompiledTarget<T> {
                     StepRole::Noise => f.noise,
                     StepRole::Step => f.step,
                     StepRole::InvMass => f.inv_mass,
+                    StepRole::Beta => f.beta,
                     StepRole::Cond => cond,
                     StepRole::Param => &[],
                 },
@@ -310,6 +318,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             noise: s.noise,
             step: s.step,
             inv_mass: s.inv_mass,
+            beta: s.beta,
             ..Self::feeds(s.x)
         };
         self.call(&self.step, f, s.n, &mut [y, ey, gy, log_q])
@@ -331,6 +340,17 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             grad: s.grad,
             step: s.step,
             inv_mass: s.inv_mass,
+            ..Self::feeds(s.x)
+        };
+        self.call(&self.step, f, s.n, &mut [out.x, out.p, out.g, out.e])
+    }
+
+    fn uld(&self, _m: &UldMove, s: Proposal<'_, T>, p: &[T], out: Phase<'_, T>) -> R<()> {
+        // The move's h and γ are constants of the compiled step.
+        let f = Feeds {
+            p,
+            grad: s.grad,
+            noise: s.noise,
             ..Self::feeds(s.x)
         };
         self.call(&self.step, f, s.n, &mut [out.x, out.p, out.g, out.e])

@@ -1,6 +1,7 @@
 //! Sampler configurations: unadjusted Langevin (ULA), MALA, random-walk
-//! Metropolis–Hastings and HMC, their step-size conventions and adaptation
-//! settings. The moves themselves are in `engine` (reference definitions)
+//! Metropolis–Hastings, HMC, replica-exchange parallel tempering (PT) and
+//! underdamped (kinetic) Langevin (ULD), their step-size conventions and
+//! adaptation settings. The moves themselves are in `engine` (reference definitions)
 //! and `runtime::steps` (the same moves as fused IR).
 //!
 //! Step-size conventions (`SamplerConfig::step`):
@@ -9,7 +10,24 @@
 //!   x ← x − step·∇E + σ·ξ, which samples exp(−E/T) with T = σ²/(2·step)
 //!   in the small-step limit (T = 1 for the coupled form);
 //! * RWMH: `step` is the proposal standard deviation, x' = x + step·ξ;
-//! * HMC: `step` is the leapfrog ε.
+//! * HMC: `step` is the leapfrog ε;
+//! * PT: `step` is the initial step of every replica's move (MALA's λ or
+//!   RWMH's sd); each temperature adapts its own during warm-up;
+//! * ULD: `step` is the time step h of one BAOAB step with friction γ and
+//!   unit mass, velocity v:
+//!   v ← v − (h/2)∇E(x); x ← x + (h/2)v; v ← c·v + √(1 − c²)·ξ with
+//!   c = e^(−γh); x ← x + (h/2)v; v ← v − (h/2)∇E(x).
+//!   One gradient per step (∇E at the new x is carried to the next step).
+//!   Unadjusted like ULA: the x-marginal has an O(h²) bias in general, and
+//!   none on a Gaussian target for any stable h < 2/√λ_max(∇²E)
+//!   (Leimkuhler & Matthews 2013). Velocities start at N(0, I).
+//!
+//! Parallel tempering: each user chain is K replicas on the ladder
+//! 1 = T₁ < T₂ < … < T_K; replica k targets exp(−E/T_k), i.e. its move uses
+//! β_k = 1/T_k as a scale of the energy (drift β∇E, MH ratio β·ΔE). Every
+//! `swap_every` transitions, adjacent pairs (even pairs, then odd pairs, in
+//! alternation) exchange states with probability
+//! min(1, exp((β_i − β_j)(E_i − E_j))). Only the T = 1 replica is kept.
 //!
 //! With a diagonal inverse mass `m` (ones unless adapted), MALA and RWMH are preconditioned by it (noise scaled by √m, drift
 //! by m) and HMC draws momenta p ~ N(0, diag(1/m)).
@@ -27,6 +45,94 @@ pub struct UlaOptions {
     pub clamp: Option<(f64, f64)>,
 }
 
+/// The move each parallel-tempering replica makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtMove {
+    Mala,
+    Rwmh,
+}
+
+/// Options of replica-exchange parallel tempering.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PtOptions {
+    /// The temperatures, T₁ = 1 < T₂ < … (checked by [`PtOptions::check`]).
+    pub ladder: Vec<f64>,
+    /// Propose swaps after every `swap_every`-th transition.
+    pub swap_every: usize,
+    pub moves: PtMove,
+}
+
+/// The most replicas a parallel-tempering chain may have.
+pub const MAX_REPLICAS: usize = 256;
+
+impl PtOptions {
+    /// K replicas on the geometric ladder T_k = t_max^((k−1)/(K−1)).
+    pub fn geometric(replicas: usize, t_max: f64) -> PtOptions {
+        let k = replicas.max(1);
+        let ladder = (0..k)
+            .map(|i| {
+                if k == 1 {
+                    1.0
+                } else {
+                    t_max.powf(i as f64 / (k - 1) as f64)
+                }
+            })
+            .collect();
+        PtOptions {
+            ladder,
+            swap_every: 1,
+            moves: PtMove::Mala,
+        }
+    }
+    pub fn replicas(&self) -> usize {
+        self.ladder.len()
+    }
+    /// β_k = 1/T_k.
+    pub fn betas(&self) -> Vec<f64> {
+        self.ladder.iter().map(|t| 1.0 / t).collect()
+    }
+    /// Why the ladder or swap interval is unusable, in words.
+    pub fn check(&self) -> Option<String> {
+        let l = &self.ladder;
+        if l.len() < 2 || l.len() > MAX_REPLICAS {
+            return Some(format!(
+                "a ladder needs between 2 and {MAX_REPLICAS} temperatures, found {}",
+                l.len()
+            ));
+        }
+        if l[0] != 1.0 {
+            return Some(format!(
+                "the ladder must start at temperature 1, found {}",
+                l[0]
+            ));
+        }
+        if !l.iter().all(|t| t.is_finite()) || l.windows(2).any(|w| w[1] <= w[0]) {
+            let text: Vec<String> = l.iter().map(|t| t.to_string()).collect();
+            return Some(format!(
+                "the ladder's temperatures must be finite and increasing, found {}",
+                text.join(", ")
+            ));
+        }
+        if self.swap_every == 0 {
+            return Some("swaps must be proposed every 1 or more transitions".into());
+        }
+        None
+    }
+}
+
+/// Options of underdamped (kinetic) Langevin.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UldOptions {
+    /// Friction γ (per unit time; the step is h).
+    pub friction: f64,
+}
+
+impl Default for UldOptions {
+    fn default() -> Self {
+        UldOptions { friction: 1.0 }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Method {
     Ula(UlaOptions),
@@ -36,6 +142,10 @@ pub enum Method {
     Hmc {
         leapfrog: usize,
     },
+    /// Replica-exchange parallel tempering.
+    Pt(PtOptions),
+    /// Underdamped Langevin (BAOAB), unadjusted.
+    Uld(UldOptions),
 }
 
 impl Method {
@@ -45,14 +155,30 @@ impl Method {
             Method::Mala => "mala",
             Method::Rwmh => "rwmh",
             Method::Hmc { .. } => "hmc",
+            Method::Pt(_) => "pt",
+            Method::Uld(_) => "uld",
         }
     }
     /// Whether the kernel has an accept/reject step (and so adapts).
     pub fn is_mh(&self) -> bool {
-        !matches!(self, Method::Ula(_))
+        !matches!(self, Method::Ula(_) | Method::Uld(_))
     }
     pub fn needs_grad(&self) -> bool {
-        !matches!(self, Method::Rwmh)
+        !matches!(
+            self,
+            Method::Rwmh
+                | Method::Pt(PtOptions {
+                    moves: PtMove::Rwmh,
+                    ..
+                })
+        )
+    }
+    /// Engine chains per user chain (PT's replicas; 1 otherwise).
+    pub fn replicas(&self) -> usize {
+        match self {
+            Method::Pt(o) => o.replicas().max(1),
+            _ => 1,
+        }
     }
 }
 
@@ -122,6 +248,20 @@ impl SamplerConfig {
         c
     }
 
+    /// Parallel tempering with MALA moves on K replicas, geometric ladder
+    /// up to `t_max`.
+    pub fn pt(step: f64, replicas: usize, t_max: f64) -> Self {
+        Self::base(
+            Method::Pt(PtOptions::geometric(replicas, t_max)),
+            step,
+            0.574,
+        )
+    }
+    /// Underdamped Langevin (BAOAB) with time step `step` and `friction`.
+    pub fn uld(step: f64, friction: f64) -> Self {
+        Self::base(Method::Uld(UldOptions { friction }), step, 1.0)
+    }
+
     /// Effective temperature T = noise²/(2·step) of decoupled Langevin
     /// (`None` for the other kernels, whose target is exp(−E)).
     pub fn effective_temperature(&self) -> Option<f64> {
@@ -158,6 +298,19 @@ impl SamplerConfig {
                     "max_energy_error".into(),
                     format!("{}", self.max_energy_error),
                 ));
+            }
+            Method::Pt(o) => {
+                let l: Vec<String> = o.ladder.iter().map(|t| format!("{t}")).collect();
+                v.push(("ladder".into(), l.join(" ")));
+                v.push(("swap_every".into(), format!("{}", o.swap_every)));
+                let m = match o.moves {
+                    PtMove::Mala => "mala",
+                    PtMove::Rwmh => "rwmh",
+                };
+                v.push(("replica_move".into(), m.into()));
+            }
+            Method::Uld(o) => {
+                v.push(("friction".into(), format!("{}", o.friction)));
             }
             _ => {}
         }

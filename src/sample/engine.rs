@@ -1,4 +1,5 @@
-//! The stepping engine every sampler runs on (ULA, MALA, RWMH, HMC), for
+//! The stepping engine every sampler runs on (ULA, MALA, RWMH, HMC, PT,
+//! ULD), for
 //! every caller (`ebm sample`, `sample(...)` in scripts, the embedding API,
 //! `ebm bench`).
 //!
@@ -21,17 +22,25 @@
 //! position is not finite (flagged divergent; the chain stays put). ULA has no
 //! rejection: a chain whose next position is not finite (or whose energy at a
 //! kept draw is not) is frozen at its last finite position and flagged on
-//! every later iteration. Chains never read each other's values.
+//! every later iteration. ULD freezes a chain the same way. Chains never
+//! read each other's values.
+//!
+//! Parallel tempering runs each user chain as K engine chains (its
+//! replicas, one per temperature, adjacent in the block): a block of n user
+//! chains holds n·K engine chains, so noise and uniforms are keyed by the
+//! engine chain index and blocks start at even user chains. Replicas are
+//! the only chains that interact, and only within one user chain (swaps);
+//! step sizes belong to a temperature slot, states move between slots.
 
 use indicatif::ProgressBar;
 
 use super::adapt::{AdaptScope, DualAveraging, Welford, mass_windows};
-use super::config::{Method, SamplerConfig, UlaOptions};
+use super::config::{Method, PtMove, PtOptions, SamplerConfig, UlaOptions};
 use super::rng::ChainRngs;
 use super::run::{Divergence, Draws, Init, RunConfig};
 use crate::backend::noise::step_key;
 use crate::data::rng::sm64_at;
-use crate::runtime::steps::UlaMove;
+use crate::runtime::steps::{UlaMove, UldMove};
 use crate::runtime::{RuntimeError, Scalar};
 
 type R<T> = Result<T, RuntimeError>;
@@ -111,25 +120,28 @@ pub trait Target<T: Scalar>: Sync {
         log_q: &mut [T],
     ) -> R<()> {
         let d = self.dim();
+        // A tempered proposal (PT) scales both gradients by β; β = 1 is
+        // exact, so untempered moves are unchanged.
+        let beta = |c: usize| s.beta.get(c).map_or(1.0, |b| b.to_f64());
         for c in 0..s.n {
-            let h = s.step[c].to_f64();
+            let (h, b) = (s.step[c].to_f64(), beta(c));
             for i in c * d..(c + 1) * d {
                 let hm = h * s.inv_mass[i].to_f64();
                 y[i] = T::from_f64(
-                    s.x[i].to_f64() - 0.5 * hm * s.grad[i].to_f64()
+                    s.x[i].to_f64() - 0.5 * hm * (b * s.grad[i].to_f64())
                         + hm.sqrt() * s.noise[i].to_f64(),
                 );
             }
         }
         self.eval(y, s.n, ey, Some(gy))?;
         for c in 0..s.n {
-            let h = s.step[c].to_f64();
+            let (h, b) = (s.step[c].to_f64(), beta(c));
             let (mut fwd, mut bwd) = (0.0, 0.0);
             for i in c * d..(c + 1) * d {
                 let hm = h * s.inv_mass[i].to_f64();
                 let xi = s.noise[i].to_f64();
                 fwd += xi * xi;
-                let z = s.x[i].to_f64() - y[i].to_f64() + 0.5 * hm * gy[i].to_f64();
+                let z = s.x[i].to_f64() - y[i].to_f64() + 0.5 * hm * (b * gy[i].to_f64());
                 bwd += z * z / hm;
             }
             log_q[c] = T::from_f64(0.5 * (fwd - bwd));
@@ -171,6 +183,24 @@ pub trait Target<T: Scalar>: Sync {
         }
         Ok(())
     }
+
+    /// One BAOAB step of underdamped Langevin from (x, v = `p`, ∇E(x)) with
+    /// noise `s.noise` (see `config` for the convention).
+    fn uld(&self, m: &UldMove, s: Proposal<'_, T>, p: &[T], out: Phase<'_, T>) -> R<()> {
+        let (hh, c, sd) = (0.5 * m.h, m.c, m.noise());
+        for i in 0..s.n * self.dim() {
+            let v1 = p[i].to_f64() - hh * s.grad[i].to_f64();
+            let x1 = s.x[i].to_f64() + hh * v1;
+            let v2 = c * v1 + sd * s.noise[i].to_f64();
+            out.x[i] = T::from_f64(x1 + hh * v2);
+            out.p[i] = T::from_f64(v2);
+        }
+        self.eval(out.x, s.n, out.e, Some(out.g))?;
+        for i in 0..s.n * self.dim() {
+            out.p[i] = T::from_f64(out.p[i].to_f64() - hh * out.g[i].to_f64());
+        }
+        Ok(())
+    }
 }
 
 /// v clamped to [lo, hi], NaN kept (unlike `f64::max`/`min`).
@@ -185,7 +215,8 @@ fn clamp_nan(v: f64, lo: f64, hi: f64) -> f64 {
 }
 
 /// The inputs of a proposal or leapfrog step for `n` chains. `noise` is
-/// empty for a leapfrog step; `grad` is empty for a random walk.
+/// empty for a leapfrog step; `grad` is empty for a random walk; `beta`
+/// (per-chain inverse temperatures) is empty except for PT's MALA moves.
 #[derive(Clone, Copy)]
 pub struct Proposal<'a, T> {
     pub n: usize,
@@ -194,6 +225,7 @@ pub struct Proposal<'a, T> {
     pub noise: &'a [T],
     pub step: &'a [T],
     pub inv_mass: &'a [T],
+    pub beta: &'a [T],
 }
 
 /// A run of ULA steps: chains, seed, the first step, how many, and the
@@ -225,6 +257,10 @@ fn uniform(seed: u64, stream: u64, t: u64, chain: u64) -> f64 {
 
 const STREAM_ACCEPT: u64 = 1;
 const STREAM_JITTER: u64 = 2;
+const STREAM_SWAP: u64 = 3;
+/// ULD's initial velocities: the normal stream of a step index no run
+/// reaches (runs are bounded far below 2⁶⁴ steps by `run::too_long`).
+const VELOCITY_STEP: u64 = u64::MAX;
 
 /// Normals of `n` chains starting at chain `first`, iteration `t`.
 fn fill_noise<T: Scalar>(
@@ -248,6 +284,13 @@ pub(crate) struct Block {
     pub warmup_divergences: usize,
     pub first_div: Vec<Divergence>,
     pub frozen: usize,
+    /// PT: per temperature, the summed acceptance over sampling iterations
+    /// and the summed final step size; per adjacent pair, summed swap
+    /// acceptance probabilities and swap proposals (sampling phase).
+    pub temp_accept: Vec<f64>,
+    pub temp_step: Vec<f64>,
+    pub swap_accept: Vec<f64>,
+    pub swap_tries: Vec<u64>,
 }
 
 /// Per-chain adaptation state of a block.
@@ -363,6 +406,8 @@ struct Chains<T> {
     x: Vec<T>,
     e: Vec<T>,
     g: Vec<T>,
+    /// ULD's velocities (empty for the other samplers).
+    v: Vec<T>,
     /// The iteration at which each frozen chain froze (`None`: live).
     freeze: Vec<Option<u64>>,
 }
@@ -391,6 +436,9 @@ struct Scratch<T> {
     accept: Vec<f64>,
     divergent: Vec<bool>,
     x64: Vec<f64>,
+    /// PT: each engine chain's β, in the dtype and in f64 (empty otherwise).
+    beta_t: Vec<T>,
+    beta: Vec<f64>,
     /// HMC: the trajectory's current point, per-chain ε and initial energy.
     traj: Trajectory<T>,
 }
@@ -421,6 +469,8 @@ impl<T: Scalar> Scratch<T> {
             accept: vec![0.0; n],
             divergent: vec![false; n],
             x64: Vec::new(),
+            beta_t: Vec::new(),
+            beta: Vec::new(),
             traj: Trajectory {
                 x: z(n * dim),
                 g: z(n * dim),
@@ -444,39 +494,54 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
     pb: &ProgressBar,
 ) -> R<Block> {
     let dim = target.dim();
-    let mut rngs = ChainRngs::range(run.seed, first, n);
+    let (users, k) = (n, cfg.method.replicas());
+    let mut rngs = ChainRngs::range(run.seed, first, users);
     let x0 = init_positions(&run.init, &mut rngs, first, dim);
+    // PT: every replica of a user chain starts at that chain's point; the
+    // block holds n·K engine chains from engine chain first·K on.
+    let (first, n) = (first * k, users * k);
+    let uld = matches!(cfg.method, Method::Uld(_));
     let mut ch = Chains {
         n,
         dim,
-        x: x0.iter().map(|&v| T::from_f64(v)).collect(),
+        x: x0
+            .chunks(dim)
+            .flat_map(|row| std::iter::repeat_n(row, k).flatten())
+            .map(|&v| T::from_f64(v))
+            .collect(),
         e: vec![T::zero(); n],
         // ULA's fused step computes its own gradient: the chains keep
-        // gradients only for the MH kernels.
-        g: if cfg.method.needs_grad() && cfg.method.is_mh() {
+        // gradients only for the MH kernels and ULD (which carries ∇E).
+        g: if cfg.method.needs_grad() && (cfg.method.is_mh() || uld) {
             vec![T::zero(); n * dim]
         } else {
             Vec::new()
         },
+        v: Vec::new(),
         freeze: vec![None; n],
     };
     let grad = (!ch.g.is_empty()).then_some(&mut ch.g[..]);
-    let energies = run.energies || cfg.method.is_mh();
+    let energies = run.energies || cfg.method.is_mh() || uld;
     if energies {
         target.eval(&ch.x, n, &mut ch.e, grad)?;
     }
     let mut book = Book {
         b: Block {
-            draws: Draws::empty(n, run.kept(), dim),
+            draws: Draws::empty(users, run.kept(), dim),
             step: Vec::new(),
             accept_sum: 0.0,
             divergences: 0,
             warmup_divergences: 0,
             first_div: Vec::new(),
             frozen: 0,
+            temp_accept: vec![0.0; k],
+            temp_step: vec![0.0; k],
+            swap_accept: vec![0.0; k - 1],
+            swap_tries: vec![0; k - 1],
         },
-        seen_div: vec![false; n],
+        seen_div: vec![false; users],
         first,
+        replicas: k,
     };
     // A chain that starts at a non-finite point is frozen from iteration 0.
     for c in 0..n {
@@ -486,7 +551,7 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
             || (!ch.g.is_empty() && !finite(&ch.g[r]));
         if bad {
             ch.freeze[c] = Some(0);
-            first_divergence(&mut book.b, &mut book.seen_div, first, c, 0);
+            first_divergence(&mut book, c, 0);
         }
     }
     if !energies {
@@ -497,7 +562,20 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
     let mut s = Scratch::<T>::new(n, dim);
     refresh(&mut s.step_t, &step);
     refresh(&mut s.mass_t, &inv_mass);
+    if let Method::Pt(o) = &cfg.method {
+        s.beta = (0..n).map(|c| 1.0 / o.ladder[c % k]).collect();
+        s.beta_t = s.beta.iter().map(|&b| T::from_f64(b)).collect();
+    }
     match &cfg.method {
+        Method::Uld(o) => uld_loop(
+            target,
+            &UldMove::new(cfg.step, o.friction),
+            run,
+            &mut ch,
+            &mut s,
+            &mut book,
+            pb,
+        )?,
         Method::Ula(o) => ula_loop(
             target,
             &ula_move(cfg.step, o),
@@ -520,8 +598,12 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
         )?,
     }
     let mut b = book.b;
-    b.frozen = ch.freeze.iter().filter(|f| f.is_some()).count();
-    b.step = step;
+    // A user chain is frozen when its kept (T = 1) replica is.
+    b.frozen = ch.freeze.iter().step_by(k).filter(|f| f.is_some()).count();
+    for (c, st) in step.iter().enumerate() {
+        b.temp_step[c % k] += st;
+    }
+    b.step = step.into_iter().step_by(k).collect();
     Ok(b)
 }
 
@@ -530,17 +612,20 @@ struct Book {
     b: Block,
     /// Whether each chain's first divergence is already listed.
     seen_div: Vec<bool>,
-    /// The block's first chain.
+    /// The block's first engine chain.
     first: usize,
+    /// Engine chains per user chain (PT's replicas; 1 otherwise).
+    replicas: usize,
 }
 
-/// Lists a chain's first divergence (once); `c` is its index in the block.
-fn first_divergence(b: &mut Block, seen: &mut [bool], first: usize, c: usize, it: usize) {
-    let chain = first + c;
-    if !seen[c] {
-        seen[c] = true;
-        b.first_div.push(Divergence {
-            chain,
+/// Lists a user chain's first divergence (once, whichever replica it
+/// was); `c` is the engine chain's index in the block.
+fn first_divergence(book: &mut Book, c: usize, it: usize) {
+    let k = book.replicas;
+    if !book.seen_div[c / k] {
+        book.seen_div[c / k] = true;
+        book.b.first_div.push(Divergence {
+            chain: (book.first + c) / k,
             iteration: it,
         });
     }
@@ -610,12 +695,26 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
         match &cfg.method {
             Method::Mala => mala_step(target, run.seed, t, first, ch, s)?,
             Method::Rwmh => rwmh_step(target, run.seed, t, first, ch, s)?,
+            Method::Pt(o) => match o.moves {
+                PtMove::Mala => mala_step(target, run.seed, t, first, ch, s)?,
+                PtMove::Rwmh => rwmh_step(target, run.seed, t, first, ch, s)?,
+            },
             Method::Hmc { leapfrog } => {
                 hmc_step(target, cfg, *leapfrog, run.seed, t, first, ch, s, inv_mass)?
             }
-            Method::Ula(_) => return Err(RuntimeError::Internal("ULA in the MH loop".into())),
+            Method::Ula(_) | Method::Uld(_) => {
+                return Err(RuntimeError::Internal(
+                    "an unadjusted kernel in the MH loop".into(),
+                ));
+            }
         }
         let warm = it < run.warmup;
+        if let Method::Pt(o) = &cfg.method
+            && (it + 1).is_multiple_of(o.swap_every)
+        {
+            let round = (it + 1) / o.swap_every - 1;
+            swap_replicas(o, run.seed, t, first, round % 2, ch, &mut book.b, !warm);
+        }
         for c in 0..n {
             if s.divergent[c] {
                 if warm {
@@ -627,7 +726,7 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
                 // step size is searched for: they are counted, but a chain is
                 // listed only for a sampling-phase divergence or a freeze.
                 if !warm || ch.frozen(c) {
-                    first_divergence(&mut book.b, &mut book.seen_div, first, c, it);
+                    first_divergence(book, c, it);
                 }
             }
         }
@@ -645,12 +744,16 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
         }
         if !warm {
             let i = it - run.warmup;
-            book.b.accept_sum += s.accept.iter().sum::<f64>();
+            let k = book.replicas;
+            for (c, a) in s.accept.iter().enumerate() {
+                book.b.temp_accept[c % k] += a;
+            }
+            book.b.accept_sum += s.accept.iter().step_by(k).sum::<f64>();
             if i.is_multiple_of(thin) {
                 record(&mut book.b.draws, ch, s, i / thin, run.kept());
             }
         }
-        pb.inc(n as u64);
+        pb.inc((n / book.replicas) as u64);
     }
     Ok(())
 }
@@ -674,10 +777,14 @@ pub(crate) fn ula_move(step: f64, o: &UlaOptions) -> UlaMove {
     }
 }
 
+/// Writes kept draw `k` of every user chain: its first engine chain (PT's
+/// T = 1 replica, which is why `d.chains` may be fewer than `ch.n`).
 fn record<T: Scalar>(d: &mut Draws, ch: &Chains<T>, s: &Scratch<T>, k: usize, kept: usize) {
     let dim = ch.dim;
-    for c in 0..ch.n {
-        let o = c * kept + k;
+    let every = ch.n / d.chains.max(1);
+    for u in 0..d.chains {
+        let c = u * every;
+        let o = u * kept + k;
         for (dst, src) in d.x[o * dim..(o + 1) * dim]
             .iter_mut()
             .zip(&ch.x[c * dim..(c + 1) * dim])
@@ -721,7 +828,7 @@ fn account_ula<T: Scalar>(
             let div_sampling = sampling(f);
             book.b.divergences += div_sampling;
             book.b.warmup_divergences += e - f - div_sampling;
-            first_divergence(&mut book.b, &mut book.seen_div, book.first, c, f);
+            first_divergence(book, c, f);
         }
         s.divergent[c] = ch.frozen(c);
         s.accept[c] = if ch.frozen(c) { 0.0 } else { 1.0 };
@@ -747,7 +854,7 @@ fn ula_energies<T: Scalar, G: Target<T> + ?Sized>(
             // accepted; it is a divergence instead.
             book.b.accept_sum -= 1.0;
             book.b.divergences += 1;
-            first_divergence(&mut book.b, &mut book.seen_div, book.first, c, it);
+            first_divergence(book, c, it);
         }
     }
     Ok(())
@@ -756,7 +863,12 @@ fn ula_energies<T: Scalar, G: Target<T> + ?Sized>(
 /// The Metropolis decision for chain `c`: accept with probability
 /// min(1, exp(log_a)), one uniform per chain per iteration whatever happens.
 fn decide(seed: u64, t: u64, chain: usize, log_a: f64) -> (f64, bool) {
-    let u = uniform(seed, STREAM_ACCEPT, t, chain as u64);
+    decide_in(STREAM_ACCEPT, seed, t, chain, log_a)
+}
+
+/// [`decide`] with the uniform from stream `stream`.
+fn decide_in(stream: u64, seed: u64, t: u64, chain: usize, log_a: f64) -> (f64, bool) {
+    let u = uniform(seed, stream, t, chain as u64);
     let a = if log_a >= 0.0 { 1.0 } else { log_a.exp() };
     (if a.is_nan() { 0.0 } else { a }, u.ln() < log_a)
 }
@@ -777,6 +889,7 @@ fn mala_step<T: Scalar, G: Target<T> + ?Sized>(
         noise: &s.noise,
         step: &s.step_t,
         inv_mass: &s.mass_t,
+        beta: &s.beta_t,
     };
     target.mala(prop, &mut s.y, &mut s.ey, &mut s.gy, &mut s.log_q)?;
     metropolis(ch, s, seed, t, first, true);
@@ -799,6 +912,7 @@ fn rwmh_step<T: Scalar, G: Target<T> + ?Sized>(
         noise: &s.noise,
         step: &s.step_t,
         inv_mass: &s.mass_t,
+        beta: &[],
     };
     target.rwmh(prop, &mut s.y, &mut s.ey)?;
     s.log_q.fill(T::zero());
@@ -832,7 +946,14 @@ fn metropolis<T: Scalar>(
             s.divergent[c] = true;
             continue;
         }
-        let log_a = ch.e[c].to_f64() - ey + s.log_q[c].to_f64();
+        let de = ch.e[c].to_f64() - ey;
+        // PT replicas target exp(−βE).
+        let de = if s.beta.is_empty() {
+            de
+        } else {
+            s.beta[c] * de
+        };
+        let log_a = de + s.log_q[c].to_f64();
         let (a, yes) = decide(seed, t, first + c, log_a);
         s.accept[c] = a;
         if yes {
@@ -886,6 +1007,7 @@ fn hmc_step<T: Scalar, G: Target<T> + ?Sized>(
             noise: &[],
             step: &tr.eps,
             inv_mass: &s.mass_t,
+            beta: &[],
         };
         let out = Phase {
             x: &mut s.y,
@@ -937,6 +1059,121 @@ fn hmc_step<T: Scalar, G: Target<T> + ?Sized>(
             ch.g[r.clone()].copy_from_slice(&tr.g[r]);
             ch.e[c] = tr.e[c];
         }
+    }
+    Ok(())
+}
+
+/// PT's replica exchange after transition `t`: in each user chain, the
+/// pairs (k, k+1) with k ≡ `parity` (mod 2) swap states with probability
+/// min(1, exp((β_k − β_{k+1})(E_k − E_{k+1}))), one keyed uniform per pair
+/// (keyed by the lower engine chain). A pair with a frozen replica never
+/// swaps. Sampling-phase proposals are booked in `b` when `book` is set.
+#[allow(clippy::too_many_arguments)]
+fn swap_replicas<T: Scalar>(
+    o: &PtOptions,
+    seed: u64,
+    t: u64,
+    first: usize,
+    parity: usize,
+    ch: &mut Chains<T>,
+    b: &mut Block,
+    book: bool,
+) {
+    let (k, d) = (o.replicas(), ch.dim);
+    for u in 0..ch.n / k {
+        for j in (parity..k.saturating_sub(1)).step_by(2) {
+            let (lo, hi) = (u * k + j, u * k + j + 1);
+            if ch.frozen(lo) || ch.frozen(hi) {
+                continue;
+            }
+            let db = 1.0 / o.ladder[j] - 1.0 / o.ladder[j + 1];
+            let log_a = db * (ch.e[lo].to_f64() - ch.e[hi].to_f64());
+            let (a, yes) = decide_in(STREAM_SWAP, seed, t, first + lo, log_a);
+            if book {
+                b.swap_accept[j] += a;
+                b.swap_tries[j] += 1;
+            }
+            if yes {
+                for i in 0..d {
+                    ch.x.swap(lo * d + i, hi * d + i);
+                }
+                if !ch.g.is_empty() {
+                    for i in 0..d {
+                        ch.g.swap(lo * d + i, hi * d + i);
+                    }
+                }
+                ch.e.swap(lo, hi);
+            }
+        }
+    }
+}
+
+/// ULD: one fused BAOAB step per iteration; a chain whose next state is not
+/// finite freezes at its last finite one (divergent from then on, as ULA).
+fn uld_loop<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    m: &UldMove,
+    run: &RunConfig,
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+    book: &mut Book,
+    pb: &ProgressBar,
+) -> R<()> {
+    let (n, d, first, thin) = (ch.n, ch.dim, book.first, run.thin.max(1));
+    ch.v = vec![T::zero(); n * d];
+    fill_noise(run.seed, VELOCITY_STEP, first, d, &mut ch.v, &mut s.tmp);
+    for it in 0..run.warmup + run.steps {
+        fill_noise(run.seed, it as u64, first, d, &mut s.noise, &mut s.tmp);
+        let prop = Proposal {
+            n,
+            x: &ch.x,
+            grad: &ch.g,
+            noise: &s.noise,
+            step: &[],
+            inv_mass: &[],
+            beta: &[],
+        };
+        let out = Phase {
+            x: &mut s.y,
+            p: &mut s.p,
+            g: &mut s.gy,
+            e: &mut s.ey,
+        };
+        target.uld(m, prop, &ch.v, out)?;
+        let warm = it < run.warmup;
+        for c in 0..n {
+            let r = c * d..(c + 1) * d;
+            let ok = s.ey[c].to_f64().is_finite()
+                && finite(&s.y[r.clone()])
+                && finite(&s.p[r.clone()])
+                && finite(&s.gy[r.clone()]);
+            if !ch.frozen(c) && !ok {
+                ch.freeze[c] = Some(it as u64);
+                first_divergence(book, c, it);
+            }
+            s.divergent[c] = ch.frozen(c);
+            s.accept[c] = if ch.frozen(c) { 0.0 } else { 1.0 };
+            if ch.frozen(c) {
+                if warm {
+                    book.b.warmup_divergences += 1;
+                } else {
+                    book.b.divergences += 1;
+                }
+                continue;
+            }
+            ch.x[r.clone()].copy_from_slice(&s.y[r.clone()]);
+            ch.v[r.clone()].copy_from_slice(&s.p[r.clone()]);
+            ch.g[r.clone()].copy_from_slice(&s.gy[r]);
+            ch.e[c] = s.ey[c];
+        }
+        if !warm {
+            let i = it - run.warmup;
+            book.b.accept_sum += s.accept.iter().sum::<f64>();
+            if i.is_multiple_of(thin) {
+                record(&mut book.b.draws, ch, s, i / thin, run.kept());
+            }
+        }
+        pb.inc(n as u64);
     }
     Ok(())
 }

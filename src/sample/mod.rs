@@ -35,7 +35,7 @@ pub mod targets;
 
 pub use adapt::AdaptScope;
 pub use compiled::{CompiledTarget, DensityOf};
-pub use config::{Method, SamplerConfig, UlaOptions};
+pub use config::{Method, PtMove, PtOptions, SamplerConfig, UlaOptions, UldOptions};
 pub use engine::Target;
 pub use rng::{ChainRng, ChainRngs};
 pub use run::{Draws, Init, RunConfig, RunSummary, Sampler, run_chains, run_compiled};

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::BatchEnergy;
 use super::adapt::AdaptScope;
 use super::compiled::CompiledTarget;
-use super::config::{Method, SamplerConfig, UlaOptions};
+use super::config::{Method, SamplerConfig, UlaOptions, UldOptions};
 use super::engine::{Block, Target, run_block};
 use crate::backend::{DType, pool};
 use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
@@ -59,7 +59,8 @@ pub struct RunConfig {
     /// not finite there). Off, ULA only moves the chains: the energy column
     /// is NaN and only non-finite positions freeze a chain. Training's
     /// negative phase turns it off (its loss pass evaluates E at the
-    /// negatives and guards it); MH samplers always evaluate E.
+    /// negatives and guards it); MH samplers and ULD (whose step computes
+    /// E at the new point) always evaluate E.
     pub energies: bool,
 }
 
@@ -100,7 +101,8 @@ pub struct RunSummary {
     pub seed: u64,
     /// Mean acceptance probability over post-warm-up transitions.
     pub accept_rate: f64,
-    /// Divergent transitions after / during warm-up.
+    /// Divergent transitions after / during warm-up (PT: of every replica;
+    /// the acceptance rate, frozen chains and draws are the T = 1 replica's).
     pub divergences: usize,
     pub warmup_divergences: usize,
     /// Each chain's first divergence after warm-up (or its freeze, at any
@@ -116,8 +118,28 @@ pub struct RunSummary {
     pub frozen_chains: usize,
     pub elapsed_s: f64,
     pub chain_steps_per_s: f64,
-    /// Gradient (or energy, for RWMH) evaluations, counted per chain.
+    /// Gradient (or energy, for RWMH) evaluations, counted per chain
+    /// (and per replica for PT).
     pub evaluations: u64,
+    /// PT only (empty otherwise): the temperature ladder, the mean swap
+    /// acceptance probability of each adjacent pair (T_k, T_k+1), and each
+    /// temperature's mean acceptance and final step size over chains.
+    pub ladder: Vec<f64>,
+    pub swap_rates: Vec<f64>,
+    pub replica_accept: Vec<f64>,
+    pub replica_step: Vec<f64>,
+}
+
+/// Values as one space-separated list for the CSV header.
+fn list(v: &[f64]) -> String {
+    let t: Vec<String> = v.iter().map(|x| format!("{x}")).collect();
+    t.join(" ")
+}
+
+/// Values as a short list for the screen.
+fn short_list(v: &[f64], digits: usize) -> String {
+    let t: Vec<String> = v.iter().map(|x| format!("{x:.digits$}")).collect();
+    t.join(", ")
 }
 
 impl RunSummary {
@@ -138,6 +160,12 @@ impl RunSummary {
         ];
         if let Some(t) = self.effective_temperature {
             v.push(("effective_temperature".into(), format!("{t}")));
+        }
+        if !self.ladder.is_empty() {
+            v.push(("pt_ladder".into(), list(&self.ladder)));
+            v.push(("pt_swap_rates".into(), list(&self.swap_rates)));
+            v.push(("pt_accept_rates".into(), list(&self.replica_accept)));
+            v.push(("pt_step_sizes".into(), list(&self.replica_step)));
         }
         if !self.divergent_chains.is_empty() {
             let list: Vec<String> = self
@@ -177,6 +205,20 @@ impl fmt::Display for RunSummary {
             writeln!(
                 f,
                 "  decoupled step/noise: samples exp(-E/T) with effective temperature T = {t:.4}"
+            )?;
+        }
+        if !self.ladder.is_empty() {
+            writeln!(
+                f,
+                "  temperatures {} (acceptance {}; step sizes {})",
+                short_list(&self.ladder, 3),
+                short_list(&self.replica_accept, 3),
+                short_list(&self.replica_step, 3)
+            )?;
+            writeln!(
+                f,
+                "  swap acceptance between adjacent temperatures: {}",
+                short_list(&self.swap_rates, 3)
             )?;
         }
         for d in self.divergent_chains.iter().take(5) {
@@ -294,15 +336,31 @@ fn validate(dim: usize, sampler: &SamplerConfig, run: &RunConfig) -> Result<(), 
     {
         return bad(format!("noise must be a non-negative number, found {s}"));
     }
+    if let Method::Pt(o) = &sampler.method {
+        if let Some(m) = o.check() {
+            return bad(m);
+        }
+        if sampler.adapt_scope == AdaptScope::Shared {
+            return bad("parallel tempering adapts each temperature's step size per chain: shared adaptation does not apply".into());
+        }
+    }
+    if let Method::Uld(UldOptions { friction }) = &sampler.method
+        && !(*friction > 0.0 && friction.is_finite())
+    {
+        return bad(format!(
+            "friction must be a positive number, found {friction}"
+        ));
+    }
     if let Some(m) = too_long(sampler, run) {
         return bad(m);
     }
-    let need = run_bytes(dim, run);
+    let need = run_bytes(dim, sampler.method.replicas(), run);
     if need > MAX_RUN_BYTES {
         return bad(format!(
-            "this run needs about {:.1} GiB for chain state and draws ({} chains × {dim} coordinates, {} kept draws each); the limit is {} GiB: use fewer chains, or thin more",
+            "this run needs about {:.1} GiB for chain state and draws ({} chains{} × {dim} coordinates, {} kept draws each); the limit is {} GiB: use fewer chains, or thin more",
             need as f64 / (1u64 << 30) as f64,
             run.chains,
+            replicas_text(sampler),
             run.kept(),
             MAX_RUN_BYTES >> 30
         ));
@@ -328,20 +386,31 @@ pub fn too_long(sampler: &SamplerConfig, run: &RunConfig) -> Option<String> {
         _ => 1.0,
     };
     let steps = run.warmup as f64 + run.steps as f64;
-    let work = run.chains as f64 * steps * per_step;
+    let replicas = sampler.method.replicas() as f64;
+    let work = run.chains as f64 * replicas * steps * per_step;
     (work > MAX_EVALUATIONS).then(|| {
         format!(
-            "this run asks for about {work:.1e} evaluations ({} chains × {} warm-up and {} steps{}); the limit is {MAX_EVALUATIONS:.0e}: use fewer chains or steps",
+            "this run asks for about {work:.1e} evaluations ({} chains{} × {} warm-up and {} steps{}); the limit is {MAX_EVALUATIONS:.0e}: use fewer chains{} or steps",
             run.chains,
+            replicas_text(sampler),
             run.warmup,
             run.steps,
             if per_step > 1.0 {
                 format!(" × {per_step} leapfrog steps")
             } else {
                 String::new()
-            }
+            },
+            if replicas > 1.0 { ", replicas" } else { "" }
         )
     })
+}
+
+/// " × K replicas" for PT, nothing otherwise.
+fn replicas_text(sampler: &SamplerConfig) -> String {
+    match sampler.method.replicas() {
+        1 => String::new(),
+        k => format!(" × {k} replicas"),
+    }
 }
 
 /// The most memory one run may plan for (chain state, scratch and draws).
@@ -350,9 +419,12 @@ pub const MAX_RUN_BYTES: u64 = 8 << 30;
 /// An upper bound on what a run allocates: the engine keeps about sixteen
 /// chain-sized buffers (state, proposal, noise, masses, the HMC trajectory)
 /// in at most f64, and the draws hold `dim + 3` f64 values per kept draw.
-fn run_bytes(dim: usize, run: &RunConfig) -> u64 {
+/// PT's state is per replica (`replicas` engine chains per user chain);
+/// only the T = 1 replica's draws are kept.
+fn run_bytes(dim: usize, replicas: usize, run: &RunConfig) -> u64 {
     let (chains, dim) = (run.chains as u64, dim as u64);
     let state = chains
+        .saturating_mul(replicas as u64)
         .saturating_mul(dim.saturating_add(1))
         .saturating_mul(16 * 8);
     let draws = chains
@@ -363,7 +435,8 @@ fn run_bytes(dim: usize, run: &RunConfig) -> u64 {
 }
 
 /// The blocks of chains, one per worker: contiguous, starting at even chain
-/// indices (noise is drawn in pairs). Shared adaptation pools every chain,
+/// indices (noise is drawn in pairs; PT's engine chains start at
+/// chain × K, even too). Shared adaptation pools every chain,
 /// so it runs as one block.
 fn blocks(sampler: &SamplerConfig, run: &RunConfig) -> Vec<(usize, usize)> {
     let threads = if sampler.adapt_scope == AdaptScope::Shared && sampler.method.is_mh() {
@@ -434,9 +507,11 @@ impl Sampler {
             .max()
             .unwrap_or(1);
         let shape = energy.x_shape();
+        // Kernels see engine chains: K replicas per user chain for PT.
+        let engine_block = max_block * sampler.method.replicas();
         let target = match energy.dtype() {
-            DType::F64 => AnyTarget::F64(CompiledTarget::new(energy, sampler, cond, max_block)?),
-            DType::F32 => AnyTarget::F32(CompiledTarget::new(energy, sampler, cond, max_block)?),
+            DType::F64 => AnyTarget::F64(CompiledTarget::new(energy, sampler, cond, engine_block)?),
+            DType::F32 => AnyTarget::F32(CompiledTarget::new(energy, sampler, cond, engine_block)?),
         };
         Ok(Sampler {
             target,
@@ -550,6 +625,9 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     let mut steps = Vec::with_capacity(run.chains);
     let (mut acc, mut div, mut wdiv, mut frozen) = (0.0, 0, 0, 0);
     let mut first_div = Vec::new();
+    let k = sampler.method.replicas();
+    let (mut t_acc, mut t_step) = (vec![0.0; k], vec![0.0; k]);
+    let (mut sw_acc, mut sw_n) = (vec![0.0; k - 1], vec![0u64; k - 1]);
     for b in blocks {
         out.x.extend_from_slice(&b.draws.x);
         out.energy.extend_from_slice(&b.draws.energy);
@@ -561,14 +639,25 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         wdiv += b.warmup_divergences;
         frozen += b.frozen;
         first_div.extend(b.first_div);
+        add_into(&mut t_acc, &b.temp_accept);
+        add_into(&mut t_step, &b.temp_step);
+        add_into(&mut sw_acc, &b.swap_accept);
+        for (a, b) in sw_n.iter_mut().zip(&b.swap_tries) {
+            *a += b;
+        }
     }
+    let pt = match &sampler.method {
+        Method::Pt(o) => Some(o),
+        _ => None,
+    };
+    let per_chain = |v: &[f64], n: f64| v.iter().map(|x| x / n).collect::<Vec<f64>>();
     let step_mean = steps.iter().sum::<f64>() / steps.len() as f64;
     let step_min = steps.iter().copied().fold(f64::INFINITY, f64::min);
     let step_max = steps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let evals_per_step = match sampler.method {
         Method::Hmc { leapfrog } => leapfrog as u64,
         _ => 1,
-    };
+    } * k as u64;
     let summary = RunSummary {
         sampler: sampler.method.name().to_string(),
         chains: run.chains,
@@ -592,6 +681,24 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         elapsed_s: elapsed,
         chain_steps_per_s: total as f64 / elapsed.max(1e-12),
         evaluations: total * evals_per_step,
+        ladder: pt.map(|o| o.ladder.clone()).unwrap_or_default(),
+        swap_rates: match pt {
+            Some(_) => sw_acc
+                .iter()
+                .zip(&sw_n)
+                .map(|(a, &n)| if n > 0 { a / n as f64 } else { f64::NAN })
+                .collect(),
+            None => Vec::new(),
+        },
+        replica_accept: match pt {
+            Some(_) if run.steps > 0 => per_chain(&t_acc, (run.steps * run.chains) as f64),
+            Some(_) => vec![f64::NAN; k],
+            None => Vec::new(),
+        },
+        replica_step: match pt {
+            Some(_) => per_chain(&t_step, run.chains as f64),
+            None => Vec::new(),
+        },
     };
     let mut header = vec![(
         "ebm_version".to_string(),
@@ -615,6 +722,12 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     out.header = header;
     out.summary = Some(summary);
     Ok(out)
+}
+
+fn add_into(dst: &mut [f64], src: &[f64]) {
+    for (a, b) in dst.iter_mut().zip(src) {
+        *a += b;
+    }
 }
 
 /// Flush-to-zero and denormals-are-zero for f32 runs while alive, the

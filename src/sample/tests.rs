@@ -212,6 +212,127 @@ target_tests! {
     hmc_mixture: SamplerConfig::hmc(0.3, 8), 8, 300, 1000, 24, mix;
     hmc_banana: SamplerConfig::hmc(0.1, 10), 8, 300, 1000, 25, banana;
     hmc_laplace: SamplerConfig::hmc(0.3, 8), 8, 300, 1000, 26, laplace;
+    pt_gauss1: SamplerConfig::pt(0.5, 4, 8.0), 8, 300, 1500, 31, gauss1;
+    pt_gauss2: SamplerConfig::pt(0.2, 4, 8.0), 8, 300, 2000, 32, gauss2;
+    pt_gauss10: SamplerConfig::pt(0.1, 4, 4.0), 8, 300, 3000, 33, gauss10;
+    pt_mixture: SamplerConfig::pt(0.5, 4, 8.0), 8, 300, 2500, 34, mix;
+    pt_rwmh_gauss2: pt_rwmh(0.5, 4, 8.0), 8, 300, 3000, 35, gauss2;
+    // BAOAB's x-marginal is exact on a Gaussian target for any stable h
+    // (Leimkuhler & Matthews 2013): no bias allowance is needed here; the
+    // O(h²) bias on non-Gaussian targets is measured in `uld_mixture_bias`.
+    uld_gauss1: SamplerConfig::uld(0.5, 1.0), 8, 300, 3000, 41, gauss1;
+    uld_gauss2: SamplerConfig::uld(0.3, 1.0), 8, 300, 4000, 42, gauss2;
+    uld_gauss10: SamplerConfig::uld(0.2, 1.0), 8, 300, 4000, 43, gauss10;
+}
+
+/// Parallel tempering with random-walk replica moves.
+fn pt_rwmh(step: f64, replicas: usize, t_max: f64) -> SamplerConfig {
+    let mut c = SamplerConfig::pt(step, replicas, t_max);
+    if let Method::Pt(o) = &mut c.method {
+        o.moves = PtMove::Rwmh;
+    }
+    c.target_accept = 0.234;
+    c
+}
+
+/// ½N(−m, 1) + ½N(m, 1): mean 0, variance 1 + m².
+fn bimodal(m: f64) -> Mixture1d {
+    Mixture1d {
+        weights: vec![0.5, 0.5],
+        means: vec![-m, m],
+        sds: vec![1.0, 1.0],
+    }
+}
+
+/// PT's T = 1 marginal on a well-separated symmetric mixture (barrier
+/// m²/2 = 8 at m = 4) has the mixture's moments, within 4 MCSE from the
+/// run's own ESS; the summary reports the ladder and one swap rate per pair.
+#[test]
+fn pt_bimodal_marginal_is_right() {
+    let m = 4.0;
+    let e = bimodal(m);
+    let cfg = SamplerConfig::pt(0.5, 6, 25.0);
+    let worst = check(
+        "pt_bimodal",
+        &e,
+        cfg,
+        Case {
+            chains: 8,
+            warmup: 500,
+            steps: 4000,
+            seed: 51,
+            mean: &[0.0],
+            var: &[1.0 + m * m],
+        },
+    );
+    assert!(worst < 4.0);
+    let mut run = RunConfig::new(4, 100, 200, 52);
+    run.threads = 2;
+    let d = run_chains(&e, &SamplerConfig::pt(0.5, 6, 25.0), &run).unwrap();
+    let s = d.summary.as_ref().unwrap();
+    assert_eq!(s.ladder.len(), 6);
+    assert!((s.ladder[5] - 25.0).abs() < 1e-12 && s.ladder[0] == 1.0);
+    assert_eq!(s.swap_rates.len(), 5);
+    assert!(s.swap_rates.iter().all(|r| (0.05..=1.0).contains(r)), "{s}");
+    assert_eq!(s.replica_step.len(), 6);
+    assert!(s.to_string().contains("swap acceptance"));
+    assert!(d.header.iter().any(|(k, _)| k == "ladder"));
+    assert_eq!(d.chains, 4);
+    assert_eq!(s.evaluations, 4 * 300 * 6);
+}
+
+/// ULD on the asymmetric 1-D mixture at a small step: the O(h²) bias of
+/// BAOAB is below the Monte-Carlo error at h = 0.1 (allowance: none beyond
+/// 4 MCSE, which is ≈ 0.05 in the variance here).
+#[test]
+fn uld_mixture_bias() {
+    mix(
+        "uld_mixture",
+        SamplerConfig::uld(0.1, 1.0),
+        8,
+        500,
+        8000,
+        44,
+    );
+}
+
+/// Bad ladders and frictions are configuration errors, not panics.
+#[test]
+fn bad_pt_and_uld_settings_are_errors() {
+    let g = Gaussian::from_cov(vec![0.0], vec![1.0]);
+    let run = RunConfig::new(2, 10, 10, 1);
+    let with = |ladder: Vec<f64>, every: usize| {
+        let mut c = SamplerConfig::pt(0.5, 2, 2.0);
+        if let Method::Pt(o) = &mut c.method {
+            o.ladder = ladder;
+            o.swap_every = every;
+        }
+        c
+    };
+    for (cfg, want) in [
+        (with(vec![1.0], 1), "between 2 and"),
+        (with(vec![2.0, 4.0], 1), "start at temperature 1"),
+        (with(vec![1.0, 3.0, 2.0], 1), "increasing"),
+        (with(vec![1.0, f64::INFINITY], 1), "increasing"),
+        (with(vec![1.0, 2.0], 0), "every 1 or more"),
+        (SamplerConfig::uld(0.1, 0.0), "friction"),
+        (SamplerConfig::uld(0.1, f64::NAN), "friction"),
+    ] {
+        let e = run_chains(&g, &cfg, &run).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    }
+    let mut shared = SamplerConfig::pt(0.5, 3, 4.0);
+    shared.adapt_scope = AdaptScope::Shared;
+    assert!(run_chains(&g, &shared, &run).is_err());
+}
+
+/// The run-length bound counts every replica.
+#[test]
+fn run_length_counts_replicas() {
+    let run = RunConfig::new(1_000_000, 0, 20_000, 1);
+    assert!(run::too_long(&SamplerConfig::mala(0.1), &run).is_none());
+    let m = run::too_long(&SamplerConfig::pt(0.1, 8, 10.0), &run).unwrap();
+    assert!(m.contains("× 8 replicas"), "{m}");
 }
 
 /// ULA on E = x²/(2σ²): x' = (1 − c)x + √λ ξ with c = λ/(2σ²), so the
@@ -310,6 +431,8 @@ fn same_seed_same_bits_and_chains_are_independent() {
         SamplerConfig::rwmh(0.5),
         SamplerConfig::hmc(0.1, 5),
         SamplerConfig::ula(0.01),
+        SamplerConfig::pt(0.1, 4, 10.0),
+        SamplerConfig::uld(0.1, 1.0),
     ] {
         let a = run_of(5, 1, &cfg);
         let b = run_of(5, 1, &cfg);

@@ -1,7 +1,8 @@
 //! One constructor per kind of runner-statement error (`sample`, `plot`,
 //! `save`, `summary`). Codes `E06xx`; each headline is one sentence,
 //! "expected X, found Y", and the span is the offending argument. `E0601`–
-//! `E0619` are found by `ebm check`; `E0620` and up only when the script runs.
+//! `E0619` and `E0622` are found by `ebm check`; `E0620` only when the script
+//! runs.
 
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::syntax::ast::Ident;
@@ -262,11 +263,20 @@ pub fn run_too_long(message: &str, span: Span) -> Diagnostic {
     )
 }
 
+/// A `train` argument that the chosen method does not use.
+pub fn not_for_method(arg: &str, method: &str, applies_to: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0622",
+        span,
+        format!("expected no `{arg}` with method \"{method}\": it applies to {applies_to}"),
+    )
+}
+
 pub fn not_a_gradient_sampler(found: &str, span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0603",
         span,
         format!("expected a sampler with a gradient step (`ula`, `mala` or `hmc`) for training, found `{found}`"),
     )
-    .with_note("the negatives of contrastive divergence follow ∇ₓE; `rwmh` proposes blindly")
+    .with_note("the negatives of contrastive divergence follow ∇ₓE: `rwmh` proposes blindly, and `pt` and `uld` are samplers for `sample(..)`, not training's short runs")
 }

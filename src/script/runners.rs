@@ -28,6 +28,15 @@ pub const DEFAULT_CHAINS: usize = 4;
 pub const DEFAULT_STEPS: usize = 1000;
 pub const DEFAULT_WARMUP: usize = 500;
 pub const DEFAULT_LEAPFROG: usize = 16;
+/// Parallel tempering: replicas per chain and the hottest temperature of
+/// the default geometric ladder.
+pub const DEFAULT_REPLICAS: usize = 8;
+pub const DEFAULT_MAX_TEMP: f64 = 10.0;
+/// The initial step of random-walk moves (rwmh, and pt's rwmh replicas).
+pub const DEFAULT_RWMH_STEP: f64 = 0.5;
+/// ULD's default time step and friction.
+pub const DEFAULT_ULD_STEP: f64 = 0.1;
+pub const DEFAULT_FRICTION: f64 = 1.0;
 
 /// Where the chains start: a distribution, or the points in a file.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,8 +68,10 @@ pub fn sampler_named(name: &str) -> Option<SamplerConfig> {
     Some(match name {
         "ula" => SamplerConfig::ula(0.01),
         "mala" => SamplerConfig::mala(0.1),
-        "rwmh" => SamplerConfig::rwmh(0.5),
+        "rwmh" => SamplerConfig::rwmh(DEFAULT_RWMH_STEP),
         "hmc" => SamplerConfig::hmc(0.1, DEFAULT_LEAPFROG),
+        "pt" => SamplerConfig::pt(0.1, DEFAULT_REPLICAS, DEFAULT_MAX_TEMP),
+        "uld" => SamplerConfig::uld(DEFAULT_ULD_STEP, DEFAULT_FRICTION),
         _ => return None,
     })
 }
@@ -69,6 +80,16 @@ fn sampler_args(name: &str) -> &'static [&'static str] {
     match name {
         "ula" => &["step", "noise", "clip", "clamp"],
         "hmc" => &["step", "steps", "target"],
+        "pt" => &[
+            "step",
+            "replicas",
+            "max_temp",
+            "ladder",
+            "swap_every",
+            "move",
+            "target",
+        ],
+        "uld" => &["step", "friction"],
         _ => &["step", "target"],
     }
 }
@@ -95,6 +116,17 @@ pub(crate) fn parse_sampler(scope: &mut Scope, e: &Expr) -> R<SamplerConfig> {
     };
     let mut diags = Vec::new();
     let a = bind(name, span, args, sampler_args(name), 1, &mut diags);
+    // pt's replica move comes first: it sets the default step and target.
+    if let Some(v) = a.get("move")
+        && let Some(m) = keep(&mut diags, scope.choice(v, "move", &["mala", "rwmh"]))
+        && m == "rwmh"
+    {
+        cfg.step = DEFAULT_RWMH_STEP;
+        cfg.target_accept = 0.234;
+        if let crate::sample::Method::Pt(o) = &mut cfg.method {
+            o.moves = crate::sample::PtMove::Rwmh;
+        }
+    }
     if let Some(v) = a.get("step")
         && let Some(s) = keep(&mut diags, scope.positive(v, "step", true))
     {
@@ -120,6 +152,15 @@ pub(crate) fn parse_sampler(scope: &mut Scope, e: &Expr) -> R<SamplerConfig> {
         cfg.method = crate::sample::Method::Hmc {
             leapfrog: n as usize,
         };
+    }
+    if name == "pt" {
+        pt_args(scope, &a, &mut cfg, &mut diags);
+    }
+    if name == "uld"
+        && let Some(v) = a.get("friction")
+        && let Some(g) = keep(&mut diags, scope.positive(v, "friction", true))
+    {
+        cfg.method = crate::sample::Method::Uld(crate::sample::UldOptions { friction: g });
     }
     if name == "ula" {
         let mut o = UlaOptions::default();
@@ -148,6 +189,72 @@ pub(crate) fn parse_sampler(scope: &mut Scope, e: &Expr) -> R<SamplerConfig> {
         Ok(cfg)
     } else {
         Err(diags)
+    }
+}
+
+/// `pt(..)`'s ladder (`replicas` and `max_temp`, or `ladder`) and
+/// `swap_every`.
+fn pt_args(
+    scope: &mut Scope,
+    a: &super::args::Args,
+    cfg: &mut SamplerConfig,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let crate::sample::Method::Pt(pt) = &mut cfg.method else {
+        return;
+    };
+    let max = crate::sample::config::MAX_REPLICAS as u64;
+    let k = match a.get("replicas") {
+        Some(v) => keep(diags, scope.count(v, "replicas", 2, max)).map(|k| k as usize),
+        None => Some(DEFAULT_REPLICAS),
+    };
+    let t_max = match a.get("max_temp") {
+        Some(v) => match keep(diags, scope.number(v, "max_temp")) {
+            Some(t) if t > 1.0 && t.is_finite() => Some(t),
+            Some(t) => {
+                diags.push(err::out_of_range(
+                    "max_temp",
+                    "a temperature > 1",
+                    &t.to_string(),
+                    v.span,
+                ));
+                None
+            }
+            None => None,
+        },
+        None => Some(DEFAULT_MAX_TEMP),
+    };
+    if let (Some(k), Some(t)) = (k, t_max) {
+        pt.ladder = crate::sample::PtOptions::geometric(k, t).ladder;
+    }
+    if let Some(v) = a.get("ladder") {
+        if a.get("replicas").is_some() || a.get("max_temp").is_some() {
+            diags.push(err::out_of_range(
+                "ladder",
+                "either `ladder` or `replicas`/`max_temp`",
+                "both",
+                v.span,
+            ));
+        } else if let Some(l) = keep(diags, scope.values(v, "ladder")) {
+            let old = std::mem::replace(&mut pt.ladder, l);
+            if pt.check().is_some() {
+                let text: Vec<String> = pt.ladder.iter().map(|t| t.to_string()).collect();
+                diags.push(err::out_of_range(
+                    "ladder",
+                    &format!(
+                        "2 to {max} finite temperatures increasing from 1 (e.g. [1, 2, 4, 8])"
+                    ),
+                    &format!("[{}]", text.join(", ")),
+                    v.span,
+                ));
+                pt.ladder = old;
+            }
+        }
+    }
+    if let Some(v) = a.get("swap_every")
+        && let Some(n) = keep(diags, scope.count(v, "swap_every", 1, 1_000_000))
+    {
+        pt.swap_every = n as usize;
     }
 }
 

@@ -361,6 +361,23 @@ pub const TRAIN_ARGS: &[&str] = &[
     "checkpoint_every",
     "snapshot_every",
     "spectral_norm",
+    "projections",
+    "projection",
+    "sigma",
+    "nce_noise",
+    "nce_ratio",
+];
+
+/// The `train` arguments of the CD family only, and of one other method only.
+const CD_ONLY: &[&str] = &[
+    "sampler", "steps", "l2", "loss", "kl", "entropy", "buffer", "reinit", "init",
+];
+const METHOD_ONLY: &[(&str, Method)] = &[
+    ("projections", Method::Ssm),
+    ("projection", Method::Ssm),
+    ("sigma", Method::Dsm),
+    ("nce_noise", Method::Nce),
+    ("nce_ratio", Method::Nce),
 ];
 
 /// `train(e, moons, method = "pcd", iters = 2000, sampler = ula(step = 0.01), steps = 20, ..)`.
@@ -375,11 +392,38 @@ pub fn parse_train(scope: &mut Scope, stmt: &Statement) -> R<TrainSpec> {
         None => Some(Method::Pcd),
     };
     let mut cfg = TrainConfig::new(method.unwrap_or(Method::Pcd));
+    if let Some(m) = method {
+        method_arguments(scope, &a, m, &mut cfg, &mut diags);
+    }
+    if let (Some(Method::Sm), Some((e, _)), Some(v)) = (method, &pair, a.get("method"))
+        && let Some(def) = scope.module.def(e)
+    {
+        let dim: usize = def.input.shape.iter().product();
+        if dim > crate::train::score::MAX_EXACT_DIM {
+            diags.push(
+                err::out_of_range(
+                    "method",
+                    "\"ssm\" or \"dsm\"",
+                    &format!("\"sm\" for a {dim}-d energy"),
+                    v.span,
+                )
+                .with_note(format!(
+                    "exact score matching takes one Hessian-vector product per coordinate; it is limited to d ≤ {}",
+                    crate::train::score::MAX_EXACT_DIM
+                )),
+            );
+        }
+    }
     if let Some(v) = a.get("sampler")
         && let Some(s) = keep(&mut diags, parse_sampler(scope, v))
     {
-        if s.method == crate::sample::Method::Rwmh {
-            diags.push(err::not_a_gradient_sampler("rwmh", v.span));
+        if matches!(
+            s.method,
+            crate::sample::Method::Rwmh
+                | crate::sample::Method::Pt(_)
+                | crate::sample::Method::Uld(_)
+        ) {
+            diags.push(err::not_a_gradient_sampler(s.method.name(), v.span));
         }
         cfg.sampler = s;
     }
@@ -720,6 +764,89 @@ fn run_outputs(
     (dtype, out)
 }
 
+/// The arguments of score matching and NCE, and the refusal of arguments
+/// the method does not use.
+fn method_arguments(
+    scope: &mut Scope,
+    a: &super::args::Args,
+    m: Method,
+    cfg: &mut TrainConfig,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for &arg in CD_ONLY {
+        if let Some(v) = a.get(arg)
+            && !m.samples_negatives()
+        {
+            diags.push(err::not_for_method(
+                arg,
+                m.name(),
+                "cd, pcd and icd",
+                v.span,
+            ));
+        }
+    }
+    for &(arg, owner) in METHOD_ONLY {
+        if let Some(v) = a.get(arg)
+            && m != owner
+        {
+            diags.push(err::not_for_method(arg, m.name(), owner.name(), v.span));
+        }
+    }
+    if !m.samples_negatives() {
+        cfg.l2 = 0.0;
+    }
+    let max = crate::train::score::MAX_PROJECTIONS as u64;
+    if let Some(v) = a.get("projections")
+        && let Some(n) = keep(diags, scope.count(v, "projections", 1, max))
+    {
+        cfg.score.projections = n as usize;
+    }
+    if let Some(v) = a.get("projection")
+        && let Some(p) = keep(
+            diags,
+            scope.choice(v, "projection", &["rademacher", "gaussian"]),
+        )
+        && let Some(p) = crate::train::score::Projection::parse(&p)
+    {
+        cfg.score.projection = p;
+    }
+    if let Some(v) = a.get("sigma")
+        && let Some(s) = keep(diags, scope.values(v, "sigma"))
+    {
+        if s.is_empty() || s.len() > 64 || !s.iter().all(|x| *x > 0.0 && x.is_finite()) {
+            diags.push(err::out_of_range(
+                "sigma",
+                "1 to 64 noise levels, each a number > 0",
+                &format!("{s:?}"),
+                v.span,
+            ));
+        } else {
+            cfg.score.sigmas = s;
+        }
+    }
+    if let Some(v) = a.get("nce_noise")
+        && let Some(text) = keep(
+            diags,
+            scope.string(v, "nce_noise", "a noise density in quotes"),
+        )
+    {
+        match crate::train::nce::Noise::parse(&text) {
+            Some(n) => cfg.nce.noise = n,
+            None => diags.push(err::wrong_type(
+                "\"fitted\", \"fitted:SCALE\", \"normal:SD\" or \"uniform:A,B\"",
+                "nce_noise",
+                &format!("\"{text}\""),
+                v.span,
+            )),
+        }
+    }
+    if let Some(v) = a.get("nce_ratio")
+        && let Some(n) = keep(diags, scope.count(v, "nce_ratio", 1, 64))
+    {
+        cfg.nce.ratio = n as usize;
+    }
+}
+
 /// `method = pcd` (a bare name) or `method = "pcd"`.
 fn method_arg(scope: &mut Scope, e: &Expr) -> R<Method> {
     let name = match &e.kind {
@@ -728,21 +855,15 @@ fn method_arg(scope: &mut Scope, e: &Expr) -> R<Method> {
         _ => {
             let found = scope.found(e);
             return Err(vec![err::wrong_type(
-                "cd, pcd or icd",
+                "cd, pcd, icd, sm, ssm, dsm or nce",
                 "method",
                 &found,
                 e.span,
             )]);
         }
     };
-    Method::parse(&name).ok_or_else(|| {
-        vec![err::bad_choice(
-            "method",
-            &["cd", "pcd", "icd"],
-            &name,
-            e.span,
-        )]
-    })
+    Method::parse(&name)
+        .ok_or_else(|| vec![err::bad_choice("method", &Method::NAMES, &name, e.span)])
 }
 
 /// `evaluate(e, moons, chains = 2000, steps = 1000, step = 0.01, seed = 0)`.

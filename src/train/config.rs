@@ -46,7 +46,8 @@ pub fn prepare(
     }
 }
 
-/// How negatives are produced.
+/// How an energy learns: from sampled negatives (the CD family), from its
+/// score (score matching), or against a known noise density (NCE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// K sampler steps from fresh noise.
@@ -55,14 +56,28 @@ pub enum Method {
     Pcd,
     /// PCD plus the KL and entropy terms of improved CD.
     Icd,
+    /// Exact score matching ([`super::score::exact_graph`]).
+    Sm,
+    /// Sliced score matching ([`super::score::sliced_graph`]).
+    Ssm,
+    /// Denoising score matching ([`super::score::denoising_graph`]).
+    Dsm,
+    /// Noise-contrastive estimation ([`super::nce`]).
+    Nce,
 }
 
 impl Method {
+    pub const NAMES: [&'static str; 7] = ["cd", "pcd", "icd", "sm", "ssm", "dsm", "nce"];
+
     pub fn name(self) -> &'static str {
         match self {
             Method::Cd => "cd",
             Method::Pcd => "pcd",
             Method::Icd => "icd",
+            Method::Sm => "sm",
+            Method::Ssm => "ssm",
+            Method::Dsm => "dsm",
+            Method::Nce => "nce",
         }
     }
     pub fn parse(s: &str) -> Option<Method> {
@@ -70,12 +85,24 @@ impl Method {
             "cd" => Method::Cd,
             "pcd" => Method::Pcd,
             "icd" => Method::Icd,
+            "sm" => Method::Sm,
+            "ssm" => Method::Ssm,
+            "dsm" => Method::Dsm,
+            "nce" => Method::Nce,
             _ => return None,
         })
     }
     /// Whether negatives start from a replay buffer.
     pub fn persistent(self) -> bool {
-        self != Method::Cd
+        matches!(self, Method::Pcd | Method::Icd)
+    }
+    /// Whether iterations sample negatives (the CD family).
+    pub fn samples_negatives(self) -> bool {
+        matches!(self, Method::Cd | Method::Pcd | Method::Icd)
+    }
+    /// Whether the loss is a score-matching loss.
+    pub fn is_score(self) -> bool {
+        matches!(self, Method::Sm | Method::Ssm | Method::Dsm)
     }
 }
 
@@ -119,7 +146,7 @@ impl Objective {
             Objective::Classifier => "classifier",
         }
     }
-    /// Whether iterations draw negatives.
+    /// Whether iterations draw negatives (with a method that samples them).
     pub fn has_negatives(self) -> bool {
         self != Objective::Classifier
     }
@@ -158,6 +185,10 @@ pub struct TrainConfig {
     /// Project every rank-2 parameter to spectral norm ≤ this after each update.
     pub spectral_norm: Option<f64>,
     pub guard: Guard,
+    /// Score matching's projections and noise levels.
+    pub score: super::score::ScoreConfig,
+    /// NCE's noise density and ratio.
+    pub nce: super::nce::NceConfig,
     pub seed: u64,
     /// Shuffle the data every epoch (else batches take rows in order).
     pub shuffle: bool,
@@ -189,6 +220,8 @@ impl TrainConfig {
             },
             spectral_norm: None,
             guard: Guard::default(),
+            score: Default::default(),
+            nce: Default::default(),
             seed: 0,
             shuffle: true,
             threads: 1,
@@ -231,6 +264,21 @@ impl TrainConfig {
         if let Objective::Jem { weight } = self.objective {
             v.push(("px_weight".into(), weight.to_string()));
         }
+        match self.method {
+            Method::Ssm => {
+                v.push(("projections".into(), self.score.projections.to_string()));
+                v.push(("projection".into(), self.score.projection.name().into()));
+            }
+            Method::Dsm => {
+                let s: Vec<String> = self.score.sigmas.iter().map(|s| s.to_string()).collect();
+                v.push(("sigmas".into(), s.join(",")));
+            }
+            Method::Nce => {
+                v.push(("nce_noise".into(), self.nce.noise.describe()));
+                v.push(("nce_ratio".into(), self.nce.ratio.to_string()));
+            }
+            _ => {}
+        }
         if self.method == Method::Icd {
             v.push(("kl".into(), self.kl.to_string()));
             v.push(("entropy".into(), self.entropy.to_string()));
@@ -240,14 +288,18 @@ impl TrainConfig {
             v.push(("reinit".into(), self.buffer.reinit.to_string()));
             v.push(("replace".into(), self.buffer.replace.name().into()));
         }
-        v.push(("fresh".into(), self.buffer.fresh.describe()));
+        if self.method.samples_negatives() {
+            v.push(("fresh".into(), self.buffer.fresh.describe()));
+        }
         v.push(("optimizer".into(), self.optim.rule.name().into()));
         if let Some(b) = self.spectral_norm {
             v.push(("spectral_norm".into(), b.to_string()));
         }
         v.push(("lr".into(), self.optim.lr.to_string()));
         v.push(("seed".into(), self.seed.to_string()));
-        v.extend(self.sampler.describe());
+        if self.method.samples_negatives() {
+            v.extend(self.sampler.describe());
+        }
         v
     }
 
@@ -259,10 +311,11 @@ impl TrainConfig {
         if rows == 0 {
             return bad("the data set is empty".into());
         }
-        let negatives = self.objective.has_negatives();
+        let negatives = self.objective.has_negatives() && self.method.samples_negatives();
         if self.batch == 0 || self.iters == 0 || (negatives && self.sampler_steps == 0) {
             return bad("iters, batch and sampler steps must each be at least 1".into());
         }
+        self.validate_method(dim)?;
         if self.objective.is_classifier() {
             if self.method == Method::Icd || self.loss != LossKind::Cd || self.l2 != 0.0 {
                 return bad("a classifier trains with JEM's loss: no icd terms, loss variants or energy penalty (l2 = 0)".into());
@@ -311,8 +364,61 @@ impl TrainConfig {
         {
             return bad("improved CD differentiates through the last Langevin step, which must be smooth: use a sampler without `clip` or `clamp`".into());
         }
-        if self.sampler.method == SamplerMethod::Rwmh {
-            return bad("rwmh has no gradient step; train with ula, mala or hmc negatives".into());
+        if matches!(
+            self.sampler.method,
+            SamplerMethod::Rwmh | SamplerMethod::Pt(_) | SamplerMethod::Uld(_)
+        ) {
+            return bad(format!(
+                "{} is not a training sampler; train with ula, mala or hmc negatives",
+                self.sampler.method.name()
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl TrainConfig {
+    /// The checks of the score-matching and NCE settings.
+    fn validate_method(&self, dim: usize) -> Result<(), TrainError> {
+        use super::score::{MAX_EXACT_DIM, MAX_PROJECTIONS};
+        let bad = |m: String| Err(TrainError::Config(m));
+        let m = self.method;
+        if self.objective.is_classifier() && !m.samples_negatives() {
+            return bad(format!(
+                "a classifier trains with JEM's objective (cd, pcd or icd negatives), not `{}`",
+                m.name()
+            ));
+        }
+        if !m.samples_negatives() && (self.loss != LossKind::Cd || self.l2 != 0.0) {
+            return bad(format!(
+                "`{}` has its own loss: the contrastive loss variants and the energy penalty (l2) apply to cd, pcd and icd",
+                m.name()
+            ));
+        }
+        if m == Method::Sm && dim > MAX_EXACT_DIM {
+            return bad(format!(
+                "exact score matching takes {dim} Hessian-vector products per sample for this {dim}-d energy; it is limited to d ≤ {MAX_EXACT_DIM}: use ssm (sliced) or dsm (denoising)"
+            ));
+        }
+        let p = self.score.projections;
+        if m == Method::Ssm && !(1..=MAX_PROJECTIONS).contains(&p) {
+            return bad(format!(
+                "ssm takes 1 to {MAX_PROJECTIONS} projections per sample, found {p}"
+            ));
+        }
+        if m == Method::Dsm {
+            let s = &self.score.sigmas;
+            if s.is_empty() || s.len() > 64 || !s.iter().all(|v| *v > 0.0 && v.is_finite()) {
+                return bad(format!(
+                    "dsm needs 1 to 64 noise levels, each a number > 0, found {s:?}"
+                ));
+            }
+        }
+        if m == Method::Nce && !(1..=64).contains(&self.nce.ratio) {
+            return bad(format!(
+                "the NCE noise ratio must be between 1 and 64, found {}",
+                self.nce.ratio
+            ));
         }
         Ok(())
     }
@@ -332,8 +438,15 @@ impl TrainConfig {
         } else {
             0
         };
+        // SSM's projections and NCE's noise rows multiply the batch's rows.
+        let widen = match self.method {
+            Method::Ssm => self.score.projections as u64 + 1,
+            Method::Nce => self.nce.ratio as u64 + 1,
+            _ => 1,
+        };
         let batch = (self.batch as u64)
             .saturating_mul(dim.saturating_add(1))
+            .saturating_mul(widen)
             .saturating_mul(24);
         buffer.saturating_add(batch).saturating_mul(8)
     }

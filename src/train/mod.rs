@@ -1,9 +1,16 @@
 //! Training energies from data: contrastive divergence (`cd`), persistent
 //! CD with a replay buffer (`pcd`) and improved CD (`icd`: PCD plus the KL
-//! and entropy terms through the last Langevin step), with the optimisers
-//! of [`optim`] and a divergence guard.
+//! and entropy terms through the last Langevin step); score matching
+//! (`sm`, `ssm`, `dsm`: [`score`]) and noise-contrastive estimation
+//! (`nce`: [`nce`]); with the optimisers of [`optim`] and a divergence
+//! guard.
 //!
-//! One iteration:
+//! Score matching and NCE skip steps 2–3 below: their loss kernel is a
+//! score-matching graph of the positives (with keyed projections or
+//! noise), or the (E, E²) kernel on the positives and keyed noise rows with
+//! NCE's seeds; steps 4–5 are the same for every method.
+//!
+//! One iteration of the CD family:
 //! 1. a batch of positives x⁺ from the data (shuffled per epoch, or in
 //!    order);
 //! 2. starting points for the negatives — fresh noise (`cd`) or the replay
@@ -39,8 +46,10 @@ pub mod evaluate;
 pub mod jem;
 pub mod keyed;
 pub mod loss;
+pub mod nce;
 pub mod optim;
 pub mod plots;
+pub mod score;
 pub mod session;
 
 use std::time::Instant;
@@ -66,6 +75,9 @@ const SAMPLE: u64 = 1;
 const CD_FRESH: u64 = 2;
 const LAST_NOISE: u64 = 3;
 const SHUFFLE: u64 = 4;
+const SCORE_NOISE: u64 = 5;
+const NCE_NOISE: u64 = 6;
+const HELDOUT: u64 = 7;
 
 /// A training run over one energy and one data set.
 pub struct Trainer<'a> {
@@ -86,6 +98,8 @@ pub struct Trainer<'a> {
     /// Classifiers: the class of every data row, and the current batch's.
     labels: Option<Labels<'a>>,
     batch_labels: Vec<usize>,
+    /// NCE: the noise density.
+    noise: Option<nce::NoiseDensity>,
     pub state: TrainState,
 }
 
@@ -122,10 +136,15 @@ pub struct BatchLoss {
     pub entropy: f64,
     /// Classifiers: JEM's terms.
     pub jem: Option<jem::JemValue>,
+    /// NCE: the fraction of data and noise rows told apart.
+    pub accuracy: Option<f64>,
     pub grads: Vec<Vec<f64>>,
-    /// E at concat(x⁺, x⁻).
+    /// E at concat(x⁺, x⁻) (score matching: at the loss's points).
     pub energies: Vec<f64>,
 }
+
+/// A method's loss value, θ-gradient, energies and NCE's accuracy.
+type MethodPass = (loss::LossValue, Vec<Vec<f64>>, Vec<f64>, Option<f64>);
 
 impl<'a> Trainer<'a> {
     /// A run on `data` (`rows × dim`, already scaled); `energy` must be an
@@ -140,7 +159,7 @@ impl<'a> Trainer<'a> {
                 "a classifier objective needs labels: use Trainer::classifier".into(),
             ));
         }
-        let graph = loss::loss_graph(energy.energy_graph()).map_err(TrainError::Config)?;
+        let graph = method_graph(energy.energy_graph(), &cfg).map_err(TrainError::Config)?;
         Trainer::build(energy, graph, data, None, cfg)
     }
 
@@ -217,7 +236,13 @@ impl<'a> Trainer<'a> {
         sampler_cfg.adapt_mass = false;
         let run = negatives_run(&cfg, Vec::new(), 1, 0);
         let sampler = Sampler::new(energy, None, &sampler_cfg, &run)?;
-        let params = energy.param_ids().to_vec();
+        let mut params = energy.param_ids().to_vec();
+        let noise = if cfg.method == Method::Nce {
+            params.push(energy.store().insert(nce::LOG_Z, &[], vec![0.0])?);
+            Some(nce::NoiseDensity::new(cfg.nce.noise, data, dim).map_err(TrainError::Config)?)
+        } else {
+            None
+        };
         let values = param_values(energy, &params);
         let state = TrainState {
             it: 0,
@@ -243,6 +268,7 @@ impl<'a> Trainer<'a> {
             timing: std::env::var_os("EBM_TRAIN_TIMING").is_some(),
             labels,
             batch_labels: Vec::new(),
+            noise,
             state,
         })
     }
@@ -277,7 +303,8 @@ impl<'a> Trainer<'a> {
     pub fn done(&self) -> bool {
         self.state.it >= self.cfg.iters
     }
-    /// The parameter ids the optimiser updates (the energy's parameters).
+    /// The parameter ids the optimiser updates (the energy's parameters,
+    /// and NCE's log Z).
     pub fn param_ids(&self) -> &[ParamId] {
         &self.params
     }
@@ -346,7 +373,7 @@ impl<'a> Trainer<'a> {
         if let Some(l) = self.labels {
             self.batch_labels = rows.iter().map(|&r| l.of_row[r]).collect();
         }
-        let negatives = self.cfg.objective.has_negatives();
+        let negatives = self.cfg.objective.has_negatives() && self.cfg.method.samples_negatives();
         let drawn = if !negatives {
             buffer::Drawn {
                 x: Vec::new(),
@@ -389,7 +416,11 @@ impl<'a> Trainer<'a> {
             None => Vec::new(),
         };
         let t1 = Instant::now();
-        let obj = self.objective::<T>(&x, b, last.as_ref(), &reference)?;
+        let obj = if self.cfg.method.samples_negatives() {
+            self.objective::<T>(&x, b, last.as_ref(), &reference)?
+        } else {
+            self.method_objective::<T>(&x, it)?
+        };
         let t_loss = t1.elapsed().as_secs_f64();
         if self.timing {
             eprintln!("timing it={it} negatives={t_neg:.6} loss={t_loss:.6}");
@@ -406,6 +437,7 @@ impl<'a> Trainer<'a> {
             rec.ce = Some(j.ce);
             rec.acc = Some(j.acc);
         }
+        rec.acc = rec.acc.or(obj.accuracy);
         rec.grad_norm = optim::global_norm(&grads);
         if let Some(cause) = self.check(&rec, &grads, &energies) {
             return Ok(self.roll_back(rec, cause));
@@ -541,9 +573,145 @@ impl<'a> Trainer<'a> {
             kl,
             entropy,
             jem,
+            accuracy: None,
             grads,
             energies,
         })
+    }
+
+    /// The loss of score matching or NCE on the positives `x` with
+    /// iteration `it`'s keyed projections or noise, and its θ-gradient (for
+    /// NCE, log Z's derivative last).
+    pub fn method_objective<T: Scalar>(
+        &self,
+        x: &[f64],
+        it: usize,
+    ) -> Result<BatchLoss, TrainError> {
+        self.method_loss::<T>(x, it as u64, self.cfg.seed)
+    }
+
+    /// The method's own loss on held-out rows (score matching and NCE; for
+    /// the CD family `None`): a score that needs no samples, with fixed
+    /// projections or noise.
+    pub fn heldout_loss(&self, x: &[f64]) -> Result<Option<f64>, TrainError> {
+        if self.cfg.method.samples_negatives() {
+            return Ok(None);
+        }
+        let seed = Keyed::new(self.cfg.seed, HELDOUT, 0).key();
+        let l = match self.energy.dtype() {
+            crate::backend::DType::F32 => self.method_loss::<f32>(x, 0, seed)?,
+            crate::backend::DType::F64 => self.method_loss::<f64>(x, 0, seed)?,
+        };
+        Ok(Some(l.total))
+    }
+
+    fn method_loss<T: Scalar>(
+        &self,
+        x: &[f64],
+        it: u64,
+        seed: u64,
+    ) -> Result<BatchLoss, TrainError> {
+        let (value, grads, energies, accuracy) = match self.cfg.method {
+            Method::Nce => self.nce_loss::<T>(x, it, seed)?,
+            _ => self.score_loss::<T>(x, it, seed)?,
+        };
+        Ok(BatchLoss {
+            total: value.loss,
+            value,
+            kl: 0.0,
+            entropy: 0.0,
+            jem: None,
+            accuracy,
+            grads,
+            energies,
+        })
+    }
+
+    /// Score matching's loss on `x`: one seeded pullback of the method's
+    /// graph with its keyed inputs `c`.
+    fn score_loss<T: Scalar>(
+        &self,
+        x: &[f64],
+        it: u64,
+        seed: u64,
+    ) -> Result<MethodPass, TrainError> {
+        let d = self.dim;
+        let n = x.len() / d;
+        let key = Keyed::new(seed, SCORE_NOISE, it);
+        let s = &self.cfg.score;
+        let (points, cond) = match self.cfg.method {
+            Method::Ssm => {
+                let v = score::projections(s.projection, &key, n, s.projections, d);
+                (x.to_vec(), Some(v))
+            }
+            Method::Dsm => {
+                let (p, c) = score::denoising_inputs(x, d, &s.sigmas, &key);
+                (p, Some(c))
+            }
+            _ => (x.to_vec(), None),
+        };
+        let to_t = |v: &[f64]| v.iter().map(|&a| T::from_f64(a)).collect::<Vec<T>>();
+        let xs = to_t(&points);
+        let cs = cond.as_deref().map(to_t);
+        let width = cs.as_ref().map_or(0, |c| c.len() / n.max(1));
+        let k = score::LOSS_VALUES;
+        let seeds: Vec<T> = (0..n)
+            .flat_map(|_| [T::from_f64(1.0 / n as f64), T::from_f64(0.0)])
+            .collect();
+        let parts = self.in_parts(&xs, n, |x, at, rows| {
+            let c = cs.as_deref().map(|c| &c[width * at..width * (at + rows)]);
+            self.loss
+                .weighted_grad_params(x, &seeds[k * at..k * (at + rows)], c, rows)
+        })?;
+        let (pairs, grads) = sum_parts(&parts);
+        let energies: Vec<f64> = pairs.chunks_exact(k).map(|p| p[1]).collect();
+        let loss = pairs.chunks_exact(k).map(|p| p[0]).sum::<f64>() / n.max(1) as f64;
+        let value = loss::LossValue {
+            loss,
+            e_pos: mean(&energies),
+            e_neg: f64::NAN,
+            l2: 0.0,
+        };
+        Ok((value, grads, energies, None))
+    }
+
+    /// NCE's loss on the positives `x` and ν·|x| keyed noise rows: the
+    /// energies first, then one pullback seeded by NCE's weights.
+    fn nce_loss<T: Scalar>(&self, x: &[f64], it: u64, seed: u64) -> Result<MethodPass, TrainError> {
+        let q = self
+            .noise
+            .as_ref()
+            .ok_or_else(|| TrainError::Config("not an NCE run".into()))?;
+        let d = self.dim;
+        let pos = x.len() / d;
+        let ratio = self.cfg.nce.ratio;
+        let mut all = x.to_vec();
+        all.extend(q.sample(&Keyed::new(seed, NCE_NOISE, it), pos * ratio));
+        let n = all.len() / d;
+        let xs: Vec<T> = all.iter().map(|&v| T::from_f64(v)).collect();
+        let parts = self.in_parts(&xs, n, |x, _, rows| self.loss.energy(x, None, rows))?;
+        let e: Vec<f64> = parts.iter().flat_map(|v| pairs_first(v)).collect();
+        let log_z = self
+            .energy
+            .store()
+            .get(nce::LOG_Z)
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0.0);
+        let v = nce::value(&e, &q.log_density(&all), pos, ratio, log_z);
+        let seeds: Vec<T> = v.seed.iter().map(|&w| T::from_f64(w)).collect();
+        let parts = self.in_parts(&xs, n, |x, at, rows| {
+            self.loss
+                .weighted_grad_params(x, &seeds[2 * at..2 * (at + rows)], None, rows)
+        })?;
+        let (_, mut grads) = sum_parts(&parts);
+        grads.push(vec![v.grad_log_z]);
+        let value = loss::LossValue {
+            loss: v.loss,
+            e_pos: mean(&e[..pos]),
+            e_neg: mean(&e[pos..]),
+            l2: 0.0,
+        };
+        Ok((value, grads, e, Some(v.accuracy)))
     }
 
     /// A classifier's loss on concat(x⁺, x⁻) for positives labelled
@@ -643,7 +811,13 @@ impl<'a> Trainer<'a> {
         let per = n.div_ceil(LOSS_PARTS).max(1);
         let ranges: Vec<(usize, usize)> =
             (0..n).step_by(per).map(|a| (a, (a + per).min(n))).collect();
-        let call = |&(a, b): &(usize, usize)| f(&x[a * d..b * d], a, b - a);
+        let call = |&(a, b): &(usize, usize)| {
+            // f32 loss kernels flush subnormals as the sampling engine does:
+            // NCE's far noise rows and saturated units produce them, and each
+            // costs a microcode assist (10× slower iterations on eight_gaussians).
+            let _mode = crate::sample::run::SubnormalMode::for_dtype::<T>();
+            f(&x[a * d..b * d], a, b - a)
+        };
         if self.cfg.threads <= 1 || ranges.len() <= 1 {
             return Ok(ranges.iter().map(call).collect::<Result<Vec<O>, _>>()?);
         }
@@ -685,6 +859,25 @@ impl<'a> Trainer<'a> {
             }
         }
         Ok((kl, ent))
+    }
+}
+
+/// The loss kernel's graph for `cfg`'s method: a score-matching graph, or
+/// the energy with its output replaced by (E, E²) (the CD family, NCE).
+fn method_graph(energy: &crate::ir::Graph, cfg: &TrainConfig) -> Result<crate::ir::Graph, String> {
+    match cfg.method {
+        Method::Sm => score::exact_graph(energy),
+        Method::Ssm => score::sliced_graph(energy, cfg.score.projections),
+        Method::Dsm => score::denoising_graph(energy),
+        _ => loss::loss_graph(energy),
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
     }
 }
 

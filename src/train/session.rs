@@ -148,6 +148,11 @@ fn progress_message(r: &IterRecord) -> String {
             "loss {:.4} CE {:.4} acc {:.3} E+ {:.3} E- {:.3}",
             r.loss, ce, acc, r.e_pos, r.e_neg
         ),
+        _ if r.e_neg.is_nan() => format!("loss {:.4} E {:.3}", r.loss, r.e_pos),
+        (None, Some(acc)) => format!(
+            "loss {:.4} E+ {:.3} E- {:.3} told apart {:.2}",
+            r.loss, r.e_pos, r.e_neg, acc
+        ),
         _ => format!(
             "loss {:.4} E+ {:.3} E- {:.3} acc {:.2}",
             r.loss, r.e_pos, r.e_neg, r.accept
@@ -165,9 +170,10 @@ fn write_checkpoint(t: &Trainer, s: &Session) -> Result<(), TrainError> {
 /// The held-out score, lower is better: for classifiers the held-out
 /// cross-entropy; for 2-D energies the exact
 /// held-out negative log-likelihood (log Z by quadrature on the held-out
-/// rows' range padded by 50%, 100 × 100 cells); otherwise the MMD² between
-/// the persistent samples (the buffer, or the last negatives) and the
-/// held-out rows. The parameters with the best score are kept.
+/// rows' range padded by 50%, 100 × 100 cells); otherwise, for score
+/// matching and NCE, the method's own loss on the held-out rows, and for
+/// the CD family the MMD² between the persistent samples (the buffer, or
+/// the last negatives) and the held-out rows. The parameters with the best score are kept.
 fn held_out(t: &Trainer, s: &Session, it: usize, report: &mut Report) -> Result<(), TrainError> {
     let Some(h) = &s.heldout else { return Ok(()) };
     let value = match (&s.heldout_labels, t.labels()) {
@@ -198,6 +204,9 @@ fn heldout_score(t: &Trainer, heldout: &[f64]) -> Result<f64, TrainError> {
             dens.log_z,
             &evaluate::energies(e, heldout, rows)?,
         ));
+    }
+    if let Some(loss) = t.heldout_loss(heldout)? {
+        return Ok(loss);
     }
     let samples = if t.state.buffer.rows() > 0 {
         t.state

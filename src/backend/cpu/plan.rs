@@ -17,7 +17,7 @@
 //! as an expression tree whose leaves read buffers through index maps
 //! (affine, or a table computed here at compile time).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::ir::{
     Axes, BatchReduce, BinaryOp, Graph, InputKind, NodeId, Op, UnaryOp, kept_dims, numel,
@@ -593,7 +593,9 @@ impl<'g> Builder<'g> {
         }
     }
 
-    fn matmul(&mut self, n: NodeId, direct_partial: Option<usize>) {
+    /// Plans matmul `n`; `direct_partial` is the partial (and whether
+    /// transposed) that a per-sample × per-sample product accumulates into.
+    fn matmul(&mut self, n: NodeId, direct_partial: Option<(usize, bool)>) {
         let node = self.g.node(n).clone();
         let (a, b) = (node.args[0], node.args[1]);
         let (m, k) = mat_dims(self.g.shape(a), true);
@@ -718,13 +720,18 @@ impl<'g> Builder<'g> {
             (true, true) => {
                 // Σ_b Out = Σ_p A_p [m × rows] · B_p [rows × n], into the partial.
                 // invariant: the planner runs on a verified graph; this follows from its construction.
-                let j = direct_partial.unwrap();
+                let (j, transposed) = direct_partial.unwrap();
+                let dst = if transposed {
+                    op(Loc::Partial(j), 0, Feat(1), Feat(m as isize))
+                } else {
+                    op(Loc::Partial(j), 0, Feat(nn as isize), Feat(1))
+                };
                 for p in 0..k {
                     self.plan.tile_steps.push(Step::Gemm(Box::new(GemmStep {
                         m: Dim::N(m),
                         n: Dim::N(nn),
                         k: Dim::Rows,
-                        dst: op(Loc::Partial(j), 0, Feat(nn as isize), Feat(1)),
+                        dst,
                         lhs: op(la, (acs * p as isize) as usize, Feat(ars), Lane),
                         rhs: op(lb, (brs * p as isize) as usize, Lane, Feat(bcs)),
                         accumulate: true,
@@ -896,29 +903,34 @@ pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Pl
         array_unary,
         panel_gemm,
     };
-    // Batch-summed outputs whose node is a per-sample × per-sample product
-    // used nowhere else become one batch-contracting GEMM into the partial.
+    // Batch-summed outputs whose node is a per-sample × per-sample product,
+    // or a sum of such products, used nowhere else become batch-contracting
+    // GEMMs accumulating into the partial (a parameter's gradient through a
+    // gradient — score matching, improved CD — is such a sum).
     let mut partial_of = vec![None; g.outputs.len()];
-    let mut direct: HashMap<NodeId, usize> = HashMap::new();
+    let mut direct: HashMap<NodeId, (usize, bool)> = HashMap::new();
+    let mut direct_out: HashSet<NodeId> = HashSet::new();
+    let mut folded: HashSet<NodeId> = HashSet::new();
     for (j, o) in g.outputs.iter().enumerate() {
         if o.reduce == BatchReduce::Sum && b.variant[o.node.index()] {
-            partial_of[j] = Some(b.plan.partials.len());
+            let partial = b.plan.partials.len();
+            partial_of[j] = Some(partial);
             b.plan.partials.push(numel(g.shape(o.node)));
-            let node = g.node(o.node);
             let once = g.outputs.iter().filter(|p| p.node == o.node).count() == 1;
-            if matches!(node.op, Op::MatMul)
-                && b.users[o.node.index()] == 0
-                && once
-                && b.variant[node.args[0].index()]
-                && b.variant[node.args[1].index()]
-            {
-                // invariant: the planner runs on a verified graph; this follows from its construction.
-                direct.insert(o.node, partial_of[j].unwrap());
+            if !once || b.users[o.node.index()] != 0 {
+                continue;
+            }
+            let mut terms = Vec::new();
+            let mut adds = Vec::new();
+            if product_terms(&b, o.node, false, &mut terms, &mut adds) {
+                direct.extend(terms.into_iter().map(|(t, tr)| (t, (partial, tr))));
+                folded.extend(adds);
+                direct_out.insert(o.node);
             }
         }
     }
     for id in g.ids() {
-        if !live[id.index()] {
+        if !live[id.index()] || folded.contains(&id) {
             continue;
         }
         let node = g.node(id).clone();
@@ -1085,7 +1097,7 @@ pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Pl
     for (j, o) in g.outputs.iter().enumerate() {
         let var = b.variant[o.node.index()];
         let size = numel(g.shape(o.node));
-        let is_direct = direct.contains_key(&o.node);
+        let is_direct = direct_out.contains(&o.node);
         let src = if is_direct {
             OutSrc::Scalar(0.0)
         } else {
@@ -1128,6 +1140,45 @@ pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Pl
         divide_by_reciprocal(g);
     }
     Ok(b.plan)
+}
+
+/// Whether `n` is a per-sample × per-sample matmul, or a tree of `Add`s
+/// and 2-D transposes over such matmuls in which every node but `n` has
+/// one user: then `terms` gets the matmuls (with whether they are added
+/// transposed) and `adds` the additions and transposes (which the GEMMs'
+/// accumulation, with swapped destination strides, replaces).
+fn product_terms(
+    b: &Builder,
+    n: NodeId,
+    transposed: bool,
+    terms: &mut Vec<(NodeId, bool)>,
+    adds: &mut Vec<NodeId>,
+) -> bool {
+    let node = b.g.node(n);
+    let single = |a: NodeId| b.users[a.index()] == 1 && !b.is_out[a.index()];
+    match node.op {
+        Op::MatMul => {
+            let both = b.variant[node.args[0].index()] && b.variant[node.args[1].index()];
+            if both {
+                terms.push((n, transposed));
+            }
+            both
+        }
+        Op::Transpose(p) if p.as_vec() == [1, 0] && single(node.args[0]) => {
+            adds.push(n);
+            product_terms(b, node.args[0], !transposed, terms, adds)
+        }
+        Op::Binary(BinaryOp::Add) => {
+            let (l, r) = (node.args[0], node.args[1]);
+            if l == r || !single(l) || !single(r) {
+                return false;
+            }
+            adds.push(n);
+            product_terms(b, l, transposed, terms, adds)
+                && product_terms(b, r, transposed, terms, adds)
+        }
+        _ => false,
+    }
 }
 
 /// `x / c` for a compile-time scalar `c` becomes `x · (1/c)` (a vector
