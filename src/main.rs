@@ -114,6 +114,14 @@ enum Command {
         #[command(flatten)]
         options: cli::evaluate::EvaluateOptions,
     },
+    /// Estimate log Z by annealed importance sampling (R independent runs:
+    /// mean ± standard error), from a Gaussian fitted to --data or a
+    /// standard normal; with --heldout also the held-out NLL.
+    Logz {
+        file: PathBuf,
+        #[command(flatten)]
+        options: cli::logz::LogzOptions,
+    },
     /// Summarise a sample file: mean, sd, quantiles, split R-hat, bulk and tail ESS.
     Summary {
         file: PathBuf,
@@ -208,6 +216,7 @@ fn main() -> ExitCode {
         Command::Jem { file, options } => cli::jem::jem(file.as_deref(), &options, interruptible()),
         Command::Predict { file, options } => cli::jem::predict(&file, &options),
         Command::Evaluate { file, options } => cli::evaluate::evaluate(&file, &options),
+        Command::Logz { file, options } => cli::logz::logz(&file, &options),
         Command::Summary { file, max } => cli::draws::summary(&file, max),
         Command::Plot {
             file,

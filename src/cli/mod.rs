@@ -6,6 +6,7 @@
 pub mod draws;
 pub mod evaluate;
 pub mod jem;
+pub mod logz;
 pub mod sample;
 pub mod train;
 

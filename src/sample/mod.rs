@@ -8,7 +8,8 @@
 //! drives a compiled energy in its dtype (what every caller uses);
 //! [`run_chains`] drives a closure energy ([`BatchEnergy`]) through the same
 //! engine with the moves' reference definitions. Both return [`Draws`],
-//! which [`io`] writes as Stan-style CSV or NPY.
+//! which [`io`] writes as Stan-style CSV or NPY. [`ais`] estimates log Z by
+//! annealed importance sampling, its transitions run on the same engine.
 //!
 //! Invariants (see `engine` for details):
 //! * every random number is a function of (seed, iteration, chain) — noise
@@ -23,6 +24,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod adapt;
+pub mod ais;
 pub mod compiled;
 pub mod config;
 pub mod engine;

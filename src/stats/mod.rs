@@ -2,7 +2,8 @@
 //! (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021, computed as ArviZ
 //! 0.23 and Stan do), Monte-Carlo standard errors, quantiles and the summary
 //! table printed by `ebm summary`; [`eval`] scores trained energies against
-//! data (MMD², grid log Z, held-out NLL, KL to the toy sets' densities).
+//! data (MMD², grid log Z, held-out NLL, KL to the toy sets' densities);
+//! [`ksd`] is the kernel Stein discrepancy of a sample against an energy.
 //!
 //! Every function takes one coordinate as a chain-major slice
 //! (`chains × draws`, chain `c`'s draws at `x[c*draws .. (c+1)*draws]`).
@@ -14,11 +15,14 @@ use std::fmt::Write as _;
 
 pub mod classify;
 pub mod eval;
+pub mod ksd;
 
 pub use eval::{
     Grid, GridDensity, GridEnergy, Mmd, grid_density, heldout_nll, kl_data_model,
     known_log_density, median_bandwidth, mmd_noise_floor, mmd2,
 };
+
+pub use ksd::{KSD_MAX_ROWS, ksd2_imq, stein_imq};
 
 use crate::sample::Draws;
 
