@@ -168,8 +168,28 @@ impl Gaussian {
             .sum()
     }
 
+    /// N(0, sd²·I).
+    pub fn isotropic(dim: usize, sd: f64) -> Gaussian {
+        let mut g = Gaussian::standard(dim);
+        g.chol.iter_mut().for_each(|v| *v *= sd);
+        g
+    }
+
+    /// The same mean with every standard deviation multiplied by `scale`.
+    pub fn widened(mut self, scale: f64) -> Gaussian {
+        self.chol.iter_mut().for_each(|v| *v *= scale);
+        self
+    }
+
+    /// log q(x).
+    pub fn log_density(&self, x: &[f64]) -> f64 {
+        let mut z = vec![0.0; self.dim];
+        self.to_z(x, &mut z);
+        -0.5 * z.iter().map(|v| v * v).sum::<f64>() - self.log_norm()
+    }
+
     /// x = μ + L z.
-    fn to_x(&self, z: &[f64], x: &mut [f64]) {
+    pub fn to_x(&self, z: &[f64], x: &mut [f64]) {
         let d = self.dim;
         for i in 0..d {
             let row = &self.chol[i * d..i * d + i + 1];
@@ -178,7 +198,7 @@ impl Gaussian {
     }
 
     /// z = L⁻¹(x − μ) (forward substitution).
-    fn to_z(&self, x: &[f64], z: &mut [f64]) {
+    pub fn to_z(&self, x: &[f64], z: &mut [f64]) {
         let d = self.dim;
         for i in 0..d {
             let s: f64 = (0..i).map(|k| self.chol[i * d + k] * z[k]).sum();

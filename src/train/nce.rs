@@ -11,10 +11,11 @@
 //! energies seeded by w = −∂L/∂h ([`seeds`]), and ∂L/∂log Z = Σ w.
 //!
 //! The noise is a Gaussian fitted to the data by default (mean and full
-//! covariance, optionally widened), or an isotropic normal or a uniform
-//! box the user picks ([`Noise`]).
+//! covariance, optionally widened: the AIS base's [`Gaussian`]), or an
+//! isotropic normal or a uniform box the user picks ([`Noise`]).
 
 use super::keyed::Keyed;
+use crate::sample::ais::Gaussian;
 
 /// The store's name of the learned log-normaliser.
 pub const LOG_Z: &str = "nce.log_z";
@@ -90,13 +91,8 @@ pub struct NoiseDensity {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Density {
-    /// Mean, lower Cholesky factor L (row-major d × d) of the covariance,
-    /// and log of the normaliser: −Σ log Lᵢᵢ − (d/2) log 2π.
-    Gaussian {
-        mean: Vec<f64>,
-        chol: Vec<f64>,
-        log_norm: f64,
-    },
+    /// The AIS base's Gaussian (mean, Cholesky factor, log density).
+    Gaussian(Gaussian),
     Uniform {
         lo: f64,
         hi: f64,
@@ -107,22 +103,22 @@ impl NoiseDensity {
     /// The density `noise` names, fitted to `data` (rows × `dim`) where it
     /// is fitted.
     pub fn new(noise: Noise, data: &[f64], dim: usize) -> Result<NoiseDensity, String> {
+        let positive = |v: f64, what: &str| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("the noise {what} must be > 0, found {v}"))
+            }
+        };
         let kind = match noise {
             Noise::Fitted { scale } => {
-                if !(scale > 0.0 && scale.is_finite()) {
-                    return Err(format!("the noise scale must be > 0, found {scale}"));
-                }
-                let (mean, cov) = mean_cov(data, dim);
-                let cov: Vec<f64> = cov.iter().map(|c| c * scale * scale).collect();
-                gaussian(mean, &cov, dim)?
+                positive(scale, "scale")?;
+                let g = Gaussian::fit(data, dim).map_err(|e| format!("the NCE noise: {e}"))?;
+                Density::Gaussian(g.widened(scale))
             }
             Noise::Normal { sd } => {
-                if !(sd > 0.0 && sd.is_finite()) {
-                    return Err(format!("the noise sd must be > 0, found {sd}"));
-                }
-                let mut cov = vec![0.0; dim * dim];
-                (0..dim).for_each(|i| cov[i * dim + i] = sd * sd);
-                gaussian(vec![0.0; dim], &cov, dim)?
+                positive(sd, "sd")?;
+                Density::Gaussian(Gaussian::isotropic(dim, sd))
             }
             Noise::Uniform { lo, hi } => {
                 if !(lo < hi && lo.is_finite() && hi.is_finite()) {
@@ -134,21 +130,18 @@ impl NoiseDensity {
         Ok(NoiseDensity { dim, kind })
     }
 
-    /// `rows` noise rows, coordinate i of the stream `key` at `at + i`.
+    /// `rows` noise rows, element i from position i of the stream `key`.
     pub fn sample(&self, key: &Keyed, rows: usize) -> Vec<f64> {
         let d = self.dim;
         let mut out = vec![0.0; rows * d];
         match &self.kind {
-            Density::Gaussian { mean, chol, .. } => {
+            Density::Gaussian(g) => {
                 let mut z = vec![0.0; d];
                 for (r, row) in out.chunks_exact_mut(d.max(1)).enumerate() {
                     for (j, zj) in z.iter_mut().enumerate() {
                         *zj = key.normal((r * d + j) as u64);
                     }
-                    for i in 0..d {
-                        let lz: f64 = (0..=i).map(|j| chol[i * d + j] * z[j]).sum();
-                        row[i] = mean[i] + lz;
-                    }
+                    g.to_x(&z, row);
                 }
             }
             Density::Uniform { lo, hi } => {
@@ -167,96 +160,17 @@ impl NoiseDensity {
     }
 
     fn log_q(&self, row: &[f64]) -> f64 {
-        let d = self.dim;
         match &self.kind {
-            Density::Gaussian {
-                mean,
-                chol,
-                log_norm,
-            } => {
-                // Forward substitution: z = L⁻¹(x − μ).
-                let mut z = vec![0.0; d];
-                for i in 0..d {
-                    let s: f64 = (0..i).map(|j| chol[i * d + j] * z[j]).sum();
-                    z[i] = (row[i] - mean[i] - s) / chol[i * d + i];
-                }
-                log_norm - 0.5 * z.iter().map(|v| v * v).sum::<f64>()
-            }
+            Density::Gaussian(g) => g.log_density(row),
             Density::Uniform { lo, hi } => {
                 if row.iter().all(|v| (*lo..=*hi).contains(v)) {
-                    -(d as f64) * (hi - lo).ln()
+                    -(self.dim as f64) * (hi - lo).ln()
                 } else {
                     f64::NEG_INFINITY
                 }
             }
         }
     }
-}
-
-/// The sample mean and covariance (row-major d × d) of `data`.
-fn mean_cov(data: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
-    let rows = data.len() / d.max(1);
-    let n = rows.max(1) as f64;
-    let mut mean = vec![0.0; d];
-    for row in data.chunks_exact(d.max(1)) {
-        mean.iter_mut().zip(row).for_each(|(m, v)| *m += v / n);
-    }
-    let mut cov = vec![0.0; d * d];
-    for row in data.chunks_exact(d.max(1)) {
-        for i in 0..d {
-            let a = row[i] - mean[i];
-            for j in 0..=i {
-                cov[i * d + j] += a * (row[j] - mean[j]) / n;
-            }
-        }
-    }
-    for i in 0..d {
-        for j in 0..i {
-            cov[j * d + i] = cov[i * d + j];
-        }
-    }
-    (mean, cov)
-}
-
-/// A Gaussian density from its covariance; a singular covariance (e.g.
-/// constant pixels) gets a ridge of 1e-6 of its mean variance (or 1e-6).
-fn gaussian(mean: Vec<f64>, cov: &[f64], d: usize) -> Result<Density, String> {
-    let avg = (0..d).map(|i| cov[i * d + i]).sum::<f64>() / d.max(1) as f64;
-    let ridge = if avg > 0.0 && avg.is_finite() {
-        1e-6 * avg
-    } else {
-        1e-6
-    };
-    let mut a = cov.to_vec();
-    (0..d).for_each(|i| a[i * d + i] += ridge);
-    let chol = cholesky(&a, d).ok_or("the noise covariance is not positive definite")?;
-    let log_det_half: f64 = (0..d).map(|i| chol[i * d + i].ln()).sum();
-    let log_norm = -log_det_half - 0.5 * d as f64 * (std::f64::consts::TAU).ln();
-    Ok(Density::Gaussian {
-        mean,
-        chol,
-        log_norm,
-    })
-}
-
-/// The lower Cholesky factor of a symmetric positive-definite matrix.
-fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; d * d];
-    for i in 0..d {
-        for j in 0..=i {
-            let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
-            if i == j {
-                let v = a[i * d + i] - s;
-                if !(v > 0.0 && v.is_finite()) {
-                    return None;
-                }
-                l[i * d + i] = v.sqrt();
-            } else {
-                l[i * d + j] = (a[i * d + j] - s) / l[j * d + j];
-            }
-        }
-    }
-    Some(l)
 }
 
 /// One batch's NCE terms.
@@ -323,24 +237,36 @@ fn softplus(h: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// The sample mean and covariance (n − 1) of 2-D rows.
+    fn moments(data: &[f64]) -> ([f64; 2], [f64; 3]) {
+        let n = (data.len() / 2) as f64;
+        let m = [0, 1].map(|j| data.iter().skip(j).step_by(2).sum::<f64>() / n);
+        let c = |a: usize, b: usize| {
+            data.chunks_exact(2)
+                .map(|r| (r[a] - m[a]) * (r[b] - m[b]))
+                .sum::<f64>()
+                / (n - 1.0)
+        };
+        (m, [c(0, 0), c(0, 1), c(1, 1)])
+    }
+
     #[test]
-    fn fitted_gaussian_density_integrates_its_samples() {
-        // A correlated 2-D Gaussian: the fitted density's log q at the data
-        // mean is −log(2π√det Σ).
+    fn fitted_noise_has_the_datas_moments_and_density() {
+        // A correlated 2-D set: log q at its mean is −log(2π√det Σ), and
+        // 20000 noise rows have the data's mean and covariance.
         let data = [0.0, 0.0, 2.0, 2.0, 1.0, -1.0, 1.0, 3.0];
         let q = NoiseDensity::new(Noise::Fitted { scale: 1.0 }, &data, 2).unwrap();
-        let (mean, cov) = mean_cov(&data, 2);
-        let det = cov[0] * cov[3] - cov[1] * cov[2];
+        let (mean, cov) = moments(&data);
+        let det = cov[0] * cov[2] - cov[1] * cov[1];
         let want = -(std::f64::consts::TAU * det.sqrt()).ln();
         let got = q.log_density(&mean)[0];
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
-        let k = Keyed::new(1, 2, 3);
-        let s = q.sample(&k, 20000);
-        let (m2, c2) = mean_cov(&s, 2);
+        let s = q.sample(&Keyed::new(1, 2, 3), 20000);
+        let (m2, c2) = moments(&s);
         for i in 0..2 {
             assert!((m2[i] - mean[i]).abs() < 0.05, "{m2:?} vs {mean:?}");
         }
-        for i in 0..4 {
+        for i in 0..3 {
             assert!((c2[i] - cov[i]).abs() < 0.1, "{c2:?} vs {cov:?}");
         }
     }
