@@ -228,3 +228,48 @@ fn evaluate_reports_ksd_of_the_heldout_rows() {
     assert!(shifted > 0.1, "shifted {shifted}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `ais(..)` statement in a script: the ring's log Z (by 1-D
+/// quadrature in the radius) within 3 standard errors, from a standard
+/// normal base and from a base fitted to a data set, with its held-out NLL.
+#[test]
+fn ais_statement_prints_log_z_and_the_heldout_nll() {
+    let dir = std::env::temp_dir().join(format!("ebm-ais-script-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("ais.ebm");
+    std::fs::write(
+        &script,
+        "energy ring(x: [2]) = 4.0 * (sqrt(sum(x^2)) - 1.5)^2\n\
+         data r = rings(n = 2000, seed = 3, heldout = 0.25)\n\
+         ais(ring, steps = 300, runs = 10, chains = 64)\n\
+         ais(ring, r, steps = 300, runs = 10, chains = 64, sampler = \"hmc\")\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = ebm(&["run", &script.display().to_string()]);
+    assert_eq!(code, 0, "{stderr}");
+    // log Z by 1-D quadrature in r: ∫ exp(−4(r − 1.5)²) 2πr dr.
+    let h = 1e-4;
+    let truth = (0..60_000)
+        .map(|i| {
+            let r = (i as f64 + 0.5) * h;
+            (-4.0 * (r - 1.5f64).powi(2)).exp() * std::f64::consts::TAU * r * h
+        })
+        .sum::<f64>()
+        .ln();
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ais(")).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for line in lines {
+        let v: Vec<f64> = line
+            .split("log Z = ")
+            .nth(1)
+            .unwrap()
+            .split(|c: char| c == ' ' || c == '±')
+            .filter_map(|t| t.parse().ok())
+            .take(2)
+            .collect();
+        let z = (v[0] - truth) / v[1];
+        assert!(z.abs() < 3.0, "{line}: truth {truth}, z {z:.2}");
+    }
+    assert!(stdout.contains("fitted Gaussian base"), "{stdout}");
+    assert!(stdout.contains("held-out NLL = "), "{stdout}");
+}

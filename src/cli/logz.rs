@@ -200,16 +200,10 @@ fn heldout_nll(energy: &ebm::runtime::CompiledEnergy, x: &[f64], est: &AisEstima
     let n = x.len() / energy.dim().max(1);
     let e = ebm::train::evaluate::energies(energy, x, n)
         .map_err(|e| Failure::Message(e.to_string()))?;
-    if n < 2 || e.iter().any(|v| !v.is_finite()) {
+    let Some((nll, se)) = ais::heldout_nll(&e, est) else {
         return fail("--heldout: the energy must be finite at 2 or more held-out rows");
-    }
-    let mean = e.iter().sum::<f64>() / n as f64;
-    let var = e.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
-    Ok(Nll {
-        nll: mean + est.log_z,
-        se: (est.se * est.se + var / n as f64).sqrt(),
-        rows: n,
-    })
+    };
+    Ok(Nll { nll, se, rows: n })
 }
 
 fn json(est: &AisEstimate, nll: Option<Nll>) -> String {

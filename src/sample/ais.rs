@@ -43,7 +43,7 @@
 
 use std::time::Instant;
 
-use super::run::{MAX_EVALUATIONS, MAX_RUN_BYTES, RunConfig, run_chains, too_long};
+use super::run::{MAX_EVALUATIONS, MAX_RUN_BYTES, RunConfig, run_chains};
 use super::{BatchEnergy, ChainRngs, DensityOf, Init, SamplerConfig};
 use crate::runtime::{CompiledEnergy, RuntimeError};
 
@@ -242,6 +242,19 @@ fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
     Some(l)
 }
 
+/// The held-out NLL mean E(x) + log Z of rows with energies `e`, and its
+/// standard error (log Z's and the rows' own sampling error of the mean
+/// energy, combined); `None` for fewer than 2 rows or a non-finite energy.
+pub fn heldout_nll(e: &[f64], est: &AisEstimate) -> Option<(f64, f64)> {
+    let n = e.len();
+    if n < 2 || e.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let mean = e.iter().sum::<f64>() / n as f64;
+    let var = e.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
+    Some((mean + est.log_z, (est.se * est.se + var / n as f64).sqrt()))
+}
+
 /// AIS settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AisConfig {
@@ -338,12 +351,7 @@ impl AisConfig {
             }
             _ => {}
         }
-        // The engine's own bound, on the run as a whole.
-        let mut whole = RunConfig::new(self.runs.saturating_mul(self.chains), 0, 0, 0);
-        whole.steps = self.steps.saturating_mul(self.moves + 1);
-        if let Some(m) = too_long(&self.sampler(self.step), &whole) {
-            return bad(m.replace("this run", "this AIS estimate"));
-        }
+        // The engine's bound on evaluations, counted for the whole estimate.
         let work = self.evaluations();
         if work > MAX_EVALUATIONS {
             return bad(format!(

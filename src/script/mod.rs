@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod errors;
+pub mod estimate;
 pub mod runners;
 pub mod training;
 
@@ -38,6 +39,7 @@ pub enum Action {
     Data(Box<training::DataSpec>),
     Train(Box<training::TrainSpec>),
     Evaluate(Box<training::EvaluateSpec>),
+    Ais(Box<estimate::AisSpec>),
     Jem(Box<training::JemSpec>),
     LoadParams(std::path::PathBuf),
     /// A statement `ebm run` cannot execute yet (E0501).
@@ -92,6 +94,10 @@ pub const STATEMENTS: &[StatementKind] = &[
     StatementKind {
         name: "evaluate",
         check: Some(|s, st| training::parse_evaluate(s, st).map(|t| Action::Evaluate(Box::new(t)))),
+    },
+    StatementKind {
+        name: "ais",
+        check: Some(|s, st| estimate::parse_ais(s, st).map(|t| Action::Ais(Box::new(t)))),
     },
     StatementKind {
         name: "load_params",
@@ -255,6 +261,7 @@ fn execute(r: &mut Runner, stmt: &Statement, action: Action) -> Result<(), Diagn
         Action::Train(t) => train(r, stmt, &t),
         Action::Evaluate(e) if e.model => evaluate_classifier(r, stmt, &e),
         Action::Evaluate(e) => evaluate(r, stmt, &e),
+        Action::Ais(a) => ais(r, stmt, &a),
         Action::Jem(j) => jem(r, stmt, &j),
         Action::LoadParams(p) => load_params(r, stmt, &p),
         Action::Unsupported => Err(not_supported(stmt)),
@@ -330,6 +337,51 @@ fn evaluate(
     let ev = run_eval(&energy, &rows.x, &cfg)
         .map_err(|err| failed("evaluation failed", e.span)(err.to_string()))?;
     let text = format!("evaluate({}, {}):\n{}", e.energy, e.data, ev.to_text());
+    write(r, stmt.span, &text)
+}
+
+/// `ais(..)`: log Z ± SE, and with a data set the base fitted to its
+/// training rows and the held-out NLL of its held-out rows.
+fn ais(r: &mut Runner, stmt: &Statement, a: &estimate::AisSpec) -> Result<(), Diagnostic> {
+    use crate::sample::ais::{self, Gaussian};
+    let fail = failed("ais failed", a.span);
+    let energy = compile(r, &a.energy, crate::backend::DType::F64, a.span)?;
+    let d = energy.dim();
+    let data = a.data.as_ref().map(|n| &r.data[n]);
+    let base = match data {
+        Some(spec) => Gaussian::fit(&spec.train.x, d).map_err(|e| fail(e.to_string()))?,
+        None => Gaussian::standard(d),
+    };
+    let est = ais::ais_compiled(&energy, &base, &a.config).map_err(|e| fail(e.to_string()))?;
+    let mut text = format!(
+        "ais({}{}): log Z = {:.5} ± {:.5} ({} runs × {} chains, {} temperatures, {} base; weight ESS {:.1} per run)",
+        a.energy,
+        a.data
+            .as_ref()
+            .map(|n| format!(", {n}"))
+            .unwrap_or_default(),
+        est.log_z,
+        est.se,
+        a.config.runs,
+        a.config.chains,
+        a.config.steps,
+        if data.is_some() {
+            "fitted Gaussian"
+        } else {
+            "standard normal"
+        },
+        est.runs.iter().map(|r| r.ess).sum::<f64>() / est.runs.len().max(1) as f64
+    );
+    if let Some(rows) = data.and_then(|s| s.heldout.as_ref()) {
+        let n = rows.rows;
+        let e = crate::train::evaluate::energies(&energy, &rows.x, n)
+            .map_err(|e| fail(e.to_string()))?;
+        if let Some((nll, se)) = ais::heldout_nll(&e, &est) {
+            text.push_str(&format!(
+                "\n  held-out NLL = {nll:.5} ± {se:.5} nats ({n} rows)"
+            ));
+        }
+    }
     write(r, stmt.span, &text)
 }
 
@@ -563,7 +615,7 @@ fn not_supported(stmt: &Statement) -> Diagnostic {
             stmt.name
         ),
     )
-    .with_note("`ebm run` executes `print`, `sample`, `plot`, `save`, `summary`, data sets, `train`, `evaluate` and `load_params`; `export` is being added")
+    .with_note("`ebm run` executes `print`, `sample`, `plot`, `save`, `summary`, data sets, `train`, `jem`, `evaluate`, `ais` and `load_params`; `export` is being added")
 }
 
 fn print(r: &mut Runner, stmt: &Statement, summaries: &[String]) -> Result<(), Diagnostic> {

@@ -256,7 +256,7 @@ fn not_a_source(span: Span) -> Diagnostic {
 }
 
 /// A data set bound earlier (`data NAME = ..`): its name and width.
-fn data_name(scope: &Scope, e: &Expr, arg: &str) -> R<(String, Option<DataInfo>)> {
+pub(super) fn data_name(scope: &Scope, e: &Expr, arg: &str) -> R<(String, Option<DataInfo>)> {
     if let ExprKind::Name(n) = &e.kind
         && let Some(d) = scope.data.iter().rev().find(|(s, _)| s == n)
     {

@@ -365,6 +365,7 @@ pub const STATEMENTS: &[&str] = &[
     "train",
     "jem",
     "evaluate",
+    "ais",
     "load_params",
     "export",
 ];
