@@ -263,7 +263,7 @@ fn ais_statement_prints_log_z_and_the_heldout_nll() {
             .split("log Z = ")
             .nth(1)
             .unwrap()
-            .split(|c: char| c == ' ' || c == '±')
+            .split([' ', '±'])
             .filter_map(|t| t.parse().ok())
             .take(2)
             .collect();
