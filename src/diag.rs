@@ -167,18 +167,10 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// Edit distance with adjacent transpositions counted as one edit
+/// (optimal string alignment: `sampel` is one edit from `sample`).
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    strsim::osa_distance(a, b)
 }
 
 #[cfg(test)]
@@ -201,5 +193,12 @@ mod tests {
     fn suggests_close_names_only() {
         assert_eq!(suggest("centres", ["centers", "x"]), Some("centers"));
         assert_eq!(suggest("zzz", ["centers", "x"]), None);
+        // Transpositions are one edit, so short names still find theirs.
+        for (typo, want) in [("sampel", "sample"), ("stpe", "step"), ("lable", "label")] {
+            assert_eq!(
+                suggest(typo, ["sample", "step", "label", "steps"]),
+                Some(want)
+            );
+        }
     }
 }

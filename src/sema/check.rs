@@ -815,6 +815,8 @@ impl Analyzer<'_> {
             let mut candidates: Vec<&str> = self.symbols.keys().map(|s| s.as_str()).collect();
             if call {
                 candidates.extend(builtins::BUILTINS.iter().map(|b| b.name));
+                // `let s = sampel(..)` means the statement `sample`.
+                candidates.extend(builtins::STATEMENTS.iter().copied());
             }
             let hint = suggest(n, locals)
                 .or_else(|| suggest(n, candidates))
