@@ -78,8 +78,7 @@ impl Diagnostic {
         let _ = writeln!(out, "error[{}]: {}", self.code, self.message);
         let _ = writeln!(out, "{pad}--> {path}:{line_no}:{col}");
         let _ = writeln!(out, "{pad} |");
-        let shown: String = line.chars().map(printable).collect();
-        let _ = writeln!(out, "{line_no} | {}", shown.trim_end());
+        let chars: Vec<char> = line.trim_end().chars().map(printable).collect();
         let caret_start = line[..col_byte(line, col)].chars().count();
         let span_len = self.span.end.saturating_sub(self.span.start) as usize;
         let rest = line.len().saturating_sub(col_byte(line, col));
@@ -87,12 +86,9 @@ impl Diagnostic {
             .chars()
             .count()
             .max(1);
-        let _ = write!(
-            out,
-            "{pad} | {}{}",
-            " ".repeat(caret_start),
-            "^".repeat(width)
-        );
+        let (shown, caret_at, width) = window(&chars, caret_start, width);
+        let _ = writeln!(out, "{line_no} | {shown}");
+        let _ = write!(out, "{pad} | {}{}", " ".repeat(caret_at), "^".repeat(width));
         match &self.label {
             Some(label) => {
                 let _ = writeln!(out, " {label}");
@@ -104,6 +100,34 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// Characters of a source line shown around a caret: a long line (a
+/// generated file, minified data) shows a window of [`LINE_WINDOW`]
+/// characters with `…` where it was cut, never the whole line.
+pub const LINE_WINDOW: usize = 100;
+
+/// The text to show, the caret's column in it and the caret's width.
+fn window(chars: &[char], caret: usize, width: usize) -> (String, usize, usize) {
+    if chars.len() <= LINE_WINDOW {
+        return (chars.iter().collect(), caret, width);
+    }
+    let start = caret
+        .saturating_sub(LINE_WINDOW / 3)
+        .min(chars.len().saturating_sub(LINE_WINDOW));
+    let end = (start + LINE_WINDOW).min(chars.len());
+    let mut text = String::new();
+    let mut at = caret - start;
+    if start > 0 {
+        text.push('…');
+        at += 1;
+    }
+    text.extend(&chars[start..end]);
+    if end < chars.len() {
+        text.push('…');
+    }
+    let width = width.min(end.saturating_sub(caret)).max(1);
+    (text, at, width)
 }
 
 /// Control characters and tabs would break caret alignment; show them as spaces.
@@ -187,6 +211,24 @@ mod tests {
         let text = d.render("m.ebm", src);
         let expect = "error[E0000]: unknown name `y`\n --> m.ebm:2:24\n  |\n2 | energy e(x: [2]) = sum(y)\n  |                        ^ not defined\n  = help: did you mean `x`?\n";
         assert_eq!(text, expect);
+    }
+
+    #[test]
+    fn long_lines_show_a_window_around_the_caret() {
+        let mut src = "x".repeat(5000);
+        src.push_str(" bad ");
+        src.push_str(&"y".repeat(5000));
+        let at = 5001;
+        let d = Diagnostic::new("E0000", Span::new(at, at + 3), "bad");
+        let text = d.render("f.ebm", &src);
+        let lines: Vec<&str> = text.lines().collect();
+        let shown = lines[3].trim_start_matches("1 | ");
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert!(shown.chars().count() <= LINE_WINDOW + 2, "{}", shown.len());
+        // The caret sits under `bad`.
+        let caret = lines[4].find('^').unwrap() - lines[4].find('|').unwrap() - 2;
+        let under: String = shown.chars().skip(caret).take(3).collect();
+        assert_eq!(under, "bad", "{text}");
     }
 
     #[test]

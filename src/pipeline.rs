@@ -102,7 +102,29 @@ impl SourceFile {
         })
     }
 
-    /// The folder that relative data paths in the script are resolved against.
+    /// A program read from `reader` (standard input, for `ebm run -`),
+    /// named `name` in diagnostics; at most [`MAX_SOURCE_BYTES`] are read.
+    pub fn from_reader(name: &str, reader: impl std::io::Read) -> Result<SourceFile, Error> {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        reader
+            .take(MAX_SOURCE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Message(format!("cannot read {name}: {e}")))?;
+        if bytes.len() as u64 > MAX_SOURCE_BYTES {
+            return Err(Error::Message(format!(
+                "{name} holds more than {} MiB: not a program",
+                MAX_SOURCE_BYTES >> 20
+            )));
+        }
+        Ok(SourceFile {
+            path: name.to_string(),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+
+    /// The folder that relative data paths in the script are resolved against
+    /// (the current folder for a program read from standard input).
     pub fn base_dir(&self) -> &Path {
         Path::new(&self.path).parent().unwrap_or(Path::new("."))
     }

@@ -212,3 +212,17 @@ fn special_files_are_refused_and_own_files_load_back() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.matches(',').count(), 5, "six values of x.1: {out}");
 }
+
+/// `-` reads the program from standard input; its diagnostics name `<stdin>`.
+#[test]
+fn a_dash_reads_the_program_from_stdin() {
+    let (code, stdout, stderr) = common::cli::ebm_stdin(&["run", "-"], "print(1 + 1)\n");
+    assert_eq!((code, stdout.as_str()), (0, "2\n"), "{stderr}");
+    let (code, stdout, _) =
+        common::cli::ebm_stdin(&["check", "-"], "energy e(x: [2]) = sum(x^2)\n");
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("ok: <stdin> (1 energy"), "{stdout}");
+    let (code, _, stderr) = common::cli::ebm_stdin(&["check", "-"], "energy e(x: [2]) = sum(y)\n");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--> <stdin>:1:24"), "{stderr}");
+}

@@ -62,7 +62,11 @@ pub fn fail<T>(message: impl Into<String>) -> Result<T> {
 }
 
 /// Reads the program a command names.
+/// The program at `path`; `-` reads it from standard input.
 pub fn read(path: &Path) -> Result<SourceFile> {
+    if path == Path::new("-") {
+        return Ok(SourceFile::from_reader("<stdin>", std::io::stdin().lock())?);
+    }
     Ok(SourceFile::read(path)?)
 }
 
@@ -154,11 +158,12 @@ pub fn toy_name(path: &Path) -> Option<String> {
 
 /// `ebm check FILE`.
 pub fn check(path: &Path) -> Result<String> {
-    let c = pipeline::check(&read(path)?).map_err(Failure::from)?;
+    let file = read(path)?;
+    let c = pipeline::check(&file).map_err(Failure::from)?;
     let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
     Ok(format!(
         "ok: {} ({}, {}, {})\n",
-        path.display(),
+        file.path,
         n(c.energies, "energy").replace("energys", "energies"),
         n(c.models, "model"),
         n(c.statements, "statement")
