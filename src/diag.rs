@@ -180,6 +180,18 @@ pub fn render_all(diags: &[Diagnostic], path: &str, source: &str) -> String {
     out
 }
 
+/// A number as people read it: the shortest decimal that reads back to the
+/// same f64, in exponent form when it is very large or very small (`1e300`,
+/// not 301 digits; `2.5e-9`), `inf`/`NaN` as Rust writes them.
+pub fn shortest(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && a.is_finite() && !(1e-5..1e16).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// The closest candidate by edit distance, for "did you mean" hints.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);
@@ -229,6 +241,22 @@ mod tests {
         let caret = lines[4].find('^').unwrap() - lines[4].find('|').unwrap() - 2;
         let under: String = shown.chars().skip(caret).take(3).collect();
         assert_eq!(under, "bad", "{text}");
+    }
+
+    #[test]
+    fn numbers_print_short_and_round_trip() {
+        for (v, want) in [
+            (1e300, "1e300"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1.5, "1.5"),
+            (-2.5e-9, "-2.5e-9"),
+            (123456.0, "123456"),
+            (2f64.powi(70), "1.1805916207174113e21"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(shortest(v), want);
+            assert_eq!(shortest(v).parse::<f64>().unwrap(), v);
+        }
     }
 
     #[test]

@@ -310,11 +310,11 @@ impl EvalResult {
     pub fn to_text(&self) -> String {
         let list = |v: &[f64]| {
             v.iter()
-                .map(|x| x.to_string())
+                .map(|&x| crate::diag::shortest(x))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut out = format!("energy: {}\n", self.energy);
+        let mut out = format!("energy: {}\n", crate::diag::shortest(self.energy));
         if let Some(g) = &self.grad {
             out.push_str(&format!("grad:   [{}]\n", list(g)));
         }

@@ -120,7 +120,7 @@ pub fn keep<T>(diags: &mut Vec<Diagnostic>, r: R<T>) -> Option<T> {
 }
 
 fn fmt_num(v: f64) -> String {
-    format!("{v}")
+    crate::diag::shortest(v)
 }
 
 impl<'m> Scope<'m> {

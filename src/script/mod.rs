@@ -654,7 +654,7 @@ pub fn format_tensor(t: &Tensor) -> String {
     fn rec(shape: &[usize], data: &[f64]) -> String {
         match shape {
             // −0 prints as 0: the sign of a zero energy is noise to a reader.
-            [] => format!("{}", if data[0] == 0.0 { 0.0 } else { data[0] }),
+            [] => crate::diag::shortest(if data[0] == 0.0 { 0.0 } else { data[0] }),
             [n, rest @ ..] => {
                 let stride: usize = rest.iter().product();
                 let items: Vec<String> = (0..*n)
