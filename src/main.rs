@@ -76,14 +76,19 @@ enum Command {
     },
     /// Sample an energy with Langevin, MALA, random-walk MH, HMC, parallel tempering
     /// (pt) or underdamped Langevin (uld); write the draws as CSV or NPY.
+    // A negative number after a flag is its value (`--step -1` is then
+    // refused as a step, not taken for an unknown flag).
+    #[command(allow_negative_numbers = true)]
     Sample {
         file: PathBuf,
         #[command(flatten)]
         options: cli::sample::SampleOptions,
     },
     /// Train an energy on data: contrastive divergence (cd), persistent CD with a
-    /// replay buffer (pcd) or improved CD (icd); writes params.safetensors,
-    /// checkpoint.safetensors, metrics.csv and loss.png into --out.
+    /// replay buffer (pcd), improved CD (icd), exact/sliced/denoising score
+    /// matching (sm, ssm, dsm) or noise-contrastive estimation (nce); writes
+    /// params.safetensors, checkpoint.safetensors, metrics.csv and loss.png into --out.
+    #[command(allow_negative_numbers = true)]
     Train {
         /// The program defining the energy (omit with --resume).
         file: Option<PathBuf>,
@@ -94,6 +99,7 @@ enum Command {
     /// the energy E(x) = −logsumexp f(x) by persistent SGLD (or, with
     /// --baseline, by cross-entropy only); writes params.safetensors,
     /// checkpoint.safetensors, metrics.csv and loss.png into --out.
+    #[command(allow_negative_numbers = true)]
     Jem {
         /// The program defining the model (omit with --resume).
         file: Option<PathBuf>,
@@ -109,6 +115,7 @@ enum Command {
     /// Evaluate a (trained) energy on held-out data: MMD² of long-run samples
     /// against the data (with its noise floor), and for 2-D energies log Z,
     /// the held-out NLL and KL(data‖model).
+    #[command(allow_negative_numbers = true)]
     Evaluate {
         file: PathBuf,
         #[command(flatten)]
@@ -117,6 +124,7 @@ enum Command {
     /// Estimate log Z by annealed importance sampling (R independent runs:
     /// mean ± standard error), from a Gaussian fitted to --data or a
     /// standard normal; with --heldout also the held-out NLL.
+    #[command(allow_negative_numbers = true)]
     Logz {
         file: PathBuf,
         #[command(flatten)]

@@ -354,6 +354,11 @@ fn bad_flags_are_clear_errors() {
             &["--energy", "gauss", "--step", "0"],
             "--step must be a number > 0",
         ),
+        // A negative value is the flag's value, refused in the flag's words.
+        (
+            &["--energy", "gauss", "--step", "-1"],
+            "--step must be a number > 0, found -1",
+        ),
         (
             &["--energy", "gauss", "--replicas", "4"],
             "--replicas applies to --sampler pt only",
