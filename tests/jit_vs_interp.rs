@@ -553,9 +553,11 @@ fn random_graph(seed: u64, steps: usize) -> Graph {
 mod props {
     use super::*;
     use proptest::prelude::*;
+    use proptest::test_runner::RngSeed;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        // A fixed seed: the same 48 graphs on every run (CI is never flaky).
+        #![proptest_config(ProptestConfig { cases: 48, rng_seed: RngSeed::Fixed(0xEB3_0001), ..ProptestConfig::default() })]
         #[test]
         fn random_graphs_match_interpreter(seed in any::<u64>(), steps in 1usize..14) {
             let g = random_graph(seed, steps);
@@ -632,9 +634,10 @@ fn example_energies_and_their_derivatives() {
 mod derivative_props {
     use super::*;
     use proptest::prelude::*;
+    use proptest::test_runner::RngSeed;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 32, rng_seed: RngSeed::Fixed(0xEB3_0002), ..ProptestConfig::default() })]
         #[test]
         fn random_energy_derivatives_match_interpreter(seed in any::<u64>(), steps in 1usize..10) {
             let g = all_derivatives(&random_energy(seed, steps));
