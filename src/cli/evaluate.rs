@@ -6,12 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use ebm::pipeline;
 use ebm::sample::{Init, Method, SamplerConfig};
 use ebm::train::buffer::Fresh;
 use ebm::train::evaluate::{EvalConfig, evaluate as run_eval};
 
-use super::{Failure, Result, analyze, backend_named, dtype_named, fail};
+use super::{Failure, Result, fail};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct EvaluateOptions {
@@ -126,19 +125,12 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
     }
     let image = o.image.as_deref().map(parse_image).transpose()?;
     let file = super::read(path)?;
-    let module = analyze(&file)?;
-    let store = pipeline::param_store(&module)?;
-    let scale = match &o.params {
-        Some(p) => super::sample::load_trained(p, &store)?,
-        None => None,
-    };
-    let energy = pipeline::compile_energy(
+    let (energy, scale) = super::trained_energy(
         &file,
-        &module,
         energy_name,
-        store,
-        backend_named(&o.backend)?,
-        dtype_named(&o.dtype)?,
+        o.params.as_deref(),
+        &o.backend,
+        &o.dtype,
     )?;
     let toy = super::toy_name(&o.data);
     let mut data = super::read_dataset(

@@ -5,10 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ebm::pipeline;
 use ebm::sample::ais::{self, AisConfig, AisEstimate, Gaussian, Schedule, Transition};
 
-use super::{Failure, Result, analyze, backend_named, dtype_named, fail};
+use super::{Failure, Result, fail};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct LogzOptions {
@@ -133,20 +132,8 @@ fn rows(
 pub fn logz(path: &Path, o: &LogzOptions) -> Result<String> {
     let cfg = config(o)?;
     let file = super::read(path)?;
-    let module = analyze(&file)?;
-    let store = pipeline::param_store(&module)?;
-    let scale = match &o.params {
-        Some(p) => super::sample::load_trained(p, &store)?,
-        None => None,
-    };
-    let energy = pipeline::compile_energy(
-        &file,
-        &module,
-        &o.energy,
-        store,
-        backend_named(&o.backend)?,
-        dtype_named(&o.dtype)?,
-    )?;
+    let (energy, scale) =
+        super::trained_energy(&file, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
     let d = energy.dim();
     let msg = |e: ebm::runtime::RuntimeError| Failure::Message(e.to_string());
     // Sizes are refused before any file is read or any chain moves.

@@ -70,6 +70,29 @@ pub fn read(path: &Path) -> Result<SourceFile> {
     Ok(SourceFile::read(path)?)
 }
 
+/// The energy `name` of `file` compiled for `backend` and `dtype`, its
+/// parameters from `params` when given (a trained run's file), and the
+/// data scaling that file records: what `eval`, `sample`, `evaluate` and
+/// `logz` all start from.
+pub fn trained_energy(
+    file: &SourceFile,
+    name: &str,
+    params: Option<&Path>,
+    backend: &str,
+    dtype: &str,
+) -> Result<(ebm::runtime::CompiledEnergy, Option<ebm::data::Scaler>)> {
+    let module = analyze(file)?;
+    let store = pipeline::param_store(&module)?;
+    let scale = match params {
+        Some(p) => sample::load_trained(p, &store)?,
+        None => None,
+    };
+    let backend = backend_named(backend)?;
+    let energy =
+        pipeline::compile_energy(file, &module, name, store, backend, dtype_named(dtype)?)?;
+    Ok((energy, scale))
+}
+
 /// Parses and analyses a program, reporting rendered diagnostics.
 pub fn analyze(file: &SourceFile) -> Result<ebm::sema::Module> {
     pipeline::analyze(file).map_err(Failure::from)
@@ -193,18 +216,11 @@ pub struct EvalFlags {
 /// `ebm eval FILE`: one line of JSON, or a few lines of text.
 pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
     let file = read(path)?;
-    let module = analyze(&file)?;
-    let backend = backend_named(&o.backend)?;
-    let store = pipeline::param_store(&module)?;
     // Parameters trained on scaled data see x' = (x − shift)·mul; points
     // given in the data's scale are mapped there, and derivatives back by
     // the chain rule (E is the density's energy up to a constant).
-    let scale = match &o.params {
-        Some(p) => sample::load_trained(p, &store)?,
-        None => None,
-    };
-    let dtype = dtype_named(&o.dtype)?;
-    let compiled = pipeline::compile_energy(&file, &module, &o.energy, store, backend, dtype)?;
+    let (compiled, scale) =
+        trained_energy(&file, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
     if let Some(d) = &o.data {
         return eval_rows(&compiled, d, scale.as_ref(), o);
     }

@@ -3,13 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ebm::pipeline;
 use ebm::sample::{Init, Method, PtMove, PtOptions, SamplerConfig, UlaOptions, UldOptions};
 use ebm::script::runners::{self, InitSpec};
 
-use super::{
-    Failure, Result, analyze, backend_named, check_len, dtype_named, fail, has_ext, parse_vector,
-};
+use super::{Failure, Result, check_len, dtype_named, fail, has_ext, parse_vector};
 
 /// The flags of `ebm sample`.
 #[derive(Clone, Debug, clap::Args)]
@@ -268,20 +265,8 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         .map(|c| parse_vector("--cond", c))
         .transpose()?;
     let dtype = dtype_named(&o.dtype)?;
-    let module = analyze(&file)?;
-    let store = pipeline::param_store(&module)?;
-    let scale = match &o.params {
-        Some(p) => load_trained(p, &store)?,
-        None => None,
-    };
-    let compiled = pipeline::compile_energy(
-        &file,
-        &module,
-        &o.energy,
-        store,
-        backend_named(&o.backend)?,
-        dtype,
-    )?;
+    let (compiled, scale) =
+        super::trained_energy(&file, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
     let dim: usize = compiled.dim();
     let kept = o.steps.div_ceil(o.thin);
     if o.chains.saturating_mul(kept).saturating_mul(dim) > runners::MAX_VALUES {

@@ -787,10 +787,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn correlated_gaussian_log_z_within_three_standard_errors() {
-        // E = ½ xᵀΣ⁻¹x with Σ = diag(4, 0.25): log Z = ½ log det(2πΣ).
-        let e = FnEnergy::new(
+    /// E = ½ xᵀΣ⁻¹x with Σ = diag(4, 0.25).
+    fn diagonal_gaussian() -> impl BatchEnergy {
+        FnEnergy::new(
             2,
             |x: &[f64]| 0.5 * (x[0] * x[0] / 4.0 + x[1] * x[1] / 0.25),
             |x: &[f64], g: &mut [f64]| {
@@ -798,7 +797,13 @@ mod tests {
                 g[1] = x[1] / 0.25;
                 0.5 * (x[0] * x[0] / 4.0 + x[1] * x[1] / 0.25)
             },
-        );
+        )
+    }
+
+    #[test]
+    fn correlated_gaussian_log_z_within_three_standard_errors() {
+        // E = ½ xᵀΣ⁻¹x with Σ = diag(4, 0.25): log Z = ½ log det(2πΣ).
+        let e = diagonal_gaussian();
         let truth = (2.0 * std::f64::consts::PI).ln();
         let est = ais(&e, &Gaussian::standard(2), &AisConfig::new(200, 10, 64, 1)).unwrap();
         assert!(
@@ -813,15 +818,7 @@ mod tests {
     #[test]
     fn reverse_ais_from_exact_draws_matches_log_z() {
         // The same Gaussian as above; exact draws x = (2ξ₀, ξ₁/2).
-        let e = FnEnergy::new(
-            2,
-            |x: &[f64]| 0.5 * (x[0] * x[0] / 4.0 + x[1] * x[1] / 0.25),
-            |x: &[f64], g: &mut [f64]| {
-                g[0] = x[0] / 4.0;
-                g[1] = x[1] / 0.25;
-                0.5 * (x[0] * x[0] / 4.0 + x[1] * x[1] / 0.25)
-            },
-        );
+        let e = diagonal_gaussian();
         let mut rng = crate::sample::ChainRng::new(5, 0);
         let rows: Vec<f64> = (0..640)
             .flat_map(|_| [2.0 * rng.normal(), 0.5 * rng.normal()])

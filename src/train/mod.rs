@@ -83,7 +83,9 @@ const HELDOUT: u64 = 7;
 pub struct Trainer<'a> {
     energy: &'a CompiledEnergy,
     loss: CompiledEnergy,
-    sampler: Sampler,
+    /// The negatives' sampler (the CD family only: score matching and NCE
+    /// compile none).
+    sampler: Option<Sampler>,
     cfg: TrainConfig,
     data: &'a [f64],
     rows: usize,
@@ -239,7 +241,11 @@ impl<'a> Trainer<'a> {
         sampler_cfg.adapt_step = false;
         sampler_cfg.adapt_mass = false;
         let run = negatives_run(&cfg, Vec::new(), 1, 0);
-        let sampler = Sampler::new(energy, None, &sampler_cfg, &run)?;
+        let sampler = if cfg.method.samples_negatives() && cfg.objective.has_negatives() {
+            Some(Sampler::new(energy, None, &sampler_cfg, &run)?)
+        } else {
+            None
+        };
         let mut params = energy.param_ids().to_vec();
         let noise = if cfg.method == Method::Nce {
             params.push(energy.store().insert(nce::LOG_Z, &[], vec![0.0])?);
@@ -527,9 +533,12 @@ impl<'a> Trainer<'a> {
         let seed = Keyed::new(self.cfg.seed, SAMPLE, it as u64).key();
         let (mut x, mut accept, mut frozen) = (start.to_vec(), 1.0, 0);
         if engine_steps > 0 {
-            self.sampler.refresh(self.energy);
+            let Some(sampler) = self.sampler.as_mut() else {
+                return Err(TrainError::Config("this method draws no negatives".into()));
+            };
+            sampler.refresh(self.energy);
             let run = negatives_run(&self.cfg, start.to_vec(), engine_steps, seed);
-            let draws = self.sampler.run(&run)?;
+            let draws = sampler.run(&run)?;
             if let Some(s) = &draws.summary {
                 accept = s.accept_rate;
                 frozen = s.frozen_chains;

@@ -36,6 +36,27 @@ pub const MAX_EXACT_DIM: usize = 64;
 /// The sliced loss builds one HVP per projection into its graph.
 pub const MAX_PROJECTIONS: usize = 64;
 
+/// The largest loss graph the exact and sliced forms may build: each HVP
+/// adds about three copies of the energy's graph, so an energy near the
+/// inlined-size bound times d or M HVPs would take gigabytes to compile.
+pub const MAX_LOSS_NODES: usize = 1 << 22;
+
+/// Refuses a loss of `hvps` HVPs whose graph would exceed [`MAX_LOSS_NODES`]
+/// (before any node is built).
+fn check_size(energy: &Graph, hvps: usize, method: &str) -> Result<(), String> {
+    let estimate = energy
+        .len()
+        .saturating_mul(3usize.saturating_mul(hvps).saturating_add(3));
+    if estimate > MAX_LOSS_NODES {
+        return Err(format!(
+            "{method} with {hvps} Hessian-vector products of `{}` ({} operations) would build a graph of about {estimate} operations; the limit is {MAX_LOSS_NODES}: use fewer projections (ssm) or dsm",
+            energy.name,
+            energy.len()
+        ));
+    }
+    Ok(())
+}
+
 /// How sliced score matching draws its projections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Projection {
@@ -177,6 +198,7 @@ pub fn exact_graph(energy: &Graph) -> Result<Graph, String> {
             "exact score matching needs d = {d} Hessian-vector products per sample; it is limited to d ≤ {MAX_EXACT_DIM}: use `ssm` (sliced) or `dsm` (denoising)"
         ));
     }
+    check_size(energy, d, "exact score matching")?;
     let (half, gx) = en.half_norm();
     let mut trace: Option<NodeId> = None;
     for i in 0..d {
@@ -203,6 +225,7 @@ pub fn sliced_graph(energy: &Graph, projections: usize) -> Result<Graph, String>
             "sliced score matching takes 1 to {MAX_PROJECTIONS} projections, found {projections}"
         ));
     }
+    check_size(energy, projections, "sliced score matching")?;
     let mut en = Energy::of(energy)?;
     let d = en.dim();
     let c =
@@ -282,4 +305,32 @@ pub fn denoising_inputs(x: &[f64], d: usize, sigmas: &[f64], key: &Keyed) -> (Ve
         c.push(sigma);
     }
     (noised, c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::BatchReduce;
+
+    /// An energy of `n` chained operations on x: [2].
+    fn chain(n: usize) -> Graph {
+        let mut g = Graph::new("big");
+        let x = g.input_node("x", vec![2], InputKind::Sample);
+        let mut v = x;
+        for _ in 0..n {
+            v = g.unary(crate::ir::UnaryOp::Tanh, v);
+        }
+        let e = g.sum_all(v);
+        g.add_output("energy", e, BatchReduce::PerSample);
+        g
+    }
+
+    #[test]
+    fn oversized_loss_graphs_are_refused_before_they_are_built() {
+        let big = chain(100_000);
+        let err = sliced_graph(&big, 64).unwrap_err();
+        assert!(err.contains("the limit is"), "{err}");
+        assert!(exact_graph(&chain(500_000)).is_err());
+        assert!(sliced_graph(&chain(10), 4).is_ok());
+    }
 }
