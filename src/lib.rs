@@ -8,6 +8,7 @@
 //! (`src/main.rs`, `src/cli`). See `docs/ARCHITECTURE.md`.
 
 pub mod api;
+pub mod artifact;
 pub mod autodiff;
 pub mod backend;
 pub mod bench;

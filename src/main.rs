@@ -130,6 +130,29 @@ enum Command {
         #[command(flatten)]
         options: cli::logz::LogzOptions,
     },
+    /// Compile a program's energies and models, with their parameter values, into
+    /// a model file (.ebmc) that `eval`, `sample`, `evaluate`, `logz`, `info`,
+    /// scripts (`use ... from`), Rust and C load without the source.
+    Build {
+        file: PathBuf,
+        /// A definition to include (repeat for several); all of them when omitted.
+        #[arg(long = "energy")]
+        energies: Vec<String>,
+        /// Parameter values: params.safetensors of `ebm train`/`ebm jem`, or with
+        /// --map a state dict saved from PyTorch.
+        #[arg(long)]
+        params: Option<PathBuf>,
+        /// Read --params as a foreign state dict through this name map:
+        /// "fc1.weight=net.mlp0.w1:T,fc1.bias=net.mlp0.b1" (`:T` transposes an
+        /// nn.Linear weight [out, in] into ebm's [in, out]), or a file of such lines.
+        #[arg(long)]
+        map: Option<String>,
+        /// The model file to write.
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+    },
+    /// Describe a model file: its definitions, parameters and provenance.
+    Info { file: PathBuf },
     /// Summarise a sample file: mean, sd, quantiles, split R-hat, bulk and tail ESS.
     Summary {
         file: PathBuf,
@@ -225,6 +248,22 @@ fn main() -> ExitCode {
         Command::Predict { file, options } => cli::jem::predict(&file, &options),
         Command::Evaluate { file, options } => cli::evaluate::evaluate(&file, &options),
         Command::Logz { file, options } => cli::logz::logz(&file, &options),
+        Command::Build {
+            file,
+            energies,
+            params,
+            map,
+            out,
+        } => {
+            let flags = cli::model::BuildFlags {
+                energies,
+                params,
+                map,
+                out,
+            };
+            cli::model::build(&file, &flags)
+        }
+        Command::Info { file } => cli::model::info(&file),
         Command::Summary { file, max } => cli::draws::summary(&file, max),
         Command::Plot {
             file,

@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::artifact::{self, Artifact};
 use crate::autodiff::derived::{KernelSpec, derive};
 use crate::backend::{Backend, DType};
 use crate::diag::{Diagnostic, render_all};
@@ -273,6 +274,137 @@ pub fn compile_model(
         None => return Err(Error::Message(format!("no model named `{name}`"))),
     }
     compile_def(file, module, name, store, backend, dtype)
+}
+
+/// What goes into a model file besides the program itself.
+pub struct BuildRequest<'a> {
+    /// The energies and models to include; empty means all of them.
+    pub names: &'a [String],
+    /// The scaling the parameters were trained under (from a trained run's
+    /// parameter file): applied inside each graph, so the file's
+    /// definitions take points in the data's own coordinates.
+    pub scale: Option<&'a crate::data::Scaler>,
+    /// Facts recorded in the header (where the parameters came from).
+    pub provenance: std::collections::BTreeMap<String, String>,
+}
+
+/// `ebm build`: the model file of `module`'s definitions with the
+/// parameter values `store` holds now.
+pub fn build_model(
+    file: &SourceFile,
+    module: &sema::Module,
+    store: &ParamStore,
+    req: &BuildRequest,
+) -> Result<Artifact, Error> {
+    let names: Vec<String> = if req.names.is_empty() {
+        module.defs.iter().map(|d| d.name.clone()).collect()
+    } else {
+        req.names.to_vec()
+    };
+    let mut graphs = Vec::with_capacity(names.len());
+    for name in &names {
+        if module.def(name).is_none() {
+            energy_def(module, name)?;
+        }
+        if graphs.iter().any(|g: &Graph| &g.name == name) {
+            return Err(Error::message(format!("`{name}` is named twice")));
+        }
+        let graph = lower::lower(module, name)
+            .map_err(|d| Error::Diagnostics(file.diagnostics(vec![d])))?;
+        graphs.push(match req.scale {
+            Some(s) => scaled_input(&graph, s)?,
+            None => graph,
+        });
+    }
+    let mut params = Vec::new();
+    for name in store.names() {
+        let (Some(id), Some(data)) = (store.id(&name), store.get(&name)) else {
+            continue;
+        };
+        let shape = store.entry(id).map(|e| e.shape).unwrap_or_default();
+        params.push(artifact::ParamValue { name, shape, data });
+    }
+    let scale = req.scale.map(|s| artifact::Scale {
+        shift: s.shift.clone(),
+        mul: s.mul.clone(),
+    });
+    Artifact::new(
+        &file.path,
+        &file.text,
+        graphs,
+        &params,
+        scale,
+        req.provenance.clone(),
+    )
+    .map_err(|e| Error::message(e.to_string()))
+}
+
+/// `graph` reading x' = (x − shift)·mul where it read x: the scaling a
+/// trained run's parameters expect, moved inside the definition.
+fn scaled_input(graph: &Graph, s: &crate::data::Scaler) -> Result<Graph, Error> {
+    use crate::ir::{InputKind, inline};
+    let x_decl = graph
+        .inputs()
+        .iter()
+        .find(|d| d.kind == InputKind::Sample && d.name == "x")
+        .ok_or_else(|| Error::message(format!("`{}` has no input `x`", graph.name)))?;
+    let shape = x_decl.shape.clone();
+    if crate::ir::numel(&shape) != s.shift.len() || s.mul.len() != s.shift.len() {
+        return Err(Error::message(format!(
+            "the parameters were trained on data of {} columns, but `{}` takes x of shape {shape:?}",
+            s.shift.len(),
+            graph.name
+        )));
+    }
+    let mut g = Graph::new(graph.name.clone());
+    let x = g.input_node("x", shape.clone(), InputKind::Sample);
+    let shift = g.constant_tensor(shape.clone(), s.shift.clone());
+    let mul = g.constant_tensor(shape.clone(), s.mul.clone());
+    let centred = g.sub(x, shift);
+    let scaled = g.mul(centred, mul);
+    let outs = inline(&mut g, graph, |g, d| match (d.kind, d.name.as_str()) {
+        (InputKind::Sample, "x") => scaled,
+        _ => g.input_node(d.name.clone(), d.shape.clone(), d.kind),
+    });
+    for (o, node) in graph.outputs.iter().zip(outs) {
+        g.add_output(o.name.clone(), node, o.reduce);
+    }
+    Ok(g)
+}
+
+/// Compiles the definition `name` of a model file, its parameters read
+/// from `store` (which `api::Artifact` fills from the file).
+pub fn compile_artifact(
+    artifact: &Artifact,
+    name: &str,
+    kind: artifact::Kind,
+    store: Arc<ParamStore>,
+    backend: Arc<dyn Backend>,
+    dtype: DType,
+) -> Result<CompiledEnergy, Error> {
+    let (sig, graph) = artifact
+        .def(name)
+        .map_err(|e| Error::message(e.to_string()))?;
+    if sig.kind != kind {
+        let (is, not) = match sig.kind {
+            artifact::Kind::Energy => ("an energy", "a model"),
+            artifact::Kind::Model => ("a model", "an energy"),
+        };
+        return Err(Error::message(format!("`{name}` is {is}, not {not}")));
+    }
+    CompiledEnergy::in_store(graph.clone(), store, backend, dtype)
+        .map_err(|e| Error::message(e.to_string()))
+}
+
+/// A parameter store holding a model file's parameter values.
+pub fn artifact_store(artifact: &Artifact) -> Result<Arc<ParamStore>, Error> {
+    let store = Arc::new(ParamStore::new());
+    for p in artifact.params() {
+        store
+            .insert(&p.name, &p.shape, p.data.clone())
+            .map_err(|e| Error::message(e.to_string()))?;
+    }
+    Ok(store)
 }
 
 /// What `ebm eval` computes at one point.

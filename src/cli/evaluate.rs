@@ -124,14 +124,8 @@ pub fn evaluate(path: &Path, o: &EvaluateOptions) -> Result<String> {
         ));
     }
     let image = o.image.as_deref().map(parse_image).transpose()?;
-    let file = super::read(path)?;
-    let (energy, scale) = super::trained_energy(
-        &file,
-        energy_name,
-        o.params.as_deref(),
-        &o.backend,
-        &o.dtype,
-    )?;
+    let (energy, scale) =
+        super::trained_energy(path, energy_name, o.params.as_deref(), &o.backend, &o.dtype)?;
     let toy = super::toy_name(&o.data);
     let mut data = super::read_dataset(
         &o.data,

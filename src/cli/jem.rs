@@ -296,7 +296,7 @@ fn start(
         .program
         .clone()
         .ok_or_else(|| Failure::Message("the run names no program".into()))?;
-    let file = super::read(&program)?;
+    let file = super::read_source(&program, "jem")?;
     let hash = super::train::hash_text(&file.text);
     if resumed.is_some() && o.program_hash.as_deref() != Some(hash.as_str()) {
         return fail(format!(
@@ -378,8 +378,16 @@ fn start(
         heldout_labels: held_labels,
         stop_after: o.stop_after,
     };
-    let report =
+    let mut report =
         session::run(&mut trainer, &session, &stop).map_err(|e| Failure::Message(e.to_string()))?;
+    report.files.push(super::model::write_trained(
+        &file,
+        &module,
+        &store,
+        &[name.clone()],
+        prepared.scale.as_ref(),
+        &out,
+    )?);
     let mut text = super::train::describe(&report, &out);
     if let Some(last) = &report.last
         && let (Some(ce), Some(acc)) = (last.ce, last.acc)
@@ -431,7 +439,7 @@ pub fn evaluate(path: &Path, o: &ClassifierEval) -> Result<String> {
     if o.per_class == 0 || o.per_class > 1000 || o.sgld_steps == 0 || o.sgld_steps > 100_000 {
         return fail("--per-class must be in 1..=1000 and --sgld-steps in 1..=100000");
     }
-    let file = super::read(path)?;
+    let file = super::read_source(path, "evaluate")?;
     let module = analyze(&file)?;
     let store = pipeline::param_store(&module)?;
     let scale = match o.params {

@@ -131,9 +131,8 @@ fn rows(
 
 pub fn logz(path: &Path, o: &LogzOptions) -> Result<String> {
     let cfg = config(o)?;
-    let file = super::read(path)?;
     let (energy, scale) =
-        super::trained_energy(&file, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
+        super::trained_energy(path, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
     let d = energy.dim();
     let msg = |e: ebm::runtime::RuntimeError| Failure::Message(e.to_string());
     // Sizes are refused before any file is read or any chain moves.

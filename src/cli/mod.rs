@@ -7,6 +7,7 @@ pub mod draws;
 pub mod evaluate;
 pub mod jem;
 pub mod logz;
+pub mod model;
 pub mod sample;
 pub mod train;
 
@@ -70,26 +71,75 @@ pub fn read(path: &Path) -> Result<SourceFile> {
     Ok(SourceFile::read(path)?)
 }
 
-/// The energy `name` of `file` compiled for `backend` and `dtype`, its
-/// parameters from `params` when given (a trained run's file), and the
-/// data scaling that file records: what `eval`, `sample`, `evaluate` and
-/// `logz` all start from.
+/// What a command's FILE holds: a program's source, or a model file
+/// (told apart by its first bytes, never by its name).
+pub enum Program {
+    Source(SourceFile),
+    Model(ebm::api::Artifact),
+}
+
+/// Opens the program or model file a command names (`-`: a program on
+/// standard input).
+pub fn open(path: &Path) -> Result<Program> {
+    if path != Path::new("-") && ebm::artifact::is_model_file(path) {
+        return Ok(Program::Model(
+            ebm::api::Artifact::load(path).map_err(Failure::Message)?,
+        ));
+    }
+    Ok(Program::Source(read(path)?))
+}
+
+/// The program at `path`, which must be source (commands that only read
+/// programs say so for a model file).
+pub fn read_source(path: &Path, command: &str) -> Result<SourceFile> {
+    match open(path)? {
+        Program::Source(f) => Ok(f),
+        Program::Model(_) => fail(format!(
+            "{} is a model file; `ebm {command}` reads a program's source (.ebm)",
+            path.display()
+        )),
+    }
+}
+
+/// The energy `name` of the program or model file at `path`, compiled for
+/// `backend` and `dtype`, its parameters from `params` when given (a
+/// trained run's file), and the data scaling that file records: what
+/// `eval`, `sample`, `evaluate` and `logz` all start from. A model file's
+/// definitions already apply their scaling.
 pub fn trained_energy(
-    file: &SourceFile,
+    path: &Path,
     name: &str,
     params: Option<&Path>,
     backend: &str,
     dtype: &str,
 ) -> Result<(ebm::runtime::CompiledEnergy, Option<ebm::data::Scaler>)> {
-    let module = analyze(file)?;
+    let backend = backend_named(backend)?;
+    let dtype = dtype_named(dtype)?;
+    let file = match open(path)? {
+        Program::Source(file) => file,
+        Program::Model(model) => {
+            let energy = model
+                .energy_with(name, backend, dtype)
+                .map_err(Failure::Message)?;
+            if let Some(p) = params {
+                let scale = sample::load_trained(p, energy.store())?;
+                if scale.is_some() {
+                    return fail(format!(
+                        "{}: these parameters were trained on scaled data; rebuild the model file with them (`ebm build --params`) instead",
+                        p.display()
+                    ));
+                }
+            }
+            return Ok((energy, None));
+        }
+    };
+    let module = analyze(&file)?;
     let store = pipeline::param_store(&module)?;
     let scale = match params {
         Some(p) => sample::load_trained(p, &store)?,
         None => None,
     };
-    let backend = backend_named(backend)?;
-    let energy =
-        pipeline::compile_energy(file, &module, name, store, backend, dtype_named(dtype)?)?;
+    let energy = pipeline::compile_energy(&file, &module, name, store, backend, dtype)?;
     Ok((energy, scale))
 }
 
@@ -181,7 +231,18 @@ pub fn toy_name(path: &Path) -> Option<String> {
 
 /// `ebm check FILE`.
 pub fn check(path: &Path) -> Result<String> {
-    let file = read(path)?;
+    let file = match open(path)? {
+        Program::Source(file) => file,
+        Program::Model(m) => {
+            return Ok(format!(
+                "ok: {} (model file: {} energies, {} models, {} parameter values)\n",
+                path.display(),
+                m.energies().len(),
+                m.models().len(),
+                m.file().param_count()
+            ));
+        }
+    };
     let c = pipeline::check(&file).map_err(Failure::from)?;
     let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
     Ok(format!(
@@ -195,7 +256,7 @@ pub fn check(path: &Path) -> Result<String> {
 
 /// `ebm run FILE`: the script prints as it runs.
 pub fn run(path: &Path) -> Result<String> {
-    pipeline::run(&read(path)?, &mut std::io::stdout()).map_err(Failure::from)?;
+    pipeline::run(&read_source(path, "run")?, &mut std::io::stdout()).map_err(Failure::from)?;
     Ok(String::new())
 }
 
@@ -215,12 +276,11 @@ pub struct EvalFlags {
 
 /// `ebm eval FILE`: one line of JSON, or a few lines of text.
 pub fn eval(path: &Path, o: &EvalFlags) -> Result<String> {
-    let file = read(path)?;
     // Parameters trained on scaled data see x' = (x − shift)·mul; points
     // given in the data's scale are mapped there, and derivatives back by
     // the chain rule (E is the density's energy up to a constant).
     let (compiled, scale) =
-        trained_energy(&file, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
+        trained_energy(path, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
     if let Some(d) = &o.data {
         return eval_rows(&compiled, d, scale.as_ref(), o);
     }
@@ -311,7 +371,7 @@ pub fn dump(
     kernel: &str,
     dtype: &str,
 ) -> Result<String> {
-    let file = read(path)?;
+    let file = read_source(path, "dump")?;
     Ok(pipeline::dump(
         &file,
         Stage::named(stage)?,

@@ -233,7 +233,6 @@ fn uld_flags(o: &SampleOptions, cfg: &mut SamplerConfig) -> Result<()> {
 /// `ebm sample FILE`: runs the chains, writes the draws (and a plot); returns
 /// the run summary and the files written.
 pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
-    let file = super::read(path)?;
     if o.chains == 0 {
         return fail("--chains must be at least 1");
     }
@@ -266,7 +265,7 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         .transpose()?;
     let dtype = dtype_named(&o.dtype)?;
     let (compiled, scale) =
-        super::trained_energy(&file, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
+        super::trained_energy(path, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
     let dim: usize = compiled.dim();
     let kept = o.steps.div_ceil(o.thin);
     if o.chains.saturating_mul(kept).saturating_mul(dim) > runners::MAX_VALUES {

@@ -597,7 +597,7 @@ fn start(
         .program
         .clone()
         .ok_or_else(|| Failure::Message("the run names no program".into()))?;
-    let file = super::read(&program)?;
+    let file = super::read_source(&program, "train")?;
     let hash = hash_text(&file.text);
     if resumed.is_some() && o.program_hash.as_deref() != Some(hash.as_str()) {
         return fail(format!(
@@ -655,8 +655,16 @@ fn start(
         heldout_labels: None,
         stop_after: o.stop_after,
     };
-    let report =
+    let mut report =
         session::run(&mut trainer, &session, &stop).map_err(|e| Failure::Message(e.to_string()))?;
+    report.files.push(super::model::write_trained(
+        &file,
+        &module,
+        &store,
+        &[energy_name],
+        scale.as_ref(),
+        &out,
+    )?);
     Ok(describe(&report, &out))
 }
 

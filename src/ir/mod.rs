@@ -38,6 +38,31 @@ typed_id!(NodeId, "%");
 typed_id!(InputId, "in");
 typed_id!(ConstId, "c");
 
+/// Copies `src`'s nodes into `dst`, reading each of `src`'s inputs from the
+/// node `bind` gives for it; returns the nodes of `src`'s outputs, in order.
+/// Constants are re-interned in `dst`, so hash-consing stays exact.
+pub fn inline(
+    dst: &mut Graph,
+    src: &Graph,
+    mut bind: impl FnMut(&mut Graph, &InputDecl) -> NodeId,
+) -> Vec<NodeId> {
+    let mut map: Vec<NodeId> = Vec::with_capacity(src.len());
+    for id in src.ids() {
+        let node = src.node(id);
+        let args: Vec<NodeId> = node.args.iter().map(|a| map[a.index()]).collect();
+        let n = match node.op {
+            Op::Input(i) => bind(dst, src.input(i)),
+            Op::Const(c) => {
+                let t = src.constant(c);
+                dst.constant_tensor(t.shape.clone(), t.data.clone())
+            }
+            op => dst.add(op, args, node.shape.clone()),
+        };
+        map.push(n);
+    }
+    src.outputs.iter().map(|o| map[o.node.index()]).collect()
+}
+
 /// Whether an input varies across the batch (sample, conditioning, direction)
 /// or is shared by every batch element (parameters).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

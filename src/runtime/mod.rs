@@ -64,6 +64,9 @@ pub enum RuntimeError {
     },
     #[error("cannot build the kernel: {0}")]
     Derive(String),
+    /// An `ndarray` batch whose shape does not fit the definition.
+    #[error("wrong batch shape: {0}")]
+    BatchShape(String),
     #[error(transparent)]
     Backend(#[from] BackendError),
     #[error("{0}")]

@@ -11,7 +11,7 @@
 //! diverging chain is always visible to the engine.
 
 use crate::autodiff::derived::{KernelSpec, derive};
-use crate::ir::{BatchReduce, BinaryOp, Graph, InputDecl, InputKind, NodeId, Op, UnaryOp};
+use crate::ir::{BatchReduce, BinaryOp, Graph, InputDecl, InputKind, NodeId, UnaryOp, inline};
 
 /// What a step kernel's input is bound to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,29 +292,4 @@ pub fn uld(energy: &Graph, m: UldMove) -> Result<StepGraph, String> {
     let k1 = b.g.mul(half_h, g2);
     let v3 = b.g.sub(v2, k1);
     Ok(b.finish(&[("x", x2), ("p", v3), ("grad", g2), ("energy", e2)]))
-}
-
-/// Copies `src`'s nodes into `dst`, reading each of `src`'s inputs from the
-/// node `bind` gives for it; returns the nodes of `src`'s outputs, in order.
-/// Constants are re-interned in `dst`, so hash-consing stays exact.
-pub fn inline(
-    dst: &mut Graph,
-    src: &Graph,
-    mut bind: impl FnMut(&mut Graph, &InputDecl) -> NodeId,
-) -> Vec<NodeId> {
-    let mut map: Vec<NodeId> = Vec::with_capacity(src.len());
-    for id in src.ids() {
-        let node = src.node(id);
-        let args: Vec<NodeId> = node.args.iter().map(|a| map[a.index()]).collect();
-        let n = match node.op {
-            Op::Input(i) => bind(dst, src.input(i)),
-            Op::Const(c) => {
-                let t = src.constant(c);
-                dst.constant_tensor(t.shape.clone(), t.data.clone())
-            }
-            op => dst.add(op, args, node.shape.clone()),
-        };
-        map.push(n);
-    }
-    src.outputs.iter().map(|o| map[o.node.index()]).collect()
 }

@@ -297,3 +297,115 @@ pub fn load_params(path: &Path, store: &ParamStore) -> Result<Loaded, TrainError
         scale: scale_of(&f),
     })
 }
+
+/// One entry of a name map for weights trained elsewhere: the tensor
+/// `from` of the file becomes the parameter `to`, transposed when
+/// `transpose` (PyTorch's `nn.Linear` stores its weight as [out, in]; ebm's
+/// `linear` and `mlp` as [in, out]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub from: String,
+    pub to: String,
+    pub transpose: bool,
+}
+
+/// Parses a name map: `from=to` or `from=to:T` (transpose), separated by
+/// commas or newlines; `#` starts a comment.
+pub fn parse_map(text: &str) -> Result<Vec<Mapping>, String> {
+    let mut out = Vec::new();
+    for item in text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let Some((from, to)) = item.split_once('=') else {
+            return Err(format!(
+                "expected `FILE_NAME=EBM_NAME` or `FILE_NAME=EBM_NAME:T`, found `{item}`"
+            ));
+        };
+        let (to, transpose) = match to.trim().strip_suffix(":T") {
+            Some(t) => (t, true),
+            None => (to.trim(), false),
+        };
+        let (from, to) = (from.trim(), to.trim());
+        if from.is_empty() || to.is_empty() {
+            return Err(format!("`{item}` leaves a name empty"));
+        }
+        if out.iter().any(|m: &Mapping| m.to == to) {
+            return Err(format!("`{to}` is mapped twice"));
+        }
+        out.push(Mapping {
+            from: from.to_string(),
+            to: to.to_string(),
+            transpose,
+        });
+    }
+    if out.is_empty() {
+        return Err("the name map is empty".into());
+    }
+    Ok(out)
+}
+
+/// Loads a foreign state dict (a PyTorch `safetensors` file, F32 or F64)
+/// into `store` through `map`. Every mapped tensor must exist and, after
+/// the transpose, have its parameter's shape; returns the parameters set.
+pub fn load_mapped(
+    path: &Path,
+    store: &ParamStore,
+    map: &[Mapping],
+) -> Result<Vec<String>, TrainError> {
+    let f = st::read(path).map_err(|e| TrainError::Io(e.to_string()))?;
+    let bad = |m: String| TrainError::Io(format!("{}: {m}", path.display()));
+    let mut set = Vec::new();
+    for m in map {
+        let Some(entry) = store.id(&m.to).and_then(|id| store.entry(id)) else {
+            let hint = crate::diag::suggest(&m.to, store.names().iter().map(String::as_str))
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("; the program has {:?}", store.names()));
+            return Err(bad(format!(
+                "the map names `{}`, which is not a parameter{hint}",
+                m.to
+            )));
+        };
+        let (shape, value) = f.get_f64(&m.from).map_err(|e| bad(e.to_string()))?;
+        let (shape, value) = if m.transpose {
+            let [rows, cols] = shape[..] else {
+                return Err(bad(format!(
+                    "`{}` has shape {shape:?}; only a matrix can be transposed (`:T`)",
+                    m.from
+                )));
+            };
+            let mut t = vec![0.0; value.len()];
+            for r in 0..rows {
+                for c in 0..cols {
+                    t[c * rows + r] = value[r * cols + c];
+                }
+            }
+            (vec![cols, rows], t)
+        } else {
+            (shape, value)
+        };
+        if shape != entry.shape {
+            let tip = if !m.transpose
+                && shape.len() == 2
+                && entry.shape.len() == 2
+                && shape[0] == entry.shape[1]
+            {
+                " (a PyTorch nn.Linear weight is [out, in]: add `:T`)"
+            } else {
+                ""
+            };
+            return Err(bad(format!(
+                "`{}` has shape {shape:?}, but `{}` has shape {:?}{tip}",
+                m.from, m.to, entry.shape
+            )));
+        }
+        store
+            .set(&m.to, &value)
+            .map_err(|e| TrainError::Io(e.to_string()))?;
+        set.push(m.to.clone());
+    }
+    Ok(set)
+}
