@@ -384,7 +384,7 @@ fn start(
         &file,
         &module,
         &store,
-        &[name.clone()],
+        std::slice::from_ref(&name),
         prepared.scale.as_ref(),
         &out,
     )?);
