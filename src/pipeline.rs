@@ -179,7 +179,7 @@ pub struct Checked {
 /// `ebm run`: analyses the script, then executes its statements.
 pub fn run(file: &SourceFile, out: &mut dyn std::io::Write) -> Result<(), Diagnostics> {
     let module = analyze(file)?;
-    script::run(&module, out).map_err(|d| file.diagnostics(d))
+    script::run(&module, (&file.path, &file.text), out).map_err(|d| file.diagnostics(d))
 }
 
 /// `check` on text held in memory (the fuzzer and tests use it); `path` is
@@ -296,80 +296,29 @@ pub fn build_model(
     store: &ParamStore,
     req: &BuildRequest,
 ) -> Result<Artifact, Error> {
-    let names: Vec<String> = if req.names.is_empty() {
-        module.defs.iter().map(|d| d.name.clone()).collect()
-    } else {
-        req.names.to_vec()
-    };
-    let mut graphs = Vec::with_capacity(names.len());
-    for name in &names {
+    for (i, name) in req.names.iter().enumerate() {
         if module.def(name).is_none() {
             energy_def(module, name)?;
         }
-        if graphs.iter().any(|g: &Graph| &g.name == name) {
+        if req.names[..i].contains(name) {
             return Err(Error::message(format!("`{name}` is named twice")));
         }
-        let graph = lower::lower(module, name)
-            .map_err(|d| Error::Diagnostics(file.diagnostics(vec![d])))?;
-        graphs.push(match req.scale {
-            Some(s) => scaled_input(&graph, s)?,
-            None => graph,
-        });
-    }
-    let mut params = Vec::new();
-    for name in store.names() {
-        let (Some(id), Some(data)) = (store.id(&name), store.get(&name)) else {
-            continue;
-        };
-        let shape = store.entry(id).map(|e| e.shape).unwrap_or_default();
-        params.push(artifact::ParamValue { name, shape, data });
     }
     let scale = req.scale.map(|s| artifact::Scale {
         shift: s.shift.clone(),
         mul: s.mul.clone(),
     });
+    let graphs = lower::lower_all(module, req.names, scale.as_ref())
+        .map_err(|d| Error::Diagnostics(file.diagnostics(vec![d])))?;
     Artifact::new(
         &file.path,
         &file.text,
         graphs,
-        &params,
+        &store.snapshot(),
         scale,
         req.provenance.clone(),
     )
     .map_err(|e| Error::message(e.to_string()))
-}
-
-/// `graph` reading x' = (x − shift)·mul where it read x: the scaling a
-/// trained run's parameters expect, moved inside the definition.
-fn scaled_input(graph: &Graph, s: &crate::data::Scaler) -> Result<Graph, Error> {
-    use crate::ir::{InputKind, inline};
-    let x_decl = graph
-        .inputs()
-        .iter()
-        .find(|d| d.kind == InputKind::Sample && d.name == "x")
-        .ok_or_else(|| Error::message(format!("`{}` has no input `x`", graph.name)))?;
-    let shape = x_decl.shape.clone();
-    if crate::ir::numel(&shape) != s.shift.len() || s.mul.len() != s.shift.len() {
-        return Err(Error::message(format!(
-            "the parameters were trained on data of {} columns, but `{}` takes x of shape {shape:?}",
-            s.shift.len(),
-            graph.name
-        )));
-    }
-    let mut g = Graph::new(graph.name.clone());
-    let x = g.input_node("x", shape.clone(), InputKind::Sample);
-    let shift = g.constant_tensor(shape.clone(), s.shift.clone());
-    let mul = g.constant_tensor(shape.clone(), s.mul.clone());
-    let centred = g.sub(x, shift);
-    let scaled = g.mul(centred, mul);
-    let outs = inline(&mut g, graph, |g, d| match (d.kind, d.name.as_str()) {
-        (InputKind::Sample, "x") => scaled,
-        _ => g.input_node(d.name.clone(), d.shape.clone(), d.kind),
-    });
-    for (o, node) in graph.outputs.iter().zip(outs) {
-        g.add_output(o.name.clone(), node, o.reduce);
-    }
-    Ok(g)
 }
 
 /// Compiles the definition `name` of a model file, its parameters read

@@ -438,6 +438,39 @@ impl Artifact {
     }
 }
 
+/// `graph` reading x' = (x − shift)·mul where it read x: the scaling a
+/// trained run's parameters expect, moved inside the definition so that
+/// the model file's definitions take points in the data's coordinates.
+pub fn scaled_input(graph: &Graph, s: &Scale) -> Result<Graph, String> {
+    let shape = graph
+        .inputs()
+        .iter()
+        .find(|d| d.kind == InputKind::Sample && d.name == "x")
+        .map(|d| d.shape.clone())
+        .ok_or_else(|| format!("`{}` has no input `x`", graph.name))?;
+    if numel(&shape) != s.shift.len() || s.mul.len() != s.shift.len() {
+        return Err(format!(
+            "the parameters were trained on data of {} columns, but `{}` takes x of shape {shape:?}",
+            s.shift.len(),
+            graph.name
+        ));
+    }
+    let mut g = Graph::new(graph.name.clone());
+    let x = g.input_node("x", shape.clone(), InputKind::Sample);
+    let shift = g.constant_tensor(shape.clone(), s.shift.clone());
+    let mul = g.constant_tensor(shape.clone(), s.mul.clone());
+    let centred = g.sub(x, shift);
+    let scaled = g.mul(centred, mul);
+    let outs = crate::ir::inline(&mut g, graph, |g, d| match (d.kind, d.name.as_str()) {
+        (InputKind::Sample, "x") => scaled,
+        _ => g.input_node(d.name.clone(), d.shape.clone(), d.kind),
+    });
+    for (o, node) in graph.outputs.iter().zip(outs) {
+        g.add_output(o.name.clone(), node, o.reduce);
+    }
+    Ok(g)
+}
+
 /// Whether the file at `path` starts with the model-file signature. Only a
 /// regular file is opened (a FIFO would block); anything unreadable is
 /// "not a model", left for the caller's own reader to report.

@@ -32,6 +32,39 @@ pub fn lower(module: &Module, name: &str) -> Result<Graph, Diagnostic> {
     Ok(crate::sema::with_big_stack(|| lower_def(&module.defs, def)))
 }
 
+/// Lowers the definitions `names` (all of them when empty), each taking x
+/// in the data's coordinates when `scale` is given (a model file's
+/// graphs): what a model file holds. A name that is not a definition, or
+/// is named twice, is an error.
+pub fn lower_all(
+    module: &Module,
+    names: &[String],
+    scale: Option<&crate::artifact::Scale>,
+) -> Result<Vec<Graph>, Diagnostic> {
+    let names: Vec<&str> = if names.is_empty() {
+        module.defs.iter().map(|d| d.name.as_str()).collect()
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    let mut graphs: Vec<Graph> = Vec::with_capacity(names.len());
+    for name in names {
+        if graphs.iter().any(|g| g.name == name) {
+            return Err(Diagnostic::new(
+                "E0220",
+                Span::default(),
+                format!("`{name}` is named twice"),
+            ));
+        }
+        let g = lower(module, name)?;
+        graphs.push(match scale {
+            Some(s) => crate::artifact::scaled_input(&g, s)
+                .map_err(|m| Diagnostic::new("E0220", Span::default(), m))?,
+            None => g,
+        });
+    }
+    Ok(graphs)
+}
+
 /// Lowers one definition given the definitions it may call.
 pub fn lower_def(defs: &[DefInfo], def: &DefInfo) -> Graph {
     let mut g = Graph::new(def.name.clone());
@@ -206,6 +239,21 @@ impl Lowerer<'_> {
             TKind::StopGradient(a) => {
                 let a = self.expr(a);
                 self.g.stop_gradient(a)
+            }
+            TKind::Imported(imp) => {
+                let env = self.env;
+                let outs = crate::ir::inline(self.g, &imp.graph, |g, d| match d.kind {
+                    // invariant: sema gives imported bodies only to definitions, which bind x (and c when the graph reads it).
+                    InputKind::Sample if d.name == "x" => env.x.expect("definitions bind x"),
+                    InputKind::Sample => env.c.expect("conditional definitions bind c"),
+                    InputKind::Shared => g.input_node(
+                        imp.local_name(&d.name).to_string(),
+                        d.shape.clone(),
+                        InputKind::Shared,
+                    ),
+                });
+                // invariant: a model file's definitions have exactly one output (artifact::check).
+                outs[0]
             }
             TKind::Call { def, x, cond } => {
                 let x = self.expr(x);

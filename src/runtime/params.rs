@@ -133,6 +133,20 @@ impl ParamStore {
         self.read().entries.iter().map(|e| e.name.clone()).collect()
     }
     /// Bumped by every change of any value.
+    /// Every parameter's name, shape and current value (a model file's
+    /// parameter section).
+    pub fn snapshot(&self) -> Vec<crate::artifact::ParamValue> {
+        self.names()
+            .into_iter()
+            .filter_map(|n| self.id(&n).and_then(|id| self.entry(id)))
+            .map(|e| crate::artifact::ParamValue {
+                name: e.name,
+                shape: e.shape,
+                data: e.value,
+            })
+            .collect()
+    }
+
     pub fn version(&self) -> u64 {
         self.read().version
     }

@@ -42,6 +42,7 @@ pub enum Action {
     Ais(Box<estimate::AisSpec>),
     Jem(Box<training::JemSpec>),
     LoadParams(std::path::PathBuf),
+    Export(Box<training::ExportSpec>),
     /// A statement `ebm run` cannot execute yet (E0501).
     Unsupported,
 }
@@ -105,7 +106,7 @@ pub const STATEMENTS: &[StatementKind] = &[
     },
     StatementKind {
         name: "export",
-        check: None,
+        check: Some(|s, st| training::parse_export(s, st).map(|e| Action::Export(Box::new(e)))),
     },
 ];
 
@@ -130,6 +131,10 @@ pub struct Runner<'a> {
     pub samples: HashMap<String, Sampled>,
     /// Data sets by name.
     pub data: HashMap<String, training::DataSpec>,
+    /// The data scaling each trained definition's parameters expect.
+    pub scales: HashMap<String, crate::data::Scaler>,
+    /// The script's path and text (recorded in exported model files).
+    pub source: (&'a str, &'a str),
     pub out: &'a mut dyn Write,
 }
 
@@ -199,13 +204,14 @@ fn check_outputs(actions: &[Action]) -> Result<(), Vec<Diagnostic>> {
     let diags: Vec<Diagnostic> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::Save(o) | Action::Plot(o) => Some(o),
+            Action::Save(o) | Action::Plot(o) => Some((&o.path, o.path_span)),
+            Action::Export(e) => Some((&e.path, e.path_span)),
             _ => None,
         })
-        .filter_map(|o| {
-            crate::data::atomic::check_writable(&o.path)
+        .filter_map(|(path, span)| {
+            crate::data::atomic::check_writable(path)
                 .err()
-                .map(|e| errors::output_not_writable(&e, o.path_span))
+                .map(|e| errors::output_not_writable(&e, span))
         })
         .collect();
     if diags.is_empty() { Ok(()) } else { Err(diags) }
@@ -213,7 +219,12 @@ fn check_outputs(actions: &[Action]) -> Result<(), Vec<Diagnostic>> {
 
 /// Runs every statement of `module` in order, writing output to `out`.
 /// Every statement's arguments are checked before the first one runs.
-pub fn run(module: &Module, out: &mut dyn Write) -> Result<(), Vec<Diagnostic>> {
+/// `source` (path, text) is recorded in the model files `export` writes.
+pub fn run(
+    module: &Module,
+    source: (&str, &str),
+    out: &mut dyn Write,
+) -> Result<(), Vec<Diagnostic>> {
     let actions = check(module)?;
     if let Some((stmt, _)) = module
         .statements
@@ -235,6 +246,8 @@ pub fn run(module: &Module, out: &mut dyn Write) -> Result<(), Vec<Diagnostic>> 
         params,
         samples: HashMap::new(),
         data: HashMap::new(),
+        scales: HashMap::new(),
+        source,
         out,
     };
     for (stmt, action) in module.statements.iter().zip(actions) {
@@ -264,6 +277,7 @@ fn execute(r: &mut Runner, stmt: &Statement, action: Action) -> Result<(), Diagn
         Action::Ais(a) => ais(r, stmt, &a),
         Action::Jem(j) => jem(r, stmt, &j),
         Action::LoadParams(p) => load_params(r, stmt, &p),
+        Action::Export(e) => export(r, stmt, &e),
         Action::Unsupported => Err(not_supported(stmt)),
     }
 }
@@ -282,9 +296,49 @@ fn compile(
         .map_err(failed("cannot compile the energy", span))
 }
 
+/// `export(..)`: a model file of definitions with the parameters' values
+/// now (after any `train` before it), each taking points in the data's
+/// coordinates when it was trained on scaled data.
+fn export(r: &mut Runner, stmt: &Statement, e: &training::ExportSpec) -> Result<(), Diagnostic> {
+    let fail = failed("cannot export", e.path_span);
+    let scales: Vec<&crate::data::Scaler> =
+        e.names.iter().filter_map(|n| r.scales.get(n)).collect();
+    if scales.windows(2).any(|w| w[0] != w[1])
+        || (!scales.is_empty() && scales.len() != e.names.len())
+    {
+        return Err(fail(
+            "these definitions were trained on differently scaled data: export them to separate files".into(),
+        ));
+    }
+    let scale = scales.first().map(|s| crate::artifact::Scale {
+        shift: s.shift.clone(),
+        mul: s.mul.clone(),
+    });
+    let graphs = lower::lower_all(r.module, &e.names, scale.as_ref())?;
+    let provenance = std::collections::BTreeMap::from([(
+        "params".to_string(),
+        "values at export(..) in the script".to_string(),
+    )]);
+    let (path, text) = r.source;
+    let model =
+        crate::artifact::Artifact::new(path, text, graphs, &r.params.snapshot(), scale, provenance)
+            .map_err(|err| fail(err.to_string()))?;
+    model.write(&e.path).map_err(|err| fail(err.to_string()))?;
+    let text = format!(
+        "wrote {} ({}; {} parameter values)",
+        e.path.display(),
+        e.names.join(", "),
+        model.param_count()
+    );
+    write(r, stmt.span, &text)
+}
+
 fn train(r: &mut Runner, stmt: &Statement, t: &training::TrainSpec) -> Result<(), Diagnostic> {
     use crate::train::{Trainer, session};
     let energy = compile(r, &t.energy, t.dtype, t.span)?;
+    if let Some(s) = &r.data[&t.data].scale {
+        r.scales.insert(t.energy.clone(), s.clone());
+    }
     let data = &r.data[&t.data];
     let mut cfg = t.config.clone();
     if !t.init_given {
@@ -408,6 +462,9 @@ fn class_indices(d: &crate::data::Dataset) -> Vec<usize> {
 fn jem(r: &mut Runner, stmt: &Statement, j: &training::JemSpec) -> Result<(), Diagnostic> {
     use crate::train::{Labels, Trainer, session};
     let c = classifier(r, &j.model, j.dtype, j.span)?;
+    if let Some(s) = &r.data[&j.data].scale {
+        r.scales.insert(j.model.clone(), s.clone());
+    }
     let data = &r.data[&j.data];
     let labels = class_indices(&data.train);
     let metadata = crate::train::checkpoint::run_metadata(&j.model, data.scale.as_ref());
@@ -615,7 +672,7 @@ fn not_supported(stmt: &Statement) -> Diagnostic {
             stmt.name
         ),
     )
-    .with_note("`ebm run` executes `print`, `sample`, `plot`, `save`, `summary`, data sets, `train`, `jem`, `evaluate`, `ais` and `load_params`; `export` is being added")
+    .with_note("`ebm run` executes `print`, `sample`, `plot`, `save`, `summary`, data sets, `train`, `jem`, `evaluate`, `ais`, `load_params` and `export`")
 }
 
 fn print(r: &mut Runner, stmt: &Statement, summaries: &[String]) -> Result<(), Diagnostic> {

@@ -951,3 +951,91 @@ pub fn parse_load_params(scope: &mut Scope, stmt: &Statement) -> R<PathBuf> {
         _ => Err(diags),
     }
 }
+
+/// What `export(..)` writes: definitions and the model file.
+#[derive(Clone, Debug)]
+pub struct ExportSpec {
+    pub names: Vec<String>,
+    pub path: PathBuf,
+    pub path_span: Span,
+}
+
+/// `export(E, "model.ebmc")` or `export([E, F], "model.ebmc")`: energies
+/// and models with their parameters' values at that point of the script.
+pub fn parse_export(scope: &mut Scope, stmt: &Statement) -> R<ExportSpec> {
+    // invariant: the statement table dispatches only call statements here.
+    let (_, _, args) = call_parts(&stmt.call).expect("runner statements are calls");
+    let mut diags = Vec::new();
+    let a = bind(
+        "export",
+        stmt.call.span,
+        args,
+        &["definitions", "file"],
+        2,
+        &mut diags,
+    );
+    let names = match a.get("definitions") {
+        Some(e) => export_names(scope, e, &mut diags),
+        None => {
+            diags.push(err::missing_argument(
+                "export",
+                "definitions",
+                "an energy or model, or a list of them",
+                stmt.call.span,
+            ));
+            None
+        }
+    };
+    let path = match a.get("file") {
+        Some(e) => keep(
+            &mut diags,
+            scope.path(e, "file", &[crate::artifact::EXTENSION]),
+        )
+        .map(|p| (p, e.span)),
+        None => {
+            diags.push(err::missing_argument(
+                "export",
+                "file",
+                "a file name ending in .ebmc",
+                stmt.call.span,
+            ));
+            None
+        }
+    };
+    match (names, path) {
+        (Some(names), Some((p, path_span))) if diags.is_empty() => Ok(ExportSpec {
+            names,
+            path: scope.module.base_dir.join(p),
+            path_span,
+        }),
+        _ => Err(diags),
+    }
+}
+
+/// One definition name, or a list `[a, b]` of them.
+fn export_names(scope: &mut Scope, e: &Expr, diags: &mut Vec<Diagnostic>) -> Option<Vec<String>> {
+    let items: Vec<&Expr> = match &e.kind {
+        ExprKind::Tensor(items) if !items.is_empty() => items.iter().collect(),
+        _ => vec![e],
+    };
+    let mut names = Vec::new();
+    for item in items {
+        match &item.kind {
+            ExprKind::Name(n) if scope.module.def(n).is_some() => {
+                if names.contains(n) {
+                    diags.push(err::out_of_range(
+                        "definitions",
+                        "each definition once",
+                        &format!("`{n}` twice"),
+                        item.span,
+                    ));
+                }
+                names.push(n.clone());
+            }
+            _ => {
+                keep(diags, scope.energy(item));
+            }
+        }
+    }
+    Some(names)
+}

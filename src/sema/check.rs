@@ -16,8 +16,8 @@ use crate::syntax::ast::{self, CallArg, Expr, ExprKind, IndexItem, ItemKind};
 use super::builtins::{self, Class, STATEMENTS, Sig};
 use super::errors as err;
 use super::{
-    ArgInfo, ConstDef, ConstEval, DefInfo, DefKind, Elem, Init, MAX_CONST_ELEMS, MAX_ELEMS, Module,
-    Param, Reduce, Shape, Statement, Symbol, TExpr, TKind, Tensor,
+    ArgInfo, ConstDef, ConstEval, DefInfo, DefKind, Elem, ImportedGraph, Init, MAX_CONST_ELEMS,
+    MAX_ELEMS, Module, Param, Reduce, Shape, Statement, Symbol, TExpr, TKind, Tensor,
 };
 
 mod image;
@@ -129,7 +129,7 @@ pub(super) fn analyze(
     };
     let mut duplicate = vec![false; program.items.len()];
     for (i, item) in program.items.iter().enumerate() {
-        if let Some(name) = item_name(item) {
+        for name in item_names(item) {
             if let Some(first) = a.all_names.get(&name.name) {
                 a.diags.push(err::duplicate_definition(name, *first));
                 duplicate[i] = true;
@@ -158,12 +158,21 @@ pub(super) fn analyze(
 
 fn item_name(item: &ast::Item) -> Option<&ast::Ident> {
     match &item.kind {
+        ItemKind::Use { .. } => None,
         ItemKind::Const { name, .. }
         | ItemKind::Param { name, .. }
         | ItemKind::Data { name, .. }
         | ItemKind::Let { name, .. } => Some(name),
         ItemKind::Energy(def) | ItemKind::Model { def, .. } => Some(&def.name),
         ItemKind::Expr(_) => None,
+    }
+}
+
+/// Every name an item defines (`use` may define several).
+fn item_names(item: &ast::Item) -> Vec<&ast::Ident> {
+    match &item.kind {
+        ItemKind::Use { names, .. } => names.iter().map(|n| n.local()).collect(),
+        _ => item_name(item).into_iter().collect(),
     }
 }
 
@@ -184,6 +193,11 @@ impl Analyzer<'_> {
         self.current = item_name(item).map(|n| n.name.clone());
         self.ctx = Ctx::Const;
         match &item.kind {
+            ItemKind::Use {
+                names,
+                path,
+                path_span,
+            } => self.use_item(names, path, *path_span),
             ItemKind::Const { name, value } => {
                 let v = self.expr(value).and_then(|e| self.need_const(&e));
                 let sym = v.map(|value| {
@@ -200,6 +214,9 @@ impl Analyzer<'_> {
                 if matches!(name.name.as_str(), "x" | "c") {
                     // Compiled kernels bind the sample inputs by these names.
                     self.diags.push(err::reserved_param_name(name));
+                }
+                if self.module.param(&name.name).is_some() {
+                    self.diags.push(err::param_already_imported(name));
                 }
                 let shape = self.shape_ann(shape);
                 let init = self.init(init);
@@ -441,6 +458,101 @@ impl Analyzer<'_> {
             call_depth,
             inlined_size,
             span,
+        });
+        Some(Symbol::Def(self.module.defs.len() - 1))
+    }
+
+    /// `use a, b as c from "file"`: each named definition of the model file
+    /// becomes a definition of this module whose body is its graph, and
+    /// each parameter it reads a parameter holding the file's values
+    /// (under `c.` + its name after `as c`, so two copies can coexist).
+    fn use_item(&mut self, names: &[ast::UseName], path: &str, path_span: Span) {
+        let full = self.base_dir.join(path);
+        let file = match crate::artifact::Artifact::read(&full) {
+            Ok(f) => f,
+            Err(e) => {
+                self.diags
+                    .push(err::bad_model_file(path, &e.to_string(), path_span));
+                for n in names {
+                    self.define(n.local(), None);
+                }
+                return;
+            }
+        };
+        for n in names {
+            let sym = self.import(&file, n);
+            self.define(n.local(), sym);
+        }
+    }
+
+    fn import(&mut self, file: &crate::artifact::Artifact, n: &ast::UseName) -> Option<Symbol> {
+        let (sig, graph) = match file.def(&n.name.name) {
+            Ok(found) => found,
+            Err(e) => {
+                self.diags
+                    .push(err::not_in_model_file(&e.to_string(), n.name.span));
+                return None;
+            }
+        };
+        if graph.len() > MAX_INLINED_SIZE {
+            self.diags.push(err::inlines_too_much(
+                &n.name.name,
+                graph.len(),
+                MAX_INLINED_SIZE,
+                n.name.span,
+            ));
+            return None;
+        }
+        let local = n.local();
+        let mut renamed = Vec::with_capacity(sig.params.len());
+        for p in &sig.params {
+            let name = match &n.alias {
+                Some(a) => format!("{}.{p}", a.name),
+                None => p.clone(),
+            };
+            if self.module.param(&name).is_some() {
+                self.diags
+                    .push(err::imported_param_clash(&name, local, n.name.span));
+                return None;
+            }
+            renamed.push((p.clone(), name));
+        }
+        for (from, to) in &renamed {
+            let value = file.params().iter().find(|v| &v.name == from)?;
+            self.module.params.push(Param {
+                name: to.clone(),
+                shape: value.shape.clone(),
+                init: Init::Loaded(value.data.clone().into()),
+                span: n.name.span,
+            });
+        }
+        let kind = match sig.kind {
+            crate::artifact::Kind::Energy => DefKind::Energy,
+            crate::artifact::Kind::Model => DefKind::Model,
+        };
+        let arg = |name: &str, shape: &[usize]| ArgInfo {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+        };
+        let body = TExpr {
+            kind: TKind::Imported(Arc::new(ImportedGraph {
+                graph: graph.clone(),
+                params: renamed.clone(),
+            })),
+            shape: sig.output.clone(),
+            span: n.name.span,
+        };
+        self.module.defs.push(DefInfo {
+            name: local.name.clone(),
+            kind,
+            input: arg("x", &sig.x),
+            cond: sig.c.as_deref().map(|c| arg("c", c)),
+            output: sig.output.clone(),
+            body,
+            params: renamed.into_iter().map(|(_, to)| to).collect(),
+            call_depth: 1,
+            inlined_size: graph.len(),
+            span: local.span,
         });
         Some(Symbol::Def(self.module.defs.len() - 1))
     }

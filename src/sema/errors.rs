@@ -860,3 +860,46 @@ fn describe_io(m: &str) -> String {
         "a file that cannot be read".into()
     }
 }
+
+pub fn bad_model_file(path: &str, problem: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0216",
+        span,
+        format!("cannot import from `{path}`: {problem}"),
+    )
+    .with_label("expected a model file written by `ebm build` or a training run")
+}
+
+pub fn not_in_model_file(problem: &str, span: Span) -> Diagnostic {
+    Diagnostic::new("E0217", span, problem.to_string())
+        .with_label("not a definition of the model file")
+}
+
+pub fn imported_param_clash(param: &str, def: &Ident, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0218",
+        span,
+        format!(
+            "importing `{}` would define parameter `{param}` a second time",
+            def.name
+        ),
+    )
+    .with_help(format!(
+        "import it under its own namespace: `{} as NAME`",
+        def.name
+    ))
+}
+
+pub fn param_already_imported(name: &Ident) -> Diagnostic {
+    Diagnostic::new(
+        "E0218",
+        name.span,
+        format!(
+            "`{}` is already a parameter of a definition imported above",
+            name.name
+        ),
+    )
+    .with_help(
+        "rename this parameter, or import the definition under its own namespace with `as NAME`",
+    )
+}

@@ -92,12 +92,35 @@ pub enum TKind {
     /// `where(c, a, b)`, all broadcast to `shape`; `c` is non-zero for true.
     Where(Box<TExpr>, Box<TExpr>, Box<TExpr>),
     StopGradient(Box<TExpr>),
+    /// The body of a definition imported from a model file (`use`): a
+    /// verified graph that `lower` inlines with `x`/`c` bound.
+    Imported(Arc<ImportedGraph>),
     /// An inlined call of definition `def` (index into `Module::defs`).
     Call {
         def: usize,
         x: Box<TExpr>,
         cond: Option<Box<TExpr>>,
     },
+}
+
+/// A definition's graph from a model file, with the names its parameters
+/// take in the importing module: `params[i]` is read where the graph reads
+/// its i-th parameter input (a namespace prefix after `as`).
+#[derive(Clone, Debug)]
+pub struct ImportedGraph {
+    pub graph: crate::ir::Graph,
+    /// (name in the model file, name in this module), in graph input order.
+    pub params: Vec<(String, String)>,
+}
+
+impl ImportedGraph {
+    /// The module's name for the graph's parameter `name`.
+    pub fn local_name<'a>(&'a self, name: &'a str) -> &'a str {
+        self.params
+            .iter()
+            .find(|(from, _)| from == name)
+            .map_or(name, |(_, to)| to.as_str())
+    }
 }
 
 impl TExpr {
@@ -111,7 +134,9 @@ impl TExpr {
     /// The direct operands.
     pub fn children(&self) -> Vec<&TExpr> {
         match &self.kind {
-            TKind::Const(_) | TKind::Input | TKind::Cond | TKind::Param(_) => vec![],
+            TKind::Const(_) | TKind::Input | TKind::Cond | TKind::Param(_) | TKind::Imported(_) => {
+                vec![]
+            }
             TKind::Unary(_, a)
             | TKind::PowConst(a, _)
             | TKind::Reduce(_, a, _)
@@ -169,8 +194,10 @@ pub struct DefInfo {
 }
 
 /// How a parameter's initial value is drawn (see `Param::initial_value`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Init {
+    /// Values read from a model file (`use ... from`), row-major.
+    Loaded(Arc<[f64]>),
     Normal {
         mean: f64,
         std: f64,
@@ -211,6 +238,7 @@ impl Param {
         let seed = self.seed();
         let (fan_in, fan_out) = fans(&self.shape);
         match self.init {
+            Init::Loaded(ref v) => v.to_vec(),
             Init::Zeros => vec![0.0; n],
             Init::Normal { mean, std } => rng::normal(seed, n)
                 .into_iter()

@@ -43,6 +43,27 @@ pub enum ItemKind {
     Let { name: Ident, value: Expr },
     /// A bare statement such as `print(..)`, `plot(..)`, `train(..)`.
     Expr(Expr),
+    /// `use a, b as b2 from "model.ebmc"`: definitions from a model file.
+    Use {
+        names: Vec<UseName>,
+        path: String,
+        path_span: Span,
+    },
+}
+
+/// One imported definition: its name in the model file and, after `as`,
+/// the name (and parameter namespace) it takes in this script.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UseName {
+    pub name: Ident,
+    pub alias: Option<Ident>,
+}
+
+impl UseName {
+    /// The name the definition goes by in the script.
+    pub fn local(&self) -> &Ident {
+        self.alias.as_ref().unwrap_or(&self.name)
+    }
 }
 
 /// The shared shape of `energy` and `model` definitions.

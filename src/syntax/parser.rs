@@ -142,6 +142,7 @@ impl<'s> Line<'s> {
         });
         let mut next = || parts.next().ok_or_else(|| internal(span));
         let kind = match rule {
+            Rule::use_item => return self.use_item(parts, span),
             Rule::const_item => ItemKind::Const {
                 name: self.ident(next()?),
                 value: self.expr(next()?, 0)?,
@@ -462,6 +463,37 @@ impl<'s> Line<'s> {
             return Err(errors::number_out_of_range(span, text, true));
         }
         Ok(value)
+    }
+
+    /// `use a, b as c from "file"` (its keyword already skipped).
+    fn use_item<'i>(
+        &self,
+        parts: impl Iterator<Item = Pair<'i, Rule>>,
+        span: Span,
+    ) -> Result<Item, Diagnostic> {
+        let mut names = Vec::new();
+        let mut path = None;
+        for p in parts {
+            match p.as_rule() {
+                Rule::use_name => {
+                    let mut inner = p.into_inner().filter(|q| q.as_rule() == Rule::name);
+                    let name = self.ident(inner.next().ok_or_else(|| internal(span))?);
+                    let alias = inner.next().map(|a| self.ident(a));
+                    names.push(UseName { name, alias });
+                }
+                Rule::string => path = Some((self.string(&p)?, self.span(&p))),
+                _ => {}
+            }
+        }
+        let (path, path_span) = path.ok_or_else(|| internal(span))?;
+        Ok(Item {
+            kind: ItemKind::Use {
+                names,
+                path,
+                path_span,
+            },
+            span,
+        })
     }
 
     /// The string's contents, unescaped; read from the original source.

@@ -53,6 +53,20 @@ fn item_to(out: &mut String, item: &Item) {
             out.push(')');
         }
         ItemKind::Expr(e) => expr_to(out, e),
+        ItemKind::Use { names, path, .. } => {
+            out.push_str("(use");
+            for n in names {
+                match &n.alias {
+                    Some(a) => {
+                        let _ = write!(out, " (as {} {})", n.name.name, a.name);
+                    }
+                    None => {
+                        let _ = write!(out, " {}", n.name.name);
+                    }
+                }
+            }
+            let _ = write!(out, " from {path:?})");
+        }
     }
 }
 
