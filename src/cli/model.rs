@@ -51,6 +51,22 @@ pub fn build(path: &Path, o: &BuildFlags) -> Result<String> {
                 .map_err(|e| Failure::Message(format!("--map: {e}")))?;
             let set = ebm::train::checkpoint::load_mapped(p, &store, &map)
                 .map_err(|e| Failure::Message(e.to_string()))?;
+            let unset: Vec<&str> = module
+                .defs
+                .iter()
+                .filter(|d| o.energies.is_empty() || o.energies.contains(&d.name))
+                .flat_map(|d| d.params.iter())
+                .filter(|p| !set.contains(p))
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !unset.is_empty() {
+                return fail(format!(
+                    "--map sets no value for {}; map every parameter of the definitions built",
+                    unset.join(", ")
+                ));
+            }
             provenance.insert("params".into(), p.display().to_string());
             provenance.insert("params.mapped".into(), set.join(", "));
             None
