@@ -1,15 +1,18 @@
 //! Load-and-first-call latency of a model file against compiling from
 //! source, for a few example energies (issue 10's measurement):
 //!
-//!     cargo run --release --example model_latency [-- --repeat 15]
+//!     cargo build --release && cargo run --release --example model_latency [-- --repeat 15]
 //!
-//! "source" is `Program::from_file` (read, parse, analyse, initialise the
-//! parameters) + `energy(..)` + the first E and ∇ₓE call (which lowers,
-//! derives, optimises and JIT-compiles the kernel); "model file" is
-//! `Artifact::load` (read, checksum, decode and verify the graphs) + the
-//! same compile and call. Medians over fresh repetitions, in ms.
+//! Each measurement is a fresh `ebm eval FILE --energy E --at .. --grad`
+//! process, timed as a whole — what a user waits for: start-up; for source,
+//! read + parse + analyse + initialise the parameters, for a model file,
+//! read + checksum + decode + verify the graphs; then, for both, derive,
+//! optimise and JIT-compile E and ∇ₓE and call it once (a fresh process has
+//! no cached kernels). "decode only" is `Artifact::load` in this process.
+//! Medians over the repetitions, in ms.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use ebm::api::{Artifact, Program};
@@ -29,11 +32,12 @@ fn main() {
         }
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ebm = ebm_binary();
     let dir = std::env::temp_dir().join(format!("ebm-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch folder");
     println!(
-        "{:<28} {:>10} {:>12} {:>12} {:>14} {:>8}",
-        "energy", "params", "source ms", "model ms", "(load only ms)", "ratio"
+        "{:<24} {:>8} {:>10} {:>10} {:>8} {:>16}",
+        "energy", "params", "source ms", "model ms", "ratio", "decode only ms"
     );
     for (file, energy, what) in [
         ("examples/banana.ebm", "banana", "banana (analytic, 2-d)"),
@@ -48,34 +52,40 @@ fn main() {
             .expect("the example builds")
             .write(&model)
             .expect("write the model file");
-        let params = program
-            .params()
-            .snapshot()
-            .iter()
-            .map(|p| p.data.len())
-            .sum::<usize>();
-        let from_source = median(repeat, || {
-            let p = Program::from_file(&src).unwrap();
-            first_call(&p.energy(energy).unwrap());
-        });
-        let from_model = median(repeat, || {
-            let a = Artifact::load(&model).unwrap();
-            first_call(&a.energy(energy).unwrap());
-        });
-        let load_only = median(repeat, || {
-            Artifact::load(&model).unwrap();
+        let params: usize = program.params().snapshot().iter().map(|p| p.data.len()).sum();
+        let dim = program.energy(energy).expect("an energy").dim();
+        let at = vec!["0.1"; dim].join(",");
+        let eval = |file: &Path| {
+            let out = Command::new(&ebm)
+                .args(["eval", file.to_str().expect("a UTF-8 path")])
+                .args(["--energy", energy, "--at", &at, "--grad"])
+                .output()
+                .expect("run ebm");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        };
+        let from_source = median(repeat, || eval(&src));
+        let from_model = median(repeat, || eval(&model));
+        let decode = median(repeat, || {
+            Artifact::load(&model).expect("the model file loads");
         });
         println!(
-            "{what:<28} {params:>10} {from_source:>12.2} {from_model:>12.2} {load_only:>14.3} {:>8.2}",
+            "{what:<24} {params:>8} {from_source:>10.1} {from_model:>10.1} {:>8.2} {decode:>16.3}",
             from_source / from_model
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn first_call(e: &ebm::runtime::CompiledEnergy) {
-    let x = vec![0.1f64; e.dim()];
-    e.energy_and_grad_x(&x, None, 1).unwrap();
+/// The `ebm` binary beside this example (`target/release/ebm`).
+fn ebm_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the example's path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("ebm"))
+        .expect("target/release");
+    assert!(bin.is_file(), "build the binary first: cargo build --release");
+    bin
 }
 
 fn median(n: usize, mut f: impl FnMut()) -> f64 {

@@ -2,12 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use ebm::backend::DType;
-use ebm::pipeline::{self, SourceFile};
+use ebm::pipeline;
 use ebm::sample::{BatchEnergy, DensityOf, Draws};
 use ebm::script::runners;
 
-use super::{Failure, Result, analyze, backend_named, fail, has_ext, parse_vector};
+use super::{Failure, Result, fail, has_ext, parse_vector};
 
 /// The draws of a sample file, refusing an empty one.
 fn read_draws(path: &Path) -> Result<Draws> {
@@ -59,18 +58,7 @@ pub fn plot(path: &Path, o: &PlotOptions) -> Result<String> {
         .clone()
         .unwrap_or_else(|| runners::default_title(&d));
     let compiled = match (&o.energy_file, &o.energy) {
-        (Some(f), Some(name)) => {
-            let file = SourceFile::read(f)?;
-            let module = analyze(&file)?;
-            Some(pipeline::compile_energy(
-                &file,
-                &module,
-                name,
-                pipeline::param_store(&module)?,
-                backend_named("cpu")?,
-                DType::F64,
-            )?)
-        }
+        (Some(f), Some(name)) => Some(super::trained_energy(f, name, None, "cpu", "f64")?.0),
         (None, None) => None,
         _ => return fail("--energy-file and --energy go together"),
     };
