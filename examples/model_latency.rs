@@ -52,7 +52,12 @@ fn main() {
             .expect("the example builds")
             .write(&model)
             .expect("write the model file");
-        let params: usize = program.params().snapshot().iter().map(|p| p.data.len()).sum();
+        let params: usize = program
+            .params()
+            .snapshot()
+            .iter()
+            .map(|p| p.data.len())
+            .sum();
         let dim = program.energy(energy).expect("an energy").dim();
         let at = vec!["0.1"; dim].join(",");
         let eval = |file: &Path| {
@@ -61,7 +66,11 @@ fn main() {
                 .args(["--energy", energy, "--at", &at, "--grad"])
                 .output()
                 .expect("run ebm");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
         let from_source = median(repeat, || eval(&src));
         let from_model = median(repeat, || eval(&model));
@@ -84,7 +93,10 @@ fn ebm_binary() -> PathBuf {
         .and_then(Path::parent)
         .map(|dir| dir.join("ebm"))
         .expect("target/release");
-    assert!(bin.is_file(), "build the binary first: cargo build --release");
+    assert!(
+        bin.is_file(),
+        "build the binary first: cargo build --release"
+    );
     bin
 }
 

@@ -648,6 +648,35 @@ pub struct PredictOptions {
     pub backend: String,
 }
 
+/// The classifier `ebm predict` names, from source (with `--params` and
+/// the scaling they record) or from a model file (its scaling inside).
+fn trained_classifier(
+    path: &Path,
+    o: &PredictOptions,
+) -> Result<(Classifier, Option<ebm::data::Scaler>)> {
+    let file = match super::open(path)? {
+        super::Program::Source(file) => file,
+        super::Program::Model(m) => {
+            let model = m
+                .model_with(&o.model, backend_named(&o.backend)?, dtype_named(&o.dtype)?)
+                .map_err(Failure::Message)?;
+            if let Some(p) = &o.params {
+                super::sample::load_trained(p, model.store())?;
+            }
+            let c = Classifier::new(model).map_err(|e| Failure::Message(e.to_string()))?;
+            return Ok((c, None));
+        }
+    };
+    let module = analyze(&file)?;
+    let store = pipeline::param_store(&module)?;
+    let scale = match &o.params {
+        Some(p) => super::sample::load_trained(p, &store)?,
+        None => None,
+    };
+    let c = classifier(&file, &module, &o.model, store, &o.backend, &o.dtype)?;
+    Ok((c, scale))
+}
+
 /// `ebm predict FILE --model NAME --data X.csv`.
 pub fn predict(path: &Path, o: &PredictOptions) -> Result<String> {
     if let Some(p) = &o.out
@@ -658,14 +687,7 @@ pub fn predict(path: &Path, o: &PredictOptions) -> Result<String> {
             p.display()
         ));
     }
-    let file = super::read(path)?;
-    let module = analyze(&file)?;
-    let store = pipeline::param_store(&module)?;
-    let scale = match &o.params {
-        Some(p) => super::sample::load_trained(p, &store)?,
-        None => None,
-    };
-    let c = classifier(&file, &module, &o.model, store, &o.backend, &o.dtype)?;
+    let (c, scale) = trained_classifier(path, o)?;
     let mut data = Dataset::from_file(&o.data, o.columns.as_deref(), o.label.as_deref())
         .map_err(|e| Failure::Message(format!("{}: {e}", o.data.display())))?;
     data.check_width(c.dim())
