@@ -152,7 +152,12 @@ enum Command {
         out: PathBuf,
     },
     /// Describe a model file: its definitions, parameters and provenance.
-    Info { file: PathBuf },
+    Info {
+        file: PathBuf,
+        /// Print the source text stored in the file instead.
+        #[arg(long)]
+        source: bool,
+    },
     /// Summarise a sample file: mean, sd, quantiles, split R-hat, bulk and tail ESS.
     Summary {
         file: PathBuf,
@@ -263,7 +268,7 @@ fn main() -> ExitCode {
             };
             cli::model::build(&file, &flags)
         }
-        Command::Info { file } => cli::model::info(&file),
+        Command::Info { file, source } => cli::model::info(&file, source),
         Command::Summary { file, max } => cli::draws::summary(&file, max),
         Command::Plot {
             file,

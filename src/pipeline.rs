@@ -597,22 +597,57 @@ pub fn dump(
         let graph =
             lower::lower(&module, &n).map_err(|d| Error::Diagnostics(file.diagnostics(vec![d])))?;
         let is_energy = module.def(&n).is_some_and(|d| d.kind == DefKind::Energy);
-        let derived = || kernel_graph(&graph, kernel).map_err(Error::Message);
-        let text = match stage {
-            // invariant: `Stage::Ast` returned before the module was analysed.
-            Stage::Ast => unreachable!(),
-            Stage::Ir => print::print(&graph),
-            _ if !is_energy => print::print(&graph),
-            Stage::Grad => print::print(&derived()?),
-            Stage::Opt => print::print(&opt::optimize(&derived()?, opt::Config::default())),
-            Stage::Clif => {
-                let g = opt::optimize(&derived()?, opt::Config::default());
-                crate::backend::cpu::clif_text(&g, dtype).map_err(Error::Message)?
-            }
-        };
-        out.push_str(&text);
+        out.push_str(&dump_graph(&graph, is_energy, stage, kernel, dtype)?);
     }
     Ok(out)
+}
+
+/// `ebm dump` of a model file: the same stages from its stored graphs
+/// (there is no AST: the file holds IR).
+pub fn dump_artifact(
+    artifact: &Artifact,
+    stage: Stage,
+    name: Option<&str>,
+    kernel: DumpKernel,
+    dtype: DType,
+) -> Result<String, Error> {
+    if stage == Stage::Ast {
+        return Err(Error::message(
+            "a model file holds IR, not source: use --stage ir, grad, opt or clif (`ebm info --source` shows the source text it was built from)",
+        ));
+    }
+    let names: Vec<&str> = match name {
+        Some(n) => vec![n],
+        None => artifact.defs().iter().map(|d| d.name.as_str()).collect(),
+    };
+    let mut out = String::new();
+    for n in names {
+        let (sig, graph) = artifact.def(n).map_err(|e| Error::message(e.to_string()))?;
+        let is_energy = sig.kind == artifact::Kind::Energy;
+        out.push_str(&dump_graph(graph, is_energy, stage, kernel, dtype)?);
+    }
+    Ok(out)
+}
+
+/// One definition's graph at `stage` (models show their graph at every stage).
+fn dump_graph(
+    graph: &Graph,
+    is_energy: bool,
+    stage: Stage,
+    kernel: DumpKernel,
+    dtype: DType,
+) -> Result<String, Error> {
+    let derived = || kernel_graph(graph, kernel).map_err(Error::Message);
+    Ok(match stage {
+        Stage::Ast | Stage::Ir => print::print(graph),
+        _ if !is_energy => print::print(graph),
+        Stage::Grad => print::print(&derived()?),
+        Stage::Opt => print::print(&opt::optimize(&derived()?, opt::Config::default())),
+        Stage::Clif => {
+            let g = opt::optimize(&derived()?, opt::Config::default());
+            crate::backend::cpu::clif_text(&g, dtype).map_err(Error::Message)?
+        }
+    })
 }
 
 /// Draws from a sample CSV, or an NPY array of shape `(chains, draws, *x)`

@@ -378,3 +378,21 @@ fn pytorch_weights_load_through_a_name_map() {
         assert!(err.contains(want), "{map}: {err}");
     }
 }
+
+#[test]
+fn dump_and_info_read_model_files() {
+    let src = root().join("tests/ui/data/model_v1.ebm");
+    let model = root().join("tests/ui/data/model_v1.ebmc");
+    for stage in ["ir", "grad", "opt"] {
+        let a = ebm(&["dump", src.to_str().unwrap(), "--stage", stage, "--energy", "net"]);
+        let b = ebm(&["dump", model.to_str().unwrap(), "--stage", stage, "--energy", "net"]);
+        assert_eq!(a.0, 0, "{}", a.2);
+        assert_eq!(a.1, b.1, "stage {stage}");
+    }
+    let (code, text, _) = ebm(&["info", model.to_str().unwrap(), "--source"]);
+    assert_eq!(code, 0);
+    assert_eq!(text, std::fs::read_to_string(&src).unwrap());
+    let (code, _, err) = ebm(&["dump", model.to_str().unwrap(), "--stage", "ast"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("holds IR, not source"), "{err}");
+}

@@ -150,6 +150,8 @@ pub struct ParamValue {
 /// A model file in memory: always consistent (every constructor checks).
 #[derive(Clone, Debug)]
 pub struct Artifact {
+    /// The format version it was read with (`FORMAT_VERSION` when built).
+    version: u32,
     header: Header,
     source: String,
     params: Vec<ParamValue>,
@@ -200,6 +202,7 @@ impl Artifact {
             }
         }
         let artifact = Artifact {
+            version: FORMAT_VERSION,
             header: Header {
                 compiler: compiler_version(),
                 source_path: source_path.to_string(),
@@ -219,6 +222,10 @@ impl Artifact {
         Ok(artifact)
     }
 
+    /// The format version the file was written in.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
     pub fn header(&self) -> &Header {
         &self.header
     }
@@ -332,10 +339,10 @@ impl Artifact {
             });
         }
         let sections = split_sections(body)?;
-        Artifact::from_sections(sections)
+        Artifact::from_sections(version, sections)
     }
 
-    fn from_sections(sections: Vec<(u8, &[u8])>) -> Result<Artifact, ArtifactError> {
+    fn from_sections(version: u32, sections: Vec<(u8, &[u8])>) -> Result<Artifact, ArtifactError> {
         let malformed = |m: String| ArtifactError::Malformed(m);
         let tags: Vec<u8> = sections.iter().map(|s| s.0).collect();
         let fixed = [SECTION_HEADER, SECTION_SOURCE, SECTION_PARAMS];
@@ -370,6 +377,7 @@ impl Artifact {
             graphs.push(g);
         }
         let artifact = Artifact {
+            version,
             header,
             source,
             params,

@@ -371,14 +371,15 @@ pub fn dump(
     kernel: &str,
     dtype: &str,
 ) -> Result<String> {
-    let file = read_source(path, "dump")?;
-    Ok(pipeline::dump(
-        &file,
+    let (stage, kernel, dtype) = (
         Stage::named(stage)?,
-        energy,
         pipeline::dump_kernel_named(kernel)?,
         dtype_named(dtype)?,
-    )?)
+    );
+    Ok(match open(path)? {
+        Program::Source(file) => pipeline::dump(&file, stage, energy, kernel, dtype)?,
+        Program::Model(m) => pipeline::dump_artifact(m.file(), stage, energy, kernel, dtype)?,
+    })
 }
 
 /// `ebm bench`: one JSON line per workload, printed as each finishes.

@@ -131,8 +131,9 @@ fn map_text(map: &str) -> Result<String> {
     Ok(map.to_string())
 }
 
-/// `ebm info M.ebmc`: signatures, parameters and provenance.
-pub fn info(path: &Path) -> Result<String> {
+/// `ebm info M.ebmc`: signatures, parameters and provenance (or, with
+/// `--source`, the source text the file was built from).
+pub fn info(path: &Path, source: bool) -> Result<String> {
     let model = match super::open(path)? {
         super::Program::Model(m) => m,
         super::Program::Source(_) => {
@@ -142,6 +143,9 @@ pub fn info(path: &Path) -> Result<String> {
             ));
         }
     };
+    if source {
+        return Ok(model.file().source().to_string());
+    }
     Ok(describe(path, model.file()))
 }
 
@@ -150,7 +154,7 @@ fn describe(path: &Path, m: &Artifact) -> String {
     let mut out = format!("model file {}\n", path.display());
     out.push_str(&format!(
         "  format     version {} (written by {})\n",
-        artifact::FORMAT_VERSION,
+        m.version(),
         h.compiler
     ));
     out.push_str(&format!(
