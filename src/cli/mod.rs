@@ -75,16 +75,16 @@ pub fn read(path: &Path) -> Result<SourceFile> {
 /// (told apart by its first bytes, never by its name).
 pub enum Program {
     Source(SourceFile),
-    Model(ebm::api::Artifact),
+    Model(Box<ebm::api::Artifact>),
 }
 
 /// Opens the program or model file a command names (`-`: a program on
 /// standard input).
 pub fn open(path: &Path) -> Result<Program> {
     if path != Path::new("-") && ebm::artifact::is_model_file(path) {
-        return Ok(Program::Model(
+        return Ok(Program::Model(Box::new(
             ebm::api::Artifact::load(path).map_err(Failure::Message)?,
-        ));
+        )));
     }
     Ok(Program::Source(read(path)?))
 }
