@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use ebm::api::Artifact;
-use ebm::artifact::{DefSig, Kind};
+use ebm::artifact::{ArtifactError, DefSig, Kind};
 use ebm::backend::cpu::Cpu;
 use ebm::backend::{Backend, DType};
 use ebm::runtime::{CompiledEnergy, ParamStore};
@@ -60,7 +60,12 @@ fn c_name(s: &str) -> Result<CString> {
 impl EbmModel {
     /// Reads and checks a model file (nothing is compiled yet).
     pub(crate) fn open(path: &Path) -> Result<EbmModel> {
-        let artifact = Artifact::load(path)?;
+        // I/O errors name the path already; format errors get it in front.
+        let file = ebm::artifact::Artifact::read(path).map_err(|e| match e {
+            ArtifactError::Io(msg) => msg,
+            e => format!("{}: {e}", path.display()),
+        })?;
+        let artifact = Artifact::from_file(file)?;
         let defs = artifact
             .file()
             .defs()
