@@ -75,7 +75,7 @@ energy ring(x: [2]) = (norm(x) - 2.0)^2 / (2 * 0.3^2)
         ("either", &loaded | &ring, "a(x) or ring(x)"),
         (
             "carved",
-            0.5 * &loaded & !(0.25 * &ring),
+            (0.5 * &loaded) & !(0.25 * &ring),
             "0.5 * a(x) and not 0.25 * ring(x)",
         ),
     ];

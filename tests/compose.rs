@@ -81,8 +81,8 @@ fn cases(a: &Energy, b: &Energy, k: &Energy) -> Vec<(&'static str, Energy)> {
         ("w_a", 0.5 * a),
         ("a_w", a * 3.0),
         ("a_t", a.temperature(2.0)),
-        ("mix", (0.5 * a & !b) | a),
-        ("nested", !(a | 2.0 * b) & (b | a)),
+        ("mix", ((0.5 * a) & !b) | a),
+        ("nested", !(a | (2.0 * b)) & (b | a)),
         ("cond_and", a & k),
         ("cond_or", k | !b),
     ]
@@ -121,7 +121,7 @@ fn names_read_as_the_language() {
     let p = program();
     let (a, b) = (p.energy_handle("a").unwrap(), p.energy_handle("b").unwrap());
     assert_eq!((&a & &b).name(), "a and b");
-    assert_eq!(((0.5 * &a & !&b) | &a).name(), "0.5 * a and not b or a");
+    assert_eq!((((0.5 * &a) & !&b) | &a).name(), "0.5 * a and not b or a");
     assert_eq!((&a & (&b | &a)).name(), "a and (b or a)");
     assert_eq!(((&a | &b) | (&b | &a)).name(), "a or b or (b or a)");
     assert_eq!((!(&a | &b)).name(), "not (a or b)");
@@ -258,7 +258,7 @@ fn shape_mistakes_are_deferred_errors() {
         "cannot compose `a` or `t`: `a` takes x of shape [2], `t` takes x of shape [3]"
     );
     // Further composition keeps the first error; compiling reports it.
-    let worse = !(0.5 * &bad & &h("a"));
+    let worse = !((0.5 * &bad) & &h("a"));
     assert_eq!(worse.compiled().err(), bad.error().cloned());
     assert!(worse.graph().is_err() && worse.check().is_err());
     assert!(h("a").try_and(&h("t")).is_err());
@@ -312,7 +312,7 @@ fn samples_equal_the_source_composition() {
     let (a, b) = (p.energy_handle("a").unwrap(), p.energy_handle("b").unwrap());
     let run = RunConfig::new(6, 50, 100, 11);
     let cfg = SamplerConfig::mala(0.2);
-    for (name, composed) in [("mix", (0.5 * &a & !&b) | &a), ("or_ab", &a | &b)] {
+    for (name, composed) in [("mix", ((0.5 * &a) & !&b) | &a), ("or_ab", &a | &b)] {
         let rust = run_compiled(&composed.compiled().unwrap(), None, &cfg, &run).unwrap();
         let src = run_compiled(&p.energy(name).unwrap(), None, &cfg, &run).unwrap();
         assert_eq!(bits(&rust.x), bits(&src.x), "{name}: draws");

@@ -13,11 +13,20 @@
 //! ).unwrap();
 //! let (a, b) = (p.energy_handle("a").unwrap(), p.energy_handle("b").unwrap());
 //! let both = &a & &b;                       // energy both(x: [2]) = a(x) and b(x)
-//! let tilted = 0.5 * &a & !&b;              // 0.5 * a(x) and not b(x)
+//! let tilted = (0.5 * &a) & !&b;            // 0.5 * a(x) and not b(x)
 //! let e = both.compiled().unwrap();
 //! assert_eq!(e.energy(&[1.0, 2.0], None, 1).unwrap(), vec![5.5]);
 //! assert_eq!(tilted.compiled().unwrap().energy(&[1.0, 2.0], None, 1).unwrap(), vec![-1.75]);
 //! ```
+//!
+//! **Precedence.** Rust's `|` < `&` < `*` matches the language's `or` <
+//! `and` < `*`, but Rust's `!` binds tighter than `*`: the language's
+//! `not 0.5 * b` is `!(0.5 * &b)`. Clippy's `precedence` lint asks for
+//! parentheses around `w * a` next to `&`/`|`: `(0.5 * &a) & &b`. Operators
+//! take handles by value or by reference (`&a & &b` keeps `a` and `b`).
+//! Names follow the language (`(0.5 * a and not b) or a` is named
+//! `0.5 * a and not b or a`), so a composition's name reads as the
+//! definition body a script would write.
 //!
 //! **Mistakes are deferred, never panics.** Operators cannot return a
 //! `Result`, so an operator whose operands do not fit (different `x` shapes,
