@@ -15,6 +15,14 @@
 //! [`Artifact`], which compiles its definitions into the same
 //! `CompiledEnergy` type; batches go in and out as slices or as `ndarray`
 //! arrays (`energy_array`, `grad_x_array`, `hvp_array`).
+//!
+//! Energies also compose in Rust ([`Energy`], from
+//! [`Program::energy_handle`], [`Artifact::energy_handle`] or the
+//! `ebm_macros::energy!` macro): `a & b`, `a | b`, `!a`, `w * a` build the
+//! graph the language builds for `a and b`, `a or b`, `not a`, `w * a`.
+//! The macros live in the separate `ebm-macros` crate (it depends on this
+//! one to check sources when the host crate compiles, so this crate cannot
+//! re-export them): write `ebm_macros::energy!("...")`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +35,9 @@ use crate::backend::{Backend, DType};
 use crate::pipeline::{self, SourceFile};
 use crate::runtime::{CompiledEnergy, ParamStore, RuntimeError, Scalar};
 use crate::sema;
+
+mod compose;
+pub use compose::{Energy, EnergyError};
 
 type CompileFn = fn(
     &SourceFile,
@@ -58,6 +69,19 @@ impl Program {
         })
     }
 
+    /// Source text named `name` in diagnostics, its relative data paths
+    /// (`load("w.csv")`) resolved against `dir`. The `ebm-macros` crate's
+    /// `program!` and `energy!` expand to this, with the host crate's
+    /// manifest folder, the folder they were checked against.
+    pub fn from_source_in(text: &str, name: &str, dir: &Path) -> Result<Program, String> {
+        let file = SourceFile {
+            path: name.into(),
+            text: text.into(),
+        };
+        let module = pipeline::analyze_in(&file, dir)?;
+        Program::with_module(file, module)
+    }
+
     /// Reads and checks a `.ebm` file; data paths resolve against its folder.
     pub fn from_file(path: &Path) -> Result<Program, String> {
         Program::analyse(SourceFile::read(path).map_err(|e| e.to_string())?)
@@ -65,6 +89,10 @@ impl Program {
 
     fn analyse(file: SourceFile) -> Result<Program, String> {
         let module = pipeline::analyze(&file)?;
+        Program::with_module(file, module)
+    }
+
+    fn with_module(file: SourceFile, module: sema::Module) -> Result<Program, String> {
         let store = pipeline::param_store(&module).map_err(|e| e.to_string())?;
         Ok(Program {
             file,
@@ -87,6 +115,15 @@ impl Program {
     /// initial values.
     pub fn energy(&self, name: &str) -> Result<CompiledEnergy, String> {
         self.energy_with(name, Arc::new(Cpu::new()), DType::F64)
+    }
+
+    /// The energy `name` as a composable handle reading this program's
+    /// parameter store (shared: `params().set(..)` reaches it, and whatever
+    /// is compiled from it or composed with other handles of this store).
+    pub fn energy_handle(&self, name: &str) -> Result<Energy, String> {
+        let graph =
+            pipeline::energy_graph(&self.file, &self.module, name).map_err(|e| e.to_string())?;
+        Energy::from_graph(graph, self.store.clone()).map_err(|e| e.to_string())
     }
 
     /// Compiles an energy for a chosen backend (`backend::Interp`, `Cpu`) and dtype.
@@ -218,6 +255,14 @@ impl Artifact {
         dtype: DType,
     ) -> Result<CompiledEnergy, String> {
         self.compile(name, artifact::Kind::Energy, backend, dtype)
+    }
+
+    /// The energy `name` as a composable handle reading this file's
+    /// parameter store (shared with everything else compiled from it).
+    pub fn energy_handle(&self, name: &str) -> Result<Energy, String> {
+        let graph = pipeline::artifact_graph(&self.file, name, artifact::Kind::Energy)
+            .map_err(|e| e.to_string())?;
+        Energy::from_graph(graph.clone(), self.store.clone()).map_err(|e| e.to_string())
     }
 
     /// A model on the Cranelift JIT in f64.

@@ -147,15 +147,27 @@ pub fn parse(file: &SourceFile) -> Result<ast::Program, Diagnostics> {
 /// Parses and analyses (constants folded by `lower::eval_const`), or returns
 /// the diagnostics.
 pub fn analyze(file: &SourceFile) -> Result<sema::Module, Diagnostics> {
+    analyze_in(file, file.base_dir())
+}
+
+/// `analyze` with relative `load(..)` paths resolved against `base_dir`
+/// instead of the file's folder (the `ebm-macros` crate resolves them
+/// against the host crate's manifest folder, when it checks and at run time).
+pub fn analyze_in(file: &SourceFile, base_dir: &Path) -> Result<sema::Module, Diagnostics> {
     let program = parse(file)?;
-    sema::analyze(&program, file.base_dir(), lower::eval_const).map_err(|d| file.diagnostics(d))
+    sema::analyze(&program, base_dir, lower::eval_const).map_err(|d| file.diagnostics(d))
 }
 
 /// Everything `ebm check` does: succeeds iff the program is valid (it parses,
 /// passes semantic analysis, every definition lowers to IR, and every script
 /// statement's arguments check).
 pub fn check(file: &SourceFile) -> Result<Checked, Diagnostics> {
-    let module = analyze(file)?;
+    check_in(file, file.base_dir())
+}
+
+/// `check` with relative `load(..)` paths resolved against `base_dir`.
+pub fn check_in(file: &SourceFile, base_dir: &Path) -> Result<Checked, Diagnostics> {
+    let module = analyze_in(file, base_dir)?;
     for def in &module.defs {
         lower::lower(&module, &def.name).map_err(|d| file.diagnostics(vec![d]))?;
     }
@@ -189,6 +201,15 @@ pub fn check_source(path: &str, text: &str) -> Result<Checked, Diagnostics> {
         path: path.to_string(),
         text: text.to_string(),
     })
+}
+
+/// `check_source` with relative `load(..)` paths resolved against `base_dir`.
+pub fn check_source_in(path: &str, text: &str, base_dir: &Path) -> Result<Checked, Diagnostics> {
+    let file = SourceFile {
+        path: path.to_string(),
+        text: text.to_string(),
+    };
+    check_in(&file, base_dir)
 }
 
 /// The energy definition `name`, or an error naming the energies there are.
@@ -237,6 +258,13 @@ pub fn compile_energy(
 ) -> Result<CompiledEnergy, Error> {
     energy_def(module, name)?;
     compile_def(file, module, name, store, backend, dtype)
+}
+
+/// The lowered graph of the energy `name` (its parameters are read by full
+/// name from whatever store it is later bound to).
+pub fn energy_graph(file: &SourceFile, module: &sema::Module, name: &str) -> Result<Graph, Error> {
+    energy_def(module, name)?;
+    lower::lower(module, name).map_err(|d| Error::Diagnostics(file.diagnostics(vec![d])))
 }
 
 /// Lowers a definition already known to exist and binds it to `store`.
@@ -331,6 +359,17 @@ pub fn compile_artifact(
     backend: Arc<dyn Backend>,
     dtype: DType,
 ) -> Result<CompiledEnergy, Error> {
+    let graph = artifact_graph(artifact, name, kind)?;
+    CompiledEnergy::in_store(graph.clone(), store, backend, dtype)
+        .map_err(|e| Error::message(e.to_string()))
+}
+
+/// The graph of the definition `name` of a model file, which must be of `kind`.
+pub fn artifact_graph<'a>(
+    artifact: &'a Artifact,
+    name: &str,
+    kind: artifact::Kind,
+) -> Result<&'a Graph, Error> {
     let (sig, graph) = artifact
         .def(name)
         .map_err(|e| Error::message(e.to_string()))?;
@@ -341,8 +380,7 @@ pub fn compile_artifact(
         };
         return Err(Error::message(format!("`{name}` is {is}, not {not}")));
     }
-    CompiledEnergy::in_store(graph.clone(), store, backend, dtype)
-        .map_err(|e| Error::message(e.to_string()))
+    Ok(graph)
 }
 
 /// A parameter store holding a model file's parameter values.
