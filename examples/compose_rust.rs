@@ -10,7 +10,6 @@
 use std::path::PathBuf;
 
 use ebm::api::{Artifact, Energy, Program};
-use ebm::data::safetensors::{Tensor, TensorFile};
 use ebm::runtime::CompiledEnergy;
 use ebm::sample::{RunConfig, SamplerConfig, run_compiled};
 
@@ -80,23 +79,15 @@ energy ring(x: [2]) = (norm(x) - 2.0)^2 / (2 * 0.3^2)
         ),
     ];
 
-    // 4. The same compositions written in a script, with the file's
-    //    parameter values (`load_params`) and a `sample(..)` of `either`.
-    let params = out.join("a.safetensors");
-    let mut tensors = TensorFile::new();
-    for name in file.params().names() {
-        let id = file.params().id(&name).ok_or("parameter vanished")?;
-        let entry = file.params().entry(id).ok_or("parameter vanished")?;
-        tensors = tensors.with_tensor(name, Tensor::f64(entry.shape, entry.value));
-    }
-    ebm::data::safetensors::write(&params, &tensors).map_err(|e| e.to_string())?;
-    let mut script = format!("{TRAINED}{RING}");
+    // 4. The same compositions written in a script that imports `a` from
+    //    the model file (`use`, the file's parameter values with it) and
+    //    samples `either`.
+    let mut script = format!("use a from \"a.ebmc\"\n{RING}");
     for (name, _, body) in &compositions {
         script.push_str(&format!("energy {name}(x: [2]) = {body}\n"));
     }
     script.push_str(
-        "load_params(\"a.safetensors\")\n\
-         let s = sample(either, mala(step = 0.2), chains = 8, warmup = 300, steps = 500, seed = 7)\n\
+        "let s = sample(either, mala(step = 0.2), chains = 8, warmup = 300, steps = 500, seed = 7)\n\
          save(s, \"either.csv\")\n",
     );
     let script_path = out.join("compose.ebm");
@@ -105,12 +96,7 @@ energy ring(x: [2]) = (norm(x) - 2.0)^2 / (2 * 0.3^2)
 
     // Values and gradients: the Rust composition against the script's
     // definition, bit for bit in f64.
-    let source = Program::from_source(&script)?;
-    for name in file.params().names() {
-        source
-            .params()
-            .set(&name, &file.params().get(&name).unwrap_or_default())?;
-    }
+    let source = Program::from_file(&script_path)?;
     for (name, composed, body) in &compositions {
         let rust = composed.compiled()?;
         let src = source.energy(name)?;

@@ -384,8 +384,22 @@ fn dump_and_info_read_model_files() {
     let src = root().join("tests/ui/data/model_v1.ebm");
     let model = root().join("tests/ui/data/model_v1.ebmc");
     for stage in ["ir", "grad", "opt"] {
-        let a = ebm(&["dump", src.to_str().unwrap(), "--stage", stage, "--energy", "net"]);
-        let b = ebm(&["dump", model.to_str().unwrap(), "--stage", stage, "--energy", "net"]);
+        let a = ebm(&[
+            "dump",
+            src.to_str().unwrap(),
+            "--stage",
+            stage,
+            "--energy",
+            "net",
+        ]);
+        let b = ebm(&[
+            "dump",
+            model.to_str().unwrap(),
+            "--stage",
+            stage,
+            "--energy",
+            "net",
+        ]);
         assert_eq!(a.0, 0, "{}", a.2);
         assert_eq!(a.1, b.1, "stage {stage}");
     }
@@ -395,4 +409,34 @@ fn dump_and_info_read_model_files() {
     let (code, _, err) = ebm(&["dump", model.to_str().unwrap(), "--stage", "ast"]);
     assert_eq!(code, 1);
     assert!(err.contains("holds IR, not source"), "{err}");
+}
+
+#[test]
+fn rust_operators_on_a_loaded_model_equal_a_script_that_uses_it() {
+    // The composition from Rust (handles of the model file, composed with
+    // an energy written inline) against the script that imports the file
+    // with `use` and writes the same composition: bitwise equal.
+    let fixture = root().join("tests/ui/data/model_v1.ebmc");
+    let file = Artifact::load(&fixture).unwrap();
+    let net = file.energy_handle("net").unwrap();
+    let quad = file.energy_handle("quad").unwrap();
+    let ring = ebm_macros::energy!("energy ring(x: [2]) = (norm(x) - 2.0)^2");
+    let rust = ((0.5 * &net) | &quad) & !(0.25 * &ring);
+    let dir = scratch("compose");
+    let script = dir.join("c.ebm");
+    std::fs::write(
+        &script,
+        format!(
+            "use net, quad from {:?}\nenergy ring(x: [2]) = (norm(x) - 2.0)^2\n\
+             energy c(x: [2]) = (0.5 * net(x) or quad(x)) and not (0.25 * ring(x))\n",
+            fixture.display().to_string()
+        ),
+    )
+    .unwrap();
+    let program = Program::from_file(&script).unwrap();
+    same_outputs::<f64>(
+        &rust.compiled().unwrap(),
+        &program.energy("c").unwrap(),
+        "composition",
+    );
 }
