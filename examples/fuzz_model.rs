@@ -10,6 +10,8 @@
 //! Panics are caught and the input saved to DIR (default `fuzz_crashes/`);
 //! exit code 1 when anything was found.
 
+#[path = "../tests/support/fuzz_gen.rs"]
+mod fuzz_gen;
 #[path = "../tests/support/model_mutate.rs"]
 mod model_mutate;
 
@@ -40,7 +42,7 @@ fn main() {
         corpus.len()
     );
     std::panic::set_hook(Box::new(|_| {}));
-    let mut rng = model_mutate::Rng::new(seed);
+    let mut rng = fuzz_gen::Rng::new(seed);
     let (mut inputs, mut loaded, mut panics) = (0u64, 0u64, 0u64);
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(seconds) {

@@ -5,6 +5,8 @@
 
 mod common;
 
+#[path = "support/fuzz_gen.rs"]
+mod fuzz_gen;
 #[path = "support/model_mutate.rs"]
 mod model_mutate;
 
@@ -282,7 +284,7 @@ fn ndarray_batches_match_the_slice_api() {
 #[test]
 fn the_reader_survives_mutated_files() {
     let good = std::fs::read(root().join("tests/ui/data/model_v1.ebmc")).unwrap();
-    let mut rng = model_mutate::Rng::new(20_261_130);
+    let mut rng = fuzz_gen::Rng::new(20_261_130);
     let mut accepted = 0;
     for _ in 0..3000 {
         let bad = model_mutate::mutate(&mut rng, &good);

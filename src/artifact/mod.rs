@@ -332,10 +332,9 @@ impl Artifact {
         if sum != fnv1a64(body) {
             // A file cut short also fails here; say so when its sections
             // promise more bytes than there are.
-            return Err(if sections_overrun(body) {
-                truncated()
-            } else {
-                ArtifactError::Checksum
+            return Err(match split_sections(body) {
+                Err(e @ ArtifactError::Truncated { .. }) => e,
+                _ => ArtifactError::Checksum,
             });
         }
         let sections = split_sections(body)?;
@@ -575,61 +574,39 @@ fn params_of(bytes: &[u8]) -> Result<Vec<ParamValue>, ArtifactError> {
     Ok(out)
 }
 
-/// Splits the checksummed body into its sections.
+/// Splits the body (everything before the checksum) into its sections.
+/// Sections that promise more bytes than there are make the file
+/// `Truncated`; anything else out of shape is `Malformed`.
 fn split_sections(body: &[u8]) -> Result<Vec<(u8, &[u8])>, ArtifactError> {
-    let malformed = |m: String| ArtifactError::Malformed(m);
+    let truncated = || ArtifactError::Truncated {
+        len: body.len() + 8,
+    };
     let mut pos = MAGIC.len() + 4;
-    let count = read_u32(body, &mut pos).ok_or_else(|| malformed("no section count".into()))?;
-    // Each section takes at least 9 bytes: a count beyond that is a lie.
+    let count = read_u32(body, &mut pos).ok_or_else(truncated)?;
+    // Each section takes at least 9 bytes: a count beyond that cannot fit.
     if count as usize > (body.len() - pos) / 9 {
-        return Err(malformed(format!("it claims {count} sections")));
+        return Err(truncated());
     }
     let mut sections = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        let tag = *body
-            .get(pos)
-            .ok_or_else(|| malformed(format!("section {i} is missing")))?;
+    for _ in 0..count {
+        let tag = *body.get(pos).ok_or_else(truncated)?;
         pos += 1;
-        let len = read_u64(body, &mut pos)
-            .ok_or_else(|| malformed(format!("section {i} has no length")))?;
+        let len = read_u64(body, &mut pos).ok_or_else(truncated)?;
         let end = usize::try_from(len)
             .ok()
             .and_then(|n| pos.checked_add(n))
             .filter(|&e| e <= body.len())
-            .ok_or_else(|| malformed(format!("section {i} runs past the end of the file")))?;
+            .ok_or_else(truncated)?;
         sections.push((tag, &body[pos..end]));
         pos = end;
     }
     if pos != body.len() {
-        return Err(malformed(format!(
+        return Err(ArtifactError::Malformed(format!(
             "{} unexpected bytes after the last section",
             body.len() - pos
         )));
     }
     Ok(sections)
-}
-
-/// Whether the section lengths promise more bytes than `body` holds (a
-/// file cut short, rather than one with a changed byte).
-fn sections_overrun(body: &[u8]) -> bool {
-    let mut pos = MAGIC.len() + 4;
-    let Some(count) = read_u32(body, &mut pos) else {
-        return true;
-    };
-    for _ in 0..count.min(1 << 16) {
-        if pos >= body.len() {
-            return true;
-        }
-        pos += 1;
-        let Some(len) = read_u64(body, &mut pos) else {
-            return true;
-        };
-        match usize::try_from(len).ok().and_then(|n| pos.checked_add(n)) {
-            Some(end) if end <= body.len() => pos = end,
-            _ => return true,
-        }
-    }
-    false
 }
 
 fn read_u32(b: &[u8], pos: &mut usize) -> Option<u32> {

@@ -34,8 +34,8 @@ pub fn lower(module: &Module, name: &str) -> Result<Graph, Diagnostic> {
 
 /// Lowers the definitions `names` (all of them when empty), each taking x
 /// in the data's coordinates when `scale` is given (a model file's
-/// graphs): what a model file holds. A name that is not a definition, or
-/// is named twice, is an error.
+/// graphs): what a model file holds. A name that is not a definition is
+/// an error; `artifact::Artifact::new` refuses one named twice.
 pub fn lower_all(
     module: &Module,
     names: &[String],
@@ -48,13 +48,6 @@ pub fn lower_all(
     };
     let mut graphs: Vec<Graph> = Vec::with_capacity(names.len());
     for name in names {
-        if graphs.iter().any(|g| g.name == name) {
-            return Err(Diagnostic::new(
-                "E0220",
-                Span::default(),
-                format!("`{name}` is named twice"),
-            ));
-        }
         let g = lower(module, name)?;
         graphs.push(match scale {
             Some(s) => crate::artifact::scaled_input(&g, s)

@@ -1,6 +1,7 @@
 //! Damaged model files for fuzzing the model-file reader. Shared by
 //! `examples/fuzz_model.rs` (long runs) and `tests/artifact.rs` (CI),
-//! included in both with `#[path]`. Deterministic for a given seed.
+//! included in both with `#[path]` next to `fuzz_gen.rs` (whose `Rng` it
+//! draws from). Deterministic for a given seed.
 //!
 //! Half the mutants get their checksum recomputed, so they reach the
 //! section, header, safetensors and IR decoders behind it instead of all
@@ -10,24 +11,8 @@
 
 use ebm::ir::serial::fnv1a64;
 
-/// SplitMix64.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+// The front-end fuzzer's generator (include `fuzz_gen.rs` beside this file).
+use super::fuzz_gen::Rng;
 
 /// Values that make length fields and counts interesting.
 const SPECIAL: &[u64] = &[0, 1, 7, 8, 255, 0xFFFF, 0xFFFF_FFFF, u64::MAX, 1 << 40];
