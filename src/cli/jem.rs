@@ -376,6 +376,7 @@ fn start(
         metadata,
         heldout: prepared.heldout.map(|h| h.x),
         heldout_labels: held_labels,
+        heldout_cond: None,
         stop_after: o.stop_after,
     };
     let mut report =

@@ -16,7 +16,7 @@ use ebm::train::loss::LossKind;
 use ebm::train::nce::Noise;
 use ebm::train::optim::{Decay, Rule};
 use ebm::train::session::{self, Session};
-use ebm::train::{Method, TrainConfig, Trainer, checkpoint, score};
+use ebm::train::{Concepts, Method, TrainConfig, Trainer, checkpoint, concepts, score};
 
 use super::{Failure, Result, analyze, backend_named, dtype_named, fail, parse_vector};
 
@@ -588,6 +588,31 @@ fn load_data(o: &TrainOptions, dim: usize) -> Result<ebm::train::Prepared> {
     ))
 }
 
+/// A conditional energy's one-hot concept codes for the training and
+/// held-out rows, from their labels (`--label`).
+fn concept_codes(
+    energy: &ebm::runtime::CompiledEnergy,
+    name: &str,
+    train: &Dataset,
+    heldout: Option<&Dataset>,
+) -> Result<(Option<Vec<f64>>, Option<Vec<f64>>)> {
+    let width = energy.cond_dim();
+    if width == 0 {
+        return Ok((None, None));
+    }
+    let Some(labels) = &train.labels else {
+        return fail(format!(
+            "`{name}` is conditional (its `c` has {width} values): give --label COLUMN, a row labelled l trains E(x | c) with c = onehot(l, {width})"
+        ));
+    };
+    let codes = |l: &[i64]| concepts::one_hot_codes(l, width).map_err(Failure::Message);
+    let held = match heldout.and_then(|h| h.labels.as_deref()) {
+        Some(l) => Some(codes(l)?),
+        None => None,
+    };
+    Ok((Some(codes(labels)?), held))
+}
+
 fn start(
     o: &TrainOptions,
     resumed: Option<(PathBuf, checkpoint::Checkpoint)>,
@@ -634,8 +659,20 @@ fn start(
     for (k, v) in cfg.describe() {
         metadata.insert(format!("ebm.train.{k}"), v);
     }
-    let mut trainer =
-        Trainer::new(&energy, &train.x, cfg).map_err(|e| Failure::Message(e.to_string()))?;
+    let (train_codes, heldout_codes) = concept_codes(&energy, &energy_name, &train, held.as_ref())?;
+    let mut trainer = match &train_codes {
+        Some(codes) => Trainer::conditional(
+            &energy,
+            &train.x,
+            Concepts {
+                of_row: codes,
+                width: energy.cond_dim(),
+            },
+            cfg,
+        ),
+        None => Trainer::new(&energy, &train.x, cfg),
+    }
+    .map_err(|e| Failure::Message(e.to_string()))?;
     if let Some((path, c)) = &resumed {
         let state =
             checkpoint::restore(path, c, &trainer).map_err(|e| Failure::Message(e.to_string()))?;
@@ -653,6 +690,7 @@ fn start(
         metadata,
         heldout: held.map(|h| h.x),
         heldout_labels: None,
+        heldout_cond: heldout_codes,
         stop_after: o.stop_after,
     };
     let mut report =

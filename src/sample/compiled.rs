@@ -151,6 +151,18 @@ impl<T: Scalar> CompiledTarget<T> {
         .with_params(energy))
     }
 
+    /// Replaces the conditioning vector every chain reads (training a
+    /// conditional energy samples one concept's chains at a time).
+    pub fn set_cond(&mut self, cond: &[f64]) -> R<()> {
+        check_cond(Some(cond), self.cond_dim)?;
+        let blocks = self.cond.len() / self.cond_dim.max(1);
+        self.cond.clear();
+        for _ in 0..blocks {
+            self.cond.extend(cond.iter().map(|&v| T::from_f64(v)));
+        }
+        Ok(())
+    }
+
     fn with_params(mut self, energy: &CompiledEnergy) -> Self {
         self.refresh(energy);
         self

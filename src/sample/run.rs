@@ -529,6 +529,15 @@ impl Sampler {
         }
     }
 
+    /// Sets the conditioning vector of a conditional energy's chains for
+    /// the next runs.
+    pub fn set_cond(&mut self, cond: &[f64]) -> Result<(), RuntimeError> {
+        match &mut self.target {
+            AnyTarget::F32(t) => t.set_cond(cond),
+            AnyTarget::F64(t) => t.set_cond(cond),
+        }
+    }
+
     pub fn run(&self, run: &RunConfig) -> Result<Draws, RuntimeError> {
         let dim = match &self.target {
             AnyTarget::F32(t) => t.dim(),

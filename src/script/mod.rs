@@ -346,7 +346,28 @@ fn train(r: &mut Runner, stmt: &Statement, t: &training::TrainSpec) -> Result<()
     }
     let metadata = crate::train::checkpoint::run_metadata(&t.energy, data.scale.as_ref());
     let fail = failed("training failed", t.span);
-    let mut trainer = Trainer::new(&energy, &data.train.x, cfg).map_err(|e| fail(e.to_string()))?;
+    let width = energy.cond_dim();
+    let codes = |labels: &Option<Vec<i64>>| {
+        labels
+            .as_deref()
+            .map(|l| crate::train::concepts::one_hot_codes(l, width))
+            .transpose()
+    };
+    let train_codes = codes(&data.train.labels).map_err(&fail)?;
+    let heldout_codes = match &data.heldout {
+        Some(h) if width > 0 => codes(&h.labels).map_err(&fail)?,
+        _ => None,
+    };
+    let mut trainer = match (&train_codes, width) {
+        (Some(c), 1..) => Trainer::conditional(
+            &energy,
+            &data.train.x,
+            crate::train::Concepts { of_row: c, width },
+            cfg,
+        ),
+        _ => Trainer::new(&energy, &data.train.x, cfg),
+    }
+    .map_err(|e| fail(e.to_string()))?;
     let session = session::Session {
         dir: t.out.clone(),
         checkpoint_every: t.checkpoint_every,
@@ -357,6 +378,7 @@ fn train(r: &mut Runner, stmt: &Statement, t: &training::TrainSpec) -> Result<()
         metadata,
         heldout: data.heldout.as_ref().map(|h| h.x.clone()),
         heldout_labels: None,
+        heldout_cond: heldout_codes,
         stop_after: None,
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -486,6 +508,7 @@ fn jem(r: &mut Runner, stmt: &Statement, j: &training::JemSpec) -> Result<(), Di
         metadata,
         heldout: data.heldout.as_ref().map(|h| h.x.clone()),
         heldout_labels: data.heldout.as_ref().map(class_indices),
+        heldout_cond: None,
         stop_after: None,
     };
     let stop = std::sync::atomic::AtomicBool::new(false);

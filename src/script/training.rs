@@ -312,7 +312,8 @@ fn energy_and_data(
     // invariant: `scope.energy` accepted this name as a definition.
     let def = scope.module.def(&energy).expect("checked energy");
     let dim: usize = def.input.shape.iter().product();
-    let width = info?.width;
+    let info = info?;
+    let width = info.width;
     if dim != width {
         diags.push(Diagnostic::new(
             "E0617",
@@ -323,14 +324,25 @@ fn energy_and_data(
         ));
         return None;
     }
-    if def.cond.is_some() {
-        diags.push(err::bad_data(
-            &format!(
-                "`{energy}` is conditional, and training conditional energies is not supported yet"
-            ),
-            span,
-        ));
-        return None;
+    if let Some(c) = &def.cond {
+        let width: usize = c.shape.iter().product();
+        let problem = match info.labels {
+            None => Some(format!(
+                "`{energy}` is conditional, so its data needs labels: read `{data}` with label = \"COLUMN\""
+            )),
+            Some((lo, hi)) if lo < 0 || hi >= width as i64 => Some(format!(
+                "`{data}` has labels {lo}..{hi}, but `{energy}`'s `c` takes one-hot codes of {width} values (labels 0..{})",
+                width - 1
+            )),
+            Some(_) => None,
+        };
+        if let Some(p) = problem {
+            diags.push(
+                err::bad_data(&p, dspan)
+                    .with_note("a row labelled l trains E(x | c) with c = onehot(l, width of c)"),
+            );
+            return None;
+        }
     }
     Some((energy, data))
 }

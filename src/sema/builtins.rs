@@ -160,6 +160,13 @@ pub const BUILTINS: &[Sig] = &[
         "log Σ exp over one tensor (all axes or `axis`), or over several scalars"
     ),
     sig!(
+        "mix",
+        [kw("weights"), kw("logz")],
+        true,
+        Tensor,
+        "weighted mixture of energies: −log Σᵢ wᵢ·exp(−Eᵢ − log Zᵢ), weights normalised"
+    ),
+    sig!(
         "sqnorm",
         [req("x"), opt("axis")],
         false,

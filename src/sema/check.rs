@@ -1045,6 +1045,93 @@ impl Analyzer<'_> {
         }
     }
 
+    /// `mix(E1, .., En, weights = w, logz = z)`: the mixture
+    /// −logsumexp(log(wᵢ / Σw) − zᵢ − Eᵢ) of scalar energies, with constant
+    /// weights (default equal) and log-normalisers (default 0, i.e. the
+    /// components' own unnormalised masses).
+    fn mix(&mut self, sig: &Sig, b: &builtins::Bound, span: Span) -> Option<TExpr> {
+        let parts: Vec<TExpr> = b.rest.iter().filter_map(|e| self.expr(e)).collect();
+        if parts.len() != b.rest.len() {
+            return None;
+        }
+        let n = parts.len();
+        if n == 0 {
+            self.diags
+                .push(err::bad_mix("expected at least one energy".into(), span));
+            return None;
+        }
+        if let Some(p) = parts.iter().find(|p| !p.shape.is_empty()) {
+            let msg = format!(
+                "expected a scalar energy, found shape {}",
+                super::shape_text(&p.shape)
+            );
+            self.diags.push(err::bad_mix(msg, p.span));
+            return None;
+        }
+        let weights = match b.get(sig, "weights") {
+            Some(e) => self.mix_vector(e, n, "`weights`", |w| w > 0.0 && w.is_finite())?,
+            None => vec![1.0; n],
+        };
+        let logz = match b.get(sig, "logz") {
+            Some(e) => self.mix_vector(e, n, "`logz`", f64::is_finite)?,
+            None => vec![0.0; n],
+        };
+        let total: f64 = weights.iter().sum();
+        let mut terms = Vec::with_capacity(n);
+        for ((p, w), z) in parts.into_iter().zip(&weights).zip(&logz) {
+            let at = p.span;
+            let offset = self.constant(
+                Tensor {
+                    shape: vec![],
+                    data: vec![(w / total).ln() - z],
+                },
+                at,
+            )?;
+            terms.push(self.mk(
+                TKind::Binary(BinaryOp::Sub, Box::new(offset), Box::new(p)),
+                vec![],
+                at,
+            )?);
+        }
+        let l = self.mk(TKind::LogSumExpN(terms), vec![], span)?;
+        self.unary(Elem::Neg, l, span)
+    }
+
+    /// A constant vector of `n` numbers each passing `ok` (`mix`'s
+    /// `weights` and `logz`).
+    fn mix_vector(
+        &mut self,
+        e: &Expr,
+        n: usize,
+        what: &str,
+        ok: impl Fn(f64) -> bool,
+    ) -> Option<Vec<f64>> {
+        let t = self.expr(e)?;
+        let Some(c) = t.as_const() else {
+            self.diags.push(err::not_constant(what, e.span));
+            return None;
+        };
+        if c.data.len() != n || c.shape.len() > 1 {
+            let msg = format!(
+                "{what} has shape {}, expected [{n}] (one value per energy)",
+                super::shape_text(&c.shape)
+            );
+            self.diags.push(err::bad_mix(msg, e.span));
+            return None;
+        }
+        if let Some(bad) = c.data.iter().find(|&&v| !ok(v)) {
+            let want = if what == "`weights`" {
+                "a positive weight"
+            } else {
+                "a finite log-normaliser"
+            };
+            let msg = format!("{what} holds {bad}, expected {want}");
+            self.diags.push(err::bad_mix(msg, e.span));
+            return None;
+        }
+        Some(c.data.clone())
+    }
+
     fn index(&mut self, base: &Expr, items: &[IndexItem], span: Span) -> Option<TExpr> {
         let mut t = self.expr(base)?;
         if items.len() > t.shape.len() {
@@ -1368,6 +1455,7 @@ impl Analyzer<'_> {
                 }
                 self.mk(TKind::LogSumExpN(parts), vec![], span)
             }
+            "mix" => self.mix(sig, b, span),
             "sqnorm" | "norm" => {
                 let x = self.expr(b.get(sig, "x")?)?;
                 let axes = self.axes_arg(sig, b, x.shape.len(), true)?;

@@ -486,6 +486,13 @@ pub fn lse_non_scalar(shape: &[usize], span: Span) -> Diagnostic {
     .with_help("pass one tensor, `logsumexp(t)`, to reduce over its elements")
 }
 
+/// A `mix(..)` whose components or `weights`/`logz` do not fit.
+pub fn bad_mix(message: String, span: Span) -> Diagnostic {
+    Diagnostic::new("E0323", span, format!("cannot mix these energies: {message}")).with_help(
+        "write `mix(E1(x), E2(x), weights = [0.7, 0.3], logz = [z1, z2])`: scalar energies, positive weights, finite log-normalisers",
+    )
+}
+
 pub fn comparison_outside_where(op: &str, span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0304",

@@ -109,11 +109,13 @@ pub struct ReplayBuffer {
     pub seen: u64,
 }
 
-/// The starting points of one iteration's negatives, and the buffer slot
-/// each is written back to (`None` while a reservoir is empty).
+/// The starting points of one iteration's negatives, the buffer slot each
+/// is written back to (`None` while a reservoir is empty), and whether each
+/// start is fresh noise rather than a stored sample.
 pub struct Drawn {
     pub x: Vec<f64>,
     pub rows: Vec<Option<usize>>,
+    pub fresh: Vec<bool>,
 }
 
 impl ReplayBuffer {
@@ -148,18 +150,27 @@ impl ReplayBuffer {
         let stored = self.rows();
         let mut x = vec![0.0; n * d];
         let mut rows = Vec::with_capacity(n);
+        let mut is_fresh = Vec::with_capacity(n);
         for b in 0..n {
             let out = &mut x[b * d..(b + 1) * d];
             let slot = (stored > 0).then(|| pick.below(b as u64, stored as u64) as usize);
             match slot {
                 Some(r) if reinit.uniform(b as u64) >= cfg.reinit => {
-                    out.copy_from_slice(self.row(r))
+                    out.copy_from_slice(self.row(r));
+                    is_fresh.push(false);
                 }
-                _ => cfg.fresh.fill(&fresh, (b * d) as u64, out),
+                _ => {
+                    cfg.fresh.fill(&fresh, (b * d) as u64, out);
+                    is_fresh.push(true);
+                }
             }
             rows.push(slot);
         }
-        Drawn { x, rows }
+        Drawn {
+            x,
+            rows,
+            fresh: is_fresh,
+        }
     }
 
     /// Stores the sampled negatives `x` (rows as drawn); non-finite rows are
@@ -224,6 +235,7 @@ mod tests {
         let fresh = (0..1000)
             .filter(|&b| d.x[2 * b..2 * b + 2] != *buf.row(d.rows[b].unwrap()))
             .count();
+        assert_eq!(fresh, d.fresh.iter().filter(|&&f| f).count());
         // Binomial(1000, 0.05): mean 50, sd 6.9.
         assert!((20..80).contains(&fresh), "{fresh}");
         let moved: Vec<f64> = d.x.iter().map(|v| v + 100.0).collect();
@@ -246,6 +258,10 @@ mod tests {
         assert_eq!(buf.rows(), 0);
         let d = buf.draw(&cfg, 1, 0, 6);
         assert!(d.rows.iter().all(|r| r.is_none()));
+        assert!(
+            d.fresh.iter().all(|&f| f),
+            "an empty reservoir starts from noise"
+        );
         buf.write_back(&cfg, 1, 0, &d, &[1.0, 2.0, f64::NAN, 3.0, 4.0, 5.0]);
         assert_eq!(buf.x, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
         for it in 1..50 {

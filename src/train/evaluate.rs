@@ -303,13 +303,33 @@ pub fn grads(energy: &CompiledEnergy, x: &[f64], n: usize) -> Result<Vec<f64>, T
 
 /// E at `n` rows of `x`, in f64, through the energy's own dtype.
 pub fn energies(energy: &CompiledEnergy, x: &[f64], n: usize) -> Result<Vec<f64>, TrainError> {
-    fn run<T: Scalar>(e: &CompiledEnergy, x: &[f64], n: usize) -> Result<Vec<f64>, TrainError> {
-        let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
-        Ok(e.energy(&xs, None, n)?.iter().map(|v| v.to_f64()).collect())
+    energies_given(energy, x, None, n)
+}
+
+/// E(x | c) of `n` rows, with one conditioning vector per row (`cond`:
+/// `n × width`) for a conditional energy.
+pub fn energies_given(
+    energy: &CompiledEnergy,
+    x: &[f64],
+    cond: Option<&[f64]>,
+    n: usize,
+) -> Result<Vec<f64>, TrainError> {
+    fn run<T: Scalar>(
+        e: &CompiledEnergy,
+        x: &[f64],
+        cond: Option<&[f64]>,
+        n: usize,
+    ) -> Result<Vec<f64>, TrainError> {
+        let to_t = |v: &[f64]| v.iter().map(|&a| T::from_f64(a)).collect::<Vec<T>>();
+        let (xs, cs) = (to_t(x), cond.map(to_t));
+        Ok(e.energy(&xs, cs.as_deref(), n)?
+            .iter()
+            .map(|v| v.to_f64())
+            .collect())
     }
     match energy.dtype() {
-        DType::F32 => run::<f32>(energy, x, n),
-        DType::F64 => run::<f64>(energy, x, n),
+        DType::F32 => run::<f32>(energy, x, cond, n),
+        DType::F64 => run::<f64>(energy, x, cond, n),
     }
 }
 
@@ -327,8 +347,19 @@ pub fn grid_around(heldout: &[f64], n: usize) -> Grid {
 
 /// A 2-D energy's normalised density on `grid` (log Z by quadrature).
 pub fn density_on(energy: &CompiledEnergy, grid: &Grid) -> Result<ev::GridDensity, TrainError> {
+    density_given(energy, grid, None)
+}
+
+/// The density of E(x | c) on `grid` for one conditioning vector `cond`.
+pub fn density_given(
+    energy: &CompiledEnergy,
+    grid: &Grid,
+    cond: Option<&[f64]>,
+) -> Result<ev::GridDensity, TrainError> {
     let mut f = |x: &[f64], n: usize, out: &mut [f64]| -> Result<(), String> {
-        out.copy_from_slice(&energies(energy, x, n).map_err(|e| e.to_string())?);
+        let c: Option<Vec<f64>> = cond.map(|c| c.repeat(n));
+        let e = energies_given(energy, x, c.as_deref(), n).map_err(|e| e.to_string())?;
+        out.copy_from_slice(&e);
         Ok(())
     };
     ev::grid_density(grid, &mut f).map_err(TrainError::Config)

@@ -41,6 +41,7 @@
 pub mod buffer;
 pub mod checkpoint;
 pub mod classify;
+pub mod concepts;
 pub mod config;
 pub mod evaluate;
 pub mod jem;
@@ -64,6 +65,8 @@ pub use config::{
 };
 
 use buffer::ReplayBuffer;
+pub use concepts::Concepts;
+use concepts::{concept_groups, with_codes};
 use keyed::Keyed;
 use optim::OptimState;
 
@@ -78,6 +81,7 @@ const SHUFFLE: u64 = 4;
 const SCORE_NOISE: u64 = 5;
 const NCE_NOISE: u64 = 6;
 const HELDOUT: u64 = 7;
+const CONCEPT_FILL: u64 = 8;
 
 /// A training run over one energy and one data set.
 pub struct Trainer<'a> {
@@ -100,6 +104,10 @@ pub struct Trainer<'a> {
     /// Classifiers: the class of every data row, and the current batch's.
     labels: Option<Labels<'a>>,
     batch_labels: Vec<usize>,
+    /// Conditional energies: every data row's concept code, and the codes
+    /// of the current batch's rows, concat(c⁺, c⁻).
+    concepts: Option<Concepts<'a>>,
+    batch_cond: Vec<f64>,
     /// NCE: the noise density.
     noise: Option<nce::NoiseDensity>,
     /// Buffers reused by every iteration: the optimiser state before the
@@ -166,7 +174,39 @@ impl<'a> Trainer<'a> {
             ));
         }
         let graph = method_graph(energy.energy_graph(), &cfg).map_err(TrainError::Config)?;
-        Trainer::build(energy, graph, data, None, cfg)
+        Trainer::build(energy, graph, data, None, None, cfg)
+    }
+
+    /// A run of a conditional energy E(x | c) on `data` whose rows have the
+    /// conditioning vectors `concepts` (the CD family: `cd`, `pcd`, `icd`).
+    pub fn conditional(
+        energy: &'a CompiledEnergy,
+        data: &'a [f64],
+        concepts: Concepts<'a>,
+        cfg: TrainConfig,
+    ) -> Result<Trainer<'a>, TrainError> {
+        if cfg.objective.is_classifier() || !cfg.method.samples_negatives() {
+            return Err(TrainError::Config(format!(
+                "conditional energies train with cd, pcd or icd, not {}",
+                cfg.method.name()
+            )));
+        }
+        let rows = data.len() / energy.dim().max(1);
+        if concepts.width != energy.cond_dim() || concepts.of_row.len() != rows * concepts.width {
+            return Err(TrainError::Config(format!(
+                "{} conditioning values for {rows} rows of a conditional energy whose `c` has {} values",
+                concepts.of_row.len(),
+                energy.cond_dim()
+            )));
+        }
+        if let Some(bad) = concepts.of_row.iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::Config(format!(
+                "the conditioning vector of row {} is not finite",
+                bad / concepts.width
+            )));
+        }
+        let graph = method_graph(energy.energy_graph(), &cfg).map_err(TrainError::Config)?;
+        Trainer::build(energy, graph, data, None, Some(concepts), cfg)
     }
 
     /// A JEM (or plain-classifier) run: `model` returns the logits, `energy`
@@ -204,7 +244,7 @@ impl<'a> Trainer<'a> {
                 labels.classes - 1
             )));
         }
-        Trainer::build(energy, graph, data, Some(labels), cfg)
+        Trainer::build(energy, graph, data, Some(labels), None, cfg)
     }
 
     fn build(
@@ -212,6 +252,7 @@ impl<'a> Trainer<'a> {
         graph: crate::ir::Graph,
         data: &'a [f64],
         labels: Option<Labels<'a>>,
+        concepts: Option<Concepts<'a>>,
         cfg: TrainConfig,
     ) -> Result<Trainer<'a>, TrainError> {
         let dim = energy.dim();
@@ -223,10 +264,11 @@ impl<'a> Trainer<'a> {
                 data.len()
             )));
         }
-        if energy.cond_dim() > 0 {
-            return Err(TrainError::Config(
-                "training a conditional energy (an input `c`) is not supported yet".into(),
-            ));
+        if energy.cond_dim() > 0 && concepts.is_none() {
+            return Err(TrainError::Config(format!(
+                "the energy is conditional (its `c` has {} values): train it on labelled data, each row's label giving its concept code",
+                energy.cond_dim()
+            )));
         }
         // The loss runs as LOSS_PARTS single-threaded calls on parts of the
         // batch (the parameter pullback's batch sum barely gains from the
@@ -240,9 +282,10 @@ impl<'a> Trainer<'a> {
         let mut sampler_cfg = cfg.sampler.clone();
         sampler_cfg.adapt_step = false;
         sampler_cfg.adapt_mass = false;
-        let run = negatives_run(&cfg, Vec::new(), 1, 0);
+        let run = negatives_run(&cfg, Vec::new(), cfg.batch, 1, 0);
+        let cond = concepts.map(|c| vec![0.0; c.width]);
         let sampler = if cfg.method.samples_negatives() && cfg.objective.has_negatives() {
-            Some(Sampler::new(energy, None, &sampler_cfg, &run)?)
+            Some(Sampler::new(energy, cond.as_deref(), &sampler_cfg, &run)?)
         } else {
             None
         };
@@ -257,7 +300,7 @@ impl<'a> Trainer<'a> {
         let state = TrainState {
             it: 0,
             optim: OptimState::new(&cfg.optim, &values),
-            buffer: ReplayBuffer::new(&cfg.buffer, dim, cfg.seed),
+            buffer: new_buffer(&cfg, dim, concepts),
             lr_scale: 1.0,
             rollbacks: 0,
         };
@@ -278,6 +321,8 @@ impl<'a> Trainer<'a> {
             timing: std::env::var_os("EBM_TRAIN_TIMING").is_some(),
             labels,
             batch_labels: Vec::new(),
+            concepts,
+            batch_cond: Vec::new(),
             noise,
             saved_optim: state.optim.clone(),
             values,
@@ -291,7 +336,7 @@ impl<'a> Trainer<'a> {
         let shapes = |v: &[Vec<f64>]| v.iter().map(|p| p.len()).collect::<Vec<_>>();
         if shapes(&state.optim.m) != shapes(&self.state.optim.m)
             || state.optim.v.len() != self.state.optim.v.len()
-            || state.buffer.dim != self.dim
+            || state.buffer.dim != self.state.buffer.dim
         {
             return Err(TrainError::Config(
                 "the saved training state does not fit this energy and configuration".into(),
@@ -299,6 +344,22 @@ impl<'a> Trainer<'a> {
         }
         self.state = state;
         Ok(self)
+    }
+
+    /// The width of each row's conditioning vector (0: unconditional).
+    pub fn cond_width(&self) -> usize {
+        self.concepts.map_or(0, |c| c.width)
+    }
+
+    /// Up to `n` persistent samples (points only, without the concept codes
+    /// a conditional run's buffer keeps beside them) chosen for iteration
+    /// `it`.
+    pub fn persistent_samples(&self, n: usize, it: u64) -> Vec<f64> {
+        let rows = self.state.buffer.reference(self.cfg.seed, it, n);
+        let w = self.state.buffer.dim.max(1);
+        rows.chunks_exact(w)
+            .flat_map(|r| r[..self.dim].iter().copied())
+            .collect()
     }
 
     /// The last iteration's negatives (`batch × dim`).
@@ -385,11 +446,16 @@ impl<'a> Trainer<'a> {
         if let Some(l) = self.labels {
             self.batch_labels = rows.iter().map(|&r| l.of_row[r]).collect();
         }
+        let mut cond = Vec::new();
+        if let Some(c) = self.concepts {
+            rows.iter().for_each(|&r| cond.extend_from_slice(c.row(r)));
+        }
         let negatives = self.cfg.objective.has_negatives() && self.cfg.method.samples_negatives();
         let drawn = if !negatives {
             buffer::Drawn {
                 x: Vec::new(),
                 rows: Vec::new(),
+                fresh: Vec::new(),
             }
         } else if self.cfg.method.persistent() {
             self.state.buffer.draw(&self.cfg.buffer, seed, it as u64, b)
@@ -400,17 +466,21 @@ impl<'a> Trainer<'a> {
             buffer::Drawn {
                 x: fresh,
                 rows: vec![None; b],
+                fresh: vec![true; b],
             }
         };
+        let (start, neg_cond) = self.split_drawn(&drawn, &cond);
         let t0 = Instant::now();
         let (neg, last, accept, frozen) = if negatives {
-            self.sample_negatives::<T>(&drawn.x, it)?
+            self.sample_negatives::<T>(&start, &neg_cond, it)?
         } else {
             (Vec::new(), None, f64::NAN, 0)
         };
         let t_neg = t0.elapsed().as_secs_f64();
         self.negatives.clone_from(&neg);
         x.extend_from_slice(&neg);
+        cond.extend_from_slice(&neg_cond);
+        self.batch_cond = cond;
         let mut rec = IterRecord {
             it,
             accept,
@@ -420,11 +490,7 @@ impl<'a> Trainer<'a> {
         let lr = self.cfg.optim.lr_at(it, self.cfg.iters) * self.state.lr_scale;
         rec.lr = lr;
         let reference = match &last {
-            Some(_) => {
-                self.state
-                    .buffer
-                    .reference(self.cfg.seed, it as u64, self.cfg.entropy_reference)
-            }
+            Some(_) => self.persistent_samples(self.cfg.entropy_reference, it as u64),
             None => Vec::new(),
         };
         let t1 = Instant::now();
@@ -474,9 +540,10 @@ impl<'a> Trainer<'a> {
             return Ok(self.roll_back(rec, "non-finite parameters after the update".into()));
         }
         if negatives && self.cfg.method.persistent() {
+            let stored = with_codes(&neg, &neg_cond, d, self.cond_width());
             self.state
                 .buffer
-                .write_back(&self.cfg.buffer, seed, it as u64, &drawn, &neg);
+                .write_back(&self.cfg.buffer, seed, it as u64, &drawn, &stored);
         }
         Ok(rec)
     }
@@ -524,6 +591,7 @@ impl<'a> Trainer<'a> {
     fn sample_negatives<T: Scalar>(
         &mut self,
         start: &[f64],
+        cond: &[f64],
         it: usize,
     ) -> Result<(Vec<f64>, Option<LastStep>, f64, usize), TrainError> {
         let k = self.cfg.sampler_steps;
@@ -533,17 +601,7 @@ impl<'a> Trainer<'a> {
         let seed = Keyed::new(self.cfg.seed, SAMPLE, it as u64).key();
         let (mut x, mut accept, mut frozen) = (start.to_vec(), 1.0, 0);
         if engine_steps > 0 {
-            let Some(sampler) = self.sampler.as_mut() else {
-                return Err(TrainError::Config("this method draws no negatives".into()));
-            };
-            sampler.refresh(self.energy);
-            let run = negatives_run(&self.cfg, start.to_vec(), engine_steps, seed);
-            let draws = sampler.run(&run)?;
-            if let Some(s) = &draws.summary {
-                accept = s.accept_rate;
-                frozen = s.frozen_chains;
-            }
-            x = draws.x;
+            (x, accept, frozen) = self.run_sampler(start, cond, engine_steps, seed)?;
         }
         if !icd {
             return Ok((x, None, accept, frozen));
@@ -551,7 +609,8 @@ impl<'a> Trainer<'a> {
         let (drift, noise) = ula_coefficients(&self.cfg.sampler);
         let b = x.len() / self.dim;
         let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
-        let g = self.energy.grad_x(&xs, None, b)?;
+        let cs = self.concepts.map(|_| to_scalars::<T>(cond));
+        let g = self.energy.grad_x(&xs, cs.as_deref(), b)?;
         let key = Keyed::new(self.cfg.seed, LAST_NOISE, it as u64);
         let next: Vec<f64> = x
             .iter()
@@ -560,6 +619,85 @@ impl<'a> Trainer<'a> {
             .map(|(i, (xv, gv))| xv - drift * gv.to_f64() + noise * key.normal(i as u64))
             .collect();
         Ok((next, Some(LastStep { prev: x, drift }), accept, frozen))
+    }
+
+    /// `steps` sampler steps from `start` with the parameters frozen: one
+    /// engine run, or for a conditional energy one run per distinct code
+    /// in `cond` (in order of first appearance), each over that code's
+    /// chains. Returns the final states, the acceptance rate and the
+    /// number of frozen chains.
+    fn run_sampler(
+        &mut self,
+        start: &[f64],
+        cond: &[f64],
+        steps: usize,
+        seed: u64,
+    ) -> Result<(Vec<f64>, f64, usize), TrainError> {
+        let (d, w) = (self.dim, self.cond_width());
+        let Some(sampler) = self.sampler.as_mut() else {
+            return Err(TrainError::Config("this method draws no negatives".into()));
+        };
+        sampler.refresh(self.energy);
+        let groups = if w == 0 {
+            vec![(Vec::new(), (0..start.len() / d.max(1)).collect())]
+        } else {
+            concept_groups(cond, w)
+        };
+        let mut x = start.to_vec();
+        let (mut accepted, mut frozen) = (0.0, 0);
+        for (g, (code, chains)) in groups.iter().enumerate() {
+            if w > 0 {
+                sampler.set_cond(code)?;
+            }
+            let rows: Vec<f64> = chains
+                .iter()
+                .flat_map(|&i| start[i * d..(i + 1) * d].iter().copied())
+                .collect();
+            let group_seed = seed ^ (g as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let run = negatives_run(&self.cfg, rows, chains.len(), steps, group_seed);
+            let draws = sampler.run(&run)?;
+            if let Some(s) = &draws.summary {
+                accepted += s.accept_rate * chains.len() as f64;
+                frozen += s.frozen_chains;
+            } else {
+                accepted += chains.len() as f64;
+            }
+            for (k, &i) in chains.iter().enumerate() {
+                x[i * d..(i + 1) * d].copy_from_slice(&draws.x[k * d..(k + 1) * d]);
+            }
+        }
+        let chains = start.len() / d.max(1);
+        Ok((x, accepted / chains.max(1) as f64, frozen))
+    }
+
+    /// The negatives' starting points and codes from a draw: a stored
+    /// sample keeps the code stored with it, a fresh start takes the code
+    /// of the positive it is paired with (so fresh negatives follow the
+    /// data's concepts). Unconditional runs pass the draw through.
+    fn split_drawn(&self, drawn: &buffer::Drawn, pos_cond: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let (d, w) = (self.dim, self.cond_width());
+        if w == 0 {
+            return (drawn.x.clone(), Vec::new());
+        }
+        let width = drawn.x.len() / drawn.fresh.len().max(1);
+        let mut x = Vec::with_capacity(drawn.fresh.len() * d);
+        let mut c = Vec::with_capacity(drawn.fresh.len() * w);
+        for (i, &fresh) in drawn.fresh.iter().enumerate() {
+            let row = &drawn.x[i * width..(i + 1) * width];
+            x.extend_from_slice(&row[..d]);
+            if fresh || width < d + w {
+                c.extend_from_slice(&pos_cond[i * w..(i + 1) * w]);
+            } else {
+                c.extend_from_slice(&row[d..d + w]);
+            }
+        }
+        (x, c)
+    }
+
+    /// The codes of rows `a..b` of the current batch, in dtype `T`.
+    fn batch_cond_rows<'c, T: Scalar>(&self, cond: &'c [T], a: usize, b: usize) -> Option<&'c [T]> {
+        let w = self.cond_width();
+        (w > 0).then(|| &cond[a * w..b * w])
     }
 
     /// The whole loss on concat(x⁺, x⁻) (`pos` positives) and its
@@ -795,9 +933,13 @@ impl<'a> Trainer<'a> {
     fn loss_and_grad<T: Scalar>(&self, x: &[f64], pos: usize) -> Result<Pass, TrainError> {
         let n = x.len() / self.dim;
         let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
+        let cs: Vec<T> = to_scalars(&self.batch_cond);
         let kind = self.cfg.loss;
         let first: Vec<f64> = if kind.needs_energies() {
-            let parts = self.in_parts(&xs, n, |x, _, rows| self.loss.energy(x, None, rows))?;
+            let parts = self.in_parts(&xs, n, |x, at, rows| {
+                let c = self.batch_cond_rows(&cs, at, at + rows);
+                self.loss.energy(x, c, rows)
+            })?;
             parts.iter().flat_map(|v| pairs_first(v)).collect()
         } else {
             Vec::new()
@@ -805,8 +947,9 @@ impl<'a> Trainer<'a> {
         let s = loss::seeds(kind, self.cfg.l2, pos, n - pos, &first);
         let seed: Vec<T> = s.seed.iter().map(|&v| T::from_f64(v)).collect();
         let parts = self.in_parts(&xs, n, |x, at, rows| {
+            let c = self.batch_cond_rows(&cs, at, at + rows);
             self.loss
-                .weighted_grad_params(x, &seed[2 * at..2 * (at + rows)], None, rows)
+                .weighted_grad_params(x, &seed[2 * at..2 * (at + rows)], c, rows)
         })?;
         let (pairs, grads) = sum_parts(&parts);
         let e = pairs.chunks_exact(2).map(|p| p[0]).collect::<Vec<f64>>();
@@ -862,7 +1005,10 @@ impl<'a> Trainer<'a> {
         let d = self.dim;
         let b = neg.len() / d;
         let xs: Vec<T> = neg.iter().map(|&v| T::from_f64(v)).collect();
-        let eg = self.energy.energy_and_grad_x(&xs, None, b)?;
+        let w = self.cond_width();
+        let cs: Vec<T> = to_scalars(&self.batch_cond[self.batch_cond.len() - b * w..]);
+        let c = (w > 0).then_some(&cs[..]);
+        let eg = self.energy.energy_and_grad_x(&xs, c, b)?;
         let kl = eg.energy.iter().map(|e| e.to_f64()).sum::<f64>() / b as f64;
         let (ent, ent_grad) = loss::nn_entropy(neg, reference, d);
         let u: Vec<T> = eg
@@ -872,7 +1018,7 @@ impl<'a> Trainer<'a> {
             .map(|(g, h)| T::from_f64(self.cfg.kl * g.to_f64() / b as f64 + self.cfg.entropy * h))
             .collect();
         let prev: Vec<T> = last.prev.iter().map(|&v| T::from_f64(v)).collect();
-        let mixed = self.energy.mixed(&prev, &u, None, b)?;
+        let mixed = self.energy.mixed(&prev, &u, c, b)?;
         for (g, m) in grads.iter_mut().zip(&mixed) {
             for (a, v) in g.iter_mut().zip(m) {
                 *a -= last.drift * v.to_f64();
@@ -903,10 +1049,15 @@ fn mean(v: &[f64]) -> f64 {
 
 /// The run of the negatives' sampler for one iteration: `steps` steps from
 /// `start`, the final state kept.
-fn negatives_run(cfg: &TrainConfig, start: Vec<f64>, steps: usize, seed: u64) -> RunConfig {
-    let rows = cfg.batch;
+fn negatives_run(
+    cfg: &TrainConfig,
+    start: Vec<f64>,
+    rows: usize,
+    steps: usize,
+    seed: u64,
+) -> RunConfig {
     RunConfig {
-        chains: cfg.batch,
+        chains: rows,
         warmup: steps.saturating_sub(1),
         steps: 1,
         thin: 1,
@@ -930,6 +1081,27 @@ fn ula_coefficients(s: &SamplerConfig) -> (f64, f64) {
         }) => (s.step, *sigma),
         _ => (s.step / 2.0, s.step.sqrt()),
     }
+}
+
+/// The replay buffer of a run: rows of the points, and for a conditional
+/// energy each point's code beside it, the codes of a full buffer's initial
+/// noise drawn from the data rows' codes.
+fn new_buffer(cfg: &TrainConfig, dim: usize, concepts: Option<Concepts>) -> ReplayBuffer {
+    let w = concepts.map_or(0, |c| c.width);
+    let mut buffer = ReplayBuffer::new(&cfg.buffer, dim + w, cfg.seed);
+    if let Some(c) = concepts {
+        let rows = c.of_row.len() / w.max(1);
+        let k = Keyed::new(cfg.seed, CONCEPT_FILL, 0);
+        for (i, row) in buffer.x.chunks_exact_mut(dim + w).enumerate() {
+            let r = k.below(i as u64, rows.max(1) as u64) as usize;
+            row[dim..].copy_from_slice(c.row(r));
+        }
+    }
+    buffer
+}
+
+fn to_scalars<T: Scalar>(v: &[f64]) -> Vec<T> {
+    v.iter().map(|&a| T::from_f64(a)).collect()
 }
 
 fn param_values(energy: &CompiledEnergy, ids: &[ParamId]) -> Vec<Vec<f64>> {

@@ -41,6 +41,8 @@ pub struct Session {
     pub heldout: Option<Vec<f64>>,
     /// Classifiers: the held-out rows' labels.
     pub heldout_labels: Option<Vec<usize>>,
+    /// Conditional energies: the held-out rows' conditioning vectors.
+    pub heldout_cond: Option<Vec<f64>>,
     /// Stop after this many iterations of this call (a resumable pause).
     pub stop_after: Option<usize>,
 }
@@ -176,8 +178,9 @@ fn write_checkpoint(t: &Trainer, s: &Session) -> Result<(), TrainError> {
 /// the last negatives) and the held-out rows. The parameters with the best score are kept.
 fn held_out(t: &Trainer, s: &Session, it: usize, report: &mut Report) -> Result<(), TrainError> {
     let Some(h) = &s.heldout else { return Ok(()) };
-    let value = match (&s.heldout_labels, t.labels()) {
-        (Some(labels), Some(_)) => t.classifier_scores(h, labels)?.0,
+    let value = match (&s.heldout_labels, t.labels(), &s.heldout_cond) {
+        (Some(labels), Some(_), _) => t.classifier_scores(h, labels)?.0,
+        (_, _, Some(cond)) if t.cond_width() > 0 => conditional_score(t, h, cond)?,
         _ => heldout_score(t, h)?,
     };
     if value.is_finite() && report.best.is_none_or(|(_, b)| value < b) {
@@ -209,13 +212,43 @@ fn heldout_score(t: &Trainer, heldout: &[f64]) -> Result<f64, TrainError> {
         return Ok(loss);
     }
     let samples = if t.state.buffer.rows() > 0 {
-        t.state
-            .buffer
-            .reference(t.config().seed, t.state.it as u64, 1000)
+        t.persistent_samples(1000, t.state.it as u64)
     } else {
         t.negatives().to_vec()
     };
     Ok(ev::mmd2(&samples, heldout, d, None).mmd2)
+}
+
+/// The held-out score of a conditional energy: for 2-D energies the exact
+/// negative log-likelihood −log p(x | c) averaged over the held-out rows
+/// (log Z(c) by quadrature for each distinct code), otherwise the MMD² of
+/// the persistent samples and the held-out rows.
+fn conditional_score(t: &Trainer, heldout: &[f64], cond: &[f64]) -> Result<f64, TrainError> {
+    let e = t.energy();
+    let (d, w) = (e.dim(), t.cond_width());
+    let rows = heldout.len() / d.max(1);
+    if d != 2 || cond.len() != rows * w {
+        return heldout_score(t, heldout);
+    }
+    let grid = evaluate::grid_around(heldout, 100);
+    let energies = evaluate::energies_given(e, heldout, Some(cond), rows)?;
+    let mut log_z: Vec<(Vec<u64>, f64)> = Vec::new();
+    let mut total = 0.0;
+    for (code, energy) in cond.chunks_exact(w).zip(&energies) {
+        let key: Vec<u64> = code.iter().map(|v| v.to_bits()).collect();
+        let z = match log_z.iter().find(|(k, _)| *k == key) {
+            Some((_, z)) => *z,
+            None => {
+                let Ok(dens) = evaluate::density_given(e, &grid, Some(code)) else {
+                    return Ok(f64::NAN);
+                };
+                log_z.push((key, dens.log_z));
+                dens.log_z
+            }
+        };
+        total += energy + z;
+    }
+    Ok(total / rows.max(1) as f64)
 }
 
 fn progress_bar(on: bool, first: usize, total: usize) -> ProgressBar {
