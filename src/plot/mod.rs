@@ -292,18 +292,121 @@ fn scatter_over(
     (xl, yl): (String, String),
     title: &str,
 ) -> Result<(), String> {
+    with_png(path, (W, H), |root| {
+        let style = PanelStyle {
+            caption: 26,
+            labels: 16,
+            grid: 160,
+        };
+        draw_scatter(
+            root,
+            (xs, ys),
+            energy,
+            ((x0, x1), (y0, y1)),
+            (xl, yl),
+            title,
+            style,
+        )
+    })
+}
+
+/// Common axes for 2-D points (`n × 2`, batch-major): each coordinate's
+/// central range padded as single scatter plots pad it, widened to the
+/// larger of the two so panels keep their aspect.
+pub fn bounds_2d(points: &[f64]) -> ([f64; 2], [f64; 2]) {
+    let xs: Vec<f64> = points.iter().step_by(2).copied().collect();
+    let ys: Vec<f64> = points.iter().skip(1).step_by(2).copied().collect();
+    let ((x0, x1), (y0, y1)) = (range_of(&xs), range_of(&ys));
+    let half = 0.5 * (x1 - x0).max(y1 - y0);
+    let (cx, cy) = (0.5 * (x0 + x1), 0.5 * (y0 + y1));
+    ([cx - half, cy - half], [cx + half, cy + half])
+}
+
+/// One panel of [`scatter_panels`]: samples (`n × 2`, batch-major) over the
+/// density of their 2-D energy.
+pub struct Panel<'a> {
+    pub title: String,
+    pub points: Vec<f64>,
+    pub energy: Option<&'a dyn BatchEnergy>,
+}
+
+/// Text sizes and density resolution of a scatter plot.
+#[derive(Clone, Copy)]
+struct PanelStyle {
+    caption: u32,
+    labels: u32,
+    grid: usize,
+}
+
+/// Several 2-D sample sets side by side (`cols` panels a row), each over
+/// its energy's density, on common axes `bounds` (`(lo, hi)` per axis), e.g.
+/// every cell of a composition experiment in one image.
+pub fn scatter_panels(
+    path: &Path,
+    title: &str,
+    panels: &[Panel],
+    cols: usize,
+    bounds: ([f64; 2], [f64; 2]),
+) -> Result<(), String> {
+    if panels.is_empty() || cols == 0 {
+        return Err("plot: no panels to draw".into());
+    }
+    if let Some(p) = panels.iter().find(|p| !p.points.len().is_multiple_of(2)) {
+        return Err(format!(
+            "plot: panel `{}` does not hold 2-D points",
+            p.title
+        ));
+    }
+    let cols = cols.min(panels.len());
+    let rows = panels.len().div_ceil(cols);
+    let side = 330u32;
+    let size = (side * cols as u32, side * rows as u32 + 50);
+    let ([x0, y0], [x1, y1]) = bounds;
+    with_png(path, size, |root| {
+        // The title shrinks to fit a narrow row of panels.
+        let chars = title.chars().count().max(1) as u32;
+        let font = (size.0 * 17 / (10 * chars)).clamp(14, 28);
+        let body = root.titled(title, ("sans-serif", font)).map_err(err)?;
+        let style = PanelStyle {
+            caption: 18,
+            labels: 12,
+            grid: 90,
+        };
+        for (area, p) in body.split_evenly((rows, cols)).iter().zip(panels) {
+            let xs: Vec<f64> = p.points.iter().step_by(2).copied().collect();
+            let ys: Vec<f64> = p.points.iter().skip(1).step_by(2).copied().collect();
+            let labels = ("x.0".to_string(), "x.1".to_string());
+            let ranges = ((x0, x1), (y0, y1));
+            draw_scatter(area, (&xs, &ys), p.energy, ranges, labels, &p.title, style)?;
+        }
+        Ok(())
+    })
+}
+
+/// Points over an optional 2-D density (shading and iso-density lines) in
+/// one drawing area.
+fn draw_scatter<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    (xs, ys): (&[f64], &[f64]),
+    energy: Option<&dyn BatchEnergy>,
+    ((x0, x1), (y0, y1)): ((f64, f64), (f64, f64)),
+    (xl, yl): (String, String),
+    title: &str,
+    style: PanelStyle,
+) -> Result<(), String> {
     let ((x0, x1), (y0, y1)) = (safe_range(x0, x1), safe_range(y0, y1));
-    let grid = 160usize;
+    let grid = style.grid;
     let dens = match energy {
         Some(e) if e.dim() == 2 => Some(density_grid(e, (x0, x1), (y0, y1), grid)),
         _ => None,
     };
-    with_png(path, (W, H), |root| {
+    {
+        let root = area;
         let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 26))
-            .margin(16)
-            .x_label_area_size(46)
-            .y_label_area_size(60)
+            .caption(title, ("sans-serif", style.caption))
+            .margin(style.caption / 2 + 3)
+            .x_label_area_size(style.labels * 3)
+            .y_label_area_size(style.labels * 4)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
         chart
@@ -311,8 +414,8 @@ fn scatter_over(
             .disable_mesh()
             .x_desc(xl)
             .y_desc(yl)
-            .label_style(("sans-serif", 16))
-            .axis_desc_style(("sans-serif", 18))
+            .label_style(("sans-serif", style.labels))
+            .axis_desc_style(("sans-serif", style.labels + 2))
             .draw()
             .map_err(err)?;
         if let Some(g) = &dens {
@@ -354,12 +457,12 @@ fn scatter_over(
             .draw_series(
                 (0..n)
                     .step_by(stride)
-                    .filter(|&k| xs[k].is_finite() && ys[k].is_finite())
+                    .filter(|&k| (x0..=x1).contains(&xs[k]) && (y0..=y1).contains(&ys[k]))
                     .map(|k| Circle::new((xs[k], ys[k]), radius, dot)),
             )
             .map_err(err)?;
         Ok(())
-    })
+    }
 }
 
 /// Marching-squares segments of the level set `v = level` of a grid

@@ -627,7 +627,57 @@ fn sample(r: &mut Runner, stmt: &Statement, spec: &SampleSpec) -> Result<(), Dia
     Ok(())
 }
 
+/// `plot([a, b, ..], ..)`: one panel per sample set, titled by its energy,
+/// on the axes that hold every set's points.
+fn plot_panels(r: &mut Runner, stmt: &Statement, o: &OutputSpec) -> Result<(), Diagnostic> {
+    let mut targets = Vec::new();
+    for (name, span) in &o.panels {
+        let s = &r.samples[name];
+        if s.draws.dim != 2 {
+            return Err(failed("cannot plot", *span)(format!(
+                "panels show 2-D samples, `{name}` has {} coordinates",
+                s.draws.dim
+            )));
+        }
+        let target = crate::sample::DensityOf::new(&s.energy, s.cond.clone())
+            .map_err(|e| e.to_string())
+            .map_err(failed("cannot plot", *span))?;
+        targets.push(target);
+    }
+    let panels: Vec<crate::plot::Panel> = o
+        .panels
+        .iter()
+        .zip(&targets)
+        .map(|((name, _), t)| {
+            let s = &r.samples[name];
+            crate::plot::Panel {
+                title: s.energy.energy_graph().name.clone(),
+                points: s.draws.x.clone(),
+                energy: Some(t),
+            }
+        })
+        .collect();
+    let all: Vec<f64> = panels
+        .iter()
+        .flat_map(|p| p.points.iter().copied())
+        .collect();
+    let bounds = crate::plot::bounds_2d(&all);
+    // One row for up to three panels, else a square-ish grid.
+    let cols = match panels.len() {
+        n @ 1..=3 => n,
+        n => (n as f64).sqrt().ceil() as usize,
+    };
+    let title = o.title.clone().unwrap_or_default();
+    crate::plot::scatter_panels(&o.path, &title, &panels, cols, bounds)
+        .map_err(failed("cannot plot", o.path_span))?;
+    let text = format!("wrote {}", o.path.display());
+    write(r, stmt.span, &text)
+}
+
 fn plot(r: &mut Runner, stmt: &Statement, o: &OutputSpec) -> Result<(), Diagnostic> {
+    if o.panels.len() > 1 {
+        return plot_panels(r, stmt, o);
+    }
     let s = &r.samples[&o.samples];
     let target = crate::sample::DensityOf::new(&s.energy, s.cond.clone())
         .map_err(|e| e.to_string())

@@ -618,6 +618,9 @@ pub struct OutputSpec {
     /// The samples' binding.
     pub samples: String,
     pub samples_span: Span,
+    /// `plot([a, b, ..], ..)`: every binding, drawn as panels side by side
+    /// (empty for one sample set).
+    pub panels: Vec<(String, Span)>,
     /// The output file, resolved against the script's folder.
     pub path: PathBuf,
     pub path_span: Span,
@@ -636,7 +639,22 @@ fn parse_output(
     let (_, _, args) = call_parts(&stmt.call).expect("runner statements are calls");
     let mut diags = Vec::new();
     let a = bind(callee, stmt.call.span, args, names, 2, &mut diags);
+    let mut panels = Vec::new();
     let samples = match a.get(names[0]) {
+        Some(e)
+            if callee == "plot"
+                && matches!(&e.kind, ExprKind::Tensor(items) if !items.is_empty()) =>
+        {
+            let ExprKind::Tensor(items) = &e.kind else {
+                unreachable!("matched above")
+            };
+            for item in items {
+                if let Some(s) = keep(&mut diags, scope.samples(item)) {
+                    panels.push((s.0, item.span));
+                }
+            }
+            panels.first().cloned()
+        }
         Some(e) => keep(&mut diags, scope.samples(e)).map(|s| (s.0, e.span)),
         None => {
             diags.push(err::missing_argument(
@@ -671,6 +689,7 @@ fn parse_output(
             Ok(OutputSpec {
                 samples,
                 samples_span,
+                panels,
                 path: scope.module.base_dir.join(p),
                 path_span,
                 kind,
@@ -681,7 +700,9 @@ fn parse_output(
     }
 }
 
-/// `plot(s, "file.png", kind = "auto", title = "..")`.
+/// `plot(s, "file.png", kind = "auto", title = "..")`, or
+/// `plot([s1, s2, ..], "file.png", title = "..")`: 2-D sample sets as
+/// panels side by side on common axes, each over its energy's density.
 pub fn parse_plot(scope: &mut Scope, stmt: &Statement) -> R<OutputSpec> {
     parse_output(
         scope,

@@ -407,6 +407,20 @@ pub fn parse_train(scope: &mut Scope, stmt: &Statement) -> R<TrainSpec> {
     if let Some(m) = method {
         method_arguments(scope, &a, m, &mut cfg, &mut diags);
     }
+    if let (Some(m), Some((e, _)), Some(v)) = (method, &pair, a.get("method"))
+        && !m.samples_negatives()
+        && scope.module.def(e).is_some_and(|d| d.cond.is_some())
+    {
+        diags.push(
+            err::out_of_range(
+                "method",
+                "cd, pcd or icd",
+                &format!("{} for the conditional energy `{e}`", m.name()),
+                v.span,
+            )
+            .with_note("conditional energies train with contrastive divergence: their negatives are sampled under each row's code"),
+        );
+    }
     if let (Some(Method::Sm), Some((e, _)), Some(v)) = (method, &pair, a.get("method"))
         && let Some(def) = scope.module.def(e)
     {

@@ -887,6 +887,27 @@ impl<'a> Trainer<'a> {
         self.objective::<T>(x, labels.len(), None, &[])
     }
 
+    /// A conditional energy's loss on concat(x⁺, x⁻) with the rows' codes
+    /// `cond` (`pos` positives first), and its θ-gradient, as an iteration
+    /// computes it.
+    pub fn conditional_objective<T: Scalar>(
+        &mut self,
+        x: &[f64],
+        cond: &[f64],
+        pos: usize,
+        last: Option<&LastStep>,
+        reference: &[f64],
+    ) -> Result<BatchLoss, TrainError> {
+        let rows = x.len() / self.dim.max(1);
+        if self.concepts.is_none() || cond.len() != rows * self.cond_width() {
+            return Err(TrainError::Config(
+                "a conditional run needs one code per row of x".into(),
+            ));
+        }
+        self.batch_cond = cond.to_vec();
+        self.objective::<T>(x, pos, last, reference)
+    }
+
     /// JEM's loss on concat(x⁺, x⁻) (`pos` positives, labelled by the
     /// current batch's labels; no negatives for the baseline), its
     /// θ-gradient from one seeded pullback of the loss triple, and the
