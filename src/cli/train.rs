@@ -588,6 +588,9 @@ fn load_data(o: &TrainOptions, dim: usize) -> Result<ebm::train::Prepared> {
     ))
 }
 
+/// The training and held-out rows' concept codes (none when unconditional).
+type Codes = (Option<Vec<f64>>, Option<Vec<f64>>);
+
 /// A conditional energy's one-hot concept codes for the training and
 /// held-out rows, from their labels (`--label`).
 fn concept_codes(
@@ -595,7 +598,7 @@ fn concept_codes(
     name: &str,
     train: &Dataset,
     heldout: Option<&Dataset>,
-) -> Result<(Option<Vec<f64>>, Option<Vec<f64>>)> {
+) -> Result<Codes> {
     let width = energy.cond_dim();
     if width == 0 {
         return Ok((None, None));
