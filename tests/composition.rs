@@ -189,3 +189,41 @@ fn trained_concepts_compose_into_the_held_out_cell() {
         "with log Z the centre gets {normalised}"
     );
 }
+
+/// `ebm train` on a conditional energy names the missing `--label`, and a
+/// label beyond the width of `c`, before any iteration.
+#[test]
+fn conditional_training_needs_labels_that_fit_the_code() {
+    let dir = scratch("labels");
+    let base = [
+        "train",
+        &repo("examples/compose/concepts.ebm"),
+        "--energy",
+        "concept",
+        "--data",
+        &repo("examples/compose/cells.csv"),
+        "--columns",
+        "x,y",
+        "--iters",
+        "5",
+    ]
+    .map(String::from)
+    .to_vec();
+    let run = |extra: &[&str]| {
+        let mut args = base.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(["--out".into(), dir.join("out").display().to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ebm(&args)
+    };
+    let (code, _, stderr) = run(&[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("give --label COLUMN"), "{stderr}");
+    let (code, _, stderr) = run(&["--label", "cell"]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("has label") && stderr.contains("codes of 3 values"),
+        "{stderr}"
+    );
+    assert!(!dir.join("out/model.ebmc").exists(), "nothing is written");
+}
