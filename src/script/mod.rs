@@ -353,7 +353,10 @@ fn train(r: &mut Runner, stmt: &Statement, t: &training::TrainSpec) -> Result<()
             .map(|l| crate::train::concepts::one_hot_codes(l, width))
             .transpose()
     };
-    let train_codes = codes(&data.train.labels).map_err(&fail)?;
+    let train_codes = match width {
+        0 => None,
+        _ => codes(&data.train.labels).map_err(&fail)?,
+    };
     let heldout_codes = match &data.heldout {
         Some(h) if width > 0 => codes(&h.labels).map_err(&fail)?,
         _ => None,
