@@ -263,6 +263,13 @@ fn threads_share_a_handle_while_parameters_change() {
     let (b, b32) = expected(&w_b);
     assert_ne!(a.energy, b.energy);
 
+    // The handle starts at the first parameter set: a reader that runs
+    // before the writer's first call must see one of the two sets too (it
+    // would otherwise see the file's own values and fail at random).
+    let mut err = ptr::null_mut();
+    // SAFETY: a live handle; `w_a` holds 4 values.
+    let rc = unsafe { ebm_model_set_param(m.0, c"W".as_ptr(), w_a.as_ptr(), 4, &mut err) };
+    assert_eq!(rc, EBM_OK);
     std::thread::scope(|s| {
         let m = &m;
         let writer = s.spawn(move || {
