@@ -179,15 +179,20 @@ fn quote(source: &str, span: Span) -> Option<&str> {
     (!t.is_empty() && t.len() <= 48 && !t.contains('\n')).then_some(t)
 }
 
-fn confine_help(k: f64) -> String {
+/// A confining term that outgrows |x|^k.
+fn confining(k: f64) -> String {
     let n = (k / 2.0).floor() as i64 + 1;
-    let term = if n == 1 {
-        "sqnorm(x)".to_string()
+    if n == 1 {
+        "and 0.01 * sqnorm(x)".to_string()
     } else {
-        format!("sqnorm(x)^{n}")
-    };
+        format!("and 0.01 * sqnorm(x)^{n}")
+    }
+}
+
+fn confine_help(k: f64) -> String {
     format!(
-        "what is negated must grow more slowly than the rest; or add a confining term that grows faster, e.g. `and 0.01 * {term}`"
+        "what is negated must grow more slowly than the rest; or add a confining term that grows faster, e.g. `{}`",
+        confining(k)
     )
 }
 
@@ -255,12 +260,19 @@ fn proven(
             )
             .with_label(format!("falls like −{}", power(kt)))
         }
-        _ => Diagnostic::warning(
-            PROVEN,
-            body,
-            format!("{headline}: it falls like −{} as |x| → ∞", power(k)),
-        )
-        .with_label(label),
+        _ => {
+            return Diagnostic::warning(
+                PROVEN,
+                body,
+                format!("{headline}: it falls like −{} as |x| → ∞", power(k)),
+            )
+            .with_label(label)
+            .with_note(NO_DENSITY)
+            .with_help(format!(
+                "`not` or a negative weight turns a confining energy into one that falls; combine it with a term that grows faster, e.g. `{}`",
+                confining(k)
+            ));
+        }
     };
     d.with_note(NO_DENSITY).with_help(confine_help(k))
 }
