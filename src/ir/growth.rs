@@ -30,7 +30,7 @@
 //! −logsumexp(−E₁, −E₂) (`or`, and any weighted mixture built the same way)
 //! is bounded below iff each Eᵢ is, and falls when any Eᵢ falls.
 
-use super::{BinaryOp, Graph, InputId, InputKind, NodeId, Op, UnaryOp};
+use super::{BinaryOp, Graph, InputId, InputKind, NodeId, Op, UnaryOp, numel};
 
 /// `up`/`lo` of a side that is identically ≤ 0 (the value has a sign).
 pub const ZERO: f64 = f64::NEG_INFINITY;
@@ -251,7 +251,7 @@ fn node_growth(g: &Graph, x: InputId, id: NodeId, done: &[Growth]) -> Growth {
             Growth {
                 norm: None,
                 range: a.range.map(|(l, h)| {
-                    let n = (crate::ir::numel(g.shape(node.args[0])) as f64).max(1.0);
+                    let n = (numel(g.shape(node.args[0])) as f64).max(1.0);
                     (l.min(l * n), h.max(h * n))
                 }),
                 ..a
@@ -260,7 +260,8 @@ fn node_growth(g: &Graph, x: InputId, id: NodeId, done: &[Growth]) -> Growth {
         Op::Max(_) => {
             let a = arg(0);
             // max ≥ the mean of what it reduces, and ≥ every part of a concat.
-            let rise = if g.shape(id).is_empty() {
+            let full = g.shape(id).is_empty();
+            let rise = if full {
                 most(a.rise, max_rise(g, node.args[0], done))
             } else {
                 a.rise
@@ -269,6 +270,12 @@ fn node_growth(g: &Graph, x: InputId, id: NodeId, done: &[Growth]) -> Growth {
                 up: a.up,
                 lo: a.lo,
                 rise,
+                // The maximum of scalars that all fall falls.
+                fall: if full {
+                    max_fall(g, node.args[0], done)
+                } else {
+                    None
+                },
                 range: a.range,
                 ..Growth::UNKNOWN
             }
@@ -295,17 +302,38 @@ fn node_growth(g: &Graph, x: InputId, id: NodeId, done: &[Growth]) -> Growth {
 
 /// The largest `rise` of any part a maximum over all elements of `id` sees.
 fn max_rise(g: &Graph, id: NodeId, done: &[Growth]) -> Option<f64> {
-    let node = g.node(id);
-    match node.op {
-        Op::Concat { .. } => node
-            .args
-            .iter()
-            .fold(None, |acc, &a| most(acc, max_rise(g, a, done))),
-        Op::Reshape | Op::Broadcast | Op::Transpose(_) | Op::StopGradient => {
-            max_rise(g, node.args[0], done)
+    let mut stack = vec![id];
+    let mut k = None;
+    while let Some(id) = stack.pop() {
+        let node = g.node(id);
+        match node.op {
+            Op::Concat { .. } => stack.extend(&node.args),
+            Op::Reshape | Op::Broadcast | Op::Transpose(_) | Op::StopGradient => {
+                stack.push(node.args[0])
+            }
+            _ => k = most(k, done.get(id.index()).and_then(|gr| gr.rise)),
         }
-        _ => done.get(id.index()).and_then(|gr| gr.rise),
     }
+    k
+}
+
+/// The smallest `fall` of the scalars a maximum over all elements of `id`
+/// sees, when every one of them falls (concatenated scalars only).
+fn max_fall(g: &Graph, id: NodeId, done: &[Growth]) -> Option<f64> {
+    let mut stack = vec![id];
+    let mut k = f64::INFINITY;
+    while let Some(id) = stack.pop() {
+        let node = g.node(id);
+        match node.op {
+            Op::Concat { .. } => stack.extend(&node.args),
+            Op::Reshape | Op::Broadcast | Op::Transpose(_) | Op::StopGradient => {
+                stack.push(node.args[0])
+            }
+            _ if numel(g.shape(id)) == 1 => k = k.min(done.get(id.index())?.fall?),
+            _ => return None,
+        }
+    }
+    k.is_finite().then_some(k)
 }
 
 fn concat(parts: &[Growth]) -> Growth {
@@ -627,15 +655,8 @@ fn matmul(g: &Graph, id: NodeId, done: &[Growth]) -> Growth {
     if sa.len() == 1 && sb.len() == 1 {
         let (va, ka) = scaled(g, ia);
         let (vb, kb) = scaled(g, ib);
-        if va == vb && ka * kb > 0.0 {
-            let v = done[va.index()];
-            return Growth {
-                up: scale(v.mag(), 2.0),
-                lo: ZERO,
-                rise: v.norm.map(|k| 2.0 * k),
-                norm: v.norm.map(|k| 2.0 * k),
-                ..Growth::UNKNOWN
-            };
+        if va == vb && ka * kb != 0.0 {
+            return signed(square(done[va.index()]), ka * kb);
         }
         // (u A) · w or u · (A w): a quadratic form.
         if let Some(q) = quadratic(g, ia, ib, done) {
@@ -644,25 +665,27 @@ fn matmul(g: &Graph, id: NodeId, done: &[Growth]) -> Growth {
     }
     // A constant matrix of full column (row) rank keeps a vector coercive.
     let mut out = generic;
-    if sa.len() == 2 && sb.len() == 1 && b.norm.is_some() {
-        if let Some(m) = const_matrix(g, ia)
-            && full_column_rank(&m, sa[0], sa[1])
-        {
-            out.norm = b.norm;
-        }
-    } else if sa.len() == 1 && sb.len() == 2 && a.norm.is_some() {
-        if let Some(m) = const_matrix(g, ib)
-            && full_column_rank(&transpose(&m, sb[0], sb[1]), sb[1], sb[0])
-        {
-            out.norm = a.norm;
-        }
+    if sa.len() == 2
+        && sb.len() == 1
+        && b.norm.is_some()
+        && let Some(m) = const_matrix(g, ia)
+        && full_column_rank(&m, sa[0], sa[1])
+    {
+        out.norm = b.norm;
+    } else if sa.len() == 1
+        && sb.len() == 2
+        && a.norm.is_some()
+        && let Some(m) = const_matrix(g, ib)
+        && full_column_rank(&transpose(&m, sb[0], sb[1]), sb[1], sb[0])
+    {
+        out.norm = a.norm;
     }
     out
 }
 
 /// vᵀAv for `MatMul(MatMul(u, A), w)` or `MatMul(u, MatMul(A, w))` where u
-/// and w are positive multiples of one vector v and A's symmetric part is
-/// positive definite: ≥ λ_min‖v‖².
+/// and w are nonzero multiples of one vector v and A's symmetric part is
+/// positive definite: ≥ λ_min‖v‖² (or ≤ −λ_min‖v‖², by the sign).
 fn quadratic(g: &Graph, ia: NodeId, ib: NodeId, done: &[Growth]) -> Option<Growth> {
     let (u, m, w) = match (&g.node(ia).op, &g.node(ib).op) {
         (Op::MatMul, _) if g.shape(g.node(ia).args[0]).len() == 1 => {
@@ -681,7 +704,7 @@ fn quadratic(g: &Graph, ia: NodeId, ib: NodeId, done: &[Growth]) -> Option<Growt
     }
     let (vu, ku) = scaled(g, u);
     let (vw, kw) = scaled(g, w);
-    if vu != vw || ku * kw <= 0.0 {
+    if vu != vw || ku * kw == 0.0 {
         return None;
     }
     let a = const_matrix(g, m)?;
@@ -692,41 +715,57 @@ fn quadratic(g: &Graph, ia: NodeId, ib: NodeId, done: &[Growth]) -> Option<Growt
     if !positive_definite(&sym, n) {
         return None;
     }
-    let v = done[vu.index()];
-    Some(Growth {
+    Some(signed(square(done[vu.index()]), ku * kw))
+}
+
+/// ‖v‖² (or a positive definite form of v): nonnegative, coercive when v is.
+fn square(v: Growth) -> Growth {
+    Growth {
         up: scale(v.mag(), 2.0),
         lo: ZERO,
         rise: v.norm.map(|k| 2.0 * k),
         norm: v.norm.map(|k| 2.0 * k),
         ..Growth::UNKNOWN
-    })
+    }
+}
+
+/// `g` times a nonzero constant of sign `k`.
+fn signed(g: Growth, k: f64) -> Growth {
+    if k > 0.0 { g } else { g.negated() }
 }
 
 /// `id` as k·v with k a constant scalar (k = 1 when it is not a product).
-fn scaled(g: &Graph, id: NodeId) -> (NodeId, f64) {
-    let node = g.node(id);
-    if node.op == Op::Binary(BinaryOp::Mul) {
-        for (k, v) in [(0, 1), (1, 0)] {
-            if let Some(c) = scalar_value(g, node.args[k]) {
-                let (base, f) = scaled(g, node.args[v]);
-                return (base, c * f);
+fn scaled(g: &Graph, mut id: NodeId) -> (NodeId, f64) {
+    let mut k = 1.0;
+    'peel: loop {
+        let node = g.node(id);
+        if node.op == Op::Unary(UnaryOp::Neg) {
+            k = -k;
+            id = node.args[0];
+            continue;
+        }
+        if node.op == Op::Binary(BinaryOp::Mul) {
+            for (c, v) in [(0, 1), (1, 0)] {
+                if let Some(w) = scalar_value(g, node.args[c]) {
+                    k *= w;
+                    id = node.args[v];
+                    continue 'peel;
+                }
             }
         }
+        return (id, k);
     }
-    if node.op == Op::Unary(UnaryOp::Neg) {
-        let (base, f) = scaled(g, node.args[0]);
-        return (base, -f);
-    }
-    (id, 1.0)
 }
 
 /// The value of a scalar literal, possibly broadcast.
-fn scalar_value(g: &Graph, id: NodeId) -> Option<f64> {
-    let node = g.node(id);
-    match node.op {
-        Op::Scalar(v) if v.get().is_finite() => Some(v.get()),
-        Op::Broadcast | Op::Reshape => scalar_value(g, node.args[0]),
-        _ => None,
+fn scalar_value(g: &Graph, mut id: NodeId) -> Option<f64> {
+    loop {
+        let node = g.node(id);
+        match node.op {
+            Op::Scalar(v) if v.get().is_finite() => return Some(v.get()),
+            Op::Broadcast | Op::Reshape => id = node.args[0],
+            _ => return None,
+        }
     }
 }
 
@@ -779,7 +818,8 @@ fn positive_definite(a: &[f64], n: usize) -> bool {
     let mut l = vec![0.0; n * n];
     for j in 0..n {
         let d = a[j * n + j] - (0..j).map(|k| l[j * n + k] * l[j * n + k]).sum::<f64>();
-        if !(d > tol) {
+        // NaN fails too.
+        if d.partial_cmp(&tol) != Some(std::cmp::Ordering::Greater) {
             return false;
         }
         let d = d.sqrt();

@@ -100,6 +100,17 @@ fn a_mixture_falls_when_one_component_falls() {
 }
 
 #[test]
+fn signed_squares_and_mixtures_of_falling_terms() {
+    check(
+        "energy k(x: [2]) = -x @ x
+         energy l(x: [2]) = logsumexp([-sqnorm(x), -sqnorm(x - [3, 0])])
+         energy m(x: [3]) = -sqnorm([[1, 0, 0], [0, 1, 0]] @ x)",
+        "W0101 energy `k` is unbounded below: it falls like −|x|^2 as |x| → ∞ @ -x @ x
+         W0101 energy `l` is unbounded below: it falls like −|x|^2 as |x| → ∞ @ logsumexp([-sqnorm(x), -sqnorm(x - [3, 0])])",
+    );
+}
+
+#[test]
 fn the_rest_may_grow_logarithmically_or_linearly() {
     check(
         &with_defs(
@@ -149,4 +160,72 @@ fn unknown_growth_is_never_a_proof() {
         &with_defs("energy e(x: [2]) = exp(sq(x)) and not quad(x)"),
         "",
     );
+}
+
+/// The growth analysis's claims against numbers: along every probe ray, a
+/// `rise` (fall) of degree k means E(r)/r^k stays above (below) a positive
+/// (negative) constant as r grows, and `up` = d bounds E(r)/r^d above.
+#[test]
+fn growth_claims_hold_numerically() {
+    let src = with_defs(
+        "energy a(x: [2]) = ring(x) and not 2 * quad(x)
+         energy b(x: [2]) = 0.5 * x @ [[2, 1], [1, 3]] @ x - 10 * norm(x)
+         energy c(x: [2]) = sqnorm([[1, 2], [3, 4]] @ x) / 100 - 5 * sum(abs(x))
+         energy d(x: [2]) = -logsumexp([-sqnorm(x), -sqnorm(x - [3, 0])])
+         energy e(x: [2]) = softplus(sum(x)) + sqrt(1 + sqnorm(x))
+         energy f(x: [2]) = not (ring(x) or quad(x))
+         energy g(x: [2]) = max(x) - 0.1 * sqnorm(x)^0.75
+         energy h(x: [2]) = net(x) + tanh(sum(x)) * sqnorm(x) / 100
+         energy i(x: [2]) = logsumexp([-sqnorm(x), -sqnorm(x - [3, 0])])
+         energy j(x: [2]) = -x @ x + 0.5 * x @ [[2, 0], [0, 2]] @ x - sum(x)",
+    );
+    let file = crate::pipeline::SourceFile {
+        path: "t.ebm".into(),
+        text: src.clone(),
+    };
+    let module = crate::pipeline::analyze(&file).unwrap();
+    let mut claims = 0;
+    for name in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"] {
+        let g = crate::lower::lower(&module, name).unwrap();
+        let (gr, root) = growth::of_output(&g).unwrap();
+        let t = gr[root.index()];
+        let params: Vec<Vec<f64>> = g
+            .inputs()
+            .iter()
+            .skip(1)
+            .map(|i| module.param(&i.name).unwrap().initial_value())
+            .collect();
+        for u in directions(2) {
+            let at = |r: f64| {
+                let x = [r * u[0], r * u[1]];
+                let mut inputs: Vec<&[f64]> = vec![&x];
+                inputs.extend(params.iter().map(|p| p.as_slice()));
+                interp::eval::<f64>(&g, &inputs, 1).unwrap()[0][0]
+            };
+            let (e3, e5) = (at(1e3), at(1e5));
+            if let Some(k) = t.rise {
+                claims += 1;
+                assert!(
+                    e5 > 0.0 && e5 / 1e5f64.powf(k) > 0.1 * e3 / 1e3f64.powf(k).max(1e-300),
+                    "{name} rise {k}: {e3} {e5}"
+                );
+            }
+            if let Some(k) = t.fall {
+                claims += 1;
+                assert!(
+                    e5 < 0.0 && e5 / 1e5f64.powf(k) < 0.1 * e3 / 1e3f64.powf(k),
+                    "{name} fall {k}: {e3} {e5}"
+                );
+            }
+            if t.up.is_finite() && t.up >= 0.0 {
+                claims += 1;
+                let d = t.up;
+                assert!(
+                    e5 <= 10.0 * 1e2f64.powf(d) * e3.abs().max(1.0),
+                    "{name} up {d}: {e3} {e5}"
+                );
+            }
+        }
+    }
+    assert!(claims > 100, "{claims}");
 }
