@@ -641,10 +641,16 @@ fn escapes<T: Scalar, G: Target<T> + ?Sized>(
     x_start: &[T],
 ) {
     let (n, d, k) = (ch.n, ch.dim, book.replicas);
+    // ‖x‖ without overflow for coordinates near the largest float.
     let norm = |x: &[T], c: usize| {
-        x[c * d..(c + 1) * d]
+        let row = &x[c * d..(c + 1) * d];
+        let m = row.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()));
+        if m == 0.0 || !m.is_finite() {
+            return m;
+        }
+        m * row
             .iter()
-            .map(|v| v.to_f64() * v.to_f64())
+            .map(|v| (v.to_f64() / m).powi(2))
             .sum::<f64>()
             .sqrt()
     };
