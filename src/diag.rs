@@ -29,10 +29,33 @@ impl Span {
     }
 }
 
-/// One user-facing error.
+/// Whether a diagnostic stops the program (an error) or only tells the user
+/// something that is valid but probably wrong (a warning: the program still
+/// checks and runs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
+impl Severity {
+    /// The word the renderer prints before the code.
+    pub fn word(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One user-facing error or warning.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
-    /// Stable machine-readable kind, e.g. `E0101`; listed in `docs/language.md` §10.
+    /// Errors stop the program; warnings never do.
+    pub severity: Severity,
+    /// Stable machine-readable kind, e.g. `E0101` (errors) or `W0101`
+    /// (warnings); listed in `docs/language.md` §10.
     pub code: &'static str,
     /// The headline: one sentence, lower-case start, no trailing period.
     pub message: String,
@@ -46,12 +69,25 @@ pub struct Diagnostic {
 impl Diagnostic {
     pub fn new(code: &'static str, span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
+            severity: Severity::Error,
             code,
             message: message.into(),
             span,
             label: None,
             notes: Vec::new(),
         }
+    }
+
+    /// A warning: rendered as `warning[CODE]`, and it never stops a run.
+    pub fn warning(code: &'static str, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::new(code, span, message)
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Diagnostic {
@@ -75,7 +111,13 @@ impl Diagnostic {
         let gutter = line_no.to_string().len();
         let pad = " ".repeat(gutter);
         let mut out = String::new();
-        let _ = writeln!(out, "error[{}]: {}", self.code, self.message);
+        let _ = writeln!(
+            out,
+            "{}[{}]: {}",
+            self.severity.word(),
+            self.code,
+            self.message
+        );
         let _ = writeln!(out, "{pad}--> {path}:{line_no}:{col}");
         let _ = writeln!(out, "{pad} |");
         let chars: Vec<char> = line.trim_end().chars().map(printable).collect();
@@ -172,10 +214,13 @@ pub fn render_all(diags: &[Diagnostic], path: &str, source: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n");
     if diags.len() > MAX_RENDERED {
-        out.push_str(&format!(
-            "\nerror: {} more errors not shown\n",
-            diags.len() - MAX_RENDERED
-        ));
+        let rest = &diags[MAX_RENDERED..];
+        let (word, what) = if rest.iter().any(Diagnostic::is_error) {
+            ("error", "errors")
+        } else {
+            ("warning", "warnings")
+        };
+        out.push_str(&format!("\n{word}: {} more {what} not shown\n", rest.len()));
     }
     out
 }
@@ -223,6 +268,18 @@ mod tests {
         let text = d.render("m.ebm", src);
         let expect = "error[E0000]: unknown name `y`\n --> m.ebm:2:24\n  |\n2 | energy e(x: [2]) = sum(y)\n  |                        ^ not defined\n  = help: did you mean `x`?\n";
         assert_eq!(text, expect);
+    }
+
+    #[test]
+    fn warnings_render_with_their_word() {
+        let src = "energy e(x: [2]) = not sqnorm(x)\n";
+        let start = src.find("not").unwrap();
+        let d = Diagnostic::warning("W0101", Span::new(start, start + 13), "unbounded")
+            .with_label("falls");
+        assert!(!d.is_error());
+        let text = d.render("m.ebm", src);
+        assert!(text.starts_with("warning[W0101]: unbounded\n"), "{text}");
+        assert!(text.contains("^^^^^^^^^^^^^ falls"), "{text}");
     }
 
     #[test]

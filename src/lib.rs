@@ -15,6 +15,7 @@ pub mod bench;
 pub mod data;
 pub mod diag;
 pub mod ir;
+pub mod lint;
 pub mod lower;
 pub mod opt;
 pub mod pipeline;

@@ -37,7 +37,8 @@ fn interruptible() -> Arc<AtomicBool> {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a program; exit 0 when valid, print diagnostics and exit 1 otherwise.
+    /// Check a program; exit 0 when valid, print diagnostics and exit 1 otherwise
+    /// (warnings, such as an energy unbounded below, are printed and exit 0).
     Check { file: PathBuf },
     /// Run a script's statements (`print(...)`, ...).
     Run { file: PathBuf },

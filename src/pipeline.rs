@@ -160,7 +160,8 @@ pub fn analyze_in(file: &SourceFile, base_dir: &Path) -> Result<sema::Module, Di
 
 /// Everything `ebm check` does: succeeds iff the program is valid (it parses,
 /// passes semantic analysis, every definition lowers to IR, and every script
-/// statement's arguments check).
+/// statement's arguments check). A valid program may still carry warnings
+/// (`lint`: an energy unbounded below); they are in [`Checked::warnings`].
 pub fn check(file: &SourceFile) -> Result<Checked, Diagnostics> {
     check_in(file, file.base_dir())
 }
@@ -177,21 +178,54 @@ pub fn check_in(file: &SourceFile, base_dir: &Path) -> Result<Checked, Diagnosti
         energies: count(DefKind::Energy),
         models: count(DefKind::Model),
         statements: module.statements.len(),
+        warnings: warnings(file, &module),
     })
 }
 
 /// What a valid program holds (`ebm check` reports it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Checked {
     pub energies: usize,
     pub models: usize,
     pub statements: usize,
+    /// Warnings (never errors): a valid program still runs.
+    pub warnings: Diagnostics,
+}
+
+/// The warnings of every energy of an analysed program (`lint`), the
+/// parameters at their initial values.
+pub fn warnings(file: &SourceFile, module: &sema::Module) -> Diagnostics {
+    file.diagnostics(crate::lint::module_warnings(module, &file.text))
+}
+
+/// The warnings of one energy, its parameters' values from `store`
+/// (what `ebm sample` checks before it samples).
+pub fn energy_warnings(
+    file: &SourceFile,
+    module: &sema::Module,
+    name: &str,
+    store: &ParamStore,
+) -> Diagnostics {
+    let params = |p: &str| store.get(p);
+    file.diagnostics(crate::lint::energy_warnings(
+        module, name, &file.text, &params,
+    ))
 }
 
 /// `ebm run`: analyses the script, then executes its statements.
 pub fn run(file: &SourceFile, out: &mut dyn std::io::Write) -> Result<(), Diagnostics> {
     let module = analyze(file)?;
-    script::run(&module, (&file.path, &file.text), out).map_err(|d| file.diagnostics(d))
+    run_module(file, &module, out)
+}
+
+/// `run` on a program already analysed (the CLI prints its `warnings`
+/// first).
+pub fn run_module(
+    file: &SourceFile,
+    module: &sema::Module,
+    out: &mut dyn std::io::Write,
+) -> Result<(), Diagnostics> {
+    script::run(module, (&file.path, &file.text), out).map_err(|d| file.diagnostics(d))
 }
 
 /// `check` on text held in memory (the fuzzer and tests use it); `path` is

@@ -1,17 +1,23 @@
 //! Every example in `docs/language.md` is a complete script that `ebm check`
 //! accepts (examples that `load` files are parsed and skipped, since the
 //! files are not shipped), and its `print` output, where commented, matches.
+//! Blocks fenced as ```text are output shown, not scripts.
 
 use ebm::pipeline::{SourceFile, check};
 
 fn blocks(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur: Option<String> = None;
+    let mut shown = false;
     for line in text.lines() {
         if line.starts_with("```") {
             match cur.take() {
-                Some(b) => out.push(b),
-                None => cur = Some(String::new()),
+                Some(b) if !shown => out.push(b),
+                Some(_) => {}
+                None => {
+                    cur = Some(String::new());
+                    shown = line.trim() == "```text";
+                }
             }
         } else if let Some(b) = cur.as_mut() {
             b.push_str(line);

@@ -306,7 +306,13 @@ fn divergent_chain_is_reported_and_isolated() {
         &s(&csv),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("chain 2 diverged first at iteration"), "{out}");
+    // It ran off to −∞ (E falls like −x⁴): an escape, not a plain divergence.
+    assert!(
+        out.contains("chain 2 escaped to infinity at iteration"),
+        "{out}"
+    );
+    assert!(out.contains("the energy looks unbounded below"), "{out}");
+    assert!(!out.contains("diverged first"), "{out}");
     assert!(out.contains("frozen chains 1"), "{out}");
     let d = read_csv(&csv).unwrap();
     for c in 0..4 {
@@ -327,6 +333,101 @@ fn divergent_chain_is_reported_and_isolated() {
     let (code, out, _) = ebm(&["summary", &s(&csv)]);
     assert_eq!(code, 0);
     assert!(out.contains("divergent transitions"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An energy `ebm check` proves unbounded below: `ebm check` warns and
+/// succeeds, `ebm sample` warns first (standard error) and then reports the
+/// chains that escaped (the run summary, standard output); `ebm run` warns
+/// and runs.
+#[test]
+fn unbounded_energy_warns_then_reports_escapes() {
+    let dir = scratch("escape");
+    let src = write(
+        &dir,
+        "bad.ebm",
+        "energy sq(x: [2]) = sqnorm(x)\nenergy bad(x: [2]) = not sq(x)\nprint(bad([1, 0]))\n",
+    );
+    let (code, out, err) = ebm(&["check", &src]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("ok: "), "{out}");
+    assert!(
+        err.starts_with("warning[W0101]: energy `bad` is unbounded below"),
+        "{err}"
+    );
+    let (code, out, err) = ebm(&["run", &src]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "-1");
+    assert!(err.contains("warning[W0101]"), "{err}");
+    let csv = dir.join("b.csv");
+    let (code, out, err) = ebm(&[
+        "sample",
+        &src,
+        "--energy",
+        "bad",
+        "--sampler",
+        "ula",
+        "--chains",
+        "2",
+        "--out",
+        &s(&csv),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning[W0101]: energy `bad` is unbounded below"),
+        "{err}"
+    );
+    assert!(
+        err.contains("= note: exp(−E) has no finite integral"),
+        "{err}"
+    );
+    for c in 0..2 {
+        assert!(
+            out.contains(&format!("chain {c} was escaping to infinity at the end")),
+            "{out}"
+        );
+    }
+    assert!(out.contains("the energy looks unbounded below (a `not` or a negative weight?)"));
+    // With a step so large the chains overflow, the escape has an iteration.
+    let (code, out, err) = ebm(&[
+        "sample",
+        &src,
+        "--energy",
+        "bad",
+        "--sampler",
+        "ula",
+        "--step",
+        "1",
+        "--chains",
+        "2",
+        "--out",
+        &s(&csv),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("chain 0 escaped to infinity at iteration"),
+        "{out}"
+    );
+    assert!(!out.contains("diverged first"), "{out}");
+    // A sampler on a bounded energy with a step far too large: a divergence.
+    let (code, out, err) = ebm(&[
+        "sample",
+        &src,
+        "--energy",
+        "sq",
+        "--sampler",
+        "ula",
+        "--step",
+        "2.5",
+        "--chains",
+        "2",
+        "--out",
+        &s(&csv),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains("chain 0 diverged first at iteration"), "{out}");
+    assert!(!out.contains("to infinity"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

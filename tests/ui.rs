@@ -1,6 +1,8 @@
-//! UI golden tests: for every `tests/ui/*.ebm`, `ebm check` must exit 1 and
-//! print exactly `tests/ui/<name>.stderr`. Run with `EBM_BLESS=1` to (re)write
-//! the expected files, then read every changed one before committing.
+//! UI golden tests: for every `tests/ui/*.ebm`, `ebm check` must print
+//! exactly `tests/ui/<name>.stderr` and exit 1 when that holds an error, 0
+//! when it holds only warnings (or nothing: a case that must not warn).
+//! Run with `EBM_BLESS=1` to (re)write the expected files, then read every
+//! changed one before committing.
 
 use std::path::Path;
 use std::process::Command;
@@ -27,24 +29,32 @@ fn ui() {
             .output()
             .expect("run ebm");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.code() != Some(1) {
+        let golden = root.join(format!("tests/ui/{name}.stderr"));
+        let expected = if bless {
+            Some(stderr.clone())
+        } else {
+            std::fs::read_to_string(&golden).ok()
+        };
+        // Errors fail the check; warnings alone never do.
+        let has_error = |text: &str| text.lines().any(|l| l.starts_with("error"));
+        let want_code = i32::from(has_error(expected.as_deref().unwrap_or(&stderr)));
+        if out.status.code() != Some(want_code) {
             failures.push(format!(
-                "{rel}: exit code {:?}, expected 1\n{stderr}",
+                "{rel}: exit code {:?}, expected {want_code}\n{stderr}",
                 out.status.code()
             ));
             continue;
         }
-        let golden = root.join(format!("tests/ui/{name}.stderr"));
         if bless {
             std::fs::write(&golden, &stderr).expect("write golden");
             continue;
         }
-        match std::fs::read_to_string(&golden) {
-            Ok(expect) if expect == stderr => {}
-            Ok(expect) => failures.push(format!(
+        match expected {
+            Some(expect) if expect == stderr => {}
+            Some(expect) => failures.push(format!(
                 "{rel}: stderr differs\n--- expected\n{expect}--- actual\n{stderr}"
             )),
-            Err(_) => failures.push(format!(
+            None => failures.push(format!(
                 "{rel}: no {name}.stderr (run with EBM_BLESS=1)\n{stderr}"
             )),
         }

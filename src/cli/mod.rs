@@ -113,6 +113,30 @@ pub fn trained_energy(
     backend: &str,
     dtype: &str,
 ) -> Result<(ebm::runtime::CompiledEnergy, Option<ebm::data::Scaler>)> {
+    trained_energy_in(path, name, params, backend, dtype, false)
+}
+
+/// `trained_energy` that first prints the energy's warnings (`lint`, with
+/// the parameters it will run with) on standard error: what `ebm sample`
+/// runs before it samples.
+pub fn trained_energy_warned(
+    path: &Path,
+    name: &str,
+    params: Option<&Path>,
+    backend: &str,
+    dtype: &str,
+) -> Result<(ebm::runtime::CompiledEnergy, Option<ebm::data::Scaler>)> {
+    trained_energy_in(path, name, params, backend, dtype, true)
+}
+
+fn trained_energy_in(
+    path: &Path,
+    name: &str,
+    params: Option<&Path>,
+    backend: &str,
+    dtype: &str,
+    lint: bool,
+) -> Result<(ebm::runtime::CompiledEnergy, Option<ebm::data::Scaler>)> {
     let backend = backend_named(backend)?;
     let dtype = dtype_named(dtype)?;
     let file = match open(path)? {
@@ -139,6 +163,9 @@ pub fn trained_energy(
         Some(p) => sample::load_trained(p, &store)?,
         None => None,
     };
+    if lint {
+        warn(&pipeline::energy_warnings(&file, &module, name, &store));
+    }
     let energy = pipeline::compile_energy(&file, &module, name, store, backend, dtype)?;
     Ok((energy, scale))
 }
@@ -244,6 +271,7 @@ pub fn check(path: &Path) -> Result<String> {
         }
     };
     let c = pipeline::check(&file).map_err(Failure::from)?;
+    warn(&c.warnings);
     let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
     Ok(format!(
         "ok: {} ({}, {}, {})\n",
@@ -254,9 +282,20 @@ pub fn check(path: &Path) -> Result<String> {
     ))
 }
 
-/// `ebm run FILE`: the script prints as it runs.
+/// Prints warnings on standard error (a warning never stops a command).
+pub fn warn(w: &pipeline::Diagnostics) {
+    if !w.diags.is_empty() {
+        eprint!("{w}");
+    }
+}
+
+/// `ebm run FILE`: the script prints as it runs (warnings first, on
+/// standard error).
 pub fn run(path: &Path) -> Result<String> {
-    pipeline::run(&read_source(path, "run")?, &mut std::io::stdout()).map_err(Failure::from)?;
+    let file = read_source(path, "run")?;
+    let module = analyze(&file)?;
+    warn(&pipeline::warnings(&file, &module));
+    pipeline::run_module(&file, &module, &mut std::io::stdout()).map_err(Failure::from)?;
     Ok(String::new())
 }
 

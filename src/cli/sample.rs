@@ -265,7 +265,7 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         .transpose()?;
     let dtype = dtype_named(&o.dtype)?;
     let (compiled, scale) =
-        super::trained_energy(path, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
+        super::trained_energy_warned(path, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
     let dim: usize = compiled.dim();
     let kept = o.steps.div_ceil(o.thin);
     if o.chains.saturating_mul(kept).saturating_mul(dim) > runners::MAX_VALUES {

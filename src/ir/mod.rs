@@ -4,6 +4,7 @@
 //! subgraphs are one node (CSE for free). The graph is per-sample; `Sample`
 //! inputs gain a batch axis only when a kernel is run.
 
+pub mod growth;
 pub mod interp;
 pub mod op;
 pub mod print;

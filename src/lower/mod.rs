@@ -60,6 +60,27 @@ pub fn lower_all(
 
 /// Lowers one definition given the definitions it may call.
 pub fn lower_def(defs: &[DefInfo], def: &DefInfo) -> Graph {
+    lower_def_traced(defs, def, None)
+}
+
+/// `lower` that also returns, for the nodes of the definition's own body
+/// (not the bodies of the definitions it calls), the source span of the
+/// outermost expression each node computes: how an IR-level analysis
+/// (`lint`) points back into the source.
+pub fn lower_traced(module: &Module, name: &str) -> Option<(Graph, Vec<(NodeId, Span)>)> {
+    let def = module.def(name)?;
+    Some(crate::sema::with_big_stack(|| {
+        let mut trace = Vec::new();
+        let g = lower_def_traced(&module.defs, def, Some(&mut trace));
+        (g, trace)
+    }))
+}
+
+fn lower_def_traced(
+    defs: &[DefInfo],
+    def: &DefInfo,
+    trace: Option<&mut Vec<(NodeId, Span)>>,
+) -> Graph {
     let mut g = Graph::new(def.name.clone());
     // Sample inputs are always `x` and `c`, whatever the user called them:
     // kernels and runners bind them by these names.
@@ -73,6 +94,8 @@ pub fn lower_def(defs: &[DefInfo], def: &DefInfo) -> Graph {
         defs,
         env: Env { x: Some(x), c },
         calls: HashMap::new(),
+        trace,
+        depth: 0,
     };
     let out = l.expr(&def.body);
     let (name, out) = match def.kind {
@@ -92,6 +115,8 @@ pub fn lower_expr(defs: &[DefInfo], e: &TExpr) -> Graph {
         defs,
         env: Env { x: None, c: None },
         calls: HashMap::new(),
+        trace: None,
+        depth: 0,
     };
     let out = l.expr(e);
     g.add_output("value", out, BatchReduce::PerSample);
@@ -140,12 +165,22 @@ struct Lowerer<'a> {
     /// hash-consing this keeps repeated calls (and chains of definitions
     /// that call each other twice) linear instead of exponential.
     calls: HashMap<(usize, NodeId, Option<NodeId>), NodeId>,
+    /// (node, span) of every expression of the definition's own body, in
+    /// the order they finish (an outer expression after its operands).
+    trace: Option<&'a mut Vec<(NodeId, Span)>>,
+    /// How many calls deep the expression being lowered is.
+    depth: usize,
 }
 
 impl Lowerer<'_> {
     fn expr(&mut self, e: &TExpr) -> NodeId {
         let id = self.expr_inner(e);
         debug_assert_eq!(self.g.shape(id), &e.shape[..], "lowering {:?}", e.kind);
+        if self.depth == 0
+            && let Some(t) = self.trace.as_deref_mut()
+        {
+            t.push((id, e.span));
+        }
         id
     }
 
@@ -257,7 +292,9 @@ impl Lowerer<'_> {
                 let callee = &self.defs[*def];
                 let saved = self.env;
                 self.env = Env { x: Some(x), c };
+                self.depth += 1;
                 let out = self.expr(&callee.body);
+                self.depth -= 1;
                 self.env = saved;
                 self.calls.insert((*def, x, c), out);
                 out

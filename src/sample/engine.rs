@@ -23,7 +23,12 @@
 //! rejection: a chain whose next position is not finite (or whose energy at a
 //! kept draw is not) is frozen at its last finite position and flagged on
 //! every later iteration. ULD freezes a chain the same way. Chains never
-//! read each other's values.
+//! read each other's values. After the run, a chain that diverged is told
+//! apart as *escaped to infinity* when it ended far out (‖x‖ more than
+//! [`ESCAPE_NORM`] times its start) with its energy far below its start
+//! (by [`ESCAPE_DROP`] times |E₀|, at least that much): the signature of
+//! an energy unbounded below (`run::Escape`), not of a step size too large
+//! for a confining energy (where E blows up instead).
 //!
 //! Parallel tempering runs each user chain as K engine chains (its
 //! replicas, one per temperature, adjacent in the block): a block of n user
@@ -37,7 +42,7 @@ use indicatif::ProgressBar;
 use super::adapt::{AdaptScope, DualAveraging, Welford, mass_windows};
 use super::config::{Method, PtMove, PtOptions, SamplerConfig, UlaOptions};
 use super::rng::ChainRngs;
-use super::run::{Divergence, Draws, Init, RunConfig};
+use super::run::{Divergence, Draws, Escape, Init, RunConfig};
 use crate::backend::noise::step_key;
 use crate::data::rng::sm64_at;
 use crate::runtime::steps::{UlaMove, UldMove};
@@ -275,6 +280,12 @@ fn fill_noise<T: Scalar>(
     T::fill_normal(step_key(seed, t), start, out, tmp);
 }
 
+/// A diverged chain escaped when its final ‖x‖ exceeds this many times
+/// 1 + its initial ‖x‖ ...
+pub const ESCAPE_NORM: f64 = 1e2;
+/// ... and its final energy lies below E₀ − this × max(1, |E₀|) (or is −∞).
+pub const ESCAPE_DROP: f64 = 1e4;
+
 /// What one block of chains reports back.
 pub(crate) struct Block {
     pub draws: Draws,
@@ -283,6 +294,8 @@ pub(crate) struct Block {
     pub divergences: usize,
     pub warmup_divergences: usize,
     pub first_div: Vec<Divergence>,
+    /// Chains that escaped to infinity (not in `first_div`).
+    pub escaped: Vec<Escape>,
     pub frozen: usize,
     /// PT: per temperature, the summed acceptance over sampling iterations
     /// and the summed final step size; per adjacent pair, summed swap
@@ -533,6 +546,7 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
             divergences: 0,
             warmup_divergences: 0,
             first_div: Vec::new(),
+            escaped: Vec::new(),
             frozen: 0,
             temp_accept: vec![0.0; k],
             temp_step: vec![0.0; k],
@@ -597,6 +611,12 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
             &mut inv_mass,
         )?,
     }
+    let x_start: Vec<T> = x0
+        .chunks(dim)
+        .flat_map(|row| std::iter::repeat_n(row, k).flatten())
+        .map(|&v| T::from_f64(v))
+        .collect();
+    escapes(target, &mut book, &ch, &x_start);
     let mut b = book.b;
     // A user chain is frozen when its kept (T = 1) replica is.
     b.frozen = ch.freeze.iter().step_by(k).filter(|f| f.is_some()).count();
@@ -605,6 +625,89 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
     }
     b.step = step.into_iter().step_by(k).collect();
     Ok(b)
+}
+
+/// Moves the diverged chains that escaped to infinity (see the module doc)
+/// from `first_div` to `escaped`, and lists the chains that are still
+/// running away at the end without having diverged. Positions are checked
+/// on the host first; only when some chain diverged or ended far out is E
+/// evaluated at every chain's start and final position (two calls), so an
+/// ordinary run (a training iteration's negatives) pays nothing. A failed
+/// evaluation leaves the divergences as they are.
+fn escapes<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    book: &mut Book,
+    ch: &Chains<T>,
+    x_start: &[T],
+) {
+    let (n, d, k) = (ch.n, ch.dim, book.replicas);
+    // ‖x‖ without overflow for coordinates near the largest float.
+    let norm = |x: &[T], c: usize| {
+        let row = &x[c * d..(c + 1) * d];
+        let m = row.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()));
+        if m == 0.0 || !m.is_finite() {
+            return m;
+        }
+        m * row
+            .iter()
+            .map(|v| (v.to_f64() / m).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let far: Vec<bool> = (0..n)
+        .map(|c| {
+            let (r0, r1) = (norm(x_start, c), norm(&ch.x, c));
+            r1 > ESCAPE_NORM * (1.0 + r0) || (r1.is_infinite() && r0.is_finite())
+        })
+        .collect();
+    if book.b.first_div.is_empty() && !far.contains(&true) {
+        return;
+    }
+    let mut e0 = vec![T::zero(); n];
+    let mut e1 = vec![T::zero(); n];
+    if target.eval(x_start, n, &mut e0, None).is_err()
+        || target.eval(&ch.x, n, &mut e1, None).is_err()
+    {
+        return;
+    }
+    let escaped = |c: usize| {
+        let (a, b) = (e0[c].to_f64(), e1[c].to_f64());
+        let fell =
+            a.is_finite() && (b == f64::NEG_INFINITY || b < a - ESCAPE_DROP * a.abs().max(1.0));
+        (far[c] && fell).then(|| (norm(&ch.x, c), b))
+    };
+    // A user chain's replicas, as engine chains of this block.
+    let replicas = |chain: usize| {
+        let base = chain * k - book.first;
+        base..base + k
+    };
+    let mut kept = Vec::new();
+    let mut listed = vec![false; n / k.max(1)];
+    for div in std::mem::take(&mut book.b.first_div) {
+        listed[replicas(div.chain).start / k] = true;
+        match replicas(div.chain).find_map(escaped) {
+            Some((norm, energy)) => book.b.escaped.push(Escape {
+                chain: div.chain,
+                iteration: Some(div.iteration),
+                norm,
+                energy,
+            }),
+            None => kept.push(div),
+        }
+    }
+    book.b.first_div = kept;
+    for (u, seen) in listed.iter().enumerate() {
+        let chain = (book.first + u * k) / k;
+        if !seen && let Some((norm, energy)) = replicas(chain).find_map(escaped) {
+            book.b.escaped.push(Escape {
+                chain,
+                iteration: None,
+                norm,
+                energy,
+            });
+        }
+    }
+    book.b.escaped.sort_by_key(|e| e.chain);
 }
 
 /// A block's divergence and acceptance bookkeeping.

@@ -91,6 +91,21 @@ pub struct Divergence {
     pub iteration: usize,
 }
 
+/// A chain that escaped to infinity: it diverged (first at `iteration`)
+/// far out, with its energy far below where it started — what an energy
+/// unbounded below does to a sampler (`sample::engine` tells it from an
+/// ordinary divergence).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Escape {
+    pub chain: usize,
+    /// Iteration of its first divergence, counted from the start of
+    /// warm-up; `None` for a chain still running away (finite) at the end.
+    pub iteration: Option<usize>,
+    /// ‖x‖ and E where the chain ended (its last finite state).
+    pub norm: f64,
+    pub energy: f64,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSummary {
     pub sampler: String,
@@ -108,6 +123,9 @@ pub struct RunSummary {
     /// Each chain's first divergence after warm-up (or its freeze, at any
     /// time), in chain order.
     pub divergent_chains: Vec<Divergence>,
+    /// Chains that escaped to infinity (listed here instead of in
+    /// `divergent_chains`; their transitions still count as divergences).
+    pub escaped_chains: Vec<Escape>,
     /// Final step size: mean, min and max over chains.
     pub step_mean: f64,
     pub step_min: f64,
@@ -176,6 +194,18 @@ impl RunSummary {
                 .collect();
             v.push(("first_divergence(chain@iter)".into(), list.join(" ")));
         }
+        if !self.escaped_chains.is_empty() {
+            let list: Vec<String> = self
+                .escaped_chains
+                .iter()
+                .take(20)
+                .map(|d| match d.iteration {
+                    Some(it) => format!("{}@{it}", d.chain),
+                    None => format!("{}@end", d.chain),
+                })
+                .collect();
+            v.push(("escaped_to_infinity(chain@iter)".into(), list.join(" ")));
+        }
         v
     }
 }
@@ -233,6 +263,24 @@ impl fmt::Display for RunSummary {
                 f,
                 "  ... and {} more divergent chains",
                 self.divergent_chains.len() - 5
+            )?;
+        }
+        for d in self.escaped_chains.iter().take(5) {
+            let when = match d.iteration {
+                Some(it) => format!("escaped to infinity at iteration {it}"),
+                None => "was escaping to infinity at the end".to_string(),
+            };
+            writeln!(
+                f,
+                "  chain {} {when} (|x| = {:.3e}, E = {:.3e}): the energy looks unbounded below (a `not` or a negative weight?)",
+                d.chain, d.norm, d.energy
+            )?;
+        }
+        if self.escaped_chains.len() > 5 {
+            writeln!(
+                f,
+                "  ... and {} more chains escaped to infinity",
+                self.escaped_chains.len() - 5
             )?;
         }
         write!(
@@ -634,6 +682,7 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     let mut steps = Vec::with_capacity(run.chains);
     let (mut acc, mut div, mut wdiv, mut frozen) = (0.0, 0, 0, 0);
     let mut first_div = Vec::new();
+    let mut escaped = Vec::new();
     let k = sampler.method.replicas();
     let (mut t_acc, mut t_step) = (vec![0.0; k], vec![0.0; k]);
     let (mut sw_acc, mut sw_n) = (vec![0.0; k - 1], vec![0u64; k - 1]);
@@ -648,6 +697,7 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         wdiv += b.warmup_divergences;
         frozen += b.frozen;
         first_div.extend(b.first_div);
+        escaped.extend(b.escaped);
         add_into(&mut t_acc, &b.temp_accept);
         add_into(&mut t_step, &b.temp_step);
         add_into(&mut sw_acc, &b.swap_accept);
@@ -682,6 +732,7 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         divergences: div,
         warmup_divergences: wdiv,
         divergent_chains: first_div,
+        escaped_chains: escaped,
         step_mean,
         step_min,
         step_max,

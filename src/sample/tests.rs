@@ -501,6 +501,8 @@ fn divergent_chain_is_isolated() {
             d.x.iter().all(|v| v.is_finite()),
             "{name}: non-finite output"
         );
+        // E = x⁴ blows up *upwards*: an ordinary divergence, not an escape.
+        assert!(s.escaped_chains.is_empty(), "{name}: {s}");
         if name == "ula" {
             // Chain 1 diverged early and stayed frozen.
             assert_eq!(s.frozen_chains, 1);
@@ -585,4 +587,74 @@ fn csv_of_a_run_round_trips_and_summarises() {
     assert!(table.contains("ess_bulk"), "{table}");
     assert!(table.contains("x.1"));
     assert!(table.contains("sampler mala"));
+}
+
+/// E = −‖x‖² (`not sqnorm(x)`) is unbounded below: every sampler's chains
+/// run away, and the summary says so instead of listing divergences.
+#[test]
+fn chains_of_an_unbounded_energy_are_reported_as_escaped() {
+    let e = FnEnergy::new(
+        2,
+        |x: &[f64]| -(x[0] * x[0] + x[1] * x[1]),
+        |x: &[f64], g: &mut [f64]| {
+            g[0] = -2.0 * x[0];
+            g[1] = -2.0 * x[1];
+            -(x[0] * x[0] + x[1] * x[1])
+        },
+    );
+    let run = RunConfig::new(4, 500, 1000, 1);
+    for cfg in [
+        SamplerConfig::ula(0.01),
+        SamplerConfig::mala(0.01),
+        SamplerConfig::rwmh(0.5),
+        SamplerConfig::hmc(0.01, 10),
+    ] {
+        let name = cfg.method.name();
+        let d = run_chains(&e, &cfg, &run).unwrap();
+        let s = d.summary.clone().unwrap();
+        assert_eq!(s.escaped_chains.len(), 4, "{name}: {s}");
+        assert!(s.divergent_chains.is_empty(), "{name}: {s}");
+        for esc in &s.escaped_chains {
+            assert!(esc.norm > 100.0 && esc.energy < -1e4, "{name}: {esc:?}");
+        }
+        let text = s.to_string();
+        assert!(text.contains("escaped to infinity") || text.contains("escaping to infinity"));
+        assert!(text.contains("the energy looks unbounded below"), "{text}");
+        assert!(!text.contains("diverged first"), "{text}");
+    }
+    // A step so large that the chains overflow: they diverge (freeze), and
+    // the divergence is reported as the escape it is, with its iteration.
+    let d = run_chains(&e, &SamplerConfig::ula(1.0), &RunConfig::new(2, 0, 2000, 1)).unwrap();
+    let s = d.summary.clone().unwrap();
+    assert_eq!(s.frozen_chains, 2);
+    assert!(s.divergent_chains.is_empty(), "{s}");
+    assert_eq!(s.escaped_chains.len(), 2, "{s}");
+    let it = s.escaped_chains[0].iteration.expect("it diverged");
+    assert!(it > 100 && it < 2000, "{it}");
+    assert!(
+        s.to_string()
+            .contains(&format!("chain 0 escaped to infinity at iteration {it}"))
+    );
+    let header: Vec<String> = s.describe().into_iter().map(|(k, _)| k).collect();
+    assert!(header.contains(&"escaped_to_infinity(chain@iter)".to_string()));
+}
+
+/// A step too large for a confining energy is still a divergence: the
+/// energy blows up, it does not fall.
+#[test]
+fn an_ordinary_divergence_is_not_an_escape() {
+    let e = FnEnergy::new(
+        1,
+        |x: &[f64]| x[0] * x[0],
+        |x: &[f64], g: &mut [f64]| {
+            g[0] = 2.0 * x[0];
+            x[0] * x[0]
+        },
+    );
+    let d = run_chains(&e, &SamplerConfig::ula(2.5), &RunConfig::new(2, 0, 2000, 1)).unwrap();
+    let s = d.summary.clone().unwrap();
+    assert_eq!(s.frozen_chains, 2);
+    assert_eq!(s.divergent_chains.len(), 2, "{s}");
+    assert!(s.escaped_chains.is_empty(), "{s}");
+    assert!(s.to_string().contains("diverged first at iteration"));
 }
