@@ -280,3 +280,36 @@ fn image_primitives_match_finite_differences() {
         stats.skipped
     );
 }
+
+/// The elementwise builtins `maximum`, `minimum`, `logaddexp` and the
+/// mixture `mix`, with `pi`.
+const ELEMENTWISE_ENERGIES: &str = "
+energy mx(x: [3]) = sum(maximum(x, [0.1, -0.2, 0.3]) * x) + sum(minimum(x^2, 0.5))
+energy lae(x: [3]) = -sum(logaddexp(-x^2, -(x - 1)^2 + log(0.3), x / pi))
+energy mixed(x: [2]) = mix(sqnorm(x), sqnorm(x - [1, 2]) / 2, weights = [0.2, 0.8], logz = [0.5, -1])
+";
+
+#[test]
+fn elementwise_builtins_match_finite_differences() {
+    let file = ebm::pipeline::SourceFile {
+        path: "elementwise.ebm".into(),
+        text: ELEMENTWISE_ENERGIES.into(),
+    };
+    let module = ebm::pipeline::analyze(&file).unwrap();
+    let mut stats = Checked {
+        compared: 0,
+        skipped: 0,
+    };
+    for (i, def) in module.defs.iter().enumerate() {
+        let g = ebm::lower::lower(&module, &def.name).unwrap();
+        for seed in 0..4 {
+            check_graph(&g, 200 + 10 * i as u64 + seed, &mut stats);
+        }
+    }
+    assert!(stats.compared > 50, "only {} comparisons", stats.compared);
+    assert!(
+        stats.skipped * 5 < stats.compared,
+        "{} skipped",
+        stats.skipped
+    );
+}

@@ -160,6 +160,27 @@ pub const BUILTINS: &[Sig] = &[
         "log Σ exp over one tensor (all axes or `axis`), or over several scalars"
     ),
     sig!(
+        "maximum",
+        [req("a"), req("b")],
+        false,
+        Tensor,
+        "elementwise maximum of two broadcast tensors"
+    ),
+    sig!(
+        "minimum",
+        [req("a"), req("b")],
+        false,
+        Tensor,
+        "elementwise minimum of two broadcast tensors"
+    ),
+    sig!(
+        "logaddexp",
+        [],
+        true,
+        Tensor,
+        "log Σ exp elementwise over broadcast tensors, stable"
+    ),
+    sig!(
         "mix",
         [kw("weights"), kw("logz")],
         true,

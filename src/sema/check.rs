@@ -896,6 +896,14 @@ impl Analyzer<'_> {
                 self.diags.push(err::run_value_in_expr(n, span));
                 None
             }
+            // Predefined constants: a definition of the same name shadows them.
+            None if n == "pi" => self.constant(
+                Tensor {
+                    shape: vec![],
+                    data: vec![std::f64::consts::PI],
+                },
+                span,
+            ),
             None => {
                 self.unresolved(n, span, false);
                 None
@@ -1095,6 +1103,49 @@ impl Analyzer<'_> {
         }
         let l = self.mk(TKind::LogSumExpN(terms), vec![], span)?;
         self.unary(Elem::Neg, l, span)
+    }
+
+    /// `logaddexp(a, b, ..)`: log Σ exp elementwise over broadcast tensors,
+    /// m + log Σᵢ exp(aᵢ − m) with m the elementwise maximum (its gradient
+    /// stopped, as the function does not depend on it), and m taken as 0
+    /// where every term is −∞ so that the result is −∞, not NaN.
+    fn logaddexp(&mut self, b: &builtins::Bound, span: Span) -> Option<TExpr> {
+        let parts: Vec<TExpr> = b.rest.iter().filter_map(|e| self.expr(e)).collect();
+        if parts.len() != b.rest.len() {
+            return None;
+        }
+        let mut it = parts.iter().cloned();
+        // `bind` has already reported a call without arguments.
+        let first = it.next()?;
+        let mut m = first;
+        for p in it {
+            m = self.bcast(BinaryOp::Max, "logaddexp", m, p, span)?;
+        }
+        let shape = m.shape.clone();
+        let scalar = |v: f64| Tensor {
+            shape: vec![],
+            data: vec![v],
+        };
+        let floor = self.constant(scalar(f64::NEG_INFINITY), span)?;
+        let zero = self.constant(scalar(0.0), span)?;
+        let finite = self.bcast(BinaryOp::Gt, "logaddexp", m.clone(), floor, span)?;
+        let m = self.mk(
+            TKind::Where(Box::new(finite), Box::new(m), Box::new(zero)),
+            shape.clone(),
+            span,
+        )?;
+        let m = self.mk(TKind::StopGradient(Box::new(m)), shape, span)?;
+        let mut sum: Option<TExpr> = None;
+        for p in parts {
+            let d = self.bcast(BinaryOp::Sub, "logaddexp", p, m.clone(), span)?;
+            let e = self.unary(Elem::Exp, d, span)?;
+            sum = Some(match sum {
+                None => e,
+                Some(s) => self.bcast(BinaryOp::Add, "logaddexp", s, e, span)?,
+            });
+        }
+        let l = self.unary(Elem::Log, sum?, span)?;
+        self.bcast(BinaryOp::Add, "logaddexp", m, l, span)
     }
 
     /// A constant vector of `n` numbers each passing `ok` (`mix`'s
@@ -1534,6 +1585,17 @@ impl Analyzer<'_> {
                     }
                 }
             }
+            "maximum" | "minimum" => {
+                let a = self.expr(b.get(sig, "a")?);
+                let c = self.expr(b.get(sig, "b")?);
+                let op = if sig.name == "maximum" {
+                    BinaryOp::Max
+                } else {
+                    BinaryOp::Min
+                };
+                self.bcast(op, sig.name, a?, c?, span)
+            }
+            "logaddexp" => self.logaddexp(b, span),
             "clamp" => {
                 let x = self.expr(b.get(sig, "x")?);
                 let lo = self.expr(b.get(sig, "lo")?);
