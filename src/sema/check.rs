@@ -1064,9 +1064,7 @@ impl Analyzer<'_> {
         }
         let n = parts.len();
         if n == 0 {
-            self.diags
-                .push(err::bad_mix("expected at least one energy".into(), span));
-            return None;
+            return None; // `bind` has already reported a call without energies
         }
         if let Some(p) = parts.iter().find(|p| !p.shape.is_empty()) {
             let msg = format!(
