@@ -14,6 +14,10 @@ use ebm::train::optim::Decay;
 use ebm::train::{Concepts, LastStep, Method, TrainConfig, Trainer};
 use std::sync::Arc;
 
+#[path = "support/train_fd.rs"]
+mod train_fd;
+use train_fd::{assert_gradient, dist2, nearest, param_vec, set_param_vec};
+
 /// A conditional MLP energy with a quadratic floor.
 const MLP: &str = "
 energy e(x: [2] | c: [3]) = sum(mlp(concat(x, c), [8, 1], act = swish)) + 0.1 * sum(x^2)
@@ -49,26 +53,6 @@ fn concept_data(n: usize, means: [[f64; 2]; 3], sd: f64, seed: u64) -> (Vec<f64>
         c[3 * i + k] = 1.0;
     }
     (x, c)
-}
-
-fn param_vec(e: &CompiledEnergy) -> Vec<f64> {
-    e.param_names()
-        .iter()
-        .flat_map(|n| e.store().get(n).unwrap())
-        .collect()
-}
-
-fn set_param_vec(e: &CompiledEnergy, v: &[f64]) {
-    let mut at = 0;
-    for n in e.param_names() {
-        let len = e.store().get(&n).unwrap().len();
-        e.set_param(&n, &v[at..at + len]).unwrap();
-        at += len;
-    }
-}
-
-fn dist2(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 /// The whole improved-CD loss of a conditional energy as a function of θ,
@@ -122,18 +106,7 @@ fn conditional_improved_cd_gradient_matches_finite_differences() {
         .conditional_objective::<f64>(&x, &cond, b, Some(&last), &reference)
         .unwrap();
     let analytic: Vec<f64> = obj.grads.concat();
-    let nn: Vec<usize> = x_k0
-        .chunks_exact(d)
-        .map(|p| {
-            (0..reference.len() / d)
-                .min_by(|&i, &j| {
-                    let di = dist2(p, &reference[i * d..(i + 1) * d]);
-                    let dj = dist2(p, &reference[j * d..(j + 1) * d]);
-                    di.total_cmp(&dj)
-                })
-                .unwrap()
-        })
-        .collect();
+    let nn = nearest(&x_k0, &reference, d);
     let loss_at = |theta: &[f64]| -> f64 {
         set_param_vec(&e, theta);
         let x_k = step(&e);
@@ -150,20 +123,7 @@ fn conditional_improved_cd_gradient_matches_finite_differences() {
         cd + kl + 0.7 * ent
     };
     assert!((loss_at(&theta0) - obj.total).abs() < 1e-10);
-    let h = 1e-5;
-    for i in 0..theta0.len() {
-        let mut up = theta0.clone();
-        let mut down = theta0.clone();
-        up[i] += h;
-        down[i] -= h;
-        let fd = (loss_at(&up) - loss_at(&down)) / (2.0 * h);
-        let err = (fd - analytic[i]).abs() / (1e-4 + fd.abs().max(analytic[i].abs()));
-        assert!(
-            err < 1e-5,
-            "θ[{i}]: finite difference {fd} vs analytic {}",
-            analytic[i]
-        );
-    }
+    assert_gradient(&theta0, &analytic, loss_at);
 }
 
 fn means_config(iters: usize, threads: usize) -> TrainConfig {

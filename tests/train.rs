@@ -13,6 +13,10 @@ use ebm::train::optim::Decay;
 use ebm::train::{LastStep, Method, TrainConfig, Trainer};
 use std::sync::Arc;
 
+#[path = "support/train_fd.rs"]
+mod train_fd;
+use train_fd::{assert_gradient, dist2, nearest, param_vec, set_param_vec};
+
 /// A small MLP energy with a quadratic floor (f64).
 const MLP: &str = "
 energy e(x: [2]) = sum(mlp(x, [8, 1], act = swish)) + 0.1 * sum(x^2)
@@ -38,22 +42,6 @@ fn gaussian_data(n: usize, mean: [f64; 2], sd: [f64; 2], seed: u64) -> Vec<f64> 
     z.chunks_exact(2)
         .flat_map(|p| [mean[0] + sd[0] * p[0], mean[1] + sd[1] * p[1]])
         .collect()
-}
-
-fn param_vec(e: &CompiledEnergy) -> Vec<f64> {
-    e.param_names()
-        .iter()
-        .flat_map(|n| e.store().get(n).unwrap())
-        .collect()
-}
-
-fn set_param_vec(e: &CompiledEnergy, v: &[f64]) {
-    let mut at = 0;
-    for n in e.param_names() {
-        let len = e.store().get(&n).unwrap().len();
-        e.set_param(&n, &v[at..at + len]).unwrap();
-        at += len;
-    }
 }
 
 /// The whole improved-CD loss through the last step, as a function of θ:
@@ -96,18 +84,7 @@ fn improved_cd_gradient_matches_finite_differences() {
     let analytic: Vec<f64> = obj.grads.concat();
 
     // Nearest neighbours at θ₀, held fixed.
-    let nn: Vec<usize> = x_k0
-        .chunks_exact(d)
-        .map(|p| {
-            (0..reference.len() / d)
-                .min_by(|&i, &j| {
-                    let di = dist2(p, &reference[i * d..(i + 1) * d]);
-                    let dj = dist2(p, &reference[j * d..(j + 1) * d]);
-                    di.total_cmp(&dj)
-                })
-                .unwrap()
-        })
-        .collect();
+    let nn = nearest(&x_k0, &reference, d);
     let loss_at = |theta: &[f64]| -> f64 {
         set_param_vec(&e, theta);
         let x_k = step(&e);
@@ -126,27 +103,7 @@ fn improved_cd_gradient_matches_finite_differences() {
         cd + 1.0 * kl + 0.7 * ent
     };
     assert!((loss_at(&theta0) - obj.total).abs() < 1e-10);
-    let h = 1e-5;
-    let mut worst: f64 = 0.0;
-    for i in 0..theta0.len() {
-        let mut up = theta0.clone();
-        let mut down = theta0.clone();
-        up[i] += h;
-        down[i] -= h;
-        let fd = (loss_at(&up) - loss_at(&down)) / (2.0 * h);
-        let err = (fd - analytic[i]).abs() / (1e-4 + fd.abs().max(analytic[i].abs()));
-        worst = worst.max(err);
-        assert!(
-            err < 1e-5,
-            "θ[{i}]: finite difference {fd} vs analytic {}",
-            analytic[i]
-        );
-    }
-    assert!(worst < 1e-5);
-}
-
-fn dist2(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+    assert_gradient(&theta0, &analytic, loss_at);
 }
 
 /// PCD (persistent chains, no restarts) on a Gaussian energy recovers the

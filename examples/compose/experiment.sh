@@ -60,22 +60,24 @@ def share(pts, pred):
     f = k / len(pts)
     return f, math.sqrt(f * (1 - f) / len(pts))
 
-out = ["| energy | samples | in the target cell | where the rest went |", "| --- | --- | --- | --- |"]
-for a in range(3):
-    for b in range(3):
-        pts = points(f"cell_{a}{b}")
-        f, se = share(pts, lambda p: cell(p) == (a, b))
-        tag = " (held out)" if (a, b) == (2, 2) else ""
-        out.append(f"| `cell_{a}{b}`{tag} | {len(pts)} | {f:.3f} ± {se:.3f} | |")
-for name, what in (("joint_22", "joint-label baseline"), ("full_22", "full-input concepts")):
+def row(name, label, target):
+    """A table row: the share in `target` and the two likeliest other places."""
     pts = points(name)
-    f, se = share(pts, lambda p: cell(p) == (2, 2))
+    f, se = share(pts, lambda p: cell(p) == target)
     cells = {}
     for p in pts:
         cells[cell(p)] = cells.get(cell(p), 0) + 1
-    top = sorted(((v, str(k)) for k, v in cells.items() if k != (2, 2)), reverse=True)[:2]
+    top = sorted(((v, "no cell" if k is None else str(k)) for k, v in cells.items() if k != target), reverse=True)[:2]
     rest = ", ".join(f"{k}: {v / len(pts):.2f}" for v, k in top)
-    out.append(f"| `{name}` ({what}) | {len(pts)} | {f:.3f} ± {se:.3f} | {rest} |")
+    return f"| {label} | {len(pts)} | {f:.3f} ± {se:.3f} | {rest} |"
+
+out = ["| energy | samples | in the target cell | where the rest went |", "| --- | --- | --- | --- |"]
+for a in range(3):
+    for b in range(3):
+        tag = " (held out)" if (a, b) == (2, 2) else ""
+        out.append(row(f"cell_{a}{b}", f"`cell_{a}{b}`{tag}", (a, b)))
+for name, what in (("joint_22", "joint-label baseline"), ("full_22", "full-input concepts")):
+    out.append(row(name, f"`{name}` ({what})", (2, 2)))
 out.append("")
 out.append("| energy | samples in cell (0, 0) | in the rest of column 0 |")
 out.append("| --- | --- | --- |")
