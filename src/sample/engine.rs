@@ -1342,3 +1342,103 @@ fn init_positions(init: &Init, rngs: &mut ChainRngs, first: usize, dim: usize) -
     }
     x
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// E(x) = ½|x|² on the host (the reference moves).
+    struct Quad(usize);
+
+    impl Target<f64> for Quad {
+        fn dim(&self) -> usize {
+            self.0
+        }
+        fn eval(&self, x: &[f64], n: usize, e: &mut [f64], g: Option<&mut [f64]>) -> R<()> {
+            let d = self.0;
+            for c in 0..n {
+                e[c] = 0.5 * x[c * d..(c + 1) * d].iter().map(|v| v * v).sum::<f64>();
+            }
+            if let Some(g) = g {
+                g.copy_from_slice(x);
+            }
+            Ok(())
+        }
+    }
+
+    fn chains(x: Vec<f64>, dim: usize) -> Chains<f64> {
+        let n = x.len() / dim;
+        let mut ch = Chains {
+            n,
+            dim,
+            x,
+            e: vec![0.0; n],
+            g: vec![0.0; n * dim],
+            v: Vec::new(),
+            freeze: vec![None; n],
+        };
+        Quad(dim)
+            .eval(&ch.x, n, &mut ch.e, Some(&mut ch.g))
+            .unwrap();
+        ch
+    }
+
+    /// A MALA proposal that rounds to the current point (x = 1e10, so the
+    /// move of about 1e-15 is far below its last place) has log q = 0
+    /// exactly (both terms are the same rounded difference) and counts as no
+    /// move: acceptance 0, not divergent, the chain where it was. The
+    /// other chain, at 0.5 with the same step, moves by ~1e-15 and is a
+    /// real (accepted) move.
+    #[test]
+    fn a_proposal_that_rounds_to_no_move_is_not_a_move() {
+        let mut ch = chains(vec![1e10, 0.5], 1);
+        let mut s = Scratch::<f64>::new(2, 1);
+        refresh(&mut s.step_t, &[1e-30, 1e-30]);
+        refresh(&mut s.mass_t, &[1.0, 1.0]);
+        for t in 0..20 {
+            let before = ch.x.clone();
+            mala_step(&Quad(1), 7, t, 0, &mut ch, &mut s).unwrap();
+            assert_eq!(ch.x[0].to_bits(), before[0].to_bits());
+            assert_eq!(s.y[0].to_bits(), before[0].to_bits(), "y rounds to x");
+            assert_eq!(s.log_q[0], 0.0, "ratio of the move made");
+            assert_eq!(s.accept[0], 0.0, "a no-op is no move");
+            assert!(!s.divergent[0]);
+            if s.y[1] != before[1] {
+                assert!(s.accept[1] > 0.99, "a real tiny move is accepted");
+            }
+        }
+        assert_ne!(ch.x[1], 0.5, "chain 1 moved");
+    }
+
+    /// The forward proposal density uses y − x + drift from the stored
+    /// points: for a move that does not round away, log q matches the
+    /// textbook formula with ξ to rounding.
+    #[test]
+    fn mala_ratio_matches_the_noise_form_when_nothing_rounds() {
+        let ch = chains(vec![0.3, -1.2, 2.0, 0.7], 2);
+        let noise = [0.4, -1.1, 0.9, 0.2];
+        let (step, mass) = ([0.5, 0.25], [1.0; 4]);
+        let p = Proposal {
+            n: 2,
+            x: &ch.x,
+            grad: &ch.g,
+            noise: &noise,
+            step: &step,
+            inv_mass: &mass,
+            beta: &[],
+        };
+        let (mut y, mut ey, mut gy, mut lq) = (vec![0.0; 4], vec![0.0; 2], vec![0.0; 4], vec![0.0; 2]);
+        Quad(2).mala(p, &mut y, &mut ey, &mut gy, &mut lq).unwrap();
+        for c in 0..2 {
+            let h = step[c];
+            let (mut fwd, mut bwd) = (0.0, 0.0);
+            for i in c * 2..c * 2 + 2 {
+                fwd += noise[i] * noise[i];
+                let z = ch.x[i] - y[i] + 0.5 * h * gy[i];
+                bwd += z * z / h;
+            }
+            let want = 0.5 * (fwd - bwd);
+            assert!((lq[c] - want).abs() < 1e-12, "{} vs {want}", lq[c]);
+        }
+    }
+}
