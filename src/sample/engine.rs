@@ -1427,7 +1427,8 @@ mod tests {
             inv_mass: &mass,
             beta: &[],
         };
-        let (mut y, mut ey, mut gy, mut lq) = (vec![0.0; 4], vec![0.0; 2], vec![0.0; 4], vec![0.0; 2]);
+        let (mut y, mut ey, mut gy, mut lq) =
+            (vec![0.0; 4], vec![0.0; 2], vec![0.0; 4], vec![0.0; 2]);
         Quad(2).mala(p, &mut y, &mut ey, &mut gy, &mut lq).unwrap();
         for c in 0..2 {
             let h = step[c];

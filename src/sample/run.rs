@@ -253,6 +253,13 @@ fn list(v: &[f64]) -> String {
     t.join(" ")
 }
 
+/// Values in exponent form (shortest round-trip digits), space-separated:
+/// adapted step sizes span hundreds of orders of magnitude.
+fn exp_list(v: &[f64]) -> String {
+    let t: Vec<String> = v.iter().map(|x| format!("{x:e}")).collect();
+    t.join(" ")
+}
+
 /// Values as a short list for the screen.
 fn short_list(v: &[f64], digits: usize) -> String {
     let t: Vec<String> = v.iter().map(|x| format!("{x:.digits$}")).collect();
@@ -274,7 +281,7 @@ impl RunSummary {
             ("step_size_min".into(), format!("{}", self.step_min)),
             ("step_size_median".into(), format!("{}", self.step_median)),
             ("step_size_max".into(), format!("{}", self.step_max)),
-            ("step_sizes".into(), list(&self.chain_step)),
+            ("step_sizes".into(), exp_list(&self.chain_step)),
             ("frozen_chains".into(), format!("{}", self.frozen_chains)),
         ];
         if !self.stuck_chains.is_empty() {
@@ -385,7 +392,11 @@ impl fmt::Display for RunSummary {
             )?;
         }
         if !self.stuck_chains.is_empty() && self.chain_step.len() <= 16 {
-            writeln!(f, "  {:>7} {:>11} {:>10} {:>14}", "chain", "step size", "acceptance", "distinct draws")?;
+            writeln!(
+                f,
+                "  {:>7} {:>11} {:>10} {:>14}",
+                "chain", "step size", "acceptance", "distinct draws"
+            )?;
             for c in 0..self.chain_step.len() {
                 writeln!(
                     f,

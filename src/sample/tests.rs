@@ -711,7 +711,12 @@ fn a_chain_whose_step_collapses_is_flagged_by_id() {
         assert!(header.contains("# step_sizes = "), "{header}");
         // Per-chain statistics do not depend on the block split (the
         // pooled acceptance rate may, in its last bits: blocks sum apart).
-        texts.push((s.chain_step, s.chain_accept, s.chain_distinct, s.stuck_chains));
+        texts.push((
+            s.chain_step,
+            s.chain_accept,
+            s.chain_distinct,
+            s.stuck_chains,
+        ));
         assert!(texts[0] == *texts.last().unwrap(), "threads {threads}");
     }
 }
@@ -726,7 +731,10 @@ fn a_healthy_run_flags_no_chain() {
     let s = d.summary.unwrap();
     assert!(s.stuck_chains.is_empty(), "{s}");
     let text = s.to_string();
-    assert!(!text.contains("stuck") && !text.contains("distinct"), "{text}");
+    assert!(
+        !text.contains("stuck") && !text.contains("distinct"),
+        "{text}"
+    );
     assert_eq!(s.chain_step.len(), 4);
     assert!(s.chain_distinct.iter().all(|&n| n > 100), "{s}");
 }

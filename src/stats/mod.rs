@@ -95,7 +95,7 @@ pub fn rhat_basic(x: &[f64], chains: usize) -> f64 {
     // Chains that do not move within themselves: no ratio to take (NaN
     // when they agree too, infinite when they disagree), never the huge
     // number that rounding in w would give.
-    if !(w > f64::EPSILON * b.abs().max(f64::MIN_POSITIVE)) {
+    if w.is_nan() || w <= f64::EPSILON * b.abs().max(f64::MIN_POSITIVE) {
         return if b > 0.0 { f64::INFINITY } else { f64::NAN };
     }
     let r = ((b / w + n as f64 - 1.0) / n as f64).sqrt();
