@@ -233,7 +233,7 @@ fn rhat_of_chains_that_do_not_move() {
     assert!(r.is_infinite() || r < 1e15, "{r}");
     assert_eq!(rhat_text(f64::NAN), "NaN");
     assert_eq!(rhat_text(f64::INFINITY), "inf");
-    assert_eq!(rhat_text(1124740314366333.625), "1.1e15");
+    assert_eq!(rhat_text(1.124_740_314_366_333_6e15), "1.1e15");
     assert_eq!(ess_text(f64::NAN), "NaN");
     assert_eq!(g(f64::NAN), "NaN");
     assert_eq!(g(f64::NEG_INFINITY), "-inf");
