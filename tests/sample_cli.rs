@@ -670,3 +670,104 @@ fn pt_and_uld_from_the_command_line() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A chain started in a well too steep to move in (any move its last place
+/// allows costs ~1e18 in energy, any smaller one rounds away): its step
+/// size collapses during adaptation and `ebm sample` names it by id in the
+/// run summary; the CSV header records every chain's adapted step size.
+#[test]
+fn a_stuck_chain_is_named_in_the_run_summary() {
+    let dir = scratch("stuck");
+    let src = write(
+        &dir,
+        "well.ebm",
+        "energy well(x: [1]) = sum(where(x > 10, 1e30 * (x - 20)^2, 0.5 * x^2))\n",
+    );
+    let init = dir.join("init.npy");
+    ebm::data::npy::write_f64(&init, &[4, 1], &[0.5, -0.5, 0.1, 20.0]).unwrap();
+    let csv = dir.join("w.csv");
+    let (code, out, err) = ebm(&[
+        "sample",
+        &src,
+        "--energy",
+        "well",
+        "--sampler",
+        "mala",
+        "--step",
+        "0.1",
+        "--chains",
+        "4",
+        "--steps",
+        "300",
+        "--warmup",
+        "300",
+        "--init",
+        &s(&init),
+        "--out",
+        &s(&csv),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("chain 3 is stuck: step size"), "{out}");
+    assert!(out.contains("1 distinct draw of 300"), "{out}");
+    for c in 0..3 {
+        assert!(!out.contains(&format!("chain {c} is stuck")), "{out}");
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.contains("\n# stuck_chains = 3\n"), "{text}");
+    let steps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# step_sizes = "))
+        .expect("per-chain step sizes in the header");
+    let steps: Vec<f64> = steps.split(' ').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(steps.len(), 4);
+    assert!(steps[3] < 1e-8 * steps[0].min(steps[1]), "{steps:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ebm summary` of a file where one chain holds NaN: R-hat, ESS and MCSE
+/// print as `NaN` (never a huge number), and the table stays aligned.
+#[test]
+fn summary_prints_nan_diagnostics_in_aligned_columns() {
+    let dir = scratch("nan-rhat");
+    let mut text = String::from("chain__,draw__,energy__,accept__,divergent__,x.0,x.1\n");
+    for c in 0..4 {
+        for k in 0..50 {
+            let a = ((c * 50 + k) as f64 * 0.7).sin();
+            let b = ((c * 50 + k) as f64 * 1.3).cos();
+            let x0 = if c == 2 && k > 10 { f64::NAN } else { a };
+            text.push_str(&format!(
+                "{c},{k},{},0.9,0,{x0},{b}\n",
+                0.5 * (a * a + b * b)
+            ));
+        }
+    }
+    let csv = write(&dir, "nan.csv", &text);
+    let (code, out, err) = ebm(&["summary", &csv]);
+    assert_eq!(code, 0, "{err}");
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row {name}: {out}"))
+            .to_string()
+    };
+    let x0 = row("x.0");
+    let cells: Vec<&str> = x0.split_whitespace().collect();
+    assert_eq!(cells.len(), 10, "{out}");
+    // mcse, rhat, ess_bulk, ess_tail.
+    for i in [2, 7, 8, 9] {
+        assert_eq!(cells[i], "NaN", "column {i}: {out}");
+    }
+    assert!(!out.contains("nan"), "{out}");
+    // Every table line is as wide as the header.
+    let header = out
+        .lines()
+        .find(|l| l.contains("ess_bulk"))
+        .unwrap()
+        .chars()
+        .count();
+    for name in ["energy__", "x.0", "x.1"] {
+        assert_eq!(row(name).chars().count(), header, "{name}: {out}");
+    }
+    assert!(out.contains("not a number for x.0"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

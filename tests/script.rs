@@ -296,3 +296,31 @@ fn unwritable_outputs_stop_the_run_before_it_starts() {
         "{err}"
     );
 }
+
+/// `sample(...)` in a script prints the same run summary as `ebm sample`:
+/// a chain started in a well too steep to move in is named as stuck, and
+/// `summary(s)` prints its R-hat in the table's columns.
+#[test]
+fn script_sample_names_a_stuck_chain() {
+    let dir = std::env::temp_dir().join(format!("ebm-script-stuck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let init = dir.join("init.npy");
+    ebm::data::npy::write_f64(&init, &[4, 1], &[0.5, -0.5, 0.1, 20.0]).unwrap();
+    let src = format!(
+        "energy well(x: [1]) = sum(where(x > 10, 1e30 * (x - 20)^2, 0.5 * x^2))\n\
+         let s = sample(well, mala(step = 0.1), chains = 4, warmup = 300, steps = 300, init = \"{}\")\n\
+         summary(s)\n",
+        init.display()
+    );
+    let out = run_src(&src).unwrap();
+    assert!(out.contains("chain 3 is stuck: step size"), "{out}");
+    assert!(!out.contains("chain 0 is stuck"), "{out}");
+    assert!(out.contains("distinct draws"), "{out}");
+    let header = out.lines().find(|l| l.contains("ess_bulk")).unwrap();
+    let row = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("x.0"))
+        .unwrap();
+    assert_eq!(row.chars().count(), header.chars().count(), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

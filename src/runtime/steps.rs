@@ -94,10 +94,6 @@ impl Builder {
         let low = self.g.select(below, lo, v);
         self.g.select(above, hi, low)
     }
-    fn sum_sq(&mut self, v: NodeId) -> NodeId {
-        let sq = self.g.mul(v, v);
-        self.g.sum_all(sq)
-    }
     fn finish(mut self, outputs: &[(&str, NodeId)]) -> StepGraph {
         for (name, n) in outputs {
             self.g.add_output(*name, *n, BatchReduce::PerSample);
@@ -151,8 +147,12 @@ pub fn ula(energy: &Graph, m: UlaMove) -> Result<StepGraph, String> {
 
 /// MALA proposal y = x − ½h·m⊙∇E(x) + √(h·m)⊙ξ. Inputs x, grad (∇E(x)),
 /// noise, step h, inv_mass m. Outputs `y`, `energy` E(y), `grad` ∇E(y) and
-/// `log_q` = log q(x|y) − log q(y|x) = ½(|ξ|² − Σ z²/(h·m)),
-/// z = x − y + ½h·m⊙∇E(y).
+/// `log_q` = log q(x|y) − log q(y|x) = ½(Σ w²/(h·m) − Σ z²/(h·m)) with
+/// w = y − x + ½h·m⊙∇E(x) and z = x − y + ½h·m⊙∇E(y). Both terms are
+/// computed from the points as stored in the kernel's dtype, not from ξ:
+/// when y rounds to x (a step too small to move the chain) the forward term
+/// is the same rounded difference as the backward one, and the ratio is
+/// that of the move actually proposed.
 pub fn mala(energy: &Graph) -> Result<StepGraph, String> {
     mala_graph(energy, false)
 }
@@ -195,7 +195,11 @@ fn mala_graph(energy: &Graph, tempered: bool) -> Result<StepGraph, String> {
     let z2 = b.g.mul(z, z);
     let scaled = b.g.div(z2, hm);
     let bwd = b.g.sum_all(scaled);
-    let fwd = b.sum_sq(xi);
+    let dy = b.g.sub(y, x);
+    let w = b.g.add_(dy, drift);
+    let w2 = b.g.mul(w, w);
+    let fscaled = b.g.div(w2, hm);
+    let fwd = b.g.sum_all(fscaled);
     let diff = b.g.sub(fwd, bwd);
     let half_s = b.g.scalar(0.5);
     let log_q = b.g.mul(half_s, diff);

@@ -139,14 +139,17 @@ pub trait Target<T: Scalar>: Sync {
             }
         }
         self.eval(y, s.n, ey, Some(gy))?;
+        // Both proposal densities from the points as stored (y − x, not ξ):
+        // a y that rounded to x gets the ratio of the move made.
         for c in 0..s.n {
             let (h, b) = (s.step[c].to_f64(), beta(c));
             let (mut fwd, mut bwd) = (0.0, 0.0);
             for i in c * d..(c + 1) * d {
                 let hm = h * s.inv_mass[i].to_f64();
-                let xi = s.noise[i].to_f64();
-                fwd += xi * xi;
-                let z = s.x[i].to_f64() - y[i].to_f64() + 0.5 * hm * (b * gy[i].to_f64());
+                let (xv, yv) = (s.x[i].to_f64(), y[i].to_f64());
+                let w = yv - xv + 0.5 * hm * (b * s.grad[i].to_f64());
+                fwd += w * w / hm;
+                let z = xv - yv + 0.5 * hm * (b * gy[i].to_f64());
                 bwd += z * z / hm;
             }
             log_q[c] = T::from_f64(0.5 * (fwd - bwd));
@@ -291,6 +294,10 @@ pub(crate) struct Block {
     pub draws: Draws,
     pub step: Vec<f64>,
     pub accept_sum: f64,
+    /// Per user chain (its T = 1 replica for PT): the summed acceptance
+    /// over sampling iterations, and whether it ended frozen.
+    pub chain_accept: Vec<f64>,
+    pub chain_frozen: Vec<bool>,
     pub divergences: usize,
     pub warmup_divergences: usize,
     pub first_div: Vec<Divergence>,
@@ -435,6 +442,14 @@ fn finite<T: Scalar>(v: &[T]) -> bool {
     T::all_finite(v)
 }
 
+/// Whether two points are bitwise the same (a proposal that rounded to no
+/// move).
+pub(crate) fn same_point<T: Scalar>(a: &[T], b: &[T]) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(p, q)| p.to_f64().to_bits() == q.to_f64().to_bits())
+}
+
 /// Scratch buffers of one block, allocated once.
 struct Scratch<T> {
     noise: Vec<T>,
@@ -543,6 +558,8 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
             draws: Draws::empty(users, run.kept(), dim),
             step: Vec::new(),
             accept_sum: 0.0,
+            chain_accept: vec![0.0; users],
+            chain_frozen: Vec::new(),
             divergences: 0,
             warmup_divergences: 0,
             first_div: Vec::new(),
@@ -619,7 +636,8 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
     escapes(target, &mut book, &ch, &x_start);
     let mut b = book.b;
     // A user chain is frozen when its kept (T = 1) replica is.
-    b.frozen = ch.freeze.iter().step_by(k).filter(|f| f.is_some()).count();
+    b.chain_frozen = ch.freeze.iter().step_by(k).map(|f| f.is_some()).collect();
+    b.frozen = b.chain_frozen.iter().filter(|f| **f).count();
     for (c, st) in step.iter().enumerate() {
         b.temp_step[c % k] += st;
     }
@@ -851,6 +869,9 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
             for (c, a) in s.accept.iter().enumerate() {
                 book.b.temp_accept[c % k] += a;
             }
+            for (u, a) in s.accept.iter().step_by(k).enumerate() {
+                book.b.chain_accept[u] += a;
+            }
             book.b.accept_sum += s.accept.iter().step_by(k).sum::<f64>();
             if i.is_multiple_of(thin) {
                 record(&mut book.b.draws, ch, s, i / thin, run.kept());
@@ -926,7 +947,9 @@ fn account_ula<T: Scalar>(
     for c in 0..ch.n {
         let from = ch.freeze[c].map(|f| (f as usize).max(a));
         // Acceptance 1 on each sampling iteration before the freeze.
-        book.b.accept_sum += (sampling(a) - sampling(from.unwrap_or(e))) as f64;
+        let moved = (sampling(a) - sampling(from.unwrap_or(e))) as f64;
+        book.b.accept_sum += moved;
+        book.b.chain_accept[c] += moved;
         if let Some(f) = from {
             let div_sampling = sampling(f);
             book.b.divergences += div_sampling;
@@ -956,6 +979,7 @@ fn ula_energies<T: Scalar, G: Target<T> + ?Sized>(
             // A kept draw is a sampling iteration `account_ula` booked as
             // accepted; it is a divergence instead.
             book.b.accept_sum -= 1.0;
+            book.b.chain_accept[c] -= 1.0;
             book.b.divergences += 1;
             first_divergence(book, c, it);
         }
@@ -1056,6 +1080,12 @@ fn metropolis<T: Scalar>(
         } else {
             s.beta[c] * de
         };
+        // A proposal that rounded to the current point is no move: it
+        // counts as not moving (acceptance 0) for adaptation and the
+        // acceptance rate, whatever its ratio says.
+        if same_point(&s.y[r.clone()], &ch.x[r.clone()]) {
+            continue;
+        }
         let log_a = de + s.log_q[c].to_f64();
         let (a, yes) = decide(seed, t, first + c, log_a);
         s.accept[c] = a;
@@ -1153,6 +1183,9 @@ fn hmc_step<T: Scalar, G: Target<T> + ?Sized>(
         let dh = tr.e[c].to_f64() + k - tr.h0[c];
         if !tr.alive[c] || !dh.is_finite() || dh > cfg.max_energy_error {
             s.divergent[c] = true;
+            continue;
+        }
+        if same_point(&tr.x[r.clone()], &ch.x[r.clone()]) {
             continue;
         }
         let (a, yes) = decide(seed, t, first + c, -dh);
@@ -1272,6 +1305,9 @@ fn uld_loop<T: Scalar, G: Target<T> + ?Sized>(
         if !warm {
             let i = it - run.warmup;
             book.b.accept_sum += s.accept.iter().sum::<f64>();
+            for (u, a) in s.accept.iter().enumerate() {
+                book.b.chain_accept[u] += a;
+            }
             if i.is_multiple_of(thin) {
                 record(&mut book.b.draws, ch, s, i / thin, run.kept());
             }
@@ -1305,4 +1341,105 @@ fn init_positions(init: &Init, rngs: &mut ChainRngs, first: usize, dim: usize) -
         }
     }
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// E(x) = ½|x|² on the host (the reference moves).
+    struct Quad(usize);
+
+    impl Target<f64> for Quad {
+        fn dim(&self) -> usize {
+            self.0
+        }
+        fn eval(&self, x: &[f64], n: usize, e: &mut [f64], g: Option<&mut [f64]>) -> R<()> {
+            let d = self.0;
+            for c in 0..n {
+                e[c] = 0.5 * x[c * d..(c + 1) * d].iter().map(|v| v * v).sum::<f64>();
+            }
+            if let Some(g) = g {
+                g.copy_from_slice(x);
+            }
+            Ok(())
+        }
+    }
+
+    fn chains(x: Vec<f64>, dim: usize) -> Chains<f64> {
+        let n = x.len() / dim;
+        let mut ch = Chains {
+            n,
+            dim,
+            x,
+            e: vec![0.0; n],
+            g: vec![0.0; n * dim],
+            v: Vec::new(),
+            freeze: vec![None; n],
+        };
+        Quad(dim)
+            .eval(&ch.x, n, &mut ch.e, Some(&mut ch.g))
+            .unwrap();
+        ch
+    }
+
+    /// A MALA proposal that rounds to the current point (x = 1e10, so the
+    /// move of about 1e-15 is far below its last place) has log q = 0
+    /// exactly (both terms are the same rounded difference) and counts as no
+    /// move: acceptance 0, not divergent, the chain where it was. The
+    /// other chain, at 0.5 with the same step, moves by ~1e-15 and is a
+    /// real (accepted) move.
+    #[test]
+    fn a_proposal_that_rounds_to_no_move_is_not_a_move() {
+        let mut ch = chains(vec![1e10, 0.5], 1);
+        let mut s = Scratch::<f64>::new(2, 1);
+        refresh(&mut s.step_t, &[1e-30, 1e-30]);
+        refresh(&mut s.mass_t, &[1.0, 1.0]);
+        for t in 0..20 {
+            let before = ch.x.clone();
+            mala_step(&Quad(1), 7, t, 0, &mut ch, &mut s).unwrap();
+            assert_eq!(ch.x[0].to_bits(), before[0].to_bits());
+            assert_eq!(s.y[0].to_bits(), before[0].to_bits(), "y rounds to x");
+            assert_eq!(s.log_q[0], 0.0, "ratio of the move made");
+            assert_eq!(s.accept[0], 0.0, "a no-op is no move");
+            assert!(!s.divergent[0]);
+            if s.y[1] != before[1] {
+                assert!(s.accept[1] > 0.99, "a real tiny move is accepted");
+            }
+        }
+        assert_ne!(ch.x[1], 0.5, "chain 1 moved");
+    }
+
+    /// The forward proposal density uses y − x + drift from the stored
+    /// points: for a move that does not round away, log q matches the
+    /// textbook formula with ξ to rounding.
+    #[test]
+    fn mala_ratio_matches_the_noise_form_when_nothing_rounds() {
+        let ch = chains(vec![0.3, -1.2, 2.0, 0.7], 2);
+        let noise = [0.4, -1.1, 0.9, 0.2];
+        let (step, mass) = ([0.5, 0.25], [1.0; 4]);
+        let p = Proposal {
+            n: 2,
+            x: &ch.x,
+            grad: &ch.g,
+            noise: &noise,
+            step: &step,
+            inv_mass: &mass,
+            beta: &[],
+        };
+        let (mut y, mut ey, mut gy, mut lq) =
+            (vec![0.0; 4], vec![0.0; 2], vec![0.0; 4], vec![0.0; 2]);
+        Quad(2).mala(p, &mut y, &mut ey, &mut gy, &mut lq).unwrap();
+        for c in 0..2 {
+            let h = step[c];
+            let (mut fwd, mut bwd) = (0.0, 0.0);
+            for i in c * 2..c * 2 + 2 {
+                fwd += noise[i] * noise[i];
+                let z = ch.x[i] - y[i] + 0.5 * h * gy[i];
+                bwd += z * z / h;
+            }
+            let want = 0.5 * (fwd - bwd);
+            assert!((lq[c] - want).abs() < 1e-12, "{} vs {want}", lq[c]);
+        }
+    }
 }

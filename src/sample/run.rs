@@ -106,6 +106,95 @@ pub struct Escape {
     pub energy: f64,
 }
 
+/// A chain the run summary flags as stuck: its step size collapsed (below
+/// [`COLLAPSED_STEP`] × the median chain's) or it stopped moving (no change
+/// between kept draws, or at most 1% distinct draws when it kept at least
+/// [`STUCK_MIN_KEPT`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stuck {
+    pub chain: usize,
+    pub step: f64,
+    pub accept: f64,
+    /// Distinct kept draws: 1 + the kept draws that differ from the one
+    /// before (bitwise), of `kept`.
+    pub distinct: usize,
+    pub kept: usize,
+    pub collapsed: bool,
+    pub stopped: bool,
+    /// Frozen at its last finite point after a divergence.
+    pub frozen: bool,
+}
+
+/// A chain's step size collapsed below this × the median chain's.
+pub const COLLAPSED_STEP: f64 = 1e-8;
+/// A chain stopped moving when it kept this many draws or more and at most
+/// 1% of them (at least 1) are distinct.
+pub const STUCK_MIN_KEPT: usize = 100;
+
+impl Stuck {
+    /// The chains of a run that are stuck, in chain order.
+    pub fn find(
+        step: &[f64],
+        accept: &[f64],
+        distinct: &[usize],
+        frozen: &[bool],
+        kept: usize,
+    ) -> Vec<Stuck> {
+        let median = median(step);
+        (0..step.len())
+            .filter_map(|c| {
+                let collapsed = median > 0.0 && step[c] < COLLAPSED_STEP * median;
+                let stopped = kept >= STUCK_MIN_KEPT && distinct[c] <= (kept / 100).max(1);
+                (collapsed || stopped).then(|| Stuck {
+                    chain: c,
+                    step: step[c],
+                    accept: accept[c],
+                    distinct: distinct[c],
+                    kept,
+                    collapsed,
+                    stopped,
+                    frozen: frozen.get(c).copied().unwrap_or(false),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The median of `v` (NaN for none; NaNs sort last).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+}
+
+/// Per chain of `d`: 1 + the kept draws that differ (bitwise) from the
+/// draw before (0 for a chain with no draws).
+pub fn distinct_draws(d: &Draws) -> Vec<usize> {
+    (0..d.chains)
+        .map(|c| {
+            if d.draws == 0 {
+                return 0;
+            }
+            1 + (1..d.draws)
+                .filter(|&k| {
+                    d.point(c, k)
+                        .iter()
+                        .zip(d.point(c, k - 1))
+                        .any(|(a, b)| a.to_bits() != b.to_bits())
+                })
+                .count()
+        })
+        .collect()
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSummary {
     pub sampler: String,
@@ -126,10 +215,20 @@ pub struct RunSummary {
     /// Chains that escaped to infinity (listed here instead of in
     /// `divergent_chains`; their transitions still count as divergences).
     pub escaped_chains: Vec<Escape>,
-    /// Final step size: mean, min and max over chains.
+    /// Final step size: mean, min, median and max over chains.
     pub step_mean: f64,
     pub step_min: f64,
+    pub step_median: f64,
     pub step_max: f64,
+    /// Per chain (PT: its T = 1 replica): the final (adapted) step size,
+    /// the mean acceptance over post-warm-up transitions (a proposal that
+    /// rounded to no move counts as 0), and the distinct kept draws (see
+    /// [`distinct_draws`]).
+    pub chain_step: Vec<f64>,
+    pub chain_accept: Vec<f64>,
+    pub chain_distinct: Vec<usize>,
+    /// Chains whose step collapsed or that stopped moving ([`Stuck`]).
+    pub stuck_chains: Vec<Stuck>,
     /// T = noise²/(2·step) for decoupled Langevin.
     pub effective_temperature: Option<f64>,
     /// Chains frozen at the end (ULA divergences or non-finite starts).
@@ -154,6 +253,13 @@ fn list(v: &[f64]) -> String {
     t.join(" ")
 }
 
+/// Values in exponent form (shortest round-trip digits), space-separated:
+/// adapted step sizes span hundreds of orders of magnitude.
+fn exp_list(v: &[f64]) -> String {
+    let t: Vec<String> = v.iter().map(|x| format!("{x:e}")).collect();
+    t.join(" ")
+}
+
 /// Values as a short list for the screen.
 fn short_list(v: &[f64], digits: usize) -> String {
     let t: Vec<String> = v.iter().map(|x| format!("{x:.digits$}")).collect();
@@ -173,9 +279,19 @@ impl RunSummary {
             ),
             ("step_size_mean".into(), format!("{}", self.step_mean)),
             ("step_size_min".into(), format!("{}", self.step_min)),
+            ("step_size_median".into(), format!("{}", self.step_median)),
             ("step_size_max".into(), format!("{}", self.step_max)),
+            ("step_sizes".into(), exp_list(&self.chain_step)),
             ("frozen_chains".into(), format!("{}", self.frozen_chains)),
         ];
+        if !self.stuck_chains.is_empty() {
+            let ids: Vec<String> = self
+                .stuck_chains
+                .iter()
+                .map(|c| c.chain.to_string())
+                .collect();
+            v.push(("stuck_chains".into(), ids.join(" ")));
+        }
         if let Some(t) = self.effective_temperature {
             v.push(("effective_temperature".into(), format!("{t}")));
         }
@@ -227,8 +343,8 @@ impl fmt::Display for RunSummary {
         } else {
             writeln!(
                 f,
-                "  step size {:.4e} (min {:.4e}, max {:.4e})",
-                self.step_mean, self.step_min, self.step_max
+                "  step size {:.4e} (min {:.4e}, median {:.4e}, max {:.4e})",
+                self.step_mean, self.step_min, self.step_median, self.step_max
             )?;
         }
         if let Some(t) = self.effective_temperature {
@@ -265,6 +381,33 @@ impl fmt::Display for RunSummary {
                 self.divergent_chains.len() - 5
             )?;
         }
+        for st in self.stuck_chains.iter().take(5) {
+            writeln!(f, "  {}", st.describe(self.step_median))?;
+        }
+        if self.stuck_chains.len() > 5 {
+            writeln!(
+                f,
+                "  ... and {} more stuck chains",
+                self.stuck_chains.len() - 5
+            )?;
+        }
+        if !self.stuck_chains.is_empty() && self.chain_step.len() <= 16 {
+            writeln!(
+                f,
+                "  {:>7} {:>11} {:>10} {:>14}",
+                "chain", "step size", "acceptance", "distinct draws"
+            )?;
+            for c in 0..self.chain_step.len() {
+                writeln!(
+                    f,
+                    "  {:>7} {:>11.3e} {:>10.3} {:>14}",
+                    c,
+                    self.chain_step[c],
+                    self.chain_accept.get(c).copied().unwrap_or(f64::NAN),
+                    self.chain_distinct.get(c).copied().unwrap_or(0)
+                )?;
+            }
+        }
         for d in self.escaped_chains.iter().take(5) {
             let when = match d.iteration {
                 Some(it) => format!("escaped to infinity at iteration {it}"),
@@ -288,6 +431,30 @@ impl fmt::Display for RunSummary {
             "  {:.2} s, {:.3e} chain-steps/s",
             self.elapsed_s, self.chain_steps_per_s
         )
+    }
+}
+
+impl Stuck {
+    /// "chain 3 is stuck: step size 1.2e-44 (median 2.3e-1), …".
+    pub fn describe(&self, median: f64) -> String {
+        let mut why = Vec::new();
+        if self.frozen {
+            why.push("frozen after a divergence".to_string());
+        }
+        why.push(format!("step size {:.1e} (median {median:.1e})", self.step));
+        why.push(format!("acceptance {:.3}", self.accept));
+        why.push(format!(
+            "{} distinct draw{} of {}",
+            self.distinct,
+            if self.distinct == 1 { "" } else { "s" },
+            self.kept
+        ));
+        let hint = if self.collapsed && !self.frozen {
+            ": its step size collapsed (a region where the energy is too steep to move in?)"
+        } else {
+            ""
+        };
+        format!("chain {} is stuck: {}{hint}", self.chain, why.join(", "))
     }
 }
 
@@ -680,6 +847,8 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     let mut out = Draws::empty(0, kept, dim);
     out.chains = run.chains;
     let mut steps = Vec::with_capacity(run.chains);
+    let mut chain_acc = Vec::with_capacity(run.chains);
+    let mut chain_frozen = Vec::with_capacity(run.chains);
     let (mut acc, mut div, mut wdiv, mut frozen) = (0.0, 0, 0, 0);
     let mut first_div = Vec::new();
     let mut escaped = Vec::new();
@@ -692,6 +861,8 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         out.accept.extend_from_slice(&b.draws.accept);
         out.divergent.extend_from_slice(&b.draws.divergent);
         steps.extend_from_slice(&b.step);
+        chain_acc.extend_from_slice(&b.chain_accept);
+        chain_frozen.extend_from_slice(&b.chain_frozen);
         acc += b.accept_sum;
         div += b.divergences;
         wdiv += b.warmup_divergences;
@@ -713,6 +884,19 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     let step_mean = steps.iter().sum::<f64>() / steps.len() as f64;
     let step_min = steps.iter().copied().fold(f64::INFINITY, f64::min);
     let step_max = steps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let step_median = median(&steps);
+    let chain_accept: Vec<f64> = chain_acc
+        .iter()
+        .map(|a| {
+            if run.steps > 0 {
+                a / run.steps as f64
+            } else {
+                f64::NAN
+            }
+        })
+        .collect();
+    let chain_distinct = distinct_draws(&out);
+    let stuck_chains = Stuck::find(&steps, &chain_accept, &chain_distinct, &chain_frozen, kept);
     let evals_per_step = match sampler.method {
         Method::Hmc { leapfrog } => leapfrog as u64,
         _ => 1,
@@ -735,7 +919,12 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         escaped_chains: escaped,
         step_mean,
         step_min,
+        step_median,
         step_max,
+        chain_step: steps,
+        chain_accept,
+        chain_distinct,
+        stuck_chains,
         effective_temperature: sampler.effective_temperature(),
         frozen_chains: frozen,
         elapsed_s: elapsed,

@@ -658,3 +658,83 @@ fn an_ordinary_divergence_is_not_an_escape() {
     assert!(s.escaped_chains.is_empty(), "{s}");
     assert!(s.to_string().contains("diverged first at iteration"));
 }
+
+/// A unit Gaussian, except for a well 1e80·(x − 20)² beyond x = 10: a
+/// chain started at exactly 20 can only stay there (any move its last
+/// place allows costs ~1e50 in energy, any smaller one rounds away), so
+/// its adapted step size collapses. The run summary names it, and only it.
+#[test]
+fn a_chain_whose_step_collapses_is_flagged_by_id() {
+    fn well(x: f64) -> (f64, f64) {
+        if x > 10.0 {
+            (1e80 * (x - 20.0) * (x - 20.0), 2e80 * (x - 20.0))
+        } else {
+            (0.5 * x * x, x)
+        }
+    }
+    let e = FnEnergy::new(
+        1,
+        |x: &[f64]| well(x[0]).0,
+        |x: &[f64], g: &mut [f64]| {
+            let (v, d) = well(x[0]);
+            g[0] = d;
+            v
+        },
+    );
+    let mut run = RunConfig::new(6, 300, 400, 11);
+    run.init = Init::Array {
+        values: vec![0.5, -0.5, 0.1, 20.0, 1.0, -1.0],
+        rows: 6,
+    };
+    let mut texts = Vec::new();
+    for threads in [1, 3] {
+        run.threads = threads;
+        let d = run_chains(&e, &SamplerConfig::mala(0.1), &run).unwrap();
+        let s = d.summary.clone().unwrap();
+        let ids: Vec<usize> = s.stuck_chains.iter().map(|c| c.chain).collect();
+        assert_eq!(ids, vec![3], "{s}");
+        let st = &s.stuck_chains[0];
+        assert!(st.collapsed && st.stopped && !st.frozen, "{st:?}");
+        assert_eq!(st.distinct, 1);
+        assert_eq!(st.accept, 0.0, "its no-op proposals are not moves");
+        assert!(s.chain_step[3] < 1e-8 * s.step_median, "{s}");
+        for c in [0, 1, 2, 4, 5] {
+            assert!(s.chain_distinct[c] > 100, "chain {c}: {s}");
+            assert!(s.chain_accept[c] > 0.3, "chain {c}: {s}");
+        }
+        let text = s.to_string();
+        assert!(text.contains("chain 3 is stuck: step size"), "{text}");
+        assert!(text.contains("1 distinct draw of 400"), "{text}");
+        assert!(text.contains("distinct draws"), "per-chain table: {text}");
+        let header = super::io::to_csv(&d);
+        assert!(header.contains("# stuck_chains = 3\n"), "{header}");
+        assert!(header.contains("# step_sizes = "), "{header}");
+        // Per-chain statistics do not depend on the block split (the
+        // pooled acceptance rate may, in its last bits: blocks sum apart).
+        texts.push((
+            s.chain_step,
+            s.chain_accept,
+            s.chain_distinct,
+            s.stuck_chains,
+        ));
+        assert!(texts[0] == *texts.last().unwrap(), "threads {threads}");
+    }
+}
+
+/// A healthy run keeps the summary compact: no stuck chains, no table.
+#[test]
+fn a_healthy_run_flags_no_chain() {
+    let g = Gaussian::iid(2, 1.0);
+    let mut run = RunConfig::new(4, 200, 300, 3);
+    run.threads = 2;
+    let d = run_chains(&g, &SamplerConfig::mala(0.5), &run).unwrap();
+    let s = d.summary.unwrap();
+    assert!(s.stuck_chains.is_empty(), "{s}");
+    let text = s.to_string();
+    assert!(
+        !text.contains("stuck") && !text.contains("distinct"),
+        "{text}"
+    );
+    assert_eq!(s.chain_step.len(), 4);
+    assert!(s.chain_distinct.iter().all(|&n| n > 100), "{s}");
+}

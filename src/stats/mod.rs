@@ -92,7 +92,14 @@ pub fn rhat_basic(x: &[f64], chains: usize) -> f64 {
         .sum::<f64>()
         / chains as f64;
     let b = n as f64 * var(&means, 1.0);
-    ((b / w + n as f64 - 1.0) / n as f64).sqrt()
+    // Chains that do not move within themselves: no ratio to take (NaN
+    // when they agree too, infinite when they disagree), never the huge
+    // number that rounding in w would give.
+    if w.is_nan() || w <= f64::EPSILON * b.abs().max(f64::MIN_POSITIVE) {
+        return if b > 0.0 { f64::INFINITY } else { f64::NAN };
+    }
+    let r = ((b / w + n as f64 - 1.0) / n as f64).sqrt();
+    if r.is_finite() { r } else { f64::NAN }
 }
 
 /// Type-7 (linear interpolation) quantile of sorted data.
@@ -420,15 +427,47 @@ pub fn summarize(d: &Draws, max_coords: usize) -> Summary {
     }
 }
 
+/// A number for the summary table: `NaN`, `inf` and `-inf` as words, very
+/// large or small magnitudes in exponent form (at most 10 characters).
 fn g(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".into();
+    if let Some(w) = non_finite(v) {
+        return w.into();
     }
     let a = v.abs();
     if a != 0.0 && !(1e-3..1e5).contains(&a) {
         format!("{v:.3e}")
     } else {
         format!("{v:.4}")
+    }
+}
+
+fn non_finite(v: f64) -> Option<&'static str> {
+    if v.is_nan() {
+        Some("NaN")
+    } else if v == f64::INFINITY {
+        Some("inf")
+    } else if v == f64::NEG_INFINITY {
+        Some("-inf")
+    } else {
+        None
+    }
+}
+
+/// R-hat in at most 6 characters: `1.004`, `12.345`, `1.1e15`, `NaN`, `inf`.
+fn rhat_text(v: f64) -> String {
+    match non_finite(v) {
+        Some(w) => w.into(),
+        None if v.abs() < 100.0 => format!("{v:.3}"),
+        None => format!("{v:.1e}"),
+    }
+}
+
+/// An effective sample size in at most 8 characters.
+fn ess_text(v: f64) -> String {
+    match non_finite(v) {
+        Some(w) => w.into(),
+        None if v.abs() < 1e8 => format!("{v:.0}"),
+        None => format!("{v:.2e}"),
     }
 }
 
@@ -481,34 +520,22 @@ impl std::fmt::Display for Summary {
                 g(c.q5),
                 g(c.q50),
                 g(c.q95),
-                if c.rhat.is_nan() {
-                    "nan".into()
-                } else {
-                    format!("{:.3}", c.rhat)
-                },
-                if c.ess_bulk.is_nan() {
-                    "nan".into()
-                } else {
-                    format!("{:.0}", c.ess_bulk)
-                },
-                if c.ess_tail.is_nan() {
-                    "nan".into()
-                } else {
-                    format!("{:.0}", c.ess_tail)
-                },
+                rhat_text(c.rhat),
+                ess_text(c.ess_bulk),
+                ess_text(c.ess_tail),
             );
         }
         write!(f, "{t}")?;
         let bad: Vec<&str> = self
             .coords
             .iter()
-            .filter(|c| c.rhat > 1.01)
+            .filter(|c| c.rhat > 1.01 || (c.rhat.is_nan() && self.chains >= 2 && self.draws >= 4))
             .map(|c| c.name.as_str())
             .collect();
         if !bad.is_empty() {
             writeln!(
                 f,
-                "warning: R-hat above 1.01 for {} (chains disagree; run longer or check the sampler)",
+                "warning: R-hat above 1.01 or not a number for {} (chains disagree or do not move, or draws are not finite; run longer or check the sampler)",
                 bad.join(", ")
             )?;
         }

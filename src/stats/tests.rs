@@ -212,3 +212,29 @@ fn quantiles_are_type7() {
     assert!((quantile(&x, 0.05) - 1.15).abs() < 1e-12);
     assert_eq!(ranks(&[2.0, 1.0, 2.0]), vec![2.5, 1.0, 2.5]);
 }
+
+/// Chains that do not move give R-hat NaN (all agree) or inf (they
+/// disagree), never the huge finite number rounding in the within-chain
+/// variance would give, and the table prints them as words in its columns.
+#[test]
+fn rhat_of_chains_that_do_not_move() {
+    let same = vec![1.5; 4 * 20];
+    assert!(rhat_basic(&same, 4).is_nan());
+    let mut apart = vec![0.0; 4 * 20];
+    for c in 0..4 {
+        apart[c * 20..(c + 1) * 20].fill(c as f64);
+    }
+    assert_eq!(rhat_basic(&apart, 4), f64::INFINITY);
+    // Within-chain spread at the last place of a large offset.
+    let tiny: Vec<f64> = (0..80)
+        .map(|i| (i / 20) as f64 * 1e3 + if i % 2 == 0 { 0.0 } else { 1e-13 })
+        .collect();
+    let r = rhat_basic(&tiny, 4);
+    assert!(r.is_infinite() || r < 1e15, "{r}");
+    assert_eq!(rhat_text(f64::NAN), "NaN");
+    assert_eq!(rhat_text(f64::INFINITY), "inf");
+    assert_eq!(rhat_text(1.124_740_314_366_333_6e15), "1.1e15");
+    assert_eq!(ess_text(f64::NAN), "NaN");
+    assert_eq!(g(f64::NAN), "NaN");
+    assert_eq!(g(f64::NEG_INFINITY), "-inf");
+}
