@@ -441,6 +441,36 @@ fn g(v: f64) -> String {
     }
 }
 
+/// Decimals that show a statistic to the precision its Monte Carlo
+/// standard error supports: down to the MCSE's first significant digit and
+/// one more (0.9997 ± 4e-6 prints as 0.9996995; 12.3 ± 0.4 as 12.31).
+/// `None` when the MCSE is not a positive finite number (one draw per
+/// chain, chains that do not move).
+fn decimals_for(mcse: f64) -> Option<usize> {
+    (mcse.is_finite() && mcse > 0.0).then(|| (1.0 - mcse.log10().floor()).clamp(0.0, 8.0) as usize)
+}
+
+/// A statistic at the precision `decimals` allows, or [`g`]'s form when
+/// that does not fit the table's 11-character column.
+fn at_precision(v: f64, decimals: Option<usize>) -> String {
+    match decimals {
+        Some(d) if v.is_finite() => {
+            let text = format!("{v:.d$}");
+            if text.len() <= 11 { text } else { g(v) }
+        }
+        _ => g(v),
+    }
+}
+
+/// A Monte Carlo standard error with two significant digits.
+fn mcse_text(v: f64) -> String {
+    match non_finite(v) {
+        Some(w) => w.into(),
+        None if v == 0.0 => "0".into(),
+        None => format!("{v:.1e}"),
+    }
+}
+
 fn non_finite(v: f64) -> Option<&'static str> {
     if v.is_nan() {
         Some("NaN")
@@ -510,16 +540,19 @@ impl std::fmt::Display for Summary {
         // Files without energies (NPY) have an all-NaN energy column: skip that row.
         let energy = (!self.energy.mean.is_nan()).then_some(&self.energy);
         for c in energy.into_iter().chain(&self.coords) {
+            // The mean and the quantiles to the precision the MCSE of the
+            // mean supports (the quantiles' own errors are no smaller).
+            let d = decimals_for(c.mcse_mean);
             let _ = writeln!(
                 t,
                 "{:>10} {:>11} {:>10} {:>11} {:>11} {:>11} {:>10} {:>6} {:>8} {:>8}",
                 c.name,
-                g(c.mean),
-                g(c.mcse_mean),
+                at_precision(c.mean, d),
+                mcse_text(c.mcse_mean),
                 g(c.sd),
-                g(c.q5),
-                g(c.q50),
-                g(c.q95),
+                at_precision(c.q5, d),
+                at_precision(c.q50, d),
+                at_precision(c.q95, d),
                 rhat_text(c.rhat),
                 ess_text(c.ess_bulk),
                 ess_text(c.ess_tail),

@@ -238,3 +238,25 @@ fn rhat_of_chains_that_do_not_move() {
     assert_eq!(g(f64::NAN), "NaN");
     assert_eq!(g(f64::NEG_INFINITY), "-inf");
 }
+
+/// The summary table shows a mean to the precision its MCSE supports: the
+/// MCSE's first significant digit and one more; without a usable MCSE, or
+/// when the digits would not fit the column, the general form.
+#[test]
+fn means_print_to_the_precision_their_mcse_supports() {
+    let cases: &[(f64, f64, &str)] = &[
+        (0.99969953, 4e-6, "0.9996995"),
+        (12.3456, 0.4, "12.35"),
+        (12.3456, 3.0, "12.3"),
+        (1234.5, 30.0, "1234"),
+        (-0.5, 0.02, "-0.500"),
+        (1.25, f64::NAN, "1.2500"),
+        (1.25, 0.0, "1.2500"),
+        (123456.789, 1e-6, "1.235e5"),
+    ];
+    for &(v, mcse, want) in cases {
+        assert_eq!(at_precision(v, decimals_for(mcse)), want, "{v} ± {mcse}");
+    }
+    assert_eq!(mcse_text(0.0123), "1.2e-2");
+    assert_eq!(mcse_text(f64::NAN), "NaN");
+}
