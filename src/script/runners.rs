@@ -648,7 +648,12 @@ fn parse_output(
             let ExprKind::Tensor(items) = &e.kind else {
                 unreachable!("matched above")
             };
-            for item in items {
+            if items.len() > MAX_PANELS {
+                let found = format!("{} sample sets", items.len());
+                let want = format!("at most {MAX_PANELS} sample sets");
+                diags.push(err::out_of_range("samples", &want, &found, e.span));
+            }
+            for item in items.iter().take(MAX_PANELS) {
                 if let Some(s) = keep(&mut diags, scope.samples(item)) {
                     panels.push((s.0, item.span));
                 }
@@ -699,6 +704,9 @@ fn parse_output(
         _ => Err(diags),
     }
 }
+
+/// The most panels one `plot([..])` draws (the image grows with the grid).
+pub const MAX_PANELS: usize = 64;
 
 /// `plot(s, "file.png", kind = "auto", title = "..")`, or
 /// `plot([s1, s2, ..], "file.png", title = "..")`: 2-D sample sets as
