@@ -470,6 +470,13 @@ pub struct Draws {
     pub energy: Vec<f64>,
     pub accept: Vec<f64>,
     pub divergent: Vec<bool>,
+    /// `chains × draws` Hamiltonian sampler columns (HMC and NUTS; empty
+    /// for the other samplers): the Hamiltonian E + K at the start of the
+    /// transition that produced the draw, the number of leapfrog steps, and
+    /// (NUTS) the tree depth.
+    pub hamiltonian: Vec<f64>,
+    pub n_leapfrog: Vec<u32>,
+    pub tree_depth: Vec<u32>,
     pub image_shape: Option<Vec<usize>>,
     /// Configuration (`key = value`) written to the CSV header.
     pub header: Vec<(String, String)>,
@@ -486,6 +493,9 @@ impl Draws {
             energy: vec![0.0; chains * draws],
             accept: vec![0.0; chains * draws],
             divergent: vec![false; chains * draws],
+            hamiltonian: Vec::new(),
+            n_leapfrog: Vec::new(),
+            tree_depth: Vec::new(),
             image_shape: None,
             header: Vec::new(),
             summary: None,
