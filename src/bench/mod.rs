@@ -420,7 +420,7 @@ fn run_mh(name: &str, grads: usize, steps: usize, opts: &Options) -> Result<Valu
         SamplerConfig::hmc(0.01, grads)
     };
     config.adapt_step = false;
-    config.adapt_mass = false;
+    config.metric = crate::sample::MetricKind::Unit;
     config.step_jitter = 0.0;
     let x0: Vec<f64> = rng::normal(w.init_seed, w.chains * w.dim)
         .iter()

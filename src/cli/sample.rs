@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ebm::sample::{Init, Method, PtMove, PtOptions, SamplerConfig, UlaOptions, UldOptions};
+use ebm::sample::config::MAX_TREE_DEPTH;
+use ebm::sample::{
+    Init, Method, MetricKind, PtMove, PtOptions, SamplerConfig, UlaOptions, UldOptions,
+};
 use ebm::script::runners::{self, InitSpec};
 
 use super::{Failure, Result, check_len, dtype_named, fail, has_ext, parse_vector};
@@ -14,10 +17,11 @@ pub struct SampleOptions {
     /// The energy to sample.
     #[arg(long)]
     pub energy: String,
-    /// ula, mala, rwmh, hmc, pt (parallel tempering: MALA or RWMH replicas
-    /// on a temperature ladder, swaps between neighbours; only T = 1 is
-    /// kept) or uld (underdamped Langevin, BAOAB, unadjusted).
-    #[arg(long, default_value = "mala", value_parser = ["ula", "mala", "rwmh", "hmc", "pt", "uld"])]
+    /// ula, mala, rwmh, hmc, nuts (no-U-turn), pt (parallel tempering:
+    /// MALA or RWMH replicas on a temperature ladder, swaps between
+    /// neighbours; only T = 1 is kept) or uld (underdamped Langevin, BAOAB,
+    /// unadjusted).
+    #[arg(long, default_value = "mala", value_parser = ["ula", "mala", "rwmh", "hmc", "nuts", "pt", "uld"])]
     pub sampler: String,
     #[arg(long, default_value_t = 4)]
     pub chains: usize,
@@ -41,6 +45,14 @@ pub struct SampleOptions {
     /// hmc only: leapfrog steps per transition.
     #[arg(long)]
     pub leapfrog: Option<usize>,
+    /// nuts only: the most doublings of a trajectory (2^D leapfrog steps)
+    /// [default: 10].
+    #[arg(long)]
+    pub max_depth: Option<usize>,
+    /// mala, hmc and nuts: the metric (inverse mass matrix) adapted in
+    /// warm-up: unit (none), diag or dense [default: diag].
+    #[arg(long, value_parser = ["unit", "diag", "dense"])]
+    pub metric: Option<String>,
     /// pt only: replicas per chain on a geometric ladder from 1 to --max-temp
     /// [default: 8].
     #[arg(long)]
@@ -116,7 +128,7 @@ pub fn init_named(text: &str) -> Result<InitSpec> {
 pub fn sampler_from_flags(o: &SampleOptions) -> Result<SamplerConfig> {
     let Some(mut cfg) = runners::sampler_named(&o.sampler) else {
         return fail(format!(
-            "unknown sampler `{}`; expected ula, mala, rwmh, hmc, pt or uld",
+            "unknown sampler `{}`; expected ula, mala, rwmh, hmc, nuts, pt or uld",
             o.sampler
         ));
     };
@@ -156,6 +168,30 @@ pub fn sampler_from_flags(o: &SampleOptions) -> Result<SamplerConfig> {
             return fail("--leapfrog must be at least 1");
         }
         cfg.method = Method::Hmc { leapfrog: l };
+    }
+    if let Some(d) = o.max_depth {
+        if !matches!(cfg.method, Method::Nuts { .. }) {
+            return fail("--max-depth applies to --sampler nuts only");
+        }
+        if !(1..=MAX_TREE_DEPTH).contains(&d) {
+            return fail(format!(
+                "--max-depth must be between 1 and {MAX_TREE_DEPTH}, found {d}"
+            ));
+        }
+        cfg.method = Method::Nuts { max_depth: d };
+    }
+    if let Some(m) = &o.metric {
+        let takes = matches!(
+            cfg.method,
+            Method::Mala | Method::Hmc { .. } | Method::Nuts { .. }
+        );
+        if !takes {
+            return fail("--metric applies to --sampler mala, hmc or nuts only");
+        }
+        let Some(kind) = MetricKind::named(m) else {
+            return fail(format!("--metric expects unit, diag or dense, found `{m}`"));
+        };
+        cfg.metric = kind;
     }
     Ok(cfg)
 }

@@ -305,7 +305,7 @@ impl AisConfig {
             Transition::Hmc { leapfrog } => SamplerConfig::hmc(step, leapfrog),
         };
         s.adapt_step = false;
-        s.adapt_mass = false;
+        s.metric = super::config::MetricKind::Unit;
         s
     }
 

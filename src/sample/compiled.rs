@@ -125,7 +125,7 @@ impl<T: Scalar> CompiledTarget<T> {
             Method::Ula(o) => steps::ula(graph, ula_move(sampler.step, o)),
             Method::Mala => steps::mala(graph),
             Method::Rwmh => steps::rwmh(graph),
-            Method::Hmc { .. } => steps::leapfrog(graph),
+            Method::Hmc { .. } | Method::Nuts { .. } => steps::leapfrog(graph),
             Method::Pt(o) => match o.moves {
                 PtMove::Mala => steps::mala_tempered(graph),
                 PtMove::Rwmh => steps::rwmh(graph),

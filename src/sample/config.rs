@@ -29,8 +29,11 @@
 //! alternation) exchange states with probability
 //! min(1, exp((β_i − β_j)(E_i − E_j))). Only the T = 1 replica is kept.
 //!
-//! With a diagonal inverse mass `m` (ones unless adapted), MALA and RWMH are preconditioned by it (noise scaled by √m, drift
-//! by m) and HMC draws momenta p ~ N(0, diag(1/m)).
+//! With an inverse mass M⁻¹ (the metric: identity unless adapted), MALA is
+//! preconditioned by it (x' = x − (λ/2)M⁻¹∇E + √λ·Lξ with LLᵀ = M⁻¹),
+//! RWMH's noise is scaled by √diag(M⁻¹), and HMC and NUTS draw momenta
+//! p ~ N(0, M) and move x by εM⁻¹p. Diagonal metrics run in the fused
+//! kernels; a dense one applies M⁻¹ and L on the host around E and ∇E.
 //!
 //! Divergence handling is described in `engine`.
 
@@ -142,6 +145,11 @@ pub enum Method {
     Hmc {
         leapfrog: usize,
     },
+    /// The no-U-turn sampler: trajectories doubled until they turn back
+    /// (or reach 2^`max_depth` leapfrog steps), multinomial sampling.
+    Nuts {
+        max_depth: usize,
+    },
     /// Replica-exchange parallel tempering.
     Pt(PtOptions),
     /// Underdamped Langevin (BAOAB), unadjusted.
@@ -155,6 +163,7 @@ impl Method {
             Method::Mala => "mala",
             Method::Rwmh => "rwmh",
             Method::Hmc { .. } => "hmc",
+            Method::Nuts { .. } => "nuts",
             Method::Pt(_) => "pt",
             Method::Uld(_) => "uld",
         }
@@ -173,12 +182,65 @@ impl Method {
                 })
         )
     }
+    /// Whether the kernel integrates Hamiltonian trajectories (HMC, NUTS).
+    pub fn is_hamiltonian(&self) -> bool {
+        matches!(self, Method::Hmc { .. } | Method::Nuts { .. })
+    }
+    /// The most gradient evaluations one transition can take.
+    pub fn max_evals_per_step(&self) -> f64 {
+        match self {
+            Method::Hmc { leapfrog } => *leapfrog as f64,
+            Method::Nuts { max_depth } => 2f64.powi(*max_depth as i32),
+            _ => 1.0,
+        }
+    }
     /// Engine chains per user chain (PT's replicas; 1 otherwise).
     pub fn replicas(&self) -> usize {
         match self {
             Method::Pt(o) => o.replicas().max(1),
             _ => 1,
         }
+    }
+}
+
+/// The metric (inverse mass matrix M⁻¹) of the gradient samplers: `Unit`
+/// (M = I, not adapted), `Diag` (a diagonal estimated from the warm-up
+/// windows' variances) or `Dense` (a full matrix from their covariances).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Unit,
+    Diag,
+    Dense,
+}
+
+/// The deepest NUTS tree (2¹⁵ leapfrog steps per transition).
+pub const MAX_TREE_DEPTH: usize = 15;
+/// NUTS's default maximum depth (Stan's).
+pub const DEFAULT_MAX_DEPTH: usize = 10;
+
+/// The largest dimension a dense metric is offered for: its factor costs
+/// d² per chain and d² work per gradient.
+pub const MAX_DENSE_DIM: usize = 1024;
+
+impl MetricKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricKind::Unit => "unit",
+            MetricKind::Diag => "diag",
+            MetricKind::Dense => "dense",
+        }
+    }
+    pub fn named(name: &str) -> Option<MetricKind> {
+        Some(match name {
+            "unit" => MetricKind::Unit,
+            "diag" => MetricKind::Diag,
+            "dense" => MetricKind::Dense,
+            _ => return None,
+        })
+    }
+    /// Whether warm-up estimates it.
+    pub fn adapted(self) -> bool {
+        self != MetricKind::Unit
     }
 }
 
@@ -192,8 +254,9 @@ pub struct SamplerConfig {
     pub adapt_step: bool,
     /// Target mean acceptance probability of the adaptation.
     pub target_accept: f64,
-    /// Estimate a diagonal inverse mass matrix in warm-up windows.
-    pub adapt_mass: bool,
+    /// The metric (inverse mass matrix) of MALA, HMC and NUTS, adapted in
+    /// warm-up windows unless `Unit`.
+    pub metric: MetricKind,
     /// Whether adaptation is per chain or shared by all chains.
     pub adapt_scope: super::AdaptScope,
     /// HMC: each transition's ε is drawn uniformly in ε·(1 ± jitter).
@@ -205,13 +268,16 @@ pub struct SamplerConfig {
 impl SamplerConfig {
     fn base(method: Method, step: f64, target: f64) -> Self {
         let mh = method.is_mh();
-        let hmc = matches!(method, Method::Hmc { .. });
+        let metric = match method {
+            Method::Hmc { .. } | Method::Nuts { .. } | Method::Mala => MetricKind::Diag,
+            _ => MetricKind::Unit,
+        };
         SamplerConfig {
             method,
             step,
             adapt_step: mh,
             target_accept: target,
-            adapt_mass: hmc,
+            metric,
             adapt_scope: super::AdaptScope::PerChain,
             step_jitter: 0.0,
             max_energy_error: 1000.0,
@@ -246,6 +312,11 @@ impl SamplerConfig {
         let mut c = Self::base(Method::Hmc { leapfrog }, step, 0.8);
         c.step_jitter = 0.2;
         c
+    }
+
+    /// The no-U-turn sampler with trees of at most 2^`max_depth` leaves.
+    pub fn nuts(step: f64, max_depth: usize) -> Self {
+        Self::base(Method::Nuts { max_depth }, step, 0.8)
     }
 
     /// Parallel tempering with MALA moves on K replicas, geometric ladder
@@ -299,6 +370,13 @@ impl SamplerConfig {
                     format!("{}", self.max_energy_error),
                 ));
             }
+            Method::Nuts { max_depth } => {
+                v.push(("max_depth".into(), format!("{max_depth}")));
+                v.push((
+                    "max_energy_error".into(),
+                    format!("{}", self.max_energy_error),
+                ));
+            }
             Method::Pt(o) => {
                 let l: Vec<String> = o.ladder.iter().map(|t| format!("{t}")).collect();
                 v.push(("ladder".into(), l.join(" ")));
@@ -317,7 +395,7 @@ impl SamplerConfig {
         if self.method.is_mh() {
             v.push(("adapt_step".into(), format!("{}", self.adapt_step)));
             v.push(("target_accept".into(), format!("{}", self.target_accept)));
-            v.push(("adapt_mass".into(), format!("{}", self.adapt_mass)));
+            v.push(("metric".into(), self.metric.name().into()));
             v.push(("adapt_scope".into(), self.adapt_scope.name().into()));
         }
         v

@@ -29,13 +29,15 @@ pub mod compiled;
 pub mod config;
 pub mod engine;
 pub mod io;
+pub mod metric;
+mod nuts;
 pub mod rng;
 pub mod run;
 pub mod targets;
 
 pub use adapt::AdaptScope;
 pub use compiled::{CompiledTarget, DensityOf};
-pub use config::{Method, PtMove, PtOptions, SamplerConfig, UlaOptions, UldOptions};
+pub use config::{Method, MetricKind, PtMove, PtOptions, SamplerConfig, UlaOptions, UldOptions};
 pub use engine::Target;
 pub use rng::{ChainRng, ChainRngs};
 pub use run::{Draws, Init, RunConfig, RunSummary, Sampler, run_chains, run_compiled};

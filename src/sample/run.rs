@@ -238,6 +238,12 @@ pub struct RunSummary {
     /// Gradient (or energy, for RWMH) evaluations, counted per chain
     /// (and per replica for PT).
     pub evaluations: u64,
+    /// NUTS: sampling-phase transitions that stopped at the maximum tree
+    /// depth (0 for the other samplers).
+    pub max_depth_hits: usize,
+    /// Each chain's adapted metric M⁻¹ (its diagonal, or the full matrix
+    /// row-major for a dense metric); empty when none was adapted.
+    pub chain_inv_metric: Vec<Vec<f64>>,
     /// PT only (empty otherwise): the temperature ladder, the mean swap
     /// acceptance probability of each adjacent pair (T_k, T_k+1), and each
     /// temperature's mean acceptance and final step size over chains.
@@ -284,6 +290,12 @@ impl RunSummary {
             ("step_sizes".into(), exp_list(&self.chain_step)),
             ("frozen_chains".into(), format!("{}", self.frozen_chains)),
         ];
+        if self.sampler == "nuts" {
+            v.push(("max_depth_hits".into(), format!("{}", self.max_depth_hits)));
+        }
+        for (c, m) in self.chain_inv_metric.iter().enumerate() {
+            v.push((format!("inv_metric_{c}"), exp_list(m)));
+        }
         if !self.stuck_chains.is_empty() {
             let ids: Vec<String> = self
                 .stuck_chains
@@ -345,6 +357,15 @@ impl fmt::Display for RunSummary {
                 f,
                 "  step size {:.4e} (min {:.4e}, median {:.4e}, max {:.4e})",
                 self.step_mean, self.step_min, self.step_median, self.step_max
+            )?;
+        }
+        if self.sampler == "nuts" {
+            let per =
+                self.evaluations as f64 / (self.chains * (self.warmup + self.steps)).max(1) as f64;
+            writeln!(
+                f,
+                "  {per:.1} leapfrog steps per transition; maximum tree depth reached {} times",
+                self.max_depth_hits
             )?;
         }
         if let Some(t) = self.effective_temperature {
@@ -606,10 +627,7 @@ pub const MAX_EVALUATIONS: f64 = 1e11;
 
 /// Why `run` is longer than any run should be (see [`MAX_EVALUATIONS`]).
 pub fn too_long(sampler: &SamplerConfig, run: &RunConfig) -> Option<String> {
-    let per_step = match sampler.method {
-        Method::Hmc { leapfrog } => leapfrog as f64,
-        _ => 1.0,
-    };
+    let per_step = sampler.method.max_evals_per_step();
     let steps = run.warmup as f64 + run.steps as f64;
     let replicas = sampler.method.replicas() as f64;
     let work = run.chains as f64 * replicas * steps * per_step;
@@ -860,6 +878,7 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     let mut chain_acc = Vec::with_capacity(run.chains);
     let mut chain_frozen = Vec::with_capacity(run.chains);
     let (mut acc, mut div, mut wdiv, mut frozen) = (0.0, 0, 0, 0);
+    let (mut leapfrogs, mut depth_hits, mut chain_metric) = (0u64, 0usize, Vec::new());
     let mut first_div = Vec::new();
     let mut escaped = Vec::new();
     let k = sampler.method.replicas();
@@ -870,6 +889,12 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         out.energy.extend_from_slice(&b.draws.energy);
         out.accept.extend_from_slice(&b.draws.accept);
         out.divergent.extend_from_slice(&b.draws.divergent);
+        out.hamiltonian.extend_from_slice(&b.draws.hamiltonian);
+        out.n_leapfrog.extend_from_slice(&b.draws.n_leapfrog);
+        out.tree_depth.extend_from_slice(&b.draws.tree_depth);
+        leapfrogs += b.leapfrogs;
+        depth_hits += b.max_depth_hits;
+        chain_metric.extend(b.metric);
         steps.extend_from_slice(&b.step);
         chain_acc.extend_from_slice(&b.chain_accept);
         chain_frozen.extend_from_slice(&b.chain_frozen);
@@ -911,6 +936,10 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         Method::Hmc { leapfrog } => leapfrog as u64,
         _ => 1,
     } * k as u64;
+    let evaluations = match sampler.method {
+        Method::Nuts { .. } => leapfrogs,
+        _ => total * evals_per_step,
+    };
     let summary = RunSummary {
         sampler: sampler.method.name().to_string(),
         chains: run.chains,
@@ -939,7 +968,9 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         frozen_chains: frozen,
         elapsed_s: elapsed,
         chain_steps_per_s: total as f64 / elapsed.max(1e-12),
-        evaluations: total * evals_per_step,
+        evaluations,
+        max_depth_hits: depth_hits,
+        chain_inv_metric: chain_metric,
         ladder: pt.map(|o| o.ladder.clone()).unwrap_or_default(),
         swap_rates: match pt {
             Some(_) => sw_acc

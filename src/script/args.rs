@@ -15,7 +15,7 @@ use crate::syntax::ast::{CallArg, Expr, ExprKind};
 pub type R<T> = Result<T, Vec<Diagnostic>>;
 
 /// Calls that are runner values, never tensors.
-pub const SAMPLERS: &[&str] = &["ula", "mala", "rwmh", "hmc", "pt", "uld"];
+pub const SAMPLERS: &[&str] = &["ula", "mala", "rwmh", "hmc", "nuts", "pt", "uld"];
 pub const INITS: &[&str] = &["normal", "uniform"];
 
 /// The checking state of one script: names bound so far by `let s = sample(..)`.

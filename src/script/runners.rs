@@ -70,6 +70,7 @@ pub fn sampler_named(name: &str) -> Option<SamplerConfig> {
         "mala" => SamplerConfig::mala(0.1),
         "rwmh" => SamplerConfig::rwmh(DEFAULT_RWMH_STEP),
         "hmc" => SamplerConfig::hmc(0.1, DEFAULT_LEAPFROG),
+        "nuts" => SamplerConfig::nuts(0.1, crate::sample::config::DEFAULT_MAX_DEPTH),
         "pt" => SamplerConfig::pt(0.1, DEFAULT_REPLICAS, DEFAULT_MAX_TEMP),
         "uld" => SamplerConfig::uld(DEFAULT_ULD_STEP, DEFAULT_FRICTION),
         _ => return None,
@@ -79,7 +80,9 @@ pub fn sampler_named(name: &str) -> Option<SamplerConfig> {
 fn sampler_args(name: &str) -> &'static [&'static str] {
     match name {
         "ula" => &["step", "noise", "clip", "clamp"],
-        "hmc" => &["step", "steps", "target"],
+        "hmc" => &["step", "steps", "target", "metric"],
+        "nuts" => &["step", "max_depth", "target", "metric"],
+        "mala" => &["step", "target", "metric"],
         "pt" => &[
             "step",
             "replicas",
@@ -152,6 +155,30 @@ pub(crate) fn parse_sampler(scope: &mut Scope, e: &Expr) -> R<SamplerConfig> {
         cfg.method = crate::sample::Method::Hmc {
             leapfrog: n as usize,
         };
+    }
+    if let Some(v) = a.get("max_depth")
+        && let Some(n) = keep(
+            &mut diags,
+            scope.count(
+                v,
+                "max_depth",
+                1,
+                crate::sample::config::MAX_TREE_DEPTH as u64,
+            ),
+        )
+    {
+        cfg.method = crate::sample::Method::Nuts {
+            max_depth: n as usize,
+        };
+    }
+    if let Some(v) = a.get("metric")
+        && let Some(m) = keep(
+            &mut diags,
+            scope.choice(v, "metric", &["unit", "diag", "dense"]),
+        )
+        && let Some(kind) = crate::sample::MetricKind::named(&m)
+    {
+        cfg.metric = kind;
     }
     if name == "pt" {
         pt_args(scope, &a, &mut cfg, &mut diags);

@@ -281,7 +281,7 @@ impl<'a> Trainer<'a> {
             CompiledEnergy::in_store(graph, energy.store().clone(), backend, energy.dtype())?;
         let mut sampler_cfg = cfg.sampler.clone();
         sampler_cfg.adapt_step = false;
-        sampler_cfg.adapt_mass = false;
+        sampler_cfg.metric = crate::sample::MetricKind::Unit;
         let run = negatives_run(&cfg, Vec::new(), cfg.batch, 1, 0);
         let cond = concepts.map(|c| vec![0.0; c.width]);
         let sampler = if cfg.method.samples_negatives() && cfg.objective.has_negatives() {
