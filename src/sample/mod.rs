@@ -24,6 +24,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod adapt;
+pub mod cmdstan;
 pub mod ais;
 pub mod compiled;
 pub mod config;

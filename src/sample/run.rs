@@ -227,6 +227,11 @@ pub struct RunSummary {
     pub chain_step: Vec<f64>,
     pub chain_accept: Vec<f64>,
     pub chain_distinct: Vec<usize>,
+    /// Per chain, the final inverse mass matrix where the sampler records
+    /// it: `dim` diagonal entries, or `dim × dim` row-major for a dense
+    /// metric; empty when not recorded (CmdStan files then state a unit
+    /// metric, or omit the entries of an adapted one).
+    pub chain_inv_metric: Vec<Vec<f64>>,
     /// Chains whose step collapsed or that stopped moving ([`Stuck`]).
     pub stuck_chains: Vec<Stuck>,
     /// T = noise²/(2·step) for decoupled Langevin.
@@ -934,6 +939,7 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         chain_step: steps,
         chain_accept,
         chain_distinct,
+        chain_inv_metric: Vec::new(),
         stuck_chains,
         effective_temperature: sampler.effective_temperature(),
         frozen_chains: frozen,
