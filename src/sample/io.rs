@@ -286,7 +286,9 @@ pub fn read_csv_files(paths: &[PathBuf]) -> Result<Draws, String> {
 /// says whether the list came from the base name.
 fn chain_files(path: &Path) -> (Vec<PathBuf>, bool) {
     let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
-    let first = cmdstan::chain_paths(path, 1).ok().and_then(|v| v.into_iter().next());
+    let first = cmdstan::chain_paths(path, 1)
+        .ok()
+        .and_then(|v| v.into_iter().next());
     match first {
         Some(f) if !exists(path) && exists(&f) => {
             let found = (1..=MAX_CHAIN_FILES)
@@ -332,7 +334,8 @@ fn read_text(path: &Path, total: &mut u64) -> Result<String, String> {
             path.display()
         ));
     }
-    String::from_utf8(bytes).map_err(|_| format!("{}: not a text file (invalid UTF-8)", path.display()))
+    String::from_utf8(bytes)
+        .map_err(|_| format!("{}: not a text file (invalid UTF-8)", path.display()))
 }
 
 /// Whether `text` is a CmdStan file (by its column header).
@@ -417,6 +420,73 @@ mod tests {
         let a = crate::data::npy::read(&fs::read(&p).unwrap()).unwrap();
         assert_eq!(a.shape, vec![2, 3, 1, 2]);
         assert_eq!(a.data, d.x);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ebm-io-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// ebm's file → CmdStan files → ebm's file gives the same bytes, and the
+    /// CmdStan files read back by their base name, by the list, or one chain.
+    #[test]
+    fn single_file_and_cmdstan_files_round_trip() {
+        let dir = scratch("cmdstan");
+        let mut d = toy();
+        d.image_shape = Some(vec![2, 1]);
+        d.header.push(("image_shape".into(), "2x1".into()));
+        let one = dir.join("one.csv");
+        write_csv(&one, &d).unwrap();
+        let read = read_csv(&one).unwrap();
+        let base = dir.join("cs.csv");
+        let written = write_csv_as(&base, &read, Format::CmdStan).unwrap();
+        assert_eq!(written, csv_paths(&base, 2, Format::CmdStan).unwrap());
+        assert!(describe_files(&written).ends_with("cs_2.csv (2 files, one per chain)"));
+        assert!(!base.exists());
+        let back = read_csv(&base).unwrap();
+        assert_eq!(to_csv(&back), fs::read_to_string(&one).unwrap());
+        assert_eq!(back.image_shape, Some(vec![2, 1]));
+        assert_eq!(to_csv(&read_csv_files(&written).unwrap()), to_csv(&back));
+        let first = read_csv(&written[0]).unwrap();
+        assert_eq!((first.chains, first.draws), (1, 3));
+        assert_eq!(first.x, d.x[..6]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The base name reads as many chains as the first file states, and
+    /// refuses a set that is missing some; several files must all be CmdStan's.
+    #[test]
+    fn chain_files_are_checked() {
+        let dir = scratch("chains");
+        let d = toy();
+        let base = dir.join("a.csv");
+        write_csv_as(&base, &d, Format::CmdStan).unwrap();
+        // A leftover third chain of an earlier run is not read.
+        fs::copy(dir.join("a_2.csv"), dir.join("a_3.csv")).unwrap();
+        assert_eq!(read_csv(&base).unwrap().chains, 2);
+        fs::remove_file(dir.join("a_2.csv")).unwrap();
+        let err = read_csv(&base).unwrap_err();
+        assert!(
+            err.contains("a_1.csv: states num_chains = 2, but only 1 chain files follow its name"),
+            "{err}"
+        );
+        let single = dir.join("s.csv");
+        write_csv(&single, &d).unwrap();
+        let err = read_csv_files(&[dir.join("a_1.csv"), single.clone()]).unwrap_err();
+        assert!(err.contains("s.csv: not a CmdStan file"), "{err}");
+        let err = read_csv_files(&[dir.join("a_1.csv"), dir.join("missing.csv")]).unwrap_err();
+        assert!(err.contains("no such file"), "{err}");
+        fs::create_dir(dir.join("f_1.csv")).unwrap();
+        let err = read_csv(&dir.join("f.csv")).unwrap_err();
+        assert!(err.contains("f_1.csv is a folder"), "{err}");
+        let err = read_csv(&dir.join("nothing.csv")).unwrap_err();
+        assert!(
+            err.contains("no such file") && err.contains("nothing.csv"),
+            "{err}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

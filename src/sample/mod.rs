@@ -24,8 +24,8 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod adapt;
-pub mod cmdstan;
 pub mod ais;
+pub mod cmdstan;
 pub mod compiled;
 pub mod config;
 pub mod engine;
