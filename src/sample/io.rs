@@ -255,10 +255,16 @@ pub fn read_csv_files(paths: &[PathBuf]) -> Result<Draws, String> {
         [one] => chain_files(one),
         _ => (paths.to_vec(), false),
     };
+    if paths.len() > MAX_CHAIN_FILES {
+        return Err(format!(
+            "a sample is read from at most {MAX_CHAIN_FILES} files, found {}",
+            paths.len()
+        ));
+    }
     let mut total = 0u64;
     let mut chains = Vec::new();
     let mut limit = paths.len();
-    for (i, p) in paths.iter().enumerate().take(MAX_CHAIN_FILES) {
+    for (i, p) in paths.iter().enumerate() {
         if i >= limit {
             break;
         }

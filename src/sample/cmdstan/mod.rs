@@ -68,16 +68,16 @@ fn point_shape(d: &Draws) -> Vec<usize> {
 /// first index fastest): each column's name and its row-major offset.
 pub fn coord_columns(shape: &[usize]) -> Vec<(String, usize)> {
     let n: usize = shape.iter().product();
+    let mut strides = vec![1usize; shape.len()];
+    for a in (0..shape.len().saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * shape[a + 1];
+    }
     (0..n)
         .map(|k| {
             let (mut rest, mut offset, mut name) = (k, 0, String::from("x"));
-            let mut idx = Vec::with_capacity(shape.len());
-            for &s in shape {
-                idx.push(rest % s);
+            for (&s, &stride) in shape.iter().zip(&strides) {
+                let i = rest % s;
                 rest /= s;
-            }
-            for (a, &i) in idx.iter().enumerate() {
-                let stride: usize = shape[a + 1..].iter().product();
                 offset += i * stride;
                 let _ = write!(name, ".{}", i + 1);
             }

@@ -34,8 +34,7 @@ struct Layout {
     hamiltonian: Option<usize>,
     leapfrog: Option<usize>,
     depth: Option<usize>,
-    /// (column, row-major offset in the point) per coordinate.
-    coords: Vec<(usize, usize)>,
+    coords: Coords,
     shape: Vec<usize>,
 }
 
@@ -68,11 +67,44 @@ fn layout(line: &str) -> Result<Layout, String> {
 
 /// The point's shape from the coordinate columns' indices, and each
 /// column's row-major offset; every index of the shape must appear once.
-fn coord_layout(idx: &[(usize, Vec<usize>)]) -> Result<(Vec<usize>, Vec<(usize, usize)>), String> {
+/// (column, row-major offset in the point) per coordinate.
+type Coords = Vec<(usize, usize)>;
+
+fn coord_layout(idx: &[(usize, Vec<usize>)]) -> Result<(Vec<usize>, Coords), String> {
+    let shape = shape_of(idx)?;
+    let n = idx.len();
+    // Row-major strides, computed once: the work stays linear in the header.
+    let mut strides = vec![1usize; shape.len()];
+    for a in (0..shape.len().saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * shape[a + 1];
+    }
+    let mut seen = vec![false; n];
+    let mut coords = Vec::with_capacity(n);
+    for (col, ix) in idx {
+        let off: usize = ix.iter().zip(&strides).map(|(i, s)| i * s).sum();
+        if std::mem::replace(&mut seen[off], true) {
+            return Err(format!("coordinate {} appears twice", coord_name(ix)));
+        }
+        coords.push((*col, off));
+    }
+    Ok((shape, coords))
+}
+
+/// The most indices a coordinate column may have.
+const MAX_RANK: usize = 32;
+
+/// The point's shape: the largest index on each axis, which must give
+/// exactly as many entries as there are coordinate columns.
+fn shape_of(idx: &[(usize, Vec<usize>)]) -> Result<Vec<usize>, String> {
     let n = idx.len();
     let Some((_, first)) = idx.first() else {
         return Err("the header has no coordinate columns x.1, x.2, …".into());
     };
+    if first.len() > MAX_RANK {
+        return Err(format!(
+            "coordinate columns have at most {MAX_RANK} indices"
+        ));
+    }
     let mut shape = vec![0usize; first.len()];
     for (_, ix) in idx {
         if ix.len() != shape.len() {
@@ -96,20 +128,7 @@ fn coord_layout(idx: &[(usize, Vec<usize>)]) -> Result<(Vec<usize>, Vec<(usize, 
             "the coordinate columns do not form a full array: {n} columns for shape {shape:?}"
         ));
     }
-    let mut seen = vec![false; n];
-    let mut coords = Vec::with_capacity(n);
-    for (col, ix) in idx {
-        let off = ix
-            .iter()
-            .enumerate()
-            .map(|(a, &i)| i * shape[a + 1..].iter().product::<usize>())
-            .sum::<usize>();
-        if std::mem::replace(&mut seen[off], true) {
-            return Err(format!("coordinate {} appears twice", coord_name(ix)));
-        }
-        coords.push((*col, off));
-    }
-    Ok((shape, coords))
+    Ok(shape)
 }
 
 fn coord_name(ix: &[usize]) -> String {

@@ -137,6 +137,7 @@ fn inverse_metric_blocks() {
 #[test]
 fn malformed_files_are_errors() {
     let head = "lp__,accept_stat__,n_leapfrog__";
+    let rank33 = format!("lp__,x{}\n", ".1".repeat(33));
     for (text, expect) in [
         ("", "no header row"),
         ("# only comments\n", "no header row"),
@@ -152,6 +153,10 @@ fn malformed_files_are_errors() {
             "line 1: column `x.1.+1` is not a coordinate",
         ),
         ("lp__\n", "line 1: the header has no coordinate columns"),
+        (
+            &rank33,
+            "line 1: coordinate columns have at most 32 indices",
+        ),
         (
             "#c\nlp__,x.1,x.3\n",
             "line 2: 2 coordinate columns cannot hold index 3",
