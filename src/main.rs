@@ -160,18 +160,19 @@ enum Command {
         source: bool,
     },
     /// Summarise a sample: mean, sd, quantiles, split R-hat, bulk and tail ESS.
-    /// FILE is a sample file (.csv, .npy), CmdStan's per-chain files
-    /// (a_1.csv a_2.csv …), or the base a.csv of files a_1.csv, a_2.csv, ….
     Summary {
+        /// A sample file (.csv, .npy), CmdStan's files, one per chain
+        /// (a_1.csv a_2.csv …), or their base name a.csv.
         #[arg(required = true, num_args = 1..)]
         files: Vec<PathBuf>,
         /// Show at most this many coordinates.
         #[arg(long, default_value_t = 20)]
         max: usize,
     },
-    /// Plot a sample as a PNG (over an energy's density with --energy-file and --energy);
-    /// FILE as for `ebm summary`.
+    /// Plot a sample as a PNG (over an energy's density with --energy-file and --energy).
     Plot {
+        /// A sample file (.csv, .npy), CmdStan's files, one per chain
+        /// (a_1.csv a_2.csv …), or their base name a.csv.
         #[arg(required = true, num_args = 1..)]
         files: Vec<PathBuf>,
         /// The PNG to write (default: FILE with extension .png).
