@@ -1,5 +1,6 @@
 //! CmdStan's output CSV: one file per chain, as `cmdstan` writes it and
-//! ArviZ (`from_cmdstan`), cmdstanpy (`from_csv`) and `stansummary` read it.
+//! ArviZ (`from_cmdstan`) and cmdstanpy (`from_csv`) read it (checked by
+//! `bench/cmdstan_check.py`).
 //!
 //! `--out DIR/NAME.csv` becomes `DIR/NAME_1.csv … DIR/NAME_C.csv`. Each file
 //! holds CmdStan's configuration comments (`# model = …`, `# method =
