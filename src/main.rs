@@ -159,16 +159,22 @@ enum Command {
         #[arg(long)]
         source: bool,
     },
-    /// Summarise a sample file: mean, sd, quantiles, split R-hat, bulk and tail ESS.
+    /// Summarise a sample: mean, sd, quantiles, split R-hat, bulk and tail ESS.
     Summary {
-        file: PathBuf,
+        /// A sample file (.csv, .npy), CmdStan's files, one per chain
+        /// (a_1.csv a_2.csv …), or their base name a.csv.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
         /// Show at most this many coordinates.
         #[arg(long, default_value_t = 20)]
         max: usize,
     },
-    /// Plot a sample file as a PNG (over an energy's density with --energy-file and --energy).
+    /// Plot a sample as a PNG (over an energy's density with --energy-file and --energy).
     Plot {
-        file: PathBuf,
+        /// A sample file (.csv, .npy), CmdStan's files, one per chain
+        /// (a_1.csv a_2.csv …), or their base name a.csv.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
         /// The PNG to write (default: FILE with extension .png).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -270,9 +276,9 @@ fn main() -> ExitCode {
             cli::model::build(&file, &flags)
         }
         Command::Info { file, source } => cli::model::info(&file, source),
-        Command::Summary { file, max } => cli::draws::summary(&file, max),
+        Command::Summary { files, max } => cli::draws::summary(&files, max),
         Command::Plot {
-            file,
+            files,
             out,
             energy_file,
             energy,
@@ -288,7 +294,7 @@ fn main() -> ExitCode {
                 kind,
                 title,
             };
-            cli::draws::plot(&file, &options)
+            cli::draws::plot(&files, &options)
         }
         Command::Dump {
             file,

@@ -722,35 +722,41 @@ fn dump_graph(
     })
 }
 
-/// Draws from a sample CSV, or an NPY array of shape `(chains, draws, *x)`
-/// (by the file's extension).
-pub fn read_draws(path: &Path) -> Result<crate::sample::Draws, Error> {
-    let is_npy = path
-        .extension()
-        .is_some_and(|x| x.eq_ignore_ascii_case("npy"));
-    if is_npy {
-        let bytes = crate::data::read_regular(path, crate::data::MAX_DATA_BYTES)
-            .map_err(|e| Error::Message(e.to_string()))?;
-        let a = crate::data::npy::read(&bytes)
-            .map_err(|e| Error::Message(format!("{}: {e}", path.display())))?;
-        if a.shape.len() < 3 {
-            return Err(Error::Message(format!(
-                "{}: expected an array of shape (chains, draws, ...), found {:?}",
-                path.display(),
-                a.shape
-            )));
-        }
-        let (chains, draws) = (a.shape[0], a.shape[1]);
-        let dim: usize = a.shape[2..].iter().product();
-        let mut d = crate::sample::Draws::empty(chains, draws, dim);
-        d.x = a.data;
-        d.energy.fill(f64::NAN);
-        d.accept.fill(f64::NAN);
-        if a.shape.len() > 3 {
-            d.image_shape = Some(a.shape[2..].to_vec());
-        }
-        Ok(d)
-    } else {
-        crate::sample::io::read_csv(path).map_err(|e| Error::Message(e.to_string()))
+/// Draws from sample files: one CSV (ebm's format, one CmdStan chain, or
+/// the `NAME.csv` base of CmdStan's `NAME_1.csv …`), several CmdStan CSVs
+/// (one chain each, in order), or one NPY array of shape `(chains, draws,
+/// *x)` (by the file's extension).
+pub fn read_draws(paths: &[std::path::PathBuf]) -> Result<crate::sample::Draws, Error> {
+    let is_npy = |p: &Path| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("npy"));
+    match paths {
+        [one] if is_npy(one) => read_npy_draws(one),
+        _ if paths.iter().any(|p| is_npy(p)) => Err(Error::Message(
+            "an .npy sample is one file; several files must be CmdStan CSVs".into(),
+        )),
+        _ => crate::sample::io::read_csv_files(paths).map_err(Error::Message),
     }
+}
+
+fn read_npy_draws(path: &Path) -> Result<crate::sample::Draws, Error> {
+    let bytes = crate::data::read_regular(path, crate::data::MAX_DATA_BYTES)
+        .map_err(|e| Error::Message(e.to_string()))?;
+    let a = crate::data::npy::read(&bytes)
+        .map_err(|e| Error::Message(format!("{}: {e}", path.display())))?;
+    if a.shape.len() < 3 {
+        return Err(Error::Message(format!(
+            "{}: expected an array of shape (chains, draws, ...), found {:?}",
+            path.display(),
+            a.shape
+        )));
+    }
+    let (chains, draws) = (a.shape[0], a.shape[1]);
+    let dim: usize = a.shape[2..].iter().product();
+    let mut d = crate::sample::Draws::empty(chains, draws, dim);
+    d.x = a.data;
+    d.energy.fill(f64::NAN);
+    d.accept.fill(f64::NAN);
+    if a.shape.len() > 3 {
+        d.image_shape = Some(a.shape[2..].to_vec());
+    }
+    Ok(d)
 }

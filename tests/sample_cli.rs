@@ -771,3 +771,115 @@ fn summary_prints_nan_diagnostics_in_aligned_columns() {
     assert!(out.contains("not a number for x.0"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--format cmdstan` writes CmdStan's one file per chain, with the same
+/// draws as the default format; `ebm summary`, `ebm plot` and `--init` read
+/// them by their base name or as a list, and refuse mismatched chains.
+#[test]
+fn cmdstan_format_writes_one_file_per_chain() {
+    let dir = scratch("cmdstan");
+    let src = write(&dir, "g.ebm", GAUSS);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "sample", &src, "--energy", "gauss", "--chains", "3", "--steps", "40", "--warmup",
+            "30", "--seed", "4",
+        ];
+        args.extend_from_slice(extra);
+        ebm(&args)
+    };
+    let single = dir.join("g.csv");
+    let (code, _, err) = run(&["--out", &s(&single)]);
+    assert_eq!(code, 0, "{err}");
+    let base = dir.join("cs/g.csv");
+    let (code, out, err) = run(&["--format", "cmdstan", "--out", &s(&base)]);
+    assert_eq!(code, 0, "{err}");
+    let files: Vec<PathBuf> = (1..=3).map(|c| dir.join(format!("cs/g_{c}.csv"))).collect();
+    assert!(
+        out.contains(&format!(
+            "wrote {} … {} (3 files, one per chain)",
+            files[0].display(),
+            files[2].display()
+        )),
+        "{out}"
+    );
+    assert!(!base.exists());
+    let (a, b) = (read_csv(&single).unwrap(), read_csv(&base).unwrap());
+    assert_eq!((b.chains, b.draws, b.dim), (3, 40, 2));
+    assert_eq!((a.x, a.energy, a.accept), (b.x, b.energy, b.accept));
+
+    let summary = |paths: &[&str]| {
+        let mut args = vec!["summary"];
+        args.extend_from_slice(paths);
+        let (code, out, err) = ebm(&args);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let expected = summary(&[&s(&single)]);
+    assert_eq!(summary(&[&s(&base)]), expected);
+    let listed: Vec<String> = files.iter().map(|p| s(p)).collect();
+    let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+    assert_eq!(summary(&listed), expected);
+
+    let png = dir.join("cs.png");
+    let (code, _, err) = ebm(&["plot", &s(&base), "--out", &s(&png)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(is_png(&png));
+    let (code, _, err) = run(&["--init", &s(&base), "--out", &s(&dir.join("again.csv"))]);
+    assert_eq!(code, 0, "{err}");
+
+    // A chain of another run (fewer draws) is refused, by name.
+    let (code, _, err) = ebm(&[
+        "sample",
+        &src,
+        "--energy",
+        "gauss",
+        "--chains",
+        "1",
+        "--steps",
+        "20",
+        "--warmup",
+        "5",
+        "--format",
+        "cmdstan",
+        "--out",
+        &s(&dir.join("short.csv")),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let short = s(&dir.join("short_1.csv"));
+    let (code, _, err) = ebm(&["summary", listed[0], &short]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("{short}: 20 draws, but {} has 40", listed[0])),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// CmdStan outputs are checked before the run: a `.csv` name, and every
+/// chain's file writable.
+#[test]
+fn cmdstan_outputs_are_checked_before_the_run() {
+    let dir = scratch("cmdstan-bad");
+    let src = write(&dir, "g.ebm", GAUSS);
+    let sample = |out: &str| {
+        ebm(&[
+            "sample", &src, "--energy", "gauss", "--chains", "2", "--steps", "10", "--format",
+            "cmdstan", "--out", out,
+        ])
+    };
+    let (code, _, err) = sample(&s(&dir.join("g.npy")));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--format cmdstan writes one .csv file per chain"),
+        "{err}"
+    );
+    std::fs::create_dir(dir.join("g_2.csv")).unwrap();
+    let (code, out, err) = sample(&s(&dir.join("g.csv")));
+    assert_eq!(code, 1);
+    assert!(err.contains("g_2.csv: it is a folder"), "{err}");
+    assert!(
+        out.is_empty() && !dir.join("g_1.csv").exists(),
+        "refused before sampling"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

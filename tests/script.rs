@@ -324,3 +324,48 @@ fn script_sample_names_a_stuck_chain() {
     assert_eq!(row.chars().count(), header.chars().count(), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `save(.., format = "cmdstan")` writes one file per chain, which a later
+/// `init` reads by the base name; a chain file that cannot be written is
+/// refused before anything runs.
+#[test]
+fn save_in_cmdstan_format() {
+    let src = r#"energy gauss(x: [2, 2]) = 0.5 * sum(x^2)
+let s = sample(gauss, chains = 3, steps = 20, warmup = 10, seed = 1)
+save(s, "out/s.csv", format = "cmdstan")
+save(s, "one.csv")
+let t = sample(gauss, init = "out/s.csv", chains = 3, steps = 5, warmup = 0)
+"#;
+    let (out, dir) = run_in("cmdstan", src);
+    let out = out.unwrap();
+    let (first, last) = (dir.join("out/s_1.csv"), dir.join("out/s_3.csv"));
+    let wrote = format!(
+        "wrote {} … {} (3 files, one per chain)",
+        first.display(),
+        last.display()
+    );
+    assert!(out.contains(&wrote), "{out}");
+    let text = std::fs::read_to_string(&first).unwrap();
+    assert!(
+        text.contains("energy__,x.1.1,x.2.1,x.1.2,x.2.2\n"),
+        "{text}"
+    );
+    let a = ebm::sample::io::read_csv(&dir.join("out/s.csv")).unwrap();
+    let b = ebm::sample::io::read_csv(&dir.join("one.csv")).unwrap();
+    assert_eq!(
+        (a.x, a.energy, a.image_shape),
+        (b.x, b.energy, b.image_shape)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let (_, dir) = run_in("cmdstan-folder", "");
+    std::fs::create_dir_all(dir.join("out/s_2.csv")).unwrap();
+    let file = SourceFile {
+        path: dir.join("script.ebm").display().to_string(),
+        text: src.into(),
+    };
+    let err = String::from(run(&file, &mut Vec::new()).unwrap_err());
+    assert!(err.contains("s_2.csv: it is a folder"), "{err}");
+    assert!(!dir.join("out/s_1.csv").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,6 +1,6 @@
 //! `ebm summary` and `ebm plot`: commands on a sample file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ebm::pipeline;
 use ebm::sample::{BatchEnergy, DensityOf, Draws};
@@ -8,18 +8,20 @@ use ebm::script::runners;
 
 use super::{Failure, Result, fail, has_ext, parse_vector};
 
-/// The draws of a sample file, refusing an empty one.
-fn read_draws(path: &Path) -> Result<Draws> {
-    let d = pipeline::read_draws(path)?;
+/// The draws of sample files, refusing an empty sample.
+fn read_draws(paths: &[PathBuf]) -> Result<Draws> {
+    let d = pipeline::read_draws(paths)?;
     if d.chains == 0 || d.draws == 0 {
-        return fail(format!("{}: no draws", path.display()));
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return fail(format!("{}: no draws", names.join(", ")));
     }
     Ok(d)
 }
 
-/// `ebm summary FILE`: the per-coordinate table of a sample file.
-pub fn summary(path: &Path, max_coords: usize) -> Result<String> {
-    let d = read_draws(path)?;
+/// `ebm summary FILE…`: the per-coordinate table of a sample (one file, a
+/// CmdStan base name, or CmdStan files, one per chain).
+pub fn summary(paths: &[PathBuf], max_coords: usize) -> Result<String> {
+    let d = read_draws(paths)?;
     Ok(ebm::stats::summarize(&d, max_coords).to_string())
 }
 
@@ -34,12 +36,15 @@ pub struct PlotOptions {
     pub title: Option<String>,
 }
 
-/// `ebm plot FILE`: a PNG of a sample file, over the energy's density when
-/// `--energy-file` and `--energy` name it. Returns the line naming the file
-/// written.
-pub fn plot(path: &Path, o: &PlotOptions) -> Result<String> {
-    let d = read_draws(path)?;
-    let out = o.out.clone().unwrap_or_else(|| path.with_extension("png"));
+/// `ebm plot FILE…`: a PNG of a sample, over the energy's density when
+/// `--energy-file` and `--energy` name it (the PNG goes beside the first
+/// file by default). Returns the line naming the file written.
+pub fn plot(paths: &[PathBuf], o: &PlotOptions) -> Result<String> {
+    let d = read_draws(paths)?;
+    let Some(first) = paths.first() else {
+        return fail("no sample file given");
+    };
+    let out = o.out.clone().unwrap_or_else(|| first.with_extension("png"));
     if !has_ext(&out, &["png"]) {
         return fail(format!(
             "--out expects a file name ending in .png, found `{}`",

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ebm::sample::config::MAX_TREE_DEPTH;
+use ebm::sample::io;
 use ebm::sample::{
     Init, Method, MetricKind, PtMove, PtOptions, SamplerConfig, UlaOptions, UldOptions,
 };
@@ -91,6 +92,10 @@ pub struct SampleOptions {
     /// Output file: .csv (Stan-style, with the configuration) or .npy.
     #[arg(long)]
     pub out: PathBuf,
+    /// CSV layout: ebm (one file, every chain) or cmdstan (CmdStan's, one
+    /// file per chain: --out DIR/NAME.csv writes DIR/NAME_1.csv …).
+    #[arg(long, default_value = "ebm", value_parser = ["ebm", "cmdstan"])]
+    pub format: String,
     /// Also draw a PNG (a scatter over the density for 2-D energies).
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -284,6 +289,7 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
             o.out.display()
         ));
     }
+    let format = output_format(o)?;
     if let Some(p) = &o.plot
         && !has_ext(p, &["png"])
     {
@@ -341,8 +347,13 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         energy_span: Default::default(),
         init_span: Default::default(),
     };
-    // Outputs that cannot be written are refused before the run, not after.
-    for p in std::iter::once(&o.out).chain(o.plot.as_ref()) {
+    // Outputs that cannot be written are refused before the run, not after
+    // (every per-chain file of the CmdStan format).
+    let outs = match format {
+        Some(f) => io::csv_paths(&o.out, o.chains, f).map_err(Failure::Message)?,
+        None => vec![o.out.clone()],
+    };
+    for p in outs.iter().chain(o.plot.as_ref()) {
         ebm::data::atomic::check_writable(p).map_err(Failure::Message)?;
     }
     let mut draws = runners::run_sample(&compiled, &spec).map_err(Failure::Message)?;
@@ -354,8 +365,9 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
     if let Some(s) = &draws.summary {
         text.push_str(&format!("{s}\n"));
     }
-    runners::write_draws(&o.out, &draws).map_err(Failure::Message)?;
-    text.push_str(&format!("wrote {}\n", o.out.display()));
+    let written = runners::write_draws_as(&o.out, &draws, format.unwrap_or_default())
+        .map_err(Failure::Message)?;
+    text.push_str(&format!("wrote {}\n", io::describe_files(&written)));
     if let Some(p) = &o.plot {
         let target = ebm::sample::DensityOf::new(&compiled, spec.cond.clone())
             .map_err(|e| Failure::Message(e.to_string()))?;
@@ -364,6 +376,27 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         text.push_str(&format!("wrote {}\n", p.display()));
     }
     Ok(text)
+}
+
+/// The CSV layout `--format` names (`None` for an .npy output, which
+/// takes only the default).
+fn output_format(o: &SampleOptions) -> Result<Option<io::Format>> {
+    let Some(format) = io::Format::named(&o.format) else {
+        return fail(format!(
+            "unknown --format `{}`; expected ebm or cmdstan",
+            o.format
+        ));
+    };
+    if has_ext(&o.out, &["csv"]) {
+        return Ok(Some(format));
+    }
+    if format == io::Format::CmdStan {
+        return fail(format!(
+            "--format cmdstan writes one .csv file per chain: --out expects DIR/NAME.csv (written as DIR/NAME_1.csv, DIR/NAME_2.csv, …), found `{}`",
+            o.out.display()
+        ));
+    }
+    Ok(None)
 }
 
 /// Loads trained parameters into `store`; returns the data scaling they were

@@ -1,16 +1,51 @@
 //! Sample files: Stan-CSV-style text and NPY (through `data::npy`), written
 //! atomically.
 //!
-//! CSV layout: `# key = value` comment lines holding the configuration and
-//! the run summary, then a header row
+//! CSV layout ([`Format::Ebm`], the default): `# key = value` comment lines
+//! holding the configuration and the run summary, then a header row
 //! `chain__,draw__,energy__,accept__,divergent__,x.0,x.1,…` and one row per
 //! kept draw, chain-major. Numbers use Rust's shortest round-trip format, so
-//! reading a file back gives bitwise the same values.
+//! reading a file back gives bitwise the same values. [`Format::CmdStan`]
+//! writes one file per chain in CmdStan's layout ([`super::cmdstan`]); the
+//! readers take either, from one file, several, or the `NAME.csv` base of
+//! `NAME_1.csv …`.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::cmdstan;
 use super::run::Draws;
+
+/// The CSV layouts ebm writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// One file, every chain, with `chain__` and `draw__` columns.
+    #[default]
+    Ebm,
+    /// CmdStan's: one file per chain, `NAME_1.csv …`.
+    CmdStan,
+}
+
+impl Format {
+    /// The names `--format` and `save(.., format = ..)` take.
+    pub const NAMES: [&'static str; 2] = ["ebm", "cmdstan"];
+    pub fn named(name: &str) -> Option<Format> {
+        match name {
+            "ebm" => Some(Format::Ebm),
+            "cmdstan" => Some(Format::CmdStan),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Ebm => "ebm",
+            Format::CmdStan => "cmdstan",
+        }
+    }
+}
+
+/// The most per-chain files one sample is read from.
+pub const MAX_CHAIN_FILES: usize = 100_000;
 
 /// The largest `chain__`/`draw__` a sample file may hold (2^53: every
 /// index an f64 column represents exactly).
@@ -57,6 +92,37 @@ pub fn to_csv(d: &Draws) -> String {
 
 pub fn write_csv(path: &Path, d: &Draws) -> Result<(), String> {
     write_atomic(path, to_csv(d).as_bytes())
+}
+
+/// The files a CSV sample of `chains` chains is written to: `path` itself,
+/// or for CmdStan its per-chain files (an error when `path` is no `.csv`).
+pub fn csv_paths(path: &Path, chains: usize, format: Format) -> Result<Vec<PathBuf>, String> {
+    match format {
+        Format::Ebm => Ok(vec![path.to_path_buf()]),
+        Format::CmdStan => cmdstan::chain_paths(path, chains),
+    }
+}
+
+/// Writes `d` as CSV in `format`; returns the files written.
+pub fn write_csv_as(path: &Path, d: &Draws, format: Format) -> Result<Vec<PathBuf>, String> {
+    match format {
+        Format::Ebm => write_csv(path, d).map(|()| vec![path.to_path_buf()]),
+        Format::CmdStan => cmdstan::write_cmdstan(path, d),
+    }
+}
+
+/// "a.csv", or "a_1.csv … a_4.csv (4 files, one per chain)".
+pub fn describe_files(paths: &[PathBuf]) -> String {
+    match paths {
+        [] => "no files".into(),
+        [one] => one.display().to_string(),
+        [first, .., last] => format!(
+            "{} … {} ({} files, one per chain)",
+            first.display(),
+            last.display(),
+            paths.len()
+        ),
+    }
 }
 
 /// Parse the CSV text written by [`to_csv`] (header comments are kept in
@@ -174,12 +240,115 @@ pub fn parse_csv(text: &str) -> Result<Draws, String> {
     Ok(d)
 }
 
+/// Reads a sample CSV: a file of ebm's format, one CmdStan file (one
+/// chain), or for `DIR/NAME.csv` that does not exist, the CmdStan files
+/// `DIR/NAME_1.csv …` (as many as the first states in `num_chains`, else
+/// every consecutive one).
 pub fn read_csv(path: &Path) -> Result<Draws, String> {
-    let bytes =
-        crate::data::read_regular(path, crate::data::MAX_DATA_BYTES).map_err(|e| e.to_string())?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| format!("{}: not a text file (invalid UTF-8)", path.display()))?;
-    parse_csv(&text).map_err(|e| format!("{}: {e}", path.display()))
+    read_csv_files(&[path.to_path_buf()])
+}
+
+/// Reads a sample from `paths`: one path as [`read_csv`] does, or several
+/// CmdStan files, one chain each in the order given.
+pub fn read_csv_files(paths: &[PathBuf]) -> Result<Draws, String> {
+    let (paths, from_base) = match paths {
+        [one] => chain_files(one),
+        _ => (paths.to_vec(), false),
+    };
+    if paths.len() > MAX_CHAIN_FILES {
+        return Err(format!(
+            "a sample is read from at most {MAX_CHAIN_FILES} files, found {}",
+            paths.len()
+        ));
+    }
+    let mut total = 0u64;
+    let mut chains = Vec::new();
+    let mut limit = paths.len();
+    for (i, p) in paths.iter().enumerate() {
+        if i >= limit {
+            break;
+        }
+        let text = read_text(p, &mut total)?;
+        let at = |e: String| format!("{}: {e}", p.display());
+        if !is_cmdstan(&text) {
+            if paths.len() == 1 {
+                return parse_csv(&text).map_err(at);
+            }
+            return Err(at(
+                "not a CmdStan file (it has no lp__ column first, or a chain__ column): only CmdStan files, one chain each, are read together".into(),
+            ));
+        }
+        let chain = cmdstan::parse_cmdstan(&text).map_err(at)?;
+        if from_base && i == 0 {
+            limit = stated_chains(p, &chain, paths.len())?;
+        }
+        chains.push((p.display().to_string(), chain));
+    }
+    cmdstan::combine(chains)
+}
+
+/// The files of `path`: itself when it exists (or names no CmdStan chain
+/// file), else `NAME_1.csv`, `NAME_2.csv`, … while they exist. The flag
+/// says whether the list came from the base name.
+fn chain_files(path: &Path) -> (Vec<PathBuf>, bool) {
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let first = cmdstan::chain_paths(path, 1)
+        .ok()
+        .and_then(|v| v.into_iter().next());
+    match first {
+        Some(f) if !exists(path) && exists(&f) => {
+            let found = (1..=MAX_CHAIN_FILES)
+                .map_while(|c| {
+                    let p = cmdstan::chain_paths(path, c).ok()?.pop()?;
+                    exists(&p).then_some(p)
+                })
+                .collect();
+            (found, true)
+        }
+        _ => (vec![path.to_path_buf()], false),
+    }
+}
+
+/// How many of the `found` chain files belong to the run: the first file's
+/// `num_chains` where it states one (files left by an earlier, larger run
+/// are not read), else all of them.
+fn stated_chains(first: &Path, chain: &cmdstan::Chain, found: usize) -> Result<usize, String> {
+    let Some(v) = chain.get("num_chains") else {
+        return Ok(found);
+    };
+    match v.parse::<usize>() {
+        Ok(n) if (1..=found).contains(&n) => Ok(n),
+        Ok(n) if n > found => Err(format!(
+            "{}: states num_chains = {n}, but only {found} chain files follow its name",
+            first.display()
+        )),
+        _ => Err(format!(
+            "{}: num_chains must be a whole number ≥ 1, found `{v}`",
+            first.display()
+        )),
+    }
+}
+
+/// A text file, counted against the limit on the bytes of one sample.
+fn read_text(path: &Path, total: &mut u64) -> Result<String, String> {
+    let max = crate::data::MAX_DATA_BYTES;
+    let bytes = crate::data::read_regular(path, max).map_err(|e| e.to_string())?;
+    *total += bytes.len() as u64;
+    if *total > max {
+        return Err(format!(
+            "{}: the files of this sample hold more than the limit of {max} bytes together",
+            path.display()
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| format!("{}: not a text file (invalid UTF-8)", path.display()))
+}
+
+/// Whether `text` is a CmdStan file (by its column header).
+fn is_cmdstan(text: &str) -> bool {
+    text.lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .is_some_and(cmdstan::is_cmdstan_header)
 }
 
 /// Write the positions as NPY, shape `(chains, draws, dim)` or
@@ -257,6 +426,73 @@ mod tests {
         let a = crate::data::npy::read(&fs::read(&p).unwrap()).unwrap();
         assert_eq!(a.shape, vec![2, 3, 1, 2]);
         assert_eq!(a.data, d.x);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ebm-io-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// ebm's file → CmdStan files → ebm's file gives the same bytes, and the
+    /// CmdStan files read back by their base name, by the list, or one chain.
+    #[test]
+    fn single_file_and_cmdstan_files_round_trip() {
+        let dir = scratch("cmdstan");
+        let mut d = toy();
+        d.image_shape = Some(vec![2, 1]);
+        d.header.push(("image_shape".into(), "2x1".into()));
+        let one = dir.join("one.csv");
+        write_csv(&one, &d).unwrap();
+        let read = read_csv(&one).unwrap();
+        let base = dir.join("cs.csv");
+        let written = write_csv_as(&base, &read, Format::CmdStan).unwrap();
+        assert_eq!(written, csv_paths(&base, 2, Format::CmdStan).unwrap());
+        assert!(describe_files(&written).ends_with("cs_2.csv (2 files, one per chain)"));
+        assert!(!base.exists());
+        let back = read_csv(&base).unwrap();
+        assert_eq!(to_csv(&back), fs::read_to_string(&one).unwrap());
+        assert_eq!(back.image_shape, Some(vec![2, 1]));
+        assert_eq!(to_csv(&read_csv_files(&written).unwrap()), to_csv(&back));
+        let first = read_csv(&written[0]).unwrap();
+        assert_eq!((first.chains, first.draws), (1, 3));
+        assert_eq!(first.x, d.x[..6]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The base name reads as many chains as the first file states, and
+    /// refuses a set that is missing some; several files must all be CmdStan's.
+    #[test]
+    fn chain_files_are_checked() {
+        let dir = scratch("chains");
+        let d = toy();
+        let base = dir.join("a.csv");
+        write_csv_as(&base, &d, Format::CmdStan).unwrap();
+        // A leftover third chain of an earlier run is not read.
+        fs::copy(dir.join("a_2.csv"), dir.join("a_3.csv")).unwrap();
+        assert_eq!(read_csv(&base).unwrap().chains, 2);
+        fs::remove_file(dir.join("a_2.csv")).unwrap();
+        let err = read_csv(&base).unwrap_err();
+        assert!(
+            err.contains("a_1.csv: states num_chains = 2, but only 1 chain files follow its name"),
+            "{err}"
+        );
+        let single = dir.join("s.csv");
+        write_csv(&single, &d).unwrap();
+        let err = read_csv_files(&[dir.join("a_1.csv"), single.clone()]).unwrap_err();
+        assert!(err.contains("s.csv: not a CmdStan file"), "{err}");
+        let err = read_csv_files(&[dir.join("a_1.csv"), dir.join("missing.csv")]).unwrap_err();
+        assert!(err.contains("no such file"), "{err}");
+        fs::create_dir(dir.join("f_1.csv")).unwrap();
+        let err = read_csv(&dir.join("f.csv")).unwrap_err();
+        assert!(err.contains("f_1.csv is a folder"), "{err}");
+        let err = read_csv(&dir.join("nothing.csv")).unwrap_err();
+        assert!(
+            err.contains("no such file") && err.contains("nothing.csv"),
+            "{err}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -8,7 +8,8 @@
 //! drives a compiled energy in its dtype (what every caller uses);
 //! [`run_chains`] drives a closure energy ([`BatchEnergy`]) through the same
 //! engine with the moves' reference definitions. Both return [`Draws`],
-//! which [`io`] writes as Stan-style CSV or NPY. [`ais`] estimates log Z by
+//! which [`io`] writes as Stan-style CSV (ebm's single file or [`cmdstan`]'s
+//! one file per chain) or NPY. [`ais`] estimates log Z by
 //! annealed importance sampling, its transitions run on the same engine.
 //!
 //! Invariants (see `engine` for details):
@@ -25,6 +26,7 @@
 
 pub mod adapt;
 pub mod ais;
+pub mod cmdstan;
 pub mod compiled;
 pub mod config;
 pub mod engine;

@@ -227,6 +227,11 @@ pub struct RunSummary {
     pub chain_step: Vec<f64>,
     pub chain_accept: Vec<f64>,
     pub chain_distinct: Vec<usize>,
+    /// Per chain, the final inverse mass matrix where the sampler records
+    /// it: `dim` diagonal entries, or `dim × dim` row-major for a dense
+    /// metric; empty when not recorded (CmdStan files then state a unit
+    /// metric, or omit the entries of an adapted one).
+    pub chain_inv_metric: Vec<Vec<f64>>,
     /// Chains whose step collapsed or that stopped moving ([`Stuck`]).
     pub stuck_chains: Vec<Stuck>,
     /// T = noise²/(2·step) for decoupled Langevin.
@@ -241,9 +246,6 @@ pub struct RunSummary {
     /// NUTS: sampling-phase transitions that stopped at the maximum tree
     /// depth (0 for the other samplers).
     pub max_depth_hits: usize,
-    /// Each chain's adapted metric M⁻¹ (its diagonal, or the full matrix
-    /// row-major for a dense metric); empty when none was adapted.
-    pub chain_inv_metric: Vec<Vec<f64>>,
     /// PT only (empty otherwise): the temperature ladder, the mean swap
     /// acceptance probability of each adjacent pair (T_k, T_k+1), and each
     /// temperature's mean acceptance and final step size over chains.

@@ -162,6 +162,15 @@ pub fn bad_extension(arg: &str, exts: &[&str], path: &str, span: Span) -> Diagno
     )
 }
 
+pub fn cmdstan_not_csv(path: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0609",
+        span,
+        format!("expected a file name ending in .csv for `file` with format = \"cmdstan\", found \"{path}\""),
+    )
+    .with_note("the CmdStan format writes one CSV file per chain: \"dir/name.csv\" becomes dir/name_1.csv, dir/name_2.csv, …")
+}
+
 pub fn too_many_positional(callee: &str, max: usize, span: Span) -> Diagnostic {
     let n = match max {
         1 => "1 positional argument".to_string(),

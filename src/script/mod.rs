@@ -199,19 +199,35 @@ pub fn check(module: &Module) -> Result<Vec<Action>, Vec<Diagnostic>> {
 
 /// Every `save`/`plot` output can be written (a folder, or a folder that
 /// refuses new files, is reported before the first statement runs, not
-/// after the sampling it follows).
-fn check_outputs(actions: &[Action]) -> Result<(), Vec<Diagnostic>> {
-    let diags: Vec<Diagnostic> = actions
+/// after the sampling it follows). A CmdStan `save` checks each chain's file.
+fn check_outputs(module: &Module, actions: &[Action]) -> Result<(), Vec<Diagnostic>> {
+    let mut chains: HashMap<&str, usize> = HashMap::new();
+    let mut outputs = Vec::new();
+    for (stmt, a) in module.statements.iter().zip(actions) {
+        match a {
+            Action::Sample(spec) => {
+                if let Some(b) = &stmt.binding {
+                    chains.insert(b, spec.run.chains);
+                }
+            }
+            Action::Save(o) => {
+                let n = chains.get(o.samples.as_str()).copied().unwrap_or(1);
+                // `parse_save` refused a CmdStan output without `.csv`.
+                let paths = crate::sample::io::csv_paths(&o.path, n, o.format)
+                    .unwrap_or_else(|_| vec![o.path.clone()]);
+                outputs.extend(paths.into_iter().map(|p| (p, o.path_span)));
+            }
+            Action::Plot(o) => outputs.push((o.path.clone(), o.path_span)),
+            Action::Export(e) => outputs.push((e.path.clone(), e.path_span)),
+            _ => {}
+        }
+    }
+    let diags: Vec<Diagnostic> = outputs
         .iter()
-        .filter_map(|a| match a {
-            Action::Save(o) | Action::Plot(o) => Some((&o.path, o.path_span)),
-            Action::Export(e) => Some((&e.path, e.path_span)),
-            _ => None,
-        })
         .filter_map(|(path, span)| {
             crate::data::atomic::check_writable(path)
                 .err()
-                .map(|e| errors::output_not_writable(&e, span))
+                .map(|e| errors::output_not_writable(&e, *span))
         })
         .collect();
     if diags.is_empty() { Ok(()) } else { Err(diags) }
@@ -234,7 +250,7 @@ pub fn run(
     {
         return Err(vec![not_supported(stmt)]);
     }
-    check_outputs(&actions)?;
+    check_outputs(module, &actions)?;
     let params = Arc::new(ParamStore::new());
     for p in &module.params {
         params
@@ -697,8 +713,9 @@ fn plot(r: &mut Runner, stmt: &Statement, o: &OutputSpec) -> Result<(), Diagnost
 
 fn save(r: &mut Runner, stmt: &Statement, o: &OutputSpec) -> Result<(), Diagnostic> {
     let s = &r.samples[&o.samples];
-    runners::write_draws(&o.path, &s.draws).map_err(failed("cannot save", o.path_span))?;
-    let text = format!("wrote {}", o.path.display());
+    let written = runners::write_draws_as(&o.path, &s.draws, o.format)
+        .map_err(failed("cannot save", o.path_span))?;
+    let text = format!("wrote {}", crate::sample::io::describe_files(&written));
     write(r, stmt.span, &text)
 }
 

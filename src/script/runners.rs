@@ -581,16 +581,29 @@ fn make_parent(path: &Path) -> Result<(), String> {
 
 /// Writes draws as CSV or NPY, by the file's extension.
 pub fn write_draws(path: &Path, d: &Draws) -> Result<(), String> {
+    write_draws_as(path, d, io::Format::Ebm).map(|_| ())
+}
+
+/// Writes draws as CSV (in `format`) or NPY, by the file's extension;
+/// returns the files written (one per chain for CmdStan's format).
+pub fn write_draws_as(path: &Path, d: &Draws, format: io::Format) -> Result<Vec<PathBuf>, String> {
     make_parent(path)?;
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
     match ext.as_deref() {
-        Some("csv") => io::write_csv(path, d),
-        Some("npy") => io::write_npy(path, d),
+        Some("csv") => io::write_csv_as(path, d, format),
+        Some("npy") if format == io::Format::Ebm => {
+            io::write_npy(path, d).map(|()| vec![path.to_path_buf()])
+        }
         _ => Err(format!(
-            "{}: expected a file name ending in .csv or .npy",
-            path.display()
+            "{}: expected a file name ending in .csv{}",
+            path.display(),
+            if format == io::Format::Ebm {
+                " or .npy"
+            } else {
+                ""
+            }
         )),
     }
 }
@@ -653,6 +666,8 @@ pub struct OutputSpec {
     pub path_span: Span,
     pub kind: String,
     pub title: Option<String>,
+    /// `save(.., format = "cmdstan")`: the CSV layout.
+    pub format: io::Format,
 }
 
 fn parse_output(
@@ -714,20 +729,33 @@ fn parse_output(
         Some(e) => keep(&mut diags, scope.string(e, "title", "a title in quotes")).map(Some),
         None => Some(None),
     };
-    match (samples, path, kind, title) {
-        (Some((samples, samples_span)), Some((p, path_span)), Some(kind), Some(title))
-            if diags.is_empty() =>
-        {
-            Ok(OutputSpec {
-                samples,
-                samples_span,
-                panels,
-                path: scope.module.base_dir.join(p),
-                path_span,
-                kind,
-                title,
-            })
-        }
+    let format = match a.get("format") {
+        Some(e) => keep(&mut diags, scope.choice(e, "format", &io::Format::NAMES))
+            .and_then(|f| io::Format::named(&f)),
+        None => Some(io::Format::Ebm),
+    };
+    if let (Some(io::Format::CmdStan), Some((p, span))) = (format, &path)
+        && !p.to_ascii_lowercase().ends_with(".csv")
+    {
+        diags.push(err::cmdstan_not_csv(p, *span));
+    }
+    match (samples, path, kind, title, format) {
+        (
+            Some((samples, samples_span)),
+            Some((p, path_span)),
+            Some(kind),
+            Some(title),
+            Some(format),
+        ) if diags.is_empty() => Ok(OutputSpec {
+            samples,
+            samples_span,
+            panels,
+            path: scope.module.base_dir.join(p),
+            path_span,
+            kind,
+            title,
+            format,
+        }),
         _ => Err(diags),
     }
 }
@@ -748,9 +776,16 @@ pub fn parse_plot(scope: &mut Scope, stmt: &Statement) -> R<OutputSpec> {
     )
 }
 
-/// `save(s, "file.csv")` or `save(s, "file.npy")`.
+/// `save(s, "file.csv")`, `save(s, "file.npy")` or `save(s, "dir/name.csv",
+/// format = "cmdstan")` (CmdStan's files `dir/name_1.csv …`, one per chain).
 pub fn parse_save(scope: &mut Scope, stmt: &Statement) -> R<OutputSpec> {
-    parse_output(scope, stmt, "save", &["samples", "file"], &["csv", "npy"])
+    parse_output(
+        scope,
+        stmt,
+        "save",
+        &["samples", "file", "format"],
+        &["csv", "npy"],
+    )
 }
 
 /// `summary(s)`: the samples' name.
