@@ -292,6 +292,7 @@ impl RunSummary {
             ("step_sizes".into(), exp_list(&self.chain_step)),
             ("frozen_chains".into(), format!("{}", self.frozen_chains)),
         ];
+        v.push(("gradient_evaluations".into(), format!("{}", self.evaluations)));
         if self.sampler == "nuts" {
             v.push(("max_depth_hits".into(), format!("{}", self.max_depth_hits)));
         }
