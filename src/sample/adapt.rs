@@ -8,7 +8,7 @@
 //! terminal interval), a terminal fast interval (50). When `warmup < 150` the
 //! intervals become 15% / 75% / 10% of it. At the end of each slow window the
 //! metric is set from the window's draws — their variances (diagonal), or
-//! their covariance with the correlations shrunk by n/(n+5) (dense) — and
+//! their covariance with a relative ridge (dense) — and
 //! dual averaging restarts at μ = log(2·ε). At the end of warm-up the step
 //! size is set by [`DualAveraging::final_step`] and everything is frozen.
 //! The estimates are scale-free: a coordinate of scale 10⁻³ next to one of
@@ -87,12 +87,19 @@ impl DualAveraging {
     }
     /// Feed one acceptance statistic; returns the next step size.
     pub fn update(&mut self, accept: f64) -> f64 {
+        self.update_used(accept, None)
+    }
+    /// [`update`](Self::update) for a transition that ran with step `used`
+    /// rather than the current iterate (HMC's jittered ε): the final fit
+    /// relates acceptance to the step that produced it.
+    pub fn update_used(&mut self, accept: f64, used: Option<f64>) -> f64 {
         let a = if accept.is_finite() {
             accept.clamp(0.0, 1.0)
         } else {
             0.0
         };
-        self.trace.push((self.log_eps, a));
+        let x = used.filter(|u| *u > 0.0).map_or(self.log_eps, f64::ln);
+        self.trace.push((x, a));
         self.count += 1.0;
         let eta = 1.0 / (self.count + T0);
         self.h_bar = (1.0 - eta) * self.h_bar + eta * (self.target - a);

@@ -376,6 +376,7 @@ impl Adapter {
         x: &[f64],
         step: &mut [f64],
         metrics: &mut Metrics,
+        used: Option<&[f64]>,
     ) -> bool {
         let n = step.len();
         let dim = metrics.dim;
@@ -394,7 +395,7 @@ impl Adapter {
                 step.iter_mut().for_each(|v| *v = s);
             } else {
                 for c in 0..n {
-                    step[c] = self.da[c].update(accept[c]);
+                    step[c] = self.da[c].update_used(accept[c], used.map(|u| u[c]));
                 }
             }
         }
@@ -457,6 +458,119 @@ impl Adapter {
     }
 }
 
+/// The largest dimension whose warm-up starts from a curvature estimate
+/// (2d gradient evaluations per chain).
+pub const MAX_CURVATURE_DIM: usize = 256;
+
+/// Sets each chain's starting metric from the curvature at its starting
+/// point: the inverse of the Hessian (central differences of ∇E), or its
+/// diagonal ([`start_metric`]).
+///
+/// Why: the windows estimate variances from the draws, and a chain only
+/// spreads as far as its steps let it. Started at M = I on a target with
+/// scales 1 and 10⁻³, the step shrinks to the small scale and the large
+/// coordinate's window variance comes out tiny; each window then grows it by
+/// about its length, so MALA needed three times the default warm-up to get
+/// the metric right. For a Gaussian the curvature is exact; elsewhere it is
+/// a starting guess the windows replace.
+fn curvature_metric<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    ch: &Chains<T>,
+    metrics: &mut Metrics,
+) -> R<()> {
+    let (n, d) = (ch.n, ch.dim);
+    let rel = if T::DTYPE == crate::backend::DType::F32 {
+        1e-2
+    } else {
+        1e-5
+    };
+    let mut hess = vec![0.0; n * d * d];
+    let (mut xp, mut e, mut gp, mut gm) = (
+        ch.x.clone(),
+        vec![T::zero(); n],
+        vec![T::zero(); n * d],
+        vec![T::zero(); n * d],
+    );
+    for i in 0..d {
+        let mut h = vec![0.0; n];
+        for sign in [1.0, -1.0] {
+            xp.copy_from_slice(&ch.x);
+            for c in 0..n {
+                let x = ch.x[c * d + i].to_f64();
+                let v = T::from_f64(x + sign * rel * x.abs().max(1.0));
+                // The step as stored (after rounding), so the difference
+                // quotient divides by the move actually made.
+                h[c] += sign * (v.to_f64() - x);
+                xp[c * d + i] = v;
+            }
+            let g = if sign > 0.0 { &mut gp } else { &mut gm };
+            target.eval(&xp, n, &mut e, Some(g))?;
+        }
+        for c in 0..n {
+            for j in 0..d {
+                let k = c * d + j;
+                hess[(c * d + j) * d + i] = (gp[k].to_f64() - gm[k].to_f64()) / h[c];
+            }
+        }
+    }
+    for c in 0..n {
+        if ch.frozen(c) {
+            continue;
+        }
+        let hc = &mut hess[c * d * d..(c + 1) * d * d];
+        for i in 0..d {
+            for j in 0..i {
+                let m = 0.5 * (hc[i * d + j] + hc[j * d + i]);
+                hc[i * d + j] = m;
+                hc[j * d + i] = m;
+            }
+        }
+        start_metric(metrics, c, hc);
+    }
+    Ok(())
+}
+
+/// Chain `c`'s metric from its Hessian `h` (d×d, symmetric): H⁻¹, or its
+/// diagonal (the marginal variances of the Gaussian with that curvature,
+/// not the conditional 1/Hᵢᵢ, which on correlated targets is far smaller
+/// and would leave the windows to grow it back); 1/Hᵢᵢ where H is not
+/// positive definite.
+fn start_metric(metrics: &mut Metrics, c: usize, h: &[f64]) {
+    let d = metrics.dim;
+    if let Some(cov) = super::metric::inverse_spd(h, d) {
+        if metrics.dense() {
+            if metrics.set_dense(c, &cov) {
+                return;
+            }
+        } else {
+            let diag: Vec<f64> = (0..d).map(|i| cov[i * d + i]).collect();
+            if diag.iter().all(|v| *v > 0.0) {
+                metrics.set_diag(c, &diag);
+                return;
+            }
+        }
+    }
+    let diag: Vec<f64> = (0..d)
+        .map(|i| {
+            let hi = h[i * d + i];
+            if hi > 0.0 && hi.is_finite() && (1.0 / hi).is_finite() {
+                1.0 / hi
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    if metrics.dense() {
+        let mut m = vec![0.0; d * d];
+        for i in 0..d {
+            m[i * d + i] = diag[i];
+        }
+        metrics.set_dense(c, &m);
+    } else {
+        metrics.set_diag(c, &diag);
+    }
+}
+
 /// A block's chains: positions, energies, gradients, in the kernel's dtype.
 pub(super) struct Chains<T> {
     pub n: usize,
@@ -506,6 +620,8 @@ pub(super) struct Scratch<T> {
     pub hamiltonian: Vec<f64>,
     pub leaps: Vec<u32>,
     pub depth: Vec<u32>,
+    /// HMC: the jittered step each chain's last transition ran with.
+    used_step: Vec<f64>,
     x64: Vec<f64>,
     /// PT: each engine chain's β, in the dtype and in f64 (empty otherwise).
     beta_t: Vec<T>,
@@ -542,6 +658,7 @@ impl<T: Scalar> Scratch<T> {
             hamiltonian: vec![0.0; n],
             leaps: vec![0; n],
             depth: vec![0; n],
+            used_step: Vec::new(),
             x64: Vec::new(),
             beta_t: Vec::new(),
             beta: Vec::new(),
@@ -646,6 +763,16 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
     }
     let mut step = vec![cfg.step; n];
     let mut metrics = Metrics::identity(cfg.metric, n, dim);
+    let curvature_start = cfg.metric.adapted()
+        && run.warmup > 0
+        && matches!(
+            cfg.method,
+            Method::Mala | Method::Hmc { .. } | Method::Nuts { .. }
+        )
+        && dim <= MAX_CURVATURE_DIM;
+    if curvature_start {
+        curvature_metric(target, &ch, &mut metrics)?;
+    }
     let mut s = Scratch::<T>::new(n, dim);
     refresh(&mut s.step_t, &step);
     refresh(&mut s.mass_t, &metrics.diag);
@@ -938,8 +1065,14 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
             if adapter.win < adapter.win_ends.len() && it >= adapter.win_start {
                 s.x64.extend(ch.x.iter().map(|v| v.to_f64()));
             }
-            let mass_changed =
-                adapter.update(cfg, run, it, &s.accept, &ch.freeze, &s.x64, step, metrics);
+            let used = matches!(cfg.method, Method::Hmc { .. }).then(|| {
+                s.used_step.clear();
+                s.used_step.extend(s.traj.eps.iter().map(|e| e.to_f64()));
+                &s.used_step[..]
+            });
+            let mass_changed = adapter.update(
+                cfg, run, it, &s.accept, &ch.freeze, &s.x64, step, metrics, used,
+            );
             refresh(&mut s.step_t, step);
             if mass_changed {
                 refresh(&mut s.mass_t, &metrics.diag);

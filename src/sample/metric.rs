@@ -10,9 +10,9 @@
 //! the kernel's E and ∇E (`engine`), at d² work per chain and gradient,
 //! which is why its dimension is bounded ([`MAX_DENSE_DIM`]).
 //!
-//! Warm-up estimates (`Covariance`) are regularised as Stan does,
-//! (n/(n+5))·Σ + 10⁻³·(5/(n+5))·I, so a window of a few draws still gives a
-//! positive-definite matrix.
+//! Warm-up estimates (`Covariance`) get Stan's ridge made relative,
+//! Σ + 10⁻³·(5/(n+5))·diag(Σ), so a window of a few draws still gives a
+//! positive-definite matrix while a coordinate of scale 10⁻³ keeps its size.
 
 pub use super::config::{MAX_DENSE_DIM, MetricKind};
 
@@ -211,6 +211,24 @@ pub fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
     Some(l)
 }
 
+/// The inverse of a symmetric positive-definite d×d matrix (through its
+/// Cholesky factor), or `None` when it is not positive definite.
+pub fn inverse_spd(a: &[f64], d: usize) -> Option<Vec<f64>> {
+    let l = cholesky(a, d)?;
+    let mut inv = vec![0.0; d * d];
+    let (mut e, mut z, mut col) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
+    for j in 0..d {
+        e.fill(0.0);
+        e[j] = 1.0;
+        solve_lower(&l, d, &e, &mut z);
+        solve_upper_t(&l, d, &z, &mut col);
+        for i in 0..d {
+            inv[i * d + j] = col[i];
+        }
+    }
+    inv.iter().all(|v| v.is_finite()).then_some(inv)
+}
+
 /// Running mean and covariance of a warm-up window (Welford's update,
 /// the full matrix).
 #[derive(Clone, Debug, PartialEq)]
@@ -242,13 +260,15 @@ impl Covariance {
             }
         }
     }
-    /// The window's covariance with its off-diagonal entries shrunk by
-    /// n/(n+5) towards zero (positive definite whenever the variances are
-    /// positive); a coordinate without a usable variance falls back to
-    /// `prev_diag` (the metric in use) and loses its correlations.
+    /// The window's covariance with a ridge of 10⁻³·5/(n+5) times each
+    /// variance on the diagonal (Stan's ridge, made relative so that small
+    /// scales keep their size; the correlations stay as measured: shrinking
+    /// them would undo a −0.99 correlation); a coordinate without a usable
+    /// variance falls back to `prev_diag` (the metric in use) and loses its
+    /// correlations.
     pub fn regularized(&self, prev_diag: &[f64]) -> Vec<f64> {
         let (n, d) = (self.n, self.mean.len());
-        let shrink = n / (n + 5.0);
+        let ridge = 1.0 + 1e-3 * 5.0 / (n + 5.0);
         let cov = |i: usize, j: usize| 0.5 * (self.m2[i * d + j] + self.m2[j * d + i]) / (n - 1.0);
         let usable: Vec<bool> = (0..d)
             .map(|i| n > 1.0 && cov(i, i) > 0.0 && cov(i, i).is_finite())
@@ -257,9 +277,13 @@ impl Covariance {
         for i in 0..d {
             for j in 0..d {
                 out[i * d + j] = if i == j {
-                    if usable[i] { cov(i, i) } else { prev_diag[i] }
+                    if usable[i] {
+                        ridge * cov(i, i)
+                    } else {
+                        prev_diag[i]
+                    }
                 } else if usable[i] && usable[j] {
-                    shrink * cov(i, j)
+                    cov(i, j)
                 } else {
                     0.0
                 };
@@ -323,6 +347,18 @@ mod tests {
     }
 
     #[test]
+    fn inverse_spd_inverts() {
+        let a = [4.0, 2.0, 2.0, 3.0];
+        let inv = inverse_spd(&a, 2).unwrap();
+        let det = 8.0;
+        let want = [3.0 / det, -2.0 / det, -2.0 / det, 4.0 / det];
+        for (x, y) in inv.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-12);
+        }
+        assert!(inverse_spd(&[1.0, 2.0, 2.0, 1.0], 2).is_none());
+    }
+
+    #[test]
     fn covariance_matches_the_two_pass_estimate() {
         let pts = [[1.0, 2.0], [2.0, 1.0], [4.0, 5.0], [0.5, -1.0]];
         let mut c = Covariance::new(2);
@@ -338,14 +374,20 @@ mod tests {
         }
         let r = c.regularized(&[1.0, 1.0]);
         for i in 0..4 {
-            let shrink = if i % 3 == 0 { 1.0 } else { 4.0 / 9.0 };
-            assert!((r[i] - shrink * cov[i]).abs() < 1e-12);
+            let ridge = if i % 3 == 0 {
+                1.0 + 1e-3 * 5.0 / 9.0
+            } else {
+                1.0
+            };
+            assert!((r[i] - ridge * cov[i]).abs() < 1e-12);
         }
         // A coordinate that never moved keeps its previous scale and no
         // correlation.
         let mut still = Covariance::new(2);
         still.add(&[1.0, 3.0]);
         still.add(&[2.0, 3.0]);
-        assert_eq!(still.regularized(&[1.0, 0.25]), vec![0.5, 0.0, 0.0, 0.25]);
+        let r = still.regularized(&[1.0, 0.25]);
+        assert_eq!(r[1..], [0.0, 0.0, 0.25]);
+        assert!((r[0] - 0.5 * (1.0 + 1e-3 * 5.0 / 7.0)).abs() < 1e-15);
     }
 }

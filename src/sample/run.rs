@@ -292,7 +292,10 @@ impl RunSummary {
             ("step_sizes".into(), exp_list(&self.chain_step)),
             ("frozen_chains".into(), format!("{}", self.frozen_chains)),
         ];
-        v.push(("gradient_evaluations".into(), format!("{}", self.evaluations)));
+        v.push((
+            "gradient_evaluations".into(),
+            format!("{}", self.evaluations),
+        ));
         if self.sampler == "nuts" {
             v.push(("max_depth_hits".into(), format!("{}", self.max_depth_hits)));
         }
@@ -452,7 +455,7 @@ impl fmt::Display for RunSummary {
         }
         write!(
             f,
-            "  {:.2} s, {:.3e} chain-steps/s",
+            "  {:.3} s, {:.3e} chain-steps/s",
             self.elapsed_s, self.chain_steps_per_s
         )
     }
