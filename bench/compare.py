@@ -20,7 +20,8 @@ warm, as the peers time themselves) and `ebm-sample` (the `ebm sample` command a
 runs, draws written; its throughput is the chain-steps/s the command reports for its
 sampling, `command_s_median` the whole command). `--only grid` reports every sampler
 through `ebm sample` at 4096 chains on the eight-Gaussian mixture, f32 and f64.
-`--only jem` times W5 (`jem_step`) through `ebm jem` next to JAX, with the initial probe
+`--only nuts` runs bench/nuts_compare.py (NUTS with window adaptation, ebm and BlackJAX,
+gradient evaluations/s and ESS/s on five targets). `--only jem` times W5 (`jem_step`) through `ebm jem` next to JAX, with the initial probe
 energy and cross-entropy checked against the peers' references. `--only train` times W4 (`cd_train`) through `ebm train` next to JAX (and torch with
 `--only train,torch`), with the initial loss checked against the peers' reference.
 
@@ -122,6 +123,10 @@ def jobs(ebm, only):
         out.append(("ebm", me + ["mala_gmm2d"], None))
         out.append(("ebm", me + ["hmc_gmm2d"], None))
         out.append(("blackjax", [py, os.path.join(HERE, "blackjax_samplers.py")], None))
+    if "nuts" in only:
+        # NUTS with window adaptation, ebm and BlackJAX on the same targets
+        # (gradient evaluations/s and ESS/s; bench/nuts_compare.py).
+        out.append(("nuts", [py, os.path.join(HERE, "nuts_compare.py"), "--ebm", ebm], None))
     if "train" in only:
         out.append(("ebm", me + ["cd_train"], None))
         if "torch" in only:

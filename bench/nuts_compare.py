@@ -78,7 +78,8 @@ def run_ebm(ebm, target, sampler, metric, chains, warmup, draws, seed):
     os.remove(out)
     evals = float(header["gradient_evaluations"])
     ess = ess_min(x)
-    return {"framework": "ebm", "target": target, "sampler": sampler, "metric": metric,
+    return {"framework": "ebm", "workload": f"{sampler}_{target}", "target": target, "sampler": sampler, "metric": metric,
+            "seconds_median": secs,
             "seconds": secs, "command_s": round(wall, 3), "grad_evals": evals,
             "grad_evals_per_s": evals / secs, "ess": ess, "ess_per_s": ess / secs,
             "accept": float(header["accept_rate"])}
@@ -134,7 +135,8 @@ def run_blackjax(target, metric, chains, warmup, draws, seed):
     secs = time.perf_counter() - t
     evals = float(np.asarray(n).sum())
     ess = ess_min(np.asarray(xs))
-    return {"framework": "blackjax", "target": target, "sampler": "nuts", "metric": metric, "seconds": secs,
+    return {"framework": "blackjax", "workload": f"nuts_{target}", "target": target, "sampler": "nuts", "metric": metric,
+            "seconds": secs, "seconds_median": secs,
             "grad_evals": evals, "grad_evals_per_s": evals / secs, "ess": ess, "ess_per_s": ess / secs,
             "accept": float(np.asarray(acc).mean()), "blackjax": blackjax.__version__}
 
@@ -192,5 +194,6 @@ if __name__ == "__main__":
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--dense-check", action="store_true")
+    p.add_argument("--repeat", type=int, default=1, help="accepted for bench/compare.py; one run each")
     a = p.parse_args()
     dense_check(a) if a.dense_check else compare(a)
