@@ -33,8 +33,11 @@ CASES = [("corr2", (2,)), ("mat23", (2, 3))]
 CHAINS, DRAWS, SEED = 4, 200, 11
 
 
-def sample(ebm, src, energy, out, fmt):
-    cmd = [ebm, "sample", src, "--energy", energy, "--chains", str(CHAINS),
+SAMPLERS = ["mala", "nuts"]
+
+
+def sample(ebm, src, energy, out, fmt, sampler):
+    cmd = [ebm, "sample", src, "--energy", energy, "--sampler", sampler, "--chains", str(CHAINS),
            "--steps", str(DRAWS), "--warmup", "200", "--seed", str(SEED),
            "--format", fmt, "--out", out]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -63,6 +66,8 @@ def read_single(path, shape):
         "accept": per(a[:, col["accept__"]]),
         "divergent": per(a[:, col["divergent__"]]).astype(bool),
         "step": np.array([float(s) for s in header["step_sizes"].split()]),
+        "metric": np.array([[float(v) for v in header[f"inv_metric_{c}"].split()] for c in range(CHAINS)]),
+        "n_leapfrog": per(a[:, col["n_leapfrog__"]]) if "n_leapfrog__" in col else None,
     }
 
 
@@ -108,7 +113,10 @@ def check_cmdstanpy(r, files, ref, shape):
     r.check("cmdstanpy accept_stat__", exact(mv["accept_stat__"].T, ref["accept"]))
     r.check("cmdstanpy divergent__", exact(mv["divergent__"].T, ref["divergent"]))
     r.check("cmdstanpy step_size per chain", exact(fit.step_size, ref["step"]), str(fit.step_size))
-    r.check("cmdstanpy metric_type", fit.metric_type == "unit_e", str(fit.metric_type))
+    r.check("cmdstanpy metric_type", fit.metric_type == "diag_e", str(fit.metric_type))
+    r.check("cmdstanpy inverse metric per chain", exact(np.asarray(fit.inv_metric), ref["metric"]))
+    if ref["n_leapfrog"] is not None:
+        r.check("cmdstanpy n_leapfrog__", exact(mv["n_leapfrog__"].T, ref["n_leapfrog"]))
 
 
 def main():
@@ -120,13 +128,13 @@ def main():
         src = os.path.join(tmp, "e.ebm")
         with open(src, "w") as f:
             f.write(ENERGIES)
-        for energy, shape in CASES:
-            print(f"{energy}: x of shape {shape}, {CHAINS} chains × {DRAWS} draws, seed {SEED}")
-            single = os.path.join(tmp, f"{energy}.csv")
-            base = os.path.join(tmp, "cmdstan", f"{energy}.csv")
-            sample(args.ebm, src, energy, single, "ebm")
-            sample(args.ebm, src, energy, base, "cmdstan")
-            files = [os.path.join(tmp, "cmdstan", f"{energy}_{c}.csv") for c in range(1, CHAINS + 1)]
+        for (energy, shape), sampler in [(c, s) for c in CASES for s in SAMPLERS]:
+            print(f"{energy} ({sampler}): x of shape {shape}, {CHAINS} chains × {DRAWS} draws, seed {SEED}")
+            single = os.path.join(tmp, f"{energy}_{sampler}.csv")
+            base = os.path.join(tmp, sampler, f"{energy}.csv")
+            sample(args.ebm, src, energy, single, "ebm", sampler)
+            sample(args.ebm, src, energy, base, "cmdstan", sampler)
+            files = [os.path.join(tmp, sampler, f"{energy}_{c}.csv") for c in range(1, CHAINS + 1)]
             r.check("one file per chain", all(os.path.exists(p) for p in files)
                     and not os.path.exists(base))
             ref = read_single(single, shape)

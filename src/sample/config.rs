@@ -395,7 +395,9 @@ impl SamplerConfig {
         if self.method.is_mh() {
             v.push(("adapt_step".into(), format!("{}", self.adapt_step)));
             v.push(("target_accept".into(), format!("{}", self.target_accept)));
-            v.push(("metric".into(), self.metric.name().into()));
+            // Not `metric`: CmdStan readers take any line with `metric =` in
+            // the header as theirs (ebm's keys are copied into CmdStan files).
+            v.push(("metric_kind".into(), self.metric.name().into()));
             v.push(("adapt_scope".into(), self.adapt_scope.name().into()));
         }
         v

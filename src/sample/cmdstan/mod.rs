@@ -189,7 +189,7 @@ fn metric(d: &Draws, chain: usize) -> Metric<'_> {
     match recorded.len() {
         n if n == d.dim && n > 0 => Metric::Diag(recorded),
         n if n > 0 && Some(n) == d.dim.checked_mul(d.dim) => Metric::Dense(recorded),
-        _ if matches!(header(d, "metric"), Some("diag" | "dense")) => Metric::DiagUnknown,
+        _ if matches!(header(d, "metric_kind"), Some("diag" | "dense")) => Metric::DiagUnknown,
         _ => Metric::Unit,
     }
 }

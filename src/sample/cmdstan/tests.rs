@@ -111,7 +111,7 @@ fn hamiltonian_columns_round_trip() {
 #[test]
 fn inverse_metric_blocks() {
     let mut d = toy(&[2]);
-    d.header.push(("metric".into(), "diag".into()));
+    d.header.push(("metric_kind".into(), "diag".into()));
     let text = to_cmdstan(&d, 0, "t");
     assert!(text.contains("metric = diag_e\n") && !text.contains("Diagonal elements"));
     let base = summary_of_a_run();
