@@ -87,8 +87,9 @@ pub enum TKind {
     /// Row-major reshape to `shape`.
     Reshape(Box<TExpr>),
     Transpose(Box<TExpr>, Vec<usize>),
-    /// `Slice(x, axis, start)`: `shape[axis]` elements from `start`.
-    Slice(Box<TExpr>, usize, usize),
+    /// `Slice(x, axis, start, step)`: `shape[axis]` elements from `start`,
+    /// every `step`-th.
+    Slice(Box<TExpr>, usize, usize, usize),
     /// `where(c, a, b)`, all broadcast to `shape`; `c` is non-zero for true.
     Where(Box<TExpr>, Box<TExpr>, Box<TExpr>),
     StopGradient(Box<TExpr>),
@@ -101,6 +102,29 @@ pub enum TKind {
         x: Box<TExpr>,
         cond: Option<Box<TExpr>>,
     },
+    /// `let` in an expression: `Let(slot, value, body)` computes `value`
+    /// once; `body` reads it as `Local(slot)`. Slots are unique within a
+    /// module, so inlined bodies never clash.
+    Let(usize, Box<TExpr>, Box<TExpr>),
+    /// A `let`-bound value or a step function's parameter, by slot.
+    Local(usize),
+    /// `scan`/`fold` over the leading axis of a sequence.
+    Scan(Box<ScanExpr>),
+}
+
+/// `scan(init, xs, (s, xt) => body)`: s₀ = init, sₜ = body(sₜ₋₁, xs[t]);
+/// the value is every carry stacked, `[T, ..carry]`, or with `last` (for
+/// `fold`) the final carry alone. `body` reads the carry as
+/// `Local(carry)` and the element as `Local(elem)`; any other name it uses
+/// (x, c, parameters, outer locals) is captured from the enclosing body.
+#[derive(Clone, Debug)]
+pub struct ScanExpr {
+    pub init: TExpr,
+    pub seq: TExpr,
+    pub carry: usize,
+    pub elem: usize,
+    pub body: TExpr,
+    pub last: bool,
 }
 
 /// A definition's graph from a model file, with the names its parameters
@@ -134,15 +158,20 @@ impl TExpr {
     /// The direct operands.
     pub fn children(&self) -> Vec<&TExpr> {
         match &self.kind {
-            TKind::Const(_) | TKind::Input | TKind::Cond | TKind::Param(_) | TKind::Imported(_) => {
-                vec![]
-            }
+            TKind::Const(_)
+            | TKind::Input
+            | TKind::Cond
+            | TKind::Param(_)
+            | TKind::Imported(_)
+            | TKind::Local(_) => vec![],
+            TKind::Let(_, v, b) => vec![v, b],
+            TKind::Scan(s) => vec![&s.init, &s.seq, &s.body],
             TKind::Unary(_, a)
             | TKind::PowConst(a, _)
             | TKind::Reduce(_, a, _)
             | TKind::Reshape(a)
             | TKind::Transpose(a, _)
-            | TKind::Slice(a, _, _)
+            | TKind::Slice(a, ..)
             | TKind::StopGradient(a) => vec![a],
             TKind::Binary(_, a, b) | TKind::MatMul(a, b) => vec![a, b],
             TKind::Where(a, b, c) => vec![a, b, c],
