@@ -203,6 +203,18 @@ fn scans_over_x_with_networks_and_nesting_match_finite_differences() {
     check_derivatives(MIXED, "e", &[0.3, -0.2, 0.5, 0.1, -0.4, 0.7, 0.2, -0.6]);
 }
 
+const STRIDED: &str = "
+energy s(x: [7]) = sum(x[1:6:2]^3) + sum(x[::3] * x[:3]) + sum(reshape(x[:6], [2, 3])[:, ::2]^2)
+";
+
+#[test]
+fn strided_slices_match_finite_differences_and_the_jit() {
+    check_derivatives(STRIDED, "s", &[0.3, -0.2, 0.5, 0.1, -0.4, 0.7, 0.2]);
+    let (_, g) = graph(STRIDED, "s");
+    let all = derive(&g, KernelSpec::ALL).unwrap();
+    jit_matches_interpreter(&opt::optimize(&all, Config::default()));
+}
+
 #[test]
 fn values_match_closed_forms() {
     let m = module(
@@ -211,6 +223,7 @@ const y = [1, 2, 3, 4]
 energy cumsum(x: [1]) = sum(scan(x[0], y, (s, v) => s + v))
 energy last(x: [1]) = fold(x[0], y, (s, v) => 2 * s + v)
 energy loc(x: [2]) = let a = x[0] in let b = a * x[1] in let a = b + 1 in a * b
+energy strided(x: [7]) = sum(x[1:7:3] * [1, 10])
 ",
     );
     let e = |name: &str, x: &[f64]| {
@@ -223,6 +236,8 @@ energy loc(x: [2]) = let a = x[0] in let b = a * x[1] in let a = b + 1 in a * b
     assert_eq!(e("last", &[1.0]), 42.0);
     // a = 2, b = 6, a' = 7: 42 (the inner `a` shadows the outer).
     assert_eq!(e("loc", &[2.0, 3.0]), 42.0);
+    // x[1] + 10·x[4].
+    assert_eq!(e("strided", &[0.0, 1.0, 0.0, 0.0, 2.0, 0.0, 0.0]), 21.0);
 }
 
 /// A `let` value is one IR node however often the body reads it.

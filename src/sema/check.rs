@@ -22,19 +22,29 @@ use super::{
 
 mod image;
 
-/// Deeper expressions are rejected rather than risking the stack.
-const MAX_DEPTH: usize = 600;
+/// Deeper expressions are rejected rather than risking the stack (the
+/// parser's bound, plus room for what desugaring adds).
+const MAX_DEPTH: usize = crate::syntax::errors::MAX_EXPR_DEPTH as usize + 100;
 
 /// The most work (≈ element operations) one constant fold may cost.
 const MAX_FOLD_COST: usize = 1 << 26;
 
 /// Definitions may inline each other at most this deep.
-const MAX_CALL_DEPTH: usize = 64;
+const MAX_CALL_DEPTH: usize = 1024;
+
+/// How deep a body may be with every call inlined: lowering recurses once
+/// per level (`tests/deep.rs` lowers one at this limit).
+const MAX_INLINED_DEPTH: usize = 20_000;
 
 /// The most operations a definition may expand to once its calls are
 /// inlined (a body is lowered into one graph per definition, and compile
 /// time grows with it: 2^17 operations compile in about half a minute).
 const MAX_INLINED_SIZE: usize = 1 << 17;
+
+/// The most values a scan may store per sample: T × (carry + element +
+/// captured values), what its gradient keeps (each step's carry and its
+/// adjoints); it bounds a compiled kernel's scratch memory.
+const MAX_SCAN_VALUES: usize = 1 << 20;
 
 /// The most nodes a `let` value may hold once earlier `let`s are inlined.
 const MAX_LET_NODES: usize = 10_000;
@@ -476,6 +486,16 @@ impl Analyzer<'_> {
             ));
             return None;
         }
+        let inlined_depth = self.inlined_depth(&body);
+        if inlined_depth > MAX_INLINED_DEPTH {
+            self.diags.push(err::inlined_too_deep(
+                &d.name.name,
+                inlined_depth,
+                MAX_INLINED_DEPTH,
+                d.name.span,
+            ));
+            return None;
+        }
         let inlined_size = self.inlined_size(&body);
         if inlined_size > MAX_INLINED_SIZE {
             self.diags.push(err::inlines_too_much(
@@ -497,10 +517,26 @@ impl Analyzer<'_> {
             body,
             params,
             call_depth,
+            inlined_depth,
             inlined_size,
             span,
         });
         Some(Symbol::Def(self.module.defs.len() - 1))
+    }
+
+    /// The body's depth with every call expanded (a call is as deep as its
+    /// callee's body, plus its arguments'); saturating.
+    fn inlined_depth(&self, e: &TExpr) -> usize {
+        let own = match &e.kind {
+            TKind::Call { def, .. } => self.module.defs[*def].inlined_depth,
+            _ => 0,
+        };
+        let below = e
+            .children()
+            .iter()
+            .map(|c| self.inlined_depth(c))
+            .fold(own, usize::max);
+        below.saturating_add(1)
     }
 
     /// `use a, b as c from "file"`: each named definition of the model file
@@ -592,6 +628,7 @@ impl Analyzer<'_> {
             body,
             params: renamed.into_iter().map(|(_, to)| to).collect(),
             call_depth: 1,
+            inlined_depth: 1,
             inlined_size: graph.len(),
             span: local.span,
         });
@@ -943,6 +980,52 @@ impl Analyzer<'_> {
         self.mk(TKind::Let(slot, Box::new(v), Box::new(b)), shape, span)
     }
 
+    /// Elements of the values a step body reads from outside itself (each
+    /// distinct one once): `x`, `c`, parameters (those of called
+    /// definitions too) and outer locals.
+    fn captured(&self, body: &TExpr, params: [usize; 2]) -> usize {
+        let mut seen: Vec<String> = Vec::new();
+        let mut bound: Vec<usize> = params.to_vec();
+        self.captured_in(body, &mut bound, &mut seen)
+    }
+
+    fn captured_in(&self, e: &TExpr, bound: &mut Vec<usize>, seen: &mut Vec<String>) -> usize {
+        let mut fresh = |key: String, n: usize| {
+            if seen.contains(&key) {
+                0
+            } else {
+                seen.push(key);
+                n
+            }
+        };
+        let own = match &e.kind {
+            TKind::Input => fresh("x".into(), numel(&e.shape)),
+            TKind::Cond => fresh("c".into(), numel(&e.shape)),
+            TKind::Param(p) => fresh(format!("p {p}"), numel(&e.shape)),
+            TKind::Local(s) if !bound.contains(s) => fresh(format!("l {s}"), numel(&e.shape)),
+            TKind::Call { def, .. } => self.module.defs[*def]
+                .params
+                .iter()
+                .filter_map(|p| self.module.param(p))
+                .map(|p| fresh(format!("p {}", p.name), numel(&p.shape)))
+                .sum(),
+            _ => 0,
+        };
+        let marks = bound.len();
+        match &e.kind {
+            TKind::Let(s, ..) => bound.push(*s),
+            TKind::Scan(sc) => bound.extend([sc.carry, sc.elem]),
+            _ => {}
+        }
+        let inner: usize = e
+            .children()
+            .iter()
+            .map(|c| self.captured_in(c, bound, seen))
+            .sum();
+        bound.truncate(marks);
+        own + inner
+    }
+
     /// `scan(init, xs, (s, xt) => body)` / `fold(..)`: the step is checked
     /// with `s` bound to the carry's shape and `xt` to one element of `xs`.
     fn scan(&mut self, sig: &Sig, b: &builtins::Bound, span: Span) -> Option<TExpr> {
@@ -995,6 +1078,14 @@ impl Analyzer<'_> {
                 body.span,
                 init.span,
             ));
+            return None;
+        }
+        let per_step =
+            numel(&init.shape) + numel(&seq.shape[1..]) + self.captured(&body_t, [carry, elem]);
+        let stored = seq.shape[0].saturating_mul(per_step);
+        if stored > MAX_SCAN_VALUES {
+            self.diags
+                .push(err::scan_too_large(stored, MAX_SCAN_VALUES, span));
             return None;
         }
         let last = sig.name == "fold";

@@ -464,6 +464,17 @@ pub fn scan_scalar(func: &str, span: Span) -> Diagnostic {
     .with_label("nothing to iterate over")
 }
 
+pub fn scan_too_large(stored: usize, max: usize, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0327",
+        span,
+        format!("expected a scan that stores at most {max} values per sample, found {stored}"),
+    )
+    .with_label("too much to keep for its gradient")
+    .with_note("a scan keeps, per element of the sequence, its carry, the element and the adjoints of what the step reads (x, parameters, outer values)")
+    .with_help("scan a shorter sequence, or split it into several scans")
+}
+
 pub fn step_shape(carry: &[usize], found: &[usize], span: Span, init: Span) -> Diagnostic {
     let _ = init;
     Diagnostic::new(
@@ -480,11 +491,22 @@ pub fn step_shape(carry: &[usize], found: &[usize], span: Span, init: Span) -> D
 }
 
 pub fn too_deep(span: Span) -> Diagnostic {
+    let max = crate::syntax::errors::MAX_EXPR_DEPTH as usize + 100;
     Diagnostic::new(
         "E0213",
         span,
-        "expected an expression nested at most 600 levels deep, found a deeper one",
+        format!("expected an expression nested at most {max} levels deep, found a deeper one"),
     )
+}
+
+pub fn inlined_too_deep(name: &str, depth: usize, max: usize, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0214",
+        span,
+        format!("expected `{name}` to nest at most {max} levels deep with its calls inlined, found {depth}"),
+    )
+    .with_note("each call is inlined: a call is as deep as its callee's body")
+    .with_help("use `let` for values used more than once, or `scan`/`fold` for a recurrence")
 }
 
 pub fn calls_too_deep(name: &str, max: usize, span: Span) -> Diagnostic {

@@ -20,6 +20,7 @@ use crate::ir::{Axes, BinaryOp};
 use crate::syntax::ast;
 
 pub use crate::ir::Shape;
+pub use crate::stack::with_big_stack;
 pub use check::ScriptScope;
 
 /// A compile-time tensor (f64, row-major).
@@ -216,6 +217,9 @@ pub struct DefInfo {
     pub params: Vec<String>,
     /// 1 + the deepest chain of definitions this one inlines (bounded by sema).
     pub call_depth: usize,
+    /// The body's depth with every call expanded: how deep lowering
+    /// recurses (bounded by sema).
+    pub inlined_depth: usize,
     /// An upper bound on the operations of the body with every call
     /// expanded (bounded by sema, so that lowering stays small).
     pub inlined_size: usize,
@@ -388,33 +392,6 @@ pub fn analyze(
     eval_const: ConstEval,
 ) -> Result<Module, Vec<Diagnostic>> {
     with_big_stack(|| check::analyze(program, base_dir, eval_const))
-}
-
-/// Runs `f` on a thread with a large stack. The checker and the lowering are
-/// recursive over expressions the parser allows to be a few hundred levels
-/// deep; debug builds need more than a test thread's 2 MiB for that. The
-/// memory is only reserved, not touched, unless used.
-pub fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    const STACK: usize = 256 << 20;
-    let mut slot = Some(f);
-    let done = std::thread::scope(|s| {
-        let taken = &mut slot;
-        let spawned = std::thread::Builder::new()
-            .name("ebm-sema".into())
-            .stack_size(STACK)
-            .spawn_scoped(s, move || taken.take().map(|f| f()));
-        match spawned {
-            Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
-            Err(_) => None,
-        }
-    });
-    match (done, slot) {
-        (Some(v), _) => v,
-        // No thread could be started: run here, with the current stack.
-        (None, Some(f)) => f(),
-        // invariant: the scoped thread either returned `f`'s value or its panic was resumed above.
-        (None, None) => unreachable!("the thread took `f` and returned its value"),
-    }
 }
 
 /// `[2, 3]`, `[]` for scalars.

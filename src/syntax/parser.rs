@@ -385,7 +385,7 @@ impl<'s> Line<'s> {
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::name => name = Some(self.ident(p)),
-                Rule::expr => exprs.push(self.node(p, nest + 1)?),
+                Rule::expr => exprs.push(self.node(p, nest)?),
                 _ => {}
             }
         }
@@ -416,7 +416,7 @@ impl<'s> Line<'s> {
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::name => params.push(self.ident(p)),
-                Rule::expr => body = Some(self.node(p, nest + 1)?),
+                Rule::expr => body = Some(self.node(p, nest)?),
                 _ => {}
             }
         }

@@ -9,6 +9,11 @@ use std::fmt::Write as _;
 use super::ast::*;
 
 pub fn print(program: &Program) -> String {
+    // Recursive over expressions as deep as the parser allows.
+    crate::stack::with_big_stack(|| print_items(program))
+}
+
+fn print_items(program: &Program) -> String {
     let mut out = String::new();
     for item in &program.items {
         item_to(&mut out, item);
