@@ -249,6 +249,16 @@ impl Analyzer<'_> {
                 path,
                 path_span,
             } => self.use_item(names, path, *path_span),
+            ItemKind::Const { name, value } if self.string_value(value).is_some() => {
+                let text = self.string_value(value).unwrap_or_default();
+                self.module.strings.push(super::StrConst {
+                    name: name.name.clone(),
+                    value: text,
+                    span: item.span,
+                });
+                let sym = Symbol::Str(self.module.strings.len() - 1);
+                self.define(name, Some(sym));
+            }
             ItemKind::Const { name, value } => {
                 let v = self.expr(value).and_then(|e| self.need_const(&e));
                 let sym = v.map(|value| {
@@ -371,6 +381,8 @@ impl Analyzer<'_> {
                         kind: ExprKind::Str(_),
                         ..
                     }) => {}
+                    // A string constant prints as its text, like a literal.
+                    CallArg::Positional(x) if self.string_value(x).is_some() => {}
                     // `print(summary(s))`: the script checks and prints it.
                     CallArg::Positional(Expr {
                         kind: ExprKind::Call { callee, .. },
@@ -407,6 +419,7 @@ impl Analyzer<'_> {
                 DefKind::Model => "a model".into(),
             }),
             Some(Sym::Known(Symbol::Const(_))) => Some("a constant".into()),
+            Some(Sym::Known(Symbol::Str(_))) => Some("a string constant".into()),
             Some(Sym::Known(Symbol::Param(_))) => Some("a parameter".into()),
             _ => builtins::lookup(name).map(|_| "a builtin function".into()),
         }
@@ -803,13 +816,31 @@ impl Analyzer<'_> {
         Some(shape)
     }
 
-    fn static_str<'e>(&mut self, e: &'e Expr, what: &str) -> Option<&'e str> {
+    fn static_str(&mut self, e: &Expr, what: &str) -> Option<String> {
+        let s = self.string_value(e);
         match &e.kind {
-            ExprKind::Str(s) => Some(s),
-            _ => {
-                self.diags.push(err::expected_string(what, e.span));
-                None
+            // A misspelt string constant: "unknown name", with did-you-mean.
+            ExprKind::Name(n) if s.is_none() && !self.symbols.contains_key(n) => {
+                self.unresolved(n, e.span, false)
             }
+            _ if s.is_none() => self.diags.push(err::expected_string(what, e.span)),
+            _ => {}
+        }
+        s
+    }
+
+    /// The text of a string literal, or of a string constant's name (one a
+    /// local binding does not hide); `None` for anything else.
+    fn string_value(&self, e: &Expr) -> Option<String> {
+        match &e.kind {
+            ExprKind::Str(s) => Some(s.clone()),
+            ExprKind::Name(n) if !self.locals.iter().any(|l| l.name == *n) => {
+                match self.symbols.get(n) {
+                    Some(Sym::Known(Symbol::Str(i))) => Some(self.module.strings[*i].value.clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
         }
     }
 
@@ -1133,6 +1164,12 @@ impl Analyzer<'_> {
                     shape,
                     span,
                 })
+            }
+            Some(Sym::Known(Symbol::Str(i))) => {
+                let value = self.module.strings[i].value.clone();
+                self.diags
+                    .push(err::string_const_not_tensor(n, &value, span));
+                None
             }
             Some(Sym::Known(Symbol::Param(i))) => {
                 if matches!(self.ctx, Ctx::Const) {
@@ -2033,13 +2070,13 @@ impl Analyzer<'_> {
         let path = self.static_str(pe, "a file path")?;
         let key = match b.get(sig, "key") {
             None => data::Key::All,
-            Some(ke) => match &ke.kind {
-                ExprKind::Str(s) if s.is_empty() => data::Key::All,
-                ExprKind::Str(s) => data::Key::One(s.clone()),
-                ExprKind::Tensor(items) => {
+            Some(ke) => match (&ke.kind, self.string_value(ke)) {
+                (_, Some(s)) if s.is_empty() => data::Key::All,
+                (_, Some(s)) => data::Key::One(s),
+                (ExprKind::Tensor(items), None) => {
                     let mut keys = Vec::new();
                     for it in items {
-                        keys.push(self.static_str(it, "a column name")?.to_string());
+                        keys.push(self.static_str(it, "a column name")?);
                     }
                     data::Key::Many(keys)
                 }
@@ -2049,7 +2086,7 @@ impl Analyzer<'_> {
                 }
             },
         };
-        let full = self.base_dir.join(path);
+        let full = self.base_dir.join(&path);
         let key_span = b.get(sig, "key").map(|k| k.span).unwrap_or(pe.span);
         match data::load(&full, &key) {
             Ok(a) if a.data.len() > MAX_CONST_ELEMS || a.shape.len() > MAX_RANK => {
@@ -2059,7 +2096,7 @@ impl Analyzer<'_> {
             Ok(a) => Some(a),
             Err(e) => {
                 self.diags
-                    .push(err::data_error(&e, path, pe.span, key_span));
+                    .push(err::data_error(&e, &path, pe.span, key_span));
                 None
             }
         }
@@ -2401,6 +2438,11 @@ impl<'m> ScriptScope<'m> {
                 symbols.insert(c.name.clone(), Sym::Known(Symbol::Const(i)));
             }
         }
+        for (i, c) in m.strings.iter().enumerate() {
+            if c.span.start < e.span.start {
+                symbols.insert(c.name.clone(), Sym::Known(Symbol::Str(i)));
+            }
+        }
         for (i, p) in m.params.iter().enumerate() {
             if !p.name.contains('.') && p.span.start < e.span.start {
                 symbols.insert(p.name.clone(), Sym::Known(Symbol::Param(i)));
@@ -2441,6 +2483,7 @@ impl<'m> ScriptScope<'m> {
 fn script_names(m: &Module) -> Vec<(&str, Span)> {
     let mut v: Vec<(&str, Span)> = Vec::new();
     v.extend(m.consts.iter().map(|c| (c.name.as_str(), c.span)));
+    v.extend(m.strings.iter().map(|c| (c.name.as_str(), c.span)));
     v.extend(
         m.params
             .iter()

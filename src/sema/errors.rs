@@ -808,6 +808,18 @@ pub fn string_not_tensor(span: Span) -> Diagnostic {
     Diagnostic::new("E0316", span, "expected a tensor, found a string")
 }
 
+pub fn string_const_not_tensor(name: &str, value: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0316",
+        span,
+        format!("expected a tensor, found the string constant `{name}`"),
+    )
+    .with_label(format!("`{name}` is the string {value:?}"))
+    .with_note(
+        "string constants stand for file paths and keys (`load(path)`, `csv(path)`), not numbers",
+    )
+}
+
 pub fn expected_string(what: &str, span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0316",

@@ -322,6 +322,15 @@ pub struct ConstDef {
     pub span: Span,
 }
 
+/// A named string: `const path = "data/y.csv"`, usable wherever a string
+/// literal is (file paths of `load`, `csv`, `save`, ..., keys, `print`).
+#[derive(Clone, Debug)]
+pub struct StrConst {
+    pub name: String,
+    pub value: String,
+    pub span: Span,
+}
+
 /// A top-level statement (`print(..)`, `let s = sample(..)`, `data d = ..`).
 #[derive(Clone, Debug)]
 pub struct Statement {
@@ -343,6 +352,8 @@ pub struct Statement {
 #[derive(Clone, Debug, Default)]
 pub struct Module {
     pub consts: Vec<ConstDef>,
+    /// String constants, in source order.
+    pub strings: Vec<StrConst>,
     /// All parameters (explicit and primitive-created), in creation order.
     pub params: Vec<Param>,
     pub defs: Vec<DefInfo>,
@@ -357,6 +368,13 @@ impl Module {
     }
     pub fn def_index(&self, name: &str) -> Option<usize> {
         self.defs.iter().position(|d| d.name == name)
+    }
+    /// The string constant `name` defined before byte `before` of the source.
+    pub fn string(&self, name: &str, before: u32) -> Option<&str> {
+        self.strings
+            .iter()
+            .find(|c| c.name == name && c.span.start < before)
+            .map(|c| c.value.as_str())
     }
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
@@ -410,6 +428,8 @@ pub const MAX_ELEMS: usize = 1 << 31;
 #[derive(Clone, Debug)]
 pub(crate) enum Symbol {
     Const(usize),
+    /// A string constant (`Module::strings`).
+    Str(usize),
     Param(usize),
     Def(usize),
     /// `data`/`let` names: run-time values, not tensors.
