@@ -397,3 +397,22 @@ fn the_verifier_checks_scan_bodies() {
     assert!(serial::decode(&serial::encode(&bad)).is_err());
     assert!(serial::decode(&bytes).is_ok());
 }
+
+/// Small elementwise steps run as one generated loop (the carry in
+/// registers); a step with a matrix product runs its loops row by row.
+/// `the_jit_runs_scans_like_the_interpreter` covers both paths.
+#[test]
+fn scans_compile_to_a_generated_loop_or_row_by_row() {
+    let clif = |src: &str, name: &str| {
+        let (_, g) = graph(src, name);
+        let d = opt::optimize(
+            &derive(&g, KernelSpec::ENERGY_GRAD).unwrap(),
+            Config::default(),
+        );
+        ebm::backend::cpu::clif_text(&d, DType::F64).unwrap()
+    };
+    let arma = clif(AR, "arma");
+    assert_eq!(arma.matches("one generated loop").count(), 2, "{arma}");
+    let mixed = clif(MIXED, "e");
+    assert!(mixed.contains("row by row"), "{mixed}");
+}

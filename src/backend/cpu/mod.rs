@@ -23,6 +23,7 @@ mod codegen;
 mod math;
 mod panel;
 mod plan;
+mod scanloop;
 
 mod vecmath;
 
@@ -212,7 +213,14 @@ fn use_panel_gemm(dtype: DType) -> bool {
 }
 
 fn build_plan(graph: &Graph, dtype: DType) -> Result<Plan, String> {
-    plan::build(graph, use_array_unary(dtype), use_panel_gemm(dtype))
+    let mut plan = plan::build(graph, use_array_unary(dtype), use_panel_gemm(dtype))?;
+    // A plan with a scan has neither a direct nor a fused tile program, so
+    // the scans' functions come right after the loops'.
+    if std::env::var("EBM_FUSE").map_or(true, |v| v != "0") {
+        let first = plan.groups.len();
+        scanloop::number(&mut plan, first);
+    }
+    Ok(plan)
 }
 
 /// The Cranelift IR of every loop of `graph`'s kernel, after a schedule summary
@@ -268,11 +276,15 @@ fn steps_text(s: &mut String, plan: &Plan, steps: &[Step], pad: &str) {
             match st {
                 Step::Scan(sc) => {
                     s.push_str(&format!(
-                        "scan{} over {} rows of {} features -> {:?}, step (next = {:?}):\n",
+                        "scan{} over {} rows of {} features -> {:?}, {} (next = {:?}):\n",
                         if sc.reverse { " reverse" } else { "" },
                         sc.len,
                         sc.inputs[0].feats,
                         sc.out,
+                        match sc.fused {
+                            Some(fi) => format!("one generated loop, loop{fi}, of the step"),
+                            None => "row by row, the step".to_string(),
+                        },
                         sc.next
                     ));
                     steps_text(s, plan, &sc.body, &format!("{pad}  "));
@@ -451,7 +463,20 @@ impl<T: Real> Prog<T> {
         nvec: usize,
     ) {
         match step {
-            Step::Scan(sc) => unsafe { self.scan(sc, tile, inv, ins, partials, rows, nvec) },
+            Step::Scan(sc) => match sc.fused {
+                // SAFETY: the generated loop addresses the arenas its plan laid out.
+                Some(fi) => unsafe {
+                    (self.jit.fns[fi])(
+                        tile as *mut u8,
+                        inv as *mut u8,
+                        self.consts.as_ptr() as *const u8,
+                        ins,
+                        self.plan.tables.as_ptr(),
+                        nvec as i64,
+                    )
+                },
+                None => unsafe { self.scan(sc, tile, inv, ins, partials, rows, nvec) },
+            },
             Step::Loop(i) => unsafe {
                 (self.jit.fns[*i])(
                     tile as *mut u8,

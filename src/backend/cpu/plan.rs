@@ -191,6 +191,9 @@ pub(crate) struct ScanStep {
     /// The tile buffer of every carry, `len` rows of `inputs[0].feats`.
     pub out: Loc,
     pub body: Vec<Step>,
+    /// The index of its generated function when the whole loop is one
+    /// (`scanloop`); `None`: the body's loops are called row by row.
+    pub fused: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -463,6 +466,7 @@ impl<'g> Builder<'g> {
             next,
             out,
             body: steps,
+            fused: None,
         })));
     }
 
