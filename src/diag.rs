@@ -116,7 +116,7 @@ impl Diagnostic {
             "{}[{}]: {}",
             self.severity.word(),
             self.code,
-            self.message
+            clip_code(&self.message)
         );
         let _ = writeln!(out, "{pad}--> {path}:{line_no}:{col}");
         let _ = writeln!(out, "{pad} |");
@@ -133,15 +133,50 @@ impl Diagnostic {
         let _ = write!(out, "{pad} | {}{}", " ".repeat(caret_at), "^".repeat(width));
         match &self.label {
             Some(label) => {
-                let _ = writeln!(out, " {label}");
+                let _ = writeln!(out, " {}", clip_code(label));
             }
             None => out.push('\n'),
         }
         for note in &self.notes {
-            let _ = writeln!(out, "{pad} = {note}");
+            let _ = writeln!(out, "{pad} = {}", clip_code(note));
         }
         out
     }
+}
+
+/// Longest piece of quoted source (between backquotes) a message shows
+/// whole; a longer one (a generated name, a number of thousands of digits)
+/// keeps its ends around a `…`.
+pub const CODE_WINDOW: usize = 80;
+
+/// `text` with every `quoted` piece longer than [`CODE_WINDOW`] characters cut.
+fn clip_code(text: &str) -> std::borrow::Cow<'_, str> {
+    let pieces: Vec<&str> = text.split('`').collect();
+    // Odd pieces are inside backquotes (when they pair up).
+    let long = pieces
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .any(|p| p.chars().count() > CODE_WINDOW);
+    if !long || pieces.len().is_multiple_of(2) {
+        return text.into();
+    }
+    let half = CODE_WINDOW / 2;
+    let mut out = String::new();
+    for (i, p) in pieces.iter().enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        let n = p.chars().count();
+        if i % 2 == 1 && n > CODE_WINDOW {
+            out.extend(p.chars().take(half));
+            out.push('…');
+            out.extend(p.chars().skip(n - half));
+        } else {
+            out.push_str(p);
+        }
+    }
+    out.into()
 }
 
 /// Characters of a source line shown around a caret: a long line (a
@@ -298,6 +333,23 @@ mod tests {
         let caret = lines[4].find('^').unwrap() - lines[4].find('|').unwrap() - 2;
         let under: String = shown.chars().skip(caret).take(3).collect();
         assert_eq!(under, "bad", "{text}");
+    }
+
+    #[test]
+    fn long_quoted_tokens_are_cut_in_messages() {
+        let name = "a".repeat(5000);
+        let src = format!("energy e(x: [1]) = {name}\n");
+        let at = src.find('a').unwrap();
+        let d = Diagnostic::new(
+            "E0201",
+            Span::new(at, at + 5000),
+            format!("unknown name `{name}`"),
+        )
+        .with_help(format!("did you mean `{name}`?"));
+        let text = d.render("f.ebm", &src);
+        assert!(text.lines().all(|l| l.chars().count() < 120), "{text}");
+        let half = "a".repeat(CODE_WINDOW / 2);
+        assert!(text.contains(&format!("`{half}…{half}`")), "{text}");
     }
 
     #[test]

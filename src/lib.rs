@@ -24,6 +24,7 @@ pub mod runtime;
 pub mod sample;
 pub mod script;
 pub mod sema;
+pub mod stack;
 pub mod stats;
 pub mod syntax;
 pub mod train;

@@ -75,12 +75,18 @@ fn same_outputs<T: Scalar>(a: &CompiledEnergy, b: &CompiledEnergy, what: &str) {
 }
 
 fn programs() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = ["examples", "examples/train", "examples/jem", "examples/ais"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(root().join(d)).unwrap())
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "ebm"))
-        .collect();
+    let mut files: Vec<PathBuf> = [
+        "examples",
+        "examples/train",
+        "examples/jem",
+        "examples/ais",
+        "examples/timeseries",
+    ]
+    .iter()
+    .flat_map(|d| std::fs::read_dir(root().join(d)).unwrap())
+    .filter_map(|e| e.ok().map(|e| e.path()))
+    .filter(|p| p.extension().is_some_and(|x| x == "ebm"))
+    .collect();
     files.push(root().join("tests/ui/data/model_v1.ebm"));
     files.sort();
     files

@@ -369,3 +369,34 @@ let t = sample(gauss, init = "out/s.csv", chains = 3, steps = 5, warmup = 0)
     assert!(!dir.join("out/s_1.csv").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A string constant goes wherever a path or key literal does: `load`,
+/// `csv`, `save`, a sampler's `init` file, `print`.
+#[test]
+fn string_constants_are_paths() {
+    let dir = std::env::temp_dir().join(format!("ebm-script-strings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pts.csv"), "a,b\n0,2\n1,3\n").unwrap();
+    let src = r#"const points = "pts.csv"
+const col = "b"
+const out = "out/s.csv"
+const pts = load(points, col)
+energy e(x: [1]) = 0.5 * sqnorm(x - pts[0])
+data d = csv(points, label = "a")
+let s = sample(e, rwmh(step = 0.5), chains = 2, steps = 20, warmup = 5)
+save(s, out)
+let s2 = sample(e, rwmh(step = 0.5), chains = 2, steps = 20, warmup = 5, init = out)
+print("read", points, pts)
+"#;
+    let file = SourceFile {
+        path: dir.join("script.ebm").display().to_string(),
+        text: src.into(),
+    };
+    let mut text = Vec::new();
+    run(&file, &mut text).unwrap_or_else(|d| panic!("{d}"));
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.ends_with("read pts.csv [2, 3]\n"), "{text}");
+    assert!(dir.join("out/s.csv").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -301,19 +301,20 @@ fn corrupt_files_are_refused_with_the_right_error() {
     assert_eq!(decode(&bad).unwrap_err(), SerialError::BadMagic);
     assert_eq!(decode(b"PK\x03\x04").unwrap_err(), SerialError::BadMagic);
 
-    let mut v2 = bytes.clone();
-    v2[6..10].copy_from_slice(&2u32.to_le_bytes());
-    let err = decode(&v2).unwrap_err();
+    let mut newer = bytes.clone();
+    newer[6..10].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    let err = decode(&newer).unwrap_err();
     assert_eq!(
         err,
         SerialError::UnsupportedVersion {
-            found: 2,
+            found: FORMAT_VERSION + 1,
             supported: FORMAT_VERSION
         }
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("version 2") && msg.contains("version 1"),
+        msg.contains(&format!("version {}", FORMAT_VERSION + 1))
+            && msg.contains(&format!("1 to {FORMAT_VERSION}")),
         "{msg}"
     );
 
@@ -322,12 +323,12 @@ fn corrupt_files_are_refused_with_the_right_error() {
     let mut trailing = body.to_vec();
     trailing.push(0);
     assert!(matches!(
-        decode(&forge(&trailing, 1)).unwrap_err(),
+        decode(&forge(&trailing, FORMAT_VERSION)).unwrap_err(),
         SerialError::Malformed(_)
     ));
-    let err = decode(&forge(&body[..body.len() - 3], 1)).unwrap_err();
+    let err = decode(&forge(&body[..body.len() - 3], FORMAT_VERSION)).unwrap_err();
     assert!(matches!(err, SerialError::Truncated { .. }), "{err}");
-    let huge = forge(&[0xff, 0xff, 0xff, 0xff], 1);
+    let huge = forge(&[0xff, 0xff, 0xff, 0xff], FORMAT_VERSION);
     assert!(matches!(
         decode(&huge).unwrap_err(),
         SerialError::Malformed(_)
@@ -344,25 +345,25 @@ fn structural_errors_name_the_problem() {
     let bytes = encode(&g);
     let body = &bytes[HEADER_LEN..bytes.len() - 8];
     // Layout: name "t" (4+1), flags (1), 1 input: "x" (4+1), kind, rank 1, dim (8),
-    // 0 consts (4), 2 nodes (4), node 0 = input tag at this offset.
-    let node0 = 5 + 1 + 4 + (4 + 1 + 1 + 1 + 8) + 4 + 4;
+    // 0 consts (4), 0 scan bodies (4), 2 nodes (4), node 0 = input tag at this offset.
+    let node0 = 5 + 1 + 4 + (4 + 1 + 1 + 1 + 8) + 4 + 4 + 4;
     assert_eq!(body[node0], 2, "input tag");
     let node1 = node0 + 1 + 4 + 4 + 1 + 8;
     assert_eq!(body[node1], 3, "unary tag");
 
     let mut b = body.to_vec();
     b[node1] = 200;
-    let err = decode(&forge(&b, 1)).unwrap_err();
+    let err = decode(&forge(&b, FORMAT_VERSION)).unwrap_err();
     assert!(err.to_string().contains("unknown op tag 200"), "{err}");
 
     let mut b = body.to_vec();
     b[node1 + 1] = 99;
-    let err = decode(&forge(&b, 1)).unwrap_err();
+    let err = decode(&forge(&b, FORMAT_VERSION)).unwrap_err();
     assert!(err.to_string().contains("unknown unary op 99"), "{err}");
 
     let mut b = body.to_vec();
     b[node0 + 1] = 7; // input in7
-    let err = decode(&forge(&b, 1)).unwrap_err();
+    let err = decode(&forge(&b, FORMAT_VERSION)).unwrap_err();
     assert!(matches!(err, SerialError::Malformed(_)), "{err}");
 
     // Node 1's shape: rank 1, dim 2 → dim 3: exp of [2] claimed as [3].
@@ -370,7 +371,7 @@ fn structural_errors_name_the_problem() {
     let dim = node1 + 2 + 4 + 4 + 1;
     assert_eq!(b[dim], 2);
     b[dim] = 3;
-    let err = decode(&forge(&b, 1)).unwrap_err();
+    let err = decode(&forge(&b, FORMAT_VERSION)).unwrap_err();
     assert!(matches!(err, SerialError::Invalid(_)), "{err}");
 
     // A non-canonical NaN as a scalar literal cannot have been written.
@@ -383,7 +384,7 @@ fn structural_errors_name_the_problem() {
     let pos = b.len() - 8 - 15 - 4 - 1 - 4 - 8;
     assert_eq!(b[pos - 1], 0, "scalar tag");
     b[pos] = 1;
-    let b = forge(&b[HEADER_LEN..b.len() - 8], 1);
+    let b = forge(&b[HEADER_LEN..b.len() - 8], FORMAT_VERSION);
     let err = decode(&b).unwrap_err();
     assert!(err.to_string().contains("NaN"), "{err}");
 }
@@ -429,7 +430,7 @@ fn decoding_garbage_never_panics() {
             1 => {
                 let n = rng.random_range(0..300);
                 let b: Vec<u8> = (0..n).map(|_| rng.random()).collect();
-                forge(&b, 1)
+                forge(&b, FORMAT_VERSION)
             }
             // A valid prefix, then garbage, with a good checksum.
             2 => {
@@ -437,7 +438,7 @@ fn decoding_garbage_never_panics() {
                 let mut b = body[..cut].to_vec();
                 let n = rng.random_range(0..64);
                 b.extend((0..n).map(|_| rng.random::<u8>()));
-                forge(&b, 1)
+                forge(&b, FORMAT_VERSION)
             }
             // A few bytes mutated, with a good checksum.
             3 => {
@@ -450,7 +451,7 @@ fn decoding_garbage_never_panics() {
                         _ => b[at].wrapping_sub(1),
                     };
                 }
-                forge(&b, 1)
+                forge(&b, FORMAT_VERSION)
             }
             // A few mutated bytes, checksum left stale.
             _ => {
@@ -529,6 +530,7 @@ fn malformed_graphs() -> Vec<(&'static str, Graph)> {
         op: Op::Slice {
             axis: 0,
             start: u32::MAX,
+            step: 1,
         },
         args: vec![x],
         shape: vec![usize::MAX],

@@ -13,6 +13,7 @@ const PROGRAMS: &[&str] = &[
     "tests/golden/gaussian.ebm",
     "tests/golden/mlp2.ebm",
     "tests/golden/conv.ebm",
+    "tests/golden/scan.ebm",
     "examples/gmm8.ebm",
     "examples/ring.ebm",
     "examples/banana.ebm",

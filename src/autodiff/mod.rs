@@ -10,6 +10,7 @@
 
 pub mod derived;
 mod rules;
+mod scan;
 
 use crate::ir::{Graph, NodeId};
 

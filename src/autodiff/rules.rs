@@ -49,17 +49,19 @@ pub(super) fn pullback(
             vec![Some(g.reshape(bar, &src))]
         }
         Op::Transpose(p) => vec![Some(g.transpose(bar, &p.inverse().as_vec()))],
-        Op::Slice { axis, start } => vec![Some(unslice(
+        Op::Slice { axis, start, step } => vec![Some(unslice(
             g,
             // invariant: the verifier fixes each op's arity, so the operands it reads exist.
             a.unwrap(),
             bar,
             axis as usize,
-            start as usize,
+            (start as usize, step as usize),
         ))],
         Op::Concat { axis } => unconcat(g, &node.args, bar, axis as usize),
         // invariant: the verifier fixes each op's arity, so the operands it reads exist.
         Op::MatMul => matmul(g, a.unwrap(), b.unwrap(), bar, needed),
+        // A reverse scan over the stored carries (`autodiff::scan`).
+        Op::Scan { .. } => super::scan::pullback(g, y, node, bar, needed),
     }
 }
 
@@ -220,7 +222,16 @@ fn reduce_max(g: &mut Graph, a: NodeId, y: NodeId, bar: NodeId, axes: Axes) -> N
 }
 
 /// The adjoint of a slice is the adjoint padded with zeros back to full size.
-fn unslice(g: &mut Graph, a: NodeId, bar: NodeId, axis: usize, start: usize) -> NodeId {
+fn unslice(
+    g: &mut Graph,
+    a: NodeId,
+    bar: NodeId,
+    axis: usize,
+    (start, step): (usize, usize),
+) -> NodeId {
+    if step > 1 {
+        return unslice_strided(g, a, bar, axis, start, step);
+    }
     let src = g.shape(a).to_vec();
     let len = g.shape(bar)[axis];
     let mut parts = Vec::new();
@@ -237,6 +248,42 @@ fn unslice(g: &mut Graph, a: NodeId, bar: NodeId, axis: usize, start: usize) -> 
         parts.push(g.fill(0.0, &s));
     }
     g.concat(parts, axis)
+}
+
+/// A strided slice's adjoint: each element of `bar` followed by `step − 1`
+/// zeros (a concatenation on a new axis, flattened), then padded to full
+/// size like a contiguous slice. Works on the `[outer, n, inner]` view of
+/// the operand, so the extra axis never exceeds the rank limit.
+fn unslice_strided(
+    g: &mut Graph,
+    a: NodeId,
+    bar: NodeId,
+    axis: usize,
+    start: usize,
+    step: usize,
+) -> NodeId {
+    let src = g.shape(a).to_vec();
+    let n = src[axis];
+    let len = g.shape(bar)[axis];
+    let outer: usize = src[..axis].iter().product();
+    let inner: usize = src[axis + 1..].iter().product();
+    let b4 = g.reshape(bar, &[outer, len, 1, inner]);
+    let gaps = g.fill(0.0, &[outer, len, step - 1, inner]);
+    let spread = g.concat(vec![b4, gaps], 2);
+    let spread = g.reshape(spread, &[outer, len * step, inner]);
+    // The trailing zeros after the last element may run past the end.
+    let keep = (len * step).min(n - start);
+    let spread = g.slice(spread, 1, 0, keep);
+    let mut parts = Vec::new();
+    if start > 0 {
+        parts.push(g.fill(0.0, &[outer, start, inner]));
+    }
+    parts.push(spread);
+    if n - start - keep > 0 {
+        parts.push(g.fill(0.0, &[outer, n - start - keep, inner]));
+    }
+    let full = g.concat(parts, 1);
+    g.reshape(full, &src)
 }
 
 fn unconcat(g: &mut Graph, args: &[NodeId], bar: NodeId, axis: usize) -> Vec<Option<NodeId>> {

@@ -119,13 +119,21 @@ fn eval_node<T: Real>(
         ),
         Op::Reshape => arg(0).to_vec(),
         Op::Transpose(p) => transpose(arg(0), arg_shape(0), &p.as_vec()),
-        Op::Slice { axis, start } => slice(
+        Op::Slice { axis, start, step } => slice(
             arg(0),
             arg_shape(0),
             axis as usize,
-            start as usize,
+            (start as usize, step as usize),
             node.shape[axis as usize],
         ),
+        Op::Scan {
+            body,
+            seqs,
+            reverse,
+        } => {
+            let args: Vec<&[T]> = (0..node.args.len()).map(arg).collect();
+            scan(g.body(body), &args, seqs as usize, reverse, node.shape[0])
+        }
         Op::Concat { axis } => {
             let parts: Vec<(&[T], &[usize])> = (0..node.args.len())
                 .map(|i| (arg(i), arg_shape(i)))
@@ -208,14 +216,43 @@ fn transpose<T: Real>(x: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
         .collect()
 }
 
-fn slice<T: Real>(x: &[T], shape: &[usize], axis: usize, start: usize, len: usize) -> Vec<T> {
+/// Runs a scan (`ir::scan`): the body once per row, in the loop's order,
+/// each time on the carry of the row before and row t of every sequence.
+fn scan<T: Real>(body: &Graph, args: &[&[T]], seqs: usize, reverse: bool, len: usize) -> Vec<T> {
+    let carry = args[0].len();
+    let mut out = vec![T::zero(); len * carry];
+    let mut ins: Vec<Vec<T>> = args.iter().map(|a| a.to_vec()).collect();
+    for t in super::scan::order(len, reverse) {
+        ins[0] = match super::scan::previous(t, len, reverse) {
+            Some(p) => out[p * carry..(p + 1) * carry].to_vec(),
+            None => args[0].to_vec(),
+        };
+        for i in 1..=seqs {
+            let n = args[i].len() / len;
+            ins[i] = args[i][t * n..(t + 1) * n].to_vec();
+        }
+        let refs: Vec<&[T]> = ins.iter().map(|v| v.as_slice()).collect();
+        // invariant: the verifier checked that the body takes these shapes.
+        let mut next = eval(body, &refs, 1).expect("scan body takes its operands");
+        out[t * carry..(t + 1) * carry].copy_from_slice(&next.swap_remove(0));
+    }
+    out
+}
+
+fn slice<T: Real>(
+    x: &[T],
+    shape: &[usize],
+    axis: usize,
+    (start, step): (usize, usize),
+    len: usize,
+) -> Vec<T> {
     let mut out_shape = shape.to_vec();
     out_shape[axis] = len;
     let st = strides(shape);
     (0..numel(&out_shape))
         .map(|flat| {
             let mut idx = unravel(flat, &out_shape);
-            idx[axis] += start;
+            idx[axis] = start + idx[axis] * step;
             x[idx.iter().zip(&st).map(|(i, s)| i * s).sum::<usize>()]
         })
         .collect()

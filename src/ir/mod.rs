@@ -9,6 +9,7 @@ pub mod interp;
 pub mod op;
 pub mod print;
 pub mod real;
+pub mod scan;
 pub mod serial;
 pub mod verify;
 
@@ -38,6 +39,7 @@ macro_rules! typed_id {
 typed_id!(NodeId, "%");
 typed_id!(InputId, "in");
 typed_id!(ConstId, "c");
+typed_id!(BodyId, "b");
 
 /// Copies `src`'s nodes into `dst`, reading each of `src`'s inputs from the
 /// node `bind` gives for it; returns the nodes of `src`'s outputs, in order.
@@ -47,21 +49,38 @@ pub fn inline(
     src: &Graph,
     mut bind: impl FnMut(&mut Graph, &InputDecl) -> NodeId,
 ) -> Vec<NodeId> {
+    inline_by(dst, src, |g, i| bind(g, src.input(i)))
+}
+
+fn inline_by(
+    dst: &mut Graph,
+    src: &Graph,
+    mut bind: impl FnMut(&mut Graph, InputId) -> NodeId,
+) -> Vec<NodeId> {
     let mut map: Vec<NodeId> = Vec::with_capacity(src.len());
     for id in src.ids() {
         let node = src.node(id);
         let args: Vec<NodeId> = node.args.iter().map(|a| map[a.index()]).collect();
         let n = match node.op {
-            Op::Input(i) => bind(dst, src.input(i)),
+            Op::Input(i) => bind(dst, i),
             Op::Const(c) => {
                 let t = src.constant(c);
                 dst.constant_tensor(t.shape.clone(), t.data.clone())
             }
-            op => dst.add(op, args, node.shape.clone()),
+            op => {
+                let op = dst.import_op(src, op);
+                dst.add(op, args, node.shape.clone())
+            }
         };
         map.push(n);
     }
     src.outputs.iter().map(|o| map[o.node.index()]).collect()
+}
+
+/// Copies `src`'s nodes into `dst` with input `i` of `src` read from
+/// `inputs[i]`; returns the nodes of `src`'s outputs.
+pub fn inline_with(dst: &mut Graph, src: &Graph, inputs: &[NodeId]) -> Vec<NodeId> {
+    inline_by(dst, src, |_, i| inputs[i.index()])
 }
 
 /// Whether an input varies across the batch (sample, conditioning, direction)
@@ -117,6 +136,11 @@ pub struct Graph {
     pub outputs: Vec<Output>,
     interned: HashMap<Node, NodeId>,
     interned_consts: HashMap<(Shape, Vec<u64>), ConstId>,
+    /// The step graphs of this graph's `Scan` nodes (`ir::scan`).
+    bodies: Vec<Graph>,
+    /// Bodies by their encoding, so that equal bodies are one body and
+    /// equal scans one node.
+    interned_bodies: HashMap<Vec<u8>, BodyId>,
     /// Set by the optimiser's "no CSE" mode: nodes are appended without lookup.
     no_cse: bool,
 }
@@ -137,7 +161,66 @@ impl Graph {
             inputs: self.inputs.clone(),
             consts: self.consts.clone(),
             interned_consts: self.interned_consts.clone(),
+            bodies: self.bodies.clone(),
+            interned_bodies: self.interned_bodies.clone(),
             ..Graph::default()
+        }
+    }
+
+    /// Empties the body pool of a graph that has no nodes yet (a
+    /// rebuilding pass re-adds the bodies its scans use).
+    pub fn clear_bodies(&mut self) {
+        assert!(self.nodes.is_empty(), "clear_bodies on a graph with nodes");
+        self.bodies.clear();
+        self.interned_bodies.clear();
+    }
+
+    /// The step graphs of `Scan` nodes, by `BodyId`.
+    pub fn bodies(&self) -> &[Graph] {
+        &self.bodies
+    }
+    pub fn body(&self, id: BodyId) -> &Graph {
+        &self.bodies[id.index()]
+    }
+
+    /// Adds a step graph to the pool (or finds an equal one).
+    pub fn add_body(&mut self, body: Graph) -> BodyId {
+        let key = serial::encode(&body);
+        if let Some(&id) = self.interned_bodies.get(&key) {
+            return id;
+        }
+        let id = BodyId(self.bodies.len() as u32);
+        self.bodies.push(body);
+        self.interned_bodies.insert(key, id);
+        id
+    }
+
+    /// Appends a body to the pool as is (the decoder restores the pool
+    /// exactly), registering it for interning unless an equal one is there.
+    pub(crate) fn push_body(&mut self, body: Graph) -> BodyId {
+        let id = BodyId(self.bodies.len() as u32);
+        self.interned_bodies
+            .entry(serial::encode(&body))
+            .or_insert(id);
+        self.bodies.push(body);
+        id
+    }
+
+    /// `op` of graph `src` as an op of this graph: a `Scan`'s body is
+    /// copied into this graph's pool (constants are re-interned by the
+    /// callers that copy `Const` nodes).
+    pub fn import_op(&mut self, src: &Graph, op: Op) -> Op {
+        match op {
+            Op::Scan {
+                body,
+                seqs,
+                reverse,
+            } => Op::Scan {
+                body: self.add_body(src.body(body).clone()),
+                seqs,
+                reverse,
+            },
+            op => op,
         }
     }
 
@@ -228,7 +311,9 @@ impl Graph {
     /// compiler bug, never a user error (`sema` has already rejected those).
     pub fn add(&mut self, op: Op, args: Vec<NodeId>, shape: Shape) -> NodeId {
         let arg_shapes: Vec<&[usize]> = args.iter().map(|&a| self.shape(a)).collect();
-        if let Err(e) = op::check_shape(&op, &arg_shapes, &shape) {
+        let checked = op::check_shape(&op, &arg_shapes, &shape)
+            .and_then(|()| scan::check_body(self, &op, &arg_shapes));
+        if let Err(e) = checked {
             // invariant: graph builders are called with shapes sema or the verifier checked; a mismatch is a compiler bug.
             panic!("ill-shaped IR node: {e}");
         }
@@ -412,19 +497,59 @@ impl Graph {
     }
 
     pub fn slice(&mut self, a: NodeId, axis: usize, start: usize, len: usize) -> NodeId {
+        self.slice_step(a, axis, start, len, 1)
+    }
+
+    /// `len` elements `start, start + step, ..` along `axis`.
+    pub fn slice_step(
+        &mut self,
+        a: NodeId,
+        axis: usize,
+        start: usize,
+        len: usize,
+        step: usize,
+    ) -> NodeId {
         let mut shape = self.shape(a).to_vec();
         if start == 0 && shape[axis] == len {
             return a;
         }
+        // One element: the step never matters (one canonical node).
+        let step = if len == 1 { 1 } else { step };
         shape[axis] = len;
         self.add(
             Op::Slice {
                 axis: axis as u8,
                 start: start as u32,
+                step: step as u32,
             },
             vec![a],
             shape,
         )
+    }
+
+    /// A scan node (`ir::scan`): `body` goes into the pool; the operands
+    /// are the initial carry, the sequences, then the captured values.
+    pub fn scan(
+        &mut self,
+        body: Graph,
+        init: NodeId,
+        seqs: &[NodeId],
+        caps: &[NodeId],
+        reverse: bool,
+    ) -> NodeId {
+        let len = self.shape(seqs[0])[0];
+        let mut shape = vec![len];
+        shape.extend_from_slice(self.shape(init));
+        let body = self.add_body(body);
+        let mut args = vec![init];
+        args.extend_from_slice(seqs);
+        args.extend_from_slice(caps);
+        let op = Op::Scan {
+            body,
+            seqs: seqs.len() as u8,
+            reverse,
+        };
+        self.add(op, args, shape)
     }
 
     pub fn concat(&mut self, parts: Vec<NodeId>, axis: usize) -> NodeId {

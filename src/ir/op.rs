@@ -6,7 +6,7 @@
 use std::fmt;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use super::{ConstId, InputId};
+use super::{BodyId, ConstId, InputId};
 
 /// Largest supported tensor rank (axis sets and permutations are fixed-size).
 pub const MAX_RANK: usize = 8;
@@ -159,10 +159,12 @@ pub enum Op {
     /// Row-major reshape to the node's shape.
     Reshape,
     Transpose(Perm),
-    /// Elements `start .. start + len` along `axis`, `len` from the node's shape.
+    /// Elements `start, start + step, ..` along `axis`, as many as the
+    /// node's shape says (`step` ≥ 1; 1 is a contiguous range).
     Slice {
         axis: u8,
         start: u32,
+        step: u32,
     },
     /// Concatenation of all operands along `axis`.
     Concat {
@@ -172,6 +174,14 @@ pub enum Op {
     MatMul,
     /// Identity forward; derivative structurally zero.
     StopGradient,
+    /// A loop over the leading axis of `seqs` sequences with a carried
+    /// state, its step the graph `body` of the pool (`ir::scan`).
+    /// Operands: the initial carry, the sequences, the captured values.
+    Scan {
+        body: BodyId,
+        seqs: u8,
+        reverse: bool,
+    },
 }
 
 impl Op {
@@ -189,7 +199,22 @@ impl Op {
             Op::Max(a) => format!("max{:?}", a.iter().collect::<Vec<_>>()),
             Op::Reshape => "reshape".into(),
             Op::Transpose(p) => format!("transpose{:?}", p.as_vec()),
-            Op::Slice { axis, start } => format!("slice axis={axis} start={start}"),
+            Op::Slice {
+                axis,
+                start,
+                step: 1,
+            } => format!("slice axis={axis} start={start}"),
+            Op::Slice { axis, start, step } => {
+                format!("slice axis={axis} start={start} step={step}")
+            }
+            Op::Scan {
+                body,
+                seqs,
+                reverse,
+            } => format!(
+                "scan{} {body} seqs={seqs}",
+                if *reverse { " reverse" } else { "" }
+            ),
             Op::Concat { axis } => format!("concat axis={axis}"),
             Op::MatMul => "matmul".into(),
             Op::StopGradient => "stop_gradient".into(),
@@ -819,23 +844,28 @@ pub fn check_shape(op: &Op, args: &[&[usize]], out: &[usize]) -> Result<(), Stri
             let want: Shape = p.iter().map(|&a| args[0][a]).collect();
             expect(&want)
         }
-        Op::Slice { axis, start } => {
+        Op::Slice { axis, start, step } => {
             arity(1)?;
-            let (axis, start) = (*axis as usize, *start as usize);
+            let (axis, start, step) = (*axis as usize, *start as usize, *step as usize);
             if axis >= args[0].len() || out.len() != args[0].len() {
                 return Err("slice axis out of range".into());
             }
             let mut want = args[0].to_vec();
             want[axis] = out[axis];
-            let end = start.checked_add(out[axis]);
-            if end.is_none_or(|end| end > args[0][axis]) || out[axis] == 0 {
+            // The last element read: start + (len − 1)·step.
+            let last = out[axis]
+                .checked_sub(1)
+                .and_then(|n| n.checked_mul(step))
+                .and_then(|n| n.checked_add(start));
+            if step == 0 || last.is_none_or(|last| last >= args[0][axis]) {
                 return Err(format!(
-                    "slice from {start}, {} long, out of bounds for {:?}",
+                    "slice from {start}, {} long, step {step}, out of bounds for {:?}",
                     out[axis], args[0]
                 ));
             }
             expect(&want)
         }
+        Op::Scan { seqs, .. } => super::scan::check_operands(*seqs as usize, args, out),
         Op::Concat { axis } => {
             let axis = *axis as usize;
             if args.is_empty() || axis >= args[0].len() {

@@ -4,19 +4,27 @@
 
 use std::fmt::Write as _;
 
-use super::{BatchReduce, Graph, InputKind, Op};
+use super::{BatchReduce, BodyId, Graph, InputKind, Op};
 
 pub fn print(g: &Graph) -> String {
+    let mut out = String::new();
+    print_to(&mut out, g, "");
+    out
+}
+
+/// Prints `g` with every line indented by `pad`; the bodies of its live
+/// scans follow its outputs, numbered in order of first use.
+fn print_to(out: &mut String, g: &Graph, pad: &str) {
     let live = g.live(&[]);
     let mut number = vec![usize::MAX; g.len()];
-    let mut out = String::new();
-    let _ = writeln!(out, "graph {} {{", g.name);
+    let mut bodies: Vec<BodyId> = Vec::new();
+    let _ = writeln!(out, "{pad}graph {} {{", g.name);
     for (i, input) in g.inputs().iter().enumerate() {
         let kind = match input.kind {
             InputKind::Sample => "sample",
             InputKind::Shared => "shared",
         };
-        let _ = writeln!(out, "  in{i} {}: {:?} {kind}", input.name, input.shape);
+        let _ = writeln!(out, "{pad}  in{i} {}: {:?} {kind}", input.name, input.shape);
     }
     let mut next = 0;
     for id in g.ids() {
@@ -33,12 +41,24 @@ pub fn print(g: &Graph) -> String {
         let op = match node.op {
             Op::Input(i) => format!("input {}", g.input(i).name),
             Op::Const(c) => format!("const {}", summarize(&g.constant(c).data)),
+            Op::Scan {
+                body,
+                seqs,
+                reverse,
+            } => {
+                let k = bodies.iter().position(|&b| b == body).unwrap_or_else(|| {
+                    bodies.push(body);
+                    bodies.len() - 1
+                });
+                let dir = if reverse { " reverse" } else { "" };
+                format!("scan{dir} b{k} seqs={seqs}")
+            }
             other => other.name(),
         };
         let sep = if args.is_empty() { "" } else { " " };
         let _ = writeln!(
             out,
-            "  %{next} = {op}{sep}{} : {:?}",
+            "{pad}  %{next} = {op}{sep}{} : {:?}",
             args.join(", "),
             node.shape
         );
@@ -51,13 +71,17 @@ pub fn print(g: &Graph) -> String {
         };
         let _ = writeln!(
             out,
-            "  out {} = %{}{reduce}",
+            "{pad}  out {} = %{}{reduce}",
             o.name,
             number[o.node.index()]
         );
     }
-    out.push_str("}\n");
-    out
+    let inner = format!("{pad}    ");
+    for (k, &b) in bodies.iter().enumerate() {
+        let _ = writeln!(out, "{pad}  body b{k}:");
+        print_to(out, g.body(b), &inner);
+    }
+    let _ = writeln!(out, "{pad}}}");
 }
 
 fn summarize(data: &[f64]) -> String {

@@ -8,41 +8,56 @@
 //!
 //! ```text
 //! magic     6 bytes   "EBMIR\0"
-//! version   u32       FORMAT_VERSION (1)
+//! version   u32       FORMAT_VERSION (2)
+//! graph                (below)
+//! checksum  u64       FNV-1a-64 of every byte before it
+//!
+//! graph =
 //! name      str       graph name            str = u32 byte length, UTF-8 bytes
 //! flags     u8        bit 0: hash-consing is off (`Graph::set_cse(false)`)
 //! inputs    u32 n, then n × { name: str, kind: u8 (0 sample, 1 shared), shape }
 //! consts    u32 n, then n × { shape, numel(shape) × u64 (each f64's exact bits) }
+//! bodies    u32 n, then n × graph (the scan bodies' pool, nested at most
+//!           `verify::MAX_BODY_DEPTH` deep)
 //! nodes     u32 n, then n × { op, args: u32 count + count × u32 node id, shape }
 //! outputs   u32 n, then n × { name: str, node: u32, reduce: u8 (0 per sample, 1 sum) }
-//! checksum  u64       FNV-1a-64 of every byte before it
 //!
 //! shape = u8 rank (≤ MAX_RANK), then rank × u64 dims
 //! op    = u8 tag, then the op's fields:
-//!   0 scalar   u64 bits     4 powc u64 bits    8 sum u8 axes   12 slice u8 axis, u32 start
+//!   0 scalar   u64 bits     4 powc u64 bits    8 sum u8 axes   12 slice u8 axis, u32 start, u32 step
 //!   1 const    u32 id       5 binary u8 op     9 max u8 axes   13 concat u8 axis
 //!   2 input    u32 id       6 select          10 reshape       14 matmul
 //!   3 unary    u8 op        7 broadcast       11 transpose     15 stop_gradient
 //!                                                u8 len, len × u8 axes
+//!  16 scan     u32 body, u8 sequences, u8 reverse (0 or 1)
 //! ```
+//!
+//! Version 1 (still read) had no `bodies` section, no scan and no slice
+//! step (every slice contiguous).
 //!
 //! Unary and binary sub-ops are numbered in their enum's declaration order.
 //! Every graph has exactly one encoding, so decoding then encoding gives back
 //! the same bytes; the reader rejects anything the writer cannot produce
 //! (unknown tags, a non-canonical NaN in an op, trailing bytes).
 //!
-//! Version policy: a reader accepts only its own `FORMAT_VERSION`; any change
-//! to the layout, including a new op or sub-op, bumps it.
+//! Version policy: any change to the layout, including a new op or sub-op,
+//! bumps `FORMAT_VERSION`; the writer writes only it, the reader reads it
+//! and every earlier version (model files outlive compilers).
 
 use thiserror::Error;
 
 use super::op::{self, Axes, BinaryOp, F64, MAX_RANK, Op, Perm, Shape, UnaryOp};
-use super::{BatchReduce, ConstId, ConstTensor, Graph, InputDecl, InputId, InputKind, NodeId};
+use super::{
+    BatchReduce, BodyId, ConstId, ConstTensor, Graph, InputDecl, InputId, InputKind, NodeId,
+};
 
 /// The file signature.
 pub const MAGIC: &[u8; 6] = b"EBMIR\0";
 /// The layout version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest layout the reader still reads.
+pub const OLDEST_VERSION: u32 = 1;
 
 const HEADER_LEN: usize = MAGIC.len() + 4;
 const CHECKSUM_LEN: usize = 8;
@@ -52,7 +67,7 @@ const CHECKSUM_LEN: usize = 8;
 pub enum SerialError {
     #[error("this is not an ebm IR file: it does not start with the EBMIR signature")]
     BadMagic,
-    #[error("this is IR format version {found}; this build of ebm reads version {supported}")]
+    #[error("this is IR format version {found}; this build of ebm reads versions 1 to {supported}")]
     UnsupportedVersion { found: u32, supported: u32 },
     #[error("the IR file ends early: more bytes were needed at offset {at}")]
     Truncated { at: usize },
@@ -83,47 +98,58 @@ pub fn encode(g: &Graph) -> Vec<u8> {
     let mut w = Writer(Vec::new());
     w.0.extend_from_slice(MAGIC);
     w.u32(FORMAT_VERSION);
-    w.str(&g.name);
-    w.u8(u8::from(!g.cse()));
-    w.len(g.inputs().len());
-    for i in g.inputs() {
-        w.str(&i.name);
-        w.u8(match i.kind {
-            InputKind::Sample => 0,
-            InputKind::Shared => 1,
-        });
-        w.shape(&i.shape);
-    }
-    w.len(g.consts().len());
-    for c in g.consts() {
-        w.shape(&c.shape);
-        // The reader takes the value count from the shape; a pool entry whose
-        // data disagrees is invalid anyway and will be refused when read.
-        for v in &c.data {
-            w.u64(v.to_bits());
-        }
-    }
-    w.len(g.len());
-    for n in g.nodes() {
-        w.op(&n.op);
-        w.len(n.args.len());
-        for a in &n.args {
-            w.u32(a.0);
-        }
-        w.shape(&n.shape);
-    }
-    w.len(g.outputs.len());
-    for o in &g.outputs {
-        w.str(&o.name);
-        w.u32(o.node.0);
-        w.u8(match o.reduce {
-            BatchReduce::PerSample => 0,
-            BatchReduce::Sum => 1,
-        });
-    }
+    w.graph(g);
     let sum = fnv1a64(&w.0);
     w.u64(sum);
     w.0
+}
+
+impl Writer {
+    fn graph(&mut self, g: &Graph) {
+        let w = self;
+        w.str(&g.name);
+        w.u8(u8::from(!g.cse()));
+        w.len(g.inputs().len());
+        for i in g.inputs() {
+            w.str(&i.name);
+            w.u8(match i.kind {
+                InputKind::Sample => 0,
+                InputKind::Shared => 1,
+            });
+            w.shape(&i.shape);
+        }
+        w.len(g.consts().len());
+        for c in g.consts() {
+            w.shape(&c.shape);
+            // The reader takes the value count from the shape; a pool entry whose
+            // data disagrees is invalid anyway and will be refused when read.
+            for v in &c.data {
+                w.u64(v.to_bits());
+            }
+        }
+        w.len(g.bodies().len());
+        for b in g.bodies() {
+            w.graph(b);
+        }
+        w.len(g.len());
+        for n in g.nodes() {
+            w.op(&n.op);
+            w.len(n.args.len());
+            for a in &n.args {
+                w.u32(a.0);
+            }
+            w.shape(&n.shape);
+        }
+        w.len(g.outputs.len());
+        for o in &g.outputs {
+            w.str(&o.name);
+            w.u32(o.node.0);
+            w.u8(match o.reduce {
+                BatchReduce::PerSample => 0,
+                BatchReduce::Sum => 1,
+            });
+        }
+    }
 }
 
 struct Writer(Vec<u8>);
@@ -197,10 +223,11 @@ impl Writer {
                     self.u8(a as u8);
                 }
             }
-            Op::Slice { axis, start } => {
+            Op::Slice { axis, start, step } => {
                 self.u8(12);
                 self.u8(axis);
                 self.u32(start);
+                self.u32(step);
             }
             Op::Concat { axis } => {
                 self.u8(13);
@@ -208,6 +235,16 @@ impl Writer {
             }
             Op::MatMul => self.u8(14),
             Op::StopGradient => self.u8(15),
+            Op::Scan {
+                body,
+                seqs,
+                reverse,
+            } => {
+                self.u8(16);
+                self.u32(body.0);
+                self.u8(seqs);
+                self.u8(u8::from(reverse));
+            }
         }
     }
 }
@@ -295,7 +332,7 @@ pub fn decode(bytes: &[u8]) -> Result<Graph, SerialError> {
     let mut version = [0u8; 4];
     version.copy_from_slice(&bytes[MAGIC.len()..HEADER_LEN]);
     let version = u32::from_le_bytes(version);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(SerialError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -313,8 +350,9 @@ pub fn decode(bytes: &[u8]) -> Result<Graph, SerialError> {
     let mut r = Reader {
         bytes: &bytes[..body_end],
         pos: HEADER_LEN,
+        version,
     };
-    let g = read_graph(&mut r)?;
+    let g = read_graph(&mut r, 0)?;
     if r.pos != r.bytes.len() {
         return Err(malformed(format!(
             "{} unexpected bytes after the outputs, at offset {}",
@@ -330,7 +368,13 @@ fn malformed(msg: impl Into<String>) -> SerialError {
     SerialError::Malformed(msg.into())
 }
 
-fn read_graph(r: &mut Reader) -> Result<Graph, SerialError> {
+fn read_graph(r: &mut Reader, depth: usize) -> Result<Graph, SerialError> {
+    if depth > super::verify::MAX_BODY_DEPTH {
+        return Err(malformed(format!(
+            "scan bodies nested more than {} deep",
+            super::verify::MAX_BODY_DEPTH
+        )));
+    }
     let name = r.str("the graph name")?;
     let flags = r.u8()?;
     if flags > 1 {
@@ -370,6 +414,15 @@ fn read_graph(r: &mut Reader) -> Result<Graph, SerialError> {
         g.push_const(ConstTensor { shape, data });
     }
 
+    if r.version >= 2 {
+        // A body is at least a name, flags and five counts.
+        let n = r.count(4 + 1 + 5 * 4, "scan bodies")?;
+        for _ in 0..n {
+            let b = read_graph(r, depth + 1)?;
+            g.push_body(b);
+        }
+    }
+
     let n = r.count(1 + 4 + 1, "nodes")?;
     for i in 0..n {
         let id = NodeId(i as u32);
@@ -388,6 +441,7 @@ fn read_graph(r: &mut Reader) -> Result<Graph, SerialError> {
         let shape = r.shape()?;
         let arg_shapes: Vec<&[usize]> = args.iter().map(|&a| g.shape(a)).collect();
         op::check_shape(&op, &arg_shapes, &shape)
+            .and_then(|()| super::scan::check_body(&g, &op, &arg_shapes))
             .map_err(|e| SerialError::Invalid(format!("{id}: {e}")))?;
         // CSE is off, so the node is appended and gets id `id`.
         g.add(op, args, shape);
@@ -422,6 +476,8 @@ struct Reader<'a> {
     /// The bytes up to (not including) the checksum.
     bytes: &'a [u8],
     pos: usize,
+    /// The layout version being read.
+    version: u32,
 }
 
 impl Reader<'_> {
@@ -555,11 +611,32 @@ impl Reader<'_> {
             12 => {
                 let axis = self.u8()?;
                 let start = self.u32()?;
-                Op::Slice { axis, start }
+                let step = if self.version >= 2 { self.u32()? } else { 1 };
+                Op::Slice { axis, start, step }
             }
             13 => Op::Concat { axis: self.u8()? },
             14 => Op::MatMul,
             15 => Op::StopGradient,
+            16 if self.version >= 2 => {
+                let body = self.u32()?;
+                if body as usize >= g.bodies().len() {
+                    return Err(malformed(format!(
+                        "{id}: scan body b{body} is not in the pool of {}",
+                        g.bodies().len()
+                    )));
+                }
+                let seqs = self.u8()?;
+                let reverse = match self.u8()? {
+                    0 => false,
+                    1 => true,
+                    k => return Err(malformed(format!("{id}: scan direction {k}"))),
+                };
+                Op::Scan {
+                    body: BodyId(body),
+                    seqs,
+                    reverse,
+                }
+            }
             t => {
                 return Err(malformed(format!(
                     "{id}: unknown op tag {t} at offset {at}"

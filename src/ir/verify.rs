@@ -26,7 +26,23 @@ fn check_dims(shape: &[usize]) -> Result<(), String> {
     Ok(())
 }
 
+/// How deeply scan bodies may nest (a body holding a scan holding ...):
+/// the verifier, the printer and every pass recurse once per level.
+pub const MAX_BODY_DEPTH: usize = 16;
+
 pub fn verify(g: &Graph) -> Result<(), String> {
+    verify_at(g, 0)
+}
+
+fn verify_at(g: &Graph, depth: usize) -> Result<(), String> {
+    if depth > MAX_BODY_DEPTH {
+        return Err(format!(
+            "scan bodies nested more than {MAX_BODY_DEPTH} deep"
+        ));
+    }
+    for (i, b) in g.bodies().iter().enumerate() {
+        verify_at(b, depth + 1).map_err(|e| format!("scan body b{i} ({}): {e}", b.name))?;
+    }
     let mut names = HashSet::new();
     for (i, decl) in g.inputs().iter().enumerate() {
         check_dims(&decl.shape).map_err(|e| format!("input in{i} {}: {e}", decl.name))?;
@@ -53,7 +69,9 @@ pub fn verify(g: &Graph) -> Result<(), String> {
         }
         check_dims(&node.shape).map_err(|e| format!("{id}: {e}"))?;
         let arg_shapes: Vec<&[usize]> = node.args.iter().map(|&a| g.shape(a)).collect();
-        op::check_shape(&node.op, &arg_shapes, &node.shape).map_err(|e| format!("{id}: {e}"))?;
+        op::check_shape(&node.op, &arg_shapes, &node.shape)
+            .and_then(|()| super::scan::check_body(g, &node.op, &arg_shapes))
+            .map_err(|e| format!("{id}: {e}"))?;
         match node.op {
             Op::Input(i) => {
                 let decl = g

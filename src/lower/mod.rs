@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use crate::diag::{Diagnostic, Span};
 use crate::ir::{Axes, BatchReduce, BinaryOp, Graph, InputKind, NodeId, UnaryOp, interp};
-use crate::sema::{DefInfo, DefKind, Elem, Module, Reduce, TExpr, TKind, Tensor};
+use crate::sema::{DefInfo, DefKind, Elem, Module, Reduce, ScanExpr, TExpr, TKind, Tensor};
 
 /// Lowers the definition `name` of `module` to a graph.
 pub fn lower(module: &Module, name: &str) -> Result<Graph, Diagnostic> {
@@ -89,14 +89,8 @@ fn lower_def_traced(
         .cond
         .as_ref()
         .map(|c| g.input_node("c", c.shape.clone(), InputKind::Sample));
-    let mut l = Lowerer {
-        g: &mut g,
-        defs,
-        env: Env { x: Some(x), c },
-        calls: HashMap::new(),
-        trace,
-        depth: 0,
-    };
+    let mut l = Lowerer::new(&mut g, defs, Env::bound(Some(x), c));
+    l.trace = trace;
     let out = l.expr(&def.body);
     let (name, out) = match def.kind {
         DefKind::Energy => ("energy", l.g.reshape(out, &[])),
@@ -110,14 +104,7 @@ fn lower_def_traced(
 /// to a graph with one output `value`. Used by `script` and constant folding.
 pub fn lower_expr(defs: &[DefInfo], e: &TExpr) -> Graph {
     let mut g = Graph::new("expr");
-    let mut l = Lowerer {
-        g: &mut g,
-        defs,
-        env: Env { x: None, c: None },
-        calls: HashMap::new(),
-        trace: None,
-        depth: 0,
-    };
+    let mut l = Lowerer::new(&mut g, defs, Env::bound(None, None));
     let out = l.expr(e);
     g.add_output("value", out, BatchReduce::PerSample);
     g
@@ -151,16 +138,49 @@ pub fn eval_expr(
     Ok(Tensor::new(e.shape.clone(), out.swap_remove(0)))
 }
 
+/// Where the current body's `x` and `c` come from.
 #[derive(Clone, Copy)]
 struct Env {
-    x: Option<NodeId>,
-    c: Option<NodeId>,
+    x: Arg,
+    c: Arg,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Arg {
+    Node(NodeId),
+    /// A step body reading the enclosing body's argument: captured on use.
+    Outer,
+    Absent,
+}
+
+impl Env {
+    fn bound(x: Option<NodeId>, c: Option<NodeId>) -> Env {
+        let arg = |n: Option<NodeId>| n.map_or(Arg::Absent, Arg::Node);
+        Env {
+            x: arg(x),
+            c: arg(c),
+        }
+    }
+}
+
+/// A value a step body reads from the body around it.
+#[derive(Clone, Debug, PartialEq)]
+enum Outer {
+    X,
+    C,
+    Param(String),
+    Local(usize),
 }
 
 struct Lowerer<'a> {
     g: &'a mut Graph,
     defs: &'a [DefInfo],
     env: Env,
+    /// `let` values and step parameters in scope, by slot.
+    locals: HashMap<usize, NodeId>,
+    /// In a step body: what it captured (in input order after the carry
+    /// and the element) and the input node that reads each.
+    captures: Option<Vec<(Outer, NodeId)>>,
     /// Inlined calls already lowered, by (definition, x node, c node): with
     /// hash-consing this keeps repeated calls (and chains of definitions
     /// that call each other twice) linear instead of exponential.
@@ -172,7 +192,104 @@ struct Lowerer<'a> {
     depth: usize,
 }
 
-impl Lowerer<'_> {
+impl<'a> Lowerer<'a> {
+    fn new(g: &'a mut Graph, defs: &'a [DefInfo], env: Env) -> Lowerer<'a> {
+        Lowerer {
+            g,
+            defs,
+            env,
+            locals: HashMap::new(),
+            captures: None,
+            calls: HashMap::new(),
+            trace: None,
+            depth: 0,
+        }
+    }
+
+    /// The node of a value from outside the step body being lowered: a
+    /// new body input the first time (the scan passes the value in).
+    fn capture(&mut self, what: Outer, shape: &[usize]) -> NodeId {
+        // invariant: only step bodies (captures set) reach here; sema binds every name.
+        let caps = self
+            .captures
+            .as_mut()
+            .expect("a value from outside a step body");
+        if let Some((_, n)) = caps.iter().find(|(o, _)| *o == what) {
+            return *n;
+        }
+        let name = format!("k{}", caps.len());
+        let n = self.g.input_node(name, shape.to_vec(), InputKind::Sample);
+        // invariant: as above.
+        self.captures.as_mut().expect("step body").push((what, n));
+        n
+    }
+
+    fn arg_node(&mut self, arg: Arg, what: Outer, shape: &[usize]) -> NodeId {
+        match arg {
+            Arg::Node(n) => n,
+            Arg::Outer => self.capture(what, shape),
+            // invariant: sema allows `x` and `c` only inside definitions, which bind them.
+            Arg::Absent => panic!("sema allows `x` and `c` only in definitions"),
+        }
+    }
+
+    fn param_node(&mut self, name: &str, shape: &[usize]) -> NodeId {
+        if self.captures.is_some() {
+            return self.capture(Outer::Param(name.to_string()), shape);
+        }
+        self.g
+            .input_node(name.to_string(), shape.to_vec(), InputKind::Shared)
+    }
+
+    fn local_node(&mut self, slot: usize, shape: &[usize]) -> NodeId {
+        match self.locals.get(&slot) {
+            Some(&n) => n,
+            None => self.capture(Outer::Local(slot), shape),
+        }
+    }
+
+    /// `scan`/`fold`: the step is lowered into a graph of its own (the
+    /// carry and the element its first inputs, then whatever it reads from
+    /// here), then one `Scan` node runs it.
+    fn scan(&mut self, s: &ScanExpr) -> NodeId {
+        let init = self.expr(&s.init);
+        let seq = self.expr(&s.seq);
+        let mut body = Graph::new("step");
+        let carry = body.input_node("s", s.init.shape.clone(), InputKind::Sample);
+        let elem = body.input_node("x0", s.seq.shape[1..].to_vec(), InputKind::Sample);
+        let outer = |a: Arg| if a == Arg::Absent { a } else { Arg::Outer };
+        let env = Env {
+            x: outer(self.env.x),
+            c: outer(self.env.c),
+        };
+        let mut inner = Lowerer::new(&mut body, self.defs, env);
+        inner.locals.insert(s.carry, carry);
+        inner.locals.insert(s.elem, elem);
+        inner.captures = Some(Vec::new());
+        let out = inner.expr(&s.body);
+        let caps = inner.captures.take().unwrap_or_default();
+        body.add_output("next", out, BatchReduce::PerSample);
+        let caps: Vec<NodeId> = caps
+            .into_iter()
+            .map(|(what, n)| {
+                let shape = body.shape(n).to_vec();
+                match what {
+                    Outer::X => self.arg_node(self.env.x, Outer::X, &shape),
+                    Outer::C => self.arg_node(self.env.c, Outer::C, &shape),
+                    Outer::Param(name) => self.param_node(&name, &shape),
+                    Outer::Local(slot) => self.local_node(slot, &shape),
+                }
+            })
+            .collect();
+        let ys = self.g.scan(body, init, &[seq], &caps, false);
+        if !s.last {
+            return ys;
+        }
+        let len = s.seq.shape[0];
+        let row = self.g.slice(ys, 0, len - 1, 1);
+        self.g.reshape(row, &s.init.shape)
+    }
+
     fn expr(&mut self, e: &TExpr) -> NodeId {
         let id = self.expr_inner(e);
         debug_assert_eq!(self.g.shape(id), &e.shape[..], "lowering {:?}", e.kind);
@@ -187,13 +304,18 @@ impl Lowerer<'_> {
     fn expr_inner(&mut self, e: &TExpr) -> NodeId {
         match &e.kind {
             TKind::Const(t) => self.g.constant_tensor(t.shape.clone(), t.data.clone()),
-            // invariant: sema allows `x` and `c` only inside definitions, which bind them.
-            TKind::Input => self.env.x.expect("sema allows `x` only in definitions"),
-            TKind::Cond => self.env.c.expect("sema allows `c` only in definitions"),
-            TKind::Param(name) => {
-                self.g
-                    .input_node(name.clone(), e.shape.clone(), InputKind::Shared)
+            TKind::Input => self.arg_node(self.env.x, Outer::X, &e.shape),
+            TKind::Cond => self.arg_node(self.env.c, Outer::C, &e.shape),
+            TKind::Param(name) => self.param_node(name, &e.shape),
+            TKind::Local(slot) => self.local_node(*slot, &e.shape),
+            TKind::Let(slot, value, body) => {
+                let v = self.expr(value);
+                self.locals.insert(*slot, v);
+                let b = self.expr(body);
+                self.locals.remove(slot);
+                b
             }
+            TKind::Scan(s) => self.scan(s),
             TKind::Unary(op, a) => {
                 let a = self.expr(a);
                 self.elem(*op, a)
@@ -251,9 +373,9 @@ impl Lowerer<'_> {
                 let a = self.expr(a);
                 self.g.transpose(a, perm)
             }
-            TKind::Slice(a, axis, start) => {
+            TKind::Slice(a, axis, start, step) => {
                 let a = self.expr(a);
-                self.g.slice(a, *axis, *start, e.shape[*axis])
+                self.g.slice_step(a, *axis, *start, e.shape[*axis], *step)
             }
             TKind::Where(c, a, b) => {
                 let c = self.expr(c);
@@ -269,19 +391,31 @@ impl Lowerer<'_> {
                 self.g.stop_gradient(a)
             }
             TKind::Imported(imp) => {
-                let env = self.env;
-                let outs = crate::ir::inline(self.g, &imp.graph, |g, d| match d.kind {
-                    // invariant: sema gives imported bodies only to definitions, which bind x (and c when the graph reads it).
-                    InputKind::Sample if d.name == "x" => env.x.expect("definitions bind x"),
-                    InputKind::Sample => env.c.expect("conditional definitions bind c"),
-                    InputKind::Shared => g.input_node(
-                        imp.local_name(&d.name).to_string(),
-                        d.shape.clone(),
-                        InputKind::Shared,
-                    ),
-                });
+                // The graph's inputs as nodes of this body, in input order
+                // (only those it has a node for: no unused parameter input).
+                let g = &imp.graph;
+                let read: Vec<bool> = (0..g.inputs().len())
+                    .map(|i| {
+                        g.nodes()
+                            .iter()
+                            .any(|n| n.op == crate::ir::Op::Input(crate::ir::InputId(i as u32)))
+                    })
+                    .collect();
+                let inputs: Vec<NodeId> = g
+                    .inputs()
+                    .iter()
+                    .zip(&read)
+                    .map(|(d, &read)| match d.kind {
+                        _ if !read => NodeId(0),
+                        InputKind::Sample if d.name == "x" => {
+                            self.arg_node(self.env.x, Outer::X, &d.shape)
+                        }
+                        InputKind::Sample => self.arg_node(self.env.c, Outer::C, &d.shape),
+                        InputKind::Shared => self.param_node(imp.local_name(&d.name), &d.shape),
+                    })
+                    .collect();
                 // invariant: a model file's definitions have exactly one output (artifact::check).
-                outs[0]
+                crate::ir::inline_with(self.g, &imp.graph, &inputs)[0]
             }
             TKind::Call { def, x, cond } => {
                 let x = self.expr(x);
@@ -291,10 +425,14 @@ impl Lowerer<'_> {
                 }
                 let callee = &self.defs[*def];
                 let saved = self.env;
-                self.env = Env { x: Some(x), c };
+                self.env = Env::bound(Some(x), c);
+                // The callee's body has its own locals (slots never clash,
+                // but a step body must not capture the caller's).
+                let locals = std::mem::take(&mut self.locals);
                 self.depth += 1;
                 let out = self.expr(&callee.body);
                 self.depth -= 1;
+                self.locals = locals;
                 self.env = saved;
                 self.calls.insert((*def, x, c), out);
                 out

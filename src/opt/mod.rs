@@ -44,6 +44,8 @@ const FOLD_LIMIT: usize = 1 << 12;
 
 pub fn optimize(g: &Graph, cfg: Config) -> Graph {
     let mut out = g.empty_like();
+    // Every live scan re-adds its (simplified) body below.
+    out.clear_bodies();
     out.set_cse(cfg.cse);
     let live = if cfg.dce {
         g.live(&[])
@@ -62,7 +64,20 @@ pub fn optimize(g: &Graph, cfg: Config) -> Graph {
             .iter()
             .map(|a| map[a.index()].expect("operand visited"))
             .collect();
-        map[id.index()] = Some(rebuild(&mut out, node.op, args, node.shape.clone(), cfg));
+        let op = match node.op {
+            // A scan's step is a graph of its own: simplified the same way.
+            Op::Scan {
+                body,
+                seqs,
+                reverse,
+            } => Op::Scan {
+                body: out.add_body(optimize(g.body(body), cfg)),
+                seqs,
+                reverse,
+            },
+            op => op,
+        };
+        map[id.index()] = Some(rebuild(&mut out, op, args, node.shape.clone(), cfg));
     }
     for o in &g.outputs {
         // invariant: operands precede users (verified), so each is mapped before it is read.
@@ -212,7 +227,7 @@ fn is_literal(g: &Graph, n: NodeId) -> bool {
 /// either dtype). Broadcasts stay symbolic: they are cheaper than their result.
 fn fold(g: &mut Graph, op: Op, args: &[NodeId], shape: &[usize]) -> Option<NodeId> {
     let foldable = !args.is_empty()
-        && !matches!(op, Op::Broadcast | Op::Input(_))
+        && !matches!(op, Op::Broadcast | Op::Input(_) | Op::Scan { .. })
         && numel(shape) <= FOLD_LIMIT
         && args.iter().all(|&a| is_literal(g, a));
     if !foldable {

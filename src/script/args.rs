@@ -53,6 +53,16 @@ impl<'e> Args<'e> {
     }
 }
 
+/// The text of a string literal, or of the name of a string constant
+/// defined above it (`const path = "data.csv"`).
+pub fn string_value(module: &Module, e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Str(s) => Some(s.clone()),
+        ExprKind::Name(n) => module.string(n, e.span.start).map(str::to_string),
+        _ => None,
+    }
+}
+
 /// The arguments of `e` if it is a call.
 pub fn call_parts(e: &Expr) -> Option<(&str, Span, &[CallArg])> {
     match &e.kind {
@@ -157,6 +167,9 @@ impl<'m> Scope<'m> {
     fn non_tensor(&self, e: &Expr) -> Option<String> {
         match &e.kind {
             ExprKind::Str(s) => Some(format!("the string \"{s}\"")),
+            ExprKind::Name(n) if self.module.string(n, e.span.start).is_some() => {
+                Some(format!("the string constant `{n}`"))
+            }
             ExprKind::Name(n) => {
                 if let Some(d) = self.module.def(n) {
                     let kind = match d.kind {
@@ -290,11 +303,11 @@ impl<'m> Scope<'m> {
         Ok(t.data)
     }
 
-    /// A string literal.
+    /// A string literal, or a string constant defined above `e`.
     pub fn string(&mut self, e: &Expr, arg: &str, what: &str) -> R<String> {
-        match &e.kind {
-            ExprKind::Str(s) => Ok(s.clone()),
-            _ => {
+        match string_value(self.module, e) {
+            Some(s) => Ok(s),
+            None => {
                 let found = self.found(e);
                 Err(vec![err::wrong_type(what, arg, &found, e.span)])
             }

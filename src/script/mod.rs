@@ -773,12 +773,10 @@ fn print(r: &mut Runner, stmt: &Statement, summaries: &[String]) -> Result<(), D
     let mut summaries = summaries.iter();
     let mut tensors = stmt.args.as_deref().unwrap_or(&[]).iter();
     for a in call_args(stmt) {
-        if let CallArg::Positional(Expr {
-            kind: ExprKind::Str(text),
-            ..
-        }) = a
+        if let CallArg::Positional(e) = a
+            && let Some(text) = args::string_value(r.module, e)
         {
-            parts.push(text.clone());
+            parts.push(text);
             continue;
         }
         if let CallArg::Positional(e) = a

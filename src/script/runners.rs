@@ -287,11 +287,11 @@ fn pt_args(
 
 /// `normal`, `normal(0, 2)`, `uniform(-3, 3)` or `"start.csv"`.
 fn parse_init(scope: &mut Scope, e: &Expr) -> R<InitSpec> {
+    if super::args::string_value(scope.module, e).is_some() {
+        let p = scope.path(e, "init", &["csv", "npy"])?;
+        return Ok(InitSpec::File(scope.module.base_dir.join(p)));
+    }
     let (name, span, args) = match &e.kind {
-        ExprKind::Str(_) => {
-            let p = scope.path(e, "init", &["csv", "npy"])?;
-            return Ok(InitSpec::File(scope.module.base_dir.join(p)));
-        }
         ExprKind::Name(n) if INITS.contains(&n.as_str()) => (n.as_str(), e.span, &[][..]),
         ExprKind::Call { callee, args, .. } if INITS.contains(&callee.name.as_str()) => {
             (callee.name.as_str(), callee.span, &args[..])

@@ -348,6 +348,20 @@ pub const BUILTINS: &[Sig] = &[
         "maximum over k×k windows of x: [C, H, W] (stride = kernel)"
     ),
     sig!(
+        "scan",
+        [req("init"), req("xs"), req("step")],
+        false,
+        Tensor,
+        "every carry s_t = step(s_{t-1}, xs[t]) from s_{-1} = init, stacked: [T, ..carry]"
+    ),
+    sig!(
+        "fold",
+        [req("init"), req("xs"), req("step")],
+        false,
+        Tensor,
+        "the last carry of `scan(init, xs, step)`"
+    ),
+    sig!(
         "flatten",
         [req("x")],
         false,

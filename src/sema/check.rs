@@ -17,30 +17,44 @@ use super::builtins::{self, Class, STATEMENTS, Sig};
 use super::errors as err;
 use super::{
     ArgInfo, ConstDef, ConstEval, DefInfo, DefKind, Elem, ImportedGraph, Init, MAX_CONST_ELEMS,
-    MAX_ELEMS, Module, Param, Reduce, Shape, Statement, Symbol, TExpr, TKind, Tensor,
+    MAX_ELEMS, Module, Param, Reduce, ScanExpr, Shape, Statement, Symbol, TExpr, TKind, Tensor,
 };
 
 mod image;
 
-/// Deeper expressions are rejected rather than risking the stack.
-const MAX_DEPTH: usize = 600;
+/// Deeper expressions are rejected rather than risking the stack (the
+/// parser's bound, plus room for what desugaring adds).
+const MAX_DEPTH: usize = crate::syntax::errors::MAX_EXPR_DEPTH as usize + 100;
 
 /// The most work (≈ element operations) one constant fold may cost.
 const MAX_FOLD_COST: usize = 1 << 26;
 
 /// Definitions may inline each other at most this deep.
-const MAX_CALL_DEPTH: usize = 64;
+const MAX_CALL_DEPTH: usize = 1024;
+
+/// How deep a body may be with every call inlined: lowering recurses once
+/// per level (`tests/deep.rs` lowers one at this limit).
+const MAX_INLINED_DEPTH: usize = 20_000;
 
 /// The most operations a definition may expand to once its calls are
 /// inlined (a body is lowered into one graph per definition, and compile
 /// time grows with it: 2^17 operations compile in about half a minute).
 const MAX_INLINED_SIZE: usize = 1 << 17;
 
+/// The most values a scan may store per sample: T × (carry + element +
+/// captured values), what its gradient keeps (each step's carry and its
+/// adjoints); it bounds a compiled kernel's scratch memory.
+const MAX_SCAN_VALUES: usize = 1 << 20;
+
 /// The most nodes a `let` value may hold once earlier `let`s are inlined.
 const MAX_LET_NODES: usize = 10_000;
 
-/// Rough cost of evaluating one node at compile time.
+/// Rough cost of evaluating one node at compile time (a scan: its
+/// step's whole tree, once per element).
 fn fold_cost(e: &TExpr) -> usize {
+    if let TKind::Scan(s) = &e.kind {
+        return s.seq.shape[0].saturating_mul(tree_cost(&s.body));
+    }
     let out = numel(&e.shape).max(1);
     let ins: usize = e.children().iter().map(|c| numel(&c.shape)).sum();
     let base = out.saturating_add(ins);
@@ -51,6 +65,13 @@ fn fold_cost(e: &TExpr) -> usize {
         }
         _ => base,
     }
+}
+
+/// `fold_cost` summed over a tree.
+fn tree_cost(e: &TExpr) -> usize {
+    e.children()
+        .iter()
+        .fold(fold_cost(e), |acc, c| acc.saturating_add(tree_cost(c)))
 }
 
 fn tree_size(e: &TExpr, limit: usize) -> usize {
@@ -104,6 +125,30 @@ struct Analyzer<'a> {
     base_dir: &'a Path,
     /// Folds a closed constant expression (`lower::eval_const` in practice).
     eval_const: ConstEval,
+    /// Local names in scope, innermost last (`let` bindings, step
+    /// function parameters).
+    locals: Vec<Local>,
+    /// Every local name the current item binds anywhere, with what binds
+    /// it: a use outside its scope is E0221, not "unknown name".
+    binders: Vec<(String, Binder)>,
+    /// The next free slot for a `let` value or a step parameter.
+    next_slot: usize,
+}
+
+/// A local name in scope: what a use of it becomes (a folded constant is
+/// substituted; anything else reads its slot).
+#[derive(Clone, Debug)]
+struct Local {
+    name: String,
+    /// `None` when the bound value had errors: uses stay silent.
+    value: Option<TExpr>,
+}
+
+/// What binds a local name (for the out-of-scope diagnostic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Binder {
+    Let,
+    Step,
 }
 
 pub(super) fn analyze(
@@ -126,6 +171,9 @@ pub(super) fn analyze(
         depth: 0,
         base_dir,
         eval_const,
+        locals: Vec::new(),
+        binders: Vec::new(),
+        next_slot: 0,
     };
     let mut duplicate = vec![false; program.items.len()];
     for (i, item) in program.items.iter().enumerate() {
@@ -192,12 +240,25 @@ impl Analyzer<'_> {
     fn item(&mut self, item: &ast::Item) {
         self.current = item_name(item).map(|n| n.name.clone());
         self.ctx = Ctx::Const;
+        self.locals.clear();
+        self.binders.clear();
+        item_binders(item, &mut self.binders);
         match &item.kind {
             ItemKind::Use {
                 names,
                 path,
                 path_span,
             } => self.use_item(names, path, *path_span),
+            ItemKind::Const { name, value } if self.string_value(value).is_some() => {
+                let text = self.string_value(value).unwrap_or_default();
+                self.module.strings.push(super::StrConst {
+                    name: name.name.clone(),
+                    value: text,
+                    span: item.span,
+                });
+                let sym = Symbol::Str(self.module.strings.len() - 1);
+                self.define(name, Some(sym));
+            }
             ItemKind::Const { name, value } => {
                 let v = self.expr(value).and_then(|e| self.need_const(&e));
                 let sym = v.map(|value| {
@@ -320,6 +381,8 @@ impl Analyzer<'_> {
                         kind: ExprKind::Str(_),
                         ..
                     }) => {}
+                    // A string constant prints as its text, like a literal.
+                    CallArg::Positional(x) if self.string_value(x).is_some() => {}
                     // `print(summary(s))`: the script checks and prints it.
                     CallArg::Positional(Expr {
                         kind: ExprKind::Call { callee, .. },
@@ -356,6 +419,7 @@ impl Analyzer<'_> {
                 DefKind::Model => "a model".into(),
             }),
             Some(Sym::Known(Symbol::Const(_))) => Some("a constant".into()),
+            Some(Sym::Known(Symbol::Str(_))) => Some("a string constant".into()),
             Some(Sym::Known(Symbol::Param(_))) => Some("a parameter".into()),
             _ => builtins::lookup(name).map(|_| "a builtin function".into()),
         }
@@ -435,6 +499,16 @@ impl Analyzer<'_> {
             ));
             return None;
         }
+        let inlined_depth = self.inlined_depth(&body);
+        if inlined_depth > MAX_INLINED_DEPTH {
+            self.diags.push(err::inlined_too_deep(
+                &d.name.name,
+                inlined_depth,
+                MAX_INLINED_DEPTH,
+                d.name.span,
+            ));
+            return None;
+        }
         let inlined_size = self.inlined_size(&body);
         if inlined_size > MAX_INLINED_SIZE {
             self.diags.push(err::inlines_too_much(
@@ -456,10 +530,26 @@ impl Analyzer<'_> {
             body,
             params,
             call_depth,
+            inlined_depth,
             inlined_size,
             span,
         });
         Some(Symbol::Def(self.module.defs.len() - 1))
+    }
+
+    /// The body's depth with every call expanded (a call is as deep as its
+    /// callee's body, plus its arguments'); saturating.
+    fn inlined_depth(&self, e: &TExpr) -> usize {
+        let own = match &e.kind {
+            TKind::Call { def, .. } => self.module.defs[*def].inlined_depth,
+            _ => 0,
+        };
+        let below = e
+            .children()
+            .iter()
+            .map(|c| self.inlined_depth(c))
+            .fold(own, usize::max);
+        below.saturating_add(1)
     }
 
     /// `use a, b as c from "file"`: each named definition of the model file
@@ -551,6 +641,7 @@ impl Analyzer<'_> {
             body,
             params: renamed.into_iter().map(|(_, to)| to).collect(),
             call_depth: 1,
+            inlined_depth: 1,
             inlined_size: graph.len(),
             span: local.span,
         });
@@ -725,13 +816,31 @@ impl Analyzer<'_> {
         Some(shape)
     }
 
-    fn static_str<'e>(&mut self, e: &'e Expr, what: &str) -> Option<&'e str> {
+    fn static_str(&mut self, e: &Expr, what: &str) -> Option<String> {
+        let s = self.string_value(e);
         match &e.kind {
-            ExprKind::Str(s) => Some(s),
-            _ => {
-                self.diags.push(err::expected_string(what, e.span));
-                None
+            // A misspelt string constant: "unknown name", with did-you-mean.
+            ExprKind::Name(n) if s.is_none() && !self.symbols.contains_key(n) => {
+                self.unresolved(n, e.span, false)
             }
+            _ if s.is_none() => self.diags.push(err::expected_string(what, e.span)),
+            _ => {}
+        }
+        s
+    }
+
+    /// The text of a string literal, or of a string constant's name (one a
+    /// local binding does not hide); `None` for anything else.
+    fn string_value(&self, e: &Expr) -> Option<String> {
+        match &e.kind {
+            ExprKind::Str(s) => Some(s.clone()),
+            ExprKind::Name(n) if !self.locals.iter().any(|l| l.name == *n) => {
+                match self.symbols.get(n) {
+                    Some(Sym::Known(Symbol::Str(i))) => Some(self.module.strings[*i].value.clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
         }
     }
 
@@ -751,10 +860,22 @@ impl Analyzer<'_> {
     fn mk(&mut self, kind: TKind, shape: Shape, span: Span) -> Option<TExpr> {
         self.check_size(&shape, span)?;
         let e = TExpr { kind, shape, span };
-        let foldable = !matches!(
-            e.kind,
-            TKind::Const(_) | TKind::Input | TKind::Cond | TKind::Param(_) | TKind::Call { .. }
-        ) && e.children().iter().all(|c| c.as_const().is_some());
+        let foldable = match &e.kind {
+            TKind::Const(_)
+            | TKind::Input
+            | TKind::Cond
+            | TKind::Param(_)
+            | TKind::Call { .. }
+            | TKind::Local(_)
+            | TKind::Let(..) => false,
+            // A step reads its own slots; it folds when it reads nothing else.
+            TKind::Scan(s) => {
+                s.init.as_const().is_some()
+                    && s.seq.as_const().is_some()
+                    && closed(&s.body, &[s.carry, s.elem])
+            }
+            _ => e.children().iter().all(|c| c.as_const().is_some()),
+        };
         if foldable && fold_cost(&e) <= MAX_FOLD_COST {
             let t = (self.eval_const)(&e);
             return Some(TExpr {
@@ -846,10 +967,181 @@ impl Analyzer<'_> {
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, span, allow_compare),
             ExprKind::Call { callee, args, cond } => self.call(callee, args, cond.as_deref(), span),
             ExprKind::Index { base, indices } => self.index(base, indices, span),
+            ExprKind::Let { name, value, body } => self.let_in(name, value, body, span),
+            ExprKind::Lambda { .. } => {
+                self.diags.push(err::step_outside_scan(span));
+                None
+            }
         }
     }
 
+    /// `let name = value in body`: `value` is checked where the `let`
+    /// stands (so `let r = r + 1 in ..` reads an outer `r`), `body` with
+    /// `name` bound. A constant value is substituted (so folding goes on);
+    /// any other is computed once, read through a slot.
+    fn let_in(
+        &mut self,
+        name: &ast::Ident,
+        value: &Expr,
+        body: &Expr,
+        span: Span,
+    ) -> Option<TExpr> {
+        let v = self.expr(value);
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let template = v.as_ref().map(|v| match v.as_const() {
+            Some(_) => v.clone(),
+            None => TExpr {
+                kind: TKind::Local(slot),
+                shape: v.shape.clone(),
+                span: name.span,
+            },
+        });
+        self.locals.push(Local {
+            name: name.name.clone(),
+            value: template,
+        });
+        let b = self.expr(body);
+        self.locals.pop();
+        let (v, b) = (v?, b?);
+        if v.as_const().is_some() || b.as_const().is_some() || !reads_slot(&b, slot) {
+            return Some(b);
+        }
+        let shape = b.shape.clone();
+        self.mk(TKind::Let(slot, Box::new(v), Box::new(b)), shape, span)
+    }
+
+    /// Elements of the values a step body reads from outside itself (each
+    /// distinct one once): `x`, `c`, parameters (those of called
+    /// definitions too) and outer locals.
+    fn captured(&self, body: &TExpr, params: [usize; 2]) -> usize {
+        let mut seen: Vec<String> = Vec::new();
+        let mut bound: Vec<usize> = params.to_vec();
+        self.captured_in(body, &mut bound, &mut seen)
+    }
+
+    fn captured_in(&self, e: &TExpr, bound: &mut Vec<usize>, seen: &mut Vec<String>) -> usize {
+        let mut fresh = |key: String, n: usize| {
+            if seen.contains(&key) {
+                0
+            } else {
+                seen.push(key);
+                n
+            }
+        };
+        let own = match &e.kind {
+            TKind::Input => fresh("x".into(), numel(&e.shape)),
+            TKind::Cond => fresh("c".into(), numel(&e.shape)),
+            TKind::Param(p) => fresh(format!("p {p}"), numel(&e.shape)),
+            TKind::Local(s) if !bound.contains(s) => fresh(format!("l {s}"), numel(&e.shape)),
+            TKind::Call { def, .. } => self.module.defs[*def]
+                .params
+                .iter()
+                .filter_map(|p| self.module.param(p))
+                .map(|p| fresh(format!("p {}", p.name), numel(&p.shape)))
+                .sum(),
+            _ => 0,
+        };
+        let marks = bound.len();
+        match &e.kind {
+            TKind::Let(s, ..) => bound.push(*s),
+            TKind::Scan(sc) => bound.extend([sc.carry, sc.elem]),
+            _ => {}
+        }
+        let inner: usize = e
+            .children()
+            .iter()
+            .map(|c| self.captured_in(c, bound, seen))
+            .sum();
+        bound.truncate(marks);
+        own + inner
+    }
+
+    /// `scan(init, xs, (s, xt) => body)` / `fold(..)`: the step is checked
+    /// with `s` bound to the carry's shape and `xt` to one element of `xs`.
+    fn scan(&mut self, sig: &Sig, b: &builtins::Bound, span: Span) -> Option<TExpr> {
+        let init = self.expr(b.get(sig, "init")?);
+        let seq_e = b.get(sig, "xs")?;
+        let seq = self.expr(seq_e);
+        let step = b.get(sig, "step")?;
+        let ExprKind::Lambda { params, body } = &step.kind else {
+            self.diags.push(err::expected_step(sig.name, step.span));
+            return None;
+        };
+        let (init, seq) = (init?, seq?);
+        if seq.shape.is_empty() {
+            self.diags.push(err::scan_scalar(sig.name, seq_e.span));
+            return None;
+        }
+        let [carry_name, elem_name] = &params[..] else {
+            self.diags.push(err::step_arity(params.len(), step.span));
+            return None;
+        };
+        if carry_name.name == elem_name.name {
+            self.diags.push(err::duplicate_argument(elem_name));
+            return None;
+        }
+        let mut carry_shape = vec![seq.shape[0]];
+        carry_shape.extend(&init.shape);
+        self.check_size(&carry_shape, span)?;
+        let (carry, elem) = (self.next_slot, self.next_slot + 1);
+        self.next_slot += 2;
+        let local = |slot: usize, shape: &[usize], at: Span| TExpr {
+            kind: TKind::Local(slot),
+            shape: shape.to_vec(),
+            span: at,
+        };
+        self.locals.push(Local {
+            name: carry_name.name.clone(),
+            value: Some(local(carry, &init.shape, carry_name.span)),
+        });
+        self.locals.push(Local {
+            name: elem_name.name.clone(),
+            value: Some(local(elem, &seq.shape[1..], elem_name.span)),
+        });
+        let body_t = self.expr(body);
+        self.locals.truncate(self.locals.len() - 2);
+        let body_t = body_t?;
+        if body_t.shape != init.shape {
+            self.diags.push(err::step_shape(
+                &init.shape,
+                &body_t.shape,
+                body.span,
+                init.span,
+            ));
+            return None;
+        }
+        let per_step =
+            numel(&init.shape) + numel(&seq.shape[1..]) + self.captured(&body_t, [carry, elem]);
+        let stored = seq.shape[0].saturating_mul(per_step);
+        if stored > MAX_SCAN_VALUES {
+            self.diags
+                .push(err::scan_too_large(stored, MAX_SCAN_VALUES, span));
+            return None;
+        }
+        let last = sig.name == "fold";
+        let shape = if last {
+            init.shape.clone()
+        } else {
+            carry_shape
+        };
+        let scan = ScanExpr {
+            init,
+            seq,
+            carry,
+            elem,
+            body: body_t,
+            last,
+        };
+        self.mk(TKind::Scan(Box::new(scan)), shape, span)
+    }
+
     fn name(&mut self, n: &str, span: Span) -> Option<TExpr> {
+        if let Some(l) = self.locals.iter().rev().find(|l| l.name == n) {
+            let mut t = l.value.clone()?;
+            t.span = span;
+            return Some(t);
+        }
         if let Ctx::Def { input, cond, .. } = &self.ctx {
             if n == input.name {
                 let shape = input.shape.clone();
@@ -872,6 +1164,12 @@ impl Analyzer<'_> {
                     shape,
                     span,
                 })
+            }
+            Some(Sym::Known(Symbol::Str(i))) => {
+                let value = self.module.strings[i].value.clone();
+                self.diags
+                    .push(err::string_const_not_tensor(n, &value, span));
+                None
             }
             Some(Sym::Known(Symbol::Param(i))) => {
                 if matches!(self.ctx, Ctx::Const) {
@@ -913,7 +1211,11 @@ impl Analyzer<'_> {
 
     /// Reports a name that is not (yet) defined.
     fn unresolved(&mut self, n: &str, span: Span, call: bool) {
-        if self.current.as_deref() == Some(n) {
+        let binder = self.binders.iter().find(|(b, _)| b == n).map(|(_, k)| *k);
+        if let (Some(binder), false) = (binder, call) {
+            self.diags
+                .push(err::local_out_of_scope(n, binder == Binder::Step, span));
+        } else if self.current.as_deref() == Some(n) {
             self.diags.push(err::recursive(n, span));
         } else if let Some(def) = self.all_names.get(n) {
             // Once per name and item: later uses would repeat the same advice.
@@ -1209,13 +1511,25 @@ impl Analyzer<'_> {
                     let i = if i < 0 { i + d } else { i } as usize;
                     let mut shape = t.shape.clone();
                     shape[axis] = 1;
-                    t = self.slice(t, axis, i, shape, span)?;
+                    t = self.slice(t, axis, (i, 1), shape, span)?;
                 }
                 IndexItem::Range {
                     start,
                     end,
+                    step,
                     span: rspan,
                 } => {
+                    let step = match step {
+                        Some(e) => {
+                            let v = self.static_int(e, "a slice step")?;
+                            if v < 1 {
+                                self.diags.push(err::bad_slice_step(v, e.span));
+                                return None;
+                            }
+                            v
+                        }
+                        None => 1,
+                    };
                     let d = dim as i64;
                     let norm = |v: i64| if v < 0 { v + d } else { v };
                     let s = match start {
@@ -1231,9 +1545,10 @@ impl Analyzer<'_> {
                         return None;
                     }
                     let mut shape = t.shape.clone();
-                    shape[axis] = (en - s) as usize;
+                    // NumPy: ⌈(end − start) / step⌉ elements.
+                    shape[axis] = ((en - s + step - 1) / step) as usize;
                     keep.push(axis);
-                    t = self.slice(t, axis, s as usize, shape, span)?;
+                    t = self.slice(t, axis, (s as usize, step as usize), shape, span)?;
                 }
             }
         }
@@ -1287,14 +1602,16 @@ impl Analyzer<'_> {
         &mut self,
         t: TExpr,
         axis: usize,
-        start: usize,
+        (start, step): (usize, usize),
         shape: Shape,
         span: Span,
     ) -> Option<TExpr> {
         if shape == t.shape {
             return Some(t);
         }
-        self.mk(TKind::Slice(Box::new(t), axis, start), shape, span)
+        // One element: its step does not matter.
+        let step = if shape[axis] == 1 { 1 } else { step };
+        self.mk(TKind::Slice(Box::new(t), axis, start, step), shape, span)
     }
 
     // ----- calls -----
@@ -1607,6 +1924,7 @@ impl Analyzer<'_> {
                 self.mk(TKind::StopGradient(Box::new(x)), shape, span)
             }
             "avg_pool2d" | "max_pool2d" => self.pool2d(sig, b, span),
+            "scan" | "fold" => self.scan(sig, b, span),
             "flatten" => self.flatten(sig, b, span),
             // invariant: the builtin table routes only the names matched above to this function.
             other => unreachable!("tensor builtin {other}"),
@@ -1752,13 +2070,13 @@ impl Analyzer<'_> {
         let path = self.static_str(pe, "a file path")?;
         let key = match b.get(sig, "key") {
             None => data::Key::All,
-            Some(ke) => match &ke.kind {
-                ExprKind::Str(s) if s.is_empty() => data::Key::All,
-                ExprKind::Str(s) => data::Key::One(s.clone()),
-                ExprKind::Tensor(items) => {
+            Some(ke) => match (&ke.kind, self.string_value(ke)) {
+                (_, Some(s)) if s.is_empty() => data::Key::All,
+                (_, Some(s)) => data::Key::One(s),
+                (ExprKind::Tensor(items), None) => {
                     let mut keys = Vec::new();
                     for it in items {
-                        keys.push(self.static_str(it, "a column name")?.to_string());
+                        keys.push(self.static_str(it, "a column name")?);
                     }
                     data::Key::Many(keys)
                 }
@@ -1768,7 +2086,7 @@ impl Analyzer<'_> {
                 }
             },
         };
-        let full = self.base_dir.join(path);
+        let full = self.base_dir.join(&path);
         let key_span = b.get(sig, "key").map(|k| k.span).unwrap_or(pe.span);
         match data::load(&full, &key) {
             Ok(a) if a.data.len() > MAX_CONST_ELEMS || a.shape.len() > MAX_RANK => {
@@ -1778,7 +2096,7 @@ impl Analyzer<'_> {
             Ok(a) => Some(a),
             Err(e) => {
                 self.diags
-                    .push(err::data_error(&e, path, pe.span, key_span));
+                    .push(err::data_error(&e, &path, pe.span, key_span));
                 None
             }
         }
@@ -1975,6 +2293,99 @@ impl Analyzer<'_> {
     }
 }
 
+/// Whether `e` reads `Local(slot)`.
+fn reads_slot(e: &TExpr, slot: usize) -> bool {
+    matches!(e.kind, TKind::Local(s) if s == slot)
+        || e.children().iter().any(|c| reads_slot(c, slot))
+}
+
+/// Whether `e` reads nothing but constants and the given slots (and the
+/// slots it binds itself): a closed expression that constant folding may
+/// evaluate.
+fn closed(e: &TExpr, slots: &[usize]) -> bool {
+    match &e.kind {
+        TKind::Input | TKind::Cond | TKind::Param(_) | TKind::Call { .. } | TKind::Imported(_) => {
+            false
+        }
+        TKind::Local(s) => slots.contains(s),
+        TKind::Let(s, v, b) => {
+            let mut inner = slots.to_vec();
+            inner.push(*s);
+            closed(v, slots) && closed(b, &inner)
+        }
+        TKind::Scan(sc) => {
+            let mut inner = slots.to_vec();
+            inner.extend([sc.carry, sc.elem]);
+            closed(&sc.init, slots) && closed(&sc.seq, slots) && closed(&sc.body, &inner)
+        }
+        _ => e.children().iter().all(|c| closed(c, slots)),
+    }
+}
+
+/// The local names an item binds (`let .. in`, step parameters), anywhere.
+fn item_binders(item: &ast::Item, out: &mut Vec<(String, Binder)>) {
+    let exprs: Vec<&Expr> = match &item.kind {
+        ItemKind::Const { value, .. }
+        | ItemKind::Data { value, .. }
+        | ItemKind::Let { value, .. } => vec![value],
+        ItemKind::Param { init, .. } => vec![init],
+        ItemKind::Energy(def) | ItemKind::Model { def, .. } => vec![&def.body],
+        ItemKind::Expr(e) => vec![e],
+        ItemKind::Use { .. } => vec![],
+    };
+    for e in exprs {
+        expr_binders(e, out);
+    }
+}
+
+fn expr_binders(e: &Expr, out: &mut Vec<(String, Binder)>) {
+    match &e.kind {
+        ExprKind::Number(_) | ExprKind::Str(_) | ExprKind::Name(_) => {}
+        ExprKind::Tensor(items) => items.iter().for_each(|i| expr_binders(i, out)),
+        ExprKind::Unary { operand, .. } => expr_binders(operand, out),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            expr_binders(lhs, out);
+            expr_binders(rhs, out);
+        }
+        ExprKind::Call { args, cond, .. } => {
+            for a in args {
+                match a {
+                    CallArg::Positional(v) | CallArg::Keyword { value: v, .. } => {
+                        expr_binders(v, out)
+                    }
+                }
+            }
+            if let Some(c) = cond {
+                expr_binders(c, out);
+            }
+        }
+        ExprKind::Index { base, indices } => {
+            expr_binders(base, out);
+            for ix in indices {
+                match ix {
+                    IndexItem::At(v) => expr_binders(v, out),
+                    IndexItem::Range {
+                        start, end, step, ..
+                    } => {
+                        for v in [start, end, step].into_iter().flatten() {
+                            expr_binders(v, out);
+                        }
+                    }
+                }
+            }
+        }
+        ExprKind::Let { name, value, body } => {
+            out.push((name.name.clone(), Binder::Let));
+            expr_binders(value, out);
+            expr_binders(body, out);
+        }
+        ExprKind::Lambda { params, body } => {
+            out.extend(params.iter().map(|p| (p.name.clone(), Binder::Step)));
+            expr_binders(body, out);
+        }
+    }
+}
+
 fn callee_name(e: &Expr) -> Option<&str> {
     match &e.kind {
         ExprKind::Call { callee, .. } => Some(&callee.name),
@@ -2010,6 +2421,9 @@ impl<'m> ScriptScope<'m> {
                 depth: 0,
                 base_dir: &module.base_dir,
                 eval_const,
+                locals: Vec::new(),
+                binders: Vec::new(),
+                next_slot: 0,
             },
             source: module,
         }
@@ -2022,6 +2436,11 @@ impl<'m> ScriptScope<'m> {
         for (i, c) in m.consts.iter().enumerate() {
             if c.span.start < e.span.start {
                 symbols.insert(c.name.clone(), Sym::Known(Symbol::Const(i)));
+            }
+        }
+        for (i, c) in m.strings.iter().enumerate() {
+            if c.span.start < e.span.start {
+                symbols.insert(c.name.clone(), Sym::Known(Symbol::Str(i)));
             }
         }
         for (i, p) in m.params.iter().enumerate() {
@@ -2048,6 +2467,9 @@ impl<'m> ScriptScope<'m> {
         a.current = None;
         a.depth = 0;
         a.diags.clear();
+        a.locals.clear();
+        a.binders.clear();
+        expr_binders(e, &mut a.binders);
         let r = a.expr(e);
         let diags = std::mem::take(&mut a.diags);
         match r {
@@ -2061,6 +2483,7 @@ impl<'m> ScriptScope<'m> {
 fn script_names(m: &Module) -> Vec<(&str, Span)> {
     let mut v: Vec<(&str, Span)> = Vec::new();
     v.extend(m.consts.iter().map(|c| (c.name.as_str(), c.span)));
+    v.extend(m.strings.iter().map(|c| (c.name.as_str(), c.span)));
     v.extend(
         m.params
             .iter()

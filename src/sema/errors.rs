@@ -388,12 +388,125 @@ pub fn init_takes_no_args(name: &str, span: Span) -> Diagnostic {
     .with_help(format!("write `~ {name}`"))
 }
 
+pub fn bad_slice_step(step: i64, span: Span) -> Diagnostic {
+    let d = Diagnostic::new(
+        "E0326",
+        span,
+        format!("expected a positive slice step, found {step}"),
+    )
+    .with_label("steps must be 1 or more");
+    if step < 0 {
+        d.with_note("negative steps (reversed slices) are not supported")
+    } else {
+        d
+    }
+}
+
+/// `step`: bound by a step function's parameter list, else by `let`.
+pub fn local_out_of_scope(name: &str, step: bool, span: Span) -> Diagnostic {
+    let label = "not in scope here";
+    let note = if step {
+        format!("a step function `({name}, ..) => BODY` binds `{name}` only inside BODY")
+    } else {
+        format!("`let {name} = .. in BODY` binds `{name}` only inside BODY, after `in`")
+    };
+    Diagnostic::new(
+        "E0221",
+        span,
+        format!("expected a name in scope, found `{name}`, a local name used outside its scope"),
+    )
+    .with_label(label)
+    .with_note(note)
+}
+
+pub fn step_outside_scan(span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0219",
+        span,
+        "expected a value, found a step function `(..) => ..`",
+    )
+    .with_label("a step function is not a value")
+    .with_help(
+        "step functions are the last argument of `scan(init, xs, (s, xt) => ..)` and `fold(..)`",
+    )
+}
+
+pub fn expected_step(func: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0222",
+        span,
+        format!("expected a step function `(s, xt) => ..` as the last argument of `{func}`, found another expression"),
+    )
+    .with_label("not a step function")
+    .with_help(format!("write `{func}(init, xs, (s, xt) => NEXT)`: `s` is the carry, `xt` one element of `xs`"))
+}
+
+pub fn step_arity(n: usize, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0222",
+        span,
+        format!(
+            "expected a step function of 2 parameters (the carry and one element), found {}",
+            plural(n, "parameter")
+        ),
+    )
+    .with_label("takes `(s, xt)`")
+}
+
+pub fn scan_scalar(func: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0324",
+        span,
+        format!(
+            "expected a tensor to `{func}` over (its first axis is the sequence), found a scalar"
+        ),
+    )
+    .with_label("nothing to iterate over")
+}
+
+pub fn scan_too_large(stored: usize, max: usize, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0327",
+        span,
+        format!("expected a scan that stores at most {max} values per sample, found {stored}"),
+    )
+    .with_label("too much to keep for its gradient")
+    .with_note("a scan keeps, per element of the sequence, its carry, the element and the adjoints of what the step reads (x, parameters, outer values)")
+    .with_help("scan a shorter sequence, or split it into several scans")
+}
+
+pub fn step_shape(carry: &[usize], found: &[usize], span: Span, init: Span) -> Diagnostic {
+    let _ = init;
+    Diagnostic::new(
+        "E0325",
+        span,
+        format!(
+            "expected the step to return the carry's shape {}, found {}",
+            st(carry),
+            st(found)
+        ),
+    )
+    .with_label(format!("has shape {}", st(found)))
+    .with_note("the carry keeps the shape of `init` at every step")
+}
+
 pub fn too_deep(span: Span) -> Diagnostic {
+    let max = crate::syntax::errors::MAX_EXPR_DEPTH as usize + 100;
     Diagnostic::new(
         "E0213",
         span,
-        "expected an expression nested at most 600 levels deep, found a deeper one",
+        format!("expected an expression nested at most {max} levels deep, found a deeper one"),
     )
+}
+
+pub fn inlined_too_deep(name: &str, depth: usize, max: usize, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0214",
+        span,
+        format!("expected `{name}` to nest at most {max} levels deep with its calls inlined, found {depth}"),
+    )
+    .with_note("each call is inlined: a call is as deep as its callee's body")
+    .with_help("use `let` for values used more than once, or `scan`/`fold` for a recurrence")
 }
 
 pub fn calls_too_deep(name: &str, max: usize, span: Span) -> Diagnostic {
@@ -693,6 +806,18 @@ pub fn onehot_range(i: i64, n: usize, span: Span) -> Diagnostic {
 
 pub fn string_not_tensor(span: Span) -> Diagnostic {
     Diagnostic::new("E0316", span, "expected a tensor, found a string")
+}
+
+pub fn string_const_not_tensor(name: &str, value: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0316",
+        span,
+        format!("expected a tensor, found the string constant `{name}`"),
+    )
+    .with_label(format!("`{name}` is the string {value:?}"))
+    .with_note(
+        "string constants stand for file paths and keys (`load(path)`, `csv(path)`), not numbers",
+    )
 }
 
 pub fn expected_string(what: &str, span: Span) -> Diagnostic {

@@ -20,6 +20,7 @@ use crate::ir::{Axes, BinaryOp};
 use crate::syntax::ast;
 
 pub use crate::ir::Shape;
+pub use crate::stack::with_big_stack;
 pub use check::ScriptScope;
 
 /// A compile-time tensor (f64, row-major).
@@ -87,8 +88,9 @@ pub enum TKind {
     /// Row-major reshape to `shape`.
     Reshape(Box<TExpr>),
     Transpose(Box<TExpr>, Vec<usize>),
-    /// `Slice(x, axis, start)`: `shape[axis]` elements from `start`.
-    Slice(Box<TExpr>, usize, usize),
+    /// `Slice(x, axis, start, step)`: `shape[axis]` elements from `start`,
+    /// every `step`-th.
+    Slice(Box<TExpr>, usize, usize, usize),
     /// `where(c, a, b)`, all broadcast to `shape`; `c` is non-zero for true.
     Where(Box<TExpr>, Box<TExpr>, Box<TExpr>),
     StopGradient(Box<TExpr>),
@@ -101,6 +103,29 @@ pub enum TKind {
         x: Box<TExpr>,
         cond: Option<Box<TExpr>>,
     },
+    /// `let` in an expression: `Let(slot, value, body)` computes `value`
+    /// once; `body` reads it as `Local(slot)`. Slots are unique within a
+    /// module, so inlined bodies never clash.
+    Let(usize, Box<TExpr>, Box<TExpr>),
+    /// A `let`-bound value or a step function's parameter, by slot.
+    Local(usize),
+    /// `scan`/`fold` over the leading axis of a sequence.
+    Scan(Box<ScanExpr>),
+}
+
+/// `scan(init, xs, (s, xt) => body)`: s₀ = init, sₜ = body(sₜ₋₁, xs[t]);
+/// the value is every carry stacked, `[T, ..carry]`, or with `last` (for
+/// `fold`) the final carry alone. `body` reads the carry as
+/// `Local(carry)` and the element as `Local(elem)`; any other name it uses
+/// (x, c, parameters, outer locals) is captured from the enclosing body.
+#[derive(Clone, Debug)]
+pub struct ScanExpr {
+    pub init: TExpr,
+    pub seq: TExpr,
+    pub carry: usize,
+    pub elem: usize,
+    pub body: TExpr,
+    pub last: bool,
 }
 
 /// A definition's graph from a model file, with the names its parameters
@@ -134,15 +159,20 @@ impl TExpr {
     /// The direct operands.
     pub fn children(&self) -> Vec<&TExpr> {
         match &self.kind {
-            TKind::Const(_) | TKind::Input | TKind::Cond | TKind::Param(_) | TKind::Imported(_) => {
-                vec![]
-            }
+            TKind::Const(_)
+            | TKind::Input
+            | TKind::Cond
+            | TKind::Param(_)
+            | TKind::Imported(_)
+            | TKind::Local(_) => vec![],
+            TKind::Let(_, v, b) => vec![v, b],
+            TKind::Scan(s) => vec![&s.init, &s.seq, &s.body],
             TKind::Unary(_, a)
             | TKind::PowConst(a, _)
             | TKind::Reduce(_, a, _)
             | TKind::Reshape(a)
             | TKind::Transpose(a, _)
-            | TKind::Slice(a, _, _)
+            | TKind::Slice(a, ..)
             | TKind::StopGradient(a) => vec![a],
             TKind::Binary(_, a, b) | TKind::MatMul(a, b) => vec![a, b],
             TKind::Where(a, b, c) => vec![a, b, c],
@@ -187,6 +217,9 @@ pub struct DefInfo {
     pub params: Vec<String>,
     /// 1 + the deepest chain of definitions this one inlines (bounded by sema).
     pub call_depth: usize,
+    /// The body's depth with every call expanded: how deep lowering
+    /// recurses (bounded by sema).
+    pub inlined_depth: usize,
     /// An upper bound on the operations of the body with every call
     /// expanded (bounded by sema, so that lowering stays small).
     pub inlined_size: usize,
@@ -289,6 +322,15 @@ pub struct ConstDef {
     pub span: Span,
 }
 
+/// A named string: `const path = "data/y.csv"`, usable wherever a string
+/// literal is (file paths of `load`, `csv`, `save`, ..., keys, `print`).
+#[derive(Clone, Debug)]
+pub struct StrConst {
+    pub name: String,
+    pub value: String,
+    pub span: Span,
+}
+
 /// A top-level statement (`print(..)`, `let s = sample(..)`, `data d = ..`).
 #[derive(Clone, Debug)]
 pub struct Statement {
@@ -310,6 +352,8 @@ pub struct Statement {
 #[derive(Clone, Debug, Default)]
 pub struct Module {
     pub consts: Vec<ConstDef>,
+    /// String constants, in source order.
+    pub strings: Vec<StrConst>,
     /// All parameters (explicit and primitive-created), in creation order.
     pub params: Vec<Param>,
     pub defs: Vec<DefInfo>,
@@ -324,6 +368,13 @@ impl Module {
     }
     pub fn def_index(&self, name: &str) -> Option<usize> {
         self.defs.iter().position(|d| d.name == name)
+    }
+    /// The string constant `name` defined before byte `before` of the source.
+    pub fn string(&self, name: &str, before: u32) -> Option<&str> {
+        self.strings
+            .iter()
+            .find(|c| c.name == name && c.span.start < before)
+            .map(|c| c.value.as_str())
     }
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
@@ -361,33 +412,6 @@ pub fn analyze(
     with_big_stack(|| check::analyze(program, base_dir, eval_const))
 }
 
-/// Runs `f` on a thread with a large stack. The checker and the lowering are
-/// recursive over expressions the parser allows to be a few hundred levels
-/// deep; debug builds need more than a test thread's 2 MiB for that. The
-/// memory is only reserved, not touched, unless used.
-pub fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    const STACK: usize = 256 << 20;
-    let mut slot = Some(f);
-    let done = std::thread::scope(|s| {
-        let taken = &mut slot;
-        let spawned = std::thread::Builder::new()
-            .name("ebm-sema".into())
-            .stack_size(STACK)
-            .spawn_scoped(s, move || taken.take().map(|f| f()));
-        match spawned {
-            Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
-            Err(_) => None,
-        }
-    });
-    match (done, slot) {
-        (Some(v), _) => v,
-        // No thread could be started: run here, with the current stack.
-        (None, Some(f)) => f(),
-        // invariant: the scoped thread either returned `f`'s value or its panic was resumed above.
-        (None, None) => unreachable!("the thread took `f` and returned its value"),
-    }
-}
-
 /// `[2, 3]`, `[]` for scalars.
 pub fn shape_text(shape: &[usize]) -> String {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
@@ -404,6 +428,8 @@ pub const MAX_ELEMS: usize = 1 << 31;
 #[derive(Clone, Debug)]
 pub(crate) enum Symbol {
     Const(usize),
+    /// A string constant (`Module::strings`).
+    Str(usize),
     Param(usize),
     Def(usize),
     /// `data`/`let` names: run-time values, not tensors.

@@ -124,6 +124,17 @@ pub enum ExprKind {
         base: Box<Expr>,
         indices: Vec<IndexItem>,
     },
+    /// `let name = value in body`: `name` is bound to `value` in `body` only.
+    Let {
+        name: Ident,
+        value: Box<Expr>,
+        body: Box<Expr>,
+    },
+    /// `(s, xt) => body`: a step function; only `scan`/`fold` take one.
+    Lambda {
+        params: Vec<Ident>,
+        body: Box<Expr>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,10 +203,12 @@ impl CallArg {
 pub enum IndexItem {
     /// `x[i]`: selects one element along the axis and removes it.
     At(Expr),
-    /// `x[a:b]`, `x[:b]`, `x[a:]`, `x[:]`: a contiguous range, step 1.
+    /// `x[a:b]`, `x[:b]`, `x[a:]`, `x[:]`, `x[a:b:s]`, `x[::s]`: a range,
+    /// every `step`-th element (1 when omitted).
     Range {
         start: Option<Expr>,
         end: Option<Expr>,
+        step: Option<Expr>,
         span: Span,
     },
 }

@@ -21,10 +21,12 @@
 
 use crate::diag::{Diagnostic, Span};
 
-/// How deeply brackets, prefix operators and `^` chains may nest.
-pub const MAX_NESTING: usize = 200;
-/// How deep an expression's syntax tree may be (long operator chains).
-pub const MAX_EXPR_DEPTH: u32 = 512;
+/// How deeply brackets, `let` and step-function bodies, prefix operators
+/// and `^` chains may nest.
+pub const MAX_NESTING: usize = 2000;
+/// How deep an expression's syntax tree may be (long operator chains:
+/// a sum of this many terms).
+pub const MAX_EXPR_DEPTH: u32 = 10_000;
 /// The largest source file the front end accepts.
 pub const MAX_SOURCE_BYTES: usize = 2 * 1024 * 1024;
 
@@ -124,11 +126,11 @@ pub fn too_deep(at: Span) -> Diagnostic {
         "E0106",
         at,
         format!(
-            "expected at most {MAX_NESTING} levels of nested brackets and prefix operators, found more"
+            "expected at most {MAX_NESTING} levels of nested brackets, `let`s and prefix operators, found more"
         ),
     )
     .with_label("nested too deeply")
-    .with_help("split the expression into several definitions")
+    .with_help("bind parts with `let NAME = .. in ..` at one level, or split the expression into several definitions")
 }
 
 pub fn tree_too_deep(at: Span) -> Diagnostic {
@@ -140,7 +142,7 @@ pub fn tree_too_deep(at: Span) -> Diagnostic {
         ),
     )
     .with_label("the expression is too long here")
-    .with_help("split the expression into several definitions")
+    .with_help("sum a tensor (`sum(..)`) or use `fold` instead of a long chain, or split the expression into several definitions")
 }
 
 /// The generic parse error: `expected` and `found` are already in words.

@@ -42,7 +42,7 @@ fn want(rule: Rule) -> Option<(Want, bool)> {
         kw_const | kw_param | kw_energy | kw_model | kw_data | kw_let | const_item | param_item
         | energy_item | model_item | data_item | let_item => (Want::Definition, false),
         number | bad_number | string | call | paren | tensor | neg | not_op | expr | expr_item
-        | kwarg | key => (Want::Expression, false),
+        | kwarg | key | let_expr | let_kw | lambda => (Want::Expression, false),
         name => (Want::Name, false),
         shape => (Want::Shape, false),
         arg => (Want::Name, false),
@@ -54,6 +54,8 @@ fn want(rule: Rule) -> Option<(Want, bool)> {
         comma => (Want::Token(","), false),
         tilde => (Want::Token("~"), false),
         arrow => (Want::Token("->"), false),
+        kw_in => (Want::Token("in"), false),
+        fat_arrow => (Want::Token("=>"), false),
         rparen => (Want::Token(")"), false),
         rbracket => (Want::Token("]"), false),
         EOI => (Want::EndOfLine, false),
@@ -247,6 +249,10 @@ pub fn describe(
         d = d.with_help("a definition takes one sample argument and at most one conditioning argument after `|`");
     } else if found_text == "*" && prev.is_some_and(|(p, _)| p == "*") {
         d = d.with_help("powers are written `x ^ 2`");
+    } else if wanted.contains(&Want::Token("in")) {
+        d = d.with_help("a local binding is `let NAME = VALUE in BODY`");
+    } else if wanted.contains(&Want::Token("=>")) {
+        d = d.with_help("a step function is `(s, xt) => BODY`");
     } else if found_text == "=" && prev.is_some_and(|(p, _)| p == "=") {
         d = d.with_help("there is no `==`; comparisons are `<`, `<=`, `>`, `>=`");
     }

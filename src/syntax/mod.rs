@@ -16,9 +16,11 @@ mod scan;
 
 use crate::diag::Diagnostic;
 
-/// Parses a whole script. Never panics, whatever the input.
+/// Parses a whole script. Never panics, whatever the input; runs on a
+/// thread with a large stack (`crate::stack`), as parsing recurses once per
+/// level of nesting.
 pub fn parse(source: &str) -> Result<ast::Program, Vec<Diagnostic>> {
-    parser::parse(source)
+    crate::stack::with_big_stack(|| parser::parse(source))
 }
 #[cfg(test)]
 mod tests;

@@ -371,8 +371,67 @@ impl<'s> Line<'s> {
                 make(ExprKind::Tensor(elems), span, depth + 1, false, span)
             }
             Rule::call => self.call(pair, nest),
+            Rule::let_expr => self.let_expr(pair, nest),
+            Rule::lambda => self.lambda(pair, nest),
             _ => Err(internal(span)),
         }
+    }
+
+    /// `let name = value in body`.
+    fn let_expr(&self, pair: Pair<Rule>, nest: usize) -> Built {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut exprs = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::name => name = Some(self.ident(p)),
+                Rule::expr => exprs.push(self.node(p, nest)?),
+                _ => {}
+            }
+        }
+        let name = name.ok_or_else(|| internal(span))?;
+        let (Some(body), Some(value)) = (exprs.pop(), exprs.pop()) else {
+            return Err(internal(span));
+        };
+        let depth = value.depth.max(body.depth) + 1;
+        let at = name.span;
+        make(
+            ExprKind::Let {
+                name,
+                value: Box::new(value.expr),
+                body: Box::new(body.expr),
+            },
+            span,
+            depth,
+            false,
+            at,
+        )
+    }
+
+    /// `(a, b) => body`.
+    fn lambda(&self, pair: Pair<Rule>, nest: usize) -> Built {
+        let span = self.span(&pair);
+        let mut params = Vec::new();
+        let mut body = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::name => params.push(self.ident(p)),
+                Rule::expr => body = Some(self.node(p, nest)?),
+                _ => {}
+            }
+        }
+        let body = body.ok_or_else(|| internal(span))?;
+        let depth = body.depth + 1;
+        make(
+            ExprKind::Lambda {
+                params,
+                body: Box::new(body.expr),
+            },
+            span,
+            depth,
+            false,
+            span,
+        )
     }
 
     fn call(&self, pair: Pair<Rule>, nest: usize) -> Built {
@@ -424,29 +483,31 @@ impl<'s> Line<'s> {
 
     fn index_item(&self, pair: Pair<Rule>, nest: usize) -> Result<(IndexItem, u32), Diagnostic> {
         let span = self.span(&pair);
-        let mut start = None;
-        let mut end = None;
-        let mut colon = false;
+        // The parts before the first colon, between the colons, after the second.
+        let mut parts: [Option<Expr>; 3] = [None, None, None];
+        let mut colons = 0;
         let mut depth = 0;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::colon => colon = true,
+                Rule::colon => colons += 1,
                 Rule::expr => {
                     let n = self.node(p, nest)?;
                     depth = depth.max(n.depth);
-                    if colon {
-                        end = Some(n.expr);
-                    } else {
-                        start = Some(n.expr);
-                    }
+                    parts[colons.min(2)] = Some(n.expr);
                 }
                 _ => {}
             }
         }
-        let item = match (colon, start) {
-            (false, Some(e)) => IndexItem::At(e),
-            (false, None) => return Err(internal(span)),
-            (true, start) => IndexItem::Range { start, end, span },
+        let [start, end, step] = parts;
+        let item = match (colons, start) {
+            (0, Some(e)) => IndexItem::At(e),
+            (0, None) => return Err(internal(span)),
+            (_, start) => IndexItem::Range {
+                start,
+                end,
+                step,
+                span,
+            },
         };
         Ok((item, depth))
     }

@@ -9,6 +9,11 @@ use std::fmt::Write as _;
 use super::ast::*;
 
 pub fn print(program: &Program) -> String {
+    // Recursive over expressions as deep as the parser allows.
+    crate::stack::with_big_stack(|| print_items(program))
+}
+
+fn print_items(program: &Program) -> String {
     let mut out = String::new();
     for item in &program.items {
         item_to(&mut out, item);
@@ -162,15 +167,34 @@ fn expr_to(out: &mut String, expr: &Expr) {
                 out.push(' ');
                 match ix {
                     IndexItem::At(e) => expr_to(out, e),
-                    IndexItem::Range { start, end, .. } => {
+                    IndexItem::Range {
+                        start, end, step, ..
+                    } => {
                         out.push_str("(: ");
                         opt_to(out, start.as_ref());
                         out.push(' ');
                         opt_to(out, end.as_ref());
+                        if let Some(s) = step {
+                            out.push(' ');
+                            expr_to(out, s);
+                        }
                         out.push(')');
                     }
                 }
             }
+            out.push(')');
+        }
+        ExprKind::Let { name, value, body } => {
+            let _ = write!(out, "(let {} ", name.name);
+            expr_to(out, value);
+            out.push(' ');
+            expr_to(out, body);
+            out.push(')');
+        }
+        ExprKind::Lambda { params, body } => {
+            let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+            let _ = write!(out, "(fn ({}) ", names.join(" "));
+            expr_to(out, body);
             out.push(')');
         }
     }

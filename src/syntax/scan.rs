@@ -5,7 +5,10 @@
 //! cleaned copy of the text *with the same byte offsets*: comments become
 //! spaces and newlines inside `(..)` / `[..]` become spaces. The cleaned text
 //! splits into logical lines at the remaining newlines, one item per line.
-//! Because nesting is bounded here, pest's recursion is bounded too.
+//! Because nesting is bounded here, pest's recursion is bounded too: the
+//! depth counts open brackets and the open bodies of `let .. in` and
+//! `(..) =>`, which nest like brackets (each body runs to the end of the
+//! enclosing bracket or line).
 
 use super::errors::{self, MAX_NESTING, MAX_SOURCE_BYTES};
 use crate::diag::Diagnostic;
@@ -28,6 +31,7 @@ pub fn scan(source: &str) -> Result<Scanned, Diagnostic> {
     let mut lines = Vec::new();
     let mut line_start = 0;
     let mut stack: Vec<(usize, char)> = Vec::new();
+    let mut bodies = Bodies::default();
     let mut chars = source.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         match c {
@@ -68,9 +72,8 @@ pub fn scan(source: &str) -> Result<Scanned, Diagnostic> {
             }
             '(' | '[' => {
                 stack.push((i, c));
-                if stack.len() > MAX_NESTING {
-                    return Err(errors::too_deep(crate::diag::Span::new(i, i + 1)));
-                }
+                bodies.open.push(0);
+                bodies.check(stack.len(), i, 1)?;
             }
             ')' | ']' => match stack.pop() {
                 None => return Err(errors::unmatched_close(i, c)),
@@ -78,9 +81,21 @@ pub fn scan(source: &str) -> Result<Scanned, Diagnostic> {
                     if (open == '(') != (c == ')') {
                         return Err(errors::mismatched_close(i, c, open_at, open, source));
                     }
+                    bodies.close();
                 }
             },
-            '\n' => handle_newline(source, &mut clean, i, &stack, &mut lines, &mut line_start)?,
+            '\n' => {
+                handle_newline(source, &mut clean, i, &stack, &mut lines, &mut line_start)?;
+                if stack.is_empty() {
+                    bodies = Bodies::default();
+                }
+            }
+            '=' if source[i + 1..].starts_with('>') => bodies.begin(stack.len(), i, 2)?,
+            c if (c.is_ascii_alphabetic() || c == '_') && word_start(bytes, i) => {
+                if word_at(source, i) == "let" && !first_word(bytes, line_start, i) {
+                    bodies.begin(stack.len(), i, 3)?;
+                }
+            }
             c if c.is_ascii_alphanumeric() => {}
             ' ' | '\t' | '\r' | '_' | '+' | '-' | '*' | '/' | '^' | '@' | '<' | '>' | '=' | ','
             | ':' | '|' | '~' | '.' => {}
@@ -95,6 +110,67 @@ pub fn scan(source: &str) -> Result<Scanned, Diagnostic> {
     let clean = String::from_utf8(clean)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     Ok(Scanned { clean, lines })
+}
+
+/// Open `let`/`=>` bodies: how many per bracket level (the last entry is
+/// the innermost level; the first is outside every bracket).
+struct Bodies {
+    open: Vec<usize>,
+    total: usize,
+}
+
+impl Default for Bodies {
+    fn default() -> Bodies {
+        Bodies {
+            open: vec![0],
+            total: 0,
+        }
+    }
+}
+
+impl Bodies {
+    /// A `let` or `=>` at `at` opens a body inside `brackets` brackets.
+    fn begin(&mut self, brackets: usize, at: usize, len: usize) -> Result<(), Diagnostic> {
+        if let Some(n) = self.open.last_mut() {
+            *n += 1;
+        }
+        self.total += 1;
+        self.check(brackets, at, len)
+    }
+    /// A closing bracket ends the bodies opened inside it.
+    fn close(&mut self) {
+        let n = self.open.pop().unwrap_or(0);
+        self.total -= n.min(self.total);
+    }
+    fn check(&self, brackets: usize, at: usize, len: usize) -> Result<(), Diagnostic> {
+        if brackets + self.total > MAX_NESTING {
+            return Err(errors::too_deep(crate::diag::Span::new(at, at + len)));
+        }
+        Ok(())
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Whether a name starts at `i` (not in the middle of a word or a number).
+fn word_start(bytes: &[u8], i: usize) -> bool {
+    i == 0 || !(is_word_byte(bytes[i - 1]) || bytes[i - 1] == b'.')
+}
+
+fn word_at(source: &str, i: usize) -> &str {
+    let rest = &source[i..];
+    let n = rest
+        .bytes()
+        .position(|b| !is_word_byte(b))
+        .unwrap_or(rest.len());
+    &rest[..n]
+}
+
+/// Whether only blanks precede `i` on its logical line (an item's keyword).
+fn first_word(bytes: &[u8], line_start: usize, i: usize) -> bool {
+    bytes[line_start..i].iter().all(|b| b.is_ascii_whitespace())
 }
 
 fn handle_newline(
@@ -119,7 +195,13 @@ fn handle_newline(
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(next.len());
             let word = &next[..word_len];
-            if ITEM_KEYWORDS.contains(&word) {
+            // `let .. in` continues an expression; a `let` item has no `in`.
+            let let_expr = word == "let" && {
+                let line = &next[..next.find('\n').unwrap_or(next.len())];
+                line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .any(|w| w == "in")
+            };
+            if ITEM_KEYWORDS.contains(&word) && !let_expr {
                 let (line, _, _) = crate::diag::locate(source, at + 1);
                 return Err(errors::unclosed(
                     open_at,

@@ -235,7 +235,16 @@ fn deep_nesting_is_an_error_not_a_crash() {
         );
     }
     // Brackets and prefix operators share one budget.
-    let bad = format!("const a = {}1{}", "-(".repeat(150), ")".repeat(150));
+    let bad = format!("const a = {}1{}", "-(".repeat(1500), ")".repeat(1500));
+    assert_eq!(parse(&bad).unwrap_err()[0].code, "E0106");
+    // So do `let` bodies, which nest like brackets.
+    let bad = format!("const a = {}1", "let b = 1 in ".repeat(100_000));
+    assert_eq!(parse(&bad).unwrap_err()[0].code, "E0106");
+    let bad = format!(
+        "const a = {}1{}",
+        "(let b = 1 in ".repeat(1500),
+        ")".repeat(1500)
+    );
     assert_eq!(parse(&bad).unwrap_err()[0].code, "E0106");
     // Long flat chains make deep trees: accepted up to a limit, then an error.
     assert!(parse(&format!("const a = 1{}", "+1".repeat(400))).is_ok());

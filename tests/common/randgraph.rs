@@ -157,7 +157,10 @@ fn random_op(
             g.matmul(wt, t)
         }
         26 => {
+            // A contiguous and a strided slice (x[1:3] + x[::2]).
             let lo = g.slice(x, 0, 1, 2);
+            let every_other = g.slice_step(x, 0, 0, 2, 2);
+            let lo = g.add_(lo, every_other);
             g.concat(vec![lo, b, x], 0)
         }
         27 => {

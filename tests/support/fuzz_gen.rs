@@ -159,7 +159,18 @@ pub fn expr(rng: &mut Rng, depth: usize) -> String {
         };
     }
     let d = depth - 1;
-    match rng.below(12) {
+    match rng.below(15) {
+        12 => format!("let {} = {} in {}", name(rng), expr(rng, d), expr(rng, d)),
+        13 => format!(
+            "{}({}, {}, ({}, {}) => {})",
+            if rng.chance(0.5) { "scan" } else { "fold" },
+            expr(rng, d),
+            expr(rng, d),
+            name(rng),
+            name(rng),
+            expr(rng, d)
+        ),
+        14 => format!("{}[{}::{}]", expr(rng, d), expr(rng, 0), expr(rng, 0)),
         0..=2 => format!("{} {} {}", expr(rng, d), rng.pick(BINOPS), expr(rng, d)),
         3 => format!("-{}", expr(rng, d)),
         4 => format!("not {}", expr(rng, d)),

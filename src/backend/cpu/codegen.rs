@@ -128,7 +128,18 @@ pub(crate) fn compile(
         .map(|(gi, g)| (gi, g, None, false))
         .chain(direct.map(|d| (ng, &plan.groups[d.group], Some(d), false)))
         .chain(fused_job);
+    // The loops of scans run as one generated function each are never
+    // called on their own: they get an empty body (compile time).
+    let in_scans = super::scanloop::replaced_groups(plan);
+    let scans = super::scanloop::fused_scans(plan);
+    let scan_jobs = scans.iter().map(|sc| {
+        // invariant: `fused_scans` returns only numbered scans.
+        let fi = sc.fused.unwrap_or(usize::MAX);
+        (fi, &plan.groups[0], None, false)
+    });
+    let jobs = jobs.chain(scan_jobs);
     for (gi, group, dspec, is_fused) in jobs {
+        let scan = scans.iter().find(|sc| sc.fused == Some(gi) && gi >= ng);
         let id = module
             .declare_function(&format!("loop{gi}"), Linkage::Local, &sig)
             .map_err(|e| e.to_string())?;
@@ -143,13 +154,19 @@ pub(crate) fn compile(
                 .collect();
             // With the fused program, the tile loops it replaces are never
             // called: they get an empty body (compile time).
-            let replaced = fused
+            let replaced = (fused
                 && !is_fused
                 && plan
                     .tile_steps
                     .iter()
-                    .any(|st| matches!(st, super::plan::Step::Loop(i) if *i == gi));
+                    .any(|st| matches!(st, super::plan::Step::Loop(i) if *i == gi)))
+                || (gi < ng && in_scans.contains(&gi));
             match dspec {
+                _ if scan.is_some() => {
+                    // invariant: just matched.
+                    let sc = scan.unwrap();
+                    super::scanloop::gen_scan(&mut b, plan, sc, f64, rows as i64, &shims)
+                }
                 _ if is_fused => gen_fused(&mut b, plan, f64, rows as i64, &shims),
                 _ if replaced => {
                     let entry = b.create_block();
@@ -164,7 +181,9 @@ pub(crate) fn compile(
             b.finalize(fcfg);
         }
         if let Some(t) = text.as_deref_mut() {
-            if is_fused {
+            if scan.is_some() {
+                t.push_str(&format!("; loop{gi}: a scan, the whole loop\n"));
+            } else if is_fused {
                 t.push_str(&format!(
                     "; loop{gi}: the tile program fused (vector-outer)\n"
                 ));
@@ -215,17 +234,20 @@ pub(crate) fn compile(
     })
 }
 
-struct Params {
-    tile: Value,
-    inv: Value,
-    consts: Value,
-    ins: Value,
-    tables: Value,
+pub(super) struct Params {
+    pub tile: Value,
+    pub inv: Value,
+    pub consts: Value,
+    pub ins: Value,
+    pub tables: Value,
 }
 
 /// The loop function's pointer parameters and its count (vectors or rows),
 /// read from the entry block: `fn(tile, inv, consts, inputs, tables, count)`.
-fn entry_params(b: &mut FunctionBuilder, entry: cranelift_codegen::ir::Block) -> (Params, Value) {
+pub(super) fn entry_params(
+    b: &mut FunctionBuilder,
+    entry: cranelift_codegen::ir::Block,
+) -> (Params, Value) {
     let ps = b.block_params(entry).to_vec();
     let p = Params {
         tile: ps[0],
@@ -237,7 +259,7 @@ fn entry_params(b: &mut FunctionBuilder, entry: cranelift_codegen::ir::Block) ->
     (p, ps[5])
 }
 
-fn base_and_stride(
+pub(super) fn base_and_stride(
     b: &mut FunctionBuilder,
     p: &Params,
     loc: Loc,
@@ -795,54 +817,8 @@ pub(crate) fn gen_fused(
     b.switch_to_block(entry);
     let (p, nvec) = entry_params(b, entry);
     let nbytes = b.ins().imul_imm_s(nvec, l.bytes());
-    let mut inputs = vec![];
-    let groups: Vec<&Group> = plan
-        .tile_steps
-        .iter()
-        .map(|st| match st {
-            super::plan::Step::Loop(i) => &plan.groups[*i],
-            // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
-            _ => unreachable!("checked by fusable"),
-        })
-        .collect();
-    // Per (group, point): values of levels 0/1, computed in the entry block.
-    let flags = MemFlagsData::trusted();
-    let mut levels = vec![];
-    let mut pre: Vec<Vec<Vec<Option<Value>>>> = vec![];
-    for g in &groups {
-        let level = expr_levels(&g.exprs);
-        let red = g.red.max(1);
-        let mut consts: Vec<Option<Value>> = vec![None; g.exprs.len()];
-        for (i, e) in g.exprs.iter().enumerate() {
-            if level[i] == 0 {
-                consts[i] = Some(gen_op(b, &l, e, &consts, shims));
-            }
-        }
-        let mut per_point = vec![];
-        for f in 0..g.domain {
-            for r in 0..red {
-                let fr = f * red + r;
-                let mut vals = consts.clone();
-                for (i, e) in g.exprs.iter().enumerate() {
-                    if level[i] != 1 {
-                        continue;
-                    }
-                    if let Expr::Load { loc, map } = *e {
-                        let (base, off, stride) =
-                            base_and_stride(b, &p, loc, &l, rows, &mut inputs);
-                        let a = off + feature_index(plan, map, fr) * stride;
-                        let s = b.ins().load(l.sft(), flags.with_readonly(), base, a as i32);
-                        vals[i] = Some(l.splat(b, s));
-                    } else {
-                        vals[i] = Some(gen_op(b, &l, e, &vals, shims));
-                    }
-                }
-                per_point.push(vals);
-            }
-        }
-        levels.push(level);
-        pre.push(per_point);
-    }
+    let groups = loop_groups(plan, &plan.tile_steps);
+    let hoisted = hoist(b, plan, &groups, &l, &p, rows, shims);
     let zero = b.ins().iconst(types::I64, 0);
     b.ins().jump(vblock, &[zero.into()]);
 
@@ -855,7 +831,7 @@ pub(crate) fn gen_fused(
     // written at each byte offset. Only the tile rows of outputs (read after
     // this function) are stored, once, at the end of the iteration; every
     // other intermediate lives in registers (or spill slots).
-    let mut fwd: std::collections::BTreeMap<i64, Value> = Default::default();
+    let mut fwd: Fwd = Default::default();
     let out_ranges: Vec<(i64, i64)> = plan
         .outputs
         .iter()
@@ -867,13 +843,122 @@ pub(crate) fn gen_fused(
             _ => None,
         })
         .collect();
+    let col_at = Column { l: &l, col, rows };
+    emit_groups(b, plan, &groups, &hoisted, &col_at, &mut fwd, shims);
+    for (&a, &v) in &fwd {
+        if out_ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&a)) {
+            b.ins().store(flags, v, col, a as i32);
+        }
+    }
+    let vb1 = b.ins().iadd_imm_s(vb, l.bytes());
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, vb1, nbytes);
+    b.ins().brif(more, vblock, &[vb1.into()], exit, &[]);
+
+    b.switch_to_block(exit);
+    b.ins().return_(&[]);
+}
+
+/// The latest value written at each byte offset of a lane vector's column
+/// of the tile (store-to-load forwarding in SSA values).
+pub(super) type Fwd = std::collections::BTreeMap<i64, Value>;
+
+/// The groups of a list of loop steps.
+pub(super) fn loop_groups<'p>(plan: &'p Plan, steps: &[super::plan::Step]) -> Vec<&'p Group> {
+    steps
+        .iter()
+        .map(|st| match st {
+            super::plan::Step::Loop(i) => &plan.groups[*i],
+            // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
+            _ => unreachable!("checked by fusable"),
+        })
+        .collect()
+}
+
+/// Per group: the levels of its expressions and, per (feature, reduced)
+/// point, the values of levels 0 and 1 (constants and invariant loads),
+/// computed where the builder stands (an entry block, out of every loop).
+pub(super) struct Hoisted {
+    levels: Vec<Vec<u8>>,
+    pre: Vec<Vec<Vec<Option<Value>>>>,
+}
+
+pub(super) fn hoist(
+    b: &mut FunctionBuilder,
+    plan: &Plan,
+    groups: &[&Group],
+    l: &Lanes,
+    p: &Params,
+    rows: i64,
+    shims: &[cranelift_codegen::ir::FuncRef],
+) -> Hoisted {
+    let mut inputs = vec![];
+    let flags = MemFlagsData::trusted();
+    let mut levels = vec![];
+    let mut pre: Vec<Vec<Vec<Option<Value>>>> = vec![];
+    for g in groups {
+        let level = expr_levels(&g.exprs);
+        let red = g.red.max(1);
+        let mut consts: Vec<Option<Value>> = vec![None; g.exprs.len()];
+        for (i, e) in g.exprs.iter().enumerate() {
+            if level[i] == 0 {
+                consts[i] = Some(gen_op(b, l, e, &consts, shims));
+            }
+        }
+        let mut per_point = vec![];
+        for f in 0..g.domain {
+            for r in 0..red {
+                let fr = f * red + r;
+                let mut vals = consts.clone();
+                for (i, e) in g.exprs.iter().enumerate() {
+                    if level[i] != 1 {
+                        continue;
+                    }
+                    if let Expr::Load { loc, map } = *e {
+                        let (base, off, stride) = base_and_stride(b, p, loc, l, rows, &mut inputs);
+                        let a = off + feature_index(plan, map, fr) * stride;
+                        let s = b.ins().load(l.sft(), flags.with_readonly(), base, a as i32);
+                        vals[i] = Some(l.splat(b, s));
+                    } else {
+                        vals[i] = Some(gen_op(b, l, e, &vals, shims));
+                    }
+                }
+                per_point.push(vals);
+            }
+        }
+        levels.push(level);
+        pre.push(per_point);
+    }
+    Hoisted { levels, pre }
+}
+
+/// One lane vector's column of the tile: its address and the tile stride.
+pub(super) struct Column<'a> {
+    pub l: &'a Lanes,
+    pub col: Value,
+    pub rows: i64,
+}
+
+/// Every group of `groups`, in order, on one column, every feature
+/// unrolled; tile values come from `fwd` (or memory) and go into it.
+pub(super) fn emit_groups(
+    b: &mut FunctionBuilder,
+    plan: &Plan,
+    groups: &[&Group],
+    h: &Hoisted,
+    c: &Column,
+    fwd: &mut Fwd,
+    shims: &[cranelift_codegen::ir::FuncRef],
+) {
+    let (l, col, rows) = (c.l, c.col, c.rows);
+    let flags = MemFlagsData::new().with_notrap();
+    let sz = l.elem_bytes();
     for (gi, g) in groups.iter().enumerate() {
-        let level = &levels[gi];
+        let level = &h.levels[gi];
         let red = g.red.max(1);
         for f in 0..g.domain {
             let mut rvals = vec![];
             for r in 0..red {
-                let mut vals = pre[gi][f * red + r].clone();
+                let mut vals = h.pre[gi][f * red + r].clone();
                 for (i, e) in g.exprs.iter().enumerate() {
                     if level[i] != 2 {
                         continue;
@@ -889,7 +974,7 @@ pub(crate) fn gen_fused(
                             None => b.ins().load(l.ft, flags, col, a as i32),
                         });
                     } else {
-                        vals[i] = Some(gen_op(b, &l, e, &vals, shims));
+                        vals[i] = Some(gen_op(b, l, e, &vals, shims));
                     }
                 }
                 // invariant: codegen runs on a plan built from a verified graph; the planner guarantees this.
@@ -913,7 +998,7 @@ pub(crate) fn gen_fused(
                 );
                 for &x in &rvals {
                     acc = match g.store {
-                        Store::Max => max_rule(b, &l, acc, x, true),
+                        Store::Max => max_rule(b, l, acc, x, true),
                         _ => b.ins().fadd(acc, x),
                     };
                 }
@@ -934,24 +1019,13 @@ pub(crate) fn gen_fused(
                             Some(&o) => o,
                             None => b.ins().load(l.ft, flags, col, da as i32),
                         };
-                        max_rule(b, &l, old, v, true)
+                        max_rule(b, l, old, v, true)
                     }
                 }
             };
             fwd.insert(da, v);
         }
     }
-    for (&a, &v) in &fwd {
-        if out_ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&a)) {
-            b.ins().store(flags, v, col, a as i32);
-        }
-    }
-    let vb1 = b.ins().iadd_imm_s(vb, l.bytes());
-    let more = b.ins().icmp(IntCC::UnsignedLessThan, vb1, nbytes);
-    b.ins().brif(more, vblock, &[vb1.into()], exit, &[]);
-
-    b.switch_to_block(exit);
-    b.ins().return_(&[]);
 }
 
 /// Where each expression of a fused loop varies: 0 = constant, 1 = per

@@ -23,6 +23,7 @@ mod codegen;
 mod math;
 mod panel;
 mod plan;
+mod scanloop;
 
 mod vecmath;
 
@@ -100,12 +101,7 @@ fn cache() -> &'static Mutex<HashMap<String, Arc<CpuKernel>>> {
 /// constant data (the printer abbreviates constants), dtype, thread count.
 fn cache_key(graph: &Graph, dtype: DType, threads: usize) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    for c in graph.consts() {
-        c.shape.hash(&mut h);
-        for v in &c.data {
-            v.to_bits().hash(&mut h);
-        }
-    }
+    hash_consts(graph, &mut h);
     format!(
         "{}|consts {:016x}|{}|threads {threads}|tile {}",
         crate::ir::print::print(graph),
@@ -113,6 +109,19 @@ fn cache_key(graph: &Graph, dtype: DType, threads: usize) -> String {
         dtype.name(),
         tile_budget()
     )
+}
+
+/// Every constant of `g` and of its scan bodies, into `h`.
+fn hash_consts(g: &Graph, h: &mut impl Hasher) {
+    for c in g.consts() {
+        c.shape.hash(h);
+        for v in &c.data {
+            v.to_bits().hash(h);
+        }
+    }
+    for b in g.bodies() {
+        hash_consts(b, h);
+    }
 }
 
 impl Backend for Cpu {
@@ -204,7 +213,14 @@ fn use_panel_gemm(dtype: DType) -> bool {
 }
 
 fn build_plan(graph: &Graph, dtype: DType) -> Result<Plan, String> {
-    plan::build(graph, use_array_unary(dtype), use_panel_gemm(dtype))
+    let mut plan = plan::build(graph, use_array_unary(dtype), use_panel_gemm(dtype))?;
+    // A plan with a scan has neither a direct nor a fused tile program, so
+    // the scans' functions come right after the loops'.
+    if std::env::var("EBM_FUSE").map_or(true, |v| v != "0") {
+        let first = plan.groups.len();
+        scanloop::number(&mut plan, first);
+    }
+    Ok(plan)
 }
 
 /// The Cranelift IR of every loop of `graph`'s kernel, after a schedule summary
@@ -248,10 +264,33 @@ fn schedule_text(plan: &Plan, rows: usize, stride: usize) -> String {
     );
     for (name, steps) in [("invariant", &plan.inv_steps), ("tile", &plan.tile_steps)] {
         s.push_str(&format!("; {name} program:\n"));
+        steps_text(&mut s, plan, steps, ";   ");
+    }
+    s
+}
+
+fn steps_text(s: &mut String, plan: &Plan, steps: &[Step], pad: &str) {
+    {
         for st in steps.iter() {
+            s.push_str(pad);
             match st {
+                Step::Scan(sc) => {
+                    s.push_str(&format!(
+                        "scan{} over {} rows of {} features -> {:?}, {} (next = {:?}):\n",
+                        if sc.reverse { " reverse" } else { "" },
+                        sc.len,
+                        sc.inputs[0].feats,
+                        sc.out,
+                        match sc.fused {
+                            Some(fi) => format!("one generated loop, loop{fi}, of the step"),
+                            None => "row by row, the step".to_string(),
+                        },
+                        sc.next
+                    ));
+                    steps_text(s, plan, &sc.body, &format!("{pad}  "));
+                }
                 Step::Loop(i) => s.push_str(&format!(
-                    ";   loop{i}  {} (domain {})\n",
+                    "loop{i}  {} (domain {})\n",
                     plan.groups[*i].label, plan.groups[*i].domain
                 )),
                 Step::ArrayUnary {
@@ -262,7 +301,7 @@ fn schedule_text(plan: &Plan, rows: usize, stride: usize) -> String {
                     bias,
                     prod,
                 } => s.push_str(&format!(
-                    ";   call {} {src:?}{} -> {dst:?}{} ({feats} features, AVX-512)\n",
+                    "call {} {src:?}{} -> {dst:?}{} ({feats} features, AVX-512)\n",
                     if *sigmoid { "sigmoid" } else { "exp" },
                     match bias {
                         Some((b, pre)) => format!(" + {b:?} (stored at {pre:?})"),
@@ -274,7 +313,7 @@ fn schedule_text(plan: &Plan, rows: usize, stride: usize) -> String {
                     }
                 )),
                 Step::Gemm(g) => s.push_str(&format!(
-                    ";   gemm m={:?} n={:?} k={:?} dst={:?}{}{}\n",
+                    "gemm m={:?} n={:?} k={:?} dst={:?}{}{}\n",
                     g.m,
                     g.n,
                     g.k,
@@ -286,7 +325,7 @@ fn schedule_text(plan: &Plan, rows: usize, stride: usize) -> String {
                     }
                 )),
                 Step::Pack { src, k, n, dst } => s.push_str(&format!(
-                    ";   pack {:?}+{} as {n}x{k} -> {dst:?} (panels of {})\n",
+                    "pack {:?}+{} as {n}x{k} -> {dst:?} (panels of {})\n",
                     src.loc,
                     src.off,
                     panel::NR
@@ -294,7 +333,6 @@ fn schedule_text(plan: &Plan, rows: usize, stride: usize) -> String {
             }
         }
     }
-    s
 }
 
 struct Scratch<T> {
@@ -425,6 +463,20 @@ impl<T: Real> Prog<T> {
         nvec: usize,
     ) {
         match step {
+            Step::Scan(sc) => match sc.fused {
+                // SAFETY: the generated loop addresses the arenas its plan laid out.
+                Some(fi) => unsafe {
+                    (self.jit.fns[fi])(
+                        tile as *mut u8,
+                        inv as *mut u8,
+                        self.consts.as_ptr() as *const u8,
+                        ins,
+                        self.plan.tables.as_ptr(),
+                        nvec as i64,
+                    )
+                },
+                None => unsafe { self.scan(sc, tile, inv, ins, partials, rows, nvec) },
+            },
             Step::Loop(i) => unsafe {
                 (self.jit.fns[*i])(
                     tile as *mut u8,
@@ -588,6 +640,104 @@ impl<T: Real> Prog<T> {
                         gemm::Parallelism::None,
                     )
                 }
+            }
+        }
+    }
+
+    /// Runs a scan step ([`plan::ScanStep`]): its body's steps once per
+    /// row, the body's inputs filled by copies (whole feature rows of the
+    /// tile, or a shared value splatted across the lanes).
+    ///
+    /// # Safety
+    /// As [`Prog::exec`]; scan steps run in the tile program only.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn scan(
+        &self,
+        sc: &plan::ScanStep,
+        tile: *mut T,
+        inv: *mut T,
+        ins: *const *const u8,
+        partials: &mut [Vec<T>],
+        rows: usize,
+        nvec: usize,
+    ) {
+        let lanes = nvec * (16 / std::mem::size_of::<T>());
+        let fill = |dst: Option<Loc>, src: &OutSrc, from: usize, feats: usize| {
+            if let Some(Loc::Tile(d)) = dst {
+                // SAFETY: plan offsets; lanes ≤ the tile stride.
+                unsafe { self.put(tile, d, src, from, feats, (tile, inv, ins), lanes) };
+            }
+        };
+        let carry = sc.inputs[0].feats;
+        for k in &sc.inputs[1 + sc.seqs..] {
+            fill(k.dst, &k.src, 0, k.feats);
+        }
+        let Loc::Tile(out) = sc.out else {
+            // invariant: the planner gives every scan a tile buffer.
+            unreachable!("scan into a non-tile buffer")
+        };
+        for t in crate::ir::scan::order(sc.len, sc.reverse) {
+            let init = &sc.inputs[0];
+            match crate::ir::scan::previous(t, sc.len, sc.reverse) {
+                Some(p) => fill(init.dst, &OutSrc::Loc(sc.out), p * carry, carry),
+                None => fill(init.dst, &init.src, 0, carry),
+            }
+            for x in &sc.inputs[1..=sc.seqs] {
+                fill(x.dst, &x.src, t * x.feats, x.feats);
+            }
+            for step in &sc.body {
+                // SAFETY: the body's buffers were laid out with this plan's.
+                unsafe { self.exec(step, tile, inv, ins, partials, rows, nvec) };
+            }
+            // SAFETY: as above.
+            unsafe {
+                self.put(
+                    tile,
+                    out + t * carry,
+                    &sc.next,
+                    0,
+                    carry,
+                    (tile, inv, ins),
+                    lanes,
+                )
+            };
+        }
+    }
+
+    /// `feats` feature rows of the tile from `dst` on ← the features
+    /// `from..` of `src` (tile rows are copied, other values splatted).
+    ///
+    /// # Safety
+    /// Offsets from the plan; `lanes` ≤ the tile stride.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn put(
+        &self,
+        tile: *mut T,
+        dst: usize,
+        src: &OutSrc,
+        from: usize,
+        feats: usize,
+        (_, inv, ins): (*mut T, *mut T, *const *const u8),
+        lanes: usize,
+    ) {
+        let t = self.stride;
+        for f in 0..feats {
+            // SAFETY: the caller's contract.
+            unsafe {
+                let d = tile.add((dst + f) * t);
+                let v = match *src {
+                    OutSrc::Loc(Loc::Tile(o)) => {
+                        std::ptr::copy(tile.add((o + from + f) * t), d, lanes);
+                        continue;
+                    }
+                    OutSrc::Loc(Loc::Inv(o)) => *inv.add(o + from + f),
+                    OutSrc::Loc(Loc::Input(i)) => *(*ins.add(i) as *const T).add(from + f),
+                    OutSrc::Loc(Loc::Const(o)) => self.consts[o + from + f],
+                    OutSrc::Scalar(v) => T::from_f64(v),
+                    // invariant: scan operands are never batch-summed partials.
+                    OutSrc::Loc(Loc::Partial(_)) => unreachable!("a scan reading a partial"),
+                };
+                std::slice::from_raw_parts_mut(d, lanes).fill(v);
             }
         }
     }

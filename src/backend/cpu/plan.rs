@@ -158,6 +158,42 @@ pub(crate) enum Step {
         n: usize,
         dst: Loc,
     },
+    /// A loop over a scan's rows (tile program only): see [`ScanStep`].
+    Scan(Box<ScanStep>),
+}
+
+/// One operand of a scan and the body input buffer it fills.
+#[derive(Clone, Debug)]
+pub(crate) struct ScanInput {
+    /// Where the whole operand is read (a sequence: row t at features
+    /// t·feats..).
+    pub src: OutSrc,
+    /// The body's input buffer (`None`: the body never reads it).
+    pub dst: Option<Loc>,
+    /// Features the body reads per step.
+    pub feats: usize,
+}
+
+/// `Op::Scan` as a loop: per row t in the loop's order, fill the body's
+/// carry input from row t∓1 of `out` (or the initial carry), its element
+/// inputs from row t of each sequence, run `body`, copy `next` into row t
+/// of `out`. The captures are filled once, before the first row. The body's
+/// loops are compiled once; only this step repeats them.
+#[derive(Clone, Debug)]
+pub(crate) struct ScanStep {
+    pub len: usize,
+    pub reverse: bool,
+    pub seqs: usize,
+    /// The operands in order: initial carry, sequences, captures.
+    pub inputs: Vec<ScanInput>,
+    /// The body's output.
+    pub next: OutSrc,
+    /// The tile buffer of every carry, `len` rows of `inputs[0].feats`.
+    pub out: Loc,
+    pub body: Vec<Step>,
+    /// The index of its generated function when the whole loop is one
+    /// (`scanloop`); `None`: the body's loops are called row by row.
+    pub fused: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -241,13 +277,13 @@ fn slice_src(
     in_shape: &[usize],
     out_shape: &[usize],
     axis: usize,
-    start: usize,
+    (start, step): (usize, usize),
     flat: usize,
 ) -> usize {
     let st = strides(in_shape);
     let mut idx = vec![0; out_shape.len()];
     unravel(flat, out_shape, &mut idx);
-    idx[axis] += start;
+    idx[axis] = start + idx[axis] * step;
     idx.iter().zip(&st).map(|(i, s)| i * s).sum()
 }
 
@@ -288,6 +324,10 @@ struct Builder<'g> {
     array_unary: bool,
     /// Run tile GEMMs with a shared operand through the packed panel kernel.
     panel_gemm: bool,
+    /// Planning a scan body: the tile buffer of each of its inputs (every
+    /// body input is batch-dependent and read from a tile buffer the scan
+    /// step fills). `None` at the top level.
+    body_inputs: Option<Vec<Option<Loc>>>,
 }
 
 /// Per-group expression builder state.
@@ -304,6 +344,132 @@ impl GroupBuild {
 }
 
 impl<'g> Builder<'g> {
+    /// The per-node analysis of `g`: which nodes depend on the batch, their
+    /// users, the outputs. `body` plans a scan body (every input a tile
+    /// buffer).
+    fn new(g: &'g Graph, live: &[bool], body: Option<usize>) -> Builder<'g> {
+        let n = g.len();
+        let mut variant = vec![false; n];
+        let mut users = vec![0u32; n];
+        let mut user = vec![None; n];
+        for id in g.ids() {
+            if !live[id.index()] {
+                continue;
+            }
+            let node = g.node(id);
+            variant[id.index()] = match node.op {
+                Op::Input(_) if body.is_some() => true,
+                Op::Input(i) => g.input(i).kind == InputKind::Sample,
+                // A loop runs per tile (its body's buffers are tile buffers).
+                Op::Scan { .. } => true,
+                _ => node.args.iter().any(|a| variant[a.index()]),
+            };
+            for a in &node.args {
+                users[a.index()] += 1;
+                user[a.index()] = Some(id);
+            }
+        }
+        let mut is_out = vec![false; n];
+        for o in &g.outputs {
+            is_out[o.node.index()] = true;
+        }
+        Builder {
+            g,
+            variant,
+            users,
+            user,
+            is_out,
+            loc: vec![None; n],
+            plan: Plan::default(),
+            vbufs: vec![],
+            const_off: HashMap::new(),
+            table_off: HashMap::new(),
+            array_unary: false,
+            panel_gemm: false,
+            body_inputs: body.map(|k| vec![None; k]),
+        }
+    }
+
+    /// Where node `n`'s value can be read whole: its buffer (looking
+    /// through reshapes), a scalar, or a buffer it is materialised into now.
+    fn source(&mut self, n: NodeId) -> OutSrc {
+        let mut r = n;
+        loop {
+            if self.loc[r.index()].is_some() {
+                break;
+            }
+            let node = self.g.node(r);
+            match node.op {
+                Op::Reshape | Op::StopGradient => r = node.args[0],
+                _ => break,
+            }
+        }
+        if let Op::Scalar(v) = self.g.node(r).op {
+            return OutSrc::Scalar(v.get());
+        }
+        let l = match self.loc[r.index()] {
+            Some(l) => l,
+            None => {
+                let l = self.materialise_elementwise(n, false);
+                self.loc[n.index()] = Some(l);
+                l
+            }
+        };
+        OutSrc::Loc(l)
+    }
+
+    /// Plans scan node `id`: its operands read whole, its body planned into
+    /// a step list of its own that shares this plan's loops, constants and
+    /// arenas, and one `Step::Scan` that loops over it.
+    fn scan(&mut self, id: NodeId, body: &'g Graph, seqs: usize, reverse: bool) {
+        let node = self.g.node(id).clone();
+        let srcs: Vec<OutSrc> = node.args.iter().map(|&a| self.source(a)).collect();
+        let out = self.new_buf(true, numel(&node.shape));
+        self.loc[id.index()] = Some(out);
+        let live = body.live(&[]);
+        let mut sub = Builder::new(body, &live, Some(body.inputs().len()));
+        sub.array_unary = self.array_unary;
+        sub.panel_gemm = self.panel_gemm;
+        sub.plan = std::mem::take(&mut self.plan);
+        sub.vbufs = std::mem::take(&mut self.vbufs);
+        sub.table_off = std::mem::take(&mut self.table_off);
+        let outer_steps = std::mem::take(&mut sub.plan.tile_steps);
+        sub.plan_nodes(&live, &HashSet::new(), &HashMap::new());
+        // invariant: the verifier gives every body exactly one output.
+        let next = sub.source(body.outputs[0].node);
+        let steps = std::mem::replace(&mut sub.plan.tile_steps, outer_steps);
+        let ins = sub.body_inputs.take().unwrap_or_default();
+        self.plan = sub.plan;
+        self.vbufs = sub.vbufs;
+        self.table_off = sub.table_off;
+        let feats = |a: NodeId, seq: bool| {
+            let s = self.g.shape(a);
+            numel(if seq { &s[1..] } else { s })
+        };
+        let inputs = node
+            .args
+            .iter()
+            .zip(srcs)
+            .zip(ins)
+            .enumerate()
+            .map(|(i, ((&a, src), dst))| ScanInput {
+                src,
+                dst,
+                feats: feats(a, (1..=seqs).contains(&i)),
+            })
+            .collect();
+        self.plan.tile_steps.push(Step::Scan(Box::new(ScanStep {
+            len: node.shape[0],
+            reverse,
+            seqs,
+            inputs,
+            next,
+            out,
+            body: steps,
+            fused: None,
+        })));
+    }
+
     fn new_buf(&mut self, tile: bool, size: usize) -> Loc {
         self.vbufs.push((tile, size));
         let id = self.vbufs.len() - 1;
@@ -410,14 +576,13 @@ impl<'g> Builder<'g> {
                     .collect();
                 self.build(gb, args[0], m)
             }
-            Op::Slice { axis, start } => {
+            Op::Slice { axis, start, step } => {
                 let from = arg_shape(0);
                 let to = node.shape.clone();
+                let at = (start as usize, step as usize);
                 let m = map
                     .iter()
-                    .map(|&f| {
-                        slice_src(&from, &to, axis as usize, start as usize, f as usize) as u32
-                    })
+                    .map(|&f| slice_src(&from, &to, axis as usize, at, f as usize) as u32)
                     .collect();
                 self.build(gb, args[0], m)
             }
@@ -838,6 +1003,193 @@ impl<'g> Builder<'g> {
         }
     }
 
+    /// Plans every live node of the graph in order (the main loop of
+    /// `build`, and of a scan body's plan).
+    fn plan_nodes(
+        &mut self,
+        live: &[bool],
+        folded: &HashSet<NodeId>,
+        direct: &HashMap<NodeId, (usize, bool)>,
+    ) {
+        let g = self.g;
+        for id in g.ids() {
+            if !live[id.index()] || folded.contains(&id) {
+                continue;
+            }
+            let node = g.node(id).clone();
+            let var = self.variant[id.index()];
+            match node.op {
+                Op::Input(i) if self.body_inputs.is_some() => {
+                    let l = self.new_buf(true, numel(&node.shape));
+                    self.loc[id.index()] = Some(l);
+                    if let Some(ins) = self.body_inputs.as_mut() {
+                        ins[i.index()] = Some(l);
+                    }
+                }
+                Op::Input(i) => {
+                    let decl = g.input(i);
+                    if decl.kind == InputKind::Sample {
+                        let l = self.new_buf(true, numel(&decl.shape));
+                        self.plan
+                            .sample_in
+                            .push((i.index(), l_id(l), numel(&decl.shape)));
+                        self.loc[id.index()] = Some(l);
+                    } else {
+                        self.loc[id.index()] = Some(Loc::Input(i.index()));
+                    }
+                }
+                Op::Const(c) => {
+                    let l = self.const_loc(c.index());
+                    self.loc[id.index()] = Some(l);
+                }
+                Op::Scalar(_) => {}
+                Op::Unary(UnaryOp::Exp | UnaryOp::Sigmoid) if self.loc[id.index()].is_some() => {
+                    // Already computed with its biased argument (below).
+                }
+                Op::Binary(BinaryOp::Add) if self.fused_bias_unary(id, live).is_some() => {
+                    // invariant: `fused_bias_unary` just returned Some.
+                    let (u, src, bias) = self.fused_bias_unary(id, live).unwrap();
+                    let feats = numel(&node.shape);
+                    let pre = self.new_buf(true, feats);
+                    let dst = self.new_buf(true, feats);
+                    self.loc[id.index()] = Some(pre);
+                    self.loc[u.index()] = Some(dst);
+                    let sigmoid = matches!(g.node(u).op, Op::Unary(UnaryOp::Sigmoid));
+                    let prod = if sigmoid {
+                        self.fused_product(id, u, feats, live).map(|m| {
+                            let l = self.new_buf(true, feats);
+                            self.loc[m.index()] = Some(l);
+                            l
+                        })
+                    } else {
+                        None
+                    };
+                    self.plan.tile_steps.push(Step::ArrayUnary {
+                        sigmoid,
+                        src,
+                        dst,
+                        feats,
+                        bias: Some((bias, pre)),
+                        prod,
+                    });
+                }
+                Op::Binary(BinaryOp::Mul) if self.loc[id.index()].is_some() => {
+                    // Already computed by a fused array step (above).
+                }
+                Op::Unary(u @ (UnaryOp::Exp | UnaryOp::Sigmoid))
+                    if self.array_unary
+                        && var
+                        && self.array_pays(id)
+                        && matches!(self.tile_source(node.args[0]), Some(Loc::Tile(_))) =>
+                {
+                    let feats = numel(&node.shape);
+                    let dst = self.new_buf(true, feats);
+                    self.loc[id.index()] = Some(dst);
+                    // invariant: the guard just matched a tile source.
+                    let src = self.tile_source(node.args[0]).unwrap();
+                    self.plan.tile_steps.push(Step::ArrayUnary {
+                        sigmoid: u == UnaryOp::Sigmoid,
+                        src,
+                        dst,
+                        feats,
+                        bias: None,
+                        prod: None,
+                    });
+                }
+                Op::Unary(_) | Op::PowConst(_) | Op::Binary(_) | Op::Select => {
+                    if !self.inline_ok(id) {
+                        let l = self.materialise_elementwise(id, true);
+                        self.loc[id.index()] = Some(l);
+                    }
+                }
+                Op::Broadcast
+                | Op::Reshape
+                | Op::Transpose(_)
+                | Op::Slice { .. }
+                | Op::StopGradient => {}
+                Op::Sum(axes) | Op::Max(axes) => {
+                    let size = numel(&node.shape);
+                    let dst = self.new_buf(var, size);
+                    self.loc[id.index()] = Some(dst);
+                    let is_sum = matches!(node.op, Op::Sum(_));
+                    let ashape = g.shape(node.args[0]).to_vec();
+                    let dom = numel(&ashape);
+                    let red = dom / size.max(1);
+                    // Input points in (output, reduced) order; within one output
+                    // the reduced elements come in flat order, as the interpreter
+                    // accumulates them.
+                    let mut points: Vec<usize> = (0..dom).collect();
+                    points.sort_by_key(|&f| reduce_dst(&ashape, axes, f));
+                    let arg = node.args[0];
+                    let mut build = |this: &mut Builder, gb: &mut GroupBuild, pts: &[usize]| {
+                        let m: Vec<u32> = pts.iter().map(|&p| p as u32).collect();
+                        this.build(gb, arg, m)
+                    };
+                    let shape2 = ashape.clone();
+                    self.reduction(
+                        var,
+                        dst,
+                        size,
+                        red,
+                        is_sum,
+                        format!("{id} {}", node.op.name()),
+                        &mut build,
+                        &|p| reduce_dst(&shape2, axes, p),
+                        points,
+                    );
+                }
+                Op::Concat { axis } => {
+                    let size = numel(&node.shape);
+                    let dst = self.new_buf(var, size);
+                    self.loc[id.index()] = Some(dst);
+                    let axis = axis as usize;
+                    let outer: usize = node.shape[..axis].iter().product();
+                    let inner_out: usize = node.shape[axis..].iter().product();
+                    let mut before = 0;
+                    for &p in &node.args {
+                        let ps = g.shape(p).to_vec();
+                        let chunk: usize = ps[axis..].iter().product();
+                        let dom = numel(&ps);
+                        let mut gb = GroupBuild {
+                            exprs: vec![],
+                            memo: HashMap::new(),
+                        };
+                        let ident: Vec<u32> = (0..dom as u32).collect();
+                        let root = self.build(&mut gb, p, ident);
+                        let inner_before: usize = before * ps[axis + 1..].iter().product::<usize>();
+                        let dt: Vec<u32> = (0..dom)
+                            .map(|f| {
+                                let (o, r) = (f / chunk, f % chunk);
+                                (o * inner_out + inner_before + r) as u32
+                            })
+                            .collect();
+                        debug_assert_eq!(outer * chunk, dom);
+                        self.push_group(
+                            var,
+                            dom,
+                            gb,
+                            root,
+                            dst,
+                            &dt,
+                            Store::Set,
+                            format!("{id} concat part"),
+                        );
+                        before += ps[axis];
+                    }
+                }
+                Op::MatMul => {
+                    let d = direct.get(&id).copied();
+                    self.matmul(id, d);
+                }
+                Op::Scan {
+                    body,
+                    seqs,
+                    reverse,
+                } => self.scan(id, g.body(body), seqs as usize, reverse),
+            }
+        }
+    }
+
     fn inline_ok(&self, n: NodeId) -> bool {
         if self.is_out[n.index()] || self.users[n.index()] != 1 {
             return false;
@@ -867,42 +1219,9 @@ const ARRAY_MIN_FEATS: usize = 16;
 /// Builds the schedule for `g` (memory not yet planned: locations are virtual).
 pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Plan, String> {
     let live = g.live(&[]);
-    let n = g.len();
-    let mut variant = vec![false; n];
-    let mut users = vec![0u32; n];
-    let mut user = vec![None; n];
-    for id in g.ids() {
-        if !live[id.index()] {
-            continue;
-        }
-        let node = g.node(id);
-        variant[id.index()] = match node.op {
-            Op::Input(i) => g.input(i).kind == InputKind::Sample,
-            _ => node.args.iter().any(|a| variant[a.index()]),
-        };
-        for a in &node.args {
-            users[a.index()] += 1;
-            user[a.index()] = Some(id);
-        }
-    }
-    let mut is_out = vec![false; n];
-    for o in &g.outputs {
-        is_out[o.node.index()] = true;
-    }
-    let mut b = Builder {
-        g,
-        variant,
-        users,
-        user,
-        is_out,
-        loc: vec![None; n],
-        plan: Plan::default(),
-        vbufs: vec![],
-        const_off: HashMap::new(),
-        table_off: HashMap::new(),
-        array_unary,
-        panel_gemm,
-    };
+    let mut b = Builder::new(g, &live, None);
+    b.array_unary = array_unary;
+    b.panel_gemm = panel_gemm;
     // Batch-summed outputs whose node is a per-sample × per-sample product,
     // or a sum of such products, used nowhere else become batch-contracting
     // GEMMs accumulating into the partial (a parameter's gradient through a
@@ -929,170 +1248,7 @@ pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Pl
             }
         }
     }
-    for id in g.ids() {
-        if !live[id.index()] || folded.contains(&id) {
-            continue;
-        }
-        let node = g.node(id).clone();
-        let var = b.variant[id.index()];
-        match node.op {
-            Op::Input(i) => {
-                let decl = g.input(i);
-                if decl.kind == InputKind::Sample {
-                    let l = b.new_buf(true, numel(&decl.shape));
-                    b.plan
-                        .sample_in
-                        .push((i.index(), l_id(l), numel(&decl.shape)));
-                    b.loc[id.index()] = Some(l);
-                } else {
-                    b.loc[id.index()] = Some(Loc::Input(i.index()));
-                }
-            }
-            Op::Const(c) => {
-                let l = b.const_loc(c.index());
-                b.loc[id.index()] = Some(l);
-            }
-            Op::Scalar(_) => {}
-            Op::Unary(UnaryOp::Exp | UnaryOp::Sigmoid) if b.loc[id.index()].is_some() => {
-                // Already computed with its biased argument (below).
-            }
-            Op::Binary(BinaryOp::Add) if b.fused_bias_unary(id, &live).is_some() => {
-                // invariant: `fused_bias_unary` just returned Some.
-                let (u, src, bias) = b.fused_bias_unary(id, &live).unwrap();
-                let feats = numel(&node.shape);
-                let pre = b.new_buf(true, feats);
-                let dst = b.new_buf(true, feats);
-                b.loc[id.index()] = Some(pre);
-                b.loc[u.index()] = Some(dst);
-                let sigmoid = matches!(g.node(u).op, Op::Unary(UnaryOp::Sigmoid));
-                let prod = if sigmoid {
-                    b.fused_product(id, u, feats, &live).map(|m| {
-                        let l = b.new_buf(true, feats);
-                        b.loc[m.index()] = Some(l);
-                        l
-                    })
-                } else {
-                    None
-                };
-                b.plan.tile_steps.push(Step::ArrayUnary {
-                    sigmoid,
-                    src,
-                    dst,
-                    feats,
-                    bias: Some((bias, pre)),
-                    prod,
-                });
-            }
-            Op::Binary(BinaryOp::Mul) if b.loc[id.index()].is_some() => {
-                // Already computed by a fused array step (above).
-            }
-            Op::Unary(u @ (UnaryOp::Exp | UnaryOp::Sigmoid))
-                if b.array_unary
-                    && var
-                    && b.array_pays(id)
-                    && matches!(b.tile_source(node.args[0]), Some(Loc::Tile(_))) =>
-            {
-                let feats = numel(&node.shape);
-                let dst = b.new_buf(true, feats);
-                b.loc[id.index()] = Some(dst);
-                // invariant: the guard just matched a tile source.
-                let src = b.tile_source(node.args[0]).unwrap();
-                b.plan.tile_steps.push(Step::ArrayUnary {
-                    sigmoid: u == UnaryOp::Sigmoid,
-                    src,
-                    dst,
-                    feats,
-                    bias: None,
-                    prod: None,
-                });
-            }
-            Op::Unary(_) | Op::PowConst(_) | Op::Binary(_) | Op::Select => {
-                if !b.inline_ok(id) {
-                    let l = b.materialise_elementwise(id, true);
-                    b.loc[id.index()] = Some(l);
-                }
-            }
-            Op::Broadcast
-            | Op::Reshape
-            | Op::Transpose(_)
-            | Op::Slice { .. }
-            | Op::StopGradient => {}
-            Op::Sum(axes) | Op::Max(axes) => {
-                let size = numel(&node.shape);
-                let dst = b.new_buf(var, size);
-                b.loc[id.index()] = Some(dst);
-                let is_sum = matches!(node.op, Op::Sum(_));
-                let ashape = g.shape(node.args[0]).to_vec();
-                let dom = numel(&ashape);
-                let red = dom / size.max(1);
-                // Input points in (output, reduced) order; within one output
-                // the reduced elements come in flat order, as the interpreter
-                // accumulates them.
-                let mut points: Vec<usize> = (0..dom).collect();
-                points.sort_by_key(|&f| reduce_dst(&ashape, axes, f));
-                let arg = node.args[0];
-                let mut build = |this: &mut Builder, gb: &mut GroupBuild, pts: &[usize]| {
-                    let m: Vec<u32> = pts.iter().map(|&p| p as u32).collect();
-                    this.build(gb, arg, m)
-                };
-                let shape2 = ashape.clone();
-                b.reduction(
-                    var,
-                    dst,
-                    size,
-                    red,
-                    is_sum,
-                    format!("{id} {}", node.op.name()),
-                    &mut build,
-                    &|p| reduce_dst(&shape2, axes, p),
-                    points,
-                );
-            }
-            Op::Concat { axis } => {
-                let size = numel(&node.shape);
-                let dst = b.new_buf(var, size);
-                b.loc[id.index()] = Some(dst);
-                let axis = axis as usize;
-                let outer: usize = node.shape[..axis].iter().product();
-                let inner_out: usize = node.shape[axis..].iter().product();
-                let mut before = 0;
-                for &p in &node.args {
-                    let ps = g.shape(p).to_vec();
-                    let chunk: usize = ps[axis..].iter().product();
-                    let dom = numel(&ps);
-                    let mut gb = GroupBuild {
-                        exprs: vec![],
-                        memo: HashMap::new(),
-                    };
-                    let ident: Vec<u32> = (0..dom as u32).collect();
-                    let root = b.build(&mut gb, p, ident);
-                    let inner_before: usize = before * ps[axis + 1..].iter().product::<usize>();
-                    let dt: Vec<u32> = (0..dom)
-                        .map(|f| {
-                            let (o, r) = (f / chunk, f % chunk);
-                            (o * inner_out + inner_before + r) as u32
-                        })
-                        .collect();
-                    debug_assert_eq!(outer * chunk, dom);
-                    b.push_group(
-                        var,
-                        dom,
-                        gb,
-                        root,
-                        dst,
-                        &dt,
-                        Store::Set,
-                        format!("{id} concat part"),
-                    );
-                    before += ps[axis];
-                }
-            }
-            Op::MatMul => {
-                let d = direct.get(&id).copied();
-                b.matmul(id, d);
-            }
-        }
-    }
+    b.plan_nodes(&live, &folded, &direct);
     // Outputs.
     for (j, o) in g.outputs.iter().enumerate() {
         let var = b.variant[o.node.index()];
@@ -1274,6 +1430,25 @@ fn for_each_loc(step: &mut Step, groups: &mut [Group], f: &mut impl FnMut(&mut L
         Step::Pack { src, dst, .. } => {
             f(&mut src.loc, false);
             f(dst, true);
+        }
+        // Every buffer of a scan, its body's included, is in use for the
+        // whole step: they never share space with each other.
+        Step::Scan(sc) => {
+            for i in &mut sc.inputs {
+                if let OutSrc::Loc(l) = &mut i.src {
+                    f(l, false);
+                }
+                if let Some(l) = &mut i.dst {
+                    f(l, true);
+                }
+            }
+            if let OutSrc::Loc(l) = &mut sc.next {
+                f(l, false);
+            }
+            f(&mut sc.out, true);
+            for st in &mut sc.body {
+                for_each_loc(st, groups, f);
+            }
         }
     }
 }

@@ -127,7 +127,7 @@ impl Analyzer<'_> {
         let run = if start == 0 && x.shape[axis] == count * stride {
             x
         } else {
-            self.mk(TKind::Slice(Box::new(x), axis, start), s.clone(), span)?
+            self.mk(TKind::Slice(Box::new(x), axis, start, 1), s.clone(), span)?
         };
         if stride == 1 {
             return Some(run);
@@ -138,7 +138,7 @@ impl Analyzer<'_> {
         let grid = self.reshape(run, split.clone(), span)?;
         let mut first = split;
         first[axis + 1] = 1;
-        let picked = self.mk(TKind::Slice(Box::new(grid), axis + 1, 0), first, span)?;
+        let picked = self.mk(TKind::Slice(Box::new(grid), axis + 1, 0, 1), first, span)?;
         let mut out = s;
         out[axis] = count;
         self.reshape(picked, out, span)
