@@ -558,6 +558,9 @@ impl Draws {
 }
 
 /// Checks the settings of a run against an energy with `dim` coordinates.
+/// The most memory the dense metrics of one run may take.
+const MAX_DENSE_BYTES: f64 = 4.0 * (1u64 << 30) as f64;
+
 fn validate(dim: usize, sampler: &SamplerConfig, run: &RunConfig) -> Result<(), RuntimeError> {
     let bad = |m: String| Err(RuntimeError::Config(m));
     if dim == 0 {
@@ -587,6 +590,32 @@ fn validate(dim: usize, sampler: &SamplerConfig, run: &RunConfig) -> Result<(), 
         && !(*s >= 0.0 && s.is_finite())
     {
         return bad(format!("noise must be a non-negative number, found {s}"));
+    }
+    if let Method::Nuts { max_depth } = sampler.method
+        && !(1..=super::config::MAX_TREE_DEPTH).contains(&max_depth)
+    {
+        return bad(format!(
+            "max_depth must be between 1 and {}, found {max_depth}",
+            super::config::MAX_TREE_DEPTH
+        ));
+    }
+    if sampler.metric == super::MetricKind::Dense && sampler.method.is_mh() {
+        if dim > super::config::MAX_DENSE_DIM {
+            return bad(format!(
+                "a dense metric is offered up to {} coordinates (it costs d² per chain and gradient); this energy has {dim}: use the diagonal metric",
+                super::config::MAX_DENSE_DIM
+            ));
+        }
+        // Each chain holds M⁻¹, its factor and a window covariance.
+        let bytes = run.chains as f64 * (dim * dim) as f64 * 3.0 * 8.0;
+        if bytes > MAX_DENSE_BYTES {
+            return bad(format!(
+                "dense metrics for {} chains of {dim} coordinates need {:.1} GiB; the limit is {:.0} GiB: use fewer chains or the diagonal metric",
+                run.chains,
+                bytes / (1u64 << 30) as f64,
+                MAX_DENSE_BYTES / (1u64 << 30) as f64
+            ));
+        }
     }
     if let Method::Pt(o) = &sampler.method {
         if let Some(m) = o.check() {

@@ -581,6 +581,13 @@ fn bad_configuration_is_an_error() {
         rows: 1,
     };
     assert!(run_chains(&g, &SamplerConfig::mala(0.1), &run).is_err());
+    let run = RunConfig::new(2, 0, 10, 1);
+    assert!(run_chains(&g, &SamplerConfig::nuts(0.1, 40), &run).is_err());
+    // A dense metric is refused above its dimension bound, before any
+    // allocation.
+    let wide = Gaussian::iid(1100, 1.0);
+    let err = run_chains(&wide, &dense(SamplerConfig::nuts(0.1, 10)), &run).unwrap_err();
+    assert!(err.to_string().contains("dense metric"), "{err}");
 }
 
 #[test]
