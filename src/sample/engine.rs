@@ -461,6 +461,10 @@ impl Adapter {
 /// The largest dimension whose warm-up starts from a curvature estimate
 /// (2d gradient evaluations per chain).
 pub const MAX_CURVATURE_DIM: usize = 256;
+/// The most Hessian entries one block estimates at once (chains × d²,
+/// 256 MiB): beyond it warm-up starts from the identity instead of
+/// allocating without bound for very many chains.
+pub const MAX_CURVATURE_VALUES: usize = 1 << 25;
 
 /// Sets each chain's starting metric from the curvature at its starting
 /// point: the inverse of the Hessian (central differences of ∇E), or its
@@ -769,7 +773,8 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
             cfg.method,
             Method::Mala | Method::Hmc { .. } | Method::Nuts { .. }
         )
-        && dim <= MAX_CURVATURE_DIM;
+        && dim <= MAX_CURVATURE_DIM
+        && n * dim * dim <= MAX_CURVATURE_VALUES;
     if curvature_start {
         curvature_metric(target, &ch, &mut metrics)?;
     }
