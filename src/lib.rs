@@ -20,6 +20,7 @@ pub mod lower;
 pub mod opt;
 pub mod pipeline;
 pub mod plot;
+pub mod repl;
 pub mod runtime;
 pub mod sample;
 pub mod script;

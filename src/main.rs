@@ -18,8 +18,9 @@ use clap::{Parser, Subcommand};
     about = "A language and compiler for energy-based models"
 )]
 struct Cli {
+    /// Without a command, on a terminal: `ebm repl`.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 /// A flag Ctrl-C sets: a training run stops after the current iteration
@@ -42,6 +43,13 @@ enum Command {
     Check { file: PathBuf },
     /// Run a script's statements (`print(...)`, ...).
     Run { file: PathBuf },
+    /// An interactive session: definitions, statements and :commands (:help),
+    /// line editing, history and tab completion; from a pipe, one input per
+    /// line (continued while brackets are open), results on stdout.
+    Repl {
+        /// A script loaded first (its statements run).
+        file: Option<PathBuf>,
+    },
     /// Evaluate an energy (and its gradient, a Hessian-vector product) at one point.
     Eval {
         file: PathBuf,
@@ -222,8 +230,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    use std::io::IsTerminal;
+    let command = match Cli::parse().command {
+        Some(c) => c,
+        None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => {
+            Command::Repl { file: None }
+        }
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
         Command::Check { file } => cli::check(&file),
+        Command::Repl { file } => cli::repl::repl(file.as_deref()),
         Command::Run { file } => cli::run(&file),
         Command::Eval {
             file,

@@ -652,10 +652,23 @@ pub fn dump(
     kernel: DumpKernel,
     dtype: DType,
 ) -> Result<String, Error> {
+    dump_in(file, file.base_dir(), stage, name, kernel, dtype)
+}
+
+/// `dump` with relative data paths resolved against `base_dir` (the REPL's
+/// program is text in memory, its folder the session's).
+pub fn dump_in(
+    file: &SourceFile,
+    base_dir: &Path,
+    stage: Stage,
+    name: Option<&str>,
+    kernel: DumpKernel,
+    dtype: DType,
+) -> Result<String, Error> {
     if stage == Stage::Ast {
         return Ok(syntax::print::print(&parse(file)?));
     }
-    let module = analyze(file)?;
+    let module = analyze_in(file, base_dir)?;
     let names: Vec<String> = match name {
         Some(n) => vec![
             energy_def(&module, n)
@@ -699,6 +712,19 @@ pub fn dump_artifact(
         out.push_str(&dump_graph(graph, is_energy, stage, kernel, dtype)?);
     }
     Ok(out)
+}
+
+/// The energy `name`'s kernel `spec`, optimised: what the `opt` stage
+/// prints and what a backend compiles.
+pub fn optimized_kernel(
+    module: &sema::Module,
+    name: &str,
+    spec: KernelSpec,
+) -> Result<Graph, Error> {
+    energy_def(module, name)?;
+    let graph = lower::lower(module, name).map_err(|d| Error::Message(d.message))?;
+    let derived = derive(&graph, spec).map_err(Error::Message)?;
+    Ok(opt::optimize(&derived, opt::Config::default()))
 }
 
 /// One definition's graph at `stage` (models show their graph at every stage).

@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod jem;
 pub mod logz;
 pub mod model;
+pub mod repl;
 pub mod sample;
 pub mod train;
 

@@ -30,6 +30,7 @@ use plotters::style::FontStyle;
 use crate::sample::{BatchEnergy, Draws};
 
 pub mod curves;
+pub mod text;
 
 pub use curves::{loss_curves, loss_curves_log, reliability};
 

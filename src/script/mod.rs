@@ -201,9 +201,30 @@ pub fn check(module: &Module) -> Result<Vec<Action>, Vec<Diagnostic>> {
 /// refuses new files, is reported before the first statement runs, not
 /// after the sampling it follows). A CmdStan `save` checks each chain's file.
 fn check_outputs(module: &Module, actions: &[Action]) -> Result<(), Vec<Diagnostic>> {
+    check_outputs_where(module, actions, |_| true)
+}
+
+/// `check_outputs` for statement `k` only (the REPL runs one statement at
+/// a time, after the program it extends).
+pub fn check_outputs_of(
+    module: &Module,
+    actions: &[Action],
+    k: usize,
+) -> Result<(), Vec<Diagnostic>> {
+    check_outputs_where(module, actions, |i| i == k)
+}
+
+fn check_outputs_where(
+    module: &Module,
+    actions: &[Action],
+    include: impl Fn(usize) -> bool,
+) -> Result<(), Vec<Diagnostic>> {
     let mut chains: HashMap<&str, usize> = HashMap::new();
     let mut outputs = Vec::new();
-    for (stmt, a) in module.statements.iter().zip(actions) {
+    for (i, (stmt, a)) in module.statements.iter().zip(actions).enumerate() {
+        if !include(i) && !matches!(a, Action::Sample(_)) {
+            continue;
+        }
         match a {
             Action::Sample(spec) => {
                 if let Some(b) = &stmt.binding {
@@ -272,7 +293,8 @@ pub fn run(
     Ok(())
 }
 
-fn execute(r: &mut Runner, stmt: &Statement, action: Action) -> Result<(), Diagnostic> {
+/// Carries out one checked statement (its `Action` from [`check`]).
+pub fn execute(r: &mut Runner, stmt: &Statement, action: Action) -> Result<(), Diagnostic> {
     match action {
         Action::Print(names) => print(r, stmt, &names),
         Action::Nothing => Ok(()),
@@ -611,7 +633,9 @@ fn write(r: &mut Runner, span: Span, text: &str) -> Result<(), Diagnostic> {
         .map_err(|e| Diagnostic::new("E0503", span, format!("cannot write output: {e}")))
 }
 
-fn sample(r: &mut Runner, stmt: &Statement, spec: &SampleSpec) -> Result<(), Diagnostic> {
+/// Compiles the energy of a `sample(..)` statement in the run's store and
+/// samples it.
+pub fn draw(r: &Runner, spec: &SampleSpec) -> Result<Sampled, Diagnostic> {
     let graph = lower::lower(r.module, &spec.energy)?;
     let backend = crate::backend::named(&spec.backend)
         .map_err(failed("cannot compile the energy", spec.energy_span))?;
@@ -623,6 +647,19 @@ fn sample(r: &mut Runner, stmt: &Statement, spec: &SampleSpec) -> Result<(), Dia
             .map_err(failed("cannot read the starting points", spec.init_span))?;
     }
     let draws = runners::run_sample(&energy, spec).map_err(failed("sampling failed", spec.span))?;
+    Ok(Sampled {
+        energy,
+        cond: spec.cond.clone(),
+        draws,
+    })
+}
+
+fn sample(r: &mut Runner, stmt: &Statement, spec: &SampleSpec) -> Result<(), Diagnostic> {
+    let Sampled {
+        energy,
+        cond: _,
+        draws,
+    } = draw(r, spec)?;
     let summary = draws
         .summary
         .as_ref()

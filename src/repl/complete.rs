@@ -1,0 +1,123 @@
+//! What the line editor needs from the language: whether an input is
+//! complete (brackets balanced, outside strings and `#` comments), and the
+//! completions of the word under the cursor — the session's names,
+//! builtins, activations, statements, keyword arguments and commands.
+
+use super::commands::COMMANDS;
+
+/// Whether `text` still has a bracket open (the input continues on the
+/// next line). Closing brackets beyond what was opened do not count: the
+/// parser reports them.
+pub fn needs_more(text: &str) -> bool {
+    let mut depth: i64 = 0;
+    let mut in_string = false;
+    let mut in_comment = false;
+    for ch in text.chars() {
+        match ch {
+            '\n' => in_comment = false,
+            _ if in_comment => {}
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '#' => in_comment = true,
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = (depth - 1).max(0),
+            _ => {}
+        }
+    }
+    depth > 0 && !text.trim_start().starts_with(':')
+}
+
+/// The start of the word ending at `pos`, and the candidates for it
+/// (`names`: the session's, from [`super::Session::names`]).
+pub fn completions(names: &[String], line: &str, pos: usize) -> (usize, Vec<String>) {
+    let pos = pos.min(line.len());
+    let head = &line[..pos];
+    let start = head
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0);
+    let word = &head[start..];
+    if word.is_empty() {
+        return (start, Vec::new());
+    }
+    let mut pool: Vec<String> = if word.starts_with(':') {
+        COMMANDS.iter().map(|c| format!(":{}", c.name)).collect()
+    } else {
+        let mut v = names.to_vec();
+        v.extend(vocabulary().map(String::from));
+        v
+    };
+    pool.retain(|c| c.starts_with(word) && c != word);
+    pool.sort();
+    pool.dedup();
+    (start, pool)
+}
+
+/// Builtins, activations, statements, samplers and keyword arguments.
+fn vocabulary() -> impl Iterator<Item = &'static str> {
+    use crate::script::{args, estimate, runners, training};
+    use crate::sema::builtins::{ACTIVATIONS, BUILTINS, STATEMENTS};
+    let keywords = BUILTINS
+        .iter()
+        .flat_map(|s| s.params.iter().map(|p| p.name));
+    BUILTINS
+        .iter()
+        .map(|s| s.name)
+        .chain(keywords)
+        .chain(ACTIVATIONS.iter().copied())
+        .chain(STATEMENTS.iter().copied())
+        .chain(args::SAMPLERS.iter().copied())
+        .chain(args::INITS.iter().copied())
+        .chain(runners::SAMPLE_ARGS.iter().copied())
+        .chain(training::TRAIN_ARGS.iter().copied())
+        .chain(training::JEM_ARGS.iter().copied())
+        .chain(estimate::AIS_ARGS.iter().copied())
+        .chain(
+            [
+                "const", "param", "energy", "model", "data", "let", "use", "from", "and", "or",
+                "not", "in",
+            ]
+            .into_iter(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_continue_while_brackets_are_open() {
+        for (text, more) in [
+            ("energy e(x: [2]) = sum(x)", false),
+            ("energy e(x: [2]) = sum(", true),
+            ("let s = sample(e,\n  chains = 4", true),
+            ("let s = sample(e,\n  chains = 4)", false),
+            ("print(\"(\")", false),
+            ("print(1) # (", false),
+            ("print(1))", false),
+            (":help (", false),
+        ] {
+            assert_eq!(needs_more(text), more, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn completes_names_builtins_keywords_and_commands() {
+        let mut s = super::super::Session::new(std::path::Path::new("."));
+        let origin = super::super::entries::Origin {
+            path: "<t>".into(),
+            line: 1,
+        };
+        s.input("energy gauss(x: [2]) = sum(x^2)", &origin);
+        let names = s.names();
+        let words = |line: &str| completions(&names, line, line.len()).1;
+        assert!(words("print(gau").contains(&"gauss".to_string()));
+        assert!(words("let y = soft").contains(&"softplus".to_string()));
+        assert!(words(":sa").contains(&":sample".to_string()));
+        assert!(words("sample(gauss, cha").contains(&"chains".to_string()));
+        assert!(words("x = ").is_empty());
+        assert_eq!(completions(&names, "print(gau", 9).0, 6);
+    }
+}

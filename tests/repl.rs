@@ -1,0 +1,228 @@
+//! `ebm repl` as a user drives it. Golden sessions: every
+//! `tests/repl/*.txt` is piped into `ebm repl` and its stdout and stderr
+//! must be exactly `NAME.stdout` and `NAME.stderr` (timings blanked);
+//! `EBM_BLESS=1` rewrites them. Then `:save` round trips, and the same
+//! session through a pseudo-terminal (line editor, prompts, completion).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn ebm() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ebm"));
+    c.current_dir(root());
+    c
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `ebm repl` with `input` on stdin: (stdout, stderr, exit code).
+fn repl(input: &str, dir: &Path) -> (String, String, Option<i32>) {
+    let mut child = ebm()
+        .arg("repl")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ebm repl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
+}
+
+/// Run times vary; everything else in a session's output is deterministic.
+fn blank_timings(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find(" s, ") {
+            Some(_) if l.contains("chain-steps/s") => "  <timing>",
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ebm-repl-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn golden_sessions() {
+    let bless = std::env::var("EBM_BLESS").is_ok_and(|v| v == "1");
+    let dir = root().join("tests/repl");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 3);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let input = std::fs::read_to_string(case).unwrap();
+        let (out, err, code) = repl(&input, root());
+        if code != Some(0) {
+            failures.push(format!("{}: exit {code:?}\n{err}", case.display()));
+            continue;
+        }
+        for (text, ext) in [
+            (blank_timings(&out), "stdout"),
+            (blank_timings(&err), "stderr"),
+        ] {
+            let golden = case.with_extension(ext);
+            if bless {
+                std::fs::write(&golden, &text).unwrap();
+                continue;
+            }
+            let expect = std::fs::read_to_string(&golden).unwrap_or_default();
+            if expect != text {
+                failures.push(format!(
+                    "{}: {ext} differs\n--- expected\n{expect}--- actual\n{text}",
+                    case.display()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn saved_session_checks_and_reproduces_its_results() {
+    let dir = scratch("save");
+    let session = "\
+const a = 1
+energy banana(x: [2]) = (a - x[0])^2 / 2 + 5 * (x[1] - x[0]^2)^2
+print(banana([0, 1]))
+const a = 2
+print(banana([0, 1]))
+let s = sample(banana, mala(), chains = 4, steps = 200, warmup = 100, seed = 5)
+print(summary(s))
+:save session.ebm
+";
+    let (out, err, code) = repl(session, &dir);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("wrote session.ebm"), "{out}");
+    let saved = std::fs::read_to_string(dir.join("session.ebm")).unwrap();
+    // The statement that ran on the old `a` is not replayed.
+    assert_eq!(saved.matches("print(banana([0, 1]))").count(), 1, "{saved}");
+    let check = ebm()
+        .args(["check", "session.ebm"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let run = ebm()
+        .args(["run", "session.ebm"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let replayed = blank_timings(&String::from_utf8_lossy(&run.stdout));
+    // The session printed 5.5 for the old `a` first, then what the script prints.
+    let session_out = blank_timings(&out);
+    let tail = session_out
+        .strip_prefix("5.5\n")
+        .and_then(|t| {
+            t.strip_suffix(&format!(
+                "wrote session.ebm (2 definitions, 3 statements)\n"
+            ))
+        })
+        .unwrap_or_else(|| panic!("unexpected session output:\n{session_out}"));
+    assert_eq!(tail, replayed);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn end_of_input_inside_brackets_is_an_error_not_a_hang() {
+    let (out, err, code) = repl("print(1,\n", root());
+    assert_eq!(code, Some(0));
+    assert!(out.is_empty() && err.contains("error"), "{out}{err}");
+}
+
+/// The same kind of session on a pseudo-terminal: prompts, the line
+/// editor's multi-line input, tab completion and history.
+#[cfg(unix)]
+#[test]
+fn terminal_session() -> Result<(), rexpect::error::Error> {
+    let dir = scratch("pty");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ebm"));
+    cmd.arg("repl")
+        .current_dir(&dir)
+        .env("EBM_HISTORY", dir.join("history"))
+        .env("TERM", "xterm");
+    let mut p = rexpect::session::spawn_command(cmd, Some(60_000))?;
+    p.exp_string("ebm> ")?;
+    p.send_line("const s = 0.5")?;
+    p.exp_string("ebm> ")?;
+    p.send_line("energy gauss(x: [2]) = sum(x^2) / (2 * s^2)")?;
+    p.exp_string("ebm> ")?;
+    p.send_line(":eval gauss at [1, 2]")?;
+    p.exp_string("10")?;
+    p.exp_string("ebm> ")?;
+    // Redefinition: the dependant is re-checked and says so.
+    p.send_line("const s = 1.0")?;
+    p.exp_string("re-checked gauss")?;
+    p.exp_string("ebm> ")?;
+    // An error, then a correct line.
+    p.send_line("energy bad(x: [2]) = sum(x) + nope")?;
+    p.exp_string("unknown name `nope`")?;
+    p.exp_string("ebm> ")?;
+    p.send_line(":eval gauss at [1, 2]")?;
+    p.exp_string("2.5")?;
+    p.exp_string("ebm> ")?;
+    // Tab completes a definition's name.
+    p.send(":grad gau")?;
+    p.send("\t")?;
+    p.send_line("")?;
+    p.exp_string("∇ₓgauss")?;
+    p.exp_string("ebm> ")?;
+    // Multi-line input: the editor waits for the closing bracket.
+    p.send_line("print(gauss([0,")?;
+    p.send_line("  0]))")?;
+    p.exp_string("0")?;
+    p.exp_string("ebm> ")?;
+    p.send_line(":sample gauss, steps = 200, seed = 1")?;
+    p.exp_string("acceptance")?;
+    p.exp_string("└")?;
+    p.exp_string("ebm> ")?;
+    p.send_line(":save s.ebm")?;
+    p.exp_string("wrote s.ebm")?;
+    p.exp_string("ebm> ")?;
+    p.send_line(":quit")?;
+    p.exp_eof()?;
+    let history = std::fs::read_to_string(dir.join("history")).unwrap_or_default();
+    assert!(history.contains(":eval gauss at [1, 2]"), "{history}");
+    let check = ebm()
+        .args(["check", "s.ebm"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
