@@ -714,16 +714,22 @@ pub fn dump_artifact(
     Ok(out)
 }
 
-/// The energy `name`'s kernel `spec`, optimised: what the `opt` stage
-/// prints and what a backend compiles.
-pub fn optimized_kernel(
+/// The optimised graph of the derivative kernel `spec` of the energy
+/// `name`: what `ebm dump --stage opt --kernel K` prints (and the REPL's
+/// `:grad` shows as math, `ir::math`).
+pub fn optimized_kernel_graph(
+    file: &SourceFile,
     module: &sema::Module,
     name: &str,
     spec: KernelSpec,
 ) -> Result<Graph, Error> {
-    energy_def(module, name)?;
-    let graph = lower::lower(module, name).map_err(|d| Error::Message(d.message))?;
-    let derived = derive(&graph, spec).map_err(Error::Message)?;
+    let energy = energy_graph(file, module, name)?;
+    optimized(&energy, DumpKernel::Spec(spec))
+}
+
+/// `kernel` of an energy's graph, optimised as every stage after `grad` shows it.
+fn optimized(energy: &Graph, kernel: DumpKernel) -> Result<Graph, Error> {
+    let derived = kernel_graph(energy, kernel).map_err(Error::Message)?;
     Ok(opt::optimize(&derived, opt::Config::default()))
 }
 
@@ -735,16 +741,13 @@ fn dump_graph(
     kernel: DumpKernel,
     dtype: DType,
 ) -> Result<String, Error> {
-    let derived = || kernel_graph(graph, kernel).map_err(Error::Message);
     Ok(match stage {
         Stage::Ast | Stage::Ir => print::print(graph),
         _ if !is_energy => print::print(graph),
-        Stage::Grad => print::print(&derived()?),
-        Stage::Opt => print::print(&opt::optimize(&derived()?, opt::Config::default())),
-        Stage::Clif => {
-            let g = opt::optimize(&derived()?, opt::Config::default());
-            crate::backend::cpu::clif_text(&g, dtype).map_err(Error::Message)?
-        }
+        Stage::Grad => print::print(&kernel_graph(graph, kernel).map_err(Error::Message)?),
+        Stage::Opt => print::print(&optimized(graph, kernel)?),
+        Stage::Clif => crate::backend::cpu::clif_text(&optimized(graph, kernel)?, dtype)
+            .map_err(Error::Message)?,
     })
 }
 

@@ -8,7 +8,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use ebm::repl::complete::{completions, needs_more};
+use ebm::repl::complete::{Inputs, completions, needs_more};
 use ebm::repl::entries::Origin;
 use ebm::repl::{Reply, Session};
 use rustyline::completion::Completer;
@@ -23,7 +23,8 @@ use super::Result;
 
 /// Runs a session: `file` is loaded first (as `:load FILE`).
 pub fn repl(file: Option<&Path>) -> Result<String> {
-    let mut session = Session::new(Path::new("."));
+    // An empty base: relative paths stay as typed (`run`, not `./run`).
+    let mut session = Session::new(Path::new(""));
     if let Some(f) = file {
         let reply = session.input(&format!(":load {}", f.display()), &origin("<args>", 1));
         show(&reply);
@@ -60,31 +61,20 @@ fn show(reply: &Reply) {
 /// Inputs read line by line, each complete input (brackets closed) run at
 /// once; diagnostics carry the line numbers of the stream.
 fn piped(session: &mut Session, input: impl BufRead, name: &str) {
-    let mut pending = String::new();
-    let mut first = 0;
-    for (i, line) in input.lines().enumerate() {
+    let mut inputs = Inputs::default();
+    for line in input.lines() {
         let Ok(line) = line else { break };
-        if pending.is_empty() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            first = i + 1;
-        } else {
-            pending.push('\n');
-        }
-        pending.push_str(&line);
-        if needs_more(&pending) {
+        let Some((first, text)) = inputs.line(&line) else {
             continue;
-        }
-        let reply = session.input(&pending, &origin(name, first));
+        };
+        let reply = session.input(&text, &origin(name, first));
         show(&reply);
-        pending.clear();
         if reply.quit {
             return;
         }
     }
-    if !pending.is_empty() {
-        show(&session.input(&pending, &origin(name, first)));
+    if let Some((first, text)) = inputs.finish() {
+        show(&session.input(&text, &origin(name, first)));
     }
 }
 

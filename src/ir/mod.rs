@@ -6,6 +6,7 @@
 
 pub mod growth;
 pub mod interp;
+pub mod math;
 pub mod op;
 pub mod print;
 pub mod real;

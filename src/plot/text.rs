@@ -11,6 +11,9 @@ const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█
 /// Density shades, lightest first.
 const SHADES: [char; 10] = [' ', '.', ':', '-', '=', '+', '*', '#', '%', '@'];
 
+/// Energies of points given row-major (one per point), or why not.
+pub type EnergyFn<'a> = &'a dyn Fn(&[f64]) -> Result<Vec<f64>, String>;
+
 /// `(lo, hi)` of the finite values, widened when empty or a single value.
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
@@ -21,7 +24,7 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if lo > hi {
         (-1.0, 1.0)
     } else if hi - lo <= f64::EPSILON * lo.abs().max(1.0) || !(hi - lo).is_finite() {
-        let pad = lo.abs().max(1.0).min(f64::MAX / 4.0);
+        let pad = lo.abs().clamp(1.0, f64::MAX / 4.0);
         (lo - pad, hi + pad)
     } else {
         (lo, hi)
@@ -154,7 +157,7 @@ pub fn density(
     (lo, hi): (f64, f64),
     width: usize,
     height: usize,
-    energy: &dyn Fn(&[f64]) -> Result<Vec<f64>, String>,
+    energy: EnergyFn,
 ) -> Result<String, String> {
     let (width, height) = (width.max(2), height.max(2));
     let at = |i: usize, n: usize| lo + (hi - lo) * (i as f64 + 0.5) / n as f64;

@@ -418,7 +418,7 @@ fn grad(s: &mut Session, args: &str, origin: &Origin) -> Reply {
     } else {
         crate::autodiff::derived::KernelSpec::ENERGY_GRAD
     };
-    let graph = match pipeline::optimized_kernel(&s.module, name, spec) {
+    let graph = match pipeline::optimized_kernel_graph(&source(s), &s.module, name, spec) {
         Ok(g) => g,
         Err(e) => return bad_args(&line, origin, e.to_string()),
     };
@@ -441,8 +441,7 @@ fn grad(s: &mut Session, args: &str, origin: &Origin) -> Reply {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let _ = pairs;
-    output(crate::ir::print::print(&graph)) // MERGE: ir::math
+    output(crate::ir::math::math(&graph, &pairs))
 }
 
 fn eval(s: &mut Session, args: &str, origin: &Origin) -> Reply {

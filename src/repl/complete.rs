@@ -27,6 +27,49 @@ pub fn needs_more(text: &str) -> bool {
     depth > 0 && !text.trim_start().starts_with(':')
 }
 
+/// Groups lines into complete inputs (see [`needs_more`]), as piped input
+/// and session files are read: blank lines between inputs are skipped;
+/// each input comes with the 1-based line it starts on.
+#[derive(Default)]
+pub struct Inputs {
+    pending: String,
+    first: usize,
+    seen: usize,
+}
+
+impl Inputs {
+    /// Adds the next line; returns an input when this line completes one.
+    pub fn line(&mut self, line: &str) -> Option<(usize, String)> {
+        self.seen += 1;
+        if self.pending.is_empty() {
+            if line.trim().is_empty() {
+                return None;
+            }
+            self.first = self.seen;
+        } else {
+            self.pending.push('\n');
+        }
+        self.pending.push_str(line);
+        if needs_more(&self.pending) {
+            return None;
+        }
+        Some((self.first, std::mem::take(&mut self.pending)))
+    }
+
+    /// What is left at the end of the input (an unclosed bracket).
+    pub fn finish(&mut self) -> Option<(usize, String)> {
+        (!self.pending.is_empty()).then(|| (self.first, std::mem::take(&mut self.pending)))
+    }
+
+    /// Every input of a whole text.
+    pub fn split(text: &str) -> Vec<(usize, String)> {
+        let mut g = Inputs::default();
+        let mut out: Vec<(usize, String)> = text.lines().filter_map(|l| g.line(l)).collect();
+        out.extend(g.finish());
+        out
+    }
+}
+
 /// The start of the word ending at `pos`, and the candidates for it
 /// (`names`: the session's, from [`super::Session::names`]).
 pub fn completions(names: &[String], line: &str, pos: usize) -> (usize, Vec<String>) {
@@ -74,13 +117,10 @@ fn vocabulary() -> impl Iterator<Item = &'static str> {
         .chain(training::TRAIN_ARGS.iter().copied())
         .chain(training::JEM_ARGS.iter().copied())
         .chain(estimate::AIS_ARGS.iter().copied())
-        .chain(
-            [
-                "const", "param", "energy", "model", "data", "let", "use", "from", "and", "or",
-                "not", "in",
-            ]
-            .into_iter(),
-        )
+        .chain([
+            "const", "param", "energy", "model", "data", "let", "use", "from", "and", "or", "not",
+            "in",
+        ])
 }
 
 #[cfg(test)]
@@ -101,6 +141,19 @@ mod tests {
         ] {
             assert_eq!(needs_more(text), more, "{text:?}");
         }
+    }
+
+    #[test]
+    fn groups_lines_into_inputs() {
+        let text = "a\n\nprint(1,\n  2)\n\n  \nsample(e,\n";
+        assert_eq!(
+            Inputs::split(text),
+            [
+                (1, "a".to_string()),
+                (3, "print(1,\n  2)".to_string()),
+                (7, "sample(e,".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -161,3 +161,61 @@ fn parameters_keep_values_across_unrelated_redefinitions() {
     s.input("param mu: [2] ~ zeros", &origin(7));
     assert_eq!(s.input("mu", &origin(8)).out, "[0, 0]\n");
 }
+
+#[test]
+fn odd_inputs_are_answered_never_fatal() {
+    let mut s = Session::new(Path::new(""));
+    s.input("energy g(x: [2]) = sum(x^2)", &origin(1));
+    let long = format!("print({})", "1 + ".repeat(5000) + "1");
+    let odd = [
+        ":",
+        "::",
+        ": eval",
+        ":eval",
+        ":eval g",
+        ":eval g at",
+        ":eval g at [1, 2, 3]",
+        ":eval g at [1, 2] | [3]",
+        ":eval nothing at [1]",
+        ":sample",
+        ":sample g >",
+        ":sample g, chains = 0",
+        ":sample g, steps = 10 > /nonexistent-dir/x.png",
+        ":plot",
+        ":plot nothing",
+        ":plot g",
+        ":plot g /nonexistent-dir/x.png",
+        ":type",
+        ":type )",
+        ":type g(",
+        ":grad",
+        ":grad g wrt",
+        ":opt g nokernel",
+        ":clif g",
+        ":ir nothing",
+        ":load",
+        ":load /nonexistent",
+        ":load /dev/null",
+        ":load /",
+        ":save",
+        ":save /",
+        ":help nothing",
+        ":help exp",
+        ":help sample",
+        "let",
+        "energy",
+        ")",
+        "é∂ƒ",
+        "\u{0}",
+        "let g = 1",
+        "const g = [1, 2]",
+        long.as_str(),
+    ];
+    for (i, text) in odd.iter().enumerate() {
+        let r = s.input(text, &origin(i + 2));
+        let rendered: String = r.diagnostics.iter().map(|d| d.to_string()).collect();
+        assert!(!rendered.contains("panicked"), "{text}: {rendered}");
+    }
+    // The session still works.
+    assert_eq!(s.input("1 + 1", &origin(99)).out, "2\n");
+}
