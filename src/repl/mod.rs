@@ -258,7 +258,7 @@ impl Session {
             }
             let mut text = format!("redefined {}", quoted(&entry.names));
             if !readers.is_empty() {
-                text.push_str(&format!("; re-checked {}", readers.join(", ")));
+                text.push_str(&format!("; re-checked {}", name_list(&readers)));
             }
             // Before what the change set aside, which it explains.
             reply.notes.insert(0, text);
@@ -642,6 +642,15 @@ fn dependants(entries: &[Entry], names: &[String]) -> Vec<String> {
             out.extend(e.names.iter().cloned());
             reached.extend(e.names.iter().cloned());
         }
+    }
+}
+
+/// `a, b, c` — or the first eight and how many more.
+fn name_list(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    match names.len() {
+        n if n <= SHOWN => names.join(", "),
+        n => format!("{} and {} more", names[..SHOWN].join(", "), n - SHOWN),
     }
 }
 

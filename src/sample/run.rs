@@ -912,7 +912,7 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     let mut steps = Vec::with_capacity(run.chains);
     let mut chain_acc = Vec::with_capacity(run.chains);
     let mut chain_frozen = Vec::with_capacity(run.chains);
-    let (mut acc, mut div, mut wdiv, mut frozen) = (0.0, 0, 0, 0);
+    let (mut div, mut wdiv, mut frozen) = (0, 0, 0);
     let (mut leapfrogs, mut depth_hits, mut chain_metric) = (0u64, 0usize, Vec::new());
     let mut first_div = Vec::new();
     let mut escaped = Vec::new();
@@ -933,15 +933,14 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         steps.extend_from_slice(&b.step);
         chain_acc.extend_from_slice(&b.chain_accept);
         chain_frozen.extend_from_slice(&b.chain_frozen);
-        acc += b.accept_sum;
         div += b.divergences;
         wdiv += b.warmup_divergences;
         frozen += b.frozen;
         first_div.extend(b.first_div);
         escaped.extend(b.escaped);
-        add_into(&mut t_acc, &b.temp_accept);
-        add_into(&mut t_step, &b.temp_step);
-        add_into(&mut sw_acc, &b.swap_accept);
+        add_chains(&mut t_acc, &b.temp_accept);
+        add_chains(&mut t_step, &b.temp_step);
+        add_chains(&mut sw_acc, &b.swap_accept);
         for (a, b) in sw_n.iter_mut().zip(&b.swap_tries) {
             *a += b;
         }
@@ -982,8 +981,10 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         steps: run.steps,
         thin: run.thin,
         seed: run.seed,
+        // Summed per chain in chain order, not per block: the same bytes
+        // whatever the thread count (blocks follow the threads).
         accept_rate: if run.steps > 0 {
-            acc / (run.steps * run.chains) as f64
+            chain_acc.iter().sum::<f64>() / (run.steps * run.chains) as f64
         } else {
             f64::NAN
         },
@@ -1049,9 +1050,14 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     Ok(out)
 }
 
-fn add_into(dst: &mut [f64], src: &[f64]) {
-    for (a, b) in dst.iter_mut().zip(src) {
-        *a += b;
+/// Adds per-chain rows (`src`: one row of `dst.len()` values per chain of
+/// a block) into `dst`, chain by chain: in chain order over the blocks, the
+/// sums are the same bytes however the chains were cut into blocks.
+fn add_chains(dst: &mut [f64], src: &[f64]) {
+    for row in src.chunks(dst.len().max(1)) {
+        for (a, b) in dst.iter_mut().zip(row) {
+            *a += b;
+        }
     }
 }
 
