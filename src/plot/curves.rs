@@ -126,7 +126,7 @@ fn log_range(ys: &[f64]) -> (f64, f64) {
 /// A tick label for `v` on an axis whose ticks are about `step` apart: plain
 /// for moderate magnitudes, scientific beyond, with just enough digits to
 /// tell neighbouring ticks apart (trailing zeros trimmed).
-fn tick(v: f64, step: f64) -> String {
+pub(crate) fn tick(v: f64, step: f64) -> String {
     let a = v.abs();
     if a == 0.0 || !v.is_finite() {
         return if a == 0.0 { "0".into() } else { format!("{v}") };

@@ -143,6 +143,28 @@ fn safe_range(lo: f64, hi: f64) -> (f64, f64) {
     (mid - half, mid + half)
 }
 
+/// `title`, with a note when some draws cannot be shown where they are:
+/// non-finite values (left out) and values beyond ±[`AXIS_MAX`] (drawn at
+/// the edge), so a plot never silently misrepresents the draws.
+pub fn noted_title(title: &str, d: &Draws) -> String {
+    let non_finite = d.x.iter().filter(|v| !v.is_finite()).count();
+    let clamped =
+        d.x.iter()
+            .filter(|v| v.is_finite() && v.abs() > AXIS_MAX)
+            .count();
+    let mut notes = Vec::new();
+    if non_finite > 0 {
+        notes.push(format!("{non_finite} non-finite values left out"));
+    }
+    if clamped > 0 {
+        notes.push(format!("{clamped} values beyond ±1e300 drawn at the edge"));
+    }
+    match notes.is_empty() {
+        true => title.to_string(),
+        false => format!("{title} ({})", notes.join("; ")),
+    }
+}
+
 /// Plot range of a coordinate: central 99.5% of the draws, padded by 10%.
 fn range_of(v: &[f64]) -> (f64, f64) {
     let v: Vec<f64> = v
@@ -401,8 +423,18 @@ fn draw_scatter<DB: DrawingBackend>(
         Some(e) if e.dim() == 2 => Some(density_grid(e, (x0, x1), (y0, y1), grid)),
         _ => None,
     };
+    let root = match &dens {
+        Some(_) => {
+            let width = area.dim_in_pixel().0;
+            let bar_width = (style.labels * 5).min(width / 4);
+            let (main, bar) = area.split_horizontally(width - bar_width);
+            colour_bar(&bar, style)?;
+            main
+        }
+        None => area.clone(),
+    };
     {
-        let root = area;
+        let root = &root;
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", style.caption))
             .margin(style.caption / 2 + 3)
@@ -410,9 +442,12 @@ fn draw_scatter<DB: DrawingBackend>(
             .y_label_area_size(style.labels * 4)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
+        let (xs_step, ys_step) = ((x1 - x0) / 10.0, (y1 - y0) / 10.0);
         chart
             .configure_mesh()
             .disable_mesh()
+            .x_label_formatter(&|v| curves::tick(*v, xs_step))
+            .y_label_formatter(&|v| curves::tick(*v, ys_step))
             .x_desc(xl)
             .y_desc(yl)
             .label_style(("sans-serif", style.labels))
@@ -425,8 +460,7 @@ fn draw_scatter<DB: DrawingBackend>(
                 .draw_series((0..grid * grid).map(|k| {
                     let (i, j) = (k % grid, k / grid);
                     let (a, b) = (x0 + i as f64 * dx, y0 + j as f64 * dy);
-                    // Square root stretches the low-density halo.
-                    let c = viridis(g[k].sqrt() * 0.85 + 0.05);
+                    let c = viridis(shade(g[k]));
                     Rectangle::new([(a, b), (a + dx, b + dy)], c.filled())
                 }))
                 .map_err(err)?;
@@ -464,6 +498,55 @@ fn draw_scatter<DB: DrawingBackend>(
             .map_err(err)?;
         Ok(())
     }
+}
+
+/// Decades of e the density shading spans: log density from the peak down
+/// to e^−LOG_SPAN, so a mode 1000 times lighter than the peak still shows.
+const LOG_SPAN: f64 = 10.0;
+
+/// Colour position (0..1) of a density relative to its peak, on a log scale.
+fn shade(rel: f64) -> f64 {
+    let t = if rel > 0.0 {
+        (rel.ln() + LOG_SPAN) / LOG_SPAN
+    } else {
+        0.0
+    };
+    t.clamp(0.0, 1.0) * 0.9 + 0.05
+}
+
+/// The key to the shading: log density relative to the peak, 0 to −LOG_SPAN.
+fn colour_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    style: PanelStyle,
+) -> Result<(), String> {
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(style.caption + style.caption / 2 + 3)
+        .margin_bottom(style.labels * 3 + style.caption / 2 + 3)
+        .margin_right(4)
+        .y_label_area_size(style.labels * 2 + 4)
+        .build_cartesian_2d(0.0..1.0, -LOG_SPAN..0.0)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(6)
+        .y_label_formatter(&|v| curves::tick(*v, 2.0))
+        .y_desc("log p − max")
+        .label_style(("sans-serif", style.labels))
+        .axis_desc_style(("sans-serif", style.labels))
+        .draw()
+        .map_err(err)?;
+    let steps = 100;
+    chart
+        .draw_series((0..steps).map(|k| {
+            let lo = -LOG_SPAN + LOG_SPAN * k as f64 / steps as f64;
+            let hi = lo + LOG_SPAN / steps as f64;
+            let c = viridis(shade((0.5 * (lo + hi)).exp()));
+            Rectangle::new([(0.0, lo), (1.0, hi)], c.filled())
+        }))
+        .map_err(err)?;
+    Ok(())
 }
 
 /// Marching-squares segments of the level set `v = level` of a grid
@@ -563,10 +646,13 @@ pub fn histograms(
                 .y_label_area_size(52)
                 .build_cartesian_2d(lo..hi, 0.0..ymax.max(1e-12))
                 .map_err(err)?;
+            let (x_step, y_step) = ((hi - lo) / 10.0, ymax / 10.0);
             chart
                 .configure_mesh()
                 .light_line_style(WHITE)
                 .bold_line_style(RGBColor(230, 230, 230))
+                .x_label_formatter(&|v| curves::tick(*v, x_step))
+                .y_label_formatter(&|v| curves::tick(*v, y_step))
                 .x_desc(format!("x.{ci}"))
                 .y_desc("density")
                 .label_style(("sans-serif", 14))
@@ -623,8 +709,13 @@ pub fn trace(
     let n = coords.len();
     let size = (1100, (n as u32 * 200 + 60).max(300));
     let chains = d.chains.min(max_chains.max(1));
+    // Say when only some chains are drawn, rather than hide the others.
+    let title = match chains < d.chains {
+        true => format!("{title} (chains 0–{} of {})", chains - 1, d.chains),
+        false => title.to_string(),
+    };
     with_png(path, size, |root| {
-        let root = root.titled(title, ("sans-serif", 24)).map_err(err)?;
+        let root = root.titled(&title, ("sans-serif", 24)).map_err(err)?;
         let panels = root.split_evenly((n, 1));
         for (k, &ci) in coords.iter().enumerate() {
             let v = d.coord(ci);
@@ -633,14 +724,18 @@ pub fn trace(
             let last = k + 1 == n;
             let mut chart = ChartBuilder::on(&panels[k])
                 .margin(8)
+                // Room for the last x tick's label, centred on the edge.
+                .margin_right(24)
                 .x_label_area_size(if last { 48 } else { 30 })
                 .y_label_area_size(60)
                 .build_cartesian_2d(0..d.draws.max(1), lo..hi)
                 .map_err(err)?;
+            let y_step = (hi - lo) / 10.0;
             chart
                 .configure_mesh()
                 .light_line_style(WHITE)
                 .bold_line_style(RGBColor(235, 235, 235))
+                .y_label_formatter(&|v| curves::tick(*v, y_step))
                 .y_desc(format!("x.{ci}"))
                 .x_desc(if last { "draw" } else { "" })
                 .label_style(("sans-serif", 13))

@@ -269,3 +269,16 @@ fn learned_density_with_plain_points() {
     };
     assert!(density_with_points(&p, "1-D", &m, &pts, None).is_err());
 }
+
+#[test]
+fn titles_note_draws_that_cannot_be_shown_in_place() {
+    let mut d = Draws::empty(1, 3, 2);
+    d.x = vec![1e308, -1e308, f64::NAN, 0.0, 1.0, 2.0];
+    let t = noted_title("t", &d);
+    assert_eq!(
+        t,
+        "t (1 non-finite values left out; 2 values beyond ±1e300 drawn at the edge)"
+    );
+    d.x = vec![0.0; 6];
+    assert_eq!(noted_title("t", &d), "t");
+}

@@ -622,6 +622,7 @@ pub fn plot_draws(
 ) -> Result<(), String> {
     make_parent(path)?;
     let energy = energy.filter(|e| e.dim() == d.dim);
+    let title = &crate::plot::noted_title(title, d);
     let coords: Vec<usize> = (0..d.dim.min(8)).collect();
     match kind {
         "scatter" if d.dim >= 2 => crate::plot::scatter_density(path, d, energy, (0, 1), title),
