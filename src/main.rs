@@ -23,17 +23,25 @@ struct Cli {
     command: Option<Command>,
 }
 
-/// A flag Ctrl-C sets: a training run stops after the current iteration
-/// and writes its checkpoint; a second Ctrl-C ends the process.
-fn interruptible() -> Arc<AtomicBool> {
+/// The flag Ctrl-C (or SIGTERM) sets. Training commands poll it: a run
+/// stops after the current iteration and writes its checkpoint, and a
+/// second signal ends the process. Every other command ends at the first.
+/// Either way the temporaries of writes in progress are removed first, so
+/// an interrupted write leaves the previous file and nothing else.
+fn on_interrupt(polled: bool) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
+        if flag.swap(true, Ordering::SeqCst) || !polled {
+            ebm::data::atomic::remove_live_temps();
             std::process::exit(130);
         }
     });
     stop
+}
+
+fn interruptible() -> Arc<AtomicBool> {
+    on_interrupt(true)
 }
 
 #[derive(Subcommand)]
@@ -242,6 +250,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !matches!(command, Command::Train { .. } | Command::Jem { .. }) {
+        on_interrupt(false);
+    }
     let result = match command {
         Command::Check { file } => cli::check(&file),
         Command::Repl { file } => cli::repl::repl(file.as_deref()),

@@ -148,6 +148,10 @@ fn interactive(session: &mut Session) {
             continue;
         }
         let _ = editor.add_history_entry(text.as_str());
+        // Saved at once: a session ended by a signal keeps its history.
+        if let Some(h) = &history {
+            let _ = editor.save_history(h);
+        }
         let reply = session.input(&text, &origin("<repl>", line));
         line += text.lines().count().max(1);
         show(&reply);

@@ -4,6 +4,26 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Temporary files being written now: an interrupted process removes them
+/// on its way out ([`remove_live_temps`]), so no half-written temporary
+/// outlives a Ctrl-C or a SIGTERM.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // A panic while holding it leaves a plain list behind: still usable.
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes every temporary file a write in progress holds (the binary's
+/// signal handler calls this before it exits). The destinations are not
+/// touched: each still holds its previous content.
+pub fn remove_live_temps() {
+    for tmp in live().drain(..) {
+        let _ = std::fs::remove_file(tmp);
+    }
+}
 
 /// Runs `write` on a temporary path beside `path`, then renames it into place.
 /// `suffix` keeps the temporary's extension meaningful to writers that look at
@@ -14,6 +34,8 @@ pub fn write_via_temp(
     write: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<(), String> {
     let tmp = temp_path(path, suffix)?;
+    remove_stale_temps(path);
+    live().push(tmp.clone());
     let result = write(&tmp).and_then(|()| {
         // A rewritten file keeps its permissions (the temporary got the
         // defaults of a new file).
@@ -27,7 +49,43 @@ pub fn write_via_temp(
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    live().retain(|t| t != &tmp);
     result
+}
+
+/// Removes temporaries of `path` left by processes that no longer run (a
+/// SIGKILL gives no chance to clean up): `.NAME.tmpPID…` beside it whose
+/// PID is not a live process. Only Linux says cheaply whether a PID lives.
+fn remove_stale_temps(path: &Path) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.tmp", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(pid) = digits.parse::<u32>() else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if pid != std::process::id() && !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Writes `bytes` to `path` atomically (synced before the rename).
