@@ -127,6 +127,14 @@ fn same_bits_for_any_thread_count_and_chain_count() {
                 assert_eq!(one.x, other.x, "{} with {t} threads", cfg.method.name());
                 assert_eq!(one.energy, other.energy);
                 assert_eq!(one.accept, other.accept);
+                // The run's statistics too (# accept_rate, PT's rates):
+                // sums over chains in chain order, whatever the blocks.
+                assert_eq!(
+                    one.header,
+                    other.header,
+                    "{} with {t} threads",
+                    cfg.method.name()
+                );
             }
             let mut run = RunConfig::new(5, 30, 20, 11);
             run.init = Init::Uniform { a: -2.0, b: 2.0 };

@@ -295,7 +295,6 @@ pub const ESCAPE_DROP: f64 = 1e4;
 pub(crate) struct Block {
     pub draws: Draws,
     pub step: Vec<f64>,
-    pub accept_sum: f64,
     /// Per user chain (its T = 1 replica for PT): the summed acceptance
     /// over sampling iterations, and whether it ended frozen.
     pub chain_accept: Vec<f64>,
@@ -306,9 +305,12 @@ pub(crate) struct Block {
     /// Chains that escaped to infinity (not in `first_div`).
     pub escaped: Vec<Escape>,
     pub frozen: usize,
-    /// PT: per temperature, the summed acceptance over sampling iterations
-    /// and the summed final step size; per adjacent pair, summed swap
-    /// acceptance probabilities and swap proposals (sampling phase).
+    /// PT: per engine chain (user chain × temperature), the summed
+    /// acceptance over sampling iterations and the final step size; per user
+    /// chain and adjacent pair (`u * (k − 1) + j`), summed swap acceptance
+    /// probabilities; per adjacent pair, swap proposals (sampling phase).
+    /// Sums over chains are taken when blocks merge, in chain order, so the
+    /// run's statistics are the same bytes for any number of blocks.
     pub temp_accept: Vec<f64>,
     pub temp_step: Vec<f64>,
     pub swap_accept: Vec<f64>,
@@ -731,7 +733,6 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
         b: Block {
             draws,
             step: Vec::new(),
-            accept_sum: 0.0,
             chain_accept: vec![0.0; users],
             chain_frozen: Vec::new(),
             divergences: 0,
@@ -739,9 +740,9 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
             first_div: Vec::new(),
             escaped: Vec::new(),
             frozen: 0,
-            temp_accept: vec![0.0; k],
-            temp_step: vec![0.0; k],
-            swap_accept: vec![0.0; k - 1],
+            temp_accept: vec![0.0; users * k],
+            temp_step: vec![0.0; users * k],
+            swap_accept: vec![0.0; users * (k - 1)],
             swap_tries: vec![0; k - 1],
             leapfrogs: 0,
             max_depth_hits: 0,
@@ -827,7 +828,7 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
     b.chain_frozen = ch.freeze.iter().step_by(k).map(|f| f.is_some()).collect();
     b.frozen = b.chain_frozen.iter().filter(|f| **f).count();
     for (c, st) in step.iter().enumerate() {
-        b.temp_step[c % k] += st;
+        b.temp_step[c] = *st;
     }
     b.step = step.into_iter().step_by(k).collect();
     if cfg.method.is_mh() && cfg.metric.adapted() {
@@ -1087,12 +1088,11 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
             let i = it - run.warmup;
             let k = book.replicas;
             for (c, a) in s.accept.iter().enumerate() {
-                book.b.temp_accept[c % k] += a;
+                book.b.temp_accept[c] += a;
             }
             for (u, a) in s.accept.iter().step_by(k).enumerate() {
                 book.b.chain_accept[u] += a;
             }
-            book.b.accept_sum += s.accept.iter().step_by(k).sum::<f64>();
             if i.is_multiple_of(thin) {
                 record(&mut book.b.draws, ch, s, i / thin, run.kept());
             }
@@ -1173,7 +1173,6 @@ fn account_ula<T: Scalar>(
         let from = ch.freeze[c].map(|f| (f as usize).max(a));
         // Acceptance 1 on each sampling iteration before the freeze.
         let moved = (sampling(a) - sampling(from.unwrap_or(e))) as f64;
-        book.b.accept_sum += moved;
         book.b.chain_accept[c] += moved;
         if let Some(f) = from {
             let div_sampling = sampling(f);
@@ -1203,7 +1202,6 @@ fn ula_energies<T: Scalar, G: Target<T> + ?Sized>(
             s.accept[c] = 0.0;
             // A kept draw is a sampling iteration `account_ula` booked as
             // accepted; it is a divergence instead.
-            book.b.accept_sum -= 1.0;
             book.b.chain_accept[c] -= 1.0;
             book.b.divergences += 1;
             first_divergence(book, c, it);
@@ -1572,7 +1570,7 @@ fn swap_replicas<T: Scalar>(
             let log_a = db * (ch.e[lo].to_f64() - ch.e[hi].to_f64());
             let (a, yes) = decide_in(STREAM_SWAP, seed, t, first + lo, log_a);
             if book {
-                b.swap_accept[j] += a;
+                b.swap_accept[u * (k - 1) + j] += a;
                 b.swap_tries[j] += 1;
             }
             if yes {
@@ -1650,7 +1648,6 @@ fn uld_loop<T: Scalar, G: Target<T> + ?Sized>(
         }
         if !warm {
             let i = it - run.warmup;
-            book.b.accept_sum += s.accept.iter().sum::<f64>();
             for (u, a) in s.accept.iter().enumerate() {
                 book.b.chain_accept[u] += a;
             }
