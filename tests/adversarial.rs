@@ -317,6 +317,8 @@ fn spawn_reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Ve
     })
 }
 
+// The child is reaped by `wait4` (for its peak memory), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn execute(dir: &Path, cmd: &Cmd, stdin: Option<&str>) -> Outcome {
     let args: Vec<String> = cmd
         .args
