@@ -12,6 +12,7 @@ pub mod artifact;
 pub mod autodiff;
 pub mod backend;
 pub mod bench;
+pub mod budget;
 pub mod data;
 pub mod diag;
 pub mod ir;

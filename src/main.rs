@@ -176,6 +176,7 @@ enum Command {
         source: bool,
     },
     /// Summarise a sample: mean, sd, quantiles, split R-hat, bulk and tail ESS.
+    #[command(allow_negative_numbers = true)]
     Summary {
         /// A sample file (.csv, .npy), CmdStan's files, one per chain
         /// (a_1.csv a_2.csv …), or their base name a.csv.
@@ -222,6 +223,7 @@ enum Command {
         dtype: String,
     },
     /// Time the peer benchmark workloads (shared/bench/peers) and print JSON lines.
+    #[command(allow_negative_numbers = true)]
     Bench {
         /// Comma-separated workloads, or `all`: gmm2d_ula, gauss100_ula, mlp_ula,
         /// mala_gmm2d, hmc_gmm2d. (W4 and W5 are timed through `ebm train`
@@ -250,6 +252,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The memory limit every estimate is checked against: a value that is
+    // not a size is refused like a malformed flag, not silently ignored.
+    if let Err(m) = ebm::budget::from_env() {
+        eprintln!("error: {m}");
+        return ExitCode::from(2);
+    }
     if !matches!(command, Command::Train { .. } | Command::Jem { .. }) {
         on_interrupt(false);
     }

@@ -86,6 +86,14 @@ impl From<Diagnostics> for String {
 /// The largest program file read (far beyond any hand-written script).
 pub const MAX_SOURCE_BYTES: u64 = 64 << 20;
 
+/// A program's text from its bytes: a leading byte-order mark (which some
+/// editors write) is dropped; invalid UTF-8 becomes U+FFFD, which the parser
+/// then reports with a caret.
+fn source_text(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 pub struct SourceFile {
     pub path: String,
     pub text: String,
@@ -98,8 +106,7 @@ impl SourceFile {
             .map_err(|e| Error::Message(e.to_string()))?;
         Ok(SourceFile {
             path: path.display().to_string(),
-            // Invalid UTF-8 becomes U+FFFD, which the parser then reports with a caret.
-            text: String::from_utf8_lossy(&bytes).into_owned(),
+            text: source_text(&bytes),
         })
     }
 
@@ -120,7 +127,7 @@ impl SourceFile {
         }
         Ok(SourceFile {
             path: name.to_string(),
-            text: String::from_utf8_lossy(&bytes).into_owned(),
+            text: source_text(&bytes),
         })
     }
 

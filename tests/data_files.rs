@@ -78,7 +78,9 @@ const f = load("f.npy", "") * 2"#,
     }
     // The library API directly.
     assert_eq!(
-        load(&dir.join("sub/m.npy"), &Key::All).unwrap().data,
+        load(&dir.join("sub/m.npy"), &Key::All, usize::MAX)
+            .unwrap()
+            .data,
         vec![0.25, -1.0, 8.0]
     );
 }

@@ -123,7 +123,9 @@ fn fifos_are_refused_without_blocking() {
     let e = io_error(within_seconds(move || Dataset::from_file(&f, None, None)));
     assert!(e.ends_with("it is a FIFO, not a regular file"), "{e}");
     let f = fifo.clone();
-    let e = io_error(within_seconds(move || data::load(&f, &Key::All)));
+    let e = io_error(within_seconds(move || {
+        data::load(&f, &Key::All, usize::MAX)
+    }));
     assert!(e.ends_with("it is a FIFO, not a regular file"), "{e}");
     let _ = std::fs::remove_file(&fifo);
 }

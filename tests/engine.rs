@@ -127,8 +127,8 @@ fn same_bits_for_any_thread_count_and_chain_count() {
                 assert_eq!(one.x, other.x, "{} with {t} threads", cfg.method.name());
                 assert_eq!(one.energy, other.energy);
                 assert_eq!(one.accept, other.accept);
-                // Every statistic written to the output header too
-                // (acceptance, PT's per-temperature rates and steps).
+                // The run's statistics too (# accept_rate, PT's rates):
+                // sums over chains in chain order, whatever the blocks.
                 assert_eq!(
                     one.header,
                     other.header,

@@ -213,6 +213,14 @@ pub trait Kernel: Send + Sync {
     ) -> Result<(), BackendError> {
         host_run_steps(self, lp, fixed, state, batch, frozen)
     }
+
+    /// The scratch memory one call may allocate (arenas a backend keeps
+    /// between calls, all threads of one call together), so a caller that
+    /// runs the kernel from several workers can check the total against
+    /// `budget::max_memory` before the first call. 0 when none is kept.
+    fn scratch_bytes(&self) -> u64 {
+        0
+    }
 }
 
 fn host_slices<'a, T>(

@@ -51,6 +51,9 @@ pub fn plot(paths: &[PathBuf], o: &PlotOptions) -> Result<String> {
             out.display()
         ));
     }
+    // A folder (or a folder that refuses new files) is reported now, in the
+    // words every output check uses, not as the PNG encoder's OS error.
+    ebm::data::atomic::check_writable(&out).map_err(super::Failure::Message)?;
     if !runners::PLOT_KINDS.contains(&o.kind.as_str()) {
         return fail(format!(
             "unknown plot kind `{}`; expected {}",

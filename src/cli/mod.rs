@@ -423,7 +423,20 @@ pub fn dump(
 }
 
 /// `ebm bench`: one JSON line per workload, printed as each finishes.
+/// The most timed repetitions `ebm bench` runs.
+const MAX_BENCH_REPEAT: usize = 1000;
+
 pub fn bench(workload: &str, repeat: usize, threads: Option<usize>) -> Result<String> {
+    // Each repetition runs a whole workload (up to a second or so): more
+    // than a thousand is a mistyped flag, not a measurement.
+    if !(1..=MAX_BENCH_REPEAT).contains(&repeat) {
+        return Err(Failure::Message(format!(
+            "--repeat must be between 1 and {MAX_BENCH_REPEAT}, found {repeat}"
+        )));
+    }
+    if threads == Some(0) {
+        return Err(Failure::Message("--threads must be at least 1".into()));
+    }
     let workloads = if workload == "all" {
         ebm::bench::workload_names()
             .iter()
@@ -434,7 +447,7 @@ pub fn bench(workload: &str, repeat: usize, threads: Option<usize>) -> Result<St
     };
     let opts = ebm::bench::Options {
         workloads,
-        repeat: repeat.max(1),
+        repeat,
         threads: threads.unwrap_or_else(ebm::backend::cpu::default_threads),
     };
     // `bench` words its own errors (with their `error:` prefix where it has one).

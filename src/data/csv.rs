@@ -26,12 +26,6 @@ fn split_row(line: &str) -> Vec<String> {
     fields
 }
 
-/// A parsed table: column names and rows of numbers.
-pub struct Table {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<f64>>,
-}
-
 /// The later non-empty rows of a CSV text, as `(line number, fields)` with
 /// 1-based line numbers counting every line of the file; each row is checked
 /// to have as many fields as the header.
@@ -101,59 +95,65 @@ pub fn number(field: &str, line: usize, column: &str) -> Result<f64, DataError> 
     })
 }
 
-pub fn parse(bytes: &[u8]) -> Result<Table, DataError> {
-    let (columns, records) = records(bytes)?;
-    let mut rows = Vec::new();
-    for record in records {
-        let (line, fields) = record?;
-        let row = fields
-            .iter()
-            .zip(&columns)
-            .map(|(f, col)| number(f, line, col))
-            .collect::<Result<Vec<f64>, _>>()?;
-        rows.push(row);
-    }
-    Ok(Table { columns, rows })
-}
-
-fn column(table: &Table, name: &str) -> Result<usize, DataError> {
-    table
-        .columns
+fn column(columns: &[String], name: &str) -> Result<usize, DataError> {
+    columns
         .iter()
         .position(|c| c == name)
         .ok_or_else(|| DataError::NoKey {
             key: name.to_string(),
-            available: table.columns.clone(),
+            available: columns.to_vec(),
         })
 }
 
-pub fn read(bytes: &[u8], key: &Key) -> Result<Array, DataError> {
-    let table = parse(bytes)?;
-    let n = table.rows.len();
-    let pick = |cols: &[usize]| -> Vec<f64> {
-        table
-            .rows
+/// `key` of a CSV text as an array (`load`): the selected columns of every
+/// row (every field must be a number), read row by row into one buffer, so memory is the values kept (at
+/// most `max_values`, else [`DataError::TooLarge`] as soon as a row passes
+/// it), not a table of every field. Every value must be a finite number,
+/// and there must be at least one row.
+pub fn read(bytes: &[u8], key: &Key, max_values: usize) -> Result<Array, DataError> {
+    let (columns, records) = records(bytes)?;
+    let cols: Vec<usize> = match key {
+        Key::One(name) => vec![column(&columns, name)?],
+        Key::Many(names) => names
             .iter()
-            .flat_map(|r| cols.iter().map(move |&c| r[c]))
-            .collect()
+            .map(|k| column(&columns, k))
+            .collect::<Result<Vec<_>, _>>()?,
+        Key::All => (0..columns.len()).collect(),
     };
-    match key {
-        Key::One(name) => {
-            let c = column(&table, name)?;
-            Ok(Array::new(vec![n], pick(&[c])))
+    let mut data = Vec::new();
+    let mut rows = 0usize;
+    for record in records {
+        let (line, fields) = record?;
+        if data.len() + cols.len() > max_values {
+            return Err(DataError::TooLarge { limit: max_values });
         }
-        Key::Many(names) => {
-            let cols = names
-                .iter()
-                .map(|k| column(&table, k))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Array::new(vec![n, cols.len()], pick(&cols)))
+        // Every field is a number (the file is a numeric table), even in
+        // columns not kept.
+        for (f, col) in fields.iter().zip(&columns) {
+            number(f, line, col)?;
         }
-        Key::All => {
-            let cols: Vec<usize> = (0..table.columns.len()).collect();
-            Ok(Array::new(vec![n, cols.len()], pick(&cols)))
+        for &c in &cols {
+            let v = number(&fields[c], line, &columns[c])?;
+            if !v.is_finite() {
+                return Err(DataError::Malformed(format!(
+                    "bad CSV file: line {line}, column `{}`: expected a finite number, found `{}`",
+                    columns[c], fields[c]
+                )));
+            }
+            data.push(v);
         }
+        rows += 1;
     }
+    if rows == 0 {
+        return Err(DataError::Malformed(
+            "bad CSV file: expected rows after the header, found none".into(),
+        ));
+    }
+    let shape = match key {
+        Key::One(_) => vec![rows],
+        _ => vec![rows, cols.len()],
+    };
+    Ok(Array::new(shape, data))
 }
 
 /// Writes a header and rows of numbers.
@@ -177,25 +177,28 @@ mod tests {
     #[test]
     fn reads_columns() {
         assert_eq!(
-            read(TABLE, &Key::One("b".into())).unwrap(),
+            read(TABLE, &Key::One("b".into()), usize::MAX).unwrap(),
             Array::new(vec![2], vec![2.0, 5.5])
         );
         assert_eq!(
-            read(TABLE, &Key::Many(vec!["c".into(), "a".into()])).unwrap(),
+            read(TABLE, &Key::Many(vec!["c".into(), "a".into()]), usize::MAX).unwrap(),
             Array::new(vec![2, 2], vec![3.0, 1.0, -0.6, 4.0])
         );
-        assert_eq!(read(TABLE, &Key::All).unwrap().shape, vec![2, 3]);
+        assert_eq!(
+            read(TABLE, &Key::All, usize::MAX).unwrap().shape,
+            vec![2, 3]
+        );
     }
 
     #[test]
     fn comments_are_skipped_and_a_commented_header_is_named() {
         let text = b"# ebm sample\n# seed = 3\nx,y\n1,2\n# a note\n3,4\n";
         assert_eq!(
-            read(text, &Key::All).unwrap().data,
+            read(text, &Key::All, usize::MAX).unwrap().data,
             vec![1.0, 2.0, 3.0, 4.0]
         );
         let numpy = b"# x,y\n1,2\n3,4\n";
-        let e = read(numpy, &Key::All).unwrap_err().to_string();
+        let e = read(numpy, &Key::All, usize::MAX).unwrap_err().to_string();
         assert!(e.contains("line 2 holds numbers where the header"), "{e}");
     }
 
@@ -203,23 +206,46 @@ mod tests {
     fn round_trip() {
         let rows = vec![vec![1.5, -2.0], vec![0.25, 1e-3]];
         let text = to_string(&["x", "y"], &rows);
-        let a = read(text.as_bytes(), &Key::All).unwrap();
+        let a = read(text.as_bytes(), &Key::All, usize::MAX).unwrap();
         assert_eq!(a.data, vec![1.5, -2.0, 0.25, 1e-3]);
     }
 
     #[test]
     fn errors() {
         assert!(matches!(
-            read(TABLE, &Key::One("d".into())),
+            read(TABLE, &Key::One("d".into()), usize::MAX),
             Err(DataError::NoKey { .. })
         ));
-        let e = read(b"a,b\n1,x\n", &Key::All).unwrap_err();
+        let e = read(b"a,b\n1,x\n", &Key::All, usize::MAX).unwrap_err();
         assert_eq!(
             e.to_string(),
             "bad CSV file: line 2, column `b`: expected a number, found `x`"
         );
-        assert!(read(b"a,b\n1\n", &Key::All).is_err());
-        assert!(read(b"", &Key::All).is_err());
-        assert!(read(&[0xff, 0xfe], &Key::All).is_err());
+        assert!(read(b"a,b\n1\n", &Key::All, usize::MAX).is_err());
+        assert!(read(b"", &Key::All, usize::MAX).is_err());
+        assert!(read(&[0xff, 0xfe], &Key::All, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn load_rules() {
+        let e = read(b"a,b\n", &Key::All, usize::MAX).unwrap_err();
+        assert!(
+            e.to_string().contains("expected rows after the header"),
+            "{e}"
+        );
+        // A file of NUL bytes is one header "column" and no rows.
+        assert!(read(&[0u8; 64], &Key::All, usize::MAX).is_err());
+        let e = read(b"a,b\n1,nan\n", &Key::All, usize::MAX).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected a finite number, found `nan`"),
+            "{e}"
+        );
+        assert!(read(b"a,b\n1,-inf\n", &Key::One("a".into()), usize::MAX).is_ok());
+        assert_eq!(
+            read(b"a,b\n1,2\n3,4\n", &Key::All, 3),
+            Err(DataError::TooLarge { limit: 3 })
+        );
+        assert!(read(b"a,b\n1,2\n3,4\n", &Key::All, 4).is_ok());
     }
 }

@@ -70,6 +70,8 @@ pub enum DataError {
     /// The key kind does not fit the format (e.g. a key for an NPY file);
     /// the text is a whole "expected X, found Y" sentence.
     BadKey(String),
+    /// The file holds more than `limit` values (`load` stops reading there).
+    TooLarge { limit: usize },
     /// A request that cannot be met: a toy data set's name, size or noise,
     /// a column choice, a width that does not fit the energy. The text is a
     /// whole sentence.
@@ -84,6 +86,7 @@ impl fmt::Display for DataError {
             | DataError::BadKey(m)
             | DataError::Invalid(m) => f.write_str(m),
             DataError::UnknownFormat(ext) => write!(f, "unsupported data format `{ext}`"),
+            DataError::TooLarge { limit } => write!(f, "more than {limit} values"),
             DataError::NoKey { key, available } if available.is_empty() => {
                 write!(f, "no key `{key}`")
             }
@@ -190,15 +193,18 @@ pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, DataError> {
     Ok(bytes)
 }
 
-/// Reads `key` of the data file at `path` (format chosen by extension).
-pub fn load(path: &Path, key: &Key) -> Result<Array, DataError> {
+/// Reads `key` of the data file at `path` (format chosen by extension) as
+/// `load` does: at most `max_values` values (the readers stop there, so a
+/// large file costs no more than the limit), all finite, and at least one
+/// (an empty CSV table, JSON array or NPY array is refused alike).
+pub fn load(path: &Path, key: &Key, max_values: usize) -> Result<Array, DataError> {
     let format = format_of(path)?;
     let bytes = read_regular(path, MAX_DATA_BYTES)?;
     match format {
-        Format::Json => json::read(&bytes, key),
-        Format::Csv => csv::read(&bytes, key),
+        Format::Json => json::read(&bytes, key, max_values),
+        Format::Csv => csv::read(&bytes, key, max_values),
         Format::Npy => match key {
-            Key::All => npy::read(&bytes),
+            Key::All => npy::read_limited(&bytes, max_values).and_then(npy::finite),
             Key::One(k) => Err(DataError::BadKey(format!(
                 "expected no key (or \"\") for an NPY file, which holds one array, found \"{k}\""
             ))),

@@ -11,6 +11,26 @@ fn bad(msg: impl Into<String>) -> DataError {
 
 /// Parses an NPY file's bytes.
 pub fn read(bytes: &[u8]) -> Result<Array, DataError> {
+    read_limited(bytes, usize::MAX)
+}
+
+/// `load`'s rules for an array read: not empty, every value finite.
+pub fn finite(a: Array) -> Result<Array, DataError> {
+    if a.data.is_empty() {
+        return Err(bad("the array is empty"));
+    }
+    match a.data.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(bad(format!(
+            "expected finite numbers, found {} at flat index {i}",
+            a.data[i]
+        ))),
+        None => Ok(a),
+    }
+}
+
+/// [`read`], refused ([`DataError::TooLarge`]) before any value is
+/// converted when the header's shape holds more than `max_values` values.
+pub fn read_limited(bytes: &[u8], max_values: usize) -> Result<Array, DataError> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("missing the \\x93NUMPY magic"));
     }
@@ -45,6 +65,9 @@ pub fn read(bytes: &[u8]) -> Result<Array, DataError> {
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| bad("shape too large"))?;
+    if n > max_values {
+        return Err(DataError::TooLarge { limit: max_values });
+    }
     let (little, kind, size) = match descr.as_bytes() {
         [e @ (b'<' | b'>' | b'|' | b'='), k, s @ ..] => {
             (*e != b'>', *k, std::str::from_utf8(s).unwrap_or(""))

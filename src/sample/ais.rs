@@ -43,7 +43,7 @@
 
 use std::time::Instant;
 
-use super::run::{MAX_EVALUATIONS, MAX_RUN_BYTES, RunConfig, run_chains};
+use super::run::{MAX_EVALUATIONS, RunConfig, run_chains};
 use super::{BatchEnergy, ChainRngs, DensityOf, Init, SamplerConfig};
 use crate::runtime::{CompiledEnergy, RuntimeError};
 
@@ -310,7 +310,7 @@ impl AisConfig {
     }
 
     /// Refuses settings that are malformed or larger than any run should be
-    /// (the engine's limits: [`MAX_EVALUATIONS`], [`MAX_RUN_BYTES`]), before
+    /// (the engine's limits: [`MAX_EVALUATIONS`], `budget::max_memory`), before
     /// any work starts.
     pub fn validate(&self, dim: usize) -> R<()> {
         let bad = |m: String| Err(RuntimeError::Config(m));
@@ -359,11 +359,11 @@ impl AisConfig {
             ));
         }
         let bytes = (self.chains as f64) * (dim as f64 + 4.0) * 8.0 * (self.moves as f64 + 20.0);
-        if bytes > MAX_RUN_BYTES as f64 {
+        if bytes > crate::budget::max_memory() as f64 {
             return bad(format!(
-                "this AIS estimate needs about {:.1} GiB for its chains; the limit is {} GiB: use fewer chains",
-                bytes / (1u64 << 30) as f64,
-                MAX_RUN_BYTES >> 30
+                "this AIS estimate needs about {} for its chains; {}: use fewer chains",
+                crate::budget::bytes_text(bytes),
+                crate::budget::limit_text()
             ));
         }
         Ok(())

@@ -151,6 +151,14 @@ impl<T: Scalar> CompiledTarget<T> {
         .with_params(energy))
     }
 
+    /// The scratch one call of each kernel may keep (energy, gradient, move).
+    pub fn scratch_bytes(&self) -> u64 {
+        [&self.energy, &self.energy_grad, &self.step]
+            .iter()
+            .map(|c| c.kernel.scratch_bytes())
+            .fold(0, u64::saturating_add)
+    }
+
     /// Replaces the conditioning vector every chain reads (training a
     /// conditional energy samples one concept's chains at a time).
     pub fn set_cond(&mut self, cond: &[f64]) -> R<()> {

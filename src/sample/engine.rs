@@ -305,11 +305,12 @@ pub(crate) struct Block {
     /// Chains that escaped to infinity (not in `first_div`).
     pub escaped: Vec<Escape>,
     pub frozen: usize,
-    /// PT, per user chain (rows of `replicas`, or `replicas − 1` for
-    /// pairs, so totals can be summed in chain order): per temperature, the
-    /// summed acceptance over sampling iterations and the final step size;
-    /// per adjacent pair, summed swap acceptance probabilities. Swap
-    /// proposals are counted per pair over the block (integers).
+    /// PT: per engine chain (user chain × temperature), the summed
+    /// acceptance over sampling iterations and the final step size; per user
+    /// chain and adjacent pair (`u * (k − 1) + j`), summed swap acceptance
+    /// probabilities; per adjacent pair, swap proposals (sampling phase).
+    /// Sums over chains are taken when blocks merge, in chain order, so the
+    /// run's statistics are the same bytes for any number of blocks.
     pub temp_accept: Vec<f64>,
     pub temp_step: Vec<f64>,
     pub swap_accept: Vec<f64>,
@@ -827,7 +828,7 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
     b.chain_frozen = ch.freeze.iter().step_by(k).map(|f| f.is_some()).collect();
     b.frozen = b.chain_frozen.iter().filter(|f| **f).count();
     for (c, st) in step.iter().enumerate() {
-        b.temp_step[c] += st;
+        b.temp_step[c] = *st;
     }
     b.step = step.into_iter().step_by(k).collect();
     if cfg.method.is_mh() && cfg.metric.adapted() {

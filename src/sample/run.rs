@@ -636,14 +636,14 @@ fn validate(dim: usize, sampler: &SamplerConfig, run: &RunConfig) -> Result<(), 
         return bad(m);
     }
     let need = run_bytes(dim, sampler.method.replicas(), run);
-    if need > MAX_RUN_BYTES {
+    if need > crate::budget::max_memory() {
         return bad(format!(
-            "this run needs about {:.1} GiB for chain state and draws ({} chains{} × {dim} coordinates, {} kept draws each); the limit is {} GiB: use fewer chains, or thin more",
-            need as f64 / (1u64 << 30) as f64,
+            "this run needs about {} for chain state and draws ({} chains{} × {dim} coordinates, {} kept draws each); {}: use fewer chains, or thin more",
+            crate::budget::bytes_text(need as f64),
             run.chains,
             replicas_text(sampler),
             run.kept(),
-            MAX_RUN_BYTES >> 30
+            crate::budget::limit_text()
         ));
     }
     Ok(())
@@ -691,10 +691,9 @@ fn replicas_text(sampler: &SamplerConfig) -> String {
     }
 }
 
-/// The most memory one run may plan for (chain state, scratch and draws).
-pub const MAX_RUN_BYTES: u64 = 8 << 30;
-
-/// An upper bound on what a run allocates: the engine keeps about sixteen
+/// An upper bound on the chain state and draws of a run (checked against
+/// `budget::max_memory` by `validate`, and with each worker's kernel
+/// scratch added by `Sampler::run`): the engine keeps about sixteen
 /// chain-sized buffers (state, proposal, noise, masses, the HMC trajectory)
 /// in at most f64, and the draws hold `dim + 3` f64 values per kept draw.
 /// PT's state is per replica (`replicas` engine chains per user chain);
@@ -817,11 +816,24 @@ impl Sampler {
     }
 
     pub fn run(&self, run: &RunConfig) -> Result<Draws, RuntimeError> {
-        let dim = match &self.target {
-            AnyTarget::F32(t) => t.dim(),
-            AnyTarget::F64(t) => t.dim(),
+        let (dim, scratch) = match &self.target {
+            AnyTarget::F32(t) => (t.dim(), t.scratch_bytes()),
+            AnyTarget::F64(t) => (t.dim(), t.scratch_bytes()),
         };
         validate(dim, &self.sampler, run)?;
+        // Each worker keeps its own kernel arenas besides the chain state.
+        let workers = blocks(&self.sampler, run).len() as u64;
+        let need = run_bytes(dim, self.sampler.method.replicas(), run)
+            .saturating_add(workers.saturating_mul(scratch));
+        if need > crate::budget::max_memory() {
+            return Err(RuntimeError::Config(format!(
+                "this run needs about {} for chain state, draws and the kernels' scratch ({} of scratch per worker, {workers} worker{}); {}: use fewer threads (EBM_THREADS) or a smaller energy",
+                crate::budget::bytes_text(need as f64),
+                crate::budget::bytes_text(scratch as f64),
+                if workers == 1 { "" } else { "s" },
+                crate::budget::limit_text()
+            )));
+        }
         let widest = blocks(&self.sampler, run)
             .iter()
             .map(|(a, b)| b - a)
@@ -917,8 +929,9 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     let mut first_div = Vec::new();
     let mut escaped = Vec::new();
     let k = sampler.method.replicas();
-    let (mut t_acc, mut t_step) = (vec![0.0; k], vec![0.0; k]);
-    let (mut sw_acc, mut sw_n) = (vec![0.0; k - 1], vec![0u64; k - 1]);
+    // Per-chain values in chain order, summed below in that order.
+    let (mut t_acc_c, mut t_step_c, mut sw_acc_c) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sw_n = vec![0u64; k - 1];
     for b in blocks {
         out.x.extend_from_slice(&b.draws.x);
         out.energy.extend_from_slice(&b.draws.energy);
@@ -938,13 +951,28 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         frozen += b.frozen;
         first_div.extend(b.first_div);
         escaped.extend(b.escaped);
-        add_chains(&mut t_acc, &b.temp_accept);
-        add_chains(&mut t_step, &b.temp_step);
-        add_chains(&mut sw_acc, &b.swap_accept);
+        t_acc_c.extend_from_slice(&b.temp_accept);
+        t_step_c.extend_from_slice(&b.temp_step);
+        sw_acc_c.extend_from_slice(&b.swap_accept);
         for (a, b) in sw_n.iter_mut().zip(&b.swap_tries) {
             *a += b;
         }
     }
+    // Sums over chains in chain order: the same bytes for any block layout
+    // (per-block partial sums would round differently with the thread count).
+    let acc: f64 = chain_acc.iter().sum();
+    let by_slot = |v: &[f64], slots: usize| -> Vec<f64> {
+        let mut out = vec![0.0; slots];
+        for (i, x) in v.iter().enumerate() {
+            if let Some(o) = out.get_mut(i % slots.max(1)) {
+                *o += x;
+            }
+        }
+        out
+    };
+    let t_acc = by_slot(&t_acc_c, k);
+    let t_step = by_slot(&t_step_c, k);
+    let sw_acc = by_slot(&sw_acc_c, k - 1);
     let pt = match &sampler.method {
         Method::Pt(o) => Some(o),
         _ => None,
@@ -981,10 +1009,8 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
         steps: run.steps,
         thin: run.thin,
         seed: run.seed,
-        // Summed per chain in chain order, not per block: the same bytes
-        // whatever the thread count (blocks follow the threads).
         accept_rate: if run.steps > 0 {
-            chain_acc.iter().sum::<f64>() / (run.steps * run.chains) as f64
+            acc / (run.steps * run.chains) as f64
         } else {
             f64::NAN
         },
@@ -1048,17 +1074,6 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     out.header = header;
     out.summary = Some(summary);
     Ok(out)
-}
-
-/// Adds per-chain rows (`src`: one row of `dst.len()` values per chain of
-/// a block) into `dst`, chain by chain: in chain order over the blocks, the
-/// sums are the same bytes however the chains were cut into blocks.
-fn add_chains(dst: &mut [f64], src: &[f64]) {
-    for row in src.chunks(dst.len().max(1)) {
-        for (a, b) in dst.iter_mut().zip(row) {
-            *a += b;
-        }
-    }
 }
 
 /// Flush-to-zero and denormals-are-zero for f32 runs while alive, the

@@ -4,8 +4,6 @@
 //! arguments are checked by `sema::ScriptScope` (so `cond = onehot(0, 4)` or
 //! `step = 0.1 / 2` work) and evaluated at check time: they are constants.
 
-use std::collections::HashMap;
-
 use super::errors as err;
 use crate::diag::{Diagnostic, Span};
 use crate::lower;
@@ -30,7 +28,6 @@ pub struct DataInfo {
 pub struct Scope<'m> {
     pub module: &'m Module,
     exprs: ScriptScope<'m>,
-    params: HashMap<String, Vec<f64>>,
     /// `let NAME = sample(ENERGY, ..)` seen so far: (NAME, ENERGY).
     pub samples: Vec<(String, String)>,
     /// `data NAME = ..` seen so far: (NAME, values per row, unknown when
@@ -135,15 +132,9 @@ fn fmt_num(v: f64) -> String {
 
 impl<'m> Scope<'m> {
     pub fn new(module: &'m Module) -> Scope<'m> {
-        let params = module
-            .params
-            .iter()
-            .map(|p| (p.name.clone(), p.initial_value()))
-            .collect();
         Scope {
             module,
             exprs: ScriptScope::new(module, lower::eval_const),
-            params,
             samples: Vec::new(),
             data: Vec::new(),
         }
@@ -232,9 +223,13 @@ impl<'m> Scope<'m> {
             return Err(vec![err::wrong_type(what, arg, &found, e.span)]);
         }
         let t = self.exprs.expr(e)?;
-        let params = &self.params;
-        lower::eval_expr(&self.module.defs, &t, &|n| params.get(n).cloned())
-            .map_err(|m| vec![err::run_failed("cannot evaluate this argument", &m, e.span)])
+        // A parameter's initial values are built only when an argument reads
+        // it (checking a program must not fill every weight matrix).
+        let module = self.module;
+        lower::eval_expr(&module.defs, &t, &|n| {
+            module.param(n).map(|p| p.initial_value())
+        })
+        .map_err(|m| vec![err::run_failed("cannot evaluate this argument", &m, e.span)])
     }
 
     /// A finite number.

@@ -13,6 +13,7 @@ pub mod training;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Span};
@@ -189,6 +190,9 @@ pub fn check(module: &Module) -> Result<Vec<Action>, Vec<Diagnostic>> {
             actions.push(action);
         }
         if diags.is_empty() {
+            diags = check_outputs_static(module, &actions);
+        }
+        if diags.is_empty() {
             Ok(actions)
         } else {
             diags.sort_by_key(|d| d.span.start);
@@ -214,11 +218,13 @@ pub fn check_outputs_of(
     check_outputs_where(module, actions, |i| i == k)
 }
 
-fn check_outputs_where(
+/// The files the statements `include` selects write, with the span of
+/// each path.
+fn outputs_where(
     module: &Module,
     actions: &[Action],
     include: impl Fn(usize) -> bool,
-) -> Result<(), Vec<Diagnostic>> {
+) -> Vec<(PathBuf, Span)> {
     let mut chains: HashMap<&str, usize> = HashMap::new();
     let mut outputs = Vec::new();
     for (i, (stmt, a)) in module.statements.iter().zip(actions).enumerate() {
@@ -243,7 +249,86 @@ fn check_outputs_where(
             _ => {}
         }
     }
-    let diags: Vec<Diagnostic> = outputs
+    outputs
+}
+
+/// The files a script reads: `load` and `use` (recorded by analysis), data
+/// sets, starting points and `load_params`.
+fn inputs(module: &Module, actions: &[Action]) -> Vec<PathBuf> {
+    let mut inputs = module.inputs.clone();
+    for a in actions {
+        match a {
+            Action::Data(d) => {
+                inputs.push(PathBuf::from(&d.train.source));
+                if let Some(h) = &d.heldout {
+                    inputs.push(PathBuf::from(&h.source));
+                }
+            }
+            Action::Sample(spec) => {
+                if let runners::InitSpec::File(p) = &spec.init {
+                    inputs.push(p.clone());
+                }
+            }
+            Action::LoadParams(p) => inputs.push(p.clone()),
+            _ => {}
+        }
+    }
+    inputs
+}
+
+/// Whether two paths name the same existing file (by device and inode,
+/// so links and `./` spellings are seen through).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        #[cfg(unix)]
+        (Ok(x), Ok(y)) => {
+            use std::os::unix::fs::MetadataExt;
+            x.dev() == y.dev() && x.ino() == y.ino()
+        }
+        #[cfg(not(unix))]
+        (Ok(_), Ok(_)) => std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok(),
+        _ => false,
+    }
+}
+
+/// The output checks that touch nothing, run by `check` (so by `ebm check`
+/// too): no output is a folder or special file, and none is a file the
+/// script reads (`load("points.csv")` then `save(s, "points.csv")` would
+/// overwrite its own input).
+fn check_outputs_static(module: &Module, actions: &[Action]) -> Vec<Diagnostic> {
+    let inputs = inputs(module, actions);
+    outputs_where(module, actions, |_| true)
+        .into_iter()
+        .filter_map(|(path, span)| {
+            if let Ok(meta) = std::fs::symlink_metadata(&path)
+                && !meta.is_file()
+                && !meta.file_type().is_symlink()
+            {
+                let what = if meta.is_dir() {
+                    "a folder"
+                } else {
+                    "not a regular file"
+                };
+                let m = format!("cannot write {}: it is {what}", path.display());
+                return Some(errors::output_not_writable(&m, span));
+            }
+            inputs.iter().any(|i| same_file(i, &path)).then(|| {
+                let m = format!(
+                    "{} is read by this script, and writing it would replace that input",
+                    path.display()
+                );
+                errors::output_not_writable(&m, span)
+            })
+        })
+        .collect()
+}
+
+fn check_outputs_where(
+    module: &Module,
+    actions: &[Action],
+    include: impl Fn(usize) -> bool,
+) -> Result<(), Vec<Diagnostic>> {
+    let diags: Vec<Diagnostic> = outputs_where(module, actions, include)
         .iter()
         .filter_map(|(path, span)| {
             crate::data::atomic::check_writable(path)

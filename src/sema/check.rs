@@ -133,6 +133,11 @@ struct Analyzer<'a> {
     binders: Vec<(String, Binder)>,
     /// The next free slot for a `let` value or a step parameter.
     next_slot: usize,
+    /// Bytes of every parameter declared and every constant built so far
+    /// (constructors and `load`), against `budget::max_memory` (E0328,
+    /// reported once).
+    memory: u64,
+    memory_reported: bool,
 }
 
 /// A local name in scope: what a use of it becomes (a folded constant is
@@ -174,6 +179,8 @@ pub(super) fn analyze(
         locals: Vec::new(),
         binders: Vec::new(),
         next_slot: 0,
+        memory: 0,
+        memory_reported: false,
     };
     let mut duplicate = vec![false; program.items.len()];
     for (i, item) in program.items.iter().enumerate() {
@@ -282,7 +289,9 @@ impl Analyzer<'_> {
                 let shape = self.shape_ann(shape);
                 let init = self.init(init);
                 let sym = match (shape, init) {
-                    (Some(shape), Some(init)) => {
+                    (Some(shape), Some(init))
+                        if self.spend(&shape, "the parameter", &name.name, item.span) =>
+                    {
                         self.module.params.push(Param {
                             name: name.name.clone(),
                             shape,
@@ -558,6 +567,7 @@ impl Analyzer<'_> {
     /// (under `c.` + its name after `as c`, so two copies can coexist).
     fn use_item(&mut self, names: &[ast::UseName], path: &str, path_span: Span) {
         let full = self.base_dir.join(path);
+        self.module.inputs.push(full.clone());
         let file = match crate::artifact::Artifact::read(&full) {
             Ok(f) => f,
             Err(e) => {
@@ -609,6 +619,9 @@ impl Analyzer<'_> {
         }
         for (from, to) in &renamed {
             let value = file.params().iter().find(|v| &v.name == from)?;
+            if !self.spend(&value.shape, "the parameter", to, n.name.span) {
+                return None;
+            }
             self.module.params.push(Param {
                 name: to.clone(),
                 shape: value.shape.clone(),
@@ -2062,7 +2075,26 @@ impl Analyzer<'_> {
             self.diags.push(err::too_large(shape, span));
             return None;
         }
-        Some(())
+        self.spend(shape, "this constant", "", span).then_some(())
+    }
+
+    /// Counts a parameter's or constant's values (8 bytes each) against
+    /// the memory limit before they are built: false, with E0328 (once per
+    /// program), when the program's parameters and constants so far would
+    /// exceed it.
+    fn spend(&mut self, shape: &[usize], what: &str, name: &str, span: Span) -> bool {
+        let elems = shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64));
+        let bytes = elems.saturating_mul(8);
+        self.memory = self.memory.saturating_add(bytes);
+        if self.memory <= crate::budget::max_memory() {
+            return true;
+        }
+        if !self.memory_reported {
+            self.memory_reported = true;
+            self.diags
+                .push(err::memory_budget(what, name, shape, self.memory, span));
+        }
+        false
     }
 
     fn load(&mut self, sig: &Sig, b: &builtins::Bound) -> Option<Array> {
@@ -2087,13 +2119,16 @@ impl Analyzer<'_> {
             },
         };
         let full = self.base_dir.join(&path);
+        self.module.inputs.push(full.clone());
         let key_span = b.get(sig, "key").map(|k| k.span).unwrap_or(pe.span);
-        match data::load(&full, &key) {
-            Ok(a) if a.data.len() > MAX_CONST_ELEMS || a.shape.len() > MAX_RANK => {
+        match data::load(&full, &key, MAX_CONST_ELEMS) {
+            Ok(a) if a.shape.len() > MAX_RANK => {
                 self.diags.push(err::too_large(&a.shape, pe.span));
                 None
             }
-            Ok(a) => Some(a),
+            Ok(a) => self
+                .spend(&a.shape, "this constant", "", pe.span)
+                .then_some(a),
             Err(e) => {
                 self.diags
                     .push(err::data_error(&e, &path, pe.span, key_span));
@@ -2190,7 +2225,7 @@ impl Analyzer<'_> {
     /// A neural primitive's parameter, created by its first call site
     /// (a definition inlined twice reuses it).
     fn declare_param(&mut self, name: &str, shape: Shape, init: Init, span: Span) {
-        if self.module.param(name).is_none() {
+        if self.module.param(name).is_none() && self.spend(&shape, "the parameter", name, span) {
             self.module.params.push(Param {
                 name: name.to_string(),
                 shape,
@@ -2265,10 +2300,21 @@ impl Analyzer<'_> {
         let b = builtins::bind(sig, &callee, e.span, args, &mut self.diags)?;
         let p0 = sig.params[0].name;
         let p1 = sig.params[1].name;
-        let v0 = self.static_num(b.get(sig, p0)?, &format!("`{p0}`"));
+        let v0e = b.get(sig, p0)?;
+        let v0 = self.static_num(v0e, &format!("`{p0}`"));
         let v1e = b.get(sig, p1)?;
         let v1 = self.static_num(v1e, &format!("`{p1}`"));
         let (v0, v1) = (v0?, v1?);
+        if !v0.is_finite() {
+            // normal(0/0, 1) would make every value NaN.
+            let want = if name == "normal" {
+                "a finite mean"
+            } else {
+                "a finite lower bound"
+            };
+            self.diags.push(err::bad_init_value(want, v0, v0e.span));
+            return None;
+        }
         if name == "normal" {
             if v1 < 0.0 || !v1.is_finite() {
                 self.diags.push(err::bad_init_value(
@@ -2424,6 +2470,8 @@ impl<'m> ScriptScope<'m> {
                 locals: Vec::new(),
                 binders: Vec::new(),
                 next_slot: 0,
+                memory: 0,
+                memory_reported: false,
             },
             source: module,
         }

@@ -464,6 +464,34 @@ pub fn scan_scalar(func: &str, span: Span) -> Diagnostic {
     .with_label("nothing to iterate over")
 }
 
+/// The program's parameters and constants, counted up to the one at `span`,
+/// need more memory than the limit (`budget::max_memory`).
+pub fn memory_budget(
+    what: &str,
+    name: &str,
+    shape: &[usize],
+    total: u64,
+    span: Span,
+) -> Diagnostic {
+    let named = if name.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what} `{name}`")
+    };
+    Diagnostic::new(
+        "E0328",
+        span,
+        format!(
+            "expected parameters and constants that fit in memory, found {} of them with {named} of shape {}; {}",
+            crate::budget::bytes_text(total as f64),
+            st(shape),
+            crate::budget::limit_text()
+        ),
+    )
+    .with_label("exceeds the memory limit")
+    .with_note("every parameter and constant value takes 8 bytes; EBM_MAX_MEMORY=SIZE (e.g. 16G) sets the limit")
+}
+
 pub fn scan_too_large(stored: usize, max: usize, span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0327",
@@ -957,6 +985,15 @@ pub fn data_error(e: &DataError, path: &str, path_span: Span, key_span: Span) ->
             path_span,
             format!("expected a .json, .csv or .npy file, found `{ext}`"),
         ),
+        DataError::TooLarge { limit } => Diagnostic::new(
+            "E0320",
+            path_span,
+            format!(
+                "expected a constant of at most {limit} values, found more in \"{path}\""
+            ),
+        )
+        .with_label("too large to hold at compile time")
+        .with_help("load a part of the file (a column: load(path, \"name\")), or read it as a data set (`data NAME = csv(..)`)"),
         DataError::Malformed(m) => Diagnostic::new(
             "E0403",
             path_span,
@@ -988,8 +1025,17 @@ fn describe_io(m: &str) -> String {
         "no such file".into()
     } else if m.ends_with("is a folder") {
         "a folder".into()
+    } else if let Some((_, kind)) = m.split_once(": it is ") {
+        // `data::read_regular`: "…: it is a FIFO, not a regular file".
+        kind.to_string()
+    } else if let Some((_, size)) = m.split_once(": it has ") {
+        // "…: it has N bytes, more than the limit of M bytes".
+        format!("a file of {size}")
     } else {
-        "a file that cannot be read".into()
+        match m.split_once(": ") {
+            Some((_, why)) => format!("a file that cannot be read ({why})"),
+            None => "a file that cannot be read".into(),
+        }
     }
 }
 

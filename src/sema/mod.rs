@@ -360,6 +360,9 @@ pub struct Module {
     pub statements: Vec<Statement>,
     /// The folder relative data paths were resolved against.
     pub base_dir: PathBuf,
+    /// The files analysis read (`load`, `use .. from`), resolved against
+    /// `base_dir`: a script's outputs may not overwrite them.
+    pub inputs: Vec<PathBuf>,
 }
 
 impl Module {

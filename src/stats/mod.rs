@@ -408,6 +408,9 @@ pub struct Summary {
     pub accept_rate: f64,
     pub divergences: usize,
     pub header: Vec<(String, String)>,
+    /// Coordinates beyond `max_coords`, left out of `coords` (the table
+    /// says how many).
+    pub hidden: usize,
 }
 
 /// Summarise `d` (at most `max_coords` coordinates, in order).
@@ -424,6 +427,7 @@ pub fn summarize(d: &Draws, max_coords: usize) -> Summary {
         accept_rate: d.mean_accept(),
         divergences: d.divergence_count(),
         header: d.header.clone(),
+        hidden: d.dim.saturating_sub(max_coords),
     }
 }
 
@@ -559,6 +563,15 @@ impl std::fmt::Display for Summary {
             );
         }
         write!(f, "{t}")?;
+        if self.hidden > 0 {
+            writeln!(
+                f,
+                "{:>10} ({} of {} coordinates not shown)",
+                "…",
+                self.hidden,
+                self.coords.len() + self.hidden
+            )?;
+        }
         let bad: Vec<&str> = self
             .coords
             .iter()

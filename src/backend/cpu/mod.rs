@@ -380,8 +380,8 @@ impl CpuKernel {
         let plan = build_plan(graph, dtype)?;
         let (mut p32, mut p64) = (None, None);
         match dtype {
-            DType::F32 => p32 = Some(Prog::<f32>::new(plan)?),
-            DType::F64 => p64 = Some(Prog::<f64>::new(plan)?),
+            DType::F32 => p32 = Some(Prog::<f32>::new(plan, threads.max(1))?),
+            DType::F64 => p64 = Some(Prog::<f64>::new(plan, threads.max(1))?),
         }
         Ok(CpuKernel {
             graph: graph.clone(),
@@ -399,15 +399,50 @@ impl CpuKernel {
     pub fn threads(&self) -> usize {
         self.threads
     }
+    /// The scratch one call allocates (see [`Kernel::scratch_bytes`]).
+    fn scratch(&self) -> u64 {
+        match (&self.p32, &self.p64) {
+            (Some(p), _) => p.scratch_bytes(self.threads),
+            (_, Some(p)) => p.scratch_bytes(self.threads),
+            _ => 0,
+        }
+    }
+}
+
+/// The arenas of one call: the invariant arena, then per thread a tile of
+/// `tile_feats × stride` values and the batch-summed partials.
+fn scratch_bytes(plan: &Plan, stride: usize, elem: usize, threads: usize) -> u64 {
+    let elem = elem as u64;
+    let inv = plan.inv_len.max(1) as u64 * elem;
+    let tile = (plan.tile_feats as u64)
+        .saturating_mul(stride as u64)
+        .max(1)
+        * elem;
+    let partials = plan.partials.iter().map(|&n| n as u64).sum::<u64>() * elem;
+    inv.saturating_add((threads as u64).saturating_mul(tile.saturating_add(partials)))
 }
 
 impl<T: Real> Prog<T> {
-    fn new(plan: Plan) -> Result<Prog<T>, String> {
+    /// Plans the arenas for calls on up to `threads` threads and compiles
+    /// the code; refused when the arenas alone would exceed the memory
+    /// limit (a per-sample graph of tens of millions of values: every tile
+    /// holds at least 16 rows of it).
+    fn new(plan: Plan, threads: usize) -> Result<Prog<T>, String> {
         let elem = std::mem::size_of::<T>();
         let spec = direct_spec(&plan);
         let fused = use_fused(&plan, spec.is_some());
         let rows = tile_rows(&plan, elem);
         let stride = tile_stride(rows, elem);
+        let need = scratch_bytes(&plan, stride, elem, threads);
+        if need > crate::budget::max_memory() {
+            return Err(format!(
+                "this kernel needs about {} of scratch memory ({} values per sample in tiles of {rows} rows, {threads} thread{}); {}: use a smaller x or fewer intermediate values per sample",
+                crate::budget::bytes_text(need as f64),
+                plan.tile_feats,
+                if threads == 1 { "" } else { "s" },
+                crate::budget::limit_text()
+            ));
+        }
         let jit = codegen::compile(&plan, elem == 8, stride, spec.as_ref(), fused, None)?;
         let consts = plan.consts.iter().map(|&v| T::from_f64(v)).collect();
         let direct = spec.map(|spec| Direct {
@@ -431,6 +466,10 @@ impl<T: Real> Prog<T> {
             consts,
             scratch: Mutex::new(vec![]),
         })
+    }
+
+    fn scratch_bytes(&self, threads: usize) -> u64 {
+        scratch_bytes(&self.plan, self.stride, std::mem::size_of::<T>(), threads)
     }
 
     fn new_scratch(&self, threads: usize) -> Scratch<T> {
@@ -1359,6 +1398,9 @@ impl CpuKernel {
 }
 
 impl Kernel for CpuKernel {
+    fn scratch_bytes(&self) -> u64 {
+        self.scratch()
+    }
     fn run_steps(
         &self,
         lp: &StepLoop<'_>,
