@@ -4,42 +4,28 @@
 //! `EBM_BLESS=1` rewrites them. Then `:save` round trips, and the same
 //! session through a pseudo-terminal (line editor, prompts, completion).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
 
-fn ebm() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ebm"));
-    c.current_dir(root());
-    c
-}
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::cli::{ebm_in, ebm_stdin_in};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs `ebm repl` with `input` on stdin: (stdout, stderr, exit code).
+/// Runs `ebm repl` in `dir` with `input` on stdin: (stdout, stderr, exit code).
 fn repl(input: &str, dir: &Path) -> (String, String, Option<i32>) {
-    let mut child = ebm()
-        .arg("repl")
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ebm repl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code(),
-    )
+    let (code, out, err) = ebm_stdin_in(dir, &["repl"], input);
+    (out, err, Some(code))
+}
+
+/// `ebm ARGS` in `dir` succeeds; its stdout.
+fn ebm_ok(dir: &Path, args: &[&str]) -> String {
+    let (code, out, err) = ebm_in(dir, args);
+    assert_eq!(code, 0, "ebm {args:?}: {err}");
+    out
 }
 
 /// Run times vary; everything else in a session's output is deterministic.
@@ -118,27 +104,8 @@ print(summary(s))
     let saved = std::fs::read_to_string(dir.join("session.ebm")).unwrap();
     // The statement that ran on the old `a` is not replayed.
     assert_eq!(saved.matches("print(banana([0, 1]))").count(), 1, "{saved}");
-    let check = ebm()
-        .args(["check", "session.ebm"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let run = ebm()
-        .args(["run", "session.ebm"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let replayed = blank_timings(&String::from_utf8_lossy(&run.stdout));
+    ebm_ok(&dir, &["check", "session.ebm"]);
+    let replayed = blank_timings(&ebm_ok(&dir, &["run", "session.ebm"]));
     // The session printed 5.5 for the old `a` first, then what the script prints.
     let session_out = blank_timings(&out);
     let tail = session_out
@@ -216,16 +183,7 @@ fn terminal_session() -> Result<(), rexpect::error::Error> {
     p.exp_eof()?;
     let history = std::fs::read_to_string(dir.join("history")).unwrap_or_default();
     assert!(history.contains(":eval gauss at [1, 2]"), "{history}");
-    let check = ebm()
-        .args(["check", "s.ebm"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    ebm_ok(&dir, &["check", "s.ebm"]);
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }
