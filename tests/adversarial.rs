@@ -68,6 +68,8 @@ struct Case {
     setup: Vec<Cmd>,
     run: Option<Cmd>,
     stdin: Option<String>,
+    /// Standard input read from this case file instead (big or odd bytes).
+    stdin_from: Option<String>,
     exit: Option<i32>,
     stderr: Vec<String>,
     stdout: Vec<String>,
@@ -238,6 +240,7 @@ fn parse(path: &Path) -> Vec<Case> {
                 case.stdin = Some(String::new());
                 into = Into::Stdin;
             }
+            "stdin-from" => case.stdin_from = Some(rest.to_string()),
             "exit" => case.exit = Some(rest.parse().unwrap()),
             "stderr" => case.stderr.push(rest.to_string()),
             "stdout" => case.stdout.push(rest.to_string()),
@@ -319,7 +322,7 @@ fn spawn_reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Ve
 
 // The child is reaped by `wait4` (for its peak memory), not `Child::wait`.
 #[allow(clippy::zombie_processes)]
-fn execute(dir: &Path, cmd: &Cmd, stdin: Option<&str>) -> Outcome {
+fn execute(dir: &Path, cmd: &Cmd, stdin: Option<&str>, stdin_from: Option<&str>) -> Outcome {
     let args: Vec<String> = cmd
         .args
         .iter()
@@ -331,10 +334,10 @@ fn execute(dir: &Path, cmd: &Cmd, stdin: Option<&str>) -> Outcome {
         .env("EBM_THREADS", "2")
         .env("EBM_BENCH_MAX_WAIT", "0")
         .env_remove("RUST_BACKTRACE")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
+        .stdin(match (stdin, stdin_from) {
+            (_, Some(f)) => Stdio::from(std::fs::File::open(dir.join(f)).expect("stdin-from file")),
+            (Some(_), None) => Stdio::piped(),
+            (None, None) => Stdio::null(),
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -453,7 +456,7 @@ fn run_case(case: &Case, dir: &Path) -> (Vec<String>, Option<Outcome>) {
         }
     }
     for s in &case.setup {
-        let o = execute(dir, s, None);
+        let o = execute(dir, s, None, None);
         let what = format!("setup `ebm {}`", s.args.join(" "));
         limits(&what, &o, &mut problems);
         if o.code != Some(0) {
@@ -469,7 +472,7 @@ fn run_case(case: &Case, dir: &Path) -> (Vec<String>, Option<Outcome>) {
     }
     // invariant: `parse` checked that every case has a `run` and an `exit`.
     let cmd = case.run.as_ref().unwrap();
-    let o = execute(dir, cmd, case.stdin.as_deref());
+    let o = execute(dir, cmd, case.stdin.as_deref(), case.stdin_from.as_deref());
     limits("run", &o, &mut problems);
     if o.code != case.exit {
         problems.push(format!("exit {:?}, expected {:?}", o.code, case.exit));

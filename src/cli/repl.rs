@@ -5,10 +5,10 @@
 //! diagnostics and notes to standard error; an error never ends the
 //! session, and end of input ends it with status 0.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ebm::repl::complete::{Inputs, completions, needs_more};
+use ebm::repl::complete::{Inputs, MAX_INPUT_BYTES, completions, needs_more};
 use ebm::repl::entries::Origin;
 use ebm::repl::{Reply, Session};
 use rustyline::completion::Completer;
@@ -30,9 +30,9 @@ pub fn repl(file: Option<&Path>) -> Result<String> {
         show(&reply);
     }
     if std::io::stdin().is_terminal() {
-        interactive(&mut session)
+        interactive(&mut session)?;
     } else {
-        piped(&mut session, std::io::stdin().lock(), "<stdin>");
+        piped(&mut session, std::io::stdin().lock(), "<stdin>")?;
     }
     Ok(String::new())
 }
@@ -59,23 +59,40 @@ fn show(reply: &Reply) {
 }
 
 /// Inputs read line by line, each complete input (brackets closed) run at
-/// once; diagnostics carry the line numbers of the stream.
-fn piped(session: &mut Session, input: impl BufRead, name: &str) {
+/// once; diagnostics carry the line numbers of the stream. A line longer
+/// than a program may be (endless bytes without a newline, `/dev/zero`)
+/// ends the session with an error instead of filling memory.
+fn piped(session: &mut Session, mut input: impl BufRead, name: &str) -> Result<()> {
     let mut inputs = Inputs::default();
-    for line in input.lines() {
-        let Ok(line) = line else { break };
-        let Some((first, text)) = inputs.line(&line) else {
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let limit = MAX_INPUT_BYTES as u64 + 1;
+        match input.by_ref().take(limit).read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if buf.len() > MAX_INPUT_BYTES => {
+                return super::fail(format!(
+                    "{name}: a line longer than {} MiB is not an input; the session ends here",
+                    MAX_INPUT_BYTES >> 20
+                ));
+            }
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let line = text.trim_end_matches(['\n', '\r']);
+        let Some((first, text)) = inputs.line(line) else {
             continue;
         };
         let reply = session.input(&text, &origin(name, first));
         show(&reply);
         if reply.quit {
-            return;
+            return Ok(());
         }
     }
     if let Some((first, text)) = inputs.finish() {
         show(&session.input(&text, &origin(name, first)));
     }
+    Ok(())
 }
 
 /// The line editor's view of the language.
@@ -118,7 +135,7 @@ fn history_path() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ebm_history")))
 }
 
-fn interactive(session: &mut Session) {
+fn interactive(session: &mut Session) -> Result<()> {
     let mut editor: Editor<EbmHelper, DefaultHistory> = match Editor::new() {
         Ok(e) => e,
         Err(e) => {
@@ -165,4 +182,5 @@ fn interactive(session: &mut Session) {
     if let Some(h) = &history {
         let _ = editor.save_history(h);
     }
+    Ok(())
 }

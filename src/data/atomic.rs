@@ -100,23 +100,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     })
 }
 
+/// An existing `path` that is not a file (or a link to one): a folder or a
+/// special file cannot be replaced by an output. Touches nothing.
+pub fn not_a_file(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.file_type().is_symlink() => {
+            let what = if meta.is_dir() {
+                "a folder"
+            } else {
+                "not a regular file"
+            };
+            Err(format!("cannot write {}: it is {what}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks, before any work, that `path` can be written the way
 /// [`write_via_temp`] writes it: not a folder or special file, in a folder
 /// that exists (it is created) and accepts a new file (a probe file is
 /// created and removed). A run whose output would fail is refused before it
 /// starts instead of after.
 pub fn check_writable(path: &Path) -> Result<(), String> {
-    if let Ok(meta) = std::fs::symlink_metadata(path)
-        && !meta.is_file()
-        && !meta.file_type().is_symlink()
-    {
-        let what = if meta.is_dir() {
-            "a folder"
-        } else {
-            "not a regular file"
-        };
-        return Err(format!("cannot write {}: it is {what}", path.display()));
-    }
+    not_a_file(path)?;
     let probe = temp_path(path, ".probe")?;
     if let Some(dir) = probe.parent() {
         std::fs::create_dir_all(dir).map_err(|e| {

@@ -5,26 +5,43 @@
 
 use super::commands::COMMANDS;
 
-/// Whether `text` still has a bracket open (the input continues on the
-/// next line). Closing brackets beyond what was opened do not count: the
-/// parser reports them.
-pub fn needs_more(text: &str) -> bool {
-    let mut depth: i64 = 0;
-    let mut in_string = false;
-    let mut in_comment = false;
-    for ch in text.chars() {
-        match ch {
-            '\n' => in_comment = false,
-            _ if in_comment => {}
-            '"' => in_string = !in_string,
-            _ if in_string => {}
-            '#' => in_comment = true,
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => depth = (depth - 1).max(0),
-            _ => {}
+/// The longest input (a program's size limit): an input still open beyond
+/// it is handed on as it is, and the parser reports the open bracket.
+pub const MAX_INPUT_BYTES: usize = crate::pipeline::MAX_SOURCE_BYTES as usize;
+
+/// Brackets still open in the text scanned so far (outside strings and
+/// `#` comments); fed line by line, so each line is scanned once.
+#[derive(Clone, Copy, Default)]
+struct Brackets {
+    depth: i64,
+    in_string: bool,
+}
+
+impl Brackets {
+    fn feed(&mut self, text: &str) {
+        let mut in_comment = false;
+        for ch in text.chars() {
+            match ch {
+                '\n' => in_comment = false,
+                _ if in_comment => {}
+                '"' => self.in_string = !self.in_string,
+                _ if self.in_string => {}
+                '#' => in_comment = true,
+                '(' | '[' | '{' => self.depth += 1,
+                // Closing brackets beyond those opened are the parser's to report.
+                ')' | ']' | '}' => self.depth = (self.depth - 1).max(0),
+                _ => {}
+            }
         }
     }
-    depth > 0 && !text.trim_start().starts_with(':')
+}
+
+/// Whether `text` still has a bracket open (the input continues on the
+/// next line). A `:command` is always one line.
+pub fn needs_more(text: &str) -> bool {
+    let mut b = Brackets::default();
+    b.feed(text);
+    b.depth > 0 && !text.trim_start().starts_with(':')
 }
 
 /// Groups lines into complete inputs (see [`needs_more`]), as piped input
@@ -33,6 +50,7 @@ pub fn needs_more(text: &str) -> bool {
 #[derive(Default)]
 pub struct Inputs {
     pending: String,
+    brackets: Brackets,
     first: usize,
     seen: usize,
 }
@@ -50,14 +68,18 @@ impl Inputs {
             self.pending.push('\n');
         }
         self.pending.push_str(line);
-        if needs_more(&self.pending) {
+        self.brackets.feed(line);
+        let open = self.brackets.depth > 0 && !self.pending.trim_start().starts_with(':');
+        if open && self.pending.len() <= MAX_INPUT_BYTES {
             return None;
         }
+        self.brackets = Brackets::default();
         Some((self.first, std::mem::take(&mut self.pending)))
     }
 
     /// What is left at the end of the input (an unclosed bracket).
     pub fn finish(&mut self) -> Option<(usize, String)> {
+        self.brackets = Brackets::default();
         (!self.pending.is_empty()).then(|| (self.first, std::mem::take(&mut self.pending)))
     }
 
@@ -154,6 +176,17 @@ mod tests {
                 (7, "sample(e,".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn an_input_never_outgrows_the_limit() {
+        let mut g = Inputs::default();
+        let line = "(".repeat(1 << 20);
+        let flushed = (0..80).find_map(|_| g.line(&line));
+        let (first, text) = flushed.expect("handed on once past the limit");
+        assert_eq!(first, 1);
+        assert!(text.len() > MAX_INPUT_BYTES && text.len() <= MAX_INPUT_BYTES + (2 << 20));
+        assert_eq!(g.line("1"), Some((65, "1".to_string())));
     }
 
     #[test]

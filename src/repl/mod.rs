@@ -161,7 +161,7 @@ impl Session {
                 path: origin.path.clone(),
                 line: origin.line + text[..start].matches('\n').count(),
             };
-            let r = self.item(item, item_text, &item_origin);
+            let r = self.item(item_text, &item_origin);
             let stop = r.rejected;
             reply.absorb(r);
             if stop {
@@ -172,7 +172,7 @@ impl Session {
     }
 
     /// One item, its text re-parsed on its own so spans are local to it.
-    fn item(&mut self, _: &ast::Item, text: &str, origin: &Origin) -> Reply {
+    fn item(&mut self, text: &str, origin: &Origin) -> Reply {
         let program = match crate::syntax::parse(text) {
             Ok(p) if p.items.len() == 1 => p,
             Ok(_) => return Reply::default(),
@@ -239,7 +239,7 @@ impl Session {
             None => return reply,
         };
         if entry.kind == Kind::Binding {
-            let ran = self.run_new(&built, &entry.text, &entry.origin, &built.assembly, at);
+            let ran = self.run_new(&built, &entry.text, &entry.origin, at);
             let ok = !ran.rejected;
             reply.absorb(ran);
             if !ok {
@@ -280,8 +280,8 @@ impl Session {
         else {
             return reply;
         };
-        let index = built.assembly.pieces.len() - 1;
-        let ran = self.run_new(&built, tail.text, origin, &built.assembly, index);
+        // The tail's piece comes after every candidate's.
+        let ran = self.run_new(&built, tail.text, origin, candidates.len());
         let ok = !ran.rejected;
         reply.absorb(ran);
         if ok {
@@ -328,12 +328,12 @@ impl Session {
             let mut by_entry: Vec<(usize, Vec<Diagnostic>)> = Vec::new();
             let mut own = Vec::new();
             for d in diags {
-                let located = assembly.locate(&d, |p| piece_len(candidates, &active, tail_text, p));
+                let located = assembly.locate(&d, |p| piece_len(candidates, tail_text, p));
                 match located {
-                    Some((p, moved)) if p < active.len() && Some(active[p]) != new => {
-                        match by_entry.iter_mut().find(|(i, _)| *i == active[p]) {
+                    Some((p, moved)) if p < candidates.len() && Some(p) != new => {
+                        match by_entry.iter_mut().find(|(i, _)| *i == p) {
                             Some((_, v)) => v.push(moved),
-                            None => by_entry.push((active[p], vec![moved])),
+                            None => by_entry.push((p, vec![moved])),
                         }
                     }
                     Some((_, moved)) => own.push(moved),
@@ -423,11 +423,12 @@ impl Session {
     ) -> Result<Built, (Assembly, Vec<Diagnostic>)> {
         let refs: Vec<&Entry> = active.iter().map(|&i| &candidates[i]).collect();
         let mut assembly = Assembly::default();
+        // Pieces are numbered by candidate, the tail after them all.
         for k in entries::dependency_order(&refs) {
-            assembly.push(k, "", &refs[k].text, "");
+            assembly.push(active[k], "", &refs[k].text, "");
         }
         if let Some(t) = tail {
-            assembly.push(active.len(), t.prefix, t.text, t.suffix);
+            assembly.push(candidates.len(), t.prefix, t.text, t.suffix);
         }
         match self.analyze(&assembly.text) {
             Ok((module, actions)) => Ok(Built {
@@ -452,16 +453,9 @@ impl Session {
     }
 
     /// Runs the statement of assembly piece `piece` (a binding or the tail).
-    fn run_new(
-        &mut self,
-        built: &Built,
-        text: &str,
-        origin: &Origin,
-        assembly: &Assembly,
-        piece: usize,
-    ) -> Reply {
+    fn run_new(&mut self, built: &Built, text: &str, origin: &Origin, piece: usize) -> Reply {
         let mut reply = Reply::default();
-        let Some(p) = assembly.pieces.iter().find(|p| p.index == piece) else {
+        let Some(p) = built.assembly.pieces.iter().find(|p| p.index == piece) else {
             return reply;
         };
         let Some(k) = built
@@ -530,25 +524,29 @@ impl Session {
     /// the item creating it is unchanged (and its shape agrees), else it
     /// starts from its initialiser.
     fn params_for(&mut self, built: &Built) -> Arc<ParamStore> {
+        let origins: HashMap<String, String> = built
+            .module
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), piece_text(&built.assembly, p.span.start)))
+            .collect();
+        // Nothing that creates a parameter changed (a statement, an unrelated
+        // definition): the same store, as one script run keeps one store.
+        let same_shapes = (built.module.params.iter())
+            .all(|p| self.params.shape(&p.name).as_ref() == Some(&p.shape));
+        if origins == self.param_origin && same_shapes && self.params.len() == origins.len() {
+            return self.params.clone();
+        }
         let store = Arc::new(ParamStore::new());
-        let mut origins = HashMap::new();
         for p in &built.module.params {
-            let text = built
-                .assembly
-                .pieces
-                .iter()
-                .find(|q| p.span.start >= q.start && p.span.start < q.end)
-                .map(|q| built.assembly.text[q.start as usize..q.end as usize].to_string())
-                .unwrap_or_default();
             let kept = self
                 .params
                 .get(&p.name)
                 .filter(|v| v.len() == p.shape.iter().product::<usize>())
-                .filter(|_| self.param_origin.get(&p.name) == Some(&text));
+                .filter(|_| self.param_origin.get(&p.name) == origins.get(&p.name));
             let value = kept.unwrap_or_else(|| p.initial_value());
             // Shapes were checked by `sema`; a conflict cannot arise here.
             let _ = store.insert(&p.name, &p.shape, value);
-            origins.insert(p.name.clone(), text);
         }
         self.param_origin = origins;
         store
@@ -587,6 +585,16 @@ impl Session {
     }
 }
 
+/// The text of the assembly piece holding byte `at` (empty when none does).
+fn piece_text(assembly: &Assembly, at: u32) -> String {
+    assembly
+        .pieces
+        .iter()
+        .find(|q| at >= q.start && at < q.end)
+        .map(|q| assembly.text[q.start as usize..q.end as usize].to_string())
+        .unwrap_or_default()
+}
+
 /// Diagnostics whose spans point into `text`, placed at the line it was typed on.
 fn against(text: &str, origin: &Origin, diags: Vec<Diagnostic>) -> Diagnostics {
     let (placed, pad) = origin.placed(text);
@@ -604,9 +612,9 @@ fn against(text: &str, origin: &Origin, diags: Vec<Diagnostic>) -> Diagnostics {
     }
 }
 
-fn piece_len(candidates: &[Entry], active: &[usize], tail: Option<Tail>, piece: usize) -> usize {
-    match active.get(piece) {
-        Some(&i) => candidates[i].text.len(),
+fn piece_len(candidates: &[Entry], tail: Option<Tail>, piece: usize) -> usize {
+    match candidates.get(piece) {
+        Some(e) => e.text.len(),
         None => tail.map(|t| t.text.len()).unwrap_or(0),
     }
 }

@@ -219,3 +219,15 @@ fn odd_inputs_are_answered_never_fatal() {
     // The session still works.
     assert_eq!(s.input("1 + 1", &origin(99)).out, "2\n");
 }
+
+#[test]
+fn a_binding_runs_while_an_item_is_set_aside() {
+    let (_, out, err) = session(&[
+        "energy g(x: [2]) = sum(x^2) / 2",
+        "const w = [1, 2]",
+        "energy e(x: [2]) = sum(x * w)",
+        "const w = [1, 2, 3]",
+        "let s = sample(g, chains = 2, steps = 50, warmup = 50)",
+    ]);
+    assert!(out.contains("s = sample(g) with"), "{out}\n{err}");
+}

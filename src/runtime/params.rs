@@ -153,6 +153,15 @@ impl ParamStore {
     pub fn entry(&self, id: ParamId) -> Option<ParamEntry> {
         self.read().entries.get(id.0 as usize).cloned()
     }
+    /// The shape of the parameter `name`, without copying its values.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let inner = self.read();
+        inner
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.shape.clone())
+    }
     pub fn get(&self, name: &str) -> Option<Vec<f64>> {
         let inner = self.read();
         inner

@@ -300,16 +300,7 @@ fn check_outputs_static(module: &Module, actions: &[Action]) -> Vec<Diagnostic> 
     outputs_where(module, actions, |_| true)
         .into_iter()
         .filter_map(|(path, span)| {
-            if let Ok(meta) = std::fs::symlink_metadata(&path)
-                && !meta.is_file()
-                && !meta.file_type().is_symlink()
-            {
-                let what = if meta.is_dir() {
-                    "a folder"
-                } else {
-                    "not a regular file"
-                };
-                let m = format!("cannot write {}: it is {what}", path.display());
+            if let Err(m) = crate::data::atomic::not_a_file(&path) {
                 return Some(errors::output_not_writable(&m, span));
             }
             inputs.iter().any(|i| same_file(i, &path)).then(|| {
