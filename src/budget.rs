@@ -51,11 +51,19 @@ pub fn from_env() -> Result<Option<u64>, String> {
     }
 }
 
+static LIMIT: OnceLock<u64> = OnceLock::new();
+
 /// The limit in bytes (read once; an unreadable value falls back to the
 /// default — the binary refuses it before any work, see [`from_env`]).
 pub fn max_memory() -> u64 {
-    static LIMIT: OnceLock<u64> = OnceLock::new();
     *LIMIT.get_or_init(|| from_env().ok().flatten().unwrap_or(DEFAULT_MAX_MEMORY))
+}
+
+/// Sets the limit for this process instead of `EBM_MAX_MEMORY` (a program
+/// embedding the library, a fuzzer): only before the first check reads it.
+/// Returns the limit in force.
+pub fn set_max_memory(bytes: u64) -> u64 {
+    *LIMIT.get_or_init(|| bytes)
 }
 
 /// A byte count for messages: `12.8 GiB`, `640.0 MiB`.

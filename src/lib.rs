@@ -15,6 +15,7 @@ pub mod bench;
 pub mod budget;
 pub mod data;
 pub mod diag;
+pub mod interrupt;
 pub mod ir;
 pub mod lint;
 pub mod lower;

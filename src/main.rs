@@ -44,6 +44,19 @@ fn interruptible() -> Arc<AtomicBool> {
     on_interrupt(true)
 }
 
+/// `ebm repl`: Ctrl-C stops the command running (its sampler or training
+/// loop polls `ebm::interrupt`) and the session goes on; a second Ctrl-C
+/// before the command has stopped ends the process. At the prompt the line
+/// editor reads Ctrl-C itself.
+fn on_interrupt_in_session() {
+    let _ = ctrlc::set_handler(|| {
+        if ebm::interrupt::request() {
+            ebm::data::atomic::remove_live_temps();
+            std::process::exit(130);
+        }
+    });
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check a program; exit 0 when valid, print diagnostics and exit 1 otherwise
@@ -258,8 +271,12 @@ fn main() -> ExitCode {
         eprintln!("error: {m}");
         return ExitCode::from(2);
     }
-    if !matches!(command, Command::Train { .. } | Command::Jem { .. }) {
-        on_interrupt(false);
+    match command {
+        Command::Train { .. } | Command::Jem { .. } => {}
+        Command::Repl { .. } => on_interrupt_in_session(),
+        _ => {
+            on_interrupt(false);
+        }
     }
     let result = match command {
         Command::Check { file } => cli::check(&file),

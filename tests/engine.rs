@@ -150,6 +150,27 @@ fn same_bits_for_any_thread_count_and_chain_count() {
 /// a full run does and leaves the energy column NaN; MH samplers, which need
 /// E for their decisions, and ULD, whose fused step computes E(x') anyway,
 /// ignore it.
+/// A scalar `x` (shape `[]`) is one coordinate: every sampler's fused
+/// steps run on it (they once built an ill-shaped graph) and draw the
+/// chains `x: [1]` draws.
+#[test]
+fn a_scalar_x_samples_like_a_one_element_x() {
+    let p = Program::from_source(
+        "energy s(x: []) = x^2 / 2 + x^4 / 10\nenergy v(x: [1]) = sum(x^2 / 2 + x^4 / 10)\n",
+    )
+    .unwrap();
+    let mut cfgs = samplers();
+    cfgs.push(SamplerConfig::nuts(0.2, 6));
+    for cfg in &cfgs {
+        for dtype in [DType::F32, DType::F64] {
+            let scalar = p.energy_with("s", Arc::new(Cpu::new()), dtype).unwrap();
+            let vector = p.energy_with("v", Arc::new(Cpu::new()), dtype).unwrap();
+            let (a, b) = (draws(&scalar, cfg, 2), draws(&vector, cfg, 2));
+            assert_eq!(a.x, b.x, "{} {dtype:?}", cfg.method.name());
+        }
+    }
+}
+
 #[test]
 fn runs_without_energies_move_the_same_chains() {
     let program = Program::from_source(BANANA).unwrap();

@@ -659,7 +659,10 @@ fn elementwise_step(n: usize) -> Graph {
     let x = g.input_node("x", vec![n], InputKind::Sample);
     let w = g.input_node("w", vec![n], InputKind::Shared);
     let xi = g.input_node("noise", vec![n], InputKind::Sample);
-    let prec = g.constant_tensor(vec![n], (0..n).map(|i| 1.0 + i as f64 * 0.37).collect());
+    let prec = g.constant_tensor(
+        vec![n],
+        (0..n).map(|i| 1.0 + i as f64 * 0.37).collect::<Vec<f64>>(),
+    );
     let a = g.fill(0.0025, &[n]);
     let b = g.fill(0.07, &[n]);
     let grad = g.mul(prec, x);

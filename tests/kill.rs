@@ -50,6 +50,12 @@ fn temps(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The temporary the output is being written to; the `.probe` file made
+/// (and removed at once) when the output is checked before the run is not.
+fn writing(dir: &Path) -> bool {
+    temps(dir).iter().any(|n| !n.ends_with(".probe"))
+}
+
 /// Waits until the child's temporary output exists (it is writing), then
 /// sends `signal`; `None` when the child finished first.
 fn kill_while_writing(
@@ -58,7 +64,7 @@ fn kill_while_writing(
     signal: &str,
 ) -> Option<std::process::ExitStatus> {
     let start = Instant::now();
-    while temps(dir).is_empty() {
+    while !writing(dir) {
         if let Ok(Some(_)) = child.try_wait() {
             return None;
         }

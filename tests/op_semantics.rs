@@ -95,7 +95,7 @@ fn apply(g: &mut Graph, op: SemOp, args: &[NodeId], elem: &[usize]) -> NodeId {
             let (i, t) = (args[0], args[1]);
             let m = g.shape(t)[0];
             assert!(elem.is_empty());
-            let iota = g.constant_tensor(vec![m], (0..m).map(|k| k as f64).collect());
+            let iota = g.constant_tensor(vec![m], (0..m).map(|k| k as f64).collect::<Vec<f64>>());
             let ib = g.broadcast(i, &[m]);
             let ge = g.binary(BinaryOp::Ge, iota, ib);
             let le = g.binary(BinaryOp::Ge, ib, iota);

@@ -188,6 +188,36 @@ fn terminal_session() -> Result<(), rexpect::error::Error> {
     Ok(())
 }
 
+/// Ctrl-C during a long run stops the run, not the session: the prompt
+/// comes back with every definition.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_run_and_the_session_goes_on() -> Result<(), rexpect::error::Error> {
+    let dir = scratch("ctrl-c");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ebm"));
+    cmd.arg("repl")
+        .current_dir(&dir)
+        .env("EBM_HISTORY", dir.join("history"))
+        .env("TERM", "xterm");
+    let mut p = rexpect::session::spawn_command(cmd, Some(60_000))?;
+    p.exp_string("ebm> ")?;
+    p.send_line("energy g(x: [2]) = sum(x^2) / 2")?;
+    p.exp_string("ebm> ")?;
+    // Minutes of MALA, a hundred draws kept.
+    p.send_line("let s = sample(g, mala(step = 0.5), chains = 4, steps = 1000000000, warmup = 0, thin = 10000000)")?;
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    p.send_control('c')?;
+    p.exp_string("interrupted")?;
+    p.exp_string("ebm> ")?;
+    p.send_line(":eval g at [1, 2]")?;
+    p.exp_string("2.5")?;
+    p.exp_string("ebm> ")?;
+    p.send_line(":quit")?;
+    p.exp_eof()?;
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
 /// A session as a terminal shows it: each input after the prompt, then
 /// its results, notes and diagnostics.
 fn transcript(session_file: &str) -> String {

@@ -310,10 +310,10 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         super::trained_energy_warned(path, &o.energy, o.params.as_deref(), &o.backend, &o.dtype)?;
     let dim: usize = compiled.dim();
     let kept = o.steps.div_ceil(o.thin);
-    if o.chains.saturating_mul(kept).saturating_mul(dim) > runners::MAX_VALUES {
+    let values = o.chains.saturating_mul(kept).saturating_mul(dim);
+    if values > MAX_STREAMED_VALUES {
         return fail(format!(
-            "chains × kept draws × dimension must be at most {}; use fewer chains or steps, or --thin",
-            runners::MAX_VALUES
+            "chains × kept draws × dimension must be at most {MAX_STREAMED_VALUES}, found {values}; use fewer chains or steps, or --thin"
         ));
     }
     match (&cond, compiled.cond_dim()) {
@@ -332,6 +332,9 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
     let mut run = ebm::sample::RunConfig::new(o.chains, o.warmup, o.steps, o.seed);
     run.thin = o.thin;
     run.progress = true;
+    // Draws stream to disk as the chains run: memory does not grow with the
+    // run's length, only the file does.
+    run.stream = Some(ebm::sample::spill::Stream::beside(&o.out));
     if let InitSpec::Dist(d) = &init {
         run.init = d.clone();
     }
@@ -356,10 +359,11 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
     for p in outs.iter().chain(o.plot.as_ref()) {
         ebm::data::atomic::check_writable(p).map_err(Failure::Message)?;
     }
+    check_disk(&o.out, values, o.chains * kept, &spec.sampler)?;
     let mut draws = runners::run_sample(&compiled, &spec).map_err(Failure::Message)?;
     if let Some(sc) = &scale {
         // The energy was trained on scaled data: draws go back to the data's scale.
-        sc.invert(&mut draws.x);
+        draws.invert_scale(sc).map_err(Failure::Message)?;
     }
     let mut text = String::new();
     if let Some(s) = &draws.summary {
@@ -376,6 +380,49 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
         text.push_str(&format!("wrote {}\n", p.display()));
     }
     Ok(text)
+}
+
+/// The most values (chains × kept draws × dimension) one `ebm sample` run
+/// stores: its draws stream to disk, so the bound is the disk's (checked by
+/// [`check_disk`]); this only stops a mistyped flag (2^36 values is a
+/// terabyte of CSV).
+const MAX_STREAMED_VALUES: usize = 1 << 36;
+
+/// Refuses a run whose spilled draws and output would not fit the output
+/// folder's free space, before it starts rather than when the disk fills.
+fn check_disk(
+    out: &Path,
+    values: usize,
+    rows: usize,
+    sampler: &ebm::sample::SamplerConfig,
+) -> Result<()> {
+    let columns = if sampler.method.is_hamiltonian() {
+        6
+    } else {
+        3
+    };
+    let spill = (values + rows * columns) as f64 * 8.0;
+    // Shortest round-trip text of an f64 and its comma: about 20 bytes.
+    let file = if has_ext(out, &["npy"]) {
+        values as f64 * 8.0
+    } else {
+        (values + rows * 5) as f64 * 21.0
+    };
+    let Some(free) = ebm::data::atomic::free_bytes(out) else {
+        return Ok(());
+    };
+    let need = spill + file;
+    if need > free as f64 {
+        return fail(format!(
+            "this run writes about {} ({} of streamed draws, then {} of output), but {} has {} free: use fewer chains or steps, --thin, or another folder",
+            ebm::budget::bytes_text(need),
+            ebm::budget::bytes_text(spill),
+            ebm::budget::bytes_text(file),
+            ebm::sample::spill::folder(out).display(),
+            ebm::budget::bytes_text(free as f64)
+        ));
+    }
+    Ok(())
 }
 
 /// The CSV layout `--format` names (`None` for an .npy output, which

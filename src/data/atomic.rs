@@ -53,6 +53,62 @@ pub fn write_via_temp(
     result
 }
 
+/// A temporary file beside an output that lives as long as this guard:
+/// scratch a long write streams through (a sampler's spilled draws). It is
+/// named like [`write_via_temp`]'s temporaries (`.NAME.tmpPID…`), so it is
+/// removed on SIGINT/SIGTERM and, after a SIGKILL, by the next write of the
+/// same output; dropping the guard removes it.
+#[derive(Debug)]
+pub struct OwnedTemp {
+    path: PathBuf,
+}
+
+impl OwnedTemp {
+    /// Claims `.NAME.tmpPID{suffix}` beside `output` (not yet created).
+    pub fn beside(output: &Path, suffix: &str) -> Result<OwnedTemp, String> {
+        let path = temp_path(output, suffix)?;
+        remove_stale_temps(output);
+        live().push(path.clone());
+        Ok(OwnedTemp { path })
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for OwnedTemp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        live().retain(|t| t != &self.path);
+    }
+}
+
+/// Free bytes (for an unprivileged user) on the filesystem that holds the
+/// folder of `path`, when the system says.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `c` is a NUL-terminated path and `st` a writable statvfs;
+        // it is read only when the call succeeds.
+        let ok = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } == 0;
+        // SAFETY: initialised by the successful call above.
+        let st = ok.then(|| unsafe { st.assume_init() })?;
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Removes temporaries of `path` left by processes that no longer run (a
 /// SIGKILL gives no chance to clean up): `.NAME.tmpPID…` beside it whose
 /// PID is not a live process. Only Linux says cheaply whether a PID lives.
@@ -90,13 +146,26 @@ fn remove_stale_temps(path: &Path) {
 
 /// Writes `bytes` to `path` atomically (synced before the rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    write_streamed(path, |w| {
+        w.write_all(bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    })
+}
+
+/// Writes `path` atomically from `write`, which streams the content into a
+/// buffered writer (synced before the rename): a file of any size in
+/// bounded memory.
+pub fn write_streamed(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), String>,
+) -> Result<(), String> {
     write_via_temp(path, "", |tmp| {
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()
-        };
-        write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+        let failed = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        let file = std::fs::File::create(tmp).map_err(failed)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut w)?;
+        let file = w.into_inner().map_err(|e| failed(e.into_error()))?;
+        file.sync_all().map_err(failed)
     })
 }
 

@@ -141,7 +141,9 @@ fn parse_shape(text: &str) -> Result<Vec<usize>, DataError> {
         .collect()
 }
 
-fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
+/// The NPY header (magic, version, dictionary, padding) of a C-order
+/// array of `descr` (`<f8`, `<f4`) and `shape`: the values follow it.
+pub fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let tuple = match dims.len() {
         1 => format!("({},)", dims[0]),

@@ -783,7 +783,10 @@ fn const_matrix(g: &Graph, id: NodeId) -> Option<Vec<f64>> {
     match node.op {
         Op::Const(c) => {
             let t = g.consts().get(c.index())?;
-            t.data.iter().all(|v| v.is_finite()).then(|| t.data.clone())
+            t.data
+                .iter()
+                .all(|v| v.is_finite())
+                .then(|| t.data.to_vec())
         }
         _ => None,
     }

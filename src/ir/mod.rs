@@ -99,10 +99,46 @@ pub struct InputDecl {
     pub kind: InputKind,
 }
 
+/// A constant tensor of a graph's pool. Its values are shared, never
+/// copied, between the clones of a graph and the graphs derived from it
+/// (gradient graphs, optimised graphs, each kernel's copy): a large
+/// constant costs its memory once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConstTensor {
     pub shape: Shape,
-    pub data: Vec<f64>,
+    pub data: std::sync::Arc<[f64]>,
+}
+
+/// A constant as a hash-consing key: its shape and values compared bit by
+/// bit (one NaN), sharing the constant's values rather than copying them.
+#[derive(Clone, Debug)]
+struct ConstKey {
+    shape: Shape,
+    data: std::sync::Arc<[f64]>,
+}
+
+impl ConstKey {
+    fn bits(&self) -> impl Iterator<Item = u64> + '_ {
+        self.data.iter().map(|v| F64::new(*v).get().to_bits())
+    }
+}
+
+impl PartialEq for ConstKey {
+    fn eq(&self, other: &ConstKey) -> bool {
+        self.shape == other.shape && self.bits().eq(other.bits())
+    }
+}
+
+impl Eq for ConstKey {}
+
+impl std::hash::Hash for ConstKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.shape.hash(h);
+        self.data.len().hash(h);
+        for b in self.bits() {
+            b.hash(h);
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -136,7 +172,7 @@ pub struct Graph {
     consts: Vec<ConstTensor>,
     pub outputs: Vec<Output>,
     interned: HashMap<Node, NodeId>,
-    interned_consts: HashMap<(Shape, Vec<u64>), ConstId>,
+    interned_consts: HashMap<ConstKey, ConstId>,
     /// The step graphs of this graph's `Scan` nodes (`ir::scan`).
     bodies: Vec<Graph>,
     /// Bodies by their encoding, so that equal bodies are one body and
@@ -371,7 +407,12 @@ impl Graph {
         self.add(Op::Scalar(F64::new(v)), vec![], vec![])
     }
 
-    pub fn constant_tensor(&mut self, shape: Shape, data: Vec<f64>) -> NodeId {
+    pub fn constant_tensor(
+        &mut self,
+        shape: Shape,
+        data: impl Into<std::sync::Arc<[f64]>>,
+    ) -> NodeId {
+        let data: std::sync::Arc<[f64]> = data.into();
         assert_eq!(numel(&shape), data.len());
         if shape.is_empty() {
             return self.scalar(data[0]);
@@ -614,11 +655,11 @@ impl Graph {
 
 /// The hash-consing key of a constant: its shape and its values' bits, with
 /// NaNs made one NaN (as `F64::new` does).
-fn const_key(shape: &[usize], data: &[f64]) -> (Shape, Vec<u64>) {
-    (
-        shape.to_vec(),
-        data.iter().map(|v| F64::new(*v).get().to_bits()).collect(),
-    )
+fn const_key(shape: &[usize], data: &std::sync::Arc<[f64]>) -> ConstKey {
+    ConstKey {
+        shape: shape.to_vec(),
+        data: data.clone(),
+    }
 }
 
 /// The shape after removing `axes`.

@@ -123,7 +123,7 @@ impl Writer {
             w.shape(&c.shape);
             // The reader takes the value count from the shape; a pool entry whose
             // data disagrees is invalid anyway and will be refused when read.
-            for v in &c.data {
+            for v in c.data.iter() {
                 w.u64(v.to_bits());
             }
         }
@@ -411,7 +411,10 @@ fn read_graph(r: &mut Reader, depth: usize) -> Result<Graph, SerialError> {
         for _ in 0..len {
             data.push(f64::from_bits(r.u64()?));
         }
-        g.push_const(ConstTensor { shape, data });
+        g.push_const(ConstTensor {
+            shape,
+            data: data.into(),
+        });
     }
 
     if r.version >= 2 {

@@ -260,9 +260,9 @@ fn fold(g: &mut Graph, op: Op, args: &[NodeId], shape: &[usize]) -> Option<NodeI
     })
 }
 
-fn literal_data(g: &Graph, n: NodeId) -> Vec<f64> {
+fn literal_data(g: &Graph, n: NodeId) -> std::sync::Arc<[f64]> {
     match g.node(n).op {
-        Op::Scalar(v) => vec![v.get()],
+        Op::Scalar(v) => [v.get()].into(),
         Op::Const(c) => g.constant(c).data.clone(),
         // invariant: operands precede users (verified), so each is mapped before it is read.
         _ => unreachable!("literal_data on a non-literal"),

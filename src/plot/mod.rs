@@ -159,10 +159,25 @@ pub fn noted_title(title: &str, d: &Draws) -> String {
     if clamped > 0 {
         notes.push(format!("{clamped} values beyond ±1e300 drawn at the edge"));
     }
+    if d.stride() > 1 {
+        notes.push(format!("every {} draw shown", ordinal(d.stride())));
+    }
     match notes.is_empty() {
         true => title.to_string(),
         false => format!("{title} ({})", notes.join("; ")),
     }
+}
+
+/// "2nd", "13th", "101st".
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Plot range of a coordinate: central 99.5% of the draws, padded by 10%.

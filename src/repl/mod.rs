@@ -137,6 +137,8 @@ impl Session {
     /// Handles one complete input (see [`complete::needs_more`] for when
     /// an input is complete): items of the language or one `:command`.
     pub fn input(&mut self, text: &str, origin: &Origin) -> Reply {
+        // A Ctrl-C that stopped the previous input is spent.
+        crate::interrupt::clear();
         if text.trim_start().starts_with(':') {
             return commands::run(self, text.trim(), origin);
         }

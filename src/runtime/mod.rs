@@ -73,6 +73,9 @@ pub enum RuntimeError {
     Config(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The user asked the run to stop (`crate::interrupt`).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl DType {

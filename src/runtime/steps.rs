@@ -70,8 +70,12 @@ impl Builder {
         self.g
             .input_node(name, self.shape.clone(), InputKind::Sample)
     }
-    /// A per-chain scalar, broadcast over the coordinates.
+    /// A per-chain scalar, broadcast over the coordinates (a scalar `x`
+    /// reads it as it is: a rank-1 value cannot broadcast to rank 0).
     fn per_chain(&mut self, name: &str) -> NodeId {
+        if self.shape.is_empty() {
+            return self.g.input_node(name, vec![], InputKind::Sample);
+        }
         let s = self.g.input_node(name, vec![1], InputKind::Sample);
         self.g.broadcast(s, &self.shape.clone())
     }

@@ -45,6 +45,7 @@ use super::metric::{Covariance, Metrics};
 use super::nuts::{Ctx, Nuts};
 use super::rng::ChainRngs;
 use super::run::{Divergence, Draws, Escape, Init, RunConfig};
+use super::spill::{BlockSpill, BlockWriter, Columns};
 use crate::backend::noise::step_key;
 use crate::data::rng::sm64_at;
 use crate::runtime::steps::{UlaMove, UldMove};
@@ -322,6 +323,9 @@ pub(crate) struct Block {
     /// Each user chain's metric at the end of warm-up
     /// ([`Metrics::report`]).
     pub metric: Vec<Vec<f64>>,
+    /// A streamed run: the block's spill file and each user chain's count of
+    /// distinct kept draws (the subsample in `draws` cannot tell).
+    pub spill: Option<(BlockSpill, Vec<usize>)>,
 }
 
 /// Per-chain adaptation state of a block.
@@ -718,9 +722,25 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
         freeze: vec![None; n],
     };
     let grad = (!ch.g.is_empty()).then_some(&mut ch.g[..]);
-    let mut draws = Draws::empty(users, run.kept(), dim);
+    let stride = match &run.stream {
+        Some(st) => st.stride(run.chains, run.kept(), dim),
+        None => 1,
+    };
+    let in_memory = run.kept().div_ceil(stride);
+    let writer = match &run.stream {
+        Some(out) => Some(BlockWriter::create(
+            out,
+            first,
+            users,
+            run.kept(),
+            dim,
+            cfg.method.is_hamiltonian(),
+        )?),
+        None => None,
+    };
+    let mut draws = Draws::empty(users, in_memory, dim);
     if cfg.method.is_hamiltonian() {
-        let cells = users * run.kept();
+        let cells = users * in_memory;
         draws.hamiltonian = vec![0.0; cells];
         draws.n_leapfrog = vec![0; cells];
         draws.tree_depth = vec![0; cells];
@@ -747,10 +767,13 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
             leapfrogs: 0,
             max_depth_hits: 0,
             metric: Vec::new(),
+            spill: None,
         },
         seen_div: vec![false; users],
         first,
         replicas: k,
+        stride,
+        writer,
     };
     // A chain that starts at a non-finite point is frozen from iteration 0.
     for c in 0..n {
@@ -823,6 +846,9 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
         .map(|&v| T::from_f64(v))
         .collect();
     escapes(target, &mut book, &ch, &x_start);
+    if let Some(w) = book.writer.take() {
+        book.b.spill = Some(w.finish()?);
+    }
     let mut b = book.b;
     // A user chain is frozen when its kept (T = 1) replica is.
     b.chain_frozen = ch.freeze.iter().step_by(k).map(|f| f.is_some()).collect();
@@ -929,6 +955,10 @@ struct Book {
     first: usize,
     /// Engine chains per user chain (PT's replicas; 1 otherwise).
     replicas: usize,
+    /// Every how many kept draws `b.draws` keeps one (1 unless streamed).
+    stride: usize,
+    /// A streamed run's spill file.
+    writer: Option<BlockWriter>,
 }
 
 /// Lists a user chain's first divergence (once, whichever replica it
@@ -958,6 +988,7 @@ fn ula_loop<T: Scalar, G: Target<T> + ?Sized>(
     let (n, total, thin) = (ch.n, run.warmup + run.steps, run.thin.max(1));
     let mut it = 0;
     while it < total {
+        stop_requested()?;
         let end = next_kept(it, run).map_or(total, |k| k + 1);
         let w = Window {
             n,
@@ -973,13 +1004,7 @@ fn ula_loop<T: Scalar, G: Target<T> + ?Sized>(
             if run.energies {
                 ula_energies(target, ch, s, book, last)?;
             }
-            record(
-                &mut book.b.draws,
-                ch,
-                s,
-                (last - run.warmup) / thin,
-                run.kept(),
-            );
+            record(book, ch, s, (last - run.warmup) / thin)?;
         }
         pb.inc((n * (end - it)) as u64);
         it = end;
@@ -1005,6 +1030,7 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
     let mut adapter = Adapter::new(cfg, run, n, ch.dim);
     let mut nuts: Option<Nuts<T>> = None;
     for it in 0..run.warmup + run.steps {
+        stop_requested()?;
         let t = it as u64;
         match &cfg.method {
             Method::Mala => mala_step(target, run.seed, t, first, ch, s, metrics)?,
@@ -1094,7 +1120,7 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
                 book.b.chain_accept[u] += a;
             }
             if i.is_multiple_of(thin) {
-                record(&mut book.b.draws, ch, s, i / thin, run.kept());
+                record(book, ch, s, i / thin)?;
             }
         }
         pb.inc((n / book.replicas) as u64);
@@ -1123,26 +1149,56 @@ pub(crate) fn ula_move(step: f64, o: &UlaOptions) -> UlaMove {
 
 /// Writes kept draw `k` of every user chain: its first engine chain (PT's
 /// T = 1 replica, which is why `d.chains` may be fewer than `ch.n`).
-fn record<T: Scalar>(d: &mut Draws, ch: &Chains<T>, s: &Scratch<T>, k: usize, kept: usize) {
+fn record<T: Scalar>(book: &mut Book, ch: &Chains<T>, s: &Scratch<T>, k: usize) -> R<()> {
     let dim = ch.dim;
+    let d = &mut book.b.draws;
     let every = ch.n / d.chains.max(1);
-    for u in 0..d.chains {
-        let c = u * every;
-        let o = u * kept + k;
-        for (dst, src) in d.x[o * dim..(o + 1) * dim]
-            .iter_mut()
-            .zip(&ch.x[c * dim..(c + 1) * dim])
-        {
-            *dst = src.to_f64();
+    // Hamiltonian samplers' draws carry the extra columns (set up with them).
+    let hamiltonian = !d.hamiltonian.is_empty();
+    let columns = |c: usize| Columns {
+        energy: ch.e[c].to_f64(),
+        accept: s.accept[c],
+        divergent: s.divergent[c],
+        hamiltonian: hamiltonian.then(|| (s.hamiltonian[c], s.leaps[c], s.depth[c])),
+    };
+    if k.is_multiple_of(book.stride) {
+        let kept = d.draws;
+        for u in 0..d.chains {
+            let c = u * every;
+            let o = u * kept + k / book.stride;
+            for (dst, src) in d.x[o * dim..(o + 1) * dim]
+                .iter_mut()
+                .zip(&ch.x[c * dim..(c + 1) * dim])
+            {
+                *dst = src.to_f64();
+            }
+            let cols = columns(c);
+            d.energy[o] = cols.energy;
+            d.accept[o] = cols.accept;
+            d.divergent[o] = cols.divergent;
+            if let Some((h, l, t)) = cols.hamiltonian {
+                d.hamiltonian[o] = h;
+                d.n_leapfrog[o] = l;
+                d.tree_depth[o] = t;
+            }
         }
-        d.energy[o] = ch.e[c].to_f64();
-        d.accept[o] = s.accept[c];
-        d.divergent[o] = s.divergent[c];
-        if !d.hamiltonian.is_empty() {
-            d.hamiltonian[o] = s.hamiltonian[c];
-            d.n_leapfrog[o] = s.leaps[c];
-            d.tree_depth[o] = s.depth[c];
+    }
+    if let Some(w) = &mut book.writer {
+        for u in 0..d.chains {
+            let c = u * every;
+            let x = ch.x[c * dim..(c + 1) * dim].iter().map(|v| v.to_f64());
+            w.put(u, x, columns(c));
         }
+        w.end_draw()?;
+    }
+    Ok(())
+}
+
+/// Ends the run when the user asked it to stop (`crate::interrupt`).
+fn stop_requested() -> R<()> {
+    match crate::interrupt::requested() {
+        true => Err(RuntimeError::Interrupted),
+        false => Ok(()),
     }
 }
 
@@ -1603,6 +1659,7 @@ fn uld_loop<T: Scalar, G: Target<T> + ?Sized>(
     ch.v = vec![T::zero(); n * d];
     fill_noise(run.seed, VELOCITY_STEP, first, d, &mut ch.v, &mut s.tmp);
     for it in 0..run.warmup + run.steps {
+        stop_requested()?;
         fill_noise(run.seed, it as u64, first, d, &mut s.noise, &mut s.tmp);
         let prop = Proposal {
             n,
@@ -1652,7 +1709,7 @@ fn uld_loop<T: Scalar, G: Target<T> + ?Sized>(
                 book.b.chain_accept[u] += a;
             }
             if i.is_multiple_of(thin) {
-                record(&mut book.b.draws, ch, s, i / thin, run.kept());
+                record(book, ch, s, i / thin)?;
             }
         }
         pb.inc(n as u64);

@@ -11,10 +11,12 @@
 //! `NAME_1.csv …`.
 
 use std::fmt::Write as _;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::cmdstan;
 use super::run::Draws;
+pub use super::spill::{Columns, Row};
 
 /// The CSV layouts ebm writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,41 +59,83 @@ pub const SAMPLER_COLUMNS: [&str; 5] = ["chain__", "draw__", "energy__", "accept
 
 /// The CSV text of `d`.
 pub fn to_csv(d: &Draws) -> String {
-    let mut s = String::with_capacity(64 + d.x.len() * 20);
-    s.push_str("# ebm sample\n");
+    let mut out = Vec::with_capacity(64 + d.x.len() * 20);
+    // invariant: writing into a Vec cannot fail, and every piece is UTF-8.
+    write_csv_to(&mut out, d).expect("writing to memory");
+    String::from_utf8(out).expect("CSV text is UTF-8")
+}
+
+/// Streams the CSV text of `d` (every stored draw, from memory or the
+/// spill) into `w`.
+fn write_csv_to(w: &mut dyn Write, d: &Draws) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("cannot write the draws: {e}");
+    let mut head = String::from("# ebm sample\n");
     for (k, v) in &d.header {
-        let _ = writeln!(s, "# {k} = {v}");
+        let _ = writeln!(head, "# {k} = {v}");
     }
     if let Some(sum) = &d.summary {
         for (k, v) in sum.describe() {
-            let _ = writeln!(s, "# {k} = {v}");
+            let _ = writeln!(head, "# {k} = {v}");
         }
     }
-    s.push_str(&SAMPLER_COLUMNS.join(","));
+    head.push_str(&SAMPLER_COLUMNS.join(","));
     for n in d.coord_names() {
-        s.push(',');
-        s.push_str(&n);
+        head.push(',');
+        head.push_str(&n);
     }
-    s.push('\n');
-    for c in 0..d.chains {
+    head.push('\n');
+    w.write_all(head.as_bytes()).map_err(failed)?;
+    each_row(d, 0..d.chains, |c, k, r| {
+        let cols = r.cols;
+        write!(
+            w,
+            "{c},{k},{},{},{}",
+            cols.energy, cols.accept, cols.divergent as u8
+        )
+        .map_err(failed)?;
+        for v in r.x {
+            write!(w, ",{v}").map_err(failed)?;
+        }
+        w.write_all(b"\n").map_err(failed)
+    })
+}
+
+/// Visits every stored draw of `chains`, chain-major: from memory, or for a
+/// streamed run from its spill files.
+pub fn each_row(
+    d: &Draws,
+    chains: std::ops::Range<usize>,
+    mut f: impl FnMut(usize, usize, Row<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    if let Some(spill) = &d.spill {
+        return spill.each_row(chains, f);
+    }
+    let hamiltonian = !d.hamiltonian.is_empty();
+    for c in chains {
         for k in 0..d.draws {
             let o = c * d.draws + k;
-            let _ = write!(
-                s,
-                "{c},{k},{},{},{}",
-                d.energy[o], d.accept[o], d.divergent[o] as u8
-            );
-            for v in d.point(c, k) {
-                let _ = write!(s, ",{v}");
-            }
-            s.push('\n');
+            let cols = Columns {
+                energy: d.energy[o],
+                accept: d.accept[o],
+                divergent: d.divergent[o],
+                hamiltonian: hamiltonian
+                    .then(|| (d.hamiltonian[o], d.n_leapfrog[o], d.tree_depth[o])),
+            };
+            f(
+                c,
+                k,
+                Row {
+                    x: d.point(c, k),
+                    cols,
+                },
+            )?;
         }
     }
-    s
+    Ok(())
 }
 
 pub fn write_csv(path: &Path, d: &Draws) -> Result<(), String> {
-    write_atomic(path, to_csv(d).as_bytes())
+    crate::data::atomic::write_streamed(path, |w| write_csv_to(w, d))
 }
 
 /// The files a CSV sample of `chains` chains is written to: `path` itself,
@@ -352,14 +396,27 @@ fn is_cmdstan(text: &str) -> bool {
 }
 
 /// Write the positions as NPY, shape `(chains, draws, dim)` or
-/// `(chains, draws, *image_shape)`.
+/// `(chains, draws, *image_shape)`, streamed (a spilled run's draws are read
+/// back chain by chain).
 pub fn write_npy(path: &Path, d: &Draws) -> Result<(), String> {
-    let mut shape = vec![d.chains, d.draws];
+    let mut shape = vec![d.chains, d.stored_draws()];
     match &d.image_shape {
         Some(s) if s.iter().product::<usize>() == d.dim => shape.extend(s),
         _ => shape.push(d.dim),
     }
-    write_atomic(path, &crate::data::npy::to_bytes_f64(&shape, &d.x))
+    let failed = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    crate::data::atomic::write_streamed(path, |w| {
+        w.write_all(&crate::data::npy::header("<f8", &shape))
+            .map_err(failed)?;
+        let mut bytes = Vec::with_capacity(d.dim * 8);
+        each_row(d, 0..d.chains, |_, _, r| {
+            bytes.clear();
+            for v in r.x {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+            w.write_all(&bytes).map_err(failed)
+        })
+    })
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub mod metric;
 mod nuts;
 pub mod rng;
 pub mod run;
+pub mod spill;
 pub mod targets;
 
 pub use adapt::AdaptScope;

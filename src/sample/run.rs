@@ -12,6 +12,7 @@ use super::adapt::AdaptScope;
 use super::compiled::CompiledTarget;
 use super::config::{Method, SamplerConfig, UlaOptions, UldOptions};
 use super::engine::{Block, Target, run_block};
+use super::spill::{Spill, Stream};
 use crate::backend::{DType, pool};
 use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
 
@@ -62,6 +63,12 @@ pub struct RunConfig {
     /// negatives and guards it); MH samplers and ULD (whose step computes
     /// E at the new point) always evaluate E.
     pub energies: bool,
+    /// Stream the kept draws to spill files beside this output as the
+    /// chains run ([`super::spill`]): the run's memory no longer grows with
+    /// its length, and the returned draws hold a subsample in memory (every
+    /// [`Stream::stride`]-th kept draw) with the full
+    /// draws in [`Draws::spill`]. `None` keeps every draw in memory.
+    pub stream: Option<Stream>,
 }
 
 impl RunConfig {
@@ -76,6 +83,7 @@ impl RunConfig {
             progress: false,
             threads: 1,
             energies: true,
+            stream: None,
         }
     }
     pub fn kept(&self) -> usize {
@@ -508,6 +516,10 @@ pub struct Draws {
     /// Configuration (`key = value`) written to the CSV header.
     pub header: Vec<(String, String)>,
     pub summary: Option<RunSummary>,
+    /// A streamed run's full draws, on disk: then `x` and the sampler
+    /// columns hold every [`stride`](Self::stride)-th kept draw only, and
+    /// the writers of [`super::io`] read the spill.
+    pub spill: Option<std::sync::Arc<Spill>>,
 }
 
 impl Draws {
@@ -526,7 +538,26 @@ impl Draws {
             image_shape: None,
             header: Vec::new(),
             summary: None,
+            spill: None,
         }
+    }
+    /// Kept draws per chain: [`draws`](Self::draws), or for a streamed run
+    /// the spill's.
+    pub fn stored_draws(&self) -> usize {
+        self.spill.as_ref().map_or(self.draws, |s| s.kept())
+    }
+    /// Maps every draw back to the data's scale (a trained energy fitted to
+    /// scaled data samples in the scaled space), the spilled draws too.
+    pub fn invert_scale(&mut self, scale: &crate::data::Scaler) -> Result<(), String> {
+        scale.invert(&mut self.x);
+        match &self.spill {
+            Some(s) => s.invert_scale(scale),
+            None => Ok(()),
+        }
+    }
+    /// Every how many stored draws `x` holds one (1 unless streamed).
+    pub fn stride(&self) -> usize {
+        self.spill.as_ref().map_or(1, |s| s.stride())
     }
     /// Draw `draw` of chain `chain`.
     pub fn point(&self, chain: usize, draw: usize) -> &[f64] {
@@ -699,16 +730,31 @@ fn replicas_text(sampler: &SamplerConfig) -> String {
 /// PT's state is per replica (`replicas` engine chains per user chain);
 /// only the T = 1 replica's draws are kept.
 fn run_bytes(dim: usize, replicas: usize, run: &RunConfig) -> u64 {
-    let (chains, dim) = (run.chains as u64, dim as u64);
+    let chains = run.chains as u64;
     let state = chains
         .saturating_mul(replicas as u64)
-        .saturating_mul(dim.saturating_add(1))
+        .saturating_mul((dim as u64).saturating_add(1))
         .saturating_mul(16 * 8);
-    let draws = chains
-        .saturating_mul(run.kept() as u64)
-        .saturating_mul(dim.saturating_add(3))
-        .saturating_mul(8);
-    state.saturating_add(draws)
+    state.saturating_add(draw_bytes(dim, run))
+}
+
+/// The memory a run's kept draws take: all of them, or for a streamed run
+/// the in-memory subsample, a tile per block, each chain's last point (to
+/// count distinct draws) and the writers' read buffer.
+fn draw_bytes(dim: usize, run: &RunConfig) -> u64 {
+    let (chains, kept) = (run.chains as u64, run.kept());
+    let row = (dim as u64).saturating_add(3).saturating_mul(8);
+    let Some(st) = &run.stream else {
+        return chains.saturating_mul(kept as u64).saturating_mul(row);
+    };
+    let in_memory = kept.div_ceil(st.stride(run.chains, kept, dim)) as u64;
+    let workers = run.threads.clamp(1, MAX_THREADS) as u64;
+    let tiles = workers.saturating_mul(st.tile_bytes as u64);
+    chains
+        .saturating_mul(in_memory.saturating_add(1))
+        .saturating_mul(row)
+        .saturating_add(tiles)
+        .saturating_add(2 * st.read_bytes as u64)
 }
 
 /// The blocks of chains, one per worker: contiguous, starting at even chain
@@ -919,8 +965,14 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
 
     // Merge blocks (chain-major, so blocks concatenate).
     let kept = run.kept();
-    let mut out = Draws::empty(0, kept, dim);
+    let stride = match &run.stream {
+        Some(st) => st.stride(run.chains, kept, dim),
+        None => 1,
+    };
+    let mut out = Draws::empty(0, kept.div_ceil(stride), dim);
     out.chains = run.chains;
+    let mut spills = Vec::new();
+    let mut streamed_distinct = Vec::new();
     let mut steps = Vec::with_capacity(run.chains);
     let mut chain_acc = Vec::with_capacity(run.chains);
     let mut chain_frozen = Vec::with_capacity(run.chains);
@@ -933,6 +985,10 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     let (mut t_acc_c, mut t_step_c, mut sw_acc_c) = (Vec::new(), Vec::new(), Vec::new());
     let mut sw_n = vec![0u64; k - 1];
     for b in blocks {
+        if let Some((spill, distinct)) = b.spill {
+            spills.push(spill);
+            streamed_distinct.extend(distinct);
+        }
         out.x.extend_from_slice(&b.draws.x);
         out.energy.extend_from_slice(&b.draws.energy);
         out.accept.extend_from_slice(&b.draws.accept);
@@ -958,6 +1014,9 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
             *a += b;
         }
     }
+    // Each block lists its chains' first divergences in iteration order;
+    // merged, they are ordered the same way whatever the blocks were.
+    first_div.sort_by_key(|d| (d.iteration, d.chain));
     // Sums over chains in chain order: the same bytes for any block layout
     // (per-block partial sums would round differently with the thread count).
     let acc: f64 = chain_acc.iter().sum();
@@ -992,7 +1051,10 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
             }
         })
         .collect();
-    let chain_distinct = distinct_draws(&out);
+    let chain_distinct = match run.stream {
+        Some(_) => streamed_distinct,
+        None => distinct_draws(&out),
+    };
     let stuck_chains = Stuck::find(&steps, &chain_accept, &chain_distinct, &chain_frozen, kept);
     let evals_per_step = match sampler.method {
         Method::Hmc { leapfrog } => leapfrog as u64,
@@ -1073,6 +1135,11 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     }
     out.header = header;
     out.summary = Some(summary);
+    if let Some(st) = &run.stream {
+        let hamiltonian = sampler.method.is_hamiltonian();
+        let spill = Spill::new(st, spills, kept, stride, dim, hamiltonian);
+        out.spill = Some(std::sync::Arc::new(spill));
+    }
     Ok(out)
 }
 

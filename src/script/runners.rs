@@ -648,7 +648,7 @@ pub fn default_title(d: &Draws) -> String {
         }
         t.push_str(": ");
     }
-    t.push_str(&format!("{} chains × {} draws", d.chains, d.draws));
+    t.push_str(&format!("{} chains × {} draws", d.chains, d.stored_draws()));
     t
 }
 

@@ -581,8 +581,9 @@ impl std::fmt::Display for Summary {
         if !bad.is_empty() {
             writeln!(
                 f,
-                "warning: R-hat above 1.01 or not a number for {} (chains disagree or do not move, or draws are not finite; run longer or check the sampler)",
-                bad.join(", ")
+                "warning: R-hat above 1.01 or not a number for {} {}",
+                bad.join(", "),
+                rhat_why(self.chains, self.draws)
             )?;
         }
         if self.divergences > 0 {
@@ -595,6 +596,23 @@ impl std::fmt::Display for Summary {
         Ok(())
     }
 }
+
+/// Why R-hat may be high, for the warning. Many short chains are the
+/// usual way to picture a multimodal target, and there R-hat is high by
+/// design: each chain stays in the mode it found.
+fn rhat_why(chains: usize, draws: usize) -> String {
+    if draws < SHORT_CHAIN && chains >= 4 * draws {
+        format!(
+            "(with {draws} draws per chain each chain stays near where it settled: on a target with several modes, chains in different modes disagree even when together they cover every mode, so judge the pooled draws; for a mixed sample run fewer, longer chains or parallel tempering, `pt`)"
+        )
+    } else {
+        "(chains disagree or do not move, or draws are not finite; run longer or check the sampler)"
+            .into()
+    }
+}
+
+/// Chains with fewer draws than this are "short" for [`rhat_why`].
+const SHORT_CHAIN: usize = 100;
 
 /// The text `ebm summary FILE` prints for a sample CSV.
 pub fn summary_file(path: &std::path::Path, max_coords: usize) -> Result<String, String> {

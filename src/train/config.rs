@@ -349,13 +349,13 @@ impl TrainConfig {
             return bad("the replay buffer needs at least one row".into());
         }
         let need = self.state_bytes(dim);
-        if need > MAX_STATE_BYTES {
+        if need > crate::budget::max_memory() {
             return bad(format!(
-                "this run needs about {:.1} GiB for its replay buffer and batch state ({} buffer rows and a batch of {} × {dim} values); the limit is {} GiB: use a smaller --buffer or --batch",
-                need as f64 / (1u64 << 30) as f64,
+                "this run needs about {} for its replay buffer and batch state ({} buffer rows and a batch of {} × {dim} values); {}: use a smaller --buffer or --batch",
+                crate::budget::bytes_text(need as f64),
                 self.buffer.size,
                 self.batch,
-                MAX_STATE_BYTES >> 30
+                crate::budget::limit_text()
             ));
         }
         if self.method == Method::Icd
@@ -423,9 +423,6 @@ impl TrainConfig {
         Ok(())
     }
 }
-
-/// The most memory a run's own state (buffer, batch, sampler scratch) may take.
-pub const MAX_STATE_BYTES: u64 = 4 << 30;
 
 impl TrainConfig {
     /// An upper bound on the run's own memory, parameters aside: the buffer

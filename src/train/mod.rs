@@ -1090,6 +1090,7 @@ fn negatives_run(
         progress: false,
         threads: cfg.threads.max(1),
         energies: false,
+        stream: None,
     }
 }
 

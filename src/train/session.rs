@@ -94,7 +94,8 @@ pub fn run(t: &mut Trainer, s: &Session, stop: &AtomicBool) -> Result<Report, Tr
         interrupted: false,
     };
     while !t.done() {
-        if stop.load(Ordering::Relaxed) || s.stop_after.is_some_and(|n| report.ran >= n) {
+        let asked = stop.load(Ordering::Relaxed) || crate::interrupt::requested();
+        if asked || s.stop_after.is_some_and(|n| report.ran >= n) {
             report.interrupted = true;
             break;
         }

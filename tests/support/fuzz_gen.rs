@@ -1,5 +1,5 @@
 //! Random and mutated `.ebm` programs for fuzzing the front end. Shared by
-//! `examples/fuzz_frontend.rs` (long runs) and `tests/fuzz_smoke.rs` (CI),
+//! `examples/fuzz_pipeline.rs` (long runs) and `tests/fuzz_smoke.rs` (CI),
 //! included in both with `#[path]`. Deterministic for a given seed.
 
 #![allow(dead_code)]
@@ -300,4 +300,25 @@ pub fn input(rng: &mut Rng, corpus: &[String]) -> String {
             base.repeat(n)
         }
     }
+}
+
+/// The UI cases and example scripts, as seeds for mutation.
+#[allow(dead_code)] // not every includer mutates the corpus
+pub fn corpus() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut corpus = Vec::new();
+    for dir in ["tests/ui", "examples"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "ebm")
+                && let Ok(text) = std::fs::read_to_string(e.path())
+            {
+                corpus.push(text);
+            }
+        }
+    }
+    corpus.sort();
+    corpus
 }

@@ -115,7 +115,7 @@ fn cache_key(graph: &Graph, dtype: DType, threads: usize) -> String {
 fn hash_consts(g: &Graph, h: &mut impl Hasher) {
     for c in g.consts() {
         c.shape.hash(h);
-        for v in &c.data {
+        for v in c.data.iter() {
             v.to_bits().hash(h);
         }
     }

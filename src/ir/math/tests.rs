@@ -466,7 +466,7 @@ fn tensor_operations() {
             g.matmul(w, k)
         }),
         ("<const [4, 2]>", |g, _, _, _| {
-            g.constant_tensor(vec![4, 2], (0..8).map(f64::from).collect())
+            g.constant_tensor(vec![4, 2], (0..8).map(f64::from).collect::<Vec<f64>>())
         }),
         ("[[1.5, -2], [0, 1e20]]", |g, _, _, _| {
             g.constant_tensor(vec![2, 2], vec![1.5, -2.0, 0.0, 1e20])

@@ -127,9 +127,10 @@ fn facts(d: &Draws) -> Facts {
         ),
     };
     // cmdstanpy checks that ⌈num_samples / thin⌉ is the number of draws.
+    let draws = d.stored_draws();
     let steps = steps
-        .filter(|s| s.div_ceil(thin) == d.draws)
-        .unwrap_or(d.draws.saturating_mul(thin));
+        .filter(|s| s.div_ceil(thin) == draws)
+        .unwrap_or(draws.saturating_mul(thin));
     Facts {
         sampler,
         steps,
@@ -299,29 +300,25 @@ fn chain_step(d: &Draws, chain: usize) -> f64 {
     .unwrap_or(f64::NAN)
 }
 
-/// The draws of chain `chain`, one row each.
-fn draw_rows(d: &Draws, chain: usize, step: f64, s: &mut String) {
+/// The draws of chain `chain`, one row each (from memory or the spill).
+fn draw_rows(d: &Draws, chain: usize, step: f64, w: &mut dyn std::io::Write) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("cannot write the draws: {e}");
     let cols = coord_columns(&point_shape(d));
     let leapfrog = default_leapfrog(&d.header);
-    for k in 0..d.draws {
-        let o = chain * d.draws + k;
-        let e = d.energy[o];
-        let _ = write!(
-            s,
-            "{},{},{step},{},{},{},{}",
-            -e,
-            d.accept[o],
-            d.tree_depth.get(o).copied().unwrap_or(0),
-            d.n_leapfrog.get(o).copied().unwrap_or(leapfrog),
-            d.divergent[o] as u8,
-            d.hamiltonian.get(o).copied().unwrap_or(e)
-        );
-        let p = d.point(chain, k);
+    super::io::each_row(d, chain..chain + 1, |_, _, r| {
+        let c = r.cols;
+        let (h, n, depth) = c.hamiltonian.unwrap_or((c.energy, leapfrog, 0));
+        write!(
+            w,
+            "{},{},{step},{depth},{n},{},{h}",
+            -c.energy, c.accept, c.divergent as u8
+        )
+        .map_err(failed)?;
         for (_, off) in &cols {
-            let _ = write!(s, ",{}", p[*off]);
+            write!(w, ",{}", r.x[*off]).map_err(failed)?;
         }
-        s.push('\n');
-    }
+        w.write_all(b"\n").map_err(failed)
+    })
 }
 
 /// The timing block: the run's wall time (its chains run in parallel, and
@@ -336,7 +333,21 @@ fn timing_lines(d: &Draws, s: &mut String) {
 /// The CmdStan CSV text of chain `chain` (0-based) of `d`, to be written as
 /// the file named `file`.
 pub fn to_cmdstan(d: &Draws, chain: usize, file: &str) -> String {
-    let mut s = String::with_capacity(2048 + d.draws * (d.dim + 7) * 20);
+    let mut out = Vec::new();
+    // invariant: writing into a Vec cannot fail, and every piece is UTF-8.
+    write_cmdstan_to(&mut out, d, chain, file).expect("writing to memory");
+    String::from_utf8(out).expect("CSV text is UTF-8")
+}
+
+/// Streams chain `chain`'s CmdStan CSV text into `w`.
+fn write_cmdstan_to(
+    w: &mut dyn std::io::Write,
+    d: &Draws,
+    chain: usize,
+    file: &str,
+) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("cannot write the draws: {e}");
+    let mut s = String::with_capacity(2048);
     config_lines(d, chain, file, &mut s);
     ebm_lines(d, &mut s);
     s.push_str(&COLUMNS.join(","));
@@ -347,19 +358,21 @@ pub fn to_cmdstan(d: &Draws, chain: usize, file: &str) -> String {
     s.push('\n');
     let step = chain_step(d, chain);
     adaptation_lines(d, chain, step, &mut s);
-    draw_rows(d, chain, step, &mut s);
-    timing_lines(d, &mut s);
-    s
+    w.write_all(s.as_bytes()).map_err(failed)?;
+    draw_rows(d, chain, step, w)?;
+    let mut tail = String::new();
+    timing_lines(d, &mut tail);
+    w.write_all(tail.as_bytes()).map_err(failed)
 }
 
-/// Writes every chain of `d` as `DIR/NAME_c.csv` (each file atomically);
-/// returns the files written.
+/// Writes every chain of `d` as `DIR/NAME_c.csv` (each file atomically,
+/// streamed); returns the files written.
 pub fn write_cmdstan(out: &Path, d: &Draws) -> Result<Vec<PathBuf>, String> {
     let paths = chain_paths(out, d.chains)?;
     for (c, p) in paths.iter().enumerate() {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-        let text = to_cmdstan(d, c, name.as_deref().unwrap_or_default());
-        super::io::write_atomic(p, text.as_bytes())?;
+        let name = name.as_deref().unwrap_or_default();
+        crate::data::atomic::write_streamed(p, |w| write_cmdstan_to(w, d, c, name))?;
     }
     Ok(paths)
 }

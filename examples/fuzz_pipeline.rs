@@ -1,15 +1,23 @@
-//! Fuzzes the whole front end (`ebm::pipeline::check_source`) with random and
-//! mutated programs, without cargo-fuzz (which needs nightly):
+//! Fuzzes the whole pipeline with random and mutated programs, without
+//! cargo-fuzz (which needs nightly):
 //!
-//!     cargo run --release --example fuzz_frontend -- --seconds 600 [--seed N] [--out DIR]
+//!     cargo run --release --example fuzz_pipeline -- --seconds 600 [--seed N] [--out DIR] [--front-end]
+//!
+//! Every input goes through the front end (`ebm::pipeline::check_source`:
+//! parse, check, lower, lint); one that checks goes on through the JIT and
+//! a few sampler steps (`tests/support/fuzz_deep.rs`: AD, optimiser,
+//! Cranelift in f32 and f64, ULA, MALA, HMC), under a 256 MiB memory limit.
+//! `--front-end` stops after the front end (many more inputs a second).
 //!
 //! Each input runs on a worker thread with a 2 MiB stack (like a test
 //! thread). Panics are caught and saved to DIR (default `fuzz_crashes/`),
-//! inputs slower than 1 s are saved too, and `DIR/current.ebm` always holds
-//! the input in flight, so a stack overflow or abort leaves it behind. A
-//! watchdog stops the run if one input hangs for 20 s. Exit code 1 when
-//! anything was found.
+//! inputs slower than 1 s in the front end or 10 s in all are saved too,
+//! and `DIR/current.ebm` always holds the input in flight, so a stack
+//! overflow or abort leaves it behind. A watchdog stops the run if one
+//! input hangs for 30 s. Exit code 1 when anything was found.
 
+#[path = "../tests/support/fuzz_deep.rs"]
+mod fuzz_deep;
 #[path = "../tests/support/fuzz_gen.rs"]
 mod fuzz_gen;
 
@@ -23,6 +31,7 @@ fn main() {
     let mut seconds = 60u64;
     let mut seed = 1u64;
     let mut out = PathBuf::from("fuzz_crashes");
+    let mut front_end = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_default();
@@ -30,6 +39,7 @@ fn main() {
             "--seconds" => seconds = value().parse().expect("--seconds N"),
             "--seed" => seed = value().parse().expect("--seed N"),
             "--out" => out = PathBuf::from(value()),
+            "--front-end" => front_end = true,
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -37,9 +47,15 @@ fn main() {
         }
     }
     std::fs::create_dir_all(&out).expect("create the output folder");
-    let corpus = load_corpus();
+    ebm::budget::set_max_memory(fuzz_deep::FUZZ_MEMORY);
+    let corpus = fuzz_gen::corpus();
     eprintln!(
-        "fuzzing the front end for {seconds} s, seed {seed}, {} corpus files, saving to {}",
+        "fuzzing the {} for {seconds} s, seed {seed}, {} corpus files, saving to {}",
+        if front_end {
+            "front end"
+        } else {
+            "whole pipeline"
+        },
         corpus.len(),
         out.display()
     );
@@ -62,8 +78,8 @@ fn main() {
             std::thread::sleep(Duration::from_millis(500));
             let b = dog_began.load(Ordering::Relaxed);
             let now = start.elapsed().as_millis() as u64;
-            if b != u64::MAX && now.saturating_sub(b) > 20_000 {
-                eprintln!("HANG: one input ran for over 20 s; it is in current.ebm");
+            if b != u64::MAX && now.saturating_sub(b) > 30_000 {
+                eprintln!("HANG: one input ran for over 30 s; it is in current.ebm");
                 std::process::exit(3);
             }
         }
@@ -71,23 +87,41 @@ fn main() {
 
     let worker = std::thread::Builder::new()
         .stack_size(2 << 20)
-        .spawn(move || run(seconds, seed, &out, &corpus, &began, &last_panic, start))
+        .spawn(move || {
+            let fuzz = Fuzz {
+                seconds,
+                seed,
+                deep: !front_end,
+                out: &out,
+                corpus: &corpus,
+            };
+            run(&fuzz, &began, &last_panic, start)
+        })
         .expect("spawn the worker");
     let found = worker.join().unwrap_or(true);
     std::process::exit(i32::from(found));
 }
 
-fn run(
+struct Fuzz<'a> {
     seconds: u64,
     seed: u64,
-    out: &Path,
-    corpus: &[String],
-    began: &AtomicU64,
-    last_panic: &Mutex<String>,
-    start: Instant,
-) -> bool {
+    /// Past the front end: JIT and sampler steps.
+    deep: bool,
+    out: &'a Path,
+    corpus: &'a [String],
+}
+
+fn run(fuzz: &Fuzz, began: &AtomicU64, last_panic: &Mutex<String>, start: Instant) -> bool {
+    let Fuzz {
+        seconds,
+        seed,
+        out,
+        corpus,
+        ..
+    } = *fuzz;
     let mut rng = fuzz_gen::Rng::new(seed);
     let (mut n, mut panics, mut slow, mut ok, mut bytes) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut compiled, mut sampled) = (0usize, 0usize);
     let mut slowest = Duration::ZERO;
     let current = out.join("current.ebm");
     let deadline = Duration::from_secs(seconds);
@@ -97,7 +131,12 @@ fn run(
         began.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
         let t = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            ebm::pipeline::check_source("fuzz.ebm", &text)
+            let checked = ebm::pipeline::check_source("fuzz.ebm", &text);
+            let reached = match (&checked, fuzz.deep) {
+                (Ok(_), true) => fuzz_deep::deep(&text),
+                _ => fuzz_deep::Reached::default(),
+            };
+            checked.map(|_| reached)
         }));
         let took = t.elapsed();
         began.store(u64::MAX, Ordering::Relaxed);
@@ -105,7 +144,11 @@ fn run(
         bytes += text.len() as u64;
         slowest = slowest.max(took);
         match result {
-            Ok(Ok(_)) => ok += 1,
+            Ok(Ok(reached)) => {
+                ok += 1;
+                compiled += reached.compiled;
+                sampled += reached.sampled;
+            }
             Ok(Err(_)) => {}
             Err(_) => {
                 panics += 1;
@@ -115,42 +158,23 @@ fn run(
                 eprintln!("PANIC on {}: {msg}", path.display());
             }
         }
-        if took > Duration::from_secs(1) {
+        let limit = Duration::from_secs(if fuzz.deep { 10 } else { 1 });
+        if took > limit {
             slow += 1;
             let path = out.join(format!("slow-{seed}-{n}.ebm"));
             let _ = std::fs::write(&path, &text);
             eprintln!("SLOW ({took:?}, {} bytes): {}", text.len(), path.display());
         }
-        if n.is_multiple_of(50_000) {
+        if n.is_multiple_of(if fuzz.deep { 5_000 } else { 50_000 }) {
             eprintln!("... {n} inputs, {:.0} s", start.elapsed().as_secs_f64());
         }
     }
     let _ = std::fs::remove_file(&current);
     println!(
-        "{n} inputs, {panics} panics, {slow} slow ({ok} valid programs, {:.1} MB, slowest {:.1} ms, {:.0} s)",
+        "{n} inputs, {panics} panics, {slow} slow ({ok} valid programs, {compiled} energies compiled, {sampled} sampler runs, {:.1} MB, slowest {:.1} ms, {:.0} s)",
         bytes as f64 / 1e6,
         slowest.as_secs_f64() * 1e3,
         start.elapsed().as_secs_f64()
     );
     panics + slow > 0
-}
-
-/// The UI cases and example scripts, as seeds for mutation.
-fn load_corpus() -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut corpus = Vec::new();
-    for dir in ["tests/ui", "examples"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if e.path().extension().is_some_and(|x| x == "ebm")
-                && let Ok(text) = std::fs::read_to_string(e.path())
-            {
-                corpus.push(text);
-            }
-        }
-    }
-    corpus.sort();
-    corpus
 }
