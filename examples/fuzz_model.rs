@@ -16,26 +16,13 @@ mod fuzz_gen;
 mod model_mutate;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let mut seconds = 60u64;
-    let mut seed = 1u64;
-    let mut out = PathBuf::from("fuzz_crashes");
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_default();
-        match a.as_str() {
-            "--seconds" => seconds = value().parse().expect("--seconds N"),
-            "--seed" => seed = value().parse().expect("--seed N"),
-            "--out" => out = PathBuf::from(value()),
-            other => {
-                eprintln!("unknown argument {other}");
-                std::process::exit(2);
-            }
-        }
-    }
+    let fuzz_gen::FuzzArgs {
+        seconds, seed, out, ..
+    } = fuzz_gen::FuzzArgs::parse(&[]);
     let corpus = corpus();
     eprintln!(
         "fuzzing the model-file reader for {seconds} s, seed {seed}, {} model files",

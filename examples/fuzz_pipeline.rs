@@ -22,30 +22,17 @@ mod fuzz_deep;
 mod fuzz_gen;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let mut seconds = 60u64;
-    let mut seed = 1u64;
-    let mut out = PathBuf::from("fuzz_crashes");
-    let mut front_end = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_default();
-        match a.as_str() {
-            "--seconds" => seconds = value().parse().expect("--seconds N"),
-            "--seed" => seed = value().parse().expect("--seed N"),
-            "--out" => out = PathBuf::from(value()),
-            "--front-end" => front_end = true,
-            other => {
-                eprintln!("unknown argument {other}");
-                std::process::exit(2);
-            }
-        }
-    }
+    let args = fuzz_gen::FuzzArgs::parse(&["--front-end"]);
+    let front_end = args.has("--front-end");
+    let fuzz_gen::FuzzArgs {
+        seconds, seed, out, ..
+    } = args;
     std::fs::create_dir_all(&out).expect("create the output folder");
     ebm::budget::set_max_memory(fuzz_deep::FUZZ_MEMORY);
     let corpus = fuzz_gen::corpus();

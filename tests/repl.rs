@@ -128,18 +128,27 @@ fn end_of_input_inside_brackets_is_an_error_not_a_hang() {
     assert!(out.is_empty() && err.contains("error"), "{out}{err}");
 }
 
+/// `ebm repl` on a pseudo-terminal in `dir`, its history kept there.
+#[cfg(unix)]
+fn pty_session(
+    dir: &Path,
+    timeout_ms: u64,
+) -> Result<rexpect::session::PtySession, rexpect::error::Error> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ebm"));
+    cmd.arg("repl")
+        .current_dir(dir)
+        .env("EBM_HISTORY", dir.join("history"))
+        .env("TERM", "xterm");
+    rexpect::session::spawn_command(cmd, Some(timeout_ms))
+}
+
 /// The same kind of session on a pseudo-terminal: prompts, the line
 /// editor's multi-line input, tab completion and history.
 #[cfg(unix)]
 #[test]
 fn terminal_session() -> Result<(), rexpect::error::Error> {
     let dir = scratch("pty");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ebm"));
-    cmd.arg("repl")
-        .current_dir(&dir)
-        .env("EBM_HISTORY", dir.join("history"))
-        .env("TERM", "xterm");
-    let mut p = rexpect::session::spawn_command(cmd, Some(30_000))?;
+    let mut p = pty_session(&dir, 30_000)?;
     p.exp_string("ebm> ")?;
     p.send_line("const s = 0.5")?;
     p.exp_string("ebm> ")?;
@@ -194,12 +203,7 @@ fn terminal_session() -> Result<(), rexpect::error::Error> {
 #[test]
 fn ctrl_c_stops_a_run_and_the_session_goes_on() -> Result<(), rexpect::error::Error> {
     let dir = scratch("ctrl-c");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ebm"));
-    cmd.arg("repl")
-        .current_dir(&dir)
-        .env("EBM_HISTORY", dir.join("history"))
-        .env("TERM", "xterm");
-    let mut p = rexpect::session::spawn_command(cmd, Some(60_000))?;
+    let mut p = pty_session(&dir, 60_000)?;
     p.exp_string("ebm> ")?;
     p.send_line("energy g(x: [2]) = sum(x^2) / 2")?;
     p.exp_string("ebm> ")?;

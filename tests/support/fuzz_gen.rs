@@ -322,3 +322,45 @@ pub fn corpus() -> Vec<String> {
     corpus.sort();
     corpus
 }
+
+/// The command line the fuzzing examples share: `--seconds N`, `--seed N`,
+/// `--out DIR`, and the boolean flags `switches` names (set in the result
+/// when given). An unknown argument exits 2.
+#[allow(dead_code)] // the tests do not read a command line
+pub struct FuzzArgs {
+    pub seconds: u64,
+    pub seed: u64,
+    pub out: std::path::PathBuf,
+    pub switches: Vec<&'static str>,
+}
+
+#[allow(dead_code)]
+impl FuzzArgs {
+    pub fn parse(switches: &[&'static str]) -> FuzzArgs {
+        let mut a = FuzzArgs {
+            seconds: 60,
+            seed: 1,
+            out: "fuzz_crashes".into(),
+            switches: Vec::new(),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().unwrap_or_default();
+            match arg.as_str() {
+                "--seconds" => a.seconds = value().parse().expect("--seconds N"),
+                "--seed" => a.seed = value().parse().expect("--seed N"),
+                "--out" => a.out = value().into(),
+                s if switches.contains(&s) => a.switches.extend(switches.iter().find(|w| **w == s)),
+                other => {
+                    eprintln!("unknown argument {other}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        a
+    }
+
+    pub fn has(&self, switch: &str) -> bool {
+        self.switches.contains(&switch)
+    }
+}
