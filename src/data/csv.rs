@@ -1,36 +1,20 @@
-//! A small CSV reader for numeric tables: the first row names the columns,
-//! every later non-empty row holds one number per column. Fields may be
-//! quoted with `"`; surrounding spaces are ignored. Lines starting with `#`
-//! are comments (ebm's own sample files carry their run's settings so), so
-//! a file ebm wrote loads back.
+//! Numeric tables in CSV, read with the `csv` crate: the first row names
+//! the columns, every later non-empty row holds one number per column.
+//! Fields may be quoted with `"` (`""` inside a quoted field is a quote);
+//! surrounding spaces are ignored. Lines starting with `#` are comments
+//! (ebm's own sample files carry their run's settings so), so a file ebm
+//! wrote loads back. The caller has read the bytes within its size limit;
+//! rows are converted one at a time, so memory is the values kept.
 
 use super::{Array, DataError, Key};
-
-fn split_row(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut cur).trim().to_string()),
-            _ => cur.push(c),
-        }
-    }
-    fields.push(cur.trim().to_string());
-    fields
-}
 
 /// The later non-empty rows of a CSV text, as `(line number, fields)` with
 /// 1-based line numbers counting every line of the file; each row is checked
 /// to have as many fields as the header.
 pub struct Records<'a> {
-    lines: std::iter::Enumerate<std::str::Lines<'a>>,
+    text: &'a [u8],
+    reader: ::csv::Reader<&'a [u8]>,
+    record: ::csv::StringRecord,
     width: usize,
 }
 
@@ -38,18 +22,70 @@ impl Iterator for Records<'_> {
     type Item = Result<(usize, Vec<String>), DataError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (i, line) = self.lines.by_ref().find(|(_, l)| !skipped(l))?;
-        let fields = split_row(line);
-        if fields.len() != self.width {
-            return Some(Err(DataError::Malformed(format!(
-                "bad CSV file: line {} has {} fields, expected {} like the header",
-                i + 1,
-                fields.len(),
-                self.width
-            ))));
+        loop {
+            match self.reader.read_record(&mut self.record) {
+                Ok(false) => return None,
+                Err(e) => return Some(Err(malformed(e))),
+                Ok(true) if is_blank(&self.record) => continue,
+                Ok(true) => return Some(self.fields()),
+            }
         }
-        Some(Ok((i + 1, fields)))
     }
+}
+
+impl Records<'_> {
+    fn fields(&self) -> Result<(usize, Vec<String>), DataError> {
+        let line = line_of(self.text, &self.record);
+        if self.record.len() != self.width {
+            return Err(DataError::Malformed(format!(
+                "bad CSV file: line {line} has {} fields, expected {} like the header",
+                self.record.len(),
+                self.width
+            )));
+        }
+        Ok((line, self.record.iter().map(str::to_string).collect()))
+    }
+}
+
+/// A line of spaces reads as one empty field: skipped like an empty line.
+fn is_blank(record: &::csv::StringRecord) -> bool {
+    record.len() == 1 && record[0].is_empty()
+}
+
+/// The 1-based line a record starts on. The reader's position is where
+/// it began reading the record, before the comment and blank lines it
+/// skipped on the way: those are stepped over here.
+fn line_of(text: &[u8], record: &::csv::StringRecord) -> usize {
+    let Some(pos) = record.position() else {
+        return 0;
+    };
+    let (mut line, mut at) = (pos.line() as usize, pos.byte() as usize);
+    while let Some(rest) = text.get(at..).filter(|r| !r.is_empty()) {
+        let len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let this = &rest[..len];
+        let skipped = this.first() == Some(&b'#') || this.iter().all(u8::is_ascii_whitespace);
+        if !skipped {
+            break;
+        }
+        line += 1;
+        at += len;
+    }
+    line
+}
+
+fn malformed(e: ::csv::Error) -> DataError {
+    let at = e
+        .position()
+        .map(|p| format!("line {}: ", p.line()))
+        .unwrap_or_default();
+    let what = match e.kind() {
+        ::csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".to_string(),
+        _ => e.to_string(),
+    };
+    DataError::Malformed(format!("bad CSV file: {at}{what}"))
 }
 
 /// The header's column names and the rows after it, not yet converted to
@@ -58,32 +94,42 @@ pub fn records(bytes: &[u8]) -> Result<(Vec<String>, Records<'_>), DataError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| DataError::Malformed("bad CSV file: not UTF-8 text".into()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text.lines().enumerate();
-    let (at, head) = lines
-        .by_ref()
-        .find(|(_, l)| !skipped(l))
-        .ok_or_else(|| DataError::Malformed("bad CSV file: it is empty".into()))?;
-    let columns = split_row(head);
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(::csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut head = ::csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut head) {
+            Ok(true) if is_blank(&head) => continue,
+            Ok(true) => break,
+            Ok(false) => return Err(DataError::Malformed("bad CSV file: it is empty".into())),
+            Err(e) => return Err(malformed(e)),
+        }
+    }
+    let columns: Vec<String> = head.iter().map(str::to_string).collect();
     // NumPy's savetxt writes its header as a `# a,b` comment: then the first
     // line left would be data, read silently as column names.
+    let at = line_of(text.as_bytes(), &head);
     let commented = text
         .lines()
-        .take(at)
+        .take(at.saturating_sub(1))
         .any(|l| l.trim_start().starts_with('#'));
     if commented && columns.iter().all(|c| c.parse::<f64>().is_ok()) {
         return Err(DataError::Malformed(format!(
-            "bad CSV file: line {} holds numbers where the header (column names) should be; lines starting with `#` are comments, so write the header without one (NumPy: savetxt(..., comments=\"\"))",
-            at + 1
+            "bad CSV file: line {at} holds numbers where the header (column names) should be; lines starting with `#` are comments, so write the header without one (NumPy: savetxt(..., comments=\"\"))"
         )));
     }
     let width = columns.len();
-    Ok((columns, Records { lines, width }))
-}
-
-/// Blank lines and `#` comments.
-fn skipped(line: &str) -> bool {
-    let t = line.trim_start();
-    t.is_empty() || t.starts_with('#')
+    let records = Records {
+        text: text.as_bytes(),
+        reader,
+        record: ::csv::StringRecord::new(),
+        width,
+    };
+    Ok((columns, records))
 }
 
 /// One cell as a number; the error names the line and the column.
@@ -197,6 +243,9 @@ mod tests {
             read(text, &Key::All, usize::MAX).unwrap().data,
             vec![1.0, 2.0, 3.0, 4.0]
         );
+        let bad = b"# note\n\nx,y\n1,2\n# a note\n\n3,4,5\n";
+        let e = read(bad, &Key::All, usize::MAX).unwrap_err().to_string();
+        assert!(e.contains("line 7 has 3 fields"), "{e}");
         let numpy = b"# x,y\n1,2\n3,4\n";
         let e = read(numpy, &Key::All, usize::MAX).unwrap_err().to_string();
         assert!(e.contains("line 2 holds numbers where the header"), "{e}");
