@@ -160,7 +160,7 @@ pub fn noted_title(title: &str, d: &Draws) -> String {
         notes.push(format!("{clamped} values beyond ±1e300 drawn at the edge"));
     }
     if d.stride() > 1 {
-        notes.push(format!("every {} draw shown", ordinal(d.stride())));
+        notes.push(format!("plotted from every {} draw", ordinal(d.stride())));
     }
     match notes.is_empty() {
         true => title.to_string(),
