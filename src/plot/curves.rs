@@ -81,7 +81,10 @@ fn curves(
     with_png(path, CURVES_SIZE, |root| {
         let mut builder = ChartBuilder::on(root);
         builder
-            .caption(title, ("sans-serif", 24))
+            .caption(
+                title,
+                ("sans-serif", super::title_font(title, CURVES_SIZE.0, 24)),
+            )
             .margin(14)
             .x_label_area_size(44)
             .y_label_area_size(78);
@@ -221,7 +224,10 @@ pub fn reliability(
     let caption = format!("{title} (ECE {:.4}, accuracy {:.4})", cal.ece, cal.accuracy);
     with_png(path, (640, 640), |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption(caption, ("sans-serif", 20))
+            .caption(
+                &caption,
+                ("sans-serif", super::title_font(&caption, 640, 20)),
+            )
             .margin(14)
             .x_label_area_size(44)
             .y_label_area_size(56)

@@ -168,6 +168,14 @@ pub fn noted_title(title: &str, d: &Draws) -> String {
     }
 }
 
+/// The font size at which `title` fits `width` pixels: `max`, or smaller
+/// for a long title (a sans-serif glyph is about 0.55 em wide on average),
+/// never below 12.
+pub(crate) fn title_font(title: &str, width: u32, max: u32) -> u32 {
+    let chars = title.chars().count().max(1) as u32;
+    (width * 17 / (10 * chars)).clamp(12, max.max(12))
+}
+
 /// "2nd", "13th", "101st".
 fn ordinal(n: usize) -> String {
     let suffix = match (n % 10, n % 100) {
@@ -402,8 +410,7 @@ pub fn scatter_panels(
     let ([x0, y0], [x1, y1]) = bounds;
     with_png(path, size, |root| {
         // The title shrinks to fit a narrow row of panels.
-        let chars = title.chars().count().max(1) as u32;
-        let font = (size.0 * 17 / (10 * chars)).clamp(14, 28);
+        let font = title_font(title, size.0, 28);
         let body = root.titled(title, ("sans-serif", font)).map_err(err)?;
         let style = PanelStyle {
             caption: 18,
@@ -450,8 +457,9 @@ fn draw_scatter<DB: DrawingBackend>(
     };
     {
         let root = &root;
+        let font = title_font(title, root.dim_in_pixel().0, style.caption);
         let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", style.caption))
+            .caption(title, ("sans-serif", font))
             .margin(style.caption / 2 + 3)
             .x_label_area_size(style.labels * 3)
             .y_label_area_size(style.labels * 4)
@@ -623,7 +631,9 @@ pub fn histograms(
     let (rows, cols) = layout(coords.len());
     let size = ((cols as u32 * 420).max(W.min(620)), rows as u32 * 340 + 50);
     with_png(path, size, |root| {
-        let root = root.titled(title, ("sans-serif", 26)).map_err(err)?;
+        let root = root
+            .titled(title, ("sans-serif", title_font(title, size.0, 26)))
+            .map_err(err)?;
         let panels = root.split_evenly((rows, cols));
         for (k, &ci) in coords.iter().enumerate() {
             let v: Vec<f64> = d.coord(ci).into_iter().filter(|x| x.is_finite()).collect();
@@ -730,7 +740,9 @@ pub fn trace(
         false => title.to_string(),
     };
     with_png(path, size, |root| {
-        let root = root.titled(&title, ("sans-serif", 24)).map_err(err)?;
+        let root = root
+            .titled(&title, ("sans-serif", title_font(&title, size.0, 24)))
+            .map_err(err)?;
         let panels = root.split_evenly((n, 1));
         for (k, &ci) in coords.iter().enumerate() {
             let v = d.coord(ci);
@@ -845,7 +857,9 @@ fn images(
     let px = (cell - 6) as f64 / h.max(w) as f64;
     let size = (cols as u32 * cell + 20, rows as u32 * cell + 70);
     with_png(path, size, |root| {
-        let root = root.titled(title, ("sans-serif", 22)).map_err(err)?;
+        let root = root
+            .titled(title, ("sans-serif", title_font(title, size.0, 22)))
+            .map_err(err)?;
         for (k, img) in imgs.iter().enumerate() {
             let (gx, gy) = ((k % cols) as u32 * cell + 13, (k / cols) as u32 * cell + 3);
             for y in 0..h {
