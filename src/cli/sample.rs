@@ -359,7 +359,7 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
     for p in outs.iter().chain(o.plot.as_ref()) {
         ebm::data::atomic::check_writable(p).map_err(Failure::Message)?;
     }
-    check_disk(&o.out, values, o.chains * kept, &spec.sampler)?;
+    check_disk(&o.out, o.chains * kept, dim, &spec.sampler)?;
     let mut draws = runners::run_sample(&compiled, &spec).map_err(Failure::Message)?;
     if let Some(sc) = &scale {
         // The energy was trained on scaled data: draws go back to the data's scale.
@@ -392,16 +392,12 @@ const MAX_STREAMED_VALUES: usize = 1 << 36;
 /// folder's free space, before it starts rather than when the disk fills.
 fn check_disk(
     out: &Path,
-    values: usize,
     rows: usize,
+    dim: usize,
     sampler: &ebm::sample::SamplerConfig,
 ) -> Result<()> {
-    let columns = if sampler.method.is_hamiltonian() {
-        6
-    } else {
-        3
-    };
-    let spill = (values + rows * columns) as f64 * 8.0;
+    let values = rows * dim;
+    let spill = ebm::sample::spill::disk_bytes(rows, dim, sampler.method.is_hamiltonian());
     // Shortest round-trip text of an f64 and its comma: about 20 bytes.
     let file = if has_ext(out, &["npy"]) {
         values as f64 * 8.0
@@ -418,7 +414,7 @@ fn check_disk(
             ebm::budget::bytes_text(need),
             ebm::budget::bytes_text(spill),
             ebm::budget::bytes_text(file),
-            ebm::sample::spill::folder(out).display(),
+            ebm::data::atomic::folder_of(out).display(),
             ebm::budget::bytes_text(free as f64)
         ));
     }

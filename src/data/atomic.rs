@@ -83,17 +83,20 @@ impl Drop for OwnedTemp {
     }
 }
 
+/// The folder `path` is written in: its parent, or `.` for a bare name.
+pub fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Free bytes (for an unprivileged user) on the filesystem that holds the
 /// folder of `path`, when the system says.
 pub fn free_bytes(path: &Path) -> Option<u64> {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let c = std::ffi::CString::new(folder_of(path).as_os_str().as_bytes()).ok()?;
         let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
         // SAFETY: `c` is a NUL-terminated path and `st` a writable statvfs;
         // it is read only when the call succeeds.
@@ -116,13 +119,8 @@ fn remove_stale_temps(path: &Path) {
     if !cfg!(target_os = "linux") {
         return;
     }
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+    let (dir, Some(name)) = (folder_of(path), path.file_name()) else {
         return;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
     };
     let prefix = format!(".{}.tmp", name.to_string_lossy());
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -208,10 +206,7 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
 }
 
 fn temp_path(path: &Path, suffix: &str) -> Result<PathBuf, String> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = folder_of(path);
     let name = path
         .file_name()
         .ok_or_else(|| format!("{}: not a file path", path.display()))?

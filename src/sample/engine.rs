@@ -722,10 +722,7 @@ pub(crate) fn run_block<T: Scalar, G: Target<T> + ?Sized>(
         freeze: vec![None; n],
     };
     let grad = (!ch.g.is_empty()).then_some(&mut ch.g[..]);
-    let stride = match &run.stream {
-        Some(st) => st.stride(run.chains, run.kept(), dim),
-        None => 1,
-    };
+    let stride = run.stride(dim);
     let in_memory = run.kept().div_ceil(stride);
     let writer = match &run.stream {
         Some(out) => Some(BlockWriter::create(
@@ -1159,7 +1156,9 @@ fn record<T: Scalar>(book: &mut Book, ch: &Chains<T>, s: &Scratch<T>, k: usize) 
         energy: ch.e[c].to_f64(),
         accept: s.accept[c],
         divergent: s.divergent[c],
-        hamiltonian: hamiltonian.then(|| (s.hamiltonian[c], s.leaps[c], s.depth[c])),
+        hamiltonian: hamiltonian.then(|| s.hamiltonian[c]),
+        n_leapfrog: hamiltonian.then(|| s.leaps[c]),
+        tree_depth: hamiltonian.then(|| s.depth[c]),
     };
     if k.is_multiple_of(book.stride) {
         let kept = d.draws;
@@ -1176,10 +1175,10 @@ fn record<T: Scalar>(book: &mut Book, ch: &Chains<T>, s: &Scratch<T>, k: usize) 
             d.energy[o] = cols.energy;
             d.accept[o] = cols.accept;
             d.divergent[o] = cols.divergent;
-            if let Some((h, l, t)) = cols.hamiltonian {
-                d.hamiltonian[o] = h;
-                d.n_leapfrog[o] = l;
-                d.tree_depth[o] = t;
+            if hamiltonian {
+                d.hamiltonian[o] = s.hamiltonian[c];
+                d.n_leapfrog[o] = s.leaps[c];
+                d.tree_depth[o] = s.depth[c];
             }
         }
     }

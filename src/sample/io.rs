@@ -110,7 +110,6 @@ pub fn each_row(
     if let Some(spill) = &d.spill {
         return spill.each_row(chains, f);
     }
-    let hamiltonian = !d.hamiltonian.is_empty();
     for c in chains {
         for k in 0..d.draws {
             let o = c * d.draws + k;
@@ -118,8 +117,9 @@ pub fn each_row(
                 energy: d.energy[o],
                 accept: d.accept[o],
                 divergent: d.divergent[o],
-                hamiltonian: hamiltonian
-                    .then(|| (d.hamiltonian[o], d.n_leapfrog[o], d.tree_depth[o])),
+                hamiltonian: d.hamiltonian.get(o).copied(),
+                n_leapfrog: d.n_leapfrog.get(o).copied(),
+                tree_depth: d.tree_depth.get(o).copied(),
             };
             f(
                 c,

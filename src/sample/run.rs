@@ -86,6 +86,13 @@ impl RunConfig {
             stream: None,
         }
     }
+    /// Every how many kept draws the returned draws hold in memory: 1, or
+    /// for a streamed run [`Stream::stride`].
+    pub fn stride(&self, dim: usize) -> usize {
+        self.stream
+            .as_ref()
+            .map_or(1, |st| st.stride(self.chains, self.kept(), dim))
+    }
     pub fn kept(&self) -> usize {
         self.steps.div_ceil(self.thin.max(1))
     }
@@ -747,7 +754,7 @@ fn draw_bytes(dim: usize, run: &RunConfig) -> u64 {
     let Some(st) = &run.stream else {
         return chains.saturating_mul(kept as u64).saturating_mul(row);
     };
-    let in_memory = kept.div_ceil(st.stride(run.chains, kept, dim)) as u64;
+    let in_memory = kept.div_ceil(run.stride(dim)) as u64;
     let workers = run.threads.clamp(1, MAX_THREADS) as u64;
     let tiles = workers.saturating_mul(st.tile_bytes as u64);
     chains
@@ -965,10 +972,7 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
 
     // Merge blocks (chain-major, so blocks concatenate).
     let kept = run.kept();
-    let stride = match &run.stream {
-        Some(st) => st.stride(run.chains, kept, dim),
-        None => 1,
-    };
+    let stride = run.stride(dim);
     let mut out = Draws::empty(0, kept.div_ceil(stride), dim);
     out.chains = run.chains;
     let mut spills = Vec::new();

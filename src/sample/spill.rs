@@ -79,13 +79,23 @@ pub struct Columns {
     pub energy: f64,
     pub accept: f64,
     pub divergent: bool,
-    /// Hamiltonian samplers: the Hamiltonian, leapfrog steps, tree depth.
-    pub hamiltonian: Option<(f64, u32, u32)>,
+    /// The Hamiltonian columns, each where it was recorded (Hamiltonian
+    /// samplers record all three; a file read back may hold some of them):
+    /// the Hamiltonian, leapfrog steps, tree depth.
+    pub hamiltonian: Option<f64>,
+    pub n_leapfrog: Option<u32>,
+    pub tree_depth: Option<u32>,
 }
 
 /// f64 values per row on disk.
 fn width(dim: usize, hamiltonian: bool) -> usize {
     dim + if hamiltonian { 6 } else { 3 }
+}
+
+/// The bytes a run's spill files take: `rows` kept draws (every chain's)
+/// of `dim` coordinates, with a Hamiltonian sampler's extra columns.
+pub fn disk_bytes(rows: usize, dim: usize, hamiltonian: bool) -> f64 {
+    rows as f64 * width(dim, hamiltonian) as f64 * 8.0
 }
 
 /// A block's spill file being written.
@@ -152,10 +162,10 @@ impl BlockWriter {
         out[d] = cols.energy;
         out[d + 1] = cols.accept;
         out[d + 2] = f64::from(u8::from(cols.divergent));
-        if let Some((h, l, t)) = cols.hamiltonian {
-            out[d + 3] = h;
-            out[d + 4] = f64::from(l);
-            out[d + 5] = f64::from(t);
+        if self.width > d + 3 {
+            out[d + 3] = cols.hamiltonian.unwrap_or(f64::NAN);
+            out[d + 4] = cols.n_leapfrog.map_or(f64::NAN, f64::from);
+            out[d + 5] = cols.tree_depth.map_or(f64::NAN, f64::from);
         }
         let last = &mut self.last[u * d..(u + 1) * d];
         let moved = self.next == 0
@@ -172,7 +182,7 @@ impl BlockWriter {
     /// Ends a kept draw; a full tile (or the last draw's) goes to disk.
     pub fn end_draw(&mut self) -> Result<(), RuntimeError> {
         self.next += 1;
-        let filled = self.next - (self.next - 1) / self.tile * self.tile;
+        let filled = (self.next - 1) % self.tile + 1;
         if filled == self.tile || self.next == self.kept {
             self.flush(filled)?;
         }
@@ -271,15 +281,6 @@ impl Spill {
 
     pub fn stride(&self) -> usize {
         self.stride
-    }
-
-    pub fn chains(&self) -> usize {
-        self.blocks.iter().map(|b| b.users).sum()
-    }
-
-    /// Bytes on disk.
-    pub fn bytes(&self) -> u64 {
-        (self.chains() * self.kept * width(self.dim, self.hamiltonian) * 8) as u64
     }
 
     /// Maps every point read back through `scale.invert` (set once).
@@ -444,9 +445,9 @@ impl Spill {
                 energy: raw[d],
                 accept: raw[d + 1],
                 divergent: raw[d + 2] != 0.0,
-                hamiltonian: self
-                    .hamiltonian
-                    .then(|| (raw[d + 3], raw[d + 4] as u32, raw[d + 5] as u32)),
+                hamiltonian: self.hamiltonian.then(|| raw[d + 3]),
+                n_leapfrog: self.hamiltonian.then(|| raw[d + 4] as u32),
+                tree_depth: self.hamiltonian.then(|| raw[d + 5] as u32),
             },
         };
         f(u, k, row)
@@ -459,14 +460,6 @@ fn decode(raw: &[u8], out: &mut [f64]) {
         a.copy_from_slice(b);
         *v = f64::from_le_bytes(a);
     }
-}
-
-/// The folder a spill (and the output) of `output` goes to.
-pub fn folder(output: &Path) -> &Path {
-    output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
 }
 
 #[cfg(test)]

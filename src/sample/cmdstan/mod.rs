@@ -307,7 +307,9 @@ fn draw_rows(d: &Draws, chain: usize, step: f64, w: &mut dyn std::io::Write) -> 
     let leapfrog = default_leapfrog(&d.header);
     super::io::each_row(d, chain..chain + 1, |_, _, r| {
         let c = r.cols;
-        let (h, n, depth) = c.hamiltonian.unwrap_or((c.energy, leapfrog, 0));
+        let h = c.hamiltonian.unwrap_or(c.energy);
+        let n = c.n_leapfrog.unwrap_or(leapfrog);
+        let depth = c.tree_depth.unwrap_or(0);
         write!(
             w,
             "{},{},{step},{depth},{n},{},{h}",
