@@ -33,8 +33,7 @@ fn on_interrupt(polled: bool) -> Arc<AtomicBool> {
     let flag = stop.clone();
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) || !polled {
-            ebm::data::atomic::remove_live_temps();
-            std::process::exit(130);
+            ebm::data::atomic::remove_live_temps_and_exit(130);
         }
     });
     stop
@@ -51,8 +50,7 @@ fn interruptible() -> Arc<AtomicBool> {
 fn on_interrupt_in_session() {
     let _ = ctrlc::set_handler(|| {
         if ebm::interrupt::request() {
-            ebm::data::atomic::remove_live_temps();
-            std::process::exit(130);
+            ebm::data::atomic::remove_live_temps_and_exit(130);
         }
     });
 }

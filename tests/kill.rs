@@ -81,12 +81,23 @@ fn kill_while_writing(
     (!status.success()).then_some(status)
 }
 
-/// Interrupts a write of growing size until one is caught mid-write.
+/// Interrupts a write of growing size until one is caught mid-write. A
+/// signal that came just after the rename (the new file complete, the
+/// process not yet gone) proves nothing either way: tried again, larger.
 fn interrupted(dir: &Path, signal: &str) -> std::process::ExitStatus {
-    for steps in [4000, 16000, 64000] {
+    let before = std::fs::read(dir.join("out.csv")).unwrap();
+    for steps in [4000, 16000, 64000, 128000] {
         let child = sample(dir, 512, steps).spawn().unwrap();
         if let Some(status) = kill_while_writing(dir, child, signal) {
-            return status;
+            let after = std::fs::read(dir.join("out.csv")).unwrap();
+            if after == before {
+                return status;
+            }
+            assert!(
+                after.ends_with(b"\n"),
+                "{signal}: a partial file was renamed"
+            );
+            std::fs::write(dir.join("out.csv"), &before).unwrap();
         }
     }
     panic!("every write finished before {signal} arrived");
@@ -121,5 +132,23 @@ fn after_sigkill_the_next_write_removes_the_temporary() {
     assert!(sample(&dir, 3, 10).status().unwrap().success());
     assert!(temps(&dir).is_empty(), "{:?}", temps(&dir));
     assert_ne!(std::fs::read(dir.join("out.csv")).unwrap(), before);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A signal that lands while the blocks are still creating their spill
+/// files (four worker threads, interrupted at the first file that appears)
+/// leaves none behind: a spill is created and registered in one step, and
+/// none can be created after the handler's sweep.
+#[test]
+fn a_signal_among_starting_blocks_leaves_no_spill() {
+    let dir = scratch("START");
+    for round in 0..20 {
+        let mut cmd = sample(&dir, 512, 64000);
+        let child = cmd.env("EBM_THREADS", "4").spawn().unwrap();
+        if kill_while_writing(&dir, child, "-TERM").is_none() {
+            continue;
+        }
+        assert!(temps(&dir).is_empty(), "round {round}: {:?}", temps(&dir));
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

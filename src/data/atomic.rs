@@ -2,13 +2,16 @@
 //! file in the destination folder and a rename, so a reader (or a crash) never
 //! sees a partial file and an earlier good file survives a failed write.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Temporary files being written now: an interrupted process removes them
-/// on its way out ([`remove_live_temps`]), so no half-written temporary
-/// outlives a Ctrl-C or a SIGTERM.
+/// Temporary files that exist now. Every temporary is created, renamed into
+/// place and removed while this lock is held, and an interrupted process
+/// removes them on its way out ([`remove_live_temps_and_exit`]) holding it
+/// for good: so no half-written temporary outlives a Ctrl-C or a SIGTERM,
+/// and none can be created after that sweep.
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
@@ -16,41 +19,69 @@ fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Removes every temporary file a write in progress holds (the binary's
-/// signal handler calls this before it exits). The destinations are not
-/// touched: each still holds its previous content.
-pub fn remove_live_temps() {
-    for tmp in live().drain(..) {
+/// Removes every temporary file a write in progress holds and ends the
+/// process with `code` (the binary's signal handler). The destinations are
+/// not touched: each holds its previous content, or the whole new content
+/// when its rename came first.
+pub fn remove_live_temps_and_exit(code: i32) -> ! {
+    let mut temps = live();
+    for tmp in temps.drain(..) {
         let _ = std::fs::remove_file(tmp);
     }
+    // Never released: a thread about to create or rename a temporary waits
+    // here until the process is gone, so none appears after the sweep.
+    std::mem::forget(temps);
+    std::process::exit(code)
 }
 
-/// Runs `write` on a temporary path beside `path`, then renames it into place.
-/// `suffix` keeps the temporary's extension meaningful to writers that look at
-/// it (image encoders). On failure the temporary is removed.
+/// Creates the temporary `tmp` and registers it, in one step under the
+/// lock (a temporary registered but not yet created could escape the
+/// sweep).
+fn create_live(tmp: &Path, output: &Path) -> Result<File, String> {
+    let mut temps = live();
+    let file = File::create(tmp).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    temps.push(tmp.to_path_buf());
+    Ok(file)
+}
+
+/// Removes `tmp` from disk and from the register, under the lock.
+fn remove_live(tmp: &Path) {
+    let mut temps = live();
+    let _ = std::fs::remove_file(tmp);
+    temps.retain(|t| t != tmp);
+}
+
+/// Writes `path` through `write`, which fills a temporary file beside it,
+/// then renames the temporary into place. On failure the temporary is
+/// removed and `path` keeps its previous content.
 pub fn write_via_temp(
     path: &Path,
-    suffix: &str,
-    write: impl FnOnce(&Path) -> Result<(), String>,
+    write: impl FnOnce(&mut File) -> Result<(), String>,
 ) -> Result<(), String> {
-    let tmp = temp_path(path, suffix)?;
+    let tmp = temp_path(path, "")?;
     remove_stale_temps(path);
-    live().push(tmp.clone());
-    let result = write(&tmp).and_then(|()| {
-        // A rewritten file keeps its permissions (the temporary got the
-        // defaults of a new file).
-        if let Ok(old) = std::fs::metadata(path)
-            && old.is_file()
-        {
-            let _ = std::fs::set_permissions(&tmp, old.permissions());
-        }
-        std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    });
-    if result.is_err() {
+    let mut file = create_live(&tmp, path)?;
+    let written = write(&mut file);
+    drop(file);
+    if written.is_err() {
+        remove_live(&tmp);
+        return written;
+    }
+    // A rewritten file keeps its permissions (the temporary got the
+    // defaults of a new file).
+    if let Ok(old) = std::fs::metadata(path)
+        && old.is_file()
+    {
+        let _ = std::fs::set_permissions(&tmp, old.permissions());
+    }
+    let mut temps = live();
+    let renamed =
+        std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()));
+    if renamed.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    live().retain(|t| t != &tmp);
-    result
+    temps.retain(|t| t != &tmp);
+    renamed
 }
 
 /// A temporary file beside an output that lives as long as this guard:
@@ -64,12 +95,12 @@ pub struct OwnedTemp {
 }
 
 impl OwnedTemp {
-    /// Claims `.NAME.tmpPID{suffix}` beside `output` (not yet created).
-    pub fn beside(output: &Path, suffix: &str) -> Result<OwnedTemp, String> {
+    /// Creates `.NAME.tmpPID{suffix}` beside `output`, open for writing.
+    pub fn create(output: &Path, suffix: &str) -> Result<(OwnedTemp, File), String> {
         let path = temp_path(output, suffix)?;
         remove_stale_temps(output);
-        live().push(path.clone());
-        Ok(OwnedTemp { path })
+        let file = create_live(&path, &path)?;
+        Ok((OwnedTemp { path }, file))
     }
     pub fn path(&self) -> &Path {
         &self.path
@@ -78,8 +109,7 @@ impl OwnedTemp {
 
 impl Drop for OwnedTemp {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-        live().retain(|t| t != &self.path);
+        remove_live(&self.path);
     }
 }
 
@@ -157,12 +187,11 @@ pub fn write_streamed(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<(), String>,
 ) -> Result<(), String> {
-    write_via_temp(path, "", |tmp| {
+    write_via_temp(path, |file| {
         let failed = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-        let file = std::fs::File::create(tmp).map_err(failed)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut *file);
         write(&mut w)?;
-        let file = w.into_inner().map_err(|e| failed(e.into_error()))?;
+        w.into_inner().map_err(|e| failed(e.into_error()))?;
         file.sync_all().map_err(failed)
     })
 }

@@ -55,18 +55,29 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     format!("plot: {e}")
 }
 
-/// Draw through `f` into a temporary PNG next to `path`, then rename.
+/// Draw through `f` into an image, then write it to `path` as a PNG
+/// (through a temporary and a rename).
 fn with_png(
     path: &Path,
     size: (u32, u32),
     f: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), String>,
 ) -> Result<(), String> {
     ensure_font();
-    crate::data::atomic::write_via_temp(path, ".png", |tmp| {
-        let root = BitMapBackend::new(tmp, size).into_drawing_area();
+    let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         f(&root)?;
-        root.present().map_err(err)
+        root.present().map_err(err)?;
+    }
+    // Encoded here rather than by the backend from a path: the temporary
+    // is created (and removed on a signal) by `write_via_temp` alone.
+    crate::data::atomic::write_via_temp(path, |file| {
+        use image::ImageEncoder;
+        let w = std::io::BufWriter::new(file);
+        image::codecs::png::PngEncoder::new(w)
+            .write_image(&rgb, size.0, size.1, image::ColorType::Rgb8)
+            .map_err(err)
     })
 }
 

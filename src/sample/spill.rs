@@ -128,9 +128,8 @@ impl BlockWriter {
         hamiltonian: bool,
     ) -> Result<BlockWriter, RuntimeError> {
         let fail = |e: String| RuntimeError::Config(format!("cannot stream draws: {e}"));
-        let temp = OwnedTemp::beside(&stream.output, &format!(".spill{block}")).map_err(fail)?;
-        let file = File::create(temp.path())
-            .map_err(|e| fail(format!("cannot create {}: {e}", temp.path().display())))?;
+        let (temp, file) =
+            OwnedTemp::create(&stream.output, &format!(".spill{block}")).map_err(fail)?;
         let width = width(dim, hamiltonian);
         let tile = stream.tile_draws(users, kept, width);
         Ok(BlockWriter {
