@@ -96,7 +96,7 @@ enum Command {
         hvp: Option<String>,
         #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
         dtype: String,
-        #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+        #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu", "gpu"])]
         backend: String,
         /// One JSON line: {"energy": e, "grad": [...], "hvp": [...]}.
         #[arg(long)]
@@ -218,10 +218,11 @@ enum Command {
         #[arg(long)]
         title: Option<String>,
     },
-    /// Print a compiler stage: ast, ir, grad (after AD), opt (simplified), clif (Cranelift IR).
+    /// Print a compiler stage: ast, ir, grad (after AD), opt (simplified), clif (Cranelift IR),
+    /// wgsl (the GPU backend's compute shaders).
     Dump {
         file: PathBuf,
-        #[arg(long, value_parser = ["ast", "ir", "grad", "opt", "clif"])]
+        #[arg(long, value_parser = ["ast", "ir", "grad", "opt", "clif", "wgsl"])]
         stage: String,
         /// Only this definition (default: all of them).
         #[arg(long)]

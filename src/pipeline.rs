@@ -555,6 +555,7 @@ pub enum Stage {
     Grad,
     Opt,
     Clif,
+    Wgsl,
 }
 
 impl Stage {
@@ -565,9 +566,10 @@ impl Stage {
         ("grad", Stage::Grad),
         ("opt", Stage::Opt),
         ("clif", Stage::Clif),
+        ("wgsl", Stage::Wgsl),
     ];
 
-    /// The stage called `name` (`ast`, `ir`, `grad`, `opt`, `clif`).
+    /// The stage called `name` (`ast`, `ir`, `grad`, `opt`, `clif`, `wgsl`).
     pub fn named(name: &str) -> Result<Stage, Error> {
         Stage::NAMES
             .iter()
@@ -755,6 +757,8 @@ fn dump_graph(
         Stage::Opt => print::print(&optimized(graph, kernel)?),
         Stage::Clif => crate::backend::cpu::clif_text(&optimized(graph, kernel)?, dtype)
             .map_err(Error::Message)?,
+        Stage::Wgsl => crate::backend::gpu::wgsl_text(&optimized(graph, kernel)?)
+            .map_err(|e| Error::Message(e.to_string()))?,
     })
 }
 

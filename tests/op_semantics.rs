@@ -327,10 +327,11 @@ fn check(
 }
 
 fn check_backend(backend: &dyn Backend) {
+    let dtypes = backend.dtypes();
     let mut failures = vec![];
     let mut runs = 0;
     for row in SPECIAL_CASES {
-        for dtype in [DType::F64, DType::F32] {
+        for &dtype in dtypes {
             for &layout in LAYOUTS {
                 for materialise in [false, true] {
                     runs += 1;
@@ -380,6 +381,19 @@ fn interpreter_meets_the_table() {
 #[test]
 fn cpu_meets_the_table() {
     check_backend(&Cpu::with_threads(1));
+}
+
+/// The GPU backend (f32) on the table, when a device exists (in CI, where
+/// Mesa's lavapipe is installed, it must).
+#[test]
+fn gpu_meets_the_table() {
+    match ebm::backend::gpu::Gpu::new() {
+        Ok(gpu) => check_backend(&gpu),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI must run the GPU tests: {e}")
+        }
+        Err(e) => eprintln!("gpu_meets_the_table skipped: {e}"),
+    }
 }
 
 #[test]

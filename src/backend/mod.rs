@@ -4,6 +4,7 @@
 //! oracle the others are tested against.
 
 pub mod cpu;
+pub mod gpu;
 pub mod noise;
 pub(crate) mod pool;
 
@@ -49,6 +50,9 @@ pub enum BackendError {
     /// Code generation failed.
     #[error("cannot compile: {0}")]
     Compile(String),
+    /// The GPU device: none found, or it failed while running.
+    #[error("{0}")]
+    Device(String),
     /// A multi-step call was set up inconsistently.
     #[error("step loop: {0}")]
     StepLoop(String),
@@ -442,6 +446,11 @@ pub trait Backend: Send + Sync {
             Buffer::F64(v) => v.clone(),
         })
     }
+    /// The device kernels run on, for run summaries (the GPU's adapter);
+    /// `None` for the host.
+    fn device(&self) -> Option<String> {
+        None
+    }
     /// The same backend with kernels that run on the calling thread, for a
     /// caller that parallelises over chains itself (the sampling engine);
     /// `None` when kernels already run on the calling thread.
@@ -455,8 +464,11 @@ pub fn named(name: &str) -> Result<Arc<dyn Backend>, String> {
     match name {
         "interp" => Ok(Arc::new(Interp)),
         "cpu" => Ok(Arc::new(cpu::Cpu::new())),
+        "gpu" => gpu::Gpu::new()
+            .map(|g| Arc::new(g) as Arc<dyn Backend>)
+            .map_err(|e| e.to_string()),
         other => Err(format!(
-            "unknown backend `{other}`; expected `interp` or `cpu`"
+            "unknown backend `{other}`; expected `interp`, `cpu` or `gpu`"
         )),
     }
 }

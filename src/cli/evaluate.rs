@@ -95,7 +95,7 @@ pub struct EvaluateOptions {
     pub seed: u64,
     #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
     pub dtype: String,
-    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu", "gpu"])]
     pub backend: String,
     /// Write the long-run samples over the density as a PNG.
     #[arg(long)]

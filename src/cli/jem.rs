@@ -98,7 +98,7 @@ pub struct JemOptions {
     pub seed: u64,
     #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
     pub dtype: String,
-    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu", "gpu"])]
     pub backend: String,
     #[arg(long)]
     pub threads: Option<usize>,
@@ -645,7 +645,7 @@ pub struct PredictOptions {
     pub json: bool,
     #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
     pub dtype: String,
-    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu", "gpu"])]
     pub backend: String,
 }
 

@@ -67,7 +67,7 @@ pub struct LogzOptions {
     pub seed: u64,
     #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
     pub dtype: String,
-    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu", "gpu"])]
     pub backend: String,
     /// One JSON line: {"logz", "se", "runs", ...}.
     #[arg(long)]

@@ -87,7 +87,7 @@ pub struct SampleOptions {
     pub init: String,
     #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
     pub dtype: String,
-    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu", "gpu"])]
     pub backend: String,
     /// Output file: .csv (Stan-style, with the configuration) or .npy.
     #[arg(long)]
@@ -359,6 +359,9 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
     for p in outs.iter().chain(o.plot.as_ref()) {
         ebm::data::atomic::check_writable(p).map_err(Failure::Message)?;
     }
+    // The spill files are named after `--out` itself (a CmdStan run's
+    // per-chain files are not): a killed run's spills go now.
+    ebm::data::atomic::remove_stale_temps(&o.out);
     check_disk(&o.out, o.chains * kept, dim, &spec.sampler)?;
     let mut draws = runners::run_sample(&compiled, &spec).map_err(Failure::Message)?;
     if let Some(sc) = &scale {
@@ -368,6 +371,9 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
     let mut text = String::new();
     if let Some(s) = &draws.summary {
         text.push_str(&format!("{s}\n"));
+    }
+    if let Some(device) = compiled.backend().device() {
+        text.push_str(&format!("  device: {device}\n"));
     }
     let written = runners::write_draws_as(&o.out, &draws, format.unwrap_or_default())
         .map_err(Failure::Message)?;

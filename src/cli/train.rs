@@ -182,7 +182,7 @@ pub struct TrainOptions {
     /// Kernels' dtype (parameters and optimiser state are f64 either way).
     #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
     pub dtype: String,
-    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu"])]
+    #[arg(long, default_value = "cpu", value_parser = ["interp", "cpu", "gpu"])]
     pub backend: String,
     /// Worker threads for the negatives and the loss (default: EBM_THREADS or
     /// the CPU count); results do not depend on it.

@@ -96,9 +96,11 @@ pub struct OwnedTemp {
 
 impl OwnedTemp {
     /// Creates `.NAME.tmpPID{suffix}` beside `output`, open for writing.
+    /// Stale temporaries of `output` are not swept here (a scan of the
+    /// whole folder per block of a run): [`check_writable`], run before
+    /// the work starts, does that once.
     pub fn create(output: &Path, suffix: &str) -> Result<(OwnedTemp, File), String> {
         let path = temp_path(output, suffix)?;
-        remove_stale_temps(output);
         let file = create_live(&path, &path)?;
         Ok((OwnedTemp { path }, file))
     }
@@ -145,7 +147,7 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 /// Removes temporaries of `path` left by processes that no longer run (a
 /// SIGKILL gives no chance to clean up): `.NAME.tmpPID…` beside it whose
 /// PID is not a live process. Only Linux says cheaply whether a PID lives.
-fn remove_stale_temps(path: &Path) {
+pub fn remove_stale_temps(path: &Path) {
     if !cfg!(target_os = "linux") {
         return;
     }
@@ -216,9 +218,11 @@ pub fn not_a_file(path: &Path) -> Result<(), String> {
 /// [`write_via_temp`] writes it: not a folder or special file, in a folder
 /// that exists (it is created) and accepts a new file (a probe file is
 /// created and removed). A run whose output would fail is refused before it
-/// starts instead of after.
+/// starts instead of after. Temporaries of `path` left by a killed process
+/// are removed.
 pub fn check_writable(path: &Path) -> Result<(), String> {
     not_a_file(path)?;
+    remove_stale_temps(path);
     let probe = temp_path(path, ".probe")?;
     if let Some(dir) = probe.parent() {
         std::fs::create_dir_all(dir).map_err(|e| {

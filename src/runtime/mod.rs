@@ -45,7 +45,7 @@ pub enum RuntimeError {
         compiled: &'static str,
         called: &'static str,
     },
-    #[error("the {backend} backend does not run {dtype}")]
+    #[error("the {backend} backend does not run {dtype}{}", dtype_hint(backend))]
     UnsupportedDType {
         backend: &'static str,
         dtype: &'static str,
@@ -307,6 +307,14 @@ pub struct CompiledEnergy {
     backend: Arc<dyn Backend>,
     dtype: DType,
     kernels: Mutex<Vec<Arc<SpecKernel>>>,
+}
+
+/// What to use instead when a backend refuses a dtype.
+fn dtype_hint(backend: &str) -> &'static str {
+    match backend {
+        "gpu" => " (WGSL has no f64): use --dtype f32 (dtype = \"f32\" in a script)",
+        _ => "",
+    }
 }
 
 impl CompiledEnergy {

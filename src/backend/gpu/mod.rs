@@ -1,0 +1,496 @@
+//! The GPU backend: IR graphs run as WGSL compute shaders through wgpu, in
+//! f32. `wgsl` writes one entry point per materialised node and the arena
+//! layout; this module owns the device, turns a program into pipelines and
+//! runs a call: the batch is cut into chunks that fit the device's largest
+//! storage binding, each chunk's inputs are written into the arena, every
+//! pass is dispatched in order, and the outputs are read back.
+//!
+//! The device is opened once per process (the first `Gpu::new`); when no
+//! adapter exists the error names the problem instead of panicking, and
+//! wgpu's own errors (shader validation, lost devices) are caught through
+//! error scopes and an uncaptured-error handler, never as a panic.
+
+pub mod wgsl;
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use wgpu::util::DeviceExt;
+
+use super::{Backend, BackendError, DType, Kernel, verified};
+use crate::ir::{BatchReduce, Graph};
+use wgsl::{OutputSlot, Program, Region, Source};
+
+/// The opened device.
+struct Device {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    /// "llvmpipe (LLVM 15.0.6, 256 bits), Vulkan, driver llvmpipe".
+    name: String,
+    /// Largest storage binding, in f32 values.
+    max_values: usize,
+    layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
+    /// The last error wgpu reported outside an error scope.
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+fn device() -> Result<Arc<Device>, BackendError> {
+    static DEVICE: OnceLock<Result<Arc<Device>, String>> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| open().map(Arc::new))
+        .clone()
+        .map_err(BackendError::Device)
+}
+
+fn open() -> Result<Device, String> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let instance = wgpu::Instance::new(desc);
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    }))
+    .map_err(|e| {
+        format!(
+            "no GPU adapter: {e} (a Vulkan driver is needed; on Debian or Ubuntu, \
+             `apt-get install mesa-vulkan-drivers libvulkan1` gives the software \
+             device lavapipe)"
+        )
+    })?;
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("ebm"),
+        required_limits: limits.clone(),
+        ..Default::default()
+    }))
+    .map_err(|e| format!("cannot open the GPU device {}: {e}", info.name))?;
+    let uncaptured = Arc::new(Mutex::new(None));
+    let sink = uncaptured.clone();
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        *sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+    }));
+    let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("ebm arena"),
+        entries: &[
+            entry(0, wgpu::BufferBindingType::Storage { read_only: false }),
+            entry(1, wgpu::BufferBindingType::Storage { read_only: true }),
+            entry(2, wgpu::BufferBindingType::Uniform),
+        ],
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("ebm"),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let max_bytes = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    Ok(Device {
+        device,
+        queue,
+        name: format!("{}, {:?}, driver {}", info.name, info.backend, info.driver),
+        max_values: (max_bytes / 4) as usize,
+        layout,
+        pipeline_layout,
+        uncaptured,
+    })
+}
+
+impl Device {
+    /// Runs `f` inside a validation error scope; a wgpu error becomes `Err`.
+    fn checked<T>(&self, f: impl FnOnce() -> T) -> Result<T, String> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        match pollster::block_on(scope.pop()) {
+            Some(e) => Err(e.to_string()),
+            None => Ok(value),
+        }
+    }
+
+    fn take_uncaptured(&self) -> Option<String> {
+        self.uncaptured
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// The wgpu backend (f32 only).
+pub struct Gpu {
+    dev: Arc<Device>,
+}
+
+impl Gpu {
+    /// Opens the device (once per process); an error names what is missing.
+    pub fn new() -> Result<Gpu, BackendError> {
+        Ok(Gpu { dev: device()? })
+    }
+}
+
+/// The WGSL of `graph` (`ebm dump --stage wgsl`); needs no device.
+pub fn wgsl_text(graph: &Graph) -> Result<String, BackendError> {
+    verified(graph)?;
+    wgsl::generate(graph)
+        .map(|p| p.source)
+        .map_err(|e| BackendError::Compile(e.0))
+}
+
+impl Backend for Gpu {
+    fn name(&self) -> &'static str {
+        "gpu"
+    }
+
+    fn dtypes(&self) -> &'static [DType] {
+        &[DType::F32]
+    }
+
+    fn device(&self) -> Option<String> {
+        Some(self.dev.name.clone())
+    }
+
+    fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError> {
+        verified(graph)?;
+        if dtype != DType::F32 {
+            return Err(f64_refused());
+        }
+        let prog = wgsl::generate(graph).map_err(|e| BackendError::Compile(e.0))?;
+        let dev = self.dev.clone();
+        let pipelines = dev
+            .checked(|| pipelines(&dev, &prog))
+            .map_err(|e| BackendError::Compile(format!("the device rejected the shader: {e}")))?;
+        let consts = dev
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("ebm consts"),
+                contents: bytes(&prog.consts),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+        Ok(Arc::new(GpuKernel {
+            graph: graph.clone(),
+            prog,
+            pipelines,
+            consts,
+            dev,
+            arena: Mutex::new(None),
+        }))
+    }
+}
+
+fn f64_refused() -> BackendError {
+    BackendError::UnsupportedDType {
+        backend: "gpu",
+        dtype: "f64 (WGSL has no f64; f32 runs)",
+    }
+}
+
+fn pipelines(dev: &Device, prog: &Program) -> Vec<wgpu::ComputePipeline> {
+    let module = dev
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("ebm kernel"),
+            source: wgpu::ShaderSource::Wgsl(prog.source.as_str().into()),
+        });
+    prog.passes
+        .iter()
+        .map(|p| {
+            dev.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&p.entry),
+                    layout: Some(&dev.pipeline_layout),
+                    module: &module,
+                    entry_point: Some(&p.entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+        })
+        .collect()
+}
+
+fn bytes(v: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding and every bit pattern is a valid u8.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// The device buffers of one kernel, sized for `chunk` samples.
+struct Arena {
+    chunk: usize,
+    arena: wgpu::Buffer,
+    params: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    bind: wgpu::BindGroup,
+}
+
+struct GpuKernel {
+    graph: Graph,
+    prog: Program,
+    pipelines: Vec<wgpu::ComputePipeline>,
+    consts: wgpu::Buffer,
+    dev: Arc<Device>,
+    /// Calls take turns on one arena.
+    arena: Mutex<Option<Arena>>,
+}
+
+impl GpuKernel {
+    /// Samples per chunk for a call of `batch`: as many as fit one binding.
+    fn chunk_for(&self, batch: usize) -> Result<usize, BackendError> {
+        let p = &self.prog;
+        let room = self.dev.max_values.saturating_sub(p.inv_len);
+        let fit = room.checked_div(p.per_sample).unwrap_or(usize::MAX);
+        if fit == 0 {
+            return Err(BackendError::Buffers(format!(
+                "one sample needs {} values of device memory; the device binds at most {}",
+                p.per_sample + p.inv_len,
+                self.dev.max_values
+            )));
+        }
+        Ok(batch.clamp(1, fit))
+    }
+
+    fn arena(&self, chunk: usize) -> Arena {
+        let d = &self.dev.device;
+        let values = self.prog.inv_len + chunk * self.prog.per_sample;
+        let size = (values.max(1) * 4) as u64;
+        let arena = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("ebm arena"),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let params = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("ebm params"),
+            size: 16,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let readback = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("ebm readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("ebm arena"),
+            layout: &self.dev.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: arena.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: self.consts.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: params.as_entire_binding(),
+                },
+            ],
+        });
+        Arena {
+            chunk,
+            arena,
+            params,
+            readback,
+            bind,
+        }
+    }
+
+    /// Samples `lo..hi` of a call: inputs in, every pass, the whole arena back.
+    fn run_chunk(
+        &self,
+        a: &Arena,
+        inputs: &[&[f32]],
+        (lo, hi): (usize, usize),
+    ) -> Result<Vec<f32>, BackendError> {
+        let (dev, q) = (&self.dev.device, &self.dev.queue);
+        let n = hi - lo;
+        let first = u32::from(lo == 0);
+        q.write_buffer(&a.params, 0, bytes_u32(&[n as u32, first, 0, 0]));
+        for (slot, data) in self.prog.inputs.iter().zip(inputs) {
+            match slot.region {
+                Some(Region::Inv(o)) => q.write_buffer(&a.arena, (o * 4) as u64, bytes(data)),
+                Some(Region::Var(o)) => {
+                    let at = self.prog.inv_len + o * n;
+                    let rows = &data[lo * slot.numel..hi * slot.numel];
+                    if !rows.is_empty() {
+                        q.write_buffer(&a.arena, (at * 4) as u64, bytes(rows));
+                    }
+                }
+                None => {}
+            }
+        }
+        let mut enc = dev.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_bind_group(0, &a.bind, &[]);
+            for (p, pipe) in self.prog.passes.iter().zip(&self.pipelines) {
+                let count = if p.varying { n * p.numel } else { p.numel };
+                let (x, y) = wgsl::grid(count);
+                pass.set_pipeline(pipe);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+        }
+        let used = ((self.prog.inv_len + n * self.prog.per_sample) * 4) as u64;
+        enc.copy_buffer_to_buffer(&a.arena, 0, &a.readback, 0, used);
+        q.submit([enc.finish()]);
+        let slice = a.readback.slice(..used);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        dev.poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| BackendError::Device(format!("the GPU did not finish: {e}")))?;
+        if let Some(e) = self.dev.take_uncaptured() {
+            return Err(BackendError::Device(e));
+        }
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| BackendError::Device(format!("cannot read results back: {e}")))?;
+        let values = view
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        drop(view);
+        a.readback.unmap();
+        Ok(values)
+    }
+
+    fn check_buffers(
+        &self,
+        inputs: &[&[f32]],
+        outputs: &[&mut [f32]],
+        batch: usize,
+    ) -> Result<(), BackendError> {
+        crate::ir::interp::check_inputs(&self.graph, inputs, batch)
+            .map_err(BackendError::Buffers)?;
+        if outputs.len() != self.prog.outputs.len() {
+            return Err(BackendError::Buffers(format!(
+                "expected {} output buffers, got {}",
+                self.prog.outputs.len(),
+                outputs.len()
+            )));
+        }
+        for (o, out) in self.graph.outputs.iter().zip(outputs) {
+            let n = crate::ir::numel(self.graph.shape(o.node));
+            let want = match o.reduce {
+                BatchReduce::PerSample => batch * n,
+                BatchReduce::Sum => n,
+            };
+            if out.len() != want {
+                return Err(BackendError::Buffers(format!(
+                    "output buffer holds {}, needs {want}",
+                    out.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bytes_u32(v: &[u32]) -> &[u8] {
+    // SAFETY: u32 has no padding and every bit pattern is a valid u8.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// Writes the chunk `lo..hi`'s share of every output from the arena `a`.
+fn gather(
+    prog: &Program,
+    a: &[f32],
+    consts: &[f32],
+    outputs: &mut [&mut [f32]],
+    lo: usize,
+    hi: usize,
+    batch: usize,
+) {
+    let n = hi - lo;
+    for (slot, out) in prog.outputs.iter().zip(outputs.iter_mut()) {
+        match *slot {
+            OutputSlot::Rows { off, numel } => {
+                let at = prog.inv_len + off * n;
+                out[lo * numel..hi * numel].copy_from_slice(&a[at..at + n * numel]);
+            }
+            OutputSlot::Sum { acc, numel } => out.copy_from_slice(&a[acc..acc + numel]),
+            OutputSlot::Same { loc, numel, reduce } => {
+                let value = |e: usize| match loc {
+                    Source::Arena(o) => a[o + e],
+                    Source::Const(o) => consts[o + e],
+                };
+                match reduce {
+                    BatchReduce::PerSample => {
+                        for b in lo..hi {
+                            for e in 0..numel {
+                                out[b * numel + e] = value(e);
+                            }
+                        }
+                    }
+                    // Added once per sample, in order, as the interpreter.
+                    BatchReduce::Sum if hi == batch => {
+                        for (e, o) in out.iter_mut().enumerate() {
+                            let mut s = 0.0f32;
+                            for _ in 0..batch {
+                                s += value(e);
+                            }
+                            *o = s;
+                        }
+                    }
+                    BatchReduce::Sum => {}
+                }
+            }
+        }
+    }
+}
+
+impl Kernel for GpuKernel {
+    fn graph(&self) -> &Graph {
+        &self.graph
+    }
+    fn dtype(&self) -> DType {
+        DType::F32
+    }
+    fn run_f64(&self, _: &[&[f64]], _: &mut [&mut [f64]], _: usize) -> Result<(), BackendError> {
+        Err(f64_refused())
+    }
+    fn run_f32(
+        &self,
+        inputs: &[&[f32]],
+        outputs: &mut [&mut [f32]],
+        batch: usize,
+    ) -> Result<(), BackendError> {
+        self.check_buffers(inputs, outputs, batch)?;
+        let chunk = self.chunk_for(batch)?;
+        let mut slot = self.arena.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_none_or(|a| a.chunk < chunk) {
+            *slot = Some(self.arena(chunk));
+        }
+        // invariant: set just above.
+        let a = slot.as_ref().expect("arena allocated");
+        let mut lo = 0;
+        loop {
+            let hi = (lo + chunk).min(batch);
+            let values = self.run_chunk(a, inputs, (lo, hi))?;
+            gather(
+                &self.prog,
+                &values,
+                &self.prog.consts,
+                outputs,
+                lo,
+                hi,
+                batch,
+            );
+            lo = hi;
+            if lo >= batch {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,746 @@
+//! WGSL code generation: an IR graph becomes one shader module with one
+//! compute entry point per materialised node, and the arena layout the
+//! host fills and reads. Pure text and offsets — no device — so
+//! `ebm dump --stage wgsl` and its golden tests run anywhere.
+//!
+//! Layout. All values live in one `f32` storage array, the *arena*: first
+//! the batch-invariant region (shared inputs, nodes that read no sample
+//! input, the accumulators of batch-summed outputs), then one region per
+//! batch-dependent node, `batch × numel` values each, sample-major, so a
+//! sample input is one contiguous copy in and a per-sample output one copy
+//! out. Batch-dependent offsets scale with the batch of the call (a uniform),
+//! so one program serves every chunk size. Constants are a second, read-only
+//! array; scalars are literals. `Reshape` and `StopGradient` reuse their
+//! operand's storage.
+//!
+//! Semantics. Every op is written to meet `ir::op`'s specification
+//! (`SPECIAL_CASES`): `max_number`/`min_number` by bits, `pow` with IEEE
+//! special cases, sums and matrix products accumulated in the
+//! interpreter's order.
+
+use std::fmt::Write;
+
+use crate::ir::{BatchReduce, BinaryOp, Graph, InputKind, NodeId, Op, UnaryOp, numel};
+
+/// Where a node's values are read from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Loc {
+    /// The invariant region, at this offset.
+    Inv(usize),
+    /// A batch-dependent region: `VB + off·batch + b·numel`.
+    Var(usize),
+    /// The constants array (graph constants and scalars), at this offset.
+    Const(usize),
+}
+
+/// One dispatch: the entry point computing one node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pass {
+    pub entry: String,
+    /// Per sample (`batch × numel` invocations) or once (`numel`).
+    pub varying: bool,
+    pub numel: usize,
+}
+
+/// Where the host writes one graph input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSlot {
+    pub numel: usize,
+    /// `None` for an input no output reads.
+    pub region: Option<Region>,
+}
+
+/// A region of the arena.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Region {
+    /// `numel` values at this offset of the invariant region.
+    Inv(usize),
+    /// `batch × numel` values at `VB + off·batch`.
+    Var(usize),
+}
+
+/// How the host reads one graph output.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutputSlot {
+    /// Per-sample values of a batch-dependent node.
+    Rows { off: usize, numel: usize },
+    /// A value that does not depend on the sample: one copy per sample
+    /// (per-sample output) or the batch-sum of copies (summed output).
+    Same {
+        loc: Source,
+        numel: usize,
+        reduce: BatchReduce,
+    },
+    /// The batch sum of a batch-dependent node, in invariant accumulators.
+    Sum { acc: usize, numel: usize },
+}
+
+/// An invariant value the host reads: from the arena or the constants.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Source {
+    Arena(usize),
+    Const(usize),
+}
+
+/// A generated program: the WGSL text and everything the host needs to run it.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub source: String,
+    pub passes: Vec<Pass>,
+    /// f32 values of the invariant region.
+    pub inv_len: usize,
+    /// f32 values of the batch-dependent regions, per sample.
+    pub per_sample: usize,
+    pub inputs: Vec<InputSlot>,
+    pub outputs: Vec<OutputSlot>,
+    /// The constants array (at least one value: bindings may not be empty).
+    pub consts: Vec<f32>,
+}
+
+/// Why a graph has no GPU program.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsupported(pub String);
+
+const WORKGROUP: usize = 64;
+/// Invocations along x per row of the dispatch grid (65535 workgroups).
+pub const ROW: usize = 65535 * WORKGROUP;
+
+/// Workgroups per dispatch for `n` invocations: `(x, y)`.
+pub fn grid(n: usize) -> (u32, u32) {
+    let groups = n.div_ceil(WORKGROUP).max(1);
+    if groups <= 65535 {
+        (groups as u32, 1)
+    } else {
+        (65535, groups.div_ceil(65535) as u32)
+    }
+}
+
+/// Generates the program of `g` (verified).
+pub fn generate(g: &Graph) -> Result<Program, Unsupported> {
+    Gen::new(g).run()
+}
+
+struct Gen<'g> {
+    g: &'g Graph,
+    locs: Vec<Option<Loc>>,
+    varying: Vec<bool>,
+    inv_len: usize,
+    per_sample: usize,
+    consts: Vec<f32>,
+    const_off: Vec<usize>,
+    body: String,
+    passes: Vec<Pass>,
+}
+
+impl<'g> Gen<'g> {
+    fn new(g: &'g Graph) -> Gen<'g> {
+        let mut consts = Vec::new();
+        let mut const_off = Vec::new();
+        for c in g.consts() {
+            const_off.push(consts.len());
+            consts.extend(c.data.iter().map(|&v| v as f32));
+        }
+        Gen {
+            g,
+            locs: vec![None; g.len()],
+            varying: vec![false; g.len()],
+            inv_len: 0,
+            per_sample: 0,
+            consts,
+            const_off,
+            body: String::new(),
+            passes: Vec::new(),
+        }
+    }
+
+    fn run(mut self) -> Result<Program, Unsupported> {
+        let live = self.g.live(&[]);
+        for id in self.g.ids() {
+            if live[id.index()] {
+                self.node(id)?;
+            }
+        }
+        let inputs = self.input_slots();
+        let outputs = self.output_slots();
+        if self.consts.is_empty() {
+            self.consts.push(0.0);
+        }
+        Ok(Program {
+            source: self.source(),
+            passes: self.passes,
+            inv_len: self.inv_len.max(1),
+            per_sample: self.per_sample,
+            inputs,
+            outputs,
+            consts: self.consts,
+        })
+    }
+
+    fn alloc(&mut self, varying: bool, n: usize) -> Loc {
+        if varying {
+            let off = self.per_sample;
+            self.per_sample += n;
+            Loc::Var(off)
+        } else {
+            let off = self.inv_len;
+            self.inv_len += n;
+            Loc::Inv(off)
+        }
+    }
+
+    fn loc(&self, id: NodeId) -> Loc {
+        // invariant: nodes are visited in order and every live node's
+        // operands are live, so an operand has its location.
+        self.locs[id.index()].expect("operand placed before its user")
+    }
+
+    fn node(&mut self, id: NodeId) -> Result<(), Unsupported> {
+        let node = self.g.node(id);
+        let varying = match node.op {
+            Op::Input(i) => self.g.input(i).kind == InputKind::Sample,
+            _ => node.args.iter().any(|a| self.varying[a.index()]),
+        };
+        self.varying[id.index()] = varying;
+        let n = numel(&node.shape);
+        let loc = match node.op {
+            // In the constants array, not a literal: a shader compiler
+            // folds literals without IEEE care (0·inf, −0 + 0).
+            Op::Scalar(v) => {
+                self.consts.push(v.get() as f32);
+                Loc::Const(self.consts.len() - 1)
+            }
+            Op::Const(c) => Loc::Const(self.const_off[c.index()]),
+            Op::Input(_) => self.alloc(varying, n),
+            Op::Reshape | Op::StopGradient => self.loc(node.args[0]),
+            Op::Scan { .. } => {
+                return Err(Unsupported(
+                    "a scan (a recurrence over a sequence) does not run on the gpu backend yet"
+                        .into(),
+                ));
+            }
+            _ => {
+                let loc = self.alloc(varying, n);
+                self.emit(id, loc)?;
+                loc
+            }
+        };
+        self.locs[id.index()] = Some(loc);
+        Ok(())
+    }
+
+    /// The base address expression of a location inside an entry point
+    /// (`b` is the sample index there).
+    fn base(&self, loc: Loc, n: usize) -> String {
+        match loc {
+            Loc::Inv(o) => format!("{o}u"),
+            Loc::Var(o) => format!("VB + {o}u * P.batch + b * {n}u"),
+            Loc::Const(o) => format!("{o}u"),
+        }
+    }
+
+    /// Element `idx` (a u32 expression) of operand `a`.
+    fn read(&self, a: NodeId, idx: &str) -> String {
+        let loc = self.loc(a);
+        let n = numel(self.g.shape(a));
+        match loc {
+            Loc::Const(_) => format!("C[{} + {idx}]", self.base(loc, n)),
+            _ => format!("A[{} + {idx}]", self.base(loc, n)),
+        }
+    }
+
+    fn emit(&mut self, id: NodeId, loc: Loc) -> Result<(), Unsupported> {
+        let node = self.g.node(id);
+        let n = numel(&node.shape);
+        let varying = self.varying[id.index()];
+        let entry = format!("n{}", id.index());
+        let mut s = String::new();
+        let _ = writeln!(s, "@compute @workgroup_size({WORKGROUP})");
+        let _ = writeln!(
+            s,
+            "fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{"
+        );
+        let _ = writeln!(s, "  let i = gid.x + gid.y * {ROW}u;");
+        if varying {
+            let _ = writeln!(s, "  if (i >= P.batch * {n}u) {{ return; }}");
+            let _ = writeln!(s, "  let b = i / {n}u;\n  let e = i % {n}u;");
+        } else {
+            let _ = writeln!(s, "  if (i >= {n}u) {{ return; }}");
+            let _ = writeln!(s, "  let b = 0u;\n  let e = i;");
+        }
+        let value = self.value(id, &mut s)?;
+        let _ = writeln!(s, "  A[{} + e] = {value};", self.base(loc, n));
+        s.push_str("}\n\n");
+        self.body.push_str(&format!(
+            "// {} {:?} -> {:?}\n",
+            node.op.name(),
+            node.args.iter().map(|a| a.index()).collect::<Vec<_>>(),
+            node.shape
+        ));
+        self.body.push_str(&s);
+        self.passes.push(Pass {
+            entry,
+            varying,
+            numel: n,
+        });
+        Ok(())
+    }
+
+    /// Statements computing the node's element `e` into `s`; returns the
+    /// value expression.
+    fn value(&self, id: NodeId, s: &mut String) -> Result<String, Unsupported> {
+        let node = self.g.node(id);
+        let arg = |i: usize| node.args[i];
+        Ok(match node.op {
+            Op::Unary(u) => unary(u, &self.read(arg(0), "e")),
+            Op::PowConst(c) => {
+                let c = c.get() as f32;
+                let x = self.read(arg(0), "e");
+                if c == 2.0 {
+                    let _ = writeln!(s, "  let x = {x};");
+                    "x * x".into()
+                } else if c == 1.0 {
+                    x
+                } else if c == -1.0 {
+                    format!("1.0 / {x}")
+                } else {
+                    format!("pow_ieee({x}, {})", lit(c))
+                }
+            }
+            Op::Binary(op) => binary(op, &self.read(arg(0), "e"), &self.read(arg(1), "e")),
+            // `!(c == 0)`: a NaN condition picks `a` (`!=` is ordered in
+            // some compilers).
+            Op::Select => format!(
+                "select({}, {}, !({} == 0.0))",
+                self.read(arg(2), "e"),
+                self.read(arg(1), "e"),
+                self.read(arg(0), "e")
+            ),
+            Op::Broadcast => {
+                let from = self.g.shape(arg(0));
+                let to = &node.shape;
+                let off = to.len() - from.len();
+                let coords = unravel(s, "e", to, "c");
+                let st = strides(from);
+                let terms: Vec<String> = (0..from.len())
+                    .filter(|&i| from[i] != 1)
+                    .map(|i| format!("{} * {}u", coords[i + off], st[i]))
+                    .collect();
+                self.read(arg(0), &sum_expr(&terms))
+            }
+            Op::Transpose(p) => {
+                let from = self.g.shape(arg(0));
+                let coords = unravel(s, "e", &node.shape, "c");
+                let st = strides(from);
+                let terms: Vec<String> = p
+                    .as_vec()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &a)| format!("{} * {}u", coords[i], st[a]))
+                    .collect();
+                self.read(arg(0), &sum_expr(&terms))
+            }
+            Op::Slice { axis, start, step } => {
+                let from = self.g.shape(arg(0));
+                let coords = unravel(s, "e", &node.shape, "c");
+                let st = strides(from);
+                let axis = axis as usize;
+                let terms: Vec<String> = (0..from.len())
+                    .map(|i| {
+                        if i == axis {
+                            format!("({start}u + {} * {step}u) * {}u", coords[i], st[i])
+                        } else {
+                            format!("{} * {}u", coords[i], st[i])
+                        }
+                    })
+                    .collect();
+                self.read(arg(0), &sum_expr(&terms))
+            }
+            Op::Concat { axis } => self.concat(id, axis as usize, s),
+            Op::Sum(axes) | Op::Max(axes) => {
+                let max = matches!(node.op, Op::Max(_));
+                self.reduce(arg(0), axes, max, s)
+            }
+            Op::MatMul => self.matmul(arg(0), arg(1), s),
+            Op::Scalar(_)
+            | Op::Const(_)
+            | Op::Input(_)
+            | Op::Reshape
+            | Op::StopGradient
+            | Op::Scan { .. } => {
+                return Err(Unsupported(format!(
+                    "{} is not computed by a pass",
+                    node.op.name()
+                )));
+            }
+        })
+    }
+
+    fn concat(&self, id: NodeId, axis: usize, s: &mut String) -> String {
+        let node = self.g.node(id);
+        let coords = unravel(s, "e", &node.shape, "c");
+        let _ = writeln!(s, "  var v = 0.0;");
+        let mut start = 0;
+        for (k, &a) in node.args.iter().enumerate() {
+            let shape = self.g.shape(a);
+            let st = strides(shape);
+            let terms: Vec<String> = (0..shape.len())
+                .map(|i| {
+                    if i == axis {
+                        format!("({} - {start}u) * {}u", coords[i], st[i])
+                    } else {
+                        format!("{} * {}u", coords[i], st[i])
+                    }
+                })
+                .collect();
+            let end = start + shape[axis];
+            let cond = if k == 0 { "if" } else { "else if" };
+            let _ = writeln!(
+                s,
+                "  {cond} ({} < {end}u) {{ v = {}; }}",
+                coords[axis],
+                self.read(a, &sum_expr(&terms))
+            );
+            start = end;
+        }
+        "v".into()
+    }
+
+    /// A `Sum` or `Max` over `axes`: the reduced points in the input's
+    /// row-major order, as the interpreter visits them.
+    fn reduce(&self, a: NodeId, axes: crate::ir::Axes, max: bool, s: &mut String) -> String {
+        let shape = self.g.shape(a);
+        let kept: Vec<usize> = (0..shape.len()).filter(|&i| !axes.contains(i)).collect();
+        let kept_shape: Vec<usize> = kept.iter().map(|&i| shape[i]).collect();
+        let kc = unravel(s, "e", &kept_shape, "k");
+        let st = strides(shape);
+        let init = if max {
+            "bitcast<f32>(0xff800000u)"
+        } else {
+            "0.0"
+        };
+        let _ = writeln!(s, "  var acc = {init};");
+        let mut coord = vec![String::new(); shape.len()];
+        for (j, &i) in kept.iter().enumerate() {
+            coord[i] = kc[j].clone();
+        }
+        let mut depth = 0;
+        for i in 0..shape.len() {
+            if axes.contains(i) {
+                let _ = writeln!(
+                    s,
+                    "  {}for (var r{i} = 0u; r{i} < {}u; r{i}++) {{",
+                    "  ".repeat(depth),
+                    shape[i]
+                );
+                coord[i] = format!("r{i}");
+                depth += 1;
+            }
+        }
+        let terms: Vec<String> = (0..shape.len())
+            .map(|i| format!("{} * {}u", coord[i], st[i]))
+            .collect();
+        let x = self.read(a, &sum_expr(&terms));
+        let pad = "  ".repeat(depth + 1);
+        if max {
+            let _ = writeln!(s, "{pad}acc = max_number(acc, {x});");
+        } else {
+            let _ = writeln!(s, "{pad}acc = acc + {x};");
+        }
+        for d in (0..depth).rev() {
+            let _ = writeln!(s, "  {}}}", "  ".repeat(d));
+        }
+        "acc".into()
+    }
+
+    fn matmul(&self, a: NodeId, b: NodeId, s: &mut String) -> String {
+        let (sa, sb) = (self.g.shape(a), self.g.shape(b));
+        let k = if sa.len() == 2 { sa[1] } else { sa[0] };
+        let n = if sb.len() == 2 { sb[1] } else { 1 };
+        let _ = writeln!(s, "  let row = e / {n}u;\n  let col = e % {n}u;");
+        let _ = writeln!(s, "  var acc = 0.0;");
+        let _ = writeln!(s, "  for (var p = 0u; p < {k}u; p++) {{");
+        let x = self.read(a, &format!("row * {k}u + p"));
+        let y = self.read(b, &format!("p * {n}u + col"));
+        // Rounded before the add, as the interpreter's `acc + a·b`.
+        let _ = writeln!(s, "    let prod = {x} * {y};\n    acc = acc + prod;\n  }}");
+        "acc".into()
+    }
+
+    fn input_slots(&self) -> Vec<InputSlot> {
+        let mut slots: Vec<InputSlot> = self
+            .g
+            .inputs()
+            .iter()
+            .map(|d| InputSlot {
+                numel: numel(&d.shape),
+                region: None,
+            })
+            .collect();
+        for id in self.g.ids() {
+            if let (Op::Input(i), Some(loc)) = (self.g.node(id).op, self.locs[id.index()]) {
+                slots[i.index()].region = match loc {
+                    Loc::Inv(o) => Some(Region::Inv(o)),
+                    Loc::Var(o) => Some(Region::Var(o)),
+                    _ => None,
+                };
+            }
+        }
+        slots
+    }
+
+    fn output_slots(&mut self) -> Vec<OutputSlot> {
+        let outputs = self.g.outputs.clone();
+        outputs
+            .iter()
+            .map(|o| {
+                let n = numel(self.g.shape(o.node));
+                let loc = self.loc(o.node);
+                match (loc, o.reduce) {
+                    (Loc::Var(off), BatchReduce::PerSample) => OutputSlot::Rows { off, numel: n },
+                    (Loc::Var(off), BatchReduce::Sum) => {
+                        let acc = self.inv_len;
+                        self.inv_len += n;
+                        self.sum_pass(off, acc, n);
+                        OutputSlot::Sum { acc, numel: n }
+                    }
+                    (loc, reduce) => OutputSlot::Same {
+                        loc: match loc {
+                            Loc::Inv(o) => Source::Arena(o),
+                            Loc::Const(o) => Source::Const(o),
+                            // invariant: batch-dependent nodes matched above.
+                            Loc::Var(_) => unreachable!("matched above"),
+                        },
+                        numel: n,
+                        reduce,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The batch sum of a node into accumulators that carry over from one
+    /// chunk of the batch to the next (`P.first` starts them at 0), in
+    /// sample order, as the interpreter adds them.
+    fn sum_pass(&mut self, off: usize, acc: usize, n: usize) {
+        let entry = format!("sum{acc}");
+        let _ = write!(
+            self.body,
+            "// batch sum -> accumulators at {acc}\n@compute @workgroup_size({WORKGROUP})\n\
+             fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             \x20 let e = gid.x + gid.y * {ROW}u;\n\
+             \x20 if (e >= {n}u) {{ return; }}\n\
+             \x20 var s = select(A[{acc}u + e], 0.0, P.first != 0u);\n\
+             \x20 for (var b = 0u; b < P.batch; b++) {{\n\
+             \x20   s = s + A[VB + {off}u * P.batch + b * {n}u + e];\n\
+             \x20 }}\n\
+             \x20 A[{acc}u + e] = s;\n}}\n\n"
+        );
+        self.passes.push(Pass {
+            entry,
+            varying: false,
+            numel: n,
+        });
+    }
+
+    fn source(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "// {}: {} passes; invariant region {} values, {} values per sample\n",
+            self.g.name,
+            self.passes.len(),
+            self.inv_len.max(1),
+            self.per_sample
+        );
+        s.push_str(PRELUDE);
+        let _ = writeln!(s, "const VB: u32 = {}u;\n", self.inv_len.max(1));
+        s.push_str(&self.body);
+        s
+    }
+}
+
+/// Bindings and the functions that carry the op semantics.
+const PRELUDE: &str = r#"struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read_write> A: array<f32>;
+@group(0) @binding(1) var<storage, read> C: array<f32>;
+@group(0) @binding(2) var<uniform> P: Params;
+
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
+fn nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
+fn copysign(m: f32, s: f32) -> f32 {
+  return bitcast<f32>((bitcast<u32>(m) & 0x7fffffffu) | (bitcast<u32>(s) & 0x80000000u));
+}
+fn max_number(a: f32, b: f32) -> f32 {
+  if (a > b || is_nan(b)) { return a; }
+  if (a == b) { return bitcast<f32>(bitcast<u32>(a) & bitcast<u32>(b)); }
+  return b;
+}
+fn min_number(a: f32, b: f32) -> f32 {
+  if (a < b || is_nan(b)) { return a; }
+  if (a == b) { return bitcast<f32>(bitcast<u32>(a) | bitcast<u32>(b)); }
+  return b;
+}
+fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn exp_s(x: f32) -> f32 {
+  if (is_nan(x)) { return x; }
+  if (x > 88.8) { return inf(); }
+  if (x < -104.0) { return 0.0; }
+  return exp(x);
+}
+fn log_s(x: f32) -> f32 {
+  let bits = bitcast<u32>(x);
+  if (is_nan(x) || (bits & 0x80000000u) != 0u && (bits & 0x7fffffffu) != 0u) { return nan(); }
+  if ((bits & 0x7fffffffu) == 0u) { return -inf(); }
+  if (x == inf()) { return x; }
+  // A subnormal (which the device may flush): m·2^-149, m exact in f32.
+  if ((bits & 0x7f800000u) == 0u) { return log(f32(bits)) - 103.27892990343184; }
+  return log(x);
+}
+fn log1p_s(x: f32) -> f32 {
+  if (is_nan(x) || x < -1.0) { return nan(); }
+  if (x == -1.0) { return -inf(); }
+  if (x == inf()) { return x; }
+  let u = 1.0 + x;
+  if (u == 1.0) { return x; }
+  return log(u) * (x / (u - 1.0));
+}
+fn sqrt_s(x: f32) -> f32 {
+  if (is_nan(x) || x < 0.0) { return nan(); }
+  if (x == 0.0 || x == inf()) { return x; }
+  return sqrt(x);
+}
+fn sign_s(x: f32) -> f32 {
+  if (x > 0.0) { return 1.0; }
+  if (x < 0.0) { return -1.0; }
+  return x;
+}
+fn tanh_s(x: f32) -> f32 {
+  if (is_nan(x)) { return x; }
+  let a = abs(x);
+  if (a > 9.1) { return copysign(1.0, x); }
+  if (a < 0.0004) { return x; }
+  let e = exp(-2.0 * a);
+  return copysign((1.0 - e) / (1.0 + e), x);
+}
+fn sigmoid_s(x: f32) -> f32 {
+  if (x >= 0.0) { return 1.0 / (1.0 + exp_s(-x)); }
+  let e = exp_s(x);
+  return e / (1.0 + e);
+}
+fn softplus_s(x: f32) -> f32 {
+  return max_number(x, 0.0) + log1p_s(exp_s(-abs(x)));
+}
+fn sin_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return sin(x); }
+fn cos_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return cos(x); }
+fn is_int(y: f32) -> bool { return floor(y) == y && abs(y) != inf(); }
+fn is_odd(y: f32) -> bool { return abs(y) < 16777216.0 && floor(y) == y && (i32(abs(y)) & 1) == 1; }
+fn pow_ieee(x: f32, y: f32) -> f32 {
+  if (y == 0.0) { return 1.0; }
+  if (x == 1.0) { return 1.0; }
+  if (is_nan(x) || is_nan(y)) { return nan(); }
+  let ax = abs(x);
+  if (abs(y) == inf()) {
+    if (ax == 1.0) { return 1.0; }
+    if ((ax > 1.0) == (y > 0.0)) { return inf(); }
+    return 0.0;
+  }
+  if (x == 0.0) {
+    let odd = is_odd(y);
+    if (y > 0.0) { return select(0.0, x, odd); }
+    return select(inf(), copysign(inf(), x), odd);
+  }
+  if (ax == inf()) {
+    let odd = is_odd(y);
+    if (x > 0.0) { return select(0.0, inf(), y > 0.0); }
+    if (y > 0.0) { return select(inf(), -inf(), odd); }
+    return select(0.0, -0.0, odd);
+  }
+  if (x < 0.0 && !is_int(y)) { return nan(); }
+  let r = exp2(y * log2(ax));
+  if (x < 0.0 && is_odd(y)) { return -r; }
+  return r;
+}
+
+"#;
+
+fn unary(u: UnaryOp, x: &str) -> String {
+    match u {
+        UnaryOp::Neg => format!("-({x})"),
+        UnaryOp::Exp => format!("exp_s({x})"),
+        UnaryOp::Log => format!("log_s({x})"),
+        UnaryOp::Log1p => format!("log1p_s({x})"),
+        UnaryOp::Sqrt => format!("sqrt_s({x})"),
+        UnaryOp::Abs => format!("abs({x})"),
+        UnaryOp::Sign => format!("sign_s({x})"),
+        UnaryOp::Step => format!("flag({x} > 0.0)"),
+        UnaryOp::Sin => format!("sin_s({x})"),
+        UnaryOp::Cos => format!("cos_s({x})"),
+        UnaryOp::Tanh => format!("tanh_s({x})"),
+        UnaryOp::Sigmoid => format!("sigmoid_s({x})"),
+        UnaryOp::Softplus => format!("softplus_s({x})"),
+    }
+}
+
+fn binary(op: BinaryOp, a: &str, b: &str) -> String {
+    match op {
+        BinaryOp::Add => format!("{a} + {b}"),
+        BinaryOp::Sub => format!("{a} - {b}"),
+        BinaryOp::Mul => format!("{a} * {b}"),
+        BinaryOp::Div => format!("{a} / {b}"),
+        BinaryOp::Pow => format!("pow_ieee({a}, {b})"),
+        BinaryOp::Max => format!("max_number({a}, {b})"),
+        BinaryOp::Min => format!("min_number({a}, {b})"),
+        BinaryOp::Gt => format!("flag({a} > {b})"),
+        BinaryOp::Ge => format!("flag({a} >= {b})"),
+    }
+}
+
+/// A literal: decimal when it reads back exactly, else its bits.
+fn lit(v: f32) -> String {
+    let text = format!("{v:?}");
+    let exact = v.is_finite() && v.is_normal() && text.parse::<f32>() == Ok(v);
+    if exact || v == 0.0 && v.is_sign_positive() {
+        if text.contains(['.', 'e']) {
+            format!("f32({text})")
+        } else {
+            format!("f32({text}.0)")
+        }
+    } else {
+        format!("bitcast<f32>({:#010x}u)", v.to_bits())
+    }
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Emits `let {p}{i}` coordinates of the flat index `flat` in `shape`;
+/// returns their names.
+fn unravel(s: &mut String, flat: &str, shape: &[usize], p: &str) -> Vec<String> {
+    let st = strides(shape);
+    (0..shape.len())
+        .map(|i| {
+            let name = format!("{p}{i}");
+            let _ = writeln!(
+                s,
+                "  let {name} = ({flat} / {}u) % {}u;",
+                st[i],
+                shape[i].max(1)
+            );
+            name
+        })
+        .collect()
+}
+
+fn sum_expr(terms: &[String]) -> String {
+    if terms.is_empty() {
+        "0u".into()
+    } else {
+        format!("({})", terms.join(" + "))
+    }
+}

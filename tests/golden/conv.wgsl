@@ -1,0 +1,1657 @@
+// c: 53 passes; invariant region 94 values, 1053 values per sample
+
+struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read_write> A: array<f32>;
+@group(0) @binding(1) var<storage, read> C: array<f32>;
+@group(0) @binding(2) var<uniform> P: Params;
+
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
+fn nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
+fn copysign(m: f32, s: f32) -> f32 {
+  return bitcast<f32>((bitcast<u32>(m) & 0x7fffffffu) | (bitcast<u32>(s) & 0x80000000u));
+}
+fn max_number(a: f32, b: f32) -> f32 {
+  if (a > b || is_nan(b)) { return a; }
+  if (a == b) { return bitcast<f32>(bitcast<u32>(a) & bitcast<u32>(b)); }
+  return b;
+}
+fn min_number(a: f32, b: f32) -> f32 {
+  if (a < b || is_nan(b)) { return a; }
+  if (a == b) { return bitcast<f32>(bitcast<u32>(a) | bitcast<u32>(b)); }
+  return b;
+}
+fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn exp_s(x: f32) -> f32 {
+  if (is_nan(x)) { return x; }
+  if (x > 88.8) { return inf(); }
+  if (x < -104.0) { return 0.0; }
+  return exp(x);
+}
+fn log_s(x: f32) -> f32 {
+  let bits = bitcast<u32>(x);
+  if (is_nan(x) || (bits & 0x80000000u) != 0u && (bits & 0x7fffffffu) != 0u) { return nan(); }
+  if ((bits & 0x7fffffffu) == 0u) { return -inf(); }
+  if (x == inf()) { return x; }
+  // A subnormal (which the device may flush): m·2^-149, m exact in f32.
+  if ((bits & 0x7f800000u) == 0u) { return log(f32(bits)) - 103.27892990343184; }
+  return log(x);
+}
+fn log1p_s(x: f32) -> f32 {
+  if (is_nan(x) || x < -1.0) { return nan(); }
+  if (x == -1.0) { return -inf(); }
+  if (x == inf()) { return x; }
+  let u = 1.0 + x;
+  if (u == 1.0) { return x; }
+  return log(u) * (x / (u - 1.0));
+}
+fn sqrt_s(x: f32) -> f32 {
+  if (is_nan(x) || x < 0.0) { return nan(); }
+  if (x == 0.0 || x == inf()) { return x; }
+  return sqrt(x);
+}
+fn sign_s(x: f32) -> f32 {
+  if (x > 0.0) { return 1.0; }
+  if (x < 0.0) { return -1.0; }
+  return x;
+}
+fn tanh_s(x: f32) -> f32 {
+  if (is_nan(x)) { return x; }
+  let a = abs(x);
+  if (a > 9.1) { return copysign(1.0, x); }
+  if (a < 0.0004) { return x; }
+  let e = exp(-2.0 * a);
+  return copysign((1.0 - e) / (1.0 + e), x);
+}
+fn sigmoid_s(x: f32) -> f32 {
+  if (x >= 0.0) { return 1.0 / (1.0 + exp_s(-x)); }
+  let e = exp_s(x);
+  return e / (1.0 + e);
+}
+fn softplus_s(x: f32) -> f32 {
+  return max_number(x, 0.0) + log1p_s(exp_s(-abs(x)));
+}
+fn sin_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return sin(x); }
+fn cos_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return cos(x); }
+fn is_int(y: f32) -> bool { return floor(y) == y && abs(y) != inf(); }
+fn is_odd(y: f32) -> bool { return abs(y) < 16777216.0 && floor(y) == y && (i32(abs(y)) & 1) == 1; }
+fn pow_ieee(x: f32, y: f32) -> f32 {
+  if (y == 0.0) { return 1.0; }
+  if (x == 1.0) { return 1.0; }
+  if (is_nan(x) || is_nan(y)) { return nan(); }
+  let ax = abs(x);
+  if (abs(y) == inf()) {
+    if (ax == 1.0) { return 1.0; }
+    if ((ax > 1.0) == (y > 0.0)) { return inf(); }
+    return 0.0;
+  }
+  if (x == 0.0) {
+    let odd = is_odd(y);
+    if (y > 0.0) { return select(0.0, x, odd); }
+    return select(inf(), copysign(inf(), x), odd);
+  }
+  if (ax == inf()) {
+    let odd = is_odd(y);
+    if (x > 0.0) { return select(0.0, inf(), y > 0.0); }
+    if (y > 0.0) { return select(inf(), -inf(), odd); }
+    return select(0.0, -0.0, odd);
+  }
+  if (x < 0.0 && !is_int(y)) { return nan(); }
+  let r = exp2(y * log2(ax));
+  if (x < 0.0 && is_odd(y)) { return -r; }
+  return r;
+}
+
+const VB: u32 = 94u;
+
+// concat axis=1 [3, 0, 4] -> [1, 7, 4]
+@compute @workgroup_size(64)
+fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 28u) { return; }
+  let b = i / 28u;
+  let e = i % 28u;
+  let c0 = (e / 28u) % 1u;
+  let c1 = (e / 4u) % 7u;
+  let c2 = (e / 1u) % 4u;
+  var v = 0.0;
+  if (c1 < 1u) { v = C[7u + (c0 * 4u + (c1 - 0u) * 4u + c2 * 1u)]; }
+  else if (c1 < 5u) { v = A[VB + 0u * P.batch + b * 16u + (c0 * 16u + (c1 - 1u) * 4u + c2 * 1u)]; }
+  else if (c1 < 7u) { v = C[11u + (c0 * 8u + (c1 - 5u) * 4u + c2 * 1u)]; }
+  A[VB + 16u * P.batch + b * 28u + e] = v;
+}
+
+// concat axis=2 [2, 5, 6] -> [1, 7, 7]
+@compute @workgroup_size(64)
+fn n7(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 49u) { return; }
+  let b = i / 49u;
+  let e = i % 49u;
+  let c0 = (e / 49u) % 1u;
+  let c1 = (e / 7u) % 7u;
+  let c2 = (e / 1u) % 7u;
+  var v = 0.0;
+  if (c2 < 1u) { v = C[0u + (c0 * 7u + c1 * 1u + (c2 - 0u) * 1u)]; }
+  else if (c2 < 5u) { v = A[VB + 16u * P.batch + b * 28u + (c0 * 28u + c1 * 4u + (c2 - 1u) * 1u)]; }
+  else if (c2 < 7u) { v = C[19u + (c0 * 14u + c1 * 2u + (c2 - 5u) * 1u)]; }
+  A[VB + 44u * P.batch + b * 49u + e] = v;
+}
+
+// slice axis=1 start=0 [7] -> [1, 6, 7]
+@compute @workgroup_size(64)
+fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 42u) { return; }
+  let b = i / 42u;
+  let e = i % 42u;
+  let c0 = (e / 42u) % 1u;
+  let c1 = (e / 7u) % 6u;
+  let c2 = (e / 1u) % 7u;
+  A[VB + 93u * P.batch + b * 42u + e] = A[VB + 44u * P.batch + b * 49u + (c0 * 49u + (0u + c1 * 1u) * 7u + c2 * 1u)];
+}
+
+// slice axis=2 start=0 [9] -> [1, 3, 1, 7]
+@compute @workgroup_size(64)
+fn n10(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 21u) { return; }
+  let b = i / 21u;
+  let e = i % 21u;
+  let c0 = (e / 21u) % 1u;
+  let c1 = (e / 7u) % 3u;
+  let c2 = (e / 7u) % 1u;
+  let c3 = (e / 1u) % 7u;
+  A[VB + 135u * P.batch + b * 21u + e] = A[VB + 93u * P.batch + b * 42u + (c0 * 42u + c1 * 14u + (0u + c2 * 1u) * 7u + c3 * 1u)];
+}
+
+// slice axis=2 start=0 [11] -> [1, 3, 6]
+@compute @workgroup_size(64)
+fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  let c0 = (e / 18u) % 1u;
+  let c1 = (e / 6u) % 3u;
+  let c2 = (e / 1u) % 6u;
+  A[VB + 156u * P.batch + b * 18u + e] = A[VB + 135u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (0u + c2 * 1u) * 1u)];
+}
+
+// slice axis=3 start=0 [13] -> [1, 3, 3, 1]
+@compute @workgroup_size(64)
+fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  let c0 = (e / 9u) % 1u;
+  let c1 = (e / 3u) % 3u;
+  let c2 = (e / 1u) % 3u;
+  let c3 = (e / 1u) % 1u;
+  A[VB + 174u * P.batch + b * 9u + e] = A[VB + 156u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+}
+
+// slice axis=2 start=1 [11] -> [1, 3, 6]
+@compute @workgroup_size(64)
+fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  let c0 = (e / 18u) % 1u;
+  let c1 = (e / 6u) % 3u;
+  let c2 = (e / 1u) % 6u;
+  A[VB + 183u * P.batch + b * 18u + e] = A[VB + 135u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (1u + c2 * 1u) * 1u)];
+}
+
+// slice axis=3 start=0 [18] -> [1, 3, 3, 1]
+@compute @workgroup_size(64)
+fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  let c0 = (e / 9u) % 1u;
+  let c1 = (e / 3u) % 3u;
+  let c2 = (e / 1u) % 3u;
+  let c3 = (e / 1u) % 1u;
+  A[VB + 201u * P.batch + b * 9u + e] = A[VB + 183u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+}
+
+// slice axis=1 start=1 [7] -> [1, 6, 7]
+@compute @workgroup_size(64)
+fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 42u) { return; }
+  let b = i / 42u;
+  let e = i % 42u;
+  let c0 = (e / 42u) % 1u;
+  let c1 = (e / 7u) % 6u;
+  let c2 = (e / 1u) % 7u;
+  A[VB + 210u * P.batch + b * 42u + e] = A[VB + 44u * P.batch + b * 49u + (c0 * 49u + (1u + c1 * 1u) * 7u + c2 * 1u)];
+}
+
+// slice axis=2 start=0 [23] -> [1, 3, 1, 7]
+@compute @workgroup_size(64)
+fn n24(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 21u) { return; }
+  let b = i / 21u;
+  let e = i % 21u;
+  let c0 = (e / 21u) % 1u;
+  let c1 = (e / 7u) % 3u;
+  let c2 = (e / 7u) % 1u;
+  let c3 = (e / 1u) % 7u;
+  A[VB + 252u * P.batch + b * 21u + e] = A[VB + 210u * P.batch + b * 42u + (c0 * 42u + c1 * 14u + (0u + c2 * 1u) * 7u + c3 * 1u)];
+}
+
+// slice axis=2 start=0 [25] -> [1, 3, 6]
+@compute @workgroup_size(64)
+fn n26(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  let c0 = (e / 18u) % 1u;
+  let c1 = (e / 6u) % 3u;
+  let c2 = (e / 1u) % 6u;
+  A[VB + 273u * P.batch + b * 18u + e] = A[VB + 252u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (0u + c2 * 1u) * 1u)];
+}
+
+// slice axis=3 start=0 [27] -> [1, 3, 3, 1]
+@compute @workgroup_size(64)
+fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  let c0 = (e / 9u) % 1u;
+  let c1 = (e / 3u) % 3u;
+  let c2 = (e / 1u) % 3u;
+  let c3 = (e / 1u) % 1u;
+  A[VB + 291u * P.batch + b * 9u + e] = A[VB + 273u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+}
+
+// slice axis=2 start=1 [25] -> [1, 3, 6]
+@compute @workgroup_size(64)
+fn n31(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  let c0 = (e / 18u) % 1u;
+  let c1 = (e / 6u) % 3u;
+  let c2 = (e / 1u) % 6u;
+  A[VB + 300u * P.batch + b * 18u + e] = A[VB + 252u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (1u + c2 * 1u) * 1u)];
+}
+
+// slice axis=3 start=0 [32] -> [1, 3, 3, 1]
+@compute @workgroup_size(64)
+fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  let c0 = (e / 9u) % 1u;
+  let c1 = (e / 3u) % 3u;
+  let c2 = (e / 1u) % 3u;
+  let c3 = (e / 1u) % 1u;
+  A[VB + 318u * P.batch + b * 9u + e] = A[VB + 300u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+}
+
+// concat axis=1 [16, 21, 30, 35] -> [1, 4, 9]
+@compute @workgroup_size(64)
+fn n36(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 36u) { return; }
+  let b = i / 36u;
+  let e = i % 36u;
+  let c0 = (e / 36u) % 1u;
+  let c1 = (e / 9u) % 4u;
+  let c2 = (e / 1u) % 9u;
+  var v = 0.0;
+  if (c1 < 1u) { v = A[VB + 174u * P.batch + b * 9u + (c0 * 9u + (c1 - 0u) * 9u + c2 * 1u)]; }
+  else if (c1 < 2u) { v = A[VB + 201u * P.batch + b * 9u + (c0 * 9u + (c1 - 1u) * 9u + c2 * 1u)]; }
+  else if (c1 < 3u) { v = A[VB + 291u * P.batch + b * 9u + (c0 * 9u + (c1 - 2u) * 9u + c2 * 1u)]; }
+  else if (c1 < 4u) { v = A[VB + 318u * P.batch + b * 9u + (c0 * 9u + (c1 - 3u) * 9u + c2 * 1u)]; }
+  A[VB + 327u * P.batch + b * 36u + e] = v;
+}
+
+// matmul [1, 37] -> [2, 9]
+@compute @workgroup_size(64)
+fn n38(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  let row = e / 9u;
+  let col = e % 9u;
+  var acc = 0.0;
+  for (var p = 0u; p < 4u; p++) {
+    let prod = A[0u + row * 4u + p] * A[VB + 327u * P.batch + b * 36u + p * 9u + col];
+    acc = acc + prod;
+  }
+  A[VB + 363u * P.batch + b * 18u + e] = acc;
+}
+
+// broadcast [40] -> [2, 9]
+@compute @workgroup_size(64)
+fn n41(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 18u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 9u) % 2u;
+  let c1 = (e / 1u) % 9u;
+  A[10u + e] = A[8u + (c0 * 1u)];
+}
+
+// add [38, 41] -> [2, 9]
+@compute @workgroup_size(64)
+fn n42(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  A[VB + 381u * P.batch + b * 18u + e] = A[VB + 363u * P.batch + b * 18u + e] + A[10u + e];
+}
+
+// sigmoid [43] -> [2, 3, 3]
+@compute @workgroup_size(64)
+fn n44(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  A[VB + 399u * P.batch + b * 18u + e] = sigmoid_s(A[VB + 381u * P.batch + b * 18u + e]);
+}
+
+// mul [43, 44] -> [2, 3, 3]
+@compute @workgroup_size(64)
+fn n45(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  A[VB + 417u * P.batch + b * 18u + e] = A[VB + 381u * P.batch + b * 18u + e] * A[VB + 399u * P.batch + b * 18u + e];
+}
+
+// sum[0, 1, 2] [45] -> []
+@compute @workgroup_size(64)
+fn n46(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 1u) { return; }
+  let b = i / 1u;
+  let e = i % 1u;
+  var acc = 0.0;
+  for (var r0 = 0u; r0 < 2u; r0++) {
+    for (var r1 = 0u; r1 < 3u; r1++) {
+      for (var r2 = 0u; r2 < 3u; r2++) {
+        acc = acc + A[VB + 417u * P.batch + b * 18u + (r0 * 9u + r1 * 3u + r2 * 1u)];
+      }
+    }
+  }
+  A[VB + 435u * P.batch + b * 1u + e] = acc;
+}
+
+// broadcast [47] -> [2, 3, 3]
+@compute @workgroup_size(64)
+fn n49(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 18u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 9u) % 2u;
+  let c1 = (e / 3u) % 3u;
+  let c2 = (e / 1u) % 3u;
+  A[28u + e] = C[33u + 0u];
+}
+
+// sub [49, 44] -> [2, 3, 3]
+@compute @workgroup_size(64)
+fn n50(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  A[VB + 436u * P.batch + b * 18u + e] = A[28u + e] - A[VB + 399u * P.batch + b * 18u + e];
+}
+
+// mul [44, 50] -> [2, 3, 3]
+@compute @workgroup_size(64)
+fn n51(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  A[VB + 454u * P.batch + b * 18u + e] = A[VB + 399u * P.batch + b * 18u + e] * A[VB + 436u * P.batch + b * 18u + e];
+}
+
+// mul [43, 51] -> [2, 3, 3]
+@compute @workgroup_size(64)
+fn n52(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  A[VB + 472u * P.batch + b * 18u + e] = A[VB + 381u * P.batch + b * 18u + e] * A[VB + 454u * P.batch + b * 18u + e];
+}
+
+// add [44, 52] -> [2, 3, 3]
+@compute @workgroup_size(64)
+fn n53(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  A[VB + 490u * P.batch + b * 18u + e] = A[VB + 399u * P.batch + b * 18u + e] + A[VB + 472u * P.batch + b * 18u + e];
+}
+
+// transpose[1, 0] [1] -> [4, 2]
+@compute @workgroup_size(64)
+fn n55(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 8u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 2u) % 4u;
+  let c1 = (e / 1u) % 2u;
+  A[46u + e] = A[0u + (c0 * 1u + c1 * 4u)];
+}
+
+// matmul [55, 54] -> [4, 9]
+@compute @workgroup_size(64)
+fn n56(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 36u) { return; }
+  let b = i / 36u;
+  let e = i % 36u;
+  let row = e / 9u;
+  let col = e % 9u;
+  var acc = 0.0;
+  for (var p = 0u; p < 2u; p++) {
+    let prod = A[46u + row * 2u + p] * A[VB + 490u * P.batch + b * 18u + p * 9u + col];
+    acc = acc + prod;
+  }
+  A[VB + 508u * P.batch + b * 36u + e] = acc;
+}
+
+// slice axis=1 start=0 [57] -> [1, 1, 9]
+@compute @workgroup_size(64)
+fn n58(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  let c0 = (e / 9u) % 1u;
+  let c1 = (e / 9u) % 1u;
+  let c2 = (e / 1u) % 9u;
+  A[VB + 544u * P.batch + b * 9u + e] = A[VB + 508u * P.batch + b * 36u + (c0 * 36u + (0u + c1 * 1u) * 9u + c2 * 1u)];
+}
+
+// slice axis=1 start=1 [57] -> [1, 1, 9]
+@compute @workgroup_size(64)
+fn n59(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  let c0 = (e / 9u) % 1u;
+  let c1 = (e / 9u) % 1u;
+  let c2 = (e / 1u) % 9u;
+  A[VB + 553u * P.batch + b * 9u + e] = A[VB + 508u * P.batch + b * 36u + (c0 * 36u + (1u + c1 * 1u) * 9u + c2 * 1u)];
+}
+
+// slice axis=1 start=2 [57] -> [1, 1, 9]
+@compute @workgroup_size(64)
+fn n60(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  let c0 = (e / 9u) % 1u;
+  let c1 = (e / 9u) % 1u;
+  let c2 = (e / 1u) % 9u;
+  A[VB + 562u * P.batch + b * 9u + e] = A[VB + 508u * P.batch + b * 36u + (c0 * 36u + (2u + c1 * 1u) * 9u + c2 * 1u)];
+}
+
+// slice axis=1 start=3 [57] -> [1, 1, 9]
+@compute @workgroup_size(64)
+fn n61(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  let c0 = (e / 9u) % 1u;
+  let c1 = (e / 9u) % 1u;
+  let c2 = (e / 1u) % 9u;
+  A[VB + 571u * P.batch + b * 9u + e] = A[VB + 508u * P.batch + b * 36u + (c0 * 36u + (3u + c1 * 1u) * 9u + c2 * 1u)];
+}
+
+// broadcast [64] -> [1, 3, 3, 1]
+@compute @workgroup_size(64)
+fn n65(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 9u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 9u) % 1u;
+  let c1 = (e / 3u) % 3u;
+  let c2 = (e / 1u) % 3u;
+  let c3 = (e / 1u) % 1u;
+  A[54u + e] = C[34u + 0u];
+}
+
+// concat axis=3 [63, 65] -> [1, 3, 3, 2]
+@compute @workgroup_size(64)
+fn n66(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  let c0 = (e / 18u) % 1u;
+  let c1 = (e / 6u) % 3u;
+  let c2 = (e / 2u) % 3u;
+  let c3 = (e / 1u) % 2u;
+  var v = 0.0;
+  if (c3 < 1u) { v = A[VB + 571u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
+  A[VB + 580u * P.batch + b * 18u + e] = v;
+}
+
+// broadcast [64] -> [1, 3, 1]
+@compute @workgroup_size(64)
+fn n68(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 3u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 3u) % 1u;
+  let c1 = (e / 1u) % 3u;
+  let c2 = (e / 1u) % 1u;
+  A[63u + e] = C[34u + 0u];
+}
+
+// concat axis=2 [68, 67] -> [1, 3, 7]
+@compute @workgroup_size(64)
+fn n69(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 21u) { return; }
+  let b = i / 21u;
+  let e = i % 21u;
+  let c0 = (e / 21u) % 1u;
+  let c1 = (e / 7u) % 3u;
+  let c2 = (e / 1u) % 7u;
+  var v = 0.0;
+  if (c2 < 1u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 0u) * 1u)]; }
+  else if (c2 < 7u) { v = A[VB + 580u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 1u) * 1u)]; }
+  A[VB + 598u * P.batch + b * 21u + e] = v;
+}
+
+// concat axis=3 [71, 65] -> [1, 3, 3, 2]
+@compute @workgroup_size(64)
+fn n72(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  let c0 = (e / 18u) % 1u;
+  let c1 = (e / 6u) % 3u;
+  let c2 = (e / 2u) % 3u;
+  let c3 = (e / 1u) % 2u;
+  var v = 0.0;
+  if (c3 < 1u) { v = A[VB + 562u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
+  A[VB + 619u * P.batch + b * 18u + e] = v;
+}
+
+// concat axis=2 [73, 68] -> [1, 3, 7]
+@compute @workgroup_size(64)
+fn n74(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 21u) { return; }
+  let b = i / 21u;
+  let e = i % 21u;
+  let c0 = (e / 21u) % 1u;
+  let c1 = (e / 7u) % 3u;
+  let c2 = (e / 1u) % 7u;
+  var v = 0.0;
+  if (c2 < 6u) { v = A[VB + 619u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 0u) * 1u)]; }
+  else if (c2 < 7u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 6u) * 1u)]; }
+  A[VB + 637u * P.batch + b * 21u + e] = v;
+}
+
+// add [69, 74] -> [1, 3, 7]
+@compute @workgroup_size(64)
+fn n75(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 21u) { return; }
+  let b = i / 21u;
+  let e = i % 21u;
+  A[VB + 658u * P.batch + b * 21u + e] = A[VB + 598u * P.batch + b * 21u + e] + A[VB + 637u * P.batch + b * 21u + e];
+}
+
+// broadcast [64] -> [1, 3, 1, 7]
+@compute @workgroup_size(64)
+fn n77(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 21u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 21u) % 1u;
+  let c1 = (e / 7u) % 3u;
+  let c2 = (e / 7u) % 1u;
+  let c3 = (e / 1u) % 7u;
+  A[66u + e] = C[34u + 0u];
+}
+
+// concat axis=2 [76, 77] -> [1, 3, 2, 7]
+@compute @workgroup_size(64)
+fn n78(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 42u) { return; }
+  let b = i / 42u;
+  let e = i % 42u;
+  let c0 = (e / 42u) % 1u;
+  let c1 = (e / 14u) % 3u;
+  let c2 = (e / 7u) % 2u;
+  let c3 = (e / 1u) % 7u;
+  var v = 0.0;
+  if (c2 < 1u) { v = A[VB + 658u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 0u) * 7u + c3 * 1u)]; }
+  else if (c2 < 2u) { v = A[66u + (c0 * 21u + c1 * 7u + (c2 - 1u) * 7u + c3 * 1u)]; }
+  A[VB + 679u * P.batch + b * 42u + e] = v;
+}
+
+// broadcast [64] -> [1, 1, 7]
+@compute @workgroup_size(64)
+fn n80(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 7u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 7u) % 1u;
+  let c1 = (e / 7u) % 1u;
+  let c2 = (e / 1u) % 7u;
+  A[87u + e] = C[34u + 0u];
+}
+
+// concat axis=1 [80, 79] -> [1, 7, 7]
+@compute @workgroup_size(64)
+fn n81(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 49u) { return; }
+  let b = i / 49u;
+  let e = i % 49u;
+  let c0 = (e / 49u) % 1u;
+  let c1 = (e / 7u) % 7u;
+  let c2 = (e / 1u) % 7u;
+  var v = 0.0;
+  if (c1 < 1u) { v = A[87u + (c0 * 7u + (c1 - 0u) * 7u + c2 * 1u)]; }
+  else if (c1 < 7u) { v = A[VB + 679u * P.batch + b * 42u + (c0 * 42u + (c1 - 1u) * 7u + c2 * 1u)]; }
+  A[VB + 721u * P.batch + b * 49u + e] = v;
+}
+
+// concat axis=3 [83, 65] -> [1, 3, 3, 2]
+@compute @workgroup_size(64)
+fn n84(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  let c0 = (e / 18u) % 1u;
+  let c1 = (e / 6u) % 3u;
+  let c2 = (e / 2u) % 3u;
+  let c3 = (e / 1u) % 2u;
+  var v = 0.0;
+  if (c3 < 1u) { v = A[VB + 553u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
+  A[VB + 770u * P.batch + b * 18u + e] = v;
+}
+
+// concat axis=2 [68, 85] -> [1, 3, 7]
+@compute @workgroup_size(64)
+fn n86(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 21u) { return; }
+  let b = i / 21u;
+  let e = i % 21u;
+  let c0 = (e / 21u) % 1u;
+  let c1 = (e / 7u) % 3u;
+  let c2 = (e / 1u) % 7u;
+  var v = 0.0;
+  if (c2 < 1u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 0u) * 1u)]; }
+  else if (c2 < 7u) { v = A[VB + 770u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 1u) * 1u)]; }
+  A[VB + 788u * P.batch + b * 21u + e] = v;
+}
+
+// concat axis=3 [88, 65] -> [1, 3, 3, 2]
+@compute @workgroup_size(64)
+fn n89(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 18u) { return; }
+  let b = i / 18u;
+  let e = i % 18u;
+  let c0 = (e / 18u) % 1u;
+  let c1 = (e / 6u) % 3u;
+  let c2 = (e / 2u) % 3u;
+  let c3 = (e / 1u) % 2u;
+  var v = 0.0;
+  if (c3 < 1u) { v = A[VB + 544u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
+  A[VB + 809u * P.batch + b * 18u + e] = v;
+}
+
+// concat axis=2 [90, 68] -> [1, 3, 7]
+@compute @workgroup_size(64)
+fn n91(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 21u) { return; }
+  let b = i / 21u;
+  let e = i % 21u;
+  let c0 = (e / 21u) % 1u;
+  let c1 = (e / 7u) % 3u;
+  let c2 = (e / 1u) % 7u;
+  var v = 0.0;
+  if (c2 < 6u) { v = A[VB + 809u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 0u) * 1u)]; }
+  else if (c2 < 7u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 6u) * 1u)]; }
+  A[VB + 827u * P.batch + b * 21u + e] = v;
+}
+
+// add [86, 91] -> [1, 3, 7]
+@compute @workgroup_size(64)
+fn n92(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 21u) { return; }
+  let b = i / 21u;
+  let e = i % 21u;
+  A[VB + 848u * P.batch + b * 21u + e] = A[VB + 788u * P.batch + b * 21u + e] + A[VB + 827u * P.batch + b * 21u + e];
+}
+
+// concat axis=2 [93, 77] -> [1, 3, 2, 7]
+@compute @workgroup_size(64)
+fn n94(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 42u) { return; }
+  let b = i / 42u;
+  let e = i % 42u;
+  let c0 = (e / 42u) % 1u;
+  let c1 = (e / 14u) % 3u;
+  let c2 = (e / 7u) % 2u;
+  let c3 = (e / 1u) % 7u;
+  var v = 0.0;
+  if (c2 < 1u) { v = A[VB + 848u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 0u) * 7u + c3 * 1u)]; }
+  else if (c2 < 2u) { v = A[66u + (c0 * 21u + c1 * 7u + (c2 - 1u) * 7u + c3 * 1u)]; }
+  A[VB + 869u * P.batch + b * 42u + e] = v;
+}
+
+// concat axis=1 [95, 80] -> [1, 7, 7]
+@compute @workgroup_size(64)
+fn n96(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 49u) { return; }
+  let b = i / 49u;
+  let e = i % 49u;
+  let c0 = (e / 49u) % 1u;
+  let c1 = (e / 7u) % 7u;
+  let c2 = (e / 1u) % 7u;
+  var v = 0.0;
+  if (c1 < 6u) { v = A[VB + 869u * P.batch + b * 42u + (c0 * 42u + (c1 - 0u) * 7u + c2 * 1u)]; }
+  else if (c1 < 7u) { v = A[87u + (c0 * 7u + (c1 - 6u) * 7u + c2 * 1u)]; }
+  A[VB + 911u * P.batch + b * 49u + e] = v;
+}
+
+// add [81, 96] -> [1, 7, 7]
+@compute @workgroup_size(64)
+fn n97(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 49u) { return; }
+  let b = i / 49u;
+  let e = i % 49u;
+  A[VB + 960u * P.batch + b * 49u + e] = A[VB + 721u * P.batch + b * 49u + e] + A[VB + 911u * P.batch + b * 49u + e];
+}
+
+// slice axis=2 start=1 [97] -> [1, 7, 4]
+@compute @workgroup_size(64)
+fn n98(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 28u) { return; }
+  let b = i / 28u;
+  let e = i % 28u;
+  let c0 = (e / 28u) % 1u;
+  let c1 = (e / 4u) % 7u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 1009u * P.batch + b * 28u + e] = A[VB + 960u * P.batch + b * 49u + (c0 * 49u + c1 * 7u + (1u + c2 * 1u) * 1u)];
+}
+
+// slice axis=1 start=1 [98] -> [1, 4, 4]
+@compute @workgroup_size(64)
+fn n99(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 16u) { return; }
+  let b = i / 16u;
+  let e = i % 16u;
+  let c0 = (e / 16u) % 1u;
+  let c1 = (e / 4u) % 4u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 1037u * P.batch + b * 16u + e] = A[VB + 1009u * P.batch + b * 28u + (c0 * 28u + (1u + c1 * 1u) * 4u + c2 * 1u)];
+}
+
+// p: 51 passes; invariant region 25 values, 529 values per sample
+
+struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read_write> A: array<f32>;
+@group(0) @binding(1) var<storage, read> C: array<f32>;
+@group(0) @binding(2) var<uniform> P: Params;
+
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
+fn nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
+fn copysign(m: f32, s: f32) -> f32 {
+  return bitcast<f32>((bitcast<u32>(m) & 0x7fffffffu) | (bitcast<u32>(s) & 0x80000000u));
+}
+fn max_number(a: f32, b: f32) -> f32 {
+  if (a > b || is_nan(b)) { return a; }
+  if (a == b) { return bitcast<f32>(bitcast<u32>(a) & bitcast<u32>(b)); }
+  return b;
+}
+fn min_number(a: f32, b: f32) -> f32 {
+  if (a < b || is_nan(b)) { return a; }
+  if (a == b) { return bitcast<f32>(bitcast<u32>(a) | bitcast<u32>(b)); }
+  return b;
+}
+fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn exp_s(x: f32) -> f32 {
+  if (is_nan(x)) { return x; }
+  if (x > 88.8) { return inf(); }
+  if (x < -104.0) { return 0.0; }
+  return exp(x);
+}
+fn log_s(x: f32) -> f32 {
+  let bits = bitcast<u32>(x);
+  if (is_nan(x) || (bits & 0x80000000u) != 0u && (bits & 0x7fffffffu) != 0u) { return nan(); }
+  if ((bits & 0x7fffffffu) == 0u) { return -inf(); }
+  if (x == inf()) { return x; }
+  // A subnormal (which the device may flush): m·2^-149, m exact in f32.
+  if ((bits & 0x7f800000u) == 0u) { return log(f32(bits)) - 103.27892990343184; }
+  return log(x);
+}
+fn log1p_s(x: f32) -> f32 {
+  if (is_nan(x) || x < -1.0) { return nan(); }
+  if (x == -1.0) { return -inf(); }
+  if (x == inf()) { return x; }
+  let u = 1.0 + x;
+  if (u == 1.0) { return x; }
+  return log(u) * (x / (u - 1.0));
+}
+fn sqrt_s(x: f32) -> f32 {
+  if (is_nan(x) || x < 0.0) { return nan(); }
+  if (x == 0.0 || x == inf()) { return x; }
+  return sqrt(x);
+}
+fn sign_s(x: f32) -> f32 {
+  if (x > 0.0) { return 1.0; }
+  if (x < 0.0) { return -1.0; }
+  return x;
+}
+fn tanh_s(x: f32) -> f32 {
+  if (is_nan(x)) { return x; }
+  let a = abs(x);
+  if (a > 9.1) { return copysign(1.0, x); }
+  if (a < 0.0004) { return x; }
+  let e = exp(-2.0 * a);
+  return copysign((1.0 - e) / (1.0 + e), x);
+}
+fn sigmoid_s(x: f32) -> f32 {
+  if (x >= 0.0) { return 1.0 / (1.0 + exp_s(-x)); }
+  let e = exp_s(x);
+  return e / (1.0 + e);
+}
+fn softplus_s(x: f32) -> f32 {
+  return max_number(x, 0.0) + log1p_s(exp_s(-abs(x)));
+}
+fn sin_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return sin(x); }
+fn cos_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return cos(x); }
+fn is_int(y: f32) -> bool { return floor(y) == y && abs(y) != inf(); }
+fn is_odd(y: f32) -> bool { return abs(y) < 16777216.0 && floor(y) == y && (i32(abs(y)) & 1) == 1; }
+fn pow_ieee(x: f32, y: f32) -> f32 {
+  if (y == 0.0) { return 1.0; }
+  if (x == 1.0) { return 1.0; }
+  if (is_nan(x) || is_nan(y)) { return nan(); }
+  let ax = abs(x);
+  if (abs(y) == inf()) {
+    if (ax == 1.0) { return 1.0; }
+    if ((ax > 1.0) == (y > 0.0)) { return inf(); }
+    return 0.0;
+  }
+  if (x == 0.0) {
+    let odd = is_odd(y);
+    if (y > 0.0) { return select(0.0, x, odd); }
+    return select(inf(), copysign(inf(), x), odd);
+  }
+  if (ax == inf()) {
+    let odd = is_odd(y);
+    if (x > 0.0) { return select(0.0, inf(), y > 0.0); }
+    if (y > 0.0) { return select(inf(), -inf(), odd); }
+    return select(0.0, -0.0, odd);
+  }
+  if (x < 0.0 && !is_int(y)) { return nan(); }
+  let r = exp2(y * log2(ax));
+  if (x < 0.0 && is_odd(y)) { return -r; }
+  return r;
+}
+
+const VB: u32 = 25u;
+
+// concat axis=1 [0, 1] -> [1, 5, 4]
+@compute @workgroup_size(64)
+fn n2(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 20u) { return; }
+  let b = i / 20u;
+  let e = i % 20u;
+  let c0 = (e / 20u) % 1u;
+  let c1 = (e / 4u) % 5u;
+  let c2 = (e / 1u) % 4u;
+  var v = 0.0;
+  if (c1 < 4u) { v = A[VB + 0u * P.batch + b * 16u + (c0 * 16u + (c1 - 0u) * 4u + c2 * 1u)]; }
+  else if (c1 < 5u) { v = C[0u + (c0 * 4u + (c1 - 4u) * 4u + c2 * 1u)]; }
+  A[VB + 16u * P.batch + b * 20u + e] = v;
+}
+
+// concat axis=2 [2, 3] -> [1, 5, 5]
+@compute @workgroup_size(64)
+fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 25u) { return; }
+  let b = i / 25u;
+  let e = i % 25u;
+  let c0 = (e / 25u) % 1u;
+  let c1 = (e / 5u) % 5u;
+  let c2 = (e / 1u) % 5u;
+  var v = 0.0;
+  if (c2 < 4u) { v = A[VB + 16u * P.batch + b * 20u + (c0 * 20u + c1 * 4u + (c2 - 0u) * 1u)]; }
+  else if (c2 < 5u) { v = C[4u + (c0 * 5u + c1 * 1u + (c2 - 4u) * 1u)]; }
+  A[VB + 36u * P.batch + b * 25u + e] = v;
+}
+
+// slice axis=1 start=0 [4] -> [1, 4, 5]
+@compute @workgroup_size(64)
+fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 20u) { return; }
+  let b = i / 20u;
+  let e = i % 20u;
+  let c0 = (e / 20u) % 1u;
+  let c1 = (e / 5u) % 4u;
+  let c2 = (e / 1u) % 5u;
+  A[VB + 61u * P.batch + b * 20u + e] = A[VB + 36u * P.batch + b * 25u + (c0 * 25u + (0u + c1 * 1u) * 5u + c2 * 1u)];
+}
+
+// slice axis=2 start=0 [6] -> [1, 2, 1, 5]
+@compute @workgroup_size(64)
+fn n7(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 10u) { return; }
+  let b = i / 10u;
+  let e = i % 10u;
+  let c0 = (e / 10u) % 1u;
+  let c1 = (e / 5u) % 2u;
+  let c2 = (e / 5u) % 1u;
+  let c3 = (e / 1u) % 5u;
+  A[VB + 81u * P.batch + b * 10u + e] = A[VB + 61u * P.batch + b * 20u + (c0 * 20u + c1 * 10u + (0u + c2 * 1u) * 5u + c3 * 1u)];
+}
+
+// slice axis=2 start=0 [8] -> [1, 2, 4]
+@compute @workgroup_size(64)
+fn n9(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 8u) { return; }
+  let b = i / 8u;
+  let e = i % 8u;
+  let c0 = (e / 8u) % 1u;
+  let c1 = (e / 4u) % 2u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 91u * P.batch + b * 8u + e] = A[VB + 81u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (0u + c2 * 1u) * 1u)];
+}
+
+// slice axis=3 start=0 [10] -> [1, 2, 2, 1]
+@compute @workgroup_size(64)
+fn n11(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let c0 = (e / 4u) % 1u;
+  let c1 = (e / 2u) % 2u;
+  let c2 = (e / 1u) % 2u;
+  let c3 = (e / 1u) % 1u;
+  A[VB + 99u * P.batch + b * 4u + e] = A[VB + 91u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+}
+
+// slice axis=2 start=1 [8] -> [1, 2, 4]
+@compute @workgroup_size(64)
+fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 8u) { return; }
+  let b = i / 8u;
+  let e = i % 8u;
+  let c0 = (e / 8u) % 1u;
+  let c1 = (e / 4u) % 2u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 103u * P.batch + b * 8u + e] = A[VB + 81u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (1u + c2 * 1u) * 1u)];
+}
+
+// slice axis=3 start=0 [15] -> [1, 2, 2, 1]
+@compute @workgroup_size(64)
+fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let c0 = (e / 4u) % 1u;
+  let c1 = (e / 2u) % 2u;
+  let c2 = (e / 1u) % 2u;
+  let c3 = (e / 1u) % 1u;
+  A[VB + 111u * P.batch + b * 4u + e] = A[VB + 103u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+}
+
+// slice axis=1 start=1 [4] -> [1, 4, 5]
+@compute @workgroup_size(64)
+fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 20u) { return; }
+  let b = i / 20u;
+  let e = i % 20u;
+  let c0 = (e / 20u) % 1u;
+  let c1 = (e / 5u) % 4u;
+  let c2 = (e / 1u) % 5u;
+  A[VB + 115u * P.batch + b * 20u + e] = A[VB + 36u * P.batch + b * 25u + (c0 * 25u + (1u + c1 * 1u) * 5u + c2 * 1u)];
+}
+
+// slice axis=2 start=0 [20] -> [1, 2, 1, 5]
+@compute @workgroup_size(64)
+fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 10u) { return; }
+  let b = i / 10u;
+  let e = i % 10u;
+  let c0 = (e / 10u) % 1u;
+  let c1 = (e / 5u) % 2u;
+  let c2 = (e / 5u) % 1u;
+  let c3 = (e / 1u) % 5u;
+  A[VB + 135u * P.batch + b * 10u + e] = A[VB + 115u * P.batch + b * 20u + (c0 * 20u + c1 * 10u + (0u + c2 * 1u) * 5u + c3 * 1u)];
+}
+
+// slice axis=2 start=0 [22] -> [1, 2, 4]
+@compute @workgroup_size(64)
+fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 8u) { return; }
+  let b = i / 8u;
+  let e = i % 8u;
+  let c0 = (e / 8u) % 1u;
+  let c1 = (e / 4u) % 2u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 145u * P.batch + b * 8u + e] = A[VB + 135u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (0u + c2 * 1u) * 1u)];
+}
+
+// slice axis=3 start=0 [24] -> [1, 2, 2, 1]
+@compute @workgroup_size(64)
+fn n25(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let c0 = (e / 4u) % 1u;
+  let c1 = (e / 2u) % 2u;
+  let c2 = (e / 1u) % 2u;
+  let c3 = (e / 1u) % 1u;
+  A[VB + 153u * P.batch + b * 4u + e] = A[VB + 145u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+}
+
+// slice axis=2 start=1 [22] -> [1, 2, 4]
+@compute @workgroup_size(64)
+fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 8u) { return; }
+  let b = i / 8u;
+  let e = i % 8u;
+  let c0 = (e / 8u) % 1u;
+  let c1 = (e / 4u) % 2u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 157u * P.batch + b * 8u + e] = A[VB + 135u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (1u + c2 * 1u) * 1u)];
+}
+
+// slice axis=3 start=0 [29] -> [1, 2, 2, 1]
+@compute @workgroup_size(64)
+fn n30(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let c0 = (e / 4u) % 1u;
+  let c1 = (e / 2u) % 2u;
+  let c2 = (e / 1u) % 2u;
+  let c3 = (e / 1u) % 1u;
+  A[VB + 165u * P.batch + b * 4u + e] = A[VB + 157u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+}
+
+// concat axis=1 [13, 18, 27, 32] -> [1, 4, 4]
+@compute @workgroup_size(64)
+fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 16u) { return; }
+  let b = i / 16u;
+  let e = i % 16u;
+  let c0 = (e / 16u) % 1u;
+  let c1 = (e / 4u) % 4u;
+  let c2 = (e / 1u) % 4u;
+  var v = 0.0;
+  if (c1 < 1u) { v = A[VB + 99u * P.batch + b * 4u + (c0 * 4u + (c1 - 0u) * 4u + c2 * 1u)]; }
+  else if (c1 < 2u) { v = A[VB + 111u * P.batch + b * 4u + (c0 * 4u + (c1 - 1u) * 4u + c2 * 1u)]; }
+  else if (c1 < 3u) { v = A[VB + 153u * P.batch + b * 4u + (c0 * 4u + (c1 - 2u) * 4u + c2 * 1u)]; }
+  else if (c1 < 4u) { v = A[VB + 165u * P.batch + b * 4u + (c0 * 4u + (c1 - 3u) * 4u + c2 * 1u)]; }
+  A[VB + 169u * P.batch + b * 16u + e] = v;
+}
+
+// max[1] [33] -> [1, 4]
+@compute @workgroup_size(64)
+fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let k0 = (e / 4u) % 1u;
+  let k1 = (e / 1u) % 4u;
+  var acc = bitcast<f32>(0xff800000u);
+  for (var r1 = 0u; r1 < 4u; r1++) {
+    acc = max_number(acc, A[VB + 169u * P.batch + b * 16u + (k0 * 16u + r1 * 4u + k1 * 1u)]);
+  }
+  A[VB + 185u * P.batch + b * 4u + e] = acc;
+}
+
+// powc 2 [35] -> [1, 2, 2]
+@compute @workgroup_size(64)
+fn n36(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let x = A[VB + 185u * P.batch + b * 4u + e];
+  A[VB + 189u * P.batch + b * 4u + e] = x * x;
+}
+
+// sum[0, 1, 2] [36] -> []
+@compute @workgroup_size(64)
+fn n37(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 1u) { return; }
+  let b = i / 1u;
+  let e = i % 1u;
+  var acc = 0.0;
+  for (var r0 = 0u; r0 < 1u; r0++) {
+    for (var r1 = 0u; r1 < 2u; r1++) {
+      for (var r2 = 0u; r2 < 2u; r2++) {
+        acc = acc + A[VB + 189u * P.batch + b * 4u + (r0 * 4u + r1 * 2u + r2 * 1u)];
+      }
+    }
+  }
+  A[VB + 193u * P.batch + b * 1u + e] = acc;
+}
+
+// broadcast [41] -> [1, 2, 2]
+@compute @workgroup_size(64)
+fn n42(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 4u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 4u) % 1u;
+  let c1 = (e / 2u) % 2u;
+  let c2 = (e / 1u) % 2u;
+  A[0u + e] = C[9u + 0u];
+}
+
+// mul [42, 35] -> [1, 2, 2]
+@compute @workgroup_size(64)
+fn n43(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  A[VB + 194u * P.batch + b * 4u + e] = A[0u + e] * A[VB + 185u * P.batch + b * 4u + e];
+}
+
+// broadcast [45] -> [1, 4, 4]
+@compute @workgroup_size(64)
+fn n46(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 16u) { return; }
+  let b = i / 16u;
+  let e = i % 16u;
+  let c0 = (e / 16u) % 1u;
+  let c1 = (e / 4u) % 4u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 198u * P.batch + b * 16u + e] = A[VB + 185u * P.batch + b * 4u + (c2 * 1u)];
+}
+
+// ge [33, 46] -> [1, 4, 4]
+@compute @workgroup_size(64)
+fn n47(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 16u) { return; }
+  let b = i / 16u;
+  let e = i % 16u;
+  A[VB + 214u * P.batch + b * 16u + e] = flag(A[VB + 169u * P.batch + b * 16u + e] >= A[VB + 198u * P.batch + b * 16u + e]);
+}
+
+// sum[1] [47] -> [1, 4]
+@compute @workgroup_size(64)
+fn n48(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let k0 = (e / 4u) % 1u;
+  let k1 = (e / 1u) % 4u;
+  var acc = 0.0;
+  for (var r1 = 0u; r1 < 4u; r1++) {
+    acc = acc + A[VB + 214u * P.batch + b * 16u + (k0 * 16u + r1 * 4u + k1 * 1u)];
+  }
+  A[VB + 230u * P.batch + b * 4u + e] = acc;
+}
+
+// div [44, 48] -> [1, 4]
+@compute @workgroup_size(64)
+fn n49(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  A[VB + 234u * P.batch + b * 4u + e] = A[VB + 194u * P.batch + b * 4u + e] / A[VB + 230u * P.batch + b * 4u + e];
+}
+
+// broadcast [50] -> [1, 4, 4]
+@compute @workgroup_size(64)
+fn n51(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 16u) { return; }
+  let b = i / 16u;
+  let e = i % 16u;
+  let c0 = (e / 16u) % 1u;
+  let c1 = (e / 4u) % 4u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 238u * P.batch + b * 16u + e] = A[VB + 234u * P.batch + b * 4u + (c2 * 1u)];
+}
+
+// mul [51, 47] -> [1, 4, 4]
+@compute @workgroup_size(64)
+fn n52(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 16u) { return; }
+  let b = i / 16u;
+  let e = i % 16u;
+  A[VB + 254u * P.batch + b * 16u + e] = A[VB + 238u * P.batch + b * 16u + e] * A[VB + 214u * P.batch + b * 16u + e];
+}
+
+// slice axis=1 start=0 [52] -> [1, 1, 4]
+@compute @workgroup_size(64)
+fn n53(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let c0 = (e / 4u) % 1u;
+  let c1 = (e / 4u) % 1u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 270u * P.batch + b * 4u + e] = A[VB + 254u * P.batch + b * 16u + (c0 * 16u + (0u + c1 * 1u) * 4u + c2 * 1u)];
+}
+
+// slice axis=1 start=1 [52] -> [1, 1, 4]
+@compute @workgroup_size(64)
+fn n54(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let c0 = (e / 4u) % 1u;
+  let c1 = (e / 4u) % 1u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 274u * P.batch + b * 4u + e] = A[VB + 254u * P.batch + b * 16u + (c0 * 16u + (1u + c1 * 1u) * 4u + c2 * 1u)];
+}
+
+// slice axis=1 start=2 [52] -> [1, 1, 4]
+@compute @workgroup_size(64)
+fn n55(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let c0 = (e / 4u) % 1u;
+  let c1 = (e / 4u) % 1u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 278u * P.batch + b * 4u + e] = A[VB + 254u * P.batch + b * 16u + (c0 * 16u + (2u + c1 * 1u) * 4u + c2 * 1u)];
+}
+
+// slice axis=1 start=3 [52] -> [1, 1, 4]
+@compute @workgroup_size(64)
+fn n56(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  let c0 = (e / 4u) % 1u;
+  let c1 = (e / 4u) % 1u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 282u * P.batch + b * 4u + e] = A[VB + 254u * P.batch + b * 16u + (c0 * 16u + (3u + c1 * 1u) * 4u + c2 * 1u)];
+}
+
+// broadcast [59] -> [1, 2, 2, 1]
+@compute @workgroup_size(64)
+fn n60(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 4u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 4u) % 1u;
+  let c1 = (e / 2u) % 2u;
+  let c2 = (e / 1u) % 2u;
+  let c3 = (e / 1u) % 1u;
+  A[4u + e] = C[10u + 0u];
+}
+
+// concat axis=3 [58, 60] -> [1, 2, 2, 2]
+@compute @workgroup_size(64)
+fn n61(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 8u) { return; }
+  let b = i / 8u;
+  let e = i % 8u;
+  let c0 = (e / 8u) % 1u;
+  let c1 = (e / 4u) % 2u;
+  let c2 = (e / 2u) % 2u;
+  let c3 = (e / 1u) % 2u;
+  var v = 0.0;
+  if (c3 < 1u) { v = A[VB + 282u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
+  A[VB + 286u * P.batch + b * 8u + e] = v;
+}
+
+// broadcast [59] -> [1, 2, 1]
+@compute @workgroup_size(64)
+fn n63(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 2u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 2u) % 1u;
+  let c1 = (e / 1u) % 2u;
+  let c2 = (e / 1u) % 1u;
+  A[8u + e] = C[10u + 0u];
+}
+
+// concat axis=2 [63, 62] -> [1, 2, 5]
+@compute @workgroup_size(64)
+fn n64(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 10u) { return; }
+  let b = i / 10u;
+  let e = i % 10u;
+  let c0 = (e / 10u) % 1u;
+  let c1 = (e / 5u) % 2u;
+  let c2 = (e / 1u) % 5u;
+  var v = 0.0;
+  if (c2 < 1u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 0u) * 1u)]; }
+  else if (c2 < 5u) { v = A[VB + 286u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
+  A[VB + 294u * P.batch + b * 10u + e] = v;
+}
+
+// concat axis=3 [66, 60] -> [1, 2, 2, 2]
+@compute @workgroup_size(64)
+fn n67(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 8u) { return; }
+  let b = i / 8u;
+  let e = i % 8u;
+  let c0 = (e / 8u) % 1u;
+  let c1 = (e / 4u) % 2u;
+  let c2 = (e / 2u) % 2u;
+  let c3 = (e / 1u) % 2u;
+  var v = 0.0;
+  if (c3 < 1u) { v = A[VB + 278u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
+  A[VB + 304u * P.batch + b * 8u + e] = v;
+}
+
+// concat axis=2 [68, 63] -> [1, 2, 5]
+@compute @workgroup_size(64)
+fn n69(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 10u) { return; }
+  let b = i / 10u;
+  let e = i % 10u;
+  let c0 = (e / 10u) % 1u;
+  let c1 = (e / 5u) % 2u;
+  let c2 = (e / 1u) % 5u;
+  var v = 0.0;
+  if (c2 < 4u) { v = A[VB + 304u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 0u) * 1u)]; }
+  else if (c2 < 5u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 4u) * 1u)]; }
+  A[VB + 312u * P.batch + b * 10u + e] = v;
+}
+
+// add [64, 69] -> [1, 2, 5]
+@compute @workgroup_size(64)
+fn n70(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 10u) { return; }
+  let b = i / 10u;
+  let e = i % 10u;
+  A[VB + 322u * P.batch + b * 10u + e] = A[VB + 294u * P.batch + b * 10u + e] + A[VB + 312u * P.batch + b * 10u + e];
+}
+
+// broadcast [59] -> [1, 2, 1, 5]
+@compute @workgroup_size(64)
+fn n72(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 10u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 10u) % 1u;
+  let c1 = (e / 5u) % 2u;
+  let c2 = (e / 5u) % 1u;
+  let c3 = (e / 1u) % 5u;
+  A[10u + e] = C[10u + 0u];
+}
+
+// concat axis=2 [71, 72] -> [1, 2, 2, 5]
+@compute @workgroup_size(64)
+fn n73(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 20u) { return; }
+  let b = i / 20u;
+  let e = i % 20u;
+  let c0 = (e / 20u) % 1u;
+  let c1 = (e / 10u) % 2u;
+  let c2 = (e / 5u) % 2u;
+  let c3 = (e / 1u) % 5u;
+  var v = 0.0;
+  if (c2 < 1u) { v = A[VB + 322u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 0u) * 5u + c3 * 1u)]; }
+  else if (c2 < 2u) { v = A[10u + (c0 * 10u + c1 * 5u + (c2 - 1u) * 5u + c3 * 1u)]; }
+  A[VB + 332u * P.batch + b * 20u + e] = v;
+}
+
+// broadcast [59] -> [1, 1, 5]
+@compute @workgroup_size(64)
+fn n75(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 5u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 5u) % 1u;
+  let c1 = (e / 5u) % 1u;
+  let c2 = (e / 1u) % 5u;
+  A[20u + e] = C[10u + 0u];
+}
+
+// concat axis=1 [75, 74] -> [1, 5, 5]
+@compute @workgroup_size(64)
+fn n76(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 25u) { return; }
+  let b = i / 25u;
+  let e = i % 25u;
+  let c0 = (e / 25u) % 1u;
+  let c1 = (e / 5u) % 5u;
+  let c2 = (e / 1u) % 5u;
+  var v = 0.0;
+  if (c1 < 1u) { v = A[20u + (c0 * 5u + (c1 - 0u) * 5u + c2 * 1u)]; }
+  else if (c1 < 5u) { v = A[VB + 332u * P.batch + b * 20u + (c0 * 20u + (c1 - 1u) * 5u + c2 * 1u)]; }
+  A[VB + 352u * P.batch + b * 25u + e] = v;
+}
+
+// concat axis=3 [78, 60] -> [1, 2, 2, 2]
+@compute @workgroup_size(64)
+fn n79(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 8u) { return; }
+  let b = i / 8u;
+  let e = i % 8u;
+  let c0 = (e / 8u) % 1u;
+  let c1 = (e / 4u) % 2u;
+  let c2 = (e / 2u) % 2u;
+  let c3 = (e / 1u) % 2u;
+  var v = 0.0;
+  if (c3 < 1u) { v = A[VB + 274u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
+  A[VB + 377u * P.batch + b * 8u + e] = v;
+}
+
+// concat axis=2 [63, 80] -> [1, 2, 5]
+@compute @workgroup_size(64)
+fn n81(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 10u) { return; }
+  let b = i / 10u;
+  let e = i % 10u;
+  let c0 = (e / 10u) % 1u;
+  let c1 = (e / 5u) % 2u;
+  let c2 = (e / 1u) % 5u;
+  var v = 0.0;
+  if (c2 < 1u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 0u) * 1u)]; }
+  else if (c2 < 5u) { v = A[VB + 377u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
+  A[VB + 385u * P.batch + b * 10u + e] = v;
+}
+
+// concat axis=3 [83, 60] -> [1, 2, 2, 2]
+@compute @workgroup_size(64)
+fn n84(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 8u) { return; }
+  let b = i / 8u;
+  let e = i % 8u;
+  let c0 = (e / 8u) % 1u;
+  let c1 = (e / 4u) % 2u;
+  let c2 = (e / 2u) % 2u;
+  let c3 = (e / 1u) % 2u;
+  var v = 0.0;
+  if (c3 < 1u) { v = A[VB + 270u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
+  A[VB + 395u * P.batch + b * 8u + e] = v;
+}
+
+// concat axis=2 [85, 63] -> [1, 2, 5]
+@compute @workgroup_size(64)
+fn n86(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 10u) { return; }
+  let b = i / 10u;
+  let e = i % 10u;
+  let c0 = (e / 10u) % 1u;
+  let c1 = (e / 5u) % 2u;
+  let c2 = (e / 1u) % 5u;
+  var v = 0.0;
+  if (c2 < 4u) { v = A[VB + 395u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 0u) * 1u)]; }
+  else if (c2 < 5u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 4u) * 1u)]; }
+  A[VB + 403u * P.batch + b * 10u + e] = v;
+}
+
+// add [81, 86] -> [1, 2, 5]
+@compute @workgroup_size(64)
+fn n87(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 10u) { return; }
+  let b = i / 10u;
+  let e = i % 10u;
+  A[VB + 413u * P.batch + b * 10u + e] = A[VB + 385u * P.batch + b * 10u + e] + A[VB + 403u * P.batch + b * 10u + e];
+}
+
+// concat axis=2 [88, 72] -> [1, 2, 2, 5]
+@compute @workgroup_size(64)
+fn n89(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 20u) { return; }
+  let b = i / 20u;
+  let e = i % 20u;
+  let c0 = (e / 20u) % 1u;
+  let c1 = (e / 10u) % 2u;
+  let c2 = (e / 5u) % 2u;
+  let c3 = (e / 1u) % 5u;
+  var v = 0.0;
+  if (c2 < 1u) { v = A[VB + 413u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 0u) * 5u + c3 * 1u)]; }
+  else if (c2 < 2u) { v = A[10u + (c0 * 10u + c1 * 5u + (c2 - 1u) * 5u + c3 * 1u)]; }
+  A[VB + 423u * P.batch + b * 20u + e] = v;
+}
+
+// concat axis=1 [90, 75] -> [1, 5, 5]
+@compute @workgroup_size(64)
+fn n91(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 25u) { return; }
+  let b = i / 25u;
+  let e = i % 25u;
+  let c0 = (e / 25u) % 1u;
+  let c1 = (e / 5u) % 5u;
+  let c2 = (e / 1u) % 5u;
+  var v = 0.0;
+  if (c1 < 4u) { v = A[VB + 423u * P.batch + b * 20u + (c0 * 20u + (c1 - 0u) * 5u + c2 * 1u)]; }
+  else if (c1 < 5u) { v = A[20u + (c0 * 5u + (c1 - 4u) * 5u + c2 * 1u)]; }
+  A[VB + 443u * P.batch + b * 25u + e] = v;
+}
+
+// add [76, 91] -> [1, 5, 5]
+@compute @workgroup_size(64)
+fn n92(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 25u) { return; }
+  let b = i / 25u;
+  let e = i % 25u;
+  A[VB + 468u * P.batch + b * 25u + e] = A[VB + 352u * P.batch + b * 25u + e] + A[VB + 443u * P.batch + b * 25u + e];
+}
+
+// slice axis=2 start=0 [92] -> [1, 5, 4]
+@compute @workgroup_size(64)
+fn n93(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 20u) { return; }
+  let b = i / 20u;
+  let e = i % 20u;
+  let c0 = (e / 20u) % 1u;
+  let c1 = (e / 4u) % 5u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 493u * P.batch + b * 20u + e] = A[VB + 468u * P.batch + b * 25u + (c0 * 25u + c1 * 5u + (0u + c2 * 1u) * 1u)];
+}
+
+// slice axis=1 start=0 [93] -> [1, 4, 4]
+@compute @workgroup_size(64)
+fn n94(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 16u) { return; }
+  let b = i / 16u;
+  let e = i % 16u;
+  let c0 = (e / 16u) % 1u;
+  let c1 = (e / 4u) % 4u;
+  let c2 = (e / 1u) % 4u;
+  A[VB + 513u * P.batch + b * 16u + e] = A[VB + 493u * P.batch + b * 20u + (c0 * 20u + (0u + c1 * 1u) * 4u + c2 * 1u)];
+}
+

@@ -1,0 +1,406 @@
+// net: 26 passes; invariant region 17153 values, 2695 values per sample
+
+struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read_write> A: array<f32>;
+@group(0) @binding(1) var<storage, read> C: array<f32>;
+@group(0) @binding(2) var<uniform> P: Params;
+
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
+fn nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
+fn copysign(m: f32, s: f32) -> f32 {
+  return bitcast<f32>((bitcast<u32>(m) & 0x7fffffffu) | (bitcast<u32>(s) & 0x80000000u));
+}
+fn max_number(a: f32, b: f32) -> f32 {
+  if (a > b || is_nan(b)) { return a; }
+  if (a == b) { return bitcast<f32>(bitcast<u32>(a) & bitcast<u32>(b)); }
+  return b;
+}
+fn min_number(a: f32, b: f32) -> f32 {
+  if (a < b || is_nan(b)) { return a; }
+  if (a == b) { return bitcast<f32>(bitcast<u32>(a) | bitcast<u32>(b)); }
+  return b;
+}
+fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn exp_s(x: f32) -> f32 {
+  if (is_nan(x)) { return x; }
+  if (x > 88.8) { return inf(); }
+  if (x < -104.0) { return 0.0; }
+  return exp(x);
+}
+fn log_s(x: f32) -> f32 {
+  let bits = bitcast<u32>(x);
+  if (is_nan(x) || (bits & 0x80000000u) != 0u && (bits & 0x7fffffffu) != 0u) { return nan(); }
+  if ((bits & 0x7fffffffu) == 0u) { return -inf(); }
+  if (x == inf()) { return x; }
+  // A subnormal (which the device may flush): m·2^-149, m exact in f32.
+  if ((bits & 0x7f800000u) == 0u) { return log(f32(bits)) - 103.27892990343184; }
+  return log(x);
+}
+fn log1p_s(x: f32) -> f32 {
+  if (is_nan(x) || x < -1.0) { return nan(); }
+  if (x == -1.0) { return -inf(); }
+  if (x == inf()) { return x; }
+  let u = 1.0 + x;
+  if (u == 1.0) { return x; }
+  return log(u) * (x / (u - 1.0));
+}
+fn sqrt_s(x: f32) -> f32 {
+  if (is_nan(x) || x < 0.0) { return nan(); }
+  if (x == 0.0 || x == inf()) { return x; }
+  return sqrt(x);
+}
+fn sign_s(x: f32) -> f32 {
+  if (x > 0.0) { return 1.0; }
+  if (x < 0.0) { return -1.0; }
+  return x;
+}
+fn tanh_s(x: f32) -> f32 {
+  if (is_nan(x)) { return x; }
+  let a = abs(x);
+  if (a > 9.1) { return copysign(1.0, x); }
+  if (a < 0.0004) { return x; }
+  let e = exp(-2.0 * a);
+  return copysign((1.0 - e) / (1.0 + e), x);
+}
+fn sigmoid_s(x: f32) -> f32 {
+  if (x >= 0.0) { return 1.0 / (1.0 + exp_s(-x)); }
+  let e = exp_s(x);
+  return e / (1.0 + e);
+}
+fn softplus_s(x: f32) -> f32 {
+  return max_number(x, 0.0) + log1p_s(exp_s(-abs(x)));
+}
+fn sin_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return sin(x); }
+fn cos_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return cos(x); }
+fn is_int(y: f32) -> bool { return floor(y) == y && abs(y) != inf(); }
+fn is_odd(y: f32) -> bool { return abs(y) < 16777216.0 && floor(y) == y && (i32(abs(y)) & 1) == 1; }
+fn pow_ieee(x: f32, y: f32) -> f32 {
+  if (y == 0.0) { return 1.0; }
+  if (x == 1.0) { return 1.0; }
+  if (is_nan(x) || is_nan(y)) { return nan(); }
+  let ax = abs(x);
+  if (abs(y) == inf()) {
+    if (ax == 1.0) { return 1.0; }
+    if ((ax > 1.0) == (y > 0.0)) { return inf(); }
+    return 0.0;
+  }
+  if (x == 0.0) {
+    let odd = is_odd(y);
+    if (y > 0.0) { return select(0.0, x, odd); }
+    return select(inf(), copysign(inf(), x), odd);
+  }
+  if (ax == inf()) {
+    let odd = is_odd(y);
+    if (x > 0.0) { return select(0.0, inf(), y > 0.0); }
+    if (y > 0.0) { return select(inf(), -inf(), odd); }
+    return select(0.0, -0.0, odd);
+  }
+  if (x < 0.0 && !is_int(y)) { return nan(); }
+  let r = exp2(y * log2(ax));
+  if (x < 0.0 && is_odd(y)) { return -r; }
+  return r;
+}
+
+const VB: u32 = 17153u;
+
+// matmul [0, 1] -> [128]
+@compute @workgroup_size(64)
+fn n2(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  let row = e / 128u;
+  let col = e % 128u;
+  var acc = 0.0;
+  for (var p = 0u; p < 2u; p++) {
+    let prod = A[VB + 0u * P.batch + b * 2u + row * 2u + p] * A[0u + p * 128u + col];
+    acc = acc + prod;
+  }
+  A[VB + 2u * P.batch + b * 128u + e] = acc;
+}
+
+// add [2, 3] -> [128]
+@compute @workgroup_size(64)
+fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 130u * P.batch + b * 128u + e] = A[VB + 2u * P.batch + b * 128u + e] + A[256u + e];
+}
+
+// sigmoid [4] -> [128]
+@compute @workgroup_size(64)
+fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 258u * P.batch + b * 128u + e] = sigmoid_s(A[VB + 130u * P.batch + b * 128u + e]);
+}
+
+// mul [4, 5] -> [128]
+@compute @workgroup_size(64)
+fn n6(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 386u * P.batch + b * 128u + e] = A[VB + 130u * P.batch + b * 128u + e] * A[VB + 258u * P.batch + b * 128u + e];
+}
+
+// matmul [6, 7] -> [128]
+@compute @workgroup_size(64)
+fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  let row = e / 128u;
+  let col = e % 128u;
+  var acc = 0.0;
+  for (var p = 0u; p < 128u; p++) {
+    let prod = A[VB + 386u * P.batch + b * 128u + row * 128u + p] * A[384u + p * 128u + col];
+    acc = acc + prod;
+  }
+  A[VB + 514u * P.batch + b * 128u + e] = acc;
+}
+
+// add [8, 9] -> [128]
+@compute @workgroup_size(64)
+fn n10(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 642u * P.batch + b * 128u + e] = A[VB + 514u * P.batch + b * 128u + e] + A[16768u + e];
+}
+
+// sigmoid [10] -> [128]
+@compute @workgroup_size(64)
+fn n11(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 770u * P.batch + b * 128u + e] = sigmoid_s(A[VB + 642u * P.batch + b * 128u + e]);
+}
+
+// mul [10, 11] -> [128]
+@compute @workgroup_size(64)
+fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 898u * P.batch + b * 128u + e] = A[VB + 642u * P.batch + b * 128u + e] * A[VB + 770u * P.batch + b * 128u + e];
+}
+
+// matmul [12, 13] -> [1]
+@compute @workgroup_size(64)
+fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 1u) { return; }
+  let b = i / 1u;
+  let e = i % 1u;
+  let row = e / 1u;
+  let col = e % 1u;
+  var acc = 0.0;
+  for (var p = 0u; p < 128u; p++) {
+    let prod = A[VB + 898u * P.batch + b * 128u + row * 128u + p] * A[16896u + p * 1u + col];
+    acc = acc + prod;
+  }
+  A[VB + 1026u * P.batch + b * 1u + e] = acc;
+}
+
+// add [14, 15] -> [1]
+@compute @workgroup_size(64)
+fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 1u) { return; }
+  let b = i / 1u;
+  let e = i % 1u;
+  A[VB + 1027u * P.batch + b * 1u + e] = A[VB + 1026u * P.batch + b * 1u + e] + A[17024u + e];
+}
+
+// sum[0] [16] -> []
+@compute @workgroup_size(64)
+fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 1u) { return; }
+  let b = i / 1u;
+  let e = i % 1u;
+  var acc = 0.0;
+  for (var r0 = 0u; r0 < 1u; r0++) {
+    acc = acc + A[VB + 1027u * P.batch + b * 1u + (r0 * 1u)];
+  }
+  A[VB + 1028u * P.batch + b * 1u + e] = acc;
+}
+
+// mul [20, 11] -> [128]
+@compute @workgroup_size(64)
+fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 1029u * P.batch + b * 128u + e] = A[16896u + e] * A[VB + 770u * P.batch + b * 128u + e];
+}
+
+// mul [20, 10] -> [128]
+@compute @workgroup_size(64)
+fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 1157u * P.batch + b * 128u + e] = A[16896u + e] * A[VB + 642u * P.batch + b * 128u + e];
+}
+
+// broadcast [18] -> [128]
+@compute @workgroup_size(64)
+fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= 128u) { return; }
+  let b = 0u;
+  let e = i;
+  let c0 = (e / 1u) % 128u;
+  A[17025u + e] = C[0u + 0u];
+}
+
+// sub [23, 11] -> [128]
+@compute @workgroup_size(64)
+fn n24(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 1285u * P.batch + b * 128u + e] = A[17025u + e] - A[VB + 770u * P.batch + b * 128u + e];
+}
+
+// mul [11, 24] -> [128]
+@compute @workgroup_size(64)
+fn n25(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 1413u * P.batch + b * 128u + e] = A[VB + 770u * P.batch + b * 128u + e] * A[VB + 1285u * P.batch + b * 128u + e];
+}
+
+// mul [22, 25] -> [128]
+@compute @workgroup_size(64)
+fn n26(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 1541u * P.batch + b * 128u + e] = A[VB + 1157u * P.batch + b * 128u + e] * A[VB + 1413u * P.batch + b * 128u + e];
+}
+
+// add [21, 26] -> [128]
+@compute @workgroup_size(64)
+fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 1669u * P.batch + b * 128u + e] = A[VB + 1029u * P.batch + b * 128u + e] + A[VB + 1541u * P.batch + b * 128u + e];
+}
+
+// matmul [7, 27] -> [128]
+@compute @workgroup_size(64)
+fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  let row = e / 1u;
+  let col = e % 1u;
+  var acc = 0.0;
+  for (var p = 0u; p < 128u; p++) {
+    let prod = A[384u + row * 128u + p] * A[VB + 1669u * P.batch + b * 128u + p * 1u + col];
+    acc = acc + prod;
+  }
+  A[VB + 1797u * P.batch + b * 128u + e] = acc;
+}
+
+// mul [28, 5] -> [128]
+@compute @workgroup_size(64)
+fn n29(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 1925u * P.batch + b * 128u + e] = A[VB + 1797u * P.batch + b * 128u + e] * A[VB + 258u * P.batch + b * 128u + e];
+}
+
+// mul [28, 4] -> [128]
+@compute @workgroup_size(64)
+fn n30(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 2053u * P.batch + b * 128u + e] = A[VB + 1797u * P.batch + b * 128u + e] * A[VB + 130u * P.batch + b * 128u + e];
+}
+
+// sub [23, 5] -> [128]
+@compute @workgroup_size(64)
+fn n31(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 2181u * P.batch + b * 128u + e] = A[17025u + e] - A[VB + 258u * P.batch + b * 128u + e];
+}
+
+// mul [5, 31] -> [128]
+@compute @workgroup_size(64)
+fn n32(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 2309u * P.batch + b * 128u + e] = A[VB + 258u * P.batch + b * 128u + e] * A[VB + 2181u * P.batch + b * 128u + e];
+}
+
+// mul [30, 32] -> [128]
+@compute @workgroup_size(64)
+fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 2437u * P.batch + b * 128u + e] = A[VB + 2053u * P.batch + b * 128u + e] * A[VB + 2309u * P.batch + b * 128u + e];
+}
+
+// add [29, 33] -> [128]
+@compute @workgroup_size(64)
+fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 128u) { return; }
+  let b = i / 128u;
+  let e = i % 128u;
+  A[VB + 2565u * P.batch + b * 128u + e] = A[VB + 1925u * P.batch + b * 128u + e] + A[VB + 2437u * P.batch + b * 128u + e];
+}
+
+// matmul [1, 34] -> [2]
+@compute @workgroup_size(64)
+fn n35(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 2u) { return; }
+  let b = i / 2u;
+  let e = i % 2u;
+  let row = e / 1u;
+  let col = e % 1u;
+  var acc = 0.0;
+  for (var p = 0u; p < 128u; p++) {
+    let prod = A[0u + row * 128u + p] * A[VB + 2565u * P.batch + b * 128u + p * 1u + col];
+    acc = acc + prod;
+  }
+  A[VB + 2693u * P.batch + b * 2u + e] = acc;
+}
+

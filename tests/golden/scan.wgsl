@@ -1,0 +1,1 @@
+error: cannot compile: a scan (a recurrence over a sequence) does not run on the gpu backend yet

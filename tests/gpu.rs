@@ -1,0 +1,351 @@
+//! Differential tests: the GPU backend (WGSL through wgpu, f32) against the
+//! reference interpreter, on the graphs the CPU JIT is tested on, at batch
+//! sizes 1, 3, 64 and 1000. Tolerance as for the CPU JIT's f32:
+//! |gpu − ref| ≤ rtol·(|ref| + 1) against the interpreter in f64 on the same
+//! f32-rounded inputs (batch sums scaled by √batch).
+//!
+//! Without a GPU adapter every test prints why and passes — except in CI
+//! (`CI=true`), where Mesa's lavapipe is installed and a GPU suite that
+//! could not run fails the run.
+
+mod common;
+
+use common::graphs::*;
+use ebm::backend::gpu::Gpu;
+use ebm::backend::{Backend, BackendError, DType};
+use ebm::ir::interp::eval;
+use ebm::ir::{BatchReduce, Graph, InputKind, UnaryOp};
+
+const F32_RTOL: f64 = 1e-4;
+const BATCHES: [usize; 4] = [1, 3, 64, 1000];
+
+/// The device, or `None` (with the reason printed) outside CI.
+fn gpu(test: &str) -> Option<Gpu> {
+    match Gpu::new() {
+        Ok(g) => Some(g),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI must run the GPU tests, but {test} found no device: {e}")
+        }
+        Err(e) => {
+            eprintln!("{test} skipped: {e}");
+            None
+        }
+    }
+}
+
+/// Runs `g` on the GPU and the interpreter over `batch` samples; panics on
+/// a mismatch beyond `rtol`.
+fn check(gpu: &Gpu, g: &Graph, batch: usize, seed: u64, rtol: f64) {
+    let ins = inputs_for(g, batch, seed);
+    let refs: Vec<&[f64]> = ins.iter().map(|v| &v[..]).collect();
+    let want = eval::<f64>(g, &refs, batch).unwrap();
+    let k = gpu.compile(g, DType::F32).unwrap_or_else(|e| panic!("{e}"));
+    let ins32: Vec<Vec<f32>> = ins
+        .iter()
+        .map(|v| v.iter().map(|&x| x as f32).collect())
+        .collect();
+    let refs32: Vec<&[f32]> = ins32.iter().map(|v| &v[..]).collect();
+    let mut outs: Vec<Vec<f32>> = want.iter().map(|w| vec![f32::NAN; w.len()]).collect();
+    {
+        let mut o: Vec<&mut [f32]> = outs.iter_mut().map(|v| &mut v[..]).collect();
+        k.run_f32(&refs32, &mut o, batch)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for (j, (w, o)) in want.iter().zip(&outs).enumerate() {
+        let tol = match g.outputs[j].reduce {
+            BatchReduce::PerSample => rtol,
+            BatchReduce::Sum => rtol * (batch as f64).sqrt().max(1.0) * 4.0,
+        };
+        for (i, (&a, &b)) in o.iter().zip(w).enumerate() {
+            assert!(
+                close(a as f64, b, tol),
+                "batch {batch}: output {} [{i}] gpu {a} vs interp {b}\n{}",
+                g.outputs[j].name,
+                ebm::ir::print::print(g)
+            );
+        }
+    }
+}
+
+fn check_all(gpu: &Gpu, g: &Graph, rtol: f64) {
+    for batch in BATCHES {
+        check(gpu, g, batch, batch as u64 * 7 + 1, rtol);
+    }
+}
+
+#[test]
+fn every_unary_op() {
+    let Some(gpu) = gpu("every_unary_op") else {
+        return;
+    };
+    for op in UNARY {
+        check_all(&gpu, &unary_graph(op), F32_RTOL);
+    }
+}
+
+#[test]
+fn every_binary_op() {
+    let Some(gpu) = gpu("every_binary_op") else {
+        return;
+    };
+    for op in BINARY {
+        check_all(&gpu, &binary_graph(op), F32_RTOL);
+    }
+}
+
+#[test]
+fn energies_gradients_and_batch_sums() {
+    let Some(gpu) = gpu("energies_gradients_and_batch_sums") else {
+        return;
+    };
+    check_all(&gpu, &gmm_graph(), F32_RTOL);
+    check_all(&gpu, &mlp_graph(16), F32_RTOL);
+    check_all(&gpu, &invariant_graph(), F32_RTOL);
+    check(&gpu, &mlp_graph(128), 300, 1, F32_RTOL);
+}
+
+/// Seeded random graphs over every structural op (broadcasts, transposes,
+/// slices with steps, concatenations, reductions over axis sets, matrix
+/// products of rank 1 and 2), as the CPU JIT's property test.
+#[test]
+fn random_graphs_match_interpreter() {
+    let Some(gpu) = gpu("random_graphs_match_interpreter") else {
+        return;
+    };
+    for seed in 0..24u64 {
+        let g = random_graph(seed * 0x9E37_79B9 + 5, 1 + (seed as usize % 13));
+        for batch in BATCHES {
+            check(&gpu, &g, batch, seed ^ batch as u64, F32_RTOL);
+        }
+    }
+}
+
+/// ∇ₓE, ∇_θE (batch-summed), the HVP and the mixed product of every example
+/// energy, and of random energies.
+#[test]
+fn derivative_kernels_match_interpreter() {
+    let Some(gpu) = gpu("derivative_kernels_match_interpreter") else {
+        return;
+    };
+    let graphs = example_derivative_graphs();
+    assert!(graphs.len() >= 5, "only {} example energies", graphs.len());
+    for g in &graphs {
+        for batch in BATCHES {
+            // As on the CPU: the 128-wide MLP's f32 HVP cancels (~2e-4).
+            check(&gpu, g, batch, batch as u64 + 11, 1e-3);
+        }
+    }
+    for seed in 0..12u64 {
+        let g = all_derivatives(&random_energy(seed * 31 + 7, 1 + seed as usize % 9));
+        for batch in BATCHES {
+            check(&gpu, &g, batch, seed ^ batch as u64, F32_RTOL);
+        }
+    }
+}
+
+/// A call larger than one storage binding runs in chunks: per-sample rows
+/// land in place and batch sums carry across chunks.
+#[test]
+fn a_batch_larger_than_the_device_binding_runs_in_chunks() {
+    let Some(gpu) = gpu("a_batch_larger_than_the_device_binding_runs_in_chunks") else {
+        return;
+    };
+    let n = 4096;
+    let mut g = Graph::new("wide");
+    let x = g.input_node("x", vec![n], InputKind::Sample);
+    let y = g.unary(UnaryOp::Sin, x);
+    let s = g.sum_all(y);
+    g.add_output("s", s, BatchReduce::PerSample);
+    g.add_output("y_sum", y, BatchReduce::Sum);
+    // 4096 × 2 values a sample: 9000 samples need 295 MB, over lavapipe's
+    // 128 MiB binding.
+    check(&gpu, &g, 9000, 3, F32_RTOL);
+}
+
+#[test]
+fn f64_is_refused_with_a_message_naming_f32() {
+    let Some(gpu) = gpu("f64_is_refused_with_a_message_naming_f32") else {
+        return;
+    };
+    let err = match gpu.compile(&unary_graph(UnaryOp::Exp), DType::F64) {
+        Err(e) => e,
+        Ok(_) => panic!("f64 compiled on the GPU"),
+    };
+    assert!(matches!(err, BackendError::UnsupportedDType { .. }));
+    assert!(err.to_string().contains("f32"), "{err}");
+}
+
+/// A malformed graph is refused by the verifier before code generation.
+#[test]
+fn the_verifier_runs_before_code_generation() {
+    let Some(gpu) = gpu("the_verifier_runs_before_code_generation") else {
+        return;
+    };
+    let mut g = unary_graph(UnaryOp::Exp);
+    g.outputs[0].node = ebm::ir::NodeId(999);
+    assert!(matches!(
+        gpu.compile(&g, DType::F32),
+        Err(BackendError::InvalidIr(_))
+    ));
+}
+
+fn ebm(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ebm"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json_numbers(text: &str) -> Vec<f64> {
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    let mut out = vec![];
+    for key in ["energy", "grad", "hvp"] {
+        match &v[key] {
+            serde_json::Value::Number(n) => out.push(n.as_f64().unwrap()),
+            serde_json::Value::Array(a) => out.extend(a.iter().map(|n| n.as_f64().unwrap())),
+            other => panic!("{key}: {other}"),
+        }
+    }
+    out
+}
+
+/// `ebm eval --backend gpu --dtype f32 --json` prints the fields the CPU
+/// backend prints, agreeing to f32 accuracy.
+#[test]
+fn eval_on_the_gpu_matches_the_cpu() {
+    if gpu("eval_on_the_gpu_matches_the_cpu").is_none() {
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    for (file, energy, at, v) in [
+        ("examples/banana.ebm", "banana", "0.5,1.0", "1,0"),
+        ("examples/gmm8.ebm", "gmm", "0.3,-1.2", "0.5,2"),
+        ("examples/mlp.ebm", "net", "0.1,0.2", "1,1"),
+    ] {
+        let path = format!("{root}/{file}");
+        let run = |backend: &str| {
+            let o = ebm(&[
+                "eval",
+                &path,
+                "--energy",
+                energy,
+                "--at",
+                at,
+                "--grad",
+                "--hvp",
+                v,
+                "--dtype",
+                "f32",
+                "--json",
+                "--backend",
+                backend,
+            ]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "{file} on {backend}: {err}");
+            json_numbers(&String::from_utf8_lossy(&o.stdout))
+        };
+        let (cpu, gpu) = (run("cpu"), run("gpu"));
+        assert_eq!(cpu.len(), gpu.len());
+        for (c, g) in cpu.iter().zip(&gpu) {
+            assert!(close(*g, *c, 1e-4), "{file}: gpu {g} vs cpu {c}");
+        }
+    }
+}
+
+/// The default dtype (f64) on the GPU is a clear error naming f32.
+#[test]
+fn f64_on_the_gpu_names_f32() {
+    if gpu("f64_on_the_gpu_names_f32").is_none() {
+        return;
+    }
+    let path = format!("{}/examples/banana.ebm", env!("CARGO_MANIFEST_DIR"));
+    let o = ebm(&[
+        "eval",
+        &path,
+        "--energy",
+        "banana",
+        "--at",
+        "0,0",
+        "--backend",
+        "gpu",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--dtype f32"), "{err}");
+}
+
+/// Every sampler runs on the GPU backend: a standard 2-d Gaussian's draws
+/// have mean ≈ 0 and variance ≈ 1 (64 chains × 150 draws; the bounds are
+/// several standard errors wide at the ESS such a run reaches).
+#[test]
+fn every_sampler_runs_on_the_gpu() {
+    if gpu("every_sampler_runs_on_the_gpu").is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ebm-gpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("g.ebm");
+    std::fs::write(&file, "energy g(x: [2]) = (x[0]^2 + x[1]^2) / 2\n").unwrap();
+    // Short trajectories: each leapfrog step is a kernel call.
+    for (sampler, extra) in [
+        ("ula", vec![]),
+        ("mala", vec![]),
+        ("rwmh", vec![]),
+        ("hmc", vec!["--leapfrog", "4"]),
+        ("nuts", vec!["--max-depth", "3"]),
+    ] {
+        let out = dir.join(format!("{sampler}.csv"));
+        let mut args = vec![
+            "sample",
+            file.to_str().unwrap(),
+            "--energy",
+            "g",
+            "--sampler",
+            sampler,
+            "--backend",
+            "gpu",
+            "--dtype",
+            "f32",
+            "--chains",
+            "64",
+            "--warmup",
+            "150",
+            "--steps",
+            "150",
+            "--step",
+            "0.1",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let o = ebm(&args);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{sampler}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(stdout.contains("device: "), "{sampler}: {stdout}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut rows = text.lines().filter(|l| !l.starts_with('#'));
+        let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+        let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let (c0, c1) = (col("x.0"), col("x.1"));
+        let (mut n, mut s, mut ss) = (0.0, [0.0; 2], [0.0; 2]);
+        for r in rows {
+            let f: Vec<f64> = r.split(',').map(|v| v.parse().unwrap()).collect();
+            for (k, c) in [c0, c1].into_iter().enumerate() {
+                s[k] += f[c];
+                ss[k] += f[c] * f[c];
+            }
+            n += 1.0;
+        }
+        for k in 0..2 {
+            let mean = s[k] / n;
+            let var = ss[k] / n - mean * mean;
+            assert!(mean.abs() < 0.25, "{sampler}: mean {mean}");
+            assert!((0.7..1.4).contains(&var), "{sampler}: variance {var}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
