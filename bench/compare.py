@@ -62,7 +62,7 @@ def sample_argv(ebm, workload, dtype="f32", sampler=None, steps=None):
     warm = ["--warmup", str(n - 1), "--steps", "1"] if ula else ["--warmup", "0", "--steps", str(n), "--thin", str(n)]
     out = os.path.join(tempfile.gettempdir(), f"ebm-compare-{os.getpid()}.csv")
     return [ebm, "sample", os.path.join(HERE, "workloads", script), "--energy", energy, *flags,
-            "--chains", str(chains), *warm, "--dtype", dtype, "--out", out], chains * n
+            "--chains", str(chains), *warm, "--dtype", dtype, "--out", out, *ON], chains * n
 
 
 def cli_job(ebm, workload, repeat, dtype="f32", sampler=None, label=None):
@@ -74,7 +74,7 @@ def cli_job(ebm, workload, repeat, dtype="f32", sampler=None, label=None):
         p = subprocess.run(argv, capture_output=True, text=True)
         wall = time.perf_counter() - t
         if p.returncode != 0:
-            print(json.dumps({"framework": "ebm-sample", "workload": label or workload, "error": p.stderr[-500:]}))
+            print(json.dumps({"framework": "ebm-sample" + TAG, "workload": label or workload, "error": p.stderr[-500:]}))
             return
         m = re.search(r"([0-9.]+) s, ([0-9.e+]+) chain-steps/s", p.stdout)
         sampling.append(float(m.group(1)))
@@ -84,7 +84,7 @@ def cli_job(ebm, workload, repeat, dtype="f32", sampler=None, label=None):
     med = lambda v: sorted(v)[len(v) // 2]
     rate = med(rates)
     grads = 10 if "hmc" in (label or workload) else 1
-    rec = {"framework": "ebm-sample", "workload": label or workload, "dtype": dtype,
+    rec = {"framework": "ebm-sample" + TAG, "workload": label or workload, "dtype": dtype,
            "samples_per_s": round(rate, 1), "seconds_median": round(chain_steps / rate, 6),
            "command_s_median": round(med(walls), 4), "repeat": repeat}
     if workload == "mlp_ula" and sampler is None:
@@ -93,6 +93,11 @@ def cli_job(ebm, workload, repeat, dtype="f32", sampler=None, label=None):
         rec["grad_evals_per_s"] = round(rate * grads)
         del rec["samples_per_s"]
     print(json.dumps(rec))
+# `--backend gpu` (or EBM_BENCH_BACKEND=gpu): every ebm command runs on the GPU backend; the
+# variable carries the choice into the jobs this script runs as subprocesses of itself.
+BACKEND = os.environ.get("EBM_BENCH_BACKEND", "cpu")
+ON = ["--backend", BACKEND]
+TAG = "" if BACKEND == "cpu" else "-" + BACKEND
 PEERS = os.environ.get("EBM_PEERS_DIR", os.path.join(HERE, "..", "..", "shared", "bench", "peers"))
 ULA = ["gmm2d_ula", "gauss100_ula", "mlp_ula"]
 
@@ -105,7 +110,7 @@ def jobs(ebm, only):
     me = [sys.executable, os.path.abspath(__file__), "--ebm", ebm, "--cli-job"]
     for w in ULA:
         if "ebm" in only:
-            out.append(("ebm", [ebm, "bench", "--workload", w], None))
+            out.append(("ebm", [ebm, "bench", "--workload", w, *ON], None))
             out.append(("ebm", me + [w], None))
         if "torch" in only:
             for mode in ("eager", "compile"):
@@ -191,7 +196,7 @@ def cd_train_job(ebm, repeat):
         f = os.path.join(tmp, name)
         np.savetxt(f, rows.astype(np.float64), delimiter=",", header="x0,x1", comments="", fmt="%.9g")
         p = subprocess.run([ebm, "eval", script, "--energy", "mlp", "--params", params, "--data", f,
-                            "--dtype", "f32", "--json"], capture_output=True, text=True)
+                            "--dtype", "f32", "--json", *ON], capture_output=True, text=True)
         return np.array(json.loads(p.stdout), dtype=np.float64)
     ep = energies(data[:B], "pos.csv")
     en = energies(C.cd_buffer_init()[:B], "neg.csv")
@@ -202,7 +207,7 @@ def cd_train_job(ebm, repeat):
             "--sampler-steps", str(c["k"]), "--step", str(c["lam"]), "--lr", str(c["lr"]), "--l2", str(c["alpha"]),
             "--buffer", str(c["buffer"]), "--reinit", str(c["reinit"]), "--init", f"uniform:-{c['box']},{c['box']}",
             "--init-params", params, "--dtype", "f32", "--checkpoint-every", "0", "--eval-every", "0",
-            "--out", os.path.join(tmp, "run")]
+            "--out", os.path.join(tmp, "run"), *ON]
     rates, walls, last = [], [], None
     for _ in range(repeat + 1):
         t0 = time.perf_counter()
@@ -210,7 +215,7 @@ def cd_train_job(ebm, repeat):
         wall = time.perf_counter() - t0
         m = re.search(r"([0-9.]+) it/s; last loss ([-0-9.e]+) \(E\+ ([-0-9.e]+), E- ([-0-9.e]+)\)", p.stdout)
         if p.returncode != 0 or not m:
-            print(json.dumps({"framework": "ebm-train", "workload": "cd_train", "error": (p.stderr or p.stdout)[-500:]}))
+            print(json.dumps({"framework": "ebm-train" + TAG, "workload": "cd_train", "error": (p.stderr or p.stdout)[-500:]}))
             return
         rates.append(float(m.group(1)))
         walls.append(wall)
@@ -219,7 +224,7 @@ def cd_train_job(ebm, repeat):
     rate = sorted(rates)[len(rates) // 2]
     flops = C.flops_for("cd_train")
     buf = np.load(os.path.join(tmp, "buffer.npy")) if os.path.exists(os.path.join(tmp, "buffer.npy")) else None
-    rec = {"framework": "ebm-train", "workload": "cd_train", "dtype": "f32", "iters_per_s": round(rate, 2),
+    rec = {"framework": "ebm-train" + TAG, "workload": "cd_train", "dtype": "f32", "iters_per_s": round(rate, 2),
            "seconds_median": round(c["iters"] / rate, 4), "command_s_median": round(sorted(walls)[len(walls) // 2], 3),
            "gflops": round(flops / (c["iters"] / rate) / 1e9, 2),
            "checksum": {"last_loss": last[0], "last_e_pos": last[1], "last_e_neg": last[2]},
@@ -266,7 +271,7 @@ def jem_step_job(ebm, repeat):
             "--sgld-step", str(c["sgld_step"]), "--sgld-noise", str(c["sgld_noise"]), "--lr", str(c["lr"]),
             "--buffer", str(c["buffer"]), "--reinit", str(c["reinit"]), "--init", "uniform:-1,1",
             "--init-params", params, "--dtype", "f32", "--checkpoint-every", "0", "--eval-every", "0",
-            "--out", os.path.join(tmp, "run")]
+            "--out", os.path.join(tmp, "run"), *ON]
     rates, walls, last = [], [], None
     for _ in range(repeat + 1):
         t0 = time.perf_counter()
@@ -275,7 +280,7 @@ def jem_step_job(ebm, repeat):
         m = re.search(r"([0-9.]+) it/s; last loss ([-0-9.e]+) \(E\+ ([-0-9.e]+), E- ([-0-9.e]+)\)", p.stdout)
         ce = re.search(r"cross-entropy ([-0-9.e]+)", p.stdout)
         if p.returncode != 0 or not m:
-            print(json.dumps({"framework": "ebm-jem", "workload": "jem_step", "error": (p.stderr or p.stdout)[-500:]}))
+            print(json.dumps({"framework": "ebm-jem" + TAG, "workload": "jem_step", "error": (p.stderr or p.stdout)[-500:]}))
             return
         rates.append(float(m.group(1)))
         walls.append(wall)
@@ -283,7 +288,7 @@ def jem_step_job(ebm, repeat):
     rates, walls = rates[1:], walls[1:]
     rate = sorted(rates)[len(rates) // 2]
     flops = C.flops_for("jem_step")
-    rec = {"framework": "ebm-jem", "workload": "jem_step", "dtype": "f32", "iters_per_s": round(rate, 2),
+    rec = {"framework": "ebm-jem" + TAG, "workload": "jem_step", "dtype": "f32", "iters_per_s": round(rate, 2),
            "seconds_median": round(c["iters"] / rate, 4), "command_s_median": round(sorted(walls)[len(walls) // 2], 3),
            "gflops": round(flops / (c["iters"] / rate) / 1e9, 2),
            "checksum": {"last_loss": last[0], "E_pos": last[1], "E_neg": last[2], "final_CE": last[3]},
@@ -356,8 +361,13 @@ def main():
     ap.add_argument("--max-foreign", type=float, default=0.05)
     ap.add_argument("--only", default="ebm,torch,jax,numpy,sgemm,samplers")
     ap.add_argument("--out", default="bench-results.jsonl")
+    ap.add_argument("--backend", choices=["cpu", "gpu"], help="the backend ebm runs on (default: cpu)")
     ap.add_argument("--cli-job", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.backend and a.backend != BACKEND:
+        # Re-run with the choice in the environment, so every sub-job sees it.
+        os.environ["EBM_BENCH_BACKEND"] = a.backend
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     if a.cli_job == "grid":
         return grid_job(a.ebm, a.repeat)
     if a.cli_job == "cd_train":

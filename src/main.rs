@@ -248,6 +248,9 @@ enum Command {
         /// Worker threads (default: the machine's cores, or EBM_THREADS).
         #[arg(long)]
         threads: Option<usize>,
+        /// The backend the energies run on (f32).
+        #[arg(long, default_value = "cpu", value_parser = ["cpu", "gpu"])]
+        backend: String,
     },
 }
 
@@ -363,7 +366,8 @@ fn main() -> ExitCode {
             workload,
             repeat,
             threads,
-        } => cli::bench(&workload, repeat, threads),
+            backend,
+        } => cli::bench(&workload, repeat, threads, &backend),
     };
     match result {
         Ok(text) => {

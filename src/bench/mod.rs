@@ -158,6 +158,8 @@ pub struct Options {
     pub workloads: Vec<String>,
     pub repeat: usize,
     pub threads: usize,
+    /// `cpu` (the default) or `gpu`: the backend the energy is compiled for.
+    pub backend: String,
 }
 
 /// Runs the chosen workloads, printing one JSON line each to `out`.
@@ -216,12 +218,12 @@ fn compile(w: &Workload) -> Result<(Graph, f64), String> {
 }
 
 /// The workload's energy in f32 with the peers' parameter values, on the
-/// CPU backend — compiled exactly as `ebm sample --dtype f32` compiles it.
-fn energy_of(w: &Workload, graph: &Graph) -> Result<CompiledEnergy, String> {
+/// chosen backend — compiled exactly as `ebm sample --dtype f32` compiles it.
+fn energy_of(w: &Workload, graph: &Graph, opts: &Options) -> Result<CompiledEnergy, String> {
     CompiledEnergy::new(
         graph.clone(),
         param_values(w, graph),
-        std::sync::Arc::new(Cpu::new()),
+        crate::backend::named(&opts.backend)?,
         DType::F32,
     )
     .map_err(|e| e.to_string())
@@ -275,7 +277,7 @@ fn run_workload(w: &Workload, opts: &Options) -> Result<Value, String> {
     let idle_before = machine::wait_quiet();
     // Warm-up: compile the step kernels, then one full run.
     let t = Instant::now();
-    let energy = energy_of(w, &graph)?;
+    let energy = energy_of(w, &graph, opts)?;
     let sampler = SamplerConfig::ula(w.lam);
     let go = || run_engine(&energy, &sampler, &x0, w.chains, w.steps, opts.threads);
     let mut d = go()?;
@@ -291,6 +293,7 @@ fn run_workload(w: &Workload, opts: &Options) -> Result<Value, String> {
     let x: Vec<f32> = d.x.iter().map(|&v| v as f32).collect();
     let probe = probe_checksum(w, &graph, &params)?;
     let mut rec = record(
+        opts,
         w,
         &x,
         probe,
@@ -331,6 +334,7 @@ fn probe_checksum(
 
 #[allow(clippy::too_many_arguments)]
 fn record(
+    opts: &Options,
     w: &Workload,
     x: &[f32],
     probe: Map<String, Value>,
@@ -376,7 +380,7 @@ fn record(
         4.0 * p * (w.chains * w.steps) as f64 / med / 1e9
     });
     json!({
-        "framework": "ebm-cpu",
+        "framework": format!("ebm-{}", opts.backend),
         "workload": w.name,
         "seconds_median": round6(med),
         "samples_per_s": ((w.chains * w.steps) as f64 / med * 10.0).round() / 10.0,
@@ -413,7 +417,7 @@ fn round6(v: f64) -> f64 {
 fn run_mh(name: &str, grads: usize, steps: usize, opts: &Options) -> Result<Value, String> {
     let w = &WORKLOADS[0];
     let (graph, _) = compile(w)?;
-    let energy = energy_of(w, &graph)?;
+    let energy = energy_of(w, &graph, opts)?;
     let mut config = if grads == 1 {
         SamplerConfig::mala(0.02)
     } else {
@@ -451,7 +455,7 @@ fn run_mh(name: &str, grads: usize, steps: usize, opts: &Options) -> Result<Valu
         .sum::<f64>()
         / w.chains as f64;
     Ok(json!({
-        "framework": "ebm-cpu",
+        "framework": format!("ebm-{}", opts.backend),
         "workload": name,
         "seconds_median": round6(med),
         "grad_evals_per_s": ((w.chains * steps * grads) as f64 / med).round(),

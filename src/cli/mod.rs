@@ -426,7 +426,12 @@ pub fn dump(
 /// The most timed repetitions `ebm bench` runs.
 const MAX_BENCH_REPEAT: usize = 1000;
 
-pub fn bench(workload: &str, repeat: usize, threads: Option<usize>) -> Result<String> {
+pub fn bench(
+    workload: &str,
+    repeat: usize,
+    threads: Option<usize>,
+    backend: &str,
+) -> Result<String> {
     // Each repetition runs a whole workload (up to a second or so): more
     // than a thousand is a mistyped flag, not a measurement.
     if !(1..=MAX_BENCH_REPEAT).contains(&repeat) {
@@ -449,6 +454,7 @@ pub fn bench(workload: &str, repeat: usize, threads: Option<usize>) -> Result<St
         workloads,
         repeat,
         threads: threads.unwrap_or_else(ebm::backend::cpu::default_threads),
+        backend: backend.to_string(),
     };
     // `bench` words its own errors (with their `error:` prefix where it has one).
     ebm::bench::run(&opts, &mut std::io::stdout()).map_err(Failure::Rendered)?;

@@ -1,4 +1,4 @@
-// banana: 20 passes; invariant region 1 values, 24 values per sample
+// banana: 10 passes; invariant region 1 values, 14 values per sample
 
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
@@ -22,6 +22,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -104,15 +105,14 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 
 const VB: u32 = 1u;
 
-// slice axis=0 start=0 [0] -> [1]
+// reshape [2] -> []
 @compute @workgroup_size(64)
-fn n2(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  let c0 = (e / 1u) % 1u;
-  A[VB + 2u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ((0u + c0 * 1u) * 1u)];
+  A[VB + 2u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ((0u + ((e) / 1u) % 1u * 1u) * 1u)];
 }
 
 // sub [1, 3] -> []
@@ -122,50 +122,7 @@ fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 3u * P.batch + b * 1u + e] = C[0u + e] - A[VB + 2u * P.batch + b * 1u + e];
-}
-
-// powc 2 [4] -> []
-@compute @workgroup_size(64)
-fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let x = A[VB + 3u * P.batch + b * 1u + e];
-  A[VB + 4u * P.batch + b * 1u + e] = x * x;
-}
-
-// div [5, 6] -> []
-@compute @workgroup_size(64)
-fn n7(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 5u * P.batch + b * 1u + e] = A[VB + 4u * P.batch + b * 1u + e] / C[1u + e];
-}
-
-// slice axis=0 start=1 [0] -> [1]
-@compute @workgroup_size(64)
-fn n9(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let c0 = (e / 1u) % 1u;
-  A[VB + 6u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ((1u + c0 * 1u) * 1u)];
-}
-
-// powc 2 [3] -> []
-@compute @workgroup_size(64)
-fn n11(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let x = A[VB + 2u * P.batch + b * 1u + e];
-  A[VB + 7u * P.batch + b * 1u + e] = x * x;
+  A[VB + 3u * P.batch + b * 1u + e] = (C[0u + e] - A[VB + 2u * P.batch + b * 1u + e]);
 }
 
 // sub [10, 11] -> []
@@ -175,28 +132,7 @@ fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 8u * P.batch + b * 1u + e] = A[VB + 6u * P.batch + b * 1u + e] - A[VB + 7u * P.batch + b * 1u + e];
-}
-
-// powc 2 [12] -> []
-@compute @workgroup_size(64)
-fn n13(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let x = A[VB + 8u * P.batch + b * 1u + e];
-  A[VB + 9u * P.batch + b * 1u + e] = x * x;
-}
-
-// mul [8, 13] -> []
-@compute @workgroup_size(64)
-fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 10u * P.batch + b * 1u + e] = C[2u + e] * A[VB + 9u * P.batch + b * 1u + e];
+  A[VB + 4u * P.batch + b * 1u + e] = (A[VB + 0u * P.batch + b * 2u + ((1u + ((e) / 1u) % 1u * 1u) * 1u)] - sq(A[VB + 2u * P.batch + b * 1u + e]));
 }
 
 // add [7, 14] -> []
@@ -206,7 +142,7 @@ fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 11u * P.batch + b * 1u + e] = A[VB + 5u * P.batch + b * 1u + e] + A[VB + 10u * P.batch + b * 1u + e];
+  A[VB + 5u * P.batch + b * 1u + e] = ((sq(A[VB + 3u * P.batch + b * 1u + e]) / C[1u + e]) + (C[2u + e] * sq(A[VB + 4u * P.batch + b * 1u + e])));
 }
 
 // mul [16, 12] -> []
@@ -216,37 +152,7 @@ fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 12u * P.batch + b * 1u + e] = C[3u + e] * A[VB + 8u * P.batch + b * 1u + e];
-}
-
-// neg [17] -> []
-@compute @workgroup_size(64)
-fn n18(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 13u * P.batch + b * 1u + e] = -(A[VB + 12u * P.batch + b * 1u + e]);
-}
-
-// mul [18, 6] -> []
-@compute @workgroup_size(64)
-fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 14u * P.batch + b * 1u + e] = A[VB + 13u * P.batch + b * 1u + e] * C[1u + e];
-}
-
-// mul [19, 3] -> []
-@compute @workgroup_size(64)
-fn n20(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 15u * P.batch + b * 1u + e] = A[VB + 14u * P.batch + b * 1u + e] * A[VB + 2u * P.batch + b * 1u + e];
+  A[VB + 6u * P.batch + b * 1u + e] = (C[3u + e] * A[VB + 4u * P.batch + b * 1u + e]);
 }
 
 // broadcast [22] -> [1]
@@ -256,7 +162,6 @@ fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 1u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 1u) % 1u;
   A[0u + e] = C[4u + 0u];
 }
 
@@ -270,28 +175,18 @@ fn n24(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c0 = (e / 1u) % 2u;
   var v = 0.0;
   if (c0 < 1u) { v = A[0u + ((c0 - 0u) * 1u)]; }
-  else if (c0 < 2u) { v = A[VB + 12u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
-  A[VB + 16u * P.batch + b * 2u + e] = v;
+  else if (c0 < 2u) { v = A[VB + 6u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
+  A[VB + 7u * P.batch + b * 2u + e] = v;
 }
 
-// neg [4] -> []
+// reshape [27] -> [1]
 @compute @workgroup_size(64)
-fn n26(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 18u * P.batch + b * 1u + e] = -(A[VB + 3u * P.batch + b * 1u + e]);
-}
-
-// add [20, 26] -> []
-@compute @workgroup_size(64)
-fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 19u * P.batch + b * 1u + e] = A[VB + 15u * P.batch + b * 1u + e] + A[VB + 18u * P.batch + b * 1u + e];
+  A[VB + 9u * P.batch + b * 1u + e] = ((((-A[VB + 6u * P.batch + b * 1u + e]) * C[1u + e]) * A[VB + 2u * P.batch + b * 1u + e]) + (-A[VB + 3u * P.batch + b * 1u + e]));
 }
 
 // concat axis=0 [28, 23] -> [2]
@@ -303,9 +198,9 @@ fn n29(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 2u;
   let c0 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c0 < 1u) { v = A[VB + 19u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+  if (c0 < 1u) { v = A[VB + 9u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
   else if (c0 < 2u) { v = A[0u + ((c0 - 1u) * 1u)]; }
-  A[VB + 20u * P.batch + b * 2u + e] = v;
+  A[VB + 10u * P.batch + b * 2u + e] = v;
 }
 
 // add [24, 29] -> [2]
@@ -315,6 +210,6 @@ fn n30(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 22u * P.batch + b * 2u + e] = A[VB + 16u * P.batch + b * 2u + e] + A[VB + 20u * P.batch + b * 2u + e];
+  A[VB + 12u * P.batch + b * 2u + e] = (A[VB + 7u * P.batch + b * 2u + e] + A[VB + 10u * P.batch + b * 2u + e]);
 }
 

@@ -1,4 +1,4 @@
-// ring: 12 passes; invariant region 1 values, 17 values per sample
+// ring: 7 passes; invariant region 1 values, 11 values per sample
 
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
@@ -22,6 +22,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -111,8 +112,7 @@ fn n1(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  let x = A[VB + 0u * P.batch + b * 2u + e];
-  A[VB + 2u * P.batch + b * 2u + e] = x * x;
+  A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
 }
 
 // sum[0] [1] -> []
@@ -146,18 +146,7 @@ fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 6u * P.batch + b * 1u + e] = A[VB + 5u * P.batch + b * 1u + e] - C[0u + e];
-}
-
-// powc 2 [5] -> []
-@compute @workgroup_size(64)
-fn n6(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let x = A[VB + 6u * P.batch + b * 1u + e];
-  A[VB + 7u * P.batch + b * 1u + e] = x * x;
+  A[VB + 6u * P.batch + b * 1u + e] = (A[VB + 5u * P.batch + b * 1u + e] - C[0u + e]);
 }
 
 // div [6, 7] -> []
@@ -167,37 +156,7 @@ fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 8u * P.batch + b * 1u + e] = A[VB + 7u * P.batch + b * 1u + e] / C[1u + e];
-}
-
-// mul [11, 5] -> []
-@compute @workgroup_size(64)
-fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 9u * P.batch + b * 1u + e] = C[2u + e] * A[VB + 6u * P.batch + b * 1u + e];
-}
-
-// mul [12, 13] -> []
-@compute @workgroup_size(64)
-fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 10u * P.batch + b * 1u + e] = A[VB + 9u * P.batch + b * 1u + e] * C[3u + e];
-}
-
-// div [14, 3] -> []
-@compute @workgroup_size(64)
-fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 11u * P.batch + b * 1u + e] = A[VB + 10u * P.batch + b * 1u + e] / A[VB + 5u * P.batch + b * 1u + e];
+  A[VB + 7u * P.batch + b * 1u + e] = (sq(A[VB + 6u * P.batch + b * 1u + e]) / C[1u + e]);
 }
 
 // mul [15, 4] -> []
@@ -207,18 +166,7 @@ fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 12u * P.batch + b * 1u + e] = A[VB + 11u * P.batch + b * 1u + e] * C[0u + e];
-}
-
-// broadcast [19] -> [2]
-@compute @workgroup_size(64)
-fn n20(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  A[VB + 13u * P.batch + b * 2u + e] = A[VB + 12u * P.batch + b * 1u + 0u];
+  A[VB + 8u * P.batch + b * 1u + e] = ((((C[2u + e] * A[VB + 6u * P.batch + b * 1u + e]) * C[3u + e]) / A[VB + 5u * P.batch + b * 1u + e]) * C[0u + e]);
 }
 
 // mul [20, 0] -> [2]
@@ -228,7 +176,7 @@ fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 15u * P.batch + b * 2u + e] = A[VB + 13u * P.batch + b * 2u + e] * A[VB + 0u * P.batch + b * 2u + e];
+  A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + 0u] * A[VB + 0u * P.batch + b * 2u + e]);
 }
 
 // blob: 7 passes; invariant region 2 values, 20 values per sample
@@ -255,6 +203,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -361,7 +310,7 @@ fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 12u * P.batch + b * 2u + e] = A[VB + 0u * P.batch + b * 2u + e] - A[VB + 10u * P.batch + b * 2u + e];
+  A[VB + 12u * P.batch + b * 2u + e] = (A[VB + 0u * P.batch + b * 2u + e] - A[VB + 10u * P.batch + b * 2u + e]);
 }
 
 // powc 2 [4] -> [2]
@@ -371,8 +320,7 @@ fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  let x = A[VB + 12u * P.batch + b * 2u + e];
-  A[VB + 14u * P.batch + b * 2u + e] = x * x;
+  A[VB + 14u * P.batch + b * 2u + e] = sq(A[VB + 12u * P.batch + b * 2u + e]);
 }
 
 // sum[0] [5] -> []
@@ -396,7 +344,7 @@ fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 17u * P.batch + b * 1u + e] = A[VB + 16u * P.batch + b * 1u + e] / C[16u + e];
+  A[VB + 17u * P.batch + b * 1u + e] = (A[VB + 16u * P.batch + b * 1u + e] / C[16u + e]);
 }
 
 // broadcast [13] -> [2]
@@ -406,7 +354,6 @@ fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 2u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 1u) % 2u;
   A[0u + e] = C[17u + 0u];
 }
 
@@ -417,10 +364,10 @@ fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 18u * P.batch + b * 2u + e] = A[0u + e] * A[VB + 12u * P.batch + b * 2u + e];
+  A[VB + 18u * P.batch + b * 2u + e] = (A[0u + e] * A[VB + 12u * P.batch + b * 2u + e]);
 }
 
-// left: 7 passes; invariant region 1 values, 9 values per sample
+// left: 5 passes; invariant region 1 values, 7 values per sample
 
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
@@ -444,6 +391,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -526,17 +474,6 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 
 const VB: u32 = 1u;
 
-// slice axis=0 start=0 [0] -> [1]
-@compute @workgroup_size(64)
-fn n2(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let c0 = (e / 1u) % 1u;
-  A[VB + 2u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ((0u + c0 * 1u) * 1u)];
-}
-
 // mul [1, 3] -> []
 @compute @workgroup_size(64)
 fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -544,7 +481,7 @@ fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 3u * P.batch + b * 1u + e] = C[0u + e] * A[VB + 2u * P.batch + b * 1u + e];
+  A[VB + 2u * P.batch + b * 1u + e] = (C[0u + e] * A[VB + 0u * P.batch + b * 2u + ((0u + ((e) / 1u) % 1u * 1u) * 1u)]);
 }
 
 // softplus [4] -> []
@@ -554,27 +491,17 @@ fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 4u * P.batch + b * 1u + e] = softplus_s(A[VB + 3u * P.batch + b * 1u + e]);
+  A[VB + 3u * P.batch + b * 1u + e] = softplus_s(A[VB + 2u * P.batch + b * 1u + e]);
 }
 
-// sigmoid [4] -> []
+// reshape [8] -> [1]
 @compute @workgroup_size(64)
-fn n7(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n9(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 5u * P.batch + b * 1u + e] = sigmoid_s(A[VB + 3u * P.batch + b * 1u + e]);
-}
-
-// mul [7, 1] -> []
-@compute @workgroup_size(64)
-fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 6u * P.batch + b * 1u + e] = A[VB + 5u * P.batch + b * 1u + e] * C[0u + e];
+  A[VB + 4u * P.batch + b * 1u + e] = (sigmoid_s(A[VB + 2u * P.batch + b * 1u + e]) * C[0u + e]);
 }
 
 // broadcast [10] -> [1]
@@ -584,7 +511,6 @@ fn n11(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 1u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 1u) % 1u;
   A[0u + e] = C[1u + 0u];
 }
 
@@ -597,12 +523,12 @@ fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 2u;
   let c0 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c0 < 1u) { v = A[VB + 6u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+  if (c0 < 1u) { v = A[VB + 4u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
   else if (c0 < 2u) { v = A[0u + ((c0 - 1u) * 1u)]; }
-  A[VB + 7u * P.batch + b * 2u + e] = v;
+  A[VB + 5u * P.batch + b * 2u + e] = v;
 }
 
-// composed: 62 passes; invariant region 2 values, 83 values per sample
+// composed: 28 passes; invariant region 2 values, 38 values per sample
 
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
@@ -626,6 +552,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -715,8 +642,7 @@ fn n1(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  let x = A[VB + 0u * P.batch + b * 2u + e];
-  A[VB + 2u * P.batch + b * 2u + e] = x * x;
+  A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
 }
 
 // sum[0] [1] -> []
@@ -750,28 +676,7 @@ fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 6u * P.batch + b * 1u + e] = A[VB + 5u * P.batch + b * 1u + e] - C[36u + e];
-}
-
-// powc 2 [5] -> []
-@compute @workgroup_size(64)
-fn n6(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let x = A[VB + 6u * P.batch + b * 1u + e];
-  A[VB + 7u * P.batch + b * 1u + e] = x * x;
-}
-
-// div [6, 7] -> []
-@compute @workgroup_size(64)
-fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 8u * P.batch + b * 1u + e] = A[VB + 7u * P.batch + b * 1u + e] / C[37u + e];
+  A[VB + 6u * P.batch + b * 1u + e] = (A[VB + 5u * P.batch + b * 1u + e] - C[36u + e]);
 }
 
 // sub [0, 11] -> [2]
@@ -781,7 +686,7 @@ fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 9u * P.batch + b * 2u + e] = A[VB + 0u * P.batch + b * 2u + e] - C[32u + e];
+  A[VB + 7u * P.batch + b * 2u + e] = (A[VB + 0u * P.batch + b * 2u + e] - C[32u + e]);
 }
 
 // powc 2 [12] -> [2]
@@ -791,8 +696,7 @@ fn n13(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  let x = A[VB + 9u * P.batch + b * 2u + e];
-  A[VB + 11u * P.batch + b * 2u + e] = x * x;
+  A[VB + 9u * P.batch + b * 2u + e] = sq(A[VB + 7u * P.batch + b * 2u + e]);
 }
 
 // sum[0] [13] -> []
@@ -804,29 +708,19 @@ fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 1u;
   var acc = 0.0;
   for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = acc + A[VB + 11u * P.batch + b * 2u + (r0 * 1u)];
+    acc = acc + A[VB + 9u * P.batch + b * 2u + (r0 * 1u)];
   }
-  A[VB + 13u * P.batch + b * 1u + e] = acc;
+  A[VB + 11u * P.batch + b * 1u + e] = acc;
 }
 
-// div [14, 15] -> []
+// reshape [17] -> [1]
 @compute @workgroup_size(64)
-fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n18(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 14u * P.batch + b * 1u + e] = A[VB + 13u * P.batch + b * 1u + e] / C[38u + e];
-}
-
-// neg [16] -> []
-@compute @workgroup_size(64)
-fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 15u * P.batch + b * 1u + e] = -(A[VB + 14u * P.batch + b * 1u + e]);
+  A[VB + 12u * P.batch + b * 1u + e] = (-(A[VB + 11u * P.batch + b * 1u + e] / C[38u + e]));
 }
 
 // sub [0, 20] -> [2]
@@ -836,7 +730,7 @@ fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 16u * P.batch + b * 2u + e] = A[VB + 0u * P.batch + b * 2u + e] - C[34u + e];
+  A[VB + 13u * P.batch + b * 2u + e] = (A[VB + 0u * P.batch + b * 2u + e] - C[34u + e]);
 }
 
 // powc 2 [21] -> [2]
@@ -846,8 +740,7 @@ fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  let x = A[VB + 16u * P.batch + b * 2u + e];
-  A[VB + 18u * P.batch + b * 2u + e] = x * x;
+  A[VB + 15u * P.batch + b * 2u + e] = sq(A[VB + 13u * P.batch + b * 2u + e]);
 }
 
 // sum[0] [22] -> []
@@ -859,29 +752,19 @@ fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 1u;
   var acc = 0.0;
   for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = acc + A[VB + 18u * P.batch + b * 2u + (r0 * 1u)];
+    acc = acc + A[VB + 15u * P.batch + b * 2u + (r0 * 1u)];
   }
-  A[VB + 20u * P.batch + b * 1u + e] = acc;
+  A[VB + 17u * P.batch + b * 1u + e] = acc;
 }
 
-// div [23, 15] -> []
+// reshape [25] -> [1]
 @compute @workgroup_size(64)
-fn n24(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n26(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 21u * P.batch + b * 1u + e] = A[VB + 20u * P.batch + b * 1u + e] / C[38u + e];
-}
-
-// neg [24] -> []
-@compute @workgroup_size(64)
-fn n25(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 22u * P.batch + b * 1u + e] = -(A[VB + 21u * P.batch + b * 1u + e]);
+  A[VB + 18u * P.batch + b * 1u + e] = (-(A[VB + 17u * P.batch + b * 1u + e] / C[38u + e]));
 }
 
 // concat axis=0 [18, 26] -> [2]
@@ -893,9 +776,9 @@ fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 2u;
   let c0 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c0 < 1u) { v = A[VB + 15u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
-  else if (c0 < 2u) { v = A[VB + 22u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
-  A[VB + 23u * P.batch + b * 2u + e] = v;
+  if (c0 < 1u) { v = A[VB + 12u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+  else if (c0 < 2u) { v = A[VB + 18u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
+  A[VB + 19u * P.batch + b * 2u + e] = v;
 }
 
 // max[0] [27] -> []
@@ -907,30 +790,9 @@ fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 1u;
   var acc = bitcast<f32>(0xff800000u);
   for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = max_number(acc, A[VB + 23u * P.batch + b * 2u + (r0 * 1u)]);
+    acc = max_number(acc, A[VB + 19u * P.batch + b * 2u + (r0 * 1u)]);
   }
-  A[VB + 25u * P.batch + b * 1u + e] = acc;
-}
-
-// broadcast [29] -> [2]
-@compute @workgroup_size(64)
-fn n31(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  A[VB + 26u * P.batch + b * 2u + e] = A[VB + 25u * P.batch + b * 1u + 0u];
-}
-
-// sub [27, 31] -> [2]
-@compute @workgroup_size(64)
-fn n32(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 28u * P.batch + b * 2u + e] = A[VB + 23u * P.batch + b * 2u + e] - A[VB + 26u * P.batch + b * 2u + e];
+  A[VB + 21u * P.batch + b * 1u + e] = acc;
 }
 
 // exp [32] -> [2]
@@ -940,7 +802,7 @@ fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 30u * P.batch + b * 2u + e] = exp_s(A[VB + 28u * P.batch + b * 2u + e]);
+  A[VB + 22u * P.batch + b * 2u + e] = exp_s((A[VB + 19u * P.batch + b * 2u + e] - A[VB + 21u * P.batch + b * 1u + 0u]));
 }
 
 // sum[0] [33] -> []
@@ -952,60 +814,9 @@ fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 1u;
   var acc = 0.0;
   for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = acc + A[VB + 30u * P.batch + b * 2u + (r0 * 1u)];
+    acc = acc + A[VB + 22u * P.batch + b * 2u + (r0 * 1u)];
   }
-  A[VB + 32u * P.batch + b * 1u + e] = acc;
-}
-
-// log [34] -> []
-@compute @workgroup_size(64)
-fn n35(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 33u * P.batch + b * 1u + e] = log_s(A[VB + 32u * P.batch + b * 1u + e]);
-}
-
-// add [29, 35] -> []
-@compute @workgroup_size(64)
-fn n36(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 34u * P.batch + b * 1u + e] = A[VB + 25u * P.batch + b * 1u + e] + A[VB + 33u * P.batch + b * 1u + e];
-}
-
-// neg [36] -> []
-@compute @workgroup_size(64)
-fn n37(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 35u * P.batch + b * 1u + e] = -(A[VB + 34u * P.batch + b * 1u + e]);
-}
-
-// add [8, 37] -> []
-@compute @workgroup_size(64)
-fn n38(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 36u * P.batch + b * 1u + e] = A[VB + 8u * P.batch + b * 1u + e] + A[VB + 35u * P.batch + b * 1u + e];
-}
-
-// slice axis=0 start=0 [0] -> [1]
-@compute @workgroup_size(64)
-fn n40(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let c0 = (e / 1u) % 1u;
-  A[VB + 37u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ((0u + c0 * 1u) * 1u)];
+  A[VB + 24u * P.batch + b * 1u + e] = acc;
 }
 
 // mul [39, 41] -> []
@@ -1015,37 +826,7 @@ fn n42(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 38u * P.batch + b * 1u + e] = C[39u + e] * A[VB + 37u * P.batch + b * 1u + e];
-}
-
-// softplus [42] -> []
-@compute @workgroup_size(64)
-fn n43(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 39u * P.batch + b * 1u + e] = softplus_s(A[VB + 38u * P.batch + b * 1u + e]);
-}
-
-// mul [15, 43] -> []
-@compute @workgroup_size(64)
-fn n44(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 40u * P.batch + b * 1u + e] = C[38u + e] * A[VB + 39u * P.batch + b * 1u + e];
-}
-
-// neg [44] -> []
-@compute @workgroup_size(64)
-fn n45(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 41u * P.batch + b * 1u + e] = -(A[VB + 40u * P.batch + b * 1u + e]);
+  A[VB + 25u * P.batch + b * 1u + e] = (C[39u + e] * A[VB + 0u * P.batch + b * 2u + ((0u + ((e) / 1u) % 1u * 1u) * 1u)]);
 }
 
 // add [38, 45] -> []
@@ -1055,7 +836,7 @@ fn n46(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 42u * P.batch + b * 1u + e] = A[VB + 36u * P.batch + b * 1u + e] + A[VB + 41u * P.batch + b * 1u + e];
+  A[VB + 26u * P.batch + b * 1u + e] = (((sq(A[VB + 6u * P.batch + b * 1u + e]) / C[37u + e]) + (-(A[VB + 21u * P.batch + b * 1u + e] + log_s(A[VB + 24u * P.batch + b * 1u + e])))) + (-(C[38u + e] * softplus_s(A[VB + 25u * P.batch + b * 1u + e]))));
 }
 
 // neg [15] -> []
@@ -1065,37 +846,17 @@ fn n49(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 1u) { return; }
   let b = 0u;
   let e = i;
-  A[0u + e] = -(C[38u + e]);
+  A[0u + e] = (-C[38u + e]);
 }
 
-// sigmoid [42] -> []
+// reshape [52] -> [1]
 @compute @workgroup_size(64)
-fn n50(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n53(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 43u * P.batch + b * 1u + e] = sigmoid_s(A[VB + 38u * P.batch + b * 1u + e]);
-}
-
-// mul [49, 50] -> []
-@compute @workgroup_size(64)
-fn n51(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 44u * P.batch + b * 1u + e] = A[0u + e] * A[VB + 43u * P.batch + b * 1u + e];
-}
-
-// mul [51, 39] -> []
-@compute @workgroup_size(64)
-fn n52(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 45u * P.batch + b * 1u + e] = A[VB + 44u * P.batch + b * 1u + e] * C[39u + e];
+  A[VB + 27u * P.batch + b * 1u + e] = ((A[0u + e] * sigmoid_s(A[VB + 25u * P.batch + b * 1u + e])) * C[39u + e]);
 }
 
 // broadcast [54] -> [1]
@@ -1105,7 +866,6 @@ fn n55(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 1u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 1u) % 1u;
   A[1u + e] = C[41u + 0u];
 }
 
@@ -1118,9 +878,9 @@ fn n56(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 2u;
   let c0 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c0 < 1u) { v = A[VB + 45u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+  if (c0 < 1u) { v = A[VB + 27u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
   else if (c0 < 2u) { v = A[1u + ((c0 - 1u) * 1u)]; }
-  A[VB + 46u * P.batch + b * 2u + e] = v;
+  A[VB + 28u * P.batch + b * 2u + e] = v;
 }
 
 // div [48, 34] -> []
@@ -1130,18 +890,7 @@ fn n57(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 48u * P.batch + b * 1u + e] = C[40u + e] / A[VB + 32u * P.batch + b * 1u + e];
-}
-
-// broadcast [57] -> [2]
-@compute @workgroup_size(64)
-fn n59(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  A[VB + 49u * P.batch + b * 2u + e] = A[VB + 48u * P.batch + b * 1u + 0u];
+  A[VB + 30u * P.batch + b * 1u + e] = (C[40u + e] / A[VB + 24u * P.batch + b * 1u + e]);
 }
 
 // mul [59, 33] -> [2]
@@ -1151,49 +900,7 @@ fn n60(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 51u * P.batch + b * 2u + e] = A[VB + 49u * P.batch + b * 2u + e] * A[VB + 30u * P.batch + b * 2u + e];
-}
-
-// slice axis=0 start=0 [60] -> [1]
-@compute @workgroup_size(64)
-fn n61(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let c0 = (e / 1u) % 1u;
-  A[VB + 53u * P.batch + b * 1u + e] = A[VB + 51u * P.batch + b * 2u + ((0u + c0 * 1u) * 1u)];
-}
-
-// slice axis=0 start=1 [60] -> [1]
-@compute @workgroup_size(64)
-fn n62(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let c0 = (e / 1u) % 1u;
-  A[VB + 54u * P.batch + b * 1u + e] = A[VB + 51u * P.batch + b * 2u + ((1u + c0 * 1u) * 1u)];
-}
-
-// neg [63] -> []
-@compute @workgroup_size(64)
-fn n64(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 55u * P.batch + b * 1u + e] = -(A[VB + 54u * P.batch + b * 1u + e]);
-}
-
-// div [64, 15] -> []
-@compute @workgroup_size(64)
-fn n65(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 56u * P.batch + b * 1u + e] = A[VB + 55u * P.batch + b * 1u + e] / C[38u + e];
+  A[VB + 31u * P.batch + b * 2u + e] = (A[VB + 30u * P.batch + b * 1u + 0u] * A[VB + 22u * P.batch + b * 2u + e]);
 }
 
 // mul [65, 4] -> []
@@ -1203,58 +910,7 @@ fn n69(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 57u * P.batch + b * 1u + e] = A[VB + 56u * P.batch + b * 1u + e] * C[36u + e];
-}
-
-// broadcast [69] -> [2]
-@compute @workgroup_size(64)
-fn n70(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  A[VB + 58u * P.batch + b * 2u + e] = A[VB + 57u * P.batch + b * 1u + 0u];
-}
-
-// mul [70, 21] -> [2]
-@compute @workgroup_size(64)
-fn n71(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 60u * P.batch + b * 2u + e] = A[VB + 58u * P.batch + b * 2u + e] * A[VB + 16u * P.batch + b * 2u + e];
-}
-
-// add [56, 71] -> [2]
-@compute @workgroup_size(64)
-fn n72(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 62u * P.batch + b * 2u + e] = A[VB + 46u * P.batch + b * 2u + e] + A[VB + 60u * P.batch + b * 2u + e];
-}
-
-// neg [73] -> []
-@compute @workgroup_size(64)
-fn n74(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 64u * P.batch + b * 1u + e] = -(A[VB + 53u * P.batch + b * 1u + e]);
-}
-
-// div [74, 15] -> []
-@compute @workgroup_size(64)
-fn n75(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 65u * P.batch + b * 1u + e] = A[VB + 64u * P.batch + b * 1u + e] / C[38u + e];
+  A[VB + 33u * P.batch + b * 1u + e] = (((-A[VB + 31u * P.batch + b * 2u + ((1u + ((e) / 1u) % 1u * 1u) * 1u)]) / C[38u + e]) * C[36u + e]);
 }
 
 // mul [75, 4] -> []
@@ -1264,68 +920,7 @@ fn n78(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 66u * P.batch + b * 1u + e] = A[VB + 65u * P.batch + b * 1u + e] * C[36u + e];
-}
-
-// broadcast [78] -> [2]
-@compute @workgroup_size(64)
-fn n79(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  A[VB + 67u * P.batch + b * 2u + e] = A[VB + 66u * P.batch + b * 1u + 0u];
-}
-
-// mul [79, 12] -> [2]
-@compute @workgroup_size(64)
-fn n80(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 69u * P.batch + b * 2u + e] = A[VB + 67u * P.batch + b * 2u + e] * A[VB + 9u * P.batch + b * 2u + e];
-}
-
-// add [72, 80] -> [2]
-@compute @workgroup_size(64)
-fn n81(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 71u * P.batch + b * 2u + e] = A[VB + 62u * P.batch + b * 2u + e] + A[VB + 69u * P.batch + b * 2u + e];
-}
-
-// mul [83, 5] -> []
-@compute @workgroup_size(64)
-fn n84(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 73u * P.batch + b * 1u + e] = C[42u + e] * A[VB + 6u * P.batch + b * 1u + e];
-}
-
-// mul [84, 15] -> []
-@compute @workgroup_size(64)
-fn n85(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 74u * P.batch + b * 1u + e] = A[VB + 73u * P.batch + b * 1u + e] * C[38u + e];
-}
-
-// div [85, 3] -> []
-@compute @workgroup_size(64)
-fn n86(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 75u * P.batch + b * 1u + e] = A[VB + 74u * P.batch + b * 1u + e] / A[VB + 5u * P.batch + b * 1u + e];
+  A[VB + 34u * P.batch + b * 1u + e] = (((-A[VB + 31u * P.batch + b * 2u + ((0u + ((e) / 1u) % 1u * 1u) * 1u)]) / C[38u + e]) * C[36u + e]);
 }
 
 // mul [86, 4] -> []
@@ -1335,28 +930,7 @@ fn n89(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 76u * P.batch + b * 1u + e] = A[VB + 75u * P.batch + b * 1u + e] * C[36u + e];
-}
-
-// broadcast [89] -> [2]
-@compute @workgroup_size(64)
-fn n90(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  A[VB + 77u * P.batch + b * 2u + e] = A[VB + 76u * P.batch + b * 1u + 0u];
-}
-
-// mul [90, 0] -> [2]
-@compute @workgroup_size(64)
-fn n91(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 79u * P.batch + b * 2u + e] = A[VB + 77u * P.batch + b * 2u + e] * A[VB + 0u * P.batch + b * 2u + e];
+  A[VB + 35u * P.batch + b * 1u + e] = ((((C[42u + e] * A[VB + 6u * P.batch + b * 1u + e]) * C[38u + e]) / A[VB + 5u * P.batch + b * 1u + e]) * C[36u + e]);
 }
 
 // add [81, 91] -> [2]
@@ -1366,6 +940,6 @@ fn n92(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 81u * P.batch + b * 2u + e] = A[VB + 71u * P.batch + b * 2u + e] + A[VB + 79u * P.batch + b * 2u + e];
+  A[VB + 36u * P.batch + b * 2u + e] = (((A[VB + 28u * P.batch + b * 2u + e] + (A[VB + 33u * P.batch + b * 1u + 0u] * A[VB + 13u * P.batch + b * 2u + e])) + (A[VB + 34u * P.batch + b * 1u + 0u] * A[VB + 7u * P.batch + b * 2u + e])) + (A[VB + 35u * P.batch + b * 1u + 0u] * A[VB + 0u * P.batch + b * 2u + e]));
 }
 

@@ -1,4 +1,4 @@
-// c: 53 passes; invariant region 94 values, 1053 values per sample
+// c: 42 passes; invariant region 94 values, 766 values per sample
 
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
@@ -22,6 +22,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -138,166 +139,64 @@ fn n7(@builtin(global_invocation_id) gid: vec3<u32>) {
   A[VB + 44u * P.batch + b * 49u + e] = v;
 }
 
-// slice axis=1 start=0 [7] -> [1, 6, 7]
+// reshape [10] -> [1, 3, 7]
 @compute @workgroup_size(64)
-fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 42u) { return; }
-  let b = i / 42u;
-  let e = i % 42u;
-  let c0 = (e / 42u) % 1u;
-  let c1 = (e / 7u) % 6u;
-  let c2 = (e / 1u) % 7u;
-  A[VB + 93u * P.batch + b * 42u + e] = A[VB + 44u * P.batch + b * 49u + (c0 * 49u + (0u + c1 * 1u) * 7u + c2 * 1u)];
-}
-
-// slice axis=2 start=0 [9] -> [1, 3, 1, 7]
-@compute @workgroup_size(64)
-fn n10(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n11(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 21u) { return; }
   let b = i / 21u;
   let e = i % 21u;
-  let c0 = (e / 21u) % 1u;
-  let c1 = (e / 7u) % 3u;
-  let c2 = (e / 7u) % 1u;
-  let c3 = (e / 1u) % 7u;
-  A[VB + 135u * P.batch + b * 21u + e] = A[VB + 93u * P.batch + b * 42u + (c0 * 42u + c1 * 14u + (0u + c2 * 1u) * 7u + c3 * 1u)];
+  A[VB + 93u * P.batch + b * 21u + e] = A[VB + 44u * P.batch + b * 49u + ((((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 42u) % 1u * 49u + (0u + (((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 7u) % 6u * 1u) * 7u + (((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 1u) % 7u * 1u)];
 }
 
-// slice axis=2 start=0 [11] -> [1, 3, 6]
+// reshape [14] -> [1, 1, 9]
 @compute @workgroup_size(64)
-fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  let c0 = (e / 18u) % 1u;
-  let c1 = (e / 6u) % 3u;
-  let c2 = (e / 1u) % 6u;
-  A[VB + 156u * P.batch + b * 18u + e] = A[VB + 135u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (0u + c2 * 1u) * 1u)];
-}
-
-// slice axis=3 start=0 [13] -> [1, 3, 3, 1]
-@compute @workgroup_size(64)
-fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  let c0 = (e / 9u) % 1u;
-  let c1 = (e / 3u) % 3u;
-  let c2 = (e / 1u) % 3u;
-  let c3 = (e / 1u) % 1u;
-  A[VB + 174u * P.batch + b * 9u + e] = A[VB + 156u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+  A[VB + 114u * P.batch + b * 9u + e] = A[VB + 93u * P.batch + b * 21u + ((((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 18u) % 1u * 21u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 6u) % 3u * 7u + (0u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 6u * 1u) * 1u)];
 }
 
-// slice axis=2 start=1 [11] -> [1, 3, 6]
+// reshape [19] -> [1, 1, 9]
 @compute @workgroup_size(64)
-fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  let c0 = (e / 18u) % 1u;
-  let c1 = (e / 6u) % 3u;
-  let c2 = (e / 1u) % 6u;
-  A[VB + 183u * P.batch + b * 18u + e] = A[VB + 135u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (1u + c2 * 1u) * 1u)];
-}
-
-// slice axis=3 start=0 [18] -> [1, 3, 3, 1]
-@compute @workgroup_size(64)
-fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  let c0 = (e / 9u) % 1u;
-  let c1 = (e / 3u) % 3u;
-  let c2 = (e / 1u) % 3u;
-  let c3 = (e / 1u) % 1u;
-  A[VB + 201u * P.batch + b * 9u + e] = A[VB + 183u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+  A[VB + 123u * P.batch + b * 9u + e] = A[VB + 93u * P.batch + b * 21u + ((((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 18u) % 1u * 21u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 6u) % 3u * 7u + (1u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 6u * 1u) * 1u)];
 }
 
-// slice axis=1 start=1 [7] -> [1, 6, 7]
+// reshape [24] -> [1, 3, 7]
 @compute @workgroup_size(64)
-fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 42u) { return; }
-  let b = i / 42u;
-  let e = i % 42u;
-  let c0 = (e / 42u) % 1u;
-  let c1 = (e / 7u) % 6u;
-  let c2 = (e / 1u) % 7u;
-  A[VB + 210u * P.batch + b * 42u + e] = A[VB + 44u * P.batch + b * 49u + (c0 * 49u + (1u + c1 * 1u) * 7u + c2 * 1u)];
-}
-
-// slice axis=2 start=0 [23] -> [1, 3, 1, 7]
-@compute @workgroup_size(64)
-fn n24(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n25(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 21u) { return; }
   let b = i / 21u;
   let e = i % 21u;
-  let c0 = (e / 21u) % 1u;
-  let c1 = (e / 7u) % 3u;
-  let c2 = (e / 7u) % 1u;
-  let c3 = (e / 1u) % 7u;
-  A[VB + 252u * P.batch + b * 21u + e] = A[VB + 210u * P.batch + b * 42u + (c0 * 42u + c1 * 14u + (0u + c2 * 1u) * 7u + c3 * 1u)];
+  A[VB + 132u * P.batch + b * 21u + e] = A[VB + 44u * P.batch + b * 49u + ((((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 42u) % 1u * 49u + (1u + (((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 7u) % 6u * 1u) * 7u + (((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 1u) % 7u * 1u)];
 }
 
-// slice axis=2 start=0 [25] -> [1, 3, 6]
+// reshape [28] -> [1, 1, 9]
 @compute @workgroup_size(64)
-fn n26(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  let c0 = (e / 18u) % 1u;
-  let c1 = (e / 6u) % 3u;
-  let c2 = (e / 1u) % 6u;
-  A[VB + 273u * P.batch + b * 18u + e] = A[VB + 252u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (0u + c2 * 1u) * 1u)];
-}
-
-// slice axis=3 start=0 [27] -> [1, 3, 3, 1]
-@compute @workgroup_size(64)
-fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n30(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  let c0 = (e / 9u) % 1u;
-  let c1 = (e / 3u) % 3u;
-  let c2 = (e / 1u) % 3u;
-  let c3 = (e / 1u) % 1u;
-  A[VB + 291u * P.batch + b * 9u + e] = A[VB + 273u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+  A[VB + 153u * P.batch + b * 9u + e] = A[VB + 132u * P.batch + b * 21u + ((((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 18u) % 1u * 21u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 6u) % 3u * 7u + (0u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 6u * 1u) * 1u)];
 }
 
-// slice axis=2 start=1 [25] -> [1, 3, 6]
+// reshape [33] -> [1, 1, 9]
 @compute @workgroup_size(64)
-fn n31(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  let c0 = (e / 18u) % 1u;
-  let c1 = (e / 6u) % 3u;
-  let c2 = (e / 1u) % 6u;
-  A[VB + 300u * P.batch + b * 18u + e] = A[VB + 252u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (1u + c2 * 1u) * 1u)];
-}
-
-// slice axis=3 start=0 [32] -> [1, 3, 3, 1]
-@compute @workgroup_size(64)
-fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n35(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  let c0 = (e / 9u) % 1u;
-  let c1 = (e / 3u) % 3u;
-  let c2 = (e / 1u) % 3u;
-  let c3 = (e / 1u) % 1u;
-  A[VB + 318u * P.batch + b * 9u + e] = A[VB + 300u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+  A[VB + 162u * P.batch + b * 9u + e] = A[VB + 132u * P.batch + b * 21u + ((((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 18u) % 1u * 21u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 6u) % 3u * 7u + (1u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 6u * 1u) * 1u)];
 }
 
 // concat axis=1 [16, 21, 30, 35] -> [1, 4, 9]
@@ -311,11 +210,11 @@ fn n36(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c1 = (e / 9u) % 4u;
   let c2 = (e / 1u) % 9u;
   var v = 0.0;
-  if (c1 < 1u) { v = A[VB + 174u * P.batch + b * 9u + (c0 * 9u + (c1 - 0u) * 9u + c2 * 1u)]; }
-  else if (c1 < 2u) { v = A[VB + 201u * P.batch + b * 9u + (c0 * 9u + (c1 - 1u) * 9u + c2 * 1u)]; }
-  else if (c1 < 3u) { v = A[VB + 291u * P.batch + b * 9u + (c0 * 9u + (c1 - 2u) * 9u + c2 * 1u)]; }
-  else if (c1 < 4u) { v = A[VB + 318u * P.batch + b * 9u + (c0 * 9u + (c1 - 3u) * 9u + c2 * 1u)]; }
-  A[VB + 327u * P.batch + b * 36u + e] = v;
+  if (c1 < 1u) { v = A[VB + 114u * P.batch + b * 9u + (c0 * 9u + (c1 - 0u) * 9u + c2 * 1u)]; }
+  else if (c1 < 2u) { v = A[VB + 123u * P.batch + b * 9u + (c0 * 9u + (c1 - 1u) * 9u + c2 * 1u)]; }
+  else if (c1 < 3u) { v = A[VB + 153u * P.batch + b * 9u + (c0 * 9u + (c1 - 2u) * 9u + c2 * 1u)]; }
+  else if (c1 < 4u) { v = A[VB + 162u * P.batch + b * 9u + (c0 * 9u + (c1 - 3u) * 9u + c2 * 1u)]; }
+  A[VB + 171u * P.batch + b * 36u + e] = v;
 }
 
 // matmul [1, 37] -> [2, 9]
@@ -329,10 +228,10 @@ fn n38(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = e % 9u;
   var acc = 0.0;
   for (var p = 0u; p < 4u; p++) {
-    let prod = A[0u + row * 4u + p] * A[VB + 327u * P.batch + b * 36u + p * 9u + col];
+    let prod = A[0u + row * 4u + p] * A[VB + 171u * P.batch + b * 36u + p * 9u + col];
     acc = acc + prod;
   }
-  A[VB + 363u * P.batch + b * 18u + e] = acc;
+  A[VB + 207u * P.batch + b * 18u + e] = acc;
 }
 
 // broadcast [40] -> [2, 9]
@@ -342,19 +241,17 @@ fn n41(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 18u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 9u) % 2u;
-  let c1 = (e / 1u) % 9u;
-  A[10u + e] = A[8u + (c0 * 1u)];
+  A[10u + e] = A[8u + (((e) / 9u) % 2u * 1u)];
 }
 
-// add [38, 41] -> [2, 9]
+// reshape [42] -> [2, 3, 3]
 @compute @workgroup_size(64)
-fn n42(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n43(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 18u) { return; }
   let b = i / 18u;
   let e = i % 18u;
-  A[VB + 381u * P.batch + b * 18u + e] = A[VB + 363u * P.batch + b * 18u + e] + A[10u + e];
+  A[VB + 225u * P.batch + b * 18u + e] = (A[VB + 207u * P.batch + b * 18u + e] + A[10u + e]);
 }
 
 // sigmoid [43] -> [2, 3, 3]
@@ -364,7 +261,7 @@ fn n44(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 18u) { return; }
   let b = i / 18u;
   let e = i % 18u;
-  A[VB + 399u * P.batch + b * 18u + e] = sigmoid_s(A[VB + 381u * P.batch + b * 18u + e]);
+  A[VB + 243u * P.batch + b * 18u + e] = sigmoid_s(A[VB + 225u * P.batch + b * 18u + e]);
 }
 
 // mul [43, 44] -> [2, 3, 3]
@@ -374,7 +271,7 @@ fn n45(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 18u) { return; }
   let b = i / 18u;
   let e = i % 18u;
-  A[VB + 417u * P.batch + b * 18u + e] = A[VB + 381u * P.batch + b * 18u + e] * A[VB + 399u * P.batch + b * 18u + e];
+  A[VB + 261u * P.batch + b * 18u + e] = (A[VB + 225u * P.batch + b * 18u + e] * A[VB + 243u * P.batch + b * 18u + e]);
 }
 
 // sum[0, 1, 2] [45] -> []
@@ -388,11 +285,11 @@ fn n46(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var r0 = 0u; r0 < 2u; r0++) {
     for (var r1 = 0u; r1 < 3u; r1++) {
       for (var r2 = 0u; r2 < 3u; r2++) {
-        acc = acc + A[VB + 417u * P.batch + b * 18u + (r0 * 9u + r1 * 3u + r2 * 1u)];
+        acc = acc + A[VB + 261u * P.batch + b * 18u + (r0 * 9u + r1 * 3u + r2 * 1u)];
       }
     }
   }
-  A[VB + 435u * P.batch + b * 1u + e] = acc;
+  A[VB + 279u * P.batch + b * 1u + e] = acc;
 }
 
 // broadcast [47] -> [2, 3, 3]
@@ -402,50 +299,17 @@ fn n49(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 18u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 9u) % 2u;
-  let c1 = (e / 3u) % 3u;
-  let c2 = (e / 1u) % 3u;
   A[28u + e] = C[33u + 0u];
 }
 
-// sub [49, 44] -> [2, 3, 3]
+// reshape [53] -> [2, 9]
 @compute @workgroup_size(64)
-fn n50(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n54(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 18u) { return; }
   let b = i / 18u;
   let e = i % 18u;
-  A[VB + 436u * P.batch + b * 18u + e] = A[28u + e] - A[VB + 399u * P.batch + b * 18u + e];
-}
-
-// mul [44, 50] -> [2, 3, 3]
-@compute @workgroup_size(64)
-fn n51(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  A[VB + 454u * P.batch + b * 18u + e] = A[VB + 399u * P.batch + b * 18u + e] * A[VB + 436u * P.batch + b * 18u + e];
-}
-
-// mul [43, 51] -> [2, 3, 3]
-@compute @workgroup_size(64)
-fn n52(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  A[VB + 472u * P.batch + b * 18u + e] = A[VB + 381u * P.batch + b * 18u + e] * A[VB + 454u * P.batch + b * 18u + e];
-}
-
-// add [44, 52] -> [2, 3, 3]
-@compute @workgroup_size(64)
-fn n53(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  A[VB + 490u * P.batch + b * 18u + e] = A[VB + 399u * P.batch + b * 18u + e] + A[VB + 472u * P.batch + b * 18u + e];
+  A[VB + 280u * P.batch + b * 18u + e] = (A[VB + 243u * P.batch + b * 18u + e] + (A[VB + 225u * P.batch + b * 18u + e] * (A[VB + 243u * P.batch + b * 18u + e] * (A[28u + e] - A[VB + 243u * P.batch + b * 18u + e]))));
 }
 
 // transpose[1, 0] [1] -> [4, 2]
@@ -455,9 +319,7 @@ fn n55(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 8u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 2u) % 4u;
-  let c1 = (e / 1u) % 2u;
-  A[46u + e] = A[0u + (c0 * 1u + c1 * 4u)];
+  A[46u + e] = A[0u + (((e) / 2u) % 4u * 1u + ((e) / 1u) % 2u * 4u)];
 }
 
 // matmul [55, 54] -> [4, 9]
@@ -471,62 +333,20 @@ fn n56(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = e % 9u;
   var acc = 0.0;
   for (var p = 0u; p < 2u; p++) {
-    let prod = A[46u + row * 2u + p] * A[VB + 490u * P.batch + b * 18u + p * 9u + col];
+    let prod = A[46u + row * 2u + p] * A[VB + 280u * P.batch + b * 18u + p * 9u + col];
     acc = acc + prod;
   }
-  A[VB + 508u * P.batch + b * 36u + e] = acc;
+  A[VB + 298u * P.batch + b * 36u + e] = acc;
 }
 
-// slice axis=1 start=0 [57] -> [1, 1, 9]
+// reshape [61] -> [1, 3, 3, 1]
 @compute @workgroup_size(64)
-fn n58(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n63(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  let c0 = (e / 9u) % 1u;
-  let c1 = (e / 9u) % 1u;
-  let c2 = (e / 1u) % 9u;
-  A[VB + 544u * P.batch + b * 9u + e] = A[VB + 508u * P.batch + b * 36u + (c0 * 36u + (0u + c1 * 1u) * 9u + c2 * 1u)];
-}
-
-// slice axis=1 start=1 [57] -> [1, 1, 9]
-@compute @workgroup_size(64)
-fn n59(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let c0 = (e / 9u) % 1u;
-  let c1 = (e / 9u) % 1u;
-  let c2 = (e / 1u) % 9u;
-  A[VB + 553u * P.batch + b * 9u + e] = A[VB + 508u * P.batch + b * 36u + (c0 * 36u + (1u + c1 * 1u) * 9u + c2 * 1u)];
-}
-
-// slice axis=1 start=2 [57] -> [1, 1, 9]
-@compute @workgroup_size(64)
-fn n60(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let c0 = (e / 9u) % 1u;
-  let c1 = (e / 9u) % 1u;
-  let c2 = (e / 1u) % 9u;
-  A[VB + 562u * P.batch + b * 9u + e] = A[VB + 508u * P.batch + b * 36u + (c0 * 36u + (2u + c1 * 1u) * 9u + c2 * 1u)];
-}
-
-// slice axis=1 start=3 [57] -> [1, 1, 9]
-@compute @workgroup_size(64)
-fn n61(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let c0 = (e / 9u) % 1u;
-  let c1 = (e / 9u) % 1u;
-  let c2 = (e / 1u) % 9u;
-  A[VB + 571u * P.batch + b * 9u + e] = A[VB + 508u * P.batch + b * 36u + (c0 * 36u + (3u + c1 * 1u) * 9u + c2 * 1u)];
+  A[VB + 334u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + (((e) / 9u) % 1u * 36u + (3u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u)];
 }
 
 // broadcast [64] -> [1, 3, 3, 1]
@@ -536,10 +356,6 @@ fn n65(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 9u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 9u) % 1u;
-  let c1 = (e / 3u) % 3u;
-  let c2 = (e / 1u) % 3u;
-  let c3 = (e / 1u) % 1u;
   A[54u + e] = C[34u + 0u];
 }
 
@@ -555,9 +371,9 @@ fn n66(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 2u) % 3u;
   let c3 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 571u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  if (c3 < 1u) { v = A[VB + 334u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
   else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 580u * P.batch + b * 18u + e] = v;
+  A[VB + 343u * P.batch + b * 18u + e] = v;
 }
 
 // broadcast [64] -> [1, 3, 1]
@@ -567,9 +383,6 @@ fn n68(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 3u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 3u) % 1u;
-  let c1 = (e / 1u) % 3u;
-  let c2 = (e / 1u) % 1u;
   A[63u + e] = C[34u + 0u];
 }
 
@@ -585,8 +398,18 @@ fn n69(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 1u) % 7u;
   var v = 0.0;
   if (c2 < 1u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 7u) { v = A[VB + 580u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 1u) * 1u)]; }
-  A[VB + 598u * P.batch + b * 21u + e] = v;
+  else if (c2 < 7u) { v = A[VB + 343u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 1u) * 1u)]; }
+  A[VB + 361u * P.batch + b * 21u + e] = v;
+}
+
+// reshape [60] -> [1, 3, 3, 1]
+@compute @workgroup_size(64)
+fn n71(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  A[VB + 382u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + (((e) / 9u) % 1u * 36u + (2u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u)];
 }
 
 // concat axis=3 [71, 65] -> [1, 3, 3, 2]
@@ -601,9 +424,9 @@ fn n72(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 2u) % 3u;
   let c3 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 562u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  if (c3 < 1u) { v = A[VB + 382u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
   else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 619u * P.batch + b * 18u + e] = v;
+  A[VB + 391u * P.batch + b * 18u + e] = v;
 }
 
 // concat axis=2 [73, 68] -> [1, 3, 7]
@@ -617,19 +440,19 @@ fn n74(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c1 = (e / 7u) % 3u;
   let c2 = (e / 1u) % 7u;
   var v = 0.0;
-  if (c2 < 6u) { v = A[VB + 619u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 0u) * 1u)]; }
+  if (c2 < 6u) { v = A[VB + 391u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 0u) * 1u)]; }
   else if (c2 < 7u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 6u) * 1u)]; }
-  A[VB + 637u * P.batch + b * 21u + e] = v;
+  A[VB + 409u * P.batch + b * 21u + e] = v;
 }
 
-// add [69, 74] -> [1, 3, 7]
+// reshape [75] -> [1, 3, 1, 7]
 @compute @workgroup_size(64)
-fn n75(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n76(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 21u) { return; }
   let b = i / 21u;
   let e = i % 21u;
-  A[VB + 658u * P.batch + b * 21u + e] = A[VB + 598u * P.batch + b * 21u + e] + A[VB + 637u * P.batch + b * 21u + e];
+  A[VB + 430u * P.batch + b * 21u + e] = (A[VB + 361u * P.batch + b * 21u + e] + A[VB + 409u * P.batch + b * 21u + e]);
 }
 
 // broadcast [64] -> [1, 3, 1, 7]
@@ -639,10 +462,6 @@ fn n77(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 21u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 21u) % 1u;
-  let c1 = (e / 7u) % 3u;
-  let c2 = (e / 7u) % 1u;
-  let c3 = (e / 1u) % 7u;
   A[66u + e] = C[34u + 0u];
 }
 
@@ -658,9 +477,9 @@ fn n78(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 7u) % 2u;
   let c3 = (e / 1u) % 7u;
   var v = 0.0;
-  if (c2 < 1u) { v = A[VB + 658u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 0u) * 7u + c3 * 1u)]; }
+  if (c2 < 1u) { v = A[VB + 430u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 0u) * 7u + c3 * 1u)]; }
   else if (c2 < 2u) { v = A[66u + (c0 * 21u + c1 * 7u + (c2 - 1u) * 7u + c3 * 1u)]; }
-  A[VB + 679u * P.batch + b * 42u + e] = v;
+  A[VB + 451u * P.batch + b * 42u + e] = v;
 }
 
 // broadcast [64] -> [1, 1, 7]
@@ -670,9 +489,6 @@ fn n80(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 7u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 7u) % 1u;
-  let c1 = (e / 7u) % 1u;
-  let c2 = (e / 1u) % 7u;
   A[87u + e] = C[34u + 0u];
 }
 
@@ -688,8 +504,18 @@ fn n81(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 1u) % 7u;
   var v = 0.0;
   if (c1 < 1u) { v = A[87u + (c0 * 7u + (c1 - 0u) * 7u + c2 * 1u)]; }
-  else if (c1 < 7u) { v = A[VB + 679u * P.batch + b * 42u + (c0 * 42u + (c1 - 1u) * 7u + c2 * 1u)]; }
-  A[VB + 721u * P.batch + b * 49u + e] = v;
+  else if (c1 < 7u) { v = A[VB + 451u * P.batch + b * 42u + (c0 * 42u + (c1 - 1u) * 7u + c2 * 1u)]; }
+  A[VB + 493u * P.batch + b * 49u + e] = v;
+}
+
+// reshape [59] -> [1, 3, 3, 1]
+@compute @workgroup_size(64)
+fn n83(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  A[VB + 542u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + (((e) / 9u) % 1u * 36u + (1u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u)];
 }
 
 // concat axis=3 [83, 65] -> [1, 3, 3, 2]
@@ -704,9 +530,9 @@ fn n84(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 2u) % 3u;
   let c3 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 553u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  if (c3 < 1u) { v = A[VB + 542u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
   else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 770u * P.batch + b * 18u + e] = v;
+  A[VB + 551u * P.batch + b * 18u + e] = v;
 }
 
 // concat axis=2 [68, 85] -> [1, 3, 7]
@@ -721,8 +547,18 @@ fn n86(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 1u) % 7u;
   var v = 0.0;
   if (c2 < 1u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 7u) { v = A[VB + 770u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 1u) * 1u)]; }
-  A[VB + 788u * P.batch + b * 21u + e] = v;
+  else if (c2 < 7u) { v = A[VB + 551u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 1u) * 1u)]; }
+  A[VB + 569u * P.batch + b * 21u + e] = v;
+}
+
+// reshape [58] -> [1, 3, 3, 1]
+@compute @workgroup_size(64)
+fn n88(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 9u) { return; }
+  let b = i / 9u;
+  let e = i % 9u;
+  A[VB + 590u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + (((e) / 9u) % 1u * 36u + (0u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u)];
 }
 
 // concat axis=3 [88, 65] -> [1, 3, 3, 2]
@@ -737,9 +573,9 @@ fn n89(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 2u) % 3u;
   let c3 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 544u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  if (c3 < 1u) { v = A[VB + 590u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
   else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 809u * P.batch + b * 18u + e] = v;
+  A[VB + 599u * P.batch + b * 18u + e] = v;
 }
 
 // concat axis=2 [90, 68] -> [1, 3, 7]
@@ -753,19 +589,19 @@ fn n91(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c1 = (e / 7u) % 3u;
   let c2 = (e / 1u) % 7u;
   var v = 0.0;
-  if (c2 < 6u) { v = A[VB + 809u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 0u) * 1u)]; }
+  if (c2 < 6u) { v = A[VB + 599u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 0u) * 1u)]; }
   else if (c2 < 7u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 6u) * 1u)]; }
-  A[VB + 827u * P.batch + b * 21u + e] = v;
+  A[VB + 617u * P.batch + b * 21u + e] = v;
 }
 
-// add [86, 91] -> [1, 3, 7]
+// reshape [92] -> [1, 3, 1, 7]
 @compute @workgroup_size(64)
-fn n92(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n93(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 21u) { return; }
   let b = i / 21u;
   let e = i % 21u;
-  A[VB + 848u * P.batch + b * 21u + e] = A[VB + 788u * P.batch + b * 21u + e] + A[VB + 827u * P.batch + b * 21u + e];
+  A[VB + 638u * P.batch + b * 21u + e] = (A[VB + 569u * P.batch + b * 21u + e] + A[VB + 617u * P.batch + b * 21u + e]);
 }
 
 // concat axis=2 [93, 77] -> [1, 3, 2, 7]
@@ -780,9 +616,9 @@ fn n94(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 7u) % 2u;
   let c3 = (e / 1u) % 7u;
   var v = 0.0;
-  if (c2 < 1u) { v = A[VB + 848u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 0u) * 7u + c3 * 1u)]; }
+  if (c2 < 1u) { v = A[VB + 638u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 0u) * 7u + c3 * 1u)]; }
   else if (c2 < 2u) { v = A[66u + (c0 * 21u + c1 * 7u + (c2 - 1u) * 7u + c3 * 1u)]; }
-  A[VB + 869u * P.batch + b * 42u + e] = v;
+  A[VB + 659u * P.batch + b * 42u + e] = v;
 }
 
 // concat axis=1 [95, 80] -> [1, 7, 7]
@@ -796,32 +632,9 @@ fn n96(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c1 = (e / 7u) % 7u;
   let c2 = (e / 1u) % 7u;
   var v = 0.0;
-  if (c1 < 6u) { v = A[VB + 869u * P.batch + b * 42u + (c0 * 42u + (c1 - 0u) * 7u + c2 * 1u)]; }
+  if (c1 < 6u) { v = A[VB + 659u * P.batch + b * 42u + (c0 * 42u + (c1 - 0u) * 7u + c2 * 1u)]; }
   else if (c1 < 7u) { v = A[87u + (c0 * 7u + (c1 - 6u) * 7u + c2 * 1u)]; }
-  A[VB + 911u * P.batch + b * 49u + e] = v;
-}
-
-// add [81, 96] -> [1, 7, 7]
-@compute @workgroup_size(64)
-fn n97(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 49u) { return; }
-  let b = i / 49u;
-  let e = i % 49u;
-  A[VB + 960u * P.batch + b * 49u + e] = A[VB + 721u * P.batch + b * 49u + e] + A[VB + 911u * P.batch + b * 49u + e];
-}
-
-// slice axis=2 start=1 [97] -> [1, 7, 4]
-@compute @workgroup_size(64)
-fn n98(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 28u) { return; }
-  let b = i / 28u;
-  let e = i % 28u;
-  let c0 = (e / 28u) % 1u;
-  let c1 = (e / 4u) % 7u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 1009u * P.batch + b * 28u + e] = A[VB + 960u * P.batch + b * 49u + (c0 * 49u + c1 * 7u + (1u + c2 * 1u) * 1u)];
+  A[VB + 701u * P.batch + b * 49u + e] = v;
 }
 
 // slice axis=1 start=1 [98] -> [1, 4, 4]
@@ -831,13 +644,10 @@ fn n99(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  let c0 = (e / 16u) % 1u;
-  let c1 = (e / 4u) % 4u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 1037u * P.batch + b * 16u + e] = A[VB + 1009u * P.batch + b * 28u + (c0 * 28u + (1u + c1 * 1u) * 4u + c2 * 1u)];
+  A[VB + 750u * P.batch + b * 16u + e] = (A[VB + 493u * P.batch + b * 49u + ((((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 28u) % 1u * 49u + (((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 4u) % 7u * 7u + (1u + (((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 1u) % 4u * 1u) * 1u)] + A[VB + 701u * P.batch + b * 49u + ((((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 28u) % 1u * 49u + (((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 4u) % 7u * 7u + (1u + (((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 1u) % 4u * 1u) * 1u)]);
 }
 
-// p: 51 passes; invariant region 25 values, 529 values per sample
+// p: 40 passes; invariant region 25 values, 376 values per sample
 
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
@@ -861,6 +671,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -975,166 +786,64 @@ fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
   A[VB + 36u * P.batch + b * 25u + e] = v;
 }
 
-// slice axis=1 start=0 [4] -> [1, 4, 5]
+// reshape [7] -> [1, 2, 5]
 @compute @workgroup_size(64)
-fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 20u) { return; }
-  let b = i / 20u;
-  let e = i % 20u;
-  let c0 = (e / 20u) % 1u;
-  let c1 = (e / 5u) % 4u;
-  let c2 = (e / 1u) % 5u;
-  A[VB + 61u * P.batch + b * 20u + e] = A[VB + 36u * P.batch + b * 25u + (c0 * 25u + (0u + c1 * 1u) * 5u + c2 * 1u)];
-}
-
-// slice axis=2 start=0 [6] -> [1, 2, 1, 5]
-@compute @workgroup_size(64)
-fn n7(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 10u) { return; }
   let b = i / 10u;
   let e = i % 10u;
-  let c0 = (e / 10u) % 1u;
-  let c1 = (e / 5u) % 2u;
-  let c2 = (e / 5u) % 1u;
-  let c3 = (e / 1u) % 5u;
-  A[VB + 81u * P.batch + b * 10u + e] = A[VB + 61u * P.batch + b * 20u + (c0 * 20u + c1 * 10u + (0u + c2 * 1u) * 5u + c3 * 1u)];
+  A[VB + 61u * P.batch + b * 10u + e] = A[VB + 36u * P.batch + b * 25u + ((((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 20u) % 1u * 25u + (0u + (((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 5u) % 4u * 1u) * 5u + (((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 1u) % 5u * 1u)];
 }
 
-// slice axis=2 start=0 [8] -> [1, 2, 4]
+// reshape [11] -> [1, 1, 4]
 @compute @workgroup_size(64)
-fn n9(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let c0 = (e / 8u) % 1u;
-  let c1 = (e / 4u) % 2u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 91u * P.batch + b * 8u + e] = A[VB + 81u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (0u + c2 * 1u) * 1u)];
-}
-
-// slice axis=3 start=0 [10] -> [1, 2, 2, 1]
-@compute @workgroup_size(64)
-fn n11(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n13(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  let c0 = (e / 4u) % 1u;
-  let c1 = (e / 2u) % 2u;
-  let c2 = (e / 1u) % 2u;
-  let c3 = (e / 1u) % 1u;
-  A[VB + 99u * P.batch + b * 4u + e] = A[VB + 91u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+  A[VB + 71u * P.batch + b * 4u + e] = A[VB + 61u * P.batch + b * 10u + ((((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 8u) % 1u * 10u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 4u) % 2u * 5u + (0u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 4u * 1u) * 1u)];
 }
 
-// slice axis=2 start=1 [8] -> [1, 2, 4]
+// reshape [16] -> [1, 1, 4]
 @compute @workgroup_size(64)
-fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let c0 = (e / 8u) % 1u;
-  let c1 = (e / 4u) % 2u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 103u * P.batch + b * 8u + e] = A[VB + 81u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (1u + c2 * 1u) * 1u)];
-}
-
-// slice axis=3 start=0 [15] -> [1, 2, 2, 1]
-@compute @workgroup_size(64)
-fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n18(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  let c0 = (e / 4u) % 1u;
-  let c1 = (e / 2u) % 2u;
-  let c2 = (e / 1u) % 2u;
-  let c3 = (e / 1u) % 1u;
-  A[VB + 111u * P.batch + b * 4u + e] = A[VB + 103u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+  A[VB + 75u * P.batch + b * 4u + e] = A[VB + 61u * P.batch + b * 10u + ((((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 8u) % 1u * 10u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 4u) % 2u * 5u + (1u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 4u * 1u) * 1u)];
 }
 
-// slice axis=1 start=1 [4] -> [1, 4, 5]
+// reshape [21] -> [1, 2, 5]
 @compute @workgroup_size(64)
-fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 20u) { return; }
-  let b = i / 20u;
-  let e = i % 20u;
-  let c0 = (e / 20u) % 1u;
-  let c1 = (e / 5u) % 4u;
-  let c2 = (e / 1u) % 5u;
-  A[VB + 115u * P.batch + b * 20u + e] = A[VB + 36u * P.batch + b * 25u + (c0 * 25u + (1u + c1 * 1u) * 5u + c2 * 1u)];
-}
-
-// slice axis=2 start=0 [20] -> [1, 2, 1, 5]
-@compute @workgroup_size(64)
-fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 10u) { return; }
   let b = i / 10u;
   let e = i % 10u;
-  let c0 = (e / 10u) % 1u;
-  let c1 = (e / 5u) % 2u;
-  let c2 = (e / 5u) % 1u;
-  let c3 = (e / 1u) % 5u;
-  A[VB + 135u * P.batch + b * 10u + e] = A[VB + 115u * P.batch + b * 20u + (c0 * 20u + c1 * 10u + (0u + c2 * 1u) * 5u + c3 * 1u)];
+  A[VB + 79u * P.batch + b * 10u + e] = A[VB + 36u * P.batch + b * 25u + ((((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 20u) % 1u * 25u + (1u + (((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 5u) % 4u * 1u) * 5u + (((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 1u) % 5u * 1u)];
 }
 
-// slice axis=2 start=0 [22] -> [1, 2, 4]
+// reshape [25] -> [1, 1, 4]
 @compute @workgroup_size(64)
-fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let c0 = (e / 8u) % 1u;
-  let c1 = (e / 4u) % 2u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 145u * P.batch + b * 8u + e] = A[VB + 135u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (0u + c2 * 1u) * 1u)];
-}
-
-// slice axis=3 start=0 [24] -> [1, 2, 2, 1]
-@compute @workgroup_size(64)
-fn n25(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  let c0 = (e / 4u) % 1u;
-  let c1 = (e / 2u) % 2u;
-  let c2 = (e / 1u) % 2u;
-  let c3 = (e / 1u) % 1u;
-  A[VB + 153u * P.batch + b * 4u + e] = A[VB + 145u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+  A[VB + 89u * P.batch + b * 4u + e] = A[VB + 79u * P.batch + b * 10u + ((((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 8u) % 1u * 10u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 4u) % 2u * 5u + (0u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 4u * 1u) * 1u)];
 }
 
-// slice axis=2 start=1 [22] -> [1, 2, 4]
+// reshape [30] -> [1, 1, 4]
 @compute @workgroup_size(64)
-fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let c0 = (e / 8u) % 1u;
-  let c1 = (e / 4u) % 2u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 157u * P.batch + b * 8u + e] = A[VB + 135u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (1u + c2 * 1u) * 1u)];
-}
-
-// slice axis=3 start=0 [29] -> [1, 2, 2, 1]
-@compute @workgroup_size(64)
-fn n30(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n32(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  let c0 = (e / 4u) % 1u;
-  let c1 = (e / 2u) % 2u;
-  let c2 = (e / 1u) % 2u;
-  let c3 = (e / 1u) % 1u;
-  A[VB + 165u * P.batch + b * 4u + e] = A[VB + 157u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + c2 * 2u + (0u + c3 * 1u) * 1u)];
+  A[VB + 93u * P.batch + b * 4u + e] = A[VB + 79u * P.batch + b * 10u + ((((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 8u) % 1u * 10u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 4u) % 2u * 5u + (1u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 4u * 1u) * 1u)];
 }
 
 // concat axis=1 [13, 18, 27, 32] -> [1, 4, 4]
@@ -1148,11 +857,11 @@ fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c1 = (e / 4u) % 4u;
   let c2 = (e / 1u) % 4u;
   var v = 0.0;
-  if (c1 < 1u) { v = A[VB + 99u * P.batch + b * 4u + (c0 * 4u + (c1 - 0u) * 4u + c2 * 1u)]; }
-  else if (c1 < 2u) { v = A[VB + 111u * P.batch + b * 4u + (c0 * 4u + (c1 - 1u) * 4u + c2 * 1u)]; }
-  else if (c1 < 3u) { v = A[VB + 153u * P.batch + b * 4u + (c0 * 4u + (c1 - 2u) * 4u + c2 * 1u)]; }
-  else if (c1 < 4u) { v = A[VB + 165u * P.batch + b * 4u + (c0 * 4u + (c1 - 3u) * 4u + c2 * 1u)]; }
-  A[VB + 169u * P.batch + b * 16u + e] = v;
+  if (c1 < 1u) { v = A[VB + 71u * P.batch + b * 4u + (c0 * 4u + (c1 - 0u) * 4u + c2 * 1u)]; }
+  else if (c1 < 2u) { v = A[VB + 75u * P.batch + b * 4u + (c0 * 4u + (c1 - 1u) * 4u + c2 * 1u)]; }
+  else if (c1 < 3u) { v = A[VB + 89u * P.batch + b * 4u + (c0 * 4u + (c1 - 2u) * 4u + c2 * 1u)]; }
+  else if (c1 < 4u) { v = A[VB + 93u * P.batch + b * 4u + (c0 * 4u + (c1 - 3u) * 4u + c2 * 1u)]; }
+  A[VB + 97u * P.batch + b * 16u + e] = v;
 }
 
 // max[1] [33] -> [1, 4]
@@ -1166,9 +875,9 @@ fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k1 = (e / 1u) % 4u;
   var acc = bitcast<f32>(0xff800000u);
   for (var r1 = 0u; r1 < 4u; r1++) {
-    acc = max_number(acc, A[VB + 169u * P.batch + b * 16u + (k0 * 16u + r1 * 4u + k1 * 1u)]);
+    acc = max_number(acc, A[VB + 97u * P.batch + b * 16u + (k0 * 16u + r1 * 4u + k1 * 1u)]);
   }
-  A[VB + 185u * P.batch + b * 4u + e] = acc;
+  A[VB + 113u * P.batch + b * 4u + e] = acc;
 }
 
 // powc 2 [35] -> [1, 2, 2]
@@ -1178,8 +887,7 @@ fn n36(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  let x = A[VB + 185u * P.batch + b * 4u + e];
-  A[VB + 189u * P.batch + b * 4u + e] = x * x;
+  A[VB + 117u * P.batch + b * 4u + e] = sq(A[VB + 113u * P.batch + b * 4u + e]);
 }
 
 // sum[0, 1, 2] [36] -> []
@@ -1193,11 +901,11 @@ fn n37(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var r0 = 0u; r0 < 1u; r0++) {
     for (var r1 = 0u; r1 < 2u; r1++) {
       for (var r2 = 0u; r2 < 2u; r2++) {
-        acc = acc + A[VB + 189u * P.batch + b * 4u + (r0 * 4u + r1 * 2u + r2 * 1u)];
+        acc = acc + A[VB + 117u * P.batch + b * 4u + (r0 * 4u + r1 * 2u + r2 * 1u)];
       }
     }
   }
-  A[VB + 193u * P.batch + b * 1u + e] = acc;
+  A[VB + 121u * P.batch + b * 1u + e] = acc;
 }
 
 // broadcast [41] -> [1, 2, 2]
@@ -1207,33 +915,7 @@ fn n42(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 4u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 4u) % 1u;
-  let c1 = (e / 2u) % 2u;
-  let c2 = (e / 1u) % 2u;
   A[0u + e] = C[9u + 0u];
-}
-
-// mul [42, 35] -> [1, 2, 2]
-@compute @workgroup_size(64)
-fn n43(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  A[VB + 194u * P.batch + b * 4u + e] = A[0u + e] * A[VB + 185u * P.batch + b * 4u + e];
-}
-
-// broadcast [45] -> [1, 4, 4]
-@compute @workgroup_size(64)
-fn n46(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let c0 = (e / 16u) % 1u;
-  let c1 = (e / 4u) % 4u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 198u * P.batch + b * 16u + e] = A[VB + 185u * P.batch + b * 4u + (c2 * 1u)];
 }
 
 // ge [33, 46] -> [1, 4, 4]
@@ -1243,7 +925,7 @@ fn n47(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 214u * P.batch + b * 16u + e] = flag(A[VB + 169u * P.batch + b * 16u + e] >= A[VB + 198u * P.batch + b * 16u + e]);
+  A[VB + 122u * P.batch + b * 16u + e] = flag(A[VB + 97u * P.batch + b * 16u + e] >= A[VB + 113u * P.batch + b * 4u + (((e) / 1u) % 4u * 1u)]);
 }
 
 // sum[1] [47] -> [1, 4]
@@ -1257,32 +939,19 @@ fn n48(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k1 = (e / 1u) % 4u;
   var acc = 0.0;
   for (var r1 = 0u; r1 < 4u; r1++) {
-    acc = acc + A[VB + 214u * P.batch + b * 16u + (k0 * 16u + r1 * 4u + k1 * 1u)];
+    acc = acc + A[VB + 122u * P.batch + b * 16u + (k0 * 16u + r1 * 4u + k1 * 1u)];
   }
-  A[VB + 230u * P.batch + b * 4u + e] = acc;
+  A[VB + 138u * P.batch + b * 4u + e] = acc;
 }
 
-// div [44, 48] -> [1, 4]
+// reshape [49] -> [1, 1, 4]
 @compute @workgroup_size(64)
-fn n49(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n50(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  A[VB + 234u * P.batch + b * 4u + e] = A[VB + 194u * P.batch + b * 4u + e] / A[VB + 230u * P.batch + b * 4u + e];
-}
-
-// broadcast [50] -> [1, 4, 4]
-@compute @workgroup_size(64)
-fn n51(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let c0 = (e / 16u) % 1u;
-  let c1 = (e / 4u) % 4u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 238u * P.batch + b * 16u + e] = A[VB + 234u * P.batch + b * 4u + (c2 * 1u)];
+  A[VB + 142u * P.batch + b * 4u + e] = ((A[0u + e] * A[VB + 113u * P.batch + b * 4u + e]) / A[VB + 138u * P.batch + b * 4u + e]);
 }
 
 // mul [51, 47] -> [1, 4, 4]
@@ -1292,59 +961,17 @@ fn n52(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 254u * P.batch + b * 16u + e] = A[VB + 238u * P.batch + b * 16u + e] * A[VB + 214u * P.batch + b * 16u + e];
+  A[VB + 146u * P.batch + b * 16u + e] = (A[VB + 142u * P.batch + b * 4u + (((e) / 1u) % 4u * 1u)] * A[VB + 122u * P.batch + b * 16u + e]);
 }
 
-// slice axis=1 start=0 [52] -> [1, 1, 4]
+// reshape [56] -> [1, 2, 2, 1]
 @compute @workgroup_size(64)
-fn n53(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n58(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  let c0 = (e / 4u) % 1u;
-  let c1 = (e / 4u) % 1u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 270u * P.batch + b * 4u + e] = A[VB + 254u * P.batch + b * 16u + (c0 * 16u + (0u + c1 * 1u) * 4u + c2 * 1u)];
-}
-
-// slice axis=1 start=1 [52] -> [1, 1, 4]
-@compute @workgroup_size(64)
-fn n54(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let c0 = (e / 4u) % 1u;
-  let c1 = (e / 4u) % 1u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 274u * P.batch + b * 4u + e] = A[VB + 254u * P.batch + b * 16u + (c0 * 16u + (1u + c1 * 1u) * 4u + c2 * 1u)];
-}
-
-// slice axis=1 start=2 [52] -> [1, 1, 4]
-@compute @workgroup_size(64)
-fn n55(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let c0 = (e / 4u) % 1u;
-  let c1 = (e / 4u) % 1u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 278u * P.batch + b * 4u + e] = A[VB + 254u * P.batch + b * 16u + (c0 * 16u + (2u + c1 * 1u) * 4u + c2 * 1u)];
-}
-
-// slice axis=1 start=3 [52] -> [1, 1, 4]
-@compute @workgroup_size(64)
-fn n56(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let c0 = (e / 4u) % 1u;
-  let c1 = (e / 4u) % 1u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 282u * P.batch + b * 4u + e] = A[VB + 254u * P.batch + b * 16u + (c0 * 16u + (3u + c1 * 1u) * 4u + c2 * 1u)];
+  A[VB + 162u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + (((e) / 4u) % 1u * 16u + (3u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u)];
 }
 
 // broadcast [59] -> [1, 2, 2, 1]
@@ -1354,10 +981,6 @@ fn n60(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 4u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 4u) % 1u;
-  let c1 = (e / 2u) % 2u;
-  let c2 = (e / 1u) % 2u;
-  let c3 = (e / 1u) % 1u;
   A[4u + e] = C[10u + 0u];
 }
 
@@ -1373,9 +996,9 @@ fn n61(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 2u) % 2u;
   let c3 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 282u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  if (c3 < 1u) { v = A[VB + 162u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
   else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 286u * P.batch + b * 8u + e] = v;
+  A[VB + 166u * P.batch + b * 8u + e] = v;
 }
 
 // broadcast [59] -> [1, 2, 1]
@@ -1385,9 +1008,6 @@ fn n63(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 2u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 2u) % 1u;
-  let c1 = (e / 1u) % 2u;
-  let c2 = (e / 1u) % 1u;
   A[8u + e] = C[10u + 0u];
 }
 
@@ -1403,8 +1023,18 @@ fn n64(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 1u) % 5u;
   var v = 0.0;
   if (c2 < 1u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 5u) { v = A[VB + 286u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
-  A[VB + 294u * P.batch + b * 10u + e] = v;
+  else if (c2 < 5u) { v = A[VB + 166u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
+  A[VB + 174u * P.batch + b * 10u + e] = v;
+}
+
+// reshape [55] -> [1, 2, 2, 1]
+@compute @workgroup_size(64)
+fn n66(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  A[VB + 184u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + (((e) / 4u) % 1u * 16u + (2u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u)];
 }
 
 // concat axis=3 [66, 60] -> [1, 2, 2, 2]
@@ -1419,9 +1049,9 @@ fn n67(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 2u) % 2u;
   let c3 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 278u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  if (c3 < 1u) { v = A[VB + 184u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
   else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 304u * P.batch + b * 8u + e] = v;
+  A[VB + 188u * P.batch + b * 8u + e] = v;
 }
 
 // concat axis=2 [68, 63] -> [1, 2, 5]
@@ -1435,19 +1065,19 @@ fn n69(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c1 = (e / 5u) % 2u;
   let c2 = (e / 1u) % 5u;
   var v = 0.0;
-  if (c2 < 4u) { v = A[VB + 304u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 0u) * 1u)]; }
+  if (c2 < 4u) { v = A[VB + 188u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 0u) * 1u)]; }
   else if (c2 < 5u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 4u) * 1u)]; }
-  A[VB + 312u * P.batch + b * 10u + e] = v;
+  A[VB + 196u * P.batch + b * 10u + e] = v;
 }
 
-// add [64, 69] -> [1, 2, 5]
+// reshape [70] -> [1, 2, 1, 5]
 @compute @workgroup_size(64)
-fn n70(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n71(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 10u) { return; }
   let b = i / 10u;
   let e = i % 10u;
-  A[VB + 322u * P.batch + b * 10u + e] = A[VB + 294u * P.batch + b * 10u + e] + A[VB + 312u * P.batch + b * 10u + e];
+  A[VB + 206u * P.batch + b * 10u + e] = (A[VB + 174u * P.batch + b * 10u + e] + A[VB + 196u * P.batch + b * 10u + e]);
 }
 
 // broadcast [59] -> [1, 2, 1, 5]
@@ -1457,10 +1087,6 @@ fn n72(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 10u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 10u) % 1u;
-  let c1 = (e / 5u) % 2u;
-  let c2 = (e / 5u) % 1u;
-  let c3 = (e / 1u) % 5u;
   A[10u + e] = C[10u + 0u];
 }
 
@@ -1476,9 +1102,9 @@ fn n73(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 5u) % 2u;
   let c3 = (e / 1u) % 5u;
   var v = 0.0;
-  if (c2 < 1u) { v = A[VB + 322u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 0u) * 5u + c3 * 1u)]; }
+  if (c2 < 1u) { v = A[VB + 206u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 0u) * 5u + c3 * 1u)]; }
   else if (c2 < 2u) { v = A[10u + (c0 * 10u + c1 * 5u + (c2 - 1u) * 5u + c3 * 1u)]; }
-  A[VB + 332u * P.batch + b * 20u + e] = v;
+  A[VB + 216u * P.batch + b * 20u + e] = v;
 }
 
 // broadcast [59] -> [1, 1, 5]
@@ -1488,9 +1114,6 @@ fn n75(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 5u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 5u) % 1u;
-  let c1 = (e / 5u) % 1u;
-  let c2 = (e / 1u) % 5u;
   A[20u + e] = C[10u + 0u];
 }
 
@@ -1506,8 +1129,18 @@ fn n76(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 1u) % 5u;
   var v = 0.0;
   if (c1 < 1u) { v = A[20u + (c0 * 5u + (c1 - 0u) * 5u + c2 * 1u)]; }
-  else if (c1 < 5u) { v = A[VB + 332u * P.batch + b * 20u + (c0 * 20u + (c1 - 1u) * 5u + c2 * 1u)]; }
-  A[VB + 352u * P.batch + b * 25u + e] = v;
+  else if (c1 < 5u) { v = A[VB + 216u * P.batch + b * 20u + (c0 * 20u + (c1 - 1u) * 5u + c2 * 1u)]; }
+  A[VB + 236u * P.batch + b * 25u + e] = v;
+}
+
+// reshape [54] -> [1, 2, 2, 1]
+@compute @workgroup_size(64)
+fn n78(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  A[VB + 261u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + (((e) / 4u) % 1u * 16u + (1u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u)];
 }
 
 // concat axis=3 [78, 60] -> [1, 2, 2, 2]
@@ -1522,9 +1155,9 @@ fn n79(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 2u) % 2u;
   let c3 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 274u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  if (c3 < 1u) { v = A[VB + 261u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
   else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 377u * P.batch + b * 8u + e] = v;
+  A[VB + 265u * P.batch + b * 8u + e] = v;
 }
 
 // concat axis=2 [63, 80] -> [1, 2, 5]
@@ -1539,8 +1172,18 @@ fn n81(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 1u) % 5u;
   var v = 0.0;
   if (c2 < 1u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 5u) { v = A[VB + 377u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
-  A[VB + 385u * P.batch + b * 10u + e] = v;
+  else if (c2 < 5u) { v = A[VB + 265u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
+  A[VB + 273u * P.batch + b * 10u + e] = v;
+}
+
+// reshape [53] -> [1, 2, 2, 1]
+@compute @workgroup_size(64)
+fn n83(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch * 4u) { return; }
+  let b = i / 4u;
+  let e = i % 4u;
+  A[VB + 283u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + (((e) / 4u) % 1u * 16u + (0u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u)];
 }
 
 // concat axis=3 [83, 60] -> [1, 2, 2, 2]
@@ -1555,9 +1198,9 @@ fn n84(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 2u) % 2u;
   let c3 = (e / 1u) % 2u;
   var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 270u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+  if (c3 < 1u) { v = A[VB + 283u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
   else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 395u * P.batch + b * 8u + e] = v;
+  A[VB + 287u * P.batch + b * 8u + e] = v;
 }
 
 // concat axis=2 [85, 63] -> [1, 2, 5]
@@ -1571,19 +1214,19 @@ fn n86(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c1 = (e / 5u) % 2u;
   let c2 = (e / 1u) % 5u;
   var v = 0.0;
-  if (c2 < 4u) { v = A[VB + 395u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 0u) * 1u)]; }
+  if (c2 < 4u) { v = A[VB + 287u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 0u) * 1u)]; }
   else if (c2 < 5u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 4u) * 1u)]; }
-  A[VB + 403u * P.batch + b * 10u + e] = v;
+  A[VB + 295u * P.batch + b * 10u + e] = v;
 }
 
-// add [81, 86] -> [1, 2, 5]
+// reshape [87] -> [1, 2, 1, 5]
 @compute @workgroup_size(64)
-fn n87(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n88(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 10u) { return; }
   let b = i / 10u;
   let e = i % 10u;
-  A[VB + 413u * P.batch + b * 10u + e] = A[VB + 385u * P.batch + b * 10u + e] + A[VB + 403u * P.batch + b * 10u + e];
+  A[VB + 305u * P.batch + b * 10u + e] = (A[VB + 273u * P.batch + b * 10u + e] + A[VB + 295u * P.batch + b * 10u + e]);
 }
 
 // concat axis=2 [88, 72] -> [1, 2, 2, 5]
@@ -1598,9 +1241,9 @@ fn n89(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c2 = (e / 5u) % 2u;
   let c3 = (e / 1u) % 5u;
   var v = 0.0;
-  if (c2 < 1u) { v = A[VB + 413u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 0u) * 5u + c3 * 1u)]; }
+  if (c2 < 1u) { v = A[VB + 305u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 0u) * 5u + c3 * 1u)]; }
   else if (c2 < 2u) { v = A[10u + (c0 * 10u + c1 * 5u + (c2 - 1u) * 5u + c3 * 1u)]; }
-  A[VB + 423u * P.batch + b * 20u + e] = v;
+  A[VB + 315u * P.batch + b * 20u + e] = v;
 }
 
 // concat axis=1 [90, 75] -> [1, 5, 5]
@@ -1614,32 +1257,9 @@ fn n91(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c1 = (e / 5u) % 5u;
   let c2 = (e / 1u) % 5u;
   var v = 0.0;
-  if (c1 < 4u) { v = A[VB + 423u * P.batch + b * 20u + (c0 * 20u + (c1 - 0u) * 5u + c2 * 1u)]; }
+  if (c1 < 4u) { v = A[VB + 315u * P.batch + b * 20u + (c0 * 20u + (c1 - 0u) * 5u + c2 * 1u)]; }
   else if (c1 < 5u) { v = A[20u + (c0 * 5u + (c1 - 4u) * 5u + c2 * 1u)]; }
-  A[VB + 443u * P.batch + b * 25u + e] = v;
-}
-
-// add [76, 91] -> [1, 5, 5]
-@compute @workgroup_size(64)
-fn n92(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 25u) { return; }
-  let b = i / 25u;
-  let e = i % 25u;
-  A[VB + 468u * P.batch + b * 25u + e] = A[VB + 352u * P.batch + b * 25u + e] + A[VB + 443u * P.batch + b * 25u + e];
-}
-
-// slice axis=2 start=0 [92] -> [1, 5, 4]
-@compute @workgroup_size(64)
-fn n93(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 20u) { return; }
-  let b = i / 20u;
-  let e = i % 20u;
-  let c0 = (e / 20u) % 1u;
-  let c1 = (e / 4u) % 5u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 493u * P.batch + b * 20u + e] = A[VB + 468u * P.batch + b * 25u + (c0 * 25u + c1 * 5u + (0u + c2 * 1u) * 1u)];
+  A[VB + 335u * P.batch + b * 25u + e] = v;
 }
 
 // slice axis=1 start=0 [93] -> [1, 4, 4]
@@ -1649,9 +1269,6 @@ fn n94(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  let c0 = (e / 16u) % 1u;
-  let c1 = (e / 4u) % 4u;
-  let c2 = (e / 1u) % 4u;
-  A[VB + 513u * P.batch + b * 16u + e] = A[VB + 493u * P.batch + b * 20u + (c0 * 20u + (0u + c1 * 1u) * 4u + c2 * 1u)];
+  A[VB + 360u * P.batch + b * 16u + e] = (A[VB + 236u * P.batch + b * 25u + ((((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 20u) % 1u * 25u + (((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 4u) % 5u * 5u + (0u + (((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 1u) % 4u * 1u) * 1u)] + A[VB + 335u * P.batch + b * 25u + ((((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 20u) % 1u * 25u + (((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 4u) % 5u * 5u + (0u + (((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 1u) % 4u * 1u) * 1u)]);
 }
 

@@ -1,4 +1,4 @@
-// gmm: 25 passes; invariant region 24 values, 186 values per sample
+// gmm: 14 passes; invariant region 24 values, 88 values per sample
 
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
@@ -22,6 +22,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -104,18 +105,6 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 
 const VB: u32 = 24u;
 
-// broadcast [0] -> [8, 2]
-@compute @workgroup_size(64)
-fn n2(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let c0 = (e / 2u) % 8u;
-  let c1 = (e / 1u) % 2u;
-  A[VB + 2u * P.batch + b * 16u + e] = A[VB + 0u * P.batch + b * 2u + (c1 * 1u)];
-}
-
 // sub [2, 1] -> [8, 2]
 @compute @workgroup_size(64)
 fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -123,7 +112,7 @@ fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 18u * P.batch + b * 16u + e] = A[VB + 2u * P.batch + b * 16u + e] - C[0u + e];
+  A[VB + 2u * P.batch + b * 16u + e] = (A[VB + 0u * P.batch + b * 2u + (((e) / 1u) % 2u * 1u)] - C[0u + e]);
 }
 
 // powc 2 [3] -> [8, 2]
@@ -133,8 +122,7 @@ fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  let x = A[VB + 18u * P.batch + b * 16u + e];
-  A[VB + 34u * P.batch + b * 16u + e] = x * x;
+  A[VB + 18u * P.batch + b * 16u + e] = sq(A[VB + 2u * P.batch + b * 16u + e]);
 }
 
 // sum[1] [4] -> [8]
@@ -147,19 +135,9 @@ fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k0 = (e / 1u) % 8u;
   var acc = 0.0;
   for (var r1 = 0u; r1 < 2u; r1++) {
-    acc = acc + A[VB + 34u * P.batch + b * 16u + (k0 * 2u + r1 * 1u)];
+    acc = acc + A[VB + 18u * P.batch + b * 16u + (k0 * 2u + r1 * 1u)];
   }
-  A[VB + 50u * P.batch + b * 8u + e] = acc;
-}
-
-// neg [5] -> [8]
-@compute @workgroup_size(64)
-fn n6(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  A[VB + 58u * P.batch + b * 8u + e] = -(A[VB + 50u * P.batch + b * 8u + e]);
+  A[VB + 34u * P.batch + b * 8u + e] = acc;
 }
 
 // broadcast [7] -> [8]
@@ -169,7 +147,6 @@ fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 8u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 1u) % 8u;
   A[0u + e] = C[16u + 0u];
 }
 
@@ -180,7 +157,7 @@ fn n9(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 8u) { return; }
   let b = i / 8u;
   let e = i % 8u;
-  A[VB + 66u * P.batch + b * 8u + e] = A[VB + 58u * P.batch + b * 8u + e] / A[0u + e];
+  A[VB + 42u * P.batch + b * 8u + e] = ((-A[VB + 34u * P.batch + b * 8u + e]) / A[0u + e]);
 }
 
 // max[0] [9] -> []
@@ -192,30 +169,9 @@ fn n10(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 1u;
   var acc = bitcast<f32>(0xff800000u);
   for (var r0 = 0u; r0 < 8u; r0++) {
-    acc = max_number(acc, A[VB + 66u * P.batch + b * 8u + (r0 * 1u)]);
+    acc = max_number(acc, A[VB + 42u * P.batch + b * 8u + (r0 * 1u)]);
   }
-  A[VB + 74u * P.batch + b * 1u + e] = acc;
-}
-
-// broadcast [11] -> [8]
-@compute @workgroup_size(64)
-fn n13(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let c0 = (e / 1u) % 8u;
-  A[VB + 75u * P.batch + b * 8u + e] = A[VB + 74u * P.batch + b * 1u + 0u];
-}
-
-// sub [9, 13] -> [8]
-@compute @workgroup_size(64)
-fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  A[VB + 83u * P.batch + b * 8u + e] = A[VB + 66u * P.batch + b * 8u + e] - A[VB + 75u * P.batch + b * 8u + e];
+  A[VB + 50u * P.batch + b * 1u + e] = acc;
 }
 
 // exp [14] -> [8]
@@ -225,7 +181,7 @@ fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 8u) { return; }
   let b = i / 8u;
   let e = i % 8u;
-  A[VB + 91u * P.batch + b * 8u + e] = exp_s(A[VB + 83u * P.batch + b * 8u + e]);
+  A[VB + 51u * P.batch + b * 8u + e] = exp_s((A[VB + 42u * P.batch + b * 8u + e] - A[VB + 50u * P.batch + b * 1u + 0u]));
 }
 
 // sum[0] [15] -> []
@@ -237,29 +193,9 @@ fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 1u;
   var acc = 0.0;
   for (var r0 = 0u; r0 < 8u; r0++) {
-    acc = acc + A[VB + 91u * P.batch + b * 8u + (r0 * 1u)];
+    acc = acc + A[VB + 51u * P.batch + b * 8u + (r0 * 1u)];
   }
-  A[VB + 99u * P.batch + b * 1u + e] = acc;
-}
-
-// log [16] -> []
-@compute @workgroup_size(64)
-fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 100u * P.batch + b * 1u + e] = log_s(A[VB + 99u * P.batch + b * 1u + e]);
-}
-
-// add [11, 17] -> []
-@compute @workgroup_size(64)
-fn n18(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 101u * P.batch + b * 1u + e] = A[VB + 74u * P.batch + b * 1u + e] + A[VB + 100u * P.batch + b * 1u + e];
+  A[VB + 59u * P.batch + b * 1u + e] = acc;
 }
 
 // neg [18] -> []
@@ -269,7 +205,7 @@ fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 102u * P.batch + b * 1u + e] = -(A[VB + 101u * P.batch + b * 1u + e]);
+  A[VB + 60u * P.batch + b * 1u + e] = (-(A[VB + 50u * P.batch + b * 1u + e] + log_s(A[VB + 59u * P.batch + b * 1u + e])));
 }
 
 // div [21, 16] -> []
@@ -279,60 +215,17 @@ fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 103u * P.batch + b * 1u + e] = C[17u + e] / A[VB + 99u * P.batch + b * 1u + e];
+  A[VB + 61u * P.batch + b * 1u + e] = (C[17u + e] / A[VB + 59u * P.batch + b * 1u + e]);
 }
 
-// broadcast [22] -> [8]
+// reshape [27] -> [8, 1]
 @compute @workgroup_size(64)
-fn n24(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 8u) { return; }
   let b = i / 8u;
   let e = i % 8u;
-  let c0 = (e / 1u) % 8u;
-  A[VB + 104u * P.batch + b * 8u + e] = A[VB + 103u * P.batch + b * 1u + 0u];
-}
-
-// mul [24, 15] -> [8]
-@compute @workgroup_size(64)
-fn n25(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  A[VB + 112u * P.batch + b * 8u + e] = A[VB + 104u * P.batch + b * 8u + e] * A[VB + 91u * P.batch + b * 8u + e];
-}
-
-// div [25, 8] -> [8]
-@compute @workgroup_size(64)
-fn n26(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  A[VB + 120u * P.batch + b * 8u + e] = A[VB + 112u * P.batch + b * 8u + e] / A[0u + e];
-}
-
-// neg [26] -> [8]
-@compute @workgroup_size(64)
-fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  A[VB + 128u * P.batch + b * 8u + e] = -(A[VB + 120u * P.batch + b * 8u + e]);
-}
-
-// broadcast [28] -> [8, 2]
-@compute @workgroup_size(64)
-fn n29(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let c0 = (e / 2u) % 8u;
-  let c1 = (e / 1u) % 2u;
-  A[VB + 136u * P.batch + b * 16u + e] = A[VB + 128u * P.batch + b * 8u + (c0 * 1u)];
+  A[VB + 62u * P.batch + b * 8u + e] = (-((A[VB + 61u * P.batch + b * 1u + 0u] * A[VB + 51u * P.batch + b * 8u + e]) / A[0u + e]));
 }
 
 // broadcast [30] -> [8, 2]
@@ -342,19 +235,7 @@ fn n31(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 16u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 2u) % 8u;
-  let c1 = (e / 1u) % 2u;
   A[8u + e] = C[18u + 0u];
-}
-
-// mul [29, 31] -> [8, 2]
-@compute @workgroup_size(64)
-fn n32(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  A[VB + 152u * P.batch + b * 16u + e] = A[VB + 136u * P.batch + b * 16u + e] * A[8u + e];
 }
 
 // mul [32, 3] -> [8, 2]
@@ -364,7 +245,7 @@ fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 168u * P.batch + b * 16u + e] = A[VB + 152u * P.batch + b * 16u + e] * A[VB + 18u * P.batch + b * 16u + e];
+  A[VB + 70u * P.batch + b * 16u + e] = ((A[VB + 62u * P.batch + b * 8u + (((e) / 2u) % 8u * 1u)] * A[8u + e]) * A[VB + 2u * P.batch + b * 16u + e]);
 }
 
 // sum[0] [33] -> [2]
@@ -377,8 +258,8 @@ fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k0 = (e / 1u) % 2u;
   var acc = 0.0;
   for (var r0 = 0u; r0 < 8u; r0++) {
-    acc = acc + A[VB + 168u * P.batch + b * 16u + (r0 * 2u + k0 * 1u)];
+    acc = acc + A[VB + 70u * P.batch + b * 16u + (r0 * 2u + k0 * 1u)];
   }
-  A[VB + 184u * P.batch + b * 2u + e] = acc;
+  A[VB + 86u * P.batch + b * 2u + e] = acc;
 }
 

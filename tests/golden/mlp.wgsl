@@ -1,4 +1,4 @@
-// net: 26 passes; invariant region 17153 values, 2695 values per sample
+// net: 16 passes; invariant region 17153 values, 1415 values per sample
 
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
@@ -22,6 +22,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -128,7 +129,7 @@ fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 128u) { return; }
   let b = i / 128u;
   let e = i % 128u;
-  A[VB + 130u * P.batch + b * 128u + e] = A[VB + 2u * P.batch + b * 128u + e] + A[256u + e];
+  A[VB + 130u * P.batch + b * 128u + e] = (A[VB + 2u * P.batch + b * 128u + e] + A[256u + e]);
 }
 
 // sigmoid [4] -> [128]
@@ -148,7 +149,7 @@ fn n6(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 128u) { return; }
   let b = i / 128u;
   let e = i % 128u;
-  A[VB + 386u * P.batch + b * 128u + e] = A[VB + 130u * P.batch + b * 128u + e] * A[VB + 258u * P.batch + b * 128u + e];
+  A[VB + 386u * P.batch + b * 128u + e] = (A[VB + 130u * P.batch + b * 128u + e] * A[VB + 258u * P.batch + b * 128u + e]);
 }
 
 // matmul [6, 7] -> [128]
@@ -175,7 +176,7 @@ fn n10(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 128u) { return; }
   let b = i / 128u;
   let e = i % 128u;
-  A[VB + 642u * P.batch + b * 128u + e] = A[VB + 514u * P.batch + b * 128u + e] + A[16768u + e];
+  A[VB + 642u * P.batch + b * 128u + e] = (A[VB + 514u * P.batch + b * 128u + e] + A[16768u + e]);
 }
 
 // sigmoid [10] -> [128]
@@ -195,7 +196,7 @@ fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 128u) { return; }
   let b = i / 128u;
   let e = i % 128u;
-  A[VB + 898u * P.batch + b * 128u + e] = A[VB + 642u * P.batch + b * 128u + e] * A[VB + 770u * P.batch + b * 128u + e];
+  A[VB + 898u * P.batch + b * 128u + e] = (A[VB + 642u * P.batch + b * 128u + e] * A[VB + 770u * P.batch + b * 128u + e]);
 }
 
 // matmul [12, 13] -> [1]
@@ -222,7 +223,7 @@ fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 1027u * P.batch + b * 1u + e] = A[VB + 1026u * P.batch + b * 1u + e] + A[17024u + e];
+  A[VB + 1027u * P.batch + b * 1u + e] = (A[VB + 1026u * P.batch + b * 1u + e] + A[17024u + e]);
 }
 
 // sum[0] [16] -> []
@@ -239,26 +240,6 @@ fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
   A[VB + 1028u * P.batch + b * 1u + e] = acc;
 }
 
-// mul [20, 11] -> [128]
-@compute @workgroup_size(64)
-fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  A[VB + 1029u * P.batch + b * 128u + e] = A[16896u + e] * A[VB + 770u * P.batch + b * 128u + e];
-}
-
-// mul [20, 10] -> [128]
-@compute @workgroup_size(64)
-fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  A[VB + 1157u * P.batch + b * 128u + e] = A[16896u + e] * A[VB + 642u * P.batch + b * 128u + e];
-}
-
 // broadcast [18] -> [128]
 @compute @workgroup_size(64)
 fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -266,38 +247,7 @@ fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 128u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 1u) % 128u;
   A[17025u + e] = C[0u + 0u];
-}
-
-// sub [23, 11] -> [128]
-@compute @workgroup_size(64)
-fn n24(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  A[VB + 1285u * P.batch + b * 128u + e] = A[17025u + e] - A[VB + 770u * P.batch + b * 128u + e];
-}
-
-// mul [11, 24] -> [128]
-@compute @workgroup_size(64)
-fn n25(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  A[VB + 1413u * P.batch + b * 128u + e] = A[VB + 770u * P.batch + b * 128u + e] * A[VB + 1285u * P.batch + b * 128u + e];
-}
-
-// mul [22, 25] -> [128]
-@compute @workgroup_size(64)
-fn n26(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  A[VB + 1541u * P.batch + b * 128u + e] = A[VB + 1157u * P.batch + b * 128u + e] * A[VB + 1413u * P.batch + b * 128u + e];
 }
 
 // add [21, 26] -> [128]
@@ -307,7 +257,7 @@ fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 128u) { return; }
   let b = i / 128u;
   let e = i % 128u;
-  A[VB + 1669u * P.batch + b * 128u + e] = A[VB + 1029u * P.batch + b * 128u + e] + A[VB + 1541u * P.batch + b * 128u + e];
+  A[VB + 1029u * P.batch + b * 128u + e] = ((A[16896u + e] * A[VB + 770u * P.batch + b * 128u + e]) + ((A[16896u + e] * A[VB + 642u * P.batch + b * 128u + e]) * (A[VB + 770u * P.batch + b * 128u + e] * (A[17025u + e] - A[VB + 770u * P.batch + b * 128u + e]))));
 }
 
 // matmul [7, 27] -> [128]
@@ -321,60 +271,10 @@ fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = e % 1u;
   var acc = 0.0;
   for (var p = 0u; p < 128u; p++) {
-    let prod = A[384u + row * 128u + p] * A[VB + 1669u * P.batch + b * 128u + p * 1u + col];
+    let prod = A[384u + row * 128u + p] * A[VB + 1029u * P.batch + b * 128u + p * 1u + col];
     acc = acc + prod;
   }
-  A[VB + 1797u * P.batch + b * 128u + e] = acc;
-}
-
-// mul [28, 5] -> [128]
-@compute @workgroup_size(64)
-fn n29(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  A[VB + 1925u * P.batch + b * 128u + e] = A[VB + 1797u * P.batch + b * 128u + e] * A[VB + 258u * P.batch + b * 128u + e];
-}
-
-// mul [28, 4] -> [128]
-@compute @workgroup_size(64)
-fn n30(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  A[VB + 2053u * P.batch + b * 128u + e] = A[VB + 1797u * P.batch + b * 128u + e] * A[VB + 130u * P.batch + b * 128u + e];
-}
-
-// sub [23, 5] -> [128]
-@compute @workgroup_size(64)
-fn n31(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  A[VB + 2181u * P.batch + b * 128u + e] = A[17025u + e] - A[VB + 258u * P.batch + b * 128u + e];
-}
-
-// mul [5, 31] -> [128]
-@compute @workgroup_size(64)
-fn n32(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  A[VB + 2309u * P.batch + b * 128u + e] = A[VB + 258u * P.batch + b * 128u + e] * A[VB + 2181u * P.batch + b * 128u + e];
-}
-
-// mul [30, 32] -> [128]
-@compute @workgroup_size(64)
-fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  A[VB + 2437u * P.batch + b * 128u + e] = A[VB + 2053u * P.batch + b * 128u + e] * A[VB + 2309u * P.batch + b * 128u + e];
+  A[VB + 1157u * P.batch + b * 128u + e] = acc;
 }
 
 // add [29, 33] -> [128]
@@ -384,7 +284,7 @@ fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 128u) { return; }
   let b = i / 128u;
   let e = i % 128u;
-  A[VB + 2565u * P.batch + b * 128u + e] = A[VB + 1925u * P.batch + b * 128u + e] + A[VB + 2437u * P.batch + b * 128u + e];
+  A[VB + 1285u * P.batch + b * 128u + e] = ((A[VB + 1157u * P.batch + b * 128u + e] * A[VB + 258u * P.batch + b * 128u + e]) + ((A[VB + 1157u * P.batch + b * 128u + e] * A[VB + 130u * P.batch + b * 128u + e]) * (A[VB + 258u * P.batch + b * 128u + e] * (A[17025u + e] - A[VB + 258u * P.batch + b * 128u + e]))));
 }
 
 // matmul [1, 34] -> [2]
@@ -398,9 +298,9 @@ fn n35(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = e % 1u;
   var acc = 0.0;
   for (var p = 0u; p < 128u; p++) {
-    let prod = A[0u + row * 128u + p] * A[VB + 2565u * P.batch + b * 128u + p * 1u + col];
+    let prod = A[0u + row * 128u + p] * A[VB + 1285u * P.batch + b * 128u + p * 1u + col];
     acc = acc + prod;
   }
-  A[VB + 2693u * P.batch + b * 2u + e] = acc;
+  A[VB + 1413u * P.batch + b * 2u + e] = acc;
 }
 

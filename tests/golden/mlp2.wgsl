@@ -1,4 +1,4 @@
-// net: 11 passes; invariant region 113 values, 107 values per sample
+// net: 8 passes; invariant region 113 values, 59 values per sample
 
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
@@ -22,6 +22,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -121,16 +122,6 @@ fn n2(@builtin(global_invocation_id) gid: vec3<u32>) {
   A[VB + 4u * P.batch + b * 16u + e] = acc;
 }
 
-// add [2, 3] -> [16]
-@compute @workgroup_size(64)
-fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  A[VB + 20u * P.batch + b * 16u + e] = A[VB + 4u * P.batch + b * 16u + e] + A[64u + e];
-}
-
 // tanh [4] -> [16]
 @compute @workgroup_size(64)
 fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -138,7 +129,7 @@ fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 36u * P.batch + b * 16u + e] = tanh_s(A[VB + 20u * P.batch + b * 16u + e]);
+  A[VB + 20u * P.batch + b * 16u + e] = tanh_s((A[VB + 4u * P.batch + b * 16u + e] + A[64u + e]));
 }
 
 // matmul [5, 6] -> [1]
@@ -152,10 +143,10 @@ fn n7(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = e % 1u;
   var acc = 0.0;
   for (var p = 0u; p < 16u; p++) {
-    let prod = A[VB + 36u * P.batch + b * 16u + row * 16u + p] * A[80u + p * 1u + col];
+    let prod = A[VB + 20u * P.batch + b * 16u + row * 16u + p] * A[80u + p * 1u + col];
     acc = acc + prod;
   }
-  A[VB + 52u * P.batch + b * 1u + e] = acc;
+  A[VB + 36u * P.batch + b * 1u + e] = acc;
 }
 
 // add [7, 8] -> [1]
@@ -165,7 +156,7 @@ fn n9(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 53u * P.batch + b * 1u + e] = A[VB + 52u * P.batch + b * 1u + e] + A[96u + e];
+  A[VB + 37u * P.batch + b * 1u + e] = (A[VB + 36u * P.batch + b * 1u + e] + A[96u + e]);
 }
 
 // sum[0] [9] -> []
@@ -177,9 +168,9 @@ fn n10(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = i % 1u;
   var acc = 0.0;
   for (var r0 = 0u; r0 < 1u; r0++) {
-    acc = acc + A[VB + 53u * P.batch + b * 1u + (r0 * 1u)];
+    acc = acc + A[VB + 37u * P.batch + b * 1u + (r0 * 1u)];
   }
-  A[VB + 54u * P.batch + b * 1u + e] = acc;
+  A[VB + 38u * P.batch + b * 1u + e] = acc;
 }
 
 // broadcast [11] -> [16]
@@ -189,28 +180,7 @@ fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 16u) { return; }
   let b = 0u;
   let e = i;
-  let c0 = (e / 1u) % 16u;
   A[97u + e] = C[0u + 0u];
-}
-
-// mul [5, 5] -> [16]
-@compute @workgroup_size(64)
-fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  A[VB + 55u * P.batch + b * 16u + e] = A[VB + 36u * P.batch + b * 16u + e] * A[VB + 36u * P.batch + b * 16u + e];
-}
-
-// sub [14, 15] -> [16]
-@compute @workgroup_size(64)
-fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  A[VB + 71u * P.batch + b * 16u + e] = A[97u + e] - A[VB + 55u * P.batch + b * 16u + e];
 }
 
 // mul [13, 16] -> [16]
@@ -220,7 +190,7 @@ fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 87u * P.batch + b * 16u + e] = A[80u + e] * A[VB + 71u * P.batch + b * 16u + e];
+  A[VB + 39u * P.batch + b * 16u + e] = (A[80u + e] * (A[97u + e] - (A[VB + 20u * P.batch + b * 16u + e] * A[VB + 20u * P.batch + b * 16u + e])));
 }
 
 // matmul [1, 17] -> [4]
@@ -234,9 +204,9 @@ fn n18(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = e % 1u;
   var acc = 0.0;
   for (var p = 0u; p < 16u; p++) {
-    let prod = A[0u + row * 16u + p] * A[VB + 87u * P.batch + b * 16u + p * 1u + col];
+    let prod = A[0u + row * 16u + p] * A[VB + 39u * P.batch + b * 16u + p * 1u + col];
     acc = acc + prod;
   }
-  A[VB + 103u * P.batch + b * 4u + e] = acc;
+  A[VB + 55u * P.batch + b * 4u + e] = acc;
 }
 

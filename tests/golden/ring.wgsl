@@ -1,4 +1,4 @@
-// ring: 12 passes; invariant region 1 values, 17 values per sample
+// ring: 7 passes; invariant region 1 values, 11 values per sample
 
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
@@ -22,6 +22,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -111,8 +112,7 @@ fn n1(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  let x = A[VB + 0u * P.batch + b * 2u + e];
-  A[VB + 2u * P.batch + b * 2u + e] = x * x;
+  A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
 }
 
 // sum[0] [1] -> []
@@ -146,18 +146,7 @@ fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 6u * P.batch + b * 1u + e] = A[VB + 5u * P.batch + b * 1u + e] - C[0u + e];
-}
-
-// powc 2 [5] -> []
-@compute @workgroup_size(64)
-fn n6(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let x = A[VB + 6u * P.batch + b * 1u + e];
-  A[VB + 7u * P.batch + b * 1u + e] = x * x;
+  A[VB + 6u * P.batch + b * 1u + e] = (A[VB + 5u * P.batch + b * 1u + e] - C[0u + e]);
 }
 
 // div [6, 7] -> []
@@ -167,37 +156,7 @@ fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 8u * P.batch + b * 1u + e] = A[VB + 7u * P.batch + b * 1u + e] / C[1u + e];
-}
-
-// mul [11, 5] -> []
-@compute @workgroup_size(64)
-fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 9u * P.batch + b * 1u + e] = C[2u + e] * A[VB + 6u * P.batch + b * 1u + e];
-}
-
-// mul [12, 13] -> []
-@compute @workgroup_size(64)
-fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 10u * P.batch + b * 1u + e] = A[VB + 9u * P.batch + b * 1u + e] * C[3u + e];
-}
-
-// div [14, 3] -> []
-@compute @workgroup_size(64)
-fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 11u * P.batch + b * 1u + e] = A[VB + 10u * P.batch + b * 1u + e] / A[VB + 5u * P.batch + b * 1u + e];
+  A[VB + 7u * P.batch + b * 1u + e] = (sq(A[VB + 6u * P.batch + b * 1u + e]) / C[1u + e]);
 }
 
 // mul [15, 4] -> []
@@ -207,18 +166,7 @@ fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 12u * P.batch + b * 1u + e] = A[VB + 11u * P.batch + b * 1u + e] * C[0u + e];
-}
-
-// broadcast [19] -> [2]
-@compute @workgroup_size(64)
-fn n20(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  A[VB + 13u * P.batch + b * 2u + e] = A[VB + 12u * P.batch + b * 1u + 0u];
+  A[VB + 8u * P.batch + b * 1u + e] = ((((C[2u + e] * A[VB + 6u * P.batch + b * 1u + e]) * C[3u + e]) / A[VB + 5u * P.batch + b * 1u + e]) * C[0u + e]);
 }
 
 // mul [20, 0] -> [2]
@@ -228,6 +176,6 @@ fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 15u * P.batch + b * 2u + e] = A[VB + 13u * P.batch + b * 2u + e] * A[VB + 0u * P.batch + b * 2u + e];
+  A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + 0u] * A[VB + 0u * P.batch + b * 2u + e]);
 }
 

@@ -275,9 +275,10 @@ impl GpuKernel {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let back: usize = read_ranges(&self.prog, chunk).iter().map(|r| r.1).sum();
         let readback = d.create_buffer(&wgpu::BufferDescriptor {
             label: Some("ebm readback"),
-            size,
+            size: (back.max(1) * 4) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -308,7 +309,7 @@ impl GpuKernel {
         }
     }
 
-    /// Samples `lo..hi` of a call: inputs in, every pass, the whole arena back.
+    /// Samples `lo..hi` of a call: inputs in, every pass, the outputs back.
     fn run_chunk(
         &self,
         a: &Arena,
@@ -343,8 +344,16 @@ impl GpuKernel {
                 pass.dispatch_workgroups(x, y, 1);
             }
         }
-        let used = ((self.prog.inv_len + n * self.prog.per_sample) * 4) as u64;
-        enc.copy_buffer_to_buffer(&a.arena, 0, &a.readback, 0, used);
+        // Only the outputs come back, packed one after another.
+        let mut at = 0;
+        for (from, len) in read_ranges(&self.prog, n) {
+            if len > 0 {
+                let (from, to, len) = ((from * 4) as u64, (at * 4) as u64, (len * 4) as u64);
+                enc.copy_buffer_to_buffer(&a.arena, from, &a.readback, to, len);
+            }
+            at += len;
+        }
+        let used = (at.max(1) * 4) as u64;
         q.submit([enc.finish()]);
         let slice = a.readback.slice(..used);
         slice.map_async(wgpu::MapMode::Read, |_| {});
@@ -402,28 +411,45 @@ fn bytes_u32(v: &[u32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
-/// Writes the chunk `lo..hi`'s share of every output from the arena `a`.
+/// The arena range `(offset, values)` each output is read back from, for
+/// a chunk of `n` samples (empty for an output read from the constants).
+fn read_ranges(prog: &Program, n: usize) -> Vec<(usize, usize)> {
+    prog.outputs
+        .iter()
+        .map(|slot| match *slot {
+            OutputSlot::Rows { off, numel } => (prog.inv_len + off * n, n * numel),
+            OutputSlot::Sum { acc, numel } => (acc, numel),
+            OutputSlot::Same {
+                loc: Source::Arena(o),
+                numel,
+                ..
+            } => (o, numel),
+            OutputSlot::Same { .. } => (0, 0),
+        })
+        .collect()
+}
+
+/// Writes the chunk `lo..hi`'s share of every output from `back`: the
+/// outputs' ranges ([`read_ranges`]) packed in order.
 fn gather(
     prog: &Program,
-    a: &[f32],
-    consts: &[f32],
+    back: &[f32],
     outputs: &mut [&mut [f32]],
-    lo: usize,
-    hi: usize,
+    (lo, hi): (usize, usize),
     batch: usize,
 ) {
-    let n = hi - lo;
-    for (slot, out) in prog.outputs.iter().zip(outputs.iter_mut()) {
+    let mut at = 0;
+    let ranges = read_ranges(prog, hi - lo);
+    for ((slot, out), (_, len)) in prog.outputs.iter().zip(outputs.iter_mut()).zip(ranges) {
+        let part = &back[at..at + len];
+        at += len;
         match *slot {
-            OutputSlot::Rows { off, numel } => {
-                let at = prog.inv_len + off * n;
-                out[lo * numel..hi * numel].copy_from_slice(&a[at..at + n * numel]);
-            }
-            OutputSlot::Sum { acc, numel } => out.copy_from_slice(&a[acc..acc + numel]),
+            OutputSlot::Rows { numel, .. } => out[lo * numel..hi * numel].copy_from_slice(part),
+            OutputSlot::Sum { .. } => out.copy_from_slice(part),
             OutputSlot::Same { loc, numel, reduce } => {
                 let value = |e: usize| match loc {
-                    Source::Arena(o) => a[o + e],
-                    Source::Const(o) => consts[o + e],
+                    Source::Arena(_) => part[e],
+                    Source::Const(o) => prog.consts[o + e],
                 };
                 match reduce {
                     BatchReduce::PerSample => {
@@ -478,15 +504,7 @@ impl Kernel for GpuKernel {
         loop {
             let hi = (lo + chunk).min(batch);
             let values = self.run_chunk(a, inputs, (lo, hi))?;
-            gather(
-                &self.prog,
-                &values,
-                &self.prog.consts,
-                outputs,
-                lo,
-                hi,
-                batch,
-            );
+            gather(&self.prog, &values, outputs, (lo, hi), batch);
             lo = hi;
             if lo >= batch {
                 return Ok(());

@@ -123,6 +123,8 @@ pub fn generate(g: &Graph) -> Result<Program, Unsupported> {
 struct Gen<'g> {
     g: &'g Graph,
     locs: Vec<Option<Loc>>,
+    /// Computed inside its one consumer's expression, never stored.
+    inlined: Vec<bool>,
     varying: Vec<bool>,
     inv_len: usize,
     per_sample: usize,
@@ -143,6 +145,7 @@ impl<'g> Gen<'g> {
         Gen {
             g,
             locs: vec![None; g.len()],
+            inlined: vec![false; g.len()],
             varying: vec![false; g.len()],
             inv_len: 0,
             per_sample: 0,
@@ -155,6 +158,7 @@ impl<'g> Gen<'g> {
 
     fn run(mut self) -> Result<Program, Unsupported> {
         let live = self.g.live(&[]);
+        self.choose_inlined(&live);
         for id in self.g.ids() {
             if live[id.index()] {
                 self.node(id)?;
@@ -188,10 +192,62 @@ impl<'g> Gen<'g> {
         }
     }
 
-    fn loc(&self, id: NodeId) -> Loc {
-        // invariant: nodes are visited in order and every live node's
-        // operands are live, so an operand has its location.
-        self.locs[id.index()].expect("operand placed before its user")
+    /// Which nodes are computed inside their consumer's expression: an
+    /// elementwise op or view with one use (not an output) whose consumer
+    /// maps indices one-to-one or by a view — never into a reduction, a
+    /// product, a concatenation or an expanding broadcast, which would
+    /// compute it many times over — and that is batch-dependent exactly
+    /// when its consumer is (an invariant value is computed once, not per
+    /// sample). Expressions nest at most `MAX_INLINE_DEPTH` deep. One pass
+    /// then computes a whole chain of elementwise ops: the launches, not
+    /// the arithmetic, are what a small graph costs on a GPU.
+    fn choose_inlined(&mut self, live: &[bool]) {
+        let g = self.g;
+        let mut uses = vec![0usize; g.len()];
+        let mut user = vec![None; g.len()];
+        for id in g.ids().filter(|id| live[id.index()]) {
+            for a in &g.node(id).args {
+                uses[a.index()] += 1;
+                user[a.index()] = Some(id);
+            }
+        }
+        for o in &g.outputs {
+            uses[o.node.index()] += 2;
+        }
+        let mut varying = vec![false; g.len()];
+        let mut depth = vec![0usize; g.len()];
+        for id in g.ids().filter(|id| live[id.index()]) {
+            let node = g.node(id);
+            varying[id.index()] = match node.op {
+                Op::Input(i) => g.input(i).kind == InputKind::Sample,
+                _ => node.args.iter().any(|a| varying[a.index()]),
+            };
+            depth[id.index()] = 1 + node
+                .args
+                .iter()
+                .filter(|a| self.inlined[a.index()])
+                .map(|a| depth[a.index()])
+                .max()
+                .unwrap_or(0);
+        }
+        for id in g.ids().filter(|id| live[id.index()]) {
+            let (i, node) = (id.index(), g.node(id));
+            let Some(c) = user[i] else { continue };
+            let fits = uses[i] == 1
+                && maps_elements(node.op)
+                && maps_elements(g.node(c).op)
+                && !matches!(g.node(c).op, Op::Broadcast)
+                && varying[i] == varying[c.index()]
+                && depth[i] < MAX_INLINE_DEPTH;
+            self.inlined[i] = fits;
+            if !fits {
+                depth[i] = 0;
+            }
+        }
+    }
+
+    fn loc(&self, id: NodeId) -> Option<Loc> {
+        self.locs[id.index()]
     }
 
     fn node(&mut self, id: NodeId) -> Result<(), Unsupported> {
@@ -211,7 +267,11 @@ impl<'g> Gen<'g> {
             }
             Op::Const(c) => Loc::Const(self.const_off[c.index()]),
             Op::Input(_) => self.alloc(varying, n),
-            Op::Reshape | Op::StopGradient => self.loc(node.args[0]),
+            _ if self.inlined[id.index()] => return Ok(()),
+            Op::Reshape | Op::StopGradient if self.loc(node.args[0]).is_some() => {
+                // invariant: just checked.
+                self.loc(node.args[0]).expect("stored operand")
+            }
             Op::Scan { .. } => {
                 return Err(Unsupported(
                     "a scan (a recurrence over a sequence) does not run on the gpu backend yet"
@@ -238,13 +298,83 @@ impl<'g> Gen<'g> {
         }
     }
 
-    /// Element `idx` (a u32 expression) of operand `a`.
+    /// Element `idx` (a u32 expression) of operand `a`: a load, or the
+    /// expression of an inlined node.
     fn read(&self, a: NodeId, idx: &str) -> String {
-        let loc = self.loc(a);
         let n = numel(self.g.shape(a));
-        match loc {
-            Loc::Const(_) => format!("C[{} + {idx}]", self.base(loc, n)),
-            _ => format!("A[{} + {idx}]", self.base(loc, n)),
+        match self.loc(a) {
+            Some(loc @ Loc::Const(_)) => format!("C[{} + {idx}]", self.base(loc, n)),
+            Some(loc) => format!("A[{} + {idx}]", self.base(loc, n)),
+            None => self.expr(a, idx),
+        }
+    }
+
+    /// Element `idx` of an elementwise op or view, as one expression.
+    fn expr(&self, id: NodeId, idx: &str) -> String {
+        let node = self.g.node(id);
+        let arg = |i: usize| node.args[i];
+        match node.op {
+            Op::Unary(u) => unary(u, &self.read(arg(0), idx)),
+            Op::PowConst(c) => {
+                let c = c.get() as f32;
+                let x = self.read(arg(0), idx);
+                if c == 2.0 {
+                    format!("sq({x})")
+                } else if c == 1.0 {
+                    x
+                } else if c == -1.0 {
+                    format!("(1.0 / {x})")
+                } else {
+                    format!("pow_ieee({x}, {})", lit(c))
+                }
+            }
+            Op::Binary(op) => binary(op, &self.read(arg(0), idx), &self.read(arg(1), idx)),
+            // `!(c == 0)`: a NaN condition picks `a` (`!=` is ordered in
+            // some compilers).
+            Op::Select => format!(
+                "select({}, {}, !({} == 0.0))",
+                self.read(arg(2), idx),
+                self.read(arg(1), idx),
+                self.read(arg(0), idx)
+            ),
+            Op::Broadcast => {
+                let from = self.g.shape(arg(0));
+                let to = &node.shape;
+                let off = to.len() - from.len();
+                let st = strides(from);
+                let terms: Vec<String> = (0..from.len())
+                    .filter(|&i| from[i] != 1)
+                    .map(|i| format!("{} * {}u", coord(idx, to, i + off), st[i]))
+                    .collect();
+                self.read(arg(0), &sum_expr(&terms))
+            }
+            Op::Transpose(p) => {
+                let st = strides(self.g.shape(arg(0)));
+                let terms: Vec<String> = p
+                    .as_vec()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &a)| format!("{} * {}u", coord(idx, &node.shape, i), st[a]))
+                    .collect();
+                self.read(arg(0), &sum_expr(&terms))
+            }
+            Op::Slice { axis, start, step } => {
+                let st = strides(self.g.shape(arg(0)));
+                let axis = axis as usize;
+                let terms: Vec<String> = (0..node.shape.len())
+                    .map(|i| {
+                        let c = coord(idx, &node.shape, i);
+                        if i == axis {
+                            format!("({start}u + {c} * {step}u) * {}u", st[i])
+                        } else {
+                            format!("{c} * {}u", st[i])
+                        }
+                    })
+                    .collect();
+                self.read(arg(0), &sum_expr(&terms))
+            }
+            // A reshape keeps the row-major order; stop_gradient is the identity.
+            _ => self.read(arg(0), idx),
         }
     }
 
@@ -291,87 +421,19 @@ impl<'g> Gen<'g> {
         let node = self.g.node(id);
         let arg = |i: usize| node.args[i];
         Ok(match node.op {
-            Op::Unary(u) => unary(u, &self.read(arg(0), "e")),
-            Op::PowConst(c) => {
-                let c = c.get() as f32;
-                let x = self.read(arg(0), "e");
-                if c == 2.0 {
-                    let _ = writeln!(s, "  let x = {x};");
-                    "x * x".into()
-                } else if c == 1.0 {
-                    x
-                } else if c == -1.0 {
-                    format!("1.0 / {x}")
-                } else {
-                    format!("pow_ieee({x}, {})", lit(c))
-                }
-            }
-            Op::Binary(op) => binary(op, &self.read(arg(0), "e"), &self.read(arg(1), "e")),
-            // `!(c == 0)`: a NaN condition picks `a` (`!=` is ordered in
-            // some compilers).
-            Op::Select => format!(
-                "select({}, {}, !({} == 0.0))",
-                self.read(arg(2), "e"),
-                self.read(arg(1), "e"),
-                self.read(arg(0), "e")
-            ),
-            Op::Broadcast => {
-                let from = self.g.shape(arg(0));
-                let to = &node.shape;
-                let off = to.len() - from.len();
-                let coords = unravel(s, "e", to, "c");
-                let st = strides(from);
-                let terms: Vec<String> = (0..from.len())
-                    .filter(|&i| from[i] != 1)
-                    .map(|i| format!("{} * {}u", coords[i + off], st[i]))
-                    .collect();
-                self.read(arg(0), &sum_expr(&terms))
-            }
-            Op::Transpose(p) => {
-                let from = self.g.shape(arg(0));
-                let coords = unravel(s, "e", &node.shape, "c");
-                let st = strides(from);
-                let terms: Vec<String> = p
-                    .as_vec()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &a)| format!("{} * {}u", coords[i], st[a]))
-                    .collect();
-                self.read(arg(0), &sum_expr(&terms))
-            }
-            Op::Slice { axis, start, step } => {
-                let from = self.g.shape(arg(0));
-                let coords = unravel(s, "e", &node.shape, "c");
-                let st = strides(from);
-                let axis = axis as usize;
-                let terms: Vec<String> = (0..from.len())
-                    .map(|i| {
-                        if i == axis {
-                            format!("({start}u + {} * {step}u) * {}u", coords[i], st[i])
-                        } else {
-                            format!("{} * {}u", coords[i], st[i])
-                        }
-                    })
-                    .collect();
-                self.read(arg(0), &sum_expr(&terms))
-            }
             Op::Concat { axis } => self.concat(id, axis as usize, s),
             Op::Sum(axes) | Op::Max(axes) => {
                 let max = matches!(node.op, Op::Max(_));
                 self.reduce(arg(0), axes, max, s)
             }
             Op::MatMul => self.matmul(arg(0), arg(1), s),
-            Op::Scalar(_)
-            | Op::Const(_)
-            | Op::Input(_)
-            | Op::Reshape
-            | Op::StopGradient
-            | Op::Scan { .. } => {
+            Op::Scan { .. } | Op::Scalar(_) | Op::Const(_) | Op::Input(_) => {
                 return Err(Unsupported(format!(
                     "{} is not computed by a pass",
                     node.op.name()
                 )));
             }
+            _ => self.expr(id, "e"),
         })
     }
 
@@ -494,7 +556,9 @@ impl<'g> Gen<'g> {
             .iter()
             .map(|o| {
                 let n = numel(self.g.shape(o.node));
-                let loc = self.loc(o.node);
+                // invariant: outputs are never inlined (`choose_inlined`),
+                // so every output is stored.
+                let loc = self.loc(o.node).expect("outputs are stored");
                 match (loc, o.reduce) {
                     (Loc::Var(off), BatchReduce::PerSample) => OutputSlot::Rows { off, numel: n },
                     (Loc::Var(off), BatchReduce::Sum) => {
@@ -582,6 +646,7 @@ fn min_number(a: f32, b: f32) -> f32 {
   return b;
 }
 fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
+fn sq(x: f32) -> f32 { return x * x; }
 fn exp_s(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   if (x > 88.8) { return inf(); }
@@ -666,7 +731,7 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 
 fn unary(u: UnaryOp, x: &str) -> String {
     match u {
-        UnaryOp::Neg => format!("-({x})"),
+        UnaryOp::Neg => format!("(-{x})"),
         UnaryOp::Exp => format!("exp_s({x})"),
         UnaryOp::Log => format!("log_s({x})"),
         UnaryOp::Log1p => format!("log1p_s({x})"),
@@ -684,10 +749,10 @@ fn unary(u: UnaryOp, x: &str) -> String {
 
 fn binary(op: BinaryOp, a: &str, b: &str) -> String {
     match op {
-        BinaryOp::Add => format!("{a} + {b}"),
-        BinaryOp::Sub => format!("{a} - {b}"),
-        BinaryOp::Mul => format!("{a} * {b}"),
-        BinaryOp::Div => format!("{a} / {b}"),
+        BinaryOp::Add => format!("({a} + {b})"),
+        BinaryOp::Sub => format!("({a} - {b})"),
+        BinaryOp::Mul => format!("({a} * {b})"),
+        BinaryOp::Div => format!("({a} / {b})"),
         BinaryOp::Pow => format!("pow_ieee({a}, {b})"),
         BinaryOp::Max => format!("max_number({a}, {b})"),
         BinaryOp::Min => format!("min_number({a}, {b})"),
@@ -736,6 +801,25 @@ fn unravel(s: &mut String, flat: &str, shape: &[usize], p: &str) -> Vec<String> 
         })
         .collect()
 }
+
+/// Coordinate `axis` of the flat index `flat` in `shape`, as an expression.
+fn coord(flat: &str, shape: &[usize], axis: usize) -> String {
+    let st = strides(shape);
+    format!("(({flat}) / {}u) % {}u", st[axis], shape[axis].max(1))
+}
+
+/// Whether an op maps each output element to elements of its operands at
+/// the same or a re-indexed position (elementwise ops and views).
+fn maps_elements(op: Op) -> bool {
+    op.is_elementwise()
+        || matches!(
+            op,
+            Op::Broadcast | Op::Transpose(_) | Op::Slice { .. } | Op::Reshape
+        )
+}
+
+/// The deepest nesting of inlined expressions one pass computes.
+const MAX_INLINE_DEPTH: usize = 12;
 
 fn sum_expr(terms: &[String]) -> String {
     if terms.is_empty() {
