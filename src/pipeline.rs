@@ -687,6 +687,11 @@ pub fn dump_in(
         None => module.defs.iter().map(|d| d.name.clone()).collect(),
     };
     let mut out = String::new();
+    if stage == Stage::Wgsl {
+        // Once, not per kernel: every module starts with it.
+        out.push_str("// Every module starts with this prelude, then its kernel below.\n");
+        out.push_str(crate::backend::gpu::wgsl::PRELUDE);
+    }
     for n in names {
         let graph =
             lower::lower(&module, &n).map_err(|d| Error::Diagnostics(file.diagnostics(vec![d])))?;

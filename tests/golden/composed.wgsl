@@ -1,5 +1,4 @@
-// ring: 7 passes; invariant region 1 values, 11 values per sample
-
+// Every module starts with this prelude, then its kernel below.
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
 @group(0) @binding(1) var<storage, read> C: array<f32>;
@@ -102,6 +101,8 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
   if (x < 0.0 && is_odd(y)) { return -r; }
   return r;
 }
+
+// ring: 7 passes; invariant region 1 values, 11 values per sample
 
 const VB: u32 = 1u;
 
@@ -180,109 +181,6 @@ fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // blob: 7 passes; invariant region 2 values, 20 values per sample
-
-struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
-@group(0) @binding(0) var<storage, read_write> A: array<f32>;
-@group(0) @binding(1) var<storage, read> C: array<f32>;
-@group(0) @binding(2) var<uniform> P: Params;
-
-fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
-fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
-fn nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
-fn copysign(m: f32, s: f32) -> f32 {
-  return bitcast<f32>((bitcast<u32>(m) & 0x7fffffffu) | (bitcast<u32>(s) & 0x80000000u));
-}
-fn max_number(a: f32, b: f32) -> f32 {
-  if (a > b || is_nan(b)) { return a; }
-  if (a == b) { return bitcast<f32>(bitcast<u32>(a) & bitcast<u32>(b)); }
-  return b;
-}
-fn min_number(a: f32, b: f32) -> f32 {
-  if (a < b || is_nan(b)) { return a; }
-  if (a == b) { return bitcast<f32>(bitcast<u32>(a) | bitcast<u32>(b)); }
-  return b;
-}
-fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
-fn sq(x: f32) -> f32 { return x * x; }
-fn exp_s(x: f32) -> f32 {
-  if (is_nan(x)) { return x; }
-  if (x > 88.8) { return inf(); }
-  if (x < -104.0) { return 0.0; }
-  return exp(x);
-}
-fn log_s(x: f32) -> f32 {
-  let bits = bitcast<u32>(x);
-  if (is_nan(x) || (bits & 0x80000000u) != 0u && (bits & 0x7fffffffu) != 0u) { return nan(); }
-  if ((bits & 0x7fffffffu) == 0u) { return -inf(); }
-  if (x == inf()) { return x; }
-  // A subnormal (which the device may flush): m·2^-149, m exact in f32.
-  if ((bits & 0x7f800000u) == 0u) { return log(f32(bits)) - 103.27892990343184; }
-  return log(x);
-}
-fn log1p_s(x: f32) -> f32 {
-  if (is_nan(x) || x < -1.0) { return nan(); }
-  if (x == -1.0) { return -inf(); }
-  if (x == inf()) { return x; }
-  let u = 1.0 + x;
-  if (u == 1.0) { return x; }
-  return log(u) * (x / (u - 1.0));
-}
-fn sqrt_s(x: f32) -> f32 {
-  if (is_nan(x) || x < 0.0) { return nan(); }
-  if (x == 0.0 || x == inf()) { return x; }
-  return sqrt(x);
-}
-fn sign_s(x: f32) -> f32 {
-  if (x > 0.0) { return 1.0; }
-  if (x < 0.0) { return -1.0; }
-  return x;
-}
-fn tanh_s(x: f32) -> f32 {
-  if (is_nan(x)) { return x; }
-  let a = abs(x);
-  if (a > 9.1) { return copysign(1.0, x); }
-  if (a < 0.0004) { return x; }
-  let e = exp(-2.0 * a);
-  return copysign((1.0 - e) / (1.0 + e), x);
-}
-fn sigmoid_s(x: f32) -> f32 {
-  if (x >= 0.0) { return 1.0 / (1.0 + exp_s(-x)); }
-  let e = exp_s(x);
-  return e / (1.0 + e);
-}
-fn softplus_s(x: f32) -> f32 {
-  return max_number(x, 0.0) + log1p_s(exp_s(-abs(x)));
-}
-fn sin_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return sin(x); }
-fn cos_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return cos(x); }
-fn is_int(y: f32) -> bool { return floor(y) == y && abs(y) != inf(); }
-fn is_odd(y: f32) -> bool { return abs(y) < 16777216.0 && floor(y) == y && (i32(abs(y)) & 1) == 1; }
-fn pow_ieee(x: f32, y: f32) -> f32 {
-  if (y == 0.0) { return 1.0; }
-  if (x == 1.0) { return 1.0; }
-  if (is_nan(x) || is_nan(y)) { return nan(); }
-  let ax = abs(x);
-  if (abs(y) == inf()) {
-    if (ax == 1.0) { return 1.0; }
-    if ((ax > 1.0) == (y > 0.0)) { return inf(); }
-    return 0.0;
-  }
-  if (x == 0.0) {
-    let odd = is_odd(y);
-    if (y > 0.0) { return select(0.0, x, odd); }
-    return select(inf(), copysign(inf(), x), odd);
-  }
-  if (ax == inf()) {
-    let odd = is_odd(y);
-    if (x > 0.0) { return select(0.0, inf(), y > 0.0); }
-    if (y > 0.0) { return select(inf(), -inf(), odd); }
-    return select(0.0, -0.0, odd);
-  }
-  if (x < 0.0 && !is_int(y)) { return nan(); }
-  let r = exp2(y * log2(ax));
-  if (x < 0.0 && is_odd(y)) { return -r; }
-  return r;
-}
 
 const VB: u32 = 2u;
 
@@ -369,109 +267,6 @@ fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // left: 5 passes; invariant region 1 values, 7 values per sample
 
-struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
-@group(0) @binding(0) var<storage, read_write> A: array<f32>;
-@group(0) @binding(1) var<storage, read> C: array<f32>;
-@group(0) @binding(2) var<uniform> P: Params;
-
-fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
-fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
-fn nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
-fn copysign(m: f32, s: f32) -> f32 {
-  return bitcast<f32>((bitcast<u32>(m) & 0x7fffffffu) | (bitcast<u32>(s) & 0x80000000u));
-}
-fn max_number(a: f32, b: f32) -> f32 {
-  if (a > b || is_nan(b)) { return a; }
-  if (a == b) { return bitcast<f32>(bitcast<u32>(a) & bitcast<u32>(b)); }
-  return b;
-}
-fn min_number(a: f32, b: f32) -> f32 {
-  if (a < b || is_nan(b)) { return a; }
-  if (a == b) { return bitcast<f32>(bitcast<u32>(a) | bitcast<u32>(b)); }
-  return b;
-}
-fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
-fn sq(x: f32) -> f32 { return x * x; }
-fn exp_s(x: f32) -> f32 {
-  if (is_nan(x)) { return x; }
-  if (x > 88.8) { return inf(); }
-  if (x < -104.0) { return 0.0; }
-  return exp(x);
-}
-fn log_s(x: f32) -> f32 {
-  let bits = bitcast<u32>(x);
-  if (is_nan(x) || (bits & 0x80000000u) != 0u && (bits & 0x7fffffffu) != 0u) { return nan(); }
-  if ((bits & 0x7fffffffu) == 0u) { return -inf(); }
-  if (x == inf()) { return x; }
-  // A subnormal (which the device may flush): m·2^-149, m exact in f32.
-  if ((bits & 0x7f800000u) == 0u) { return log(f32(bits)) - 103.27892990343184; }
-  return log(x);
-}
-fn log1p_s(x: f32) -> f32 {
-  if (is_nan(x) || x < -1.0) { return nan(); }
-  if (x == -1.0) { return -inf(); }
-  if (x == inf()) { return x; }
-  let u = 1.0 + x;
-  if (u == 1.0) { return x; }
-  return log(u) * (x / (u - 1.0));
-}
-fn sqrt_s(x: f32) -> f32 {
-  if (is_nan(x) || x < 0.0) { return nan(); }
-  if (x == 0.0 || x == inf()) { return x; }
-  return sqrt(x);
-}
-fn sign_s(x: f32) -> f32 {
-  if (x > 0.0) { return 1.0; }
-  if (x < 0.0) { return -1.0; }
-  return x;
-}
-fn tanh_s(x: f32) -> f32 {
-  if (is_nan(x)) { return x; }
-  let a = abs(x);
-  if (a > 9.1) { return copysign(1.0, x); }
-  if (a < 0.0004) { return x; }
-  let e = exp(-2.0 * a);
-  return copysign((1.0 - e) / (1.0 + e), x);
-}
-fn sigmoid_s(x: f32) -> f32 {
-  if (x >= 0.0) { return 1.0 / (1.0 + exp_s(-x)); }
-  let e = exp_s(x);
-  return e / (1.0 + e);
-}
-fn softplus_s(x: f32) -> f32 {
-  return max_number(x, 0.0) + log1p_s(exp_s(-abs(x)));
-}
-fn sin_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return sin(x); }
-fn cos_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return cos(x); }
-fn is_int(y: f32) -> bool { return floor(y) == y && abs(y) != inf(); }
-fn is_odd(y: f32) -> bool { return abs(y) < 16777216.0 && floor(y) == y && (i32(abs(y)) & 1) == 1; }
-fn pow_ieee(x: f32, y: f32) -> f32 {
-  if (y == 0.0) { return 1.0; }
-  if (x == 1.0) { return 1.0; }
-  if (is_nan(x) || is_nan(y)) { return nan(); }
-  let ax = abs(x);
-  if (abs(y) == inf()) {
-    if (ax == 1.0) { return 1.0; }
-    if ((ax > 1.0) == (y > 0.0)) { return inf(); }
-    return 0.0;
-  }
-  if (x == 0.0) {
-    let odd = is_odd(y);
-    if (y > 0.0) { return select(0.0, x, odd); }
-    return select(inf(), copysign(inf(), x), odd);
-  }
-  if (ax == inf()) {
-    let odd = is_odd(y);
-    if (x > 0.0) { return select(0.0, inf(), y > 0.0); }
-    if (y > 0.0) { return select(inf(), -inf(), odd); }
-    return select(0.0, -0.0, odd);
-  }
-  if (x < 0.0 && !is_int(y)) { return nan(); }
-  let r = exp2(y * log2(ax));
-  if (x < 0.0 && is_odd(y)) { return -r; }
-  return r;
-}
-
 const VB: u32 = 1u;
 
 // mul [1, 3] -> []
@@ -529,109 +324,6 @@ fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // composed: 28 passes; invariant region 2 values, 38 values per sample
-
-struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
-@group(0) @binding(0) var<storage, read_write> A: array<f32>;
-@group(0) @binding(1) var<storage, read> C: array<f32>;
-@group(0) @binding(2) var<uniform> P: Params;
-
-fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
-fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
-fn nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
-fn copysign(m: f32, s: f32) -> f32 {
-  return bitcast<f32>((bitcast<u32>(m) & 0x7fffffffu) | (bitcast<u32>(s) & 0x80000000u));
-}
-fn max_number(a: f32, b: f32) -> f32 {
-  if (a > b || is_nan(b)) { return a; }
-  if (a == b) { return bitcast<f32>(bitcast<u32>(a) & bitcast<u32>(b)); }
-  return b;
-}
-fn min_number(a: f32, b: f32) -> f32 {
-  if (a < b || is_nan(b)) { return a; }
-  if (a == b) { return bitcast<f32>(bitcast<u32>(a) | bitcast<u32>(b)); }
-  return b;
-}
-fn flag(c: bool) -> f32 { return select(0.0, 1.0, c); }
-fn sq(x: f32) -> f32 { return x * x; }
-fn exp_s(x: f32) -> f32 {
-  if (is_nan(x)) { return x; }
-  if (x > 88.8) { return inf(); }
-  if (x < -104.0) { return 0.0; }
-  return exp(x);
-}
-fn log_s(x: f32) -> f32 {
-  let bits = bitcast<u32>(x);
-  if (is_nan(x) || (bits & 0x80000000u) != 0u && (bits & 0x7fffffffu) != 0u) { return nan(); }
-  if ((bits & 0x7fffffffu) == 0u) { return -inf(); }
-  if (x == inf()) { return x; }
-  // A subnormal (which the device may flush): m·2^-149, m exact in f32.
-  if ((bits & 0x7f800000u) == 0u) { return log(f32(bits)) - 103.27892990343184; }
-  return log(x);
-}
-fn log1p_s(x: f32) -> f32 {
-  if (is_nan(x) || x < -1.0) { return nan(); }
-  if (x == -1.0) { return -inf(); }
-  if (x == inf()) { return x; }
-  let u = 1.0 + x;
-  if (u == 1.0) { return x; }
-  return log(u) * (x / (u - 1.0));
-}
-fn sqrt_s(x: f32) -> f32 {
-  if (is_nan(x) || x < 0.0) { return nan(); }
-  if (x == 0.0 || x == inf()) { return x; }
-  return sqrt(x);
-}
-fn sign_s(x: f32) -> f32 {
-  if (x > 0.0) { return 1.0; }
-  if (x < 0.0) { return -1.0; }
-  return x;
-}
-fn tanh_s(x: f32) -> f32 {
-  if (is_nan(x)) { return x; }
-  let a = abs(x);
-  if (a > 9.1) { return copysign(1.0, x); }
-  if (a < 0.0004) { return x; }
-  let e = exp(-2.0 * a);
-  return copysign((1.0 - e) / (1.0 + e), x);
-}
-fn sigmoid_s(x: f32) -> f32 {
-  if (x >= 0.0) { return 1.0 / (1.0 + exp_s(-x)); }
-  let e = exp_s(x);
-  return e / (1.0 + e);
-}
-fn softplus_s(x: f32) -> f32 {
-  return max_number(x, 0.0) + log1p_s(exp_s(-abs(x)));
-}
-fn sin_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return sin(x); }
-fn cos_s(x: f32) -> f32 { if (is_nan(x) || abs(x) == inf()) { return nan(); } return cos(x); }
-fn is_int(y: f32) -> bool { return floor(y) == y && abs(y) != inf(); }
-fn is_odd(y: f32) -> bool { return abs(y) < 16777216.0 && floor(y) == y && (i32(abs(y)) & 1) == 1; }
-fn pow_ieee(x: f32, y: f32) -> f32 {
-  if (y == 0.0) { return 1.0; }
-  if (x == 1.0) { return 1.0; }
-  if (is_nan(x) || is_nan(y)) { return nan(); }
-  let ax = abs(x);
-  if (abs(y) == inf()) {
-    if (ax == 1.0) { return 1.0; }
-    if ((ax > 1.0) == (y > 0.0)) { return inf(); }
-    return 0.0;
-  }
-  if (x == 0.0) {
-    let odd = is_odd(y);
-    if (y > 0.0) { return select(0.0, x, odd); }
-    return select(inf(), copysign(inf(), x), odd);
-  }
-  if (ax == inf()) {
-    let odd = is_odd(y);
-    if (x > 0.0) { return select(0.0, inf(), y > 0.0); }
-    if (y > 0.0) { return select(inf(), -inf(), odd); }
-    return select(0.0, -0.0, odd);
-  }
-  if (x < 0.0 && !is_int(y)) { return nan(); }
-  let r = exp2(y * log2(ax));
-  if (x < 0.0 && is_odd(y)) { return -r; }
-  return r;
-}
 
 const VB: u32 = 2u;
 

@@ -1,5 +1,4 @@
-// gmm: 14 passes; invariant region 24 values, 88 values per sample
-
+// Every module starts with this prelude, then its kernel below.
 struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
 @group(0) @binding(1) var<storage, read> C: array<f32>;
@@ -102,6 +101,8 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
   if (x < 0.0 && is_odd(y)) { return -r; }
   return r;
 }
+
+// gmm: 14 passes; invariant region 24 values, 88 values per sample
 
 const VB: u32 = 24u;
 

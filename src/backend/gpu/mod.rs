@@ -138,11 +138,12 @@ impl Gpu {
     }
 }
 
-/// The WGSL of `graph` (`ebm dump --stage wgsl`); needs no device.
+/// The WGSL particular to `graph` (`ebm dump --stage wgsl`; its module is
+/// [`wgsl::PRELUDE`] followed by this); needs no device.
 pub fn wgsl_text(graph: &Graph) -> Result<String, BackendError> {
     verified(graph)?;
     wgsl::generate(graph)
-        .map(|p| p.source)
+        .map(|p| p.kernel)
         .map_err(|e| BackendError::Compile(e.0))
 }
 

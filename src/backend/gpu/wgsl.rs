@@ -85,7 +85,10 @@ pub enum Source {
 /// A generated program: the WGSL text and everything the host needs to run it.
 #[derive(Clone, Debug)]
 pub struct Program {
+    /// The whole module: [`PRELUDE`], then `kernel`.
     pub source: String,
+    /// What is particular to this graph (`ebm dump --stage wgsl`).
+    pub kernel: String,
     pub passes: Vec<Pass>,
     /// f32 values of the invariant region.
     pub inv_len: usize,
@@ -170,7 +173,8 @@ impl<'g> Gen<'g> {
             self.consts.push(0.0);
         }
         Ok(Program {
-            source: self.source(),
+            source: format!("{PRELUDE}{}", self.kernel_text()),
+            kernel: self.kernel_text(),
             passes: self.passes,
             inv_len: self.inv_len.max(1),
             per_sample: self.per_sample,
@@ -606,7 +610,9 @@ impl<'g> Gen<'g> {
         });
     }
 
-    fn source(&self) -> String {
+    /// The kernel's own text: its arena constant and entry points (the
+    /// module is [`PRELUDE`] followed by this).
+    fn kernel_text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -616,15 +622,15 @@ impl<'g> Gen<'g> {
             self.inv_len.max(1),
             self.per_sample
         );
-        s.push_str(PRELUDE);
         let _ = writeln!(s, "const VB: u32 = {}u;\n", self.inv_len.max(1));
         s.push_str(&self.body);
         s
     }
 }
 
-/// Bindings and the functions that carry the op semantics.
-const PRELUDE: &str = r#"struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
+/// Bindings and the functions that carry the op semantics: the start of
+/// every module.
+pub const PRELUDE: &str = r#"struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
 @group(0) @binding(1) var<storage, read> C: array<f32>;
 @group(0) @binding(2) var<uniform> P: Params;
