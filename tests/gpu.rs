@@ -143,23 +143,57 @@ fn derivative_kernels_match_interpreter() {
     }
 }
 
-/// A call larger than one storage binding runs in chunks: per-sample rows
-/// land in place and batch sums carry across chunks.
+/// A call larger than one arena runs in chunks: per-sample rows land in
+/// place and batch sums carry across chunks. The arena is capped so that
+/// the call needs many chunks on any device (lavapipe's own 128 MiB binding
+/// is exercised by `wide` below too).
 #[test]
 fn a_batch_larger_than_the_device_binding_runs_in_chunks() {
     let Some(gpu) = gpu("a_batch_larger_than_the_device_binding_runs_in_chunks") else {
         return;
     };
-    let n = 4096;
-    let mut g = Graph::new("wide");
-    let x = g.input_node("x", vec![n], InputKind::Sample);
-    let y = g.unary(UnaryOp::Sin, x);
-    let s = g.sum_all(y);
-    g.add_output("s", s, BatchReduce::PerSample);
-    g.add_output("y_sum", y, BatchReduce::Sum);
-    // 4096 × 2 values a sample: 9000 samples need 295 MB, over lavapipe's
-    // 128 MiB binding.
-    check(&gpu, &g, 9000, 3, F32_RTOL);
+    let wide = |n: usize| {
+        let mut g = Graph::new("wide");
+        let x = g.input_node("x", vec![n], InputKind::Sample);
+        let y = g.unary(UnaryOp::Sin, x);
+        let s = g.sum_all(y);
+        g.add_output("s", s, BatchReduce::PerSample);
+        g.add_output("y_sum", y, BatchReduce::Sum);
+        g
+    };
+    // 4096 × 2 values a sample: 9000 samples need 295 MB.
+    check(&gpu, &wide(4096), 9000, 3, F32_RTOL);
+    // 8·2 + 1 values a sample in arenas of 1000 values: 58 samples a chunk,
+    // 18 chunks, the last one short.
+    let small = Gpu::with_arena_limit(1000).unwrap();
+    check(&small, &wide(8), 1000, 5, F32_RTOL);
+}
+
+/// Long chains of elementwise ops and nested views compile to bounded
+/// shaders (inlined expressions nest at most a few levels; re-indexing is
+/// bound to `let`s, not copied) and still match the interpreter.
+#[test]
+fn long_chains_of_elementwise_ops_and_views() {
+    let Some(gpu) = gpu("long_chains_of_elementwise_ops_and_views") else {
+        return;
+    };
+    let mut g = Graph::new("chain");
+    let mut y = g.input_node("x", vec![4, 3], InputKind::Sample);
+    for k in 0..400 {
+        y = g.transpose(y, &[1, 0]);
+        y = g.unary(
+            if k % 2 == 0 {
+                UnaryOp::Tanh
+            } else {
+                UnaryOp::Sin
+            },
+            y,
+        );
+    }
+    g.add_output("y", y, BatchReduce::PerSample);
+    let text = ebm::backend::gpu::wgsl_text(&g).unwrap();
+    assert!(text.len() < 1 << 20, "{} bytes of WGSL", text.len());
+    check_all(&gpu, &g, F32_RTOL);
 }
 
 #[test]

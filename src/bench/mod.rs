@@ -198,8 +198,9 @@ fn param_values<'a>(w: &'a Workload, graph: &'a Graph) -> impl Fn(&str) -> Optio
     }
 }
 
-/// Source text → runnable energy + gradient kernels, timed (no kernel cache).
-fn compile(w: &Workload) -> Result<(Graph, f64), String> {
+/// Source text → runnable energy + gradient kernels on the chosen backend,
+/// timed (no kernel cache: the CPU's is bypassed, the GPU has none).
+fn compile(w: &Workload, opts: &Options) -> Result<(Graph, f64), String> {
     let t = Instant::now();
     let file = SourceFile {
         path: format!("<bench {}>", w.name),
@@ -211,9 +212,15 @@ fn compile(w: &Workload) -> Result<(Graph, f64), String> {
         &crate::autodiff::derived::derive(&graph, KernelSpec::ENERGY_GRAD)?,
         crate::opt::Config::default(),
     );
-    Cpu::with_threads(1)
-        .compile_uncached(&kernel_graph, DType::F32)
-        .map_err(|e| e.to_string())?;
+    match opts.backend.as_str() {
+        "cpu" => Cpu::with_threads(1)
+            .compile_uncached(&kernel_graph, DType::F32)
+            .map(drop),
+        other => crate::backend::named(other)?
+            .compile(&kernel_graph, DType::F32)
+            .map(drop),
+    }
+    .map_err(|e| e.to_string())?;
     Ok((graph, t.elapsed().as_secs_f64()))
 }
 
@@ -252,9 +259,9 @@ fn run_engine(
 
 fn run_workload(w: &Workload, opts: &Options) -> Result<Value, String> {
     let compile_times: Vec<f64> = (0..5)
-        .map(|_| compile(w).map(|(_, t)| t))
+        .map(|_| compile(w, opts).map(|(_, t)| t))
         .collect::<Result<_, _>>()?;
-    let (graph, _) = compile(w)?;
+    let (graph, _) = compile(w, opts)?;
     let x0: Vec<f64> = rng::normal(w.init_seed, w.chains * w.dim)
         .iter()
         .map(|&v| v as f32 as f64)
@@ -416,7 +423,7 @@ fn round6(v: f64) -> f64 {
 /// λ/2 in ebm's convention, so λ = 0.02 matches h = 0.01), no adaptation.
 fn run_mh(name: &str, grads: usize, steps: usize, opts: &Options) -> Result<Value, String> {
     let w = &WORKLOADS[0];
-    let (graph, _) = compile(w)?;
+    let (graph, _) = compile(w, opts)?;
     let energy = energy_of(w, &graph, opts)?;
     let mut config = if grads == 1 {
         SamplerConfig::mala(0.02)

@@ -359,9 +359,11 @@ pub fn sample(path: &Path, o: &SampleOptions) -> Result<String> {
     for p in outs.iter().chain(o.plot.as_ref()) {
         ebm::data::atomic::check_writable(p).map_err(Failure::Message)?;
     }
-    // The spill files are named after `--out` itself (a CmdStan run's
-    // per-chain files are not): a killed run's spills go now.
-    ebm::data::atomic::remove_stale_temps(&o.out);
+    // The spill files are named after `--out` itself, which a CmdStan
+    // run's per-chain files (checked above) are not: its killed spills go now.
+    if !outs.contains(&o.out) {
+        ebm::data::atomic::remove_stale_temps(&o.out);
+    }
     check_disk(&o.out, o.chains * kept, dim, &spec.sampler)?;
     let mut draws = runners::run_sample(&compiled, &spec).map_err(Failure::Message)?;
     if let Some(sc) = &scale {

@@ -113,7 +113,8 @@ fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 2u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ((0u + ((e) / 1u) % 1u * 1u) * 1u)];
+  let ix2 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
+  A[VB + 2u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ix2];
 }
 
 // sub [1, 3] -> []
@@ -133,7 +134,8 @@ fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 4u * P.batch + b * 1u + e] = (A[VB + 0u * P.batch + b * 2u + ((1u + ((e) / 1u) % 1u * 1u) * 1u)] - sq(A[VB + 2u * P.batch + b * 1u + e]));
+  let ix9 = ((1u + ((e) / 1u) % 1u * 1u) * 1u);
+  A[VB + 4u * P.batch + b * 1u + e] = (A[VB + 0u * P.batch + b * 2u + ix9] - sq(A[VB + 2u * P.batch + b * 1u + e]));
 }
 
 // add [7, 14] -> []
@@ -163,7 +165,8 @@ fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 1u) { return; }
   let b = 0u;
   let e = i;
-  A[0u + e] = C[4u + 0u];
+  let ix23 = 0u;
+  A[0u + e] = C[4u + ix23];
 }
 
 // concat axis=0 [23, 21] -> [2]

@@ -177,7 +177,8 @@ fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + 0u] * A[VB + 0u * P.batch + b * 2u + e]);
+  let ix20 = 0u;
+  A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + ix20] * A[VB + 0u * P.batch + b * 2u + e]);
 }
 
 // blob: 7 passes; invariant region 2 values, 20 values per sample
@@ -252,7 +253,8 @@ fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 2u) { return; }
   let b = 0u;
   let e = i;
-  A[0u + e] = C[17u + 0u];
+  let ix14 = 0u;
+  A[0u + e] = C[17u + ix14];
 }
 
 // mul [14, 4] -> [2]
@@ -276,7 +278,8 @@ fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 2u * P.batch + b * 1u + e] = (C[0u + e] * A[VB + 0u * P.batch + b * 2u + ((0u + ((e) / 1u) % 1u * 1u) * 1u)]);
+  let ix2 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
+  A[VB + 2u * P.batch + b * 1u + e] = (C[0u + e] * A[VB + 0u * P.batch + b * 2u + ix2]);
 }
 
 // softplus [4] -> []
@@ -306,7 +309,8 @@ fn n11(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 1u) { return; }
   let b = 0u;
   let e = i;
-  A[0u + e] = C[1u + 0u];
+  let ix11 = 0u;
+  A[0u + e] = C[1u + ix11];
 }
 
 // concat axis=0 [9, 11] -> [2]
@@ -494,7 +498,8 @@ fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 22u * P.batch + b * 2u + e] = exp_s((A[VB + 19u * P.batch + b * 2u + e] - A[VB + 21u * P.batch + b * 1u + 0u]));
+  let ix31 = 0u;
+  A[VB + 22u * P.batch + b * 2u + e] = exp_s((A[VB + 19u * P.batch + b * 2u + e] - A[VB + 21u * P.batch + b * 1u + ix31]));
 }
 
 // sum[0] [33] -> []
@@ -518,7 +523,8 @@ fn n42(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 25u * P.batch + b * 1u + e] = (C[39u + e] * A[VB + 0u * P.batch + b * 2u + ((0u + ((e) / 1u) % 1u * 1u) * 1u)]);
+  let ix40 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
+  A[VB + 25u * P.batch + b * 1u + e] = (C[39u + e] * A[VB + 0u * P.batch + b * 2u + ix40]);
 }
 
 // add [38, 45] -> []
@@ -558,7 +564,8 @@ fn n55(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 1u) { return; }
   let b = 0u;
   let e = i;
-  A[1u + e] = C[41u + 0u];
+  let ix55 = 0u;
+  A[1u + e] = C[41u + ix55];
 }
 
 // concat axis=0 [53, 55] -> [2]
@@ -592,7 +599,8 @@ fn n60(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 31u * P.batch + b * 2u + e] = (A[VB + 30u * P.batch + b * 1u + 0u] * A[VB + 22u * P.batch + b * 2u + e]);
+  let ix59 = 0u;
+  A[VB + 31u * P.batch + b * 2u + e] = (A[VB + 30u * P.batch + b * 1u + ix59] * A[VB + 22u * P.batch + b * 2u + e]);
 }
 
 // mul [65, 4] -> []
@@ -602,7 +610,8 @@ fn n69(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 33u * P.batch + b * 1u + e] = (((-A[VB + 31u * P.batch + b * 2u + ((1u + ((e) / 1u) % 1u * 1u) * 1u)]) / C[38u + e]) * C[36u + e]);
+  let ix62 = ((1u + ((e) / 1u) % 1u * 1u) * 1u);
+  A[VB + 33u * P.batch + b * 1u + e] = (((-A[VB + 31u * P.batch + b * 2u + ix62]) / C[38u + e]) * C[36u + e]);
 }
 
 // mul [75, 4] -> []
@@ -612,7 +621,8 @@ fn n78(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 1u) { return; }
   let b = i / 1u;
   let e = i % 1u;
-  A[VB + 34u * P.batch + b * 1u + e] = (((-A[VB + 31u * P.batch + b * 2u + ((0u + ((e) / 1u) % 1u * 1u) * 1u)]) / C[38u + e]) * C[36u + e]);
+  let ix61 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
+  A[VB + 34u * P.batch + b * 1u + e] = (((-A[VB + 31u * P.batch + b * 2u + ix61]) / C[38u + e]) * C[36u + e]);
 }
 
 // mul [86, 4] -> []
@@ -632,6 +642,9 @@ fn n92(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 36u * P.batch + b * 2u + e] = (((A[VB + 28u * P.batch + b * 2u + e] + (A[VB + 33u * P.batch + b * 1u + 0u] * A[VB + 13u * P.batch + b * 2u + e])) + (A[VB + 34u * P.batch + b * 1u + 0u] * A[VB + 7u * P.batch + b * 2u + e])) + (A[VB + 35u * P.batch + b * 1u + 0u] * A[VB + 0u * P.batch + b * 2u + e]));
+  let ix70 = 0u;
+  let ix79 = 0u;
+  let ix90 = 0u;
+  A[VB + 36u * P.batch + b * 2u + e] = (((A[VB + 28u * P.batch + b * 2u + e] + (A[VB + 33u * P.batch + b * 1u + ix70] * A[VB + 13u * P.batch + b * 2u + e])) + (A[VB + 34u * P.batch + b * 1u + ix79] * A[VB + 7u * P.batch + b * 2u + e])) + (A[VB + 35u * P.batch + b * 1u + ix90] * A[VB + 0u * P.batch + b * 2u + e]));
 }
 

@@ -147,7 +147,9 @@ fn n11(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 21u) { return; }
   let b = i / 21u;
   let e = i % 21u;
-  A[VB + 93u * P.batch + b * 21u + e] = A[VB + 44u * P.batch + b * 49u + ((((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 42u) % 1u * 49u + (0u + (((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 7u) % 6u * 1u) * 7u + (((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 1u) % 7u * 1u)];
+  let ix10 = (((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u);
+  let ix8 = (((ix10) / 42u) % 1u * 49u + (0u + ((ix10) / 7u) % 6u * 1u) * 7u + ((ix10) / 1u) % 7u * 1u);
+  A[VB + 93u * P.batch + b * 21u + e] = A[VB + 44u * P.batch + b * 49u + ix8];
 }
 
 // reshape [14] -> [1, 1, 9]
@@ -157,7 +159,9 @@ fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  A[VB + 114u * P.batch + b * 9u + e] = A[VB + 93u * P.batch + b * 21u + ((((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 18u) % 1u * 21u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 6u) % 3u * 7u + (0u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 6u * 1u) * 1u)];
+  let ix14 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+  let ix12 = (((ix14) / 18u) % 1u * 21u + ((ix14) / 6u) % 3u * 7u + (0u + ((ix14) / 1u) % 6u * 1u) * 1u);
+  A[VB + 114u * P.batch + b * 9u + e] = A[VB + 93u * P.batch + b * 21u + ix12];
 }
 
 // reshape [19] -> [1, 1, 9]
@@ -167,7 +171,9 @@ fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  A[VB + 123u * P.batch + b * 9u + e] = A[VB + 93u * P.batch + b * 21u + ((((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 18u) % 1u * 21u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 6u) % 3u * 7u + (1u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 6u * 1u) * 1u)];
+  let ix19 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+  let ix17 = (((ix19) / 18u) % 1u * 21u + ((ix19) / 6u) % 3u * 7u + (1u + ((ix19) / 1u) % 6u * 1u) * 1u);
+  A[VB + 123u * P.batch + b * 9u + e] = A[VB + 93u * P.batch + b * 21u + ix17];
 }
 
 // reshape [24] -> [1, 3, 7]
@@ -177,7 +183,9 @@ fn n25(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 21u) { return; }
   let b = i / 21u;
   let e = i % 21u;
-  A[VB + 132u * P.batch + b * 21u + e] = A[VB + 44u * P.batch + b * 49u + ((((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 42u) % 1u * 49u + (1u + (((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 7u) % 6u * 1u) * 7u + (((((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u)) / 1u) % 7u * 1u)];
+  let ix24 = (((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u);
+  let ix22 = (((ix24) / 42u) % 1u * 49u + (1u + ((ix24) / 7u) % 6u * 1u) * 7u + ((ix24) / 1u) % 7u * 1u);
+  A[VB + 132u * P.batch + b * 21u + e] = A[VB + 44u * P.batch + b * 49u + ix22];
 }
 
 // reshape [28] -> [1, 1, 9]
@@ -187,7 +195,9 @@ fn n30(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  A[VB + 153u * P.batch + b * 9u + e] = A[VB + 132u * P.batch + b * 21u + ((((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 18u) % 1u * 21u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 6u) % 3u * 7u + (0u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 6u * 1u) * 1u)];
+  let ix28 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+  let ix26 = (((ix28) / 18u) % 1u * 21u + ((ix28) / 6u) % 3u * 7u + (0u + ((ix28) / 1u) % 6u * 1u) * 1u);
+  A[VB + 153u * P.batch + b * 9u + e] = A[VB + 132u * P.batch + b * 21u + ix26];
 }
 
 // reshape [33] -> [1, 1, 9]
@@ -197,7 +207,9 @@ fn n35(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  A[VB + 162u * P.batch + b * 9u + e] = A[VB + 132u * P.batch + b * 21u + ((((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 18u) % 1u * 21u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 6u) % 3u * 7u + (1u + (((((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 6u * 1u) * 1u)];
+  let ix33 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+  let ix31 = (((ix33) / 18u) % 1u * 21u + ((ix33) / 6u) % 3u * 7u + (1u + ((ix33) / 1u) % 6u * 1u) * 1u);
+  A[VB + 162u * P.batch + b * 9u + e] = A[VB + 132u * P.batch + b * 21u + ix31];
 }
 
 // concat axis=1 [16, 21, 30, 35] -> [1, 4, 9]
@@ -242,7 +254,8 @@ fn n41(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 18u) { return; }
   let b = 0u;
   let e = i;
-  A[10u + e] = A[8u + (((e) / 9u) % 2u * 1u)];
+  let ix41 = (((e) / 9u) % 2u * 1u);
+  A[10u + e] = A[8u + ix41];
 }
 
 // reshape [42] -> [2, 3, 3]
@@ -300,7 +313,8 @@ fn n49(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 18u) { return; }
   let b = 0u;
   let e = i;
-  A[28u + e] = C[33u + 0u];
+  let ix49 = 0u;
+  A[28u + e] = C[33u + ix49];
 }
 
 // reshape [53] -> [2, 9]
@@ -320,7 +334,8 @@ fn n55(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 8u) { return; }
   let b = 0u;
   let e = i;
-  A[46u + e] = A[0u + (((e) / 2u) % 4u * 1u + ((e) / 1u) % 2u * 4u)];
+  let ix55 = (((e) / 2u) % 4u * 1u + ((e) / 1u) % 2u * 4u);
+  A[46u + e] = A[0u + ix55];
 }
 
 // matmul [55, 54] -> [4, 9]
@@ -347,7 +362,8 @@ fn n63(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  A[VB + 334u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + (((e) / 9u) % 1u * 36u + (3u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u)];
+  let ix61 = (((e) / 9u) % 1u * 36u + (3u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
+  A[VB + 334u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + ix61];
 }
 
 // broadcast [64] -> [1, 3, 3, 1]
@@ -357,7 +373,8 @@ fn n65(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 9u) { return; }
   let b = 0u;
   let e = i;
-  A[54u + e] = C[34u + 0u];
+  let ix65 = 0u;
+  A[54u + e] = C[34u + ix65];
 }
 
 // concat axis=3 [63, 65] -> [1, 3, 3, 2]
@@ -384,7 +401,8 @@ fn n68(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 3u) { return; }
   let b = 0u;
   let e = i;
-  A[63u + e] = C[34u + 0u];
+  let ix68 = 0u;
+  A[63u + e] = C[34u + ix68];
 }
 
 // concat axis=2 [68, 67] -> [1, 3, 7]
@@ -410,7 +428,8 @@ fn n71(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  A[VB + 382u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + (((e) / 9u) % 1u * 36u + (2u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u)];
+  let ix60 = (((e) / 9u) % 1u * 36u + (2u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
+  A[VB + 382u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + ix60];
 }
 
 // concat axis=3 [71, 65] -> [1, 3, 3, 2]
@@ -463,7 +482,8 @@ fn n77(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 21u) { return; }
   let b = 0u;
   let e = i;
-  A[66u + e] = C[34u + 0u];
+  let ix77 = 0u;
+  A[66u + e] = C[34u + ix77];
 }
 
 // concat axis=2 [76, 77] -> [1, 3, 2, 7]
@@ -490,7 +510,8 @@ fn n80(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 7u) { return; }
   let b = 0u;
   let e = i;
-  A[87u + e] = C[34u + 0u];
+  let ix80 = 0u;
+  A[87u + e] = C[34u + ix80];
 }
 
 // concat axis=1 [80, 79] -> [1, 7, 7]
@@ -516,7 +537,8 @@ fn n83(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  A[VB + 542u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + (((e) / 9u) % 1u * 36u + (1u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u)];
+  let ix59 = (((e) / 9u) % 1u * 36u + (1u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
+  A[VB + 542u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + ix59];
 }
 
 // concat axis=3 [83, 65] -> [1, 3, 3, 2]
@@ -559,7 +581,8 @@ fn n88(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 9u) { return; }
   let b = i / 9u;
   let e = i % 9u;
-  A[VB + 590u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + (((e) / 9u) % 1u * 36u + (0u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u)];
+  let ix58 = (((e) / 9u) % 1u * 36u + (0u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
+  A[VB + 590u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + ix58];
 }
 
 // concat axis=3 [88, 65] -> [1, 3, 3, 2]
@@ -645,7 +668,9 @@ fn n99(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 750u * P.batch + b * 16u + e] = (A[VB + 493u * P.batch + b * 49u + ((((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 28u) % 1u * 49u + (((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 4u) % 7u * 7u + (1u + (((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 1u) % 4u * 1u) * 1u)] + A[VB + 701u * P.batch + b * 49u + ((((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 28u) % 1u * 49u + (((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 4u) % 7u * 7u + (1u + (((((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 1u) % 4u * 1u) * 1u)]);
+  let ix99 = (((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+  let ix98 = (((ix99) / 28u) % 1u * 49u + ((ix99) / 4u) % 7u * 7u + (1u + ((ix99) / 1u) % 4u * 1u) * 1u);
+  A[VB + 750u * P.batch + b * 16u + e] = (A[VB + 493u * P.batch + b * 49u + ix98] + A[VB + 701u * P.batch + b * 49u + ix98]);
 }
 
 // p: 40 passes; invariant region 25 values, 376 values per sample
@@ -691,7 +716,9 @@ fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 10u) { return; }
   let b = i / 10u;
   let e = i % 10u;
-  A[VB + 61u * P.batch + b * 10u + e] = A[VB + 36u * P.batch + b * 25u + ((((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 20u) % 1u * 25u + (0u + (((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 5u) % 4u * 1u) * 5u + (((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 1u) % 5u * 1u)];
+  let ix7 = (((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u);
+  let ix5 = (((ix7) / 20u) % 1u * 25u + (0u + ((ix7) / 5u) % 4u * 1u) * 5u + ((ix7) / 1u) % 5u * 1u);
+  A[VB + 61u * P.batch + b * 10u + e] = A[VB + 36u * P.batch + b * 25u + ix5];
 }
 
 // reshape [11] -> [1, 1, 4]
@@ -701,7 +728,9 @@ fn n13(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  A[VB + 71u * P.batch + b * 4u + e] = A[VB + 61u * P.batch + b * 10u + ((((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 8u) % 1u * 10u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 4u) % 2u * 5u + (0u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 4u * 1u) * 1u)];
+  let ix11 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+  let ix9 = (((ix11) / 8u) % 1u * 10u + ((ix11) / 4u) % 2u * 5u + (0u + ((ix11) / 1u) % 4u * 1u) * 1u);
+  A[VB + 71u * P.batch + b * 4u + e] = A[VB + 61u * P.batch + b * 10u + ix9];
 }
 
 // reshape [16] -> [1, 1, 4]
@@ -711,7 +740,9 @@ fn n18(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  A[VB + 75u * P.batch + b * 4u + e] = A[VB + 61u * P.batch + b * 10u + ((((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 8u) % 1u * 10u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 4u) % 2u * 5u + (1u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 4u * 1u) * 1u)];
+  let ix16 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+  let ix14 = (((ix16) / 8u) % 1u * 10u + ((ix16) / 4u) % 2u * 5u + (1u + ((ix16) / 1u) % 4u * 1u) * 1u);
+  A[VB + 75u * P.batch + b * 4u + e] = A[VB + 61u * P.batch + b * 10u + ix14];
 }
 
 // reshape [21] -> [1, 2, 5]
@@ -721,7 +752,9 @@ fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 10u) { return; }
   let b = i / 10u;
   let e = i % 10u;
-  A[VB + 79u * P.batch + b * 10u + e] = A[VB + 36u * P.batch + b * 25u + ((((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 20u) % 1u * 25u + (1u + (((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 5u) % 4u * 1u) * 5u + (((((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u)) / 1u) % 5u * 1u)];
+  let ix21 = (((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u);
+  let ix19 = (((ix21) / 20u) % 1u * 25u + (1u + ((ix21) / 5u) % 4u * 1u) * 5u + ((ix21) / 1u) % 5u * 1u);
+  A[VB + 79u * P.batch + b * 10u + e] = A[VB + 36u * P.batch + b * 25u + ix19];
 }
 
 // reshape [25] -> [1, 1, 4]
@@ -731,7 +764,9 @@ fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  A[VB + 89u * P.batch + b * 4u + e] = A[VB + 79u * P.batch + b * 10u + ((((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 8u) % 1u * 10u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 4u) % 2u * 5u + (0u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 4u * 1u) * 1u)];
+  let ix25 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+  let ix23 = (((ix25) / 8u) % 1u * 10u + ((ix25) / 4u) % 2u * 5u + (0u + ((ix25) / 1u) % 4u * 1u) * 1u);
+  A[VB + 89u * P.batch + b * 4u + e] = A[VB + 79u * P.batch + b * 10u + ix23];
 }
 
 // reshape [30] -> [1, 1, 4]
@@ -741,7 +776,9 @@ fn n32(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  A[VB + 93u * P.batch + b * 4u + e] = A[VB + 79u * P.batch + b * 10u + ((((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 8u) % 1u * 10u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 4u) % 2u * 5u + (1u + (((((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u)) / 1u) % 4u * 1u) * 1u)];
+  let ix30 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+  let ix28 = (((ix30) / 8u) % 1u * 10u + ((ix30) / 4u) % 2u * 5u + (1u + ((ix30) / 1u) % 4u * 1u) * 1u);
+  A[VB + 93u * P.batch + b * 4u + e] = A[VB + 79u * P.batch + b * 10u + ix28];
 }
 
 // concat axis=1 [13, 18, 27, 32] -> [1, 4, 4]
@@ -813,7 +850,8 @@ fn n42(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 4u) { return; }
   let b = 0u;
   let e = i;
-  A[0u + e] = C[9u + 0u];
+  let ix42 = 0u;
+  A[0u + e] = C[9u + ix42];
 }
 
 // ge [33, 46] -> [1, 4, 4]
@@ -823,7 +861,8 @@ fn n47(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 122u * P.batch + b * 16u + e] = flag(A[VB + 97u * P.batch + b * 16u + e] >= A[VB + 113u * P.batch + b * 4u + (((e) / 1u) % 4u * 1u)]);
+  let ix46 = (((e) / 1u) % 4u * 1u);
+  A[VB + 122u * P.batch + b * 16u + e] = flag(A[VB + 97u * P.batch + b * 16u + e] >= A[VB + 113u * P.batch + b * 4u + ix46]);
 }
 
 // sum[1] [47] -> [1, 4]
@@ -859,7 +898,8 @@ fn n52(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 146u * P.batch + b * 16u + e] = (A[VB + 142u * P.batch + b * 4u + (((e) / 1u) % 4u * 1u)] * A[VB + 122u * P.batch + b * 16u + e]);
+  let ix51 = (((e) / 1u) % 4u * 1u);
+  A[VB + 146u * P.batch + b * 16u + e] = (A[VB + 142u * P.batch + b * 4u + ix51] * A[VB + 122u * P.batch + b * 16u + e]);
 }
 
 // reshape [56] -> [1, 2, 2, 1]
@@ -869,7 +909,8 @@ fn n58(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  A[VB + 162u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + (((e) / 4u) % 1u * 16u + (3u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u)];
+  let ix56 = (((e) / 4u) % 1u * 16u + (3u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+  A[VB + 162u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix56];
 }
 
 // broadcast [59] -> [1, 2, 2, 1]
@@ -879,7 +920,8 @@ fn n60(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 4u) { return; }
   let b = 0u;
   let e = i;
-  A[4u + e] = C[10u + 0u];
+  let ix60 = 0u;
+  A[4u + e] = C[10u + ix60];
 }
 
 // concat axis=3 [58, 60] -> [1, 2, 2, 2]
@@ -906,7 +948,8 @@ fn n63(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 2u) { return; }
   let b = 0u;
   let e = i;
-  A[8u + e] = C[10u + 0u];
+  let ix63 = 0u;
+  A[8u + e] = C[10u + ix63];
 }
 
 // concat axis=2 [63, 62] -> [1, 2, 5]
@@ -932,7 +975,8 @@ fn n66(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  A[VB + 184u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + (((e) / 4u) % 1u * 16u + (2u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u)];
+  let ix55 = (((e) / 4u) % 1u * 16u + (2u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+  A[VB + 184u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix55];
 }
 
 // concat axis=3 [66, 60] -> [1, 2, 2, 2]
@@ -985,7 +1029,8 @@ fn n72(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 10u) { return; }
   let b = 0u;
   let e = i;
-  A[10u + e] = C[10u + 0u];
+  let ix72 = 0u;
+  A[10u + e] = C[10u + ix72];
 }
 
 // concat axis=2 [71, 72] -> [1, 2, 2, 5]
@@ -1012,7 +1057,8 @@ fn n75(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 5u) { return; }
   let b = 0u;
   let e = i;
-  A[20u + e] = C[10u + 0u];
+  let ix75 = 0u;
+  A[20u + e] = C[10u + ix75];
 }
 
 // concat axis=1 [75, 74] -> [1, 5, 5]
@@ -1038,7 +1084,8 @@ fn n78(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  A[VB + 261u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + (((e) / 4u) % 1u * 16u + (1u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u)];
+  let ix54 = (((e) / 4u) % 1u * 16u + (1u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+  A[VB + 261u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix54];
 }
 
 // concat axis=3 [78, 60] -> [1, 2, 2, 2]
@@ -1081,7 +1128,8 @@ fn n83(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 4u) { return; }
   let b = i / 4u;
   let e = i % 4u;
-  A[VB + 283u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + (((e) / 4u) % 1u * 16u + (0u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u)];
+  let ix53 = (((e) / 4u) % 1u * 16u + (0u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+  A[VB + 283u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix53];
 }
 
 // concat axis=3 [83, 60] -> [1, 2, 2, 2]
@@ -1167,6 +1215,8 @@ fn n94(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 360u * P.batch + b * 16u + e] = (A[VB + 236u * P.batch + b * 25u + ((((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 20u) % 1u * 25u + (((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 4u) % 5u * 5u + (0u + (((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 1u) % 4u * 1u) * 1u)] + A[VB + 335u * P.batch + b * 25u + ((((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 20u) % 1u * 25u + (((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 4u) % 5u * 5u + (0u + (((((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u)) / 1u) % 4u * 1u) * 1u)]);
+  let ix94 = (((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+  let ix93 = (((ix94) / 20u) % 1u * 25u + ((ix94) / 4u) % 5u * 5u + (0u + ((ix94) / 1u) % 4u * 1u) * 1u);
+  A[VB + 360u * P.batch + b * 16u + e] = (A[VB + 236u * P.batch + b * 25u + ix93] + A[VB + 335u * P.batch + b * 25u + ix93]);
 }
 

@@ -113,7 +113,8 @@ fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 2u * P.batch + b * 16u + e] = (A[VB + 0u * P.batch + b * 2u + (((e) / 1u) % 2u * 1u)] - C[0u + e]);
+  let ix2 = (((e) / 1u) % 2u * 1u);
+  A[VB + 2u * P.batch + b * 16u + e] = (A[VB + 0u * P.batch + b * 2u + ix2] - C[0u + e]);
 }
 
 // powc 2 [3] -> [8, 2]
@@ -148,7 +149,8 @@ fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 8u) { return; }
   let b = 0u;
   let e = i;
-  A[0u + e] = C[16u + 0u];
+  let ix8 = 0u;
+  A[0u + e] = C[16u + ix8];
 }
 
 // div [6, 8] -> [8]
@@ -182,7 +184,8 @@ fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 8u) { return; }
   let b = i / 8u;
   let e = i % 8u;
-  A[VB + 51u * P.batch + b * 8u + e] = exp_s((A[VB + 42u * P.batch + b * 8u + e] - A[VB + 50u * P.batch + b * 1u + 0u]));
+  let ix13 = 0u;
+  A[VB + 51u * P.batch + b * 8u + e] = exp_s((A[VB + 42u * P.batch + b * 8u + e] - A[VB + 50u * P.batch + b * 1u + ix13]));
 }
 
 // sum[0] [15] -> []
@@ -226,7 +229,8 @@ fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 8u) { return; }
   let b = i / 8u;
   let e = i % 8u;
-  A[VB + 62u * P.batch + b * 8u + e] = (-((A[VB + 61u * P.batch + b * 1u + 0u] * A[VB + 51u * P.batch + b * 8u + e]) / A[0u + e]));
+  let ix24 = 0u;
+  A[VB + 62u * P.batch + b * 8u + e] = (-((A[VB + 61u * P.batch + b * 1u + ix24] * A[VB + 51u * P.batch + b * 8u + e]) / A[0u + e]));
 }
 
 // broadcast [30] -> [8, 2]
@@ -236,7 +240,8 @@ fn n31(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 16u) { return; }
   let b = 0u;
   let e = i;
-  A[8u + e] = C[18u + 0u];
+  let ix31 = 0u;
+  A[8u + e] = C[18u + ix31];
 }
 
 // mul [32, 3] -> [8, 2]
@@ -246,7 +251,8 @@ fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 16u) { return; }
   let b = i / 16u;
   let e = i % 16u;
-  A[VB + 70u * P.batch + b * 16u + e] = ((A[VB + 62u * P.batch + b * 8u + (((e) / 2u) % 8u * 1u)] * A[8u + e]) * A[VB + 2u * P.batch + b * 16u + e]);
+  let ix29 = (((e) / 2u) % 8u * 1u);
+  A[VB + 70u * P.batch + b * 16u + e] = ((A[VB + 62u * P.batch + b * 8u + ix29] * A[8u + e]) * A[VB + 2u * P.batch + b * 16u + e]);
 }
 
 // sum[0] [33] -> [2]

@@ -248,7 +248,8 @@ fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 128u) { return; }
   let b = 0u;
   let e = i;
-  A[17025u + e] = C[0u + 0u];
+  let ix23 = 0u;
+  A[17025u + e] = C[0u + ix23];
 }
 
 // add [21, 26] -> [128]

@@ -181,7 +181,8 @@ fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= 16u) { return; }
   let b = 0u;
   let e = i;
-  A[97u + e] = C[0u + 0u];
+  let ix14 = 0u;
+  A[97u + e] = C[0u + ix14];
 }
 
 // mul [13, 16] -> [16]

@@ -177,6 +177,7 @@ fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;
   let e = i % 2u;
-  A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + 0u] * A[VB + 0u * P.batch + b * 2u + e]);
+  let ix20 = 0u;
+  A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + ix20] * A[VB + 0u * P.batch + b * 2u + e]);
 }
 

@@ -129,12 +129,26 @@ impl Device {
 /// The wgpu backend (f32 only).
 pub struct Gpu {
     dev: Arc<Device>,
+    /// The most f32 values one call's arena holds: the device's largest
+    /// storage binding, or less.
+    max_values: usize,
 }
 
 impl Gpu {
     /// Opens the device (once per process); an error names what is missing.
     pub fn new() -> Result<Gpu, BackendError> {
-        Ok(Gpu { dev: device()? })
+        let dev = device()?;
+        let max_values = dev.max_values;
+        Ok(Gpu { dev, max_values })
+    }
+
+    /// The same device with arenas of at most `values` f32s, so that calls
+    /// are cut into more chunks than the device needs (tests of chunking on
+    /// a device with large bindings).
+    pub fn with_arena_limit(values: usize) -> Result<Gpu, BackendError> {
+        let gpu = Gpu::new()?;
+        let max_values = values.min(gpu.max_values);
+        Ok(Gpu { max_values, ..gpu })
     }
 }
 
@@ -183,6 +197,7 @@ impl Backend for Gpu {
             pipelines,
             consts,
             dev,
+            max_values: self.max_values,
             arena: Mutex::new(None),
         }))
     }
@@ -238,6 +253,7 @@ struct GpuKernel {
     pipelines: Vec<wgpu::ComputePipeline>,
     consts: wgpu::Buffer,
     dev: Arc<Device>,
+    max_values: usize,
     /// Calls take turns on one arena.
     arena: Mutex<Option<Arena>>,
 }
@@ -246,13 +262,13 @@ impl GpuKernel {
     /// Samples per chunk for a call of `batch`: as many as fit one binding.
     fn chunk_for(&self, batch: usize) -> Result<usize, BackendError> {
         let p = &self.prog;
-        let room = self.dev.max_values.saturating_sub(p.inv_len);
+        let room = self.max_values.saturating_sub(p.inv_len);
         let fit = room.checked_div(p.per_sample).unwrap_or(usize::MAX);
         if fit == 0 {
             return Err(BackendError::Buffers(format!(
                 "one sample needs {} values of device memory; the device binds at most {}",
                 p.per_sample + p.inv_len,
-                self.dev.max_values
+                self.max_values
             )));
         }
         Ok(batch.clamp(1, fit))

@@ -218,35 +218,32 @@ impl<'g> Gen<'g> {
         for o in &g.outputs {
             uses[o.node.index()] += 2;
         }
-        let mut varying = vec![false; g.len()];
-        let mut depth = vec![0usize; g.len()];
         for id in g.ids().filter(|id| live[id.index()]) {
             let node = g.node(id);
-            varying[id.index()] = match node.op {
+            self.varying[id.index()] = match node.op {
                 Op::Input(i) => g.input(i).kind == InputKind::Sample,
-                _ => node.args.iter().any(|a| varying[a.index()]),
+                _ => node.args.iter().any(|a| self.varying[a.index()]),
             };
-            depth[id.index()] = 1 + node
+        }
+        // In graph order, so every operand is decided before its user: a
+        // node's depth counts the inlined expressions below it.
+        let mut depth = vec![0usize; g.len()];
+        for id in g.ids().filter(|id| live[id.index()]) {
+            let (i, node) = (id.index(), g.node(id));
+            depth[i] = 1 + node
                 .args
                 .iter()
                 .filter(|a| self.inlined[a.index()])
                 .map(|a| depth[a.index()])
                 .max()
                 .unwrap_or(0);
-        }
-        for id in g.ids().filter(|id| live[id.index()]) {
-            let (i, node) = (id.index(), g.node(id));
             let Some(c) = user[i] else { continue };
-            let fits = uses[i] == 1
+            self.inlined[i] = uses[i] == 1
                 && maps_elements(node.op)
                 && maps_elements(g.node(c).op)
                 && !matches!(g.node(c).op, Op::Broadcast)
-                && varying[i] == varying[c.index()]
+                && self.varying[i] == self.varying[c.index()]
                 && depth[i] < MAX_INLINE_DEPTH;
-            self.inlined[i] = fits;
-            if !fits {
-                depth[i] = 0;
-            }
         }
     }
 
@@ -256,11 +253,7 @@ impl<'g> Gen<'g> {
 
     fn node(&mut self, id: NodeId) -> Result<(), Unsupported> {
         let node = self.g.node(id);
-        let varying = match node.op {
-            Op::Input(i) => self.g.input(i).kind == InputKind::Sample,
-            _ => node.args.iter().any(|a| self.varying[a.index()]),
-        };
-        self.varying[id.index()] = varying;
+        let varying = self.varying[id.index()];
         let n = numel(&node.shape);
         let loc = match node.op {
             // In the constants array, not a literal: a shader compiler
@@ -304,24 +297,26 @@ impl<'g> Gen<'g> {
 
     /// Element `idx` (a u32 expression) of operand `a`: a load, or the
     /// expression of an inlined node.
-    fn read(&self, a: NodeId, idx: &str) -> String {
+    fn read(&self, a: NodeId, idx: &str, s: &mut String) -> String {
         let n = numel(self.g.shape(a));
         match self.loc(a) {
             Some(loc @ Loc::Const(_)) => format!("C[{} + {idx}]", self.base(loc, n)),
             Some(loc) => format!("A[{} + {idx}]", self.base(loc, n)),
-            None => self.expr(a, idx),
+            None => self.expr(a, idx, s),
         }
     }
 
-    /// Element `idx` of an elementwise op or view, as one expression.
-    fn expr(&self, id: NodeId, idx: &str) -> String {
+    /// Element `idx` of an elementwise op or view, as one expression. A
+    /// view's re-indexing is bound to a `let` in `s` (named after the
+    /// node), so nested views never copy an index expression into itself.
+    fn expr(&self, id: NodeId, idx: &str, s: &mut String) -> String {
         let node = self.g.node(id);
         let arg = |i: usize| node.args[i];
         match node.op {
-            Op::Unary(u) => unary(u, &self.read(arg(0), idx)),
+            Op::Unary(u) => unary(u, &self.read(arg(0), idx, s)),
             Op::PowConst(c) => {
                 let c = c.get() as f32;
-                let x = self.read(arg(0), idx);
+                let x = self.read(arg(0), idx, s);
                 if c == 2.0 {
                     format!("sq({x})")
                 } else if c == 1.0 {
@@ -332,14 +327,14 @@ impl<'g> Gen<'g> {
                     format!("pow_ieee({x}, {})", lit(c))
                 }
             }
-            Op::Binary(op) => binary(op, &self.read(arg(0), idx), &self.read(arg(1), idx)),
+            Op::Binary(op) => binary(op, &self.read(arg(0), idx, s), &self.read(arg(1), idx, s)),
             // `!(c == 0)`: a NaN condition picks `a` (`!=` is ordered in
             // some compilers).
             Op::Select => format!(
                 "select({}, {}, !({} == 0.0))",
-                self.read(arg(2), idx),
-                self.read(arg(1), idx),
-                self.read(arg(0), idx)
+                self.read(arg(2), idx, s),
+                self.read(arg(1), idx, s),
+                self.read(arg(0), idx, s)
             ),
             Op::Broadcast => {
                 let from = self.g.shape(arg(0));
@@ -350,7 +345,7 @@ impl<'g> Gen<'g> {
                     .filter(|&i| from[i] != 1)
                     .map(|i| format!("{} * {}u", coord(idx, to, i + off), st[i]))
                     .collect();
-                self.read(arg(0), &sum_expr(&terms))
+                self.read(arg(0), &bind(s, id, &terms), s)
             }
             Op::Transpose(p) => {
                 let st = strides(self.g.shape(arg(0)));
@@ -360,7 +355,7 @@ impl<'g> Gen<'g> {
                     .enumerate()
                     .map(|(i, &a)| format!("{} * {}u", coord(idx, &node.shape, i), st[a]))
                     .collect();
-                self.read(arg(0), &sum_expr(&terms))
+                self.read(arg(0), &bind(s, id, &terms), s)
             }
             Op::Slice { axis, start, step } => {
                 let st = strides(self.g.shape(arg(0)));
@@ -375,10 +370,10 @@ impl<'g> Gen<'g> {
                         }
                     })
                     .collect();
-                self.read(arg(0), &sum_expr(&terms))
+                self.read(arg(0), &bind(s, id, &terms), s)
             }
             // A reshape keeps the row-major order; stop_gradient is the identity.
-            _ => self.read(arg(0), idx),
+            _ => self.read(arg(0), idx, s),
         }
     }
 
@@ -437,7 +432,7 @@ impl<'g> Gen<'g> {
                     node.op.name()
                 )));
             }
-            _ => self.expr(id, "e"),
+            _ => self.expr(id, "e", s),
         })
     }
 
@@ -460,12 +455,8 @@ impl<'g> Gen<'g> {
                 .collect();
             let end = start + shape[axis];
             let cond = if k == 0 { "if" } else { "else if" };
-            let _ = writeln!(
-                s,
-                "  {cond} ({} < {end}u) {{ v = {}; }}",
-                coords[axis],
-                self.read(a, &sum_expr(&terms))
-            );
+            let part = self.read(a, &sum_expr(&terms), s);
+            let _ = writeln!(s, "  {cond} ({} < {end}u) {{ v = {part}; }}", coords[axis]);
             start = end;
         }
         "v".into()
@@ -505,7 +496,7 @@ impl<'g> Gen<'g> {
         let terms: Vec<String> = (0..shape.len())
             .map(|i| format!("{} * {}u", coord[i], st[i]))
             .collect();
-        let x = self.read(a, &sum_expr(&terms));
+        let x = self.read(a, &sum_expr(&terms), s);
         let pad = "  ".repeat(depth + 1);
         if max {
             let _ = writeln!(s, "{pad}acc = max_number(acc, {x});");
@@ -525,8 +516,8 @@ impl<'g> Gen<'g> {
         let _ = writeln!(s, "  let row = e / {n}u;\n  let col = e % {n}u;");
         let _ = writeln!(s, "  var acc = 0.0;");
         let _ = writeln!(s, "  for (var p = 0u; p < {k}u; p++) {{");
-        let x = self.read(a, &format!("row * {k}u + p"));
-        let y = self.read(b, &format!("p * {n}u + col"));
+        let x = self.read(a, &format!("row * {k}u + p"), s);
+        let y = self.read(b, &format!("p * {n}u + col"), s);
         // Rounded before the add, as the interpreter's `acc + a·b`.
         let _ = writeln!(s, "    let prod = {x} * {y};\n    acc = acc + prod;\n  }}");
         "acc".into()
@@ -826,6 +817,13 @@ fn maps_elements(op: Op) -> bool {
 
 /// The deepest nesting of inlined expressions one pass computes.
 const MAX_INLINE_DEPTH: usize = 12;
+
+/// Binds the index `Σ terms` to `let ix{id}` in `s`; returns the name.
+fn bind(s: &mut String, id: NodeId, terms: &[String]) -> String {
+    let name = format!("ix{}", id.index());
+    let _ = writeln!(s, "  let {name} = {};", sum_expr(terms));
+    name
+}
 
 fn sum_expr(terms: &[String]) -> String {
     if terms.is_empty() {
