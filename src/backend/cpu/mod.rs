@@ -158,6 +158,12 @@ pub fn cache_len() -> usize {
     cache().lock().unwrap_or_else(PoisonError::into_inner).len()
 }
 
+/// Scratch bytes of one thread's tile (`EBM_TILE_BYTES` overrides): the
+/// tile, the packed weights its matrix products read and the loops' working
+/// set stay in a 1 MiB L2. Taller tiles once amortised the `gemm` crate's
+/// repacking of a weight matrix per call; the panel kernel packs once per
+/// call, and at 1.5 MiB W3's tile no longer fit this machine's L2 while W4
+/// ran 15% slower and the first call spent 2 ms more faulting in scratch.
 fn tile_budget() -> usize {
     std::env::var("EBM_TILE_BYTES")
         .ok()
@@ -165,23 +171,10 @@ fn tile_budget() -> usize {
         .unwrap_or(512 * 1024)
 }
 
-/// Scratch budget of a tile program with matrix products when
-/// `EBM_TILE_BYTES` is unset: `gemm` packs the shared operand (a weight
-/// matrix) on every call, so taller tiles amortise it over more rows; the
-/// whole tile still fits a 2 MiB L2. W3 (644 features a row) gets 512-row
-/// tiles instead of 192 — one `gemm` per layer per 512-chain block.
-const GEMM_TILE_BYTES: usize = 1536 * 1024;
-
 /// Tile height: as many rows as fit the scratch budget, a multiple of 16, 16..=512.
 fn tile_rows(plan: &Plan, elem: usize) -> usize {
     let per_row = plan.tile_feats.max(1) * elem;
-    let has_gemm = plan.tile_steps.iter().any(|s| matches!(s, Step::Gemm(_)));
-    let budget = if has_gemm && std::env::var_os("EBM_TILE_BYTES").is_none() {
-        GEMM_TILE_BYTES
-    } else {
-        tile_budget()
-    };
-    (budget / per_row / 16 * 16).clamp(16, 512)
+    (tile_budget() / per_row / 16 * 16).clamp(16, 512)
 }
 
 /// Distance in elements between consecutive feature rows of a tile: at least
