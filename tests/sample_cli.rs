@@ -231,6 +231,63 @@ fn same_seed_writes_identical_bytes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The CPU backend's f32 fast paths (AVX-512 assembled loops, a GEMM's
+/// bias and activation in its registers) write the bytes of the plain
+/// Cranelift loops and separate steps, for a sampler that needs only ∇E
+/// and one that needs E too, over a batch that is no multiple of 16.
+#[test]
+fn cpu_fast_paths_write_the_bytes_of_their_plain_forms() {
+    let dir = scratch("fast-paths");
+    let src = format!("{}/bench/workloads/mlp.ebm", env!("CARGO_MANIFEST_DIR"));
+    let plain = [("EBM_ASM_LOOPS", "0"), ("EBM_GEMM_EPILOGUE", "0")];
+    for sampler in ["ula", "mala"] {
+        let run = |name: &str, env: &[(&str, &str)]| {
+            let p = dir.join(format!("{sampler}-{name}.npy"));
+            let (code, _, err) = common::cli::ebm_env(
+                &[
+                    "sample",
+                    &src,
+                    "--energy",
+                    "mlp",
+                    "--sampler",
+                    sampler,
+                    "--step",
+                    "0.01",
+                    "--chains",
+                    "300",
+                    "--warmup",
+                    "0",
+                    "--steps",
+                    "20",
+                    "--dtype",
+                    "f32",
+                    "--seed",
+                    "5",
+                    "--out",
+                    &s(&p),
+                ],
+                env,
+            );
+            assert_eq!(code, 0, "{err}");
+            std::fs::read(p).unwrap()
+        };
+        let fast = run("fast", &[]);
+        assert!(
+            fast == run("plain", &plain),
+            "{sampler}: fast paths changed the draws"
+        );
+        assert!(
+            fast == run("loops", &plain[..1]),
+            "{sampler}: assembled loops changed the draws"
+        );
+        assert!(
+            fast == run("epilogue", &plain[1..]),
+            "{sampler}: GEMM epilogues changed the draws"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn interp_and_cpu_backends_agree() {
     let dir = scratch("backends");

@@ -92,6 +92,14 @@ impl Pool {
             .collect()
     }
 
+    /// Whether a call is running on the pool now, so that another would run
+    /// its tasks inline (a kernel called from a runner's task). A kernel
+    /// then cuts its batch into one chunk, not into chunks that would run
+    /// one after another on one thread, each with its own tile arena.
+    pub fn busy(&self) -> bool {
+        self.busy.try_lock().is_err()
+    }
+
     /// Runs `f(0) … f(n-1)`, task 0 on the calling thread, and returns when all
     /// are done. Returns `Err` if a task panicked.
     pub fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync)) -> Result<(), String> {

@@ -51,3 +51,13 @@ fn result(out: std::process::Output) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `ebm args` with extra environment variables.
+pub fn ebm_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ebm"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    result(out)
+}

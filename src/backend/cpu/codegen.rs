@@ -90,14 +90,17 @@ fn loop_sig(module: &JITModule) -> Signature {
     sig
 }
 
-/// Compiles every loop of `plan`. `rows` is the tile height `T`. When `text`
-/// is given, the optimised-before-lowering Cranelift IR of each loop is appended.
+/// Compiles every loop of `plan`. `rows` is the tile height `T`. With `asm`
+/// (f32 on an AVX-512 machine), the tile loops `zmm.rs` can assemble are
+/// assembled there and the rest go through Cranelift. When `text` is given,
+/// the optimised-before-lowering Cranelift IR of each loop is appended.
 pub(crate) fn compile(
     plan: &Plan,
     f64: bool,
     rows: usize,
     direct: Option<&DirectSpec>,
     fused: bool,
+    asm: bool,
     mut text: Option<&mut String>,
 ) -> Result<Jit, String> {
     let mut module = new_module(f64)?;
@@ -143,6 +146,34 @@ pub(crate) fn compile(
         let id = module
             .declare_function(&format!("loop{gi}"), Linkage::Local, &sig)
             .map_err(|e| e.to_string())?;
+        // With the fused program, the tile loops it replaces are never
+        // called: they get an empty body (compile time).
+        let replaced = (fused
+            && !is_fused
+            && plan
+                .tile_steps
+                .iter()
+                .any(|st| matches!(st, super::plan::Step::Loop(i) if *i == gi)))
+            || (gi < ng && in_scans.contains(&gi));
+        let plain = gi < ng && dspec.is_none() && !is_fused && scan.is_none();
+        let machine_code = (asm && !f64 && plain && !replaced)
+            .then(|| super::zmm::assemble(group, rows))
+            .flatten();
+        if let Some(bytes) = machine_code {
+            module
+                .define_function_bytes(id, 64, &bytes, &[])
+                .map_err(|e| format!("cranelift: {e:?}"))?;
+            if let Some(t) = text.as_deref_mut() {
+                t.push_str(&format!(
+                    "; loop{gi}: {} (domain {}), AVX-512, assembled ({} bytes)\n\n",
+                    group.label,
+                    group.domain,
+                    bytes.len()
+                ));
+            }
+            ids.push(id);
+            continue;
+        }
         ctx.func = Function::with_name_signature(UserFuncName::user(0, gi as u32), sig.clone());
         let lanes = Lanes::new(f64, group.variant);
         let fcfg = module.isa().frontend_config();
@@ -152,15 +183,6 @@ pub(crate) fn compile(
                 .iter()
                 .map(|&id| module.declare_func_in_func(id, b.func))
                 .collect();
-            // With the fused program, the tile loops it replaces are never
-            // called: they get an empty body (compile time).
-            let replaced = (fused
-                && !is_fused
-                && plan
-                    .tile_steps
-                    .iter()
-                    .any(|st| matches!(st, super::plan::Step::Loop(i) if *i == gi)))
-                || (gi < ng && in_scans.contains(&gi));
             match dspec {
                 _ if scan.is_some() => {
                     // invariant: just matched.
@@ -1030,7 +1052,7 @@ pub(super) fn emit_groups(
 
 /// Where each expression of a fused loop varies: 0 = constant, 1 = per
 /// feature (hoisted out of the lane loop), 2 = per lane vector.
-fn expr_levels(exprs: &[Expr]) -> Vec<u8> {
+pub(super) fn expr_levels(exprs: &[Expr]) -> Vec<u8> {
     let mut level = vec![0u8; exprs.len()];
     for (i, e) in exprs.iter().enumerate() {
         level[i] = match *e {

@@ -26,6 +26,7 @@ mod plan;
 mod scanloop;
 
 mod vecmath;
+mod zmm;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -189,6 +190,20 @@ fn tile_stride(rows: usize, elem: usize) -> usize {
     (lines | 1) * per_line
 }
 
+/// Whether a panel GEMM's following bias and activation run in its
+/// registers (`plan::fuse_epilogues`; `EBM_GEMM_EPILOGUE=0` keeps them a
+/// step of their own, for comparison: the outputs are bitwise the same).
+fn use_epilogues() -> bool {
+    std::env::var("EBM_GEMM_EPILOGUE").map_or(true, |v| v != "0")
+}
+
+/// Whether f32 tile loops are assembled as AVX-512 machine code (`zmm.rs`)
+/// where they can be (`EBM_ASM_LOOPS=0` keeps every loop in Cranelift, for
+/// comparison; the outputs are bitwise the same).
+fn use_asm_loops() -> bool {
+    vecmath::available() && std::env::var("EBM_ASM_LOOPS").map_or(true, |v| v != "0")
+}
+
 /// Whether f32 exp/sigmoid over whole buffers go through the AVX-512 routines
 /// (`EBM_ARRAY_UNARY=0` forces the inline Cranelift loops, for comparison).
 fn use_array_unary(dtype: DType) -> bool {
@@ -206,7 +221,12 @@ fn use_panel_gemm(dtype: DType) -> bool {
 }
 
 fn build_plan(graph: &Graph, dtype: DType) -> Result<Plan, String> {
-    let mut plan = plan::build(graph, use_array_unary(dtype), use_panel_gemm(dtype))?;
+    let mut plan = plan::build(
+        graph,
+        use_array_unary(dtype),
+        use_panel_gemm(dtype),
+        use_epilogues(),
+    )?;
     // A plan with a scan has neither a direct nor a fused tile program, so
     // the scans' functions come right after the loops'.
     if std::env::var("EBM_FUSE").map_or(true, |v| v != "0") {
@@ -245,6 +265,7 @@ pub fn clif_text(graph: &Graph, dtype: DType) -> Result<String, String> {
         stride,
         direct.as_ref(),
         fused,
+        use_asm_loops(),
         Some(&mut text),
     )?;
     Ok(text)
@@ -306,7 +327,7 @@ fn steps_text(s: &mut String, plan: &Plan, steps: &[Step], pad: &str) {
                     }
                 )),
                 Step::Gemm(g) => s.push_str(&format!(
-                    "gemm m={:?} n={:?} k={:?} dst={:?}{}{}\n",
+                    "gemm m={:?} n={:?} k={:?} dst={:?}{}{}{}\n",
                     g.m,
                     g.n,
                     g.k,
@@ -314,6 +335,19 @@ fn steps_text(s: &mut String, plan: &Plan, steps: &[Step], pad: &str) {
                     if g.accumulate { " (+=)" } else { "" },
                     match g.packed {
                         Some(p) => format!(" (panel kernel, weights packed at {p:?})"),
+                        None => String::new(),
+                    },
+                    match g.epilogue {
+                        Some(e) => format!(
+                            ", then + {:?} and {} -> {:?}{} in registers",
+                            e.bias,
+                            if e.sigmoid { "sigmoid" } else { "exp" },
+                            e.act,
+                            match e.prod {
+                                Some(p) => format!(", times its argument -> {p:?}"),
+                                None => String::new(),
+                            }
+                        ),
                         None => String::new(),
                     }
                 )),
@@ -325,6 +359,19 @@ fn steps_text(s: &mut String, plan: &Plan, steps: &[Step], pad: &str) {
                 )),
             }
         }
+    }
+}
+
+/// The largest scratch made (and faulted in) when a kernel is compiled.
+const PREFAULT_BYTES: u64 = 16 << 20;
+
+/// Writes a zero into every page of `v` (volatile: the allocation is known
+/// to be zeroed, and a plain store of zero could be dropped).
+fn fault_in<T: Real>(v: &mut [T]) {
+    let step = (4096 / std::mem::size_of::<T>()).max(1);
+    for i in (0..v.len()).step_by(step) {
+        // SAFETY: `i < v.len()`.
+        unsafe { std::ptr::write_volatile(v.as_mut_ptr().add(i), T::zero()) };
     }
 }
 
@@ -436,7 +483,15 @@ impl<T: Real> Prog<T> {
                 crate::budget::limit_text()
             ));
         }
-        let jit = codegen::compile(&plan, elem == 8, stride, spec.as_ref(), fused, None)?;
+        let jit = codegen::compile(
+            &plan,
+            elem == 8,
+            stride,
+            spec.as_ref(),
+            fused,
+            use_asm_loops(),
+            None,
+        )?;
         let consts = plan.consts.iter().map(|&v| T::from_f64(v)).collect();
         let direct = spec.map(|spec| Direct {
             func: plan.groups.len(),
@@ -449,7 +504,7 @@ impl<T: Real> Prog<T> {
             spec,
         });
         let fused = fused.then(|| plan.groups.len() + direct.is_some() as usize);
-        Ok(Prog {
+        let prog = Prog {
             plan,
             rows,
             stride,
@@ -458,16 +513,27 @@ impl<T: Real> Prog<T> {
             fused,
             consts,
             scratch: Mutex::new(vec![]),
-        })
+        };
+        // One arena set is made at compile time, so a sampler's or a
+        // trainer's first step does not pay for faulting it in — when it is
+        // small: a large one is committed only once a run has been checked
+        // against the memory limit (its first call).
+        if need <= PREFAULT_BYTES {
+            let first = prog.new_scratch(threads);
+            prog.give_back(first);
+        }
+        Ok(prog)
     }
 
     fn scratch_bytes(&self, threads: usize) -> u64 {
         scratch_bytes(&self.plan, self.stride, std::mem::size_of::<T>(), threads)
     }
 
+    /// Arenas for calls on `threads` threads, their pages faulted in (a
+    /// zeroed allocation maps them on first write, in the middle of a call).
     fn new_scratch(&self, threads: usize) -> Scratch<T> {
         let p = &self.plan;
-        Scratch {
+        let mut s = Scratch {
             inv: vec![T::zero(); p.inv_len.max(1)],
             tiles: (0..threads)
                 .map(|_| vec![T::zero(); (p.tile_feats * self.stride).max(1)])
@@ -476,7 +542,10 @@ impl<T: Real> Prog<T> {
                 .map(|_| p.partials.iter().map(|&n| vec![T::zero(); n]).collect())
                 .collect(),
             ins: vec![],
-        }
+        };
+        fault_in(&mut s.inv);
+        s.tiles.iter_mut().for_each(|t| fault_in(t));
+        s
     }
 
     /// Runs one step. `tile` may be null in the invariant program.
@@ -532,55 +601,47 @@ impl<T: Real> Prog<T> {
                     unreachable!("array steps read and write tile buffers")
                 };
                 let t = self.stride;
+                let rows16 = vecmath::Rows {
+                    feats: *feats,
+                    stride: t,
+                    n: rows,
+                };
                 if let Some((b, pre)) = bias {
                     let Loc::Tile(po) = *pre else {
                         // invariant: follows from the compiled plan.
                         unreachable!("array steps write tile buffers")
                     };
                     // SAFETY: shared operands of `feats` elements (plan).
-                    let bp = unsafe {
-                        match *b {
-                            Loc::Inv(off) => inv.add(off),
-                            Loc::Input(i) => *ins.add(i) as *mut T,
-                            Loc::Const(off) => (self.consts.as_ptr() as *mut T).add(off),
-                            // invariant: the planner fuses only shared biases.
-                            _ => unreachable!("bias of a fused array step"),
-                        }
-                    };
+                    let bp = unsafe { self.shared_at(*b, inv, ins) };
                     let mo = match prod {
                         Some(Loc::Tile(m)) => Some(*m),
                         None => None,
                         // invariant: follows from the compiled plan.
                         Some(_) => unreachable!("array steps write tile buffers"),
                     };
-                    for f in 0..*feats {
-                        // SAFETY: f32 kernels only (checked at plan time); rows ≤ T.
-                        unsafe {
-                            vecmath::apply_biased(
-                                *sigmoid,
-                                tile.add((so + f) * t) as *const f32,
-                                *(bp.add(f) as *const f32),
-                                tile.add((po + f) * t) as *mut f32,
-                                tile.add((d + f) * t) as *mut f32,
-                                mo.map_or(std::ptr::null_mut(), |m| {
-                                    tile.add((m + f) * t) as *mut f32
-                                }),
-                                rows,
-                            )
-                        }
+                    // SAFETY: f32 kernels only (checked at plan time); rows ≤ T
+                    // and T a multiple of 16 lanes (`tile_stride`).
+                    unsafe {
+                        vecmath::apply_biased(
+                            *sigmoid,
+                            tile.add(so * t) as *const f32,
+                            bp as *const f32,
+                            tile.add(po * t) as *mut f32,
+                            tile.add(d * t) as *mut f32,
+                            mo.map_or(std::ptr::null_mut(), |m| tile.add(m * t) as *mut f32),
+                            rows16,
+                        )
                     }
                     return;
                 }
-                for f in 0..*feats {
-                    // SAFETY: f32 kernels only (checked at plan time); rows ≤ T.
-                    unsafe {
-                        vecmath::apply(
-                            *sigmoid,
-                            tile.add((so + f) * t) as *const f32,
-                            tile.add((d + f) * t) as *mut f32,
-                            rows,
-                        )
-                    }
+                // SAFETY: as above.
+                unsafe {
+                    vecmath::apply(
+                        *sigmoid,
+                        tile.add(so * t) as *const f32,
+                        tile.add(d * t) as *mut f32,
+                        rows16,
+                    )
                 }
             }
             Step::Pack { src, k, n, dst } => {
@@ -635,6 +696,7 @@ impl<T: Real> Prog<T> {
                             d as *mut f32,
                             drs as usize,
                             g.accumulate,
+                            g.epilogue.map(|e| self.epilogue_at(&e, tile, inv, ins)),
                         )
                     };
                     return;
@@ -736,6 +798,50 @@ impl<T: Real> Prog<T> {
         }
     }
 
+    /// The address of a shared (batch-invariant) buffer.
+    ///
+    /// # Safety
+    /// `inv` and `ins` as for [`Prog::exec`].
+    unsafe fn shared_at(&self, loc: Loc, inv: *mut T, ins: *const *const u8) -> *mut T {
+        // SAFETY: the caller's contract; offsets from the plan.
+        unsafe {
+            match loc {
+                Loc::Inv(off) => inv.add(off),
+                Loc::Input(i) => *ins.add(i) as *mut T,
+                Loc::Const(off) => (self.consts.as_ptr() as *mut T).add(off),
+                // invariant: the planner fuses only shared biases.
+                Loc::Tile(_) | Loc::Partial(_) => unreachable!("a bias in a batch buffer"),
+            }
+        }
+    }
+
+    /// A GEMM epilogue's buffers in this call's arenas.
+    ///
+    /// # Safety
+    /// As [`Prog::exec`]; f32 kernels only (as panel steps).
+    unsafe fn epilogue_at(
+        &self,
+        e: &plan::Epilogue,
+        tile: *mut T,
+        inv: *mut T,
+        ins: *const *const u8,
+    ) -> panel::Epilogue {
+        let t = self.stride;
+        let at = |l: Loc| match l {
+            // SAFETY: tile offsets from the plan.
+            Loc::Tile(off) => unsafe { tile.add(off * t) as *mut f32 },
+            // invariant: the planner's epilogues write tile buffers.
+            _ => unreachable!("an epilogue output outside the tile"),
+        };
+        panel::Epilogue {
+            sigmoid: e.sigmoid,
+            // SAFETY: the caller's contract.
+            bias: unsafe { self.shared_at(e.bias, inv, ins) } as *const f32,
+            act: at(e.act),
+            prod: e.prod.map_or(std::ptr::null_mut(), at),
+        }
+    }
+
     /// `feats` feature rows of the tile from `dst` on ← the features
     /// `from..` of `src` (tile rows are copied, other values splatted).
     ///
@@ -788,12 +894,17 @@ impl<T: Real> Prog<T> {
         r
     }
 
+    /// A pooled arena set with tiles for at least `threads` threads, or a
+    /// new one.
     fn take_scratch(&self, threads: usize) -> Scratch<T> {
-        self.scratch
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_else(|| self.new_scratch(threads))
+        let mut pool = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        match pool.iter().position(|s| s.tiles.len() >= threads) {
+            Some(i) => pool.swap_remove(i),
+            None => {
+                drop(pool);
+                self.new_scratch(threads)
+            }
+        }
     }
 
     fn give_back(&self, s: Scratch<T>) {
@@ -801,6 +912,27 @@ impl<T: Real> Prog<T> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(s);
+    }
+
+    /// The invariant program into `s.inv`.
+    ///
+    /// # Safety
+    /// `ins` must hold the address of every input of checked length.
+    unsafe fn invariants(&self, s: &mut Scratch<T>, ins: *const *const u8) {
+        for step in &self.plan.inv_steps {
+            // SAFETY: arenas sized by the plan; the caller's contract.
+            unsafe {
+                self.exec(
+                    step,
+                    std::ptr::null_mut(),
+                    s.inv.as_mut_ptr(),
+                    ins,
+                    &mut [],
+                    1,
+                    1,
+                )
+            };
+        }
     }
 
     /// One call on scratch `s`. With `invariants` false the invariant arena
@@ -819,24 +951,18 @@ impl<T: Real> Prog<T> {
     ) -> Result<(), String> {
         check_io(graph, inputs, outputs, batch)?;
         let p = &self.plan;
-        let nt = threads.min(batch.div_ceil(MIN_ROWS_PER_THREAD)).max(1);
+        let nt = if crate::backend::pool::global().busy() {
+            1
+        } else {
+            threads.min(batch.div_ceil(MIN_ROWS_PER_THREAD)).max(1)
+        };
         s.ins.clear();
         s.ins.extend(inputs.iter().map(|x| x.as_ptr() as *const u8));
         let ins = s.ins.as_ptr();
         // 1. The invariant program.
-        for step in p.inv_steps.iter().filter(|_| invariants) {
-            // SAFETY: arenas sized by the plan; inputs checked above.
-            unsafe {
-                self.exec(
-                    step,
-                    std::ptr::null_mut(),
-                    s.inv.as_mut_ptr(),
-                    ins,
-                    &mut [],
-                    1,
-                    1,
-                )
-            };
+        if invariants {
+            // SAFETY: `ins` holds every input's address (checked above).
+            unsafe { self.invariants(s, ins) };
         }
         // 2. The tile program, one chunk per thread.
         for part in s.partials.iter_mut().take(nt) {

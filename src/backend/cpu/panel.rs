@@ -19,6 +19,41 @@ pub(crate) const NR: usize = 6;
 /// Rows per micro-kernel block: four 16-lane vectors.
 const MR: usize = 64;
 
+/// A layer's bias and activation applied to the products in registers:
+/// `dst = product + bias[f]`, `act = f(dst)` (sigmoid or exp) and, unless
+/// `prod` is null, `prod = dst · act`, in the operations and order of
+/// `vecmath::apply_biased`, so the results are its bits. `act` and `prod`
+/// have `dst`'s row stride.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Epilogue {
+    pub sigmoid: bool,
+    pub bias: *const f32,
+    pub act: *mut f32,
+    pub prod: *mut f32,
+}
+
+impl Epilogue {
+    /// The same epilogue from feature `f` (row stride `ds`) on.
+    ///
+    /// # Safety
+    /// The buffers must extend past feature `f`.
+    unsafe fn at_feature(self, f: usize, ds: usize) -> Self {
+        // SAFETY: the caller's contract.
+        unsafe {
+            Epilogue {
+                bias: self.bias.add(f),
+                act: self.act.add(f * ds),
+                prod: if self.prod.is_null() {
+                    self.prod
+                } else {
+                    self.prod.add(f * ds)
+                },
+                ..self
+            }
+        }
+    }
+}
+
 /// Elements of the packed form of a `k × n` operand.
 pub(crate) fn packed_len(k: usize, n: usize) -> usize {
     n.div_ceil(NR) * k * NR
@@ -61,12 +96,15 @@ pub(crate) unsafe fn pack(w: *const f32, fs: isize, ps: isize, k: usize, n: usiz
 }
 
 /// `dst[f·ds + b] (+)= Σ_p panel(f, p) · x[p·xs + b]` for `b < rows`,
-/// `f < n`, with `panel` packed by [`pack`] from a `k × n` operand.
+/// `f < n`, with `panel` packed by [`pack`] from a `k × n` operand; with an
+/// epilogue, its bias and activation applied to each sum before the store.
 ///
 /// # Safety
 /// [`available`] must be true; `x` valid for `k` rows of stride `xs` (≥
-/// `rows` elements each), `dst` for `n` rows of stride `ds`, `panel` for
-/// `packed_len(k, n)` elements; `dst` must not overlap `x` or `panel`.
+/// `rows` elements each), `dst` (and an epilogue's `act` and `prod`) for
+/// `n` rows of stride `ds`, its `bias` for `n` values, `panel` for
+/// `packed_len(k, n)` elements; the outputs must not overlap each other,
+/// `x` or `panel`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm(
     rows: usize,
@@ -78,15 +116,16 @@ pub(crate) unsafe fn gemm(
     dst: *mut f32,
     ds: usize,
     accumulate: bool,
+    epilogue: Option<Epilogue>,
 ) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded contract.
     unsafe {
-        avx512::gemm(rows, n, k, x, xs, panel, dst, ds, accumulate)
+        avx512::gemm(rows, n, k, x, xs, panel, dst, ds, accumulate, epilogue)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (rows, n, k, x, xs, panel, dst, ds, accumulate);
+        let _ = (rows, n, k, x, xs, panel, dst, ds, accumulate, epilogue);
         // invariant: the planner emits panel steps only when `available()`.
         unreachable!()
     }
@@ -94,7 +133,8 @@ pub(crate) unsafe fn gemm(
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{MR, NR};
+    use super::super::vecmath::lanes::{exp16, sigmoid16};
+    use super::{Epilogue, MR, NR};
     use std::arch::x86_64::*;
 
     /// One block of `16·V` rows (the last vector masked by `mask`) × `N ≤ NR`
@@ -110,6 +150,7 @@ mod avx512 {
         ds: usize,
         accumulate: bool,
         mask: __mmask16,
+        epilogue: Option<Epilogue>,
     ) {
         // SAFETY: the caller keeps every address inside its operands; masked
         // lanes are neither read nor written.
@@ -136,14 +177,25 @@ mod avx512 {
             }
             for j in 0..N {
                 for (v, a) in acc.iter().enumerate() {
-                    let p = dst.add(j * ds + 16 * v);
+                    let at = j * ds + 16 * v;
+                    let p = dst.add(at);
                     let m = if v + 1 == V { mask } else { 0xffff };
                     let r = if accumulate {
                         _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), a[j])
                     } else {
                         a[j]
                     };
-                    _mm512_mask_storeu_ps(p, m, r);
+                    let Some(e) = epilogue else {
+                        _mm512_mask_storeu_ps(p, m, r);
+                        continue;
+                    };
+                    let h = _mm512_add_ps(r, _mm512_set1_ps(*e.bias.add(j)));
+                    _mm512_mask_storeu_ps(p, m, h);
+                    let y = if e.sigmoid { sigmoid16(h) } else { exp16(h) };
+                    _mm512_mask_storeu_ps(e.act.add(at), m, y);
+                    if !e.prod.is_null() {
+                        _mm512_mask_storeu_ps(e.prod.add(at), m, _mm512_mul_ps(h, y));
+                    }
                 }
             }
         }
@@ -162,21 +214,24 @@ mod avx512 {
         ds: usize,
         accumulate: bool,
         mask: __mmask16,
+        epilogue: Option<Epilogue>,
     ) {
         let full = n / NR;
         // SAFETY: panel q starts at q·k·NR and covers features q·NR..;
         // dst row f at f·ds (caller's contract).
         unsafe {
+            let at = |q: usize| epilogue.map(|e| e.at_feature(q * NR, ds));
             for q in 0..full {
                 let (w, d) = (panel.add(q * k * NR), dst.add(q * NR * ds));
-                block::<V, NR>(k, x, xs, w, d, ds, accumulate, mask);
+                block::<V, NR>(k, x, xs, w, d, ds, accumulate, mask, at(q));
             }
             let (w, d) = (panel.add(full * k * NR), dst.add(full * NR * ds));
+            let e = at(full);
             // The last panel's live features, as a const width.
             macro_rules! tail {
                 ($($n:literal)*) => {
                     match n - full * NR {
-                        $($n => block::<V, $n>(k, x, xs, w, d, ds, accumulate, mask),)*
+                        $($n => block::<V, $n>(k, x, xs, w, d, ds, accumulate, mask, e),)*
                         _ => {}
                     }
                 };
@@ -196,6 +251,7 @@ mod avx512 {
         dst: *mut f32,
         ds: usize,
         accumulate: bool,
+        epilogue: Option<Epilogue>,
     ) {
         let mut i = 0;
         while i < rows {
@@ -208,11 +264,20 @@ mod avx512 {
             // CPU features were checked by `available()`.
             unsafe {
                 let (x, d) = (x.add(i), dst.add(i));
+                let e = epilogue.map(|e| Epilogue {
+                    act: e.act.add(i),
+                    prod: if e.prod.is_null() {
+                        e.prod
+                    } else {
+                        e.prod.add(i)
+                    },
+                    ..e
+                });
                 match v {
-                    4 => row_block::<4>(n, k, x, xs, panel, d, ds, accumulate, mask),
-                    3 => row_block::<3>(n, k, x, xs, panel, d, ds, accumulate, mask),
-                    2 => row_block::<2>(n, k, x, xs, panel, d, ds, accumulate, mask),
-                    _ => row_block::<1>(n, k, x, xs, panel, d, ds, accumulate, mask),
+                    4 => row_block::<4>(n, k, x, xs, panel, d, ds, accumulate, mask, e),
+                    3 => row_block::<3>(n, k, x, xs, panel, d, ds, accumulate, mask, e),
+                    2 => row_block::<2>(n, k, x, xs, panel, d, ds, accumulate, mask, e),
+                    _ => row_block::<1>(n, k, x, xs, panel, d, ds, accumulate, mask, e),
                 }
             }
             i += r;
@@ -260,6 +325,7 @@ mod tests {
                         dst.as_mut_ptr(),
                         ds,
                         accumulate,
+                        None,
                     )
                 };
                 for f in 0..n {

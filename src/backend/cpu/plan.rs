@@ -127,6 +127,23 @@ pub(crate) struct GemmStep {
     /// `n` is the tile's rows, `rhs` and `dst` are tile buffers with lane
     /// columns, and the product runs in the f32 panel kernel.
     pub packed: Option<Loc>,
+    /// With `packed` only: a layer's bias and activation applied to the
+    /// product in registers (a [`Step::ArrayUnary`] with a bias, folded in
+    /// by [`fuse_epilogues`]). Then `dst` receives `product + bias` and the
+    /// product itself is never stored.
+    pub epilogue: Option<Epilogue>,
+}
+
+/// `dst = product + bias`, `act = f(dst)`, `prod = dst · act`: the
+/// [`Step::ArrayUnary`] of the same fields, run on the micro-kernel's
+/// accumulators.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Epilogue {
+    pub sigmoid: bool,
+    /// A shared per-feature vector.
+    pub bias: Loc,
+    pub act: Loc,
+    pub prod: Option<Loc>,
 }
 
 #[derive(Clone, Debug)]
@@ -828,6 +845,7 @@ impl<'g> Builder<'g> {
                     rhs: op(lb, 0, Feat(brs), Feat(bcs)),
                     accumulate: false,
                     packed: None,
+                    epilogue: None,
                 })));
             }
             (true, false) => {
@@ -845,6 +863,7 @@ impl<'g> Builder<'g> {
                         rhs: op(la, (ars * i as isize) as usize, Feat(acs), Lane),
                         accumulate: false,
                         packed,
+                        epilogue: None,
                     })));
                 }
             }
@@ -866,6 +885,7 @@ impl<'g> Builder<'g> {
                         rhs: op(lb, 0, Feat(brs), Lane),
                         accumulate: false,
                         packed,
+                        epilogue: None,
                     })));
                     return;
                 }
@@ -879,6 +899,7 @@ impl<'g> Builder<'g> {
                         rhs: op(lb, (bcs * j as isize) as usize, Feat(brs), Lane),
                         accumulate: false,
                         packed,
+                        epilogue: None,
                     })));
                 }
             }
@@ -901,6 +922,7 @@ impl<'g> Builder<'g> {
                         rhs: op(lb, (brs * p as isize) as usize, Lane, Feat(bcs)),
                         accumulate: true,
                         packed: None,
+                        epilogue: None,
                     })));
                 }
             }
@@ -1217,7 +1239,12 @@ impl<'g> Builder<'g> {
 const ARRAY_MIN_FEATS: usize = 16;
 
 /// Builds the schedule for `g` (memory not yet planned: locations are virtual).
-pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Plan, String> {
+pub(crate) fn build(
+    g: &Graph,
+    array_unary: bool,
+    panel_gemm: bool,
+    epilogues: bool,
+) -> Result<Plan, String> {
     let live = g.live(&[]);
     let mut b = Builder::new(g, &live, None);
     b.array_unary = array_unary;
@@ -1290,6 +1317,9 @@ pub(crate) fn build(g: &Graph, array_unary: bool, panel_gemm: bool) -> Result<Pl
             partial: partial_of[j],
             direct: is_direct,
         });
+    }
+    if epilogues {
+        fuse_epilogues(&mut b.plan);
     }
     plan_memory(&mut b);
     for g in &mut b.plan.groups {
@@ -1383,6 +1413,68 @@ fn divide_by_reciprocal(g: &mut Group) {
     g.exprs = out;
 }
 
+/// Folds each biased [`Step::ArrayUnary`] into the panel GEMM right before
+/// it when that GEMM's product is read by nothing else: the bias and the
+/// activation then run on the accumulators in registers ([`Epilogue`]), and
+/// the product is neither stored nor read back. Runs on virtual buffer ids
+/// (before `plan_memory`), where one id is one value.
+fn fuse_epilogues(plan: &mut Plan) {
+    let mut reads: HashMap<Loc, usize> = HashMap::new();
+    for o in &plan.outputs {
+        if let OutSrc::Loc(l) = o.src {
+            *reads.entry(l).or_default() += 1;
+        }
+    }
+    for st in &mut plan.tile_steps {
+        for_each_loc(st, &mut plan.groups, &mut |l, write| {
+            if !write {
+                *reads.entry(*l).or_default() += 1;
+            }
+        });
+    }
+    let mut i = 0;
+    while i + 1 < plan.tile_steps.len() {
+        let fused = match (&plan.tile_steps[i], &plan.tile_steps[i + 1]) {
+            (
+                Step::Gemm(g),
+                &Step::ArrayUnary {
+                    sigmoid,
+                    src,
+                    dst,
+                    feats,
+                    bias: Some((bias, pre)),
+                    prod,
+                },
+            ) if g.packed.is_some()
+                && g.epilogue.is_none()
+                && !g.accumulate
+                && matches!(g.n, Dim::Rows)
+                && matches!(g.m, Dim::N(m) if m == feats)
+                && g.dst.loc == src
+                && g.dst.off == 0
+                && matches!(g.dst.rs, Stride::Feat(1))
+                && reads.get(&src) == Some(&1) =>
+            {
+                let mut g = g.clone();
+                g.dst.loc = pre;
+                g.epilogue = Some(Epilogue {
+                    sigmoid,
+                    bias,
+                    act: dst,
+                    prod,
+                });
+                Some(g)
+            }
+            _ => None,
+        };
+        if let Some(g) = fused {
+            plan.tile_steps[i] = Step::Gemm(g);
+            plan.tile_steps.remove(i + 1);
+        }
+        i += 1;
+    }
+}
+
 fn l_id(l: Loc) -> usize {
     match l {
         Loc::Tile(i) | Loc::Inv(i) => i,
@@ -1426,6 +1518,13 @@ fn for_each_loc(step: &mut Step, groups: &mut [Group], f: &mut impl FnMut(&mut L
                 f(p, false);
             }
             f(&mut s.dst.loc, true);
+            if let Some(e) = &mut s.epilogue {
+                f(&mut e.bias, false);
+                f(&mut e.act, true);
+                if let Some(p) = &mut e.prod {
+                    f(p, true);
+                }
+            }
         }
         Step::Pack { src, dst, .. } => {
             f(&mut src.loc, false);

@@ -67,12 +67,12 @@ pub(crate) fn available() -> bool {
 /// same bits (`tests::vector_lanes_equal_the_scalar_reference`) — with a
 /// third fewer instructions on the two ports 512-bit code may use.
 #[cfg(target_arch = "x86_64")]
-mod lanes {
+pub(super) mod lanes {
     use super::{LN2_HI, LN2_LO, LOG2E, MAGIC, TAYLOR};
     use std::arch::x86_64::*;
 
     #[inline(always)]
-    pub(super) unsafe fn exp16(x: __m512) -> __m512 {
+    pub(in crate::backend::cpu) unsafe fn exp16(x: __m512) -> __m512 {
         // SAFETY: callers run with AVX-512F and FMA (`available()`).
         unsafe {
             let s = _mm512_set1_ps;
@@ -91,7 +91,7 @@ mod lanes {
     }
 
     #[inline(always)]
-    pub(super) unsafe fn sigmoid16(x: __m512) -> __m512 {
+    pub(in crate::backend::cpu) unsafe fn sigmoid16(x: __m512) -> __m512 {
         // SAFETY: as `exp16`.
         unsafe {
             // −|x| by setting the sign bit (integer OR: AVX-512F has no
@@ -105,74 +105,89 @@ mod lanes {
             _mm512_mask_blend_ps(nonneg, _mm512_mul_ps(e, r), r)
         }
     }
-
-    /// Lanes `i..i+16` (or the `n − i` left, masked) of a slice.
-    #[inline(always)]
-    pub(super) fn mask(i: usize, n: usize) -> __mmask16 {
-        let left = n - i;
-        if left >= 16 {
-            0xffff
-        } else {
-            ((1u32 << left) - 1) as __mmask16
-        }
-    }
 }
 
-/// Applies `f` to 16 lanes at a time of `x`, storing into each of `outs`
-/// the lanes `f` returns for it (a masked tail at the end).
+/// Feature rows of a tile: `feats` rows `stride` elements apart, each
+/// computed over its first ⌈n/16⌉·16 lanes. The lanes past `n` are the
+/// row's padding (a tile's stride is a multiple of 16 lanes), computed and
+/// never read, so every vector is a full, unmasked one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rows {
+    pub feats: usize,
+    pub stride: usize,
+    pub n: usize,
+}
+
+/// Applies `f` to every 16-lane vector of the rows of `x` (with the row's
+/// broadcast bias `b[row]`, or 0 when `b` is null), storing into each of
+/// `outs` the lanes `f` returns for it. One call covers a whole step: the
+/// constants of `f` are set up once, not once per row.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn map16<const K: usize>(
-    x: &[f32],
-    mut outs: [&mut [f32]; K],
-    f: impl Fn(std::arch::x86_64::__m512) -> [std::arch::x86_64::__m512; K],
+unsafe fn map_rows<const K: usize>(
+    x: *const f32,
+    b: *const f32,
+    outs: [*mut f32; K],
+    rows: Rows,
+    f: impl Fn(std::arch::x86_64::__m512, std::arch::x86_64::__m512) -> [std::arch::x86_64::__m512; K],
 ) {
     use std::arch::x86_64::*;
-    let n = x.len();
-    let mut i = 0;
-    while i < n {
-        let m = lanes::mask(i, n);
-        // SAFETY: lanes past the mask are neither read nor written; every
-        // output has x's length (callers' slices come from the same n).
+    let nv = rows.n.div_ceil(16);
+    for r in 0..rows.feats {
+        let row = r * rows.stride;
+        // SAFETY: the callers' contract: every row valid for nv·16 lanes,
+        // `b` (unless null) for `feats` values.
         unsafe {
-            let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
-            let r = f(v);
-            for (o, rv) in outs.iter_mut().zip(r) {
-                _mm512_mask_storeu_ps(o.as_mut_ptr().add(i), m, rv);
+            let bv = if b.is_null() {
+                _mm512_setzero_ps()
+            } else {
+                _mm512_set1_ps(*b.add(r))
+            };
+            for v in 0..nv {
+                let i = row + 16 * v;
+                let y = f(_mm512_loadu_ps(x.add(i)), bv);
+                for (o, rv) in outs.iter().zip(y) {
+                    _mm512_storeu_ps(o.add(i), rv);
+                }
             }
         }
-        i += 16;
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn exp_avx512(x: &[f32], y: &mut [f32]) {
-    // SAFETY: the features are enabled on this function.
-    unsafe { map16(x, [y], |v| [lanes::exp16(v)]) }
+unsafe fn plain_avx512(sigmoid: bool, x: *const f32, y: *mut f32, rows: Rows) {
+    let b = std::ptr::null();
+    // SAFETY: the features are enabled on this function; callers' contract.
+    unsafe {
+        if sigmoid {
+            map_rows(x, b, [y], rows, |v, _| [lanes::sigmoid16(v)])
+        } else {
+            map_rows(x, b, [y], rows, |v, _| [lanes::exp16(v)])
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn sigmoid_avx512(x: &[f32], y: &mut [f32]) {
-    // SAFETY: as above.
-    unsafe { map16(x, [y], |v| [lanes::sigmoid16(v)]) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn biased_avx512(sigmoid: bool, x: &[f32], b: f32, h: &mut [f32], y: &mut [f32]) {
+unsafe fn biased_avx512(
+    sigmoid: bool,
+    x: *const f32,
+    b: *const f32,
+    h: *mut f32,
+    y: *mut f32,
+    rows: Rows,
+) {
     use std::arch::x86_64::*;
     // SAFETY: as above.
     unsafe {
-        let bv = _mm512_set1_ps(b);
         if sigmoid {
-            map16(x, [h, y], |v| {
+            map_rows(x, b, [h, y], rows, |v, bv| {
                 let a = _mm512_add_ps(v, bv);
                 [a, lanes::sigmoid16(a)]
             })
         } else {
-            map16(x, [h, y], |v| {
+            map_rows(x, b, [h, y], rows, |v, bv| {
                 let a = _mm512_add_ps(v, bv);
                 [a, lanes::exp16(a)]
             })
@@ -182,12 +197,18 @@ unsafe fn biased_avx512(sigmoid: bool, x: &[f32], b: f32, h: &mut [f32], y: &mut
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn swish_avx512(x: &[f32], b: f32, h: &mut [f32], y: &mut [f32], m: &mut [f32]) {
+unsafe fn swish_avx512(
+    x: *const f32,
+    b: *const f32,
+    h: *mut f32,
+    y: *mut f32,
+    m: *mut f32,
+    rows: Rows,
+) {
     use std::arch::x86_64::*;
     // SAFETY: as above.
     unsafe {
-        let bv = _mm512_set1_ps(b);
-        map16(x, [h, y, m], |v| {
+        map_rows(x, b, [h, y, m], rows, |v, bv| {
             let a = _mm512_add_ps(v, bv);
             let s = lanes::sigmoid16(a);
             [a, s, _mm512_mul_ps(a, s)]
@@ -195,64 +216,56 @@ unsafe fn swish_avx512(x: &[f32], b: f32, h: &mut [f32], y: &mut [f32], m: &mut 
     }
 }
 
-/// `h = x + b`, `y = f(h)` elementwise in one pass (a layer's bias and its
-/// activation), and `m = h · y` when `m` is not null (swish); bit-identical
-/// to an add loop, [`apply`] and a product loop.
+/// `h = x + b`, `y = f(h)` elementwise in one pass (a layer's bias, one
+/// value per row, and its activation), and `m = h · y` when `m` is not null
+/// (swish); bit-identical to an add loop, [`apply`] and a product loop.
 ///
 /// # Safety
 /// `available()` must be true; `x`, `h`, `y` (and `m` unless null) must be
-/// valid for `n` elements, the outputs disjoint from each other and from `x`;
-/// `m` only with `sigmoid`.
+/// valid for `rows` (every row for ⌈n/16⌉·16 lanes), `b` for `rows.feats`
+/// values; the outputs disjoint from each other and from `x`; `m` only with
+/// `sigmoid`.
 pub(crate) unsafe fn apply_biased(
     sigmoid: bool,
     x: *const f32,
-    b: f32,
+    b: *const f32,
     h: *mut f32,
     y: *mut f32,
     m: *mut f32,
-    n: usize,
+    rows: Rows,
 ) {
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        let xs = std::slice::from_raw_parts(x, n);
-        let hs = std::slice::from_raw_parts_mut(h, n);
-        let ys = std::slice::from_raw_parts_mut(y, n);
         if m.is_null() {
-            biased_avx512(sigmoid, xs, b, hs, ys)
+            biased_avx512(sigmoid, x, b, h, y, rows)
         } else {
             // invariant: the planner fuses products with sigmoid only.
             assert!(sigmoid, "exp products are not fused");
-            let ms = std::slice::from_raw_parts_mut(m, n);
-            swish_avx512(xs, b, hs, ys, ms)
+            swish_avx512(x, b, h, y, m, rows)
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (sigmoid, x, b, h, y, m, n);
+        let _ = (sigmoid, x, b, h, y, m, rows);
         // invariant: callers dispatch only when `available()`.
         unreachable!()
     }
 }
 
-/// `y = f(x)` elementwise; `sigmoid` selects the function. The slices may be
-/// the same memory only if identical (in place).
+/// `y = f(x)` elementwise; `sigmoid` selects the function. `x` and `y` may
+/// be the same memory only if identical (in place).
 ///
 /// # Safety
-/// `available()` must be true; `x` and `y` must be valid for `n` elements.
-pub(crate) unsafe fn apply(sigmoid: bool, x: *const f32, y: *mut f32, n: usize) {
+/// `available()` must be true; `x` and `y` must be valid for `rows` (every
+/// row for ⌈n/16⌉·16 lanes).
+pub(crate) unsafe fn apply(sigmoid: bool, x: *const f32, y: *mut f32, rows: Rows) {
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        let xs = std::slice::from_raw_parts(x, n);
-        let ys = std::slice::from_raw_parts_mut(y, n);
-        if sigmoid {
-            sigmoid_avx512(xs, ys)
-        } else {
-            exp_avx512(xs, ys)
-        }
+        plain_avx512(sigmoid, x, y, rows)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (sigmoid, x, y, n);
+        let _ = (sigmoid, x, y, rows);
         // invariant: callers dispatch only the ops listed above.
         unreachable!()
     }
@@ -294,28 +307,41 @@ mod tests {
     fn check_all() {
         let x = arguments();
         let n = x.len();
-        let (mut y, mut h, mut m) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        // Three rows of n values, 16-lane padded, each with its own bias.
+        let stride = n.div_ceil(16) * 16 + 16;
+        let feats = 3;
+        let mut xs = vec![f32::NAN; feats * stride];
+        for r in 0..feats {
+            xs[r * stride..r * stride + n].copy_from_slice(&x);
+        }
+        let rows = Rows { feats, stride, n };
+        let len = feats * stride;
+        let (mut y, mut h, mut m) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
+        let biases = [0.375f32, -2.5, 0.0];
         for sigmoid in [false, true] {
-            unsafe { apply(sigmoid, x.as_ptr(), y.as_mut_ptr(), n) };
-            for (&a, &got) in x.iter().zip(&y) {
-                let want = if sigmoid { sigmoid1(a) } else { exp1(a) };
-                assert!(same_bits(got, want), "f({a:e}) = {got:e}, want {want:e}");
+            unsafe { apply(sigmoid, xs.as_ptr(), y.as_mut_ptr(), rows) };
+            for r in 0..feats {
+                for (&a, &got) in x.iter().zip(&y[r * stride..]) {
+                    let want = if sigmoid { sigmoid1(a) } else { exp1(a) };
+                    assert!(same_bits(got, want), "f({a:e}) = {got:e}, want {want:e}");
+                }
             }
-            let b = 0.375;
             let prod = if sigmoid {
                 m.as_mut_ptr()
             } else {
                 std::ptr::null_mut()
             };
             let (hp, yp) = (h.as_mut_ptr(), y.as_mut_ptr());
-            unsafe { apply_biased(sigmoid, x.as_ptr(), b, hp, yp, prod, n) };
-            for i in 0..n {
-                let a = x[i] + b;
-                let want = if sigmoid { sigmoid1(a) } else { exp1(a) };
-                assert!(same_bits(h[i], a));
-                assert!(same_bits(y[i], want), "biased f({a:e})");
-                if sigmoid {
-                    assert!(same_bits(m[i], a * want), "swish({a:e})");
+            unsafe { apply_biased(sigmoid, xs.as_ptr(), biases.as_ptr(), hp, yp, prod, rows) };
+            for (r, &b) in biases.iter().enumerate() {
+                for (i, &xi) in x.iter().enumerate() {
+                    let (a, j) = (xi + b, r * stride + i);
+                    let want = if sigmoid { sigmoid1(a) } else { exp1(a) };
+                    assert!(same_bits(h[j], a));
+                    assert!(same_bits(y[j], want), "biased f({a:e})");
+                    if sigmoid {
+                        assert!(same_bits(m[j], a * want), "swish({a:e})");
+                    }
                 }
             }
         }
