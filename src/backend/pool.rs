@@ -74,6 +74,25 @@ fn worker_loop(w: Arc<Worker>) {
 }
 
 impl Pool {
+    /// The `n − 1` workers a call of `n` tasks uses (the caller runs task
+    /// 0), started on first need.
+    fn workers_for(&self, n: usize) -> Result<Vec<Arc<Worker>>, String> {
+        let mut ws = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        while ws.len() < n.saturating_sub(1) {
+            let w = Arc::new(Worker {
+                slot: Mutex::new(None),
+                cv: Condvar::new(),
+            });
+            let w2 = w.clone();
+            std::thread::Builder::new()
+                .name(format!("ebm-worker-{}", ws.len() + 1))
+                .spawn(move || worker_loop(w2))
+                .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+            ws.push(w);
+        }
+        Ok(ws[..n.saturating_sub(1)].to_vec())
+    }
+
     /// `f(0..n)` on the pool, the results in index order; a panicking task
     /// is an error.
     pub fn map<R: Send>(&self, n: usize, f: impl Fn(usize) -> R + Sync) -> Result<Vec<R>, String> {
@@ -90,6 +109,13 @@ impl Pool {
                     .ok_or_else(|| "a worker task did not run".to_string())
             })
             .collect()
+    }
+
+    /// Starts the workers a call of `n` tasks needs, if they are not
+    /// running yet, so that starting threads is not part of the first
+    /// call's time (a sampler reports its sampling speed without it).
+    pub fn reserve(&self, n: usize) -> Result<(), String> {
+        self.workers_for(n).map(|_| ())
     }
 
     /// Whether a call is running on the pool now, so that another would run
@@ -114,22 +140,7 @@ impl Pool {
             }
             return Ok(());
         };
-        let workers: Vec<Arc<Worker>> = {
-            let mut ws = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-            while ws.len() < n - 1 {
-                let w = Arc::new(Worker {
-                    slot: Mutex::new(None),
-                    cv: Condvar::new(),
-                });
-                let w2 = w.clone();
-                std::thread::Builder::new()
-                    .name(format!("ebm-worker-{}", ws.len() + 1))
-                    .spawn(move || worker_loop(w2))
-                    .map_err(|e| format!("cannot start a worker thread: {e}"))?;
-                ws.push(w);
-            }
-            ws[..n - 1].to_vec()
-        };
+        let workers = self.workers_for(n)?;
         let latch = Arc::new(Latch {
             left: Mutex::new((n - 1, false)),
             cv: Condvar::new(),

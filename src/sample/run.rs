@@ -951,10 +951,13 @@ fn drive<T: Scalar, G: Target<T> + ?Sized>(
     image_shape: Option<Vec<usize>>,
 ) -> Result<Draws, RuntimeError> {
     let dim = target.dim();
+    let ranges = blocks(sampler, run);
+    pool::global()
+        .reserve(ranges.len())
+        .map_err(RuntimeError::Internal)?;
     let start = Instant::now();
     let total = (run.chains * (run.warmup + run.steps)) as u64;
     let pb = progress_bar(sampler, run);
-    let ranges = blocks(sampler, run);
     // Blocks run as tasks of the shared worker pool (parked threads, not
     // spawned per run: training samples every iteration); each task sets
     // the floating-point mode for its dtype and restores it, so it is the

@@ -951,7 +951,11 @@ impl<T: Real> Prog<T> {
     ) -> Result<(), String> {
         check_io(graph, inputs, outputs, batch)?;
         let p = &self.plan;
-        let nt = if crate::backend::pool::global().busy() {
+        // The chunks of a busy pool would run one after another on this
+        // thread, each in its own tile arena: one chunk does the same work
+        // in one arena — when no batch sum follows the chunking (partials
+        // are added in chunk order, and must not depend on the pool).
+        let nt = if p.partials.is_empty() && crate::backend::pool::global().busy() {
             1
         } else {
             threads.min(batch.div_ceil(MIN_ROWS_PER_THREAD)).max(1)

@@ -75,9 +75,20 @@ pub(super) mod lanes {
     pub(in crate::backend::cpu) unsafe fn exp16(x: __m512) -> __m512 {
         // SAFETY: callers run with AVX-512F and FMA (`available()`).
         unsafe {
+            // min(hi, ·) returns its argument when it is NaN, as clamp does.
+            exp16_upto0(_mm512_min_ps(_mm512_set1_ps(89.0), x))
+        }
+    }
+
+    /// [`exp16`] for arguments ≤ 89 (or NaN), where its upper clamp is
+    /// the identity: sigmoid's −|x|.
+    #[inline(always)]
+    unsafe fn exp16_upto0(x: __m512) -> __m512 {
+        // SAFETY: as `exp16`.
+        unsafe {
             let s = _mm512_set1_ps;
-            // max(lo, x) and min(hi, ·) return x when x is NaN, as clamp does.
-            let x = _mm512_min_ps(s(89.0), _mm512_max_ps(s(-104.0), x));
+            // max(lo, x) returns x when x is NaN, as clamp does.
+            let x = _mm512_max_ps(s(-104.0), x);
             let t = _mm512_fmadd_ps(x, s(LOG2E), s(MAGIC));
             let nf = _mm512_sub_ps(t, s(MAGIC));
             let r = _mm512_fmadd_ps(nf, s(-LN2_HI), x);
@@ -98,7 +109,7 @@ pub(super) mod lanes {
             // float OR without DQ).
             let sign = _mm512_set1_epi32(i32::MIN);
             let neg_abs = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(x), sign));
-            let e = exp16(neg_abs);
+            let e = exp16_upto0(neg_abs);
             let r = _mm512_div_ps(_mm512_set1_ps(1.0), _mm512_add_ps(_mm512_set1_ps(1.0), e));
             // x ≥ 0 keeps r; otherwise (x < 0 or NaN) e·r, as `sigmoid1`.
             let nonneg = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_setzero_ps());
