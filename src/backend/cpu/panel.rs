@@ -176,25 +176,50 @@ mod avx512 {
                 wp = wp.add(NR);
             }
             for j in 0..N {
-                for (v, a) in acc.iter().enumerate() {
-                    let at = j * ds + 16 * v;
-                    let p = dst.add(at);
+                // The block's V vectors of feature j at once: their
+                // activations are V independent chains, interleaved.
+                let mut r = [_mm512_setzero_ps(); V];
+                for (v, rv) in r.iter_mut().enumerate() {
                     let m = if v + 1 == V { mask } else { 0xffff };
-                    let r = if accumulate {
-                        _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), a[j])
+                    *rv = if accumulate {
+                        _mm512_add_ps(
+                            _mm512_maskz_loadu_ps(m, dst.add(j * ds + 16 * v)),
+                            acc[v][j],
+                        )
                     } else {
-                        a[j]
+                        acc[v][j]
                     };
-                    let Some(e) = epilogue else {
-                        _mm512_mask_storeu_ps(p, m, r);
-                        continue;
-                    };
-                    let h = _mm512_add_ps(r, _mm512_set1_ps(*e.bias.add(j)));
-                    _mm512_mask_storeu_ps(p, m, h);
-                    let y = if e.sigmoid { sigmoid16(h) } else { exp16(h) };
-                    _mm512_mask_storeu_ps(e.act.add(at), m, y);
-                    if !e.prod.is_null() {
-                        _mm512_mask_storeu_ps(e.prod.add(at), m, _mm512_mul_ps(h, y));
+                }
+                if let Some(e) = epilogue {
+                    let b = _mm512_set1_ps(*e.bias.add(j));
+                    // Plain loops, not `array::map`: a closure is not
+                    // compiled with this function's target features.
+                    let mut h = r;
+                    for hv in h.iter_mut() {
+                        *hv = _mm512_add_ps(*hv, b);
+                    }
+                    let mut y = h;
+                    if e.sigmoid {
+                        for yv in y.iter_mut() {
+                            *yv = sigmoid16(*yv);
+                        }
+                    } else {
+                        for yv in y.iter_mut() {
+                            *yv = exp16(*yv);
+                        }
+                    }
+                    for v in 0..V {
+                        let (at, m) = (j * ds + 16 * v, if v + 1 == V { mask } else { 0xffff });
+                        _mm512_mask_storeu_ps(dst.add(at), m, h[v]);
+                        _mm512_mask_storeu_ps(e.act.add(at), m, y[v]);
+                        if !e.prod.is_null() {
+                            _mm512_mask_storeu_ps(e.prod.add(at), m, _mm512_mul_ps(h[v], y[v]));
+                        }
+                    }
+                } else {
+                    for (v, rv) in r.iter().enumerate() {
+                        let m = if v + 1 == V { mask } else { 0xffff };
+                        _mm512_mask_storeu_ps(dst.add(j * ds + 16 * v), m, *rv);
                     }
                 }
             }
