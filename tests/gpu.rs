@@ -12,6 +12,7 @@ mod common;
 
 use common::graphs::*;
 use ebm::backend::gpu::Gpu;
+use ebm::backend::gpu::wgsl::MIN_TILED;
 use ebm::backend::{Backend, BackendError, DType};
 use ebm::ir::interp::eval;
 use ebm::ir::{BatchReduce, Graph, InputKind, UnaryOp};
@@ -167,6 +168,71 @@ fn a_batch_larger_than_the_device_binding_runs_in_chunks() {
     // 18 chunks, the last one short.
     let small = Gpu::with_arena_limit(1000).unwrap();
     check(&small, &wide(8), 1000, 5, F32_RTOL);
+}
+
+/// Products of per-sample rows and a shared matrix run as tiled passes
+/// (64×64 output blocks staged through workgroup memory, 16-deep slices of
+/// the contraction) when they have at least `MIN_TILED` columns and
+/// contraction. Shapes straddle every tile edge: rows, columns and
+/// contraction lengths below, at and past a tile, a vector on the left, the
+/// matrix an input or a constant, calls whose sample count splits the rows
+/// across workgroups unevenly, and narrow products that keep the plain pass. Each value accumulates in the
+/// interpreter's order, so the f32 interpreter is matched to the bit.
+#[test]
+fn tiled_matrix_products_match_the_interpreter_bit_for_bit() {
+    let Some(gpu) = gpu("tiled_matrix_products_match_the_interpreter_bit_for_bit") else {
+        return;
+    };
+    let shapes: [(Option<usize>, usize, usize); 8] = [
+        (None, 2, 128),
+        (None, 128, 128),
+        (None, 37, 70),
+        (Some(3), 16, 64),
+        (Some(5), 17, 65),
+        (Some(2), 130, 129),
+        (Some(4), 40, 16),
+        (Some(70), 1, 3),
+    ];
+    for (i, &(m, k, n)) in shapes.iter().enumerate() {
+        for constant in [false, true] {
+            let mut g = Graph::new("product");
+            let a_shape = m.map_or(vec![k], |m| vec![m, k]);
+            let a = g.input_node("a", a_shape, InputKind::Sample);
+            let b = if constant {
+                let data: Vec<f64> = (0..k * n)
+                    .map(|j| ((j * 7919 % 1000) as f64 / 250.0 - 2.0) as f32 as f64)
+                    .collect();
+                g.constant_tensor(vec![k, n], data)
+            } else {
+                g.input_node("b", vec![k, n], InputKind::Shared)
+            };
+            let y = g.matmul(a, b);
+            g.add_output("y", y, BatchReduce::PerSample);
+            let text = ebm::backend::gpu::wgsl_text(&g).unwrap();
+            let tiled = n >= MIN_TILED && k >= MIN_TILED;
+            assert_eq!(text.contains(", tiled: "), tiled, "{text}");
+            let k32 = gpu.compile(&g, DType::F32).unwrap();
+            for batch in BATCHES {
+                let ins = inputs_for(&g, batch, (i * 31 + batch) as u64);
+                let ins32: Vec<Vec<f32>> = ins
+                    .iter()
+                    .map(|v| v.iter().map(|&x| x as f32).collect())
+                    .collect();
+                let refs: Vec<&[f32]> = ins32.iter().map(|v| &v[..]).collect();
+                let want = eval::<f32>(&g, &refs, batch).unwrap();
+                let mut got = vec![f32::NAN; want[0].len()];
+                k32.run_f32(&refs, &mut [&mut got[..]], batch).unwrap();
+                let differ = got
+                    .iter()
+                    .zip(&want[0])
+                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                assert_eq!(
+                    differ, None,
+                    "{m:?}×{k}·{k}×{n}, constant {constant}, batch {batch}: first differing value"
+                );
+            }
+        }
+    }
 }
 
 /// Long chains of elementwise ops and nested views compile to bounded

@@ -273,7 +273,7 @@ pub fn all_finite_f64(v: &[f64]) -> bool {
 }
 
 /// The host form of [`Kernel::run_steps`].
-fn host_run_steps<K: Kernel + ?Sized>(
+pub(crate) fn host_run_steps<K: Kernel + ?Sized>(
     k: &K,
     lp: &StepLoop<'_>,
     fixed: &[&Buffer],

@@ -23,6 +23,12 @@ pub fn step_key(seed: u64, t: u64) -> u64 {
     crate::data::rng::sm64_at(seed, t)
 }
 
+/// The sub-keys of step `step`'s stream for its first 2³² pairs: what a
+/// device generator needs to draw the same numbers as `fill_normal_f32`.
+pub fn subkeys_of_step(seed: u64, step: u64) -> (u32, u32) {
+    subkeys(step_key(seed, step), 0)
+}
+
 /// Normals `out[i]` for counter positions `start + i`, from stream `key`.
 /// `start` must be even (pairs share one hash); odd lengths drop the last partner.
 pub fn fill_normal_f32(key: u64, start: u64, out: &mut [f32]) {

@@ -815,6 +815,21 @@ pub struct Sampler {
     sampler: SamplerConfig,
     image_shape: Option<Vec<usize>>,
     max_block: usize,
+    /// The kernels run on a device, which takes every chain at once.
+    device: bool,
+}
+
+/// `run` as one block of every chain when the kernels run on a device (a
+/// GPU parallelises over the chains itself, and one block keeps one
+/// resident state); unchanged on the host.
+fn one_block_on_a_device(device: bool, run: &RunConfig) -> std::borrow::Cow<'_, RunConfig> {
+    if device && run.threads != 1 {
+        let mut one = run.clone();
+        one.threads = 1;
+        std::borrow::Cow::Owned(one)
+    } else {
+        std::borrow::Cow::Borrowed(run)
+    }
 }
 
 enum AnyTarget {
@@ -831,6 +846,8 @@ impl Sampler {
         sampler: &SamplerConfig,
         run: &RunConfig,
     ) -> Result<Sampler, RuntimeError> {
+        let device = energy.backend().device().is_some();
+        let run = &*one_block_on_a_device(device, run);
         let max_block = blocks(sampler, run)
             .iter()
             .map(|(a, b)| b - a)
@@ -848,6 +865,7 @@ impl Sampler {
             sampler: sampler.clone(),
             image_shape: (shape.len() >= 2).then_some(shape),
             max_block,
+            device,
         })
     }
 
@@ -869,6 +887,7 @@ impl Sampler {
     }
 
     pub fn run(&self, run: &RunConfig) -> Result<Draws, RuntimeError> {
+        let run = &*one_block_on_a_device(self.device, run);
         let (dim, scratch) = match &self.target {
             AnyTarget::F32(t) => (t.dim(), t.scratch_bytes()),
             AnyTarget::F64(t) => (t.dim(), t.scratch_bytes()),

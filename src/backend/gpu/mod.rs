@@ -10,13 +10,14 @@
 //! wgpu's own errors (shader validation, lost devices) are caught through
 //! error scopes and an uncaptured-error handler, never as a panic.
 
+mod steps;
 pub mod wgsl;
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use wgpu::util::DeviceExt;
 
-use super::{Backend, BackendError, DType, Kernel, verified};
+use super::{Backend, BackendError, Buffer, DType, Kernel, StepLoop, verified};
 use crate::ir::{BatchReduce, Graph};
 use wgsl::{OutputSlot, Program, Region, Source};
 
@@ -30,6 +31,9 @@ struct Device {
     max_values: usize,
     layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
+    /// The step loop's module: the arena, the step buffer (`u32`), the params.
+    step_layout: wgpu::BindGroupLayout,
+    step_pipeline_layout: wgpu::PipelineLayout,
     /// The last error wgpu reported outside an error scope.
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -93,6 +97,19 @@ fn open() -> Result<Device, String> {
         bind_group_layouts: &[Some(&layout)],
         immediate_size: 0,
     });
+    let step_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("ebm steps"),
+        entries: &[
+            entry(0, wgpu::BufferBindingType::Storage { read_only: false }),
+            entry(1, wgpu::BufferBindingType::Storage { read_only: false }),
+            entry(2, wgpu::BufferBindingType::Uniform),
+        ],
+    });
+    let step_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("ebm steps"),
+        bind_group_layouts: &[Some(&step_layout)],
+        immediate_size: 0,
+    });
     let max_bytes = limits
         .max_storage_buffer_binding_size
         .min(limits.max_buffer_size);
@@ -103,6 +120,8 @@ fn open() -> Result<Device, String> {
         max_values: (max_bytes / 4) as usize,
         layout,
         pipeline_layout,
+        step_layout,
+        step_pipeline_layout,
         uncaptured,
     })
 }
@@ -199,6 +218,7 @@ impl Backend for Gpu {
             dev,
             max_values: self.max_values,
             arena: Mutex::new(None),
+            steps: Mutex::new(None),
         }))
     }
 }
@@ -256,6 +276,15 @@ struct GpuKernel {
     max_values: usize,
     /// Calls take turns on one arena.
     arena: Mutex<Option<Arena>>,
+    /// The step module of the last device step loop, by its layout.
+    steps: Mutex<Option<(steps::Layout, StepPipelines)>>,
+}
+
+/// The entry points of a step module.
+struct StepPipelines {
+    noise: Option<wgpu::ComputePipeline>,
+    carry: Vec<wgpu::ComputePipeline>,
+    tick: wgpu::ComputePipeline,
 }
 
 impl GpuKernel {
@@ -353,13 +382,7 @@ impl GpuKernel {
         let mut enc = dev.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_bind_group(0, &a.bind, &[]);
-            for (p, pipe) in self.prog.passes.iter().zip(&self.pipelines) {
-                let count = if p.varying { n * p.numel } else { p.numel };
-                let (x, y) = wgsl::grid(count);
-                pass.set_pipeline(pipe);
-                pass.dispatch_workgroups(x, y, 1);
-            }
+            self.encode_passes(&mut pass, a, n);
         }
         // Only the outputs come back, packed one after another.
         let mut at = 0;
@@ -389,6 +412,16 @@ impl GpuKernel {
         drop(view);
         a.readback.unmap();
         Ok(values)
+    }
+
+    /// Every pass of the kernel over `n` samples.
+    fn encode_passes(&self, pass: &mut wgpu::ComputePass<'_>, a: &Arena, n: usize) {
+        pass.set_bind_group(0, &a.bind, &[]);
+        for (p, pipe) in self.prog.passes.iter().zip(&self.pipelines) {
+            let (x, y) = wgsl::grid(p.groups(n));
+            pass.set_pipeline(pipe);
+            pass.dispatch_workgroups(x, y, 1);
+        }
     }
 
     fn check_buffers(
@@ -502,6 +535,18 @@ impl Kernel for GpuKernel {
     }
     fn run_f64(&self, _: &[&[f64]], _: &mut [&mut [f64]], _: usize) -> Result<(), BackendError> {
         Err(f64_refused())
+    }
+    /// On the device: every buffer stays resident for the whole loop
+    /// (`steps`), noise is generated there, and the state is read back once.
+    fn run_steps(
+        &self,
+        lp: &StepLoop<'_>,
+        fixed: &[&Buffer],
+        state: &mut [Buffer],
+        batch: usize,
+        frozen: &mut [Option<u64>],
+    ) -> Result<(), BackendError> {
+        self.steps(lp, fixed, state, batch, frozen)
     }
     fn run_f32(
         &self,

@@ -40,6 +40,42 @@ pub struct Pass {
     /// Per sample (`batch × numel` invocations) or once (`numel`).
     pub varying: bool,
     pub numel: usize,
+    /// A tiled matrix product: one workgroup per [`TILE`]×[`TILE`] block of
+    /// its `batch·rows × cols` output, instead of one invocation per value.
+    pub tiled: Option<Tiled>,
+}
+
+/// The output shape of a tiled product: `rows` per sample (1 for a vector
+/// times a matrix), `cols` columns.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tiled {
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// What the tiled pass of one product reads: `a`'s per-sample region and
+/// the start of an indexing expression into the shared `b`.
+struct TiledOperands {
+    shape: Tiled,
+    a_off: usize,
+    b_at: String,
+}
+
+impl Pass {
+    /// Workgroups for a call of `batch` samples.
+    pub fn groups(&self, batch: usize) -> usize {
+        match self.tiled {
+            Some(t) => (batch * t.rows).div_ceil(TILE) * t.cols.div_ceil(TILE),
+            None => {
+                let count = if self.varying {
+                    batch * self.numel
+                } else {
+                    self.numel
+                };
+                count.div_ceil(WORKGROUP)
+            }
+        }
+    }
 }
 
 /// Where the host writes one graph input.
@@ -108,9 +144,17 @@ const WORKGROUP: usize = 64;
 /// Invocations along x per row of the dispatch grid (65535 workgroups).
 pub const ROW: usize = 65535 * WORKGROUP;
 
-/// Workgroups per dispatch for `n` invocations: `(x, y)`.
-pub fn grid(n: usize) -> (u32, u32) {
-    let groups = n.div_ceil(WORKGROUP).max(1);
+/// Output rows and columns of one workgroup of a tiled matrix product.
+pub const TILE: usize = 64;
+/// The contraction's slice staged in workgroup memory per round.
+const TILE_K: usize = 16;
+/// The fewest output columns and contraction length a tiled product has.
+pub const MIN_TILED: usize = 16;
+
+/// The dispatch grid `(x, y)` for `groups` workgroups (at most 65535 along
+/// x; shaders number their workgroup `x + y·65535` and skip the surplus).
+pub fn grid(groups: usize) -> (u32, u32) {
+    let groups = groups.max(1);
     if groups <= 65535 {
         (groups as u32, 1)
     } else {
@@ -135,6 +179,8 @@ struct Gen<'g> {
     const_off: Vec<usize>,
     body: String,
     passes: Vec<Pass>,
+    /// Whether a tiled product needs the workgroup staging arrays.
+    tiles: bool,
 }
 
 impl<'g> Gen<'g> {
@@ -156,6 +202,7 @@ impl<'g> Gen<'g> {
             const_off,
             body: String::new(),
             passes: Vec::new(),
+            tiles: false,
         }
     }
 
@@ -378,6 +425,10 @@ impl<'g> Gen<'g> {
     }
 
     fn emit(&mut self, id: NodeId, loc: Loc) -> Result<(), Unsupported> {
+        if let Some(ops) = self.tileable(id) {
+            self.emit_tiled(id, loc, ops);
+            return Ok(());
+        }
         let node = self.g.node(id);
         let n = numel(&node.shape);
         let varying = self.varying[id.index()];
@@ -410,8 +461,143 @@ impl<'g> Gen<'g> {
             entry,
             varying,
             numel: n,
+            tiled: None,
         });
         Ok(())
+    }
+
+    /// A product the tiled pass computes: per-sample rows (a vector or a
+    /// matrix) times a matrix shared by every sample, so that over a call
+    /// it is one `batch·rows × k` by `k × cols` product. Products of two
+    /// per-sample operands, with a vector on the right, or narrower than
+    /// [`MIN_TILED`] columns or contraction (a 64-wide tile would idle most
+    /// of its invocations, or stage more than it computes) keep the plain
+    /// pass.
+    fn tileable(&self, id: NodeId) -> Option<TiledOperands> {
+        let node = self.g.node(id);
+        if node.op != Op::MatMul {
+            return None;
+        }
+        let (a, b) = (node.args[0], node.args[1]);
+        let (sa, sb) = (self.g.shape(a), self.g.shape(b));
+        let Some(Loc::Var(a_off)) = self.loc(a) else {
+            return None;
+        };
+        let b_at = match self.loc(b) {
+            Some(Loc::Const(o)) => format!("C[{o}u + "),
+            Some(Loc::Inv(o)) => format!("A[{o}u + "),
+            _ => return None,
+        };
+        let k = sa[sa.len() - 1];
+        let wide = sb.len() == 2 && sb[1] >= MIN_TILED && k >= MIN_TILED;
+        wide.then(|| TiledOperands {
+            shape: Tiled {
+                rows: if sa.len() == 2 { sa[0] } else { 1 },
+                cols: sb[1],
+            },
+            a_off,
+            b_at,
+        })
+    }
+
+    /// The tiled product: a workgroup of 16×16 invocations computes a
+    /// [`TILE`]×[`TILE`] block of the output, 4×4 values each, staging
+    /// [`TILE_K`]-wide slices of both operands in workgroup memory. Every
+    /// value still accumulates its products one at a time in contraction
+    /// order from 0, each rounded before the add, as the interpreter does.
+    fn emit_tiled(&mut self, id: NodeId, loc: Loc, ops: TiledOperands) {
+        let node = self.g.node(id);
+        let TiledOperands {
+            shape: t,
+            a_off,
+            b_at,
+        } = ops;
+        let k = numel(self.g.shape(node.args[0])) / t.rows;
+        let n = t.cols;
+        let ob = match loc {
+            Loc::Var(o) => format!("VB + {o}u * P.batch"),
+            Loc::Inv(o) | Loc::Const(o) => format!("{o}u"),
+        };
+        let entry = format!("n{}", id.index());
+        let (tk, sub) = (TILE_K, TILE / 16);
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "// matmul {:?} -> {:?}, tiled: {TILE}×{TILE} values per workgroup\n\
+             @compute @workgroup_size(256)\n\
+             fn {entry}(@builtin(workgroup_id) wg: vec3<u32>, \
+             @builtin(local_invocation_index) li: u32) {{\n\
+             \x20 let rows = P.batch * {}u;\n\
+             \x20 let t = wg.x + wg.y * 65535u;\n\
+             \x20 let r0 = (t / {}u) * {TILE}u;\n\
+             \x20 let c0 = (t % {}u) * {TILE}u;\n\
+             \x20 if (r0 >= rows) {{ return; }}\n\
+             \x20 let ab = VB + {a_off}u * P.batch;\n\
+             \x20 let tx = li % 16u;\n\
+             \x20 let ty = li / 16u;",
+            node.args.iter().map(|a| a.index()).collect::<Vec<_>>(),
+            node.shape,
+            t.rows,
+            n.div_ceil(TILE),
+            n.div_ceil(TILE),
+        );
+        for i in 0..sub {
+            for j in 0..sub {
+                let _ = writeln!(s, "  var acc{i}{j} = 0.0;");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "  for (var p0 = 0u; p0 < {k}u; p0 += {tk}u) {{\n\
+             \x20   for (var q = 0u; q < {}u; q++) {{\n\
+             \x20     let l = li + q * 256u;\n\
+             \x20     let r = r0 + l / {tk}u;\n\
+             \x20     let pa = p0 + l % {tk}u;\n\
+             \x20     var va = 0.0;\n\
+             \x20     if (r < rows && pa < {k}u) {{ va = A[ab + r * {k}u + pa]; }}\n\
+             \x20     TA[l] = va;\n\
+             \x20     let pb = p0 + l / {TILE}u;\n\
+             \x20     let c = c0 + l % {TILE}u;\n\
+             \x20     var vb = 0.0;\n\
+             \x20     if (pb < {k}u && c < {n}u) {{ vb = {b_at}pb * {n}u + c]; }}\n\
+             \x20     TB[l] = vb;\n\
+             \x20   }}\n\
+             \x20   workgroupBarrier();\n\
+             \x20   let kt = min({tk}u, {k}u - p0);\n\
+             \x20   for (var p = 0u; p < kt; p++) {{",
+            TILE * tk / 256,
+        );
+        for j in 0..sub {
+            let _ = writeln!(s, "      let y{j} = TB[p * {TILE}u + tx + {}u];", 16 * j);
+        }
+        for i in 0..sub {
+            let _ = writeln!(s, "      let x{i} = TA[(ty + {}u) * {tk}u + p];", 16 * i);
+            for j in 0..sub {
+                let _ = writeln!(s, "      let p{i}{j} = x{i} * y{j};");
+                let _ = writeln!(s, "      acc{i}{j} = acc{i}{j} + p{i}{j};");
+            }
+        }
+        let _ = writeln!(s, "    }}\n    workgroupBarrier();\n  }}");
+        let _ = writeln!(s, "  let ob = {ob};");
+        for i in 0..sub {
+            let _ = writeln!(s, "  let row{i} = r0 + ty + {}u;", 16 * i);
+            for j in 0..sub {
+                let _ = writeln!(
+                    s,
+                    "  if (row{i} < rows && c0 + tx + {c}u < {n}u) {{ A[ob + row{i} * {n}u + c0 + tx + {c}u] = acc{i}{j}; }}",
+                    c = 16 * j
+                );
+            }
+        }
+        s.push_str("}\n\n");
+        self.body.push_str(&s);
+        self.tiles = true;
+        self.passes.push(Pass {
+            entry,
+            varying: true,
+            numel: numel(&node.shape),
+            tiled: Some(t),
+        });
     }
 
     /// Statements computing the node's element `e` into `s`; returns the
@@ -598,6 +784,7 @@ impl<'g> Gen<'g> {
             entry,
             varying: false,
             numel: n,
+            tiled: None,
         });
     }
 
@@ -614,6 +801,13 @@ impl<'g> Gen<'g> {
             self.per_sample
         );
         let _ = writeln!(s, "const VB: u32 = {}u;\n", self.inv_len.max(1));
+        if self.tiles {
+            let n = TILE * TILE_K;
+            let _ = writeln!(
+                s,
+                "var<workgroup> TA: array<f32, {n}>;\nvar<workgroup> TB: array<f32, {n}>;\n"
+            );
+        }
         s.push_str(&self.body);
         s
     }

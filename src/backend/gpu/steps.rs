@@ -1,0 +1,712 @@
+//! The device step loop: [`Kernel::run_steps`](crate::backend::Kernel) with
+//! every buffer resident on the GPU. The inputs are written into the arena
+//! once, then each step is four kinds of dispatch in one command stream —
+//! Gaussian noise generated on the device, the step kernel's passes, a
+//! carry pass per carried buffer (the freeze guard included), and a tick of
+//! the step counter — and only the final state is read back. A window of
+//! a thousand Langevin steps is one upload, a few submits and one read.
+//!
+//! The noise is `backend::noise`'s generator (the same hash, pair layout,
+//! sub-keys and Box–Muller polynomials) written in WGSL: a pure function of
+//! (seed, step, position), so a run is reproducible on a device and chains
+//! do not depend on the batch split. Shader compilers may fuse a product
+//! and a sum the host rounds twice, so the numbers can differ from the
+//! CPU's in the last bits.
+//!
+//! Loops this module cannot keep on the device (a batch larger than one
+//! arena, outputs summed over the batch, streams past 2³² pairs, step
+//! numbers past 2³²−2) run on host buffers, as every backend's default.
+
+use std::fmt::Write;
+use std::sync::PoisonError;
+
+use super::wgsl::{self, OutputSlot, Program, Region};
+use crate::backend::{BackendError, Bind, Buffer, NoiseFeed, StepLoop, noise};
+
+/// Steps encoded per submit: bounds the command buffer and the step table.
+const STEPS_PER_SUBMIT: u64 = 256;
+/// `S[0]` counts the steps of the current submit; the step table starts here.
+const TABLE: usize = 4;
+/// Per step: the noise sub-keys (two words) and the run's step number + 1.
+const WORDS_PER_STEP: usize = 3;
+
+/// Where one loop's buffers live in the kernel's arena (regions of the
+/// per-sample part, offsets in values per sample) — what the step module's
+/// text depends on.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Layout {
+    /// The noise input's region and values per sample, and the stream
+    /// position (in pairs) of its first value.
+    noise: Option<(usize, usize, u64)>,
+    /// Per carry: the output's region, the input's region, values per sample.
+    carry: Vec<(usize, usize, usize)>,
+    freeze: bool,
+}
+
+/// How the loop's state buffers map onto the arena.
+pub(super) struct Plan {
+    pub layout: Layout,
+    /// Per graph input: the bound buffer and where it goes.
+    inputs: Vec<(Bind, Option<Region>)>,
+    /// Per graph output: its state buffer and region.
+    outputs: Vec<(usize, usize, usize)>,
+    /// The carried-into state buffers and their regions (read back at the end).
+    carried_in: Vec<(usize, usize, usize)>,
+    noise_buffer: Option<usize>,
+}
+
+/// The device plan of `lp`, or `None` when the loop must run on the host.
+pub(super) fn plan(prog: &Program, lp: &StepLoop<'_>, batch: usize) -> Option<Plan> {
+    if lp.inputs.len() != prog.inputs.len() || lp.outputs.len() != prog.outputs.len() {
+        return None;
+    }
+    let outputs = lp
+        .outputs
+        .iter()
+        .zip(&prog.outputs)
+        .map(|(&buf, slot)| match *slot {
+            OutputSlot::Rows { off, numel } => Some((buf, off, numel)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let inputs: Vec<(Bind, Option<Region>)> = lp
+        .inputs
+        .iter()
+        .zip(&prog.inputs)
+        .map(|(&b, slot)| (b, slot.region))
+        .collect();
+    // The per-sample region a state buffer is read from (one input only).
+    let region_of = |buf: usize| -> Option<(usize, usize)> {
+        let mut found = inputs
+            .iter()
+            .zip(&prog.inputs)
+            .filter(|((b, _), _)| *b == Bind::State(buf));
+        let ((_, region), slot) = found.next()?;
+        if found.next().is_some() {
+            return None;
+        }
+        match region {
+            Some(Region::Var(off)) => Some((*off, slot.numel)),
+            _ => None,
+        }
+    };
+    let mut carry = Vec::new();
+    let mut carried_in = Vec::new();
+    for &(o, i) in lp.carry {
+        let &(_, out_off, numel) = outputs.iter().find(|(b, _, _)| *b == o)?;
+        let (in_off, in_numel) = region_of(i)?;
+        if in_numel != numel {
+            return None;
+        }
+        carry.push((out_off, in_off, numel));
+        carried_in.push((i, in_off, numel));
+    }
+    let noise = match lp.noise {
+        Some(NoiseFeed { buffer, offset, .. }) => {
+            let (off, numel) = region_of(buffer)?;
+            let last_pair = (offset / 2).checked_add((batch * numel).div_ceil(2) as u64)?;
+            if offset % 2 != 0 || last_pair >= 1 << 32 {
+                return None;
+            }
+            Some((off, numel, offset / 2))
+        }
+        None => None,
+    };
+    if lp.first_step.checked_add(lp.steps)? >= u32::MAX as u64 - 1 {
+        return None;
+    }
+    Some(Plan {
+        layout: Layout {
+            noise,
+            carry,
+            freeze: lp.freeze,
+        },
+        inputs,
+        outputs,
+        carried_in,
+        noise_buffer: lp.noise.map(|n| n.buffer),
+    })
+}
+
+/// The step module of a layout: noise, carry and tick entry points.
+pub(super) fn module(layout: &Layout, vb: usize) -> String {
+    let mut s = prelude();
+    let _ = writeln!(s, "const VB: u32 = {vb}u;\n");
+    if let Some((off, numel, first_pair)) = layout.noise {
+        let _ = write!(
+            s,
+            "@compute @workgroup_size(64)\n\
+             fn noise(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             \x20 let i = gid.x + gid.y * {row}u;\n\
+             \x20 let len = P.batch * {numel}u;\n\
+             \x20 if (2u * i >= len) {{ return; }}\n\
+             \x20 let at = {TABLE}u + {WORDS_PER_STEP}u * S[0];\n\
+             \x20 let p = {first_pair}u + i;\n\
+             \x20 let z = box_muller(hash32(p ^ S[at]), hash32((p * 0x9e3779b9u) ^ S[at + 1u]));\n\
+             \x20 let base = VB + {off}u * P.batch;\n\
+             \x20 A[base + 2u * i] = z.x;\n\
+             \x20 if (2u * i + 1u < len) {{ A[base + 2u * i + 1u] = z.y; }}\n\
+             }}\n\n",
+            row = wgsl::ROW,
+        );
+    }
+    for (k, &(out_off, in_off, numel)) in layout.carry.iter().enumerate() {
+        let _ = write!(
+            s,
+            "@compute @workgroup_size(64)\n\
+             fn carry{k}(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             \x20 let b = gid.x + gid.y * {row}u;\n\
+             \x20 if (b >= P.batch) {{ return; }}\n\
+             \x20 let src = VB + {out_off}u * P.batch + b * {numel}u;\n\
+             \x20 let dst = VB + {in_off}u * P.batch + b * {numel}u;\n",
+            row = wgsl::ROW,
+        );
+        if layout.freeze {
+            let _ = write!(
+                s,
+                "  let flag = {TABLE}u + {WORDS_PER_STEP}u * {STEPS_PER_SUBMIT}u + b;\n\
+                 \x20 if (S[flag] != 0u) {{ return; }}\n\
+                 \x20 for (var e = 0u; e < {numel}u; e++) {{\n\
+                 \x20   if ((bitcast<u32>(A[src + e]) & 0x7f800000u) == 0x7f800000u) {{\n\
+                 \x20     S[flag] = S[{TABLE}u + {WORDS_PER_STEP}u * S[0] + 2u];\n\
+                 \x20     return;\n\
+                 \x20   }}\n\
+                 \x20 }}\n"
+            );
+        }
+        let _ = write!(
+            s,
+            "  for (var e = 0u; e < {numel}u; e++) {{ A[dst + e] = A[src + e]; }}\n}}\n\n"
+        );
+    }
+    s.push_str("@compute @workgroup_size(1)\nfn tick() { S[0] = S[0] + 1u; }\n");
+    s
+}
+
+/// The step table of steps `from..from + n` of the run: noise sub-keys and
+/// step numbers (+1, so 0 means "not frozen" in the freeze flags).
+pub(super) fn table(lp: &StepLoop<'_>, from: u64, n: u64) -> Vec<u32> {
+    let mut words = vec![0u32; TABLE + WORDS_PER_STEP * n as usize];
+    for t in 0..n {
+        let step = lp.first_step + from + t;
+        let at = TABLE + WORDS_PER_STEP * t as usize;
+        if let Some(nf) = lp.noise {
+            let (a, b) = noise::subkeys_of_step(nf.seed, step);
+            words[at] = a;
+            words[at + 1] = b;
+        }
+        words[at + 2] = (step + 1) as u32;
+    }
+    words
+}
+
+/// Words of the step buffer: the table of one submit, then a freeze flag
+/// per sample.
+pub(super) fn step_words(batch: usize) -> usize {
+    TABLE + WORDS_PER_STEP * STEPS_PER_SUBMIT as usize + batch
+}
+
+/// Where the freeze flags start in the step buffer.
+pub(super) fn flags_at() -> usize {
+    TABLE + WORDS_PER_STEP * STEPS_PER_SUBMIT as usize
+}
+
+/// One graph input's host values and its arena region (`None`: unread).
+type Upload<'b> = (&'b [f32], Option<Region>);
+
+impl Plan {
+    /// Each graph input's host values and where they go in the arena.
+    pub fn uploads<'b>(
+        &self,
+        fixed: &[&'b Buffer],
+        state: &'b [Buffer],
+    ) -> Result<Vec<Upload<'b>>, BackendError> {
+        self.inputs
+            .iter()
+            .map(|&(bind, region)| {
+                let buf = match bind {
+                    Bind::Fixed(i) => fixed.get(i).copied(),
+                    Bind::State(i) => state.get(i),
+                };
+                buf.and_then(Buffer::f32s)
+                    .map(|data| (data, region))
+                    .ok_or_else(|| BackendError::StepLoop("a missing or f64 buffer".into()))
+            })
+            .collect()
+    }
+
+    /// `(state buffer, region, values per sample)` of everything the loop
+    /// leaves behind: each output, each carried-into buffer and the noise.
+    pub fn downloads(&self) -> Vec<(usize, usize, usize)> {
+        let mut v = self.outputs.clone();
+        v.extend(&self.carried_in);
+        if let (Some(buf), Some((off, numel, _))) = (self.noise_buffer, self.layout.noise) {
+            v.push((buf, off, numel));
+        }
+        v
+    }
+}
+
+/// Bindings and `backend::noise`'s generator, word for word: the hash,
+/// then Box–Muller with polynomial `ln`, and `sin`/`cos` on a quarter turn
+/// rotated by the quadrant. Constants are the host's f32 values, given
+/// by their bits.
+fn prelude() -> String {
+    let c = |v: f32| format!("bitcast<f32>({:#010x}u)", v.to_bits());
+    format!(
+        r#"struct Params {{ batch: u32, first: u32, pad0: u32, pad1: u32 }}
+@group(0) @binding(0) var<storage, read_write> A: array<f32>;
+@group(0) @binding(1) var<storage, read_write> S: array<u32>;
+@group(0) @binding(2) var<uniform> P: Params;
+
+fn hash32(x0: u32) -> u32 {{
+  var x = x0;
+  x = x ^ (x >> 16u);
+  x = x * 0x7feb352du;
+  x = x ^ (x >> 15u);
+  x = x * 0x846ca68bu;
+  x = x ^ (x >> 16u);
+  return x;
+}}
+fn ln_unit(u: f32) -> f32 {{
+  let bits = bitcast<u32>(u);
+  var e = f32(i32(bits >> 23u) - 127);
+  var m = bitcast<f32>((bits & 0x007fffffu) | 0x3f800000u);
+  let big = m > {sqrt2};
+  m = select(m, m * 0.5, big);
+  e = select(e, e + 1.0, big);
+  let t = (m - 1.0) / (m + 1.0);
+  let t2 = t * t;
+  let series = t * (2.0 + t2 * ({l3} + t2 * ({l5} + t2 * ({l7} + t2 * {l9}))));
+  return e * {ln2} + series;
+}}
+fn box_muller(h1: u32, h2: u32) -> vec2<f32> {{
+  let u1 = f32((h1 >> 9u) + 1u) * {inv23};
+  let r = sqrt(-2.0 * ln_unit(u1));
+  let q = h2 & 3u;
+  let f = f32(h2 >> 10u) * {inv22};
+  let x = (f - 0.5) * {half_pi};
+  let x2 = x * x;
+  let s = x * (1.0 + x2 * ({s3} + x2 * ({s5} + x2 * ({s7} + x2 * {s9}))));
+  let c = 1.0 + x2 * (-0.5 + x2 * ({c4} + x2 * ({c6} + x2 * ({c8} + x2 * {c10}))));
+  let swap = (q & 1u) == 1u;
+  let u = select(c, s, swap);
+  let v = select(s, c, swap);
+  let flip_x = ((q ^ (q >> 1u)) & 1u) << 31u;
+  let flip_y = (q >> 1u) << 31u;
+  return vec2<f32>(r * bitcast<f32>(bitcast<u32>(u) ^ flip_x), r * bitcast<f32>(bitcast<u32>(v) ^ flip_y));
+}}
+
+"#,
+        sqrt2 = c(std::f32::consts::SQRT_2),
+        l3 = c(2.0 / 3.0),
+        l5 = c(2.0 / 5.0),
+        l7 = c(2.0 / 7.0),
+        l9 = c(2.0 / 9.0),
+        ln2 = c(std::f32::consts::LN_2),
+        inv23 = c(1.0 / 8_388_608.0),
+        inv22 = c(1.0 / 4_194_304.0),
+        half_pi = c(std::f32::consts::FRAC_PI_2),
+        s3 = c(-1.0 / 6.0),
+        s5 = c(1.0 / 120.0),
+        s7 = c(-1.0 / 5040.0),
+        s9 = c(1.0 / 362_880.0),
+        c4 = c(1.0 / 24.0),
+        c6 = c(-1.0 / 720.0),
+        c8 = c(1.0 / 40_320.0),
+        c10 = c(-1.0 / 3_628_800.0),
+    )
+}
+
+impl super::GpuKernel {
+    /// [`Kernel::run_steps`](crate::backend::Kernel::run_steps) on the
+    /// device when [`plan`] allows it, else on host buffers.
+    pub(super) fn steps(
+        &self,
+        lp: &StepLoop<'_>,
+        fixed: &[&Buffer],
+        state: &mut [Buffer],
+        batch: usize,
+        frozen: &mut [Option<u64>],
+    ) -> Result<(), BackendError> {
+        let fits = batch > 0 && self.chunk_for(batch)? >= batch;
+        let flags_fit = frozen.iter().flatten().all(|&s| s < u32::MAX as u64 - 1);
+        let plan = match plan(&self.prog, lp, batch) {
+            Some(p) if fits && flags_fit && frozen.len() == batch => p,
+            _ => return crate::backend::host_run_steps(self, lp, fixed, state, batch, frozen),
+        };
+        if lp.steps == 0 {
+            return Ok(());
+        }
+        let uploads = plan.uploads(fixed, state)?;
+        let slices: Vec<&[f32]> = uploads.iter().map(|u| u.0).collect();
+        crate::ir::interp::check_inputs(&self.graph, &slices, batch)
+            .map_err(BackendError::Buffers)?;
+        let mut slot = self.arena.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_none_or(|a| a.chunk < batch) {
+            *slot = Some(self.arena(batch));
+        }
+        // invariant: set just above.
+        let a = slot.as_ref().expect("arena allocated");
+        let mut cache = self.steps.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.as_ref().is_none_or(|(l, _)| *l != plan.layout) {
+            let pipes = self.step_pipelines(&plan.layout)?;
+            *cache = Some((plan.layout.clone(), pipes));
+        }
+        // invariant: set just above.
+        let (_, pipes) = cache.as_ref().expect("step pipelines compiled");
+        let dev = &self.dev;
+        let (d, q) = (&dev.device, &dev.queue);
+        let sbuf = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("ebm step table"),
+            size: (step_words(batch) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let flags: Vec<u32> = frozen
+            .iter()
+            .map(|f| f.map_or(0, |s| s as u32 + 1))
+            .collect();
+        q.write_buffer(&sbuf, (flags_at() * 4) as u64, super::bytes_u32(&flags));
+        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("ebm steps"),
+            layout: &dev.step_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: a.arena.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: sbuf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: a.params.as_entire_binding(),
+                },
+            ],
+        });
+        q.write_buffer(&a.params, 0, super::bytes_u32(&[batch as u32, 1, 0, 0]));
+        for &(data, region) in &uploads {
+            let at = match region {
+                Some(Region::Inv(o)) => o,
+                Some(Region::Var(o)) => self.prog.inv_len + o * batch,
+                None => continue,
+            };
+            if !data.is_empty() {
+                q.write_buffer(&a.arena, (at * 4) as u64, super::bytes(data));
+            }
+        }
+        let mut done = 0;
+        while done < lp.steps {
+            let n = (lp.steps - done).min(STEPS_PER_SUBMIT);
+            q.write_buffer(&sbuf, 0, super::bytes_u32(&table(lp, done, n)));
+            let mut enc = d.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for _ in 0..n {
+                    self.encode_step(&mut pass, a, &bind, pipes, &plan.layout, batch);
+                }
+            }
+            q.submit([enc.finish()]);
+            done += n;
+        }
+        self.read_back(a, &sbuf, &plan, state, batch, frozen)
+    }
+
+    /// One step: noise, the kernel's passes, the carries, the tick.
+    fn encode_step(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        a: &super::Arena,
+        bind: &wgpu::BindGroup,
+        pipes: &super::StepPipelines,
+        layout: &Layout,
+        batch: usize,
+    ) {
+        if let (Some(p), Some((_, numel, _))) = (&pipes.noise, layout.noise) {
+            let (x, y) = wgsl::grid((batch * numel).div_ceil(2).div_ceil(64));
+            pass.set_bind_group(0, bind, &[]);
+            pass.set_pipeline(p);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        self.encode_passes(pass, a, batch);
+        pass.set_bind_group(0, bind, &[]);
+        for p in &pipes.carry {
+            let (x, y) = wgsl::grid(batch.div_ceil(64));
+            pass.set_pipeline(p);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        pass.set_pipeline(&pipes.tick);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+
+    fn step_pipelines(&self, layout: &Layout) -> Result<super::StepPipelines, BackendError> {
+        let dev = &self.dev;
+        let text = module(layout, self.prog.inv_len);
+        dev.checked(|| {
+            let m = dev
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("ebm steps"),
+                    source: wgpu::ShaderSource::Wgsl(text.as_str().into()),
+                });
+            let pipe = |entry: &str| {
+                dev.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(entry),
+                        layout: Some(&dev.step_pipeline_layout),
+                        module: &m,
+                        entry_point: Some(entry),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    })
+            };
+            super::StepPipelines {
+                noise: layout.noise.map(|_| pipe("noise")),
+                carry: (0..layout.carry.len())
+                    .map(|k| pipe(&format!("carry{k}")))
+                    .collect(),
+                tick: pipe("tick"),
+            }
+        })
+        .map_err(|e| BackendError::Compile(format!("the device rejected the step shader: {e}")))
+    }
+
+    /// The loop's final state and freeze flags, in one read.
+    fn read_back(
+        &self,
+        a: &super::Arena,
+        sbuf: &wgpu::Buffer,
+        plan: &Plan,
+        state: &mut [Buffer],
+        batch: usize,
+        frozen: &mut [Option<u64>],
+    ) -> Result<(), BackendError> {
+        let dev = &self.dev;
+        let (d, q) = (&dev.device, &dev.queue);
+        let downloads = plan.downloads();
+        let values: usize = downloads.iter().map(|r| r.2 * batch).sum::<usize>() + batch;
+        let back = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("ebm step readback"),
+            size: (values * 4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = d.create_command_encoder(&Default::default());
+        let mut at = 0;
+        for &(_, off, numel) in &downloads {
+            let from = self.prog.inv_len + off * batch;
+            let len = numel * batch;
+            if len > 0 {
+                enc.copy_buffer_to_buffer(
+                    &a.arena,
+                    (from * 4) as u64,
+                    &back,
+                    (at * 4) as u64,
+                    (len * 4) as u64,
+                );
+            }
+            at += len;
+        }
+        enc.copy_buffer_to_buffer(
+            sbuf,
+            (flags_at() * 4) as u64,
+            &back,
+            (at * 4) as u64,
+            (batch * 4) as u64,
+        );
+        q.submit([enc.finish()]);
+        let slice = back.slice(..);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        d.poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| BackendError::Device(format!("the GPU did not finish: {e}")))?;
+        if let Some(e) = dev.take_uncaptured() {
+            return Err(BackendError::Device(e));
+        }
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| BackendError::Device(format!("cannot read results back: {e}")))?;
+        let words: Vec<u32> = view
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        drop(view);
+        back.unmap();
+        let mut at = 0;
+        for &(buf, _, numel) in &downloads {
+            let len = numel * batch;
+            if let Some(Buffer::F32(v)) = state.get_mut(buf) {
+                v.clear();
+                v.extend(words[at..at + len].iter().map(|&w| f32::from_bits(w)));
+            }
+            at += len;
+        }
+        for (f, &w) in frozen.iter_mut().zip(&words[at..]) {
+            *f = (w != 0).then(|| u64::from(w) - 1);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::gpu::Gpu;
+    use crate::backend::{Backend, DType};
+    use crate::pipeline::{self, SourceFile};
+    use crate::runtime::steps::{UlaMove, ula};
+
+    /// Lavapipe in CI (`CI=true`: a missing device fails the test); skipped
+    /// with the reason printed elsewhere.
+    fn gpu() -> Option<Gpu> {
+        match Gpu::new() {
+            Ok(g) => Some(g),
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("CI must run the GPU tests: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                None
+            }
+        }
+    }
+
+    /// The ULA step of an energy that sends chains past x = 5 to −∞.
+    fn cliff_step() -> crate::ir::Graph {
+        let file = SourceFile {
+            path: "cliff.ebm".into(),
+            text: "energy cliff(x: [3]) = sum(where(x > 5, -x^4, 0.5 * x^2))\n".into(),
+        };
+        let module = pipeline::analyze(&file).unwrap();
+        let energy = crate::lower::lower(&module, "cliff").unwrap();
+        let m = UlaMove {
+            drift: 0.01,
+            noise: 0.02f64.sqrt(),
+            clip: None,
+            clamp: None,
+        };
+        crate::opt::optimize(&ula(&energy, m).unwrap().graph, Default::default())
+    }
+
+    /// The device loop against the host loop on the same GPU kernel: the
+    /// same chains, noise (a stream position and first step not at zero),
+    /// frozen chains (one frozen before the loop, some escaping during it)
+    /// and more steps than one submit holds.
+    #[test]
+    fn the_device_loop_matches_the_host_loop() {
+        let Some(gpu) = gpu() else { return };
+        let g = cliff_step();
+        let kernel = gpu.compile(&g, DType::F32).unwrap();
+        let binds: Vec<Bind> = g
+            .inputs()
+            .iter()
+            .map(|d| match d.name.as_str() {
+                "noise" => Bind::State(1),
+                _ => Bind::State(0),
+            })
+            .collect();
+        let batch = 37;
+        let lp = StepLoop {
+            first_step: 5,
+            steps: 2 * STEPS_PER_SUBMIT + 11,
+            inputs: &binds,
+            outputs: &[2],
+            carry: &[(2, 0)],
+            noise: Some(NoiseFeed {
+                buffer: 1,
+                seed: 99,
+                offset: 3 * 12,
+            }),
+            freeze: true,
+        };
+        let prog = wgsl::generate(&g).unwrap();
+        assert!(plan(&prog, &lp, batch).is_some(), "runs on the device");
+        let x0: Vec<f32> = (0..batch * 3)
+            .map(|i| {
+                if i % 10 == 4 {
+                    4.9
+                } else {
+                    (i as f32 * 0.37).sin()
+                }
+            })
+            .collect();
+        let fresh = || {
+            [
+                Buffer::F32(x0.clone()),
+                Buffer::F32(vec![0.0; batch * 3]),
+                Buffer::F32(vec![0.0; batch * 3]),
+            ]
+        };
+        let mut frozen_at = vec![None; batch];
+        frozen_at[6] = Some(2);
+        let (mut dev, mut dev_frozen) = (fresh(), frozen_at.clone());
+        kernel
+            .run_steps(&lp, &[], &mut dev, batch, &mut dev_frozen)
+            .unwrap();
+        let (mut host, mut host_frozen) = (fresh(), frozen_at);
+        crate::backend::host_run_steps(
+            kernel.as_ref(),
+            &lp,
+            &[],
+            &mut host,
+            batch,
+            &mut host_frozen,
+        )
+        .unwrap();
+        assert_eq!(dev_frozen, host_frozen);
+        let escaped = host_frozen.iter().flatten().count();
+        assert!(escaped > 2, "{escaped} chains froze");
+        assert_eq!(host_frozen[6], Some(2), "frozen before the loop: unchanged");
+        for (i, (a, b)) in dev[0]
+            .f32s()
+            .unwrap()
+            .iter()
+            .zip(host[0].f32s().unwrap())
+            .enumerate()
+        {
+            assert!(
+                (a - b).abs() <= 1e-5 * (b.abs() + 1.0),
+                "x[{i}]: device {a}, host {b}"
+            );
+        }
+        assert_eq!(dev[1].f32s().unwrap().len(), batch * 3);
+        let noise_close = dev[1]
+            .f32s()
+            .unwrap()
+            .iter()
+            .zip(host[1].f32s().unwrap())
+            .all(|(a, b)| (a - b).abs() <= 1e-5 * (b.abs() + 1.0));
+        assert!(noise_close, "the last step's noise");
+    }
+
+    /// Loops the device cannot hold fall back to the host loop.
+    #[test]
+    fn loops_past_the_step_numbers_or_streams_stay_on_the_host() {
+        let g = cliff_step();
+        let prog = wgsl::generate(&g).unwrap();
+        let binds = [Bind::State(0), Bind::State(1)];
+        let lp = |first_step: u64, offset: u64| StepLoop {
+            first_step,
+            steps: 10,
+            inputs: &binds,
+            outputs: &[2],
+            carry: &[(2, 0)],
+            noise: Some(NoiseFeed {
+                buffer: 1,
+                seed: 1,
+                offset,
+            }),
+            freeze: true,
+        };
+        assert!(plan(&prog, &lp(0, 0), 4).is_some());
+        assert!(plan(&prog, &lp(u32::MAX as u64, 0), 4).is_none());
+        assert!(
+            plan(&prog, &lp(0, 1), 4).is_none(),
+            "an odd stream position"
+        );
+        assert!(plan(&prog, &lp(0, 1 << 33), 4).is_none());
+    }
+}
