@@ -281,6 +281,14 @@ pub fn not_for_method(arg: &str, method: &str, applies_to: &str, span: Span) -> 
     )
 }
 
+pub fn gpu_needs_f32(span: Span) -> Diagnostic {
+    Diagnostic::new(
+        "E0623",
+        span,
+        "the gpu backend runs f32 only (WGSL has no f64): add `dtype = \"f32\"`".to_string(),
+    )
+}
+
 pub fn not_a_gradient_sampler(found: &str, span: Span) -> Diagnostic {
     Diagnostic::new(
         "E0603",

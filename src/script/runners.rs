@@ -393,9 +393,20 @@ pub fn parse_sample(scope: &mut Scope, stmt: &Statement) -> R<SampleSpec> {
         None => Some("f64".into()),
     };
     let backend = match a.get("backend") {
-        Some(v) => keep(&mut diags, scope.choice(v, "backend", &["cpu", "interp"])),
+        Some(v) => keep(
+            &mut diags,
+            scope.choice(v, "backend", &["cpu", "interp", "gpu"]),
+        ),
         None => Some("cpu".into()),
     };
+    // WGSL has no f64: refused here, where the dtype can still be named.
+    if let (Some("gpu"), Some("f64"), Some(b)) =
+        (backend.as_deref(), dtype.as_deref(), a.get("backend"))
+    {
+        diags.push(err::gpu_needs_f32(
+            a.get("dtype").map_or(b.span, |d| d.span),
+        ));
+    }
     // The conditioning input must match the energy.
     if let (Some(name), Some(ee)) = (&energy, energy_expr) {
         // invariant: `scope.energy` accepted this name as a definition above.
