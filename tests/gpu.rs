@@ -235,6 +235,86 @@ fn tiled_matrix_products_match_the_interpreter_bit_for_bit() {
     }
 }
 
+/// Runs `g` on `gpu` and the f32 interpreter over each batch; the outputs
+/// must agree to the bit.
+fn bitwise(gpu: &Gpu, g: &Graph, batches: &[usize], what: &str) {
+    let k32 = gpu.compile(g, DType::F32).unwrap();
+    for &batch in batches {
+        let ins = inputs_for(g, batch, batch as u64 + 17);
+        let ins32: Vec<Vec<f32>> = ins
+            .iter()
+            .map(|v| v.iter().map(|&x| x as f32).collect())
+            .collect();
+        let refs: Vec<&[f32]> = ins32.iter().map(|v| &v[..]).collect();
+        let want = eval::<f32>(g, &refs, batch).unwrap();
+        let mut got: Vec<Vec<f32>> = want.iter().map(|w| vec![f32::NAN; w.len()]).collect();
+        let mut outs: Vec<&mut [f32]> = got.iter_mut().map(|v| &mut v[..]).collect();
+        k32.run_f32(&refs, &mut outs, batch).unwrap();
+        for (j, (o, w)) in got.iter().zip(&want).enumerate() {
+            let differ = o
+                .iter()
+                .zip(w)
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(differ, None, "{what}, batch {batch}, output {j}");
+        }
+    }
+}
+
+/// A shared matrix times a per-sample vector (`W·x`, the backward product
+/// through a layer) is the tiled product transposed.
+#[test]
+fn shared_matrix_times_vector_is_tiled_too() {
+    let Some(gpu) = gpu("shared_matrix_times_vector_is_tiled_too") else {
+        return;
+    };
+    for (m, k) in [(128, 128), (70, 37), (16, 16), (129, 130), (8, 64)] {
+        let mut g = Graph::new("product");
+        let w = g.input_node("W", vec![m, k], InputKind::Shared);
+        let x = g.input_node("x", vec![k], InputKind::Sample);
+        let y = g.matmul(w, x);
+        g.add_output("y", y, BatchReduce::PerSample);
+        let text = ebm::backend::gpu::wgsl_text(&g).unwrap();
+        let tiled = m >= MIN_TILED && k >= MIN_TILED;
+        assert_eq!(text.contains(", tiled: "), tiled, "{m}×{k}: {text}");
+        bitwise(&gpu, &g, &BATCHES, &format!("{m}×{k} · {k}"));
+    }
+}
+
+/// A product of two per-sample operands summed over the batch (a weight's
+/// gradient) is computed straight into the sum's accumulators — never
+/// stored per sample — in the interpreter's order: each sample's product
+/// from 0 in contraction order, then the samples in order, carried across
+/// chunks.
+#[test]
+fn batch_summed_products_match_the_interpreter_bit_for_bit() {
+    let Some(gpu) = gpu("batch_summed_products_match_the_interpreter_bit_for_bit") else {
+        return;
+    };
+    for (m, k, n) in [(128, 1, 128), (2, 1, 128), (3, 5, 4), (1, 7, 1)] {
+        let mut g = Graph::new("outer");
+        let a = g.input_node("a", vec![m, k], InputKind::Sample);
+        let b = g.input_node("b", vec![k, n], InputKind::Sample);
+        let y = g.matmul(a, b);
+        g.add_output("sum", y, BatchReduce::Sum);
+        let text = ebm::backend::gpu::wgsl_text(&g).unwrap();
+        assert!(text.contains("batch-summed matmul"), "{text}");
+        assert!(
+            !text.contains("batch sum ->"),
+            "no per-sample products to sum: {text}"
+        );
+        let per_sample = format!("{} values per sample", m * k + k * n);
+        assert!(
+            text.contains(&per_sample),
+            "only the inputs per sample: {text}"
+        );
+        let what = format!("Σ_b [{m},{k}]·[{k},{n}]");
+        bitwise(&gpu, &g, &BATCHES, &what);
+        // Chunks of a few samples: the sums carry from chunk to chunk.
+        let small = Gpu::with_arena_limit(m * n + 4 * (m * k + k * n)).unwrap();
+        bitwise(&small, &g, &[3, 64], &format!("{what} in chunks"));
+    }
+}
+
 /// Long chains of elementwise ops and nested views compile to bounded
 /// shaders (inlined expressions nest at most a few levels; re-indexing is
 /// bound to `let`s, not copied) and still match the interpreter.

@@ -358,21 +358,114 @@ fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
   A[VB + 1029u * P.batch + b * 128u + e] = ((A[16896u + e] * A[VB + 770u * P.batch + b * 128u + e]) + ((A[16896u + e] * A[VB + 642u * P.batch + b * 128u + e]) * (A[VB + 770u * P.batch + b * 128u + e] * (A[17025u + e] - A[VB + 770u * P.batch + b * 128u + e]))));
 }
 
-// matmul [7, 27] -> [128]
-@compute @workgroup_size(64)
-fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 128u) { return; }
-  let b = i / 128u;
-  let e = i % 128u;
-  let row = e / 1u;
-  let col = e % 1u;
-  var acc = 0.0;
-  for (var p = 0u; p < 128u; p++) {
-    let prod = A[384u + row * 128u + p] * A[VB + 1029u * P.batch + b * 128u + p * 1u + col];
-    acc = acc + prod;
+// matmul [7, 27] -> [128], tiled: 64×64 values per workgroup
+@compute @workgroup_size(256)
+fn n28(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let rows = P.batch * 1u;
+  let t = wg.x + wg.y * 65535u;
+  let r0 = (t / 2u) * 64u;
+  let c0 = (t % 2u) * 64u;
+  if (r0 >= rows) { return; }
+  let ab = VB + 1029u * P.batch;
+  let tx = li % 16u;
+  let ty = li / 16u;
+  var acc00 = 0.0;
+  var acc01 = 0.0;
+  var acc02 = 0.0;
+  var acc03 = 0.0;
+  var acc10 = 0.0;
+  var acc11 = 0.0;
+  var acc12 = 0.0;
+  var acc13 = 0.0;
+  var acc20 = 0.0;
+  var acc21 = 0.0;
+  var acc22 = 0.0;
+  var acc23 = 0.0;
+  var acc30 = 0.0;
+  var acc31 = 0.0;
+  var acc32 = 0.0;
+  var acc33 = 0.0;
+  for (var p0 = 0u; p0 < 128u; p0 += 16u) {
+    for (var q = 0u; q < 4u; q++) {
+      let l = li + q * 256u;
+      let r = r0 + l / 16u;
+      let pa = p0 + l % 16u;
+      var va = 0.0;
+      if (r < rows && pa < 128u) { va = A[ab + r * 128u + pa]; }
+      TA[l] = va;
+      let pb = p0 + l / 64u;
+      let c = c0 + l % 64u;
+      var vb = 0.0;
+      if (pb < 128u && c < 128u) { vb = A[384u + c * 128u + pb]; }
+      TB[l] = vb;
+    }
+    workgroupBarrier();
+    let kt = min(16u, 128u - p0);
+    for (var p = 0u; p < kt; p++) {
+      let y0 = TB[p * 64u + tx + 0u];
+      let y1 = TB[p * 64u + tx + 16u];
+      let y2 = TB[p * 64u + tx + 32u];
+      let y3 = TB[p * 64u + tx + 48u];
+      let x0 = TA[(ty + 0u) * 16u + p];
+      let p00 = x0 * y0;
+      acc00 = acc00 + p00;
+      let p01 = x0 * y1;
+      acc01 = acc01 + p01;
+      let p02 = x0 * y2;
+      acc02 = acc02 + p02;
+      let p03 = x0 * y3;
+      acc03 = acc03 + p03;
+      let x1 = TA[(ty + 16u) * 16u + p];
+      let p10 = x1 * y0;
+      acc10 = acc10 + p10;
+      let p11 = x1 * y1;
+      acc11 = acc11 + p11;
+      let p12 = x1 * y2;
+      acc12 = acc12 + p12;
+      let p13 = x1 * y3;
+      acc13 = acc13 + p13;
+      let x2 = TA[(ty + 32u) * 16u + p];
+      let p20 = x2 * y0;
+      acc20 = acc20 + p20;
+      let p21 = x2 * y1;
+      acc21 = acc21 + p21;
+      let p22 = x2 * y2;
+      acc22 = acc22 + p22;
+      let p23 = x2 * y3;
+      acc23 = acc23 + p23;
+      let x3 = TA[(ty + 48u) * 16u + p];
+      let p30 = x3 * y0;
+      acc30 = acc30 + p30;
+      let p31 = x3 * y1;
+      acc31 = acc31 + p31;
+      let p32 = x3 * y2;
+      acc32 = acc32 + p32;
+      let p33 = x3 * y3;
+      acc33 = acc33 + p33;
+    }
+    workgroupBarrier();
   }
-  A[VB + 1157u * P.batch + b * 128u + e] = acc;
+  let ob = VB + 1157u * P.batch;
+  let row0 = r0 + ty + 0u;
+  if (row0 < rows && c0 + tx + 0u < 128u) { A[ob + row0 * 128u + c0 + tx + 0u] = acc00; }
+  if (row0 < rows && c0 + tx + 16u < 128u) { A[ob + row0 * 128u + c0 + tx + 16u] = acc01; }
+  if (row0 < rows && c0 + tx + 32u < 128u) { A[ob + row0 * 128u + c0 + tx + 32u] = acc02; }
+  if (row0 < rows && c0 + tx + 48u < 128u) { A[ob + row0 * 128u + c0 + tx + 48u] = acc03; }
+  let row1 = r0 + ty + 16u;
+  if (row1 < rows && c0 + tx + 0u < 128u) { A[ob + row1 * 128u + c0 + tx + 0u] = acc10; }
+  if (row1 < rows && c0 + tx + 16u < 128u) { A[ob + row1 * 128u + c0 + tx + 16u] = acc11; }
+  if (row1 < rows && c0 + tx + 32u < 128u) { A[ob + row1 * 128u + c0 + tx + 32u] = acc12; }
+  if (row1 < rows && c0 + tx + 48u < 128u) { A[ob + row1 * 128u + c0 + tx + 48u] = acc13; }
+  let row2 = r0 + ty + 32u;
+  if (row2 < rows && c0 + tx + 0u < 128u) { A[ob + row2 * 128u + c0 + tx + 0u] = acc20; }
+  if (row2 < rows && c0 + tx + 16u < 128u) { A[ob + row2 * 128u + c0 + tx + 16u] = acc21; }
+  if (row2 < rows && c0 + tx + 32u < 128u) { A[ob + row2 * 128u + c0 + tx + 32u] = acc22; }
+  if (row2 < rows && c0 + tx + 48u < 128u) { A[ob + row2 * 128u + c0 + tx + 48u] = acc23; }
+  let row3 = r0 + ty + 48u;
+  if (row3 < rows && c0 + tx + 0u < 128u) { A[ob + row3 * 128u + c0 + tx + 0u] = acc30; }
+  if (row3 < rows && c0 + tx + 16u < 128u) { A[ob + row3 * 128u + c0 + tx + 16u] = acc31; }
+  if (row3 < rows && c0 + tx + 32u < 128u) { A[ob + row3 * 128u + c0 + tx + 32u] = acc32; }
+  if (row3 < rows && c0 + tx + 48u < 128u) { A[ob + row3 * 128u + c0 + tx + 48u] = acc33; }
 }
 
 // add [29, 33] -> [128]

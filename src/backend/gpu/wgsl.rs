@@ -53,12 +53,15 @@ pub struct Tiled {
     pub cols: usize,
 }
 
-/// What the tiled pass of one product reads: `a`'s per-sample region and
-/// the start of an indexing expression into the shared `b`.
+/// What the tiled pass of one product reads: the per-sample operand's
+/// region (the rows) and the start of an indexing expression into the
+/// shared matrix (`k × cols`, or `cols × k` read transposed).
 struct TiledOperands {
     shape: Tiled,
+    k: usize,
     a_off: usize,
     b_at: String,
+    b_transposed: bool,
 }
 
 impl Pass {
@@ -172,6 +175,10 @@ struct Gen<'g> {
     locs: Vec<Option<Loc>>,
     /// Computed inside its one consumer's expression, never stored.
     inlined: Vec<bool>,
+    /// A product of two per-sample operands whose only use is a
+    /// batch-summed output: computed straight into the output's
+    /// accumulators, never stored per sample.
+    summed: Vec<bool>,
     varying: Vec<bool>,
     inv_len: usize,
     per_sample: usize,
@@ -195,6 +202,7 @@ impl<'g> Gen<'g> {
             g,
             locs: vec![None; g.len()],
             inlined: vec![false; g.len()],
+            summed: vec![false; g.len()],
             varying: vec![false; g.len()],
             inv_len: 0,
             per_sample: 0,
@@ -272,6 +280,14 @@ impl<'g> Gen<'g> {
                 _ => node.args.iter().any(|a| self.varying[a.index()]),
             };
         }
+        for o in &g.outputs {
+            let i = o.node.index();
+            let node = g.node(o.node);
+            self.summed[i] = uses[i] == 2
+                && o.reduce == BatchReduce::Sum
+                && node.op == Op::MatMul
+                && node.args.iter().all(|a| self.varying[a.index()]);
+        }
         // In graph order, so every operand is decided before its user: a
         // node's depth counts the inlined expressions below it.
         let mut depth = vec![0usize; g.len()];
@@ -311,7 +327,7 @@ impl<'g> Gen<'g> {
             }
             Op::Const(c) => Loc::Const(self.const_off[c.index()]),
             Op::Input(_) => self.alloc(varying, n),
-            _ if self.inlined[id.index()] => return Ok(()),
+            _ if self.inlined[id.index()] || self.summed[id.index()] => return Ok(()),
             Op::Reshape | Op::StopGradient if self.loc(node.args[0]).is_some() => {
                 // invariant: just checked.
                 self.loc(node.args[0]).expect("stored operand")
@@ -468,7 +484,8 @@ impl<'g> Gen<'g> {
 
     /// A product the tiled pass computes: per-sample rows (a vector or a
     /// matrix) times a matrix shared by every sample, so that over a call
-    /// it is one `batch·rows × k` by `k × cols` product. Products of two
+    /// it is one `batch·rows × k` by `k × cols` product — or a shared
+    /// matrix times a per-sample vector, the same product transposed. Products of two
     /// per-sample operands, with a vector on the right, or narrower than
     /// [`MIN_TILED`] columns or contraction (a 64-wide tile would idle most
     /// of its invocations, or stage more than it computes) keep the plain
@@ -480,24 +497,38 @@ impl<'g> Gen<'g> {
         }
         let (a, b) = (node.args[0], node.args[1]);
         let (sa, sb) = (self.g.shape(a), self.g.shape(b));
-        let Some(Loc::Var(a_off)) = self.loc(a) else {
-            return None;
+        let shared = |id: NodeId| match self.loc(id) {
+            Some(Loc::Const(o)) => Some(format!("C[{o}u + ")),
+            Some(Loc::Inv(o)) => Some(format!("A[{o}u + ")),
+            _ => None,
         };
-        let b_at = match self.loc(b) {
-            Some(Loc::Const(o)) => format!("C[{o}u + "),
-            Some(Loc::Inv(o)) => format!("A[{o}u + "),
+        let ops = match (self.loc(a), self.loc(b)) {
+            // x·W: per-sample rows times a shared matrix.
+            (Some(Loc::Var(a_off)), _) if sb.len() == 2 => TiledOperands {
+                shape: Tiled {
+                    rows: if sa.len() == 2 { sa[0] } else { 1 },
+                    cols: sb[1],
+                },
+                k: sb[0],
+                a_off,
+                b_at: shared(b)?,
+                b_transposed: false,
+            },
+            // W·x: a shared matrix times a per-sample vector, which over a
+            // call is X·Wᵀ (a backward product through a layer).
+            (_, Some(Loc::Var(a_off))) if sa.len() == 2 && sb.len() == 1 => TiledOperands {
+                shape: Tiled {
+                    rows: 1,
+                    cols: sa[0],
+                },
+                k: sa[1],
+                a_off,
+                b_at: shared(a)?,
+                b_transposed: true,
+            },
             _ => return None,
         };
-        let k = sa[sa.len() - 1];
-        let wide = sb.len() == 2 && sb[1] >= MIN_TILED && k >= MIN_TILED;
-        wide.then(|| TiledOperands {
-            shape: Tiled {
-                rows: if sa.len() == 2 { sa[0] } else { 1 },
-                cols: sb[1],
-            },
-            a_off,
-            b_at,
-        })
+        (ops.shape.cols >= MIN_TILED && ops.k >= MIN_TILED).then_some(ops)
     }
 
     /// The tiled product: a workgroup of 16×16 invocations computes a
@@ -509,11 +540,17 @@ impl<'g> Gen<'g> {
         let node = self.g.node(id);
         let TiledOperands {
             shape: t,
+            k,
             a_off,
             b_at,
+            b_transposed,
         } = ops;
-        let k = numel(self.g.shape(node.args[0])) / t.rows;
         let n = t.cols;
+        let b_index = if b_transposed {
+            format!("c * {k}u + pb")
+        } else {
+            format!("pb * {n}u + c")
+        };
         let ob = match loc {
             Loc::Var(o) => format!("VB + {o}u * P.batch"),
             Loc::Inv(o) | Loc::Const(o) => format!("{o}u"),
@@ -559,7 +596,7 @@ impl<'g> Gen<'g> {
              \x20     let pb = p0 + l / {TILE}u;\n\
              \x20     let c = c0 + l % {TILE}u;\n\
              \x20     var vb = 0.0;\n\
-             \x20     if (pb < {k}u && c < {n}u) {{ vb = {b_at}pb * {n}u + c]; }}\n\
+             \x20     if (pb < {k}u && c < {n}u) {{ vb = {b_at}{b_index}]; }}\n\
              \x20     TB[l] = vb;\n\
              \x20   }}\n\
              \x20   workgroupBarrier();\n\
@@ -737,6 +774,12 @@ impl<'g> Gen<'g> {
             .iter()
             .map(|o| {
                 let n = numel(self.g.shape(o.node));
+                if self.summed[o.node.index()] {
+                    let acc = self.inv_len;
+                    self.inv_len += n;
+                    self.summed_product_pass(o.node, acc, n);
+                    return OutputSlot::Sum { acc, numel: n };
+                }
                 // invariant: outputs are never inlined (`choose_inlined`),
                 // so every output is stored.
                 let loc = self.loc(o.node).expect("outputs are stored");
@@ -780,6 +823,51 @@ impl<'g> Gen<'g> {
              \x20 }}\n\
              \x20 A[{acc}u + e] = s;\n}}\n\n"
         );
+        self.passes.push(Pass {
+            entry,
+            varying: false,
+            numel: n,
+            tiled: None,
+        });
+    }
+
+    /// The batch sum of a product of two per-sample operands (a weight's
+    /// gradient: per sample an outer product) into accumulators that carry
+    /// over from one chunk to the next: each sample's product accumulated
+    /// from 0 in contraction order, then added in sample order — the
+    /// interpreter's two sums, without storing `batch × numel` products
+    /// or running a second pass.
+    fn summed_product_pass(&mut self, id: NodeId, acc: usize, n: usize) {
+        let node = self.g.node(id);
+        let (a, b) = (node.args[0], node.args[1]);
+        let (sa, sb) = (self.g.shape(a), self.g.shape(b));
+        let k = sa[sa.len() - 1];
+        let cols = if sb.len() == 2 { sb[1] } else { 1 };
+        let entry = format!("sum{acc}");
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "// batch-summed matmul {:?} -> {:?}, accumulators at {acc}\n\
+             @compute @workgroup_size({WORKGROUP})\n\
+             fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             \x20 let e = gid.x + gid.y * {ROW}u;\n\
+             \x20 if (e >= {n}u) {{ return; }}\n\
+             \x20 let row = e / {cols}u;\n\
+             \x20 let col = e % {cols}u;\n\
+             \x20 var s = select(A[{acc}u + e], 0.0, P.first != 0u);\n\
+             \x20 for (var b = 0u; b < P.batch; b++) {{\n\
+             \x20   var acc = 0.0;\n\
+             \x20   for (var p = 0u; p < {k}u; p++) {{",
+            node.args.iter().map(|a| a.index()).collect::<Vec<_>>(),
+            node.shape,
+        );
+        let x = self.read(a, &format!("row * {k}u + p"), &mut s);
+        let y = self.read(b, &format!("p * {cols}u + col"), &mut s);
+        let _ = writeln!(
+            s,
+            "      let prod = {x} * {y};\n      acc = acc + prod;\n    }}\n    s = s + acc;\n  }}\n  A[{acc}u + e] = s;\n}}\n"
+        );
+        self.body.push_str(&s);
         self.passes.push(Pass {
             entry,
             varying: false,
