@@ -629,6 +629,8 @@ fn ula_on_the_gpu_draws_what_the_cpu_draws() {
         .unwrap();
         let o = ebm(&["run", src.to_str().unwrap()]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(stdout.contains("device: "), backend == "gpu", "{stdout}");
         draws_of(&csv)
     };
     let (c, g) = (script("cpu"), script("gpu"));

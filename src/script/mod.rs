@@ -745,7 +745,11 @@ fn sample(r: &mut Runner, stmt: &Statement, spec: &SampleSpec) -> Result<(), Dia
         Some(b) => format!("{b} = sample({})", spec.energy),
         None => format!("sample({})", spec.energy),
     };
-    write(r, stmt.span, &format!("{head} with {summary}"))?;
+    let mut text = format!("{head} with {summary}");
+    if let Some(device) = energy.backend().device() {
+        text.push_str(&format!("\n  device: {device}"));
+    }
+    write(r, stmt.span, &text)?;
     if let Some(b) = &stmt.binding {
         r.samples.insert(
             b.clone(),
