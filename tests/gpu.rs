@@ -193,7 +193,7 @@ fn tiled_matrix_products_match_the_interpreter_bit_for_bit() {
         (Some(4), 40, 16),
         (Some(70), 1, 3),
     ];
-    for (i, &(m, k, n)) in shapes.iter().enumerate() {
+    for &(m, k, n) in &shapes {
         for constant in [false, true] {
             let mut g = Graph::new("product");
             let a_shape = m.map_or(vec![k], |m| vec![m, k]);
@@ -211,26 +211,8 @@ fn tiled_matrix_products_match_the_interpreter_bit_for_bit() {
             let text = ebm::backend::gpu::wgsl_text(&g).unwrap();
             let tiled = n >= MIN_TILED && k >= MIN_TILED;
             assert_eq!(text.contains(", tiled: "), tiled, "{text}");
-            let k32 = gpu.compile(&g, DType::F32).unwrap();
-            for batch in BATCHES {
-                let ins = inputs_for(&g, batch, (i * 31 + batch) as u64);
-                let ins32: Vec<Vec<f32>> = ins
-                    .iter()
-                    .map(|v| v.iter().map(|&x| x as f32).collect())
-                    .collect();
-                let refs: Vec<&[f32]> = ins32.iter().map(|v| &v[..]).collect();
-                let want = eval::<f32>(&g, &refs, batch).unwrap();
-                let mut got = vec![f32::NAN; want[0].len()];
-                k32.run_f32(&refs, &mut [&mut got[..]], batch).unwrap();
-                let differ = got
-                    .iter()
-                    .zip(&want[0])
-                    .position(|(a, b)| a.to_bits() != b.to_bits());
-                assert_eq!(
-                    differ, None,
-                    "{m:?}×{k}·{k}×{n}, constant {constant}, batch {batch}: first differing value"
-                );
-            }
+            let what = format!("{m:?}×{k}·{k}×{n}, constant {constant}");
+            bitwise(&gpu, &g, &BATCHES, &what);
         }
     }
 }

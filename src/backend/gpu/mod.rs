@@ -84,32 +84,31 @@ fn open() -> Result<Device, String> {
         },
         count: None,
     };
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("ebm arena"),
-        entries: &[
-            entry(0, wgpu::BufferBindingType::Storage { read_only: false }),
-            entry(1, wgpu::BufferBindingType::Storage { read_only: true }),
-            entry(2, wgpu::BufferBindingType::Uniform),
-        ],
-    });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("ebm"),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let step_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("ebm steps"),
-        entries: &[
-            entry(0, wgpu::BufferBindingType::Storage { read_only: false }),
-            entry(1, wgpu::BufferBindingType::Storage { read_only: false }),
-            entry(2, wgpu::BufferBindingType::Uniform),
-        ],
-    });
-    let step_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("ebm steps"),
-        bind_group_layouts: &[Some(&step_layout)],
-        immediate_size: 0,
-    });
+    // The kernels' passes read the constants; the step loop's passes write
+    // its step table. Both bind the arena first and the params last.
+    let layouts = |label, second_read_only| {
+        let bind = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &[
+                entry(0, wgpu::BufferBindingType::Storage { read_only: false }),
+                entry(
+                    1,
+                    wgpu::BufferBindingType::Storage {
+                        read_only: second_read_only,
+                    },
+                ),
+                entry(2, wgpu::BufferBindingType::Uniform),
+            ],
+        });
+        let pipeline = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(&bind)],
+            immediate_size: 0,
+        });
+        (bind, pipeline)
+    };
+    let (layout, pipeline_layout) = layouts("ebm arena", true);
+    let (step_layout, step_pipeline_layout) = layouts("ebm steps", false);
     let max_bytes = limits
         .max_storage_buffer_binding_size
         .min(limits.max_buffer_size);

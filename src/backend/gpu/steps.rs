@@ -338,6 +338,13 @@ impl super::GpuKernel {
         if lp.steps == 0 {
             return Ok(());
         }
+        let writable =
+            |&(buf, _, _): &(usize, usize, usize)| matches!(state.get(buf), Some(Buffer::F32(_)));
+        if !plan.downloads().iter().all(writable) {
+            return Err(BackendError::StepLoop(
+                "a state buffer the loop writes is missing or not f32".into(),
+            ));
+        }
         let uploads = plan.uploads(fixed, state)?;
         let slices: Vec<&[f32]> = uploads.iter().map(|u| u.0).collect();
         crate::ir::interp::check_inputs(&self.graph, &slices, batch)
