@@ -144,6 +144,47 @@ fn derivative_kernels_match_interpreter() {
     }
 }
 
+/// Scans (forward and reverse, nested, a network in the step, captured
+/// parameters, the time-series examples' 199- and 200-step recurrences)
+/// and every derivative kernel through them, against the f32 interpreter
+/// as the CPU JIT's scans are (`tests/scan.rs`): inputs in [−1, 1), each
+/// output within 2·10⁻⁴ of its largest value. (Against f64, an HVP through
+/// 199 steps of a recurrence near |θ| = 1 loses more than f32's digits on
+/// either backend.)
+#[test]
+fn scans_match_the_interpreter() {
+    let Some(gpu) = gpu("scans_match_the_interpreter") else {
+        return;
+    };
+    for g in common::scans::scan_derivative_graphs() {
+        let k = gpu
+            .compile(&g, DType::F32)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for batch in BATCHES {
+            let ins: Vec<Vec<f32>> = inputs_for(&g, batch, batch as u64 + 5)
+                .iter()
+                .map(|v| v.iter().map(|&x| 0.5 * x as f32).collect())
+                .collect();
+            let refs: Vec<&[f32]> = ins.iter().map(|v| &v[..]).collect();
+            let want = eval::<f32>(&g, &refs, batch).unwrap();
+            let mut got: Vec<Vec<f32>> = want.iter().map(|w| vec![f32::NAN; w.len()]).collect();
+            let mut outs: Vec<&mut [f32]> = got.iter_mut().map(|v| &mut v[..]).collect();
+            k.run_f32(&refs, &mut outs, batch).unwrap();
+            for (j, (o, w)) in got.iter().zip(&want).enumerate() {
+                let scale = 1.0 + w.iter().fold(0f32, |m, v| m.max(v.abs()));
+                for (i, (a, b)) in o.iter().zip(w).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 2e-4 * scale,
+                        "{}, batch {batch}: output {} [{i}] gpu {a} vs interp {b}",
+                        g.name,
+                        g.outputs[j].name
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// A call larger than one arena runs in chunks: per-sample rows land in
 /// place and batch sums carry across chunks. The arena is capped so that
 /// the call needs many chunks on any device (lavapipe's own 128 MiB binding

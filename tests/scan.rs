@@ -5,6 +5,9 @@
 //! batch sizes and thread counts), the IR file round trip, and the
 //! verifier's checks of scan bodies.
 
+mod common;
+
+use common::scans::{AR, GARCH, MIXED, SCAN_ENERGIES};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -154,49 +157,15 @@ fn check_derivatives(src: &str, name: &str, x: &[f64]) {
     }
 }
 
-const AR: &str = "
-const y = [0.3, -1.2, 0.8, 2.0, -0.4, 0.1, 1.5]
-param mu: [] ~ normal(0.1, 0.2)
-energy arma(x: [3]) = (
-  let phi = tanh(x[0]) in
-  let theta = tanh(x[1]) in
-  let eps = scan(0, y, (e, yt) => yt - mu - phi * e - theta * e^2 / 4) in
-  0.5 * sqnorm(eps) * exp(-2 * x[2]) + 7 * x[2] + 0.5 * sqnorm(x)
-)
-";
-
 #[test]
 fn scan_derivatives_match_finite_differences() {
     check_derivatives(AR, "arma", &[0.3, -0.2, 0.1]);
 }
 
-const GARCH: &str = "
-const r = [0.5, -1.1, 0.2, 1.7, -0.3, 0.9]
-const r2 = r^2
-energy garch(x: [3]) = (
-  let omega = exp(x[0]) in
-  let alpha = sigmoid(x[1]) in
-  let beta = sigmoid(x[2]) * (1 - alpha) in
-  let s2 = scan(omega, r2, (s, rt2) => omega + alpha * rt2 + beta * s) in
-  0.5 * sum(log(s2) + r2 / s2) + 0.5 * sqnorm(x)
-)
-";
-
 #[test]
 fn garch_derivatives_match_finite_differences() {
     check_derivatives(GARCH, "garch", &[-0.5, 0.3, 0.8]);
 }
-
-/// A scan over x itself (the sequence is differentiated), a vector carry,
-/// a network inside the step (its parameters captured), a fold and a
-/// scan nested in a step.
-const MIXED: &str = "
-energy e(x: [4, 2]) = (
-  let h = scan([0.1, -0.2], x, (s, xt) => tanh(s + mlp(concat(s, xt), [3, 2], act = tanh))) in
-  let inner = fold(0, x, (a, row) => a + fold(0, row, (b, v) => b + v^2 * a / 10)) in
-  sum(h^2) + 0.1 * inner + 0.5 * sum(x^2)
-)
-";
 
 #[test]
 fn scans_over_x_with_networks_and_nesting_match_finite_differences() {
@@ -322,7 +291,7 @@ fn jit_matches_interpreter(g: &Graph) {
 
 #[test]
 fn the_jit_runs_scans_like_the_interpreter() {
-    for (src, name) in [(AR, "arma"), (GARCH, "garch"), (MIXED, "e")] {
+    for (src, name) in SCAN_ENERGIES {
         let (_, g) = graph(src, name);
         jit_matches_interpreter(&g);
         let all = derive(&g, KernelSpec::ALL).unwrap();

@@ -1,3 +1,4 @@
 pub mod cli;
 pub mod graphs;
 pub mod randgraph;
+pub mod scans;

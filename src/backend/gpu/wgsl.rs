@@ -188,6 +188,22 @@ struct Gen<'g> {
     passes: Vec<Pass>,
     /// Whether a tiled product needs the workgroup staging arrays.
     tiles: bool,
+    /// Set while generating a scan's step (`scan_code`): `body` is then
+    /// statements, not entry points.
+    step: Option<Step>,
+}
+
+/// How a scan's step is generated: inside the one invocation that runs
+/// the whole recurrence of its sample, every node of the step is a loop
+/// over its elements, stored per sample (or once, for a scan that reads
+/// no sample input) whatever its own operands are, so that no two
+/// invocations share a value they write.
+#[derive(Clone, Copy)]
+struct Step {
+    varying: bool,
+    /// Nesting depth (1 for a scan's step, 2 for a scan inside it, ..),
+    /// which names the loop counters apart.
+    depth: usize,
 }
 
 impl<'g> Gen<'g> {
@@ -211,10 +227,49 @@ impl<'g> Gen<'g> {
             body: String::new(),
             passes: Vec::new(),
             tiles: false,
+            step: None,
         }
     }
 
-    fn run(mut self) -> Result<Program, Unsupported> {
+    /// The generator of a scan's step `body`: it continues this one's
+    /// arena regions and constants (`finish_step` hands them back).
+    fn step_gen(&mut self, body: &'g Graph, varying: bool) -> Gen<'g> {
+        let mut consts = std::mem::take(&mut self.consts);
+        let const_off = body
+            .consts()
+            .iter()
+            .map(|c| {
+                let off = consts.len();
+                consts.extend(c.data.iter().map(|&v| v as f32));
+                off
+            })
+            .collect();
+        let depth = self.step.map_or(0, |s| s.depth) + 1;
+        Gen {
+            g: body,
+            locs: vec![None; body.len()],
+            inlined: vec![false; body.len()],
+            summed: vec![false; body.len()],
+            varying: vec![false; body.len()],
+            inv_len: self.inv_len,
+            per_sample: self.per_sample,
+            consts,
+            const_off,
+            body: String::new(),
+            passes: Vec::new(),
+            tiles: false,
+            step: Some(Step { varying, depth }),
+        }
+    }
+
+    fn finish_step(&mut self, step: Gen<'g>) {
+        self.inv_len = step.inv_len;
+        self.per_sample = step.per_sample;
+        self.consts = step.consts;
+    }
+
+    /// Allocates and generates every live node.
+    fn nodes(&mut self) -> Result<(), Unsupported> {
         let live = self.g.live(&[]);
         self.choose_inlined(&live);
         for id in self.g.ids() {
@@ -222,6 +277,11 @@ impl<'g> Gen<'g> {
                 self.node(id)?;
             }
         }
+        Ok(())
+    }
+
+    fn run(mut self) -> Result<Program, Unsupported> {
+        self.nodes()?;
         let inputs = self.input_slots();
         let outputs = self.output_slots();
         if self.consts.is_empty() {
@@ -278,7 +338,7 @@ impl<'g> Gen<'g> {
             self.varying[id.index()] = match node.op {
                 Op::Input(i) => g.input(i).kind == InputKind::Sample,
                 _ => node.args.iter().any(|a| self.varying[a.index()]),
-            };
+            } || self.step.is_some_and(|s| s.varying);
         }
         for o in &g.outputs {
             let i = o.node.index();
@@ -333,10 +393,15 @@ impl<'g> Gen<'g> {
                 self.loc(node.args[0]).expect("stored operand")
             }
             Op::Scan { .. } => {
-                return Err(Unsupported(
-                    "a scan (a recurrence over a sequence) does not run on the gpu backend yet"
-                        .into(),
-                ));
+                let loc = self.alloc(varying, n);
+                let code = self.scan_code(id, loc)?;
+                match self.step {
+                    Some(_) => {
+                        let _ = writeln!(self.body, "  {{\n{}  }}", indent(&code));
+                    }
+                    None => self.scan_pass(id, varying, &code),
+                }
+                loc
             }
             _ => {
                 let loc = self.alloc(varying, n);
@@ -441,6 +506,9 @@ impl<'g> Gen<'g> {
     }
 
     fn emit(&mut self, id: NodeId, loc: Loc) -> Result<(), Unsupported> {
+        if self.step.is_some() {
+            return self.emit_in_step(id, loc);
+        }
         if let Some(ops) = self.tileable(id) {
             self.emit_tiled(id, loc, ops);
             return Ok(());
@@ -480,6 +548,137 @@ impl<'g> Gen<'g> {
             tiled: None,
         });
         Ok(())
+    }
+
+    /// A node of a scan's step: a loop over its elements in the step's
+    /// statements.
+    fn emit_in_step(&mut self, id: NodeId, loc: Loc) -> Result<(), Unsupported> {
+        let node = self.g.node(id);
+        let n = numel(&node.shape);
+        let mut s = String::new();
+        let value = self.value(id, &mut s)?;
+        let _ = writeln!(
+            self.body,
+            "  // {} {:?} -> {:?}\n  for (var e = 0u; e < {n}u; e++) {{\n{}    A[{} + e] = {value};\n  }}",
+            node.op.name(),
+            node.args.iter().map(|a| a.index()).collect::<Vec<_>>(),
+            node.shape,
+            indent(&s),
+            self.base(loc, n)
+        );
+        Ok(())
+    }
+
+    /// The statements that run scan `id` for sample `b`, its carries
+    /// stored at `loc`: the captured values copied into the step's inputs
+    /// once, then per step the sequences' rows copied in, the step's
+    /// statements, and its result copied to row t and into the carry —
+    /// the interpreter's order of operations, so the same values.
+    fn scan_code(&mut self, id: NodeId, loc: Loc) -> Result<String, Unsupported> {
+        let g = self.g;
+        let node = g.node(id);
+        let Op::Scan {
+            body,
+            seqs,
+            reverse,
+        } = node.op
+        else {
+            return Err(Unsupported(format!("{} is not a scan", node.op.name())));
+        };
+        let seqs = seqs as usize;
+        let mut step = self.step_gen(g.body(body), self.varying[id.index()]);
+        step.nodes()?;
+        let depth = step.step.map_or(1, |s| s.depth);
+        let input_loc = |i: usize| {
+            step.g.ids().find_map(|n| match step.g.node(n).op {
+                Op::Input(j) if j.index() == i => step.locs[n.index()],
+                _ => None,
+            })
+        };
+        let (len, carry) = (node.shape[0], numel(&node.shape[1..]));
+        let (u, t) = (format!("u{depth}"), format!("t{depth}"));
+        let mut s = String::new();
+        // The carry's first value and the captures, once.
+        for (i, &a) in node.args.iter().enumerate() {
+            if let Some(to) = input_loc(i).filter(|_| i == 0 || i > seqs) {
+                s.push_str(&self.copy_in(a, "e", to, numel(g.shape(a)), &step));
+            }
+        }
+        let row = if reverse {
+            format!("{}u - {u}", len - 1)
+        } else {
+            u.clone()
+        };
+        let mut each = format!("  let {t} = {row};\n");
+        for (i, &a) in node.args.iter().enumerate().take(1 + seqs).skip(1) {
+            if let Some(to) = input_loc(i) {
+                let n = numel(&g.shape(a)[1..]);
+                each.push_str(&self.copy_in(a, &format!("{t} * {n}u + e"), to, n, &step));
+            }
+        }
+        each.push_str(&step.body);
+        let mut read = String::new();
+        let next = step.read(step.g.outputs[0].node, "e", &mut read);
+        let carry_to = input_loc(0)
+            .map(|to| format!("    A[{} + e] = v;\n", step.base(to, carry)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            each,
+            "  for (var e = 0u; e < {carry}u; e++) {{\n{}    let v = {next};\n\
+             \x20   A[{} + {t} * {carry}u + e] = v;\n{carry_to}  }}",
+            indent(&read),
+            self.base(loc, numel(&node.shape)),
+        );
+        let _ = writeln!(
+            s,
+            "  for (var {u} = 0u; {u} < {len}u; {u}++) {{\n{}  }}",
+            indent(&each)
+        );
+        self.finish_step(step);
+        Ok(s)
+    }
+
+    /// A loop copying `n` values of operand `a` (element `idx`, a function
+    /// of `e`) to the step input stored at `to`.
+    fn copy_in(&self, a: NodeId, idx: &str, to: Loc, n: usize, step: &Gen<'_>) -> String {
+        let mut s = String::new();
+        let v = self.read(a, idx, &mut s);
+        format!(
+            "  for (var e = 0u; e < {n}u; e++) {{\n{}    A[{} + e] = {v};\n  }}\n",
+            indent(&s),
+            step.base(to, n)
+        )
+    }
+
+    /// The entry point of a scan outside any step: one invocation per
+    /// sample (one in all for a scan that reads no sample input) runs the
+    /// whole recurrence.
+    fn scan_pass(&mut self, id: NodeId, varying: bool, code: &str) {
+        let entry = format!("n{}", id.index());
+        let (count, b) = if varying {
+            ("P.batch", "i")
+        } else {
+            ("1u", "0u")
+        };
+        let node = self.g.node(id);
+        let _ = write!(
+            self.body,
+            "// {} {:?} -> {:?}: one invocation per sample runs the recurrence\n\
+             @compute @workgroup_size({WORKGROUP})\n\
+             fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             \x20 let i = gid.x + gid.y * {ROW}u;\n\
+             \x20 if (i >= {count}) {{ return; }}\n\
+             \x20 let b = {b};\n{code}}}\n\n",
+            node.op.name(),
+            node.args.iter().map(|a| a.index()).collect::<Vec<_>>(),
+            node.shape,
+        );
+        self.passes.push(Pass {
+            entry,
+            varying,
+            numel: 1,
+            tiled: None,
+        });
     }
 
     /// A product the tiled pass computes: per-sample rows (a vector or a
@@ -1105,6 +1304,11 @@ fn bind(s: &mut String, id: NodeId, terms: &[String]) -> String {
     let name = format!("ix{}", id.index());
     let _ = writeln!(s, "  let {name} = {};", sum_expr(terms));
     name
+}
+
+/// `text` with every line indented two more spaces.
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
 }
 
 fn sum_expr(terms: &[String]) -> String {
