@@ -185,6 +185,47 @@ fn scans_match_the_interpreter() {
     }
 }
 
+/// A graph compiled again reuses its shaders (the process-wide cache, by
+/// the graph and its constants' bits), and kernels sharing them still
+/// compute apart (each has its own arena).
+#[test]
+fn a_graph_compiled_again_reuses_its_shaders() {
+    let Some(gpu) = gpu("a_graph_compiled_again_reuses_its_shaders") else {
+        return;
+    };
+    // A constant no other test uses, so that no other test fills the entry.
+    let with = |c: f64| {
+        let mut g = Graph::new("cached");
+        let x = g.input_node("x", vec![3], InputKind::Sample);
+        let k = g.constant_tensor(vec![3], vec![c, 2.0, -1.0]);
+        let y = g.mul(x, k);
+        g.add_output("y", y, BatchReduce::PerSample);
+        g
+    };
+    let (a, b) = (with(0.123_456_7), with(0.123_456_8));
+    assert!(!ebm::backend::gpu::is_cached(&a));
+    let k1 = gpu.compile(&a, DType::F32).unwrap();
+    assert!(ebm::backend::gpu::is_cached(&a));
+    assert!(
+        !ebm::backend::gpu::is_cached(&b),
+        "keyed by the constants' bits"
+    );
+    let k2 = gpu.compile(&a, DType::F32).unwrap();
+    let kb = gpu.compile(&b, DType::F32).unwrap();
+    let run = |k: &std::sync::Arc<dyn ebm::backend::Kernel>, x: &[f32]| {
+        let mut y = vec![0f32; x.len()];
+        k.run_f32(&[x], &mut [&mut y[..]], x.len() / 3).unwrap();
+        y
+    };
+    assert_eq!(run(&k1, &[1.0, 1.0, 1.0]), [0.123_456_7, 2.0, -1.0]);
+    assert_eq!(
+        run(&k2, &[2.0, 0.5, 3.0, 1.0, 1.0, 1.0]),
+        [0.246_913_4, 1.0, -3.0, 0.123_456_7, 2.0, -1.0]
+    );
+    assert_eq!(run(&kb, &[1.0, 1.0, 1.0]), [0.123_456_8, 2.0, -1.0]);
+    assert_eq!(run(&k1, &[1.0, 2.0, 3.0]), [0.123_456_7, 4.0, -3.0]);
+}
+
 /// A call larger than one arena runs in chunks: per-sample rows land in
 /// place and batch sums carry across chunks. The arena is capped so that
 /// the call needs many chunks on any device (lavapipe's own 128 MiB binding

@@ -478,6 +478,33 @@ pub(crate) fn verified(graph: &Graph) -> Result<(), BackendError> {
     crate::ir::verify::verify(graph).map_err(BackendError::InvalidIr)
 }
 
+/// What identifies a (verified) graph in a backend's kernel cache: its
+/// printout (canonical, live nodes only) and a hash of all constant data,
+/// scan bodies' included (the printer abbreviates constants).
+pub(crate) fn graph_key(graph: &Graph) -> String {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    hash_consts(graph, &mut h);
+    format!(
+        "{}|consts {:016x}",
+        crate::ir::print::print(graph),
+        h.finish()
+    )
+}
+
+fn hash_consts(g: &Graph, h: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    for c in g.consts() {
+        c.shape.hash(h);
+        for v in c.data.iter() {
+            v.to_bits().hash(h);
+        }
+    }
+    for b in g.bodies() {
+        hash_consts(b, h);
+    }
+}
+
 /// The reference interpreter as a backend.
 pub struct Interp;
 

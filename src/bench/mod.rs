@@ -199,7 +199,7 @@ fn param_values<'a>(w: &'a Workload, graph: &'a Graph) -> impl Fn(&str) -> Optio
 }
 
 /// Source text → runnable energy + gradient kernels on the chosen backend,
-/// timed (no kernel cache: the CPU's is bypassed, the GPU has none).
+/// timed (the backends' kernel caches bypassed).
 fn compile(w: &Workload, opts: &Options) -> Result<(Graph, f64), String> {
     let t = Instant::now();
     let file = SourceFile {
@@ -215,6 +215,9 @@ fn compile(w: &Workload, opts: &Options) -> Result<(Graph, f64), String> {
     match opts.backend.as_str() {
         "cpu" => Cpu::with_threads(1)
             .compile_uncached(&kernel_graph, DType::F32)
+            .map(drop),
+        "gpu" => crate::backend::gpu::Gpu::new()
+            .and_then(|g| g.compile_uncached(&kernel_graph, DType::F32))
             .map(drop),
         other => crate::backend::named(other)?
             .compile(&kernel_graph, DType::F32)

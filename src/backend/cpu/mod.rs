@@ -29,7 +29,6 @@ mod vecmath;
 mod zmm;
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
@@ -98,31 +97,15 @@ fn cache() -> &'static Mutex<HashMap<String, Arc<CpuKernel>>> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The cache key: the printed (canonical, live-only) graph, a hash of all
-/// constant data (the printer abbreviates constants), dtype, thread count.
+/// The cache key: the graph's (`backend::graph_key`), dtype, thread count
+/// and tile budget.
 fn cache_key(graph: &Graph, dtype: DType, threads: usize) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    hash_consts(graph, &mut h);
     format!(
-        "{}|consts {:016x}|{}|threads {threads}|tile {}",
-        crate::ir::print::print(graph),
-        h.finish(),
+        "{}|{}|threads {threads}|tile {}",
+        super::graph_key(graph),
         dtype.name(),
         tile_budget()
     )
-}
-
-/// Every constant of `g` and of its scan bodies, into `h`.
-fn hash_consts(g: &Graph, h: &mut impl Hasher) {
-    for c in g.consts() {
-        c.shape.hash(h);
-        for v in c.data.iter() {
-            v.to_bits().hash(h);
-        }
-    }
-    for b in g.bodies() {
-        hash_consts(b, h);
-    }
 }
 
 impl Backend for Cpu {

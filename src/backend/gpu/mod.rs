@@ -13,6 +13,7 @@
 mod steps;
 pub mod wgsl;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use wgpu::util::DeviceExt;
@@ -192,15 +193,56 @@ impl Backend for Gpu {
         Some(self.dev.name.clone())
     }
 
+    /// The kernel of `graph`, its shaders compiled once per process: a
+    /// graph compiled again (each `sample(..)` of a script, each energy of a
+    /// training run that shares a kernel) reuses the pipelines, which on a
+    /// shader compiler like lavapipe's cost far more than a call.
     fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError> {
         verified(graph)?;
         if dtype != DType::F32 {
             return Err(f64_refused());
         }
+        let key = super::graph_key(graph);
+        let cached = cache()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        let shaders = match cached {
+            Some(s) => s,
+            None => {
+                let s = Arc::new(self.shaders(graph)?);
+                cache()
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(key, s.clone());
+                s
+            }
+        };
+        Ok(Arc::new(self.kernel(graph, shaders)))
+    }
+}
+
+impl Gpu {
+    /// Compiles without consulting or filling the cache (`ebm bench` times
+    /// the shader compiler).
+    pub fn compile_uncached(
+        &self,
+        graph: &Graph,
+        dtype: DType,
+    ) -> Result<Arc<dyn Kernel>, BackendError> {
+        verified(graph)?;
+        if dtype != DType::F32 {
+            return Err(f64_refused());
+        }
+        Ok(Arc::new(self.kernel(graph, Arc::new(self.shaders(graph)?))))
+    }
+
+    fn shaders(&self, graph: &Graph) -> Result<Shaders, BackendError> {
         let prog = wgsl::generate(graph).map_err(|e| BackendError::Compile(e.0))?;
-        let dev = self.dev.clone();
+        let dev = &self.dev;
         let pipelines = dev
-            .checked(|| pipelines(&dev, &prog))
+            .checked(|| pipelines(dev, &prog))
             .map_err(|e| BackendError::Compile(format!("the device rejected the shader: {e}")))?;
         let consts = dev
             .device
@@ -209,17 +251,45 @@ impl Backend for Gpu {
                 contents: bytes(&prog.consts),
                 usage: wgpu::BufferUsages::STORAGE,
             });
-        Ok(Arc::new(GpuKernel {
-            graph: graph.clone(),
+        Ok(Shaders {
             prog,
             pipelines,
             consts,
-            dev,
+        })
+    }
+
+    fn kernel(&self, graph: &Graph, shaders: Arc<Shaders>) -> GpuKernel {
+        GpuKernel {
+            graph: graph.clone(),
+            sh: shaders,
+            dev: self.dev.clone(),
             max_values: self.max_values,
             arena: Mutex::new(None),
             steps: Mutex::new(None),
-        }))
+        }
     }
+}
+
+/// What one graph compiles to on the device, shared by all its kernels.
+struct Shaders {
+    prog: Program,
+    pipelines: Vec<wgpu::ComputePipeline>,
+    consts: wgpu::Buffer,
+}
+
+/// The process's compiled graphs, by `backend::graph_key` (the device is
+/// the process's one device).
+fn cache() -> &'static Mutex<HashMap<String, Arc<Shaders>>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Shaders>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Whether `graph`'s shaders are in the process's cache (for tests).
+pub fn is_cached(graph: &Graph) -> bool {
+    cache()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains_key(&super::graph_key(graph))
 }
 
 fn f64_refused() -> BackendError {
@@ -268,9 +338,7 @@ struct Arena {
 
 struct GpuKernel {
     graph: Graph,
-    prog: Program,
-    pipelines: Vec<wgpu::ComputePipeline>,
-    consts: wgpu::Buffer,
+    sh: Arc<Shaders>,
     dev: Arc<Device>,
     max_values: usize,
     /// Calls take turns on one arena.
@@ -289,7 +357,7 @@ struct StepPipelines {
 impl GpuKernel {
     /// Samples per chunk for a call of `batch`: as many as fit one binding.
     fn chunk_for(&self, batch: usize) -> Result<usize, BackendError> {
-        let p = &self.prog;
+        let p = &self.sh.prog;
         let room = self.max_values.saturating_sub(p.inv_len);
         let fit = room.checked_div(p.per_sample).unwrap_or(usize::MAX);
         if fit == 0 {
@@ -304,7 +372,7 @@ impl GpuKernel {
 
     fn arena(&self, chunk: usize) -> Arena {
         let d = &self.dev.device;
-        let values = self.prog.inv_len + chunk * self.prog.per_sample;
+        let values = self.sh.prog.inv_len + chunk * self.sh.prog.per_sample;
         let size = (values.max(1) * 4) as u64;
         let arena = d.create_buffer(&wgpu::BufferDescriptor {
             label: Some("ebm arena"),
@@ -320,7 +388,7 @@ impl GpuKernel {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let back: usize = read_ranges(&self.prog, chunk).iter().map(|r| r.1).sum();
+        let back: usize = read_ranges(&self.sh.prog, chunk).iter().map(|r| r.1).sum();
         let readback = d.create_buffer(&wgpu::BufferDescriptor {
             label: Some("ebm readback"),
             size: (back.max(1) * 4) as u64,
@@ -337,7 +405,7 @@ impl GpuKernel {
                 },
                 wgpu::BindGroupEntry {
                     binding: 1,
-                    resource: self.consts.as_entire_binding(),
+                    resource: self.sh.consts.as_entire_binding(),
                 },
                 wgpu::BindGroupEntry {
                     binding: 2,
@@ -365,11 +433,11 @@ impl GpuKernel {
         let n = hi - lo;
         let first = u32::from(lo == 0);
         q.write_buffer(&a.params, 0, bytes_u32(&[n as u32, first, 0, 0]));
-        for (slot, data) in self.prog.inputs.iter().zip(inputs) {
+        for (slot, data) in self.sh.prog.inputs.iter().zip(inputs) {
             match slot.region {
                 Some(Region::Inv(o)) => q.write_buffer(&a.arena, (o * 4) as u64, bytes(data)),
                 Some(Region::Var(o)) => {
-                    let at = self.prog.inv_len + o * n;
+                    let at = self.sh.prog.inv_len + o * n;
                     let rows = &data[lo * slot.numel..hi * slot.numel];
                     if !rows.is_empty() {
                         q.write_buffer(&a.arena, (at * 4) as u64, bytes(rows));
@@ -385,7 +453,7 @@ impl GpuKernel {
         }
         // Only the outputs come back, packed one after another.
         let mut at = 0;
-        for (from, len) in read_ranges(&self.prog, n) {
+        for (from, len) in read_ranges(&self.sh.prog, n) {
             if len > 0 {
                 let (from, to, len) = ((from * 4) as u64, (at * 4) as u64, (len * 4) as u64);
                 enc.copy_buffer_to_buffer(&a.arena, from, &a.readback, to, len);
@@ -416,7 +484,7 @@ impl GpuKernel {
     /// Every pass of the kernel over `n` samples.
     fn encode_passes(&self, pass: &mut wgpu::ComputePass<'_>, a: &Arena, n: usize) {
         pass.set_bind_group(0, &a.bind, &[]);
-        for (p, pipe) in self.prog.passes.iter().zip(&self.pipelines) {
+        for (p, pipe) in self.sh.prog.passes.iter().zip(&self.sh.pipelines) {
             let (x, y) = wgsl::grid(p.groups(n));
             pass.set_pipeline(pipe);
             pass.dispatch_workgroups(x, y, 1);
@@ -431,10 +499,10 @@ impl GpuKernel {
     ) -> Result<(), BackendError> {
         crate::ir::interp::check_inputs(&self.graph, inputs, batch)
             .map_err(BackendError::Buffers)?;
-        if outputs.len() != self.prog.outputs.len() {
+        if outputs.len() != self.sh.prog.outputs.len() {
             return Err(BackendError::Buffers(format!(
                 "expected {} output buffers, got {}",
-                self.prog.outputs.len(),
+                self.sh.prog.outputs.len(),
                 outputs.len()
             )));
         }
@@ -565,7 +633,7 @@ impl Kernel for GpuKernel {
         loop {
             let hi = (lo + chunk).min(batch);
             let values = self.run_chunk(a, inputs, (lo, hi))?;
-            gather(&self.prog, &values, outputs, (lo, hi), batch);
+            gather(&self.sh.prog, &values, outputs, (lo, hi), batch);
             lo = hi;
             if lo >= batch {
                 return Ok(());

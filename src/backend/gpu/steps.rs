@@ -331,7 +331,7 @@ impl super::GpuKernel {
     ) -> Result<(), BackendError> {
         let fits = batch > 0 && self.chunk_for(batch)? >= batch;
         let flags_fit = frozen.iter().flatten().all(|&s| s < u32::MAX as u64 - 1);
-        let plan = match plan(&self.prog, lp, batch) {
+        let plan = match plan(&self.sh.prog, lp, batch) {
             Some(p) if fits && flags_fit && frozen.len() == batch => p,
             _ => return crate::backend::host_run_steps(self, lp, fixed, state, batch, frozen),
         };
@@ -399,7 +399,7 @@ impl super::GpuKernel {
         for &(data, region) in &uploads {
             let at = match region {
                 Some(Region::Inv(o)) => o,
-                Some(Region::Var(o)) => self.prog.inv_len + o * batch,
+                Some(Region::Var(o)) => self.sh.prog.inv_len + o * batch,
                 None => continue,
             };
             if !data.is_empty() {
@@ -452,7 +452,7 @@ impl super::GpuKernel {
 
     fn step_pipelines(&self, layout: &Layout) -> Result<super::StepPipelines, BackendError> {
         let dev = &self.dev;
-        let text = module(layout, self.prog.inv_len);
+        let text = module(layout, self.sh.prog.inv_len);
         dev.checked(|| {
             let m = dev
                 .device
@@ -505,7 +505,7 @@ impl super::GpuKernel {
         let mut enc = d.create_command_encoder(&Default::default());
         let mut at = 0;
         for &(_, off, numel) in &downloads {
-            let from = self.prog.inv_len + off * batch;
+            let from = self.sh.prog.inv_len + off * batch;
             let len = numel * batch;
             if len > 0 {
                 enc.copy_buffer_to_buffer(
