@@ -34,9 +34,24 @@ fn gpu(test: &str) -> Option<Gpu> {
     }
 }
 
-/// Runs `g` on the GPU and the interpreter over `batch` samples; panics on
-/// a mismatch beyond `rtol`.
+/// Both forms of the GPU's programs: a small graph as one pass (the
+/// default), and every graph a pass per stored node.
+fn both(gpu: &Gpu) -> [(Gpu, &'static str); 2] {
+    [
+        (gpu.clone(), "default"),
+        (gpu.clone().pass_per_node(), "pass per node"),
+    ]
+}
+
+/// Runs `g` on the GPU (both forms) and the interpreter over `batch`
+/// samples; panics on a mismatch beyond `rtol`.
 fn check(gpu: &Gpu, g: &Graph, batch: usize, seed: u64, rtol: f64) {
+    for (gpu, form) in both(gpu) {
+        check_form(&gpu, form, g, batch, seed, rtol);
+    }
+}
+
+fn check_form(gpu: &Gpu, form: &str, g: &Graph, batch: usize, seed: u64, rtol: f64) {
     let ins = inputs_for(g, batch, seed);
     let refs: Vec<&[f64]> = ins.iter().map(|v| &v[..]).collect();
     let want = eval::<f64>(g, &refs, batch).unwrap();
@@ -60,7 +75,7 @@ fn check(gpu: &Gpu, g: &Graph, batch: usize, seed: u64, rtol: f64) {
         for (i, (&a, &b)) in o.iter().zip(w).enumerate() {
             assert!(
                 close(a as f64, b, tol),
-                "batch {batch}: output {} [{i}] gpu {a} vs interp {b}\n{}",
+                "{form}, batch {batch}: output {} [{i}] gpu {a} vs interp {b}\n{}",
                 g.outputs[j].name,
                 ebm::ir::print::print(g)
             );
@@ -156,29 +171,30 @@ fn scans_match_the_interpreter() {
     let Some(gpu) = gpu("scans_match_the_interpreter") else {
         return;
     };
-    for g in common::scans::scan_derivative_graphs() {
-        let k = gpu
-            .compile(&g, DType::F32)
-            .unwrap_or_else(|e| panic!("{e}"));
-        for batch in BATCHES {
-            let ins: Vec<Vec<f32>> = inputs_for(&g, batch, batch as u64 + 5)
-                .iter()
-                .map(|v| v.iter().map(|&x| 0.5 * x as f32).collect())
-                .collect();
-            let refs: Vec<&[f32]> = ins.iter().map(|v| &v[..]).collect();
-            let want = eval::<f32>(&g, &refs, batch).unwrap();
-            let mut got: Vec<Vec<f32>> = want.iter().map(|w| vec![f32::NAN; w.len()]).collect();
-            let mut outs: Vec<&mut [f32]> = got.iter_mut().map(|v| &mut v[..]).collect();
-            k.run_f32(&refs, &mut outs, batch).unwrap();
-            for (j, (o, w)) in got.iter().zip(&want).enumerate() {
-                let scale = 1.0 + w.iter().fold(0f32, |m, v| m.max(v.abs()));
-                for (i, (a, b)) in o.iter().zip(w).enumerate() {
-                    assert!(
-                        (a - b).abs() <= 2e-4 * scale,
-                        "{}, batch {batch}: output {} [{i}] gpu {a} vs interp {b}",
-                        g.name,
-                        g.outputs[j].name
-                    );
+    let graphs = common::scans::scan_derivative_graphs();
+    for (gpu, form) in both(&gpu) {
+        for g in &graphs {
+            let k = gpu.compile(g, DType::F32).unwrap_or_else(|e| panic!("{e}"));
+            for batch in BATCHES {
+                let ins: Vec<Vec<f32>> = inputs_for(g, batch, batch as u64 + 5)
+                    .iter()
+                    .map(|v| v.iter().map(|&x| 0.5 * x as f32).collect())
+                    .collect();
+                let refs: Vec<&[f32]> = ins.iter().map(|v| &v[..]).collect();
+                let want = eval::<f32>(g, &refs, batch).unwrap();
+                let mut got: Vec<Vec<f32>> = want.iter().map(|w| vec![f32::NAN; w.len()]).collect();
+                let mut outs: Vec<&mut [f32]> = got.iter_mut().map(|v| &mut v[..]).collect();
+                k.run_f32(&refs, &mut outs, batch).unwrap();
+                for (j, (o, w)) in got.iter().zip(&want).enumerate() {
+                    let scale = 1.0 + w.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    for (i, (a, b)) in o.iter().zip(w).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 2e-4 * scale,
+                            "{} ({form}), batch {batch}: output {} [{i}] gpu {a} vs interp {b}",
+                            g.name,
+                            g.outputs[j].name
+                        );
+                    }
                 }
             }
         }
@@ -302,6 +318,12 @@ fn tiled_matrix_products_match_the_interpreter_bit_for_bit() {
 /// Runs `g` on `gpu` and the f32 interpreter over each batch; the outputs
 /// must agree to the bit.
 fn bitwise(gpu: &Gpu, g: &Graph, batches: &[usize], what: &str) {
+    for (gpu, form) in both(gpu) {
+        bitwise_form(&gpu, g, batches, &format!("{what} ({form})"));
+    }
+}
+
+fn bitwise_form(gpu: &Gpu, g: &Graph, batches: &[usize], what: &str) {
     let k32 = gpu.compile(g, DType::F32).unwrap();
     for &batch in batches {
         let ins = inputs_for(g, batch, batch as u64 + 17);

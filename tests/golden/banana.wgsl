@@ -102,118 +102,66 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
   return r;
 }
 
-// banana: 10 passes; invariant region 1 values, 14 values per sample
+// banana: 1 passes; invariant region 1 values, 15 values per sample
 
 const VB: u32 = 1u;
 
-// reshape [2] -> []
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let ix2 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
-  A[VB + 2u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ix2];
-}
-
-// sub [1, 3] -> []
-@compute @workgroup_size(64)
-fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 3u * P.batch + b * 1u + e] = (C[0u + e] - A[VB + 2u * P.batch + b * 1u + e]);
-}
-
-// sub [10, 11] -> []
-@compute @workgroup_size(64)
-fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let ix9 = ((1u + ((e) / 1u) % 1u * 1u) * 1u);
-  A[VB + 4u * P.batch + b * 1u + e] = (A[VB + 0u * P.batch + b * 2u + ix9] - sq(A[VB + 2u * P.batch + b * 1u + e]));
-}
-
-// add [7, 14] -> []
-@compute @workgroup_size(64)
-fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 5u * P.batch + b * 1u + e] = ((sq(A[VB + 3u * P.batch + b * 1u + e]) / C[1u + e]) + (C[2u + e] * sq(A[VB + 4u * P.batch + b * 1u + e])));
-}
-
-// mul [16, 12] -> []
-@compute @workgroup_size(64)
-fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 6u * P.batch + b * 1u + e] = (C[3u + e] * A[VB + 4u * P.batch + b * 1u + e]);
-}
-
-// broadcast [22] -> [1]
-@compute @workgroup_size(64)
-fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 1u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix23 = 0u;
-  A[0u + e] = C[4u + ix23];
-}
-
-// concat axis=0 [23, 21] -> [2]
-@compute @workgroup_size(64)
-fn n24(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c0 < 1u) { v = A[0u + ((c0 - 0u) * 1u)]; }
-  else if (c0 < 2u) { v = A[VB + 6u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
-  A[VB + 7u * P.batch + b * 2u + e] = v;
-}
-
-// reshape [27] -> [1]
-@compute @workgroup_size(64)
-fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 9u * P.batch + b * 1u + e] = ((((-A[VB + 6u * P.batch + b * 1u + e]) * C[1u + e]) * A[VB + 2u * P.batch + b * 1u + e]) + (-A[VB + 3u * P.batch + b * 1u + e]));
-}
-
-// concat axis=0 [28, 23] -> [2]
-@compute @workgroup_size(64)
-fn n29(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c0 < 1u) { v = A[VB + 9u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
-  else if (c0 < 2u) { v = A[0u + ((c0 - 1u) * 1u)]; }
-  A[VB + 10u * P.batch + b * 2u + e] = v;
-}
-
-// add [24, 29] -> [2]
-@compute @workgroup_size(64)
-fn n30(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 12u * P.batch + b * 2u + e] = (A[VB + 7u * P.batch + b * 2u + e] + A[VB + 10u * P.batch + b * 2u + e]);
+  if (i >= P.batch) { return; }
+  let b = i;
+  // reshape [2] -> []
+  for (var e = 0u; e < 1u; e++) {
+    let ix2 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
+    A[VB + 2u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ix2];
+  }
+  // sub [1, 3] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 3u * P.batch + b * 1u + e] = (C[0u + e] - A[VB + 2u * P.batch + b * 1u + e]);
+  }
+  // sub [10, 11] -> []
+  for (var e = 0u; e < 1u; e++) {
+    let ix9 = ((1u + ((e) / 1u) % 1u * 1u) * 1u);
+    A[VB + 4u * P.batch + b * 1u + e] = (A[VB + 0u * P.batch + b * 2u + ix9] - sq(A[VB + 2u * P.batch + b * 1u + e]));
+  }
+  // add [7, 14] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 5u * P.batch + b * 1u + e] = ((sq(A[VB + 3u * P.batch + b * 1u + e]) / C[1u + e]) + (C[2u + e] * sq(A[VB + 4u * P.batch + b * 1u + e])));
+  }
+  // mul [16, 12] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 6u * P.batch + b * 1u + e] = (C[3u + e] * A[VB + 4u * P.batch + b * 1u + e]);
+  }
+  // broadcast [22] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    let ix23 = 0u;
+    A[VB + 7u * P.batch + b * 1u + e] = C[4u + ix23];
+  }
+  // concat axis=0 [23, 21] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let c0 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c0 < 1u) { v = A[VB + 7u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+    else if (c0 < 2u) { v = A[VB + 6u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
+    A[VB + 8u * P.batch + b * 2u + e] = v;
+  }
+  // reshape [27] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 10u * P.batch + b * 1u + e] = ((((-A[VB + 6u * P.batch + b * 1u + e]) * C[1u + e]) * A[VB + 2u * P.batch + b * 1u + e]) + (-A[VB + 3u * P.batch + b * 1u + e]));
+  }
+  // concat axis=0 [28, 23] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let c0 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c0 < 1u) { v = A[VB + 10u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+    else if (c0 < 2u) { v = A[VB + 7u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
+    A[VB + 11u * P.batch + b * 2u + e] = v;
+  }
+  // add [24, 29] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 13u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 2u + e] + A[VB + 11u * P.batch + b * 2u + e]);
+  }
 }
 

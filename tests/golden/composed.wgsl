@@ -102,549 +102,291 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
   return r;
 }
 
-// ring: 7 passes; invariant region 1 values, 11 values per sample
+// ring: 1 passes; invariant region 1 values, 11 values per sample
 
 const VB: u32 = 1u;
 
-// powc 2 [0] -> [2]
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n1(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
-}
-
-// sum[0] [1] -> []
-@compute @workgroup_size(64)
-fn n2(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = acc + A[VB + 2u * P.batch + b * 2u + (r0 * 1u)];
+  if (i >= P.batch) { return; }
+  let b = i;
+  // powc 2 [0] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
   }
-  A[VB + 4u * P.batch + b * 1u + e] = acc;
-}
-
-// sqrt [2] -> []
-@compute @workgroup_size(64)
-fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 5u * P.batch + b * 1u + e] = sqrt_s(A[VB + 4u * P.batch + b * 1u + e]);
-}
-
-// sub [3, 4] -> []
-@compute @workgroup_size(64)
-fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 6u * P.batch + b * 1u + e] = (A[VB + 5u * P.batch + b * 1u + e] - C[0u + e]);
-}
-
-// div [6, 7] -> []
-@compute @workgroup_size(64)
-fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 7u * P.batch + b * 1u + e] = (sq(A[VB + 6u * P.batch + b * 1u + e]) / C[1u + e]);
-}
-
-// mul [15, 4] -> []
-@compute @workgroup_size(64)
-fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 8u * P.batch + b * 1u + e] = ((((C[2u + e] * A[VB + 6u * P.batch + b * 1u + e]) * C[3u + e]) / A[VB + 5u * P.batch + b * 1u + e]) * C[0u + e]);
-}
-
-// mul [20, 0] -> [2]
-@compute @workgroup_size(64)
-fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let ix20 = 0u;
-  A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + ix20] * A[VB + 0u * P.batch + b * 2u + e]);
-}
-
-// blob: 7 passes; invariant region 2 values, 20 values per sample
-
-const VB: u32 = 2u;
-
-// matmul [1, 2] -> [2]
-@compute @workgroup_size(64)
-fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let row = e / 2u;
-  let col = e % 2u;
-  var acc = 0.0;
-  for (var p = 0u; p < 8u; p++) {
-    let prod = A[VB + 2u * P.batch + b * 8u + row * 8u + p] * C[0u + p * 2u + col];
-    acc = acc + prod;
+  // sum[0] [1] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 2u; r0++) {
+      acc = acc + A[VB + 2u * P.batch + b * 2u + (r0 * 1u)];
+    }
+    A[VB + 4u * P.batch + b * 1u + e] = acc;
   }
-  A[VB + 10u * P.batch + b * 2u + e] = acc;
-}
-
-// sub [0, 3] -> [2]
-@compute @workgroup_size(64)
-fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 12u * P.batch + b * 2u + e] = (A[VB + 0u * P.batch + b * 2u + e] - A[VB + 10u * P.batch + b * 2u + e]);
-}
-
-// powc 2 [4] -> [2]
-@compute @workgroup_size(64)
-fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 14u * P.batch + b * 2u + e] = sq(A[VB + 12u * P.batch + b * 2u + e]);
-}
-
-// sum[0] [5] -> []
-@compute @workgroup_size(64)
-fn n6(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = acc + A[VB + 14u * P.batch + b * 2u + (r0 * 1u)];
+  // sqrt [2] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 5u * P.batch + b * 1u + e] = sqrt_s(A[VB + 4u * P.batch + b * 1u + e]);
   }
-  A[VB + 16u * P.batch + b * 1u + e] = acc;
+  // sub [3, 4] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 6u * P.batch + b * 1u + e] = (A[VB + 5u * P.batch + b * 1u + e] - C[0u + e]);
+  }
+  // div [6, 7] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 7u * P.batch + b * 1u + e] = (sq(A[VB + 6u * P.batch + b * 1u + e]) / C[1u + e]);
+  }
+  // mul [15, 4] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 8u * P.batch + b * 1u + e] = ((((C[2u + e] * A[VB + 6u * P.batch + b * 1u + e]) * C[3u + e]) / A[VB + 5u * P.batch + b * 1u + e]) * C[0u + e]);
+  }
+  // mul [20, 0] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let ix20 = 0u;
+    A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + ix20] * A[VB + 0u * P.batch + b * 2u + e]);
+  }
 }
 
-// div [6, 7] -> []
-@compute @workgroup_size(64)
-fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 17u * P.batch + b * 1u + e] = (A[VB + 16u * P.batch + b * 1u + e] / C[16u + e]);
-}
-
-// broadcast [13] -> [2]
-@compute @workgroup_size(64)
-fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 2u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix14 = 0u;
-  A[0u + e] = C[17u + ix14];
-}
-
-// mul [14, 4] -> [2]
-@compute @workgroup_size(64)
-fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 18u * P.batch + b * 2u + e] = (A[0u + e] * A[VB + 12u * P.batch + b * 2u + e]);
-}
-
-// left: 5 passes; invariant region 1 values, 7 values per sample
+// blob: 1 passes; invariant region 1 values, 20 values per sample
 
 const VB: u32 = 1u;
 
-// mul [1, 3] -> []
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let ix2 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
-  A[VB + 2u * P.batch + b * 1u + e] = (C[0u + e] * A[VB + 0u * P.batch + b * 2u + ix2]);
-}
-
-// softplus [4] -> []
-@compute @workgroup_size(64)
-fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 3u * P.batch + b * 1u + e] = softplus_s(A[VB + 2u * P.batch + b * 1u + e]);
-}
-
-// reshape [8] -> [1]
-@compute @workgroup_size(64)
-fn n9(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 4u * P.batch + b * 1u + e] = (sigmoid_s(A[VB + 2u * P.batch + b * 1u + e]) * C[0u + e]);
-}
-
-// broadcast [10] -> [1]
-@compute @workgroup_size(64)
-fn n11(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 1u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix11 = 0u;
-  A[0u + e] = C[1u + ix11];
-}
-
-// concat axis=0 [9, 11] -> [2]
-@compute @workgroup_size(64)
-fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c0 < 1u) { v = A[VB + 4u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
-  else if (c0 < 2u) { v = A[0u + ((c0 - 1u) * 1u)]; }
-  A[VB + 5u * P.batch + b * 2u + e] = v;
-}
-
-// composed: 28 passes; invariant region 2 values, 38 values per sample
-
-const VB: u32 = 2u;
-
-// powc 2 [0] -> [2]
-@compute @workgroup_size(64)
-fn n1(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
-}
-
-// sum[0] [1] -> []
-@compute @workgroup_size(64)
-fn n2(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = acc + A[VB + 2u * P.batch + b * 2u + (r0 * 1u)];
+  if (i >= P.batch) { return; }
+  let b = i;
+  // matmul [1, 2] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let row = e / 2u;
+    let col = e % 2u;
+    var acc = 0.0;
+    for (var p = 0u; p < 8u; p++) {
+      let prod = A[VB + 2u * P.batch + b * 8u + row * 8u + p] * C[0u + p * 2u + col];
+      acc = acc + prod;
+    }
+    A[VB + 10u * P.batch + b * 2u + e] = acc;
   }
-  A[VB + 4u * P.batch + b * 1u + e] = acc;
-}
-
-// sqrt [2] -> []
-@compute @workgroup_size(64)
-fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 5u * P.batch + b * 1u + e] = sqrt_s(A[VB + 4u * P.batch + b * 1u + e]);
-}
-
-// sub [3, 4] -> []
-@compute @workgroup_size(64)
-fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 6u * P.batch + b * 1u + e] = (A[VB + 5u * P.batch + b * 1u + e] - C[36u + e]);
-}
-
-// sub [0, 11] -> [2]
-@compute @workgroup_size(64)
-fn n12(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 7u * P.batch + b * 2u + e] = (A[VB + 0u * P.batch + b * 2u + e] - C[32u + e]);
-}
-
-// powc 2 [12] -> [2]
-@compute @workgroup_size(64)
-fn n13(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 9u * P.batch + b * 2u + e] = sq(A[VB + 7u * P.batch + b * 2u + e]);
-}
-
-// sum[0] [13] -> []
-@compute @workgroup_size(64)
-fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = acc + A[VB + 9u * P.batch + b * 2u + (r0 * 1u)];
+  // sub [0, 3] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 12u * P.batch + b * 2u + e] = (A[VB + 0u * P.batch + b * 2u + e] - A[VB + 10u * P.batch + b * 2u + e]);
   }
-  A[VB + 11u * P.batch + b * 1u + e] = acc;
-}
-
-// reshape [17] -> [1]
-@compute @workgroup_size(64)
-fn n18(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 12u * P.batch + b * 1u + e] = (-(A[VB + 11u * P.batch + b * 1u + e] / C[38u + e]));
-}
-
-// sub [0, 20] -> [2]
-@compute @workgroup_size(64)
-fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 13u * P.batch + b * 2u + e] = (A[VB + 0u * P.batch + b * 2u + e] - C[34u + e]);
-}
-
-// powc 2 [21] -> [2]
-@compute @workgroup_size(64)
-fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 15u * P.batch + b * 2u + e] = sq(A[VB + 13u * P.batch + b * 2u + e]);
-}
-
-// sum[0] [22] -> []
-@compute @workgroup_size(64)
-fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = acc + A[VB + 15u * P.batch + b * 2u + (r0 * 1u)];
+  // powc 2 [4] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 14u * P.batch + b * 2u + e] = sq(A[VB + 12u * P.batch + b * 2u + e]);
   }
-  A[VB + 17u * P.batch + b * 1u + e] = acc;
-}
-
-// reshape [25] -> [1]
-@compute @workgroup_size(64)
-fn n26(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 18u * P.batch + b * 1u + e] = (-(A[VB + 17u * P.batch + b * 1u + e] / C[38u + e]));
-}
-
-// concat axis=0 [18, 26] -> [2]
-@compute @workgroup_size(64)
-fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c0 < 1u) { v = A[VB + 12u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
-  else if (c0 < 2u) { v = A[VB + 18u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
-  A[VB + 19u * P.batch + b * 2u + e] = v;
-}
-
-// max[0] [27] -> []
-@compute @workgroup_size(64)
-fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = bitcast<f32>(0xff800000u);
-  for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = max_number(acc, A[VB + 19u * P.batch + b * 2u + (r0 * 1u)]);
+  // sum[0] [5] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 2u; r0++) {
+      acc = acc + A[VB + 14u * P.batch + b * 2u + (r0 * 1u)];
+    }
+    A[VB + 16u * P.batch + b * 1u + e] = acc;
   }
-  A[VB + 21u * P.batch + b * 1u + e] = acc;
-}
-
-// exp [32] -> [2]
-@compute @workgroup_size(64)
-fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let ix31 = 0u;
-  A[VB + 22u * P.batch + b * 2u + e] = exp_s((A[VB + 19u * P.batch + b * 2u + e] - A[VB + 21u * P.batch + b * 1u + ix31]));
-}
-
-// sum[0] [33] -> []
-@compute @workgroup_size(64)
-fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = acc + A[VB + 22u * P.batch + b * 2u + (r0 * 1u)];
+  // div [6, 7] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 17u * P.batch + b * 1u + e] = (A[VB + 16u * P.batch + b * 1u + e] / C[16u + e]);
   }
-  A[VB + 24u * P.batch + b * 1u + e] = acc;
+  // mul [14, 4] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let ix14 = 0u;
+    A[VB + 18u * P.batch + b * 2u + e] = (C[17u + ix14] * A[VB + 12u * P.batch + b * 2u + e]);
+  }
 }
 
-// mul [39, 41] -> []
+// left: 1 passes; invariant region 1 values, 8 values per sample
+
+const VB: u32 = 1u;
+
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n42(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let ix40 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
-  A[VB + 25u * P.batch + b * 1u + e] = (C[39u + e] * A[VB + 0u * P.batch + b * 2u + ix40]);
+  if (i >= P.batch) { return; }
+  let b = i;
+  // mul [1, 3] -> []
+  for (var e = 0u; e < 1u; e++) {
+    let ix2 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
+    A[VB + 2u * P.batch + b * 1u + e] = (C[0u + e] * A[VB + 0u * P.batch + b * 2u + ix2]);
+  }
+  // softplus [4] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 3u * P.batch + b * 1u + e] = softplus_s(A[VB + 2u * P.batch + b * 1u + e]);
+  }
+  // reshape [8] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 4u * P.batch + b * 1u + e] = (sigmoid_s(A[VB + 2u * P.batch + b * 1u + e]) * C[0u + e]);
+  }
+  // broadcast [10] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    let ix11 = 0u;
+    A[VB + 5u * P.batch + b * 1u + e] = C[1u + ix11];
+  }
+  // concat axis=0 [9, 11] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let c0 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c0 < 1u) { v = A[VB + 4u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+    else if (c0 < 2u) { v = A[VB + 5u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
+    A[VB + 6u * P.batch + b * 2u + e] = v;
+  }
 }
 
-// add [38, 45] -> []
-@compute @workgroup_size(64)
-fn n46(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 26u * P.batch + b * 1u + e] = (((sq(A[VB + 6u * P.batch + b * 1u + e]) / C[37u + e]) + (-(A[VB + 21u * P.batch + b * 1u + e] + log_s(A[VB + 24u * P.batch + b * 1u + e])))) + (-(C[38u + e] * softplus_s(A[VB + 25u * P.batch + b * 1u + e]))));
-}
+// composed: 1 passes; invariant region 1 values, 39 values per sample
 
-// neg [15] -> []
-@compute @workgroup_size(64)
-fn n49(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 1u) { return; }
-  let b = 0u;
-  let e = i;
-  A[0u + e] = (-C[38u + e]);
-}
+const VB: u32 = 1u;
 
-// reshape [52] -> [1]
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n53(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 27u * P.batch + b * 1u + e] = ((A[0u + e] * sigmoid_s(A[VB + 25u * P.batch + b * 1u + e])) * C[39u + e]);
-}
-
-// broadcast [54] -> [1]
-@compute @workgroup_size(64)
-fn n55(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 1u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix55 = 0u;
-  A[1u + e] = C[41u + ix55];
-}
-
-// concat axis=0 [53, 55] -> [2]
-@compute @workgroup_size(64)
-fn n56(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c0 < 1u) { v = A[VB + 27u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
-  else if (c0 < 2u) { v = A[1u + ((c0 - 1u) * 1u)]; }
-  A[VB + 28u * P.batch + b * 2u + e] = v;
-}
-
-// div [48, 34] -> []
-@compute @workgroup_size(64)
-fn n57(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 30u * P.batch + b * 1u + e] = (C[40u + e] / A[VB + 24u * P.batch + b * 1u + e]);
-}
-
-// mul [59, 33] -> [2]
-@compute @workgroup_size(64)
-fn n60(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let ix59 = 0u;
-  A[VB + 31u * P.batch + b * 2u + e] = (A[VB + 30u * P.batch + b * 1u + ix59] * A[VB + 22u * P.batch + b * 2u + e]);
-}
-
-// mul [65, 4] -> []
-@compute @workgroup_size(64)
-fn n69(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let ix62 = ((1u + ((e) / 1u) % 1u * 1u) * 1u);
-  A[VB + 33u * P.batch + b * 1u + e] = (((-A[VB + 31u * P.batch + b * 2u + ix62]) / C[38u + e]) * C[36u + e]);
-}
-
-// mul [75, 4] -> []
-@compute @workgroup_size(64)
-fn n78(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let ix61 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
-  A[VB + 34u * P.batch + b * 1u + e] = (((-A[VB + 31u * P.batch + b * 2u + ix61]) / C[38u + e]) * C[36u + e]);
-}
-
-// mul [86, 4] -> []
-@compute @workgroup_size(64)
-fn n89(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 35u * P.batch + b * 1u + e] = ((((C[42u + e] * A[VB + 6u * P.batch + b * 1u + e]) * C[38u + e]) / A[VB + 5u * P.batch + b * 1u + e]) * C[36u + e]);
-}
-
-// add [81, 91] -> [2]
-@compute @workgroup_size(64)
-fn n92(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let ix70 = 0u;
-  let ix79 = 0u;
-  let ix90 = 0u;
-  A[VB + 36u * P.batch + b * 2u + e] = (((A[VB + 28u * P.batch + b * 2u + e] + (A[VB + 33u * P.batch + b * 1u + ix70] * A[VB + 13u * P.batch + b * 2u + e])) + (A[VB + 34u * P.batch + b * 1u + ix79] * A[VB + 7u * P.batch + b * 2u + e])) + (A[VB + 35u * P.batch + b * 1u + ix90] * A[VB + 0u * P.batch + b * 2u + e]));
+  if (i >= P.batch) { return; }
+  let b = i;
+  // powc 2 [0] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
+  }
+  // sum[0] [1] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 2u; r0++) {
+      acc = acc + A[VB + 2u * P.batch + b * 2u + (r0 * 1u)];
+    }
+    A[VB + 4u * P.batch + b * 1u + e] = acc;
+  }
+  // sqrt [2] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 5u * P.batch + b * 1u + e] = sqrt_s(A[VB + 4u * P.batch + b * 1u + e]);
+  }
+  // sub [3, 4] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 6u * P.batch + b * 1u + e] = (A[VB + 5u * P.batch + b * 1u + e] - C[36u + e]);
+  }
+  // sub [0, 11] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 7u * P.batch + b * 2u + e] = (A[VB + 0u * P.batch + b * 2u + e] - C[32u + e]);
+  }
+  // powc 2 [12] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 9u * P.batch + b * 2u + e] = sq(A[VB + 7u * P.batch + b * 2u + e]);
+  }
+  // sum[0] [13] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 2u; r0++) {
+      acc = acc + A[VB + 9u * P.batch + b * 2u + (r0 * 1u)];
+    }
+    A[VB + 11u * P.batch + b * 1u + e] = acc;
+  }
+  // reshape [17] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 12u * P.batch + b * 1u + e] = (-(A[VB + 11u * P.batch + b * 1u + e] / C[38u + e]));
+  }
+  // sub [0, 20] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 13u * P.batch + b * 2u + e] = (A[VB + 0u * P.batch + b * 2u + e] - C[34u + e]);
+  }
+  // powc 2 [21] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 15u * P.batch + b * 2u + e] = sq(A[VB + 13u * P.batch + b * 2u + e]);
+  }
+  // sum[0] [22] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 2u; r0++) {
+      acc = acc + A[VB + 15u * P.batch + b * 2u + (r0 * 1u)];
+    }
+    A[VB + 17u * P.batch + b * 1u + e] = acc;
+  }
+  // reshape [25] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 18u * P.batch + b * 1u + e] = (-(A[VB + 17u * P.batch + b * 1u + e] / C[38u + e]));
+  }
+  // concat axis=0 [18, 26] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let c0 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c0 < 1u) { v = A[VB + 12u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+    else if (c0 < 2u) { v = A[VB + 18u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
+    A[VB + 19u * P.batch + b * 2u + e] = v;
+  }
+  // max[0] [27] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = bitcast<f32>(0xff800000u);
+    for (var r0 = 0u; r0 < 2u; r0++) {
+      acc = max_number(acc, A[VB + 19u * P.batch + b * 2u + (r0 * 1u)]);
+    }
+    A[VB + 21u * P.batch + b * 1u + e] = acc;
+  }
+  // exp [32] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let ix31 = 0u;
+    A[VB + 22u * P.batch + b * 2u + e] = exp_s((A[VB + 19u * P.batch + b * 2u + e] - A[VB + 21u * P.batch + b * 1u + ix31]));
+  }
+  // sum[0] [33] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 2u; r0++) {
+      acc = acc + A[VB + 22u * P.batch + b * 2u + (r0 * 1u)];
+    }
+    A[VB + 24u * P.batch + b * 1u + e] = acc;
+  }
+  // mul [39, 41] -> []
+  for (var e = 0u; e < 1u; e++) {
+    let ix40 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
+    A[VB + 25u * P.batch + b * 1u + e] = (C[39u + e] * A[VB + 0u * P.batch + b * 2u + ix40]);
+  }
+  // add [38, 45] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 26u * P.batch + b * 1u + e] = (((sq(A[VB + 6u * P.batch + b * 1u + e]) / C[37u + e]) + (-(A[VB + 21u * P.batch + b * 1u + e] + log_s(A[VB + 24u * P.batch + b * 1u + e])))) + (-(C[38u + e] * softplus_s(A[VB + 25u * P.batch + b * 1u + e]))));
+  }
+  // reshape [52] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 27u * P.batch + b * 1u + e] = (((-C[38u + e]) * sigmoid_s(A[VB + 25u * P.batch + b * 1u + e])) * C[39u + e]);
+  }
+  // broadcast [54] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    let ix55 = 0u;
+    A[VB + 28u * P.batch + b * 1u + e] = C[41u + ix55];
+  }
+  // concat axis=0 [53, 55] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let c0 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c0 < 1u) { v = A[VB + 27u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+    else if (c0 < 2u) { v = A[VB + 28u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
+    A[VB + 29u * P.batch + b * 2u + e] = v;
+  }
+  // div [48, 34] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 31u * P.batch + b * 1u + e] = (C[40u + e] / A[VB + 24u * P.batch + b * 1u + e]);
+  }
+  // mul [59, 33] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let ix59 = 0u;
+    A[VB + 32u * P.batch + b * 2u + e] = (A[VB + 31u * P.batch + b * 1u + ix59] * A[VB + 22u * P.batch + b * 2u + e]);
+  }
+  // mul [65, 4] -> []
+  for (var e = 0u; e < 1u; e++) {
+    let ix62 = ((1u + ((e) / 1u) % 1u * 1u) * 1u);
+    A[VB + 34u * P.batch + b * 1u + e] = (((-A[VB + 32u * P.batch + b * 2u + ix62]) / C[38u + e]) * C[36u + e]);
+  }
+  // mul [75, 4] -> []
+  for (var e = 0u; e < 1u; e++) {
+    let ix61 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
+    A[VB + 35u * P.batch + b * 1u + e] = (((-A[VB + 32u * P.batch + b * 2u + ix61]) / C[38u + e]) * C[36u + e]);
+  }
+  // mul [86, 4] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 36u * P.batch + b * 1u + e] = ((((C[42u + e] * A[VB + 6u * P.batch + b * 1u + e]) * C[38u + e]) / A[VB + 5u * P.batch + b * 1u + e]) * C[36u + e]);
+  }
+  // add [81, 91] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let ix70 = 0u;
+    let ix79 = 0u;
+    let ix90 = 0u;
+    A[VB + 37u * P.batch + b * 2u + e] = (((A[VB + 29u * P.batch + b * 2u + e] + (A[VB + 34u * P.batch + b * 1u + ix70] * A[VB + 13u * P.batch + b * 2u + e])) + (A[VB + 35u * P.batch + b * 1u + ix79] * A[VB + 7u * P.batch + b * 2u + e])) + (A[VB + 36u * P.batch + b * 1u + ix90] * A[VB + 0u * P.batch + b * 2u + e]));
+  }
 }
 

@@ -102,1121 +102,633 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
   return r;
 }
 
-// c: 42 passes; invariant region 94 values, 766 values per sample
+// c: 1 passes; invariant region 10 values, 814 values per sample
 
-const VB: u32 = 94u;
+const VB: u32 = 10u;
 
-// concat axis=1 [3, 0, 4] -> [1, 7, 4]
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 28u) { return; }
-  let b = i / 28u;
-  let e = i % 28u;
-  let c0 = (e / 28u) % 1u;
-  let c1 = (e / 4u) % 7u;
-  let c2 = (e / 1u) % 4u;
-  var v = 0.0;
-  if (c1 < 1u) { v = C[7u + (c0 * 4u + (c1 - 0u) * 4u + c2 * 1u)]; }
-  else if (c1 < 5u) { v = A[VB + 0u * P.batch + b * 16u + (c0 * 16u + (c1 - 1u) * 4u + c2 * 1u)]; }
-  else if (c1 < 7u) { v = C[11u + (c0 * 8u + (c1 - 5u) * 4u + c2 * 1u)]; }
-  A[VB + 16u * P.batch + b * 28u + e] = v;
-}
-
-// concat axis=2 [2, 5, 6] -> [1, 7, 7]
-@compute @workgroup_size(64)
-fn n7(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 49u) { return; }
-  let b = i / 49u;
-  let e = i % 49u;
-  let c0 = (e / 49u) % 1u;
-  let c1 = (e / 7u) % 7u;
-  let c2 = (e / 1u) % 7u;
-  var v = 0.0;
-  if (c2 < 1u) { v = C[0u + (c0 * 7u + c1 * 1u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 5u) { v = A[VB + 16u * P.batch + b * 28u + (c0 * 28u + c1 * 4u + (c2 - 1u) * 1u)]; }
-  else if (c2 < 7u) { v = C[19u + (c0 * 14u + c1 * 2u + (c2 - 5u) * 1u)]; }
-  A[VB + 44u * P.batch + b * 49u + e] = v;
-}
-
-// reshape [10] -> [1, 3, 7]
-@compute @workgroup_size(64)
-fn n11(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 21u) { return; }
-  let b = i / 21u;
-  let e = i % 21u;
-  let ix10 = (((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u);
-  let ix8 = (((ix10) / 42u) % 1u * 49u + (0u + ((ix10) / 7u) % 6u * 1u) * 7u + ((ix10) / 1u) % 7u * 1u);
-  A[VB + 93u * P.batch + b * 21u + e] = A[VB + 44u * P.batch + b * 49u + ix8];
-}
-
-// reshape [14] -> [1, 1, 9]
-@compute @workgroup_size(64)
-fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let ix14 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
-  let ix12 = (((ix14) / 18u) % 1u * 21u + ((ix14) / 6u) % 3u * 7u + (0u + ((ix14) / 1u) % 6u * 1u) * 1u);
-  A[VB + 114u * P.batch + b * 9u + e] = A[VB + 93u * P.batch + b * 21u + ix12];
-}
-
-// reshape [19] -> [1, 1, 9]
-@compute @workgroup_size(64)
-fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let ix19 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
-  let ix17 = (((ix19) / 18u) % 1u * 21u + ((ix19) / 6u) % 3u * 7u + (1u + ((ix19) / 1u) % 6u * 1u) * 1u);
-  A[VB + 123u * P.batch + b * 9u + e] = A[VB + 93u * P.batch + b * 21u + ix17];
-}
-
-// reshape [24] -> [1, 3, 7]
-@compute @workgroup_size(64)
-fn n25(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 21u) { return; }
-  let b = i / 21u;
-  let e = i % 21u;
-  let ix24 = (((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u);
-  let ix22 = (((ix24) / 42u) % 1u * 49u + (1u + ((ix24) / 7u) % 6u * 1u) * 7u + ((ix24) / 1u) % 7u * 1u);
-  A[VB + 132u * P.batch + b * 21u + e] = A[VB + 44u * P.batch + b * 49u + ix22];
-}
-
-// reshape [28] -> [1, 1, 9]
-@compute @workgroup_size(64)
-fn n30(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let ix28 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
-  let ix26 = (((ix28) / 18u) % 1u * 21u + ((ix28) / 6u) % 3u * 7u + (0u + ((ix28) / 1u) % 6u * 1u) * 1u);
-  A[VB + 153u * P.batch + b * 9u + e] = A[VB + 132u * P.batch + b * 21u + ix26];
-}
-
-// reshape [33] -> [1, 1, 9]
-@compute @workgroup_size(64)
-fn n35(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let ix33 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
-  let ix31 = (((ix33) / 18u) % 1u * 21u + ((ix33) / 6u) % 3u * 7u + (1u + ((ix33) / 1u) % 6u * 1u) * 1u);
-  A[VB + 162u * P.batch + b * 9u + e] = A[VB + 132u * P.batch + b * 21u + ix31];
-}
-
-// concat axis=1 [16, 21, 30, 35] -> [1, 4, 9]
-@compute @workgroup_size(64)
-fn n36(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 36u) { return; }
-  let b = i / 36u;
-  let e = i % 36u;
-  let c0 = (e / 36u) % 1u;
-  let c1 = (e / 9u) % 4u;
-  let c2 = (e / 1u) % 9u;
-  var v = 0.0;
-  if (c1 < 1u) { v = A[VB + 114u * P.batch + b * 9u + (c0 * 9u + (c1 - 0u) * 9u + c2 * 1u)]; }
-  else if (c1 < 2u) { v = A[VB + 123u * P.batch + b * 9u + (c0 * 9u + (c1 - 1u) * 9u + c2 * 1u)]; }
-  else if (c1 < 3u) { v = A[VB + 153u * P.batch + b * 9u + (c0 * 9u + (c1 - 2u) * 9u + c2 * 1u)]; }
-  else if (c1 < 4u) { v = A[VB + 162u * P.batch + b * 9u + (c0 * 9u + (c1 - 3u) * 9u + c2 * 1u)]; }
-  A[VB + 171u * P.batch + b * 36u + e] = v;
-}
-
-// matmul [1, 37] -> [2, 9]
-@compute @workgroup_size(64)
-fn n38(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  let row = e / 9u;
-  let col = e % 9u;
-  var acc = 0.0;
-  for (var p = 0u; p < 4u; p++) {
-    let prod = A[0u + row * 4u + p] * A[VB + 171u * P.batch + b * 36u + p * 9u + col];
-    acc = acc + prod;
+  if (i >= P.batch) { return; }
+  let b = i;
+  // concat axis=1 [3, 0, 4] -> [1, 7, 4]
+  for (var e = 0u; e < 28u; e++) {
+    let c0 = (e / 28u) % 1u;
+    let c1 = (e / 4u) % 7u;
+    let c2 = (e / 1u) % 4u;
+    var v = 0.0;
+    if (c1 < 1u) { v = C[7u + (c0 * 4u + (c1 - 0u) * 4u + c2 * 1u)]; }
+    else if (c1 < 5u) { v = A[VB + 0u * P.batch + b * 16u + (c0 * 16u + (c1 - 1u) * 4u + c2 * 1u)]; }
+    else if (c1 < 7u) { v = C[11u + (c0 * 8u + (c1 - 5u) * 4u + c2 * 1u)]; }
+    A[VB + 16u * P.batch + b * 28u + e] = v;
   }
-  A[VB + 207u * P.batch + b * 18u + e] = acc;
-}
-
-// broadcast [40] -> [2, 9]
-@compute @workgroup_size(64)
-fn n41(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 18u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix41 = (((e) / 9u) % 2u * 1u);
-  A[10u + e] = A[8u + ix41];
-}
-
-// reshape [42] -> [2, 3, 3]
-@compute @workgroup_size(64)
-fn n43(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  A[VB + 225u * P.batch + b * 18u + e] = (A[VB + 207u * P.batch + b * 18u + e] + A[10u + e]);
-}
-
-// sigmoid [43] -> [2, 3, 3]
-@compute @workgroup_size(64)
-fn n44(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  A[VB + 243u * P.batch + b * 18u + e] = sigmoid_s(A[VB + 225u * P.batch + b * 18u + e]);
-}
-
-// mul [43, 44] -> [2, 3, 3]
-@compute @workgroup_size(64)
-fn n45(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  A[VB + 261u * P.batch + b * 18u + e] = (A[VB + 225u * P.batch + b * 18u + e] * A[VB + 243u * P.batch + b * 18u + e]);
-}
-
-// sum[0, 1, 2] [45] -> []
-@compute @workgroup_size(64)
-fn n46(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 2u; r0++) {
-    for (var r1 = 0u; r1 < 3u; r1++) {
-      for (var r2 = 0u; r2 < 3u; r2++) {
-        acc = acc + A[VB + 261u * P.batch + b * 18u + (r0 * 9u + r1 * 3u + r2 * 1u)];
+  // concat axis=2 [2, 5, 6] -> [1, 7, 7]
+  for (var e = 0u; e < 49u; e++) {
+    let c0 = (e / 49u) % 1u;
+    let c1 = (e / 7u) % 7u;
+    let c2 = (e / 1u) % 7u;
+    var v = 0.0;
+    if (c2 < 1u) { v = C[0u + (c0 * 7u + c1 * 1u + (c2 - 0u) * 1u)]; }
+    else if (c2 < 5u) { v = A[VB + 16u * P.batch + b * 28u + (c0 * 28u + c1 * 4u + (c2 - 1u) * 1u)]; }
+    else if (c2 < 7u) { v = C[19u + (c0 * 14u + c1 * 2u + (c2 - 5u) * 1u)]; }
+    A[VB + 44u * P.batch + b * 49u + e] = v;
+  }
+  // reshape [10] -> [1, 3, 7]
+  for (var e = 0u; e < 21u; e++) {
+    let ix10 = (((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u);
+    let ix8 = (((ix10) / 42u) % 1u * 49u + (0u + ((ix10) / 7u) % 6u * 1u) * 7u + ((ix10) / 1u) % 7u * 1u);
+    A[VB + 93u * P.batch + b * 21u + e] = A[VB + 44u * P.batch + b * 49u + ix8];
+  }
+  // reshape [14] -> [1, 1, 9]
+  for (var e = 0u; e < 9u; e++) {
+    let ix14 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+    let ix12 = (((ix14) / 18u) % 1u * 21u + ((ix14) / 6u) % 3u * 7u + (0u + ((ix14) / 1u) % 6u * 1u) * 1u);
+    A[VB + 114u * P.batch + b * 9u + e] = A[VB + 93u * P.batch + b * 21u + ix12];
+  }
+  // reshape [19] -> [1, 1, 9]
+  for (var e = 0u; e < 9u; e++) {
+    let ix19 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+    let ix17 = (((ix19) / 18u) % 1u * 21u + ((ix19) / 6u) % 3u * 7u + (1u + ((ix19) / 1u) % 6u * 1u) * 1u);
+    A[VB + 123u * P.batch + b * 9u + e] = A[VB + 93u * P.batch + b * 21u + ix17];
+  }
+  // reshape [24] -> [1, 3, 7]
+  for (var e = 0u; e < 21u; e++) {
+    let ix24 = (((e) / 21u) % 1u * 42u + ((e) / 7u) % 3u * 14u + (0u + ((e) / 7u) % 1u * 1u) * 7u + ((e) / 1u) % 7u * 1u);
+    let ix22 = (((ix24) / 42u) % 1u * 49u + (1u + ((ix24) / 7u) % 6u * 1u) * 7u + ((ix24) / 1u) % 7u * 1u);
+    A[VB + 132u * P.batch + b * 21u + e] = A[VB + 44u * P.batch + b * 49u + ix22];
+  }
+  // reshape [28] -> [1, 1, 9]
+  for (var e = 0u; e < 9u; e++) {
+    let ix28 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+    let ix26 = (((ix28) / 18u) % 1u * 21u + ((ix28) / 6u) % 3u * 7u + (0u + ((ix28) / 1u) % 6u * 1u) * 1u);
+    A[VB + 153u * P.batch + b * 9u + e] = A[VB + 132u * P.batch + b * 21u + ix26];
+  }
+  // reshape [33] -> [1, 1, 9]
+  for (var e = 0u; e < 9u; e++) {
+    let ix33 = (((e) / 9u) % 1u * 18u + ((e) / 3u) % 3u * 6u + ((e) / 1u) % 3u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+    let ix31 = (((ix33) / 18u) % 1u * 21u + ((ix33) / 6u) % 3u * 7u + (1u + ((ix33) / 1u) % 6u * 1u) * 1u);
+    A[VB + 162u * P.batch + b * 9u + e] = A[VB + 132u * P.batch + b * 21u + ix31];
+  }
+  // concat axis=1 [16, 21, 30, 35] -> [1, 4, 9]
+  for (var e = 0u; e < 36u; e++) {
+    let c0 = (e / 36u) % 1u;
+    let c1 = (e / 9u) % 4u;
+    let c2 = (e / 1u) % 9u;
+    var v = 0.0;
+    if (c1 < 1u) { v = A[VB + 114u * P.batch + b * 9u + (c0 * 9u + (c1 - 0u) * 9u + c2 * 1u)]; }
+    else if (c1 < 2u) { v = A[VB + 123u * P.batch + b * 9u + (c0 * 9u + (c1 - 1u) * 9u + c2 * 1u)]; }
+    else if (c1 < 3u) { v = A[VB + 153u * P.batch + b * 9u + (c0 * 9u + (c1 - 2u) * 9u + c2 * 1u)]; }
+    else if (c1 < 4u) { v = A[VB + 162u * P.batch + b * 9u + (c0 * 9u + (c1 - 3u) * 9u + c2 * 1u)]; }
+    A[VB + 171u * P.batch + b * 36u + e] = v;
+  }
+  // matmul [1, 37] -> [2, 9]
+  for (var e = 0u; e < 18u; e++) {
+    let row = e / 9u;
+    let col = e % 9u;
+    var acc = 0.0;
+    for (var p = 0u; p < 4u; p++) {
+      let prod = A[0u + row * 4u + p] * A[VB + 171u * P.batch + b * 36u + p * 9u + col];
+      acc = acc + prod;
+    }
+    A[VB + 207u * P.batch + b * 18u + e] = acc;
+  }
+  // reshape [42] -> [2, 3, 3]
+  for (var e = 0u; e < 18u; e++) {
+    let ix41 = (((e) / 9u) % 2u * 1u);
+    A[VB + 225u * P.batch + b * 18u + e] = (A[VB + 207u * P.batch + b * 18u + e] + A[8u + ix41]);
+  }
+  // sigmoid [43] -> [2, 3, 3]
+  for (var e = 0u; e < 18u; e++) {
+    A[VB + 243u * P.batch + b * 18u + e] = sigmoid_s(A[VB + 225u * P.batch + b * 18u + e]);
+  }
+  // mul [43, 44] -> [2, 3, 3]
+  for (var e = 0u; e < 18u; e++) {
+    A[VB + 261u * P.batch + b * 18u + e] = (A[VB + 225u * P.batch + b * 18u + e] * A[VB + 243u * P.batch + b * 18u + e]);
+  }
+  // sum[0, 1, 2] [45] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 2u; r0++) {
+      for (var r1 = 0u; r1 < 3u; r1++) {
+        for (var r2 = 0u; r2 < 3u; r2++) {
+          acc = acc + A[VB + 261u * P.batch + b * 18u + (r0 * 9u + r1 * 3u + r2 * 1u)];
+        }
       }
     }
+    A[VB + 279u * P.batch + b * 1u + e] = acc;
   }
-  A[VB + 279u * P.batch + b * 1u + e] = acc;
-}
-
-// broadcast [47] -> [2, 3, 3]
-@compute @workgroup_size(64)
-fn n49(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 18u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix49 = 0u;
-  A[28u + e] = C[33u + ix49];
-}
-
-// reshape [53] -> [2, 9]
-@compute @workgroup_size(64)
-fn n54(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  A[VB + 280u * P.batch + b * 18u + e] = (A[VB + 243u * P.batch + b * 18u + e] + (A[VB + 225u * P.batch + b * 18u + e] * (A[VB + 243u * P.batch + b * 18u + e] * (A[28u + e] - A[VB + 243u * P.batch + b * 18u + e]))));
-}
-
-// transpose[1, 0] [1] -> [4, 2]
-@compute @workgroup_size(64)
-fn n55(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 8u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix55 = (((e) / 2u) % 4u * 1u + ((e) / 1u) % 2u * 4u);
-  A[46u + e] = A[0u + ix55];
-}
-
-// matmul [55, 54] -> [4, 9]
-@compute @workgroup_size(64)
-fn n56(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 36u) { return; }
-  let b = i / 36u;
-  let e = i % 36u;
-  let row = e / 9u;
-  let col = e % 9u;
-  var acc = 0.0;
-  for (var p = 0u; p < 2u; p++) {
-    let prod = A[46u + row * 2u + p] * A[VB + 280u * P.batch + b * 18u + p * 9u + col];
-    acc = acc + prod;
+  // reshape [53] -> [2, 9]
+  for (var e = 0u; e < 18u; e++) {
+    let ix49 = 0u;
+    A[VB + 280u * P.batch + b * 18u + e] = (A[VB + 243u * P.batch + b * 18u + e] + (A[VB + 225u * P.batch + b * 18u + e] * (A[VB + 243u * P.batch + b * 18u + e] * (C[33u + ix49] - A[VB + 243u * P.batch + b * 18u + e]))));
   }
-  A[VB + 298u * P.batch + b * 36u + e] = acc;
-}
-
-// reshape [61] -> [1, 3, 3, 1]
-@compute @workgroup_size(64)
-fn n63(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let ix61 = (((e) / 9u) % 1u * 36u + (3u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
-  A[VB + 334u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + ix61];
-}
-
-// broadcast [64] -> [1, 3, 3, 1]
-@compute @workgroup_size(64)
-fn n65(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 9u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix65 = 0u;
-  A[54u + e] = C[34u + ix65];
-}
-
-// concat axis=3 [63, 65] -> [1, 3, 3, 2]
-@compute @workgroup_size(64)
-fn n66(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  let c0 = (e / 18u) % 1u;
-  let c1 = (e / 6u) % 3u;
-  let c2 = (e / 2u) % 3u;
-  let c3 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 334u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
-  else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 343u * P.batch + b * 18u + e] = v;
-}
-
-// broadcast [64] -> [1, 3, 1]
-@compute @workgroup_size(64)
-fn n68(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 3u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix68 = 0u;
-  A[63u + e] = C[34u + ix68];
-}
-
-// concat axis=2 [68, 67] -> [1, 3, 7]
-@compute @workgroup_size(64)
-fn n69(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 21u) { return; }
-  let b = i / 21u;
-  let e = i % 21u;
-  let c0 = (e / 21u) % 1u;
-  let c1 = (e / 7u) % 3u;
-  let c2 = (e / 1u) % 7u;
-  var v = 0.0;
-  if (c2 < 1u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 7u) { v = A[VB + 343u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 1u) * 1u)]; }
-  A[VB + 361u * P.batch + b * 21u + e] = v;
-}
-
-// reshape [60] -> [1, 3, 3, 1]
-@compute @workgroup_size(64)
-fn n71(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let ix60 = (((e) / 9u) % 1u * 36u + (2u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
-  A[VB + 382u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + ix60];
-}
-
-// concat axis=3 [71, 65] -> [1, 3, 3, 2]
-@compute @workgroup_size(64)
-fn n72(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  let c0 = (e / 18u) % 1u;
-  let c1 = (e / 6u) % 3u;
-  let c2 = (e / 2u) % 3u;
-  let c3 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 382u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
-  else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 391u * P.batch + b * 18u + e] = v;
-}
-
-// concat axis=2 [73, 68] -> [1, 3, 7]
-@compute @workgroup_size(64)
-fn n74(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 21u) { return; }
-  let b = i / 21u;
-  let e = i % 21u;
-  let c0 = (e / 21u) % 1u;
-  let c1 = (e / 7u) % 3u;
-  let c2 = (e / 1u) % 7u;
-  var v = 0.0;
-  if (c2 < 6u) { v = A[VB + 391u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 7u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 6u) * 1u)]; }
-  A[VB + 409u * P.batch + b * 21u + e] = v;
-}
-
-// reshape [75] -> [1, 3, 1, 7]
-@compute @workgroup_size(64)
-fn n76(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 21u) { return; }
-  let b = i / 21u;
-  let e = i % 21u;
-  A[VB + 430u * P.batch + b * 21u + e] = (A[VB + 361u * P.batch + b * 21u + e] + A[VB + 409u * P.batch + b * 21u + e]);
-}
-
-// broadcast [64] -> [1, 3, 1, 7]
-@compute @workgroup_size(64)
-fn n77(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 21u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix77 = 0u;
-  A[66u + e] = C[34u + ix77];
-}
-
-// concat axis=2 [76, 77] -> [1, 3, 2, 7]
-@compute @workgroup_size(64)
-fn n78(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 42u) { return; }
-  let b = i / 42u;
-  let e = i % 42u;
-  let c0 = (e / 42u) % 1u;
-  let c1 = (e / 14u) % 3u;
-  let c2 = (e / 7u) % 2u;
-  let c3 = (e / 1u) % 7u;
-  var v = 0.0;
-  if (c2 < 1u) { v = A[VB + 430u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 0u) * 7u + c3 * 1u)]; }
-  else if (c2 < 2u) { v = A[66u + (c0 * 21u + c1 * 7u + (c2 - 1u) * 7u + c3 * 1u)]; }
-  A[VB + 451u * P.batch + b * 42u + e] = v;
-}
-
-// broadcast [64] -> [1, 1, 7]
-@compute @workgroup_size(64)
-fn n80(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 7u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix80 = 0u;
-  A[87u + e] = C[34u + ix80];
-}
-
-// concat axis=1 [80, 79] -> [1, 7, 7]
-@compute @workgroup_size(64)
-fn n81(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 49u) { return; }
-  let b = i / 49u;
-  let e = i % 49u;
-  let c0 = (e / 49u) % 1u;
-  let c1 = (e / 7u) % 7u;
-  let c2 = (e / 1u) % 7u;
-  var v = 0.0;
-  if (c1 < 1u) { v = A[87u + (c0 * 7u + (c1 - 0u) * 7u + c2 * 1u)]; }
-  else if (c1 < 7u) { v = A[VB + 451u * P.batch + b * 42u + (c0 * 42u + (c1 - 1u) * 7u + c2 * 1u)]; }
-  A[VB + 493u * P.batch + b * 49u + e] = v;
-}
-
-// reshape [59] -> [1, 3, 3, 1]
-@compute @workgroup_size(64)
-fn n83(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let ix59 = (((e) / 9u) % 1u * 36u + (1u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
-  A[VB + 542u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + ix59];
-}
-
-// concat axis=3 [83, 65] -> [1, 3, 3, 2]
-@compute @workgroup_size(64)
-fn n84(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  let c0 = (e / 18u) % 1u;
-  let c1 = (e / 6u) % 3u;
-  let c2 = (e / 2u) % 3u;
-  let c3 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 542u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
-  else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 551u * P.batch + b * 18u + e] = v;
-}
-
-// concat axis=2 [68, 85] -> [1, 3, 7]
-@compute @workgroup_size(64)
-fn n86(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 21u) { return; }
-  let b = i / 21u;
-  let e = i % 21u;
-  let c0 = (e / 21u) % 1u;
-  let c1 = (e / 7u) % 3u;
-  let c2 = (e / 1u) % 7u;
-  var v = 0.0;
-  if (c2 < 1u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 7u) { v = A[VB + 551u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 1u) * 1u)]; }
-  A[VB + 569u * P.batch + b * 21u + e] = v;
-}
-
-// reshape [58] -> [1, 3, 3, 1]
-@compute @workgroup_size(64)
-fn n88(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 9u) { return; }
-  let b = i / 9u;
-  let e = i % 9u;
-  let ix58 = (((e) / 9u) % 1u * 36u + (0u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
-  A[VB + 590u * P.batch + b * 9u + e] = A[VB + 298u * P.batch + b * 36u + ix58];
-}
-
-// concat axis=3 [88, 65] -> [1, 3, 3, 2]
-@compute @workgroup_size(64)
-fn n89(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 18u) { return; }
-  let b = i / 18u;
-  let e = i % 18u;
-  let c0 = (e / 18u) % 1u;
-  let c1 = (e / 6u) % 3u;
-  let c2 = (e / 2u) % 3u;
-  let c3 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 590u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
-  else if (c3 < 2u) { v = A[54u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 599u * P.batch + b * 18u + e] = v;
-}
-
-// concat axis=2 [90, 68] -> [1, 3, 7]
-@compute @workgroup_size(64)
-fn n91(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 21u) { return; }
-  let b = i / 21u;
-  let e = i % 21u;
-  let c0 = (e / 21u) % 1u;
-  let c1 = (e / 7u) % 3u;
-  let c2 = (e / 1u) % 7u;
-  var v = 0.0;
-  if (c2 < 6u) { v = A[VB + 599u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 7u) { v = A[63u + (c0 * 3u + c1 * 1u + (c2 - 6u) * 1u)]; }
-  A[VB + 617u * P.batch + b * 21u + e] = v;
-}
-
-// reshape [92] -> [1, 3, 1, 7]
-@compute @workgroup_size(64)
-fn n93(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 21u) { return; }
-  let b = i / 21u;
-  let e = i % 21u;
-  A[VB + 638u * P.batch + b * 21u + e] = (A[VB + 569u * P.batch + b * 21u + e] + A[VB + 617u * P.batch + b * 21u + e]);
-}
-
-// concat axis=2 [93, 77] -> [1, 3, 2, 7]
-@compute @workgroup_size(64)
-fn n94(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 42u) { return; }
-  let b = i / 42u;
-  let e = i % 42u;
-  let c0 = (e / 42u) % 1u;
-  let c1 = (e / 14u) % 3u;
-  let c2 = (e / 7u) % 2u;
-  let c3 = (e / 1u) % 7u;
-  var v = 0.0;
-  if (c2 < 1u) { v = A[VB + 638u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 0u) * 7u + c3 * 1u)]; }
-  else if (c2 < 2u) { v = A[66u + (c0 * 21u + c1 * 7u + (c2 - 1u) * 7u + c3 * 1u)]; }
-  A[VB + 659u * P.batch + b * 42u + e] = v;
-}
-
-// concat axis=1 [95, 80] -> [1, 7, 7]
-@compute @workgroup_size(64)
-fn n96(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 49u) { return; }
-  let b = i / 49u;
-  let e = i % 49u;
-  let c0 = (e / 49u) % 1u;
-  let c1 = (e / 7u) % 7u;
-  let c2 = (e / 1u) % 7u;
-  var v = 0.0;
-  if (c1 < 6u) { v = A[VB + 659u * P.batch + b * 42u + (c0 * 42u + (c1 - 0u) * 7u + c2 * 1u)]; }
-  else if (c1 < 7u) { v = A[87u + (c0 * 7u + (c1 - 6u) * 7u + c2 * 1u)]; }
-  A[VB + 701u * P.batch + b * 49u + e] = v;
-}
-
-// slice axis=1 start=1 [98] -> [1, 4, 4]
-@compute @workgroup_size(64)
-fn n99(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let ix99 = (((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
-  let ix98 = (((ix99) / 28u) % 1u * 49u + ((ix99) / 4u) % 7u * 7u + (1u + ((ix99) / 1u) % 4u * 1u) * 1u);
-  A[VB + 750u * P.batch + b * 16u + e] = (A[VB + 493u * P.batch + b * 49u + ix98] + A[VB + 701u * P.batch + b * 49u + ix98]);
-}
-
-// p: 40 passes; invariant region 25 values, 376 values per sample
-
-const VB: u32 = 25u;
-
-// concat axis=1 [0, 1] -> [1, 5, 4]
-@compute @workgroup_size(64)
-fn n2(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 20u) { return; }
-  let b = i / 20u;
-  let e = i % 20u;
-  let c0 = (e / 20u) % 1u;
-  let c1 = (e / 4u) % 5u;
-  let c2 = (e / 1u) % 4u;
-  var v = 0.0;
-  if (c1 < 4u) { v = A[VB + 0u * P.batch + b * 16u + (c0 * 16u + (c1 - 0u) * 4u + c2 * 1u)]; }
-  else if (c1 < 5u) { v = C[0u + (c0 * 4u + (c1 - 4u) * 4u + c2 * 1u)]; }
-  A[VB + 16u * P.batch + b * 20u + e] = v;
-}
-
-// concat axis=2 [2, 3] -> [1, 5, 5]
-@compute @workgroup_size(64)
-fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 25u) { return; }
-  let b = i / 25u;
-  let e = i % 25u;
-  let c0 = (e / 25u) % 1u;
-  let c1 = (e / 5u) % 5u;
-  let c2 = (e / 1u) % 5u;
-  var v = 0.0;
-  if (c2 < 4u) { v = A[VB + 16u * P.batch + b * 20u + (c0 * 20u + c1 * 4u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 5u) { v = C[4u + (c0 * 5u + c1 * 1u + (c2 - 4u) * 1u)]; }
-  A[VB + 36u * P.batch + b * 25u + e] = v;
-}
-
-// reshape [7] -> [1, 2, 5]
-@compute @workgroup_size(64)
-fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 10u) { return; }
-  let b = i / 10u;
-  let e = i % 10u;
-  let ix7 = (((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u);
-  let ix5 = (((ix7) / 20u) % 1u * 25u + (0u + ((ix7) / 5u) % 4u * 1u) * 5u + ((ix7) / 1u) % 5u * 1u);
-  A[VB + 61u * P.batch + b * 10u + e] = A[VB + 36u * P.batch + b * 25u + ix5];
-}
-
-// reshape [11] -> [1, 1, 4]
-@compute @workgroup_size(64)
-fn n13(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let ix11 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
-  let ix9 = (((ix11) / 8u) % 1u * 10u + ((ix11) / 4u) % 2u * 5u + (0u + ((ix11) / 1u) % 4u * 1u) * 1u);
-  A[VB + 71u * P.batch + b * 4u + e] = A[VB + 61u * P.batch + b * 10u + ix9];
-}
-
-// reshape [16] -> [1, 1, 4]
-@compute @workgroup_size(64)
-fn n18(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let ix16 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
-  let ix14 = (((ix16) / 8u) % 1u * 10u + ((ix16) / 4u) % 2u * 5u + (1u + ((ix16) / 1u) % 4u * 1u) * 1u);
-  A[VB + 75u * P.batch + b * 4u + e] = A[VB + 61u * P.batch + b * 10u + ix14];
-}
-
-// reshape [21] -> [1, 2, 5]
-@compute @workgroup_size(64)
-fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 10u) { return; }
-  let b = i / 10u;
-  let e = i % 10u;
-  let ix21 = (((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u);
-  let ix19 = (((ix21) / 20u) % 1u * 25u + (1u + ((ix21) / 5u) % 4u * 1u) * 5u + ((ix21) / 1u) % 5u * 1u);
-  A[VB + 79u * P.batch + b * 10u + e] = A[VB + 36u * P.batch + b * 25u + ix19];
-}
-
-// reshape [25] -> [1, 1, 4]
-@compute @workgroup_size(64)
-fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let ix25 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
-  let ix23 = (((ix25) / 8u) % 1u * 10u + ((ix25) / 4u) % 2u * 5u + (0u + ((ix25) / 1u) % 4u * 1u) * 1u);
-  A[VB + 89u * P.batch + b * 4u + e] = A[VB + 79u * P.batch + b * 10u + ix23];
-}
-
-// reshape [30] -> [1, 1, 4]
-@compute @workgroup_size(64)
-fn n32(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let ix30 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
-  let ix28 = (((ix30) / 8u) % 1u * 10u + ((ix30) / 4u) % 2u * 5u + (1u + ((ix30) / 1u) % 4u * 1u) * 1u);
-  A[VB + 93u * P.batch + b * 4u + e] = A[VB + 79u * P.batch + b * 10u + ix28];
-}
-
-// concat axis=1 [13, 18, 27, 32] -> [1, 4, 4]
-@compute @workgroup_size(64)
-fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let c0 = (e / 16u) % 1u;
-  let c1 = (e / 4u) % 4u;
-  let c2 = (e / 1u) % 4u;
-  var v = 0.0;
-  if (c1 < 1u) { v = A[VB + 71u * P.batch + b * 4u + (c0 * 4u + (c1 - 0u) * 4u + c2 * 1u)]; }
-  else if (c1 < 2u) { v = A[VB + 75u * P.batch + b * 4u + (c0 * 4u + (c1 - 1u) * 4u + c2 * 1u)]; }
-  else if (c1 < 3u) { v = A[VB + 89u * P.batch + b * 4u + (c0 * 4u + (c1 - 2u) * 4u + c2 * 1u)]; }
-  else if (c1 < 4u) { v = A[VB + 93u * P.batch + b * 4u + (c0 * 4u + (c1 - 3u) * 4u + c2 * 1u)]; }
-  A[VB + 97u * P.batch + b * 16u + e] = v;
-}
-
-// max[1] [33] -> [1, 4]
-@compute @workgroup_size(64)
-fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let k0 = (e / 4u) % 1u;
-  let k1 = (e / 1u) % 4u;
-  var acc = bitcast<f32>(0xff800000u);
-  for (var r1 = 0u; r1 < 4u; r1++) {
-    acc = max_number(acc, A[VB + 97u * P.batch + b * 16u + (k0 * 16u + r1 * 4u + k1 * 1u)]);
+  // transpose[1, 0] [1] -> [4, 2]
+  for (var e = 0u; e < 8u; e++) {
+    let ix55 = (((e) / 2u) % 4u * 1u + ((e) / 1u) % 2u * 4u);
+    A[VB + 298u * P.batch + b * 8u + e] = A[0u + ix55];
   }
-  A[VB + 113u * P.batch + b * 4u + e] = acc;
+  // matmul [55, 54] -> [4, 9]
+  for (var e = 0u; e < 36u; e++) {
+    let row = e / 9u;
+    let col = e % 9u;
+    var acc = 0.0;
+    for (var p = 0u; p < 2u; p++) {
+      let prod = A[VB + 298u * P.batch + b * 8u + row * 2u + p] * A[VB + 280u * P.batch + b * 18u + p * 9u + col];
+      acc = acc + prod;
+    }
+    A[VB + 306u * P.batch + b * 36u + e] = acc;
+  }
+  // reshape [61] -> [1, 3, 3, 1]
+  for (var e = 0u; e < 9u; e++) {
+    let ix61 = (((e) / 9u) % 1u * 36u + (3u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
+    A[VB + 342u * P.batch + b * 9u + e] = A[VB + 306u * P.batch + b * 36u + ix61];
+  }
+  // broadcast [64] -> [1, 3, 3, 1]
+  for (var e = 0u; e < 9u; e++) {
+    let ix65 = 0u;
+    A[VB + 351u * P.batch + b * 9u + e] = C[34u + ix65];
+  }
+  // concat axis=3 [63, 65] -> [1, 3, 3, 2]
+  for (var e = 0u; e < 18u; e++) {
+    let c0 = (e / 18u) % 1u;
+    let c1 = (e / 6u) % 3u;
+    let c2 = (e / 2u) % 3u;
+    let c3 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c3 < 1u) { v = A[VB + 342u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+    else if (c3 < 2u) { v = A[VB + 351u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
+    A[VB + 360u * P.batch + b * 18u + e] = v;
+  }
+  // broadcast [64] -> [1, 3, 1]
+  for (var e = 0u; e < 3u; e++) {
+    let ix68 = 0u;
+    A[VB + 378u * P.batch + b * 3u + e] = C[34u + ix68];
+  }
+  // concat axis=2 [68, 67] -> [1, 3, 7]
+  for (var e = 0u; e < 21u; e++) {
+    let c0 = (e / 21u) % 1u;
+    let c1 = (e / 7u) % 3u;
+    let c2 = (e / 1u) % 7u;
+    var v = 0.0;
+    if (c2 < 1u) { v = A[VB + 378u * P.batch + b * 3u + (c0 * 3u + c1 * 1u + (c2 - 0u) * 1u)]; }
+    else if (c2 < 7u) { v = A[VB + 360u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 1u) * 1u)]; }
+    A[VB + 381u * P.batch + b * 21u + e] = v;
+  }
+  // reshape [60] -> [1, 3, 3, 1]
+  for (var e = 0u; e < 9u; e++) {
+    let ix60 = (((e) / 9u) % 1u * 36u + (2u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
+    A[VB + 402u * P.batch + b * 9u + e] = A[VB + 306u * P.batch + b * 36u + ix60];
+  }
+  // concat axis=3 [71, 65] -> [1, 3, 3, 2]
+  for (var e = 0u; e < 18u; e++) {
+    let c0 = (e / 18u) % 1u;
+    let c1 = (e / 6u) % 3u;
+    let c2 = (e / 2u) % 3u;
+    let c3 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c3 < 1u) { v = A[VB + 402u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+    else if (c3 < 2u) { v = A[VB + 351u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
+    A[VB + 411u * P.batch + b * 18u + e] = v;
+  }
+  // concat axis=2 [73, 68] -> [1, 3, 7]
+  for (var e = 0u; e < 21u; e++) {
+    let c0 = (e / 21u) % 1u;
+    let c1 = (e / 7u) % 3u;
+    let c2 = (e / 1u) % 7u;
+    var v = 0.0;
+    if (c2 < 6u) { v = A[VB + 411u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 0u) * 1u)]; }
+    else if (c2 < 7u) { v = A[VB + 378u * P.batch + b * 3u + (c0 * 3u + c1 * 1u + (c2 - 6u) * 1u)]; }
+    A[VB + 429u * P.batch + b * 21u + e] = v;
+  }
+  // reshape [75] -> [1, 3, 1, 7]
+  for (var e = 0u; e < 21u; e++) {
+    A[VB + 450u * P.batch + b * 21u + e] = (A[VB + 381u * P.batch + b * 21u + e] + A[VB + 429u * P.batch + b * 21u + e]);
+  }
+  // broadcast [64] -> [1, 3, 1, 7]
+  for (var e = 0u; e < 21u; e++) {
+    let ix77 = 0u;
+    A[VB + 471u * P.batch + b * 21u + e] = C[34u + ix77];
+  }
+  // concat axis=2 [76, 77] -> [1, 3, 2, 7]
+  for (var e = 0u; e < 42u; e++) {
+    let c0 = (e / 42u) % 1u;
+    let c1 = (e / 14u) % 3u;
+    let c2 = (e / 7u) % 2u;
+    let c3 = (e / 1u) % 7u;
+    var v = 0.0;
+    if (c2 < 1u) { v = A[VB + 450u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 0u) * 7u + c3 * 1u)]; }
+    else if (c2 < 2u) { v = A[VB + 471u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 1u) * 7u + c3 * 1u)]; }
+    A[VB + 492u * P.batch + b * 42u + e] = v;
+  }
+  // broadcast [64] -> [1, 1, 7]
+  for (var e = 0u; e < 7u; e++) {
+    let ix80 = 0u;
+    A[VB + 534u * P.batch + b * 7u + e] = C[34u + ix80];
+  }
+  // concat axis=1 [80, 79] -> [1, 7, 7]
+  for (var e = 0u; e < 49u; e++) {
+    let c0 = (e / 49u) % 1u;
+    let c1 = (e / 7u) % 7u;
+    let c2 = (e / 1u) % 7u;
+    var v = 0.0;
+    if (c1 < 1u) { v = A[VB + 534u * P.batch + b * 7u + (c0 * 7u + (c1 - 0u) * 7u + c2 * 1u)]; }
+    else if (c1 < 7u) { v = A[VB + 492u * P.batch + b * 42u + (c0 * 42u + (c1 - 1u) * 7u + c2 * 1u)]; }
+    A[VB + 541u * P.batch + b * 49u + e] = v;
+  }
+  // reshape [59] -> [1, 3, 3, 1]
+  for (var e = 0u; e < 9u; e++) {
+    let ix59 = (((e) / 9u) % 1u * 36u + (1u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
+    A[VB + 590u * P.batch + b * 9u + e] = A[VB + 306u * P.batch + b * 36u + ix59];
+  }
+  // concat axis=3 [83, 65] -> [1, 3, 3, 2]
+  for (var e = 0u; e < 18u; e++) {
+    let c0 = (e / 18u) % 1u;
+    let c1 = (e / 6u) % 3u;
+    let c2 = (e / 2u) % 3u;
+    let c3 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c3 < 1u) { v = A[VB + 590u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+    else if (c3 < 2u) { v = A[VB + 351u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
+    A[VB + 599u * P.batch + b * 18u + e] = v;
+  }
+  // concat axis=2 [68, 85] -> [1, 3, 7]
+  for (var e = 0u; e < 21u; e++) {
+    let c0 = (e / 21u) % 1u;
+    let c1 = (e / 7u) % 3u;
+    let c2 = (e / 1u) % 7u;
+    var v = 0.0;
+    if (c2 < 1u) { v = A[VB + 378u * P.batch + b * 3u + (c0 * 3u + c1 * 1u + (c2 - 0u) * 1u)]; }
+    else if (c2 < 7u) { v = A[VB + 599u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 1u) * 1u)]; }
+    A[VB + 617u * P.batch + b * 21u + e] = v;
+  }
+  // reshape [58] -> [1, 3, 3, 1]
+  for (var e = 0u; e < 9u; e++) {
+    let ix58 = (((e) / 9u) % 1u * 36u + (0u + ((e) / 9u) % 1u * 1u) * 9u + ((e) / 1u) % 9u * 1u);
+    A[VB + 638u * P.batch + b * 9u + e] = A[VB + 306u * P.batch + b * 36u + ix58];
+  }
+  // concat axis=3 [88, 65] -> [1, 3, 3, 2]
+  for (var e = 0u; e < 18u; e++) {
+    let c0 = (e / 18u) % 1u;
+    let c1 = (e / 6u) % 3u;
+    let c2 = (e / 2u) % 3u;
+    let c3 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c3 < 1u) { v = A[VB + 638u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 0u) * 1u)]; }
+    else if (c3 < 2u) { v = A[VB + 351u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
+    A[VB + 647u * P.batch + b * 18u + e] = v;
+  }
+  // concat axis=2 [90, 68] -> [1, 3, 7]
+  for (var e = 0u; e < 21u; e++) {
+    let c0 = (e / 21u) % 1u;
+    let c1 = (e / 7u) % 3u;
+    let c2 = (e / 1u) % 7u;
+    var v = 0.0;
+    if (c2 < 6u) { v = A[VB + 647u * P.batch + b * 18u + (c0 * 18u + c1 * 6u + (c2 - 0u) * 1u)]; }
+    else if (c2 < 7u) { v = A[VB + 378u * P.batch + b * 3u + (c0 * 3u + c1 * 1u + (c2 - 6u) * 1u)]; }
+    A[VB + 665u * P.batch + b * 21u + e] = v;
+  }
+  // reshape [92] -> [1, 3, 1, 7]
+  for (var e = 0u; e < 21u; e++) {
+    A[VB + 686u * P.batch + b * 21u + e] = (A[VB + 617u * P.batch + b * 21u + e] + A[VB + 665u * P.batch + b * 21u + e]);
+  }
+  // concat axis=2 [93, 77] -> [1, 3, 2, 7]
+  for (var e = 0u; e < 42u; e++) {
+    let c0 = (e / 42u) % 1u;
+    let c1 = (e / 14u) % 3u;
+    let c2 = (e / 7u) % 2u;
+    let c3 = (e / 1u) % 7u;
+    var v = 0.0;
+    if (c2 < 1u) { v = A[VB + 686u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 0u) * 7u + c3 * 1u)]; }
+    else if (c2 < 2u) { v = A[VB + 471u * P.batch + b * 21u + (c0 * 21u + c1 * 7u + (c2 - 1u) * 7u + c3 * 1u)]; }
+    A[VB + 707u * P.batch + b * 42u + e] = v;
+  }
+  // concat axis=1 [95, 80] -> [1, 7, 7]
+  for (var e = 0u; e < 49u; e++) {
+    let c0 = (e / 49u) % 1u;
+    let c1 = (e / 7u) % 7u;
+    let c2 = (e / 1u) % 7u;
+    var v = 0.0;
+    if (c1 < 6u) { v = A[VB + 707u * P.batch + b * 42u + (c0 * 42u + (c1 - 0u) * 7u + c2 * 1u)]; }
+    else if (c1 < 7u) { v = A[VB + 534u * P.batch + b * 7u + (c0 * 7u + (c1 - 6u) * 7u + c2 * 1u)]; }
+    A[VB + 749u * P.batch + b * 49u + e] = v;
+  }
+  // slice axis=1 start=1 [98] -> [1, 4, 4]
+  for (var e = 0u; e < 16u; e++) {
+    let ix99 = (((e) / 16u) % 1u * 28u + (1u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+    let ix98 = (((ix99) / 28u) % 1u * 49u + ((ix99) / 4u) % 7u * 7u + (1u + ((ix99) / 1u) % 4u * 1u) * 1u);
+    A[VB + 798u * P.batch + b * 16u + e] = (A[VB + 541u * P.batch + b * 49u + ix98] + A[VB + 749u * P.batch + b * 49u + ix98]);
+  }
 }
 
-// powc 2 [35] -> [1, 2, 2]
-@compute @workgroup_size(64)
-fn n36(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  A[VB + 117u * P.batch + b * 4u + e] = sq(A[VB + 113u * P.batch + b * 4u + e]);
-}
+// p: 1 passes; invariant region 1 values, 397 values per sample
 
-// sum[0, 1, 2] [36] -> []
+const VB: u32 = 1u;
+
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n37(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 1u; r0++) {
-    for (var r1 = 0u; r1 < 2u; r1++) {
-      for (var r2 = 0u; r2 < 2u; r2++) {
-        acc = acc + A[VB + 117u * P.batch + b * 4u + (r0 * 4u + r1 * 2u + r2 * 1u)];
+  if (i >= P.batch) { return; }
+  let b = i;
+  // concat axis=1 [0, 1] -> [1, 5, 4]
+  for (var e = 0u; e < 20u; e++) {
+    let c0 = (e / 20u) % 1u;
+    let c1 = (e / 4u) % 5u;
+    let c2 = (e / 1u) % 4u;
+    var v = 0.0;
+    if (c1 < 4u) { v = A[VB + 0u * P.batch + b * 16u + (c0 * 16u + (c1 - 0u) * 4u + c2 * 1u)]; }
+    else if (c1 < 5u) { v = C[0u + (c0 * 4u + (c1 - 4u) * 4u + c2 * 1u)]; }
+    A[VB + 16u * P.batch + b * 20u + e] = v;
+  }
+  // concat axis=2 [2, 3] -> [1, 5, 5]
+  for (var e = 0u; e < 25u; e++) {
+    let c0 = (e / 25u) % 1u;
+    let c1 = (e / 5u) % 5u;
+    let c2 = (e / 1u) % 5u;
+    var v = 0.0;
+    if (c2 < 4u) { v = A[VB + 16u * P.batch + b * 20u + (c0 * 20u + c1 * 4u + (c2 - 0u) * 1u)]; }
+    else if (c2 < 5u) { v = C[4u + (c0 * 5u + c1 * 1u + (c2 - 4u) * 1u)]; }
+    A[VB + 36u * P.batch + b * 25u + e] = v;
+  }
+  // reshape [7] -> [1, 2, 5]
+  for (var e = 0u; e < 10u; e++) {
+    let ix7 = (((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u);
+    let ix5 = (((ix7) / 20u) % 1u * 25u + (0u + ((ix7) / 5u) % 4u * 1u) * 5u + ((ix7) / 1u) % 5u * 1u);
+    A[VB + 61u * P.batch + b * 10u + e] = A[VB + 36u * P.batch + b * 25u + ix5];
+  }
+  // reshape [11] -> [1, 1, 4]
+  for (var e = 0u; e < 4u; e++) {
+    let ix11 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+    let ix9 = (((ix11) / 8u) % 1u * 10u + ((ix11) / 4u) % 2u * 5u + (0u + ((ix11) / 1u) % 4u * 1u) * 1u);
+    A[VB + 71u * P.batch + b * 4u + e] = A[VB + 61u * P.batch + b * 10u + ix9];
+  }
+  // reshape [16] -> [1, 1, 4]
+  for (var e = 0u; e < 4u; e++) {
+    let ix16 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+    let ix14 = (((ix16) / 8u) % 1u * 10u + ((ix16) / 4u) % 2u * 5u + (1u + ((ix16) / 1u) % 4u * 1u) * 1u);
+    A[VB + 75u * P.batch + b * 4u + e] = A[VB + 61u * P.batch + b * 10u + ix14];
+  }
+  // reshape [21] -> [1, 2, 5]
+  for (var e = 0u; e < 10u; e++) {
+    let ix21 = (((e) / 10u) % 1u * 20u + ((e) / 5u) % 2u * 10u + (0u + ((e) / 5u) % 1u * 1u) * 5u + ((e) / 1u) % 5u * 1u);
+    let ix19 = (((ix21) / 20u) % 1u * 25u + (1u + ((ix21) / 5u) % 4u * 1u) * 5u + ((ix21) / 1u) % 5u * 1u);
+    A[VB + 79u * P.batch + b * 10u + e] = A[VB + 36u * P.batch + b * 25u + ix19];
+  }
+  // reshape [25] -> [1, 1, 4]
+  for (var e = 0u; e < 4u; e++) {
+    let ix25 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+    let ix23 = (((ix25) / 8u) % 1u * 10u + ((ix25) / 4u) % 2u * 5u + (0u + ((ix25) / 1u) % 4u * 1u) * 1u);
+    A[VB + 89u * P.batch + b * 4u + e] = A[VB + 79u * P.batch + b * 10u + ix23];
+  }
+  // reshape [30] -> [1, 1, 4]
+  for (var e = 0u; e < 4u; e++) {
+    let ix30 = (((e) / 4u) % 1u * 8u + ((e) / 2u) % 2u * 4u + ((e) / 1u) % 2u * 2u + (0u + ((e) / 1u) % 1u * 1u) * 1u);
+    let ix28 = (((ix30) / 8u) % 1u * 10u + ((ix30) / 4u) % 2u * 5u + (1u + ((ix30) / 1u) % 4u * 1u) * 1u);
+    A[VB + 93u * P.batch + b * 4u + e] = A[VB + 79u * P.batch + b * 10u + ix28];
+  }
+  // concat axis=1 [13, 18, 27, 32] -> [1, 4, 4]
+  for (var e = 0u; e < 16u; e++) {
+    let c0 = (e / 16u) % 1u;
+    let c1 = (e / 4u) % 4u;
+    let c2 = (e / 1u) % 4u;
+    var v = 0.0;
+    if (c1 < 1u) { v = A[VB + 71u * P.batch + b * 4u + (c0 * 4u + (c1 - 0u) * 4u + c2 * 1u)]; }
+    else if (c1 < 2u) { v = A[VB + 75u * P.batch + b * 4u + (c0 * 4u + (c1 - 1u) * 4u + c2 * 1u)]; }
+    else if (c1 < 3u) { v = A[VB + 89u * P.batch + b * 4u + (c0 * 4u + (c1 - 2u) * 4u + c2 * 1u)]; }
+    else if (c1 < 4u) { v = A[VB + 93u * P.batch + b * 4u + (c0 * 4u + (c1 - 3u) * 4u + c2 * 1u)]; }
+    A[VB + 97u * P.batch + b * 16u + e] = v;
+  }
+  // max[1] [33] -> [1, 4]
+  for (var e = 0u; e < 4u; e++) {
+    let k0 = (e / 4u) % 1u;
+    let k1 = (e / 1u) % 4u;
+    var acc = bitcast<f32>(0xff800000u);
+    for (var r1 = 0u; r1 < 4u; r1++) {
+      acc = max_number(acc, A[VB + 97u * P.batch + b * 16u + (k0 * 16u + r1 * 4u + k1 * 1u)]);
+    }
+    A[VB + 113u * P.batch + b * 4u + e] = acc;
+  }
+  // powc 2 [35] -> [1, 2, 2]
+  for (var e = 0u; e < 4u; e++) {
+    A[VB + 117u * P.batch + b * 4u + e] = sq(A[VB + 113u * P.batch + b * 4u + e]);
+  }
+  // sum[0, 1, 2] [36] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 1u; r0++) {
+      for (var r1 = 0u; r1 < 2u; r1++) {
+        for (var r2 = 0u; r2 < 2u; r2++) {
+          acc = acc + A[VB + 117u * P.batch + b * 4u + (r0 * 4u + r1 * 2u + r2 * 1u)];
+        }
       }
     }
+    A[VB + 121u * P.batch + b * 1u + e] = acc;
   }
-  A[VB + 121u * P.batch + b * 1u + e] = acc;
-}
-
-// broadcast [41] -> [1, 2, 2]
-@compute @workgroup_size(64)
-fn n42(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 4u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix42 = 0u;
-  A[0u + e] = C[9u + ix42];
-}
-
-// ge [33, 46] -> [1, 4, 4]
-@compute @workgroup_size(64)
-fn n47(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let ix46 = (((e) / 1u) % 4u * 1u);
-  A[VB + 122u * P.batch + b * 16u + e] = flag(A[VB + 97u * P.batch + b * 16u + e] >= A[VB + 113u * P.batch + b * 4u + ix46]);
-}
-
-// sum[1] [47] -> [1, 4]
-@compute @workgroup_size(64)
-fn n48(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let k0 = (e / 4u) % 1u;
-  let k1 = (e / 1u) % 4u;
-  var acc = 0.0;
-  for (var r1 = 0u; r1 < 4u; r1++) {
-    acc = acc + A[VB + 122u * P.batch + b * 16u + (k0 * 16u + r1 * 4u + k1 * 1u)];
+  // ge [33, 46] -> [1, 4, 4]
+  for (var e = 0u; e < 16u; e++) {
+    let ix46 = (((e) / 1u) % 4u * 1u);
+    A[VB + 122u * P.batch + b * 16u + e] = flag(A[VB + 97u * P.batch + b * 16u + e] >= A[VB + 113u * P.batch + b * 4u + ix46]);
   }
-  A[VB + 138u * P.batch + b * 4u + e] = acc;
-}
-
-// reshape [49] -> [1, 1, 4]
-@compute @workgroup_size(64)
-fn n50(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  A[VB + 142u * P.batch + b * 4u + e] = ((A[0u + e] * A[VB + 113u * P.batch + b * 4u + e]) / A[VB + 138u * P.batch + b * 4u + e]);
-}
-
-// mul [51, 47] -> [1, 4, 4]
-@compute @workgroup_size(64)
-fn n52(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let ix51 = (((e) / 1u) % 4u * 1u);
-  A[VB + 146u * P.batch + b * 16u + e] = (A[VB + 142u * P.batch + b * 4u + ix51] * A[VB + 122u * P.batch + b * 16u + e]);
-}
-
-// reshape [56] -> [1, 2, 2, 1]
-@compute @workgroup_size(64)
-fn n58(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let ix56 = (((e) / 4u) % 1u * 16u + (3u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
-  A[VB + 162u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix56];
-}
-
-// broadcast [59] -> [1, 2, 2, 1]
-@compute @workgroup_size(64)
-fn n60(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 4u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix60 = 0u;
-  A[4u + e] = C[10u + ix60];
-}
-
-// concat axis=3 [58, 60] -> [1, 2, 2, 2]
-@compute @workgroup_size(64)
-fn n61(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let c0 = (e / 8u) % 1u;
-  let c1 = (e / 4u) % 2u;
-  let c2 = (e / 2u) % 2u;
-  let c3 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 162u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
-  else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 166u * P.batch + b * 8u + e] = v;
-}
-
-// broadcast [59] -> [1, 2, 1]
-@compute @workgroup_size(64)
-fn n63(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 2u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix63 = 0u;
-  A[8u + e] = C[10u + ix63];
-}
-
-// concat axis=2 [63, 62] -> [1, 2, 5]
-@compute @workgroup_size(64)
-fn n64(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 10u) { return; }
-  let b = i / 10u;
-  let e = i % 10u;
-  let c0 = (e / 10u) % 1u;
-  let c1 = (e / 5u) % 2u;
-  let c2 = (e / 1u) % 5u;
-  var v = 0.0;
-  if (c2 < 1u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 5u) { v = A[VB + 166u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
-  A[VB + 174u * P.batch + b * 10u + e] = v;
-}
-
-// reshape [55] -> [1, 2, 2, 1]
-@compute @workgroup_size(64)
-fn n66(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let ix55 = (((e) / 4u) % 1u * 16u + (2u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
-  A[VB + 184u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix55];
-}
-
-// concat axis=3 [66, 60] -> [1, 2, 2, 2]
-@compute @workgroup_size(64)
-fn n67(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let c0 = (e / 8u) % 1u;
-  let c1 = (e / 4u) % 2u;
-  let c2 = (e / 2u) % 2u;
-  let c3 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 184u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
-  else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 188u * P.batch + b * 8u + e] = v;
-}
-
-// concat axis=2 [68, 63] -> [1, 2, 5]
-@compute @workgroup_size(64)
-fn n69(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 10u) { return; }
-  let b = i / 10u;
-  let e = i % 10u;
-  let c0 = (e / 10u) % 1u;
-  let c1 = (e / 5u) % 2u;
-  let c2 = (e / 1u) % 5u;
-  var v = 0.0;
-  if (c2 < 4u) { v = A[VB + 188u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 5u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 4u) * 1u)]; }
-  A[VB + 196u * P.batch + b * 10u + e] = v;
-}
-
-// reshape [70] -> [1, 2, 1, 5]
-@compute @workgroup_size(64)
-fn n71(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 10u) { return; }
-  let b = i / 10u;
-  let e = i % 10u;
-  A[VB + 206u * P.batch + b * 10u + e] = (A[VB + 174u * P.batch + b * 10u + e] + A[VB + 196u * P.batch + b * 10u + e]);
-}
-
-// broadcast [59] -> [1, 2, 1, 5]
-@compute @workgroup_size(64)
-fn n72(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 10u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix72 = 0u;
-  A[10u + e] = C[10u + ix72];
-}
-
-// concat axis=2 [71, 72] -> [1, 2, 2, 5]
-@compute @workgroup_size(64)
-fn n73(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 20u) { return; }
-  let b = i / 20u;
-  let e = i % 20u;
-  let c0 = (e / 20u) % 1u;
-  let c1 = (e / 10u) % 2u;
-  let c2 = (e / 5u) % 2u;
-  let c3 = (e / 1u) % 5u;
-  var v = 0.0;
-  if (c2 < 1u) { v = A[VB + 206u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 0u) * 5u + c3 * 1u)]; }
-  else if (c2 < 2u) { v = A[10u + (c0 * 10u + c1 * 5u + (c2 - 1u) * 5u + c3 * 1u)]; }
-  A[VB + 216u * P.batch + b * 20u + e] = v;
-}
-
-// broadcast [59] -> [1, 1, 5]
-@compute @workgroup_size(64)
-fn n75(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 5u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix75 = 0u;
-  A[20u + e] = C[10u + ix75];
-}
-
-// concat axis=1 [75, 74] -> [1, 5, 5]
-@compute @workgroup_size(64)
-fn n76(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 25u) { return; }
-  let b = i / 25u;
-  let e = i % 25u;
-  let c0 = (e / 25u) % 1u;
-  let c1 = (e / 5u) % 5u;
-  let c2 = (e / 1u) % 5u;
-  var v = 0.0;
-  if (c1 < 1u) { v = A[20u + (c0 * 5u + (c1 - 0u) * 5u + c2 * 1u)]; }
-  else if (c1 < 5u) { v = A[VB + 216u * P.batch + b * 20u + (c0 * 20u + (c1 - 1u) * 5u + c2 * 1u)]; }
-  A[VB + 236u * P.batch + b * 25u + e] = v;
-}
-
-// reshape [54] -> [1, 2, 2, 1]
-@compute @workgroup_size(64)
-fn n78(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let ix54 = (((e) / 4u) % 1u * 16u + (1u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
-  A[VB + 261u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix54];
-}
-
-// concat axis=3 [78, 60] -> [1, 2, 2, 2]
-@compute @workgroup_size(64)
-fn n79(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let c0 = (e / 8u) % 1u;
-  let c1 = (e / 4u) % 2u;
-  let c2 = (e / 2u) % 2u;
-  let c3 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 261u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
-  else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 265u * P.batch + b * 8u + e] = v;
-}
-
-// concat axis=2 [63, 80] -> [1, 2, 5]
-@compute @workgroup_size(64)
-fn n81(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 10u) { return; }
-  let b = i / 10u;
-  let e = i % 10u;
-  let c0 = (e / 10u) % 1u;
-  let c1 = (e / 5u) % 2u;
-  let c2 = (e / 1u) % 5u;
-  var v = 0.0;
-  if (c2 < 1u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 5u) { v = A[VB + 265u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
-  A[VB + 273u * P.batch + b * 10u + e] = v;
-}
-
-// reshape [53] -> [1, 2, 2, 1]
-@compute @workgroup_size(64)
-fn n83(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 4u) { return; }
-  let b = i / 4u;
-  let e = i % 4u;
-  let ix53 = (((e) / 4u) % 1u * 16u + (0u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
-  A[VB + 283u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix53];
-}
-
-// concat axis=3 [83, 60] -> [1, 2, 2, 2]
-@compute @workgroup_size(64)
-fn n84(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let c0 = (e / 8u) % 1u;
-  let c1 = (e / 4u) % 2u;
-  let c2 = (e / 2u) % 2u;
-  let c3 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c3 < 1u) { v = A[VB + 283u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
-  else if (c3 < 2u) { v = A[4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
-  A[VB + 287u * P.batch + b * 8u + e] = v;
-}
-
-// concat axis=2 [85, 63] -> [1, 2, 5]
-@compute @workgroup_size(64)
-fn n86(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 10u) { return; }
-  let b = i / 10u;
-  let e = i % 10u;
-  let c0 = (e / 10u) % 1u;
-  let c1 = (e / 5u) % 2u;
-  let c2 = (e / 1u) % 5u;
-  var v = 0.0;
-  if (c2 < 4u) { v = A[VB + 287u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 0u) * 1u)]; }
-  else if (c2 < 5u) { v = A[8u + (c0 * 2u + c1 * 1u + (c2 - 4u) * 1u)]; }
-  A[VB + 295u * P.batch + b * 10u + e] = v;
-}
-
-// reshape [87] -> [1, 2, 1, 5]
-@compute @workgroup_size(64)
-fn n88(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 10u) { return; }
-  let b = i / 10u;
-  let e = i % 10u;
-  A[VB + 305u * P.batch + b * 10u + e] = (A[VB + 273u * P.batch + b * 10u + e] + A[VB + 295u * P.batch + b * 10u + e]);
-}
-
-// concat axis=2 [88, 72] -> [1, 2, 2, 5]
-@compute @workgroup_size(64)
-fn n89(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 20u) { return; }
-  let b = i / 20u;
-  let e = i % 20u;
-  let c0 = (e / 20u) % 1u;
-  let c1 = (e / 10u) % 2u;
-  let c2 = (e / 5u) % 2u;
-  let c3 = (e / 1u) % 5u;
-  var v = 0.0;
-  if (c2 < 1u) { v = A[VB + 305u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 0u) * 5u + c3 * 1u)]; }
-  else if (c2 < 2u) { v = A[10u + (c0 * 10u + c1 * 5u + (c2 - 1u) * 5u + c3 * 1u)]; }
-  A[VB + 315u * P.batch + b * 20u + e] = v;
-}
-
-// concat axis=1 [90, 75] -> [1, 5, 5]
-@compute @workgroup_size(64)
-fn n91(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 25u) { return; }
-  let b = i / 25u;
-  let e = i % 25u;
-  let c0 = (e / 25u) % 1u;
-  let c1 = (e / 5u) % 5u;
-  let c2 = (e / 1u) % 5u;
-  var v = 0.0;
-  if (c1 < 4u) { v = A[VB + 315u * P.batch + b * 20u + (c0 * 20u + (c1 - 0u) * 5u + c2 * 1u)]; }
-  else if (c1 < 5u) { v = A[20u + (c0 * 5u + (c1 - 4u) * 5u + c2 * 1u)]; }
-  A[VB + 335u * P.batch + b * 25u + e] = v;
-}
-
-// slice axis=1 start=0 [93] -> [1, 4, 4]
-@compute @workgroup_size(64)
-fn n94(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let ix94 = (((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
-  let ix93 = (((ix94) / 20u) % 1u * 25u + ((ix94) / 4u) % 5u * 5u + (0u + ((ix94) / 1u) % 4u * 1u) * 1u);
-  A[VB + 360u * P.batch + b * 16u + e] = (A[VB + 236u * P.batch + b * 25u + ix93] + A[VB + 335u * P.batch + b * 25u + ix93]);
+  // sum[1] [47] -> [1, 4]
+  for (var e = 0u; e < 4u; e++) {
+    let k0 = (e / 4u) % 1u;
+    let k1 = (e / 1u) % 4u;
+    var acc = 0.0;
+    for (var r1 = 0u; r1 < 4u; r1++) {
+      acc = acc + A[VB + 122u * P.batch + b * 16u + (k0 * 16u + r1 * 4u + k1 * 1u)];
+    }
+    A[VB + 138u * P.batch + b * 4u + e] = acc;
+  }
+  // reshape [49] -> [1, 1, 4]
+  for (var e = 0u; e < 4u; e++) {
+    let ix42 = 0u;
+    A[VB + 142u * P.batch + b * 4u + e] = ((C[9u + ix42] * A[VB + 113u * P.batch + b * 4u + e]) / A[VB + 138u * P.batch + b * 4u + e]);
+  }
+  // mul [51, 47] -> [1, 4, 4]
+  for (var e = 0u; e < 16u; e++) {
+    let ix51 = (((e) / 1u) % 4u * 1u);
+    A[VB + 146u * P.batch + b * 16u + e] = (A[VB + 142u * P.batch + b * 4u + ix51] * A[VB + 122u * P.batch + b * 16u + e]);
+  }
+  // reshape [56] -> [1, 2, 2, 1]
+  for (var e = 0u; e < 4u; e++) {
+    let ix56 = (((e) / 4u) % 1u * 16u + (3u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+    A[VB + 162u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix56];
+  }
+  // broadcast [59] -> [1, 2, 2, 1]
+  for (var e = 0u; e < 4u; e++) {
+    let ix60 = 0u;
+    A[VB + 166u * P.batch + b * 4u + e] = C[10u + ix60];
+  }
+  // concat axis=3 [58, 60] -> [1, 2, 2, 2]
+  for (var e = 0u; e < 8u; e++) {
+    let c0 = (e / 8u) % 1u;
+    let c1 = (e / 4u) % 2u;
+    let c2 = (e / 2u) % 2u;
+    let c3 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c3 < 1u) { v = A[VB + 162u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+    else if (c3 < 2u) { v = A[VB + 166u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
+    A[VB + 170u * P.batch + b * 8u + e] = v;
+  }
+  // broadcast [59] -> [1, 2, 1]
+  for (var e = 0u; e < 2u; e++) {
+    let ix63 = 0u;
+    A[VB + 178u * P.batch + b * 2u + e] = C[10u + ix63];
+  }
+  // concat axis=2 [63, 62] -> [1, 2, 5]
+  for (var e = 0u; e < 10u; e++) {
+    let c0 = (e / 10u) % 1u;
+    let c1 = (e / 5u) % 2u;
+    let c2 = (e / 1u) % 5u;
+    var v = 0.0;
+    if (c2 < 1u) { v = A[VB + 178u * P.batch + b * 2u + (c0 * 2u + c1 * 1u + (c2 - 0u) * 1u)]; }
+    else if (c2 < 5u) { v = A[VB + 170u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
+    A[VB + 180u * P.batch + b * 10u + e] = v;
+  }
+  // reshape [55] -> [1, 2, 2, 1]
+  for (var e = 0u; e < 4u; e++) {
+    let ix55 = (((e) / 4u) % 1u * 16u + (2u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+    A[VB + 190u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix55];
+  }
+  // concat axis=3 [66, 60] -> [1, 2, 2, 2]
+  for (var e = 0u; e < 8u; e++) {
+    let c0 = (e / 8u) % 1u;
+    let c1 = (e / 4u) % 2u;
+    let c2 = (e / 2u) % 2u;
+    let c3 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c3 < 1u) { v = A[VB + 190u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+    else if (c3 < 2u) { v = A[VB + 166u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
+    A[VB + 194u * P.batch + b * 8u + e] = v;
+  }
+  // concat axis=2 [68, 63] -> [1, 2, 5]
+  for (var e = 0u; e < 10u; e++) {
+    let c0 = (e / 10u) % 1u;
+    let c1 = (e / 5u) % 2u;
+    let c2 = (e / 1u) % 5u;
+    var v = 0.0;
+    if (c2 < 4u) { v = A[VB + 194u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 0u) * 1u)]; }
+    else if (c2 < 5u) { v = A[VB + 178u * P.batch + b * 2u + (c0 * 2u + c1 * 1u + (c2 - 4u) * 1u)]; }
+    A[VB + 202u * P.batch + b * 10u + e] = v;
+  }
+  // reshape [70] -> [1, 2, 1, 5]
+  for (var e = 0u; e < 10u; e++) {
+    A[VB + 212u * P.batch + b * 10u + e] = (A[VB + 180u * P.batch + b * 10u + e] + A[VB + 202u * P.batch + b * 10u + e]);
+  }
+  // broadcast [59] -> [1, 2, 1, 5]
+  for (var e = 0u; e < 10u; e++) {
+    let ix72 = 0u;
+    A[VB + 222u * P.batch + b * 10u + e] = C[10u + ix72];
+  }
+  // concat axis=2 [71, 72] -> [1, 2, 2, 5]
+  for (var e = 0u; e < 20u; e++) {
+    let c0 = (e / 20u) % 1u;
+    let c1 = (e / 10u) % 2u;
+    let c2 = (e / 5u) % 2u;
+    let c3 = (e / 1u) % 5u;
+    var v = 0.0;
+    if (c2 < 1u) { v = A[VB + 212u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 0u) * 5u + c3 * 1u)]; }
+    else if (c2 < 2u) { v = A[VB + 222u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 1u) * 5u + c3 * 1u)]; }
+    A[VB + 232u * P.batch + b * 20u + e] = v;
+  }
+  // broadcast [59] -> [1, 1, 5]
+  for (var e = 0u; e < 5u; e++) {
+    let ix75 = 0u;
+    A[VB + 252u * P.batch + b * 5u + e] = C[10u + ix75];
+  }
+  // concat axis=1 [75, 74] -> [1, 5, 5]
+  for (var e = 0u; e < 25u; e++) {
+    let c0 = (e / 25u) % 1u;
+    let c1 = (e / 5u) % 5u;
+    let c2 = (e / 1u) % 5u;
+    var v = 0.0;
+    if (c1 < 1u) { v = A[VB + 252u * P.batch + b * 5u + (c0 * 5u + (c1 - 0u) * 5u + c2 * 1u)]; }
+    else if (c1 < 5u) { v = A[VB + 232u * P.batch + b * 20u + (c0 * 20u + (c1 - 1u) * 5u + c2 * 1u)]; }
+    A[VB + 257u * P.batch + b * 25u + e] = v;
+  }
+  // reshape [54] -> [1, 2, 2, 1]
+  for (var e = 0u; e < 4u; e++) {
+    let ix54 = (((e) / 4u) % 1u * 16u + (1u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+    A[VB + 282u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix54];
+  }
+  // concat axis=3 [78, 60] -> [1, 2, 2, 2]
+  for (var e = 0u; e < 8u; e++) {
+    let c0 = (e / 8u) % 1u;
+    let c1 = (e / 4u) % 2u;
+    let c2 = (e / 2u) % 2u;
+    let c3 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c3 < 1u) { v = A[VB + 282u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+    else if (c3 < 2u) { v = A[VB + 166u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
+    A[VB + 286u * P.batch + b * 8u + e] = v;
+  }
+  // concat axis=2 [63, 80] -> [1, 2, 5]
+  for (var e = 0u; e < 10u; e++) {
+    let c0 = (e / 10u) % 1u;
+    let c1 = (e / 5u) % 2u;
+    let c2 = (e / 1u) % 5u;
+    var v = 0.0;
+    if (c2 < 1u) { v = A[VB + 178u * P.batch + b * 2u + (c0 * 2u + c1 * 1u + (c2 - 0u) * 1u)]; }
+    else if (c2 < 5u) { v = A[VB + 286u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
+    A[VB + 294u * P.batch + b * 10u + e] = v;
+  }
+  // reshape [53] -> [1, 2, 2, 1]
+  for (var e = 0u; e < 4u; e++) {
+    let ix53 = (((e) / 4u) % 1u * 16u + (0u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+    A[VB + 304u * P.batch + b * 4u + e] = A[VB + 146u * P.batch + b * 16u + ix53];
+  }
+  // concat axis=3 [83, 60] -> [1, 2, 2, 2]
+  for (var e = 0u; e < 8u; e++) {
+    let c0 = (e / 8u) % 1u;
+    let c1 = (e / 4u) % 2u;
+    let c2 = (e / 2u) % 2u;
+    let c3 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c3 < 1u) { v = A[VB + 304u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 0u) * 1u)]; }
+    else if (c3 < 2u) { v = A[VB + 166u * P.batch + b * 4u + (c0 * 4u + c1 * 2u + c2 * 1u + (c3 - 1u) * 1u)]; }
+    A[VB + 308u * P.batch + b * 8u + e] = v;
+  }
+  // concat axis=2 [85, 63] -> [1, 2, 5]
+  for (var e = 0u; e < 10u; e++) {
+    let c0 = (e / 10u) % 1u;
+    let c1 = (e / 5u) % 2u;
+    let c2 = (e / 1u) % 5u;
+    var v = 0.0;
+    if (c2 < 4u) { v = A[VB + 308u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 0u) * 1u)]; }
+    else if (c2 < 5u) { v = A[VB + 178u * P.batch + b * 2u + (c0 * 2u + c1 * 1u + (c2 - 4u) * 1u)]; }
+    A[VB + 316u * P.batch + b * 10u + e] = v;
+  }
+  // reshape [87] -> [1, 2, 1, 5]
+  for (var e = 0u; e < 10u; e++) {
+    A[VB + 326u * P.batch + b * 10u + e] = (A[VB + 294u * P.batch + b * 10u + e] + A[VB + 316u * P.batch + b * 10u + e]);
+  }
+  // concat axis=2 [88, 72] -> [1, 2, 2, 5]
+  for (var e = 0u; e < 20u; e++) {
+    let c0 = (e / 20u) % 1u;
+    let c1 = (e / 10u) % 2u;
+    let c2 = (e / 5u) % 2u;
+    let c3 = (e / 1u) % 5u;
+    var v = 0.0;
+    if (c2 < 1u) { v = A[VB + 326u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 0u) * 5u + c3 * 1u)]; }
+    else if (c2 < 2u) { v = A[VB + 222u * P.batch + b * 10u + (c0 * 10u + c1 * 5u + (c2 - 1u) * 5u + c3 * 1u)]; }
+    A[VB + 336u * P.batch + b * 20u + e] = v;
+  }
+  // concat axis=1 [90, 75] -> [1, 5, 5]
+  for (var e = 0u; e < 25u; e++) {
+    let c0 = (e / 25u) % 1u;
+    let c1 = (e / 5u) % 5u;
+    let c2 = (e / 1u) % 5u;
+    var v = 0.0;
+    if (c1 < 4u) { v = A[VB + 336u * P.batch + b * 20u + (c0 * 20u + (c1 - 0u) * 5u + c2 * 1u)]; }
+    else if (c1 < 5u) { v = A[VB + 252u * P.batch + b * 5u + (c0 * 5u + (c1 - 4u) * 5u + c2 * 1u)]; }
+    A[VB + 356u * P.batch + b * 25u + e] = v;
+  }
+  // slice axis=1 start=0 [93] -> [1, 4, 4]
+  for (var e = 0u; e < 16u; e++) {
+    let ix94 = (((e) / 16u) % 1u * 20u + (0u + ((e) / 4u) % 4u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
+    let ix93 = (((ix94) / 20u) % 1u * 25u + ((ix94) / 4u) % 5u * 5u + (0u + ((ix94) / 1u) % 4u * 1u) * 1u);
+    A[VB + 381u * P.batch + b * 16u + e] = (A[VB + 257u * P.batch + b * 25u + ix93] + A[VB + 356u * P.batch + b * 25u + ix93]);
+  }
 }
 

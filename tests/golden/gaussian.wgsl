@@ -102,61 +102,39 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
   return r;
 }
 
-// gauss: 5 passes; invariant region 3 values, 14 values per sample
+// gauss: 1 passes; invariant region 3 values, 14 values per sample
 
 const VB: u32 = 3u;
 
-// div [3, 4] -> [3]
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 3u) { return; }
-  let b = i / 3u;
-  let e = i % 3u;
-  A[VB + 3u * P.batch + b * 3u + e] = ((A[VB + 0u * P.batch + b * 3u + e] - A[0u + e]) / C[0u + e]);
-}
-
-// powc 2 [5] -> [3]
-@compute @workgroup_size(64)
-fn n6(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 3u) { return; }
-  let b = i / 3u;
-  let e = i % 3u;
-  A[VB + 6u * P.batch + b * 3u + e] = sq(A[VB + 3u * P.batch + b * 3u + e]);
-}
-
-// sum[0] [6] -> []
-@compute @workgroup_size(64)
-fn n7(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 3u; r0++) {
-    acc = acc + A[VB + 6u * P.batch + b * 3u + (r0 * 1u)];
+  if (i >= P.batch) { return; }
+  let b = i;
+  // div [3, 4] -> [3]
+  for (var e = 0u; e < 3u; e++) {
+    A[VB + 3u * P.batch + b * 3u + e] = ((A[VB + 0u * P.batch + b * 3u + e] - A[0u + e]) / C[0u + e]);
   }
-  A[VB + 9u * P.batch + b * 1u + e] = acc;
-}
-
-// mul [1, 7] -> []
-@compute @workgroup_size(64)
-fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 10u * P.batch + b * 1u + e] = (C[3u + e] * A[VB + 9u * P.batch + b * 1u + e]);
-}
-
-// div [5, 4] -> [3]
-@compute @workgroup_size(64)
-fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 3u) { return; }
-  let b = i / 3u;
-  let e = i % 3u;
-  A[VB + 11u * P.batch + b * 3u + e] = (A[VB + 3u * P.batch + b * 3u + e] / C[0u + e]);
+  // powc 2 [5] -> [3]
+  for (var e = 0u; e < 3u; e++) {
+    A[VB + 6u * P.batch + b * 3u + e] = sq(A[VB + 3u * P.batch + b * 3u + e]);
+  }
+  // sum[0] [6] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 3u; r0++) {
+      acc = acc + A[VB + 6u * P.batch + b * 3u + (r0 * 1u)];
+    }
+    A[VB + 9u * P.batch + b * 1u + e] = acc;
+  }
+  // mul [1, 7] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 10u * P.batch + b * 1u + e] = (C[3u + e] * A[VB + 9u * P.batch + b * 1u + e]);
+  }
+  // div [5, 4] -> [3]
+  for (var e = 0u; e < 3u; e++) {
+    A[VB + 11u * P.batch + b * 3u + e] = (A[VB + 3u * P.batch + b * 3u + e] / C[0u + e]);
+  }
 }
 

@@ -102,171 +102,91 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
   return r;
 }
 
-// gmm: 14 passes; invariant region 24 values, 88 values per sample
+// gmm: 1 passes; invariant region 1 values, 96 values per sample
 
-const VB: u32 = 24u;
+const VB: u32 = 1u;
 
-// sub [2, 1] -> [8, 2]
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let ix2 = (((e) / 1u) % 2u * 1u);
-  A[VB + 2u * P.batch + b * 16u + e] = (A[VB + 0u * P.batch + b * 2u + ix2] - C[0u + e]);
-}
-
-// powc 2 [3] -> [8, 2]
-@compute @workgroup_size(64)
-fn n4(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  A[VB + 18u * P.batch + b * 16u + e] = sq(A[VB + 2u * P.batch + b * 16u + e]);
-}
-
-// sum[1] [4] -> [8]
-@compute @workgroup_size(64)
-fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let k0 = (e / 1u) % 8u;
-  var acc = 0.0;
-  for (var r1 = 0u; r1 < 2u; r1++) {
-    acc = acc + A[VB + 18u * P.batch + b * 16u + (k0 * 2u + r1 * 1u)];
+  if (i >= P.batch) { return; }
+  let b = i;
+  // sub [2, 1] -> [8, 2]
+  for (var e = 0u; e < 16u; e++) {
+    let ix2 = (((e) / 1u) % 2u * 1u);
+    A[VB + 2u * P.batch + b * 16u + e] = (A[VB + 0u * P.batch + b * 2u + ix2] - C[0u + e]);
   }
-  A[VB + 34u * P.batch + b * 8u + e] = acc;
-}
-
-// broadcast [7] -> [8]
-@compute @workgroup_size(64)
-fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 8u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix8 = 0u;
-  A[0u + e] = C[16u + ix8];
-}
-
-// div [6, 8] -> [8]
-@compute @workgroup_size(64)
-fn n9(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  A[VB + 42u * P.batch + b * 8u + e] = ((-A[VB + 34u * P.batch + b * 8u + e]) / A[0u + e]);
-}
-
-// max[0] [9] -> []
-@compute @workgroup_size(64)
-fn n10(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = bitcast<f32>(0xff800000u);
-  for (var r0 = 0u; r0 < 8u; r0++) {
-    acc = max_number(acc, A[VB + 42u * P.batch + b * 8u + (r0 * 1u)]);
+  // powc 2 [3] -> [8, 2]
+  for (var e = 0u; e < 16u; e++) {
+    A[VB + 18u * P.batch + b * 16u + e] = sq(A[VB + 2u * P.batch + b * 16u + e]);
   }
-  A[VB + 50u * P.batch + b * 1u + e] = acc;
-}
-
-// exp [14] -> [8]
-@compute @workgroup_size(64)
-fn n15(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let ix13 = 0u;
-  A[VB + 51u * P.batch + b * 8u + e] = exp_s((A[VB + 42u * P.batch + b * 8u + e] - A[VB + 50u * P.batch + b * 1u + ix13]));
-}
-
-// sum[0] [15] -> []
-@compute @workgroup_size(64)
-fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 8u; r0++) {
-    acc = acc + A[VB + 51u * P.batch + b * 8u + (r0 * 1u)];
+  // sum[1] [4] -> [8]
+  for (var e = 0u; e < 8u; e++) {
+    let k0 = (e / 1u) % 8u;
+    var acc = 0.0;
+    for (var r1 = 0u; r1 < 2u; r1++) {
+      acc = acc + A[VB + 18u * P.batch + b * 16u + (k0 * 2u + r1 * 1u)];
+    }
+    A[VB + 34u * P.batch + b * 8u + e] = acc;
   }
-  A[VB + 59u * P.batch + b * 1u + e] = acc;
-}
-
-// neg [18] -> []
-@compute @workgroup_size(64)
-fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 60u * P.batch + b * 1u + e] = (-(A[VB + 50u * P.batch + b * 1u + e] + log_s(A[VB + 59u * P.batch + b * 1u + e])));
-}
-
-// div [21, 16] -> []
-@compute @workgroup_size(64)
-fn n22(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 61u * P.batch + b * 1u + e] = (C[17u + e] / A[VB + 59u * P.batch + b * 1u + e]);
-}
-
-// reshape [27] -> [8, 1]
-@compute @workgroup_size(64)
-fn n28(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 8u) { return; }
-  let b = i / 8u;
-  let e = i % 8u;
-  let ix24 = 0u;
-  A[VB + 62u * P.batch + b * 8u + e] = (-((A[VB + 61u * P.batch + b * 1u + ix24] * A[VB + 51u * P.batch + b * 8u + e]) / A[0u + e]));
-}
-
-// broadcast [30] -> [8, 2]
-@compute @workgroup_size(64)
-fn n31(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 16u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix31 = 0u;
-  A[8u + e] = C[18u + ix31];
-}
-
-// mul [32, 3] -> [8, 2]
-@compute @workgroup_size(64)
-fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 16u) { return; }
-  let b = i / 16u;
-  let e = i % 16u;
-  let ix29 = (((e) / 2u) % 8u * 1u);
-  A[VB + 70u * P.batch + b * 16u + e] = ((A[VB + 62u * P.batch + b * 8u + ix29] * A[8u + e]) * A[VB + 2u * P.batch + b * 16u + e]);
-}
-
-// sum[0] [33] -> [2]
-@compute @workgroup_size(64)
-fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let k0 = (e / 1u) % 2u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 8u; r0++) {
-    acc = acc + A[VB + 70u * P.batch + b * 16u + (r0 * 2u + k0 * 1u)];
+  // broadcast [7] -> [8]
+  for (var e = 0u; e < 8u; e++) {
+    let ix8 = 0u;
+    A[VB + 42u * P.batch + b * 8u + e] = C[16u + ix8];
   }
-  A[VB + 86u * P.batch + b * 2u + e] = acc;
+  // div [6, 8] -> [8]
+  for (var e = 0u; e < 8u; e++) {
+    A[VB + 50u * P.batch + b * 8u + e] = ((-A[VB + 34u * P.batch + b * 8u + e]) / A[VB + 42u * P.batch + b * 8u + e]);
+  }
+  // max[0] [9] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = bitcast<f32>(0xff800000u);
+    for (var r0 = 0u; r0 < 8u; r0++) {
+      acc = max_number(acc, A[VB + 50u * P.batch + b * 8u + (r0 * 1u)]);
+    }
+    A[VB + 58u * P.batch + b * 1u + e] = acc;
+  }
+  // exp [14] -> [8]
+  for (var e = 0u; e < 8u; e++) {
+    let ix13 = 0u;
+    A[VB + 59u * P.batch + b * 8u + e] = exp_s((A[VB + 50u * P.batch + b * 8u + e] - A[VB + 58u * P.batch + b * 1u + ix13]));
+  }
+  // sum[0] [15] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 8u; r0++) {
+      acc = acc + A[VB + 59u * P.batch + b * 8u + (r0 * 1u)];
+    }
+    A[VB + 67u * P.batch + b * 1u + e] = acc;
+  }
+  // neg [18] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 68u * P.batch + b * 1u + e] = (-(A[VB + 58u * P.batch + b * 1u + e] + log_s(A[VB + 67u * P.batch + b * 1u + e])));
+  }
+  // div [21, 16] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 69u * P.batch + b * 1u + e] = (C[17u + e] / A[VB + 67u * P.batch + b * 1u + e]);
+  }
+  // reshape [27] -> [8, 1]
+  for (var e = 0u; e < 8u; e++) {
+    let ix24 = 0u;
+    A[VB + 70u * P.batch + b * 8u + e] = (-((A[VB + 69u * P.batch + b * 1u + ix24] * A[VB + 59u * P.batch + b * 8u + e]) / A[VB + 42u * P.batch + b * 8u + e]));
+  }
+  // mul [32, 3] -> [8, 2]
+  for (var e = 0u; e < 16u; e++) {
+    let ix29 = (((e) / 2u) % 8u * 1u);
+    let ix31 = 0u;
+    A[VB + 78u * P.batch + b * 16u + e] = ((A[VB + 70u * P.batch + b * 8u + ix29] * C[18u + ix31]) * A[VB + 2u * P.batch + b * 16u + e]);
+  }
+  // sum[0] [33] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let k0 = (e / 1u) % 2u;
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 8u; r0++) {
+      acc = acc + A[VB + 78u * P.batch + b * 16u + (r0 * 2u + k0 * 1u)];
+    }
+    A[VB + 94u * P.batch + b * 2u + e] = acc;
+  }
 }
 

@@ -102,82 +102,48 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
   return r;
 }
 
-// ring: 7 passes; invariant region 1 values, 11 values per sample
+// ring: 1 passes; invariant region 1 values, 11 values per sample
 
 const VB: u32 = 1u;
 
-// powc 2 [0] -> [2]
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n1(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
-}
-
-// sum[0] [1] -> []
-@compute @workgroup_size(64)
-fn n2(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 2u; r0++) {
-    acc = acc + A[VB + 2u * P.batch + b * 2u + (r0 * 1u)];
+  if (i >= P.batch) { return; }
+  let b = i;
+  // powc 2 [0] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
   }
-  A[VB + 4u * P.batch + b * 1u + e] = acc;
-}
-
-// sqrt [2] -> []
-@compute @workgroup_size(64)
-fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 5u * P.batch + b * 1u + e] = sqrt_s(A[VB + 4u * P.batch + b * 1u + e]);
-}
-
-// sub [3, 4] -> []
-@compute @workgroup_size(64)
-fn n5(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 6u * P.batch + b * 1u + e] = (A[VB + 5u * P.batch + b * 1u + e] - C[0u + e]);
-}
-
-// div [6, 7] -> []
-@compute @workgroup_size(64)
-fn n8(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 7u * P.batch + b * 1u + e] = (sq(A[VB + 6u * P.batch + b * 1u + e]) / C[1u + e]);
-}
-
-// mul [15, 4] -> []
-@compute @workgroup_size(64)
-fn n19(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 8u * P.batch + b * 1u + e] = ((((C[2u + e] * A[VB + 6u * P.batch + b * 1u + e]) * C[3u + e]) / A[VB + 5u * P.batch + b * 1u + e]) * C[0u + e]);
-}
-
-// mul [20, 0] -> [2]
-@compute @workgroup_size(64)
-fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let ix20 = 0u;
-  A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + ix20] * A[VB + 0u * P.batch + b * 2u + e]);
+  // sum[0] [1] -> []
+  for (var e = 0u; e < 1u; e++) {
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 2u; r0++) {
+      acc = acc + A[VB + 2u * P.batch + b * 2u + (r0 * 1u)];
+    }
+    A[VB + 4u * P.batch + b * 1u + e] = acc;
+  }
+  // sqrt [2] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 5u * P.batch + b * 1u + e] = sqrt_s(A[VB + 4u * P.batch + b * 1u + e]);
+  }
+  // sub [3, 4] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 6u * P.batch + b * 1u + e] = (A[VB + 5u * P.batch + b * 1u + e] - C[0u + e]);
+  }
+  // div [6, 7] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 7u * P.batch + b * 1u + e] = (sq(A[VB + 6u * P.batch + b * 1u + e]) / C[1u + e]);
+  }
+  // mul [15, 4] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 8u * P.batch + b * 1u + e] = ((((C[2u + e] * A[VB + 6u * P.batch + b * 1u + e]) * C[3u + e]) / A[VB + 5u * P.batch + b * 1u + e]) * C[0u + e]);
+  }
+  // mul [20, 0] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let ix20 = 0u;
+    A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + ix20] * A[VB + 0u * P.batch + b * 2u + e]);
+  }
 }
 

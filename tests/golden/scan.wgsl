@@ -102,317 +102,193 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
   return r;
 }
 
-// e: 22 passes; invariant region 5 values, 61 values per sample
+// e: 1 passes; invariant region 1 values, 65 values per sample
 
-const VB: u32 = 5u;
+const VB: u32 = 1u;
 
-// tanh [2] -> []
+// the whole graph: one invocation per sample computes every value
 @compute @workgroup_size(64)
-fn n3(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let ix1 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
-  A[VB + 2u * P.batch + b * 1u + e] = tanh_s(A[VB + 0u * P.batch + b * 2u + ix1]);
-}
-
-// scan b0 seqs=1 [4, 5, 6, 3] -> [3]: one invocation per sample runs the recurrence
-@compute @workgroup_size(64)
-fn n7(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch) { return; }
   let b = i;
+  // tanh [2] -> []
   for (var e = 0u; e < 1u; e++) {
-    A[VB + 6u * P.batch + b * 1u + e] = C[3u + e];
+    let ix1 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
+    A[VB + 2u * P.batch + b * 1u + e] = tanh_s(A[VB + 0u * P.batch + b * 2u + ix1]);
   }
-  for (var e = 0u; e < 1u; e++) {
-    A[VB + 8u * P.batch + b * 1u + e] = A[0u + e];
-  }
-  for (var e = 0u; e < 1u; e++) {
-    A[VB + 9u * P.batch + b * 1u + e] = A[VB + 2u * P.batch + b * 1u + e];
-  }
-  for (var u1 = 0u; u1 < 3u; u1++) {
-    let t1 = u1;
+  {
     for (var e = 0u; e < 1u; e++) {
-      A[VB + 7u * P.batch + b * 1u + e] = C[0u + t1 * 1u + e];
-    }
-    // sub [3, 5] -> []
-    for (var e = 0u; e < 1u; e++) {
-      A[VB + 10u * P.batch + b * 1u + e] = ((A[VB + 7u * P.batch + b * 1u + e] - A[VB + 8u * P.batch + b * 1u + e]) - (A[VB + 9u * P.batch + b * 1u + e] * A[VB + 6u * P.batch + b * 1u + e]));
+      A[VB + 6u * P.batch + b * 1u + e] = C[3u + e];
     }
     for (var e = 0u; e < 1u; e++) {
-      let v = A[VB + 10u * P.batch + b * 1u + e];
-      A[VB + 3u * P.batch + b * 3u + t1 * 1u + e] = v;
-      A[VB + 6u * P.batch + b * 1u + e] = v;
+      A[VB + 8u * P.batch + b * 1u + e] = A[0u + e];
+    }
+    for (var e = 0u; e < 1u; e++) {
+      A[VB + 9u * P.batch + b * 1u + e] = A[VB + 2u * P.batch + b * 1u + e];
+    }
+    for (var u1 = 0u; u1 < 3u; u1++) {
+      let t1 = u1;
+      for (var e = 0u; e < 1u; e++) {
+        A[VB + 7u * P.batch + b * 1u + e] = C[0u + t1 * 1u + e];
+      }
+      // sub [3, 5] -> []
+      for (var e = 0u; e < 1u; e++) {
+        A[VB + 10u * P.batch + b * 1u + e] = ((A[VB + 7u * P.batch + b * 1u + e] - A[VB + 8u * P.batch + b * 1u + e]) - (A[VB + 9u * P.batch + b * 1u + e] * A[VB + 6u * P.batch + b * 1u + e]));
+      }
+      for (var e = 0u; e < 1u; e++) {
+        let v = A[VB + 10u * P.batch + b * 1u + e];
+        A[VB + 3u * P.batch + b * 3u + t1 * 1u + e] = v;
+        A[VB + 6u * P.batch + b * 1u + e] = v;
+      }
     }
   }
-}
-
-// powc 2 [7] -> [3]
-@compute @workgroup_size(64)
-fn n9(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 3u) { return; }
-  let b = i / 3u;
-  let e = i % 3u;
-  A[VB + 11u * P.batch + b * 3u + e] = sq(A[VB + 3u * P.batch + b * 3u + e]);
-}
-
-// sum[0] [9] -> []
-@compute @workgroup_size(64)
-fn n10(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 3u; r0++) {
-    acc = acc + A[VB + 11u * P.batch + b * 3u + (r0 * 1u)];
-  }
-  A[VB + 14u * P.batch + b * 1u + e] = acc;
-}
-
-// reshape [13] -> []
-@compute @workgroup_size(64)
-fn n14(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let ix13 = ((1u + ((e) / 1u) % 1u * 1u) * 1u);
-  A[VB + 15u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ix13];
-}
-
-// exp [15] -> []
-@compute @workgroup_size(64)
-fn n16(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 16u * P.batch + b * 1u + e] = exp_s((C[5u + e] * A[VB + 15u * P.batch + b * 1u + e]));
-}
-
-// mul [11, 16] -> []
-@compute @workgroup_size(64)
-fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 17u * P.batch + b * 1u + e] = ((C[4u + e] * A[VB + 14u * P.batch + b * 1u + e]) * A[VB + 16u * P.batch + b * 1u + e]);
-}
-
-// add [17, 19] -> []
-@compute @workgroup_size(64)
-fn n20(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 18u * P.batch + b * 1u + e] = (A[VB + 17u * P.batch + b * 1u + e] + (C[6u + e] * A[VB + 15u * P.batch + b * 1u + e]));
-}
-
-// reshape [23] -> [1]
-@compute @workgroup_size(64)
-fn n24(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 19u * P.batch + b * 1u + e] = (C[6u + e] + (A[VB + 17u * P.batch + b * 1u + e] * C[5u + e]));
-}
-
-// broadcast [4] -> [1]
-@compute @workgroup_size(64)
-fn n25(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 1u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix25 = 0u;
-  A[1u + e] = C[3u + ix25];
-}
-
-// concat axis=0 [25, 24] -> [2]
-@compute @workgroup_size(64)
-fn n26(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c0 < 1u) { v = A[1u + ((c0 - 0u) * 1u)]; }
-  else if (c0 < 2u) { v = A[VB + 19u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
-  A[VB + 20u * P.batch + b * 2u + e] = v;
-}
-
-// mul [27, 30] -> []
-@compute @workgroup_size(64)
-fn n32(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 22u * P.batch + b * 1u + e] = ((A[VB + 16u * P.batch + b * 1u + e] * C[4u + e]) * C[8u + e]);
-}
-
-// mul [33, 7] -> [3]
-@compute @workgroup_size(64)
-fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 3u) { return; }
-  let b = i / 3u;
-  let e = i % 3u;
-  let ix33 = 0u;
-  A[VB + 23u * P.batch + b * 3u + e] = (A[VB + 22u * P.batch + b * 1u + ix33] * A[VB + 3u * P.batch + b * 3u + e]);
-}
-
-// slice axis=0 start=0 [7] -> [2]
-@compute @workgroup_size(64)
-fn n35(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let ix35 = ((0u + ((e) / 1u) % 2u * 1u) * 1u);
-  A[VB + 26u * P.batch + b * 2u + e] = A[VB + 3u * P.batch + b * 3u + ix35];
-}
-
-// concat axis=0 [25, 35] -> [3]
-@compute @workgroup_size(64)
-fn n36(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 3u) { return; }
-  let b = i / 3u;
-  let e = i % 3u;
-  let c0 = (e / 1u) % 3u;
-  var v = 0.0;
-  if (c0 < 1u) { v = A[1u + ((c0 - 0u) * 1u)]; }
-  else if (c0 < 3u) { v = A[VB + 26u * P.batch + b * 2u + ((c0 - 1u) * 1u)]; }
-  A[VB + 28u * P.batch + b * 3u + e] = v;
-}
-
-// broadcast [4] -> [3]
-@compute @workgroup_size(64)
-fn n37(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= 3u) { return; }
-  let b = 0u;
-  let e = i;
-  let ix37 = 0u;
-  A[2u + e] = C[3u + ix37];
-}
-
-// scan reverse b1 seqs=3 [37, 34, 36, 5, 6, 3] -> [3, 3]: one invocation per sample runs the recurrence
-@compute @workgroup_size(64)
-fn n38(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+  // powc 2 [7] -> [3]
   for (var e = 0u; e < 3u; e++) {
-    A[VB + 40u * P.batch + b * 3u + e] = A[2u + e];
+    A[VB + 11u * P.batch + b * 3u + e] = sq(A[VB + 3u * P.batch + b * 3u + e]);
   }
+  // sum[0] [9] -> []
   for (var e = 0u; e < 1u; e++) {
-    A[VB + 45u * P.batch + b * 1u + e] = A[VB + 2u * P.batch + b * 1u + e];
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 3u; r0++) {
+      acc = acc + A[VB + 11u * P.batch + b * 3u + (r0 * 1u)];
+    }
+    A[VB + 14u * P.batch + b * 1u + e] = acc;
   }
-  for (var u1 = 0u; u1 < 3u; u1++) {
-    let t1 = 2u - u1;
-    for (var e = 0u; e < 1u; e++) {
-      A[VB + 43u * P.batch + b * 1u + e] = A[VB + 23u * P.batch + b * 3u + t1 * 1u + e];
-    }
-    for (var e = 0u; e < 1u; e++) {
-      A[VB + 44u * P.batch + b * 1u + e] = A[VB + 28u * P.batch + b * 3u + t1 * 1u + e];
-    }
-    // neg [6] -> []
-    for (var e = 0u; e < 1u; e++) {
-      let ix4 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
-      A[VB + 46u * P.batch + b * 1u + e] = (-(A[VB + 43u * P.batch + b * 1u + e] + A[VB + 40u * P.batch + b * 3u + ix4]));
-    }
-    // reshape [9] -> [1]
-    for (var e = 0u; e < 1u; e++) {
-      A[VB + 47u * P.batch + b * 1u + e] = (A[VB + 46u * P.batch + b * 1u + e] * A[VB + 45u * P.batch + b * 1u + e]);
-    }
-    // reshape [8] -> [1]
-    for (var e = 0u; e < 1u; e++) {
-      A[VB + 48u * P.batch + b * 1u + e] = (A[VB + 46u * P.batch + b * 1u + e] * A[VB + 44u * P.batch + b * 1u + e]);
-    }
-    // concat axis=0 [10, 11, 12] -> [3]
+  // reshape [13] -> []
+  for (var e = 0u; e < 1u; e++) {
+    let ix13 = ((1u + ((e) / 1u) % 1u * 1u) * 1u);
+    A[VB + 15u * P.batch + b * 1u + e] = A[VB + 0u * P.batch + b * 2u + ix13];
+  }
+  // exp [15] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 16u * P.batch + b * 1u + e] = exp_s((C[5u + e] * A[VB + 15u * P.batch + b * 1u + e]));
+  }
+  // mul [11, 16] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 17u * P.batch + b * 1u + e] = ((C[4u + e] * A[VB + 14u * P.batch + b * 1u + e]) * A[VB + 16u * P.batch + b * 1u + e]);
+  }
+  // add [17, 19] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 18u * P.batch + b * 1u + e] = (A[VB + 17u * P.batch + b * 1u + e] + (C[6u + e] * A[VB + 15u * P.batch + b * 1u + e]));
+  }
+  // reshape [23] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 19u * P.batch + b * 1u + e] = (C[6u + e] + (A[VB + 17u * P.batch + b * 1u + e] * C[5u + e]));
+  }
+  // broadcast [4] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    let ix25 = 0u;
+    A[VB + 20u * P.batch + b * 1u + e] = C[3u + ix25];
+  }
+  // concat axis=0 [25, 24] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let c0 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c0 < 1u) { v = A[VB + 20u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+    else if (c0 < 2u) { v = A[VB + 19u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
+    A[VB + 21u * P.batch + b * 2u + e] = v;
+  }
+  // mul [27, 30] -> []
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 23u * P.batch + b * 1u + e] = ((A[VB + 16u * P.batch + b * 1u + e] * C[4u + e]) * C[8u + e]);
+  }
+  // mul [33, 7] -> [3]
+  for (var e = 0u; e < 3u; e++) {
+    let ix33 = 0u;
+    A[VB + 24u * P.batch + b * 3u + e] = (A[VB + 23u * P.batch + b * 1u + ix33] * A[VB + 3u * P.batch + b * 3u + e]);
+  }
+  // slice axis=0 start=0 [7] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let ix35 = ((0u + ((e) / 1u) % 2u * 1u) * 1u);
+    A[VB + 27u * P.batch + b * 2u + e] = A[VB + 3u * P.batch + b * 3u + ix35];
+  }
+  // concat axis=0 [25, 35] -> [3]
+  for (var e = 0u; e < 3u; e++) {
+    let c0 = (e / 1u) % 3u;
+    var v = 0.0;
+    if (c0 < 1u) { v = A[VB + 20u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+    else if (c0 < 3u) { v = A[VB + 27u * P.batch + b * 2u + ((c0 - 1u) * 1u)]; }
+    A[VB + 29u * P.batch + b * 3u + e] = v;
+  }
+  // broadcast [4] -> [3]
+  for (var e = 0u; e < 3u; e++) {
+    let ix37 = 0u;
+    A[VB + 32u * P.batch + b * 3u + e] = C[3u + ix37];
+  }
+  {
     for (var e = 0u; e < 3u; e++) {
-      let c0 = (e / 1u) % 3u;
-      var v = 0.0;
-      if (c0 < 1u) { v = A[VB + 47u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
-      else if (c0 < 2u) { v = A[VB + 46u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
-      else if (c0 < 3u) { v = A[VB + 48u * P.batch + b * 1u + ((c0 - 2u) * 1u)]; }
-      A[VB + 49u * P.batch + b * 3u + e] = v;
+      A[VB + 44u * P.batch + b * 3u + e] = A[VB + 32u * P.batch + b * 3u + e];
     }
-    for (var e = 0u; e < 3u; e++) {
-      let v = A[VB + 49u * P.batch + b * 3u + e];
-      A[VB + 31u * P.batch + b * 9u + t1 * 3u + e] = v;
-      A[VB + 40u * P.batch + b * 3u + e] = v;
+    for (var e = 0u; e < 1u; e++) {
+      A[VB + 49u * P.batch + b * 1u + e] = A[VB + 2u * P.batch + b * 1u + e];
+    }
+    for (var u1 = 0u; u1 < 3u; u1++) {
+      let t1 = 2u - u1;
+      for (var e = 0u; e < 1u; e++) {
+        A[VB + 47u * P.batch + b * 1u + e] = A[VB + 24u * P.batch + b * 3u + t1 * 1u + e];
+      }
+      for (var e = 0u; e < 1u; e++) {
+        A[VB + 48u * P.batch + b * 1u + e] = A[VB + 29u * P.batch + b * 3u + t1 * 1u + e];
+      }
+      // neg [6] -> []
+      for (var e = 0u; e < 1u; e++) {
+        let ix4 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
+        A[VB + 50u * P.batch + b * 1u + e] = (-(A[VB + 47u * P.batch + b * 1u + e] + A[VB + 44u * P.batch + b * 3u + ix4]));
+      }
+      // reshape [9] -> [1]
+      for (var e = 0u; e < 1u; e++) {
+        A[VB + 51u * P.batch + b * 1u + e] = (A[VB + 50u * P.batch + b * 1u + e] * A[VB + 49u * P.batch + b * 1u + e]);
+      }
+      // reshape [8] -> [1]
+      for (var e = 0u; e < 1u; e++) {
+        A[VB + 52u * P.batch + b * 1u + e] = (A[VB + 50u * P.batch + b * 1u + e] * A[VB + 48u * P.batch + b * 1u + e]);
+      }
+      // concat axis=0 [10, 11, 12] -> [3]
+      for (var e = 0u; e < 3u; e++) {
+        let c0 = (e / 1u) % 3u;
+        var v = 0.0;
+        if (c0 < 1u) { v = A[VB + 51u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+        else if (c0 < 2u) { v = A[VB + 50u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
+        else if (c0 < 3u) { v = A[VB + 52u * P.batch + b * 1u + ((c0 - 2u) * 1u)]; }
+        A[VB + 53u * P.batch + b * 3u + e] = v;
+      }
+      for (var e = 0u; e < 3u; e++) {
+        let v = A[VB + 53u * P.batch + b * 3u + e];
+        A[VB + 35u * P.batch + b * 9u + t1 * 3u + e] = v;
+        A[VB + 44u * P.batch + b * 3u + e] = v;
+      }
     }
   }
-}
-
-// slice axis=1 start=2 [38] -> [3, 1]
-@compute @workgroup_size(64)
-fn n39(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 3u) { return; }
-  let b = i / 3u;
-  let e = i % 3u;
-  let ix39 = (((e) / 1u) % 3u * 3u + (2u + ((e) / 1u) % 1u * 1u) * 1u);
-  A[VB + 52u * P.batch + b * 3u + e] = A[VB + 31u * P.batch + b * 9u + ix39];
-}
-
-// sum[0] [39] -> [1]
-@compute @workgroup_size(64)
-fn n40(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  let k0 = (e / 1u) % 1u;
-  var acc = 0.0;
-  for (var r0 = 0u; r0 < 3u; r0++) {
-    acc = acc + A[VB + 52u * P.batch + b * 3u + (r0 * 1u + k0 * 1u)];
+  // slice axis=1 start=2 [38] -> [3, 1]
+  for (var e = 0u; e < 3u; e++) {
+    let ix39 = (((e) / 1u) % 3u * 3u + (2u + ((e) / 1u) % 1u * 1u) * 1u);
+    A[VB + 56u * P.batch + b * 3u + e] = A[VB + 35u * P.batch + b * 9u + ix39];
   }
-  A[VB + 55u * P.batch + b * 1u + e] = acc;
-}
-
-// reshape [44] -> [1]
-@compute @workgroup_size(64)
-fn n45(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 1u) { return; }
-  let b = i / 1u;
-  let e = i % 1u;
-  A[VB + 56u * P.batch + b * 1u + e] = (A[VB + 55u * P.batch + b * 1u + e] * (C[7u + e] - (A[VB + 2u * P.batch + b * 1u + e] * A[VB + 2u * P.batch + b * 1u + e])));
-}
-
-// concat axis=0 [45, 25] -> [2]
-@compute @workgroup_size(64)
-fn n46(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  let c0 = (e / 1u) % 2u;
-  var v = 0.0;
-  if (c0 < 1u) { v = A[VB + 56u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
-  else if (c0 < 2u) { v = A[1u + ((c0 - 1u) * 1u)]; }
-  A[VB + 57u * P.batch + b * 2u + e] = v;
-}
-
-// add [26, 46] -> [2]
-@compute @workgroup_size(64)
-fn n47(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch * 2u) { return; }
-  let b = i / 2u;
-  let e = i % 2u;
-  A[VB + 59u * P.batch + b * 2u + e] = (A[VB + 20u * P.batch + b * 2u + e] + A[VB + 57u * P.batch + b * 2u + e]);
+  // sum[0] [39] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    let k0 = (e / 1u) % 1u;
+    var acc = 0.0;
+    for (var r0 = 0u; r0 < 3u; r0++) {
+      acc = acc + A[VB + 56u * P.batch + b * 3u + (r0 * 1u + k0 * 1u)];
+    }
+    A[VB + 59u * P.batch + b * 1u + e] = acc;
+  }
+  // reshape [44] -> [1]
+  for (var e = 0u; e < 1u; e++) {
+    A[VB + 60u * P.batch + b * 1u + e] = (A[VB + 59u * P.batch + b * 1u + e] * (C[7u + e] - (A[VB + 2u * P.batch + b * 1u + e] * A[VB + 2u * P.batch + b * 1u + e])));
+  }
+  // concat axis=0 [45, 25] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    let c0 = (e / 1u) % 2u;
+    var v = 0.0;
+    if (c0 < 1u) { v = A[VB + 60u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
+    else if (c0 < 2u) { v = A[VB + 20u * P.batch + b * 1u + ((c0 - 1u) * 1u)]; }
+    A[VB + 61u * P.batch + b * 2u + e] = v;
+  }
+  // add [26, 46] -> [2]
+  for (var e = 0u; e < 2u; e++) {
+    A[VB + 63u * P.batch + b * 2u + e] = (A[VB + 21u * P.batch + b * 2u + e] + A[VB + 61u * P.batch + b * 2u + e]);
+  }
 }
 

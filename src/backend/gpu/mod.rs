@@ -146,11 +146,14 @@ impl Device {
 }
 
 /// The wgpu backend (f32 only).
+#[derive(Clone)]
 pub struct Gpu {
     dev: Arc<Device>,
     /// The most f32 values one call's arena holds: the device's largest
     /// storage binding, or less.
     max_values: usize,
+    /// Small graphs run as one pass (`wgsl::generate_as`).
+    one_pass: bool,
 }
 
 impl Gpu {
@@ -158,7 +161,20 @@ impl Gpu {
     pub fn new() -> Result<Gpu, BackendError> {
         let dev = device()?;
         let max_values = dev.max_values;
-        Ok(Gpu { dev, max_values })
+        Ok(Gpu {
+            dev,
+            max_values,
+            one_pass: true,
+        })
+    }
+
+    /// The same device with every graph compiled a pass per stored node,
+    /// small ones too (tests run both forms against the interpreter).
+    pub fn pass_per_node(self) -> Gpu {
+        Gpu {
+            one_pass: false,
+            ..self
+        }
     }
 
     /// The same device with arenas of at most `values` f32s, so that calls
@@ -202,7 +218,7 @@ impl Backend for Gpu {
         if dtype != DType::F32 {
             return Err(f64_refused());
         }
-        let key = super::graph_key(graph);
+        let key = format!("{}|one pass {}", super::graph_key(graph), self.one_pass);
         let cached = cache()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -239,7 +255,8 @@ impl Gpu {
     }
 
     fn shaders(&self, graph: &Graph) -> Result<Shaders, BackendError> {
-        let prog = wgsl::generate(graph).map_err(|e| BackendError::Compile(e.0))?;
+        let prog =
+            wgsl::generate_as(graph, self.one_pass).map_err(|e| BackendError::Compile(e.0))?;
         let dev = &self.dev;
         let pipelines = dev
             .checked(|| pipelines(dev, &prog))
@@ -289,7 +306,7 @@ pub fn is_cached(graph: &Graph) -> bool {
     cache()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .contains_key(&super::graph_key(graph))
+        .contains_key(&format!("{}|one pass true", super::graph_key(graph)))
 }
 
 fn f64_refused() -> BackendError {

@@ -167,7 +167,13 @@ pub fn grid(groups: usize) -> (u32, u32) {
 
 /// Generates the program of `g` (verified).
 pub fn generate(g: &Graph) -> Result<Program, Unsupported> {
-    Gen::new(g).run()
+    generate_as(g, true)
+}
+
+/// [`generate`], a small graph as one pass only when `one_pass` (else a
+/// pass per stored node, as every larger graph).
+pub fn generate_as(g: &Graph, one_pass: bool) -> Result<Program, Unsupported> {
+    Gen::new(g).run(one_pass)
 }
 
 struct Gen<'g> {
@@ -201,6 +207,9 @@ struct Gen<'g> {
 #[derive(Clone, Copy)]
 struct Step {
     varying: bool,
+    /// The whole graph in one pass (`one_pass`): its inputs stay where the
+    /// host writes them (a shared input once), not per sample.
+    whole: bool,
     /// Nesting depth (1 for a scan's step, 2 for a scan inside it, ..),
     /// which names the loop counters apart.
     depth: usize,
@@ -258,7 +267,11 @@ impl<'g> Gen<'g> {
             body: String::new(),
             passes: Vec::new(),
             tiles: false,
-            step: Some(Step { varying, depth }),
+            step: Some(Step {
+                varying,
+                whole: false,
+                depth,
+            }),
         }
     }
 
@@ -280,8 +293,34 @@ impl<'g> Gen<'g> {
         Ok(())
     }
 
-    fn run(mut self) -> Result<Program, Unsupported> {
-        self.nodes()?;
+    fn run(mut self, one_pass: bool) -> Result<Program, Unsupported> {
+        if one_pass && fits_one_pass(self.g) {
+            self.step = Some(Step {
+                varying: true,
+                whole: true,
+                depth: 0,
+            });
+            self.nodes()?;
+            let statements = std::mem::take(&mut self.body);
+            self.step = None;
+            let _ = write!(
+                self.body,
+                "// the whole graph: one invocation per sample computes every value\n\
+                 @compute @workgroup_size({WORKGROUP})\n\
+                 fn all(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+                 \x20 let i = gid.x + gid.y * {ROW}u;\n\
+                 \x20 if (i >= P.batch) {{ return; }}\n\
+                 \x20 let b = i;\n{statements}}}\n\n"
+            );
+            self.passes.push(Pass {
+                entry: "all".into(),
+                varying: true,
+                numel: 1,
+                tiled: None,
+            });
+        } else {
+            self.nodes()?;
+        }
         let inputs = self.input_slots();
         let outputs = self.output_slots();
         if self.consts.is_empty() {
@@ -335,10 +374,13 @@ impl<'g> Gen<'g> {
         }
         for id in g.ids().filter(|id| live[id.index()]) {
             let node = g.node(id);
-            self.varying[id.index()] = match node.op {
-                Op::Input(i) => g.input(i).kind == InputKind::Sample,
-                _ => node.args.iter().any(|a| self.varying[a.index()]),
-            } || self.step.is_some_and(|s| s.varying);
+            self.varying[id.index()] = match (node.op, self.step) {
+                (Op::Input(i), Some(Step { whole: true, .. }) | None) => {
+                    g.input(i).kind == InputKind::Sample
+                }
+                (_, Some(step)) => step.varying,
+                (_, None) => node.args.iter().any(|a| self.varying[a.index()]),
+            };
         }
         for o in &g.outputs {
             let i = o.node.index();
@@ -1294,6 +1336,43 @@ fn maps_elements(op: Op) -> bool {
             op,
             Op::Broadcast | Op::Transpose(_) | Op::Slice { .. } | Op::Reshape
         )
+}
+
+/// The most values per sample a graph computed in one pass may have.
+const ONE_PASS_VALUES: usize = 4096;
+
+/// Whether `g` runs as one pass in which each sample's invocation computes
+/// every value of its sample, one node after the other: a small graph, so
+/// that the dispatches (one per stored node otherwise, each a full barrier
+/// on the device) are what it costs, not the arithmetic. The values its
+/// nodes hold per sample — batch-invariant ones included, as each
+/// invocation computes its own copy — are at most [`ONE_PASS_VALUES`]; its
+/// outputs are per sample (a batch sum needs a pass over all samples);
+/// and it has no product the tiled pass would take (wide enough that
+/// workgroups sharing staged operands beat one invocation per sample).
+fn fits_one_pass(g: &Graph) -> bool {
+    let live = g.live(&[]);
+    let nodes = || g.ids().filter(|id| live[id.index()]).map(|id| g.node(id));
+    let values: usize = nodes()
+        .filter(|n| !matches!(n.op, Op::Scalar(_) | Op::Const(_)))
+        .map(|n| numel(&n.shape))
+        .sum();
+    let wide_product = nodes().any(|n| {
+        if n.op != Op::MatMul {
+            return false;
+        }
+        let (sa, sb) = (g.shape(n.args[0]), g.shape(n.args[1]));
+        let k = sa[sa.len() - 1];
+        let cols = match (sa.len(), sb.len()) {
+            (_, 2) => sb[1],
+            (2, _) => sa[0],
+            _ => 1,
+        };
+        k >= MIN_TILED && cols >= MIN_TILED
+    });
+    values <= ONE_PASS_VALUES
+        && !wide_product
+        && g.outputs.iter().all(|o| o.reduce == BatchReduce::PerSample)
 }
 
 /// The deepest nesting of inlined expressions one pass computes.
