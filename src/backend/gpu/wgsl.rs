@@ -1346,10 +1346,10 @@ const ONE_PASS_VALUES: usize = 4096;
 /// that the dispatches (one per stored node otherwise, each a full barrier
 /// on the device) are what it costs, not the arithmetic. The values its
 /// nodes hold per sample — batch-invariant ones included, as each
-/// invocation computes its own copy — are at most [`ONE_PASS_VALUES`]; its
-/// outputs are per sample (a batch sum needs a pass over all samples);
+/// invocation computes its own copy — are at most [`ONE_PASS_VALUES`],
 /// and it has no product the tiled pass would take (wide enough that
 /// workgroups sharing staged operands beat one invocation per sample).
+/// Batch sums still follow as passes of their own, over all samples.
 fn fits_one_pass(g: &Graph) -> bool {
     let live = g.live(&[]);
     let nodes = || g.ids().filter(|id| live[id.index()]).map(|id| g.node(id));
@@ -1370,9 +1370,7 @@ fn fits_one_pass(g: &Graph) -> bool {
         };
         k >= MIN_TILED && cols >= MIN_TILED
     });
-    values <= ONE_PASS_VALUES
-        && !wide_product
-        && g.outputs.iter().all(|o| o.reduce == BatchReduce::PerSample)
+    values <= ONE_PASS_VALUES && !wide_product
 }
 
 /// The deepest nesting of inlined expressions one pass computes.
