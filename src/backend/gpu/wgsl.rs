@@ -13,6 +13,12 @@
 //! array; scalars are literals. `Reshape` and `StopGradient` reuse their
 //! operand's storage.
 //!
+//! Shapes of a program. A pass per stored node, in graph order; or, for
+//! a small graph (`fits_one_pass`), one pass in which each sample's
+//! invocation computes all its nodes as loops over their elements. A
+//! scan is always the latter form inside its own pass: each sample's
+//! invocation runs the whole recurrence, its step's nodes as loops.
+//!
 //! Semantics. Every op is written to meet `ir::op`'s specification
 //! (`SPECIAL_CASES`): `max_number`/`min_number` by bits, `pow` with IEEE
 //! special cases, sums and matrix products accumulated in the
@@ -199,10 +205,11 @@ struct Gen<'g> {
     step: Option<Step>,
 }
 
-/// How a scan's step is generated: inside the one invocation that runs
-/// the whole recurrence of its sample, every node of the step is a loop
-/// over its elements, stored per sample (or once, for a scan that reads
-/// no sample input) whatever its own operands are, so that no two
+/// How a graph is generated as statements of one invocation per sample —
+/// a scan's step, inside the invocation that runs its sample's whole
+/// recurrence, or a small graph whole (`fits_one_pass`): every node is a
+/// loop over its elements, stored per sample (or once, for a scan that
+/// reads no sample input) whatever its own operands are, so that no two
 /// invocations share a value they write.
 #[derive(Clone, Copy)]
 struct Step {
@@ -295,29 +302,7 @@ impl<'g> Gen<'g> {
 
     fn run(mut self, one_pass: bool) -> Result<Program, Unsupported> {
         if one_pass && fits_one_pass(self.g) {
-            self.step = Some(Step {
-                varying: true,
-                whole: true,
-                depth: 0,
-            });
-            self.nodes()?;
-            let statements = std::mem::take(&mut self.body);
-            self.step = None;
-            let _ = write!(
-                self.body,
-                "// the whole graph: one invocation per sample computes every value\n\
-                 @compute @workgroup_size({WORKGROUP})\n\
-                 fn all(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
-                 \x20 let i = gid.x + gid.y * {ROW}u;\n\
-                 \x20 if (i >= P.batch) {{ return; }}\n\
-                 \x20 let b = i;\n{statements}}}\n\n"
-            );
-            self.passes.push(Pass {
-                entry: "all".into(),
-                varying: true,
-                numel: 1,
-                tiled: None,
-            });
+            self.one_pass()?;
         } else {
             self.nodes()?;
         }
@@ -336,6 +321,35 @@ impl<'g> Gen<'g> {
             outputs,
             consts: self.consts,
         })
+    }
+
+    /// The whole graph as the one entry point `all`: each sample's
+    /// invocation computes every node of its sample in turn.
+    fn one_pass(&mut self) -> Result<(), Unsupported> {
+        self.step = Some(Step {
+            varying: true,
+            whole: true,
+            depth: 0,
+        });
+        self.nodes()?;
+        let statements = std::mem::take(&mut self.body);
+        self.step = None;
+        let _ = write!(
+            self.body,
+            "// the whole graph: one invocation per sample computes every value\n\
+             @compute @workgroup_size({WORKGROUP})\n\
+             fn all(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             \x20 let i = gid.x + gid.y * {ROW}u;\n\
+             \x20 if (i >= P.batch) {{ return; }}\n\
+             \x20 let b = i;\n{statements}}}\n\n"
+        );
+        self.passes.push(Pass {
+            entry: "all".into(),
+            varying: true,
+            numel: 1,
+            tiled: None,
+        });
+        Ok(())
     }
 
     fn alloc(&mut self, varying: bool, n: usize) -> Loc {
