@@ -32,9 +32,12 @@ struct Device {
     max_values: usize,
     layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
-    /// The step loop's module: the arena, the step buffer (`u32`), the params.
+    /// The step loop's module: the arena, the step buffer (`u32`), the params,
+    /// the step index within a submit (a uniform at a dynamic offset).
     step_layout: wgpu::BindGroupLayout,
     step_pipeline_layout: wgpu::PipelineLayout,
+    /// Bytes between dynamic offsets of a uniform binding.
+    uniform_align: u64,
     /// The last error wgpu reported outside an error scope.
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -75,31 +78,42 @@ fn open() -> Result<Device, String> {
     device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
         *sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
     }));
-    let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
+    let entry = |binding, ty, has_dynamic_offset| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
             ty,
-            has_dynamic_offset: false,
+            has_dynamic_offset,
             min_binding_size: None,
         },
         count: None,
     };
     // The kernels' passes read the constants; the step loop's passes write
-    // its step table. Both bind the arena first and the params last.
-    let layouts = |label, second_read_only| {
+    // its step table and read which step of the submit they are from a
+    // uniform at a dynamic offset. Both bind the arena first, then the
+    // constants or table, then the params.
+    let layouts = |label, for_steps: bool| {
+        let mut entries = vec![
+            entry(
+                0,
+                wgpu::BufferBindingType::Storage { read_only: false },
+                false,
+            ),
+            entry(
+                1,
+                wgpu::BufferBindingType::Storage {
+                    read_only: !for_steps,
+                },
+                false,
+            ),
+            entry(2, wgpu::BufferBindingType::Uniform, false),
+        ];
+        if for_steps {
+            entries.push(entry(3, wgpu::BufferBindingType::Uniform, true));
+        }
         let bind = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
-            entries: &[
-                entry(0, wgpu::BufferBindingType::Storage { read_only: false }),
-                entry(
-                    1,
-                    wgpu::BufferBindingType::Storage {
-                        read_only: second_read_only,
-                    },
-                ),
-                entry(2, wgpu::BufferBindingType::Uniform),
-            ],
+            entries: &entries,
         });
         let pipeline = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(label),
@@ -108,8 +122,8 @@ fn open() -> Result<Device, String> {
         });
         (bind, pipeline)
     };
-    let (layout, pipeline_layout) = layouts("ebm arena", true);
-    let (step_layout, step_pipeline_layout) = layouts("ebm steps", false);
+    let (layout, pipeline_layout) = layouts("ebm arena", false);
+    let (step_layout, step_pipeline_layout) = layouts("ebm steps", true);
     let max_bytes = limits
         .max_storage_buffer_binding_size
         .min(limits.max_buffer_size);
@@ -122,6 +136,7 @@ fn open() -> Result<Device, String> {
         pipeline_layout,
         step_layout,
         step_pipeline_layout,
+        uniform_align: limits.min_uniform_buffer_offset_alignment.max(16) as u64,
         uncaptured,
     })
 }
@@ -368,7 +383,6 @@ struct GpuKernel {
 struct StepPipelines {
     noise: Option<wgpu::ComputePipeline>,
     carry: Vec<wgpu::ComputePipeline>,
-    tick: wgpu::ComputePipeline,
 }
 
 impl GpuKernel {

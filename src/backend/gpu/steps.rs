@@ -1,10 +1,12 @@
 //! The device step loop: [`Kernel::run_steps`](crate::backend::Kernel) with
 //! every buffer resident on the GPU. The inputs are written into the arena
-//! once, then each step is four kinds of dispatch in one command stream —
-//! Gaussian noise generated on the device, the step kernel's passes, a
-//! carry pass per carried buffer (the freeze guard included), and a tick of
-//! the step counter — and only the final state is read back. A window of
-//! a thousand Langevin steps is one upload, a few submits and one read.
+//! once, then each step is three kinds of dispatch in one command stream —
+//! Gaussian noise generated on the device, the step kernel's passes, and a
+//! carry pass per carried buffer (the freeze guard included) — and only
+//! the final state is read back. Which step of a submit a pass is on, it
+//! reads from a uniform bound at that step's dynamic offset (no counter to
+//! advance, so no dispatch for it). A window of a thousand Langevin steps
+//! is one upload, a few submits and one read.
 //!
 //! The noise is `backend::noise`'s generator (the same hash, pair layout,
 //! sub-keys and Box–Muller polynomials) written in WGSL: a pure function of
@@ -20,13 +22,15 @@
 use std::fmt::Write;
 use std::sync::PoisonError;
 
+use wgpu::util::DeviceExt;
+
 use super::wgsl::{self, OutputSlot, Program, Region};
 use crate::backend::{BackendError, Bind, Buffer, NoiseFeed, StepLoop, noise};
 
 /// Steps encoded per submit: bounds the command buffer and the step table.
 const STEPS_PER_SUBMIT: u64 = 256;
-/// `S[0]` counts the steps of the current submit; the step table starts here.
-const TABLE: usize = 4;
+/// Where the step table starts in the step buffer.
+const TABLE: usize = 0;
 /// Per step: the noise sub-keys (two words) and the run's step number + 1.
 const WORDS_PER_STEP: usize = 3;
 
@@ -128,7 +132,7 @@ pub(super) fn plan(prog: &Program, lp: &StepLoop<'_>, batch: usize) -> Option<Pl
     })
 }
 
-/// The step module of a layout: noise, carry and tick entry points.
+/// The step module of a layout: noise and carry entry points.
 pub(super) fn module(layout: &Layout, vb: usize) -> String {
     let mut s = prelude();
     let _ = writeln!(s, "const VB: u32 = {vb}u;\n");
@@ -140,7 +144,7 @@ pub(super) fn module(layout: &Layout, vb: usize) -> String {
              \x20 let i = gid.x + gid.y * {row}u;\n\
              \x20 let len = P.batch * {numel}u;\n\
              \x20 if (2u * i >= len) {{ return; }}\n\
-             \x20 let at = {TABLE}u + {WORDS_PER_STEP}u * S[0];\n\
+             \x20 let at = {TABLE}u + {WORDS_PER_STEP}u * T.t;\n\
              \x20 let p = {first_pair}u + i;\n\
              \x20 let z = box_muller(hash32(p ^ S[at]), hash32((p * 0x9e3779b9u) ^ S[at + 1u]));\n\
              \x20 let base = VB + {off}u * P.batch;\n\
@@ -168,7 +172,7 @@ pub(super) fn module(layout: &Layout, vb: usize) -> String {
                  \x20 if (S[flag] != 0u) {{ return; }}\n\
                  \x20 for (var e = 0u; e < {numel}u; e++) {{\n\
                  \x20   if ((bitcast<u32>(A[src + e]) & 0x7f800000u) == 0x7f800000u) {{\n\
-                 \x20     S[flag] = S[{TABLE}u + {WORDS_PER_STEP}u * S[0] + 2u];\n\
+                 \x20     S[flag] = S[{TABLE}u + {WORDS_PER_STEP}u * T.t + 2u];\n\
                  \x20     return;\n\
                  \x20   }}\n\
                  \x20 }}\n"
@@ -179,7 +183,6 @@ pub(super) fn module(layout: &Layout, vb: usize) -> String {
             "  for (var e = 0u; e < {numel}u; e++) {{ A[dst + e] = A[src + e]; }}\n}}\n\n"
         );
     }
-    s.push_str("@compute @workgroup_size(1)\nfn tick() { S[0] = S[0] + 1u; }\n");
     s
 }
 
@@ -258,6 +261,8 @@ fn prelude() -> String {
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
 @group(0) @binding(1) var<storage, read_write> S: array<u32>;
 @group(0) @binding(2) var<uniform> P: Params;
+struct Tick {{ t: u32, pad0: u32, pad1: u32, pad2: u32 }}
+@group(0) @binding(3) var<uniform> T: Tick;
 
 fn hash32(x0: u32) -> u32 {{
   var x = x0;
@@ -377,6 +382,7 @@ impl super::GpuKernel {
             .map(|f| f.map_or(0, |s| s as u32 + 1))
             .collect();
         q.write_buffer(&sbuf, (flags_at() * 4) as u64, super::bytes_u32(&flags));
+        let ticks = self.ticks();
         let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("ebm steps"),
             layout: &dev.step_layout,
@@ -392,6 +398,14 @@ impl super::GpuKernel {
                 wgpu::BindGroupEntry {
                     binding: 2,
                     resource: a.params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &ticks,
+                        offset: 0,
+                        size: std::num::NonZeroU64::new(16),
+                    }),
                 },
             ],
         });
@@ -413,8 +427,9 @@ impl super::GpuKernel {
             let mut enc = d.create_command_encoder(&Default::default());
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
-                for _ in 0..n {
-                    self.encode_step(&mut pass, a, &bind, pipes, &plan.layout, batch);
+                for t in 0..n {
+                    let tick = (t * dev.uniform_align) as u32;
+                    self.encode_step(&mut pass, a, (&bind, tick), pipes, &plan.layout, batch);
                 }
             }
             q.submit([enc.finish()]);
@@ -423,31 +438,46 @@ impl super::GpuKernel {
         self.read_back(a, &sbuf, &plan, state, batch, frozen)
     }
 
-    /// One step: noise, the kernel's passes, the carries, the tick.
+    /// One step: noise, the kernel's passes, the carries; the step passes
+    /// bound at the step's offset `tick` of the step-index uniform.
     fn encode_step(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
         a: &super::Arena,
-        bind: &wgpu::BindGroup,
+        (bind, tick): (&wgpu::BindGroup, u32),
         pipes: &super::StepPipelines,
         layout: &Layout,
         batch: usize,
     ) {
         if let (Some(p), Some((_, numel, _))) = (&pipes.noise, layout.noise) {
             let (x, y) = wgsl::grid((batch * numel).div_ceil(2).div_ceil(64));
-            pass.set_bind_group(0, bind, &[]);
+            pass.set_bind_group(0, bind, &[tick]);
             pass.set_pipeline(p);
             pass.dispatch_workgroups(x, y, 1);
         }
         self.encode_passes(pass, a, batch);
-        pass.set_bind_group(0, bind, &[]);
+        pass.set_bind_group(0, bind, &[tick]);
         for p in &pipes.carry {
             let (x, y) = wgsl::grid(batch.div_ceil(64));
             pass.set_pipeline(p);
             pass.dispatch_workgroups(x, y, 1);
         }
-        pass.set_pipeline(&pipes.tick);
-        pass.dispatch_workgroups(1, 1, 1);
+    }
+
+    /// The step-index uniform: step t of a submit at byte `t · align`.
+    fn ticks(&self) -> wgpu::Buffer {
+        let align = self.dev.uniform_align as usize / 4;
+        let mut words = vec![0u32; STEPS_PER_SUBMIT as usize * align];
+        for t in 0..STEPS_PER_SUBMIT as usize {
+            words[t * align] = t as u32;
+        }
+        self.dev
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("ebm step index"),
+                contents: super::bytes_u32(&words),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
     }
 
     fn step_pipelines(&self, layout: &Layout) -> Result<super::StepPipelines, BackendError> {
@@ -476,7 +506,6 @@ impl super::GpuKernel {
                 carry: (0..layout.carry.len())
                     .map(|k| pipe(&format!("carry{k}")))
                     .collect(),
-                tick: pipe("tick"),
             }
         })
         .map_err(|e| BackendError::Compile(format!("the device rejected the step shader: {e}")))
