@@ -38,6 +38,8 @@ struct Device {
     step_pipeline_layout: wgpu::PipelineLayout,
     /// Bytes between dynamic offsets of a uniform binding.
     uniform_align: u64,
+    /// The step-index uniform (`steps::ticks`), made once.
+    ticks: wgpu::Buffer,
     /// The last error wgpu reported outside an error scope.
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -124,6 +126,8 @@ fn open() -> Result<Device, String> {
     };
     let (layout, pipeline_layout) = layouts("ebm arena", false);
     let (step_layout, step_pipeline_layout) = layouts("ebm steps", true);
+    let uniform_align = limits.min_uniform_buffer_offset_alignment.max(16) as u64;
+    let ticks = steps::ticks(&device, uniform_align);
     let max_bytes = limits
         .max_storage_buffer_binding_size
         .min(limits.max_buffer_size);
@@ -136,7 +140,8 @@ fn open() -> Result<Device, String> {
         pipeline_layout,
         step_layout,
         step_pipeline_layout,
-        uniform_align: limits.min_uniform_buffer_offset_alignment.max(16) as u64,
+        uniform_align,
+        ticks,
         uncaptured,
     })
 }
@@ -229,11 +234,8 @@ impl Backend for Gpu {
     /// training run that shares a kernel) reuses the pipelines, which on a
     /// shader compiler like lavapipe's cost far more than a call.
     fn compile(&self, graph: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError> {
-        verified(graph)?;
-        if dtype != DType::F32 {
-            return Err(f64_refused());
-        }
-        let key = format!("{}|one pass {}", super::graph_key(graph), self.one_pass);
+        compilable(graph, dtype)?;
+        let key = cache_key(graph, self.one_pass);
         let cached = cache()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -262,10 +264,7 @@ impl Gpu {
         graph: &Graph,
         dtype: DType,
     ) -> Result<Arc<dyn Kernel>, BackendError> {
-        verified(graph)?;
-        if dtype != DType::F32 {
-            return Err(f64_refused());
-        }
+        compilable(graph, dtype)?;
         Ok(Arc::new(self.kernel(graph, Arc::new(self.shaders(graph)?))))
     }
 
@@ -321,7 +320,20 @@ pub fn is_cached(graph: &Graph) -> bool {
     cache()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .contains_key(&format!("{}|one pass true", super::graph_key(graph)))
+        .contains_key(&cache_key(graph, true))
+}
+
+fn cache_key(graph: &Graph, one_pass: bool) -> String {
+    format!("{}|one pass {one_pass}", super::graph_key(graph))
+}
+
+/// A verified graph, in the one dtype the device runs.
+fn compilable(graph: &Graph, dtype: DType) -> Result<(), BackendError> {
+    verified(graph)?;
+    if dtype != DType::F32 {
+        return Err(f64_refused());
+    }
+    Ok(())
 }
 
 fn f64_refused() -> BackendError {

@@ -132,6 +132,20 @@ pub(super) fn plan(prog: &Program, lp: &StepLoop<'_>, batch: usize) -> Option<Pl
     })
 }
 
+/// The step-index uniform: step t of a submit at byte `t · align`.
+pub(super) fn ticks(device: &wgpu::Device, align: u64) -> wgpu::Buffer {
+    let align = align as usize / 4;
+    let mut words = vec![0u32; STEPS_PER_SUBMIT as usize * align];
+    for t in 0..STEPS_PER_SUBMIT as usize {
+        words[t * align] = t as u32;
+    }
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("ebm step index"),
+        contents: super::bytes_u32(&words),
+        usage: wgpu::BufferUsages::UNIFORM,
+    })
+}
+
 /// The step module of a layout: noise and carry entry points.
 pub(super) fn module(layout: &Layout, vb: usize) -> String {
     let mut s = prelude();
@@ -382,7 +396,6 @@ impl super::GpuKernel {
             .map(|f| f.map_or(0, |s| s as u32 + 1))
             .collect();
         q.write_buffer(&sbuf, (flags_at() * 4) as u64, super::bytes_u32(&flags));
-        let ticks = self.ticks();
         let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("ebm steps"),
             layout: &dev.step_layout,
@@ -402,7 +415,7 @@ impl super::GpuKernel {
                 wgpu::BindGroupEntry {
                     binding: 3,
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &ticks,
+                        buffer: &dev.ticks,
                         offset: 0,
                         size: std::num::NonZeroU64::new(16),
                     }),
@@ -462,22 +475,6 @@ impl super::GpuKernel {
             pass.set_pipeline(p);
             pass.dispatch_workgroups(x, y, 1);
         }
-    }
-
-    /// The step-index uniform: step t of a submit at byte `t · align`.
-    fn ticks(&self) -> wgpu::Buffer {
-        let align = self.dev.uniform_align as usize / 4;
-        let mut words = vec![0u32; STEPS_PER_SUBMIT as usize * align];
-        for t in 0..STEPS_PER_SUBMIT as usize {
-            words[t * align] = t as u32;
-        }
-        self.dev
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("ebm step index"),
-                contents: super::bytes_u32(&words),
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
     }
 
     fn step_pipelines(&self, layout: &Layout) -> Result<super::StepPipelines, BackendError> {
