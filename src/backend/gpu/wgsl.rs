@@ -606,8 +606,8 @@ impl<'g> Gen<'g> {
         Ok(())
     }
 
-    /// A node of a scan's step: a loop over its elements in the step's
-    /// statements.
+    /// A node of a scan's step or of a one-pass graph: a loop over its
+    /// elements in the invocation's statements.
     fn emit_in_step(&mut self, id: NodeId, loc: Loc) -> Result<(), Unsupported> {
         let node = self.g.node(id);
         let n = numel(&node.shape);
