@@ -225,6 +225,15 @@ pub trait Kernel: Send + Sync {
     fn scratch_bytes(&self) -> u64 {
         0
     }
+
+    /// Makes ready the arenas for `callers` concurrent calls, with their
+    /// memory committed, so that the first calls of a run (one per worker
+    /// thread) do not allocate and fault pages in while they are timed. A
+    /// hint: a backend may keep fewer (the CPU backend skips arenas too large
+    /// to commit before a run's memory check).
+    fn prepare(&self, callers: usize) {
+        let _ = callers;
+    }
 }
 
 fn host_slices<'a, T>(

@@ -159,6 +159,13 @@ impl<T: Scalar> CompiledTarget<T> {
             .fold(0, u64::saturating_add)
     }
 
+    /// Readies every kernel's arenas for `workers` blocks calling at once.
+    pub fn prepare(&self, workers: usize) {
+        for c in [&self.energy, &self.energy_grad, &self.step] {
+            c.kernel.prepare(workers);
+        }
+    }
+
     /// Replaces the conditioning vector every chain reads (training a
     /// conditional energy samples one concept's chains at a time).
     pub fn set_cond(&mut self, cond: &[f64]) -> R<()> {

@@ -860,6 +860,17 @@ impl Sampler {
             DType::F64 => AnyTarget::F64(CompiledTarget::new(energy, sampler, cond, engine_block)?),
             DType::F32 => AnyTarget::F32(CompiledTarget::new(energy, sampler, cond, engine_block)?),
         };
+        // Workers and their kernels' arenas are set up here, not in the
+        // first steps of a run: a short run would time a thread start and
+        // page faults, and training's runs reuse them.
+        let workers = blocks(sampler, run).len();
+        pool::global()
+            .reserve(workers)
+            .map_err(RuntimeError::Internal)?;
+        match &target {
+            AnyTarget::F64(t) => t.prepare(workers),
+            AnyTarget::F32(t) => t.prepare(workers),
+        }
         Ok(Sampler {
             target,
             sampler: sampler.clone(),
