@@ -101,33 +101,6 @@ pub(super) mod lanes {
         }
     }
 
-    /// The largest f32 below 2, the one argument of [`recip_1_to_2`] whose
-    /// quotient its correction step does not round correctly.
-    const JUST_BELOW_2: u32 = 0x3fff_ffff;
-
-    /// `1/d` for `d` in [1, 2] (or NaN), bit for bit the IEEE quotient
-    /// (`tests::reciprocal_is_the_quotient_on_1_to_2` checks every f32 of
-    /// [1, 2]). A 16-lane divide occupies the one divider for about 10
-    /// cycles on the Intel cores we measured, while an MLP's sigmoid
-    /// epilogue needs one per vector; this is `vrcp14ps`'s estimate, one
-    /// Newton step, then Markstein's correction `y + y·(1 − d·y)`, all on
-    /// the FMA ports. The correction rounds a tie the wrong way for one
-    /// argument only, the largest f32 below 2 (its quotient lies just above
-    /// the midpoint between 0.5 and the next f32), which is patched.
-    #[inline(always)]
-    pub(in crate::backend::cpu) unsafe fn recip_1_to_2(d: __m512) -> __m512 {
-        // SAFETY: as `exp16`.
-        unsafe {
-            let one = _mm512_set1_ps(1.0);
-            let y = _mm512_rcp14_ps(d);
-            let y = _mm512_fmadd_ps(_mm512_fnmadd_ps(d, y, one), y, y);
-            let y = _mm512_fmadd_ps(_mm512_fnmadd_ps(d, y, one), y, y);
-            let edge =
-                _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, _mm512_set1_ps(f32::from_bits(JUST_BELOW_2)));
-            _mm512_mask_blend_ps(edge, y, _mm512_set1_ps(1.0 / f32::from_bits(JUST_BELOW_2)))
-        }
-    }
-
     #[inline(always)]
     pub(in crate::backend::cpu) unsafe fn sigmoid16(x: __m512) -> __m512 {
         // SAFETY: as `exp16`.
@@ -137,7 +110,7 @@ pub(super) mod lanes {
             let sign = _mm512_set1_epi32(i32::MIN);
             let neg_abs = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(x), sign));
             let e = exp16_upto0(neg_abs);
-            let r = recip_1_to_2(_mm512_add_ps(_mm512_set1_ps(1.0), e));
+            let r = _mm512_div_ps(_mm512_set1_ps(1.0), _mm512_add_ps(_mm512_set1_ps(1.0), e));
             // x ≥ 0 keeps r; otherwise (x < 0 or NaN) e·r, as `sigmoid1`.
             let nonneg = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_setzero_ps());
             _mm512_mask_blend_ps(nonneg, _mm512_mul_ps(e, r), r)
@@ -312,43 +285,6 @@ pub(crate) unsafe fn apply(sigmoid: bool, x: *const f32, y: *mut f32, rows: Rows
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `recip_1_to_2` against the divide on every f32 of [1, 2], and NaN.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn reciprocal_is_the_quotient_on_1_to_2() {
-        use std::arch::x86_64::*;
-        if !available() {
-            return;
-        }
-        let (lo, hi) = (1.0f32.to_bits(), 2.0f32.to_bits());
-        let mut d = [0.0f32; 16];
-        let mut got = [0.0f32; 16];
-        let mut start = lo;
-        while start <= hi {
-            for (i, v) in d.iter_mut().enumerate() {
-                *v = f32::from_bits((start + i as u32).min(hi));
-            }
-            // SAFETY: AVX-512F checked above; 16-lane arrays.
-            unsafe {
-                let r = lanes::recip_1_to_2(_mm512_loadu_ps(d.as_ptr()));
-                _mm512_storeu_ps(got.as_mut_ptr(), r);
-            }
-            for (v, g) in d.iter().zip(&got) {
-                assert_eq!(g.to_bits(), (1.0 / v).to_bits(), "1/{v:e}");
-            }
-            start += 16;
-        }
-        d = [f32::NAN; 16];
-        // SAFETY: as above.
-        unsafe {
-            _mm512_storeu_ps(
-                got.as_mut_ptr(),
-                lanes::recip_1_to_2(_mm512_loadu_ps(d.as_ptr())),
-            )
-        };
-        assert!(got.iter().all(|g| g.is_nan()));
-    }
 
     /// Arguments over the whole range of each branch: a fine sweep across
     /// [−120, 100] (past both clamps, through the subnormal outputs below
