@@ -1635,3 +1635,48 @@ impl Kernel for CpuKernel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::InputKind;
+
+    #[test]
+    fn arenas_start_on_a_cache_line() {
+        for len in [1, 15, 16, 1000, 100_000] {
+            let mut a = Arena::<f32>::zeroed(len);
+            assert_eq!(a.as_mut_ptr() as usize % ARENA_ALIGN, 0, "f32 × {len}");
+            assert_eq!(a.as_slice().len(), len);
+            let mut b = Arena::<f64>::zeroed(len);
+            assert_eq!(b.as_mut_ptr() as usize % ARENA_ALIGN, 0, "f64 × {len}");
+            assert!(b.as_slice().iter().all(|&v| v == 0.0));
+        }
+    }
+
+    /// `prepare(n)` leaves `n` arena sets pooled, so `n` workers' first
+    /// calls take one each instead of allocating; more callers than the
+    /// prefault budget allows are not committed ahead.
+    #[test]
+    fn prepare_pools_an_arena_set_per_caller() {
+        let mut g = Graph::new("sq");
+        let x = g.input_node("x", vec![4], InputKind::Sample);
+        let sq = g.mul(x, x);
+        let e = g.sum_all(sq);
+        g.add_output("energy", e, crate::ir::BatchReduce::PerSample);
+        let k = CpuKernel::compile(&g, DType::F32, 1).unwrap();
+        let p = k.p32.as_ref().unwrap();
+        let pooled = || p.scratch.lock().unwrap().len();
+        assert_eq!(pooled(), 1, "one set made at compile time");
+        k.prepare(3);
+        assert_eq!(pooled(), 3);
+        k.prepare(2);
+        assert_eq!(pooled(), 3, "sets already pooled are counted");
+        let too_many = (PREFAULT_BYTES / k.scratch_bytes().max(1)) as usize + 1;
+        k.prepare(too_many);
+        assert_eq!(
+            pooled(),
+            3,
+            "beyond the prefault budget nothing is committed"
+        );
+    }
+}
