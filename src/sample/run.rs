@@ -848,11 +848,8 @@ impl Sampler {
     ) -> Result<Sampler, RuntimeError> {
         let device = energy.backend().device().is_some();
         let run = &*one_block_on_a_device(device, run);
-        let max_block = blocks(sampler, run)
-            .iter()
-            .map(|(a, b)| b - a)
-            .max()
-            .unwrap_or(1);
+        let ranges = blocks(sampler, run);
+        let max_block = ranges.iter().map(|(a, b)| b - a).max().unwrap_or(1);
         let shape = energy.x_shape();
         // Kernels see engine chains: K replicas per user chain for PT.
         let engine_block = max_block * sampler.method.replicas();
@@ -863,7 +860,7 @@ impl Sampler {
         // Workers and their kernels' arenas are set up here, not in the
         // first steps of a run: a short run would time a thread start and
         // page faults, and training's runs reuse them.
-        let workers = blocks(sampler, run).len();
+        let workers = ranges.len();
         pool::global()
             .reserve(workers)
             .map_err(RuntimeError::Internal)?;

@@ -361,7 +361,8 @@ fn fault_in<T: Real>(v: &mut [T]) {
 /// Bytes a tile arena's start is aligned to: a cache line, so that the
 /// feature rows (whose stride is a multiple of 16 lanes) start on one and a
 /// 16-lane load or store never straddles two (an unaligned one costs two
-/// load-port slots; W3's panel GEMM ran 9% faster aligned).
+/// load-port slots; a standalone copy of the panel micro-kernel ran 9%
+/// faster aligned).
 const ARENA_ALIGN: usize = 64;
 
 /// A zeroed buffer of `len` values whose start is [`ARENA_ALIGN`]-aligned.
