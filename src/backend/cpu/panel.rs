@@ -175,51 +175,49 @@ mod avx512 {
                 xp = xp.add(xs);
                 wp = wp.add(NR);
             }
+            // The sums go to `dst` first, at constant indices: indexing the
+            // accumulators by a run-time feature in the epilogue's loop
+            // would keep them in a stack array (zeroed by a `memset` call
+            // per block, then spilled after the k-loop anyway).
             for j in 0..N {
-                // The block's V vectors of feature j at once: their
-                // activations are V independent chains, interleaved.
-                let mut r = [_mm512_setzero_ps(); V];
-                for (v, rv) in r.iter_mut().enumerate() {
-                    let m = if v + 1 == V { mask } else { 0xffff };
-                    *rv = if accumulate {
-                        _mm512_add_ps(
-                            _mm512_maskz_loadu_ps(m, dst.add(j * ds + 16 * v)),
-                            acc[v][j],
-                        )
+                for v in 0..V {
+                    let (at, m) = (j * ds + 16 * v, if v + 1 == V { mask } else { 0xffff });
+                    let sum = if accumulate {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst.add(at)), acc[v][j])
                     } else {
                         acc[v][j]
                     };
+                    _mm512_mask_storeu_ps(dst.add(at), m, sum);
                 }
-                if let Some(e) = epilogue {
-                    let b = _mm512_set1_ps(*e.bias.add(j));
-                    // Plain loops, not `array::map`: a closure is not
-                    // compiled with this function's target features.
-                    let mut h = r;
-                    for hv in h.iter_mut() {
-                        *hv = _mm512_add_ps(*hv, b);
-                    }
-                    let mut y = h;
-                    if e.sigmoid {
-                        for yv in y.iter_mut() {
-                            *yv = sigmoid16(*yv);
-                        }
-                    } else {
-                        for yv in y.iter_mut() {
-                            *yv = exp16(*yv);
-                        }
-                    }
-                    for v in 0..V {
-                        let (at, m) = (j * ds + 16 * v, if v + 1 == V { mask } else { 0xffff });
-                        _mm512_mask_storeu_ps(dst.add(at), m, h[v]);
-                        _mm512_mask_storeu_ps(e.act.add(at), m, y[v]);
-                        if !e.prod.is_null() {
-                            _mm512_mask_storeu_ps(e.prod.add(at), m, _mm512_mul_ps(h[v], y[v]));
-                        }
+            }
+            let Some(e) = epilogue else { return };
+            for j in 0..N {
+                // The block's V vectors of feature j at once: their
+                // activations are V independent chains, interleaved.
+                let b = _mm512_set1_ps(*e.bias.add(j));
+                let mut h = [_mm512_setzero_ps(); V];
+                for (v, hv) in h.iter_mut().enumerate() {
+                    let m = if v + 1 == V { mask } else { 0xffff };
+                    *hv = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst.add(j * ds + 16 * v)), b);
+                }
+                // Plain loops, not `array::map`: a closure is not compiled
+                // with this function's target features.
+                let mut y = h;
+                if e.sigmoid {
+                    for yv in y.iter_mut() {
+                        *yv = sigmoid16(*yv);
                     }
                 } else {
-                    for (v, rv) in r.iter().enumerate() {
-                        let m = if v + 1 == V { mask } else { 0xffff };
-                        _mm512_mask_storeu_ps(dst.add(j * ds + 16 * v), m, *rv);
+                    for yv in y.iter_mut() {
+                        *yv = exp16(*yv);
+                    }
+                }
+                for v in 0..V {
+                    let (at, m) = (j * ds + 16 * v, if v + 1 == V { mask } else { 0xffff });
+                    _mm512_mask_storeu_ps(dst.add(at), m, h[v]);
+                    _mm512_mask_storeu_ps(e.act.add(at), m, y[v]);
+                    if !e.prod.is_null() {
+                        _mm512_mask_storeu_ps(e.prod.add(at), m, _mm512_mul_ps(h[v], y[v]));
                     }
                 }
             }
