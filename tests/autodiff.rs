@@ -204,6 +204,10 @@ fn every_optimiser_switch_preserves_values() {
             dce: true,
             ..Config::NONE
         },
+        Config {
+            factor: true,
+            ..Config::NONE
+        },
         Config::default(),
     ];
     for seed in 0..60 {
@@ -230,6 +234,68 @@ fn every_optimiser_switch_preserves_values() {
             }
         }
     }
+}
+
+/// `s·a + (s·b)·c` becomes `s·(a + b·c)` (three operations instead of
+/// four) when its products serve nothing else, in any operand order, and
+/// stays as written when one of them is also an output.
+#[test]
+fn a_common_multiplicand_is_factored_out_of_a_sum() {
+    use ebm::ir::{BatchReduce, BinaryOp, InputKind, Op};
+    let build = |swap: bool, expose: bool| {
+        let mut g = Graph::new("f");
+        let [s, a, b, c] =
+            ["s", "a", "b", "c"].map(|n| g.input_node(n, vec![3], InputKind::Sample));
+        let sa = if swap { g.mul(a, s) } else { g.mul(s, a) };
+        let sb = if swap { g.mul(b, s) } else { g.mul(s, b) };
+        let sbc = if swap { g.mul(c, sb) } else { g.mul(sb, c) };
+        let e = if swap {
+            g.add_(sbc, sa)
+        } else {
+            g.add_(sa, sbc)
+        };
+        g.add_output("e", e, BatchReduce::PerSample);
+        if expose {
+            g.add_output("sa", sa, BatchReduce::PerSample);
+        }
+        g
+    };
+    let count = |g: &Graph, op: BinaryOp| {
+        let live = g.live(&[]);
+        g.ids()
+            .filter(|id| live[id.index()] && g.node(*id).op == Op::Binary(op))
+            .count()
+    };
+    for swap in [false, true] {
+        for expose in [false, true] {
+            let g = build(swap, expose);
+            let opt = opt::optimize(&g, Config::default());
+            verify(&opt).unwrap();
+            let muls = if expose { 3 } else { 2 };
+            assert_eq!(
+                count(&opt, BinaryOp::Mul),
+                muls,
+                "swap {swap} expose {expose}"
+            );
+            assert_eq!(count(&opt, BinaryOp::Add), 1);
+            let inputs = random_inputs(&g, 7, 1);
+            for (x, y) in run(&opt, &inputs)
+                .iter()
+                .flatten()
+                .zip(run(&g, &inputs).iter().flatten())
+            {
+                assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()));
+            }
+        }
+    }
+    let plain = opt::optimize(
+        &build(false, false),
+        Config {
+            factor: false,
+            ..Config::default()
+        },
+    );
+    assert_eq!(count(&plain, BinaryOp::Mul), 3);
 }
 
 /// d/dx [stop_gradient(x) · x] = stop_gradient(x): only the second factor counts.

@@ -338,3 +338,38 @@ energy maxp(x: [1, 6, 6]) = sum(max_pool2d(x, 2)^2)
         }
     }
 }
+
+/// ∇ₓE of a two-layer swish MLP, and E with it, as `ebm sample` compiles
+/// them. On an AVX-512 machine the planner folds each layer's backward loop
+/// (swish's derivative times the incoming gradient) into panel GEMM
+/// epilogues: the top layer's into its forward epilogue (times the shared
+/// readout weights), the first layer's into the backward product through
+/// W2 (times the derivative its forward epilogue wrote). The kernels must
+/// still match the interpreter at every batch size and thread count.
+#[test]
+fn swish_backward_folded_into_gemm_epilogues() {
+    use ebm::autodiff::derived::{KernelSpec, derive};
+    use ebm::pipeline::{SourceFile, analyze};
+    let src = "param W1: [2, 40] ~ normal(0, 0.7)\nparam b1: [40] ~ normal(0, 0.5)\n\
+               param W2: [40, 40] ~ normal(0, 0.3)\nparam b2: [40] ~ normal(0, 0.5)\n\
+               param W3: [40, 1] ~ normal(0, 0.5)\nparam b3: [1] ~ normal(0, 0.1)\n\
+               energy mlp(x: [2]) = (swish(swish(x @ W1 + b1) @ W2 + b2) @ W3 + b3)[0]\n";
+    let file = SourceFile::from_reader("mlp.ebm", src.as_bytes()).unwrap();
+    let module = analyze(&file).unwrap();
+    let energy = ebm::lower::lower(&module, "mlp").unwrap();
+    for spec in [KernelSpec::GRAD_X, KernelSpec::ENERGY_GRAD] {
+        let g = ebm::opt::optimize(&derive(&energy, spec).unwrap(), Default::default());
+        let text = ebm::backend::cpu::clif_text(&g, DType::F32).unwrap();
+        if text.contains("panel kernel") && spec.value == KernelSpec::GRAD_X.value {
+            let schedule: Vec<&str> = text.lines().take_while(|l| l.starts_with(';')).collect();
+            let schedule = schedule.join("\n");
+            assert!(
+                schedule.contains("its derivative times Input") && schedule.contains("times Tile("),
+                "the swish backward loops were not folded:\n{schedule}"
+            );
+            // Four products and nothing else: no elementwise loop is left.
+            assert!(!schedule.contains(" loop"), "{schedule}");
+        }
+        check_all(&g);
+    }
+}

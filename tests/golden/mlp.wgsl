@@ -339,28 +339,28 @@ fn n17(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // broadcast [18] -> [128]
 @compute @workgroup_size(64)
-fn n23(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= 128u) { return; }
   let b = 0u;
   let e = i;
-  let ix23 = 0u;
-  A[17025u + e] = C[0u + ix23];
+  let ix21 = 0u;
+  A[17025u + e] = C[0u + ix21];
 }
 
-// add [21, 26] -> [128]
+// mul [20, 25] -> [128]
 @compute @workgroup_size(64)
-fn n27(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n26(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 128u) { return; }
   let b = i / 128u;
   let e = i % 128u;
-  A[VB + 1029u * P.batch + b * 128u + e] = ((A[16896u + e] * A[VB + 770u * P.batch + b * 128u + e]) + ((A[16896u + e] * A[VB + 642u * P.batch + b * 128u + e]) * (A[VB + 770u * P.batch + b * 128u + e] * (A[17025u + e] - A[VB + 770u * P.batch + b * 128u + e]))));
+  A[VB + 1029u * P.batch + b * 128u + e] = (A[16896u + e] * (A[VB + 770u * P.batch + b * 128u + e] + (A[VB + 642u * P.batch + b * 128u + e] * (A[VB + 770u * P.batch + b * 128u + e] * (A[17025u + e] - A[VB + 770u * P.batch + b * 128u + e])))));
 }
 
-// matmul [7, 27] -> [128], tiled: 64×64 values per workgroup
+// matmul [7, 26] -> [128], tiled: 64×64 values per workgroup
 @compute @workgroup_size(256)
-fn n28(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn n27(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let rows = P.batch * 1u;
   let t = wg.x + wg.y * 65535u;
   let r0 = (t / 2u) * 64u;
@@ -468,19 +468,19 @@ fn n28(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li
   if (row3 < rows && c0 + tx + 48u < 128u) { A[ob + row3 * 128u + c0 + tx + 48u] = acc33; }
 }
 
-// add [29, 33] -> [128]
+// mul [27, 31] -> [128]
 @compute @workgroup_size(64)
-fn n34(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n32(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 128u) { return; }
   let b = i / 128u;
   let e = i % 128u;
-  A[VB + 1285u * P.batch + b * 128u + e] = ((A[VB + 1157u * P.batch + b * 128u + e] * A[VB + 258u * P.batch + b * 128u + e]) + ((A[VB + 1157u * P.batch + b * 128u + e] * A[VB + 130u * P.batch + b * 128u + e]) * (A[VB + 258u * P.batch + b * 128u + e] * (A[17025u + e] - A[VB + 258u * P.batch + b * 128u + e]))));
+  A[VB + 1285u * P.batch + b * 128u + e] = (A[VB + 1157u * P.batch + b * 128u + e] * (A[VB + 258u * P.batch + b * 128u + e] + (A[VB + 130u * P.batch + b * 128u + e] * (A[VB + 258u * P.batch + b * 128u + e] * (A[17025u + e] - A[VB + 258u * P.batch + b * 128u + e])))));
 }
 
-// matmul [1, 34] -> [2]
+// matmul [1, 32] -> [2]
 @compute @workgroup_size(64)
-fn n35(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn n33(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch * 2u) { return; }
   let b = i / 2u;

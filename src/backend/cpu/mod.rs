@@ -266,6 +266,28 @@ fn schedule_text(plan: &Plan, rows: usize, stride: usize) -> String {
     s
 }
 
+/// What a layer epilogue computes and where it stores each value, for the
+/// schedule text.
+fn layer_text(e: &plan::Layer, dst: Loc) -> String {
+    let to = |l: Option<Loc>| l.map_or("not stored".to_string(), |l| format!("-> {l:?}"));
+    let mut s = format!(
+        ", then + {:?} {} and {} {}",
+        e.bias,
+        to(e.pre.then_some(dst)),
+        if e.sigmoid { "sigmoid" } else { "exp" },
+        to(e.act)
+    );
+    if e.prod.is_some() {
+        s.push_str(&format!(", times its argument {}", to(e.prod)));
+    }
+    if let Some((g, scale)) = e.grad {
+        let by = scale.map_or(String::new(), |sc| format!(" times {sc:?}"));
+        s.push_str(&format!(", its derivative{by} -> {g:?}"));
+    }
+    s.push_str(" in registers");
+    s
+}
+
 fn steps_text(s: &mut String, plan: &Plan, steps: &[Step], pad: &str) {
     {
         for st in steps.iter() {
@@ -321,16 +343,8 @@ fn steps_text(s: &mut String, plan: &Plan, steps: &[Step], pad: &str) {
                         None => String::new(),
                     },
                     match g.epilogue {
-                        Some(e) => format!(
-                            ", then + {:?} and {} -> {:?}{} in registers",
-                            e.bias,
-                            if e.sigmoid { "sigmoid" } else { "exp" },
-                            e.act,
-                            match e.prod {
-                                Some(p) => format!(", times its argument -> {p:?}"),
-                                None => String::new(),
-                            }
-                        ),
+                        Some(plan::Epilogue::Layer(e)) => layer_text(&e, g.dst.loc),
+                        Some(plan::Epilogue::Times(by)) => format!(", times {by:?} in registers"),
                         None => String::new(),
                     }
                 )),
@@ -848,15 +862,26 @@ impl<T: Real> Prog<T> {
         let at = |l: Loc| match l {
             // SAFETY: tile offsets from the plan.
             Loc::Tile(off) => unsafe { tile.add(off * t) as *mut f32 },
-            // invariant: the planner's epilogues write tile buffers.
-            _ => unreachable!("an epilogue output outside the tile"),
+            // invariant: the planner's epilogues read and write tile buffers.
+            _ => unreachable!("an epilogue buffer outside the tile"),
         };
-        panel::Epilogue {
-            sigmoid: e.sigmoid,
-            // SAFETY: the caller's contract.
-            bias: unsafe { self.shared_at(e.bias, inv, ins) } as *const f32,
-            act: at(e.act),
-            prod: e.prod.map_or(std::ptr::null_mut(), at),
+        let null = std::ptr::null_mut();
+        match *e {
+            plan::Epilogue::Times(by) => panel::Epilogue::Times(at(by)),
+            plan::Epilogue::Layer(e) => panel::Epilogue::Layer(panel::Layer {
+                sigmoid: e.sigmoid,
+                // SAFETY: the caller's contract.
+                bias: unsafe { self.shared_at(e.bias, inv, ins) } as *const f32,
+                pre: e.pre,
+                act: e.act.map_or(null, at),
+                prod: e.prod.map_or(null, at),
+                grad: e.grad.map_or(null, |(g, _)| at(g)),
+                grad_scale: match e.grad {
+                    // SAFETY: the caller's contract.
+                    Some((_, Some(sc))) => (unsafe { self.shared_at(sc, inv, ins) }) as *const f32,
+                    _ => std::ptr::null(),
+                },
+            }),
         }
     }
 

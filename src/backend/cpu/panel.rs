@@ -19,37 +19,51 @@ pub(crate) const NR: usize = 6;
 /// Rows per micro-kernel block: four 16-lane vectors.
 const MR: usize = 64;
 
-/// A layer's bias and activation applied to the products in registers:
-/// `dst = product + bias[f]`, `act = f(dst)` (sigmoid or exp) and, unless
-/// `prod` is null, `prod = dst · act`, in the operations and order of
-/// `vecmath::apply_biased`, so the results are its bits. `act` and `prod`
-/// have `dst`'s row stride.
+/// What the kernel does with a block's sums before they leave registers
+/// (see `plan::Epilogue`). Tile buffers have `dst`'s row stride.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Epilogue {
+pub(crate) enum Epilogue {
+    Layer(Layer),
+    /// `dst = sum · by[f][b]`.
+    Times(*const f32),
+}
+
+/// `h = sum + bias[f]` (stored at `dst` when `pre`), `act = f(h)` (sigmoid
+/// or exp), `prod = h · act`, and `grad = scale[f] · (act + h·(act·(1 −
+/// act)))` (swish's derivative; no multiplication when `scale` is null). A
+/// null output is not stored. `act` and `prod` are the operations and order
+/// of `vecmath::apply_biased`, `grad` those of the loop it replaces, so the
+/// results are their bits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layer {
     pub sigmoid: bool,
     pub bias: *const f32,
+    pub pre: bool,
     pub act: *mut f32,
     pub prod: *mut f32,
+    pub grad: *mut f32,
+    pub grad_scale: *const f32,
+}
+
+/// `p + n` elements, unless `p` is null.
+fn shift<T>(p: *mut T, n: usize) -> *mut T {
+    if p.is_null() { p } else { p.wrapping_add(n) }
 }
 
 impl Epilogue {
-    /// The same epilogue from feature `f` (row stride `ds`) on.
-    ///
-    /// # Safety
-    /// The buffers must extend past feature `f`.
-    unsafe fn at_feature(self, f: usize, ds: usize) -> Self {
-        // SAFETY: the caller's contract.
-        unsafe {
-            Epilogue {
-                bias: self.bias.add(f),
-                act: self.act.add(f * ds),
-                prod: if self.prod.is_null() {
-                    self.prod
-                } else {
-                    self.prod.add(f * ds)
-                },
-                ..self
-            }
+    /// The same epilogue from feature `f` and row `r` on (row stride `ds`).
+    fn at(self, f: usize, r: usize, ds: usize) -> Self {
+        let tile = f * ds + r;
+        match self {
+            Epilogue::Times(by) => Epilogue::Times(by.wrapping_add(tile)),
+            Epilogue::Layer(l) => Epilogue::Layer(Layer {
+                bias: l.bias.wrapping_add(f),
+                act: shift(l.act, tile),
+                prod: shift(l.prod, tile),
+                grad: shift(l.grad, tile),
+                grad_scale: shift(l.grad_scale.cast_mut(), f),
+                ..l
+            }),
         }
     }
 }
@@ -134,8 +148,9 @@ pub(crate) unsafe fn gemm(
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::super::vecmath::lanes::{exp16, sigmoid16};
-    use super::{Epilogue, MR, NR};
+    use super::{Epilogue, Layer, MR, NR};
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     /// One block of `16·V` rows (the last vector masked by `mask`) × `N ≤ NR`
     /// features over all `k`.
@@ -175,50 +190,128 @@ mod avx512 {
                 xp = xp.add(xs);
                 wp = wp.add(NR);
             }
-            // The sums go to `dst` first, at constant indices: indexing the
-            // accumulators by a run-time feature in the epilogue's loop
-            // would keep them in a stack array (zeroed by a `memset` call
-            // per block, then spilled after the k-loop anyway).
-            for j in 0..N {
-                for v in 0..V {
-                    let (at, m) = (j * ds + 16 * v, if v + 1 == V { mask } else { 0xffff });
-                    let sum = if accumulate {
-                        _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst.add(at)), acc[v][j])
-                    } else {
-                        acc[v][j]
-                    };
-                    _mm512_mask_storeu_ps(dst.add(at), m, sum);
+            match epilogue {
+                None => store_sums::<V, N>(&acc, dst, ds, accumulate, mask, None),
+                Some(Epilogue::Times(by)) => {
+                    store_sums::<V, N>(&acc, dst, ds, accumulate, mask, Some(by))
+                }
+                Some(Epilogue::Layer(e)) => {
+                    // Spilled at constant indices: the activation pass below
+                    // runs feature by feature, and indexing `acc` by a
+                    // run-time feature would keep it in memory throughout
+                    // (zeroed by a `memset` call per block).
+                    let mut sums = [[MaybeUninit::<__m512>::uninit(); V]; N];
+                    for j in 0..N {
+                        for v in 0..V {
+                            let m = if v + 1 == V { mask } else { 0xffff };
+                            let at = dst.add(j * ds + 16 * v);
+                            sums[j][v].write(if accumulate {
+                                _mm512_add_ps(_mm512_maskz_loadu_ps(m, at), acc[v][j])
+                            } else {
+                                acc[v][j]
+                            });
+                        }
+                    }
+                    for (j, sj) in sums.iter().enumerate().take(N) {
+                        let mut h = [_mm512_setzero_ps(); V];
+                        for (hv, sv) in h.iter_mut().zip(sj) {
+                            *hv = sv.assume_init();
+                        }
+                        layer::<V>(h, e, j, dst.add(j * ds), ds, mask);
+                    }
                 }
             }
-            let Some(e) = epilogue else { return };
+        }
+    }
+
+    /// The block's sums into `dst` (added to it with `accumulate`), times
+    /// `by` when given.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn store_sums<const V: usize, const N: usize>(
+        acc: &[[__m512; N]; V],
+        dst: *mut f32,
+        ds: usize,
+        accumulate: bool,
+        mask: __mmask16,
+        by: Option<*const f32>,
+    ) {
+        // SAFETY: as `block`.
+        unsafe {
             for j in 0..N {
-                // The block's V vectors of feature j at once: their
-                // activations are V independent chains, interleaved.
-                let b = _mm512_set1_ps(*e.bias.add(j));
-                let mut h = [_mm512_setzero_ps(); V];
-                for (v, hv) in h.iter_mut().enumerate() {
-                    let m = if v + 1 == V { mask } else { 0xffff };
-                    *hv = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst.add(j * ds + 16 * v)), b);
-                }
-                // Plain loops, not `array::map`: a closure is not compiled
-                // with this function's target features.
-                let mut y = h;
-                if e.sigmoid {
-                    for yv in y.iter_mut() {
-                        *yv = sigmoid16(*yv);
-                    }
-                } else {
-                    for yv in y.iter_mut() {
-                        *yv = exp16(*yv);
-                    }
-                }
                 for v in 0..V {
                     let (at, m) = (j * ds + 16 * v, if v + 1 == V { mask } else { 0xffff });
-                    _mm512_mask_storeu_ps(dst.add(at), m, h[v]);
-                    _mm512_mask_storeu_ps(e.act.add(at), m, y[v]);
-                    if !e.prod.is_null() {
-                        _mm512_mask_storeu_ps(e.prod.add(at), m, _mm512_mul_ps(h[v], y[v]));
+                    let mut r = acc[v][j];
+                    if accumulate {
+                        r = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst.add(at)), r);
                     }
+                    if let Some(by) = by {
+                        r = _mm512_mul_ps(r, _mm512_maskz_loadu_ps(m, by.add(at)));
+                    }
+                    _mm512_mask_storeu_ps(dst.add(at), m, r);
+                }
+            }
+        }
+    }
+
+    /// A layer epilogue on the `V` vectors of feature `j` (`dst` at its
+    /// row): V independent chains, interleaved.
+    #[inline(always)]
+    unsafe fn layer<const V: usize>(
+        sums: [__m512; V],
+        e: Layer,
+        j: usize,
+        dst: *mut f32,
+        ds: usize,
+        mask: __mmask16,
+    ) {
+        // SAFETY: as `block`: the epilogue's buffers extend past feature j.
+        unsafe {
+            let b = _mm512_set1_ps(*e.bias.add(j));
+            // Plain loops, not `array::map`: a closure is not compiled with
+            // this function's target features.
+            let mut h = sums;
+            for hv in h.iter_mut() {
+                *hv = _mm512_add_ps(*hv, b);
+            }
+            let mut y = h;
+            if e.sigmoid {
+                for yv in y.iter_mut() {
+                    *yv = sigmoid16(*yv);
+                }
+            } else {
+                for yv in y.iter_mut() {
+                    *yv = exp16(*yv);
+                }
+            }
+            let one = _mm512_set1_ps(1.0);
+            let scale = if e.grad_scale.is_null() {
+                one
+            } else {
+                _mm512_set1_ps(*e.grad_scale.add(j))
+            };
+            let row = j * ds;
+            for v in 0..V {
+                let (at, m) = (16 * v, if v + 1 == V { mask } else { 0xffff });
+                if e.pre {
+                    _mm512_mask_storeu_ps(dst.add(at), m, h[v]);
+                }
+                if !e.act.is_null() {
+                    _mm512_mask_storeu_ps(e.act.add(row + at), m, y[v]);
+                }
+                if !e.prod.is_null() {
+                    _mm512_mask_storeu_ps(e.prod.add(row + at), m, _mm512_mul_ps(h[v], y[v]));
+                }
+                if !e.grad.is_null() {
+                    // The folded loop's operations in its order, unfused.
+                    let d = _mm512_mul_ps(y[v], _mm512_sub_ps(one, y[v]));
+                    let d = _mm512_add_ps(y[v], _mm512_mul_ps(h[v], d));
+                    let d = if e.grad_scale.is_null() {
+                        d
+                    } else {
+                        _mm512_mul_ps(scale, d)
+                    };
+                    _mm512_mask_storeu_ps(e.grad.add(row + at), m, d);
                 }
             }
         }
@@ -243,7 +336,7 @@ mod avx512 {
         // SAFETY: panel q starts at q·k·NR and covers features q·NR..;
         // dst row f at f·ds (caller's contract).
         unsafe {
-            let at = |q: usize| epilogue.map(|e| e.at_feature(q * NR, ds));
+            let at = |q: usize| epilogue.map(|e| e.at(q * NR, 0, ds));
             for q in 0..full {
                 let (w, d) = (panel.add(q * k * NR), dst.add(q * NR * ds));
                 block::<V, NR>(k, x, xs, w, d, ds, accumulate, mask, at(q));
@@ -287,15 +380,7 @@ mod avx512 {
             // CPU features were checked by `available()`.
             unsafe {
                 let (x, d) = (x.add(i), dst.add(i));
-                let e = epilogue.map(|e| Epilogue {
-                    act: e.act.add(i),
-                    prod: if e.prod.is_null() {
-                        e.prod
-                    } else {
-                        e.prod.add(i)
-                    },
-                    ..e
-                });
+                let e = epilogue.map(|e| e.at(0, i, ds));
                 match v {
                     4 => row_block::<4>(n, k, x, xs, panel, d, ds, accumulate, mask, e),
                     3 => row_block::<3>(n, k, x, xs, panel, d, ds, accumulate, mask, e),

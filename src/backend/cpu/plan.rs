@@ -127,23 +127,36 @@ pub(crate) struct GemmStep {
     /// `n` is the tile's rows, `rhs` and `dst` are tile buffers with lane
     /// columns, and the product runs in the f32 panel kernel.
     pub packed: Option<Loc>,
-    /// With `packed` only: a layer's bias and activation applied to the
-    /// product in registers (a [`Step::ArrayUnary`] with a bias, folded in
-    /// by [`fuse_epilogues`]). Then `dst` receives `product + bias` and the
-    /// product itself is never stored.
+    /// With `packed` only: what the panel kernel does with the products in
+    /// registers before they leave them (folded in by [`fuse_epilogues`]
+    /// and [`fuse_swish_backward`]).
     pub epilogue: Option<Epilogue>,
 }
 
-/// `dst = product + bias`, `act = f(dst)`, `prod = dst · act`: the
-/// [`Step::ArrayUnary`] of the same fields, run on the micro-kernel's
-/// accumulators.
+/// A panel GEMM's epilogue.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Epilogue {
+pub(crate) enum Epilogue {
+    Layer(Layer),
+    /// `dst = product · by`, `by` a tile buffer of `dst`'s shape: a
+    /// backward layer's product times its activation's derivative.
+    Times(Loc),
+}
+
+/// A layer on the products: `h = product + bias` (stored at the GEMM's
+/// `dst` when `pre`), `act = f(h)`, `prod = h · act` and, for swish,
+/// `grad = scale · (act + h · (act · (1 − act)))`, its derivative times a
+/// shared per-feature vector (or 1), which is what its backward pass reads.
+/// Each output is stored only when some later step reads it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layer {
     pub sigmoid: bool,
     /// A shared per-feature vector.
     pub bias: Loc,
-    pub act: Loc,
+    pub pre: bool,
+    pub act: Option<Loc>,
     pub prod: Option<Loc>,
+    /// `(grad, scale)`.
+    pub grad: Option<(Loc, Option<Loc>)>,
 }
 
 #[derive(Clone, Debug)]
@@ -1320,6 +1333,7 @@ pub(crate) fn build(
     }
     if epilogues {
         fuse_epilogues(&mut b.plan);
+        fuse_swish_backward(&mut b);
     }
     plan_memory(&mut b);
     for g in &mut b.plan.groups {
@@ -1419,19 +1433,7 @@ fn divide_by_reciprocal(g: &mut Group) {
 /// the product is neither stored nor read back. Runs on virtual buffer ids
 /// (before `plan_memory`), where one id is one value.
 fn fuse_epilogues(plan: &mut Plan) {
-    let mut reads: HashMap<Loc, usize> = HashMap::new();
-    for o in &plan.outputs {
-        if let OutSrc::Loc(l) = o.src {
-            *reads.entry(l).or_default() += 1;
-        }
-    }
-    for st in &mut plan.tile_steps {
-        for_each_loc(st, &mut plan.groups, &mut |l, write| {
-            if !write {
-                *reads.entry(*l).or_default() += 1;
-            }
-        });
-    }
+    let reads = read_counts(plan);
     let mut i = 0;
     while i + 1 < plan.tile_steps.len() {
         let fused = match (&plan.tile_steps[i], &plan.tile_steps[i + 1]) {
@@ -1457,12 +1459,14 @@ fn fuse_epilogues(plan: &mut Plan) {
             {
                 let mut g = g.clone();
                 g.dst.loc = pre;
-                g.epilogue = Some(Epilogue {
+                g.epilogue = Some(Epilogue::Layer(Layer {
                     sigmoid,
                     bias,
-                    act: dst,
+                    pre: true,
+                    act: Some(dst),
                     prod,
-                });
+                    grad: None,
+                }));
                 Some(g)
             }
             _ => None,
@@ -1473,6 +1477,226 @@ fn fuse_epilogues(plan: &mut Plan) {
         }
         i += 1;
     }
+}
+
+/// How many times each buffer is read by the tile program and the outputs.
+fn read_counts(plan: &mut Plan) -> HashMap<Loc, usize> {
+    let mut reads: HashMap<Loc, usize> = HashMap::new();
+    for o in &plan.outputs {
+        if let OutSrc::Loc(l) = o.src {
+            *reads.entry(l).or_default() += 1;
+        }
+    }
+    for st in &mut plan.tile_steps {
+        for_each_loc(st, &mut plan.groups, &mut |l, write| {
+            if !write {
+                *reads.entry(*l).or_default() += 1;
+            }
+        });
+    }
+    reads
+}
+
+/// A loop computing `s·(a + h·(a·(1 − a)))` feature by feature (any
+/// operand order of `+` and `·`, which give the same bits): swish's
+/// vector-Jacobian product at `h` (`a = σ(h)`, both tile buffers) with
+/// cotangent `s` (a tile buffer, or a shared per-feature vector), as
+/// reverse mode's product rule writes it once `opt` has factored out `s`.
+#[derive(Clone, Copy, Debug)]
+struct SwishVjp {
+    cot: Loc,
+    pre: Loc,
+    act: Loc,
+}
+
+fn swish_vjp(g: &Group) -> Option<SwishVjp> {
+    const SAME: Map = Map::Affine { a: 0, s: 1 };
+    if g.store != Store::Set || g.red > 1 || !g.variant || g.dst_map != SAME {
+        return None;
+    }
+    let e = |i: u32| &g.exprs[i as usize];
+    let load = |i: u32| match *e(i) {
+        Expr::Load { loc, map } if map == SAME => Some(loc),
+        _ => None,
+    };
+    let tile = |i: u32| load(i).filter(|l| matches!(l, Loc::Tile(_)));
+    let both = |op: BinaryOp, i: u32| match *e(i) {
+        Expr::Binary(o, x, y) if o == op => Some([(x, y), (y, x)]),
+        _ => None,
+    };
+    // a · (1 − a): a.
+    let dsigmoid = |i: u32| {
+        both(BinaryOp::Mul, i)?.into_iter().find_map(|(x, y)| {
+            let a = tile(x)?;
+            match *e(y) {
+                Expr::Binary(BinaryOp::Sub, one, z)
+                    if matches!(*e(one), Expr::Scalar(c) if c == 1.0) && load(z) == Some(a) =>
+                {
+                    Some(a)
+                }
+                _ => None,
+            }
+        })
+    };
+    // a + h · dsigmoid(a): (h, a).
+    let derivative = |i: u32| {
+        both(BinaryOp::Add, i)?.into_iter().find_map(|(x, w)| {
+            let a = tile(x)?;
+            both(BinaryOp::Mul, w)?
+                .into_iter()
+                .find_map(|(h, c)| (dsigmoid(c) == Some(a)).then_some((tile(h)?, a)))
+        })
+    };
+    both(BinaryOp::Mul, g.root)?.into_iter().find_map(|(s, d)| {
+        let cot = load(s)?;
+        let (pre, act) = derivative(d)?;
+        let shared = matches!(cot, Loc::Input(_) | Loc::Inv(_) | Loc::Const(_));
+        (pre != act && cot != act && cot != pre && (shared || matches!(cot, Loc::Tile(_))))
+            .then_some(SwishVjp { cot, pre, act })
+    })
+}
+
+/// Folds the backward pass of swish layers into panel GEMM epilogues. A
+/// loop computing swish's vector-Jacobian product ([`SwishVjp`]) at a
+/// layer whose forward epilogue computes `h` and `σ(h)`:
+/// * with a shared cotangent (the last hidden layer under a linear
+///   readout), becomes a third output of that forward epilogue;
+/// * with a cotangent that a panel GEMM produces for this loop alone (the
+///   backward product through the next layer's weights), becomes
+///   `product · d` in that GEMM's epilogue, where `d = σ + h·(σ·(1 − σ))`
+///   is written by the forward epilogue.
+///
+/// Either way the loop is gone, and `h` and `σ(h)`, which only it read, are
+/// no longer stored: the backward pass reads one buffer a layer instead of
+/// three. The epilogues run the loop's operations in its order, so the
+/// results are its bits.
+fn fuse_swish_backward(b: &mut Builder) {
+    let mut i = 0;
+    while i < b.plan.tile_steps.len() {
+        let folded = match b.plan.tile_steps[i] {
+            Step::Loop(gi) => {
+                swish_vjp(&b.plan.groups[gi]).is_some_and(|v| fold_swish_vjp(b, i, gi, v))
+            }
+            _ => false,
+        };
+        if folded {
+            b.plan.tile_steps.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    prune_epilogue_stores(&mut b.plan);
+    drop_unused_groups(&mut b.plan);
+}
+
+/// Folds loop `gi` (tile step `at`) into epilogues, if its layer has one.
+fn fold_swish_vjp(b: &mut Builder, at: usize, gi: usize, v: SwishVjp) -> bool {
+    let (domain, dst) = (b.plan.groups[gi].domain, b.plan.groups[gi].dst);
+    let is_layer = |st: &Step| match st {
+        Step::Gemm(g) => matches!(
+            g.epilogue,
+            Some(Epilogue::Layer(e)) if e.grad.is_none()
+                && e.act == Some(v.act) && g.dst.loc == v.pre
+                && matches!(g.m, Dim::N(m) if m == domain)
+        ),
+        _ => false,
+    };
+    let Some(layer) = b.plan.tile_steps[..at].iter().position(is_layer) else {
+        return false;
+    };
+    let grad = match v.cot {
+        Loc::Tile(_) => {
+            let reads = read_counts(&mut b.plan);
+            let is_product = |st: &Step| match st {
+                Step::Gemm(g) => {
+                    g.packed.is_some()
+                        && g.epilogue.is_none()
+                        && !g.accumulate
+                        && matches!(g.n, Dim::Rows)
+                        && matches!(g.m, Dim::N(m) if m == domain)
+                        && g.dst.loc == v.cot
+                        && g.dst.off == 0
+                        && matches!(g.dst.rs, Stride::Feat(1))
+                }
+                _ => false,
+            };
+            // The product must be read by this loop alone.
+            let own = b.plan.groups[gi]
+                .exprs
+                .iter()
+                .filter(|e| matches!(e, Expr::Load { loc, .. } if *loc == v.cot))
+                .count();
+            if reads.get(&v.cot) != Some(&own) {
+                return false;
+            }
+            let Some(p) = (layer + 1..at).find(|&s| is_product(&b.plan.tile_steps[s])) else {
+                return false;
+            };
+            let d = b.new_buf(true, domain);
+            if let Step::Gemm(g) = &mut b.plan.tile_steps[p] {
+                g.dst.loc = dst;
+                g.epilogue = Some(Epilogue::Times(d));
+            }
+            (d, None)
+        }
+        shared => (dst, Some(shared)),
+    };
+    if let Step::Gemm(g) = &mut b.plan.tile_steps[layer]
+        && let Some(Epilogue::Layer(e)) = &mut g.epilogue
+    {
+        e.grad = Some(grad);
+    }
+    true
+}
+
+/// Layer epilogue outputs nothing reads are not stored.
+fn prune_epilogue_stores(plan: &mut Plan) {
+    let reads = read_counts(plan);
+    let read = |l: Loc| reads.get(&l).is_some_and(|&n| n > 0);
+    for st in &mut plan.tile_steps {
+        if let Step::Gemm(g) = st
+            && let Some(Epilogue::Layer(e)) = &mut g.epilogue
+            && e.grad.is_some()
+        {
+            e.pre = read(g.dst.loc);
+            e.act = e.act.filter(|&l| read(l));
+            e.prod = e.prod.filter(|&l| read(l));
+        }
+    }
+}
+
+/// Removes the loop groups no step calls any more, renumbering the rest.
+fn drop_unused_groups(plan: &mut Plan) {
+    fn visit(steps: &mut [Step], f: &mut impl FnMut(&mut usize)) {
+        for st in steps {
+            match st {
+                Step::Loop(i) => f(i),
+                Step::Scan(sc) => visit(&mut sc.body, f),
+                _ => {}
+            }
+        }
+    }
+    let mut used = vec![false; plan.groups.len()];
+    visit(&mut plan.tile_steps, &mut |i| used[*i] = true);
+    visit(&mut plan.inv_steps, &mut |i| used[*i] = true);
+    if used.iter().all(|&u| u) {
+        return;
+    }
+    let mut new_index = vec![usize::MAX; used.len()];
+    let mut kept = 0;
+    for (i, &u) in used.iter().enumerate() {
+        if u {
+            new_index[i] = kept;
+            kept += 1;
+        }
+    }
+    let mut i = 0;
+    plan.groups.retain(|_| {
+        i += 1;
+        used[i - 1]
+    });
+    visit(&mut plan.tile_steps, &mut |i| *i = new_index[*i]);
+    visit(&mut plan.inv_steps, &mut |i| *i = new_index[*i]);
 }
 
 fn l_id(l: Loc) -> usize {
@@ -1518,12 +1742,21 @@ fn for_each_loc(step: &mut Step, groups: &mut [Group], f: &mut impl FnMut(&mut L
                 f(p, false);
             }
             f(&mut s.dst.loc, true);
-            if let Some(e) = &mut s.epilogue {
-                f(&mut e.bias, false);
-                f(&mut e.act, true);
-                if let Some(p) = &mut e.prod {
-                    f(p, true);
+            match &mut s.epilogue {
+                Some(Epilogue::Layer(e)) => {
+                    f(&mut e.bias, false);
+                    for l in [&mut e.act, &mut e.prod].into_iter().flatten() {
+                        f(l, true);
+                    }
+                    if let Some((g, scale)) = &mut e.grad {
+                        f(g, true);
+                        if let Some(sc) = scale {
+                            f(sc, false);
+                        }
+                    }
                 }
+                Some(Epilogue::Times(by)) => f(by, false),
+                None => {}
             }
         }
         Step::Pack { src, dst, .. } => {
