@@ -450,4 +450,76 @@ mod tests {
             }
         }
     }
+
+    /// Each epilogue against the plain product followed by the same
+    /// operations: `Times`, and a layer with every output (sigmoid, the
+    /// swish product, the scaled derivative) and the sum not stored, over
+    /// shapes that hit every remainder. Bitwise.
+    #[test]
+    fn epilogues_match_the_product_then_their_operations() {
+        if !available() {
+            return;
+        }
+        for (rows, n, k) in [(17usize, 7usize, 3usize), (130, 13, 5), (64, 6, 128)] {
+            let xs = rows.div_ceil(16) * 16 + 16;
+            let ds = xs;
+            let x: Vec<f32> = (0..k * xs)
+                .map(|i| ((i * 37) % 17) as f32 * 0.0625 - 0.5)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 11) % 13) as f32 * 0.125 - 0.75)
+                .collect();
+            let mut packed = vec![0.0f32; packed_len(k, n)];
+            unsafe { pack(w.as_ptr(), 1, n as isize, k, n, packed.as_mut_ptr()) };
+            let product = |dst: &mut [f32], e: Option<Epilogue>| unsafe {
+                let (xp, pp) = (x.as_ptr(), packed.as_ptr());
+                gemm(rows, n, k, xp, xs, pp, dst.as_mut_ptr(), ds, false, e)
+            };
+            let mut plain = vec![0.0f32; n * ds];
+            product(&mut plain, None);
+            let by: Vec<f32> = (0..n * ds)
+                .map(|i| ((i * 7) % 5) as f32 * 0.25 - 0.5)
+                .collect();
+            let mut times = vec![0.0f32; n * ds];
+            product(&mut times, Some(Epilogue::Times(by.as_ptr())));
+            let bias: Vec<f32> = (0..n).map(|f| f as f32 * 0.3 - 1.0).collect();
+            let scale: Vec<f32> = (0..n).map(|f| 0.5 - f as f32 * 0.1).collect();
+            let len = n * ds;
+            let (mut act, mut prod, mut grad) =
+                (vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len]);
+            let mut untouched = vec![7.0f32; len];
+            let layer = Layer {
+                sigmoid: true,
+                bias: bias.as_ptr(),
+                pre: false,
+                act: act.as_mut_ptr(),
+                prod: prod.as_mut_ptr(),
+                grad: grad.as_mut_ptr(),
+                grad_scale: scale.as_ptr(),
+            };
+            product(&mut untouched, Some(Epilogue::Layer(layer)));
+            // The reference: h = product + bias, σ(h) by the whole-buffer
+            // routine, then the loops' operations.
+            let h: Vec<f32> = (0..len).map(|i| plain[i] + bias[i / ds]).collect();
+            let mut y = vec![0.0f32; len];
+            let all = super::super::vecmath::Rows {
+                feats: n,
+                stride: ds,
+                n: rows,
+            };
+            unsafe { super::super::vecmath::apply(true, h.as_ptr(), y.as_mut_ptr(), all) };
+            for f in 0..n {
+                for b in 0..rows {
+                    let i = f * ds + b;
+                    let at = format!("rows {rows} n {n} k {k} f {f} b {b}");
+                    assert_eq!(times[i].to_bits(), (plain[i] * by[i]).to_bits(), "{at}");
+                    assert_eq!(untouched[i], 7.0, "{at}: the sum was stored");
+                    assert_eq!(act[i].to_bits(), y[i].to_bits(), "{at}");
+                    assert_eq!(prod[i].to_bits(), (h[i] * y[i]).to_bits(), "{at}");
+                    let d = y[i] + h[i] * (y[i] * (1.0 - y[i]));
+                    assert_eq!(grad[i].to_bits(), (scale[f] * d).to_bits(), "{at}");
+                }
+            }
+        }
+    }
 }
