@@ -508,7 +508,7 @@ mod tests {
                 n: rows,
             };
             unsafe { super::super::vecmath::apply(true, h.as_ptr(), y.as_mut_ptr(), all) };
-            for f in 0..n {
+            for (f, &sc) in scale.iter().enumerate() {
                 for b in 0..rows {
                     let i = f * ds + b;
                     let at = format!("rows {rows} n {n} k {k} f {f} b {b}");
@@ -517,7 +517,7 @@ mod tests {
                     assert_eq!(act[i].to_bits(), y[i].to_bits(), "{at}");
                     assert_eq!(prod[i].to_bits(), (h[i] * y[i]).to_bits(), "{at}");
                     let d = y[i] + h[i] * (y[i] * (1.0 - y[i]));
-                    assert_eq!(grad[i].to_bits(), (scale[f] * d).to_bits(), "{at}");
+                    assert_eq!(grad[i].to_bits(), (sc * d).to_bits(), "{at}");
                 }
             }
         }
