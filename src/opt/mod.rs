@@ -139,6 +139,7 @@ fn factorable(g: &Graph, live: &[bool]) -> (HashMap<NodeId, Factored>, HashSet<N
             users[a.index()] += 1;
         }
     }
+    // An output is read outside the graph: never a single-user product.
     for o in &g.outputs {
         users[o.node.index()] += 2;
     }

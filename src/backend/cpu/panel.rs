@@ -217,7 +217,7 @@ mod avx512 {
                         for (hv, sv) in h.iter_mut().zip(sj) {
                             *hv = sv.assume_init();
                         }
-                        layer::<V>(h, e, j, dst.add(j * ds), ds, mask);
+                        layer::<V>(h, e, j, dst, ds, mask);
                     }
                 }
             }
@@ -254,8 +254,8 @@ mod avx512 {
         }
     }
 
-    /// A layer epilogue on the `V` vectors of feature `j` (`dst` at its
-    /// row): V independent chains, interleaved.
+    /// A layer epilogue on the `V` vectors of feature `j`: V independent
+    /// chains, interleaved.
     #[inline(always)]
     unsafe fn layer<const V: usize>(
         sums: [__m512; V],
@@ -294,7 +294,7 @@ mod avx512 {
             for v in 0..V {
                 let (at, m) = (16 * v, if v + 1 == V { mask } else { 0xffff });
                 if e.pre {
-                    _mm512_mask_storeu_ps(dst.add(at), m, h[v]);
+                    _mm512_mask_storeu_ps(dst.add(row + at), m, h[v]);
                 }
                 if !e.act.is_null() {
                     _mm512_mask_storeu_ps(e.act.add(row + at), m, y[v]);

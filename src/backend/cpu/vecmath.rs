@@ -115,20 +115,10 @@ pub(super) mod lanes {
     pub(in crate::backend::cpu) unsafe fn exp16(x: __m512) -> __m512 {
         // SAFETY: callers run with AVX-512F and FMA (`available()`).
         unsafe {
-            // min(hi, ·) returns its argument when it is NaN, as clamp does.
-            exp16_upto0(_mm512_min_ps(_mm512_set1_ps(89.0), x))
-        }
-    }
-
-    /// [`exp16`] for arguments ≤ 89 (or NaN), where its upper clamp is
-    /// the identity: sigmoid's −|x|.
-    #[inline(always)]
-    unsafe fn exp16_upto0(x: __m512) -> __m512 {
-        // SAFETY: as `exp16`.
-        unsafe {
             let s = _mm512_set1_ps;
-            // max(lo, x) returns x when x is NaN, as clamp does.
-            let x = _mm512_max_ps(s(-104.0), x);
+            // min(hi, ·) and max(lo, ·) return their argument when it is
+            // NaN, as clamp does.
+            let x = _mm512_max_ps(s(-104.0), _mm512_min_ps(s(89.0), x));
             let t = _mm512_fmadd_ps(x, s(LOG2E), s(MAGIC));
             let nf = _mm512_sub_ps(t, s(MAGIC));
             let r = _mm512_fmadd_ps(nf, s(-LN2_HI), x);
