@@ -360,6 +360,8 @@ fn backend_buffers_and_multi_step_calls() {
             seed: 1,
             offset: 0,
         }),
+        uniforms: None,
+        record: &[],
         freeze: true,
     };
     let mut frozen = vec![None; 2];
@@ -439,6 +441,8 @@ fn multi_step_calls_match_single_steps_and_see_new_weights() {
         outputs: &[2],
         carry: &[(2, 0)],
         noise: None,
+        uniforms: None,
+        record: &[],
         freeze: false,
     };
     let looped = |w: &[Buffer], x: &[f32]| -> Vec<f32> {
@@ -657,4 +661,72 @@ fn parallel_tempering_mixes_where_mala_stays_stuck() {
     let s = pt.summary.unwrap();
     assert_eq!(s.swap_rates.len(), 7);
     assert!(s.swap_rates.iter().all(|r| *r > 0.2), "{:?}", s.swap_rates);
+}
+
+/// A backend that asks samplers for Metropolis windows (a device backend's
+/// path) while computing on the host.
+struct Windowed(Arc<dyn ebm::backend::Backend>);
+
+impl ebm::backend::Backend for Windowed {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn compile(
+        &self,
+        graph: &ebm::ir::Graph,
+        dtype: DType,
+    ) -> Result<Arc<dyn ebm::backend::Kernel>, ebm::backend::BackendError> {
+        self.0.compile(graph, dtype)
+    }
+    fn metropolis_windows(&self) -> bool {
+        true
+    }
+}
+
+/// A banana whose energy is NaN past x₀ = 2.5: proposals there diverge.
+const CLIFFED: &str = "
+energy cliffed(x: [2]) = where(x[0] > 2.5, log(-1 - x[0]^2), 0.5 * x[0]^2 + 2 * (x[1] - x[0]^2)^2)
+";
+
+/// Windows of whole MALA and random-walk transitions (the proposal and
+/// the decision as one graph, run by `Kernel::run_steps` with the chain
+/// state carried) book exactly what the engine's one-call-per-proposal
+/// loop books: on the f64 interpreter the draws, energies, acceptances,
+/// divergences and summaries are the same bits, across windows (more
+/// iterations than one window holds), blocks (two threads), thinning,
+/// divergent proposals and a chain frozen from its start.
+#[test]
+fn metropolis_windows_book_what_the_host_loop_books() {
+    let program = Program::from_source(CLIFFED).unwrap();
+    let plain = program
+        .energy_with("cliffed", Arc::new(Interp), DType::F64)
+        .unwrap();
+    let windowed = program
+        .energy_with("cliffed", Arc::new(Windowed(Arc::new(Interp))), DType::F64)
+        .unwrap();
+    for cfg in [SamplerConfig::mala(0.6), SamplerConfig::rwmh(1.5)] {
+        let mut run = RunConfig::new(6, 40, 1300, 17);
+        run.threads = 2;
+        run.thin = 3;
+        let mut init: Vec<f64> = (0..12).map(|i| (i as f64 * 0.7).sin()).collect();
+        init[4] = f64::NAN;
+        run.init = Init::Array {
+            values: init,
+            rows: 6,
+        };
+        let a = run_compiled(&plain, None, &cfg, &run).unwrap();
+        let b = run_compiled(&windowed, None, &cfg, &run).unwrap();
+        let name = cfg.method.name();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.x), bits(&b.x), "{name}: draws");
+        assert_eq!(bits(&a.energy), bits(&b.energy), "{name}: energies");
+        assert_eq!(bits(&a.accept), bits(&b.accept), "{name}: acceptances");
+        assert_eq!(a.divergent, b.divergent, "{name}: divergence flags");
+        let (mut sa, mut sb) = (a.summary.unwrap(), b.summary.unwrap());
+        assert!(sa.divergences > 0, "{name}: some proposals diverge");
+        assert_eq!(sa.frozen_chains, 1, "{name}: the NaN start");
+        (sa.elapsed_s, sa.chain_steps_per_s) = (0.0, 0.0);
+        (sb.elapsed_s, sb.chain_steps_per_s) = (0.0, 0.0);
+        assert_eq!(sa, sb, "{name}: summaries");
+    }
 }

@@ -142,12 +142,27 @@ pub struct NoiseFeed {
     pub offset: u64,
 }
 
+/// One uniform in (0, 1] per sample written into a state buffer before each
+/// step `t`: sample `b` gets `noise::uniform_f32` (or `_f64`, by the
+/// buffer's dtype) of key `noise::uniform_key(seed, stream, first_step + t)`
+/// and chain `first + b` — the sampling engine's Metropolis uniforms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UniformFeed {
+    pub buffer: usize,
+    pub seed: u64,
+    pub stream: u64,
+    pub first: u64,
+}
+
 /// `steps` calls of one step kernel on resident buffers: the kernel's
 /// inputs read `inputs[i]`, its outputs write state buffers `outputs[j]`;
 /// after each step every `(out, in)` of `carry` swaps, so the next step
 /// reads what this one wrote. With `freeze`, a sample whose carried row
 /// turns non-finite keeps its last finite row and is reported frozen at that
-/// step (`frozen[b]`); frozen samples never change again.
+/// step (`frozen[b]`); frozen samples never change again. Each `(out,
+/// history)` of `record` keeps every step's values of state buffer `out`
+/// as the kernel wrote them: `history` ends up holding `steps` of them, one
+/// after another (a window's per-step draws and statistics, read back once).
 #[derive(Clone, Copy, Debug)]
 pub struct StepLoop<'a> {
     /// The run's step number of the first step (noise streams and freeze
@@ -158,6 +173,8 @@ pub struct StepLoop<'a> {
     pub outputs: &'a [usize],
     pub carry: &'a [(usize, usize)],
     pub noise: Option<NoiseFeed>,
+    pub uniforms: Option<UniformFeed>,
+    pub record: &'a [(usize, usize)],
     pub freeze: bool,
 }
 
@@ -321,6 +338,17 @@ fn step_loop(
     if frozen.len() != batch {
         return bad("one freeze flag per sample");
     }
+    for &(o, h) in lp.record {
+        if o == h {
+            return bad("a buffer recorded into itself");
+        }
+        let len = state.get(o).map(Buffer::len);
+        match (len, state.get_mut(h)) {
+            (Some(len), Some(Buffer::F32(v))) => v.resize(len * lp.steps as usize, 0.0),
+            (Some(len), Some(Buffer::F64(v))) => v.resize(len * lp.steps as usize, 0.0),
+            _ => return bad("record index out of range"),
+        }
+    }
     for t in 0..lp.steps {
         if let Some(nf) = lp.noise {
             let key = noise::step_key(nf.seed, lp.first_step + t);
@@ -329,6 +357,11 @@ fn step_loop(
                 Some(Buffer::F64(v)) => noise::fill_normal_f64(key, nf.offset, v),
                 None => return bad("no noise buffer"),
             }
+        }
+        if let Some(uf) = lp.uniforms
+            && !fill_uniforms(uf, lp.first_step + t, state.get_mut(uf.buffer))
+        {
+            return bad("no uniform buffer");
         }
         // Outputs leave `state` for the call, so inputs and outputs never alias.
         let mut outs: Vec<Buffer> = Vec::with_capacity(lp.outputs.len());
@@ -357,6 +390,14 @@ fn step_loop(
             state[o] = b;
         }
         result?;
+        for &(o, h) in lp.record {
+            let (src, dst) = pair_mut(state, o, h);
+            if !copy_row(src, dst, t as usize) {
+                return bad(
+                    "a recorded buffer changed length or differs from its history in dtype",
+                );
+            }
+        }
         for &(o, i) in lp.carry {
             if o >= state.len() || i >= state.len() {
                 return bad("carry index out of range");
@@ -369,6 +410,43 @@ fn step_loop(
         }
     }
     Ok(())
+}
+
+/// Writes step `step`'s uniforms into `buf` (one per sample); false when
+/// there is no such buffer.
+fn fill_uniforms(uf: UniformFeed, step: u64, buf: Option<&mut Buffer>) -> bool {
+    let key = noise::uniform_key(uf.seed, uf.stream, step);
+    match buf {
+        Some(Buffer::F32(v)) => v
+            .iter_mut()
+            .zip(uf.first..)
+            .for_each(|(u, c)| *u = noise::uniform_f32(key, c)),
+        Some(Buffer::F64(v)) => v
+            .iter_mut()
+            .zip(uf.first..)
+            .for_each(|(u, c)| *u = noise::uniform_f64(key, c)),
+        None => return false,
+    }
+    true
+}
+
+/// Copies `src` into row `t` of `history` (rows of `src.len()` values).
+fn copy_row(src: &Buffer, history: &mut Buffer, t: usize) -> bool {
+    fn copy<T: Copy>(src: &[T], dst: &mut [T], t: usize) -> bool {
+        let n = src.len();
+        match dst.get_mut(t * n..(t + 1) * n) {
+            Some(row) => {
+                row.copy_from_slice(src);
+                true
+            }
+            None => false,
+        }
+    }
+    match (src, history) {
+        (Buffer::F32(s), Buffer::F32(d)) => copy(s, d, t),
+        (Buffer::F64(s), Buffer::F64(d)) => copy(s, d, t),
+        _ => false,
+    }
 }
 
 fn pair_mut(v: &mut [Buffer], a: usize, b: usize) -> (&Buffer, &mut Buffer) {
@@ -459,6 +537,14 @@ pub trait Backend: Send + Sync {
     /// `None` for the host.
     fn device(&self) -> Option<String> {
         None
+    }
+    /// Whether samplers should run their Metropolis transitions as windows
+    /// of [`Kernel::run_steps`] (whole transitions as one graph, the chain
+    /// state resident) rather than one kernel call per proposal with the
+    /// decision on the host: worth it where every call is a round trip to a
+    /// device. The default: on a device.
+    fn metropolis_windows(&self) -> bool {
+        self.device().is_some()
     }
     /// The same backend with kernels that run on the calling thread, for a
     /// caller that parallelises over chains itself (the sampling engine);

@@ -23,6 +23,30 @@ pub fn step_key(seed: u64, t: u64) -> u64 {
     crate::data::rng::sm64_at(seed, t)
 }
 
+/// The key of the uniform stream `stream` at step `t` of a run seeded
+/// `seed`: a sampler's Metropolis decisions (and HMC's step jitter) draw one
+/// uniform per chain per step from it, so, like the normals, a chain's
+/// uniforms depend only on (seed, step, chain).
+pub fn uniform_key(seed: u64, stream: u64, t: u64) -> u64 {
+    crate::data::rng::sm64_at(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F), t)
+}
+
+/// Chain `chain`'s 64 random bits of the uniform stream `key`.
+pub fn uniform_bits(key: u64, chain: u64) -> u64 {
+    crate::data::rng::sm64_at(key ^ chain.wrapping_mul(0x9E37_79B9_7F4A_7C15), 0)
+}
+
+/// Chain `chain`'s uniform in (0, 1] with 53 bits (safe under `ln`).
+pub fn uniform_f64(key: u64, chain: u64) -> f64 {
+    ((uniform_bits(key, chain) >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The same draw with the top 24 bits: ((bits >> 40) + 1) · 2⁻²⁴, exact in
+/// f32, so a device without 64-bit floats computes the same value.
+pub fn uniform_f32(key: u64, chain: u64) -> f32 {
+    ((uniform_bits(key, chain) >> 40) + 1) as f32 * (1.0 / (1u32 << 24) as f32)
+}
+
 /// The sub-keys of step `step`'s stream for its first 2³² pairs: what a
 /// device generator needs to draw the same numbers as `fill_normal_f32`.
 pub fn subkeys_of_step(seed: u64, step: u64) -> (u32, u32) {

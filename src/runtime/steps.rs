@@ -30,6 +30,12 @@ pub enum StepRole {
     InvMass,
     /// Per-chain inverse temperature β (shape [1]): the move targets exp(−βE).
     Beta,
+    /// E at the positions (shape [], a Metropolis transition's carried energy).
+    Energy,
+    /// One uniform in (0, 1] per chain (shape []): the Metropolis decision's.
+    Uniform,
+    /// 1 for a chain that may move, 0 for one frozen (shape []).
+    Live,
     /// The conditioning input.
     Cond,
     /// A parameter, by its name in the energy graph.
@@ -124,6 +130,9 @@ fn role_of(d: &InputDecl) -> StepRole {
         (_, "step") => StepRole::Step,
         (_, "inv_mass") => StepRole::InvMass,
         (_, "beta") => StepRole::Beta,
+        (_, "energy") => StepRole::Energy,
+        (_, "uniform") => StepRole::Uniform,
+        (_, "live") => StepRole::Live,
         _ => StepRole::Cond,
     }
 }
@@ -172,42 +181,15 @@ pub fn mala_tempered(energy: &Graph) -> Result<StepGraph, String> {
 fn mala_graph(energy: &Graph, tempered: bool) -> Result<StepGraph, String> {
     let mut b = Builder::new(energy)?;
     let x = b.sample("x");
-    let mut gx = b.sample("grad");
-    let xi = b.sample("noise");
-    let h = b.per_chain("step");
-    let m = b.sample("inv_mass");
-    let beta = tempered.then(|| b.per_chain("beta"));
-    if let Some(beta) = beta {
-        gx = b.g.mul(beta, gx);
-    }
-    let half = b.fill(0.5);
-    let hm = b.g.mul(h, m);
-    let half_hm = b.g.mul(half, hm);
-    let drift = b.g.mul(half_hm, gx);
-    let sd = b.g.unary(UnaryOp::Sqrt, hm);
-    let kick = b.g.mul(sd, xi);
-    let moved = b.g.sub(x, drift);
-    let y = b.g.add_(moved, kick);
-    let (ey, gy) = b.energy_grad(y);
-    let gy_t = match beta {
-        Some(beta) => b.g.mul(beta, gy),
-        None => gy,
-    };
-    let back = b.g.mul(half_hm, gy_t);
-    let d = b.g.sub(x, y);
-    let z = b.g.add_(d, back);
-    let z2 = b.g.mul(z, z);
-    let scaled = b.g.div(z2, hm);
-    let bwd = b.g.sum_all(scaled);
-    let dy = b.g.sub(y, x);
-    let w = b.g.add_(dy, drift);
-    let w2 = b.g.mul(w, w);
-    let fscaled = b.g.div(w2, hm);
-    let fwd = b.g.sum_all(fscaled);
-    let diff = b.g.sub(fwd, bwd);
-    let half_s = b.g.scalar(0.5);
-    let log_q = b.g.mul(half_s, diff);
-    Ok(b.finish(&[("y", y), ("energy", ey), ("grad", gy), ("log_q", log_q)]))
+    let gx = b.sample("grad");
+    let p = b.mala_proposal(x, gx, tempered);
+    let log_q = p.log_q.unwrap_or(p.energy);
+    Ok(b.finish(&[
+        ("y", p.y),
+        ("energy", p.energy),
+        ("grad", p.grad),
+        ("log_q", log_q),
+    ]))
 }
 
 /// Random-walk proposal y = x + h·√m⊙ξ. Inputs x, noise, step, inv_mass.
@@ -215,19 +197,204 @@ fn mala_graph(energy: &Graph, tempered: bool) -> Result<StepGraph, String> {
 pub fn rwmh(energy: &Graph) -> Result<StepGraph, String> {
     let mut b = Builder::new(energy)?;
     let x = b.sample("x");
-    let xi = b.sample("noise");
-    let h = b.per_chain("step");
-    let m = b.sample("inv_mass");
-    let sm = b.g.unary(UnaryOp::Sqrt, m);
-    let scale = b.g.mul(h, sm);
-    let kick = b.g.mul(scale, xi);
-    let y = b.g.add_(x, kick);
-    let e = energy_only(&mut b, y);
-    Ok(b.finish(&[("y", y), ("energy", e)]))
+    let p = b.rwmh_proposal(x);
+    Ok(b.finish(&[("y", p.y), ("energy", p.energy)]))
 }
 
-fn energy_only(b: &mut Builder, at: NodeId) -> NodeId {
-    b.energy_grad(at).0
+/// Which proposal a Metropolis transition makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MhKind {
+    Mala,
+    RandomWalk,
+}
+
+/// A whole Metropolis–Hastings transition as one graph — the proposal
+/// ([`mala`]'s or [`rwmh`]'s), then the decision — so that a backend can run
+/// a window of transitions on resident buffers. Inputs x, `energy` E(x),
+/// `grad` ∇E(x) (MALA only), noise, step, inv_mass, `uniform` u ∈ (0, 1]
+/// and `live` (1, or 0 for a chain that never moves). Outputs the chain's
+/// next state `x`, `energy` and (MALA) `grad`, then `accept` and
+/// `divergent` (1 or 0).
+///
+/// The decision is the sampling engine's, written as ops: a proposal whose
+/// point, energy or gradient is not finite, or a chain not live, is
+/// divergent and stays; a proposal that rounds to x bit for bit is no move
+/// (acceptance 0); otherwise log a = (E(x) − E(y)) + log q, the acceptance
+/// is min(1, exp(log a)) (0 for NaN) and the chain moves where ln u < log a.
+/// In f64 with the engine's uniforms it makes the engine's decisions.
+pub fn mh_transition(energy: &Graph, kind: MhKind) -> Result<StepGraph, String> {
+    let mut b = Builder::new(energy)?;
+    let x = b.sample("x");
+    let e = b.g.input_node("energy", vec![], InputKind::Sample);
+    let (p, gx) = match kind {
+        MhKind::Mala => {
+            let gx = b.sample("grad");
+            (b.mala_proposal(x, gx, false), Some(gx))
+        }
+        MhKind::RandomWalk => (b.rwmh_proposal(x), None),
+    };
+    let u = b.g.input_node("uniform", vec![], InputKind::Sample);
+    let live = b.g.input_node("live", vec![], InputKind::Sample);
+    let y_ok = b.finite(p.y);
+    let mut ok = b.g.mul(live, y_ok);
+    let e_ok = b.finite(p.energy);
+    ok = b.g.mul(ok, e_ok);
+    if kind == MhKind::Mala {
+        let g_ok = b.finite(p.grad);
+        ok = b.g.mul(ok, g_ok);
+    }
+    let moved = b.differs(p.y, x);
+    let mut log_a = b.g.sub(e, p.energy);
+    if let Some(q) = p.log_q {
+        log_a = b.g.add_(log_a, q);
+    }
+    let zero = b.g.scalar(0.0);
+    let one = b.g.scalar(1.0);
+    let sure = b.g.binary(BinaryOp::Ge, log_a, zero);
+    let ratio = b.g.unary(UnaryOp::Exp, log_a);
+    let a = b.g.select(sure, one, ratio);
+    let a_not_nan = b.g.binary(BinaryOp::Ge, a, zero);
+    let a = b.g.select(a_not_nan, a, zero);
+    let ln_u = b.g.unary(UnaryOp::Log, u);
+    let yes = b.g.binary(BinaryOp::Gt, log_a, ln_u);
+    let tried = b.g.mul(ok, moved);
+    let take = b.g.mul(tried, yes);
+    let accept = b.g.select(tried, a, zero);
+    let divergent = b.g.sub(one, ok);
+    let take_row = b.spread(take);
+    let x_next = b.g.select(take_row, p.y, x);
+    let e_next = b.g.select(take, p.energy, e);
+    let mut outs = vec![("x", x_next), ("energy", e_next)];
+    if let Some(gx) = gx {
+        outs.push(("grad", b.g.select(take_row, p.grad, gx)));
+    }
+    outs.extend([("accept", accept), ("divergent", divergent)]);
+    Ok(b.finish(&outs))
+}
+
+impl Builder {
+    /// 1 when every value of `v` is finite, else 0: v − v is 0 for a finite
+    /// value and NaN otherwise, and a sum with a NaN is NaN.
+    fn finite(&mut self, v: NodeId) -> NodeId {
+        let d = self.g.sub(v, v);
+        let total = if self.g.shape(d).is_empty() {
+            d
+        } else {
+            self.g.sum_all(d)
+        };
+        let zero = self.g.scalar(0.0);
+        self.g.binary(BinaryOp::Ge, total, zero)
+    }
+    /// 1 when the finite rows `a` and `b` differ in any bit, else 0: in
+    /// value (a > b or b > a) or in the sign of a zero (1/a against 1/b).
+    fn differs(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        let g = &mut self.g;
+        let (gt, lt) = (g.binary(BinaryOp::Gt, a, b), g.binary(BinaryOp::Gt, b, a));
+        let one = self.fill(1.0);
+        let g = &mut self.g;
+        let (ra, rb) = (g.div(one, a), g.div(one, b));
+        let (zgt, zlt) = (
+            g.binary(BinaryOp::Gt, ra, rb),
+            g.binary(BinaryOp::Gt, rb, ra),
+        );
+        let v = g.add_(gt, lt);
+        let z = g.add_(zgt, zlt);
+        let n = g.add_(v, z);
+        let count = if g.shape(n).is_empty() {
+            n
+        } else {
+            g.sum_all(n)
+        };
+        let zero = g.scalar(0.0);
+        g.binary(BinaryOp::Gt, count, zero)
+    }
+    /// A per-chain value [] spread over x's shape.
+    fn spread(&mut self, v: NodeId) -> NodeId {
+        if self.shape.is_empty() {
+            v
+        } else {
+            self.g.broadcast(v, &self.shape.clone())
+        }
+    }
+}
+
+/// A proposal: its point, E and ∇E there, and log q(x|y) − log q(y|x)
+/// (`None` for the symmetric random walk).
+struct Proposed {
+    y: NodeId,
+    energy: NodeId,
+    grad: NodeId,
+    log_q: Option<NodeId>,
+}
+
+impl Builder {
+    /// [`mala`]'s proposal from x and ∇E(x), reading inputs noise, step,
+    /// inv_mass and, when tempered, beta (which scales both gradients).
+    fn mala_proposal(&mut self, x: NodeId, gx: NodeId, tempered: bool) -> Proposed {
+        let xi = self.sample("noise");
+        let h = self.per_chain("step");
+        let m = self.sample("inv_mass");
+        let beta = tempered.then(|| self.per_chain("beta"));
+        let g = &mut self.g;
+        let gx = match beta {
+            Some(beta) => g.mul(beta, gx),
+            None => gx,
+        };
+        let half = self.fill(0.5);
+        let g = &mut self.g;
+        let hm = g.mul(h, m);
+        let half_hm = g.mul(half, hm);
+        let drift = g.mul(half_hm, gx);
+        let sd = g.unary(UnaryOp::Sqrt, hm);
+        let kick = g.mul(sd, xi);
+        let moved = g.sub(x, drift);
+        let y = g.add_(moved, kick);
+        let (ey, gy) = self.energy_grad(y);
+        let g = &mut self.g;
+        let gy_t = match beta {
+            Some(beta) => g.mul(beta, gy),
+            None => gy,
+        };
+        let back = g.mul(half_hm, gy_t);
+        let d = g.sub(x, y);
+        let z = g.add_(d, back);
+        let z2 = g.mul(z, z);
+        let scaled = g.div(z2, hm);
+        let bwd = g.sum_all(scaled);
+        let dy = g.sub(y, x);
+        let w = g.add_(dy, drift);
+        let w2 = g.mul(w, w);
+        let fscaled = g.div(w2, hm);
+        let fwd = g.sum_all(fscaled);
+        let diff = g.sub(fwd, bwd);
+        let half_s = g.scalar(0.5);
+        let log_q = g.mul(half_s, diff);
+        Proposed {
+            y,
+            energy: ey,
+            grad: gy,
+            log_q: Some(log_q),
+        }
+    }
+
+    /// [`rwmh`]'s proposal from x, reading inputs noise, step and inv_mass.
+    fn rwmh_proposal(&mut self, x: NodeId) -> Proposed {
+        let xi = self.sample("noise");
+        let h = self.per_chain("step");
+        let m = self.sample("inv_mass");
+        let g = &mut self.g;
+        let sm = g.unary(UnaryOp::Sqrt, m);
+        let scale = g.mul(h, sm);
+        let kick = g.mul(scale, xi);
+        let y = g.add_(x, kick);
+        let (energy, grad) = self.energy_grad(y);
+        Proposed {
+            y,
+            energy,
+            grad,
+            log_q: None,
+        }
+    }
 }
 
 /// One leapfrog step with half kicks on both sides:

@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use super::BatchEnergy;
 use super::config::{Method, PtMove, SamplerConfig};
-use super::engine::{Phase, Proposal, Target, Window, ula_move};
+use super::engine::{History, MhRequest, MhState, Phase, Proposal, Target, Window, ula_move};
 use crate::autodiff::derived::{KernelSpec, derive};
-use crate::backend::{Backend, Bind, Buffer, DType, Kernel, NoiseFeed, StepLoop};
+use crate::backend::{Backend, Bind, Buffer, DType, Kernel, NoiseFeed, StepLoop, UniformFeed};
 use crate::ir::{Graph, InputKind, numel};
 use crate::opt;
-use crate::runtime::steps::{self, StepGraph, StepRole, UlaMove, UldMove};
+use crate::runtime::steps::{self, MhKind, StepGraph, StepRole, UlaMove, UldMove};
 use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
 
 type R<T> = Result<T, RuntimeError>;
@@ -82,6 +82,7 @@ struct Feeds<'a, T> {
     step: &'a [T],
     inv_mass: &'a [T],
     beta: &'a [T],
+    energy: &'a [T],
 }
 
 /// An energy compiled for the engine, in dtype `T`.
@@ -94,6 +95,9 @@ pub struct CompiledTarget<T: Scalar> {
     energy_grad: Compiled,
     /// The sampler's move.
     step: Compiled,
+    /// MALA's or the random walk's whole transition, for windows of them on
+    /// resident buffers (`None`: the backend prefers one call per proposal).
+    transition: Option<(MhKind, Compiled)>,
     /// The parameters (the store's view at `version`), as backend buffers:
     /// kernels read them, multi-step calls bind them.
     params: Vec<Buffer>,
@@ -138,6 +142,18 @@ impl<T: Scalar> CompiledTarget<T> {
             .iter()
             .map(|&v| T::from_f64(v))
             .collect();
+        let kind = match &sampler.method {
+            Method::Mala => Some(MhKind::Mala),
+            Method::Rwmh => Some(MhKind::RandomWalk),
+            _ => None,
+        };
+        let transition = match kind.filter(|_| energy.backend().metropolis_windows()) {
+            Some(kind) => {
+                let sg = steps::mh_transition(graph, kind).map_err(RuntimeError::Derive)?;
+                Some((kind, Compiled::new(backend, energy, sg, dtype)?))
+            }
+            None => None,
+        };
         Ok(CompiledTarget {
             dim: energy.dim(),
             cond: (0..max_block).flat_map(|_| one.iter().copied()).collect(),
@@ -145,6 +161,7 @@ impl<T: Scalar> CompiledTarget<T> {
             energy: Compiled::of_spec(backend, energy, KernelSpec::ENERGY, dtype)?,
             energy_grad: Compiled::of_spec(backend, energy, KernelSpec::ENERGY_GRAD, dtype)?,
             step: Compiled::new(backend, energy, step, dtype)?,
+            transition,
             params: Vec::new(),
             version: u64::MAX,
         }
@@ -153,17 +170,22 @@ impl<T: Scalar> CompiledTarget<T> {
 
     /// The scratch one call of each kernel may keep (energy, gradient, move).
     pub fn scratch_bytes(&self) -> u64 {
-        [&self.energy, &self.energy_grad, &self.step]
-            .iter()
+        self.kernels()
             .map(|c| c.kernel.scratch_bytes())
             .fold(0, u64::saturating_add)
     }
 
     /// Readies every kernel's arenas for `workers` blocks calling at once.
     pub fn prepare(&self, workers: usize) {
-        for c in [&self.energy, &self.energy_grad, &self.step] {
+        for c in self.kernels() {
             c.kernel.prepare(workers);
         }
+    }
+
+    fn kernels(&self) -> impl Iterator<Item = &Compiled> {
+        [&self.energy, &self.energy_grad, &self.step]
+            .into_iter()
+            .chain(self.transition.as_ref().map(|t| &t.1))
     }
 
     /// Replaces the conditioning vector every chain reads (training a
@@ -212,6 +234,7 @@ impl<T: Scalar> CompiledTarget<T> {
             step: &[],
             inv_mass: &[],
             beta: &[],
+            energy: &[],
         }
     }
 
@@ -239,6 +262,8 @@ impl<T: Scalar> CompiledTarget<T> {
                     StepRole::Step => f.step,
                     StepRole::InvMass => f.inv_mass,
                     StepRole::Beta => f.beta,
+                    StepRole::Energy => f.energy,
+                    StepRole::Uniform | StepRole::Live => &[],
                     StepRole::Cond => cond,
                     StepRole::Param => &[],
                 },
@@ -321,6 +346,8 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
                 seed: w.seed,
                 offset: w.offset,
             }),
+            uniforms: None,
+            record: &[],
             freeze: true,
         };
         let r = k.kernel.run_steps(&lp, &fixed, &mut state, w.n, frozen);
@@ -330,6 +357,119 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         *noise = T::from_buffer(bn).ok_or_else(lost)?;
         *y = T::from_buffer(by).ok_or_else(lost)?;
         r.map_err(RuntimeError::Backend)
+    }
+
+    fn mh_window(&self, req: MhRequest, w: Window, st: MhState<'_, T>) -> R<Option<History<T>>> {
+        let k = match &self.transition {
+            Some((kind, k)) if *kind == req.kind => k,
+            _ => return Ok(None),
+        };
+        // State buffers: the carried state, the per-step draws, the
+        // transition's outputs, and the history each output leaves.
+        const X: usize = 0;
+        const E: usize = 1;
+        const G: usize = 2;
+        const NOISE: usize = 3;
+        const U: usize = 4;
+        const OUT: usize = 5;
+        const HIST: usize = 10;
+        let p = self.params.len();
+        let binds: Vec<Bind> = k
+            .feeds
+            .iter()
+            .map(|f| match f {
+                Feed::Param(i) => Bind::Fixed(*i),
+                Feed::Step(r) => match r {
+                    StepRole::Cond => Bind::Fixed(p),
+                    StepRole::Step => Bind::Fixed(p + 1),
+                    StepRole::InvMass => Bind::Fixed(p + 2),
+                    StepRole::Live => Bind::Fixed(p + 3),
+                    StepRole::Energy => Bind::State(E),
+                    StepRole::Grad => Bind::State(G),
+                    StepRole::Noise => Bind::State(NOISE),
+                    StepRole::Uniform => Bind::State(U),
+                    _ => Bind::State(X),
+                },
+            })
+            .collect();
+        // Outputs by name: the carried state (into X, E, G), then the
+        // statistics; every one but the gradient is recorded.
+        let order = ["x", "energy", "grad", "accept", "divergent"];
+        let mut outputs = Vec::new();
+        let mut carry = Vec::new();
+        let mut record = Vec::new();
+        for out in &k.kernel.graph().outputs {
+            let j = order
+                .iter()
+                .position(|n| *n == out.name)
+                .ok_or_else(|| RuntimeError::Internal(format!("transition output {}", out.name)))?;
+            outputs.push(OUT + j);
+            if j < 3 {
+                carry.push((OUT + j, j));
+            }
+            if j != 2 {
+                record.push((OUT + j, HIST + j));
+            }
+        }
+        let (n, d) = (w.n, self.dim);
+        let cond = self.cond_buffer(n);
+        let fixed: Vec<&Buffer> = self.params.iter().chain([&cond]).collect();
+        let extra = [
+            T::into_buffer(st.step.to_vec()),
+            T::into_buffer(st.inv_mass.to_vec()),
+            T::into_buffer(st.live.to_vec()),
+        ];
+        let fixed: Vec<&Buffer> = fixed.into_iter().chain(&extra).collect();
+        let zeros = |len: usize| T::into_buffer(vec![T::zero(); len]);
+        let mut state: Vec<Buffer> = vec![
+            T::into_buffer(std::mem::take(st.x)),
+            T::into_buffer(std::mem::take(st.e)),
+            T::into_buffer(std::mem::take(st.g)),
+            zeros(n * d),
+            zeros(n),
+            zeros(n * d),
+            zeros(n),
+            zeros(if req.kind == MhKind::Mala { n * d } else { 0 }),
+            zeros(n),
+            zeros(n),
+        ];
+        state.extend((0..5).map(|_| zeros(0)));
+        let lp = StepLoop {
+            first_step: w.t0,
+            steps: w.steps,
+            inputs: &binds,
+            outputs: &outputs,
+            carry: &carry,
+            noise: Some(NoiseFeed {
+                buffer: NOISE,
+                seed: w.seed,
+                offset: w.offset,
+            }),
+            uniforms: Some(UniformFeed {
+                buffer: U,
+                seed: w.seed,
+                stream: req.stream,
+                first: req.first,
+            }),
+            record: &record,
+            freeze: false,
+        };
+        let mut frozen = vec![None; n];
+        let r = k.kernel.run_steps(&lp, &fixed, &mut state, n, &mut frozen);
+        let mut take = |i: usize| {
+            T::from_buffer(std::mem::take(&mut state[i]))
+                .ok_or_else(|| RuntimeError::Internal("a transition buffer changed dtype".into()))
+        };
+        *st.x = take(X)?;
+        *st.e = take(E)?;
+        *st.g = take(G)?;
+        r.map_err(RuntimeError::Backend)?;
+        Ok(Some(History {
+            x: take(HIST)?,
+            e: take(HIST + 1)?,
+            accept: take(HIST + 3)?,
+            divergent: take(HIST + 4)?,
+        }))
     }
 
     fn mala(

@@ -46,9 +46,8 @@ use super::nuts::{Ctx, Nuts};
 use super::rng::ChainRngs;
 use super::run::{Divergence, Draws, Escape, Init, RunConfig};
 use super::spill::{BlockSpill, BlockWriter, Columns};
-use crate::backend::noise::step_key;
-use crate::data::rng::sm64_at;
-use crate::runtime::steps::{UlaMove, UldMove};
+use crate::backend::noise::{self, step_key};
+use crate::runtime::steps::{MhKind, UlaMove, UldMove};
 use crate::runtime::{RuntimeError, Scalar};
 
 type R<T> = Result<T, RuntimeError>;
@@ -115,6 +114,18 @@ pub trait Target<T: Scalar>: Sync {
             std::mem::swap(x, y);
         }
         Ok(())
+    }
+
+    /// `w.steps` Metropolis transitions (`req.kind`'s proposal, then the
+    /// decision) of `w.n` chains on resident buffers, the chain state carried
+    /// in `st`: step `t`'s normals are those of `step_key(w.seed, w.t0 + t)`
+    /// at `w.offset`, its uniforms those of stream `req.stream` at chain
+    /// `req.first + c`. Returns every step's state and statistics, or `None`
+    /// when this target runs transitions one call at a time (the default:
+    /// the engine then books each proposal itself).
+    fn mh_window(&self, req: MhRequest, w: Window, st: MhState<'_, T>) -> R<Option<History<T>>> {
+        let _ = (req, w, st);
+        Ok(None)
     }
 
     /// The MALA proposal: `y`, E(y), ∇E(y) and log q(x|y) − log q(y|x).
@@ -250,6 +261,44 @@ pub struct Window {
     pub offset: u64,
 }
 
+/// What a window of Metropolis transitions proposes, and where its
+/// uniforms come from.
+#[derive(Clone, Copy, Debug)]
+pub struct MhRequest {
+    pub kind: MhKind,
+    pub stream: u64,
+    /// The block's first chain (the uniforms' chain numbering).
+    pub first: u64,
+}
+
+/// A window's chain state: positions, energies and (MALA) gradients,
+/// carried; per-chain step sizes, inverse masses and live flags (1, or 0
+/// for a frozen chain), fixed.
+pub struct MhState<'a, T> {
+    pub x: &'a mut Vec<T>,
+    pub e: &'a mut Vec<T>,
+    pub g: &'a mut Vec<T>,
+    pub step: &'a [T],
+    pub inv_mass: &'a [T],
+    pub live: &'a [T],
+}
+
+/// Every step of a window, step-major: the chains' positions, energies,
+/// acceptances and divergence flags (1 or 0) after it.
+pub struct History<T> {
+    pub x: Vec<T>,
+    pub e: Vec<T>,
+    pub accept: Vec<T>,
+    pub divergent: Vec<T>,
+}
+
+/// The most memory a window's history may take; windows are shorter for
+/// many chains of many dimensions.
+const WINDOW_BYTES: usize = 32 << 20;
+/// The most transitions a window holds (progress and interrupts are
+/// checked between windows).
+const WINDOW_STEPS: usize = 500;
+
 /// Where a leapfrog step writes the new phase-space point.
 pub struct Phase<'a, T> {
     pub x: &'a mut [T],
@@ -261,9 +310,7 @@ pub struct Phase<'a, T> {
 /// Counter-based uniforms in (0, 1]: 53 bits of sm64(seed', t) mixed with
 /// the chain index, safe under `ln`.
 pub(super) fn uniform(seed: u64, stream: u64, t: u64, chain: u64) -> f64 {
-    let k = sm64_at(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F), t);
-    let u = crate::sample::rng::mix64(k ^ chain.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    ((u >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+    noise::uniform_f64(noise::uniform_key(seed, stream, t), chain)
 }
 
 const STREAM_ACCEPT: u64 = 1;
@@ -1026,8 +1073,21 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
     let (n, first, thin) = (ch.n, book.first, run.thin.max(1));
     let mut adapter = Adapter::new(cfg, run, n, ch.dim);
     let mut nuts: Option<Nuts<T>> = None;
-    for it in 0..run.warmup + run.steps {
+    let total = run.warmup + run.steps;
+    let mut windows = mh_kind(cfg, metrics);
+    let mut it = 0;
+    while it < total {
         stop_requested()?;
+        if let Some(kind) = windows.filter(|_| it >= run.warmup) {
+            match mh_window(target, kind, run, ch, s, book, it)? {
+                Some(end) => {
+                    pb.inc((n * (end - it)) as u64);
+                    it = end;
+                    continue;
+                }
+                None => windows = None,
+            }
+        }
         let t = it as u64;
         match &cfg.method {
             Method::Mala => mala_step(target, run.seed, t, first, ch, s, metrics)?,
@@ -1074,21 +1134,7 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
             let round = (it + 1) / o.swap_every - 1;
             swap_replicas(o, run.seed, t, first, round % 2, ch, &mut book.b, !warm);
         }
-        for c in 0..n {
-            if s.divergent[c] {
-                if warm {
-                    book.b.warmup_divergences += 1;
-                } else {
-                    book.b.divergences += 1;
-                }
-                // Warm-up divergences of MH kernels are expected while the
-                // step size is searched for: they are counted, but a chain is
-                // listed only for a sampling-phase divergence or a freeze.
-                if !warm || ch.frozen(c) {
-                    first_divergence(book, c, it);
-                }
-            }
-        }
+        book_divergences(book, s, &ch.freeze, warm, it);
         if warm && adapter.on {
             s.x64.clear();
             if adapter.win < adapter.win_ends.len() && it >= adapter.win_start {
@@ -1109,20 +1155,127 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
         }
         if !warm {
             let i = it - run.warmup;
-            let k = book.replicas;
-            for (c, a) in s.accept.iter().enumerate() {
-                book.b.temp_accept[c] += a;
-            }
-            for (u, a) in s.accept.iter().step_by(k).enumerate() {
-                book.b.chain_accept[u] += a;
-            }
+            book_acceptance(book, s);
             if i.is_multiple_of(thin) {
                 record(book, ch, s, i / thin)?;
             }
         }
         pb.inc((n / book.replicas) as u64);
+        it += 1;
     }
     Ok(())
+}
+
+/// The proposal of a sampler whose sampling-phase transitions can run in
+/// windows ([`Target::mh_window`]): MALA with a diagonal metric and the
+/// random walk, not as PT replicas (which swap between steps).
+fn mh_kind(cfg: &SamplerConfig, metrics: &Metrics) -> Option<MhKind> {
+    match cfg.method {
+        Method::Mala if !metrics.dense() => Some(MhKind::Mala),
+        Method::Rwmh => Some(MhKind::RandomWalk),
+        _ => None,
+    }
+}
+
+/// Sampling iterations `it..` as one window of transitions on the target's
+/// resident buffers, booked iteration by iteration from its history as
+/// [`mh_loop`] books them; the end of the window, or `None` when the target
+/// has no windows.
+fn mh_window<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    kind: MhKind,
+    run: &RunConfig,
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+    book: &mut Book,
+    it: usize,
+) -> R<Option<usize>> {
+    let (n, d) = (ch.n, ch.dim);
+    let per_step = n * (d + 3) * std::mem::size_of::<T>();
+    let room = (WINDOW_BYTES / per_step.max(1)).clamp(1, WINDOW_STEPS);
+    let steps = room.min(run.warmup + run.steps - it);
+    let live: Vec<T> = ch
+        .freeze
+        .iter()
+        .map(|f| T::from_f64(if f.is_some() { 0.0 } else { 1.0 }))
+        .collect();
+    let req = MhRequest {
+        kind,
+        stream: STREAM_ACCEPT,
+        first: book.first as u64,
+    };
+    let w = Window {
+        n,
+        seed: run.seed,
+        t0: it as u64,
+        steps: steps as u64,
+        offset: (book.first * d) as u64,
+    };
+    let st = MhState {
+        x: &mut ch.x,
+        e: &mut ch.e,
+        g: &mut ch.g,
+        step: &s.step_t,
+        inv_mass: &s.mass_t,
+        live: &live,
+    };
+    let Some(h) = target.mh_window(req, w, st)? else {
+        return Ok(None);
+    };
+    let thin = run.thin.max(1);
+    for k in 0..steps {
+        let rows = k * n..(k + 1) * n;
+        for ((a, v), c) in s.accept.iter_mut().zip(&h.accept[rows.clone()]).zip(0..) {
+            *a = v.to_f64();
+            s.divergent[c] = h.divergent[k * n + c].to_f64() != 0.0;
+        }
+        let i = it + k;
+        book_divergences(book, s, &ch.freeze, false, i);
+        book_acceptance(book, s);
+        let drawn = i - run.warmup;
+        if drawn.is_multiple_of(thin) {
+            let x = &h.x[k * n * d..(k + 1) * n * d];
+            record_from(book, x, &h.e[rows], d, s, drawn / thin)?;
+        }
+    }
+    Ok(Some(it + steps))
+}
+
+/// Counts an iteration's divergent chains, and lists each chain's first.
+fn book_divergences<T: Scalar>(
+    book: &mut Book,
+    s: &Scratch<T>,
+    freeze: &[Option<u64>],
+    warm: bool,
+    it: usize,
+) {
+    for (c, f) in freeze.iter().enumerate() {
+        if s.divergent[c] {
+            if warm {
+                book.b.warmup_divergences += 1;
+            } else {
+                book.b.divergences += 1;
+            }
+            // Warm-up divergences of MH kernels are expected while the
+            // step size is searched for: they are counted, but a chain is
+            // listed only for a sampling-phase divergence or a freeze.
+            if !warm || f.is_some() {
+                first_divergence(book, c, it);
+            }
+        }
+    }
+}
+
+/// Adds a sampling iteration's acceptances to each chain's and temperature
+/// slot's sums.
+fn book_acceptance<T: Scalar>(book: &mut Book, s: &Scratch<T>) {
+    let k = book.replicas;
+    for (c, a) in s.accept.iter().enumerate() {
+        book.b.temp_accept[c] += a;
+    }
+    for (u, a) in s.accept.iter().step_by(k).enumerate() {
+        book.b.chain_accept[u] += a;
+    }
 }
 
 fn refresh<T: Scalar>(dst: &mut [T], src: &[f64]) {
@@ -1147,13 +1300,24 @@ pub(crate) fn ula_move(step: f64, o: &UlaOptions) -> UlaMove {
 /// Writes kept draw `k` of every user chain: its first engine chain (PT's
 /// T = 1 replica, which is why `d.chains` may be fewer than `ch.n`).
 fn record<T: Scalar>(book: &mut Book, ch: &Chains<T>, s: &Scratch<T>, k: usize) -> R<()> {
-    let dim = ch.dim;
+    record_from(book, &ch.x, &ch.e, ch.dim, s, k)
+}
+
+/// [`record`] from positions `x` and energies `e` of the block's chains.
+fn record_from<T: Scalar>(
+    book: &mut Book,
+    x: &[T],
+    e: &[T],
+    dim: usize,
+    s: &Scratch<T>,
+    k: usize,
+) -> R<()> {
     let d = &mut book.b.draws;
-    let every = ch.n / d.chains.max(1);
+    let every = e.len() / d.chains.max(1);
     // Hamiltonian samplers' draws carry the extra columns (set up with them).
     let hamiltonian = !d.hamiltonian.is_empty();
     let columns = |c: usize| Columns {
-        energy: ch.e[c].to_f64(),
+        energy: e[c].to_f64(),
         accept: s.accept[c],
         divergent: s.divergent[c],
         hamiltonian: hamiltonian.then(|| s.hamiltonian[c]),
@@ -1167,7 +1331,7 @@ fn record<T: Scalar>(book: &mut Book, ch: &Chains<T>, s: &Scratch<T>, k: usize) 
             let o = u * kept + k / book.stride;
             for (dst, src) in d.x[o * dim..(o + 1) * dim]
                 .iter_mut()
-                .zip(&ch.x[c * dim..(c + 1) * dim])
+                .zip(&x[c * dim..(c + 1) * dim])
             {
                 *dst = src.to_f64();
             }
@@ -1185,8 +1349,8 @@ fn record<T: Scalar>(book: &mut Book, ch: &Chains<T>, s: &Scratch<T>, k: usize) 
     if let Some(w) = &mut book.writer {
         for u in 0..d.chains {
             let c = u * every;
-            let x = ch.x[c * dim..(c + 1) * dim].iter().map(|v| v.to_f64());
-            w.put(u, x, columns(c));
+            let row = x[c * dim..(c + 1) * dim].iter().map(|v| v.to_f64());
+            w.put(u, row, columns(c));
         }
         w.end_draw()?;
     }

@@ -61,6 +61,9 @@ pub(super) struct Plan {
 
 /// The device plan of `lp`, or `None` when the loop must run on the host.
 pub(super) fn plan(prog: &Program, lp: &StepLoop<'_>, batch: usize) -> Option<Plan> {
+    if lp.uniforms.is_some() || !lp.record.is_empty() {
+        return None;
+    }
     if lp.inputs.len() != prog.inputs.len() || lp.outputs.len() != prog.outputs.len() {
         return None;
     }
@@ -653,6 +656,8 @@ mod tests {
                 seed: 99,
                 offset: 3 * 12,
             }),
+            uniforms: None,
+            record: &[],
             freeze: true,
         };
         let prog = wgsl::generate(&g).unwrap();
@@ -732,6 +737,8 @@ mod tests {
                 seed: 1,
                 offset,
             }),
+            uniforms: None,
+            record: &[],
             freeze: true,
         };
         assert!(plan(&prog, &lp(0, 0), 4).is_some());
