@@ -273,17 +273,21 @@ pub fn mh_transition(energy: &Graph, kind: MhKind) -> Result<StepGraph, String> 
 }
 
 impl Builder {
-    /// 1 when every value of `v` is finite, else 0: v − v is 0 for a finite
-    /// value and NaN otherwise, and a sum with a NaN is NaN.
+    /// 1 when every value of `v` is finite, else 0: |v| < inf is false for
+    /// ±inf and NaN, and the flags are counted. (Not v − v = 0: shader
+    /// compilers fold v − v to 0 whatever v is.)
     fn finite(&mut self, v: NodeId) -> NodeId {
-        let d = self.g.sub(v, v);
-        let total = if self.g.shape(d).is_empty() {
-            d
-        } else {
-            self.g.sum_all(d)
-        };
-        let zero = self.g.scalar(0.0);
-        self.g.binary(BinaryOp::Ge, total, zero)
+        let g = &mut self.g;
+        let shape = g.shape(v).to_vec();
+        let inf = g.fill(f64::INFINITY, &shape);
+        let size = g.unary(UnaryOp::Abs, v);
+        let flags = g.binary(BinaryOp::Gt, inf, size);
+        if shape.is_empty() {
+            return flags;
+        }
+        let count = g.sum_all(flags);
+        let all = g.scalar(crate::ir::numel(&shape) as f64);
+        g.binary(BinaryOp::Ge, count, all)
     }
     /// 1 when the finite rows `a` and `b` differ in any bit, else 0: in
     /// value (a > b or b > a) or in the sign of a zero (1/a against 1/b).

@@ -33,7 +33,8 @@ struct Device {
     layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
     /// The step loop's module: the arena, the step buffer (`u32`), the params,
-    /// the step index within a submit (a uniform at a dynamic offset).
+    /// the step index within a submit (a uniform at a dynamic offset), the
+    /// history of recorded outputs.
     step_layout: wgpu::BindGroupLayout,
     step_pipeline_layout: wgpu::PipelineLayout,
     /// Bytes between dynamic offsets of a uniform binding.
@@ -112,6 +113,11 @@ fn open() -> Result<Device, String> {
         ];
         if for_steps {
             entries.push(entry(3, wgpu::BufferBindingType::Uniform, true));
+            entries.push(entry(
+                4,
+                wgpu::BufferBindingType::Storage { read_only: false },
+                false,
+            ));
         }
         let bind = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
@@ -227,6 +233,12 @@ impl Backend for Gpu {
 
     fn device(&self) -> Option<String> {
         Some(self.dev.name.clone())
+    }
+
+    /// Yes: a call is a round trip to the device. `EBM_MH_WINDOWS=0` runs
+    /// one call per proposal instead (for comparisons).
+    fn metropolis_windows(&self) -> bool {
+        std::env::var("EBM_MH_WINDOWS").map_or(true, |v| v != "0")
     }
 
     /// The kernel of `graph`, its shaders compiled once per process: a
@@ -393,8 +405,8 @@ struct GpuKernel {
 
 /// The entry points of a step module.
 struct StepPipelines {
-    noise: Option<wgpu::ComputePipeline>,
-    carry: Vec<wgpu::ComputePipeline>,
+    draw: Option<wgpu::ComputePipeline>,
+    finish: Option<wgpu::ComputePipeline>,
 }
 
 impl GpuKernel {

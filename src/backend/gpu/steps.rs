@@ -31,8 +31,10 @@ use crate::backend::{BackendError, Bind, Buffer, NoiseFeed, StepLoop, noise};
 const STEPS_PER_SUBMIT: u64 = 256;
 /// Where the step table starts in the step buffer.
 const TABLE: usize = 0;
-/// Per step: the noise sub-keys (two words) and the run's step number + 1.
-const WORDS_PER_STEP: usize = 3;
+/// Per step: the noise sub-keys (two words), the run's step number + 1, the
+/// uniform stream's key (two words, low first) and the step's index in the
+/// loop (its row of the history).
+const WORDS_PER_STEP: usize = 6;
 
 /// Where one loop's buffers live in the kernel's arena (regions of the
 /// per-sample part, offsets in values per sample) — what the step module's
@@ -42,9 +44,32 @@ pub(super) struct Layout {
     /// The noise input's region and values per sample, and the stream
     /// position (in pairs) of its first value.
     noise: Option<(usize, usize, u64)>,
+    /// The uniform input's region and the chain number of sample 0.
+    uniforms: Option<(usize, u32)>,
     /// Per carry: the output's region, the input's region, values per sample.
     carry: Vec<(usize, usize, usize)>,
+    /// Per recorded output: its region and values per sample.
+    record: Vec<(usize, usize)>,
     freeze: bool,
+}
+
+impl Layout {
+    /// Whether a step draws anything (normals or uniforms) on the device.
+    fn draws(&self) -> bool {
+        self.noise.is_some() || self.uniforms.is_some()
+    }
+    /// Whether a step records or carries anything after the kernel.
+    fn finishes(&self) -> bool {
+        !self.carry.is_empty() || !self.record.is_empty()
+    }
+    /// Invocations of `draw`: one per normal pair, and one per sample.
+    fn draw_invocations(&self, batch: usize) -> usize {
+        let pairs = self
+            .noise
+            .map_or(0, |(_, numel, _)| (batch * numel).div_ceil(2));
+        let samples = if self.uniforms.is_some() { batch } else { 0 };
+        pairs.max(samples)
+    }
 }
 
 /// How the loop's state buffers map onto the arena.
@@ -57,13 +82,13 @@ pub(super) struct Plan {
     /// The carried-into state buffers and their regions (read back at the end).
     carried_in: Vec<(usize, usize, usize)>,
     noise_buffer: Option<usize>,
+    uniform_buffer: Option<usize>,
+    /// Per recorded output, the state buffer its history goes to.
+    histories: Vec<usize>,
 }
 
 /// The device plan of `lp`, or `None` when the loop must run on the host.
 pub(super) fn plan(prog: &Program, lp: &StepLoop<'_>, batch: usize) -> Option<Plan> {
-    if lp.uniforms.is_some() || !lp.record.is_empty() {
-        return None;
-    }
     if lp.inputs.len() != prog.inputs.len() || lp.outputs.len() != prog.outputs.len() {
         return None;
     }
@@ -122,17 +147,56 @@ pub(super) fn plan(prog: &Program, lp: &StepLoop<'_>, batch: usize) -> Option<Pl
     if lp.first_step.checked_add(lp.steps)? >= u32::MAX as u64 - 1 {
         return None;
     }
+    let uniforms = match lp.uniforms {
+        Some(uf) => {
+            let (off, numel) = region_of(uf.buffer)?;
+            let first = u32::try_from(uf.first.checked_add(batch as u64)?).ok()?;
+            if numel != 1 {
+                return None;
+            }
+            Some((off, first - batch as u32))
+        }
+        None => None,
+    };
+    let mut record = Vec::new();
+    let mut histories = Vec::new();
+    for &(o, h) in lp.record {
+        let &(_, off, numel) = outputs.iter().find(|(b, _, _)| *b == o)?;
+        record.push((off, numel));
+        histories.push(h);
+    }
     Some(Plan {
         layout: Layout {
             noise,
+            uniforms,
             carry,
+            record,
             freeze: lp.freeze,
         },
         inputs,
         outputs,
         carried_in,
         noise_buffer: lp.noise.map(|n| n.buffer),
+        uniform_buffer: lp.uniforms.map(|u| u.buffer),
+        histories,
     })
+}
+
+/// Values a loop's history needs on the device (0 without records), from
+/// the program's per-sample output sizes.
+fn history_values(lp: &StepLoop<'_>, prog: &Program, batch: usize) -> u64 {
+    let row: usize = lp
+        .record
+        .iter()
+        .filter_map(|&(o, _)| {
+            let j = lp.outputs.iter().position(|&b| b == o)?;
+            match prog.outputs.get(j)? {
+                OutputSlot::Rows { numel, .. } => Some(*numel),
+                _ => None,
+            }
+        })
+        .sum();
+    lp.steps.saturating_mul((batch * row) as u64)
 }
 
 /// The step-index uniform: step t of a submit at byte `t · align`.
@@ -149,58 +213,117 @@ pub(super) fn ticks(device: &wgpu::Device, align: u64) -> wgpu::Buffer {
     })
 }
 
-/// The step module of a layout: noise and carry entry points.
+/// The step module of a layout: two entry points, so that a step is the
+/// kernel's passes and two dispatches. `draw` writes the step's normals
+/// (one invocation per pair) and uniforms (one per sample); `finish`
+/// records the outputs into the history and carries them, with the freeze
+/// guard (one invocation per sample).
 pub(super) fn module(layout: &Layout, vb: usize) -> String {
     let mut s = prelude();
     let _ = writeln!(s, "const VB: u32 = {vb}u;\n");
-    if let Some((off, numel, first_pair)) = layout.noise {
+    if layout.draws() {
         let _ = write!(
             s,
             "@compute @workgroup_size(64)\n\
-             fn noise(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             fn draw(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
              \x20 let i = gid.x + gid.y * {row}u;\n\
-             \x20 let len = P.batch * {numel}u;\n\
-             \x20 if (2u * i >= len) {{ return; }}\n\
-             \x20 let at = {TABLE}u + {WORDS_PER_STEP}u * T.t;\n\
-             \x20 let p = {first_pair}u + i;\n\
-             \x20 let z = box_muller(hash32(p ^ S[at]), hash32((p * 0x9e3779b9u) ^ S[at + 1u]));\n\
-             \x20 let base = VB + {off}u * P.batch;\n\
-             \x20 A[base + 2u * i] = z.x;\n\
-             \x20 if (2u * i + 1u < len) {{ A[base + 2u * i + 1u] = z.y; }}\n\
-             }}\n\n",
+             \x20 let at = {TABLE}u + {WORDS_PER_STEP}u * T.t;\n",
             row = wgsl::ROW,
         );
-    }
-    for (k, &(out_off, in_off, numel)) in layout.carry.iter().enumerate() {
-        let _ = write!(
-            s,
-            "@compute @workgroup_size(64)\n\
-             fn carry{k}(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
-             \x20 let b = gid.x + gid.y * {row}u;\n\
-             \x20 if (b >= P.batch) {{ return; }}\n\
-             \x20 let src = VB + {out_off}u * P.batch + b * {numel}u;\n\
-             \x20 let dst = VB + {in_off}u * P.batch + b * {numel}u;\n",
-            row = wgsl::ROW,
-        );
-        if layout.freeze {
+        if let Some((off, numel, first_pair)) = layout.noise {
             let _ = write!(
                 s,
-                "  let flag = {TABLE}u + {WORDS_PER_STEP}u * {STEPS_PER_SUBMIT}u + b;\n\
-                 \x20 if (S[flag] != 0u) {{ return; }}\n\
-                 \x20 for (var e = 0u; e < {numel}u; e++) {{\n\
-                 \x20   if ((bitcast<u32>(A[src + e]) & 0x7f800000u) == 0x7f800000u) {{\n\
-                 \x20     S[flag] = S[{TABLE}u + {WORDS_PER_STEP}u * T.t + 2u];\n\
-                 \x20     return;\n\
-                 \x20   }}\n\
+                "  let len = P.batch * {numel}u;\n\
+                 \x20 if (2u * i < len) {{\n\
+                 \x20   let p = {first_pair}u + i;\n\
+                 \x20   let z = box_muller(hash32(p ^ S[at]), hash32((p * 0x9e3779b9u) ^ S[at + 1u]));\n\
+                 \x20   let base = VB + {off}u * P.batch;\n\
+                 \x20   A[base + 2u * i] = z.x;\n\
+                 \x20   if (2u * i + 1u < len) {{ A[base + 2u * i + 1u] = z.y; }}\n\
                  \x20 }}\n"
             );
         }
+        if let Some((off, first)) = layout.uniforms {
+            let _ = write!(
+                s,
+                "  if (i < P.batch) {{\n\
+                 \x20   A[VB + {off}u * P.batch + i] = uniform_of(vec2<u32>(S[at + 3u], S[at + 4u]), {first}u + i);\n\
+                 \x20 }}\n"
+            );
+        }
+        s.push_str("}\n\n");
+    }
+    if layout.finishes() {
         let _ = write!(
             s,
-            "  for (var e = 0u; e < {numel}u; e++) {{ A[dst + e] = A[src + e]; }}\n}}\n\n"
+            "@compute @workgroup_size(64)\n\
+             fn finish(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             \x20 let b = gid.x + gid.y * {row}u;\n\
+             \x20 if (b >= P.batch) {{ return; }}\n\
+             \x20 let at = {TABLE}u + {WORDS_PER_STEP}u * T.t;\n",
+            row = wgsl::ROW,
         );
+        record(&mut s, &layout.record);
+        for &c in &layout.carry {
+            carry(&mut s, c, layout.freeze);
+        }
+        s.push_str("}\n\n");
     }
     s
+}
+
+/// `finish`'s copies of the recorded outputs into row `S[at + 5]` of the
+/// history (per step: each output's rows of every sample).
+fn record(s: &mut String, record: &[(usize, usize)]) {
+    let row: usize = record.iter().map(|r| r.1).sum();
+    if row == 0 {
+        return;
+    }
+    let _ = writeln!(s, "  let base = S[at + 5u] * P.batch * {row}u;");
+    let mut prefix = 0;
+    for &(off, numel) in record {
+        let _ = write!(
+            s,
+            "  for (var e = 0u; e < {numel}u; e++) {{\n\
+             \x20   H[base + P.batch * {prefix}u + b * {numel}u + e] = A[VB + {off}u * P.batch + b * {numel}u + e];\n\
+             \x20 }}\n"
+        );
+        prefix += numel;
+    }
+}
+
+/// `finish`'s copy of one carried output into its input. With the freeze
+/// guard, a frozen sample keeps its row, and a sample whose new row is not
+/// finite freezes at this step and keeps it too (so the carries after it
+/// in the same step keep theirs, as on the host).
+fn carry(s: &mut String, (out_off, in_off, numel): (usize, usize, usize), freeze: bool) {
+    let _ = write!(
+        s,
+        "  {{\n\
+         \x20   let src = VB + {out_off}u * P.batch + b * {numel}u;\n\
+         \x20   let dst = VB + {in_off}u * P.batch + b * {numel}u;\n\
+         \x20   var keep = false;\n"
+    );
+    if freeze {
+        let _ = write!(
+            s,
+            "    let flag = {TABLE}u + {WORDS_PER_STEP}u * {STEPS_PER_SUBMIT}u + b;\n\
+             \x20   keep = S[flag] != 0u;\n\
+             \x20   for (var e = 0u; e < {numel}u && !keep; e++) {{\n\
+             \x20     if ((bitcast<u32>(A[src + e]) & 0x7f800000u) == 0x7f800000u) {{\n\
+             \x20       S[flag] = S[at + 2u];\n\
+             \x20       keep = true;\n\
+             \x20     }}\n\
+             \x20   }}\n"
+        );
+    }
+    let _ = write!(
+        s,
+        "    if (!keep) {{\n\
+         \x20     for (var e = 0u; e < {numel}u; e++) {{ A[dst + e] = A[src + e]; }}\n\
+         \x20   }}\n\
+         \x20 }}\n"
+    );
 }
 
 /// The step table of steps `from..from + n` of the run: noise sub-keys and
@@ -216,6 +339,12 @@ pub(super) fn table(lp: &StepLoop<'_>, from: u64, n: u64) -> Vec<u32> {
             words[at + 1] = b;
         }
         words[at + 2] = (step + 1) as u32;
+        if let Some(uf) = lp.uniforms {
+            let key = noise::uniform_key(uf.seed, uf.stream, step);
+            words[at + 3] = key as u32;
+            words[at + 4] = (key >> 32) as u32;
+        }
+        words[at + 5] = (from + t) as u32;
     }
     words
 }
@@ -255,13 +384,42 @@ impl Plan {
             .collect()
     }
 
+    /// Values the history of `steps` steps holds: per step and sample, every
+    /// recorded output's values.
+    pub fn history_len(&self, steps: u64, batch: usize) -> usize {
+        let row: usize = self.layout.record.iter().map(|r| r.1).sum();
+        steps as usize * batch * row
+    }
+
+    /// Deals the device history (per step: each recorded output's rows of
+    /// every sample) into the recorded outputs' history buffers.
+    fn split_history(&self, words: &[u32], state: &mut [Buffer], (batch, steps): (usize, usize)) {
+        let row: usize = self.layout.record.iter().map(|r| r.1).sum();
+        let mut prefix = 0;
+        for (&(_, numel), &h) in self.layout.record.iter().zip(&self.histories) {
+            if let Some(Buffer::F32(v)) = state.get_mut(h) {
+                v.clear();
+                for t in 0..steps {
+                    let at = t * batch * row + batch * prefix;
+                    let rows = words.get(at..at + batch * numel).unwrap_or_default();
+                    v.extend(rows.iter().map(|&w| f32::from_bits(w)));
+                }
+            }
+            prefix += numel;
+        }
+    }
+
     /// `(state buffer, region, values per sample)` of everything the loop
-    /// leaves behind: each output, each carried-into buffer and the noise.
+    /// leaves behind: each output, each carried-into buffer, the noise and
+    /// the uniforms.
     pub fn downloads(&self) -> Vec<(usize, usize, usize)> {
         let mut v = self.outputs.clone();
         v.extend(&self.carried_in);
         if let (Some(buf), Some((off, numel, _))) = (self.noise_buffer, self.layout.noise) {
             v.push((buf, off, numel));
+        }
+        if let (Some(buf), Some((off, _))) = (self.uniform_buffer, self.layout.uniforms) {
+            v.push((buf, off, 1));
         }
         v
     }
@@ -280,6 +438,34 @@ fn prelude() -> String {
 @group(0) @binding(2) var<uniform> P: Params;
 struct Tick {{ t: u32, pad0: u32, pad1: u32, pad2: u32 }}
 @group(0) @binding(3) var<uniform> T: Tick;
+@group(0) @binding(4) var<storage, read_write> H: array<f32>;
+
+// 64-bit integers as (low, high) words: `noise::uniform_f32`'s SplitMix64.
+fn mul32(a: u32, b: u32) -> vec2<u32> {{
+  let a0 = a & 0xffffu;
+  let a1 = a >> 16u;
+  let b0 = b & 0xffffu;
+  let b1 = b >> 16u;
+  let p00 = a0 * b0;
+  let p01 = a0 * b1;
+  let p10 = a1 * b0;
+  let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+  return vec2<u32>((p00 & 0xffffu) | (mid << 16u), a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u));
+}}
+fn mul64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {{
+  let lo = mul32(a.x, b.x);
+  return vec2<u32>(lo.x, lo.y + a.x * b.y + a.y * b.x);
+}}
+fn xor_shr(z: vec2<u32>, s: u32) -> vec2<u32> {{
+  return z ^ vec2<u32>((z.x >> s) | (z.y << (32u - s)), z.y >> s);
+}}
+fn uniform_of(key: vec2<u32>, chain: u32) -> f32 {{
+  var z = key ^ mul64(vec2<u32>(chain, 0u), vec2<u32>(0x7f4a7c15u, 0x9e3779b9u));
+  z = mul64(xor_shr(z, 30u), vec2<u32>(0x1ce4e5b9u, 0xbf58476du));
+  z = mul64(xor_shr(z, 27u), vec2<u32>(0x133111ebu, 0x94d049bbu));
+  z = xor_shr(z, 31u);
+  return f32((z.y >> 8u) + 1u) * {inv24};
+}}
 
 fn hash32(x0: u32) -> u32 {{
   var x = x0;
@@ -328,6 +514,7 @@ fn box_muller(h1: u32, h2: u32) -> vec2<f32> {{
         ln2 = c(std::f32::consts::LN_2),
         inv23 = c(1.0 / 8_388_608.0),
         inv22 = c(1.0 / 4_194_304.0),
+        inv24 = c(1.0 / 16_777_216.0),
         half_pi = c(std::f32::consts::FRAC_PI_2),
         s3 = c(-1.0 / 6.0),
         s5 = c(1.0 / 120.0),
@@ -351,7 +538,9 @@ impl super::GpuKernel {
         batch: usize,
         frozen: &mut [Option<u64>],
     ) -> Result<(), BackendError> {
-        let fits = batch > 0 && self.chunk_for(batch)? >= batch;
+        let fits = batch > 0
+            && self.chunk_for(batch)? >= batch
+            && history_values(lp, &self.sh.prog, batch) <= self.max_values as u64;
         let flags_fit = frozen.iter().flatten().all(|&s| s < u32::MAX as u64 - 1);
         let plan = match plan(&self.sh.prog, lp, batch) {
             Some(p) if fits && flags_fit && frozen.len() == batch => p,
@@ -399,6 +588,12 @@ impl super::GpuKernel {
             .map(|f| f.map_or(0, |s| s as u32 + 1))
             .collect();
         q.write_buffer(&sbuf, (flags_at() * 4) as u64, super::bytes_u32(&flags));
+        let history = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("ebm step history"),
+            size: (plan.history_len(lp.steps, batch).max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
         let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("ebm steps"),
             layout: &dev.step_layout,
@@ -422,6 +617,10 @@ impl super::GpuKernel {
                         offset: 0,
                         size: std::num::NonZeroU64::new(16),
                     }),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: history.as_entire_binding(),
                 },
             ],
         });
@@ -451,11 +650,19 @@ impl super::GpuKernel {
             q.submit([enc.finish()]);
             done += n;
         }
-        self.read_back(a, &sbuf, &plan, state, batch, frozen)
+        self.read_back(
+            a,
+            (&sbuf, &history),
+            &plan,
+            state,
+            (batch, lp.steps),
+            frozen,
+        )
     }
 
-    /// One step: noise, the kernel's passes, the carries; the step passes
-    /// bound at the step's offset `tick` of the step-index uniform.
+    /// One step: its draws, the kernel's passes, then records and carries;
+    /// the step passes bound at the step's offset `tick` of the step-index
+    /// uniform.
     fn encode_step(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
@@ -465,16 +672,16 @@ impl super::GpuKernel {
         layout: &Layout,
         batch: usize,
     ) {
-        if let (Some(p), Some((_, numel, _))) = (&pipes.noise, layout.noise) {
-            let (x, y) = wgsl::grid((batch * numel).div_ceil(2).div_ceil(64));
+        if let Some(p) = &pipes.draw {
+            let (x, y) = wgsl::grid(layout.draw_invocations(batch).div_ceil(64));
             pass.set_bind_group(0, bind, &[tick]);
             pass.set_pipeline(p);
             pass.dispatch_workgroups(x, y, 1);
         }
         self.encode_passes(pass, a, batch);
-        pass.set_bind_group(0, bind, &[tick]);
-        for p in &pipes.carry {
+        if let Some(p) = &pipes.finish {
             let (x, y) = wgsl::grid(batch.div_ceil(64));
+            pass.set_bind_group(0, bind, &[tick]);
             pass.set_pipeline(p);
             pass.dispatch_workgroups(x, y, 1);
         }
@@ -502,10 +709,8 @@ impl super::GpuKernel {
                     })
             };
             super::StepPipelines {
-                noise: layout.noise.map(|_| pipe("noise")),
-                carry: (0..layout.carry.len())
-                    .map(|k| pipe(&format!("carry{k}")))
-                    .collect(),
+                draw: layout.draws().then(|| pipe("draw")),
+                finish: layout.finishes().then(|| pipe("finish")),
             }
         })
         .map_err(|e| BackendError::Compile(format!("the device rejected the step shader: {e}")))
@@ -515,16 +720,17 @@ impl super::GpuKernel {
     fn read_back(
         &self,
         a: &super::Arena,
-        sbuf: &wgpu::Buffer,
+        (sbuf, history): (&wgpu::Buffer, &wgpu::Buffer),
         plan: &Plan,
         state: &mut [Buffer],
-        batch: usize,
+        (batch, steps): (usize, u64),
         frozen: &mut [Option<u64>],
     ) -> Result<(), BackendError> {
         let dev = &self.dev;
         let (d, q) = (&dev.device, &dev.queue);
         let downloads = plan.downloads();
-        let values: usize = downloads.iter().map(|r| r.2 * batch).sum::<usize>() + batch;
+        let recorded = plan.history_len(steps, batch);
+        let values: usize = downloads.iter().map(|r| r.2 * batch).sum::<usize>() + batch + recorded;
         let back = d.create_buffer(&wgpu::BufferDescriptor {
             label: Some("ebm step readback"),
             size: (values * 4) as u64,
@@ -554,6 +760,10 @@ impl super::GpuKernel {
             (at * 4) as u64,
             (batch * 4) as u64,
         );
+        if recorded > 0 {
+            let to = ((at + batch) * 4) as u64;
+            enc.copy_buffer_to_buffer(history, 0, &back, to, (recorded * 4) as u64);
+        }
         q.submit([enc.finish()]);
         let slice = back.slice(..);
         slice.map_async(wgpu::MapMode::Read, |_| {});
@@ -580,9 +790,10 @@ impl super::GpuKernel {
             }
             at += len;
         }
-        for (f, &w) in frozen.iter_mut().zip(&words[at..]) {
+        for (f, &w) in frozen.iter_mut().zip(&words[at..at + batch]) {
             *f = (w != 0).then(|| u64::from(w) - 1);
         }
+        plan.split_history(&words[at + batch..], state, (batch, steps as usize));
         Ok(())
     }
 }
@@ -718,6 +929,130 @@ mod tests {
             .zip(host[1].f32s().unwrap())
             .all(|(a, b)| (a - b).abs() <= 1e-5 * (b.abs() + 1.0));
         assert!(noise_close, "the last step's noise");
+    }
+
+    /// A window of MALA transitions (`runtime::steps::mh_transition`) on
+    /// the device against the host loop on the same kernel: the uniforms
+    /// (64-bit SplitMix on 32-bit words) are the host's bit for bit, and the
+    /// carried state and every step's recorded outputs agree, over more
+    /// steps than one submit holds, with a chain not live and proposals
+    /// that diverge.
+    #[test]
+    fn metropolis_windows_on_the_device_match_the_host_loop() {
+        use crate::backend::UniformFeed;
+        use crate::runtime::steps::{MhKind, mh_transition};
+        let Some(gpu) = gpu() else { return };
+        let file = SourceFile {
+            path: "cliff.ebm".into(),
+            text: "energy cliff(x: [3]) = sum(where(x > 2, log(-x), 0.5 * x^2))\n".into(),
+        };
+        let module = pipeline::analyze(&file).unwrap();
+        let energy = crate::lower::lower(&module, "cliff").unwrap();
+        let sg = mh_transition(&energy, MhKind::Mala).unwrap();
+        let g = crate::opt::optimize(&sg.graph, Default::default());
+        let kernel = gpu.compile(&g, DType::F32).unwrap();
+        // State: 0 x, 1 e, 2 grad, 3 noise, 4 uniform, 5.. outputs,
+        // 10.. histories; fixed: 0 step, 1 inv_mass, 2 live.
+        let binds: Vec<Bind> = g
+            .inputs()
+            .iter()
+            .map(|d| match d.name.as_str() {
+                "x" => Bind::State(0),
+                "energy" => Bind::State(1),
+                "grad" => Bind::State(2),
+                "noise" => Bind::State(3),
+                "uniform" => Bind::State(4),
+                "step" => Bind::Fixed(0),
+                "inv_mass" => Bind::Fixed(1),
+                _ => Bind::Fixed(2),
+            })
+            .collect();
+        let names: Vec<&str> = g.outputs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["x", "energy", "grad", "accept", "divergent"]);
+        let batch = 29;
+        let lp = StepLoop {
+            first_step: 3,
+            steps: STEPS_PER_SUBMIT + 20,
+            inputs: &binds,
+            outputs: &[5, 6, 7, 8, 9],
+            carry: &[(5, 0), (6, 1), (7, 2)],
+            noise: Some(NoiseFeed {
+                buffer: 3,
+                seed: 7,
+                offset: 6 * 3,
+            }),
+            uniforms: Some(UniformFeed {
+                buffer: 4,
+                seed: 7,
+                stream: 1,
+                first: 6,
+            }),
+            record: &[(5, 10), (6, 11), (8, 12), (9, 13)],
+            freeze: false,
+        };
+        let prog = wgsl::generate(&g).unwrap();
+        assert!(plan(&prog, &lp, batch).is_some(), "runs on the device");
+        let x0: Vec<f32> = (0..batch * 3).map(|i| (i as f32 * 0.61).sin()).collect();
+        let e0: Vec<f32> = x0
+            .chunks(3)
+            .map(|r| r.iter().map(|v| 0.5 * v * v).sum())
+            .collect();
+        let mut live = vec![1.0f32; batch];
+        live[4] = 0.0;
+        let fixed = [
+            Buffer::F32(vec![0.9; batch]),
+            Buffer::F32(vec![1.0; batch * 3]),
+            Buffer::F32(live),
+        ];
+        let fixed: Vec<&Buffer> = fixed.iter().collect();
+        let z = |n: usize| Buffer::F32(vec![0.0; n]);
+        let fresh = || {
+            let mut v = vec![
+                Buffer::F32(x0.clone()),
+                Buffer::F32(e0.clone()),
+                Buffer::F32(x0.clone()),
+                z(batch * 3),
+                z(batch),
+                z(batch * 3),
+                z(batch),
+                z(batch * 3),
+                z(batch),
+                z(batch),
+            ];
+            v.extend((0..4).map(|_| z(0)));
+            v
+        };
+        let (mut dev, mut host) = (fresh(), fresh());
+        let mut frozen = vec![None; batch];
+        kernel
+            .run_steps(&lp, &fixed, &mut dev, batch, &mut frozen)
+            .unwrap();
+        crate::backend::host_run_steps(kernel.as_ref(), &lp, &fixed, &mut host, batch, &mut frozen)
+            .unwrap();
+        assert_eq!(dev[4].f32s(), host[4].f32s(), "the last step's uniforms");
+        let close = |i: usize| {
+            let (a, b) = (dev[i].f32s().unwrap(), host[i].f32s().unwrap());
+            assert_eq!(a.len(), b.len(), "buffer {i}");
+            for (k, (p, q)) in a.iter().zip(b).enumerate() {
+                let same = p.to_bits() == q.to_bits() || (p - q).abs() <= 1e-5 * (q.abs() + 1.0);
+                assert!(same, "buffer {i}[{k}]: device {p}, host {q}");
+            }
+        };
+        for i in [0, 1, 2, 10, 11, 12, 13] {
+            close(i);
+        }
+        let steps = lp.steps as usize;
+        let div = host[13].f32s().unwrap();
+        assert_eq!(div.len(), steps * batch);
+        assert!(
+            (0..steps).all(|t| div[t * batch + 4] == 1.0),
+            "not live: divergent"
+        );
+        let diverged = div.iter().filter(|&&d| d == 1.0).count();
+        assert!(diverged > steps + 10, "{diverged} divergent proposals");
+        let accept = host[12].f32s().unwrap();
+        let moved = accept.iter().filter(|&&a| a > 0.0).count();
+        assert!(moved > steps * batch / 4, "{moved} accepted");
     }
 
     /// Loops the device cannot hold fall back to the host loop.
