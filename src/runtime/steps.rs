@@ -274,8 +274,8 @@ pub fn mh_transition(energy: &Graph, kind: MhKind) -> Result<StepGraph, String> 
 
 impl Builder {
     /// 1 when every value of `v` is finite, else 0: |v| < inf is false for
-    /// ±inf and NaN, and the flags are counted. (Not v − v = 0: shader
-    /// compilers fold v − v to 0 whatever v is.)
+    /// ±inf and NaN, and the flags are counted. (Not v − v = 0: lavapipe's
+    /// shader compiler folds v − v to 0 whatever v is.)
     fn finite(&mut self, v: NodeId) -> NodeId {
         let g = &mut self.g;
         let shape = g.shape(v).to_vec();

@@ -107,11 +107,7 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 const VB: u32 = 1u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // powc 2 [0] -> [2]
   for (var e = 0u; e < 2u; e++) {
     A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
@@ -147,16 +143,19 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
+}
+
 // blob: 1 passes; invariant region 1 values, 20 values per sample
 
 const VB: u32 = 1u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // matmul [1, 2] -> [2]
   for (var e = 0u; e < 2u; e++) {
     let row = e / 2u;
@@ -195,16 +194,19 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
+}
+
 // left: 1 passes; invariant region 1 values, 8 values per sample
 
 const VB: u32 = 1u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // mul [1, 3] -> []
   for (var e = 0u; e < 1u; e++) {
     let ix2 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
@@ -233,16 +235,19 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
+}
+
 // composed: 1 passes; invariant region 1 values, 39 values per sample
 
 const VB: u32 = 1u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // powc 2 [0] -> [2]
   for (var e = 0u; e < 2u; e++) {
     A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
@@ -388,5 +393,12 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ix90 = 0u;
     A[VB + 37u * P.batch + b * 2u + e] = (((A[VB + 29u * P.batch + b * 2u + e] + (A[VB + 34u * P.batch + b * 1u + ix70] * A[VB + 13u * P.batch + b * 2u + e])) + (A[VB + 35u * P.batch + b * 1u + ix79] * A[VB + 7u * P.batch + b * 2u + e])) + (A[VB + 36u * P.batch + b * 1u + ix90] * A[VB + 0u * P.batch + b * 2u + e]));
   }
+}
+
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
 }
 

@@ -107,11 +107,7 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 const VB: u32 = 10u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // concat axis=1 [3, 0, 4] -> [1, 7, 4]
   for (var e = 0u; e < 28u; e++) {
     let c0 = (e / 28u) % 1u;
@@ -421,16 +417,19 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
+}
+
 // p: 1 passes; invariant region 1 values, 397 values per sample
 
 const VB: u32 = 1u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // concat axis=1 [0, 1] -> [1, 5, 4]
   for (var e = 0u; e < 20u; e++) {
     let c0 = (e / 20u) % 1u;
@@ -730,5 +729,12 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ix93 = (((ix94) / 20u) % 1u * 25u + ((ix94) / 4u) % 5u * 5u + (0u + ((ix94) / 1u) % 4u * 1u) * 1u);
     A[VB + 381u * P.batch + b * 16u + e] = (A[VB + 257u * P.batch + b * 25u + ix93] + A[VB + 356u * P.batch + b * 25u + ix93]);
   }
+}
+
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
 }
 

@@ -107,11 +107,7 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 const VB: u32 = 3u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // div [3, 4] -> [3]
   for (var e = 0u; e < 3u; e++) {
     A[VB + 3u * P.batch + b * 3u + e] = ((A[VB + 0u * P.batch + b * 3u + e] - A[0u + e]) / C[0u + e]);
@@ -136,5 +132,12 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var e = 0u; e < 3u; e++) {
     A[VB + 11u * P.batch + b * 3u + e] = (A[VB + 3u * P.batch + b * 3u + e] / C[0u + e]);
   }
+}
+
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
 }
 

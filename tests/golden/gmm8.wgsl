@@ -107,11 +107,7 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 const VB: u32 = 1u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // sub [2, 1] -> [8, 2]
   for (var e = 0u; e < 16u; e++) {
     let ix2 = (((e) / 1u) % 2u * 1u);
@@ -188,5 +184,12 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     A[VB + 94u * P.batch + b * 2u + e] = acc;
   }
+}
+
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
 }
 

@@ -107,11 +107,7 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 const VB: u32 = 97u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // matmul [0, 1] -> [16]
   for (var e = 0u; e < 16u; e++) {
     let row = e / 16u;
@@ -166,5 +162,12 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     A[VB + 55u * P.batch + b * 4u + e] = acc;
   }
+}
+
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
 }
 

@@ -107,11 +107,7 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 const VB: u32 = 1u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // powc 2 [0] -> [2]
   for (var e = 0u; e < 2u; e++) {
     A[VB + 2u * P.batch + b * 2u + e] = sq(A[VB + 0u * P.batch + b * 2u + e]);
@@ -145,5 +141,12 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ix20 = 0u;
     A[VB + 9u * P.batch + b * 2u + e] = (A[VB + 8u * P.batch + b * 1u + ix20] * A[VB + 0u * P.batch + b * 2u + e]);
   }
+}
+
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
 }
 

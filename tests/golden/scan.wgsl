@@ -107,11 +107,7 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
 const VB: u32 = 1u;
 
 // the whole graph: one invocation per sample computes every value
-@compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 4194240u;
-  if (i >= P.batch) { return; }
-  let b = i;
+fn all_of(b: u32) {
   // tanh [2] -> []
   for (var e = 0u; e < 1u; e++) {
     let ix1 = ((0u + ((e) / 1u) % 1u * 1u) * 1u);
@@ -290,5 +286,12 @@ fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var e = 0u; e < 2u; e++) {
     A[VB + 63u * P.batch + b * 2u + e] = (A[VB + 21u * P.batch + b * 2u + e] + A[VB + 61u * P.batch + b * 2u + e]);
   }
+}
+
+@compute @workgroup_size(64)
+fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  all_of(i);
 }
 

@@ -91,10 +91,11 @@ fn open() -> Result<Device, String> {
         },
         count: None,
     };
-    // The kernels' passes read the constants; the step loop's passes write
-    // its step table and read which step of the submit they are from a
-    // uniform at a dynamic offset. Both bind the arena first, then the
-    // constants or table, then the params.
+    // The kernels' passes read the constants; the step loop's passes also
+    // read which step of the submit they are from a uniform at a dynamic
+    // offset and write the history and the step table. Both bind the
+    // arena, the constants and the params first, so that a step loop can
+    // run a one-pass kernel's text in its own entry point.
     let layouts = |label, for_steps: bool| {
         let mut entries = vec![
             entry(
@@ -104,20 +105,20 @@ fn open() -> Result<Device, String> {
             ),
             entry(
                 1,
-                wgpu::BufferBindingType::Storage {
-                    read_only: !for_steps,
-                },
+                wgpu::BufferBindingType::Storage { read_only: true },
                 false,
             ),
             entry(2, wgpu::BufferBindingType::Uniform, false),
         ];
         if for_steps {
             entries.push(entry(3, wgpu::BufferBindingType::Uniform, true));
-            entries.push(entry(
-                4,
-                wgpu::BufferBindingType::Storage { read_only: false },
-                false,
-            ));
+            for binding in [4, 5] {
+                entries.push(entry(
+                    binding,
+                    wgpu::BufferBindingType::Storage { read_only: false },
+                    false,
+                ));
+            }
         }
         let bind = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
@@ -405,6 +406,9 @@ struct GpuKernel {
 
 /// The entry points of a step module.
 struct StepPipelines {
+    /// A one-pass kernel's whole step (`steps::fused_module`); then no
+    /// other pipeline is used.
+    fused: Option<wgpu::ComputePipeline>,
     draw: Option<wgpu::ComputePipeline>,
     finish: Option<wgpu::ComputePipeline>,
 }

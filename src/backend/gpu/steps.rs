@@ -213,13 +213,13 @@ pub(super) fn ticks(device: &wgpu::Device, align: u64) -> wgpu::Buffer {
     })
 }
 
-/// The step module of a layout: two entry points, so that a step is the
-/// kernel's passes and two dispatches. `draw` writes the step's normals
-/// (one invocation per pair) and uniforms (one per sample); `finish`
-/// records the outputs into the history and carries them, with the freeze
-/// guard (one invocation per sample).
+/// The step module of a layout, for a kernel of several passes: two entry
+/// points, so that a step is the kernel's passes and two dispatches.
+/// `draw` writes the step's normals (one invocation per pair) and uniforms
+/// (one per sample); `finish` records the outputs into the history and
+/// carries them, with the freeze guard (one invocation per sample).
 pub(super) fn module(layout: &Layout, vb: usize) -> String {
-    let mut s = prelude();
+    let mut s = format!("{KERNEL_BINDINGS}{}", prelude());
     let _ = writeln!(s, "const VB: u32 = {vb}u;\n");
     if layout.draws() {
         let _ = write!(
@@ -243,33 +243,80 @@ pub(super) fn module(layout: &Layout, vb: usize) -> String {
                  \x20 }}\n"
             );
         }
-        if let Some((off, first)) = layout.uniforms {
-            let _ = write!(
-                s,
-                "  if (i < P.batch) {{\n\
-                 \x20   A[VB + {off}u * P.batch + i] = uniform_of(vec2<u32>(S[at + 3u], S[at + 4u]), {first}u + i);\n\
-                 \x20 }}\n"
-            );
-        }
+        uniform(&mut s, layout, "i");
         s.push_str("}\n\n");
     }
     if layout.finishes() {
-        let _ = write!(
-            s,
-            "@compute @workgroup_size(64)\n\
-             fn finish(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
-             \x20 let b = gid.x + gid.y * {row}u;\n\
-             \x20 if (b >= P.batch) {{ return; }}\n\
-             \x20 let at = {TABLE}u + {WORDS_PER_STEP}u * T.t;\n",
-            row = wgsl::ROW,
-        );
-        record(&mut s, &layout.record);
-        for &c in &layout.carry {
-            carry(&mut s, c, layout.freeze);
-        }
+        entry_head(&mut s, "finish");
+        finish(&mut s, layout);
         s.push_str("}\n\n");
     }
     s
+}
+
+/// The step module of a kernel that is one pass (`wgsl`'s `all_of`):
+/// the kernel's own text and one entry point `step`, in which each sample's
+/// invocation draws its normals and uniform, computes its values, and
+/// records and carries them. Nothing a sample reads is written by another
+/// sample's invocation, so a step is one dispatch.
+pub(super) fn fused_module(layout: &Layout, prog: &Program) -> String {
+    let mut s = format!("{}{}{}", wgsl::PRELUDE, prelude(), prog.kernel);
+    entry_head(&mut s, "step");
+    if let Some((off, numel, first_pair)) = layout.noise {
+        // The pairs that cover this sample's values; a pair shared with a
+        // neighbour is computed by both, each writing its own half.
+        let _ = write!(
+            s,
+            "  let lo = b * {numel}u;\n\
+             \x20 let hi = lo + {numel}u;\n\
+             \x20 for (var v = lo - lo % 2u; v < hi; v += 2u) {{\n\
+             \x20   let p = {first_pair}u + v / 2u;\n\
+             \x20   let z = box_muller(hash32(p ^ S[at]), hash32((p * 0x9e3779b9u) ^ S[at + 1u]));\n\
+             \x20   let base = VB + {off}u * P.batch;\n\
+             \x20   if (v >= lo) {{ A[base + v] = z.x; }}\n\
+             \x20   if (v + 1u < hi) {{ A[base + v + 1u] = z.y; }}\n\
+             \x20 }}\n"
+        );
+    }
+    uniform(&mut s, layout, "b");
+    s.push_str("  all_of(b);\n");
+    finish(&mut s, layout);
+    s.push_str("}\n\n");
+    s
+}
+
+/// The start of a per-sample step entry point: `b`, the sample; `at`, the
+/// step's row of the table.
+fn entry_head(s: &mut String, name: &str) {
+    let _ = write!(
+        s,
+        "@compute @workgroup_size(64)\n\
+         fn {name}(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+         \x20 let b = gid.x + gid.y * {row}u;\n\
+         \x20 if (b >= P.batch) {{ return; }}\n\
+         \x20 let at = {TABLE}u + {WORDS_PER_STEP}u * T.t;\n",
+        row = wgsl::ROW,
+    );
+}
+
+/// The uniform of sample `sample` (an expression), when the layout has one.
+fn uniform(s: &mut String, layout: &Layout, sample: &str) {
+    if let Some((off, first)) = layout.uniforms {
+        let _ = write!(
+            s,
+            "  if ({sample} < P.batch) {{\n\
+             \x20   A[VB + {off}u * P.batch + {sample}] = uniform_of(vec2<u32>(S[at + 3u], S[at + 4u]), {first}u + {sample});\n\
+             \x20 }}\n"
+        );
+    }
+}
+
+/// Sample `b`'s records and carries.
+fn finish(s: &mut String, layout: &Layout) {
+    record(s, &layout.record);
+    for &c in &layout.carry {
+        carry(s, c, layout.freeze);
+    }
 }
 
 /// `finish`'s copies of the recorded outputs into row `S[at + 5]` of the
@@ -425,20 +472,27 @@ impl Plan {
     }
 }
 
-/// Bindings and `backend::noise`'s generator, word for word: the hash,
+/// The kernel's own bindings (the arena, the constants, the params), for a
+/// step module that is not fused with the kernel's text (which declares
+/// them in `wgsl::PRELUDE`).
+const KERNEL_BINDINGS: &str = "struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read_write> A: array<f32>;
+@group(0) @binding(1) var<storage, read> C: array<f32>;
+@group(0) @binding(2) var<uniform> P: Params;
+";
+
+/// The step loop's bindings (the step index, the history, the step table
+/// and freeze flags) and `backend::noise`'s generator, word for word: the hash,
 /// then Box–Muller with polynomial `ln`, and `sin`/`cos` on a quarter turn
 /// rotated by the quadrant. Constants are the host's f32 values, given
 /// by their bits.
 fn prelude() -> String {
     let c = |v: f32| format!("bitcast<f32>({:#010x}u)", v.to_bits());
     format!(
-        r#"struct Params {{ batch: u32, first: u32, pad0: u32, pad1: u32 }}
-@group(0) @binding(0) var<storage, read_write> A: array<f32>;
-@group(0) @binding(1) var<storage, read_write> S: array<u32>;
-@group(0) @binding(2) var<uniform> P: Params;
-struct Tick {{ t: u32, pad0: u32, pad1: u32, pad2: u32 }}
+        r#"struct Tick {{ t: u32, pad0: u32, pad1: u32, pad2: u32 }}
 @group(0) @binding(3) var<uniform> T: Tick;
 @group(0) @binding(4) var<storage, read_write> H: array<f32>;
+@group(0) @binding(5) var<storage, read_write> S: array<u32>;
 
 // 64-bit integers as (low, high) words: `noise::uniform_f32`'s SplitMix64.
 fn mul32(a: u32, b: u32) -> vec2<u32> {{
@@ -604,7 +658,7 @@ impl super::GpuKernel {
                 },
                 wgpu::BindGroupEntry {
                     binding: 1,
-                    resource: sbuf.as_entire_binding(),
+                    resource: self.sh.consts.as_entire_binding(),
                 },
                 wgpu::BindGroupEntry {
                     binding: 2,
@@ -621,6 +675,10 @@ impl super::GpuKernel {
                 wgpu::BindGroupEntry {
                     binding: 4,
                     resource: history.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 5,
+                    resource: sbuf.as_entire_binding(),
                 },
             ],
         });
@@ -672,6 +730,13 @@ impl super::GpuKernel {
         layout: &Layout,
         batch: usize,
     ) {
+        if let Some(p) = &pipes.fused {
+            let (x, y) = wgsl::grid(batch.div_ceil(64));
+            pass.set_bind_group(0, bind, &[tick]);
+            pass.set_pipeline(p);
+            pass.dispatch_workgroups(x, y, 1);
+            return;
+        }
         if let Some(p) = &pipes.draw {
             let (x, y) = wgsl::grid(layout.draw_invocations(batch).div_ceil(64));
             pass.set_bind_group(0, bind, &[tick]);
@@ -689,7 +754,13 @@ impl super::GpuKernel {
 
     fn step_pipelines(&self, layout: &Layout) -> Result<super::StepPipelines, BackendError> {
         let dev = &self.dev;
-        let text = module(layout, self.sh.prog.inv_len);
+        let prog = &self.sh.prog;
+        let one_pass = matches!(&prog.passes[..], [p] if p.entry == "all");
+        let text = if one_pass {
+            fused_module(layout, prog)
+        } else {
+            module(layout, prog.inv_len)
+        };
         dev.checked(|| {
             let m = dev
                 .device
@@ -708,9 +779,17 @@ impl super::GpuKernel {
                         cache: None,
                     })
             };
-            super::StepPipelines {
-                draw: layout.draws().then(|| pipe("draw")),
-                finish: layout.finishes().then(|| pipe("finish")),
+            match one_pass {
+                true => super::StepPipelines {
+                    fused: Some(pipe("step")),
+                    draw: None,
+                    finish: None,
+                },
+                false => super::StepPipelines {
+                    fused: None,
+                    draw: layout.draws().then(|| pipe("draw")),
+                    finish: layout.finishes().then(|| pipe("finish")),
+                },
             }
         })
         .map_err(|e| BackendError::Compile(format!("the device rejected the step shader: {e}")))
@@ -845,6 +924,14 @@ mod tests {
     #[test]
     fn the_device_loop_matches_the_host_loop() {
         let Some(gpu) = gpu() else { return };
+        for gpu in [gpu.clone(), gpu.pass_per_node()] {
+            device_loop_matches_host_loop(&gpu);
+        }
+    }
+
+    /// One form of the step module: the fused one for a one-pass kernel,
+    /// draw and finish around the kernel's passes otherwise.
+    fn device_loop_matches_host_loop(gpu: &Gpu) {
         let g = cliff_step();
         let kernel = gpu.compile(&g, DType::F32).unwrap();
         let binds: Vec<Bind> = g
@@ -939,9 +1026,15 @@ mod tests {
     /// that diverge.
     #[test]
     fn metropolis_windows_on_the_device_match_the_host_loop() {
+        let Some(gpu) = gpu() else { return };
+        for gpu in [gpu.clone(), gpu.pass_per_node()] {
+            metropolis_window_matches_host_loop(&gpu);
+        }
+    }
+
+    fn metropolis_window_matches_host_loop(gpu: &Gpu) {
         use crate::backend::UniformFeed;
         use crate::runtime::steps::{MhKind, mh_transition};
-        let Some(gpu) = gpu() else { return };
         let file = SourceFile {
             path: "cliff.ebm".into(),
             text: "energy cliff(x: [3]) = sum(where(x > 2, log(-x), 0.5 * x^2))\n".into(),

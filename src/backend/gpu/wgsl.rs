@@ -334,14 +334,18 @@ impl<'g> Gen<'g> {
         self.nodes()?;
         let statements = std::mem::take(&mut self.body);
         self.step = None;
+        // The body is a function of the sample, so that a step loop can
+        // run it inside its own entry point (`gpu::steps`).
         let _ = write!(
             self.body,
             "// the whole graph: one invocation per sample computes every value\n\
+             fn all_of(b: u32) {{\n{statements}}}\n\n\
              @compute @workgroup_size({WORKGROUP})\n\
              fn all(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
              \x20 let i = gid.x + gid.y * {ROW}u;\n\
              \x20 if (i >= P.batch) {{ return; }}\n\
-             \x20 let b = i;\n{statements}}}\n\n"
+             \x20 all_of(i);\n\
+             }}\n\n"
         );
         self.passes.push(Pass {
             entry: "all".into(),
