@@ -385,6 +385,18 @@ fn backend_buffers_and_multi_step_calls() {
             .run_steps(&lp, &[], &mut bad, 2, &mut frozen)
             .is_err()
     );
+    // A recorded history no memory could hold is an error before the
+    // first step, not an aborted allocation.
+    state.push(cpu.alloc(0, DType::F64).unwrap());
+    let huge = StepLoop {
+        steps: u64::MAX / 2,
+        record: &[(0, 3)],
+        ..lp
+    };
+    let err = kernel
+        .run_steps(&huge, &[], &mut state, 2, &mut frozen)
+        .unwrap_err();
+    assert!(err.to_string().contains("history"), "{err}");
 }
 
 /// A multi-step call computes what one call per step computes, bit for bit,

@@ -343,10 +343,18 @@ fn step_loop(
             return bad("a buffer recorded into itself");
         }
         let len = state.get(o).map(Buffer::len);
-        match (len, state.get_mut(h)) {
-            (Some(len), Some(Buffer::F32(v))) => v.resize(len * lp.steps as usize, 0.0),
-            (Some(len), Some(Buffer::F64(v))) => v.resize(len * lp.steps as usize, 0.0),
-            _ => return bad("record index out of range"),
+        // The step count comes from the caller: a history too large to
+        // hold is refused here rather than aborting the process.
+        let Some(total) = len.and_then(|l| usize::try_from(lp.steps).ok()?.checked_mul(l)) else {
+            return bad("record index out of range, or a history too long to hold");
+        };
+        let held = match state.get_mut(h) {
+            Some(Buffer::F32(v)) => grow_zeroed(v, total),
+            Some(Buffer::F64(v)) => grow_zeroed(v, total),
+            None => return bad("record index out of range"),
+        };
+        if !held {
+            return bad("not enough memory for the recorded history");
         }
     }
     for t in 0..lp.steps {
@@ -410,6 +418,16 @@ fn step_loop(
         }
     }
     Ok(())
+}
+
+/// Resizes `v` to `len` zeros' worth (keeping what it holds); false when
+/// the memory cannot be had.
+fn grow_zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> bool {
+    if len > v.len() && v.try_reserve_exact(len - v.len()).is_err() {
+        return false;
+    }
+    v.resize(len, T::default());
+    true
 }
 
 /// Writes step `step`'s uniforms into `buf` (one per sample); false when

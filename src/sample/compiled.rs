@@ -168,11 +168,17 @@ impl<T: Scalar> CompiledTarget<T> {
         .with_params(energy))
     }
 
-    /// The scratch one call of each kernel may keep (energy, gradient, move).
+    /// The scratch one call of each kernel may keep (energy, gradient,
+    /// move), and with Metropolis windows a window's history, held twice
+    /// (where the backend records it and on the host).
     pub fn scratch_bytes(&self) -> u64 {
+        let history = match self.transition {
+            Some(_) => 2 * super::engine::WINDOW_BYTES as u64,
+            None => 0,
+        };
         self.kernels()
             .map(|c| c.kernel.scratch_bytes())
-            .fold(0, u64::saturating_add)
+            .fold(history, u64::saturating_add)
     }
 
     /// Readies every kernel's arenas for `workers` blocks calling at once.

@@ -293,8 +293,9 @@ pub struct History<T> {
 }
 
 /// The most memory a window's history may take; windows are shorter for
-/// many chains of many dimensions.
-const WINDOW_BYTES: usize = 32 << 20;
+/// many chains of many dimensions (a single step's history is at most a
+/// chain-sized buffer, which the run's memory estimate already counts).
+pub(crate) const WINDOW_BYTES: usize = 32 << 20;
 /// The most transitions a window holds (progress and interrupts are
 /// checked between windows).
 const WINDOW_STEPS: usize = 500;
