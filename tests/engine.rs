@@ -319,6 +319,68 @@ fn a_diverging_chain_freezes_inside_the_fused_loop() {
     }
 }
 
+/// ULD's windows (one multi-step call per kept draw) freeze a diverging
+/// chain's whole state (position, velocity, gradient and energy) where the
+/// reference loop (one host step per iteration) does. On the cliff the
+/// energy overflows while the position is still finite, so a guard that
+/// kept some buffers and moved others would leave another last point.
+#[test]
+fn uld_windows_freeze_whole_states_as_the_reference_does() {
+    let program =
+        Program::from_source("energy cliff(x: [3]) = sum(where(x > 5, -x^4, 0.5 * x^2))").unwrap();
+    let energy = program.energy("cliff").unwrap();
+    let reference = DensityOf::new(&energy, None).unwrap();
+    let mut run = RunConfig::new(8, 100, 60, 11);
+    run.thin = 3;
+    run.threads = 2;
+    run.init = Init::Array {
+        values: (0..24)
+            .map(|i| if i == 7 { 5.5 } else { (i as f64 * 0.7).sin() })
+            .collect(),
+        rows: 8,
+    };
+    let cfg = SamplerConfig::uld(0.05, 1.0);
+    let fused = run_compiled(&energy, None, &cfg, &run).unwrap();
+    let host = run_chains(&reference, &cfg, &run).unwrap();
+    let (f, h) = (
+        fused.summary.clone().unwrap(),
+        host.summary.clone().unwrap(),
+    );
+    assert_eq!(f.frozen_chains, 1);
+    assert_eq!(f.frozen_chains, h.frozen_chains);
+    assert_eq!(f.divergences, h.divergences);
+    // The chain runs away to −∞ energy: an escape, with its last state.
+    let (fe, he) = (&f.escaped_chains, &h.escaped_chains);
+    assert_eq!(fe.len(), 1);
+    assert_eq!(
+        (fe[0].chain, fe[0].iteration),
+        (he[0].chain, he[0].iteration)
+    );
+    let near = |a: f64, b: f64| a.is_finite() && (a - b).abs() <= 1e-9 * (1.0 + b.abs());
+    assert!(
+        near(fe[0].norm, he[0].norm),
+        "{} vs {}",
+        fe[0].norm,
+        he[0].norm
+    );
+    assert!(
+        near(fe[0].energy, he[0].energy),
+        "{} vs {}",
+        fe[0].energy,
+        he[0].energy
+    );
+    assert_eq!(fused.divergent, host.divergent);
+    assert_eq!(fused.accept, host.accept);
+    for (a, b) in fused
+        .x
+        .iter()
+        .zip(&host.x)
+        .chain(fused.energy.iter().zip(&host.energy))
+    {
+        assert!(near(*a, *b), "windows {a}, reference {b}");
+    }
+}
+
 /// The backend contract: buffers allocated, uploaded and read back through
 /// the backend, a multi-step call on resident buffers, declared dtypes.
 #[test]
@@ -360,7 +422,7 @@ fn backend_buffers_and_multi_step_calls() {
             seed: 1,
             offset: 0,
         }),
-        uniforms: None,
+        uniforms: &[],
         record: &[],
         freeze: true,
     };
@@ -453,7 +515,7 @@ fn multi_step_calls_match_single_steps_and_see_new_weights() {
         outputs: &[2],
         carry: &[(2, 0)],
         noise: None,
-        uniforms: None,
+        uniforms: &[],
         record: &[],
         freeze: false,
     };
@@ -700,11 +762,13 @@ const CLIFFED: &str = "
 energy cliffed(x: [2]) = where(x[0] > 2.5, log(-1 - x[0]^2), 0.5 * x[0]^2 + 2 * (x[1] - x[0]^2)^2)
 ";
 
-/// Windows of whole MALA and random-walk transitions (the proposal and
-/// the decision as one graph, run by `Kernel::run_steps` with the chain
-/// state carried) book exactly what the engine's one-call-per-proposal
-/// loop books: on the f64 interpreter the draws, energies, acceptances,
-/// divergences and summaries are the same bits, across windows (more
+/// Windows of whole MALA, random-walk and static HMC transitions (the
+/// proposal or trajectory and the decision as one graph, run by
+/// `Kernel::run_steps` with the chain state carried; HMC's jittered step
+/// from a second uniform stream) book exactly what the engine's
+/// one-call-per-proposal loop books: on the f64 interpreter the draws,
+/// energies, acceptances, divergences, HMC's H₀ and leapfrog counts and
+/// the summaries are the same bits, across windows (more
 /// iterations than one window holds), blocks (two threads), thinning,
 /// divergent proposals and a chain frozen from its start.
 #[test]
@@ -716,7 +780,11 @@ fn metropolis_windows_book_what_the_host_loop_books() {
     let windowed = program
         .energy_with("cliffed", Arc::new(Windowed(Arc::new(Interp))), DType::F64)
         .unwrap();
-    for cfg in [SamplerConfig::mala(0.6), SamplerConfig::rwmh(1.5)] {
+    for cfg in [
+        SamplerConfig::mala(0.6),
+        SamplerConfig::rwmh(1.5),
+        SamplerConfig::hmc(0.4, 6),
+    ] {
         let mut run = RunConfig::new(6, 40, 1300, 17);
         run.threads = 2;
         run.thin = 3;
@@ -734,6 +802,8 @@ fn metropolis_windows_book_what_the_host_loop_books() {
         assert_eq!(bits(&a.energy), bits(&b.energy), "{name}: energies");
         assert_eq!(bits(&a.accept), bits(&b.accept), "{name}: acceptances");
         assert_eq!(a.divergent, b.divergent, "{name}: divergence flags");
+        assert_eq!(bits(&a.hamiltonian), bits(&b.hamiltonian), "{name}: H₀");
+        assert_eq!(a.n_leapfrog, b.n_leapfrog, "{name}: leapfrog steps");
         let (mut sa, mut sb) = (a.summary.unwrap(), b.summary.unwrap());
         assert!(sa.divergences > 0, "{name}: some proposals diverge");
         assert_eq!(sa.frozen_chains, 1, "{name}: the NaN start");

@@ -143,7 +143,7 @@ pub struct NoiseFeed {
 }
 
 /// One uniform in (0, 1] per sample written into a state buffer before each
-/// step `t`: sample `b` gets `noise::uniform_f32` (or `_f64`, by the
+/// step `t` (a loop may have several, each its own stream): sample `b` gets `noise::uniform_f32` (or `_f64`, by the
 /// buffer's dtype) of key `noise::uniform_key(seed, stream, first_step + t)`
 /// and chain `first + b` — the sampling engine's Metropolis uniforms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,7 +173,7 @@ pub struct StepLoop<'a> {
     pub outputs: &'a [usize],
     pub carry: &'a [(usize, usize)],
     pub noise: Option<NoiseFeed>,
-    pub uniforms: Option<UniformFeed>,
+    pub uniforms: &'a [UniformFeed],
     pub record: &'a [(usize, usize)],
     pub freeze: bool,
 }
@@ -366,10 +366,10 @@ fn step_loop(
                 None => return bad("no noise buffer"),
             }
         }
-        if let Some(uf) = lp.uniforms
-            && !fill_uniforms(uf, lp.first_step + t, state.get_mut(uf.buffer))
-        {
-            return bad("no uniform buffer");
+        for &uf in lp.uniforms {
+            if !fill_uniforms(uf, lp.first_step + t, state.get_mut(uf.buffer)) {
+                return bad("no uniform buffer");
+            }
         }
         // Outputs leave `state` for the call, so inputs and outputs never alias.
         let mut outs: Vec<Buffer> = Vec::with_capacity(lp.outputs.len());
@@ -406,13 +406,20 @@ fn step_loop(
                 );
             }
         }
+        if lp
+            .carry
+            .iter()
+            .any(|&(o, i)| o >= state.len() || i >= state.len())
+        {
+            return bad("carry index out of range");
+        }
+        if lp.freeze {
+            freeze_rows(state, lp.carry, batch, frozen, lp.first_step + t);
+        }
         for &(o, i) in lp.carry {
-            if o >= state.len() || i >= state.len() {
-                return bad("carry index out of range");
-            }
             if lp.freeze {
                 let (old, new) = pair_mut(state, i, o);
-                guard(old, new, batch, frozen, lp.first_step + t);
+                keep_frozen(old, new, batch, frozen);
             }
             state.swap(o, i);
         }
@@ -477,33 +484,49 @@ fn pair_mut(v: &mut [Buffer], a: usize, b: usize) -> (&Buffer, &mut Buffer) {
     }
 }
 
-/// Keeps frozen samples' rows, and freezes samples whose new row is not finite.
-fn guard(old: &Buffer, new: &mut Buffer, batch: usize, frozen: &mut [Option<u64>], step: u64) {
-    fn rows<T: Copy>(
-        old: &[T],
-        new: &mut [T],
-        batch: usize,
-        frozen: &mut [Option<u64>],
-        step: u64,
-        finite: impl Fn(&[T]) -> bool,
-    ) {
-        let w = new.len() / batch.max(1);
-        if frozen.iter().all(|f| f.is_none()) && finite(new) {
-            return;
+/// The freeze guard's test: a sample not yet frozen whose new carried rows
+/// (every carry's output) are not all finite freezes at `step`, so that it
+/// keeps all of its rows (a state is moved whole or not at all).
+fn freeze_rows(
+    state: &[Buffer],
+    carry: &[(usize, usize)],
+    batch: usize,
+    frozen: &mut [Option<u64>],
+    step: u64,
+) {
+    let finite = |b: &Buffer, r: std::ops::Range<usize>| match b {
+        Buffer::F32(v) => all_finite_f32(&v[r]),
+        Buffer::F64(v) => all_finite_f64(&v[r]),
+    };
+    let whole = |b: &Buffer| finite(b, 0..b.len());
+    if frozen.iter().all(|f| f.is_none()) && carry.iter().all(|&(o, _)| whole(&state[o])) {
+        return;
+    }
+    for (b, f) in frozen.iter_mut().enumerate() {
+        let bad = carry.iter().any(|&(o, _)| {
+            let w = state[o].len() / batch.max(1);
+            !finite(&state[o], b * w..(b + 1) * w)
+        });
+        if f.is_none() && bad {
+            *f = Some(step);
         }
-        for (b, f) in frozen.iter_mut().enumerate() {
+    }
+}
+
+/// A frozen sample's new row is its old one.
+fn keep_frozen(old: &Buffer, new: &mut Buffer, batch: usize, frozen: &[Option<u64>]) {
+    fn rows<T: Copy>(old: &[T], new: &mut [T], batch: usize, frozen: &[Option<u64>]) {
+        let w = new.len() / batch.max(1);
+        for (b, f) in frozen.iter().enumerate() {
             let r = b * w..(b + 1) * w;
-            if f.is_none() && !finite(&new[r.clone()]) {
-                *f = Some(step);
-            }
-            if f.is_some() {
+            if f.is_some() && r.end <= old.len().min(new.len()) {
                 new[r.clone()].copy_from_slice(&old[r]);
             }
         }
     }
     match (old, new) {
-        (Buffer::F32(o), Buffer::F32(n)) => rows(o, n, batch, frozen, step, all_finite_f32),
-        (Buffer::F64(o), Buffer::F64(n)) => rows(o, n, batch, frozen, step, all_finite_f64),
+        (Buffer::F32(o), Buffer::F32(n)) => rows(o, n, batch, frozen),
+        (Buffer::F64(o), Buffer::F64(n)) => rows(o, n, batch, frozen),
         _ => {}
     }
 }

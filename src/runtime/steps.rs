@@ -36,6 +36,8 @@ pub enum StepRole {
     Uniform,
     /// 1 for a chain that may move, 0 for one frozen (shape []).
     Live,
+    /// A second uniform in (0, 1] per chain (shape []): HMC's step jitter.
+    Jitter,
     /// The conditioning input.
     Cond,
     /// A parameter, by its name in the energy graph.
@@ -133,6 +135,7 @@ fn role_of(d: &InputDecl) -> StepRole {
         (_, "energy") => StepRole::Energy,
         (_, "uniform") => StepRole::Uniform,
         (_, "live") => StepRole::Live,
+        (_, "jitter") => StepRole::Jitter,
         _ => StepRole::Cond,
     }
 }
@@ -202,10 +205,21 @@ pub fn rwmh(energy: &Graph) -> Result<StepGraph, String> {
 }
 
 /// Which proposal a Metropolis transition makes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum MhKind {
     Mala,
     RandomWalk,
+    Hmc(HmcMove),
+}
+
+/// Static HMC's trajectory: `leapfrog` steps of a per-chain ε jittered by
+/// ±`jitter` (relative), and the energy error above which a transition is
+/// divergent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HmcMove {
+    pub leapfrog: usize,
+    pub jitter: f64,
+    pub max_error: f64,
 }
 
 /// A whole Metropolis–Hastings transition as one graph — the proposal
@@ -232,6 +246,7 @@ pub fn mh_transition(energy: &Graph, kind: MhKind) -> Result<StepGraph, String> 
             (b.mala_proposal(x, gx, false), Some(gx))
         }
         MhKind::RandomWalk => (b.rwmh_proposal(x), None),
+        MhKind::Hmc(m) => return hmc_transition(b, x, e, m),
     };
     let u = b.g.input_node("uniform", vec![], InputKind::Sample);
     let live = b.g.input_node("live", vec![], InputKind::Sample);
@@ -248,31 +263,154 @@ pub fn mh_transition(energy: &Graph, kind: MhKind) -> Result<StepGraph, String> 
     if let Some(q) = p.log_q {
         log_a = b.g.add_(log_a, q);
     }
-    let zero = b.g.scalar(0.0);
-    let one = b.g.scalar(1.0);
-    let sure = b.g.binary(BinaryOp::Ge, log_a, zero);
-    let ratio = b.g.unary(UnaryOp::Exp, log_a);
-    let a = b.g.select(sure, one, ratio);
-    let a_not_nan = b.g.binary(BinaryOp::Ge, a, zero);
-    let a = b.g.select(a_not_nan, a, zero);
-    let ln_u = b.g.unary(UnaryOp::Log, u);
-    let yes = b.g.binary(BinaryOp::Gt, log_a, ln_u);
-    let tried = b.g.mul(ok, moved);
-    let take = b.g.mul(tried, yes);
-    let accept = b.g.select(tried, a, zero);
-    let divergent = b.g.sub(one, ok);
-    let take_row = b.spread(take);
+    let d = b.decide(log_a, ok, moved, u);
+    let take_row = b.spread(d.take);
     let x_next = b.g.select(take_row, p.y, x);
-    let e_next = b.g.select(take, p.energy, e);
+    let e_next = b.g.select(d.take, p.energy, e);
     let mut outs = vec![("x", x_next), ("energy", e_next)];
     if let Some(gx) = gx {
         outs.push(("grad", b.g.select(take_row, p.grad, gx)));
     }
-    outs.extend([("accept", accept), ("divergent", divergent)]);
+    outs.extend([("accept", d.accept), ("divergent", d.divergent)]);
     Ok(b.finish(&outs))
 }
 
+/// [`mh_transition`] for static HMC. Inputs x, energy, grad, noise ξ (the
+/// momenta's normals), step ε, inv_mass m, `uniform` (the decision's),
+/// `jitter` (ε's, both in (0, 1]) and live. The engine's transition as
+/// ops: momenta p = ξ/√m, H₀ = E(x) + ½Σp·(m⊙p); the chain's ε times
+/// 1 + jitter·(2u − 1); `leapfrog` unrolled leapfrog steps (the fused
+/// [`leapfrog`]'s ops), a trajectory that meets a non-finite point, energy
+/// or gradient being dead; ΔH = E(x_L) + ½Σp_L·(m⊙p_L) − H₀. A dead
+/// trajectory, a non-finite ΔH or one above `max_error`, or a chain not
+/// live is divergent and stays; one that ends where it began is no move;
+/// otherwise log a = −ΔH as in [`mh_transition`]. Outputs as MALA's
+/// transition (`x`, `energy`, `grad`, `accept`, `divergent`), then
+/// `hamiltonian` H₀.
+fn hmc_transition(mut b: Builder, x: NodeId, e: NodeId, m: HmcMove) -> Result<StepGraph, String> {
+    let gx = b.sample("grad");
+    let xi = b.sample("noise");
+    let mass = b.sample("inv_mass");
+    let u = b.g.input_node("uniform", vec![], InputKind::Sample);
+    let uj = b.g.input_node("jitter", vec![], InputKind::Sample);
+    let live = b.g.input_node("live", vec![], InputKind::Sample);
+    let eps = b.jittered_step(uj, m.jitter);
+    let sm = b.g.unary(UnaryOp::Sqrt, mass);
+    let p0 = b.g.div(xi, sm);
+    let k0 = b.kinetic(p0, mass);
+    let h0 = b.g.add_(e, k0);
+    let (mut xt, mut pt, mut gt, mut et) = (x, p0, gx, e);
+    let mut alive = live;
+    for _ in 0..m.leapfrog {
+        (xt, pt, gt, et) = b.leapfrog_step(xt, pt, gt, eps, mass);
+        for v in [et, xt, gt] {
+            let f = b.finite(v);
+            alive = b.g.mul(alive, f);
+        }
+    }
+    let k = b.kinetic(pt, mass);
+    let h = b.g.add_(et, k);
+    let dh = b.g.sub(h, h0);
+    let dh_ok = b.finite(dh);
+    let bound = b.g.scalar(m.max_error);
+    let small = b.g.binary(BinaryOp::Ge, bound, dh);
+    let ok = b.g.mul(alive, dh_ok);
+    let ok = b.g.mul(ok, small);
+    let moved = b.differs(xt, x);
+    let log_a = b.g.unary(UnaryOp::Neg, dh);
+    let d = b.decide(log_a, ok, moved, u);
+    let take_row = b.spread(d.take);
+    let x_next = b.g.select(take_row, xt, x);
+    let e_next = b.g.select(d.take, et, e);
+    let g_next = b.g.select(take_row, gt, gx);
+    Ok(b.finish(&[
+        ("x", x_next),
+        ("energy", e_next),
+        ("grad", g_next),
+        ("accept", d.accept),
+        ("divergent", d.divergent),
+        ("hamiltonian", h0),
+    ]))
+}
+
+/// A Metropolis decision: whether the chain moves, its acceptance and
+/// whether the transition was divergent (each 1 or 0).
+struct Decision {
+    take: NodeId,
+    accept: NodeId,
+    divergent: NodeId,
+}
+
 impl Builder {
+    /// The engine's decision on log a for a proposal that is `ok` (finite,
+    /// live) and `moved` (not bitwise x): the acceptance min(1, exp(log a))
+    /// (0 for NaN) of a tried proposal, and a move where ln u < log a.
+    fn decide(&mut self, log_a: NodeId, ok: NodeId, moved: NodeId, u: NodeId) -> Decision {
+        let g = &mut self.g;
+        let zero = g.scalar(0.0);
+        let one = g.scalar(1.0);
+        let sure = g.binary(BinaryOp::Ge, log_a, zero);
+        let ratio = g.unary(UnaryOp::Exp, log_a);
+        let a = g.select(sure, one, ratio);
+        let a_not_nan = g.binary(BinaryOp::Ge, a, zero);
+        let a = g.select(a_not_nan, a, zero);
+        let ln_u = g.unary(UnaryOp::Log, u);
+        let yes = g.binary(BinaryOp::Gt, log_a, ln_u);
+        let tried = g.mul(ok, moved);
+        Decision {
+            take: g.mul(tried, yes),
+            accept: g.select(tried, a, zero),
+            divergent: g.sub(one, ok),
+        }
+    }
+    /// The chain's step (input `step`) times 1 + jitter·(2u − 1), over x's
+    /// shape, in the engine's order of operations.
+    fn jittered_step(&mut self, u: NodeId, jitter: f64) -> NodeId {
+        let g = &mut self.g;
+        let (two, one, j) = (g.scalar(2.0), g.scalar(1.0), g.scalar(jitter));
+        let u2 = g.mul(two, u);
+        let centred = g.sub(u2, one);
+        let spread = g.mul(j, centred);
+        let factor = g.add_(one, spread);
+        let factor = self.spread(factor);
+        let step = self.per_chain("step");
+        self.g.mul(step, factor)
+    }
+    /// ½Σ p·(m⊙p) per chain ([] for a scalar x).
+    fn kinetic(&mut self, p: NodeId, mass: NodeId) -> NodeId {
+        let g = &mut self.g;
+        let v = g.mul(mass, p);
+        let pv = g.mul(p, v);
+        let sum = if g.shape(pv).is_empty() {
+            pv
+        } else {
+            g.sum_all(pv)
+        };
+        let half = g.scalar(0.5);
+        g.mul(half, sum)
+    }
+    /// [`leapfrog`]'s step from (x, p, ∇E(x)) with step ε (over x's shape)
+    /// and inverse mass m: the new x, p, ∇E and E.
+    fn leapfrog_step(
+        &mut self,
+        x: NodeId,
+        p: NodeId,
+        gx: NodeId,
+        eps: NodeId,
+        m: NodeId,
+    ) -> (NodeId, NodeId, NodeId, NodeId) {
+        let half = self.fill(0.5);
+        let half_eps = self.g.mul(half, eps);
+        let k0 = self.g.mul(half_eps, gx);
+        let ph = self.g.sub(p, k0);
+        let em = self.g.mul(eps, m);
+        let dx = self.g.mul(em, ph);
+        let x2 = self.g.add_(x, dx);
+        let (e2, g2) = self.energy_grad(x2);
+        let k1 = self.g.mul(half_eps, g2);
+        let p2 = self.g.sub(ph, k1);
+        (x2, p2, g2, e2)
+    }
     /// 1 when every value of `v` is finite, else 0: |v| < inf is false for
     /// ±inf and NaN, and the flags are counted. (Not v − v = 0: lavapipe's
     /// shader compiler folds v − v to 0 whatever v is.)
@@ -412,16 +550,7 @@ pub fn leapfrog(energy: &Graph) -> Result<StepGraph, String> {
     let gx = b.sample("grad");
     let eps = b.per_chain("step");
     let m = b.sample("inv_mass");
-    let half = b.fill(0.5);
-    let half_eps = b.g.mul(half, eps);
-    let k0 = b.g.mul(half_eps, gx);
-    let ph = b.g.sub(p, k0);
-    let em = b.g.mul(eps, m);
-    let dx = b.g.mul(em, ph);
-    let x2 = b.g.add_(x, dx);
-    let (e2, g2) = b.energy_grad(x2);
-    let k1 = b.g.mul(half_eps, g2);
-    let p2 = b.g.sub(ph, k1);
+    let (x2, p2, g2, e2) = b.leapfrog_step(x, p, gx, eps, m);
     Ok(b.finish(&[("x", x2), ("p", p2), ("grad", g2), ("energy", e2)]))
 }
 

@@ -12,12 +12,14 @@ use std::sync::Arc;
 
 use super::BatchEnergy;
 use super::config::{Method, PtMove, SamplerConfig};
-use super::engine::{History, MhRequest, MhState, Phase, Proposal, Target, Window, ula_move};
+use super::engine::{
+    History, MhRequest, MhState, Phase, Proposal, Target, UldState, Window, ula_move,
+};
 use crate::autodiff::derived::{KernelSpec, derive};
 use crate::backend::{Backend, Bind, Buffer, DType, Kernel, NoiseFeed, StepLoop, UniformFeed};
 use crate::ir::{Graph, InputKind, numel};
 use crate::opt;
-use crate::runtime::steps::{self, MhKind, StepGraph, StepRole, UlaMove, UldMove};
+use crate::runtime::steps::{self, HmcMove, MhKind, StepGraph, StepRole, UlaMove, UldMove};
 use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
 
 type R<T> = Result<T, RuntimeError>;
@@ -82,7 +84,6 @@ struct Feeds<'a, T> {
     step: &'a [T],
     inv_mass: &'a [T],
     beta: &'a [T],
-    energy: &'a [T],
 }
 
 /// An energy compiled for the engine, in dtype `T`.
@@ -145,13 +146,15 @@ impl<T: Scalar> CompiledTarget<T> {
         let kind = match &sampler.method {
             Method::Mala => Some(MhKind::Mala),
             Method::Rwmh => Some(MhKind::RandomWalk),
+            Method::Hmc { leapfrog } => Some(MhKind::Hmc(HmcMove {
+                leapfrog: *leapfrog,
+                jitter: sampler.step_jitter,
+                max_error: sampler.max_energy_error,
+            })),
             _ => None,
         };
         let transition = match kind.filter(|_| energy.backend().metropolis_windows()) {
-            Some(kind) => {
-                let sg = steps::mh_transition(graph, kind).map_err(RuntimeError::Derive)?;
-                Some((kind, Compiled::new(backend, energy, sg, dtype)?))
-            }
+            Some(kind) => transition(backend, energy, graph, kind, dtype)?.map(|k| (kind, k)),
             None => None,
         };
         Ok(CompiledTarget {
@@ -240,7 +243,6 @@ impl<T: Scalar> CompiledTarget<T> {
             step: &[],
             inv_mass: &[],
             beta: &[],
-            energy: &[],
         }
     }
 
@@ -268,8 +270,9 @@ impl<T: Scalar> CompiledTarget<T> {
                     StepRole::Step => f.step,
                     StepRole::InvMass => f.inv_mass,
                     StepRole::Beta => f.beta,
-                    StepRole::Energy => f.energy,
-                    StepRole::Uniform | StepRole::Live => &[],
+                    // Inputs of a whole transition only, which runs through
+                    // `run_steps`, never through a single call.
+                    StepRole::Energy | StepRole::Uniform | StepRole::Jitter | StepRole::Live => &[],
                     StepRole::Cond => cond,
                     StepRole::Param => &[],
                 },
@@ -352,7 +355,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
                 seed: w.seed,
                 offset: w.offset,
             }),
-            uniforms: None,
+            uniforms: &[],
             record: &[],
             freeze: true,
         };
@@ -362,6 +365,76 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         *x = T::from_buffer(bx).ok_or_else(lost)?;
         *noise = T::from_buffer(bn).ok_or_else(lost)?;
         *y = T::from_buffer(by).ok_or_else(lost)?;
+        r.map_err(RuntimeError::Backend)
+    }
+
+    fn uld_steps(
+        &self,
+        _m: &UldMove,
+        w: Window,
+        st: UldState<'_, T>,
+        frozen: &mut [Option<u64>],
+    ) -> R<()> {
+        // State buffers: the carried state (x, v, ∇E, E), the noise, and
+        // the step's outputs in the graph's order (x, p, grad, energy).
+        const X: usize = 0;
+        const V: usize = 1;
+        const G: usize = 2;
+        const E: usize = 3;
+        const NOISE: usize = 4;
+        const OUT: usize = 5;
+        let k = &self.step;
+        let binds: Vec<Bind> = k
+            .feeds
+            .iter()
+            .map(|f| match f {
+                Feed::Param(i) => Bind::Fixed(*i),
+                Feed::Step(StepRole::Cond) => Bind::Fixed(self.params.len()),
+                Feed::Step(StepRole::Momentum) => Bind::State(V),
+                Feed::Step(StepRole::Grad) => Bind::State(G),
+                Feed::Step(StepRole::Noise) => Bind::State(NOISE),
+                Feed::Step(_) => Bind::State(X),
+            })
+            .collect();
+        let cond = self.cond_buffer(w.n);
+        let fixed: Vec<&Buffer> = self.params.iter().chain(std::iter::once(&cond)).collect();
+        let (n, d) = (w.n, self.dim);
+        let zeros = |len: usize| T::into_buffer(vec![T::zero(); len]);
+        let mut state = vec![
+            T::into_buffer(std::mem::take(st.x)),
+            T::into_buffer(std::mem::take(st.v)),
+            T::into_buffer(std::mem::take(st.g)),
+            T::into_buffer(std::mem::take(st.e)),
+            zeros(n * d),
+            zeros(n * d),
+            zeros(n * d),
+            zeros(n * d),
+            zeros(n),
+        ];
+        let lp = StepLoop {
+            first_step: w.t0,
+            steps: w.steps,
+            inputs: &binds,
+            outputs: &[OUT, OUT + 1, OUT + 2, OUT + 3],
+            carry: &[(OUT, X), (OUT + 1, V), (OUT + 2, G), (OUT + 3, E)],
+            noise: Some(NoiseFeed {
+                buffer: NOISE,
+                seed: w.seed,
+                offset: w.offset,
+            }),
+            uniforms: &[],
+            record: &[],
+            freeze: true,
+        };
+        let r = k.kernel.run_steps(&lp, &fixed, &mut state, n, frozen);
+        let mut take = |i: usize| {
+            T::from_buffer(std::mem::take(&mut state[i]))
+                .ok_or_else(|| RuntimeError::Internal("a ULD buffer changed dtype".into()))
+        };
+        *st.x = take(X)?;
+        *st.v = take(V)?;
+        *st.g = take(G)?;
+        *st.e = take(E)?;
         r.map_err(RuntimeError::Backend)
     }
 
@@ -377,8 +450,12 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         const G: usize = 2;
         const NOISE: usize = 3;
         const U: usize = 4;
-        const OUT: usize = 5;
-        const HIST: usize = 10;
+        const JITTER: usize = 5;
+        const OUT: usize = 6;
+        const HIST: usize = OUT + ORDER.len();
+        // Outputs by name: the carried state (into X, E, G), then the
+        // statistics; every one but the gradient is recorded.
+        const ORDER: [&str; 6] = ["x", "energy", "grad", "accept", "divergent", "hamiltonian"];
         let p = self.params.len();
         let binds: Vec<Bind> = k
             .feeds
@@ -394,18 +471,16 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
                     StepRole::Grad => Bind::State(G),
                     StepRole::Noise => Bind::State(NOISE),
                     StepRole::Uniform => Bind::State(U),
+                    StepRole::Jitter => Bind::State(JITTER),
                     _ => Bind::State(X),
                 },
             })
             .collect();
-        // Outputs by name: the carried state (into X, E, G), then the
-        // statistics; every one but the gradient is recorded.
-        let order = ["x", "energy", "grad", "accept", "divergent"];
         let mut outputs = Vec::new();
         let mut carry = Vec::new();
         let mut record = Vec::new();
         for out in &k.kernel.graph().outputs {
-            let j = order
+            let j = ORDER
                 .iter()
                 .position(|n| *n == out.name)
                 .ok_or_else(|| RuntimeError::Internal(format!("transition output {}", out.name)))?;
@@ -427,19 +502,36 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         ];
         let fixed: Vec<&Buffer> = fixed.into_iter().chain(&extra).collect();
         let zeros = |len: usize| T::into_buffer(vec![T::zero(); len]);
+        let hmc = matches!(req.kind, MhKind::Hmc(_));
+        let has_grad = req.kind == MhKind::Mala || hmc;
         let mut state: Vec<Buffer> = vec![
             T::into_buffer(std::mem::take(st.x)),
             T::into_buffer(std::mem::take(st.e)),
             T::into_buffer(std::mem::take(st.g)),
             zeros(n * d),
             zeros(n),
+            zeros(if hmc { n } else { 0 }),
             zeros(n * d),
             zeros(n),
-            zeros(if req.kind == MhKind::Mala { n * d } else { 0 }),
+            zeros(if has_grad { n * d } else { 0 }),
             zeros(n),
             zeros(n),
+            zeros(if hmc { n } else { 0 }),
         ];
-        state.extend((0..5).map(|_| zeros(0)));
+        state.extend(ORDER.iter().map(|_| zeros(0)));
+        let decision = UniformFeed {
+            buffer: U,
+            seed: w.seed,
+            stream: req.stream,
+            first: req.first,
+        };
+        let jitter = UniformFeed {
+            buffer: JITTER,
+            stream: req.jitter_stream,
+            ..decision
+        };
+        let feeds = [decision, jitter];
+        let uniforms = if hmc { &feeds[..] } else { &feeds[..1] };
         let lp = StepLoop {
             first_step: w.t0,
             steps: w.steps,
@@ -451,12 +543,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
                 seed: w.seed,
                 offset: w.offset,
             }),
-            uniforms: Some(UniformFeed {
-                buffer: U,
-                seed: w.seed,
-                stream: req.stream,
-                first: req.first,
-            }),
+            uniforms,
             record: &record,
             freeze: false,
         };
@@ -475,6 +562,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             e: take(HIST + 1)?,
             accept: take(HIST + 3)?,
             divergent: take(HIST + 4)?,
+            hamiltonian: take(HIST + 5)?,
         }))
     }
 
@@ -528,6 +616,34 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         };
         self.call(&self.step, f, s.n, &mut [out.x, out.p, out.g, out.e])
     }
+}
+
+/// The most nodes a whole transition's graph may have for windows of it: an
+/// HMC transition unrolls its trajectory (every leapfrog step inlines the
+/// gradient), so a long trajectory of a large network stays with one kernel
+/// call per leapfrog step rather than compiling an enormous kernel.
+const MAX_TRANSITION_NODES: usize = 20_000;
+
+/// The transition kernel of `kind`, or `None` when its graph is too large.
+fn transition(
+    backend: &dyn Backend,
+    energy: &CompiledEnergy,
+    graph: &Graph,
+    kind: MhKind,
+    dtype: DType,
+) -> R<Option<Compiled>> {
+    if let MhKind::Hmc(m) = kind {
+        // Each leapfrog step is about one gradient graph's worth of nodes.
+        let per_step = graph.len().saturating_mul(3).saturating_add(40);
+        if m.leapfrog.saturating_mul(per_step) > MAX_TRANSITION_NODES {
+            return Ok(None);
+        }
+    }
+    let sg = steps::mh_transition(graph, kind).map_err(RuntimeError::Derive)?;
+    if sg.graph.len() > MAX_TRANSITION_NODES {
+        return Ok(None);
+    }
+    Ok(Some(Compiled::new(backend, energy, sg, dtype)?))
 }
 
 /// A conditioning vector must be given exactly when the energy has one, with

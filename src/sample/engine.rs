@@ -47,7 +47,7 @@ use super::rng::ChainRngs;
 use super::run::{Divergence, Draws, Escape, Init, RunConfig};
 use super::spill::{BlockSpill, BlockWriter, Columns};
 use crate::backend::noise::{self, step_key};
-use crate::runtime::steps::{MhKind, UlaMove, UldMove};
+use crate::runtime::steps::{HmcMove, MhKind, UlaMove, UldMove};
 use crate::runtime::{RuntimeError, Scalar};
 
 type R<T> = Result<T, RuntimeError>;
@@ -112,6 +112,61 @@ pub trait Target<T: Scalar>: Sync {
                 }
             }
             std::mem::swap(x, y);
+        }
+        Ok(())
+    }
+
+    /// `w.steps` BAOAB steps of `w.n` chains from the state in `st`, step
+    /// `t`'s noise from `step_key(w.seed, w.t0 + t)` at `w.offset`. A chain
+    /// whose next position, velocity, gradient or energy is not finite keeps
+    /// its whole last state and is marked in `frozen` with that step.
+    /// Compiled targets run the window as one `Kernel::run_steps` call.
+    fn uld_steps(
+        &self,
+        m: &UldMove,
+        w: Window,
+        st: UldState<'_, T>,
+        frozen: &mut [Option<u64>],
+    ) -> R<()> {
+        let (n, d) = (w.n, self.dim());
+        let zeros = |len: usize| vec![T::zero(); len];
+        let (mut noise, mut tmp) = (zeros(n * d), vec![0f32; n * d]);
+        let (mut y, mut p, mut gy, mut ey) = (zeros(n * d), zeros(n * d), zeros(n * d), zeros(n));
+        for t in 0..w.steps {
+            T::fill_normal(step_key(w.seed, w.t0 + t), w.offset, &mut noise, &mut tmp);
+            let prop = Proposal {
+                n,
+                x: st.x,
+                grad: st.g,
+                noise: &noise,
+                step: &[],
+                inv_mass: &[],
+                beta: &[],
+            };
+            let out = Phase {
+                x: &mut y,
+                p: &mut p,
+                g: &mut gy,
+                e: &mut ey,
+            };
+            self.uld(m, prop, st.v, out)?;
+            for (c, f) in frozen.iter_mut().enumerate() {
+                let r = c * d..(c + 1) * d;
+                let ok = ey[c].to_f64().is_finite()
+                    && finite(&y[r.clone()])
+                    && finite(&p[r.clone()])
+                    && finite(&gy[r.clone()]);
+                if f.is_none() && !ok {
+                    *f = Some(w.t0 + t);
+                }
+                if f.is_some() {
+                    continue;
+                }
+                st.x[r.clone()].copy_from_slice(&y[r.clone()]);
+                st.v[r.clone()].copy_from_slice(&p[r.clone()]);
+                st.g[r.clone()].copy_from_slice(&gy[r]);
+                st.e[c] = ey[c];
+            }
         }
         Ok(())
     }
@@ -266,7 +321,10 @@ pub struct Window {
 #[derive(Clone, Copy, Debug)]
 pub struct MhRequest {
     pub kind: MhKind,
+    /// The decision's uniforms' stream ...
     pub stream: u64,
+    /// ... and (HMC) the step jitter's.
+    pub jitter_stream: u64,
     /// The block's first chain (the uniforms' chain numbering).
     pub first: u64,
 }
@@ -283,13 +341,23 @@ pub struct MhState<'a, T> {
     pub live: &'a [T],
 }
 
+/// The chain state underdamped Langevin carries from step to step.
+pub struct UldState<'a, T> {
+    pub x: &'a mut Vec<T>,
+    pub v: &'a mut Vec<T>,
+    pub g: &'a mut Vec<T>,
+    pub e: &'a mut Vec<T>,
+}
+
 /// Every step of a window, step-major: the chains' positions, energies,
-/// acceptances and divergence flags (1 or 0) after it.
+/// acceptances and divergence flags (1 or 0) after it, and for HMC each
+/// transition's initial Hamiltonian.
 pub struct History<T> {
     pub x: Vec<T>,
     pub e: Vec<T>,
     pub accept: Vec<T>,
     pub divergent: Vec<T>,
+    pub hamiltonian: Vec<T>,
 }
 
 /// The most memory a window's history may take; windows are shorter for
@@ -1043,7 +1111,7 @@ fn ula_loop<T: Scalar, G: Target<T> + ?Sized>(
             offset: (book.first * ch.dim) as u64,
         };
         target.ula_steps(m, w, &mut ch.x, &mut s.noise, &mut s.y, &mut ch.freeze)?;
-        account_ula(book, ch, s, run, it, end);
+        account_unadjusted(book, ch, s, run, it, end);
         let last = end - 1;
         if last >= run.warmup && (last - run.warmup).is_multiple_of(thin) {
             if run.energies {
@@ -1174,6 +1242,11 @@ fn mh_kind(cfg: &SamplerConfig, metrics: &Metrics) -> Option<MhKind> {
     match cfg.method {
         Method::Mala if !metrics.dense() => Some(MhKind::Mala),
         Method::Rwmh => Some(MhKind::RandomWalk),
+        Method::Hmc { leapfrog } if !metrics.dense() => Some(MhKind::Hmc(HmcMove {
+            leapfrog,
+            jitter: cfg.step_jitter,
+            max_error: cfg.max_energy_error,
+        })),
         _ => None,
     }
 }
@@ -1192,7 +1265,7 @@ fn mh_window<T: Scalar, G: Target<T> + ?Sized>(
     it: usize,
 ) -> R<Option<usize>> {
     let (n, d) = (ch.n, ch.dim);
-    let per_step = n * (d + 3) * std::mem::size_of::<T>();
+    let per_step = n * (d + 4) * std::mem::size_of::<T>();
     let room = (WINDOW_BYTES / per_step.max(1)).clamp(1, WINDOW_STEPS);
     let steps = room.min(run.warmup + run.steps - it);
     let live: Vec<T> = ch
@@ -1203,6 +1276,7 @@ fn mh_window<T: Scalar, G: Target<T> + ?Sized>(
     let req = MhRequest {
         kind,
         stream: STREAM_ACCEPT,
+        jitter_stream: STREAM_JITTER,
         first: book.first as u64,
     };
     let w = Window {
@@ -1229,6 +1303,10 @@ fn mh_window<T: Scalar, G: Target<T> + ?Sized>(
         for ((a, v), c) in s.accept.iter_mut().zip(&h.accept[rows.clone()]).zip(0..) {
             *a = v.to_f64();
             s.divergent[c] = h.divergent[k * n + c].to_f64() != 0.0;
+        }
+        if let MhKind::Hmc(m) = kind {
+            refresh_from(&mut s.hamiltonian, &h.hamiltonian[rows.clone()]);
+            s.leaps.fill(m.leapfrog as u32);
         }
         let i = it + k;
         book_divergences(book, s, &ch.freeze, false, i);
@@ -1276,6 +1354,13 @@ fn book_acceptance<T: Scalar>(book: &mut Book, s: &Scratch<T>) {
     }
     for (u, a) in s.accept.iter().step_by(k).enumerate() {
         book.b.chain_accept[u] += a;
+    }
+}
+
+/// `dst` from the kernel's values `src`, in f64.
+fn refresh_from<T: Scalar>(dst: &mut [f64], src: &[T]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_f64();
     }
 }
 
@@ -1377,10 +1462,10 @@ fn next_kept(it: usize, run: &RunConfig) -> Option<usize> {
     (k < run.warmup + run.steps).then_some(k)
 }
 
-/// Books the divergences of ULA iterations `a..e` from the chains' freeze
+/// Books the divergences of ULA's or ULD's iterations `a..e` from the chains' freeze
 /// steps (a frozen chain is divergent on every iteration from its freeze on)
 /// and sets the last iteration's acceptance and divergence flags.
-fn account_ula<T: Scalar>(
+fn account_unadjusted<T: Scalar>(
     book: &mut Book,
     ch: &Chains<T>,
     s: &mut Scratch<T>,
@@ -1420,7 +1505,7 @@ fn ula_energies<T: Scalar, G: Target<T> + ?Sized>(
             ch.freeze[c] = Some(it as u64);
             s.divergent[c] = true;
             s.accept[c] = 0.0;
-            // A kept draw is a sampling iteration `account_ula` booked as
+            // A kept draw is a sampling iteration `account_unadjusted` booked as
             // accepted; it is a divergence instead.
             book.b.chain_accept[c] -= 1.0;
             book.b.divergences += 1;
@@ -1808,8 +1893,9 @@ fn swap_replicas<T: Scalar>(
     }
 }
 
-/// ULD: one fused BAOAB step per iteration; a chain whose next state is not
-/// finite freezes at its last finite one (divergent from then on, as ULA).
+/// Underdamped Langevin: like ULA, each window up to and including the next
+/// kept iteration is one `uld_steps` call, the divergences booked from the
+/// freeze steps.
 fn uld_loop<T: Scalar, G: Target<T> + ?Sized>(
     target: &G,
     m: &UldMove,
@@ -1820,63 +1906,34 @@ fn uld_loop<T: Scalar, G: Target<T> + ?Sized>(
     pb: &ProgressBar,
 ) -> R<()> {
     let (n, d, first, thin) = (ch.n, ch.dim, book.first, run.thin.max(1));
+    let total = run.warmup + run.steps;
     ch.v = vec![T::zero(); n * d];
     fill_noise(run.seed, VELOCITY_STEP, first, d, &mut ch.v, &mut s.tmp);
-    for it in 0..run.warmup + run.steps {
+    let mut it = 0;
+    while it < total {
         stop_requested()?;
-        fill_noise(run.seed, it as u64, first, d, &mut s.noise, &mut s.tmp);
-        let prop = Proposal {
+        let end = next_kept(it, run).map_or(total, |k| k + 1);
+        let w = Window {
             n,
-            x: &ch.x,
-            grad: &ch.g,
-            noise: &s.noise,
-            step: &[],
-            inv_mass: &[],
-            beta: &[],
+            seed: run.seed,
+            t0: it as u64,
+            steps: (end - it) as u64,
+            offset: (first * d) as u64,
         };
-        let out = Phase {
-            x: &mut s.y,
-            p: &mut s.p,
-            g: &mut s.gy,
-            e: &mut s.ey,
+        let st = UldState {
+            x: &mut ch.x,
+            v: &mut ch.v,
+            g: &mut ch.g,
+            e: &mut ch.e,
         };
-        target.uld(m, prop, &ch.v, out)?;
-        let warm = it < run.warmup;
-        for c in 0..n {
-            let r = c * d..(c + 1) * d;
-            let ok = s.ey[c].to_f64().is_finite()
-                && finite(&s.y[r.clone()])
-                && finite(&s.p[r.clone()])
-                && finite(&s.gy[r.clone()]);
-            if !ch.frozen(c) && !ok {
-                ch.freeze[c] = Some(it as u64);
-                first_divergence(book, c, it);
-            }
-            s.divergent[c] = ch.frozen(c);
-            s.accept[c] = if ch.frozen(c) { 0.0 } else { 1.0 };
-            if ch.frozen(c) {
-                if warm {
-                    book.b.warmup_divergences += 1;
-                } else {
-                    book.b.divergences += 1;
-                }
-                continue;
-            }
-            ch.x[r.clone()].copy_from_slice(&s.y[r.clone()]);
-            ch.v[r.clone()].copy_from_slice(&s.p[r.clone()]);
-            ch.g[r.clone()].copy_from_slice(&s.gy[r]);
-            ch.e[c] = s.ey[c];
+        target.uld_steps(m, w, st, &mut ch.freeze)?;
+        account_unadjusted(book, ch, s, run, it, end);
+        let last = end - 1;
+        if last >= run.warmup && (last - run.warmup).is_multiple_of(thin) {
+            record(book, ch, s, (last - run.warmup) / thin)?;
         }
-        if !warm {
-            let i = it - run.warmup;
-            for (u, a) in s.accept.iter().enumerate() {
-                book.b.chain_accept[u] += a;
-            }
-            if i.is_multiple_of(thin) {
-                record(book, ch, s, i / thin)?;
-            }
-        }
-        pb.inc(n as u64);
+        pb.inc((n * (end - it)) as u64);
+        it = end;
     }
     Ok(())
 }

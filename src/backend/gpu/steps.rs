@@ -32,9 +32,11 @@ const STEPS_PER_SUBMIT: u64 = 256;
 /// Where the step table starts in the step buffer.
 const TABLE: usize = 0;
 /// Per step: the noise sub-keys (two words), the run's step number + 1, the
-/// uniform stream's key (two words, low first) and the step's index in the
-/// loop (its row of the history).
-const WORDS_PER_STEP: usize = 6;
+/// step's index in the loop (its row of the history), then each uniform
+/// stream's key (two words, low first).
+const WORDS_PER_STEP: usize = 4 + 2 * MAX_UNIFORM_FEEDS;
+/// The most uniform feeds a device loop draws (HMC's decision and jitter).
+const MAX_UNIFORM_FEEDS: usize = 2;
 
 /// Where one loop's buffers live in the kernel's arena (regions of the
 /// per-sample part, offsets in values per sample) — what the step module's
@@ -45,7 +47,7 @@ pub(super) struct Layout {
     /// position (in pairs) of its first value.
     noise: Option<(usize, usize, u64)>,
     /// The uniform input's region and the chain number of sample 0.
-    uniforms: Option<(usize, u32)>,
+    uniforms: Vec<(usize, u32)>,
     /// Per carry: the output's region, the input's region, values per sample.
     carry: Vec<(usize, usize, usize)>,
     /// Per recorded output: its region and values per sample.
@@ -56,7 +58,7 @@ pub(super) struct Layout {
 impl Layout {
     /// Whether a step draws anything (normals or uniforms) on the device.
     fn draws(&self) -> bool {
-        self.noise.is_some() || self.uniforms.is_some()
+        self.noise.is_some() || !self.uniforms.is_empty()
     }
     /// Whether a step records or carries anything after the kernel.
     fn finishes(&self) -> bool {
@@ -67,7 +69,7 @@ impl Layout {
         let pairs = self
             .noise
             .map_or(0, |(_, numel, _)| (batch * numel).div_ceil(2));
-        let samples = if self.uniforms.is_some() { batch } else { 0 };
+        let samples = if self.uniforms.is_empty() { 0 } else { batch };
         pairs.max(samples)
     }
 }
@@ -82,7 +84,7 @@ pub(super) struct Plan {
     /// The carried-into state buffers and their regions (read back at the end).
     carried_in: Vec<(usize, usize, usize)>,
     noise_buffer: Option<usize>,
-    uniform_buffer: Option<usize>,
+    uniform_buffers: Vec<usize>,
     /// Per recorded output, the state buffer its history goes to.
     histories: Vec<usize>,
 }
@@ -147,17 +149,18 @@ pub(super) fn plan(prog: &Program, lp: &StepLoop<'_>, batch: usize) -> Option<Pl
     if lp.first_step.checked_add(lp.steps)? >= u32::MAX as u64 - 1 {
         return None;
     }
-    let uniforms = match lp.uniforms {
-        Some(uf) => {
-            let (off, numel) = region_of(uf.buffer)?;
-            let first = u32::try_from(uf.first.checked_add(batch as u64)?).ok()?;
-            if numel != 1 {
-                return None;
-            }
-            Some((off, first - batch as u32))
+    if lp.uniforms.len() > MAX_UNIFORM_FEEDS {
+        return None;
+    }
+    let mut uniforms = Vec::new();
+    for uf in lp.uniforms {
+        let (off, numel) = region_of(uf.buffer)?;
+        let first = u32::try_from(uf.first.checked_add(batch as u64)?).ok()?;
+        if numel != 1 {
+            return None;
         }
-        None => None,
-    };
+        uniforms.push((off, first - batch as u32));
+    }
     let mut record = Vec::new();
     let mut histories = Vec::new();
     for &(o, h) in lp.record {
@@ -177,7 +180,7 @@ pub(super) fn plan(prog: &Program, lp: &StepLoop<'_>, batch: usize) -> Option<Pl
         outputs,
         carried_in,
         noise_buffer: lp.noise.map(|n| n.buffer),
-        uniform_buffer: lp.uniforms.map(|u| u.buffer),
+        uniform_buffers: lp.uniforms.iter().map(|u| u.buffer).collect(),
         histories,
     })
 }
@@ -299,13 +302,15 @@ fn entry_head(s: &mut String, name: &str) {
     );
 }
 
-/// The uniform of sample `sample` (an expression), when the layout has one.
+/// The uniforms of sample `sample` (an expression), one per feed of the
+/// layout, each from its stream's key in the step's row of the table.
 fn uniform(s: &mut String, layout: &Layout, sample: &str) {
-    if let Some((off, first)) = layout.uniforms {
+    for (k, &(off, first)) in layout.uniforms.iter().enumerate() {
+        let (lo, hi) = (4 + 2 * k, 5 + 2 * k);
         let _ = write!(
             s,
             "  if ({sample} < P.batch) {{\n\
-             \x20   A[VB + {off}u * P.batch + {sample}] = uniform_of(vec2<u32>(S[at + 3u], S[at + 4u]), {first}u + {sample});\n\
+             \x20   A[VB + {off}u * P.batch + {sample}] = uniform_of(vec2<u32>(S[at + {lo}u], S[at + {hi}u]), {first}u + {sample});\n\
              \x20 }}\n"
         );
     }
@@ -314,19 +319,22 @@ fn uniform(s: &mut String, layout: &Layout, sample: &str) {
 /// Sample `b`'s records and carries.
 fn finish(s: &mut String, layout: &Layout) {
     record(s, &layout.record);
+    if layout.freeze && !layout.carry.is_empty() {
+        freeze(s, &layout.carry);
+    }
     for &c in &layout.carry {
         carry(s, c, layout.freeze);
     }
 }
 
-/// `finish`'s copies of the recorded outputs into row `S[at + 5]` of the
+/// `finish`'s copies of the recorded outputs into row `S[at + 3]` of the
 /// history (per step: each output's rows of every sample).
 fn record(s: &mut String, record: &[(usize, usize)]) {
     let row: usize = record.iter().map(|r| r.1).sum();
     if row == 0 {
         return;
     }
-    let _ = writeln!(s, "  let base = S[at + 5u] * P.batch * {row}u;");
+    let _ = writeln!(s, "  let base = S[at + 3u] * P.batch * {row}u;");
     let mut prefix = 0;
     for &(off, numel) in record {
         let _ = write!(
@@ -339,36 +347,39 @@ fn record(s: &mut String, record: &[(usize, usize)]) {
     }
 }
 
-/// `finish`'s copy of one carried output into its input. With the freeze
-/// guard, a frozen sample keeps its row, and a sample whose new row is not
-/// finite freezes at this step and keeps it too (so the carries after it
-/// in the same step keep theirs, as on the host).
-fn carry(s: &mut String, (out_off, in_off, numel): (usize, usize, usize), freeze: bool) {
+/// The freeze guard: a sample not yet frozen whose new carried rows are
+/// not all finite freezes at this step (its flag takes the step number), so
+/// that it keeps every carried row, as on the host. Finiteness is read from
+/// the exponent bits: a shader compiler may assume arithmetic never meets
+/// inf or NaN.
+fn freeze(s: &mut String, carry: &[(usize, usize, usize)]) {
     let _ = write!(
         s,
-        "  {{\n\
-         \x20   let src = VB + {out_off}u * P.batch + b * {numel}u;\n\
-         \x20   let dst = VB + {in_off}u * P.batch + b * {numel}u;\n\
-         \x20   var keep = false;\n"
+        "  let flag = {TABLE}u + {WORDS_PER_STEP}u * {STEPS_PER_SUBMIT}u + b;\n\
+         \x20 if (S[flag] == 0u) {{\n\
+         \x20   var bad = false;\n"
     );
-    if freeze {
+    for &(out_off, _, numel) in carry {
         let _ = write!(
             s,
-            "    let flag = {TABLE}u + {WORDS_PER_STEP}u * {STEPS_PER_SUBMIT}u + b;\n\
-             \x20   keep = S[flag] != 0u;\n\
-             \x20   for (var e = 0u; e < {numel}u && !keep; e++) {{\n\
-             \x20     if ((bitcast<u32>(A[src + e]) & 0x7f800000u) == 0x7f800000u) {{\n\
-             \x20       S[flag] = S[at + 2u];\n\
-             \x20       keep = true;\n\
-             \x20     }}\n\
+            "    for (var e = 0u; e < {numel}u && !bad; e++) {{\n\
+             \x20     bad = (bitcast<u32>(A[VB + {out_off}u * P.batch + b * {numel}u + e]) & 0x7f800000u) == 0x7f800000u;\n\
              \x20   }}\n"
         );
     }
+    s.push_str("    if (bad) { S[flag] = S[at + 2u]; }\n  }\n");
+}
+
+/// `finish`'s copy of one carried output into its input; with the freeze
+/// guard a frozen sample keeps its row.
+fn carry(s: &mut String, (out_off, in_off, numel): (usize, usize, usize), freeze: bool) {
+    let moves = if freeze { "S[flag] == 0u" } else { "true" };
     let _ = write!(
         s,
-        "    if (!keep) {{\n\
-         \x20     for (var e = 0u; e < {numel}u; e++) {{ A[dst + e] = A[src + e]; }}\n\
-         \x20   }}\n\
+        "  if ({moves}) {{\n\
+         \x20   let src = VB + {out_off}u * P.batch + b * {numel}u;\n\
+         \x20   let dst = VB + {in_off}u * P.batch + b * {numel}u;\n\
+         \x20   for (var e = 0u; e < {numel}u; e++) {{ A[dst + e] = A[src + e]; }}\n\
          \x20 }}\n"
     );
 }
@@ -386,12 +397,12 @@ pub(super) fn table(lp: &StepLoop<'_>, from: u64, n: u64) -> Vec<u32> {
             words[at + 1] = b;
         }
         words[at + 2] = (step + 1) as u32;
-        if let Some(uf) = lp.uniforms {
+        words[at + 3] = (from + t) as u32;
+        for (k, uf) in lp.uniforms.iter().enumerate() {
             let key = noise::uniform_key(uf.seed, uf.stream, step);
-            words[at + 3] = key as u32;
-            words[at + 4] = (key >> 32) as u32;
+            words[at + 4 + 2 * k] = key as u32;
+            words[at + 5 + 2 * k] = (key >> 32) as u32;
         }
-        words[at + 5] = (from + t) as u32;
     }
     words
 }
@@ -465,7 +476,7 @@ impl Plan {
         if let (Some(buf), Some((off, numel, _))) = (self.noise_buffer, self.layout.noise) {
             v.push((buf, off, numel));
         }
-        if let (Some(buf), Some((off, _))) = (self.uniform_buffer, self.layout.uniforms) {
+        for (&buf, &(off, _)) in self.uniform_buffers.iter().zip(&self.layout.uniforms) {
             v.push((buf, off, 1));
         }
         v
@@ -954,7 +965,7 @@ mod tests {
                 seed: 99,
                 offset: 3 * 12,
             }),
-            uniforms: None,
+            uniforms: &[],
             record: &[],
             freeze: true,
         };
@@ -1074,12 +1085,12 @@ mod tests {
                 seed: 7,
                 offset: 6 * 3,
             }),
-            uniforms: Some(UniformFeed {
+            uniforms: &[UniformFeed {
                 buffer: 4,
                 seed: 7,
                 stream: 1,
                 first: 6,
-            }),
+            }],
             record: &[(5, 10), (6, 11), (8, 12), (9, 13)],
             freeze: false,
         };
@@ -1165,7 +1176,7 @@ mod tests {
                 seed: 1,
                 offset,
             }),
-            uniforms: None,
+            uniforms: &[],
             record: &[],
             freeze: true,
         };
