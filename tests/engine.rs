@@ -811,4 +811,28 @@ fn metropolis_windows_book_what_the_host_loop_books() {
         (sb.elapsed_s, sb.chain_steps_per_s) = (0.0, 0.0);
         assert_eq!(sa, sb, "{name}: summaries");
     }
+    // A scalar x: the per-chain step, jitter and sums take rank 0.
+    let program = Program::from_source("energy q(x: []) = 0.5 * x^2 + 0.1 * x^4").unwrap();
+    let plain = program
+        .energy_with("q", Arc::new(Interp), DType::F64)
+        .unwrap();
+    let windowed = program
+        .energy_with("q", Arc::new(Windowed(Arc::new(Interp))), DType::F64)
+        .unwrap();
+    for cfg in [
+        SamplerConfig::mala(0.6),
+        SamplerConfig::rwmh(1.5),
+        SamplerConfig::hmc(0.4, 3),
+    ] {
+        let run = RunConfig::new(3, 20, 600, 5);
+        let a = run_compiled(&plain, None, &cfg, &run).unwrap();
+        let b = run_compiled(&windowed, None, &cfg, &run).unwrap();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&a.x),
+            bits(&b.x),
+            "{}: scalar draws",
+            cfg.method.name()
+        );
+    }
 }
