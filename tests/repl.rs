@@ -178,7 +178,10 @@ fn terminal_session() -> Result<(), rexpect::error::Error> {
     // Multi-line input: the editor waits for the closing bracket.
     p.send_line("print(gauss([0,")?;
     p.send_line("  0]))")?;
-    p.exp_string("0")?;
+    // The result on its own line: a bare "0" would match the editor's
+    // escape sequences (`ESC[?2004h`) first, and the next line would be
+    // sent while `print` still runs.
+    p.exp_string("\r\n0\r\n")?;
     p.exp_string("ebm> ")?;
     p.send_line(":sample gauss, steps = 200, seed = 1")?;
     // (The braille plot is checked by the piped goldens: rexpect reads Latin-1.)
