@@ -1102,7 +1102,7 @@ fn ula_loop<T: Scalar, G: Target<T> + ?Sized>(
     let mut it = 0;
     while it < total {
         stop_requested()?;
-        let end = next_kept(it, run).map_or(total, |k| k + 1);
+        let end = window_end(it, run);
         let w = Window {
             n,
             seed: run.seed,
@@ -1449,6 +1449,16 @@ fn stop_requested() -> R<()> {
         true => Err(RuntimeError::Interrupted),
         false => Ok(()),
     }
+}
+
+/// The end of an unadjusted window from `it`: just past the next kept
+/// iteration, and at most `WINDOW_STEPS` on, so that interrupts and the
+/// progress bar are seen during a long warm-up or a heavily thinned run
+/// (the noise is keyed by step, so where windows end changes no draw).
+fn window_end(it: usize, run: &RunConfig) -> usize {
+    let total = run.warmup + run.steps;
+    let kept = next_kept(it, run).map_or(total, |k| k + 1);
+    kept.min(it + WINDOW_STEPS)
 }
 
 /// The first kept iteration at or after `it`.
@@ -1912,7 +1922,7 @@ fn uld_loop<T: Scalar, G: Target<T> + ?Sized>(
     let mut it = 0;
     while it < total {
         stop_requested()?;
-        let end = next_kept(it, run).map_or(total, |k| k + 1);
+        let end = window_end(it, run);
         let w = Window {
             n,
             seed: run.seed,
