@@ -582,6 +582,13 @@ pub const SPECIAL_CASES: &[SpecialCase] = {
     case!(Bin(B::Div), [-1.0, 0.0], Exact(-INF), "the sign is the XOR of the signs"),
     case!(Bin(B::Div), [0.0, 0.0], Nan, "0 / 0 is NaN"),
     case!(Bin(B::Div), [INF, INF], Nan, "inf / inf is NaN"),
+    // Rows whose operands are equal also run with one node as both
+    // operands: x − x, x + x and x / x are no identities on specials.
+    case!(Bin(B::Sub), [INF, INF], Nan, "x − x is NaN at x = inf, never folded to 0"),
+    case!(Bin(B::Sub), [NAN, NAN], Nan, "x − x is NaN at x = NaN"),
+    case!(Bin(B::Sub), [-0.0, -0.0], Exact(0.0), "−0 − −0 = +0"),
+    case!(Bin(B::Add), [NAN, NAN], Nan, "x + x is NaN at x = NaN"),
+    case!(Bin(B::Div), [NAN, NAN], Nan, "x / x is NaN at x = NaN, never folded to 1"),
     case!(Bin(B::Div), [-1.0, INF], Exact(-0.0), "finite / inf = ±0"),
     case!(Bin(B::Div), [NAN, 0.0], Nan, "NaN / 0 is NaN"),
     // Square root: IEEE 754 (correctly rounded).

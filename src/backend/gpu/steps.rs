@@ -486,7 +486,7 @@ impl Plan {
 /// The kernel's own bindings (the arena, the constants, the params), for a
 /// step module that is not fused with the kernel's text (which declares
 /// them in `wgsl::PRELUDE`).
-const KERNEL_BINDINGS: &str = "struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
+const KERNEL_BINDINGS: &str = "struct Params { batch: u32, first: u32, zero: u32, pad: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
 @group(0) @binding(1) var<storage, read> C: array<f32>;
 @group(0) @binding(2) var<uniform> P: Params;

@@ -1162,13 +1162,17 @@ impl<'g> Gen<'g> {
 
 /// Bindings and the functions that carry the op semantics: the start of
 /// every module.
-pub const PRELUDE: &str = r#"struct Params { batch: u32, first: u32, pad0: u32, pad1: u32 }
+pub const PRELUDE: &str = r#"struct Params { batch: u32, first: u32, zero: u32, pad: u32 }
 @group(0) @binding(0) var<storage, read_write> A: array<f32>;
 @group(0) @binding(1) var<storage, read> C: array<f32>;
 @group(0) @binding(2) var<uniform> P: Params;
 
 fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
+// `P.zero` is 0 at run time, which the shader compiler cannot know: an
+// operand through `opaque` is never proven equal to the other operand, so
+// `x - x` is not folded to 0 (it is NaN at x = inf or NaN).
+fn opaque(x: f32) -> f32 { return bitcast<f32>(bitcast<u32>(x) ^ P.zero); }
 fn nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
 fn copysign(m: f32, s: f32) -> f32 {
   return bitcast<f32>((bitcast<u32>(m) & 0x7fffffffu) | (bitcast<u32>(s) & 0x80000000u));
@@ -1287,8 +1291,10 @@ fn unary(u: UnaryOp, x: &str) -> String {
 
 fn binary(op: BinaryOp, a: &str, b: &str) -> String {
     match op {
-        BinaryOp::Add => format!("({a} + {b})"),
-        BinaryOp::Sub => format!("({a} - {b})"),
+        // Compilers fold `x - x` and `x + (-x)` to 0 (lavapipe does), where
+        // IEEE gives NaN at inf and NaN; see `opaque` in the prelude.
+        BinaryOp::Add => format!("({a} + opaque({b}))"),
+        BinaryOp::Sub => format!("({a} - opaque({b}))"),
         BinaryOp::Mul => format!("({a} * {b})"),
         BinaryOp::Div => format!("({a} / {b})"),
         BinaryOp::Pow => format!("pow_ieee({a}, {b})"),
