@@ -344,21 +344,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             T::into_buffer(std::mem::take(noise)),
             T::into_buffer(std::mem::take(y)),
         ];
-        let lp = StepLoop {
-            first_step: w.t0,
-            steps: w.steps,
-            inputs: &binds,
-            outputs: &[NEXT],
-            carry: &[(NEXT, X)],
-            noise: Some(NoiseFeed {
-                buffer: NOISE,
-                seed: w.seed,
-                offset: w.offset,
-            }),
-            uniforms: &[],
-            record: &[],
-            freeze: true,
-        };
+        let lp = langevin_loop(w, &binds, &[NEXT], &[(NEXT, X)], NOISE);
         let r = k.kernel.run_steps(&lp, &fixed, &mut state, w.n, frozen);
         let [bx, bn, by] = state;
         let lost = || RuntimeError::Internal("a step buffer changed dtype".into());
@@ -411,21 +397,13 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             zeros(n * d),
             zeros(n),
         ];
-        let lp = StepLoop {
-            first_step: w.t0,
-            steps: w.steps,
-            inputs: &binds,
-            outputs: &[OUT, OUT + 1, OUT + 2, OUT + 3],
-            carry: &[(OUT, X), (OUT + 1, V), (OUT + 2, G), (OUT + 3, E)],
-            noise: Some(NoiseFeed {
-                buffer: NOISE,
-                seed: w.seed,
-                offset: w.offset,
-            }),
-            uniforms: &[],
-            record: &[],
-            freeze: true,
-        };
+        let lp = langevin_loop(
+            w,
+            &binds,
+            &[OUT, OUT + 1, OUT + 2, OUT + 3],
+            &[(OUT, X), (OUT + 1, V), (OUT + 2, G), (OUT + 3, E)],
+            NOISE,
+        );
         let r = k.kernel.run_steps(&lp, &fixed, &mut state, n, frozen);
         let mut take = |i: usize| {
             T::from_buffer(std::mem::take(&mut state[i]))
@@ -615,6 +593,33 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             ..Self::feeds(s.x)
         };
         self.call(&self.step, f, s.n, &mut [out.x, out.p, out.g, out.e])
+    }
+}
+
+/// A window of ULA or ULD steps: fresh normals into state buffer `noise`
+/// before each step, each step's `outputs` carried into its inputs, and a
+/// chain whose carried state turns non-finite frozen whole.
+fn langevin_loop<'a>(
+    w: Window,
+    inputs: &'a [Bind],
+    outputs: &'a [usize],
+    carry: &'a [(usize, usize)],
+    noise: usize,
+) -> StepLoop<'a> {
+    StepLoop {
+        first_step: w.t0,
+        steps: w.steps,
+        inputs,
+        outputs,
+        carry,
+        noise: Some(NoiseFeed {
+            buffer: noise,
+            seed: w.seed,
+            offset: w.offset,
+        }),
+        uniforms: &[],
+        record: &[],
+        freeze: true,
     }
 }
 
