@@ -493,3 +493,40 @@ fn avx512() -> bool {
         false
     }
 }
+
+/// `x + (−x)` is NaN at x = ±inf and NaN, and +0 at finite x, on every
+/// backend: a shader compiler folds it to 0 as readily as `x − x` (lavapipe
+/// did, before sums read their second operand through `opaque`). The table
+/// cannot say this (its rows take operand values, not a node and its
+/// negation), so it is checked here.
+#[test]
+fn a_value_plus_its_negation_is_not_folded() {
+    let mut g = Graph::new("cancel");
+    let x = g.input_node("x", vec![4], InputKind::Sample);
+    let minus = g.neg(x);
+    let y = g.binary(BinaryOp::Add, x, minus);
+    g.add_output("y", y, BatchReduce::PerSample);
+    let x = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1.5];
+    let data: Vec<f32> = x.repeat(3);
+    let mut backends: Vec<Box<dyn Backend>> =
+        vec![Box::new(Interp), Box::new(Cpu::with_threads(1))];
+    match ebm::backend::gpu::Gpu::new() {
+        Ok(gpu) => backends.push(Box::new(gpu)),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI must run the GPU tests: {e}")
+        }
+        Err(e) => eprintln!("a_value_plus_its_negation_is_not_folded skipped the GPU: {e}"),
+    }
+    for backend in &backends {
+        let k = backend.compile(&g, DType::F32).unwrap();
+        let mut out = vec![7.0f32; data.len()];
+        k.run_f32(&[&data], &mut [&mut out], 3).unwrap();
+        for (i, &v) in out.iter().enumerate() {
+            let ok = match i % 4 {
+                3 => v.to_bits() == 0.0f32.to_bits(),
+                _ => v.is_nan(),
+            };
+            assert!(ok, "{}: x = {} gives {v}", backend.name(), x[i % 4]);
+        }
+    }
+}
