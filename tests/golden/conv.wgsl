@@ -106,12 +106,12 @@ fn pow_ieee(x: f32, y: f32) -> f32 {
   return r;
 }
 
-// c: 1 passes; invariant region 10 values, 814 values per sample
+// c: 2 passes; invariant region 10 values, 814 values per sample
 
 const VB: u32 = 10u;
 
-// the whole graph: one invocation per sample computes every value
-fn all_of(b: u32) {
+// segment 0 of the graph: one invocation per sample computes every value
+fn part0_of(b: u32) {
   // concat axis=1 [3, 0, 4] -> [1, 7, 4]
   for (var e = 0u; e < 28u; e++) {
     let c0 = (e / 28u) % 1u;
@@ -352,6 +352,17 @@ fn all_of(b: u32) {
     else if (c3 < 2u) { v = A[VB + 351u * P.batch + b * 9u + (c0 * 9u + c1 * 3u + c2 * 1u + (c3 - 1u) * 1u)]; }
     A[VB + 599u * P.batch + b * 18u + e] = v;
   }
+}
+
+@compute @workgroup_size(64)
+fn part0(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  part0_of(i);
+}
+
+// segment 1 of the graph: one invocation per sample computes every value
+fn part1_of(b: u32) {
   // concat axis=2 [68, 85] -> [1, 3, 7]
   for (var e = 0u; e < 21u; e++) {
     let c0 = (e / 21u) % 1u;
@@ -422,18 +433,18 @@ fn all_of(b: u32) {
 }
 
 @compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn part1(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch) { return; }
-  all_of(i);
+  part1_of(i);
 }
 
-// p: 1 passes; invariant region 1 values, 397 values per sample
+// p: 2 passes; invariant region 1 values, 397 values per sample
 
 const VB: u32 = 1u;
 
-// the whole graph: one invocation per sample computes every value
-fn all_of(b: u32) {
+// segment 0 of the graph: one invocation per sample computes every value
+fn part0_of(b: u32) {
   // concat axis=1 [0, 1] -> [1, 5, 4]
   for (var e = 0u; e < 20u; e++) {
     let c0 = (e / 20u) % 1u;
@@ -676,6 +687,17 @@ fn all_of(b: u32) {
     else if (c2 < 5u) { v = A[VB + 286u * P.batch + b * 8u + (c0 * 8u + c1 * 4u + (c2 - 1u) * 1u)]; }
     A[VB + 294u * P.batch + b * 10u + e] = v;
   }
+}
+
+@compute @workgroup_size(64)
+fn part0(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 4194240u;
+  if (i >= P.batch) { return; }
+  part0_of(i);
+}
+
+// segment 1 of the graph: one invocation per sample computes every value
+fn part1_of(b: u32) {
   // reshape [53] -> [1, 2, 2, 1]
   for (var e = 0u; e < 4u; e++) {
     let ix53 = (((e) / 4u) % 1u * 16u + (0u + ((e) / 4u) % 1u * 1u) * 4u + ((e) / 1u) % 4u * 1u);
@@ -736,9 +758,9 @@ fn all_of(b: u32) {
 }
 
 @compute @workgroup_size(64)
-fn all(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn part1(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * 4194240u;
   if (i >= P.batch) { return; }
-  all_of(i);
+  part1_of(i);
 }
 

@@ -15,7 +15,8 @@
 //!
 //! Shapes of a program. A pass per stored node, in graph order; or, for
 //! a small graph (`fits_one_pass`), one pass in which each sample's
-//! invocation computes all its nodes as loops over their elements. A
+//! invocation computes all its nodes as loops over their elements (in
+//! segments of at most `SEGMENT_NODES` stored nodes, one pass each). A
 //! scan is always the latter form inside its own pass: each sample's
 //! invocation runs the whole recurrence, its step's nodes as loops.
 //!
@@ -324,36 +325,75 @@ impl<'g> Gen<'g> {
     }
 
     /// The whole graph as the one entry point `all`: each sample's
-    /// invocation computes every node of its sample in turn.
+    /// invocation computes every node of its sample in turn. A graph of
+    /// more than [`SEGMENT_NODES`] stored nodes is cut into segments, each
+    /// an entry point `part{k}` of its own, run one after the other: a
+    /// shader compiler's time grows faster than the length of one entry
+    /// point (lavapipe took 79 s to compile score matching's 198-node
+    /// gradient kernel whole), so segments bound it at a pass each.
     fn one_pass(&mut self) -> Result<(), Unsupported> {
         self.step = Some(Step {
             varying: true,
             whole: true,
             depth: 0,
         });
-        self.nodes()?;
-        let statements = std::mem::take(&mut self.body);
+        let segments = self.segments()?;
         self.step = None;
-        // The body is a function of the sample, so that a step loop can
-        // run it inside its own entry point (`gpu::steps`).
+        if let [statements] = &segments[..] {
+            // The body is a function of the sample, so that a step loop can
+            // run it inside its own entry point (`gpu::steps`).
+            self.per_sample_entry("all", "the whole graph", statements);
+            return Ok(());
+        }
+        for (k, statements) in segments.iter().enumerate() {
+            let what = format!("segment {k} of the graph");
+            self.per_sample_entry(&format!("part{k}"), &what, statements);
+        }
+        Ok(())
+    }
+
+    /// The statements of every live node, cut after each
+    /// [`SEGMENT_NODES`] nodes that store a value (each node's statements
+    /// are a loop of their own, so any cut is a valid one).
+    fn segments(&mut self) -> Result<Vec<String>, Unsupported> {
+        let live = self.g.live(&[]);
+        self.choose_inlined(&live);
+        let (mut segments, mut stored) = (Vec::new(), 0);
+        for id in self.g.ids().filter(|id| live[id.index()]) {
+            let before = self.body.len();
+            self.node(id)?;
+            stored += usize::from(self.body.len() > before);
+            if stored == SEGMENT_NODES {
+                segments.push(std::mem::take(&mut self.body));
+                stored = 0;
+            }
+        }
+        if stored > 0 || segments.is_empty() {
+            segments.push(std::mem::take(&mut self.body));
+        }
+        Ok(segments)
+    }
+
+    /// `fn {entry}_of(b)` holding `statements`, and the entry point
+    /// `entry` running it for each sample.
+    fn per_sample_entry(&mut self, entry: &str, what: &str, statements: &str) {
         let _ = write!(
             self.body,
-            "// the whole graph: one invocation per sample computes every value\n\
-             fn all_of(b: u32) {{\n{statements}}}\n\n\
+            "// {what}: one invocation per sample computes every value\n\
+             fn {entry}_of(b: u32) {{\n{statements}}}\n\n\
              @compute @workgroup_size({WORKGROUP})\n\
-             fn all(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
              \x20 let i = gid.x + gid.y * {ROW}u;\n\
              \x20 if (i >= P.batch) {{ return; }}\n\
-             \x20 all_of(i);\n\
+             \x20 {entry}_of(i);\n\
              }}\n\n"
         );
         self.passes.push(Pass {
-            entry: "all".into(),
+            entry: entry.into(),
             varying: true,
             numel: 1,
             tiled: None,
         });
-        Ok(())
     }
 
     fn alloc(&mut self, varying: bool, n: usize) -> Loc {
@@ -1364,6 +1404,10 @@ fn maps_elements(op: Op) -> bool {
 
 /// The most values per sample a graph computed in one pass may have.
 const ONE_PASS_VALUES: usize = 4096;
+
+/// The most stored nodes one entry point of the one-pass form computes
+/// (`Gen::one_pass`).
+const SEGMENT_NODES: usize = 32;
 
 /// Whether `g` runs as one pass in which each sample's invocation computes
 /// every value of its sample, one node after the other: a small graph, so
