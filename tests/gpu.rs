@@ -844,3 +844,133 @@ fn metropolis_windows_on_the_gpu_draw_what_the_cpu_draws() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The `loss`, `e_pos`, `e_neg`, `grad_norm` and `ce` columns of a
+/// training run's metrics.csv, iteration by iteration (NaN where empty).
+fn training_metrics(dir: &std::path::Path) -> Vec<[f64; 5]> {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let cols = ["loss", "e_pos", "e_neg", "grad_norm", "ce"].map(col);
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            cols.map(|c| f[c].parse().unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+/// Every training method and JEM through `ebm train`/`ebm jem --backend
+/// gpu` follows the CPU's f32 run of the same seed: the same noise, the
+/// same replay buffer and the same (f64) optimiser, so each iteration's
+/// loss, energies, gradient norm and cross-entropy agree to f32 rounding.
+#[test]
+fn training_on_the_gpu_follows_the_cpu() {
+    if gpu("training_on_the_gpu_follows_the_cpu").is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ebm-gpu-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("m.ebm");
+    std::fs::write(
+        &file,
+        "param W1: [2, 16] ~ normal(0, 0.3)\n\
+         param b1: [16] ~ normal(0, 0.1)\n\
+         param W2: [16, 1] ~ normal(0, 0.3)\n\
+         energy e(x: [2]) = (swish(x @ W1 + b1) @ W2)[0] + 0.05 * sum(x^2)\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let jem_model = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jem/digits.ebm");
+    let digits = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/data/digits_train.csv"
+    );
+    let common = [
+        "--iters",
+        "5",
+        "--batch",
+        "32",
+        "--seed",
+        "1",
+        "--heldout",
+        "0",
+        "--checkpoint-every",
+        "0",
+        "--eval-every",
+        "0",
+        "--dtype",
+        "f32",
+    ];
+    let train = |method: &[&'static str]| {
+        let mut a = vec![
+            "train",
+            file,
+            "--energy",
+            "e",
+            "--data",
+            "toy:two_moons:400",
+        ];
+        a.extend(["--sampler-steps", "5", "--step", "0.01", "--method"]);
+        a.extend(method);
+        a
+    };
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        ("pcd", train(&["pcd"])),
+        ("cd", train(&["cd"])),
+        ("icd", train(&["icd"])),
+        ("pcd-mala", train(&["pcd", "--sampler", "mala"])),
+        (
+            "pcd-hmc",
+            train(&["pcd", "--sampler", "hmc", "--leapfrog", "3"]),
+        ),
+        ("sm", train(&["sm"])),
+        ("ssm", train(&["ssm"])),
+        ("dsm", train(&["dsm"])),
+        ("nce", train(&["nce"])),
+        (
+            "jem",
+            vec![
+                "jem",
+                jem_model,
+                "--model",
+                "f",
+                "--data",
+                digits,
+                "--label",
+                "label",
+                "--scale",
+                "range:-1,1",
+                "--sgld-steps",
+                "3",
+            ],
+        ),
+    ];
+    for (name, args) in runs {
+        let mut metrics = vec![];
+        for backend in ["cpu", "gpu"] {
+            let out = dir.join(format!("{name}-{backend}"));
+            let mut a = args.clone();
+            a.extend(common);
+            a.extend(["--backend", backend, "--out", out.to_str().unwrap()]);
+            let o = ebm(&a);
+            assert!(
+                o.status.success(),
+                "{name} on {backend}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            metrics.push(training_metrics(&out));
+        }
+        let (cpu, gpu) = (&metrics[0], &metrics[1]);
+        assert_eq!(cpu.len(), 5, "{name}");
+        assert_eq!(cpu.len(), gpu.len(), "{name}");
+        for (it, (c, g)) in cpu.iter().zip(gpu).enumerate() {
+            for (k, (c, g)) in c.iter().zip(g).enumerate() {
+                let agree = (c.is_nan() && g.is_nan()) || (c - g).abs() <= 1e-4 * (c.abs() + 1.0);
+                assert!(agree, "{name} iteration {it} column {k}: cpu {c}, gpu {g}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
