@@ -70,7 +70,8 @@ use concepts::{concept_groups, with_codes};
 use keyed::Keyed;
 use optim::OptimState;
 
-/// The loss kernel runs on this many parts of each batch (see `in_parts`).
+/// The loss kernel runs on this many parts of each batch on a CPU backend
+/// (see `in_parts`).
 const LOSS_PARTS: usize = 2;
 
 /// Stream tags of a run's keyed generator.
@@ -983,8 +984,9 @@ impl<'a> Trainer<'a> {
     }
 
     /// Runs `f(rows of x, first row, row count)` on the LOSS_PARTS
-    /// contiguous parts of an `n`-row batch, on worker threads when the run
-    /// has them; the parts are fixed, so results do not depend on threads.
+    /// contiguous parts of an `n`-row batch (on a device backend, the whole
+    /// batch as one part), on worker threads when the run has them; the
+    /// parts are fixed, so results do not depend on threads.
     fn in_parts<T: Scalar, O: Send>(
         &self,
         x: &[T],
@@ -992,7 +994,12 @@ impl<'a> Trainer<'a> {
         f: impl Fn(&[T], usize, usize) -> Result<O, RuntimeError> + Sync,
     ) -> Result<Vec<O>, TrainError> {
         let d = self.dim;
-        let per = n.div_ceil(LOSS_PARTS).max(1);
+        // A device's parallelism is the batch: one call, one round trip.
+        let parts = match self.loss.backend().device() {
+            Some(_) => 1,
+            None => LOSS_PARTS,
+        };
+        let per = n.div_ceil(parts).max(1);
         let ranges: Vec<(usize, usize)> =
             (0..n).step_by(per).map(|a| (a, (a + per).min(n))).collect();
         let call = |&(a, b): &(usize, usize)| {
