@@ -960,6 +960,8 @@ fn training_on_the_gpu_follows_the_cpu() {
                 "{name} on {backend}: {}",
                 String::from_utf8_lossy(&o.stderr)
             );
+            let stdout = String::from_utf8_lossy(&o.stdout);
+            assert_eq!(stdout.contains("device: "), backend == "gpu", "{stdout}");
             metrics.push(training_metrics(&out));
         }
         let (cpu, gpu) = (&metrics[0], &metrics[1]);
@@ -972,5 +974,63 @@ fn training_on_the_gpu_follows_the_cpu() {
             }
         }
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `WGPU_ADAPTER_NAME` chooses the adapter by (part of) its name, in any
+/// case; a name no adapter has is an error that lists the adapters.
+#[test]
+fn an_adapter_is_chosen_by_name() {
+    if gpu("an_adapter_is_chosen_by_name").is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ebm-gpu-adapter-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("g.ebm");
+    std::fs::write(&file, "energy g(x: [2]) = (x[0]^2 + x[1]^2) / 2\n").unwrap();
+    let run = |name: &str| {
+        let out = dir.join("draws.csv");
+        let args = [
+            "sample",
+            file.to_str().unwrap(),
+            "--energy",
+            "g",
+            "--backend",
+            "gpu",
+            "--dtype",
+            "f32",
+            "--chains",
+            "4",
+            "--warmup",
+            "10",
+            "--steps",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        std::process::Command::new(env!("CARGO_BIN_EXE_ebm"))
+            .args(args)
+            .env("WGPU_ADAPTER_NAME", name)
+            .output()
+            .unwrap()
+    };
+    // The device the tests run on, by the first word of its name.
+    let found = String::from_utf8_lossy(&run("").stdout).to_string();
+    let device = found
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("device: "))
+        .unwrap_or_else(|| panic!("{found}"))
+        .to_string();
+    let first = device.split_whitespace().next().unwrap();
+    let o = run(&first.to_uppercase());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(&format!("device: {device}")), "{stdout}");
+    let o = run("no such adapter");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("`no such adapter` (WGPU_ADAPTER_NAME)") && stderr.contains(first),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

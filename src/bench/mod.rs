@@ -404,7 +404,15 @@ fn record(
         "compile_ms": (compile_s * 1e6).round() / 1e3,
         "peak_rss_mb": machine::peak_rss_mb(),
         "threads": null,
+        "device": device_name(opts),
     })
+}
+
+/// The adapter a device backend runs on (`null` in the record for the CPU).
+fn device_name(opts: &Options) -> Option<String> {
+    crate::backend::named(&opts.backend)
+        .ok()
+        .and_then(|b| b.device())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -475,5 +483,6 @@ fn run_mh(name: &str, grads: usize, steps: usize, opts: &Options) -> Result<Valu
         "cpu_idle_before": idle_before,
         "foreign_cpu_share": meter.share(),
         "threads": opts.threads,
+        "device": device_name(opts),
     }))
 }

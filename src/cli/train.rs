@@ -730,6 +730,9 @@ pub(super) fn describe(r: &session::Report, out: &Path) -> String {
             last.e_neg
         ));
     }
+    if let Some(device) = &r.device {
+        text.push_str(&format!("  device: {device}\n"));
+    }
     if let Some((it, v)) = r.best {
         text.push_str(&format!(
             "best held-out score {v:.5} at iteration {it} (best.safetensors)\n"

@@ -58,6 +58,8 @@ pub struct Report {
     pub best: Option<(usize, f64)>,
     pub files: Vec<PathBuf>,
     pub interrupted: bool,
+    /// The device the kernels ran on (a GPU backend's adapter), if any.
+    pub device: Option<String>,
 }
 
 impl Report {
@@ -92,6 +94,7 @@ pub fn run(t: &mut Trainer, s: &Session, stop: &AtomicBool) -> Result<Report, Tr
         best: None,
         files: Vec::new(),
         interrupted: false,
+        device: t.energy().backend().device(),
     };
     while !t.done() {
         let asked = stop.load(Ordering::Relaxed) || crate::interrupt::requested();

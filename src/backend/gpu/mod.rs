@@ -56,18 +56,22 @@ fn device() -> Result<Arc<Device>, BackendError> {
 fn open() -> Result<Device, String> {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let backends = desc.backends;
     let instance = wgpu::Instance::new(desc);
-    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-        power_preference: wgpu::PowerPreference::HighPerformance,
-        ..Default::default()
-    }))
-    .map_err(|e| {
-        format!(
-            "no GPU adapter: {e} (a Vulkan driver is needed; on Debian or Ubuntu, \
-             `apt-get install mesa-vulkan-drivers libvulkan1` gives the software \
-             device lavapipe)"
-        )
-    })?;
+    let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+        Ok(name) => adapter_named(&instance, backends, &name)?,
+        Err(_) => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }))
+        .map_err(|e| {
+            format!(
+                "no GPU adapter: {e} (a Vulkan driver is needed; on Debian or Ubuntu, \
+                 `apt-get install mesa-vulkan-drivers libvulkan1` gives the software \
+                 device lavapipe)"
+            )
+        })?,
+    };
     let info = adapter.get_info();
     let limits = adapter.limits();
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -151,6 +155,29 @@ fn open() -> Result<Device, String> {
         ticks,
         uncaptured,
     })
+}
+
+/// The first adapter whose name contains `name` (in any case): the choice
+/// `WGPU_ADAPTER_NAME` makes for wgpu's own tools, where the default is the
+/// high-performance adapter.
+fn adapter_named(
+    instance: &wgpu::Instance,
+    backends: wgpu::Backends,
+    name: &str,
+) -> Result<wgpu::Adapter, String> {
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+    let want = name.to_lowercase();
+    adapters
+        .into_iter()
+        .find(|a| a.get_info().name.to_lowercase().contains(&want))
+        .ok_or_else(|| {
+            let found = match names.is_empty() {
+                true => "none".to_string(),
+                false => names.join("; "),
+            };
+            format!("no GPU adapter's name contains `{name}` (WGPU_ADAPTER_NAME); the adapters are: {found}")
+        })
 }
 
 impl Device {
