@@ -428,29 +428,6 @@ fn long_chains_of_elementwise_ops_and_views() {
     check_all(&gpu, &g, F32_RTOL);
 }
 
-/// A graph small enough for the one-pass form but of more stored nodes
-/// than one entry point holds runs as segments `part0`, `part1`, .. one
-/// after the other (a shader compiler's time grows faster than an entry
-/// point's length), with the interpreter's values.
-#[test]
-fn a_long_small_graph_runs_in_segments() {
-    let Some(gpu) = gpu("a_long_small_graph_runs_in_segments") else {
-        return;
-    };
-    let mut g = Graph::new("segments");
-    let mut y = g.input_node("x", vec![3], InputKind::Sample);
-    for _ in 0..80 {
-        // `y` has two uses, so every sum is stored.
-        let t = g.unary(UnaryOp::Tanh, y);
-        y = g.binary(ebm::ir::BinaryOp::Add, t, y);
-    }
-    g.add_output("y", y, BatchReduce::PerSample);
-    let prog = ebm::backend::gpu::wgsl::generate_as(&g, true).unwrap();
-    let entries: Vec<&str> = prog.passes.iter().map(|p| p.entry.as_str()).collect();
-    assert_eq!(entries, ["part0", "part1", "part2"]);
-    check_all(&gpu, &g, F32_RTOL);
-}
-
 #[test]
 fn f64_is_refused_with_a_message_naming_f32() {
     let Some(gpu) = gpu("f64_is_refused_with_a_message_naming_f32") else {

@@ -127,7 +127,7 @@ fn all_of(b: u32) {
     for (var e = 0u; e < 1u; e++) {
       A[VB + 9u * P.batch + b * 1u + e] = A[VB + 2u * P.batch + b * 1u + e];
     }
-    for (var u1 = 0u; u1 < 3u; u1++) {
+    for (var u1 = 0u; u1 < 3u + P.zero; u1++) {
       let t1 = u1;
       for (var e = 0u; e < 1u; e++) {
         A[VB + 7u * P.batch + b * 1u + e] = C[0u + t1 * 1u + e];
@@ -144,13 +144,13 @@ fn all_of(b: u32) {
     }
   }
   // powc 2 [7] -> [3]
-  for (var e = 0u; e < 3u; e++) {
+  for (var e = 0u; e < 3u + P.zero; e++) {
     A[VB + 11u * P.batch + b * 3u + e] = sq(A[VB + 3u * P.batch + b * 3u + e]);
   }
   // sum[0] [9] -> []
   for (var e = 0u; e < 1u; e++) {
     var acc = 0.0;
-    for (var r0 = 0u; r0 < 3u; r0++) {
+    for (var r0 = 0u; r0 < 3u + P.zero; r0++) {
       acc = acc + A[VB + 11u * P.batch + b * 3u + (r0 * 1u)];
     }
     A[VB + 14u * P.batch + b * 1u + e] = acc;
@@ -182,7 +182,7 @@ fn all_of(b: u32) {
     A[VB + 20u * P.batch + b * 1u + e] = C[3u + ix25];
   }
   // concat axis=0 [25, 24] -> [2]
-  for (var e = 0u; e < 2u; e++) {
+  for (var e = 0u; e < 2u + P.zero; e++) {
     let c0 = (e / 1u) % 2u;
     var v = 0.0;
     if (c0 < 1u) { v = A[VB + 20u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
@@ -194,17 +194,17 @@ fn all_of(b: u32) {
     A[VB + 23u * P.batch + b * 1u + e] = ((A[VB + 16u * P.batch + b * 1u + e] * C[4u + e]) * C[8u + e]);
   }
   // mul [33, 7] -> [3]
-  for (var e = 0u; e < 3u; e++) {
+  for (var e = 0u; e < 3u + P.zero; e++) {
     let ix33 = 0u;
     A[VB + 24u * P.batch + b * 3u + e] = (A[VB + 23u * P.batch + b * 1u + ix33] * A[VB + 3u * P.batch + b * 3u + e]);
   }
   // slice axis=0 start=0 [7] -> [2]
-  for (var e = 0u; e < 2u; e++) {
+  for (var e = 0u; e < 2u + P.zero; e++) {
     let ix35 = ((0u + ((e) / 1u) % 2u * 1u) * 1u);
     A[VB + 27u * P.batch + b * 2u + e] = A[VB + 3u * P.batch + b * 3u + ix35];
   }
   // concat axis=0 [25, 35] -> [3]
-  for (var e = 0u; e < 3u; e++) {
+  for (var e = 0u; e < 3u + P.zero; e++) {
     let c0 = (e / 1u) % 3u;
     var v = 0.0;
     if (c0 < 1u) { v = A[VB + 20u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
@@ -212,18 +212,18 @@ fn all_of(b: u32) {
     A[VB + 29u * P.batch + b * 3u + e] = v;
   }
   // broadcast [4] -> [3]
-  for (var e = 0u; e < 3u; e++) {
+  for (var e = 0u; e < 3u + P.zero; e++) {
     let ix37 = 0u;
     A[VB + 32u * P.batch + b * 3u + e] = C[3u + ix37];
   }
   {
-    for (var e = 0u; e < 3u; e++) {
+    for (var e = 0u; e < 3u + P.zero; e++) {
       A[VB + 44u * P.batch + b * 3u + e] = A[VB + 32u * P.batch + b * 3u + e];
     }
     for (var e = 0u; e < 1u; e++) {
       A[VB + 49u * P.batch + b * 1u + e] = A[VB + 2u * P.batch + b * 1u + e];
     }
-    for (var u1 = 0u; u1 < 3u; u1++) {
+    for (var u1 = 0u; u1 < 3u + P.zero; u1++) {
       let t1 = 2u - u1;
       for (var e = 0u; e < 1u; e++) {
         A[VB + 47u * P.batch + b * 1u + e] = A[VB + 24u * P.batch + b * 3u + t1 * 1u + e];
@@ -245,7 +245,7 @@ fn all_of(b: u32) {
         A[VB + 52u * P.batch + b * 1u + e] = (A[VB + 50u * P.batch + b * 1u + e] * A[VB + 48u * P.batch + b * 1u + e]);
       }
       // concat axis=0 [10, 11, 12] -> [3]
-      for (var e = 0u; e < 3u; e++) {
+      for (var e = 0u; e < 3u + P.zero; e++) {
         let c0 = (e / 1u) % 3u;
         var v = 0.0;
         if (c0 < 1u) { v = A[VB + 51u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
@@ -253,7 +253,7 @@ fn all_of(b: u32) {
         else if (c0 < 3u) { v = A[VB + 52u * P.batch + b * 1u + ((c0 - 2u) * 1u)]; }
         A[VB + 53u * P.batch + b * 3u + e] = v;
       }
-      for (var e = 0u; e < 3u; e++) {
+      for (var e = 0u; e < 3u + P.zero; e++) {
         let v = A[VB + 53u * P.batch + b * 3u + e];
         A[VB + 35u * P.batch + b * 9u + t1 * 3u + e] = v;
         A[VB + 44u * P.batch + b * 3u + e] = v;
@@ -261,7 +261,7 @@ fn all_of(b: u32) {
     }
   }
   // slice axis=1 start=2 [38] -> [3, 1]
-  for (var e = 0u; e < 3u; e++) {
+  for (var e = 0u; e < 3u + P.zero; e++) {
     let ix39 = (((e) / 1u) % 3u * 3u + (2u + ((e) / 1u) % 1u * 1u) * 1u);
     A[VB + 56u * P.batch + b * 3u + e] = A[VB + 35u * P.batch + b * 9u + ix39];
   }
@@ -269,7 +269,7 @@ fn all_of(b: u32) {
   for (var e = 0u; e < 1u; e++) {
     let k0 = (e / 1u) % 1u;
     var acc = 0.0;
-    for (var r0 = 0u; r0 < 3u; r0++) {
+    for (var r0 = 0u; r0 < 3u + P.zero; r0++) {
       acc = acc + A[VB + 56u * P.batch + b * 3u + (r0 * 1u + k0 * 1u)];
     }
     A[VB + 59u * P.batch + b * 1u + e] = acc;
@@ -279,7 +279,7 @@ fn all_of(b: u32) {
     A[VB + 60u * P.batch + b * 1u + e] = (A[VB + 59u * P.batch + b * 1u + e] * (C[7u + e] - opaque((A[VB + 2u * P.batch + b * 1u + e] * A[VB + 2u * P.batch + b * 1u + e]))));
   }
   // concat axis=0 [45, 25] -> [2]
-  for (var e = 0u; e < 2u; e++) {
+  for (var e = 0u; e < 2u + P.zero; e++) {
     let c0 = (e / 1u) % 2u;
     var v = 0.0;
     if (c0 < 1u) { v = A[VB + 60u * P.batch + b * 1u + ((c0 - 0u) * 1u)]; }
@@ -287,7 +287,7 @@ fn all_of(b: u32) {
     A[VB + 61u * P.batch + b * 2u + e] = v;
   }
   // add [26, 46] -> [2]
-  for (var e = 0u; e < 2u; e++) {
+  for (var e = 0u; e < 2u + P.zero; e++) {
     A[VB + 63u * P.batch + b * 2u + e] = (A[VB + 21u * P.batch + b * 2u + e] + opaque(A[VB + 61u * P.batch + b * 2u + e]));
   }
 }

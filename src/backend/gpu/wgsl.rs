@@ -15,9 +15,9 @@
 //!
 //! Shapes of a program. A pass per stored node, in graph order; or, for
 //! a small graph (`fits_one_pass`), one pass in which each sample's
-//! invocation computes all its nodes as loops over their elements (in
-//! segments of at most `SEGMENT_NODES` stored nodes, one pass each). A
-//! scan is always the latter form inside its own pass: each sample's
+//! invocation computes all its nodes as loops over their elements (in a
+//! long body, with trip counts hidden from the shader compiler, which
+//! would unroll them: `settle_trips`). A scan is always the latter form inside its own pass: each sample's
 //! invocation runs the whole recurrence, its step's nodes as loops.
 //!
 //! Semantics. Every op is written to meet `ir::op`'s specification
@@ -325,75 +325,36 @@ impl<'g> Gen<'g> {
     }
 
     /// The whole graph as the one entry point `all`: each sample's
-    /// invocation computes every node of its sample in turn. A graph of
-    /// more than [`SEGMENT_NODES`] stored nodes is cut into segments, each
-    /// an entry point `part{k}` of its own, run one after the other: a
-    /// shader compiler's time grows faster than the length of one entry
-    /// point (lavapipe took 79 s to compile score matching's 198-node
-    /// gradient kernel whole), so segments bound it at a pass each.
+    /// invocation computes every node of its sample in turn.
     fn one_pass(&mut self) -> Result<(), Unsupported> {
         self.step = Some(Step {
             varying: true,
             whole: true,
             depth: 0,
         });
-        let segments = self.segments()?;
+        self.nodes()?;
+        let statements = settle_trips(&std::mem::take(&mut self.body));
         self.step = None;
-        if let [statements] = &segments[..] {
-            // The body is a function of the sample, so that a step loop can
-            // run it inside its own entry point (`gpu::steps`).
-            self.per_sample_entry("all", "the whole graph", statements);
-            return Ok(());
-        }
-        for (k, statements) in segments.iter().enumerate() {
-            let what = format!("segment {k} of the graph");
-            self.per_sample_entry(&format!("part{k}"), &what, statements);
-        }
-        Ok(())
-    }
-
-    /// The statements of every live node, cut after each
-    /// [`SEGMENT_NODES`] nodes that store a value (each node's statements
-    /// are a loop of their own, so any cut is a valid one).
-    fn segments(&mut self) -> Result<Vec<String>, Unsupported> {
-        let live = self.g.live(&[]);
-        self.choose_inlined(&live);
-        let (mut segments, mut stored) = (Vec::new(), 0);
-        for id in self.g.ids().filter(|id| live[id.index()]) {
-            let before = self.body.len();
-            self.node(id)?;
-            stored += usize::from(self.body.len() > before);
-            if stored == SEGMENT_NODES {
-                segments.push(std::mem::take(&mut self.body));
-                stored = 0;
-            }
-        }
-        if stored > 0 || segments.is_empty() {
-            segments.push(std::mem::take(&mut self.body));
-        }
-        Ok(segments)
-    }
-
-    /// `fn {entry}_of(b)` holding `statements`, and the entry point
-    /// `entry` running it for each sample.
-    fn per_sample_entry(&mut self, entry: &str, what: &str, statements: &str) {
+        // The body is a function of the sample, so that a step loop can
+        // run it inside its own entry point (`gpu::steps`).
         let _ = write!(
             self.body,
-            "// {what}: one invocation per sample computes every value\n\
-             fn {entry}_of(b: u32) {{\n{statements}}}\n\n\
+            "// the whole graph: one invocation per sample computes every value\n\
+             fn all_of(b: u32) {{\n{statements}}}\n\n\
              @compute @workgroup_size({WORKGROUP})\n\
-             fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             fn all(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
              \x20 let i = gid.x + gid.y * {ROW}u;\n\
              \x20 if (i >= P.batch) {{ return; }}\n\
-             \x20 {entry}_of(i);\n\
+             \x20 all_of(i);\n\
              }}\n\n"
         );
         self.passes.push(Pass {
-            entry: entry.into(),
+            entry: "all".into(),
             varying: true,
             numel: 1,
             tiled: None,
         });
+        Ok(())
     }
 
     fn alloc(&mut self, varying: bool, n: usize) -> Loc {
@@ -659,14 +620,26 @@ impl<'g> Gen<'g> {
         let value = self.value(id, &mut s)?;
         let _ = writeln!(
             self.body,
-            "  // {} {:?} -> {:?}\n  for (var e = 0u; e < {n}u; e++) {{\n{}    A[{} + e] = {value};\n  }}",
+            "  // {} {:?} -> {:?}\n  for (var e = 0u; e < {}; e++) {{\n{}    A[{} + e] = {value};\n  }}",
             node.op.name(),
             node.args.iter().map(|a| a.index()).collect::<Vec<_>>(),
             node.shape,
+            self.trips(n),
             indent(&s),
             self.base(loc, n)
         );
         Ok(())
+    }
+
+    /// A loop's trip count `n` in WGSL. Inside a step or one-pass body
+    /// (one invocation looping over a sample's values) a count of 2 or
+    /// more carries the [`TRIPS`] mark, which [`settle_trips`] turns into
+    /// a count the shader compiler sees or one it cannot.
+    fn trips(&self, n: usize) -> String {
+        match self.step {
+            Some(_) if n >= 2 => format!("{n}u{TRIPS}"),
+            _ => format!("{n}u"),
+        }
     }
 
     /// The statements that run scan `id` for sample `b`, its carries
@@ -724,14 +697,16 @@ impl<'g> Gen<'g> {
             .unwrap_or_default();
         let _ = writeln!(
             each,
-            "  for (var e = 0u; e < {carry}u; e++) {{\n{}    let v = {next};\n\
+            "  for (var e = 0u; e < {}; e++) {{\n{}    let v = {next};\n\
              \x20   A[{} + {t} * {carry}u + e] = v;\n{carry_to}  }}",
+            step.trips(carry),
             indent(&read),
             self.base(loc, numel(&node.shape)),
         );
         let _ = writeln!(
             s,
-            "  for (var {u} = 0u; {u} < {len}u; {u}++) {{\n{}  }}",
+            "  for (var {u} = 0u; {u} < {}; {u}++) {{\n{}  }}",
+            step.trips(len),
             indent(&each)
         );
         self.finish_step(step);
@@ -744,7 +719,8 @@ impl<'g> Gen<'g> {
         let mut s = String::new();
         let v = self.read(a, idx, &mut s);
         format!(
-            "  for (var e = 0u; e < {n}u; e++) {{\n{}    A[{} + e] = {v};\n  }}\n",
+            "  for (var e = 0u; e < {}; e++) {{\n{}    A[{} + e] = {v};\n  }}\n",
+            step.trips(n),
             indent(&s),
             step.base(to, n)
         )
@@ -754,6 +730,7 @@ impl<'g> Gen<'g> {
     /// sample (one in all for a scan that reads no sample input) runs the
     /// whole recurrence.
     fn scan_pass(&mut self, id: NodeId, varying: bool, code: &str) {
+        let code = settle_trips(code);
         let entry = format!("n{}", id.index());
         let (count, b) = if varying {
             ("P.batch", "i")
@@ -1007,9 +984,9 @@ impl<'g> Gen<'g> {
             if axes.contains(i) {
                 let _ = writeln!(
                     s,
-                    "  {}for (var r{i} = 0u; r{i} < {}u; r{i}++) {{",
+                    "  {}for (var r{i} = 0u; r{i} < {}; r{i}++) {{",
                     "  ".repeat(depth),
-                    shape[i]
+                    self.trips(shape[i])
                 );
                 coord[i] = format!("r{i}");
                 depth += 1;
@@ -1037,7 +1014,7 @@ impl<'g> Gen<'g> {
         let n = if sb.len() == 2 { sb[1] } else { 1 };
         let _ = writeln!(s, "  let row = e / {n}u;\n  let col = e % {n}u;");
         let _ = writeln!(s, "  var acc = 0.0;");
-        let _ = writeln!(s, "  for (var p = 0u; p < {k}u; p++) {{");
+        let _ = writeln!(s, "  for (var p = 0u; p < {}; p++) {{", self.trips(k));
         let x = self.read(a, &format!("row * {k}u + p"), s);
         let y = self.read(b, &format!("p * {n}u + col"), s);
         // Rounded before the add, as the interpreter's `acc + a·b`.
@@ -1405,9 +1382,31 @@ fn maps_elements(op: Op) -> bool {
 /// The most values per sample a graph computed in one pass may have.
 const ONE_PASS_VALUES: usize = 4096;
 
-/// The most stored nodes one entry point of the one-pass form computes
-/// (`Gen::one_pass`).
-const SEGMENT_NODES: usize = 32;
+/// Marks a loop count of a per-sample body ([`Gen::trips`]).
+const TRIPS: &str = "/*trips*/";
+
+/// The most loops a per-sample body may hold with counts the shader
+/// compiler sees.
+const UNROLLED_LOOPS: usize = 32;
+
+/// Settles the marked loop counts of one entry point's per-sample body:
+/// visible to the shader compiler in a body of at most [`UNROLLED_LOOPS`]
+/// loops, whose unrolled loops run faster (W1's ULA step took 1.5 s
+/// unrolled, 1.9–2.3 s rolled, on lavapipe); hidden in a longer one
+/// (`+ P.zero`, the uniform that is 0 at run time), where unrolling
+/// turns a few hundred loops into tens of thousands of instructions:
+/// score matching's 198-node, 96-loop body took lavapipe 76 s to compile
+/// at its first call unrolled and 1.0 s rolled, and the calls after it
+/// ran in half the time.
+fn settle_trips(body: &str) -> String {
+    let loops = body.matches("for (var ").count();
+    let hidden = if loops > UNROLLED_LOOPS {
+        " + P.zero"
+    } else {
+        ""
+    };
+    body.replace(TRIPS, hidden)
+}
 
 /// Whether `g` runs as one pass in which each sample's invocation computes
 /// every value of its sample, one node after the other: a small graph, so
@@ -1461,5 +1460,35 @@ fn sum_expr(terms: &[String]) -> String {
         "0u".into()
     } else {
         format!("({})", terms.join(" + "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-pass graph of `links` stored sums `y ← tanh(y) + y` over 3
+    /// values: one loop each.
+    fn chain(links: usize) -> Graph {
+        let mut g = Graph::new("chain");
+        let mut y = g.input_node("x", vec![3], InputKind::Sample);
+        for _ in 0..links {
+            let t = g.unary(UnaryOp::Tanh, y);
+            y = g.binary(BinaryOp::Add, t, y);
+        }
+        g.add_output("y", y, BatchReduce::PerSample);
+        g
+    }
+
+    #[test]
+    fn long_bodies_hide_their_loop_counts() {
+        for (links, hidden) in [(UNROLLED_LOOPS, false), (UNROLLED_LOOPS + 1, true)] {
+            let prog = generate(&chain(links)).unwrap();
+            assert_eq!(prog.passes.len(), 1, "{links} links: one pass");
+            let text = &prog.kernel;
+            assert!(!text.contains(TRIPS), "{text}");
+            assert_eq!(text.contains("e < 3u + P.zero;"), hidden, "{links} links");
+            assert_eq!(text.contains("e < 3u;"), !hidden, "{links} links");
+        }
     }
 }
