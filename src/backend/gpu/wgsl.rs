@@ -17,8 +17,9 @@
 //! a small graph (`fits_one_pass`), one pass in which each sample's
 //! invocation computes all its nodes as loops over their elements (in a
 //! long body, with trip counts hidden from the shader compiler, which
-//! would unroll them: `settle_trips`). A scan is always the latter form inside its own pass: each sample's
-//! invocation runs the whole recurrence, its step's nodes as loops.
+//! would unroll them: `settle_trips`). A scan is always the latter form
+//! inside its own pass: each sample's invocation runs the whole
+//! recurrence, its step's nodes as loops.
 //!
 //! Semantics. Every op is written to meet `ir::op`'s specification
 //! (`SPECIAL_CASES`): `max_number`/`min_number` by bits, `pow` with IEEE
