@@ -765,12 +765,15 @@ energy cliffed(x: [2]) = where(x[0] > 2.5, log(-1 - x[0]^2), 0.5 * x[0]^2 + 2 * 
 /// Windows of whole MALA, random-walk and static HMC transitions (the
 /// proposal or trajectory and the decision as one graph, run by
 /// `Kernel::run_steps` with the chain state carried; HMC's jittered step
-/// from a second uniform stream) book exactly what the engine's
+/// from a second uniform stream; in warm-up each chain's step adapted by
+/// the graph's copy of the dual averaging) book exactly what the engine's
 /// one-call-per-proposal loop books: on the f64 interpreter the draws,
 /// energies, acceptances, divergences, HMC's H₀ and leapfrog counts and
-/// the summaries are the same bits, across windows (more
-/// iterations than one window holds), blocks (two threads), thinning,
-/// divergent proposals and a chain frozen from its start.
+/// the summaries (adapted steps and metrics included) are the same bits,
+/// across windows (a warm-up of every metric window, one longer than a
+/// window holds, and more sampling iterations than one window holds),
+/// blocks (two threads), thinning, divergent proposals and a chain frozen
+/// from its start.
 #[test]
 fn metropolis_windows_book_what_the_host_loop_books() {
     let program = Program::from_source(CLIFFED).unwrap();
@@ -785,7 +788,7 @@ fn metropolis_windows_book_what_the_host_loop_books() {
         SamplerConfig::rwmh(1.5),
         SamplerConfig::hmc(0.4, 6),
     ] {
-        let mut run = RunConfig::new(6, 40, 1300, 17);
+        let mut run = RunConfig::new(6, 1200, 1300, 17);
         run.threads = 2;
         run.thin = 3;
         let mut init: Vec<f64> = (0..12).map(|i| (i as f64 * 0.7).sin()).collect();

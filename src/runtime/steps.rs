@@ -42,6 +42,14 @@ pub enum StepRole {
     Cond,
     /// A parameter, by its name in the energy graph.
     Param,
+    /// Dual averaging of a whole transition's step (shape [] each): 1 to
+    /// adapt or 0 to keep the step, μ, the target acceptance, the averaged
+    /// error h̄ and the count of updates since the last restart.
+    AdaptOn,
+    AdaptMu,
+    AdaptTarget,
+    AdaptError,
+    AdaptCount,
 }
 
 pub struct StepGraph {
@@ -136,6 +144,11 @@ fn role_of(d: &InputDecl) -> StepRole {
         (_, "uniform") => StepRole::Uniform,
         (_, "live") => StepRole::Live,
         (_, "jitter") => StepRole::Jitter,
+        (_, "da_on") => StepRole::AdaptOn,
+        (_, "da_mu") => StepRole::AdaptMu,
+        (_, "da_target") => StepRole::AdaptTarget,
+        (_, "da_error") => StepRole::AdaptError,
+        (_, "da_count") => StepRole::AdaptCount,
         _ => StepRole::Cond,
     }
 }
@@ -236,7 +249,18 @@ pub struct HmcMove {
 /// (acceptance 0); otherwise log a = (E(x) − E(y)) + log q, the acceptance
 /// is min(1, exp(log a)) (0 for NaN) and the chain moves where ln u < log a.
 /// In f64 with the engine's uniforms it makes the engine's decisions.
-pub fn mh_transition(energy: &Graph, kind: MhKind) -> Result<StepGraph, String> {
+///
+/// Then warm-up's step adaptation (`Builder::dual_averaging`): outputs
+/// `step` (the chain's next step size: the adapted one where input `da_on`
+/// is 1, else the same), `da_error` and `da_count`, which a window carries
+/// into the inputs of the same names, and `used`, the step this transition
+/// took (HMC's jittered ε). Warm-up and sampling windows thus run one
+/// kernel with one carried state, `da_on` telling them apart.
+pub fn mh_transition(
+    energy: &Graph,
+    kind: MhKind,
+    rule: DualAveragingRule,
+) -> Result<StepGraph, String> {
     let mut b = Builder::new(energy)?;
     let x = b.sample("x");
     let e = b.g.input_node("energy", vec![], InputKind::Sample);
@@ -246,7 +270,7 @@ pub fn mh_transition(energy: &Graph, kind: MhKind) -> Result<StepGraph, String> 
             (b.mala_proposal(x, gx, false), Some(gx))
         }
         MhKind::RandomWalk => (b.rwmh_proposal(x), None),
-        MhKind::Hmc(m) => return hmc_transition(b, x, e, m),
+        MhKind::Hmc(m) => return hmc_transition(b, x, e, m, rule),
     };
     let u = b.g.input_node("uniform", vec![], InputKind::Sample);
     let live = b.g.input_node("live", vec![], InputKind::Sample);
@@ -272,7 +296,17 @@ pub fn mh_transition(energy: &Graph, kind: MhKind) -> Result<StepGraph, String> 
         outs.push(("grad", b.g.select(take_row, p.grad, gx)));
     }
     outs.extend([("accept", d.accept), ("divergent", d.divergent)]);
+    let used = b.step_input();
+    outs.extend(b.dual_averaging(d.accept, used, rule));
     Ok(b.finish(&outs))
+}
+
+/// Dual averaging's constants t₀ and γ (the sampling engine's
+/// `adapt::DualAveraging`, whose update [`mh_transition`] repeats as ops).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DualAveragingRule {
+    pub t0: f64,
+    pub gamma: f64,
 }
 
 /// [`mh_transition`] for static HMC. Inputs x, energy, grad, noise ξ (the
@@ -286,8 +320,14 @@ pub fn mh_transition(energy: &Graph, kind: MhKind) -> Result<StepGraph, String> 
 /// live is divergent and stays; one that ends where it began is no move;
 /// otherwise log a = −ΔH as in [`mh_transition`]. Outputs as MALA's
 /// transition (`x`, `energy`, `grad`, `accept`, `divergent`), then
-/// `hamiltonian` H₀.
-fn hmc_transition(mut b: Builder, x: NodeId, e: NodeId, m: HmcMove) -> Result<StepGraph, String> {
+/// `hamiltonian` H₀ and the step adaptation's outputs.
+fn hmc_transition(
+    mut b: Builder,
+    x: NodeId,
+    e: NodeId,
+    m: HmcMove,
+    rule: DualAveragingRule,
+) -> Result<StepGraph, String> {
     let gx = b.sample("grad");
     let xi = b.sample("noise");
     let mass = b.sample("inv_mass");
@@ -323,14 +363,17 @@ fn hmc_transition(mut b: Builder, x: NodeId, e: NodeId, m: HmcMove) -> Result<St
     let x_next = b.g.select(take_row, xt, x);
     let e_next = b.g.select(d.take, et, e);
     let g_next = b.g.select(take_row, gt, gx);
-    Ok(b.finish(&[
+    let used = b.jittered_chain_step(uj, m.jitter);
+    let mut outs = vec![
         ("x", x_next),
         ("energy", e_next),
         ("grad", g_next),
         ("accept", d.accept),
         ("divergent", d.divergent),
         ("hamiltonian", h0),
-    ]))
+    ];
+    outs.extend(b.dual_averaging(d.accept, used, rule));
+    Ok(b.finish(&outs))
 }
 
 /// A Metropolis decision: whether the chain moves, its acceptance and
@@ -366,15 +409,93 @@ impl Builder {
     /// The chain's step (input `step`) times 1 + jitter·(2u − 1), over x's
     /// shape, in the engine's order of operations.
     fn jittered_step(&mut self, u: NodeId, jitter: f64) -> NodeId {
+        let factor = self.jitter_factor(u, jitter);
+        let factor = self.spread(factor);
+        let step = self.per_chain("step");
+        self.g.mul(step, factor)
+    }
+    /// 1 + jitter·(2u − 1), per chain.
+    fn jitter_factor(&mut self, u: NodeId, jitter: f64) -> NodeId {
         let g = &mut self.g;
         let (two, one, j) = (g.scalar(2.0), g.scalar(1.0), g.scalar(jitter));
         let u2 = g.mul(two, u);
         let centred = g.sub(u2, one);
         let spread = g.mul(j, centred);
-        let factor = g.add_(one, spread);
-        let factor = self.spread(factor);
-        let step = self.per_chain("step");
+        g.add_(one, spread)
+    }
+    /// [`jittered_step`](Self::jittered_step)'s value once per chain, shaped
+    /// like the `step` input (the same products, so the same bits).
+    fn jittered_chain_step(&mut self, u: NodeId, jitter: f64) -> NodeId {
+        let factor = self.jitter_factor(u, jitter);
+        let step = self.step_input();
+        let shape = self.g.shape(step).to_vec();
+        let factor = if shape.is_empty() {
+            factor
+        } else {
+            self.g.broadcast(factor, &shape)
+        };
         self.g.mul(step, factor)
+    }
+    /// The per-chain input `step` as declared: [1], or [] for a scalar x.
+    fn step_input(&mut self) -> NodeId {
+        let shape = if self.shape.is_empty() {
+            vec![]
+        } else {
+            vec![1]
+        };
+        self.g.input_node("step", shape, InputKind::Sample)
+    }
+    /// One update of the engine's dual averaging of log ε towards the
+    /// target acceptance, from this transition's acceptance `accept` (in
+    /// [0, 1] by construction) — the engine's operations in its order, so
+    /// f64 gives its bits: n = count + 1, η = 1/(n + t₀),
+    /// h̄ ← (1 − η)·h̄ + η·(target − accept), log ε = μ − √n/γ·h̄. Inputs
+    /// `da_on`, `da_mu`, `da_target`, `da_error` (h̄) and `da_count`, each
+    /// per chain; outputs `step` (exp(log ε) where `da_on` is 1, else the
+    /// input step), `da_error`, `da_count` and `used`.
+    fn dual_averaging(
+        &mut self,
+        accept: NodeId,
+        used: NodeId,
+        rule: DualAveragingRule,
+    ) -> [(&'static str, NodeId); 4] {
+        let per_chain =
+            |b: &mut Builder, name: &str| b.g.input_node(name, vec![], InputKind::Sample);
+        let on = per_chain(self, "da_on");
+        let mu = per_chain(self, "da_mu");
+        let target = per_chain(self, "da_target");
+        let error = per_chain(self, "da_error");
+        let count = per_chain(self, "da_count");
+        let g = &mut self.g;
+        let one = g.scalar(1.0);
+        let n = g.add_(count, one);
+        let t0 = g.scalar(rule.t0);
+        let shifted = g.add_(n, t0);
+        let eta = g.div(one, shifted);
+        let keep = g.sub(one, eta);
+        let kept = g.mul(keep, error);
+        let miss = g.sub(target, accept);
+        let added = g.mul(eta, miss);
+        let error_next = g.add_(kept, added);
+        let root = g.unary(UnaryOp::Sqrt, n);
+        let gamma = g.scalar(rule.gamma);
+        let scale = g.div(root, gamma);
+        let pull = g.mul(scale, error_next);
+        let log_step = g.sub(mu, pull);
+        let adapted = g.unary(UnaryOp::Exp, log_step);
+        let same = self.step_input();
+        let same = if self.shape.is_empty() {
+            same
+        } else {
+            self.g.reshape(same, &[])
+        };
+        let step = self.g.select(on, adapted, same);
+        [
+            ("step", step),
+            ("da_error", error_next),
+            ("da_count", n),
+            ("used", used),
+        ]
     }
     /// ½Σ p·(m⊙p) per chain ([] for a scalar x).
     fn kinetic(&mut self, p: NodeId, mass: NodeId) -> NodeId {

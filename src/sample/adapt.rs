@@ -63,6 +63,14 @@ const GAMMA: f64 = 0.15;
 const T0: f64 = 10.0;
 const KAPPA: f64 = 0.75;
 
+/// The constants a whole transition's graph needs to repeat
+/// [`DualAveraging::update`] on a device.
+pub const RULE: crate::runtime::steps::DualAveragingRule =
+    crate::runtime::steps::DualAveragingRule {
+        t0: T0,
+        gamma: GAMMA,
+    };
+
 impl DualAveraging {
     pub fn new(eps: f64, target: f64) -> Self {
         let mut d = DualAveraging {
@@ -84,6 +92,11 @@ impl DualAveraging {
         self.h_bar = 0.0;
         self.count = 0.0;
         self.trace.clear();
+    }
+    /// What a device's copy of the update starts a window from: μ, h̄ and
+    /// the count of updates since the last restart.
+    pub fn carried(&self) -> (f64, f64, f64) {
+        (self.mu, self.h_bar, self.count)
     }
     /// Feed one acceptance statistic; returns the next step size.
     pub fn update(&mut self, accept: f64) -> f64 {

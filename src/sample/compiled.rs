@@ -272,7 +272,15 @@ impl<T: Scalar> CompiledTarget<T> {
                     StepRole::Beta => f.beta,
                     // Inputs of a whole transition only, which runs through
                     // `run_steps`, never through a single call.
-                    StepRole::Energy | StepRole::Uniform | StepRole::Jitter | StepRole::Live => &[],
+                    StepRole::Energy
+                    | StepRole::Uniform
+                    | StepRole::Jitter
+                    | StepRole::Live
+                    | StepRole::AdaptOn
+                    | StepRole::AdaptMu
+                    | StepRole::AdaptTarget
+                    | StepRole::AdaptError
+                    | StepRole::AdaptCount => &[],
                     StepRole::Cond => cond,
                     StepRole::Param => &[],
                 },
@@ -421,19 +429,39 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             Some((kind, k)) if *kind == req.kind => k,
             _ => return Ok(None),
         };
-        // State buffers: the carried state, the per-step draws, the
-        // transition's outputs, and the history each output leaves.
+        // State buffers: the carried state (the step and its dual
+        // averaging, which only warm-up changes), the per-step draws, the
+        // transition's outputs, and the history each recorded output leaves.
+        // Warm-up and sampling bind, carry and record the same buffers, so
+        // that a device compiles one loop for both.
         const X: usize = 0;
         const E: usize = 1;
         const G: usize = 2;
         const NOISE: usize = 3;
         const U: usize = 4;
         const JITTER: usize = 5;
-        const OUT: usize = 6;
+        const STEP: usize = 6;
+        const ERROR: usize = 7;
+        const COUNT: usize = 8;
+        const OUT: usize = 9;
         const HIST: usize = OUT + ORDER.len();
-        // Outputs by name: the carried state (into X, E, G), then the
-        // statistics; every one but the gradient is recorded.
-        const ORDER: [&str; 6] = ["x", "energy", "grad", "accept", "divergent", "hamiltonian"];
+        // Outputs by name: the carried state (into X, E, G), the statistics,
+        // then the step adaptation's (carried into STEP, ERROR, COUNT).
+        // Recorded: the state but the gradient, the statistics and the step
+        // each transition used.
+        const ORDER: [&str; 10] = [
+            "x",
+            "energy",
+            "grad",
+            "accept",
+            "divergent",
+            "hamiltonian",
+            "step",
+            "da_error",
+            "da_count",
+            "used",
+        ];
+        let adapting = st.adapt.is_some();
         let p = self.params.len();
         let binds: Vec<Bind> = k
             .feeds
@@ -442,9 +470,14 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
                 Feed::Param(i) => Bind::Fixed(*i),
                 Feed::Step(r) => match r {
                     StepRole::Cond => Bind::Fixed(p),
-                    StepRole::Step => Bind::Fixed(p + 1),
-                    StepRole::InvMass => Bind::Fixed(p + 2),
-                    StepRole::Live => Bind::Fixed(p + 3),
+                    StepRole::Step => Bind::State(STEP),
+                    StepRole::InvMass => Bind::Fixed(p + 1),
+                    StepRole::Live => Bind::Fixed(p + 2),
+                    StepRole::AdaptOn => Bind::Fixed(p + 3),
+                    StepRole::AdaptMu => Bind::Fixed(p + 4),
+                    StepRole::AdaptTarget => Bind::Fixed(p + 5),
+                    StepRole::AdaptError => Bind::State(ERROR),
+                    StepRole::AdaptCount => Bind::State(COUNT),
                     StepRole::Energy => Bind::State(E),
                     StepRole::Grad => Bind::State(G),
                     StepRole::Noise => Bind::State(NOISE),
@@ -463,23 +496,42 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
                 .position(|n| *n == out.name)
                 .ok_or_else(|| RuntimeError::Internal(format!("transition output {}", out.name)))?;
             outputs.push(OUT + j);
-            if j < 3 {
-                carry.push((OUT + j, j));
+            match j {
+                0..3 => carry.push((OUT + j, j)),
+                6..9 => carry.push((OUT + j, STEP + j - 6)),
+                _ => {}
             }
-            if j != 2 {
+            if !matches!(j, 2 | 6..9) {
                 record.push((OUT + j, HIST + j));
             }
         }
         let (n, d) = (w.n, self.dim);
         let cond = self.cond_buffer(n);
         let fixed: Vec<&Buffer> = self.params.iter().chain([&cond]).collect();
+        let zeros = |len: usize| T::into_buffer(vec![T::zero(); len]);
+        let (mu, target, error, count) = match &st.adapt {
+            Some(a) => (
+                a.mu.to_vec(),
+                a.target.to_vec(),
+                a.error.to_vec(),
+                a.count.to_vec(),
+            ),
+            None => (
+                vec![T::zero(); n],
+                vec![T::zero(); n],
+                vec![T::zero(); n],
+                vec![T::zero(); n],
+            ),
+        };
+        let on = T::from_f64(if adapting { 1.0 } else { 0.0 });
         let extra = [
-            T::into_buffer(st.step.to_vec()),
             T::into_buffer(st.inv_mass.to_vec()),
             T::into_buffer(st.live.to_vec()),
+            T::into_buffer(vec![on; n]),
+            T::into_buffer(mu),
+            T::into_buffer(target),
         ];
         let fixed: Vec<&Buffer> = fixed.into_iter().chain(&extra).collect();
-        let zeros = |len: usize| T::into_buffer(vec![T::zero(); len]);
         let hmc = matches!(req.kind, MhKind::Hmc(_));
         let has_grad = req.kind == MhKind::Mala || hmc;
         let mut state: Vec<Buffer> = vec![
@@ -489,13 +541,23 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             zeros(n * d),
             zeros(n),
             zeros(if hmc { n } else { 0 }),
+            T::into_buffer(st.step.to_vec()),
+            T::into_buffer(error),
+            T::into_buffer(count),
+        ];
+        // The outputs, in ORDER.
+        state.extend([
             zeros(n * d),
             zeros(n),
             zeros(if has_grad { n * d } else { 0 }),
             zeros(n),
             zeros(n),
             zeros(if hmc { n } else { 0 }),
-        ];
+            zeros(n),
+            zeros(n),
+            zeros(n),
+            zeros(n),
+        ]);
         state.extend(ORDER.iter().map(|_| zeros(0)));
         let decision = UniformFeed {
             buffer: U,
@@ -541,6 +603,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             accept: take(HIST + 3)?,
             divergent: take(HIST + 4)?,
             hamiltonian: take(HIST + 5)?,
+            used: take(HIST + 9)?,
         }))
     }
 
@@ -644,7 +707,7 @@ fn transition(
             return Ok(None);
         }
     }
-    let sg = steps::mh_transition(graph, kind).map_err(RuntimeError::Derive)?;
+    let sg = steps::mh_transition(graph, kind, super::adapt::RULE).map_err(RuntimeError::Derive)?;
     if sg.graph.len() > MAX_TRANSITION_NODES {
         return Ok(None);
     }

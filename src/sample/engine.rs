@@ -331,7 +331,8 @@ pub struct MhRequest {
 
 /// A window's chain state: positions, energies and (MALA) gradients,
 /// carried; per-chain step sizes, inverse masses and live flags (1, or 0
-/// for a frozen chain), fixed.
+/// for a frozen chain), fixed — but in warm-up (`adapt`) the step sizes
+/// are carried too, each step's dual-averaging update choosing the next.
 pub struct MhState<'a, T> {
     pub x: &'a mut Vec<T>,
     pub e: &'a mut Vec<T>,
@@ -339,6 +340,16 @@ pub struct MhState<'a, T> {
     pub step: &'a [T],
     pub inv_mass: &'a [T],
     pub live: &'a [T],
+    pub adapt: Option<StepAdaptation<'a, T>>,
+}
+
+/// Each chain's dual averaging as a warm-up window starts
+/// ([`DualAveraging::carried`] and the target acceptance).
+pub struct StepAdaptation<'a, T> {
+    pub mu: &'a [T],
+    pub target: &'a [T],
+    pub error: &'a [T],
+    pub count: &'a [T],
 }
 
 /// The chain state underdamped Langevin carries from step to step.
@@ -350,14 +361,16 @@ pub struct UldState<'a, T> {
 }
 
 /// Every step of a window, step-major: the chains' positions, energies,
-/// acceptances and divergence flags (1 or 0) after it, and for HMC each
-/// transition's initial Hamiltonian.
+/// acceptances and divergence flags (1 or 0) after it, for HMC each
+/// transition's initial Hamiltonian, and the step each transition used
+/// (HMC's jittered ε).
 pub struct History<T> {
     pub x: Vec<T>,
     pub e: Vec<T>,
     pub accept: Vec<T>,
     pub divergent: Vec<T>,
     pub hamiltonian: Vec<T>,
+    pub used: Vec<T>,
 }
 
 /// The most memory a window's history may take; windows are shorter for
@@ -483,6 +496,43 @@ impl Adapter {
             win_ends,
             win: 0,
         }
+    }
+
+    /// Whether warm-up iteration `it`'s draws go into a metric window.
+    fn collects(&self, it: usize) -> bool {
+        self.win < self.win_ends.len() && it >= self.win_start
+    }
+
+    /// Whether warm-up can run in windows of whole transitions: each chain's
+    /// step adapts from its own acceptance alone (a shared step averages
+    /// over chains after every iteration) and the metric is diagonal.
+    fn windowed(&self, cfg: &SamplerConfig, metrics: &Metrics) -> bool {
+        self.on && !(cfg.adapt_step && self.shared) && !metrics.dense()
+    }
+
+    /// The first iteration after `it` at which more than the step sizes
+    /// change, or draws start to be collected: the first metric window's
+    /// start, a metric window's end, or warm-up's end.
+    fn next_boundary(&self, it: usize, run: &RunConfig) -> usize {
+        let window_end = self.win_ends.get(self.win).copied();
+        [Some(self.win_start), window_end]
+            .into_iter()
+            .flatten()
+            .filter(|&b| b > it)
+            .fold(run.warmup, usize::min)
+    }
+
+    /// Each chain's dual averaging as [`StepAdaptation`]'s columns (μ,
+    /// target, h̄, count), in the kernel's dtype.
+    fn carried<T: Scalar>(&self, target: f64) -> [Vec<T>; 4] {
+        let mut cols: [Vec<T>; 4] = Default::default();
+        for da in &self.da {
+            let (mu, error, count) = da.carried();
+            for (col, v) in cols.iter_mut().zip([mu, target, error, count]) {
+                col.push(T::from_f64(v));
+            }
+        }
+        cols
     }
 
     /// After warm-up iteration `it`: updates step sizes and, at the end of a
@@ -1147,8 +1197,14 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
     let mut it = 0;
     while it < total {
         stop_requested()?;
-        if let Some(kind) = windows.filter(|_| it >= run.warmup) {
-            match mh_window(target, kind, run, ch, s, book, it)? {
+        if let Some(kind) = windows.filter(|_| it >= run.warmup || adapter.windowed(cfg, metrics)) {
+            let end = if it >= run.warmup {
+                mh_window(target, kind, run, ch, s, book, it)?
+            } else {
+                let w = WarmWindow { kind, cfg, run, it };
+                warm_window(target, w, ch, s, book, &mut adapter, step, metrics)?
+            };
+            match end {
                 Some(end) => {
                     pb.inc((n * (end - it)) as u64);
                     it = end;
@@ -1206,7 +1262,7 @@ fn mh_loop<T: Scalar, G: Target<T> + ?Sized>(
         book_divergences(book, s, &ch.freeze, warm, it);
         if warm && adapter.on {
             s.x64.clear();
-            if adapter.win < adapter.win_ends.len() && it >= adapter.win_start {
+            if adapter.collects(it) {
                 s.x64.extend(ch.x.iter().map(|v| v.to_f64()));
             }
             let used = matches!(cfg.method, Method::Hmc { .. }).then(|| {
@@ -1265,7 +1321,7 @@ fn mh_window<T: Scalar, G: Target<T> + ?Sized>(
     it: usize,
 ) -> R<Option<usize>> {
     let (n, d) = (ch.n, ch.dim);
-    let per_step = n * (d + 4) * std::mem::size_of::<T>();
+    let per_step = n * (d + 5) * std::mem::size_of::<T>();
     let room = (WINDOW_BYTES / per_step.max(1)).clamp(1, WINDOW_STEPS);
     let steps = room.min(run.warmup + run.steps - it);
     let live: Vec<T> = ch
@@ -1293,6 +1349,7 @@ fn mh_window<T: Scalar, G: Target<T> + ?Sized>(
         step: &s.step_t,
         inv_mass: &s.mass_t,
         live: &live,
+        adapt: None,
     };
     let Some(h) = target.mh_window(req, w, st)? else {
         return Ok(None);
@@ -1317,6 +1374,108 @@ fn mh_window<T: Scalar, G: Target<T> + ?Sized>(
             record_from(book, x, &h.e[rows], d, s, drawn / thin)?;
         }
     }
+    Ok(Some(it + steps))
+}
+
+/// Where a warm-up window starts, and what it samples with.
+#[derive(Clone, Copy)]
+struct WarmWindow<'a> {
+    kind: MhKind,
+    cfg: &'a SamplerConfig,
+    run: &'a RunConfig,
+    it: usize,
+}
+
+/// Warm-up iterations `w.it..` as one window of transitions on the target's
+/// resident buffers, each chain's step adapted there after every transition
+/// by the engine's dual averaging (`runtime::steps::mh_transition` repeats
+/// its update as ops). The window ends where more than the steps change or
+/// positions start to be collected ([`Adapter::next_boundary`]), and is
+/// then booked and adapted
+/// iteration by iteration from its history as [`mh_loop`] does: the
+/// adapter's state (f64) replays the target's updates, and takes over at
+/// the window's end. On f64 kernels the two agree bit for bit, so warm-up
+/// in windows is warm-up one iteration at a time. Returns the window's end,
+/// or `None` when the target has no windows.
+#[allow(clippy::too_many_arguments)]
+fn warm_window<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    w: WarmWindow<'_>,
+    ch: &mut Chains<T>,
+    s: &mut Scratch<T>,
+    book: &mut Book,
+    adapter: &mut Adapter,
+    step: &mut [f64],
+    metrics: &mut Metrics,
+) -> R<Option<usize>> {
+    let (n, d, it) = (ch.n, ch.dim, w.it);
+    let per_step = n * (d + 5) * std::mem::size_of::<T>();
+    let room = (WINDOW_BYTES / per_step.max(1)).clamp(1, WINDOW_STEPS);
+    let steps = room.min(adapter.next_boundary(it, w.run) - it);
+    let live: Vec<T> = ch
+        .freeze
+        .iter()
+        .map(|f| T::from_f64(if f.is_some() { 0.0 } else { 1.0 }))
+        .collect();
+    let adapting = w.cfg.adapt_step;
+    let [mu, goal, error, count] = adapter.carried::<T>(w.cfg.target_accept);
+    let req = MhRequest {
+        kind: w.kind,
+        stream: STREAM_ACCEPT,
+        jitter_stream: STREAM_JITTER,
+        first: book.first as u64,
+    };
+    let window = Window {
+        n,
+        seed: w.run.seed,
+        t0: it as u64,
+        steps: steps as u64,
+        offset: (book.first * d) as u64,
+    };
+    let st = MhState {
+        x: &mut ch.x,
+        e: &mut ch.e,
+        g: &mut ch.g,
+        step: &s.step_t,
+        inv_mass: &s.mass_t,
+        live: &live,
+        adapt: adapting.then_some(StepAdaptation {
+            mu: &mu,
+            target: &goal,
+            error: &error,
+            count: &count,
+        }),
+    };
+    let Some(h) = target.mh_window(req, window, st)? else {
+        return Ok(None);
+    };
+    let hmc = matches!(w.kind, MhKind::Hmc(_));
+    for k in 0..steps {
+        let rows = k * n..(k + 1) * n;
+        for ((a, v), c) in s.accept.iter_mut().zip(&h.accept[rows.clone()]).zip(0..) {
+            *a = v.to_f64();
+            s.divergent[c] = h.divergent[k * n + c].to_f64() != 0.0;
+        }
+        let i = it + k;
+        book_divergences(book, s, &ch.freeze, true, i);
+        s.x64.clear();
+        if adapter.collects(i) {
+            s.x64
+                .extend(h.x[k * n * d..(k + 1) * n * d].iter().map(|v| v.to_f64()));
+        }
+        s.used_step.clear();
+        if hmc && adapting {
+            s.used_step.extend(h.used[rows].iter().map(|v| v.to_f64()));
+        }
+        let used = (!s.used_step.is_empty()).then_some(&s.used_step[..]);
+        let (accept, x64) = (&s.accept, &s.x64);
+        if adapter.update(
+            w.cfg, w.run, i, accept, &ch.freeze, x64, step, metrics, used,
+        ) {
+            refresh(&mut s.mass_t, &metrics.diag);
+        }
+    }
+    refresh(&mut s.step_t, step);
     Ok(Some(it + steps))
 }
 

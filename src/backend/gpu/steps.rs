@@ -1032,9 +1032,10 @@ mod tests {
     /// A window of MALA transitions (`runtime::steps::mh_transition`) on
     /// the device against the host loop on the same kernel: the uniforms
     /// (64-bit SplitMix on 32-bit words) are the host's bit for bit, and the
-    /// carried state and every step's recorded outputs agree, over more
-    /// steps than one submit holds, with a chain not live and proposals
-    /// that diverge.
+    /// carried state — the step sizes and their dual averaging too, as in
+    /// warm-up — and every step's recorded outputs agree, over more steps
+    /// than one submit holds, with a chain not live and proposals that
+    /// diverge.
     #[test]
     fn metropolis_windows_on_the_device_match_the_host_loop() {
         let Some(gpu) = gpu() else { return };
@@ -1052,11 +1053,12 @@ mod tests {
         };
         let module = pipeline::analyze(&file).unwrap();
         let energy = crate::lower::lower(&module, "cliff").unwrap();
-        let sg = mh_transition(&energy, MhKind::Mala).unwrap();
+        let sg = mh_transition(&energy, MhKind::Mala, crate::sample::adapt::RULE).unwrap();
         let g = crate::opt::optimize(&sg.graph, Default::default());
         let kernel = gpu.compile(&g, DType::F32).unwrap();
-        // State: 0 x, 1 e, 2 grad, 3 noise, 4 uniform, 5.. outputs,
-        // 10.. histories; fixed: 0 step, 1 inv_mass, 2 live.
+        // State: 0 x, 1 e, 2 grad, 3 noise, 4 uniform, 5 step, 6 h̄,
+        // 7 count, 8.. outputs, 17.. histories; fixed: 0 inv_mass, 1 live,
+        // 2 μ, 3 target, 4 adapting (1).
         let binds: Vec<Bind> = g
             .inputs()
             .iter()
@@ -1066,20 +1068,39 @@ mod tests {
                 "grad" => Bind::State(2),
                 "noise" => Bind::State(3),
                 "uniform" => Bind::State(4),
-                "step" => Bind::Fixed(0),
-                "inv_mass" => Bind::Fixed(1),
-                _ => Bind::Fixed(2),
+                "step" => Bind::State(5),
+                "da_error" => Bind::State(6),
+                "da_count" => Bind::State(7),
+                "inv_mass" => Bind::Fixed(0),
+                "live" => Bind::Fixed(1),
+                "da_mu" => Bind::Fixed(2),
+                "da_target" => Bind::Fixed(3),
+                "da_on" => Bind::Fixed(4),
+                other => panic!("input {other}"),
             })
             .collect();
         let names: Vec<&str> = g.outputs.iter().map(|o| o.name.as_str()).collect();
-        assert_eq!(names, ["x", "energy", "grad", "accept", "divergent"]);
+        assert_eq!(
+            names,
+            [
+                "x",
+                "energy",
+                "grad",
+                "accept",
+                "divergent",
+                "step",
+                "da_error",
+                "da_count",
+                "used"
+            ]
+        );
         let batch = 29;
         let lp = StepLoop {
             first_step: 3,
             steps: STEPS_PER_SUBMIT + 20,
             inputs: &binds,
-            outputs: &[5, 6, 7, 8, 9],
-            carry: &[(5, 0), (6, 1), (7, 2)],
+            outputs: &[8, 9, 10, 11, 12, 13, 14, 15, 16],
+            carry: &[(8, 0), (9, 1), (10, 2), (13, 5), (14, 6), (15, 7)],
             noise: Some(NoiseFeed {
                 buffer: 3,
                 seed: 7,
@@ -1091,7 +1112,7 @@ mod tests {
                 stream: 1,
                 first: 6,
             }],
-            record: &[(5, 10), (6, 11), (8, 12), (9, 13)],
+            record: &[(8, 17), (9, 18), (11, 19), (12, 20), (16, 21)],
             freeze: false,
         };
         let prog = wgsl::generate(&g).unwrap();
@@ -1104,9 +1125,11 @@ mod tests {
         let mut live = vec![1.0f32; batch];
         live[4] = 0.0;
         let fixed = [
-            Buffer::F32(vec![0.9; batch]),
             Buffer::F32(vec![1.0; batch * 3]),
             Buffer::F32(live),
+            Buffer::F32(vec![(10.0f32 * 0.9).ln(); batch]),
+            Buffer::F32(vec![0.6; batch]),
+            Buffer::F32(vec![1.0; batch]),
         ];
         let fixed: Vec<&Buffer> = fixed.iter().collect();
         let z = |n: usize| Buffer::F32(vec![0.0; n]);
@@ -1117,13 +1140,15 @@ mod tests {
                 Buffer::F32(x0.clone()),
                 z(batch * 3),
                 z(batch),
+                Buffer::F32(vec![0.9; batch]),
+                z(batch),
+                z(batch),
                 z(batch * 3),
                 z(batch),
                 z(batch * 3),
-                z(batch),
-                z(batch),
             ];
-            v.extend((0..4).map(|_| z(0)));
+            v.extend((0..6).map(|_| z(batch)));
+            v.extend((0..5).map(|_| z(0)));
             v
         };
         let (mut dev, mut host) = (fresh(), fresh());
@@ -1142,11 +1167,22 @@ mod tests {
                 assert!(same, "buffer {i}[{k}]: device {p}, host {q}");
             }
         };
-        for i in [0, 1, 2, 10, 11, 12, 13] {
+        for i in [0, 1, 2, 5, 6, 7, 17, 18, 19, 20, 21] {
             close(i);
         }
         let steps = lp.steps as usize;
-        let div = host[13].f32s().unwrap();
+        let count = dev[7].f32s().unwrap();
+        assert!(
+            count.iter().all(|&c| c == steps as f32),
+            "one update a step"
+        );
+        let used = host[21].f32s().unwrap();
+        assert_eq!(
+            &used[..batch],
+            &[0.9; 29][..],
+            "the first step used the initial step"
+        );
+        let div = host[20].f32s().unwrap();
         assert_eq!(div.len(), steps * batch);
         assert!(
             (0..steps).all(|t| div[t * batch + 4] == 1.0),
@@ -1154,9 +1190,14 @@ mod tests {
         );
         let diverged = div.iter().filter(|&&d| d == 1.0).count();
         assert!(diverged > steps + 10, "{diverged} divergent proposals");
-        let accept = host[12].f32s().unwrap();
+        let accept = host[19].f32s().unwrap();
         let moved = accept.iter().filter(|&&a| a > 0.0).count();
         assert!(moved > steps * batch / 4, "{moved} accepted");
+        let adapted = &dev[5].f32s().unwrap();
+        assert!(
+            adapted.iter().any(|&s| (s - 0.9).abs() > 0.05),
+            "the steps adapted: {adapted:?}"
+        );
     }
 
     /// Loops the device cannot hold fall back to the host loop.
