@@ -548,10 +548,11 @@ fn every_sampler_runs_on_the_gpu() {
     if gpu("every_sampler_runs_on_the_gpu").is_none() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ebm-gpu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("g.ebm");
-    std::fs::write(&file, "energy g(x: [2]) = (x[0]^2 + x[1]^2) / 2\n").unwrap();
+    let (dir, file) = scratch(
+        "samplers",
+        "g.ebm",
+        "energy g(x: [2]) = (x[0]^2 + x[1]^2) / 2\n",
+    );
     // Short trajectories: each leapfrog step is a kernel call. ULA with
     // step h = 0.1 on N(0, 1) is stationary at variance 1/(1 − h/4);
     // BAOAB's positions are exact for a Gaussian.
@@ -618,6 +619,16 @@ fn every_sampler_runs_on_the_gpu() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A fresh folder for one test, `ebm-gpu-NAME-PID` in the temporary
+/// directory, holding `file` with `text`: the folder and the file's path.
+fn scratch(name: &str, file: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ebm-gpu-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
 /// The values columns (`x.*`) of a sample CSV, row by row.
 fn draws_of(path: &std::path::Path) -> Vec<f64> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -649,14 +660,11 @@ fn unadjusted_langevin_on_the_gpu_draws_what_the_cpu_draws() {
     if gpu("unadjusted_langevin_on_the_gpu_draws_what_the_cpu_draws").is_none() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ebm-gpu-ula-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("g.ebm");
-    std::fs::write(
-        &file,
+    let (dir, file) = scratch(
+        "ula",
+        "g.ebm",
         "energy cliff(x: [3]) = sum(where(x > 5, -x^4, 0.5 * x^2))\n",
-    )
-    .unwrap();
+    );
     let init = dir.join("init.npy");
     let x0: Vec<f64> = (0..24)
         .map(|i| if i == 7 { 4.99 } else { (i as f64 * 0.7).sin() })
@@ -764,15 +772,12 @@ fn metropolis_windows_on_the_gpu_draw_what_the_cpu_draws() {
     if gpu("metropolis_windows_on_the_gpu_draw_what_the_cpu_draws").is_none() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ebm-gpu-mh-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("b.ebm");
-    std::fs::write(
-        &file,
+    let (dir, file) = scratch(
+        "mh",
+        "b.ebm",
         "energy banana(x: [2]) = 0.5 * x[0]^2 + 2 * (x[1] - x[0]^2)^2\n\
          energy tilted(x: [2]) = 0.5 * x[0]^2 + 0.5 * (x[1] - 0.5 * x[0])^2\n",
-    )
-    .unwrap();
+    );
     // HMC on a Gaussian: on the banana its adapted step makes trajectories
     // in the tails unstable, and whether ΔH passes the divergence bound
     // there turns on the last bit of the jittered step, which the device
@@ -877,17 +882,14 @@ fn training_on_the_gpu_follows_the_cpu() {
     if gpu("training_on_the_gpu_follows_the_cpu").is_none() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ebm-gpu-train-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("m.ebm");
-    std::fs::write(
-        &file,
+    let (dir, file) = scratch(
+        "train",
+        "m.ebm",
         "param W1: [2, 16] ~ normal(0, 0.3)\n\
          param b1: [16] ~ normal(0, 0.1)\n\
          param W2: [16, 1] ~ normal(0, 0.3)\n\
          energy e(x: [2]) = (swish(x @ W1 + b1) @ W2)[0] + 0.05 * sum(x^2)\n",
-    )
-    .unwrap();
+    );
     let file = file.to_str().unwrap();
     let jem_model = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jem/digits.ebm");
     let digits = concat!(
@@ -991,10 +993,11 @@ fn an_adapter_is_chosen_by_name() {
     if gpu("an_adapter_is_chosen_by_name").is_none() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ebm-gpu-adapter-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("g.ebm");
-    std::fs::write(&file, "energy g(x: [2]) = (x[0]^2 + x[1]^2) / 2\n").unwrap();
+    let (dir, file) = scratch(
+        "adapter",
+        "g.ebm",
+        "energy g(x: [2]) = (x[0]^2 + x[1]^2) / 2\n",
+    );
     let run = |name: &str| {
         let out = dir.join("draws.csv");
         let args = [
