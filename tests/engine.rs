@@ -839,3 +839,125 @@ fn metropolis_windows_book_what_the_host_loop_books() {
         );
     }
 }
+
+/// [`Windowed`], counting its kernels' single calls and step loops.
+struct Counted {
+    inner: Windowed,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    loops: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A kernel of [`Counted`].
+struct CountedKernel {
+    inner: Arc<dyn ebm::backend::Kernel>,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    loops: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ebm::backend::Backend for Counted {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn compile(
+        &self,
+        graph: &ebm::ir::Graph,
+        dtype: DType,
+    ) -> Result<Arc<dyn ebm::backend::Kernel>, ebm::backend::BackendError> {
+        Ok(Arc::new(CountedKernel {
+            inner: self.inner.compile(graph, dtype)?,
+            calls: self.calls.clone(),
+            loops: self.loops.clone(),
+        }))
+    }
+    fn metropolis_windows(&self) -> bool {
+        true
+    }
+}
+
+impl ebm::backend::Kernel for CountedKernel {
+    fn graph(&self) -> &ebm::ir::Graph {
+        self.inner.graph()
+    }
+    fn dtype(&self) -> DType {
+        self.inner.dtype()
+    }
+    fn run_f64(
+        &self,
+        inputs: &[&[f64]],
+        outputs: &mut [&mut [f64]],
+        batch: usize,
+    ) -> Result<(), ebm::backend::BackendError> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.run_f64(inputs, outputs, batch)
+    }
+    fn run_f32(
+        &self,
+        inputs: &[&[f32]],
+        outputs: &mut [&mut [f32]],
+        batch: usize,
+    ) -> Result<(), ebm::backend::BackendError> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.run_f32(inputs, outputs, batch)
+    }
+    fn run_steps(
+        &self,
+        lp: &ebm::backend::StepLoop<'_>,
+        fixed: &[&ebm::backend::Buffer],
+        state: &mut [ebm::backend::Buffer],
+        batch: usize,
+        frozen: &mut [Option<u64>],
+    ) -> Result<(), ebm::backend::BackendError> {
+        self.loops
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.run_steps(lp, fixed, state, batch, frozen)
+    }
+}
+
+/// A per-chain warm-up runs in windows (one step loop per stretch between
+/// the host's adaptation events, no call per proposal): a 500-iteration
+/// warm-up of MALA or HMC (diagonal metric) on a backend with Metropolis
+/// windows is six step loops — up to the first metric window, each of its
+/// four windows, the last 50 iterations — and the random walk's (unit
+/// metric) one; the sampling phase one more; and only the few single calls
+/// of the start (energies, gradients and the curvature estimate at the
+/// initial points). A shared step keeps one call per proposal in warm-up.
+#[test]
+fn a_per_chain_warm_up_runs_in_windows() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let program = Program::from_source(CLIFFED).unwrap();
+    for (cfg, windows) in [
+        (SamplerConfig::mala(0.6), 7),
+        (SamplerConfig::rwmh(1.5), 2),
+        (SamplerConfig::hmc(0.4, 3), 7),
+    ] {
+        for shared in [false, true] {
+            let (calls, loops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let backend = Counted {
+                inner: Windowed(Arc::new(Interp)),
+                calls: calls.clone(),
+                loops: loops.clone(),
+            };
+            let energy = program
+                .energy_with("cliffed", Arc::new(backend), DType::F64)
+                .unwrap();
+            let mut cfg = cfg.clone();
+            if shared {
+                cfg.adapt_scope = AdaptScope::Shared;
+            }
+            let mut run = RunConfig::new(4, 500, 100, 3);
+            run.threads = 1;
+            run_compiled(&energy, None, &cfg, &run).unwrap();
+            let (calls, loops) = (calls.load(Ordering::Relaxed), loops.load(Ordering::Relaxed));
+            let name = cfg.method.name();
+            if shared {
+                assert!(calls >= 500, "{name}, shared step: {calls} single calls");
+                assert_eq!(loops, 1, "{name}, shared step: the sampling window");
+            } else {
+                assert!(calls <= 10, "{name}: {calls} single calls");
+                assert_eq!(loops, windows, "{name}: step loops");
+            }
+        }
+    }
+}
