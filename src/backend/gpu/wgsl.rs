@@ -1387,26 +1387,45 @@ const ONE_PASS_VALUES: usize = 4096;
 const TRIPS: &str = "/*trips*/";
 
 /// The most loops a per-sample body may hold with counts the shader
-/// compiler sees.
+/// compiler sees ...
 const UNROLLED_LOOPS: usize = 32;
+/// ... and the most iterations its marked loops may run in all.
+const UNROLLED_TRIPS: usize = 256;
 
 /// Settles the marked loop counts of one entry point's per-sample body:
-/// visible to the shader compiler in a body of at most [`UNROLLED_LOOPS`]
-/// loops, whose unrolled loops run faster (W1's ULA step took 1.5 s
-/// unrolled, 1.9–2.3 s rolled, on lavapipe); hidden in a longer one
-/// (`+ P.zero`, the uniform that is 0 at run time), where unrolling
-/// turns a few hundred loops into tens of thousands of instructions:
-/// score matching's 198-node, 96-loop body took lavapipe 76 s to compile
-/// at its first call unrolled and 1.0 s rolled, and the calls after it
-/// ran in half the time.
+/// visible to the shader compiler in a short body — at most
+/// [`UNROLLED_LOOPS`] loops of at most [`UNROLLED_TRIPS`] iterations in
+/// all — whose unrolled loops run faster (W1's ULA step, 17 loops of 116
+/// iterations, took 1.5 s unrolled, 1.9–2.3 s rolled, on lavapipe);
+/// hidden in a longer one (`+ P.zero`, the uniform that is 0 at run time),
+/// where unrolling turns the loops into thousands of instructions: score
+/// matching's 198-node, 96-loop body took lavapipe 76 s to compile at its
+/// first call unrolled and 1.0 s rolled; with improved CD's mixed product
+/// (20 loops of 324 iterations) unrolled, a training run's first loss
+/// phase took 10 s against 2–3 s rolled, and each later one 3 ms against
+/// 1 ms. (W2's step, 5 loops of 300 iterations, runs as fast either way.)
 fn settle_trips(body: &str) -> String {
     let loops = body.matches("for (var ").count();
-    let hidden = if loops > UNROLLED_LOOPS {
+    let hidden = if loops > UNROLLED_LOOPS || marked_trips(body) > UNROLLED_TRIPS {
         " + P.zero"
     } else {
         ""
     };
     body.replace(TRIPS, hidden)
+}
+
+/// The sum of the marked loop counts of `body` (each written `{n}u`
+/// before its mark).
+fn marked_trips(body: &str) -> usize {
+    body.match_indices(TRIPS)
+        .filter_map(|(at, _)| {
+            let digits = body[..at].strip_suffix('u')?;
+            let start = digits
+                .rfind(|c: char| !c.is_ascii_digit())
+                .map_or(0, |i| i + 1);
+            digits[start..].parse::<usize>().ok()
+        })
+        .fold(0, usize::saturating_add)
 }
 
 /// Whether `g` runs as one pass in which each sample's invocation computes
@@ -1468,11 +1487,11 @@ fn sum_expr(terms: &[String]) -> String {
 mod tests {
     use super::*;
 
-    /// A one-pass graph of `links` stored sums `y ← tanh(y) + y` over 3
-    /// values: one loop each.
-    fn chain(links: usize) -> Graph {
+    /// A one-pass graph of `links` stored sums `y ← tanh(y) + y` over
+    /// `width` values: one loop each.
+    fn chain(links: usize, width: usize) -> Graph {
         let mut g = Graph::new("chain");
-        let mut y = g.input_node("x", vec![3], InputKind::Sample);
+        let mut y = g.input_node("x", vec![width], InputKind::Sample);
         for _ in 0..links {
             let t = g.unary(UnaryOp::Tanh, y);
             y = g.binary(BinaryOp::Add, t, y);
@@ -1483,13 +1502,29 @@ mod tests {
 
     #[test]
     fn long_bodies_hide_their_loop_counts() {
-        for (links, hidden) in [(UNROLLED_LOOPS, false), (UNROLLED_LOOPS + 1, true)] {
-            let prog = generate(&chain(links)).unwrap();
-            assert_eq!(prog.passes.len(), 1, "{links} links: one pass");
+        // Past the most loops (of 3 iterations each), then past the most
+        // iterations in all (4 loops of 64, then of 65).
+        for (links, width, hidden) in [
+            (UNROLLED_LOOPS, 3, false),
+            (UNROLLED_LOOPS + 1, 3, true),
+            (4, UNROLLED_TRIPS / 4, false),
+            (4, UNROLLED_TRIPS / 4 + 1, true),
+        ] {
+            let prog = generate(&chain(links, width)).unwrap();
+            let case = format!("{links} links of {width}");
+            assert_eq!(prog.passes.len(), 1, "{case}: one pass");
             let text = &prog.kernel;
             assert!(!text.contains(TRIPS), "{text}");
-            assert_eq!(text.contains("e < 3u + P.zero;"), hidden, "{links} links");
-            assert_eq!(text.contains("e < 3u;"), !hidden, "{links} links");
+            assert_eq!(
+                text.contains(&format!("e < {width}u + P.zero;")),
+                hidden,
+                "{case}"
+            );
+            assert_eq!(text.contains(&format!("e < {width}u;")), !hidden, "{case}");
         }
+        assert_eq!(
+            marked_trips(&format!("a < 12u{TRIPS}; b < x + 3u{TRIPS};")),
+            15
+        );
     }
 }
