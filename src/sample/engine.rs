@@ -1320,47 +1320,15 @@ fn mh_window<T: Scalar, G: Target<T> + ?Sized>(
     book: &mut Book,
     it: usize,
 ) -> R<Option<usize>> {
-    let (n, d) = (ch.n, ch.dim);
-    let per_step = n * (d + 5) * std::mem::size_of::<T>();
-    let room = (WINDOW_BYTES / per_step.max(1)).clamp(1, WINDOW_STEPS);
-    let steps = room.min(run.warmup + run.steps - it);
-    let live: Vec<T> = ch
-        .freeze
-        .iter()
-        .map(|f| T::from_f64(if f.is_some() { 0.0 } else { 1.0 }))
-        .collect();
-    let req = MhRequest {
-        kind,
-        stream: STREAM_ACCEPT,
-        jitter_stream: STREAM_JITTER,
-        first: book.first as u64,
-    };
-    let w = Window {
-        n,
-        seed: run.seed,
-        t0: it as u64,
-        steps: steps as u64,
-        offset: (book.first * d) as u64,
-    };
-    let st = MhState {
-        x: &mut ch.x,
-        e: &mut ch.e,
-        g: &mut ch.g,
-        step: &s.step_t,
-        inv_mass: &s.mass_t,
-        live: &live,
-        adapt: None,
-    };
-    let Some(h) = target.mh_window(req, w, st)? else {
+    let limit = run.warmup + run.steps - it;
+    let Some((steps, h)) = run_window(target, kind, run.seed, it, limit, ch, s, book, None)? else {
         return Ok(None);
     };
+    let (n, d) = (ch.n, ch.dim);
     let thin = run.thin.max(1);
     for k in 0..steps {
         let rows = k * n..(k + 1) * n;
-        for ((a, v), c) in s.accept.iter_mut().zip(&h.accept[rows.clone()]).zip(0..) {
-            *a = v.to_f64();
-            s.divergent[c] = h.divergent[k * n + c].to_f64() != 0.0;
-        }
+        statistics_of_step(s, &h, k, n);
         if let MhKind::Hmc(m) = kind {
             refresh_from(&mut s.hamiltonian, &h.hamiltonian[rows.clone()]);
             s.leaps.fill(m.leapfrog as u32);
@@ -1375,6 +1343,67 @@ fn mh_window<T: Scalar, G: Target<T> + ?Sized>(
         }
     }
     Ok(Some(it + steps))
+}
+
+/// Up to `limit` iterations from `it` as one window of transitions on the
+/// target's resident buffers (fewer where the history would pass
+/// [`WINDOW_BYTES`] or [`WINDOW_STEPS`]), adapting the steps where `adapt`
+/// says: the iterations run and their history, or `None` when the target
+/// has no windows.
+#[allow(clippy::too_many_arguments)]
+fn run_window<T: Scalar, G: Target<T> + ?Sized>(
+    target: &G,
+    kind: MhKind,
+    seed: u64,
+    it: usize,
+    limit: usize,
+    ch: &mut Chains<T>,
+    s: &Scratch<T>,
+    book: &Book,
+    adapt: Option<StepAdaptation<'_, T>>,
+) -> R<Option<(usize, History<T>)>> {
+    let (n, d) = (ch.n, ch.dim);
+    let per_step = n * (d + 5) * std::mem::size_of::<T>();
+    let room = (WINDOW_BYTES / per_step.max(1)).clamp(1, WINDOW_STEPS);
+    let steps = room.min(limit);
+    let live: Vec<T> = ch
+        .freeze
+        .iter()
+        .map(|f| T::from_f64(if f.is_some() { 0.0 } else { 1.0 }))
+        .collect();
+    let req = MhRequest {
+        kind,
+        stream: STREAM_ACCEPT,
+        jitter_stream: STREAM_JITTER,
+        first: book.first as u64,
+    };
+    let w = Window {
+        n,
+        seed,
+        t0: it as u64,
+        steps: steps as u64,
+        offset: (book.first * d) as u64,
+    };
+    let st = MhState {
+        x: &mut ch.x,
+        e: &mut ch.e,
+        g: &mut ch.g,
+        step: &s.step_t,
+        inv_mass: &s.mass_t,
+        live: &live,
+        adapt,
+    };
+    Ok(target.mh_window(req, w, st)?.map(|h| (steps, h)))
+}
+
+/// Step `k`'s acceptances and divergence flags of a window's `n` chains,
+/// into the scratch the bookkeeping reads.
+fn statistics_of_step<T: Scalar>(s: &mut Scratch<T>, h: &History<T>, k: usize, n: usize) {
+    let rows = k * n..(k + 1) * n;
+    for (c, (a, v)) in s.accept.iter_mut().zip(&h.accept[rows]).enumerate() {
+        *a = v.to_f64();
+        s.divergent[c] = h.divergent[k * n + c].to_f64() != 0.0;
+    }
 }
 
 /// Where a warm-up window starts, and what it samples with.
@@ -1408,54 +1437,24 @@ fn warm_window<T: Scalar, G: Target<T> + ?Sized>(
     step: &mut [f64],
     metrics: &mut Metrics,
 ) -> R<Option<usize>> {
-    let (n, d, it) = (ch.n, ch.dim, w.it);
-    let per_step = n * (d + 5) * std::mem::size_of::<T>();
-    let room = (WINDOW_BYTES / per_step.max(1)).clamp(1, WINDOW_STEPS);
-    let steps = room.min(adapter.next_boundary(it, w.run) - it);
-    let live: Vec<T> = ch
-        .freeze
-        .iter()
-        .map(|f| T::from_f64(if f.is_some() { 0.0 } else { 1.0 }))
-        .collect();
+    let it = w.it;
     let adapting = w.cfg.adapt_step;
     let [mu, goal, error, count] = adapter.carried::<T>(w.cfg.target_accept);
-    let req = MhRequest {
-        kind: w.kind,
-        stream: STREAM_ACCEPT,
-        jitter_stream: STREAM_JITTER,
-        first: book.first as u64,
-    };
-    let window = Window {
-        n,
-        seed: w.run.seed,
-        t0: it as u64,
-        steps: steps as u64,
-        offset: (book.first * d) as u64,
-    };
-    let st = MhState {
-        x: &mut ch.x,
-        e: &mut ch.e,
-        g: &mut ch.g,
-        step: &s.step_t,
-        inv_mass: &s.mass_t,
-        live: &live,
-        adapt: adapting.then_some(StepAdaptation {
-            mu: &mu,
-            target: &goal,
-            error: &error,
-            count: &count,
-        }),
-    };
-    let Some(h) = target.mh_window(req, window, st)? else {
+    let adapt = adapting.then_some(StepAdaptation {
+        mu: &mu,
+        target: &goal,
+        error: &error,
+        count: &count,
+    });
+    let limit = adapter.next_boundary(it, w.run) - it;
+    let Some((steps, h)) = run_window(target, w.kind, w.run.seed, it, limit, ch, s, book, adapt)?
+    else {
         return Ok(None);
     };
+    let (n, d) = (ch.n, ch.dim);
     let hmc = matches!(w.kind, MhKind::Hmc(_));
     for k in 0..steps {
-        let rows = k * n..(k + 1) * n;
-        for ((a, v), c) in s.accept.iter_mut().zip(&h.accept[rows.clone()]).zip(0..) {
-            *a = v.to_f64();
-            s.divergent[c] = h.divergent[k * n + c].to_f64() != 0.0;
-        }
+        statistics_of_step(s, &h, k, n);
         let i = it + k;
         book_divergences(book, s, &ch.freeze, true, i);
         s.x64.clear();
@@ -1465,7 +1464,8 @@ fn warm_window<T: Scalar, G: Target<T> + ?Sized>(
         }
         s.used_step.clear();
         if hmc && adapting {
-            s.used_step.extend(h.used[rows].iter().map(|v| v.to_f64()));
+            s.used_step
+                .extend(h.used[k * n..(k + 1) * n].iter().map(|v| v.to_f64()));
         }
         let used = (!s.used_step.is_empty()).then_some(&s.used_step[..]);
         let (accept, x64) = (&s.accept, &s.x64);
