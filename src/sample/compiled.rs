@@ -447,8 +447,11 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         const HIST: usize = OUT + ORDER.len();
         // Outputs by name: the carried state (into X, E, G), the statistics,
         // then the step adaptation's (carried into STEP, ERROR, COUNT).
-        // Recorded: the state but the gradient, the statistics and the step
-        // each transition used.
+        // Recorded: the state but the gradient, the statistics and, for
+        // HMC, the step each transition used (its jittered ε, which the
+        // final step's fit reads; MALA's and the walk's is the carried
+        // step itself). What is recorded depends on the kind alone, so
+        // one kernel keeps one loop layout.
         const ORDER: [&str; 10] = [
             "x",
             "energy",
@@ -462,6 +465,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             "used",
         ];
         let adapting = st.adapt.is_some();
+        let hmc = matches!(req.kind, MhKind::Hmc(_));
         let p = self.params.len();
         let binds: Vec<Bind> = k
             .feeds
@@ -501,7 +505,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
                 6..9 => carry.push((OUT + j, STEP + j - 6)),
                 _ => {}
             }
-            if !matches!(j, 2 | 6..9) {
+            if !matches!(j, 2 | 6..9) && (j != 9 || hmc) {
                 record.push((OUT + j, HIST + j));
             }
         }
@@ -509,19 +513,9 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         let cond = self.cond_buffer(n);
         let fixed: Vec<&Buffer> = self.params.iter().chain([&cond]).collect();
         let zeros = |len: usize| T::into_buffer(vec![T::zero(); len]);
-        let (mu, target, error, count) = match &st.adapt {
-            Some(a) => (
-                a.mu.to_vec(),
-                a.target.to_vec(),
-                a.error.to_vec(),
-                a.count.to_vec(),
-            ),
-            None => (
-                vec![T::zero(); n],
-                vec![T::zero(); n],
-                vec![T::zero(); n],
-                vec![T::zero(); n],
-            ),
+        let [mu, target, error, count] = match &st.adapt {
+            Some(a) => [a.mu, a.target, a.error, a.count].map(<[T]>::to_vec),
+            None => std::array::from_fn(|_| vec![T::zero(); n]),
         };
         let on = T::from_f64(if adapting { 1.0 } else { 0.0 });
         let extra = [
@@ -532,7 +526,6 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             T::into_buffer(target),
         ];
         let fixed: Vec<&Buffer> = fixed.into_iter().chain(&extra).collect();
-        let hmc = matches!(req.kind, MhKind::Hmc(_));
         let has_grad = req.kind == MhKind::Mala || hmc;
         let mut state: Vec<Buffer> = vec![
             T::into_buffer(std::mem::take(st.x)),

@@ -361,9 +361,8 @@ pub struct UldState<'a, T> {
 }
 
 /// Every step of a window, step-major: the chains' positions, energies,
-/// acceptances and divergence flags (1 or 0) after it, for HMC each
-/// transition's initial Hamiltonian, and the step each transition used
-/// (HMC's jittered ε).
+/// acceptances and divergence flags (1 or 0) after it, and for HMC each
+/// transition's initial Hamiltonian and the step it used (its jittered ε).
 pub struct History<T> {
     pub x: Vec<T>,
     pub e: Vec<T>,
@@ -1420,10 +1419,9 @@ struct WarmWindow<'a> {
 /// by the engine's dual averaging (`runtime::steps::mh_transition` repeats
 /// its update as ops). The window ends where more than the steps change or
 /// positions start to be collected ([`Adapter::next_boundary`]), and is
-/// then booked and adapted
-/// iteration by iteration from its history as [`mh_loop`] does: the
-/// adapter's state (f64) replays the target's updates, and takes over at
-/// the window's end. On f64 kernels the two agree bit for bit, so warm-up
+/// then booked and adapted iteration by iteration from its history as
+/// [`mh_loop`] does: the adapter's state (f64) replays the target's
+/// updates, and takes over at the window's end. On f64 kernels the two agree bit for bit, so warm-up
 /// in windows is warm-up one iteration at a time. Returns the window's end,
 /// or `None` when the target has no windows.
 #[allow(clippy::too_many_arguments)]
