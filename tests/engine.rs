@@ -554,7 +554,7 @@ fn multi_step_calls_match_single_steps_and_see_new_weights() {
         }
         match x {
             Buffer::F32(v) => v,
-            Buffer::F64(_) => unreachable!(),
+            Buffer::F64(_) | Buffer::Held(_) => unreachable!(),
         }
     };
     let (w, w2) = (weights(0.2), weights(-0.3));

@@ -346,6 +346,112 @@ fn bitwise_form(gpu: &Gpu, g: &Graph, batches: &[usize], what: &str) {
     }
 }
 
+/// Buffers held on the device (`Gpu::upload`/`alloc`) are bound where
+/// they are: a call whose inputs and outputs are held — all of them, or
+/// every other one, the rest host slices — computes what the same call on
+/// host slices computes, to the bit, read back with `download`. Over both
+/// program forms, arenas small enough to cut a call into chunks (held rows
+/// copied at each chunk's offset, batch sums carried across chunks), and
+/// outputs of batch-invariant nodes (repeated or summed on the host, then
+/// written to their buffer).
+#[test]
+fn held_buffers_are_bound_where_they_are() {
+    let Some(gpu) = gpu("held_buffers_are_bound_where_they_are") else {
+        return;
+    };
+    let graphs = [all_derivatives(&mlp_graph(16)), invariant_graph()];
+    // 2633 values a sample for the network's kernel: 7 samples a chunk.
+    let small = Gpu::with_arena_limit(20_000).unwrap();
+    let mut forms: Vec<(Gpu, &str)> = both(&gpu).into_iter().collect();
+    forms.push((small, "chunked"));
+    for g in &graphs {
+        for (gpu, form) in &forms {
+            let k = gpu.compile(g, DType::F32).unwrap();
+            for batch in BATCHES {
+                let ins: Vec<Vec<f32>> = inputs_for(g, batch, batch as u64 + 3)
+                    .iter()
+                    .map(|v| v.iter().map(|&x| x as f32).collect())
+                    .collect();
+                let host = run_host(k.as_ref(), &ins, batch);
+                for every in [1, 2] {
+                    let held = run_held(gpu, k.as_ref(), &ins, batch, every);
+                    for (j, (a, b)) in held.iter().zip(&host).enumerate() {
+                        let same = a.len() == b.len()
+                            && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(
+                            same,
+                            "{} ({form}), batch {batch}, every {every}: output {j}",
+                            g.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn run_host(k: &dyn ebm::backend::Kernel, ins: &[Vec<f32>], batch: usize) -> Vec<Vec<f32>> {
+    let refs: Vec<&[f32]> = ins.iter().map(|v| &v[..]).collect();
+    let mut outs = output_buffers(k.graph(), batch);
+    let mut o: Vec<&mut [f32]> = outs.iter_mut().map(|v| &mut v[..]).collect();
+    k.run_f32(&refs, &mut o, batch).unwrap();
+    outs
+}
+
+fn output_buffers(g: &Graph, batch: usize) -> Vec<Vec<f32>> {
+    g.outputs
+        .iter()
+        .map(|o| {
+            let n = ebm::ir::numel(g.shape(o.node));
+            match o.reduce {
+                BatchReduce::PerSample => vec![f32::NAN; n * batch],
+                BatchReduce::Sum => vec![f32::NAN; n],
+            }
+        })
+        .collect()
+}
+
+/// The call with every `every`-th input and output held on the device.
+fn run_held(
+    gpu: &Gpu,
+    k: &dyn ebm::backend::Kernel,
+    ins: &[Vec<f32>],
+    batch: usize,
+    every: usize,
+) -> Vec<Vec<f32>> {
+    use ebm::backend::{Arg, Buffer, Dest, HostData};
+    let held_in: Vec<Option<Buffer>> = (ins.iter().enumerate())
+        .map(|(i, v)| (i % every == 0).then(|| gpu.upload(HostData::F32(v)).unwrap()))
+        .collect();
+    let args: Vec<Arg<'_>> = ins
+        .iter()
+        .zip(&held_in)
+        .map(|(v, h)| h.as_ref().map_or(Arg::F32(v), Arg::Buffer))
+        .collect();
+    let mut host = output_buffers(k.graph(), batch);
+    let mut held_out: Vec<Option<Buffer>> = (host.iter().enumerate())
+        .map(|(j, v)| (j % every == 0).then(|| gpu.alloc(v.len(), DType::F32).unwrap()))
+        .collect();
+    {
+        let mut dests: Vec<Dest<'_>> = host
+            .iter_mut()
+            .zip(held_out.iter_mut())
+            .map(|(v, h)| match h {
+                Some(b) => Dest::Buffer(b),
+                None => Dest::F32(v),
+            })
+            .collect();
+        k.run_args(&args, &mut dests, batch).unwrap();
+    }
+    for (v, h) in host.iter_mut().zip(&held_out) {
+        if let Some(b) = h {
+            assert!(matches!(b, Buffer::Held(_)));
+            *v = gpu.download(b).unwrap().iter().map(|&x| x as f32).collect();
+        }
+    }
+    host
+}
+
 /// A shared matrix times a per-sample vector (`W·x`, the backward product
 /// through a layer) is the tiled product transposed.
 #[test]

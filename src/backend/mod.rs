@@ -60,12 +60,53 @@ pub enum BackendError {
 
 /// Values a kernel reads or writes, owned by a backend. The interpreter and
 /// the CPU JIT keep them in host memory (so a host vector moves in and out
-/// without a copy); a device backend keeps its own storage and copies only
-/// in `upload`/`download`.
+/// without a copy); a device backend keeps its own storage ([`Held`]) and
+/// copies only in `upload`/`download`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Buffer {
     F32(Vec<f32>),
     F64(Vec<f64>),
+    /// f32 values in a device's memory, readable only by the backend that
+    /// made them (and by the host through its `download`).
+    Held(Held),
+}
+
+/// A device's storage of `len` f32 values: an opaque handle that the
+/// backend which made it downcasts. Clones share the storage, so a kernel
+/// writing into one is seen through every clone (as two handles of one
+/// GPU buffer are); equality is identity.
+#[derive(Clone)]
+pub struct Held {
+    len: usize,
+    storage: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl Held {
+    pub fn new(len: usize, storage: Arc<dyn std::any::Any + Send + Sync>) -> Held {
+        Held { len, storage }
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The backend's own handle, when it is of type `T`.
+    pub fn storage<T: 'static>(&self) -> Option<&T> {
+        self.storage.downcast_ref::<T>()
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Held) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({} f32 on the device)", self.len)
+    }
 }
 
 impl Default for Buffer {
@@ -79,6 +120,7 @@ impl Buffer {
         match self {
             Buffer::F32(v) => v.len(),
             Buffer::F64(v) => v.len(),
+            Buffer::Held(h) => h.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -86,32 +128,104 @@ impl Buffer {
     }
     pub fn dtype(&self) -> DType {
         match self {
-            Buffer::F32(_) => DType::F32,
+            Buffer::F32(_) | Buffer::Held(_) => DType::F32,
             Buffer::F64(_) => DType::F64,
         }
     }
     pub fn f32s(&self) -> Option<&[f32]> {
         match self {
             Buffer::F32(v) => Some(v),
-            Buffer::F64(_) => None,
+            Buffer::F64(_) | Buffer::Held(_) => None,
         }
     }
     pub fn f32s_mut(&mut self) -> Option<&mut [f32]> {
         match self {
             Buffer::F32(v) => Some(v),
-            Buffer::F64(_) => None,
+            Buffer::F64(_) | Buffer::Held(_) => None,
         }
     }
     pub fn f64s(&self) -> Option<&[f64]> {
         match self {
             Buffer::F64(v) => Some(v),
-            Buffer::F32(_) => None,
+            Buffer::F32(_) | Buffer::Held(_) => None,
         }
     }
     pub fn f64s_mut(&mut self) -> Option<&mut [f64]> {
         match self {
             Buffer::F64(v) => Some(v),
-            Buffer::F32(_) => None,
+            Buffer::F32(_) | Buffer::Held(_) => None,
+        }
+    }
+}
+
+/// One input of a call: host values, or a buffer of the kernel's backend
+/// (which a device backend binds without a trip through the host).
+#[derive(Clone, Copy, Debug)]
+pub enum Arg<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+    Buffer(&'a Buffer),
+}
+
+impl<'a> Arg<'a> {
+    fn f32s(self) -> Option<&'a [f32]> {
+        match self {
+            Arg::F32(v) => Some(v),
+            Arg::Buffer(b) => b.f32s(),
+            Arg::F64(_) => None,
+        }
+    }
+    fn f64s(self) -> Option<&'a [f64]> {
+        match self {
+            Arg::F64(v) => Some(v),
+            Arg::Buffer(b) => b.f64s(),
+            Arg::F32(_) => None,
+        }
+    }
+    pub fn len(self) -> usize {
+        match self {
+            Arg::F32(v) => v.len(),
+            Arg::F64(v) => v.len(),
+            Arg::Buffer(b) => b.len(),
+        }
+    }
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where one output of a call goes: host memory, or a buffer of the
+/// kernel's backend (which a device backend fills without reading it back).
+#[derive(Debug)]
+pub enum Dest<'a> {
+    F32(&'a mut [f32]),
+    F64(&'a mut [f64]),
+    Buffer(&'a mut Buffer),
+}
+
+impl Dest<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Dest::F32(v) => v.len(),
+            Dest::F64(v) => v.len(),
+            Dest::Buffer(b) => b.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn f32s_mut(&mut self) -> Option<&mut [f32]> {
+        match self {
+            Dest::F32(v) => Some(v),
+            Dest::Buffer(b) => b.f32s_mut(),
+            Dest::F64(_) => None,
+        }
+    }
+    fn f64s_mut(&mut self) -> Option<&mut [f64]> {
+        match self {
+            Dest::F64(v) => Some(v),
+            Dest::Buffer(b) => b.f64s_mut(),
+            Dest::F32(_) => None,
         }
     }
 }
@@ -207,15 +321,31 @@ pub trait Kernel: Send + Sync {
         outputs: &mut [&mut Buffer],
         batch: usize,
     ) -> Result<(), BackendError> {
+        let args: Vec<Arg<'_>> = inputs.iter().map(|b| Arg::Buffer(b)).collect();
+        let mut dests: Vec<Dest<'_>> = outputs.iter_mut().map(|b| Dest::Buffer(b)).collect();
+        self.run_args(&args, &mut dests, batch)
+    }
+
+    /// One call whose inputs and outputs are each host values or buffers of
+    /// this kernel's backend. A device backend binds held buffers where they
+    /// are and reads back only the host outputs; the default resolves every
+    /// buffer to host memory (a held one is refused: no host backend makes
+    /// them).
+    fn run_args(
+        &self,
+        inputs: &[Arg<'_>],
+        outputs: &mut [Dest<'_>],
+        batch: usize,
+    ) -> Result<(), BackendError> {
         match self.dtype() {
             DType::F32 => {
-                let ins = host_slices(inputs, Buffer::f32s)?;
-                let mut outs = host_slices_mut(outputs, Buffer::f32s_mut)?;
+                let ins = host_slices(inputs, Arg::f32s)?;
+                let mut outs = host_slices_mut(outputs, Dest::f32s_mut)?;
                 self.run_f32(&ins, &mut outs, batch)
             }
             DType::F64 => {
-                let ins = host_slices(inputs, Buffer::f64s)?;
-                let mut outs = host_slices_mut(outputs, Buffer::f64s_mut)?;
+                let ins = host_slices(inputs, Arg::f64s)?;
+                let mut outs = host_slices_mut(outputs, Dest::f64s_mut)?;
                 self.run_f64(&ins, &mut outs, batch)
             }
         }
@@ -253,22 +383,29 @@ pub trait Kernel: Send + Sync {
     }
 }
 
-fn host_slices<'a, T>(
-    bufs: &[&'a Buffer],
-    get: impl Fn(&'a Buffer) -> Option<&'a [T]>,
+/// Host slices of call inputs (arguments or buffers), or an error for one
+/// of the wrong dtype or held by a device.
+fn host_slices<'a, A: Copy, T>(
+    args: &[A],
+    get: impl Fn(A) -> Option<&'a [T]>,
 ) -> Result<Vec<&'a [T]>, BackendError> {
-    bufs.iter()
-        .map(|b| get(b).ok_or_else(|| BackendError::Buffers("a buffer of the wrong dtype".into())))
+    args.iter()
+        .map(|&a| get(a).ok_or_else(not_on_host))
         .collect()
 }
 
-fn host_slices_mut<'a, 'b, T>(
-    bufs: &'a mut [&'b mut Buffer],
-    get: impl Fn(&'a mut Buffer) -> Option<&'a mut [T]>,
+fn host_slices_mut<'a, A, T>(
+    dests: &'a mut [A],
+    get: impl Fn(&'a mut A) -> Option<&'a mut [T]>,
 ) -> Result<Vec<&'a mut [T]>, BackendError> {
-    bufs.iter_mut()
-        .map(|b| get(b).ok_or_else(|| BackendError::Buffers("a buffer of the wrong dtype".into())))
+    dests
+        .iter_mut()
+        .map(|d| get(d).ok_or_else(not_on_host))
         .collect()
+}
+
+fn not_on_host() -> BackendError {
+    BackendError::Buffers("a buffer of the wrong dtype, or held by a device".into())
 }
 
 /// x·0 is ±0 for a finite x and NaN otherwise; sixteen independent lanes
@@ -351,6 +488,7 @@ fn step_loop(
         let held = match state.get_mut(h) {
             Some(Buffer::F32(v)) => grow_zeroed(v, total),
             Some(Buffer::F64(v)) => grow_zeroed(v, total),
+            Some(Buffer::Held(_)) => return bad("a device buffer in a host step loop"),
             None => return bad("record index out of range"),
         };
         if !held {
@@ -363,7 +501,7 @@ fn step_loop(
             match state.get_mut(nf.buffer) {
                 Some(Buffer::F32(v)) => noise::fill_normal_f32(key, nf.offset, v),
                 Some(Buffer::F64(v)) => noise::fill_normal_f64(key, nf.offset, v),
-                None => return bad("no noise buffer"),
+                Some(Buffer::Held(_)) | None => return bad("no host noise buffer"),
             }
         }
         for &uf in lp.uniforms {
@@ -450,7 +588,7 @@ fn fill_uniforms(uf: UniformFeed, step: u64, buf: Option<&mut Buffer>) -> bool {
             .iter_mut()
             .zip(uf.first..)
             .for_each(|(u, c)| *u = noise::uniform_f64(key, c)),
-        None => return false,
+        Some(Buffer::Held(_)) | None => return false,
     }
     true
 }
@@ -497,6 +635,7 @@ fn freeze_rows(
     let finite = |b: &Buffer, r: std::ops::Range<usize>| match b {
         Buffer::F32(v) => all_finite_f32(&v[r]),
         Buffer::F64(v) => all_finite_f64(&v[r]),
+        Buffer::Held(_) => true,
     };
     let whole = |b: &Buffer| finite(b, 0..b.len());
     if frozen.iter().all(|f| f.is_none()) && carry.iter().all(|&(o, _)| whole(&state[o])) {
@@ -572,7 +711,19 @@ pub trait Backend: Send + Sync {
         Ok(match buf {
             Buffer::F32(v) => v.iter().map(|&x| x as f64).collect(),
             Buffer::F64(v) => v.clone(),
+            Buffer::Held(_) => {
+                return Err(BackendError::Buffers(
+                    "a device buffer downloaded through a host backend".into(),
+                ));
+            }
         })
+    }
+    /// Whether `alloc` and `upload` make buffers held in a device's memory,
+    /// which kernels of this backend read and write where they are (so
+    /// values used by many calls, like parameters, are worth uploading
+    /// once).
+    fn holds_buffers(&self) -> bool {
+        false
     }
     /// The device kernels run on, for run summaries (the GPU's adapter);
     /// `None` for the host.

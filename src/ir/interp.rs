@@ -48,24 +48,34 @@ pub fn eval<T: Real>(g: &Graph, inputs: &[&[T]], batch: usize) -> Result<Vec<Vec
 
 /// Checks that `inputs` match the graph's input declarations for `batch`.
 pub fn check_inputs<T>(g: &Graph, inputs: &[&[T]], batch: usize) -> Result<(), String> {
-    if inputs.len() != g.inputs().len() {
+    check_input_lens(g, inputs.len(), |i| inputs[i].len(), batch)
+}
+
+/// [`check_inputs`] on the lengths alone: `count` inputs, input `i` of
+/// `len(i)` values (a device backend's inputs need not be host slices).
+pub fn check_input_lens(
+    g: &Graph,
+    count: usize,
+    len: impl Fn(usize) -> usize,
+    batch: usize,
+) -> Result<(), String> {
+    if count != g.inputs().len() {
         return Err(format!(
-            "graph {} takes {} inputs, got {}",
+            "graph {} takes {} inputs, got {count}",
             g.name,
             g.inputs().len(),
-            inputs.len()
         ));
     }
-    for (decl, data) in g.inputs().iter().zip(inputs) {
+    for (i, decl) in g.inputs().iter().enumerate() {
         let want = match decl.kind {
             InputKind::Sample => batch * numel(&decl.shape),
             InputKind::Shared => numel(&decl.shape),
         };
-        if data.len() != want {
+        if len(i) != want {
             return Err(format!(
                 "input {} needs {want} values, got {}",
                 decl.name,
-                data.len()
+                len(i)
             ));
         }
     }

@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::autodiff::derived::derive;
 pub use crate::autodiff::derived::{KernelSpec, Pullback, Seed, Slot};
-use crate::backend::{Backend, BackendError, Buffer, DType, Kernel, noise};
+use crate::backend::{Arg, Backend, BackendError, Buffer, DType, Dest, Kernel, noise};
 use crate::ir::Real;
 use crate::ir::{BatchReduce, Graph, InputKind, numel};
 use crate::opt;
-pub use params::{ParamId, ParamStore, ParamView};
+pub use params::{HeldView, ParamId, ParamStore, ParamView};
 
 /// What goes wrong in the runtime: each kind its own variant, rendered by
 /// the caller (the CLI prefixes `error:`; scripts attach a span).
@@ -110,6 +110,10 @@ pub trait Scalar: Real {
     fn from_buffer(b: Buffer) -> Option<Vec<Self>>;
     /// The values of a host buffer of this dtype.
     fn slice(b: &Buffer) -> Option<&[Self]>;
+    /// Host values as a call input.
+    fn arg(v: &[Self]) -> Arg<'_>;
+    /// Host memory as a call output.
+    fn dest(v: &mut [Self]) -> Dest<'_>;
 }
 
 impl Scalar for f64 {
@@ -137,14 +141,20 @@ impl Scalar for f64 {
     fn from_buffer(b: Buffer) -> Option<Vec<f64>> {
         match b {
             Buffer::F64(v) => Some(v),
-            Buffer::F32(_) => None,
+            Buffer::F32(_) | Buffer::Held(_) => None,
         }
     }
     fn slice(b: &Buffer) -> Option<&[f64]> {
         match b {
             Buffer::F64(v) => Some(v),
-            Buffer::F32(_) => None,
+            Buffer::F32(_) | Buffer::Held(_) => None,
         }
+    }
+    fn arg(v: &[f64]) -> Arg<'_> {
+        Arg::F64(v)
+    }
+    fn dest(v: &mut [f64]) -> Dest<'_> {
+        Dest::F64(v)
     }
 }
 
@@ -173,14 +183,20 @@ impl Scalar for f32 {
     fn from_buffer(b: Buffer) -> Option<Vec<f32>> {
         match b {
             Buffer::F32(v) => Some(v),
-            Buffer::F64(_) => None,
+            Buffer::F64(_) | Buffer::Held(_) => None,
         }
     }
     fn slice(b: &Buffer) -> Option<&[f32]> {
         match b {
             Buffer::F32(v) => Some(v),
-            Buffer::F64(_) => None,
+            Buffer::F64(_) | Buffer::Held(_) => None,
         }
+    }
+    fn arg(v: &[f32]) -> Arg<'_> {
+        Arg::F32(v)
+    }
+    fn dest(v: &mut [f32]) -> Dest<'_> {
+        Dest::F32(v)
     }
 }
 
@@ -478,9 +494,20 @@ impl CompiledEnergy {
         }
         let k = self.kernel(spec)?;
         let g = k.kernel.graph();
+        // On a device that holds buffers the parameters are bound where
+        // they are (uploaded once per store version), else host values.
+        let held = match self.backend.holds_buffers() {
+            true => Some(self.store.held_view(self.backend.as_ref())?),
+            false => None,
+        };
         let view = self.store.view::<T>();
-        let mut inputs: Vec<&[T]> = Vec::with_capacity(g.inputs().len());
+        let mut inputs: Vec<Arg<'_>> = Vec::with_capacity(g.inputs().len());
         for (decl, role) in g.inputs().iter().zip(&k.roles) {
+            if let (Role::Param(id), Some(h)) = (role, &held) {
+                let b = &h.buffers[id.0 as usize];
+                inputs.push(Arg::Buffer(b));
+                continue;
+            }
             let (data, name): (&[T], &'static str) = match role {
                 Role::Param(id) => (&view.values[id.0 as usize], "parameter"),
                 Role::X => (args.x, "x"),
@@ -520,7 +547,7 @@ impl CompiledEnergy {
                     found: data.len(),
                 });
             }
-            inputs.push(data);
+            inputs.push(T::arg(data));
         }
         let mut data: Vec<Vec<T>> = g
             .outputs
@@ -533,8 +560,10 @@ impl CompiledEnergy {
                 }
             })
             .collect();
-        let mut views: Vec<&mut [T]> = data.iter_mut().map(|o| o.as_mut_slice()).collect();
-        T::run(k.kernel.as_ref(), &inputs, &mut views, batch).map_err(RuntimeError::Backend)?;
+        let mut dests: Vec<Dest<'_>> = data.iter_mut().map(|o| T::dest(o)).collect();
+        k.kernel
+            .run_args(&inputs, &mut dests, batch)
+            .map_err(RuntimeError::Backend)?;
         Ok(Outputs {
             slots: k.slots.clone(),
             data,

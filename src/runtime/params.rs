@@ -10,7 +10,7 @@
 use std::sync::{Arc, RwLock};
 
 use super::{RuntimeError, Scalar};
-use crate::backend::DType;
+use crate::backend::{Backend, Buffer, DType, HostData};
 
 /// A stable handle to one parameter of a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,12 +30,22 @@ pub struct ParamView<T> {
     pub values: Vec<Vec<T>>,
 }
 
+/// The values of every parameter held in a device's memory, at one version
+/// (uploaded once per version, shared by every kernel of the device).
+#[derive(Debug)]
+pub struct HeldView {
+    pub version: u64,
+    pub buffers: Vec<Buffer>,
+}
+
 #[derive(Default)]
 struct Inner {
     entries: Vec<ParamEntry>,
     version: u64,
     f32_view: Option<Arc<ParamView<f32>>>,
     f64_view: Option<Arc<ParamView<f64>>>,
+    /// A process has one device (`backend::gpu`), so one held view.
+    held_view: Option<Arc<HeldView>>,
 }
 
 /// Named, shaped tensors with a version counter (see the module docs).
@@ -47,6 +57,14 @@ pub struct ParamStore {
 impl std::fmt::Debug for ParamStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ParamStore(v{}, {:?})", self.version(), self.names())
+    }
+}
+
+impl Inner {
+    fn clear_views(&mut self) {
+        self.f32_view = None;
+        self.f64_view = None;
+        self.held_view = None;
     }
 }
 
@@ -97,8 +115,7 @@ impl ParamStore {
             value,
         });
         inner.version += 1;
-        inner.f32_view = None;
-        inner.f64_view = None;
+        inner.clear_views();
         Ok(ParamId(inner.entries.len() as u32 - 1))
     }
 
@@ -214,8 +231,7 @@ impl ParamStore {
             ));
         }
         inner.version += 1;
-        inner.f32_view = None;
-        inner.f64_view = None;
+        inner.clear_views();
         Ok(r)
     }
 
@@ -254,9 +270,86 @@ impl ParamStore {
         view
     }
 
+    /// Every value held by `backend` (which keeps buffers in a device's
+    /// memory, `Backend::holds_buffers`): uploaded in f32 once per version,
+    /// so the kernels of one version (a training iteration's sampler and
+    /// its loss) share one upload.
+    pub fn held_view(&self, backend: &dyn Backend) -> Result<Arc<HeldView>, RuntimeError> {
+        if let Some(v) = &self.read().held_view {
+            return Ok(v.clone());
+        }
+        let f32s = self.view_f32();
+        let buffers = f32s
+            .values
+            .iter()
+            .map(|v| backend.upload(HostData::F32(v)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let view = Arc::new(HeldView {
+            version: f32s.version,
+            buffers,
+        });
+        let mut inner = self.write();
+        // A writer may have moved the version while the values went up.
+        if inner.version == view.version {
+            inner.held_view = Some(view.clone());
+        }
+        Ok(view)
+    }
+
     /// Bytes the store and its views hold (for size estimates).
     pub fn bytes(&self, dtype: DType) -> usize {
         let n: usize = self.read().entries.iter().map(|e| e.value.len()).sum();
         n * (8 + dtype.size())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::backend::{BackendError, Interp, Kernel};
+    use crate::ir::Graph;
+
+    /// The interpreter, claiming to hold buffers, counting its uploads.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Backend for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        fn compile(&self, g: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError> {
+            Interp.compile(g, dtype)
+        }
+        fn holds_buffers(&self) -> bool {
+            true
+        }
+        fn upload(&self, data: HostData<'_>) -> Result<Buffer, BackendError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Interp.upload(data)
+        }
+    }
+
+    #[test]
+    fn held_values_go_up_once_per_version() {
+        let store = ParamStore::new();
+        store.insert("w", &[2], vec![1.5, -2.0]).unwrap();
+        store.insert("b", &[], vec![0.25]).unwrap();
+        let dev = Counting::default();
+        let first = store.held_view(&dev).unwrap();
+        let again = store.held_view(&dev).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(dev.0.load(Ordering::Relaxed), 2, "one upload per parameter");
+        assert_eq!(first.buffers[0], Buffer::F32(vec![1.5, -2.0]));
+        store.set("b", &[3.0]).unwrap();
+        let next = store.held_view(&dev).unwrap();
+        assert_eq!(
+            dev.0.load(Ordering::Relaxed),
+            4,
+            "a new version goes up again"
+        );
+        assert_eq!(next.version, store.version());
+        assert_eq!(next.buffers[1], Buffer::F32(vec![3.0]));
     }
 }

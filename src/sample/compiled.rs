@@ -16,11 +16,13 @@ use super::engine::{
     History, MhRequest, MhState, Phase, Proposal, Target, UldState, Window, ula_move,
 };
 use crate::autodiff::derived::{KernelSpec, derive};
-use crate::backend::{Backend, Bind, Buffer, DType, Kernel, NoiseFeed, StepLoop, UniformFeed};
+use crate::backend::{
+    Arg, Backend, Bind, Buffer, DType, Dest, Kernel, NoiseFeed, StepLoop, UniformFeed,
+};
 use crate::ir::{Graph, InputKind, numel};
 use crate::opt;
 use crate::runtime::steps::{self, HmcMove, MhKind, StepGraph, StepRole, UlaMove, UldMove};
-use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
+use crate::runtime::{CompiledEnergy, HeldView, RuntimeError, Scalar};
 
 type R<T> = Result<T, RuntimeError>;
 
@@ -102,6 +104,9 @@ pub struct CompiledTarget<T: Scalar> {
     /// The parameters (the store's view at `version`), as backend buffers:
     /// kernels read them, multi-step calls bind them.
     params: Vec<Buffer>,
+    /// The same values held on the device, on a backend that holds
+    /// buffers: uploaded once per version for every kernel of the store.
+    held: Option<Arc<HeldView>>,
     version: u64,
 }
 
@@ -166,6 +171,7 @@ impl<T: Scalar> CompiledTarget<T> {
             step: Compiled::new(backend, energy, step, dtype)?,
             transition,
             params: Vec::new(),
+            held: None,
             version: u64::MAX,
         }
         .with_params(energy))
@@ -224,7 +230,23 @@ impl<T: Scalar> CompiledTarget<T> {
                 .iter()
                 .map(|v| T::into_buffer(v.clone()))
                 .collect();
+            // A failed upload leaves the host values to bind (a device
+            // that cannot take them fails the call that follows anyway).
+            let backend = energy.backend();
+            self.held = backend
+                .holds_buffers()
+                .then(|| energy.store().held_view(backend.as_ref()).ok())
+                .flatten();
             self.version = view.version;
+        }
+    }
+
+    /// The parameters as multi-step calls bind them: held on the device
+    /// where they are, else host buffers.
+    fn param_buffers(&self) -> &[Buffer] {
+        match &self.held {
+            Some(h) => &h.buffers,
+            None => &self.params,
         }
     }
 
@@ -305,6 +327,18 @@ impl<T: Scalar> CompiledTarget<T> {
         } else {
             &stack[..k.feeds.len()]
         };
+        if let Some(h) = &self.held {
+            let args: Vec<Arg<'_>> = (k.feeds.iter().zip(inputs))
+                .map(|(feed, &data)| match feed {
+                    Feed::Param(i) => h.buffers.get(*i).map_or(T::arg(data), Arg::Buffer),
+                    Feed::Step(_) => T::arg(data),
+                })
+                .collect();
+            let mut dests: Vec<Dest<'_>> = outs.iter_mut().map(|o| T::dest(o)).collect();
+            return (k.kernel)
+                .run_args(&args, &mut dests, n)
+                .map_err(RuntimeError::Backend);
+        }
         T::run(k.kernel.as_ref(), inputs, outs, n).map_err(RuntimeError::Backend)
     }
 }
@@ -346,7 +380,11 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
                 Feed::Step(_) => Bind::State(X),
             })
             .collect();
-        let fixed: Vec<&Buffer> = self.params.iter().chain(std::iter::once(&cond)).collect();
+        let fixed: Vec<&Buffer> = self
+            .param_buffers()
+            .iter()
+            .chain(std::iter::once(&cond))
+            .collect();
         let mut state = [
             T::into_buffer(std::mem::take(x)),
             T::into_buffer(std::mem::take(noise)),
@@ -391,7 +429,11 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             })
             .collect();
         let cond = self.cond_buffer(w.n);
-        let fixed: Vec<&Buffer> = self.params.iter().chain(std::iter::once(&cond)).collect();
+        let fixed: Vec<&Buffer> = self
+            .param_buffers()
+            .iter()
+            .chain(std::iter::once(&cond))
+            .collect();
         let (n, d) = (w.n, self.dim);
         let zeros = |len: usize| T::into_buffer(vec![T::zero(); len]);
         let mut state = vec![
@@ -511,7 +553,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         }
         let (n, d) = (w.n, self.dim);
         let cond = self.cond_buffer(n);
-        let fixed: Vec<&Buffer> = self.params.iter().chain([&cond]).collect();
+        let fixed: Vec<&Buffer> = self.param_buffers().iter().chain([&cond]).collect();
         let zeros = |len: usize| T::into_buffer(vec![T::zero(); len]);
         let [mu, target, error, count] = match &st.adapt {
             Some(a) => [a.mu, a.target, a.error, a.count].map(<[T]>::to_vec),

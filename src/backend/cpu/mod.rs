@@ -1560,7 +1560,7 @@ impl CpuKernel {
         let mut s = p.take_scratch(self.threads);
         let r = super::step_loop(lp, fixed, state, batch, frozen, &mut |ins, outs, t| {
             let ins = super::host_slices(ins, get)?;
-            let mut outs = super::host_slices_mut(outs, get_mut)?;
+            let mut outs = super::host_slices_mut(outs, |b: &mut &mut Buffer| get_mut(b))?;
             let invariants = t == 0 || !reuse;
             p.call(
                 &mut s,

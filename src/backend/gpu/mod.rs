@@ -10,6 +10,7 @@
 //! wgpu's own errors (shader validation, lost devices) are caught through
 //! error scopes and an uncaptured-error handler, never as a panic.
 
+mod held;
 mod steps;
 pub mod wgsl;
 
@@ -18,7 +19,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use wgpu::util::DeviceExt;
 
-use super::{Backend, BackendError, Buffer, DType, Kernel, StepLoop, verified};
+use super::{
+    Arg, Backend, BackendError, Buffer, DType, Dest, HostData, Kernel, StepLoop, verified,
+};
 use crate::ir::{BatchReduce, Graph};
 use wgsl::{OutputSlot, Program, Region, Source};
 
@@ -261,6 +264,39 @@ impl Backend for Gpu {
 
     fn device(&self) -> Option<String> {
         Some(self.dev.name.clone())
+    }
+
+    fn holds_buffers(&self) -> bool {
+        true
+    }
+
+    /// Zeros held on the device.
+    fn alloc(&self, len: usize, dtype: DType) -> Result<Buffer, BackendError> {
+        if dtype != DType::F32 {
+            return Err(f64_refused());
+        }
+        Ok(Buffer::Held(held::zeros(&self.dev, len)))
+    }
+
+    /// A copy of host f32 values held on the device.
+    fn upload(&self, data: HostData<'_>) -> Result<Buffer, BackendError> {
+        match data {
+            HostData::F32(v) => Ok(Buffer::Held(held::upload(&self.dev, v))),
+            HostData::F64(_) => Err(f64_refused()),
+        }
+    }
+
+    /// Held values are read back from the device (after every call
+    /// submitted before); host ones are copied.
+    fn download(&self, buf: &Buffer) -> Result<Vec<f64>, BackendError> {
+        match buf {
+            Buffer::Held(h) => Ok(held::download(&self.dev, h)?
+                .into_iter()
+                .map(f64::from)
+                .collect()),
+            Buffer::F32(v) => Ok(v.iter().map(|&x| f64::from(x)).collect()),
+            Buffer::F64(v) => Ok(v.clone()),
+        }
     }
 
     /// Yes: a call is a round trip to the device. `EBM_MH_WINDOWS=0` runs
@@ -508,63 +544,89 @@ impl GpuKernel {
         }
     }
 
-    /// Samples `lo..hi` of a call: inputs in, every pass, the outputs back.
+    /// Samples `lo..hi` of a call: inputs in (written from the host, or
+    /// copied on the device from held buffers), every pass, then each
+    /// output copied into its held buffer or read back into its host one.
     fn run_chunk(
         &self,
         a: &Arena,
-        inputs: &[&[f32]],
+        inputs: &[Arg<'_>],
+        outputs: &mut [Target<'_>],
         (lo, hi): (usize, usize),
-    ) -> Result<Vec<f32>, BackendError> {
+        batch: usize,
+    ) -> Result<(), BackendError> {
         let (dev, q) = (&self.dev.device, &self.dev.queue);
+        let prog = &self.sh.prog;
         let n = hi - lo;
         let first = u32::from(lo == 0);
         q.write_buffer(&a.params, 0, bytes_u32(&[n as u32, first, 0, 0]));
-        for (slot, data) in self.sh.prog.inputs.iter().zip(inputs) {
-            match slot.region {
-                Some(Region::Inv(o)) => q.write_buffer(&a.arena, (o * 4) as u64, bytes(data)),
-                Some(Region::Var(o)) => {
-                    let at = self.sh.prog.inv_len + o * n;
-                    let rows = &data[lo * slot.numel..hi * slot.numel];
-                    if !rows.is_empty() {
-                        q.write_buffer(&a.arena, (at * 4) as u64, bytes(rows));
-                    }
+        let mut enc = dev.create_command_encoder(&Default::default());
+        for (slot, arg) in prog.inputs.iter().zip(inputs) {
+            let (at, rows) = match slot.region {
+                Some(Region::Inv(o)) => (o, 0..arg.len()),
+                Some(Region::Var(o)) => (prog.inv_len + o * n, lo * slot.numel..hi * slot.numel),
+                None => continue,
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            let to = (at * 4) as u64;
+            match arg {
+                Arg::Buffer(Buffer::Held(h)) => {
+                    let from = (rows.start * 4) as u64;
+                    let len = (rows.len() * 4) as u64;
+                    enc.copy_buffer_to_buffer(held::storage(h)?, from, &a.arena, to, len);
                 }
-                None => {}
+                _ => {
+                    let data = arg.f32s().ok_or_else(wrong_dtype)?;
+                    q.write_buffer(&a.arena, to, bytes(&data[rows]));
+                }
             }
         }
-        let mut enc = dev.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             self.encode_passes(&mut pass, a, n);
         }
-        // Only the outputs come back, packed one after another.
+        // Held outputs are copied on the device; only the host ones come
+        // back, packed one after another.
         let mut at = 0;
-        for (from, len) in read_ranges(&self.sh.prog, n) {
-            if len > 0 {
-                let (from, to, len) = ((from * 4) as u64, (at * 4) as u64, (len * 4) as u64);
-                enc.copy_buffer_to_buffer(&a.arena, from, &a.readback, to, len);
+        for ((from, len), (slot, out)) in read_ranges(prog, n)
+            .into_iter()
+            .zip(prog.outputs.iter().zip(outputs.iter()))
+        {
+            if len == 0 {
+                continue;
             }
-            at += len;
+            let (from, bytes_len) = ((from * 4) as u64, (len * 4) as u64);
+            match out {
+                Target::Device(buf) => {
+                    let to = match *slot {
+                        OutputSlot::Rows { numel, .. } => lo * numel,
+                        _ => 0,
+                    };
+                    enc.copy_buffer_to_buffer(&a.arena, from, buf, (to * 4) as u64, bytes_len);
+                }
+                Target::Host(_) => {
+                    enc.copy_buffer_to_buffer(
+                        &a.arena,
+                        from,
+                        &a.readback,
+                        (at * 4) as u64,
+                        bytes_len,
+                    );
+                    at += len;
+                }
+            }
         }
-        let used = (at.max(1) * 4) as u64;
         q.submit([enc.finish()]);
-        let slice = a.readback.slice(..used);
-        slice.map_async(wgpu::MapMode::Read, |_| {});
-        dev.poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| BackendError::Device(format!("the GPU did not finish: {e}")))?;
-        if let Some(e) = self.dev.take_uncaptured() {
-            return Err(BackendError::Device(e));
+        if outputs.iter().all(|o| matches!(o, Target::Device(_))) {
+            // Nothing to wait for: the queue runs later calls, and any
+            // read of these buffers, after this one.
+            return Ok(());
         }
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| BackendError::Device(format!("cannot read results back: {e}")))?;
-        let values = view
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        drop(view);
-        a.readback.unmap();
-        Ok(values)
+        let values = read_mapped(&self.dev, &a.readback, at)?;
+        gather(prog, &values, outputs, (lo, hi), batch);
+        Ok(())
     }
 
     /// Every pass of the kernel over `n` samples.
@@ -577,13 +639,13 @@ impl GpuKernel {
         }
     }
 
-    fn check_buffers(
+    fn check_args(
         &self,
-        inputs: &[&[f32]],
-        outputs: &[&mut [f32]],
+        inputs: &[Arg<'_>],
+        outputs: &[Dest<'_>],
         batch: usize,
     ) -> Result<(), BackendError> {
-        crate::ir::interp::check_inputs(&self.graph, inputs, batch)
+        crate::ir::interp::check_input_lens(&self.graph, inputs.len(), |i| inputs[i].len(), batch)
             .map_err(BackendError::Buffers)?;
         if outputs.len() != self.sh.prog.outputs.len() {
             return Err(BackendError::Buffers(format!(
@@ -632,18 +694,28 @@ fn read_ranges(prog: &Program, n: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Writes the chunk `lo..hi`'s share of every output from `back`: the
-/// outputs' ranges ([`read_ranges`]) packed in order.
+/// Where one output of a call goes on the device side: a host slice it is
+/// read back into, or a held buffer it is copied into.
+enum Target<'a> {
+    Host(&'a mut [f32]),
+    Device(&'a wgpu::Buffer),
+}
+
+/// Writes the chunk `lo..hi`'s share of every host output from `back`:
+/// their ranges ([`read_ranges`]) packed in order.
 fn gather(
     prog: &Program,
     back: &[f32],
-    outputs: &mut [&mut [f32]],
+    outputs: &mut [Target<'_>],
     (lo, hi): (usize, usize),
     batch: usize,
 ) {
     let mut at = 0;
     let ranges = read_ranges(prog, hi - lo);
-    for ((slot, out), (_, len)) in prog.outputs.iter().zip(outputs.iter_mut()).zip(ranges) {
+    for ((slot, target), (_, len)) in prog.outputs.iter().zip(outputs.iter_mut()).zip(ranges) {
+        let Target::Host(out) = target else {
+            continue;
+        };
         let part = &back[at..at + len];
         at += len;
         match *slot {
@@ -679,6 +751,35 @@ fn gather(
     }
 }
 
+/// `len` f32 values from the start of a mappable buffer, once the queue
+/// has run everything submitted (a wgpu error since is returned instead).
+fn read_mapped(dev: &Device, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, BackendError> {
+    let slice = buffer.slice(..(len.max(1) * 4) as u64);
+    slice.map_async(wgpu::MapMode::Read, |_| {});
+    dev.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| BackendError::Device(format!("the GPU did not finish: {e}")))?;
+    if let Some(e) = dev.take_uncaptured() {
+        buffer.unmap();
+        return Err(BackendError::Device(e));
+    }
+    let view = slice
+        .get_mapped_range()
+        .map_err(|e| BackendError::Device(format!("cannot read results back: {e}")))?;
+    let values = view
+        .chunks_exact(4)
+        .take(len)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    drop(view);
+    buffer.unmap();
+    Ok(values)
+}
+
+fn wrong_dtype() -> BackendError {
+    BackendError::Buffers("the GPU takes f32 values (or its own held buffers)".into())
+}
+
 impl Kernel for GpuKernel {
     fn graph(&self) -> &Graph {
         &self.graph
@@ -707,7 +808,20 @@ impl Kernel for GpuKernel {
         outputs: &mut [&mut [f32]],
         batch: usize,
     ) -> Result<(), BackendError> {
-        self.check_buffers(inputs, outputs, batch)?;
+        let args: Vec<Arg<'_>> = inputs.iter().map(|v| Arg::F32(v)).collect();
+        let mut dests: Vec<Dest<'_>> = outputs.iter_mut().map(|v| Dest::F32(v)).collect();
+        self.run_args(&args, &mut dests, batch)
+    }
+    /// Held inputs are copied into the arena on the device and held
+    /// outputs out of it; a call with no host output returns without
+    /// waiting for the device.
+    fn run_args(
+        &self,
+        inputs: &[Arg<'_>],
+        outputs: &mut [Dest<'_>],
+        batch: usize,
+    ) -> Result<(), BackendError> {
+        self.check_args(inputs, outputs, batch)?;
         let chunk = self.chunk_for(batch)?;
         let mut slot = self.arena.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.as_ref().is_none_or(|a| a.chunk < chunk) {
@@ -715,15 +829,54 @@ impl Kernel for GpuKernel {
         }
         // invariant: set just above.
         let a = slot.as_ref().expect("arena allocated");
-        let mut lo = 0;
-        loop {
-            let hi = (lo + chunk).min(batch);
-            let values = self.run_chunk(a, inputs, (lo, hi))?;
-            gather(&self.sh.prog, &values, outputs, (lo, hi), batch);
-            lo = hi;
-            if lo >= batch {
-                return Ok(());
+        // A held output of a batch-invariant node is repeated or summed over
+        // the batch on the host (`gather`), then written to its buffer.
+        let mut staged: Vec<Option<Vec<f32>>> = outputs
+            .iter()
+            .zip(&self.sh.prog.outputs)
+            .map(|(d, slot)| match (d, slot) {
+                (Dest::Buffer(Buffer::Held(h)), OutputSlot::Same { .. }) => {
+                    Some(vec![0.0; h.len()])
+                }
+                _ => None,
+            })
+            .collect();
+        {
+            let mut targets = targets(outputs, &mut staged)?;
+            let mut lo = 0;
+            loop {
+                let hi = (lo + chunk).min(batch);
+                self.run_chunk(a, inputs, &mut targets, (lo, hi), batch)?;
+                lo = hi;
+                if lo >= batch {
+                    break;
+                }
             }
         }
+        for (d, v) in outputs.iter().zip(staged) {
+            if let (Dest::Buffer(Buffer::Held(h)), Some(v)) = (d, v) {
+                self.dev.queue.write_buffer(held::storage(h)?, 0, bytes(&v));
+            }
+        }
+        Ok(())
     }
+}
+
+/// Each output's target: its held buffer, the host buffer it is staged in,
+/// or its host slice.
+fn targets<'a>(
+    outputs: &'a mut [Dest<'_>],
+    staged: &'a mut [Option<Vec<f32>>],
+) -> Result<Vec<Target<'a>>, BackendError> {
+    outputs
+        .iter_mut()
+        .zip(staged.iter_mut())
+        .map(|(d, s)| match (d, s) {
+            (_, Some(v)) => Ok(Target::Host(v.as_mut_slice())),
+            (Dest::Buffer(Buffer::Held(h)), None) => held::storage(h).map(Target::Device),
+            (Dest::F32(v), None) => Ok(Target::Host(v)),
+            (Dest::Buffer(Buffer::F32(v)), None) => Ok(Target::Host(v.as_mut_slice())),
+            _ => Err(wrong_dtype()),
+        })
+        .collect()
 }

@@ -25,7 +25,7 @@ use std::sync::PoisonError;
 use wgpu::util::DeviceExt;
 
 use super::wgsl::{self, OutputSlot, Program, Region};
-use crate::backend::{BackendError, Bind, Buffer, NoiseFeed, StepLoop, noise};
+use crate::backend::{Arg, BackendError, Bind, Buffer, NoiseFeed, StepLoop, noise};
 
 /// Steps encoded per submit: bounds the command buffer and the step table.
 const STEPS_PER_SUBMIT: u64 = 256;
@@ -418,11 +418,12 @@ pub(super) fn flags_at() -> usize {
     TABLE + WORDS_PER_STEP * STEPS_PER_SUBMIT as usize
 }
 
-/// One graph input's host values and its arena region (`None`: unread).
-type Upload<'b> = (&'b [f32], Option<Region>);
+/// One graph input's values (host values, or a held buffer) and its arena
+/// region (`None`: unread).
+type Upload<'b> = (Arg<'b>, Option<Region>);
 
 impl Plan {
-    /// Each graph input's host values and where they go in the arena.
+    /// Each graph input's values and where they go in the arena.
     pub fn uploads<'b>(
         &self,
         fixed: &[&'b Buffer],
@@ -435,9 +436,10 @@ impl Plan {
                     Bind::Fixed(i) => fixed.get(i).copied(),
                     Bind::State(i) => state.get(i),
                 };
-                buf.and_then(Buffer::f32s)
-                    .map(|data| (data, region))
-                    .ok_or_else(|| BackendError::StepLoop("a missing or f64 buffer".into()))
+                match buf {
+                    Some(b @ (Buffer::F32(_) | Buffer::Held(_))) => Ok((Arg::Buffer(b), region)),
+                    _ => Err(BackendError::StepLoop("a missing or f64 buffer".into())),
+                }
             })
             .collect()
     }
@@ -622,9 +624,13 @@ impl super::GpuKernel {
             ));
         }
         let uploads = plan.uploads(fixed, state)?;
-        let slices: Vec<&[f32]> = uploads.iter().map(|u| u.0).collect();
-        crate::ir::interp::check_inputs(&self.graph, &slices, batch)
-            .map_err(BackendError::Buffers)?;
+        crate::ir::interp::check_input_lens(
+            &self.graph,
+            uploads.len(),
+            |i| uploads[i].0.len(),
+            batch,
+        )
+        .map_err(BackendError::Buffers)?;
         let mut slot = self.arena.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.as_ref().is_none_or(|a| a.chunk < batch) {
             *slot = Some(self.arena(batch));
@@ -694,16 +700,27 @@ impl super::GpuKernel {
             ],
         });
         q.write_buffer(&a.params, 0, super::bytes_u32(&[batch as u32, 1, 0, 0]));
-        for &(data, region) in &uploads {
+        let mut enc = d.create_command_encoder(&Default::default());
+        for &(arg, region) in &uploads {
             let at = match region {
                 Some(Region::Inv(o)) => o,
                 Some(Region::Var(o)) => self.sh.prog.inv_len + o * batch,
                 None => continue,
             };
-            if !data.is_empty() {
-                q.write_buffer(&a.arena, (at * 4) as u64, super::bytes(data));
+            let to = (at * 4) as u64;
+            match arg {
+                _ if arg.is_empty() => {}
+                Arg::Buffer(Buffer::Held(h)) => {
+                    let len = (h.len() * 4) as u64;
+                    enc.copy_buffer_to_buffer(super::held::storage(h)?, 0, &a.arena, to, len);
+                }
+                _ => {
+                    let data = arg.f32s().ok_or_else(super::wrong_dtype)?;
+                    q.write_buffer(&a.arena, to, super::bytes(data));
+                }
             }
         }
+        q.submit([enc.finish()]);
         let mut done = 0;
         while done < lp.steps {
             let n = (lp.steps - done).min(STEPS_PER_SUBMIT);
