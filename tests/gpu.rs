@@ -1150,3 +1150,111 @@ fn an_adapter_is_chosen_by_name() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The optimiser's update graph (`train::optim::update_graph`) runs on the
+/// device with its state held there: three Adam updates (clipped, with
+/// weight decay and an EMA), each reading the held buffers the one before
+/// wrote and writing new ones — every output held, so no call waits for the
+/// device, and only the norm and `bad` are downloaded after each — agree
+/// with the f32 interpreter (the device's `sqrt` and division may round otherwise).
+#[test]
+fn an_optimiser_update_runs_on_held_state() {
+    use ebm::backend::{Arg, Buffer, Dest, HostData};
+    use ebm::train::optim::{OptimConfig, Rule, Slot, UpdateLayout, update_graph, update_scalars};
+    let Some(gpu) = gpu("an_optimiser_update_runs_on_held_state") else {
+        return;
+    };
+    let cfg = OptimConfig {
+        rule: Rule::ADAM,
+        clip_norm: Some(0.5),
+        weight_decay: 0.01,
+        ema: Some(0.9),
+        ..OptimConfig::default()
+    };
+    let shapes = vec![vec![16, 8], vec![8], vec![]];
+    let g = update_graph(&cfg, &shapes);
+    let layout = UpdateLayout::new(&cfg);
+    let k = gpu.compile(&g, DType::F32).unwrap();
+    let values = |i: usize, salt: f32| -> Vec<f32> {
+        let n = ebm::ir::numel(&shapes[i]);
+        (0..n).map(|j| ((j as f32 + salt) * 0.37).sin()).collect()
+    };
+    // Per parameter, the state the graph carries (p, m, v, ema), on the
+    // host for the interpreter and held on the device.
+    let carried = layout.outputs();
+    let mut host: Vec<Vec<Vec<f32>>> = (0..shapes.len())
+        .map(|i| {
+            let p = values(i, 1.0);
+            let zeros = vec![0.0; p.len()];
+            vec![p.clone(), zeros.clone(), zeros, p]
+        })
+        .collect();
+    let mut held: Vec<Vec<Buffer>> = (host.iter())
+        .map(|s| {
+            s.iter()
+                .map(|v| gpu.upload(HostData::F32(v)).unwrap())
+                .collect()
+        })
+        .collect();
+    for t in 1..=3u64 {
+        let scalars: Vec<f32> = (update_scalars(&cfg, t, 0.01).iter())
+            .map(|&v| v as f32)
+            .collect();
+        let grads: Vec<Vec<f32>> = (0..shapes.len())
+            .map(|i| values(i, t as f32 * 5.0))
+            .collect();
+        let held_grads: Vec<Buffer> = (grads.iter())
+            .map(|v| gpu.upload(HostData::F32(v)).unwrap())
+            .collect();
+        let mut host_in: Vec<&[f32]> = scalars.chunks(1).collect();
+        let mut args: Vec<Arg<'_>> = scalars.chunks(1).map(Arg::F32).collect();
+        for i in 0..shapes.len() {
+            for slot in layout.inputs() {
+                let (h, d) = match slot {
+                    Slot::G => (&grads[i], &held_grads[i]),
+                    s => {
+                        let at = carried.iter().position(|&c| c == s).unwrap();
+                        (&host[i][at], &held[i][at])
+                    }
+                };
+                host_in.push(h);
+                args.push(Arg::Buffer(d));
+            }
+        }
+        let want = eval::<f32>(&g, &host_in, 1).unwrap();
+        let mut outs: Vec<Buffer> = (want.iter())
+            .map(|w| gpu.alloc(w.len(), DType::F32).unwrap())
+            .collect();
+        {
+            let mut dests: Vec<Dest<'_>> = outs.iter_mut().map(Dest::Buffer).collect();
+            k.run_args(&args, &mut dests, 1).unwrap();
+        }
+        let mut outs = outs.into_iter();
+        for i in 0..shapes.len() {
+            let at = carried.len() * i;
+            host[i] = want[at..at + carried.len()].to_vec();
+            held[i] = outs.by_ref().take(carried.len()).collect();
+        }
+        let stats: Vec<f64> = outs.map(|b| gpu.download(&b).unwrap()[0]).collect();
+        let norm = want[layout.norm_index(shapes.len())][0] as f64;
+        assert!(
+            close(stats[0], norm, 1e-5),
+            "step {t}: norm {} vs {norm}",
+            stats[0]
+        );
+        assert_eq!(stats[1], 0.0, "step {t}: every parameter finite");
+        assert!(norm > 0.5, "the clip is active");
+    }
+    for (i, (h, d)) in host.iter().zip(&held).enumerate() {
+        for (slot, (want, buf)) in carried.iter().zip(h.iter().zip(d)) {
+            let got = gpu.download(buf).unwrap();
+            let top = want.iter().fold(1e-3f64, |m, v| m.max(v.abs() as f64));
+            for (a, b) in got.iter().zip(want) {
+                assert!(
+                    (a - *b as f64).abs() <= 1e-5 * top,
+                    "{slot:?}{i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
