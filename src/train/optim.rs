@@ -334,6 +334,7 @@ pub fn update_graph(cfg: &OptimConfig, shapes: &[Vec<usize>]) -> Graph {
         .collect();
     let per = layout.inputs();
     let slot = |t: &[NodeId], s| per.iter().position(|&x| x == s).map(|k| t[k]);
+    // invariant: the layout reads g for every rule.
     let grads: Vec<NodeId> = ins.iter().map(|t| slot(t, Slot::G).unwrap()).collect();
     let squares: Vec<NodeId> = grads.iter().map(|&x| g.mul(x, x)).collect();
     let norm = flat_sum(&mut g, &squares);
