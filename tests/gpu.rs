@@ -16,6 +16,7 @@ use ebm::backend::gpu::wgsl::MIN_TILED;
 use ebm::backend::{Backend, BackendError, DType};
 use ebm::ir::interp::eval;
 use ebm::ir::{BatchReduce, Graph, InputKind, UnaryOp};
+use std::sync::Arc;
 
 const F32_RTOL: f64 = 1e-4;
 const BATCHES: [usize; 4] = [1, 3, 64, 1000];
@@ -1257,4 +1258,131 @@ fn an_optimiser_update_runs_on_held_state() {
             }
         }
     }
+}
+
+/// Training on the GPU keeps θ, Adam's moments and the EMA on the device
+/// (`train::resident`): a run stopped after 7 iterations, its state brought
+/// home (`Trainer::sync`) and continued by a fresh trainer on a fresh
+/// store, ends with the same bits as 15 iterations straight through — for
+/// cd and pcd (their gradient left on the device) and icd (its gradient
+/// assembled on the host).
+#[test]
+fn training_state_held_on_the_gpu_resumes_bit_for_bit() {
+    use ebm::train::{Method, TrainConfig, Trainer};
+    let Some(gpu) = gpu("training_state_held_on_the_gpu_resumes_bit_for_bit") else {
+        return;
+    };
+    let gpu: Arc<dyn Backend> = Arc::new(gpu);
+    let data = ebm::data::rng::normal(3, 600);
+    let run = |method| {
+        let mut cfg = TrainConfig::new(method);
+        (cfg.iters, cfg.batch, cfg.sampler_steps, cfg.seed) = (15, 32, 5, 17);
+        cfg.buffer.size = 200;
+        cfg.optim.ema = Some(0.9);
+        cfg
+    };
+    for method in [Method::Cd, Method::Pcd, Method::Icd] {
+        let straight = train_energy(&gpu);
+        let mut t = Trainer::new(&straight, &data, run(method)).unwrap();
+        assert!(t.on_device());
+        while !t.done() {
+            t.step().unwrap();
+        }
+        t.sync().unwrap();
+        let end_state = t.state.clone();
+
+        let first = train_energy(&gpu);
+        let mut t1 = Trainer::new(&first, &data, run(method)).unwrap();
+        for _ in 0..7 {
+            t1.step().unwrap();
+        }
+        t1.sync().unwrap();
+        let saved = (train_params(&first), t1.state.clone());
+        let second = train_energy(&gpu);
+        for (name, v) in second.param_names().iter().zip(&saved.0) {
+            second.set_param(name, v).unwrap();
+        }
+        let mut t2 = Trainer::new(&second, &data, run(method))
+            .unwrap()
+            .with_state(saved.1)
+            .unwrap();
+        while !t2.done() {
+            t2.step().unwrap();
+        }
+        t2.sync().unwrap();
+        let bits = |e| -> Vec<u64> {
+            train_params(e)
+                .iter()
+                .flatten()
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        assert_eq!(
+            bits(&straight),
+            bits(&second),
+            "{method:?}: parameters differ"
+        );
+        assert_ne!(
+            bits(&straight),
+            bits(&first),
+            "{method:?}: training moved nothing"
+        );
+        assert_eq!(end_state, t2.state, "{method:?}: state differs");
+        assert!(
+            end_state.optim.ema.as_ref().unwrap()[0]
+                .iter()
+                .any(|&v| v != 0.0)
+        );
+    }
+}
+
+/// On the device the guard rejects an update by dropping its buffers: at
+/// a learning rate of 1e6 every rolled-back iteration leaves the
+/// parameters' bits as they were, the others move them, and the run ends
+/// finite.
+#[test]
+fn a_rejected_update_on_the_gpu_leaves_the_parameters() {
+    use ebm::train::{Method, TrainConfig, Trainer};
+    let Some(gpu) = gpu("a_rejected_update_on_the_gpu_leaves_the_parameters") else {
+        return;
+    };
+    let gpu: Arc<dyn Backend> = Arc::new(gpu);
+    let data = ebm::data::rng::normal(3, 600);
+    let e = train_energy(&gpu);
+    let mut cfg = TrainConfig::new(Method::Pcd);
+    (cfg.iters, cfg.batch, cfg.sampler_steps, cfg.seed) = (40, 32, 5, 17);
+    cfg.optim.lr = 1e6;
+    let mut t = Trainer::new(&e, &data, cfg).unwrap();
+    let (mut kept, mut moved) = (0, 0);
+    while !t.done() {
+        let before = train_params(&e);
+        let r = t.step().unwrap();
+        let after = train_params(&e);
+        match r.rollback {
+            Some(_) => {
+                assert_eq!(before, after, "iteration {}", r.it);
+                kept += 1;
+            }
+            None => {
+                assert_ne!(before, after, "iteration {}", r.it);
+                moved += 1;
+            }
+        }
+    }
+    assert!(kept > 0 && moved > 0, "{kept} rolled back, {moved} applied");
+    assert_eq!(kept as u64, t.state.rollbacks);
+    assert!(train_params(&e).iter().flatten().all(|v| v.is_finite()));
+}
+
+/// A small MLP energy on `gpu`, in f32 (the trainer tests' energy).
+fn train_energy(gpu: &Arc<dyn Backend>) -> ebm::runtime::CompiledEnergy {
+    let src = "energy e(x: [2]) = sum(mlp(x, [8, 1], act = swish)) + 0.1 * sum(x^2)\n";
+    let program = ebm::api::Program::from_source(src).unwrap();
+    program.energy_with("e", gpu.clone(), DType::F32).unwrap()
+}
+
+fn train_params(e: &ebm::runtime::CompiledEnergy) -> Vec<Vec<f64>> {
+    (e.param_names().iter())
+        .map(|n| e.store().get(n).unwrap())
+        .collect()
 }

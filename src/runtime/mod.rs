@@ -224,13 +224,14 @@ pub fn bind_roles(g: &Graph, store: &ParamStore) -> Result<Vec<Role>, RuntimeErr
                 let id = store
                     .id(&d.name)
                     .ok_or_else(|| RuntimeError::UnknownParam(d.name.clone()))?;
-                let entry = store
-                    .entry(id)
+                // The shape alone: values held on a device stay there.
+                let shape = store
+                    .shape_of(id)
                     .ok_or_else(|| RuntimeError::UnknownParam(d.name.clone()))?;
-                if entry.shape != d.shape {
+                if shape != d.shape {
                     return Err(RuntimeError::ParamShape {
                         name: d.name.clone(),
-                        expected: entry.shape,
+                        expected: shape,
                         found: d.shape.clone(),
                     });
                 }
@@ -486,6 +487,19 @@ impl CompiledEnergy {
         args: Args<'_, T>,
         batch: usize,
     ) -> Result<Outputs<T>, RuntimeError> {
+        self.run_into(spec, args, batch, &mut [])
+    }
+
+    /// `run`, with the outputs of the slots named in `held` written to
+    /// those buffers (in the device's memory) instead of the host; their
+    /// host vectors come back empty.
+    pub fn run_into<T: Scalar>(
+        &self,
+        spec: KernelSpec,
+        args: Args<'_, T>,
+        batch: usize,
+        held: &mut [(Slot, Buffer)],
+    ) -> Result<Outputs<T>, RuntimeError> {
         if T::DTYPE != self.dtype {
             return Err(RuntimeError::DType {
                 compiled: self.dtype.name(),
@@ -496,36 +510,41 @@ impl CompiledEnergy {
         let g = k.kernel.graph();
         // On a device that holds buffers the parameters are bound where
         // they are (uploaded once per store version), else host values.
-        let held = match self.backend.holds_buffers() {
+        let held_params = match self.backend.holds_buffers() {
             true => Some(self.store.held_view(self.backend.as_ref())?),
             false => None,
         };
-        let view = self.store.view::<T>();
+        // Host values only where they are bound: a device's view may be
+        // newer than the host copy, which would have to come home first.
+        let view = held_params.is_none().then(|| self.store.view::<T>());
         let mut inputs: Vec<Arg<'_>> = Vec::with_capacity(g.inputs().len());
         for (decl, role) in g.inputs().iter().zip(&k.roles) {
-            if let (Role::Param(id), Some(h)) = (role, &held) {
+            if let (Role::Param(id), Some(h)) = (role, &held_params) {
                 let b = &h.buffers[id.0 as usize];
                 inputs.push(Arg::Buffer(b));
                 continue;
             }
-            let (data, name): (&[T], &'static str) = match role {
-                Role::Param(id) => (&view.values[id.0 as usize], "parameter"),
-                Role::X => (args.x, "x"),
-                Role::Cond => (
+            let (data, name): (&[T], &'static str) = match (role, &view) {
+                (Role::Param(id), Some(view)) => (&view.values[id.0 as usize], "parameter"),
+                (Role::Param(_), None) => {
+                    return Err(RuntimeError::Internal("a parameter bound twice".into()));
+                }
+                (Role::X, _) => (args.x, "x"),
+                (Role::Cond, _) => (
                     args.cond.ok_or(RuntimeError::MissingInput {
                         what: "energy",
                         needs: "a conditioning input",
                     })?,
                     "c",
                 ),
-                Role::Seed => (
+                (Role::Seed, _) => (
                     args.seed.ok_or(RuntimeError::MissingInput {
                         what: "kernel",
                         needs: "a per-sample seed",
                     })?,
                     "seed",
                 ),
-                Role::Direction => (
+                (Role::Direction, _) => (
                     args.v.ok_or(RuntimeError::MissingInput {
                         what: "kernel",
                         needs: "a direction v",
@@ -549,18 +568,30 @@ impl CompiledEnergy {
             }
             inputs.push(T::arg(data));
         }
-        let mut data: Vec<Vec<T>> = g
-            .outputs
-            .iter()
-            .map(|o| {
+        let is_held = |i: usize| held.iter().any(|(s, _)| k.slots.get(i) == Some(s));
+        let mut data: Vec<Vec<T>> = (g.outputs.iter().enumerate())
+            .map(|(i, o)| {
                 let per = numel(g.shape(o.node));
                 match o.reduce {
+                    _ if is_held(i) => Vec::new(),
                     BatchReduce::PerSample => vec![T::zero(); per * batch],
                     BatchReduce::Sum => vec![T::zero(); per],
                 }
             })
             .collect();
-        let mut dests: Vec<Dest<'_>> = data.iter_mut().map(|o| T::dest(o)).collect();
+        let mut held_by_slot: Vec<Option<&mut Buffer>> = k.slots.iter().map(|_| None).collect();
+        for (slot, buffer) in held.iter_mut() {
+            let Some(i) = k.slots.iter().position(|s| s == slot) else {
+                return Err(RuntimeError::Internal(format!("no {slot:?} output")));
+            };
+            held_by_slot[i] = Some(buffer);
+        }
+        let mut dests: Vec<Dest<'_>> = (data.iter_mut().zip(held_by_slot))
+            .map(|(o, h)| match h {
+                Some(b) => Dest::Buffer(b),
+                None => T::dest(o),
+            })
+            .collect();
         k.kernel
             .run_args(&inputs, &mut dests, batch)
             .map_err(RuntimeError::Backend)?;
@@ -657,6 +688,33 @@ impl CompiledEnergy {
             .ok_or_else(|| RuntimeError::Internal("no values".into()))?;
         o.data.remove(0);
         Ok((values, o.data))
+    }
+
+    /// `weighted_grad_params` with the gradients left in the device's
+    /// memory (new buffers, one per parameter), for an optimiser that
+    /// runs there: only the values come back to the host.
+    pub fn weighted_grad_params_held<T: Scalar>(
+        &self,
+        x: &[T],
+        seed: &[T],
+        cond: Option<&[T]>,
+        batch: usize,
+    ) -> Result<(Vec<T>, Vec<Buffer>), RuntimeError> {
+        let store = &self.store;
+        let mut held = (self.params.iter().enumerate())
+            .map(|(k, id)| {
+                let len = store.shape_of(*id).map_or(0, |s| numel(&s));
+                let b = self.backend.alloc(len, self.dtype)?;
+                Ok((Slot::PullbackParam(k), b))
+            })
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        let spec = KernelSpec::weighted_grad_params();
+        let args = Args::x(x).cond(cond).seed(seed);
+        let mut o = self.run_into(spec, args, batch, &mut held)?;
+        let values = o
+            .take(Slot::Value)
+            .ok_or_else(|| RuntimeError::Internal("no values".into()))?;
+        Ok((values, held.into_iter().map(|(_, b)| b).collect()))
     }
 
     /// Hessian-vector products ∇ₓ(∇ₓE·v), one per sample.

@@ -6,6 +6,12 @@
 //! dtype's view is converted once per version and shared (`Arc`), so kernels
 //! never convert parameters per call, and an update (an optimiser step,
 //! `set`) reaches every already-compiled kernel on its next call.
+//!
+//! A device that holds buffers may become the values' home: a trainer whose
+//! optimiser runs on the GPU hands the store each update's new buffers
+//! (`adopt_held`), and the host copy is then brought up to date only when
+//! something on the host reads it (`pull`, or any accessor), so training
+//! moves no parameter between host and device per iteration.
 
 use std::sync::{Arc, RwLock};
 
@@ -46,6 +52,18 @@ struct Inner {
     f64_view: Option<Arc<ParamView<f64>>>,
     /// A process has one device (`backend::gpu`), so one held view.
     held_view: Option<Arc<HeldView>>,
+    /// Set while the held view is newer than `entries` for these
+    /// parameters (adopted from a device-side update).
+    on_device: Option<OnDevice>,
+    /// Why bringing device values home failed; host reads since then see
+    /// the last values the host had, and every fallible call reports it.
+    lost: Option<String>,
+}
+
+/// Parameters whose newest values live only in a device's memory.
+struct OnDevice {
+    backend: Arc<dyn Backend>,
+    ids: Vec<ParamId>,
 }
 
 /// Named, shaped tensors with a version counter (see the module docs).
@@ -82,6 +100,99 @@ impl ParamStore {
         self.inner.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Brings every value held only on a device home (one download per
+    /// such parameter); a no-op when the host is current.
+    pub fn pull(&self) -> Result<(), RuntimeError> {
+        let current = self.read().on_device.is_none();
+        if current {
+            return self.lost();
+        }
+        let mut inner = self.write();
+        let Some(dev) = inner.on_device.take() else {
+            return Ok(());
+        };
+        match download_into(&mut inner, &dev) {
+            Ok(()) => {
+                inner.lost = None;
+                Ok(())
+            }
+            Err(e) => {
+                inner.lost = Some(e.to_string());
+                inner.on_device = Some(dev);
+                Err(e)
+            }
+        }
+    }
+
+    /// The error of a failed `pull`, if one is outstanding.
+    fn lost(&self) -> Result<(), RuntimeError> {
+        match &self.read().lost {
+            Some(e) => Err(RuntimeError::Backend(
+                crate::backend::BackendError::Buffers(format!(
+                    "parameters held on the device could not be read back: {e}"
+                )),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A read guard on host values brought up to date: an accessor that
+    /// cannot fail sees the last values the host had when a download fails
+    /// (the failure is kept and reported by the next fallible call).
+    fn read_host(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        let _ = self.pull();
+        self.read()
+    }
+
+    /// Makes `buffers` (new values of `ids`, in `backend`'s memory) the
+    /// store's next version without reading them back: the held view
+    /// becomes the truth for those parameters, the host copy follows on
+    /// the next host read. Every other parameter keeps its held buffer.
+    pub fn adopt_held(
+        &self,
+        backend: &Arc<dyn Backend>,
+        ids: &[ParamId],
+        buffers: Vec<Buffer>,
+    ) -> Result<(), RuntimeError> {
+        let base = self.held_view(backend.as_ref())?;
+        let mut inner = self.write();
+        if inner.version != base.version {
+            return Err(RuntimeError::Internal(
+                "the parameters changed while a device update was adopted".into(),
+            ));
+        }
+        let mut next = base.buffers.clone();
+        for (id, b) in ids.iter().zip(buffers) {
+            let Some(entry) = inner.entries.get(id.0 as usize) else {
+                return Err(RuntimeError::UnknownParam(format!("#{}", id.0)));
+            };
+            if b.len() != entry.value.len() {
+                return Err(RuntimeError::ParamLength {
+                    name: entry.name.clone(),
+                    expected: entry.value.len(),
+                    found: b.len(),
+                });
+            }
+            next[id.0 as usize] = b;
+        }
+        inner.version += 1;
+        inner.f32_view = None;
+        inner.f64_view = None;
+        inner.held_view = Some(Arc::new(HeldView {
+            version: inner.version,
+            buffers: next,
+        }));
+        let mut on = inner.on_device.take().map_or_else(Vec::new, |d| d.ids);
+        on.extend_from_slice(ids);
+        on.sort_unstable();
+        on.dedup();
+        inner.on_device = Some(OnDevice {
+            backend: backend.clone(),
+            ids: on,
+        });
+        Ok(())
+    }
+
     /// Adds a parameter, or returns the existing one of that name when its
     /// shape agrees (definitions that share a parameter share its entry).
     pub fn insert(
@@ -90,6 +201,7 @@ impl ParamStore {
         shape: &[usize],
         value: Vec<f64>,
     ) -> Result<ParamId, RuntimeError> {
+        self.pull()?;
         let mut inner = self.write();
         if let Some(i) = inner.entries.iter().position(|e| e.name == name) {
             if inner.entries[i].shape != shape {
@@ -123,7 +235,7 @@ impl ParamStore {
     /// `out`'s buffers (a training iteration reads every parameter without
     /// allocating); an unknown id reads as empty.
     pub fn read_into(&self, ids: &[ParamId], out: &mut Vec<Vec<f64>>) {
-        let inner = self.read();
+        let inner = self.read_host();
         out.resize_with(ids.len(), Vec::new);
         for (id, v) in ids.iter().zip(out.iter_mut()) {
             v.clear();
@@ -149,7 +261,6 @@ impl ParamStore {
     pub fn names(&self) -> Vec<String> {
         self.read().entries.iter().map(|e| e.name.clone()).collect()
     }
-    /// Bumped by every change of any value.
     /// Every parameter's name, shape and current value (a model file's
     /// parameter section).
     pub fn snapshot(&self) -> Vec<crate::artifact::ParamValue> {
@@ -164,11 +275,20 @@ impl ParamStore {
             .collect()
     }
 
+    /// Bumped by every change of any value (reads no value, so it never
+    /// brings device-held values home).
     pub fn version(&self) -> u64 {
         self.read().version
     }
     pub fn entry(&self, id: ParamId) -> Option<ParamEntry> {
-        self.read().entries.get(id.0 as usize).cloned()
+        self.read_host().entries.get(id.0 as usize).cloned()
+    }
+    /// The shape of parameter `id`, without reading its values.
+    pub fn shape_of(&self, id: ParamId) -> Option<Vec<usize>> {
+        self.read()
+            .entries
+            .get(id.0 as usize)
+            .map(|e| e.shape.clone())
     }
     /// The shape of the parameter `name`, without copying its values.
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
@@ -180,7 +300,7 @@ impl ParamStore {
             .map(|e| e.shape.clone())
     }
     pub fn get(&self, name: &str) -> Option<Vec<f64>> {
-        let inner = self.read();
+        let inner = self.read_host();
         inner
             .entries
             .iter()
@@ -213,6 +333,7 @@ impl ParamStore {
         &self,
         f: impl FnOnce(&mut [ParamEntry]) -> Result<R, RuntimeError>,
     ) -> Result<R, RuntimeError> {
+        self.pull()?;
         let mut inner = self.write();
         let before: Vec<(String, usize)> = inner
             .entries
@@ -241,7 +362,7 @@ impl ParamStore {
     }
 
     pub(crate) fn view_f32(&self) -> Arc<ParamView<f32>> {
-        if let Some(v) = &self.read().f32_view {
+        if let Some(v) = &self.read_host().f32_view {
             return v.clone();
         }
         let mut inner = self.write();
@@ -258,7 +379,7 @@ impl ParamStore {
     }
 
     pub(crate) fn view_f64(&self) -> Arc<ParamView<f64>> {
-        if let Some(v) = &self.read().f64_view {
+        if let Some(v) = &self.read_host().f64_view {
             return v.clone();
         }
         let mut inner = self.write();
@@ -278,6 +399,7 @@ impl ParamStore {
         if let Some(v) = &self.read().held_view {
             return Ok(v.clone());
         }
+        self.lost()?;
         let f32s = self.view_f32();
         let buffers = f32s
             .values
@@ -303,6 +425,31 @@ impl ParamStore {
     }
 }
 
+/// Downloads the values `dev` holds into the host entries.
+fn download_into(inner: &mut Inner, dev: &OnDevice) -> Result<(), RuntimeError> {
+    let Some(view) = inner.held_view.clone() else {
+        return Err(RuntimeError::Internal(
+            "device-held parameters without a held view".into(),
+        ));
+    };
+    for id in &dev.ids {
+        let i = id.0 as usize;
+        let (Some(b), Some(e)) = (view.buffers.get(i), inner.entries.get_mut(i)) else {
+            return Err(RuntimeError::UnknownParam(format!("#{i}")));
+        };
+        let v = dev.backend.download(b).map_err(RuntimeError::Backend)?;
+        if v.len() != e.value.len() {
+            return Err(RuntimeError::ParamLength {
+                name: e.name.clone(),
+                expected: e.value.len(),
+                found: v.len(),
+            });
+        }
+        e.value = v;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -311,9 +458,10 @@ mod tests {
     use crate::backend::{BackendError, Interp, Kernel};
     use crate::ir::Graph;
 
-    /// The interpreter, claiming to hold buffers, counting its uploads.
+    /// The interpreter, claiming to hold buffers, counting its uploads
+    /// and downloads.
     #[derive(Default)]
-    struct Counting(AtomicUsize);
+    struct Counting(AtomicUsize, AtomicUsize);
 
     impl Backend for Counting {
         fn name(&self) -> &'static str {
@@ -329,6 +477,56 @@ mod tests {
             self.0.fetch_add(1, Ordering::Relaxed);
             Interp.upload(data)
         }
+        fn download(&self, buf: &Buffer) -> Result<Vec<f64>, BackendError> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            Interp.download(buf)
+        }
+    }
+
+    /// A device-side update adopted by the store is the next version at
+    /// once, bound from the held view, and comes home (one download per
+    /// adopted parameter) only when the host reads or writes values.
+    #[test]
+    fn adopted_values_come_home_only_when_read() {
+        let store = ParamStore::new();
+        store.insert("w", &[2], vec![1.5, -2.0]).unwrap();
+        store.insert("b", &[], vec![0.25]).unwrap();
+        let counting = Arc::new(Counting::default());
+        let dev: Arc<dyn Backend> = counting.clone();
+        let downloads = || counting.1.load(Ordering::Relaxed);
+        let v0 = store.version();
+        let w = ParamId(0);
+        store
+            .adopt_held(&dev, &[w], vec![Buffer::F32(vec![3.0, 4.0])])
+            .unwrap();
+        assert_eq!(store.version(), v0 + 1);
+        let view = store.held_view(dev.as_ref()).unwrap();
+        assert_eq!(view.version, v0 + 1);
+        assert_eq!(view.buffers[0], Buffer::F32(vec![3.0, 4.0]));
+        assert_eq!(view.buffers[1], Buffer::F32(vec![0.25]));
+        assert_eq!(store.shape_of(w), Some(vec![2]));
+        assert_eq!(downloads(), 0, "binding and shapes read nothing back");
+        assert_eq!(store.get("w"), Some(vec![3.0, 4.0]));
+        assert_eq!(store.get("w"), Some(vec![3.0, 4.0]));
+        assert_eq!(downloads(), 1, "one download, then the host is current");
+        let bad = store.adopt_held(&dev, &[ParamId(1)], vec![Buffer::F32(vec![1.0, 2.0])]);
+        assert!(
+            matches!(bad, Err(RuntimeError::ParamLength { .. })),
+            "{bad:?}"
+        );
+        assert_eq!(store.version(), v0 + 1, "a refused update changes nothing");
+        store
+            .adopt_held(&dev, &[w], vec![Buffer::F32(vec![5.0, 6.0])])
+            .unwrap();
+        store.set("b", &[1.0]).unwrap();
+        assert_eq!(
+            downloads(),
+            2,
+            "a host write brings the device's values home first"
+        );
+        assert_eq!(store.get("w"), Some(vec![5.0, 6.0]));
+        assert_eq!(store.get("b"), Some(vec![1.0]));
+        assert_eq!(store.view::<f64>().values, vec![vec![5.0, 6.0], vec![1.0]]);
     }
 
     #[test]

@@ -162,7 +162,7 @@ impl<T: Scalar> CompiledTarget<T> {
             Some(kind) => transition(backend, energy, graph, kind, dtype)?.map(|k| (kind, k)),
             None => None,
         };
-        Ok(CompiledTarget {
+        CompiledTarget {
             dim: energy.dim(),
             cond: (0..max_block).flat_map(|_| one.iter().copied()).collect(),
             cond_dim,
@@ -174,7 +174,7 @@ impl<T: Scalar> CompiledTarget<T> {
             held: None,
             version: u64::MAX,
         }
-        .with_params(energy))
+        .with_params(energy)
     }
 
     /// The scratch one call of each kernel may keep (energy, gradient,
@@ -215,30 +215,35 @@ impl<T: Scalar> CompiledTarget<T> {
         Ok(())
     }
 
-    fn with_params(mut self, energy: &CompiledEnergy) -> Self {
-        self.refresh(energy);
-        self
+    fn with_params(mut self, energy: &CompiledEnergy) -> R<Self> {
+        self.refresh(energy)?;
+        Ok(self)
     }
 
     /// Re-reads the parameters when the store changed since the last read
     /// (an optimiser step between training iterations); the kernels stay.
-    pub fn refresh(&mut self, energy: &CompiledEnergy) {
-        let view = energy.store().view::<T>();
-        if view.version != self.version {
-            self.params = view
-                .values
-                .iter()
-                .map(|v| T::into_buffer(v.clone()))
-                .collect();
-            // A failed upload leaves the host values to bind (a device
-            // that cannot take them fails the call that follows anyway).
-            let backend = energy.backend();
-            self.held = backend
-                .holds_buffers()
-                .then(|| energy.store().held_view(backend.as_ref()).ok())
-                .flatten();
-            self.version = view.version;
+    /// On a device that holds buffers the store's held view is bound and
+    /// no host copy is made (the newest values may exist only there).
+    pub fn refresh(&mut self, energy: &CompiledEnergy) -> R<()> {
+        let store = energy.store();
+        if store.version() == self.version {
+            return Ok(());
         }
+        let backend = energy.backend();
+        if backend.holds_buffers() {
+            let view = store.held_view(backend.as_ref())?;
+            self.version = view.version;
+            self.params.clear();
+            self.held = Some(view);
+            return Ok(());
+        }
+        let view = store.view::<T>();
+        self.params = (view.values.iter())
+            .map(|v| T::into_buffer(v.clone()))
+            .collect();
+        self.held = None;
+        self.version = view.version;
+        Ok(())
     }
 
     /// The parameters as multi-step calls bind them: held on the device
@@ -279,6 +284,8 @@ impl<T: Scalar> CompiledTarget<T> {
         let many = k.feeds.len() > stack.len();
         for (i, (feed, decl)) in k.feeds.iter().zip(g.inputs()).enumerate() {
             let data: &[T] = match feed {
+                // Bound below as held; the kernel checks its length.
+                Feed::Param(_) if self.held.is_some() => &[],
                 Feed::Param(i) => self
                     .params
                     .get(*i)
@@ -307,7 +314,10 @@ impl<T: Scalar> CompiledTarget<T> {
                     StepRole::Param => &[],
                 },
             };
-            let want = numel(&decl.shape) * if decl.kind == InputKind::Sample { n } else { 1 };
+            let want = match feed {
+                Feed::Param(_) if self.held.is_some() => 0,
+                _ => numel(&decl.shape) * if decl.kind == InputKind::Sample { n } else { 1 },
+            };
             if data.len() < want {
                 return Err(RuntimeError::InputLength {
                     input: "step input",
@@ -330,7 +340,7 @@ impl<T: Scalar> CompiledTarget<T> {
         if let Some(h) = &self.held {
             let args: Vec<Arg<'_>> = (k.feeds.iter().zip(inputs))
                 .map(|(feed, &data)| match feed {
-                    Feed::Param(i) => h.buffers.get(*i).map_or(T::arg(data), Arg::Buffer),
+                    Feed::Param(i) => h.buffers.get(*i).map_or(T::arg(&[]), Arg::Buffer),
                     Feed::Step(_) => T::arg(data),
                 })
                 .collect();
@@ -376,7 +386,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             .map(|f| match f {
                 Feed::Param(i) => Bind::Fixed(*i),
                 Feed::Step(StepRole::Noise) => Bind::State(NOISE),
-                Feed::Step(StepRole::Cond) => Bind::Fixed(self.params.len()),
+                Feed::Step(StepRole::Cond) => Bind::Fixed(self.param_buffers().len()),
                 Feed::Step(_) => Bind::State(X),
             })
             .collect();
@@ -421,7 +431,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
             .iter()
             .map(|f| match f {
                 Feed::Param(i) => Bind::Fixed(*i),
-                Feed::Step(StepRole::Cond) => Bind::Fixed(self.params.len()),
+                Feed::Step(StepRole::Cond) => Bind::Fixed(self.param_buffers().len()),
                 Feed::Step(StepRole::Momentum) => Bind::State(V),
                 Feed::Step(StepRole::Grad) => Bind::State(G),
                 Feed::Step(StepRole::Noise) => Bind::State(NOISE),
@@ -508,7 +518,7 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         ];
         let adapting = st.adapt.is_some();
         let hmc = matches!(req.kind, MhKind::Hmc(_));
-        let p = self.params.len();
+        let p = self.param_buffers().len();
         let binds: Vec<Bind> = k
             .feeds
             .iter()

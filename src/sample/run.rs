@@ -878,7 +878,7 @@ impl Sampler {
     }
 
     /// Picks up parameter updates made since the kernels last read them.
-    pub fn refresh(&mut self, energy: &CompiledEnergy) {
+    pub fn refresh(&mut self, energy: &CompiledEnergy) -> Result<(), RuntimeError> {
         match &mut self.target {
             AnyTarget::F32(t) => t.refresh(energy),
             AnyTarget::F64(t) => t.refresh(energy),

@@ -50,12 +50,13 @@ pub mod loss;
 pub mod nce;
 pub mod optim;
 pub mod plots;
+pub mod resident;
 pub mod score;
 pub mod session;
 
 use std::time::Instant;
 
-use crate::backend::pool;
+use crate::backend::{Buffer, pool};
 use crate::runtime::{CompiledEnergy, ParamId, RuntimeError, Scalar};
 use crate::sample::{Init, Method as SamplerMethod, RunConfig, Sampler, SamplerConfig, UlaOptions};
 
@@ -69,6 +70,7 @@ pub use concepts::Concepts;
 use concepts::{concept_groups, with_codes};
 use keyed::Keyed;
 use optim::OptimState;
+use resident::{Grads, Resident};
 
 /// The loss kernel runs on this many parts of each batch on a CPU backend
 /// (see `in_parts`).
@@ -115,6 +117,12 @@ pub struct Trainer<'a> {
     /// update (for a rollback) and the parameter values.
     saved_optim: OptimState,
     values: Vec<Vec<f64>>,
+    /// On a device that holds buffers (f32), the optimiser's state there,
+    /// made at the first update and after a `with_state`.
+    resident: Option<Resident>,
+    /// The iterations' state. On a device-resident run the optimiser's
+    /// moments here are brought up to date by `sync` (the checkpoint and
+    /// final files call it), not after every iteration.
     pub state: TrainState,
 }
 
@@ -139,6 +147,8 @@ struct Pass {
     /// Classifiers: JEM's terms.
     jem: Option<jem::JemValue>,
     grads: Vec<Vec<f64>>,
+    /// The θ-gradient left on the device instead (`grads` is then empty).
+    held_grads: Option<Vec<Buffer>>,
     energies: Vec<f64>,
 }
 
@@ -154,6 +164,9 @@ pub struct BatchLoss {
     /// NCE: the fraction of data and noise rows told apart.
     pub accuracy: Option<f64>,
     pub grads: Vec<Vec<f64>>,
+    /// A device-resident run's θ-gradient, left on the device (`grads` is
+    /// then empty).
+    held_grads: Option<Vec<Buffer>>,
     /// E at concat(x⁺, x⁻) (score matching: at the loss's points).
     pub energies: Vec<f64>,
 }
@@ -327,6 +340,7 @@ impl<'a> Trainer<'a> {
             noise,
             saved_optim: state.optim.clone(),
             values,
+            resident: None,
             state,
         })
     }
@@ -344,7 +358,26 @@ impl<'a> Trainer<'a> {
             ));
         }
         self.state = state;
+        // The device's moments were those of the replaced state.
+        self.resident = None;
         Ok(self)
+    }
+
+    /// Whether the optimiser runs on the device, its state held there
+    /// ([`resident`]): a backend that holds buffers, in f32.
+    pub fn on_device(&self) -> bool {
+        self.energy.backend().holds_buffers() && self.energy.dtype() == crate::backend::DType::F32
+    }
+
+    /// Brings the state held on the device home: the parameters into the
+    /// store's host copy and the optimiser's moments into `state` (a no-op
+    /// on the host). Anything that writes them out calls it first.
+    pub fn sync(&mut self) -> Result<(), TrainError> {
+        if let Some(r) = &self.resident {
+            r.pull(&mut self.state.optim)?;
+        }
+        self.energy.store().pull()?;
+        Ok(())
     }
 
     /// The width of each row's conditioning vector (0: unconditional).
@@ -496,7 +529,8 @@ impl<'a> Trainer<'a> {
         };
         let t1 = Instant::now();
         let obj = if self.cfg.method.samples_negatives() {
-            self.objective::<T>(&x, b, last.as_ref(), &reference)?
+            let held = self.on_device();
+            self.objective_with::<T>(&x, b, last.as_ref(), &reference, held)?
         } else {
             self.method_objective::<T>(&x, it)?
         };
@@ -504,7 +538,6 @@ impl<'a> Trainer<'a> {
         if self.timing {
             eprintln!("timing it={it} negatives={t_neg:.6} loss={t_loss:.6}");
         }
-        let mut grads = obj.grads;
         let energies = obj.energies;
         rec.loss = obj.total;
         rec.e_pos = obj.value.e_pos;
@@ -517,9 +550,41 @@ impl<'a> Trainer<'a> {
             rec.acc = Some(j.acc);
         }
         rec.acc = rec.acc.or(obj.accuracy);
-        rec.grad_norm = optim::global_norm(&grads);
-        if let Some(cause) = self.check(&rec, &grads, &energies) {
+        let rejected = match self.on_device() {
+            true => {
+                let grads = match &obj.held_grads {
+                    Some(h) => Grads::Held(h),
+                    None => Grads::Host(&obj.grads),
+                };
+                self.update_on_device(&mut rec, grads, &energies, lr)?
+            }
+            false => self.update_on_host(&mut rec, obj.grads, &energies, lr)?,
+        };
+        if let Some(cause) = rejected {
             return Ok(self.roll_back(rec, cause));
+        }
+        if negatives && self.cfg.method.persistent() {
+            let stored = with_codes(&neg, &neg_cond, d, self.cond_width());
+            self.state
+                .buffer
+                .write_back(&self.cfg.buffer, seed, it as u64, &drawn, &stored);
+        }
+        Ok(rec)
+    }
+
+    /// The optimiser's step on the host (f64 masters); the guard's cause
+    /// when the update is rejected.
+    fn update_on_host(
+        &mut self,
+        rec: &mut IterRecord,
+        mut grads: Vec<Vec<f64>>,
+        energies: &[f64],
+        lr: f64,
+    ) -> Result<Option<String>, TrainError> {
+        rec.grad_norm = optim::global_norm(&grads);
+        let finite = grads.iter().flatten().all(|g| g.is_finite());
+        if let Some(cause) = self.check(rec, finite, energies) {
+            return Ok(Some(cause));
         }
         self.saved_optim.copy_from(&self.state.optim);
         let mut values = std::mem::take(&mut self.values);
@@ -538,23 +603,64 @@ impl<'a> Trainer<'a> {
         self.values = values;
         if !finite {
             std::mem::swap(&mut self.state.optim, &mut self.saved_optim);
-            return Ok(self.roll_back(rec, "non-finite parameters after the update".into()));
+            return Ok(Some("non-finite parameters after the update".into()));
         }
-        if negatives && self.cfg.method.persistent() {
-            let stored = with_codes(&neg, &neg_cond, d, self.cond_width());
-            self.state
-                .buffer
-                .write_back(&self.cfg.buffer, seed, it as u64, &drawn, &stored);
+        Ok(None)
+    }
+
+    /// The optimiser's step where the parameters live (f32 on the device,
+    /// [`resident`]): only the gradient's norm and the `bad` flag come
+    /// back; a rejected update's buffers are dropped.
+    fn update_on_device(
+        &mut self,
+        rec: &mut IterRecord,
+        grads: Grads<'_>,
+        energies: &[f64],
+        lr: f64,
+    ) -> Result<Option<String>, TrainError> {
+        let store = self.energy.store();
+        let backend = self.energy.backend();
+        let mut r = match self.resident.take() {
+            Some(r) => r,
+            None => Resident::new(
+                backend,
+                &self.cfg.optim,
+                store,
+                &self.params,
+                &self.state.optim,
+            )?,
+        };
+        let view = store.held_view(backend.as_ref())?;
+        let params = (self.params.iter())
+            .map(|id| view.buffers.get(id.0 as usize))
+            .collect::<Option<Vec<&Buffer>>>()
+            .ok_or_else(|| TrainError::Config("a trained parameter left the store".into()))?;
+        let t = self.state.optim.t + 1;
+        let outcome = r.update(&self.cfg.optim, t, lr, &params, grads);
+        let verdict = outcome.and_then(|up| {
+            rec.grad_norm = up.norm;
+            if let Some(cause) = self.check(rec, up.norm.is_finite(), energies) {
+                return Ok(Some(cause));
+            }
+            if !up.bad.is_finite() {
+                return Ok(Some("non-finite parameters after the update".into()));
+            }
+            r.adopt(up, store, &self.params)?;
+            Ok(None)
+        });
+        self.resident = Some(r);
+        if matches!(verdict, Ok(None)) {
+            self.state.optim.t = t;
         }
-        Ok(rec)
+        verdict
     }
 
     /// The first failed check of the guard, if any.
-    fn check(&self, rec: &IterRecord, grads: &[Vec<f64>], e: &[f64]) -> Option<String> {
+    fn check(&self, rec: &IterRecord, grads_finite: bool, e: &[f64]) -> Option<String> {
         if !rec.loss.is_finite() {
             return Some(format!("non-finite loss ({})", rec.loss));
         }
-        if !grads.iter().flatten().all(|g| g.is_finite()) {
+        if !grads_finite {
             return Some("non-finite gradient".into());
         }
         let top = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -638,7 +744,7 @@ impl<'a> Trainer<'a> {
         let Some(sampler) = self.sampler.as_mut() else {
             return Err(TrainError::Config("this method draws no negatives".into()));
         };
-        sampler.refresh(self.energy);
+        sampler.refresh(self.energy)?;
         let groups = if w == 0 {
             vec![(Vec::new(), (0..start.len() / d.max(1)).collect())]
         } else {
@@ -712,14 +818,28 @@ impl<'a> Trainer<'a> {
         last: Option<&LastStep>,
         reference: &[f64],
     ) -> Result<BatchLoss, TrainError> {
+        self.objective_with::<T>(x, pos, last, reference, false)
+    }
+
+    /// `objective`; with `held`, the contrastive loss's θ-gradient may be
+    /// left on the device (when nothing on the host adds to it).
+    fn objective_with<T: Scalar>(
+        &self,
+        x: &[f64],
+        pos: usize,
+        last: Option<&LastStep>,
+        reference: &[f64],
+        held: bool,
+    ) -> Result<BatchLoss, TrainError> {
         let Pass {
             value,
             jem,
             mut grads,
+            held_grads,
             energies,
         } = match self.labels {
             Some(l) => self.classifier_loss::<T>(x, pos, l.classes)?,
-            None => self.loss_and_grad::<T>(x, pos)?,
+            None => self.loss_and_grad::<T>(x, pos, held && last.is_none())?,
         };
         let (mut kl, mut entropy) = (0.0, 0.0);
         if let Some(last) = last {
@@ -734,6 +854,7 @@ impl<'a> Trainer<'a> {
             jem,
             accuracy: None,
             grads,
+            held_grads,
             energies,
         })
     }
@@ -782,6 +903,7 @@ impl<'a> Trainer<'a> {
             jem: None,
             accuracy,
             grads,
+            held_grads: None,
             energies,
         })
     }
@@ -946,13 +1068,19 @@ impl<'a> Trainer<'a> {
             },
             jem: Some(value),
             grads,
+            held_grads: None,
             energies,
         })
     }
 
     /// The loss on concat(x⁺, x⁻) (`pos` positives), its θ-gradient and
     /// the energies.
-    fn loss_and_grad<T: Scalar>(&self, x: &[f64], pos: usize) -> Result<Pass, TrainError> {
+    fn loss_and_grad<T: Scalar>(
+        &self,
+        x: &[f64],
+        pos: usize,
+        held: bool,
+    ) -> Result<Pass, TrainError> {
         let n = x.len() / self.dim;
         let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
         let cs: Vec<T> = to_scalars(&self.batch_cond);
@@ -968,6 +1096,19 @@ impl<'a> Trainer<'a> {
         };
         let s = loss::seeds(kind, self.cfg.l2, pos, n - pos, &first);
         let seed: Vec<T> = s.seed.iter().map(|&v| T::from_f64(v)).collect();
+        if held {
+            // On the device the batch is one call (as `in_parts` makes it).
+            let c = self.batch_cond_rows(&cs, 0, n);
+            let (pairs, grads) = self.loss.weighted_grad_params_held(&xs, &seed, c, n)?;
+            let e = pairs_first(&pairs);
+            return Ok(Pass {
+                value: loss::value(kind, self.cfg.l2, pos, &e),
+                jem: None,
+                grads: Vec::new(),
+                held_grads: Some(grads),
+                energies: e,
+            });
+        }
         let parts = self.in_parts(&xs, n, |x, at, rows| {
             let c = self.batch_cond_rows(&cs, at, at + rows);
             self.loss
@@ -979,6 +1120,7 @@ impl<'a> Trainer<'a> {
             value: loss::value(kind, self.cfg.l2, pos, &e),
             jem: None,
             grads,
+            held_grads: None,
             energies: e,
         })
     }

@@ -130,6 +130,7 @@ pub fn run(t: &mut Trainer, s: &Session, stop: &AtomicBool) -> Result<Report, Tr
     pb.finish_and_clear();
     report.seconds = start.elapsed().as_secs_f64();
     metrics.flush()?;
+    // The final files below read the state this brought home.
     write_checkpoint(t, s)?;
     report.files.push(s.dir.join(CHECKPOINT));
     checkpoint::write(
@@ -166,7 +167,9 @@ fn progress_message(r: &IterRecord) -> String {
     }
 }
 
-fn write_checkpoint(t: &Trainer, s: &Session) -> Result<(), TrainError> {
+/// Writes the whole state, brought home from the device first.
+fn write_checkpoint(t: &mut Trainer, s: &Session) -> Result<(), TrainError> {
+    t.sync()?;
     checkpoint::write(
         &s.dir.join(CHECKPOINT),
         &checkpoint::checkpoint_file(t, &s.run, &s.metadata),
@@ -192,6 +195,9 @@ fn held_out(t: &Trainer, s: &Session, it: usize, report: &mut Report) -> Result<
         let mut meta = s.metadata.clone();
         meta.insert("ebm.iteration".into(), it.to_string());
         meta.insert("ebm.heldout_score".into(), value.to_string());
+        // Parameters held on the device come home (a failure is an error,
+        // never a file of older values).
+        t.energy().store().pull()?;
         checkpoint::write(&s.dir.join(BEST), &checkpoint::params_file(t, &meta))?;
     }
     Ok(())

@@ -1,0 +1,236 @@
+//! Training state resident on a device: on a backend that holds buffers
+//! (the GPU) in f32, the optimiser's moments and moving average live in the
+//! device's memory beside the parameters, and each update runs there as
+//! the compiled [`optim::update_graph`]. An iteration reads back only the
+//! gradient's norm and the `bad` flag the guard needs; the new parameters
+//! become the store's next version where they are (`adopt_held`), and the
+//! host copies of parameters and moments are brought home only when asked
+//! (a checkpoint, the final files, `Trainer::sync`).
+//!
+//! A rejected update leaves the old buffers in place (each update writes
+//! new ones), so the guard's rollback costs nothing on the device.
+
+use std::sync::Arc;
+
+use super::TrainError;
+use super::optim::{self, OptimConfig, OptimState, Slot, UpdateLayout};
+use crate::backend::{Arg, Backend, Buffer, DType, Dest, HostData, Kernel};
+use crate::runtime::{ParamId, ParamStore, RuntimeError};
+
+/// The optimiser's state in a device's memory and its compiled update.
+pub struct Resident {
+    backend: Arc<dyn Backend>,
+    kernel: Arc<dyn Kernel>,
+    layout: UpdateLayout,
+    /// Per parameter, the carried state other than the parameter itself,
+    /// in `carried()` order (m, [v], [ema]).
+    state: Vec<Vec<Buffer>>,
+    sizes: Vec<usize>,
+}
+
+/// The gradient an update reads: host values (methods whose gradient is
+/// assembled on the host) or buffers a loss kernel left on the device.
+pub enum Grads<'a> {
+    Host(&'a [Vec<f64>]),
+    Held(&'a [Buffer]),
+}
+
+/// An update computed but not yet adopted.
+pub struct Update {
+    /// Per parameter, the new p, m, [v], [ema] (layout order).
+    next: Vec<Vec<Buffer>>,
+    /// The gradient's global norm before clipping.
+    pub norm: f64,
+    /// 0 when every updated parameter is finite, NaN otherwise.
+    pub bad: f64,
+}
+
+impl Resident {
+    /// Compiles the update for `cfg` and uploads `optim`'s state for the
+    /// parameters `ids` of `store`.
+    pub fn new(
+        backend: &Arc<dyn Backend>,
+        cfg: &OptimConfig,
+        store: &ParamStore,
+        ids: &[ParamId],
+        optim: &OptimState,
+    ) -> Result<Resident, TrainError> {
+        let shapes = (ids.iter())
+            .map(|id| store.shape_of(*id))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| TrainError::Config("a trained parameter left the store".into()))?;
+        let graph = optim::update_graph(cfg, &shapes);
+        let kernel = backend
+            .compile(&graph, DType::F32)
+            .map_err(RuntimeError::Backend)?;
+        let layout = UpdateLayout::new(cfg);
+        let sizes: Vec<usize> = shapes.iter().map(|s| crate::ir::numel(s)).collect();
+        let mut r = Resident {
+            backend: backend.clone(),
+            kernel,
+            layout,
+            state: Vec::new(),
+            sizes,
+        };
+        r.state = (0..ids.len())
+            .map(|i| {
+                (r.carried().iter())
+                    .map(|&s| r.upload(host_slot(optim, s, i), r.sizes[i]))
+                    .collect::<Result<Vec<_>, TrainError>>()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(r)
+    }
+
+    /// The state slots kept here besides the parameter.
+    fn carried(&self) -> Vec<Slot> {
+        let mut s = self.layout.outputs();
+        s.retain(|&s| s != Slot::P);
+        s
+    }
+
+    fn upload(&self, v: Option<&Vec<f64>>, len: usize) -> Result<Buffer, TrainError> {
+        let values: Vec<f32> = match v {
+            Some(v) if v.len() == len => v.iter().map(|&x| x as f32).collect(),
+            _ => {
+                return Err(TrainError::Config(format!(
+                    "the optimiser state does not match a parameter of {len} values"
+                )));
+            }
+        };
+        Ok(self
+            .backend
+            .upload(HostData::F32(&values))
+            .map_err(RuntimeError::Backend)?)
+    }
+
+    /// Runs update number `t` (the step count after it) at rate `lr` on
+    /// the parameters `params` (held, one per trained parameter) and
+    /// `grads`; nothing changes until `adopt`.
+    pub fn update(
+        &self,
+        cfg: &OptimConfig,
+        t: u64,
+        lr: f64,
+        params: &[&Buffer],
+        grads: Grads<'_>,
+    ) -> Result<Update, TrainError> {
+        let scalars: Vec<f32> = (optim::update_scalars(cfg, t, lr).iter())
+            .map(|&v| v as f32)
+            .collect();
+        let host_grads: Vec<Vec<f32>> = match grads {
+            Grads::Host(g) => (g.iter())
+                .map(|v| v.iter().map(|&x| x as f32).collect())
+                .collect(),
+            Grads::Held(_) => Vec::new(),
+        };
+        let carried = self.carried();
+        let mut args: Vec<Arg<'_>> = scalars.chunks(1).map(Arg::F32).collect();
+        for (i, p) in params.iter().enumerate() {
+            for slot in self.layout.inputs() {
+                args.push(match (slot, &grads) {
+                    (Slot::P, _) => Arg::Buffer(p),
+                    (Slot::G, Grads::Held(g)) => Arg::Buffer(held_at(g, i)?),
+                    (Slot::G, Grads::Host(_)) => Arg::F32(vec_at(&host_grads, i)?),
+                    (s, _) => {
+                        let at = carried.iter().position(|&c| c == s);
+                        let b = at.and_then(|at| self.state.get(i)?.get(at));
+                        Arg::Buffer(b.ok_or_else(|| internal("optimiser state slot"))?)
+                    }
+                });
+            }
+        }
+        let per = self.layout.outputs();
+        let mut next: Vec<Vec<Buffer>> = (self.sizes.iter())
+            .map(|&n| {
+                (per.iter())
+                    .map(|_| self.backend.alloc(n, DType::F32))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<_, _>>()
+            .map_err(RuntimeError::Backend)?;
+        let (mut norm, mut bad) = ([0f32], [0f32]);
+        {
+            let mut dests: Vec<Dest<'_>> = next.iter_mut().flatten().map(Dest::Buffer).collect();
+            dests.push(Dest::F32(&mut norm));
+            dests.push(Dest::F32(&mut bad));
+            self.kernel
+                .run_args(&args, &mut dests, 1)
+                .map_err(RuntimeError::Backend)?;
+        }
+        Ok(Update {
+            next,
+            norm: norm[0] as f64,
+            bad: bad[0] as f64,
+        })
+    }
+
+    /// Makes `u` the state: the moments stay here, the parameters become
+    /// `store`'s next version, held where they are.
+    pub fn adopt(
+        &mut self,
+        u: Update,
+        store: &ParamStore,
+        ids: &[ParamId],
+    ) -> Result<(), TrainError> {
+        let mut params = Vec::with_capacity(ids.len());
+        self.state.clear();
+        for mut per in u.next {
+            // Layout order: p first, then the carried slots.
+            params.push(per.remove(0));
+            self.state.push(per);
+        }
+        store.adopt_held(&self.backend, ids, params)?;
+        Ok(())
+    }
+
+    /// Downloads the moments and moving average into `optim` (the host
+    /// copy a checkpoint writes); `optim.t` is the caller's.
+    pub fn pull(&self, optim: &mut OptimState) -> Result<(), TrainError> {
+        for (at, slot) in self.carried().into_iter().enumerate() {
+            let host: &mut Vec<Vec<f64>> = match slot {
+                Slot::M => &mut optim.m,
+                Slot::V => &mut optim.v,
+                Slot::Ema => match &mut optim.ema {
+                    Some(e) => e,
+                    None => continue,
+                },
+                Slot::P | Slot::G => continue,
+            };
+            host.resize_with(self.state.len(), Vec::new);
+            for (h, per) in host.iter_mut().zip(&self.state) {
+                let b = per
+                    .get(at)
+                    .ok_or_else(|| internal("optimiser state slot"))?;
+                *h = self.backend.download(b).map_err(RuntimeError::Backend)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `optim`'s host values of `slot` for parameter `i`.
+fn host_slot(optim: &OptimState, slot: Slot, i: usize) -> Option<&Vec<f64>> {
+    match slot {
+        Slot::M => optim.m.get(i),
+        Slot::V => optim.v.get(i),
+        Slot::Ema => optim.ema.as_ref()?.get(i),
+        Slot::P | Slot::G => None,
+    }
+}
+
+fn held_at(g: &[Buffer], i: usize) -> Result<&Buffer, TrainError> {
+    g.get(i).ok_or_else(|| internal("a gradient per parameter"))
+}
+
+fn vec_at(g: &[Vec<f32>], i: usize) -> Result<&[f32], TrainError> {
+    g.get(i)
+        .map(Vec::as_slice)
+        .ok_or_else(|| internal("a gradient per parameter"))
+}
+
+fn internal(what: &str) -> TrainError {
+    TrainError::Runtime(RuntimeError::Internal(format!(
+        "resident optimiser: {what}"
+    )))
+}
