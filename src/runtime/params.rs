@@ -103,17 +103,29 @@ impl ParamStore {
     /// Brings every value held only on a device home (one download per
     /// such parameter); a no-op when the host is current.
     pub fn pull(&self) -> Result<(), RuntimeError> {
-        let current = self.read().on_device.is_none();
-        if current {
+        self.pull_only(None)
+    }
+
+    /// `pull` for the parameters `only` (all when `None`): a host read of
+    /// one parameter downloads that one alone.
+    fn pull_only(&self, only: Option<&[ParamId]>) -> Result<(), RuntimeError> {
+        let wanted = |id: &ParamId| only.is_none_or(|o| o.contains(id));
+        let needed = (self.read().on_device.as_ref()).is_some_and(|d| d.ids.iter().any(wanted));
+        if !needed {
             return self.lost();
         }
         let mut inner = self.write();
-        let Some(dev) = inner.on_device.take() else {
+        let Some(mut dev) = inner.on_device.take() else {
             return Ok(());
         };
-        match download_into(&mut inner, &dev) {
+        let (now, later): (Vec<ParamId>, Vec<ParamId>) = dev.ids.iter().partition(|id| wanted(id));
+        match download_into(&mut inner, dev.backend.as_ref(), &now) {
             Ok(()) => {
                 inner.lost = None;
+                if !later.is_empty() {
+                    dev.ids = later;
+                    inner.on_device = Some(dev);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -139,8 +151,8 @@ impl ParamStore {
     /// A read guard on host values brought up to date: an accessor that
     /// cannot fail sees the last values the host had when a download fails
     /// (the failure is kept and reported by the next fallible call).
-    fn read_host(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        let _ = self.pull();
+    fn read_host(&self, only: Option<&[ParamId]>) -> std::sync::RwLockReadGuard<'_, Inner> {
+        let _ = self.pull_only(only);
         self.read()
     }
 
@@ -235,7 +247,7 @@ impl ParamStore {
     /// `out`'s buffers (a training iteration reads every parameter without
     /// allocating); an unknown id reads as empty.
     pub fn read_into(&self, ids: &[ParamId], out: &mut Vec<Vec<f64>>) {
-        let inner = self.read_host();
+        let inner = self.read_host(Some(ids));
         out.resize_with(ids.len(), Vec::new);
         for (id, v) in ids.iter().zip(out.iter_mut()) {
             v.clear();
@@ -281,7 +293,10 @@ impl ParamStore {
         self.read().version
     }
     pub fn entry(&self, id: ParamId) -> Option<ParamEntry> {
-        self.read_host().entries.get(id.0 as usize).cloned()
+        self.read_host(Some(&[id]))
+            .entries
+            .get(id.0 as usize)
+            .cloned()
     }
     /// The shape of parameter `id`, without reading its values.
     pub fn shape_of(&self, id: ParamId) -> Option<Vec<usize>> {
@@ -300,12 +315,9 @@ impl ParamStore {
             .map(|e| e.shape.clone())
     }
     pub fn get(&self, name: &str) -> Option<Vec<f64>> {
-        let inner = self.read_host();
-        inner
-            .entries
-            .iter()
-            .find(|e| e.name == name)
-            .map(|e| e.value.clone())
+        let id = self.id(name)?;
+        let inner = self.read_host(Some(&[id]));
+        inner.entries.get(id.0 as usize).map(|e| e.value.clone())
     }
 
     /// Replaces one parameter's values.
@@ -362,7 +374,7 @@ impl ParamStore {
     }
 
     pub(crate) fn view_f32(&self) -> Arc<ParamView<f32>> {
-        if let Some(v) = &self.read_host().f32_view {
+        if let Some(v) = &self.read_host(None).f32_view {
             return v.clone();
         }
         let mut inner = self.write();
@@ -379,7 +391,7 @@ impl ParamStore {
     }
 
     pub(crate) fn view_f64(&self) -> Arc<ParamView<f64>> {
-        if let Some(v) = &self.read_host().f64_view {
+        if let Some(v) = &self.read_host(None).f64_view {
             return v.clone();
         }
         let mut inner = self.write();
@@ -425,19 +437,23 @@ impl ParamStore {
     }
 }
 
-/// Downloads the values `dev` holds into the host entries.
-fn download_into(inner: &mut Inner, dev: &OnDevice) -> Result<(), RuntimeError> {
+/// Downloads the held values of `ids` into the host entries.
+fn download_into(
+    inner: &mut Inner,
+    backend: &dyn Backend,
+    ids: &[ParamId],
+) -> Result<(), RuntimeError> {
     let Some(view) = inner.held_view.clone() else {
         return Err(RuntimeError::Internal(
             "device-held parameters without a held view".into(),
         ));
     };
-    for id in &dev.ids {
+    for id in ids {
         let i = id.0 as usize;
         let (Some(b), Some(e)) = (view.buffers.get(i), inner.entries.get_mut(i)) else {
             return Err(RuntimeError::UnknownParam(format!("#{i}")));
         };
-        let v = dev.backend.download(b).map_err(RuntimeError::Backend)?;
+        let v = backend.download(b).map_err(RuntimeError::Backend)?;
         if v.len() != e.value.len() {
             return Err(RuntimeError::ParamLength {
                 name: e.name.clone(),

@@ -171,8 +171,15 @@ pub struct BatchLoss {
     pub energies: Vec<f64>,
 }
 
-/// A method's loss value, θ-gradient, energies and NCE's accuracy.
-type MethodPass = (loss::LossValue, Vec<Vec<f64>>, Vec<f64>, Option<f64>);
+/// A method's loss value, θ-gradient (on the host, or left on the
+/// device), energies and NCE's accuracy.
+type MethodPass = (
+    loss::LossValue,
+    Vec<Vec<f64>>,
+    Option<Vec<Buffer>>,
+    Vec<f64>,
+    Option<f64>,
+);
 
 impl<'a> Trainer<'a> {
     /// A run on `data` (`rows × dim`, already scaled); `energy` must be an
@@ -373,7 +380,7 @@ impl<'a> Trainer<'a> {
     /// store's host copy and the optimiser's moments into `state` (a no-op
     /// on the host). Anything that writes them out calls it first.
     pub fn sync(&mut self) -> Result<(), TrainError> {
-        if let Some(r) = &self.resident {
+        if let Some(r) = &mut self.resident {
             r.pull(&mut self.state.optim)?;
         }
         self.energy.store().pull()?;
@@ -532,7 +539,8 @@ impl<'a> Trainer<'a> {
             let held = self.on_device();
             self.objective_with::<T>(&x, b, last.as_ref(), &reference, held)?
         } else {
-            self.method_objective::<T>(&x, it)?
+            let held = self.on_device();
+            self.method_loss::<T>(&x, it as u64, self.cfg.seed, held)?
         };
         let t_loss = t1.elapsed().as_secs_f64();
         if self.timing {
@@ -867,7 +875,7 @@ impl<'a> Trainer<'a> {
         x: &[f64],
         it: usize,
     ) -> Result<BatchLoss, TrainError> {
-        self.method_loss::<T>(x, it as u64, self.cfg.seed)
+        self.method_loss::<T>(x, it as u64, self.cfg.seed, false)
     }
 
     /// The method's own loss on held-out rows (score matching and NCE; for
@@ -879,21 +887,24 @@ impl<'a> Trainer<'a> {
         }
         let seed = Keyed::new(self.cfg.seed, HELDOUT, 0).key();
         let l = match self.energy.dtype() {
-            crate::backend::DType::F32 => self.method_loss::<f32>(x, 0, seed)?,
-            crate::backend::DType::F64 => self.method_loss::<f64>(x, 0, seed)?,
+            crate::backend::DType::F32 => self.method_loss::<f32>(x, 0, seed, false)?,
+            crate::backend::DType::F64 => self.method_loss::<f64>(x, 0, seed, false)?,
         };
         Ok(Some(l.total))
     }
 
+    /// `method_objective`; with `held`, score matching's θ-gradient is
+    /// left on the device (NCE adds log Z's on the host).
     fn method_loss<T: Scalar>(
         &self,
         x: &[f64],
         it: u64,
         seed: u64,
+        held: bool,
     ) -> Result<BatchLoss, TrainError> {
-        let (value, grads, energies, accuracy) = match self.cfg.method {
+        let (value, grads, held_grads, energies, accuracy) = match self.cfg.method {
             Method::Nce => self.nce_loss::<T>(x, it, seed)?,
-            _ => self.score_loss::<T>(x, it, seed)?,
+            _ => self.score_loss::<T>(x, it, seed, held)?,
         };
         Ok(BatchLoss {
             total: value.loss,
@@ -903,7 +914,7 @@ impl<'a> Trainer<'a> {
             jem: None,
             accuracy,
             grads,
-            held_grads: None,
+            held_grads,
             energies,
         })
     }
@@ -915,6 +926,7 @@ impl<'a> Trainer<'a> {
         x: &[f64],
         it: u64,
         seed: u64,
+        held: bool,
     ) -> Result<MethodPass, TrainError> {
         let d = self.dim;
         let n = x.len() / d;
@@ -939,12 +951,21 @@ impl<'a> Trainer<'a> {
         let seeds: Vec<T> = (0..n)
             .flat_map(|_| [T::from_f64(1.0 / n as f64), T::from_f64(0.0)])
             .collect();
-        let parts = self.in_parts(&xs, n, |x, at, rows| {
-            let c = cs.as_deref().map(|c| &c[width * at..width * (at + rows)]);
-            self.loss
-                .weighted_grad_params(x, &seeds[k * at..k * (at + rows)], c, rows)
-        })?;
-        let (pairs, grads) = sum_parts(&parts);
+        let (pairs, grads, held_grads) = if held {
+            // On the device the batch is one call (as `in_parts` makes it).
+            let (v, g) = self
+                .loss
+                .weighted_grad_params_held(&xs, &seeds, cs.as_deref(), n)?;
+            (v.iter().map(|a| a.to_f64()).collect(), Vec::new(), Some(g))
+        } else {
+            let parts = self.in_parts(&xs, n, |x, at, rows| {
+                let c = cs.as_deref().map(|c| &c[width * at..width * (at + rows)]);
+                self.loss
+                    .weighted_grad_params(x, &seeds[k * at..k * (at + rows)], c, rows)
+            })?;
+            let (pairs, grads) = sum_parts(&parts);
+            (pairs, grads, None)
+        };
         let energies: Vec<f64> = pairs.chunks_exact(k).map(|p| p[1]).collect();
         let loss = pairs.chunks_exact(k).map(|p| p[0]).sum::<f64>() / n.max(1) as f64;
         let value = loss::LossValue {
@@ -953,7 +974,7 @@ impl<'a> Trainer<'a> {
             e_neg: f64::NAN,
             l2: 0.0,
         };
-        Ok((value, grads, energies, None))
+        Ok((value, grads, held_grads, energies, None))
     }
 
     /// NCE's loss on the positives `x` and ν·|x| keyed noise rows: the
@@ -992,7 +1013,7 @@ impl<'a> Trainer<'a> {
             e_neg: mean(&e[pos..]),
             l2: 0.0,
         };
-        Ok((value, grads, e, Some(v.accuracy)))
+        Ok((value, grads, None, e, Some(v.accuracy)))
     }
 
     /// A classifier's loss on concat(x⁺, x⁻) for positives labelled

@@ -26,6 +26,9 @@ pub struct Resident {
     /// in `carried()` order (m, [v], [ema]).
     state: Vec<Vec<Buffer>>,
     sizes: Vec<usize>,
+    /// The host copy (`OptimState`) holds `state`'s values: nothing to
+    /// download until the next adopted update.
+    home: bool,
 }
 
 /// The gradient an update reads: host values (methods whose gradient is
@@ -71,6 +74,7 @@ impl Resident {
             layout,
             state: Vec::new(),
             sizes,
+            home: true,
         };
         r.state = (0..ids.len())
             .map(|i| {
@@ -180,13 +184,17 @@ impl Resident {
             params.push(per.remove(0));
             self.state.push(per);
         }
+        self.home = false;
         store.adopt_held(&self.backend, ids, params)?;
         Ok(())
     }
 
     /// Downloads the moments and moving average into `optim` (the host
     /// copy a checkpoint writes); `optim.t` is the caller's.
-    pub fn pull(&self, optim: &mut OptimState) -> Result<(), TrainError> {
+    pub fn pull(&mut self, optim: &mut OptimState) -> Result<(), TrainError> {
+        if self.home {
+            return Ok(());
+        }
         for (at, slot) in self.carried().into_iter().enumerate() {
             let host: &mut Vec<Vec<f64>> = match slot {
                 Slot::M => &mut optim.m,
@@ -205,6 +213,7 @@ impl Resident {
                 *h = self.backend.download(b).map_err(RuntimeError::Backend)?;
             }
         }
+        self.home = true;
         Ok(())
     }
 }
@@ -233,4 +242,113 @@ fn internal(what: &str) -> TrainError {
     TrainError::Runtime(RuntimeError::Internal(format!(
         "resident optimiser: {what}"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::backend::{Backend, BackendError, Buffer, DType, HostData, Interp, Kernel};
+    use crate::ir::Graph;
+    use crate::train::{Method, TrainConfig, Trainer};
+
+    /// The interpreter standing in for a device: it claims to hold its
+    /// buffers (host f32 vectors behind the same contract) and counts every
+    /// upload and download.
+    #[derive(Default)]
+    struct Device {
+        up: AtomicUsize,
+        down: AtomicUsize,
+    }
+
+    impl Backend for Device {
+        fn name(&self) -> &'static str {
+            "device"
+        }
+        fn compile(&self, g: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError> {
+            Interp.compile(g, dtype)
+        }
+        fn holds_buffers(&self) -> bool {
+            true
+        }
+        fn upload(&self, data: HostData<'_>) -> Result<Buffer, BackendError> {
+            self.up.fetch_add(1, Ordering::Relaxed);
+            Interp.upload(data)
+        }
+        fn download(&self, buf: &Buffer) -> Result<Vec<f64>, BackendError> {
+            self.down.fetch_add(1, Ordering::Relaxed);
+            Interp.download(buf)
+        }
+    }
+
+    /// After the first iteration (which uploads θ and the optimiser's
+    /// state), an iteration of every method uploads and downloads no
+    /// parameter or moment (NCE reads its scalar log Z); `sync` then brings
+    /// home θ, m, v and the EMA, one download each per parameter, and a
+    /// second `sync` nothing. (Gradients assembled on the host — icd's and
+    /// NCE's — reach the update as its host input, not through `upload`.)
+    #[test]
+    fn an_iteration_moves_no_parameter_or_moment() {
+        let src = "energy e(x: [2]) = sum(mlp(x, [8, 1], act = swish)) + 0.1 * sum(x^2)\n";
+        let data = crate::data::rng::normal(3, 400);
+        for method in [
+            Method::Cd,
+            Method::Pcd,
+            Method::Icd,
+            Method::Ssm,
+            Method::Nce,
+        ] {
+            let dev = Arc::new(Device::default());
+            let backend: Arc<dyn Backend> = dev.clone();
+            let program = crate::api::Program::from_source(src).unwrap();
+            let e = program.energy_with("e", backend, DType::F32).unwrap();
+            let mut cfg = TrainConfig::new(method);
+            (cfg.iters, cfg.batch, cfg.sampler_steps, cfg.seed) = (6, 16, 3, 1);
+            cfg.optim.ema = Some(0.9);
+            if !method.samples_negatives() {
+                cfg.l2 = 0.0;
+            }
+            let mut t = Trainer::new(&e, &data, cfg).unwrap();
+            assert!(t.on_device());
+            let counts = || {
+                (
+                    dev.up.load(Ordering::Relaxed),
+                    dev.down.load(Ordering::Relaxed),
+                )
+            };
+            t.step().unwrap();
+            let first = counts();
+            assert!(
+                first.0 > 0,
+                "{method:?}: the first iteration uploads the state"
+            );
+            while !t.done() {
+                let r = t.step().unwrap();
+                assert!(r.rollback.is_none(), "{method:?}: {r:?}");
+            }
+            // NCE's loss reads log Z on the host: one scalar per iteration.
+            let reads = if method == Method::Nce { 5 } else { 0 };
+            let now = counts();
+            assert_eq!(
+                now.0, first.0,
+                "{method:?}: uploads after the first iteration"
+            );
+            assert_eq!(
+                now.1,
+                first.1 + reads,
+                "{method:?}: downloads after the first iteration"
+            );
+            let first = now;
+            t.sync().unwrap();
+            let params = t.param_ids().len();
+            assert_eq!(counts().1 - first.1, 4 * params, "{method:?}: θ, m, v, ema");
+            t.sync().unwrap();
+            assert_eq!(
+                counts().1 - first.1,
+                4 * params,
+                "{method:?}: a second sync is free"
+            );
+        }
+    }
 }
