@@ -219,3 +219,39 @@ fn huge_learning_rate_rolls_back_and_ends_finite() {
     assert!(param_vec(&e).iter().all(|v| v.is_finite()));
     assert!(t.state.lr_scale < 1.0);
 }
+
+/// `spectral_norm` projects every weight matrix after each update: with a
+/// bound of 0.5 every rank-2 parameter's largest singular value ends at or
+/// below it, where the same run without the bound ends above it.
+#[test]
+fn spectral_norm_bounds_every_weight_matrix() {
+    let data = gaussian_data(300, [0.5, -0.5], [1.0, 1.0], 3);
+    let largest = |bound: Option<f64>| -> f64 {
+        let e = energy(MLP, "e", DType::F64);
+        let mut cfg = small_run(Method::Pcd, 5);
+        cfg.spectral_norm = bound;
+        let mut t = Trainer::new(&e, &data, cfg).unwrap();
+        while !t.done() {
+            assert!(t.step().unwrap().rollback.is_none());
+        }
+        let store = e.store();
+        (e.param_names().iter())
+            .filter_map(|n| match store.shape(n).as_deref() {
+                Some(&[rows, cols]) => {
+                    let mut w = store.get(n).unwrap();
+                    Some(ebm::train::optim::spectral_project(
+                        &mut w,
+                        rows,
+                        cols,
+                        f64::INFINITY,
+                    ))
+                }
+                _ => None,
+            })
+            .fold(0.0, f64::max)
+    };
+    let free = largest(None);
+    let bounded = largest(Some(0.5));
+    assert!(free > 0.5, "unbounded run: σ = {free}");
+    assert!(bounded <= 0.5 * (1.0 + 1e-9), "bounded run: σ = {bounded}");
+}

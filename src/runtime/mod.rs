@@ -527,7 +527,9 @@ impl CompiledEnergy {
             let (data, name): (&[T], &'static str) = match (role, &view) {
                 (Role::Param(id), Some(view)) => (&view.values[id.0 as usize], "parameter"),
                 (Role::Param(_), None) => {
-                    return Err(RuntimeError::Internal("a parameter bound twice".into()));
+                    return Err(RuntimeError::Internal(
+                        "a parameter with no values to bind".into(),
+                    ));
                 }
                 (Role::X, _) => (args.x, "x"),
                 (Role::Cond, _) => (

@@ -372,8 +372,11 @@ impl<'a> Trainer<'a> {
 
     /// Whether the optimiser runs on the device, its state held there
     /// ([`resident`]): a backend that holds buffers, in f32.
+    /// Spectral normalisation's power iterations run on the host, so a run
+    /// that asks for it keeps the host optimiser.
     pub fn on_device(&self) -> bool {
-        self.energy.backend().holds_buffers() && self.energy.dtype() == crate::backend::DType::F32
+        let f32 = self.energy.dtype() == crate::backend::DType::F32;
+        self.energy.backend().holds_buffers() && f32 && self.cfg.spectral_norm.is_none()
     }
 
     /// Brings the state held on the device home: the parameters into the
@@ -597,13 +600,12 @@ impl<'a> Trainer<'a> {
         self.saved_optim.copy_from(&self.state.optim);
         let mut values = std::mem::take(&mut self.values);
         self.energy.store().read_into(&self.params, &mut values);
-        optim::step(
-            &self.cfg.optim,
-            &mut self.state.optim,
-            &mut values,
-            &mut grads,
-            lr,
-        );
+        let opt = &self.cfg.optim;
+        optim::descend_step(opt, &mut self.state.optim, &mut values, &mut grads, lr);
+        if let Some(bound) = self.cfg.spectral_norm {
+            self.project_spectral(&mut values, bound);
+        }
+        optim::update_ema(opt, &mut self.state.optim, &values);
         let finite = values.iter().flatten().all(|v| v.is_finite());
         if finite {
             self.write_params(&values)?;
@@ -614,6 +616,17 @@ impl<'a> Trainer<'a> {
             return Ok(Some("non-finite parameters after the update".into()));
         }
         Ok(None)
+    }
+
+    /// Scales every rank-2 parameter whose largest singular value exceeds
+    /// `bound` back to it (`spectral_norm`).
+    fn project_spectral(&self, values: &mut [Vec<f64>], bound: f64) {
+        let store = self.energy.store();
+        for (id, v) in self.params.iter().zip(values) {
+            if let Some([rows, cols]) = store.shape_of(*id).as_deref() {
+                optim::spectral_project(v, *rows, *cols, bound);
+            }
+        }
     }
 
     /// The optimiser's step where the parameters live (f32 on the device,

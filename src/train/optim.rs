@@ -143,9 +143,23 @@ pub fn global_norm(grads: &[Vec<f64>]) -> f64 {
         .sqrt()
 }
 
-/// One update of `params` by `grads` at learning rate `lr`; returns the
-/// gradient norm before clipping.
+/// One update of `params` by `grads` at learning rate `lr`, then the
+/// moving average; returns the gradient norm before clipping.
 pub fn step(
+    cfg: &OptimConfig,
+    state: &mut OptimState,
+    params: &mut [Vec<f64>],
+    grads: &mut [Vec<f64>],
+    lr: f64,
+) -> f64 {
+    let norm = descend_step(cfg, state, params, grads, lr);
+    update_ema(cfg, state, params);
+    norm
+}
+
+/// `step` without the moving average (a projection of the parameters may
+/// come between the two, so that the average follows what is kept).
+pub fn descend_step(
     cfg: &OptimConfig,
     state: &mut OptimState,
     params: &mut [Vec<f64>],
@@ -193,6 +207,11 @@ pub fn step(
             }
         }
     }
+    norm
+}
+
+/// The moving average's step towards `params` (when the optimiser keeps one).
+pub fn update_ema(cfg: &OptimConfig, state: &mut OptimState, params: &[Vec<f64>]) {
     if let (Some(d), Some(ema)) = (cfg.ema, state.ema.as_mut()) {
         for (e, p) in ema.iter_mut().zip(params.iter()) {
             for (a, b) in e.iter_mut().zip(p) {
@@ -200,7 +219,6 @@ pub fn step(
             }
         }
     }
-    norm
 }
 
 /// Which of a parameter's tensors an update-graph input or output holds.
