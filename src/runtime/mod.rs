@@ -702,14 +702,7 @@ impl CompiledEnergy {
         cond: Option<&[T]>,
         batch: usize,
     ) -> Result<(Vec<T>, Vec<Buffer>), RuntimeError> {
-        let store = &self.store;
-        let mut held = (self.params.iter().enumerate())
-            .map(|(k, id)| {
-                let len = store.shape_of(*id).map_or(0, |s| numel(&s));
-                let b = self.backend.alloc(len, self.dtype)?;
-                Ok((Slot::PullbackParam(k), b))
-            })
-            .collect::<Result<Vec<_>, BackendError>>()?;
+        let mut held = self.param_outputs(Slot::PullbackParam)?;
         let spec = KernelSpec::weighted_grad_params();
         let args = Args::x(x).cond(cond).seed(seed);
         let mut o = self.run_into(spec, args, batch, &mut held)?;
@@ -717,6 +710,32 @@ impl CompiledEnergy {
             .take(Slot::Value)
             .ok_or_else(|| RuntimeError::Internal("no values".into()))?;
         Ok((values, held.into_iter().map(|(_, b)| b).collect()))
+    }
+
+    /// `mixed` with the products left in the device's memory, one new
+    /// buffer per parameter.
+    pub fn mixed_held<T: Scalar>(
+        &self,
+        x: &[T],
+        v: &[T],
+        cond: Option<&[T]>,
+        batch: usize,
+    ) -> Result<Vec<Buffer>, RuntimeError> {
+        let mut held = self.param_outputs(Slot::Mixed)?;
+        let args = Args::x(x).cond(cond).v(v);
+        self.run_into(KernelSpec::MIXED, args, batch, &mut held)?;
+        Ok(held.into_iter().map(|(_, b)| b).collect())
+    }
+
+    /// A new device buffer for each parameter's output `slot(k)`.
+    fn param_outputs(&self, slot: fn(usize) -> Slot) -> Result<Vec<(Slot, Buffer)>, RuntimeError> {
+        (self.params.iter().enumerate())
+            .map(|(k, id)| {
+                let len = self.store.shape_of(*id).map_or(0, |s| numel(&s));
+                let b = self.backend.alloc(len, self.dtype)?;
+                Ok((slot(k), b))
+            })
+            .collect()
     }
 
     /// Hessian-vector products ∇ₓ(∇ₓE·v), one per sample.

@@ -70,7 +70,7 @@ pub use concepts::Concepts;
 use concepts::{concept_groups, with_codes};
 use keyed::Keyed;
 use optim::OptimState;
-use resident::{Grads, Resident};
+use resident::{Grads, HeldGrads, Resident};
 
 /// The loss kernel runs on this many parts of each batch on a CPU backend
 /// (see `in_parts`).
@@ -141,6 +141,13 @@ pub struct LastStep {
     pub drift: f64,
 }
 
+/// Where improved CD's terms add their gradient: to host values, or as a
+/// second term beside a gradient held on the device.
+enum IcdGrads<'a> {
+    Host(&'a mut Vec<Vec<f64>>),
+    Held(&'a mut HeldGrads),
+}
+
 /// The loss of one batch, its θ-gradient and the energies.
 struct Pass {
     value: loss::LossValue,
@@ -148,7 +155,7 @@ struct Pass {
     jem: Option<jem::JemValue>,
     grads: Vec<Vec<f64>>,
     /// The θ-gradient left on the device instead (`grads` is then empty).
-    held_grads: Option<Vec<Buffer>>,
+    held_grads: Option<HeldGrads>,
     energies: Vec<f64>,
 }
 
@@ -166,7 +173,7 @@ pub struct BatchLoss {
     pub grads: Vec<Vec<f64>>,
     /// A device-resident run's θ-gradient, left on the device (`grads` is
     /// then empty).
-    held_grads: Option<Vec<Buffer>>,
+    held_grads: Option<HeldGrads>,
     /// E at concat(x⁺, x⁻) (score matching: at the loss's points).
     pub energies: Vec<f64>,
 }
@@ -176,7 +183,7 @@ pub struct BatchLoss {
 type MethodPass = (
     loss::LossValue,
     Vec<Vec<f64>>,
-    Option<Vec<Buffer>>,
+    Option<HeldGrads>,
     Vec<f64>,
     Option<f64>,
 );
@@ -856,16 +863,20 @@ impl<'a> Trainer<'a> {
             value,
             jem,
             mut grads,
-            held_grads,
+            mut held_grads,
             energies,
         } = match self.labels {
             Some(l) => self.classifier_loss::<T>(x, pos, l.classes)?,
-            None => self.loss_and_grad::<T>(x, pos, held && last.is_none())?,
+            None => self.loss_and_grad::<T>(x, pos, held)?,
         };
         let (mut kl, mut entropy) = (0.0, 0.0);
         if let Some(last) = last {
             let neg = &x[pos * self.dim..];
-            (kl, entropy) = self.icd_terms::<T>(neg, last, &mut grads, reference)?;
+            let grads = match &mut held_grads {
+                Some(h) => IcdGrads::Held(h),
+                None => IcdGrads::Host(&mut grads),
+            };
+            (kl, entropy) = self.icd_terms::<T>(neg, last, grads, reference)?;
         }
         Ok(BatchLoss {
             total: value.loss + self.cfg.kl * kl + self.cfg.entropy * entropy,
@@ -969,7 +980,12 @@ impl<'a> Trainer<'a> {
             let (v, g) = self
                 .loss
                 .weighted_grad_params_held(&xs, &seeds, cs.as_deref(), n)?;
-            (v.iter().map(|a| a.to_f64()).collect(), Vec::new(), Some(g))
+            let held = HeldGrads { g, plus: None };
+            (
+                v.iter().map(|a| a.to_f64()).collect(),
+                Vec::new(),
+                Some(held),
+            )
         } else {
             let parts = self.in_parts(&xs, n, |x, at, rows| {
                 let c = cs.as_deref().map(|c| &c[width * at..width * (at + rows)]);
@@ -1133,13 +1149,13 @@ impl<'a> Trainer<'a> {
         if held {
             // On the device the batch is one call (as `in_parts` makes it).
             let c = self.batch_cond_rows(&cs, 0, n);
-            let (pairs, grads) = self.loss.weighted_grad_params_held(&xs, &seed, c, n)?;
+            let (pairs, g) = self.loss.weighted_grad_params_held(&xs, &seed, c, n)?;
             let e = pairs_first(&pairs);
             return Ok(Pass {
                 value: loss::value(kind, self.cfg.l2, pos, &e),
                 jem: None,
                 grads: Vec::new(),
-                held_grads: Some(grads),
+                held_grads: Some(HeldGrads { g, plus: None }),
                 energies: e,
             });
         }
@@ -1203,7 +1219,7 @@ impl<'a> Trainer<'a> {
         &self,
         neg: &[f64],
         last: &LastStep,
-        grads: &mut [Vec<f64>],
+        grads: IcdGrads<'_>,
         reference: &[f64],
     ) -> Result<(f64, f64), TrainError> {
         let d = self.dim;
@@ -1222,10 +1238,18 @@ impl<'a> Trainer<'a> {
             .map(|(g, h)| T::from_f64(self.cfg.kl * g.to_f64() / b as f64 + self.cfg.entropy * h))
             .collect();
         let prev: Vec<T> = last.prev.iter().map(|&v| T::from_f64(v)).collect();
-        let mixed = self.energy.mixed(&prev, &u, c, b)?;
-        for (g, m) in grads.iter_mut().zip(&mixed) {
-            for (a, v) in g.iter_mut().zip(m) {
-                *a -= last.drift * v.to_f64();
+        match grads {
+            IcdGrads::Held(h) => {
+                let mixed = self.energy.mixed_held(&prev, &u, c, b)?;
+                h.plus = Some((-last.drift, mixed));
+            }
+            IcdGrads::Host(grads) => {
+                let mixed = self.energy.mixed(&prev, &u, c, b)?;
+                for (g, m) in grads.iter_mut().zip(&mixed) {
+                    for (a, v) in g.iter_mut().zip(m) {
+                        *a -= last.drift * v.to_f64();
+                    }
+                }
             }
         }
         Ok((kl, ent))

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::TrainError;
 use super::optim::{self, OptimConfig, OptimState, Slot, UpdateLayout};
 use crate::backend::{Arg, Backend, Buffer, DType, Dest, HostData, Kernel};
+use crate::ir::{BatchReduce, Graph, InputKind};
 use crate::runtime::{ParamId, ParamStore, RuntimeError};
 
 /// The optimiser's state in a device's memory and its compiled update.
@@ -26,16 +27,26 @@ pub struct Resident {
     /// in `carried()` order (m, [v], [ema]).
     state: Vec<Vec<Buffer>>,
     sizes: Vec<usize>,
+    /// g + c·h over every parameter, compiled at its first use.
+    combine: Option<Arc<dyn Kernel>>,
     /// The host copy (`OptimState`) holds `state`'s values: nothing to
     /// download until the next adopted update.
     home: bool,
 }
 
 /// The gradient an update reads: host values (methods whose gradient is
-/// assembled on the host) or buffers a loss kernel left on the device.
+/// assembled on the host) or buffers kernels left on the device.
 pub enum Grads<'a> {
     Host(&'a [Vec<f64>]),
-    Held(&'a [Buffer]),
+    Held(&'a HeldGrads),
+}
+
+/// A θ-gradient in a device's memory, one buffer per parameter: `g`, plus
+/// c·h where a second term was computed apart (improved CD's mixed product
+/// through the last Langevin step, c = −drift).
+pub struct HeldGrads {
+    pub g: Vec<Buffer>,
+    pub plus: Option<(f64, Vec<Buffer>)>,
 }
 
 /// An update computed but not yet adopted.
@@ -74,6 +85,7 @@ impl Resident {
             layout,
             state: Vec::new(),
             sizes,
+            combine: None,
             home: true,
         };
         r.state = (0..ids.len())
@@ -112,13 +124,27 @@ impl Resident {
     /// the parameters `params` (held, one per trained parameter) and
     /// `grads`; nothing changes until `adopt`.
     pub fn update(
-        &self,
+        &mut self,
         cfg: &OptimConfig,
         t: u64,
         lr: f64,
         params: &[&Buffer],
         grads: Grads<'_>,
     ) -> Result<Update, TrainError> {
+        let summed;
+        let grads = match grads {
+            Grads::Held(HeldGrads {
+                g,
+                plus: Some((c, h)),
+            }) => {
+                summed = HeldGrads {
+                    g: self.sum(g, *c, h)?,
+                    plus: None,
+                };
+                Grads::Held(&summed)
+            }
+            other => other,
+        };
         let scalars: Vec<f32> = (optim::update_scalars(cfg, t, lr).iter())
             .map(|&v| v as f32)
             .collect();
@@ -134,7 +160,7 @@ impl Resident {
             for slot in self.layout.inputs() {
                 args.push(match (slot, &grads) {
                     (Slot::P, _) => Arg::Buffer(p),
-                    (Slot::G, Grads::Held(g)) => Arg::Buffer(held_at(g, i)?),
+                    (Slot::G, Grads::Held(g)) => Arg::Buffer(held_at(&g.g, i)?),
                     (Slot::G, Grads::Host(_)) => Arg::F32(vec_at(&host_grads, i)?),
                     (s, _) => {
                         let at = carried.iter().position(|&c| c == s);
@@ -167,6 +193,34 @@ impl Resident {
             norm: norm[0] as f64,
             bad: bad[0] as f64,
         })
+    }
+
+    /// g + c·h, parameter by parameter, into new buffers.
+    fn sum(&mut self, g: &[Buffer], c: f64, h: &[Buffer]) -> Result<Vec<Buffer>, TrainError> {
+        if self.combine.is_none() {
+            let graph = combine_graph(&self.sizes);
+            let k = (self.backend.compile(&graph, DType::F32)).map_err(RuntimeError::Backend)?;
+            self.combine = Some(k);
+        }
+        let kernel = self
+            .combine
+            .as_ref()
+            .ok_or_else(|| internal("combine kernel"))?;
+        let c = [c as f32];
+        let mut args = vec![Arg::F32(&c)];
+        for i in 0..self.sizes.len() {
+            args.push(Arg::Buffer(held_at(g, i)?));
+            args.push(Arg::Buffer(held_at(h, i)?));
+        }
+        let mut out = (self.sizes.iter())
+            .map(|&n| self.backend.alloc(n, DType::F32))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RuntimeError::Backend)?;
+        let mut dests: Vec<Dest<'_>> = out.iter_mut().map(Dest::Buffer).collect();
+        kernel
+            .run_args(&args, &mut dests, 1)
+            .map_err(RuntimeError::Backend)?;
+        Ok(out)
     }
 
     /// Makes `u` the state: the moments stay here, the parameters become
@@ -216,6 +270,21 @@ impl Resident {
         self.home = true;
         Ok(())
     }
+}
+
+/// g_i + c·h_i for parameters of `sizes` values (inputs `c`, then `g{i}`,
+/// `h{i}` per parameter; outputs `g{i}`; batch 1).
+fn combine_graph(sizes: &[usize]) -> Graph {
+    let mut g = Graph::new("gradient_sum");
+    let c = g.input_node("c", vec![], InputKind::Shared);
+    for (i, &n) in sizes.iter().enumerate() {
+        let a = g.input_node(format!("g{i}"), vec![n], InputKind::Shared);
+        let b = g.input_node(format!("h{i}"), vec![n], InputKind::Shared);
+        let cb = g.mul(c, b);
+        let sum = g.add_(a, cb);
+        g.add_output(format!("g{i}"), sum, BatchReduce::PerSample);
+    }
+    g
 }
 
 /// `optim`'s host values of `slot` for parameter `i`.
@@ -286,8 +355,8 @@ mod tests {
     /// state), an iteration of every method uploads and downloads no
     /// parameter or moment (NCE reads its scalar log Z); `sync` then brings
     /// home θ, m, v and the EMA, one download each per parameter, and a
-    /// second `sync` nothing. (Gradients assembled on the host — icd's and
-    /// NCE's — reach the update as its host input, not through `upload`.)
+    /// second `sync` nothing. (A gradient assembled on the host — NCE's, JEM's —
+    /// reaches the update as its host input, not through `upload`.)
     #[test]
     fn an_iteration_moves_no_parameter_or_moment() {
         let src = "energy e(x: [2]) = sum(mlp(x, [8, 1], act = swish)) + 0.1 * sum(x^2)\n";
