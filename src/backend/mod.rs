@@ -875,3 +875,34 @@ impl Kernel for InterpKernel {
         copy_outputs(results, outputs)
     }
 }
+
+/// The reference interpreter standing in for a device in unit tests: it
+/// claims to hold its buffers (host f32 vectors behind the same contract)
+/// and counts every upload and download, so a test can see what crosses.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct StandIn {
+    pub up: std::sync::atomic::AtomicUsize,
+    pub down: std::sync::atomic::AtomicUsize,
+}
+
+#[cfg(test)]
+impl Backend for StandIn {
+    fn name(&self) -> &'static str {
+        "stand-in device"
+    }
+    fn compile(&self, g: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError> {
+        Interp.compile(g, dtype)
+    }
+    fn holds_buffers(&self) -> bool {
+        true
+    }
+    fn upload(&self, data: HostData<'_>) -> Result<Buffer, BackendError> {
+        self.up.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Interp.upload(data)
+    }
+    fn download(&self, buf: &Buffer) -> Result<Vec<f64>, BackendError> {
+        self.down.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Interp.download(buf)
+    }
+}

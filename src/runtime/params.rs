@@ -468,36 +468,10 @@ fn download_into(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::backend::{BackendError, Interp, Kernel};
-    use crate::ir::Graph;
-
-    /// The interpreter, claiming to hold buffers, counting its uploads
-    /// and downloads.
-    #[derive(Default)]
-    struct Counting(AtomicUsize, AtomicUsize);
-
-    impl Backend for Counting {
-        fn name(&self) -> &'static str {
-            "counting"
-        }
-        fn compile(&self, g: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError> {
-            Interp.compile(g, dtype)
-        }
-        fn holds_buffers(&self) -> bool {
-            true
-        }
-        fn upload(&self, data: HostData<'_>) -> Result<Buffer, BackendError> {
-            self.0.fetch_add(1, Ordering::Relaxed);
-            Interp.upload(data)
-        }
-        fn download(&self, buf: &Buffer) -> Result<Vec<f64>, BackendError> {
-            self.1.fetch_add(1, Ordering::Relaxed);
-            Interp.download(buf)
-        }
-    }
+    use crate::backend::StandIn as Counting;
 
     /// A device-side update adopted by the store is the next version at
     /// once, bound from the held view, and comes home (one download per
@@ -509,7 +483,7 @@ mod tests {
         store.insert("b", &[], vec![0.25]).unwrap();
         let counting = Arc::new(Counting::default());
         let dev: Arc<dyn Backend> = counting.clone();
-        let downloads = || counting.1.load(Ordering::Relaxed);
+        let downloads = || counting.down.load(Ordering::Relaxed);
         let v0 = store.version();
         let w = ParamId(0);
         store
@@ -554,12 +528,16 @@ mod tests {
         let first = store.held_view(&dev).unwrap();
         let again = store.held_view(&dev).unwrap();
         assert!(Arc::ptr_eq(&first, &again));
-        assert_eq!(dev.0.load(Ordering::Relaxed), 2, "one upload per parameter");
+        assert_eq!(
+            dev.up.load(Ordering::Relaxed),
+            2,
+            "one upload per parameter"
+        );
         assert_eq!(first.buffers[0], Buffer::F32(vec![1.5, -2.0]));
         store.set("b", &[3.0]).unwrap();
         let next = store.held_view(&dev).unwrap();
         assert_eq!(
-            dev.0.load(Ordering::Relaxed),
+            dev.up.load(Ordering::Relaxed),
             4,
             "a new version goes up again"
         );

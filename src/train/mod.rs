@@ -866,7 +866,7 @@ impl<'a> Trainer<'a> {
             mut held_grads,
             energies,
         } = match self.labels {
-            Some(l) => self.classifier_loss::<T>(x, pos, l.classes)?,
+            Some(l) => self.classifier_loss::<T>(x, pos, l.classes, held)?,
             None => self.loss_and_grad::<T>(x, pos, held)?,
         };
         let (mut kl, mut entropy) = (0.0, 0.0);
@@ -1090,6 +1090,7 @@ impl<'a> Trainer<'a> {
         x: &[f64],
         pos: usize,
         classes: usize,
+        held: bool,
     ) -> Result<Pass, TrainError> {
         let n = x.len() / self.dim;
         let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
@@ -1098,15 +1099,27 @@ impl<'a> Trainer<'a> {
         let cond = to_t(jem::one_hot(&self.batch_labels, classes, n - pos));
         let seed = to_t(jem::seeds(pos, n - pos, weight));
         let k = jem::LOSS_VALUES;
-        let parts = self.in_parts(&xs, n, |x, at, rows| {
-            self.loss.weighted_grad_params(
-                x,
-                &seed[k * at..k * (at + rows)],
-                Some(&cond[classes * at..classes * (at + rows)]),
-                rows,
+        let (triples, grads, held_grads) = if held {
+            // On the device the batch is one call (as `in_parts` makes it).
+            let (v, g) = (self.loss).weighted_grad_params_held(&xs, &seed, Some(&cond), n)?;
+            let held = HeldGrads { g, plus: None };
+            (
+                v.iter().map(|a| a.to_f64()).collect(),
+                Vec::new(),
+                Some(held),
             )
-        })?;
-        let (triples, grads) = sum_parts(&parts);
+        } else {
+            let parts = self.in_parts(&xs, n, |x, at, rows| {
+                self.loss.weighted_grad_params(
+                    x,
+                    &seed[k * at..k * (at + rows)],
+                    Some(&cond[classes * at..classes * (at + rows)]),
+                    rows,
+                )
+            })?;
+            let (triples, grads) = sum_parts(&parts);
+            (triples, grads, None)
+        };
         let value = jem::value(&triples, pos, weight);
         let energies = triples.chunks_exact(k).map(|t| -t[0]).collect();
         Ok(Pass {
@@ -1118,7 +1131,7 @@ impl<'a> Trainer<'a> {
             },
             jem: Some(value),
             grads,
-            held_grads: None,
+            held_grads,
             energies,
         })
     }

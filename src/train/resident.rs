@@ -316,46 +316,16 @@ fn internal(what: &str) -> TrainError {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
-    use crate::backend::{Backend, BackendError, Buffer, DType, HostData, Interp, Kernel};
-    use crate::ir::Graph;
+    use crate::backend::{Backend, DType, StandIn};
     use crate::train::{Method, TrainConfig, Trainer};
-
-    /// The interpreter standing in for a device: it claims to hold its
-    /// buffers (host f32 vectors behind the same contract) and counts every
-    /// upload and download.
-    #[derive(Default)]
-    struct Device {
-        up: AtomicUsize,
-        down: AtomicUsize,
-    }
-
-    impl Backend for Device {
-        fn name(&self) -> &'static str {
-            "device"
-        }
-        fn compile(&self, g: &Graph, dtype: DType) -> Result<Arc<dyn Kernel>, BackendError> {
-            Interp.compile(g, dtype)
-        }
-        fn holds_buffers(&self) -> bool {
-            true
-        }
-        fn upload(&self, data: HostData<'_>) -> Result<Buffer, BackendError> {
-            self.up.fetch_add(1, Ordering::Relaxed);
-            Interp.upload(data)
-        }
-        fn download(&self, buf: &Buffer) -> Result<Vec<f64>, BackendError> {
-            self.down.fetch_add(1, Ordering::Relaxed);
-            Interp.download(buf)
-        }
-    }
 
     /// After the first iteration (which uploads θ and the optimiser's
     /// state), an iteration of every method uploads and downloads no
     /// parameter or moment (NCE reads its scalar log Z); `sync` then brings
     /// home θ, m, v and the EMA, one download each per parameter, and a
-    /// second `sync` nothing. (A gradient assembled on the host — NCE's, JEM's —
+    /// second `sync` nothing. (A gradient assembled on the host — NCE's —
     /// reaches the update as its host input, not through `upload`.)
     #[test]
     fn an_iteration_moves_no_parameter_or_moment() {
@@ -368,7 +338,7 @@ mod tests {
             Method::Ssm,
             Method::Nce,
         ] {
-            let dev = Arc::new(Device::default());
+            let dev = Arc::new(StandIn::default());
             let backend: Arc<dyn Backend> = dev.clone();
             let program = crate::api::Program::from_source(src).unwrap();
             let e = program.energy_with("e", backend, DType::F32).unwrap();
