@@ -647,6 +647,45 @@ fn f64_on_the_gpu_names_f32() {
     assert!(err.contains("--dtype f32"), "{err}");
 }
 
+/// A run whose optimiser state held on the device (with the host's) would
+/// pass the memory limit is refused before its first iteration, naming
+/// the device; the same run on the CPU is not refused for its optimiser.
+#[test]
+fn resident_training_state_is_counted_before_the_run() {
+    if gpu("resident_training_state_is_counted_before_the_run").is_none() {
+        return;
+    }
+    let (dir, file) = scratch(
+        "state-size",
+        "g.ebm",
+        "energy e(x: [2]) = sum(mlp(x, [200, 128, 1]))\n",
+    );
+    let file = file.to_string_lossy();
+    let train = |backend: &str, out: &str| {
+        let out = dir.join(out);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"))
+            .env("EBM_MAX_MEMORY", "2M")
+            .env("EBM_THREADS", "1")
+            .args([
+                "train", &file, "--energy", "e", "--iters", "2", "--batch", "8",
+            ])
+            .args(["--data", "toy:two_moons:1000", "--dtype", "f32"])
+            .args(["--backend", backend, "--out", &out.to_string_lossy()])
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            out,
+        )
+    };
+    let (ok, err, out) = train("gpu", "gpu");
+    assert!(!ok && err.contains("on the host and the device"), "{err}");
+    assert!(!out.exists(), "a refused run wrote {}", out.display());
+    let (ok, err, _) = train("cpu", "cpu");
+    assert!(ok, "{err}");
+}
+
 /// Every sampler (all seven) runs on the GPU backend, names the device,
 /// and samples a standard 2-d Gaussian: mean and variance within five
 /// Monte-Carlo standard errors (from the run's ESS) of the target's.

@@ -325,6 +325,7 @@ impl<'a> Trainer<'a> {
             None
         };
         let values = param_values(energy, &params);
+        check_state_size(&cfg, &values, resident_backend(energy, &cfg))?;
         let state = TrainState {
             it: 0,
             optim: OptimState::new(&cfg.optim, &values),
@@ -382,8 +383,7 @@ impl<'a> Trainer<'a> {
     /// Spectral normalisation's power iterations run on the host, so a run
     /// that asks for it keeps the host optimiser.
     pub fn on_device(&self) -> bool {
-        let f32 = self.energy.dtype() == crate::backend::DType::F32;
-        self.energy.backend().holds_buffers() && f32 && self.cfg.spectral_norm.is_none()
+        resident_backend(self.energy, &self.cfg)
     }
 
     /// Brings the state held on the device home: the parameters into the
@@ -970,31 +970,11 @@ impl<'a> Trainer<'a> {
         let to_t = |v: &[f64]| v.iter().map(|&a| T::from_f64(a)).collect::<Vec<T>>();
         let xs = to_t(&points);
         let cs = cond.as_deref().map(to_t);
-        let width = cs.as_ref().map_or(0, |c| c.len() / n.max(1));
         let k = score::LOSS_VALUES;
         let seeds: Vec<T> = (0..n)
             .flat_map(|_| [T::from_f64(1.0 / n as f64), T::from_f64(0.0)])
             .collect();
-        let (pairs, grads, held_grads) = if held {
-            // On the device the batch is one call (as `in_parts` makes it).
-            let (v, g) = self
-                .loss
-                .weighted_grad_params_held(&xs, &seeds, cs.as_deref(), n)?;
-            let held = HeldGrads { g, plus: None };
-            (
-                v.iter().map(|a| a.to_f64()).collect(),
-                Vec::new(),
-                Some(held),
-            )
-        } else {
-            let parts = self.in_parts(&xs, n, |x, at, rows| {
-                let c = cs.as_deref().map(|c| &c[width * at..width * (at + rows)]);
-                self.loss
-                    .weighted_grad_params(x, &seeds[k * at..k * (at + rows)], c, rows)
-            })?;
-            let (pairs, grads) = sum_parts(&parts);
-            (pairs, grads, None)
-        };
+        let (pairs, grads, held_grads) = self.pullback(&xs, &seeds, k, cs.as_deref(), n, held)?;
         let energies: Vec<f64> = pairs.chunks_exact(k).map(|p| p[1]).collect();
         let loss = pairs.chunks_exact(k).map(|p| p[0]).sum::<f64>() / n.max(1) as f64;
         let value = loss::LossValue {
@@ -1030,11 +1010,8 @@ impl<'a> Trainer<'a> {
             .unwrap_or(0.0);
         let v = nce::value(&e, &q.log_density(&all), pos, ratio, log_z);
         let seeds: Vec<T> = v.seed.iter().map(|&w| T::from_f64(w)).collect();
-        let parts = self.in_parts(&xs, n, |x, at, rows| {
-            self.loss
-                .weighted_grad_params(x, &seeds[2 * at..2 * (at + rows)], None, rows)
-        })?;
-        let (_, mut grads) = sum_parts(&parts);
+        // log Z's gradient is a host scalar, so NCE's gradient is assembled here.
+        let (_, mut grads, _) = self.pullback(&xs, &seeds, 2, None, n, false)?;
         grads.push(vec![v.grad_log_z]);
         let value = loss::LossValue {
             loss: v.loss,
@@ -1099,27 +1076,7 @@ impl<'a> Trainer<'a> {
         let cond = to_t(jem::one_hot(&self.batch_labels, classes, n - pos));
         let seed = to_t(jem::seeds(pos, n - pos, weight));
         let k = jem::LOSS_VALUES;
-        let (triples, grads, held_grads) = if held {
-            // On the device the batch is one call (as `in_parts` makes it).
-            let (v, g) = (self.loss).weighted_grad_params_held(&xs, &seed, Some(&cond), n)?;
-            let held = HeldGrads { g, plus: None };
-            (
-                v.iter().map(|a| a.to_f64()).collect(),
-                Vec::new(),
-                Some(held),
-            )
-        } else {
-            let parts = self.in_parts(&xs, n, |x, at, rows| {
-                self.loss.weighted_grad_params(
-                    x,
-                    &seed[k * at..k * (at + rows)],
-                    Some(&cond[classes * at..classes * (at + rows)]),
-                    rows,
-                )
-            })?;
-            let (triples, grads) = sum_parts(&parts);
-            (triples, grads, None)
-        };
+        let (triples, grads, held_grads) = self.pullback(&xs, &seed, k, Some(&cond), n, held)?;
         let value = jem::value(&triples, pos, weight);
         let energies = triples.chunks_exact(k).map(|t| -t[0]).collect();
         Ok(Pass {
@@ -1159,33 +1116,45 @@ impl<'a> Trainer<'a> {
         };
         let s = loss::seeds(kind, self.cfg.l2, pos, n - pos, &first);
         let seed: Vec<T> = s.seed.iter().map(|&v| T::from_f64(v)).collect();
-        if held {
-            // On the device the batch is one call (as `in_parts` makes it).
-            let c = self.batch_cond_rows(&cs, 0, n);
-            let (pairs, g) = self.loss.weighted_grad_params_held(&xs, &seed, c, n)?;
-            let e = pairs_first(&pairs);
-            return Ok(Pass {
-                value: loss::value(kind, self.cfg.l2, pos, &e),
-                jem: None,
-                grads: Vec::new(),
-                held_grads: Some(HeldGrads { g, plus: None }),
-                energies: e,
-            });
-        }
-        let parts = self.in_parts(&xs, n, |x, at, rows| {
-            let c = self.batch_cond_rows(&cs, at, at + rows);
-            self.loss
-                .weighted_grad_params(x, &seed[2 * at..2 * (at + rows)], c, rows)
-        })?;
-        let (pairs, grads) = sum_parts(&parts);
+        let c = self.batch_cond_rows(&cs, 0, n);
+        let (pairs, grads, held_grads) = self.pullback(&xs, &seed, 2, c, n, held)?;
         let e = pairs.chunks_exact(2).map(|p| p[0]).collect::<Vec<f64>>();
         Ok(Pass {
             value: loss::value(kind, self.cfg.l2, pos, &e),
             jem: None,
             grads,
-            held_grads: None,
+            held_grads,
             energies: e,
         })
+    }
+
+    /// One seeded pullback of the loss kernel over an `n`-row batch (`k`
+    /// loss values and seeds per row, `cond` the rows' conditioning): the
+    /// values, and the θ-gradient on the host, or with `held` left on the
+    /// device (the host gradient is then empty).
+    fn pullback<T: Scalar>(
+        &self,
+        xs: &[T],
+        seed: &[T],
+        k: usize,
+        cond: Option<&[T]>,
+        n: usize,
+        held: bool,
+    ) -> Result<(Vec<f64>, Vec<Vec<f64>>, Option<HeldGrads>), TrainError> {
+        if held {
+            // On the device the batch is one call (as `in_parts` makes it).
+            let (v, g) = self.loss.weighted_grad_params_held(xs, seed, cond, n)?;
+            let values = v.iter().map(|a| a.to_f64()).collect();
+            return Ok((values, Vec::new(), Some(HeldGrads { g, plus: None })));
+        }
+        let width = cond.map_or(0, |c| c.len() / n.max(1));
+        let parts = self.in_parts(xs, n, |x, at, rows| {
+            let c = cond.map(|c| &c[width * at..width * (at + rows)]);
+            self.loss
+                .weighted_grad_params(x, &seed[k * at..k * (at + rows)], c, rows)
+        })?;
+        let (values, grads) = sum_parts(&parts);
+        Ok((values, grads, None))
     }
 
     /// Runs `f(rows of x, first row, row count)` on the LOSS_PARTS
@@ -1286,6 +1255,37 @@ fn mean(v: &[f64]) -> f64 {
     } else {
         v.iter().sum::<f64>() / v.len() as f64
     }
+}
+
+/// Whether `cfg`'s optimiser runs where `energy`'s parameters are held
+/// ([`Trainer::on_device`]).
+fn resident_backend(energy: &CompiledEnergy, cfg: &TrainConfig) -> bool {
+    let f32 = energy.dtype() == crate::backend::DType::F32;
+    energy.backend().holds_buffers() && f32 && cfg.spectral_norm.is_none()
+}
+
+/// Refuses, before the first iteration, a run whose optimiser state would
+/// not fit the memory limit (on a device, with its resident buffers).
+fn check_state_size(
+    cfg: &TrainConfig,
+    values: &[Vec<f64>],
+    resident: bool,
+) -> Result<(), TrainError> {
+    let n: u64 = values.iter().map(|v| v.len() as u64).sum();
+    let need = optim::state_bytes(&cfg.optim, n, resident);
+    if need <= crate::budget::max_memory() {
+        return Ok(());
+    }
+    let place = match resident {
+        true => "on the host and the device",
+        false => "on the host",
+    };
+    Err(TrainError::Config(format!(
+        "training {n} parameter values with {} needs about {} of optimiser state {place}; {}: use a smaller model, `--optimizer sgd` or no `--ema`",
+        cfg.optim.rule.name(),
+        crate::budget::bytes_text(need as f64),
+        crate::budget::limit_text()
+    )))
 }
 
 /// The run of the negatives' sampler for one iteration: `steps` steps from

@@ -318,6 +318,19 @@ impl UpdateLayout {
     }
 }
 
+/// Bytes the optimiser keeps for `values` trained values, estimated before
+/// a run starts: on the host its f64 moments and moving average, the
+/// guard's saved copy of them, the values and the gradient; with
+/// `resident` also the f32 buffers of an update on the device (the current
+/// and the next p, m, [v], [ema], the gradient, and improved CD's second
+/// term and their sum).
+pub fn state_bytes(cfg: &OptimConfig, values: u64, resident: bool) -> u64 {
+    let per = UpdateLayout::new(cfg).outputs().len() as u64;
+    let host = 8 * (2 * (per - 1) + 2);
+    let device = if resident { 4 * (2 * per + 3) } else { 0 };
+    values.saturating_mul(host + device)
+}
+
 /// The graph's scalar inputs for the update at learning rate `lr` whose
 /// step count after the update is `t`: `lr`, then for Adam the bias
 /// corrections as reciprocals, computed exactly as [`step`] computes them.
