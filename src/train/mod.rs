@@ -178,6 +178,10 @@ pub struct BatchLoss {
     pub energies: Vec<f64>,
 }
 
+/// A pullback's values and θ-gradient: on the host, or left on the device
+/// (the host gradient is then empty).
+type Pulled = (Vec<f64>, Vec<Vec<f64>>, Option<HeldGrads>);
+
 /// A method's loss value, θ-gradient (on the host, or left on the
 /// device), energies and NCE's accuracy.
 type MethodPass = (
@@ -1140,7 +1144,7 @@ impl<'a> Trainer<'a> {
         cond: Option<&[T]>,
         n: usize,
         held: bool,
-    ) -> Result<(Vec<f64>, Vec<Vec<f64>>, Option<HeldGrads>), TrainError> {
+    ) -> Result<Pulled, TrainError> {
         if held {
             // On the device the batch is one call (as `in_parts` makes it).
             let (v, g) = self.loss.weighted_grad_params_held(xs, seed, cond, n)?;
