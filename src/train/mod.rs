@@ -35,7 +35,7 @@
 //! store), so a run resumed from a checkpoint is bit-identical to one that
 //! never stopped.
 //!
-//! `EBM_TRAIN_TIMING=1` prints each iteration's negative-phase and loss
+//! `EBM_TRAIN_TIMING=1` prints each iteration's negative-phase, loss and update
 //! times on stderr (for profiling; it changes no result).
 
 pub mod buffer;
@@ -557,9 +557,6 @@ impl<'a> Trainer<'a> {
             self.method_loss::<T>(&x, it as u64, self.cfg.seed, held)?
         };
         let t_loss = t1.elapsed().as_secs_f64();
-        if self.timing {
-            eprintln!("timing it={it} negatives={t_neg:.6} loss={t_loss:.6}");
-        }
         let energies = obj.energies;
         rec.loss = obj.total;
         rec.e_pos = obj.value.e_pos;
@@ -572,6 +569,7 @@ impl<'a> Trainer<'a> {
             rec.acc = Some(j.acc);
         }
         rec.acc = rec.acc.or(obj.accuracy);
+        let t2 = Instant::now();
         let rejected = match self.on_device() {
             true => {
                 let grads = match &obj.held_grads {
@@ -582,6 +580,10 @@ impl<'a> Trainer<'a> {
             }
             false => self.update_on_host(&mut rec, obj.grads, &energies, lr)?,
         };
+        if self.timing {
+            let t_update = t2.elapsed().as_secs_f64();
+            eprintln!("timing it={it} negatives={t_neg:.6} loss={t_loss:.6} update={t_update:.6}");
+        }
         if let Some(cause) = rejected {
             return Ok(self.roll_back(rec, cause));
         }

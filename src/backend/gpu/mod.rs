@@ -225,8 +225,9 @@ impl Gpu {
         })
     }
 
-    /// The same device with every graph compiled a pass per stored node,
-    /// small ones too (tests run both forms against the interpreter).
+    /// The same device with every graph compiled a pass per stored node
+    /// (passes sharing dispatches where they may), small ones too (tests
+    /// run both forms against the interpreter).
     pub fn pass_per_node(self) -> Gpu {
         Gpu {
             one_pass: false,

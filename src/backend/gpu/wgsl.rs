@@ -13,7 +13,10 @@
 //! array; scalars are literals. `Reshape` and `StopGradient` reuse their
 //! operand's storage.
 //!
-//! Shapes of a program. A pass per stored node, in graph order; or, for
+//! Shapes of a program. A pass per stored node, in graph order, passes
+//! that read nothing another writes (but their own element) sharing one
+//! dispatch ([`Group`]), and batch-invariant values of inputs and
+//! constants computed first, together; or, for
 //! a small graph (`fits_one_pass`), one pass in which each sample's
 //! invocation computes all its nodes as loops over their elements (in a
 //! long body, with trip counts hidden from the shader compiler, which
@@ -205,7 +208,117 @@ struct Gen<'g> {
     /// Set while generating a scan's step (`scan_code`): `body` is then
     /// statements, not entry points.
     step: Option<Step>,
+    /// The dispatch being gathered ([`Group`]); written out by `flush`.
+    open: Option<Group>,
+    /// The first dispatch: batch-invariant passes that read only inputs
+    /// and constants, gathered from anywhere in the graph (nothing they
+    /// read is written by a pass, so they may run before every pass).
+    front: Option<Group>,
+    /// The stored nodes the pass being generated reads, each with whether
+    /// every read is at the pass's own element `e` (`read` records them).
+    reads: std::cell::RefCell<Vec<(NodeId, bool)>>,
 }
+
+/// One dispatch gathering several elementwise-shaped passes (a value per
+/// element of a stored node, or a batch sum's accumulators) of the same
+/// kind (per sample or once): each member runs in its own block, guarded
+/// by its element count, over the largest count of the group. A member
+/// reads no value another member writes, except the element its own
+/// invocation wrote just before (same count, same index): invocations of
+/// one dispatch are not ordered, the statements of one invocation are.
+/// The dispatches, not the arithmetic, are what a small graph costs on a
+/// GPU, each a full barrier.
+struct Group {
+    varying: bool,
+    numel: usize,
+    members: Vec<Member>,
+    writes: Vec<NodeId>,
+    loops: usize,
+}
+
+struct Member {
+    entry: String,
+    comment: String,
+    numel: usize,
+    /// Statements with `b` and `e` in scope.
+    code: String,
+}
+
+impl Group {
+    fn new(varying: bool) -> Group {
+        Group {
+            varying,
+            numel: 0,
+            members: Vec::new(),
+            writes: Vec::new(),
+            loops: 0,
+        }
+    }
+
+    fn add(&mut self, member: Member, loops: usize, writes: Option<NodeId>) {
+        self.numel = self.numel.max(member.numel);
+        self.loops += loops;
+        self.writes.extend(writes);
+        self.members.push(member);
+    }
+
+    /// The entry point's text and its pass.
+    fn entry_point(self) -> (String, Pass) {
+        let n = self.numel;
+        let entry = match &self.members[..] {
+            [one] => one.entry.clone(),
+            [first, .., last] => format!("{}_{}", first.entry, last.entry),
+            [] => String::new(),
+        };
+        let mut s = String::new();
+        for m in &self.members {
+            let _ = writeln!(s, "// {}", m.comment);
+        }
+        let _ = writeln!(s, "@compute @workgroup_size({WORKGROUP})");
+        let _ = writeln!(
+            s,
+            "fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{"
+        );
+        let _ = writeln!(s, "  let i = gid.x + gid.y * {ROW}u;");
+        if self.varying {
+            let _ = writeln!(s, "  if (i >= P.batch * {n}u) {{ return; }}");
+            let _ = writeln!(s, "  let b = i / {n}u;\n  let e = i % {n}u;");
+        } else {
+            let _ = writeln!(s, "  if (i >= {n}u) {{ return; }}");
+            let _ = writeln!(s, "  let b = 0u;\n  let e = i;");
+        }
+        match &self.members[..] {
+            [one] => s.push_str(&one.code),
+            many => {
+                for m in many {
+                    match m.numel < n {
+                        true => {
+                            let _ = writeln!(s, "  if (e < {}u) {{", m.numel);
+                        }
+                        false => s.push_str("  {\n"),
+                    }
+                    s.push_str(&indent(&m.code));
+                    s.push_str("  }\n");
+                }
+            }
+        }
+        s.push_str("}\n\n");
+        let pass = Pass {
+            entry,
+            varying: self.varying,
+            numel: n,
+            tiled: None,
+        };
+        (s, pass)
+    }
+}
+
+/// The most passes one dispatch gathers ...
+const GROUP_MEMBERS: usize = 16;
+/// ... and the most loops its members may hold together: a shader
+/// compiler unrolls loops of known counts, and a long body of them takes
+/// seconds to compile (see `settle_trips`).
+const GROUP_LOOPS: usize = 8;
 
 /// How a graph is generated as statements of one invocation per sample —
 /// a scan's step, inside the invocation that runs its sample's whole
@@ -246,6 +359,9 @@ impl<'g> Gen<'g> {
             passes: Vec::new(),
             tiles: false,
             step: None,
+            open: None,
+            front: None,
+            reads: Default::default(),
         }
     }
 
@@ -281,6 +397,9 @@ impl<'g> Gen<'g> {
                 whole: false,
                 depth,
             }),
+            open: None,
+            front: None,
+            reads: Default::default(),
         }
     }
 
@@ -310,6 +429,8 @@ impl<'g> Gen<'g> {
         }
         let inputs = self.input_slots();
         let outputs = self.output_slots();
+        self.flush();
+        self.flush_front();
         if self.consts.is_empty() {
             self.consts.push(0.0);
         }
@@ -491,7 +612,10 @@ impl<'g> Gen<'g> {
         let n = numel(self.g.shape(a));
         match self.loc(a) {
             Some(loc @ Loc::Const(_)) => format!("C[{} + {idx}]", self.base(loc, n)),
-            Some(loc) => format!("A[{} + {idx}]", self.base(loc, n)),
+            Some(loc) => {
+                self.reads.borrow_mut().push((a, idx == "e"));
+                format!("A[{} + {idx}]", self.base(loc, n))
+            }
             None => self.expr(a, idx, s),
         }
     }
@@ -572,44 +696,80 @@ impl<'g> Gen<'g> {
             return self.emit_in_step(id, loc);
         }
         if let Some(ops) = self.tileable(id) {
+            self.flush();
             self.emit_tiled(id, loc, ops);
             return Ok(());
         }
         let node = self.g.node(id);
         let n = numel(&node.shape);
-        let varying = self.varying[id.index()];
-        let entry = format!("n{}", id.index());
-        let mut s = String::new();
-        let _ = writeln!(s, "@compute @workgroup_size({WORKGROUP})");
-        let _ = writeln!(
-            s,
-            "fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{"
-        );
-        let _ = writeln!(s, "  let i = gid.x + gid.y * {ROW}u;");
-        if varying {
-            let _ = writeln!(s, "  if (i >= P.batch * {n}u) {{ return; }}");
-            let _ = writeln!(s, "  let b = i / {n}u;\n  let e = i % {n}u;");
-        } else {
-            let _ = writeln!(s, "  if (i >= {n}u) {{ return; }}");
-            let _ = writeln!(s, "  let b = 0u;\n  let e = i;");
-        }
-        let value = self.value(id, &mut s)?;
-        let _ = writeln!(s, "  A[{} + e] = {value};", self.base(loc, n));
-        s.push_str("}\n\n");
-        self.body.push_str(&format!(
-            "// {} {:?} -> {:?}\n",
-            node.op.name(),
-            node.args.iter().map(|a| a.index()).collect::<Vec<_>>(),
-            node.shape
-        ));
-        self.body.push_str(&s);
-        self.passes.push(Pass {
-            entry,
-            varying,
+        self.reads.borrow_mut().clear();
+        let mut code = String::new();
+        let value = self.value(id, &mut code)?;
+        let _ = writeln!(code, "  A[{} + e] = {value};", self.base(loc, n));
+        let member = Member {
+            entry: format!("n{}", id.index()),
+            comment: format!(
+                "{} {:?} -> {:?}",
+                node.op.name(),
+                node.args.iter().map(|a| a.index()).collect::<Vec<_>>(),
+                node.shape
+            ),
             numel: n,
-            tiled: None,
-        });
+            code,
+        };
+        self.join(member, self.varying[id.index()], Some(id));
         Ok(())
+    }
+
+    /// Adds a pass to the open dispatch when it may run there (see
+    /// [`Group`]), else to a new one; `writes` is the node it stores. The
+    /// reads are those `read` recorded while its code was generated.
+    fn join(&mut self, member: Member, varying: bool, writes: Option<NodeId>) {
+        let reads = self.reads.take();
+        let loops = member.code.matches("for (").count();
+        let n = member.numel;
+        let g = self.g;
+        let from_inputs = reads
+            .iter()
+            .all(|&(r, _)| matches!(g.node(r).op, Op::Input(_)));
+        if !varying && from_inputs {
+            let front = self.front.get_or_insert_with(|| Group::new(false));
+            if front.members.len() < GROUP_MEMBERS && front.loops + loops <= GROUP_LOOPS {
+                front.add(member, loops, writes);
+                return;
+            }
+        }
+        let fits = self.open.as_ref().is_some_and(|open| {
+            open.varying == varying
+                && open.members.len() < GROUP_MEMBERS
+                && open.loops + loops <= GROUP_LOOPS
+                && reads
+                    .iter()
+                    .all(|&(r, own)| !open.writes.contains(&r) || (own && numel(g.shape(r)) == n))
+        });
+        if !fits {
+            self.flush();
+        }
+        let open = self.open.get_or_insert_with(|| Group::new(varying));
+        open.add(member, loops, writes);
+    }
+
+    /// Writes the open dispatch out as one entry point.
+    fn flush(&mut self) {
+        if let Some(group) = self.open.take() {
+            let (text, pass) = group.entry_point();
+            self.body.push_str(&text);
+            self.passes.push(pass);
+        }
+    }
+
+    /// Writes the front dispatch out, ahead of every other.
+    fn flush_front(&mut self) {
+        if let Some(group) = self.front.take() {
+            let (text, pass) = group.entry_point();
+            self.body.insert_str(0, &text);
+            self.passes.insert(0, pass);
+        }
     }
 
     /// A node of a scan's step or of a one-pass graph: a loop over its
@@ -731,6 +891,7 @@ impl<'g> Gen<'g> {
     /// sample (one in all for a scan that reads no sample input) runs the
     /// whole recurrence.
     fn scan_pass(&mut self, id: NodeId, varying: bool, code: &str) {
+        self.flush();
         let code = settle_trips(code);
         let entry = format!("n{}", id.index());
         let (count, b) = if varying {
@@ -1065,7 +1226,7 @@ impl<'g> Gen<'g> {
                     (Loc::Var(off), BatchReduce::Sum) => {
                         let acc = self.inv_len;
                         self.inv_len += n;
-                        self.sum_pass(off, acc, n);
+                        self.sum_pass(o.node, off, acc, n);
                         OutputSlot::Sum { acc, numel: n }
                     }
                     (loc, reduce) => OutputSlot::Same {
@@ -1086,26 +1247,23 @@ impl<'g> Gen<'g> {
     /// The batch sum of a node into accumulators that carry over from one
     /// chunk of the batch to the next (`P.first` starts them at 0), in
     /// sample order, as the interpreter adds them.
-    fn sum_pass(&mut self, off: usize, acc: usize, n: usize) {
-        let entry = format!("sum{acc}");
-        let _ = write!(
-            self.body,
-            "// batch sum -> accumulators at {acc}\n@compute @workgroup_size({WORKGROUP})\n\
-             fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
-             \x20 let e = gid.x + gid.y * {ROW}u;\n\
-             \x20 if (e >= {n}u) {{ return; }}\n\
-             \x20 var s = select(A[{acc}u + e], 0.0, P.first != 0u);\n\
+    fn sum_pass(&mut self, node: NodeId, off: usize, acc: usize, n: usize) {
+        self.reads.borrow_mut().clear();
+        self.reads.borrow_mut().push((node, false));
+        let code = format!(
+            "  var s = select(A[{acc}u + e], 0.0, P.first != 0u);\n\
              \x20 for (var b = 0u; b < P.batch; b++) {{\n\
              \x20   s = s + A[VB + {off}u * P.batch + b * {n}u + e];\n\
              \x20 }}\n\
-             \x20 A[{acc}u + e] = s;\n}}\n\n"
+             \x20 A[{acc}u + e] = s;\n"
         );
-        self.passes.push(Pass {
-            entry,
-            varying: false,
+        let member = Member {
+            entry: format!("sum{acc}"),
+            comment: format!("batch sum -> accumulators at {acc}"),
             numel: n,
-            tiled: None,
-        });
+            code,
+        };
+        self.join(member, false, None);
     }
 
     /// The batch sum of a product of two per-sample operands (a weight's
@@ -1120,37 +1278,34 @@ impl<'g> Gen<'g> {
         let (sa, sb) = (self.g.shape(a), self.g.shape(b));
         let k = sa[sa.len() - 1];
         let cols = if sb.len() == 2 { sb[1] } else { 1 };
-        let entry = format!("sum{acc}");
+        self.reads.borrow_mut().clear();
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "// batch-summed matmul {:?} -> {:?}, accumulators at {acc}\n\
-             @compute @workgroup_size({WORKGROUP})\n\
-             fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
-             \x20 let e = gid.x + gid.y * {ROW}u;\n\
-             \x20 if (e >= {n}u) {{ return; }}\n\
-             \x20 let row = e / {cols}u;\n\
+            "  let row = e / {cols}u;\n\
              \x20 let col = e % {cols}u;\n\
              \x20 var s = select(A[{acc}u + e], 0.0, P.first != 0u);\n\
              \x20 for (var b = 0u; b < P.batch; b++) {{\n\
              \x20   var acc = 0.0;\n\
              \x20   for (var p = 0u; p < {k}u; p++) {{",
-            node.args.iter().map(|a| a.index()).collect::<Vec<_>>(),
-            node.shape,
         );
         let x = self.read(a, &format!("row * {k}u + p"), &mut s);
         let y = self.read(b, &format!("p * {cols}u + col"), &mut s);
         let _ = writeln!(
             s,
-            "      let prod = {x} * {y};\n      acc = acc + prod;\n    }}\n    s = s + acc;\n  }}\n  A[{acc}u + e] = s;\n}}\n"
+            "      let prod = {x} * {y};\n      acc = acc + prod;\n    }}\n    s = s + acc;\n  }}\n  A[{acc}u + e] = s;"
         );
-        self.body.push_str(&s);
-        self.passes.push(Pass {
-            entry,
-            varying: false,
+        let member = Member {
+            entry: format!("sum{acc}"),
+            comment: format!(
+                "batch-summed matmul {:?} -> {:?}, accumulators at {acc}",
+                node.args.iter().map(|a| a.index()).collect::<Vec<_>>(),
+                node.shape,
+            ),
             numel: n,
-            tiled: None,
-        });
+            code: s,
+        };
+        self.join(member, false, None);
     }
 
     /// The kernel's own text: its arena constant and entry points (the
@@ -1498,6 +1653,45 @@ mod tests {
         }
         g.add_output("y", y, BatchReduce::PerSample);
         g
+    }
+
+    /// The entry points of `g`'s multi-pass program, in dispatch order.
+    fn entries(g: &Graph) -> Vec<String> {
+        let prog = generate_as(g, false).unwrap();
+        prog.passes.iter().map(|p| p.entry.clone()).collect()
+    }
+
+    #[test]
+    fn passes_share_a_dispatch_when_no_invocation_reads_another() {
+        // Stored sums that each read the last at their own element: one
+        // dispatch per `GROUP_MEMBERS` of them.
+        let links = GROUP_MEMBERS + 4;
+        assert_eq!(entries(&chain(links, 8)).len(), 2);
+        // A reduction reads every element of the chain's last value, and
+        // the broadcast of its result reads one element for all: each
+        // starts a dispatch.
+        let mut g = chain(3, 8);
+        let y = g.outputs[0].node;
+        let s = g.sum_all(y);
+        let z = g.broadcast(s, &[8]);
+        let out = g.add_(z, y);
+        g.outputs.clear();
+        g.add_output("out", out, BatchReduce::PerSample);
+        assert_eq!(entries(&g).len(), 3, "{:?}", entries(&g));
+        // A batch-invariant value of constants is computed first, in one
+        // dispatch with the others like it, wherever the graph uses it.
+        let mut g = chain(2, 8);
+        let y = g.outputs[0].node;
+        let a = g.fill(2.0, &[8]);
+        let a = g.unary(UnaryOp::Exp, a);
+        let b = g.fill(3.0, &[8]);
+        let b = g.unary(UnaryOp::Exp, b);
+        let ay = g.mul(a, y);
+        let out = g.add_(ay, b);
+        g.outputs.clear();
+        g.add_output("out", out, BatchReduce::PerSample);
+        let (a, b, out) = (a.index(), b.index(), out.index());
+        assert_eq!(entries(&g), [format!("n{a}_n{b}"), format!("n2_n{out}")]);
     }
 
     #[test]
