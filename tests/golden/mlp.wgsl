@@ -113,6 +113,7 @@ const VB: u32 = 17153u;
 var<workgroup> TA: array<f32, 1024>;
 var<workgroup> TB: array<f32, 1024>;
 
+// of constants only: a step loop runs this at its first step
 // broadcast [18] -> [128]
 @compute @workgroup_size(64)
 fn n21(@builtin(global_invocation_id) gid: vec3<u32>) {

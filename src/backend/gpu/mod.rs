@@ -586,7 +586,7 @@ impl GpuKernel {
         }
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_passes(&mut pass, a, n);
+            self.encode_passes(&mut pass, a, n, false);
         }
         // Held outputs are copied on the device; only the host ones come
         // back, packed one after another.
@@ -630,10 +630,14 @@ impl GpuKernel {
         Ok(())
     }
 
-    /// Every pass of the kernel over `n` samples.
-    fn encode_passes(&self, pass: &mut wgpu::ComputePass<'_>, a: &Arena, n: usize) {
+    /// Every pass of the kernel over `n` samples; with `again`, none of
+    /// those whose values are already in the arena ([`wgsl::Pass::once`]).
+    fn encode_passes(&self, pass: &mut wgpu::ComputePass<'_>, a: &Arena, n: usize, again: bool) {
         pass.set_bind_group(0, &a.bind, &[]);
         for (p, pipe) in self.sh.prog.passes.iter().zip(&self.sh.pipelines) {
+            if again && p.once {
+                continue;
+            }
             let (x, y) = wgsl::grid(p.groups(n));
             pass.set_pipeline(pipe);
             pass.dispatch_workgroups(x, y, 1);

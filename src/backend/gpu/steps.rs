@@ -730,7 +730,9 @@ impl super::GpuKernel {
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 for t in 0..n {
                     let tick = (t * dev.uniform_align) as u32;
-                    self.encode_step(&mut pass, a, (&bind, tick), pipes, &plan.layout, batch);
+                    let again = done + t > 0;
+                    let at = (&bind, tick, again);
+                    self.encode_step(&mut pass, a, at, pipes, &plan.layout, batch);
                 }
             }
             q.submit([enc.finish()]);
@@ -748,12 +750,13 @@ impl super::GpuKernel {
 
     /// One step: its draws, the kernel's passes, then records and carries;
     /// the step passes bound at the step's offset `tick` of the step-index
-    /// uniform.
+    /// uniform. `again`: a step after the loop's first, whose constants'
+    /// passes have run.
     fn encode_step(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
         a: &super::Arena,
-        (bind, tick): (&wgpu::BindGroup, u32),
+        (bind, tick, again): (&wgpu::BindGroup, u32, bool),
         pipes: &super::StepPipelines,
         layout: &Layout,
         batch: usize,
@@ -771,7 +774,7 @@ impl super::GpuKernel {
             pass.set_pipeline(p);
             pass.dispatch_workgroups(x, y, 1);
         }
-        self.encode_passes(pass, a, batch);
+        self.encode_passes(pass, a, batch, again);
         if let Some(p) = &pipes.finish {
             let (x, y) = wgsl::grid(batch.div_ceil(64));
             pass.set_bind_group(0, bind, &[tick]);

@@ -54,6 +54,9 @@ pub struct Pass {
     /// A tiled matrix product: one workgroup per [`TILE`]×[`TILE`] block of
     /// its `batch·rows × cols` output, instead of one invocation per value.
     pub tiled: Option<Tiled>,
+    /// Reads nothing but constants: its values are the same at every call,
+    /// so a step loop computes them at its first step only.
+    pub once: bool,
 }
 
 /// The output shape of a tiled product: `rows` per sample (1 for a vector
@@ -210,9 +213,11 @@ struct Gen<'g> {
     step: Option<Step>,
     /// The dispatch being gathered ([`Group`]); written out by `flush`.
     open: Option<Group>,
-    /// The first dispatch: batch-invariant passes that read only inputs
-    /// and constants, gathered from anywhere in the graph (nothing they
-    /// read is written by a pass, so they may run before every pass).
+    /// The first dispatches: batch-invariant passes that read only
+    /// constants (`once`), and those that read only inputs and constants
+    /// (`front`), gathered from anywhere in the graph (nothing they read
+    /// is written by a pass, so they may run before every pass).
+    once: Option<Group>,
     front: Option<Group>,
     /// The stored nodes the pass being generated reads, each with whether
     /// every read is at the pass's own element `e` (`read` records them).
@@ -230,6 +235,8 @@ struct Gen<'g> {
 /// GPU, each a full barrier.
 struct Group {
     varying: bool,
+    /// Every member reads constants only ([`Pass::once`]).
+    once: bool,
     numel: usize,
     members: Vec<Member>,
     writes: Vec<NodeId>,
@@ -245,9 +252,10 @@ struct Member {
 }
 
 impl Group {
-    fn new(varying: bool) -> Group {
+    fn new(varying: bool, once: bool) -> Group {
         Group {
             varying,
+            once,
             numel: 0,
             members: Vec::new(),
             writes: Vec::new(),
@@ -271,6 +279,12 @@ impl Group {
             [] => String::new(),
         };
         let mut s = String::new();
+        if self.once {
+            let _ = writeln!(
+                s,
+                "// of constants only: a step loop runs this at its first step"
+            );
+        }
         for m in &self.members {
             let _ = writeln!(s, "// {}", m.comment);
         }
@@ -308,6 +322,7 @@ impl Group {
             varying: self.varying,
             numel: n,
             tiled: None,
+            once: self.once,
         };
         (s, pass)
     }
@@ -360,6 +375,7 @@ impl<'g> Gen<'g> {
             tiles: false,
             step: None,
             open: None,
+            once: None,
             front: None,
             reads: Default::default(),
         }
@@ -398,6 +414,7 @@ impl<'g> Gen<'g> {
                 depth,
             }),
             open: None,
+            once: None,
             front: None,
             reads: Default::default(),
         }
@@ -475,6 +492,7 @@ impl<'g> Gen<'g> {
             varying: true,
             numel: 1,
             tiled: None,
+            once: false,
         });
         Ok(())
     }
@@ -733,7 +751,13 @@ impl<'g> Gen<'g> {
             .iter()
             .all(|&(r, _)| matches!(g.node(r).op, Op::Input(_)));
         if !varying && from_inputs {
-            let front = self.front.get_or_insert_with(|| Group::new(false));
+            let once = reads.is_empty();
+            let slot = if once {
+                &mut self.once
+            } else {
+                &mut self.front
+            };
+            let front = slot.get_or_insert_with(|| Group::new(false, once));
             if front.members.len() < GROUP_MEMBERS && front.loops + loops <= GROUP_LOOPS {
                 front.add(member, loops, writes);
                 return;
@@ -750,7 +774,7 @@ impl<'g> Gen<'g> {
         if !fits {
             self.flush();
         }
-        let open = self.open.get_or_insert_with(|| Group::new(varying));
+        let open = self.open.get_or_insert_with(|| Group::new(varying, false));
         open.add(member, loops, writes);
     }
 
@@ -763,9 +787,10 @@ impl<'g> Gen<'g> {
         }
     }
 
-    /// Writes the front dispatch out, ahead of every other.
+    /// Writes the front dispatches out, ahead of every other: the values
+    /// of constants, then those of inputs.
     fn flush_front(&mut self) {
-        if let Some(group) = self.front.take() {
+        for group in [self.front.take(), self.once.take()].into_iter().flatten() {
             let (text, pass) = group.entry_point();
             self.body.insert_str(0, &text);
             self.passes.insert(0, pass);
@@ -917,6 +942,7 @@ impl<'g> Gen<'g> {
             varying,
             numel: 1,
             tiled: None,
+            once: false,
         });
     }
 
@@ -1072,6 +1098,7 @@ impl<'g> Gen<'g> {
             varying: true,
             numel: numel(&node.shape),
             tiled: Some(t),
+            once: false,
         });
     }
 
