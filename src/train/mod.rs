@@ -56,7 +56,7 @@ pub mod session;
 
 use std::time::Instant;
 
-use crate::backend::{Buffer, pool};
+use crate::backend::{Buffer, HostData, pool};
 use crate::runtime::{CompiledEnergy, ParamId, RuntimeError, Scalar};
 use crate::sample::{Init, Method as SamplerMethod, RunConfig, Sampler, SamplerConfig, UlaOptions};
 
@@ -923,8 +923,8 @@ impl<'a> Trainer<'a> {
         Ok(Some(l.total))
     }
 
-    /// `method_objective`; with `held`, score matching's θ-gradient is
-    /// left on the device (NCE adds log Z's on the host).
+    /// `method_objective`; with `held`, the θ-gradient is left on the
+    /// device (NCE's log Z gradient, a host scalar, goes up beside it).
     fn method_loss<T: Scalar>(
         &self,
         x: &[f64],
@@ -933,7 +933,7 @@ impl<'a> Trainer<'a> {
         held: bool,
     ) -> Result<BatchLoss, TrainError> {
         let (value, grads, held_grads, energies, accuracy) = match self.cfg.method {
-            Method::Nce => self.nce_loss::<T>(x, it, seed)?,
+            Method::Nce => self.nce_loss::<T>(x, it, seed, held)?,
             _ => self.score_loss::<T>(x, it, seed, held)?,
         };
         Ok(BatchLoss {
@@ -994,7 +994,13 @@ impl<'a> Trainer<'a> {
 
     /// NCE's loss on the positives `x` and ν·|x| keyed noise rows: the
     /// energies first, then one pullback seeded by NCE's weights.
-    fn nce_loss<T: Scalar>(&self, x: &[f64], it: u64, seed: u64) -> Result<MethodPass, TrainError> {
+    fn nce_loss<T: Scalar>(
+        &self,
+        x: &[f64],
+        it: u64,
+        seed: u64,
+        held: bool,
+    ) -> Result<MethodPass, TrainError> {
         let q = self
             .noise
             .as_ref()
@@ -1016,16 +1022,24 @@ impl<'a> Trainer<'a> {
             .unwrap_or(0.0);
         let v = nce::value(&e, &q.log_density(&all), pos, ratio, log_z);
         let seeds: Vec<T> = v.seed.iter().map(|&w| T::from_f64(w)).collect();
-        // log Z's gradient is a host scalar, so NCE's gradient is assembled here.
-        let (_, mut grads, _) = self.pullback(&xs, &seeds, 2, None, n, false)?;
-        grads.push(vec![v.grad_log_z]);
+        // log Z's gradient is a host scalar: beside a gradient held on the
+        // device it goes up as one value.
+        let (_, mut grads, mut held_grads) = self.pullback(&xs, &seeds, 2, None, n, held)?;
+        match &mut held_grads {
+            Some(h) => {
+                let g = [v.grad_log_z as f32];
+                let up = self.energy.backend().upload(HostData::F32(&g));
+                h.g.push(up.map_err(RuntimeError::Backend)?);
+            }
+            None => grads.push(vec![v.grad_log_z]),
+        }
         let value = loss::LossValue {
             loss: v.loss,
             e_pos: mean(&e[..pos]),
             e_neg: mean(&e[pos..]),
             l2: 0.0,
         };
-        Ok((value, grads, None, e, Some(v.accuracy)))
+        Ok((value, grads, held_grads, e, Some(v.accuracy)))
     }
 
     /// A classifier's loss on concat(x⁺, x⁻) for positives labelled
