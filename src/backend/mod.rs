@@ -718,6 +718,22 @@ pub trait Backend: Send + Sync {
             }
         })
     }
+    /// Copies rows of `width` values from `src` to `dst`: for each
+    /// `(from, to)` in `moves`, row `from` of `src` into row `to` of `dst`,
+    /// in order (a later move to the same row wins). Both buffers are this
+    /// backend's and of one dtype; a row out of either buffer is refused
+    /// before anything is copied. A device copies where the buffers are
+    /// (gathering a replay buffer's rows into a batch, and scattering a
+    /// batch back).
+    fn copy_rows(
+        &self,
+        src: &Buffer,
+        dst: &mut Buffer,
+        width: usize,
+        moves: &[(usize, usize)],
+    ) -> Result<(), BackendError> {
+        copy_host_rows(src, dst, width, moves)
+    }
     /// Whether `alloc` and `upload` make buffers held in a device's memory,
     /// which kernels of this backend read and write where they are (so
     /// values used by many calls, like parameters, are worth uploading
@@ -743,6 +759,52 @@ pub trait Backend: Send + Sync {
     /// `None` when kernels already run on the calling thread.
     fn worker(&self) -> Option<Arc<dyn Backend>> {
         None
+    }
+}
+
+/// Refuses a row copy that reads or writes past either buffer.
+pub(crate) fn check_rows(
+    src: usize,
+    dst: usize,
+    width: usize,
+    moves: &[(usize, usize)],
+) -> Result<(), BackendError> {
+    let fits = |row: usize, len: usize| {
+        row.checked_add(1)
+            .and_then(|end| end.checked_mul(width))
+            .is_some_and(|end| end <= len)
+    };
+    match moves.iter().find(|&&(f, t)| !fits(f, src) || !fits(t, dst)) {
+        Some(&(f, t)) => Err(BackendError::Buffers(format!(
+            "a row copy from row {f} to row {t} ({width} values each) leaves a buffer of {src} or {dst} values"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `Backend::copy_rows` on host buffers.
+pub(crate) fn copy_host_rows(
+    src: &Buffer,
+    dst: &mut Buffer,
+    width: usize,
+    moves: &[(usize, usize)],
+) -> Result<(), BackendError> {
+    check_rows(src.len(), dst.len(), width, moves)?;
+    match (src, dst) {
+        (Buffer::F32(s), Buffer::F32(d)) => host_copy_rows(s, d, width, moves),
+        (Buffer::F64(s), Buffer::F64(d)) => host_copy_rows(s, d, width, moves),
+        _ => {
+            return Err(BackendError::Buffers(
+                "rows copied between buffers of different dtypes or places".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn host_copy_rows<T: Copy>(src: &[T], dst: &mut [T], width: usize, moves: &[(usize, usize)]) {
+    for &(f, t) in moves {
+        dst[t * width..(t + 1) * width].copy_from_slice(&src[f * width..(f + 1) * width]);
     }
 }
 

@@ -258,10 +258,30 @@ pub struct SpecKernel {
     pub slots: Vec<Slot>,
 }
 
+/// The points a kernel is called at: host values, or a buffer of the
+/// kernel's backend (held where a device's kernels bind it).
+pub enum Points<'a, T> {
+    Host(&'a [T]),
+    Buffer(&'a Buffer),
+}
+
+// By hand: a derive would ask `T: Copy` of the values behind the references.
+impl<T> Clone for Points<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Points<'_, T> {}
+impl<T> Default for Points<'_, T> {
+    fn default() -> Self {
+        Points::Host(&[])
+    }
+}
+
 /// The per-sample inputs of one call (`batch × numel` values each).
 #[derive(Clone, Copy, Default)]
 pub struct Args<'a, T> {
-    pub x: &'a [T],
+    pub x: Points<'a, T>,
     pub cond: Option<&'a [T]>,
     pub seed: Option<&'a [T]>,
     pub v: Option<&'a [T]>,
@@ -269,6 +289,9 @@ pub struct Args<'a, T> {
 
 impl<'a, T> Args<'a, T> {
     pub fn x(x: &'a [T]) -> Self {
+        Self::at(Points::Host(x))
+    }
+    pub fn at(x: Points<'a, T>) -> Self {
         Args {
             x,
             cond: None,
@@ -531,7 +554,22 @@ impl CompiledEnergy {
                         "a parameter with no values to bind".into(),
                     ));
                 }
-                (Role::X, _) => (args.x, "x"),
+                (Role::X, _) => match args.x {
+                    Points::Host(x) => (x, "x"),
+                    Points::Buffer(b) => {
+                        let expected = numel(&decl.shape) * batch;
+                        if b.len() != expected {
+                            return Err(RuntimeError::InputLength {
+                                input: "x",
+                                expected,
+                                batch,
+                                found: b.len(),
+                            });
+                        }
+                        inputs.push(Arg::Buffer(b));
+                        continue;
+                    }
+                },
                 (Role::Cond, _) => (
                     args.cond.ok_or(RuntimeError::MissingInput {
                         what: "energy",
@@ -622,10 +660,20 @@ impl CompiledEnergy {
         cond: Option<&[T]>,
         batch: usize,
     ) -> Result<Vec<T>, RuntimeError> {
+        self.energy_at(Points::Host(x), cond, batch)
+    }
+
+    /// `energy` at host points or at a buffer's.
+    pub fn energy_at<T: Scalar>(
+        &self,
+        x: Points<'_, T>,
+        cond: Option<&[T]>,
+        batch: usize,
+    ) -> Result<Vec<T>, RuntimeError> {
         self.slot(
             KernelSpec::ENERGY,
             Slot::Value,
-            Args::x(x).cond(cond),
+            Args::at(x).cond(cond),
             batch,
         )
     }
@@ -697,14 +745,14 @@ impl CompiledEnergy {
     /// runs there: only the values come back to the host.
     pub fn weighted_grad_params_held<T: Scalar>(
         &self,
-        x: &[T],
+        x: Points<'_, T>,
         seed: &[T],
         cond: Option<&[T]>,
         batch: usize,
     ) -> Result<(Vec<T>, Vec<Buffer>), RuntimeError> {
         let mut held = self.param_outputs(Slot::PullbackParam)?;
         let spec = KernelSpec::weighted_grad_params();
-        let args = Args::x(x).cond(cond).seed(seed);
+        let args = Args::at(x).cond(cond).seed(seed);
         let mut o = self.run_into(spec, args, batch, &mut held)?;
         let values = o
             .take(Slot::Value)

@@ -248,6 +248,40 @@ impl<T: Scalar> CompiledTarget<T> {
 
     /// The parameters as multi-step calls bind them: held on the device
     /// where they are, else host buffers.
+    /// A window of ULA steps on backend buffers `[x, noise, next]` (`n × dim`
+    /// each; held ones stay where they are): the positions move in `x`.
+    pub fn ula_steps_on(
+        &self,
+        w: Window,
+        state: &mut [Buffer; 3],
+        frozen: &mut [Option<u64>],
+    ) -> R<()> {
+        const X: usize = 0;
+        const NOISE: usize = 1;
+        const NEXT: usize = 2;
+        let k = &self.step;
+        let cond = self.cond_buffer(w.n);
+        let binds: Vec<Bind> = k
+            .feeds
+            .iter()
+            .map(|f| match f {
+                Feed::Param(i) => Bind::Fixed(*i),
+                Feed::Step(StepRole::Noise) => Bind::State(NOISE),
+                Feed::Step(StepRole::Cond) => Bind::Fixed(self.param_buffers().len()),
+                Feed::Step(_) => Bind::State(X),
+            })
+            .collect();
+        let fixed: Vec<&Buffer> = self
+            .param_buffers()
+            .iter()
+            .chain(std::iter::once(&cond))
+            .collect();
+        let lp = langevin_loop(w, &binds, &[NEXT], &[(NEXT, X)], NOISE);
+        k.kernel
+            .run_steps(&lp, &fixed, state, w.n, frozen)
+            .map_err(RuntimeError::Backend)
+    }
+
     fn param_buffers(&self) -> &[Buffer] {
         match &self.held {
             Some(h) => &h.buffers,
@@ -375,39 +409,18 @@ impl<T: Scalar> Target<T> for CompiledTarget<T> {
         y: &mut Vec<T>,
         frozen: &mut [Option<u64>],
     ) -> R<()> {
-        let k = &self.step;
-        const X: usize = 0;
-        const NOISE: usize = 1;
-        const NEXT: usize = 2;
-        let cond = self.cond_buffer(w.n);
-        let binds: Vec<Bind> = k
-            .feeds
-            .iter()
-            .map(|f| match f {
-                Feed::Param(i) => Bind::Fixed(*i),
-                Feed::Step(StepRole::Noise) => Bind::State(NOISE),
-                Feed::Step(StepRole::Cond) => Bind::Fixed(self.param_buffers().len()),
-                Feed::Step(_) => Bind::State(X),
-            })
-            .collect();
-        let fixed: Vec<&Buffer> = self
-            .param_buffers()
-            .iter()
-            .chain(std::iter::once(&cond))
-            .collect();
         let mut state = [
             T::into_buffer(std::mem::take(x)),
             T::into_buffer(std::mem::take(noise)),
             T::into_buffer(std::mem::take(y)),
         ];
-        let lp = langevin_loop(w, &binds, &[NEXT], &[(NEXT, X)], NOISE);
-        let r = k.kernel.run_steps(&lp, &fixed, &mut state, w.n, frozen);
+        let r = self.ula_steps_on(w, &mut state, frozen);
         let [bx, bn, by] = state;
         let lost = || RuntimeError::Internal("a step buffer changed dtype".into());
         *x = T::from_buffer(bx).ok_or_else(lost)?;
         *noise = T::from_buffer(bn).ok_or_else(lost)?;
         *y = T::from_buffer(by).ok_or_else(lost)?;
-        r.map_err(RuntimeError::Backend)
+        r
     }
 
     fn uld_steps(

@@ -1612,7 +1612,7 @@ fn stop_requested() -> R<()> {
 /// iteration, and at most `WINDOW_STEPS` on, so that interrupts and the
 /// progress bar are seen during a long warm-up or a heavily thinned run
 /// (the noise is keyed by step, so where windows end changes no draw).
-fn window_end(it: usize, run: &RunConfig) -> usize {
+pub(super) fn window_end(it: usize, run: &RunConfig) -> usize {
     let total = run.warmup + run.steps;
     let kept = next_kept(it, run).map_or(total, |k| k + 1);
     kept.min(it + WINDOW_STEPS)

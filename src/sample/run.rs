@@ -11,9 +11,9 @@ use super::BatchEnergy;
 use super::adapt::AdaptScope;
 use super::compiled::CompiledTarget;
 use super::config::{Method, SamplerConfig, UlaOptions, UldOptions};
-use super::engine::{Block, Target, run_block};
+use super::engine::{Block, Target, Window, run_block, window_end};
 use super::spill::{Spill, Stream};
-use crate::backend::{DType, pool};
+use crate::backend::{Backend, Buffer, DType, pool};
 use crate::runtime::{CompiledEnergy, RuntimeError, Scalar};
 
 /// How chains start. Draws come from each chain's own stream.
@@ -892,6 +892,55 @@ impl Sampler {
             AnyTarget::F32(t) => t.set_cond(cond),
             AnyTarget::F64(t) => t.set_cond(cond),
         }
+    }
+
+    /// `run`'s ULA moves of chains whose positions are the buffer `x`
+    /// (`run.chains × dim` f32 values of `backend`, held where a device's
+    /// kernels read them: training's negatives drawn from a replay buffer
+    /// on the device), the final positions left in `x` and nothing read
+    /// back but the freeze flags. The engine's windows, noise and freezing,
+    /// so chains that start finite end where `run` takes them; the number
+    /// of frozen chains. `None` for a sampler other than ULA, or f64.
+    pub fn ula_in_place(
+        &self,
+        backend: &dyn Backend,
+        x: &mut Buffer,
+        run: &RunConfig,
+    ) -> Result<Option<usize>, RuntimeError> {
+        let (Method::Ula(_), AnyTarget::F32(t)) = (&self.sampler.method, &self.target) else {
+            return Ok(None);
+        };
+        let (n, d) = (run.chains, t.dim());
+        if x.len() != n * d {
+            return Err(RuntimeError::Internal(format!(
+                "{} chain values for {n} chains of {d}",
+                x.len()
+            )));
+        }
+        let scratch = || backend.alloc(n * d, DType::F32);
+        let mut state = [std::mem::take(x), scratch()?, scratch()?];
+        let mut frozen = vec![None; n];
+        let (mut it, total) = (0, run.warmup + run.steps);
+        let mut result = Ok(());
+        while it < total && result.is_ok() {
+            if crate::interrupt::requested() {
+                result = Err(RuntimeError::Interrupted);
+                break;
+            }
+            let end = window_end(it, run);
+            let w = Window {
+                n,
+                seed: run.seed,
+                t0: it as u64,
+                steps: (end - it) as u64,
+                offset: 0,
+            };
+            result = t.ula_steps_on(w, &mut state, &mut frozen);
+            it = end;
+        }
+        let [moved, _, _] = state;
+        *x = moved;
+        result.map(|()| Some(frozen.iter().filter(|f| f.is_some()).count()))
     }
 
     pub fn run(&self, run: &RunConfig) -> Result<Draws, RuntimeError> {

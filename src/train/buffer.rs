@@ -141,6 +141,20 @@ impl ReplayBuffer {
     /// start is fresh noise instead of the slot's sample, and the slot
     /// receives the new negative either way (as W4 and JEM write back).
     pub fn draw(&self, cfg: &BufferConfig, seed: u64, it: u64, n: usize) -> Drawn {
+        let mut drawn = self.choose(cfg, seed, it, n);
+        let d = self.dim;
+        for (b, (slot, &fresh)) in drawn.rows.iter().zip(&drawn.fresh).enumerate() {
+            if let (Some(r), false) = (slot, fresh) {
+                drawn.x[b * d..(b + 1) * d].copy_from_slice(self.row(*r));
+            }
+        }
+        drawn
+    }
+
+    /// `draw`'s slots and fresh starts without the stored samples: their
+    /// rows of `x` are zeros, for a caller that holds the samples elsewhere
+    /// (a device) and gathers them there.
+    pub fn choose(&self, cfg: &BufferConfig, seed: u64, it: u64, n: usize) -> Drawn {
         let d = self.dim;
         let (pick, reinit, fresh) = (
             Keyed::new(seed, PICK, it),
@@ -152,18 +166,13 @@ impl ReplayBuffer {
         let mut rows = Vec::with_capacity(n);
         let mut is_fresh = Vec::with_capacity(n);
         for b in 0..n {
-            let out = &mut x[b * d..(b + 1) * d];
             let slot = (stored > 0).then(|| pick.below(b as u64, stored as u64) as usize);
-            match slot {
-                Some(r) if reinit.uniform(b as u64) >= cfg.reinit => {
-                    out.copy_from_slice(self.row(r));
-                    is_fresh.push(false);
-                }
-                _ => {
-                    cfg.fresh.fill(&fresh, (b * d) as u64, out);
-                    is_fresh.push(true);
-                }
+            let keep = slot.is_some() && reinit.uniform(b as u64) >= cfg.reinit;
+            if !keep {
+                cfg.fresh
+                    .fill(&fresh, (b * d) as u64, &mut x[b * d..(b + 1) * d]);
             }
+            is_fresh.push(!keep);
             rows.push(slot);
         }
         Drawn {
@@ -205,13 +214,32 @@ impl ReplayBuffer {
     /// Up to `n` stored rows chosen for iteration `it` (the entropy term's
     /// nearest-neighbour reference set).
     pub fn reference(&self, seed: u64, it: u64, n: usize) -> Vec<f64> {
+        match self.reference_rows(seed, it, n) {
+            None => self.x.clone(),
+            Some(rows) => rows.iter().flat_map(|&r| self.row(r).to_vec()).collect(),
+        }
+    }
+
+    /// The rows `reference` takes; `None` for every row.
+    pub fn reference_rows(&self, seed: u64, it: u64, n: usize) -> Option<Vec<usize>> {
         let stored = self.rows();
         if stored <= n {
-            return self.x.clone();
+            return None;
         }
         let k = Keyed::new(seed, PICK ^ 0xFF, it);
-        (0..n)
-            .flat_map(|i| self.row(k.below(i as u64, stored as u64) as usize).to_vec())
+        Some(
+            (0..n)
+                .map(|i| k.below(i as u64, stored as u64) as usize)
+                .collect(),
+        )
+    }
+
+    /// The slot each sampled negative of `drawn` goes to in a full buffer
+    /// of the uniform policy, as `(negative, slot)` moves in order (a later
+    /// move to a slot wins, as in `write_back`).
+    pub fn slots(drawn: &Drawn) -> Vec<(usize, usize)> {
+        (drawn.rows.iter().enumerate())
+            .filter_map(|(b, r)| r.map(|r| (b, r)))
             .collect()
     }
 }

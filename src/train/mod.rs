@@ -50,6 +50,7 @@ pub mod loss;
 pub mod nce;
 pub mod optim;
 pub mod plots;
+pub mod replay;
 pub mod resident;
 pub mod score;
 pub mod session;
@@ -57,7 +58,7 @@ pub mod session;
 use std::time::Instant;
 
 use crate::backend::{Buffer, HostData, pool};
-use crate::runtime::{CompiledEnergy, ParamId, RuntimeError, Scalar};
+use crate::runtime::{CompiledEnergy, ParamId, Points, RuntimeError, Scalar};
 use crate::sample::{Init, Method as SamplerMethod, RunConfig, Sampler, SamplerConfig, UlaOptions};
 
 pub use config::{
@@ -70,6 +71,7 @@ pub use concepts::Concepts;
 use concepts::{concept_groups, with_codes};
 use keyed::Keyed;
 use optim::OptimState;
+use replay::DeviceReplay;
 use resident::{Grads, HeldGrads, Resident};
 
 /// The loss kernel runs on this many parts of each batch on a CPU backend
@@ -100,8 +102,15 @@ pub struct Trainer<'a> {
     params: Vec<ParamId>,
     /// The current epoch's row order (shuffled runs).
     order: (usize, Vec<usize>),
-    /// The last iteration's negatives (for snapshots).
+    /// The last iteration's negatives (for snapshots), on the host or, when
+    /// they stayed on the device, there.
     negatives: Vec<f64>,
+    held_negatives: Option<Buffer>,
+    /// The replay buffer's samples on the device ([`replay`]), uploaded at
+    /// the first iteration that uses them; `EBM_DEVICE_REPLAY=0` keeps them
+    /// on the host (for comparisons).
+    replay: Option<DeviceReplay>,
+    replay_on_host: bool,
     /// `EBM_TRAIN_TIMING` was set when the run started.
     timing: bool,
     /// Classifiers: the class of every data row, and the current batch's.
@@ -351,6 +360,9 @@ impl<'a> Trainer<'a> {
             params,
             order: (usize::MAX, Vec::new()),
             negatives: Vec::new(),
+            held_negatives: None,
+            replay: None,
+            replay_on_host: std::env::var("EBM_DEVICE_REPLAY").is_ok_and(|v| v == "0"),
             timing: std::env::var_os("EBM_TRAIN_TIMING").is_some(),
             labels,
             batch_labels: Vec::new(),
@@ -377,8 +389,9 @@ impl<'a> Trainer<'a> {
             ));
         }
         self.state = state;
-        // The device's moments were those of the replaced state.
+        // The device's moments and samples were those of the replaced state.
         self.resident = None;
+        self.replay = None;
         Ok(self)
     }
 
@@ -397,6 +410,9 @@ impl<'a> Trainer<'a> {
         if let Some(r) = &mut self.resident {
             r.pull(&mut self.state.optim)?;
         }
+        if let Some(r) = &mut self.replay {
+            r.pull(&mut self.state.buffer)?;
+        }
         self.energy.store().pull()?;
         Ok(())
     }
@@ -409,17 +425,46 @@ impl<'a> Trainer<'a> {
     /// Up to `n` persistent samples (points only, without the concept codes
     /// a conditional run's buffer keeps beside them) chosen for iteration
     /// `it`.
-    pub fn persistent_samples(&self, n: usize, it: u64) -> Vec<f64> {
-        let rows = self.state.buffer.reference(self.cfg.seed, it, n);
-        let w = self.state.buffer.dim.max(1);
-        rows.chunks_exact(w)
+    pub fn persistent_samples(&self, n: usize, it: u64) -> Result<Vec<f64>, TrainError> {
+        let buffer = &self.state.buffer;
+        let rows = match self.replay.as_ref().filter(|r| !r.is_home()) {
+            Some(r) => r.rows(buffer.reference_rows(self.cfg.seed, it, n).as_deref())?,
+            None => buffer.reference(self.cfg.seed, it, n),
+        };
+        let w = buffer.dim.max(1);
+        Ok(rows
+            .chunks_exact(w)
             .flat_map(|r| r[..self.dim].iter().copied())
-            .collect()
+            .collect())
     }
 
-    /// The last iteration's negatives (`batch × dim`).
-    pub fn negatives(&self) -> &[f64] {
-        &self.negatives
+    /// The last iteration's negatives (`batch × dim`), read back when they
+    /// stayed on the device.
+    pub fn negatives(&self) -> Result<Vec<f64>, TrainError> {
+        match &self.held_negatives {
+            Some(b) => Ok(self
+                .energy
+                .backend()
+                .download(b)
+                .map_err(RuntimeError::Backend)?),
+            None => Ok(self.negatives.clone()),
+        }
+    }
+
+    /// Whether this run's replay buffer lives on the device ([`replay`]):
+    /// PCD with ULA negatives on a resident run, a full buffer of the
+    /// uniform policy, no codes or labels beside the samples.
+    fn replay_on_device(&self) -> bool {
+        let cfg = &self.cfg;
+        self.on_device()
+            && !self.replay_on_host
+            && cfg.method == Method::Pcd
+            && cfg.objective.has_negatives()
+            && cfg.buffer.replace == buffer::Replace::Uniform
+            && matches!(cfg.sampler.method, SamplerMethod::Ula(_))
+            && self.cond_width() == 0
+            && self.labels.is_none()
+            && self.state.buffer.rows() > 0
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -506,7 +551,12 @@ impl<'a> Trainer<'a> {
             rows.iter().for_each(|&r| cond.extend_from_slice(c.row(r)));
         }
         let negatives = self.cfg.objective.has_negatives() && self.cfg.method.samples_negatives();
-        let drawn = if !negatives {
+        let device = negatives && self.replay_on_device();
+        let drawn = if device {
+            self.state
+                .buffer
+                .choose(&self.cfg.buffer, seed, it as u64, b)
+        } else if !negatives {
             buffer::Drawn {
                 x: Vec::new(),
                 rows: Vec::new(),
@@ -526,13 +576,28 @@ impl<'a> Trainer<'a> {
         };
         let (start, neg_cond) = self.split_drawn(&drawn, &cond);
         let t0 = Instant::now();
-        let (neg, last, accept, frozen) = if negatives {
+        let mut held_neg = None;
+        let (neg, last, accept, frozen) = if device {
+            let (moved, accept, frozen) = self.sample_on_device(&drawn, it)?;
+            held_neg = Some(moved);
+            (Vec::new(), None, accept, frozen)
+        } else if negatives {
             self.sample_negatives::<T>(&start, &neg_cond, it)?
         } else {
             (Vec::new(), None, f64::NAN, 0)
         };
         let t_neg = t0.elapsed().as_secs_f64();
         self.negatives.clone_from(&neg);
+        let batch = match &held_neg {
+            Some(n) => Some(replay::batch_with(
+                self.energy.backend().as_ref(),
+                &x,
+                n,
+                d,
+            )?),
+            None => None,
+        };
+        self.held_negatives = held_neg;
         x.extend_from_slice(&neg);
         cond.extend_from_slice(&neg_cond);
         self.batch_cond = cond;
@@ -545,13 +610,14 @@ impl<'a> Trainer<'a> {
         let lr = self.cfg.optim.lr_at(it, self.cfg.iters) * self.state.lr_scale;
         rec.lr = lr;
         let reference = match &last {
-            Some(_) => self.persistent_samples(self.cfg.entropy_reference, it as u64),
+            Some(_) => self.persistent_samples(self.cfg.entropy_reference, it as u64)?,
             None => Vec::new(),
         };
         let t1 = Instant::now();
         let obj = if self.cfg.method.samples_negatives() {
             let held = self.on_device();
-            self.objective_with::<T>(&x, b, last.as_ref(), &reference, held)?
+            let at = batch.as_ref();
+            self.objective_with::<T>(&x, b, last.as_ref(), &reference, held, at)?
         } else {
             let held = self.on_device();
             self.method_loss::<T>(&x, it as u64, self.cfg.seed, held)?
@@ -587,7 +653,9 @@ impl<'a> Trainer<'a> {
         if let Some(cause) = rejected {
             return Ok(self.roll_back(rec, cause));
         }
-        if negatives && self.cfg.method.persistent() {
+        if let (Some(r), Some(n)) = (&mut self.replay, &self.held_negatives) {
+            r.scatter(n, &drawn)?;
+        } else if negatives && self.cfg.method.persistent() {
             let stored = with_codes(&neg, &neg_cond, d, self.cond_width());
             self.state
                 .buffer
@@ -727,6 +795,45 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
+    /// The negatives of a run whose replay buffer is on the device: the
+    /// starts `drawn` chose, gathered there and moved in place by K ULA
+    /// steps (the engine's windows and noise, as `run_sampler` would move
+    /// them); with the acceptance rate and the number of frozen chains.
+    fn sample_on_device(
+        &mut self,
+        drawn: &buffer::Drawn,
+        it: usize,
+    ) -> Result<(Buffer, f64, usize), TrainError> {
+        if self.replay.is_none() {
+            let r = DeviceReplay::upload(self.energy.backend(), &self.state.buffer)?;
+            self.replay = Some(r);
+        }
+        let Some(replay) = &self.replay else {
+            return Err(TrainError::Config("no replay buffer on the device".into()));
+        };
+        let mut x = replay.gather(drawn)?;
+        let chains = drawn.fresh.len();
+        let steps = self.cfg.sampler_steps;
+        if steps == 0 {
+            return Ok((x, 1.0, 0));
+        }
+        let Some(sampler) = self.sampler.as_mut() else {
+            return Err(TrainError::Config("this method draws no negatives".into()));
+        };
+        sampler.refresh(self.energy)?;
+        // The first (only) concept group's seed, as `run_sampler` keys it.
+        let seed = Keyed::new(self.cfg.seed, SAMPLE, it as u64).key();
+        let run = negatives_run(&self.cfg, Vec::new(), chains, steps, seed);
+        let backend = self.energy.backend().as_ref();
+        let Some(frozen) = sampler.ula_in_place(backend, &mut x, &run)? else {
+            return Err(TrainError::Config(
+                "the negatives' sampler cannot run on the device's buffers".into(),
+            ));
+        };
+        let accept = (chains - frozen) as f64 / chains.max(1) as f64;
+        Ok((x, accept, frozen))
+    }
+
     /// The negatives after K steps from `start`; for improved CD also the
     /// state before the last (differentiable) step.
     fn sample_negatives<T: Scalar>(
@@ -852,11 +959,13 @@ impl<'a> Trainer<'a> {
         last: Option<&LastStep>,
         reference: &[f64],
     ) -> Result<BatchLoss, TrainError> {
-        self.objective_with::<T>(x, pos, last, reference, false)
+        self.objective_with::<T>(x, pos, last, reference, false, None)
     }
 
     /// `objective`; with `held`, the contrastive loss's θ-gradient may be
-    /// left on the device (when nothing on the host adds to it).
+    /// left on the device (when nothing on the host adds to it); with `at`,
+    /// the batch is that buffer of the device's (`x` then holds the
+    /// positives only).
     fn objective_with<T: Scalar>(
         &self,
         x: &[f64],
@@ -864,6 +973,7 @@ impl<'a> Trainer<'a> {
         last: Option<&LastStep>,
         reference: &[f64],
         held: bool,
+        at: Option<&Buffer>,
     ) -> Result<BatchLoss, TrainError> {
         let Pass {
             value,
@@ -873,7 +983,7 @@ impl<'a> Trainer<'a> {
             energies,
         } = match self.labels {
             Some(l) => self.classifier_loss::<T>(x, pos, l.classes, held)?,
-            None => self.loss_and_grad::<T>(x, pos, held)?,
+            None => self.loss_and_grad::<T>(x, pos, held, at)?,
         };
         let (mut kl, mut entropy) = (0.0, 0.0);
         if let Some(last) = last {
@@ -980,7 +1090,8 @@ impl<'a> Trainer<'a> {
         let seeds: Vec<T> = (0..n)
             .flat_map(|_| [T::from_f64(1.0 / n as f64), T::from_f64(0.0)])
             .collect();
-        let (pairs, grads, held_grads) = self.pullback(&xs, &seeds, k, cs.as_deref(), n, held)?;
+        let (pairs, grads, held_grads) =
+            self.pullback(Points::Host(&xs), &seeds, k, cs.as_deref(), n, held)?;
         let energies: Vec<f64> = pairs.chunks_exact(k).map(|p| p[1]).collect();
         let loss = pairs.chunks_exact(k).map(|p| p[0]).sum::<f64>() / n.max(1) as f64;
         let value = loss::LossValue {
@@ -1024,7 +1135,8 @@ impl<'a> Trainer<'a> {
         let seeds: Vec<T> = v.seed.iter().map(|&w| T::from_f64(w)).collect();
         // log Z's gradient is a host scalar: beside a gradient held on the
         // device it goes up as one value.
-        let (_, mut grads, mut held_grads) = self.pullback(&xs, &seeds, 2, None, n, held)?;
+        let (_, mut grads, mut held_grads) =
+            self.pullback(Points::Host(&xs), &seeds, 2, None, n, held)?;
         match &mut held_grads {
             Some(h) => {
                 let g = [v.grad_log_z as f32];
@@ -1096,7 +1208,8 @@ impl<'a> Trainer<'a> {
         let cond = to_t(jem::one_hot(&self.batch_labels, classes, n - pos));
         let seed = to_t(jem::seeds(pos, n - pos, weight));
         let k = jem::LOSS_VALUES;
-        let (triples, grads, held_grads) = self.pullback(&xs, &seed, k, Some(&cond), n, held)?;
+        let (triples, grads, held_grads) =
+            self.pullback(Points::Host(&xs), &seed, k, Some(&cond), n, held)?;
         let value = jem::value(&triples, pos, weight);
         let energies = triples.chunks_exact(k).map(|t| -t[0]).collect();
         Ok(Pass {
@@ -1120,24 +1233,35 @@ impl<'a> Trainer<'a> {
         x: &[f64],
         pos: usize,
         held: bool,
+        at: Option<&Buffer>,
     ) -> Result<Pass, TrainError> {
-        let n = x.len() / self.dim;
-        let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
+        let d = self.dim.max(1);
+        let n = at.map_or(x.len(), Buffer::len) / d;
+        let xs: Vec<T> = match at {
+            Some(_) => Vec::new(),
+            None => x.iter().map(|&v| T::from_f64(v)).collect(),
+        };
+        let points = at.map_or(Points::Host(&xs), Points::Buffer);
         let cs: Vec<T> = to_scalars(&self.batch_cond);
         let kind = self.cfg.loss;
-        let first: Vec<f64> = if kind.needs_energies() {
-            let parts = self.in_parts(&xs, n, |x, at, rows| {
-                let c = self.batch_cond_rows(&cs, at, at + rows);
-                self.loss.energy(x, c, rows)
-            })?;
-            parts.iter().flat_map(|v| pairs_first(v)).collect()
-        } else {
-            Vec::new()
+        let first: Vec<f64> = match (kind.needs_energies(), at) {
+            (false, _) => Vec::new(),
+            (true, Some(_)) => {
+                let c = self.batch_cond_rows(&cs, 0, n);
+                pairs_first(&self.loss.energy_at(points, c, n)?)
+            }
+            (true, None) => {
+                let parts = self.in_parts(&xs, n, |x, at, rows| {
+                    let c = self.batch_cond_rows(&cs, at, at + rows);
+                    self.loss.energy(x, c, rows)
+                })?;
+                parts.iter().flat_map(|v| pairs_first(v)).collect()
+            }
         };
         let s = loss::seeds(kind, self.cfg.l2, pos, n - pos, &first);
         let seed: Vec<T> = s.seed.iter().map(|&v| T::from_f64(v)).collect();
         let c = self.batch_cond_rows(&cs, 0, n);
-        let (pairs, grads, held_grads) = self.pullback(&xs, &seed, 2, c, n, held)?;
+        let (pairs, grads, held_grads) = self.pullback(points, &seed, 2, c, n, held)?;
         let e = pairs.chunks_exact(2).map(|p| p[0]).collect::<Vec<f64>>();
         Ok(Pass {
             value: loss::value(kind, self.cfg.l2, pos, &e),
@@ -1154,7 +1278,7 @@ impl<'a> Trainer<'a> {
     /// device (the host gradient is then empty).
     fn pullback<T: Scalar>(
         &self,
-        xs: &[T],
+        points: Points<'_, T>,
         seed: &[T],
         k: usize,
         cond: Option<&[T]>,
@@ -1163,10 +1287,15 @@ impl<'a> Trainer<'a> {
     ) -> Result<Pulled, TrainError> {
         if held {
             // On the device the batch is one call (as `in_parts` makes it).
-            let (v, g) = self.loss.weighted_grad_params_held(xs, seed, cond, n)?;
+            let (v, g) = self.loss.weighted_grad_params_held(points, seed, cond, n)?;
             let values = v.iter().map(|a| a.to_f64()).collect();
             return Ok((values, Vec::new(), Some(HeldGrads { g, plus: None })));
         }
+        let Points::Host(xs) = points else {
+            return Err(TrainError::Config(
+                "a batch on the device needs its gradient held there".into(),
+            ));
+        };
         let width = cond.map_or(0, |c| c.len() / n.max(1));
         let parts = self.in_parts(xs, n, |x, at, rows| {
             let c = cond.map(|c| &c[width * at..width * (at + rows)]);

@@ -11,14 +11,14 @@ use crate::sample::{DensityOf, Draws};
 
 /// `samples_ITER.png`: the latest negatives.
 pub fn snapshot(t: &Trainer, dir: &Path, it: usize) -> Option<PathBuf> {
-    let x = t.negatives();
+    let x = t.negatives().ok()?;
     let dim = t.energy().dim();
     let n = x.len() / dim.max(1);
     if n == 0 {
         return None;
     }
     let mut d = Draws::empty(n, 1, dim);
-    d.x.copy_from_slice(x);
+    d.x.copy_from_slice(&x);
     let shape = t.energy().x_shape();
     d.image_shape = (shape.len() >= 2).then_some(shape);
     let density = DensityOf::new(t.energy(), None).ok()?;

@@ -222,9 +222,9 @@ fn heldout_score(t: &Trainer, heldout: &[f64]) -> Result<f64, TrainError> {
         return Ok(loss);
     }
     let samples = if t.state.buffer.rows() > 0 {
-        t.persistent_samples(1000, t.state.it as u64)
+        t.persistent_samples(1000, t.state.it as u64)?
     } else {
-        t.negatives().to_vec()
+        t.negatives()?
     };
     Ok(ev::mmd2(&samples, heldout, d, None).mmd2)
 }

@@ -66,6 +66,56 @@ pub(super) fn download(dev: &Device, h: &Held) -> Result<Vec<f32>, BackendError>
     super::read_mapped(dev, &staging, h.len())
 }
 
+/// Row moves `(from, to)` of `width` values from `src` to `dst` (checked
+/// by the caller; a later move to a row wins), runs of consecutive rows as
+/// one copy each.
+pub(super) fn copy_rows(
+    dev: &Device,
+    (src, dst): (&Held, &Held),
+    width: usize,
+    moves: &[(usize, usize)],
+) -> Result<(), BackendError> {
+    let (from, to) = (storage(src)?, storage(dst)?);
+    if width == 0 || moves.is_empty() {
+        return Ok(());
+    }
+    if src == dst {
+        return Err(BackendError::Buffers(
+            "rows copied within one device buffer".into(),
+        ));
+    }
+    // Only a row's last move is copied: copies into one row in a single
+    // submit would be writes the device need not order.
+    let mut seen = std::collections::HashSet::new();
+    let mut last: Vec<(usize, usize)> = moves
+        .iter()
+        .rev()
+        .filter(|&&(_, t)| seen.insert(t))
+        .copied()
+        .collect();
+    last.reverse();
+    let mut enc = dev.device.create_command_encoder(&Default::default());
+    for (f, t, rows) in runs(&last) {
+        let bytes = |row: usize| (row * width * 4) as u64;
+        enc.copy_buffer_to_buffer(from, bytes(f), to, bytes(t), bytes(rows));
+    }
+    dev.queue.submit([enc.finish()]);
+    Ok(())
+}
+
+/// `moves` as runs `(first from, first to, rows)` of consecutive rows on
+/// both sides, in order.
+pub(super) fn runs(moves: &[(usize, usize)]) -> Vec<(usize, usize, usize)> {
+    let mut out: Vec<(usize, usize, usize)> = Vec::new();
+    for &(f, t) in moves {
+        match out.last_mut() {
+            Some((f0, t0, n)) if *f0 + *n == f && *t0 + *n == t => *n += 1,
+            _ => out.push((f, t, 1)),
+        }
+    }
+    out
+}
+
 /// Bytes of `len` f32 values (at least 4: wgpu binds no empty buffer).
 fn size(len: usize) -> u64 {
     (len.max(1) * 4) as u64

@@ -287,6 +287,23 @@ impl Backend for Gpu {
         }
     }
 
+    /// Held rows are copied on the device, one copy command per run of
+    /// consecutive rows, all in one submit (in order, so a later move to a
+    /// row wins); host buffers as on the host.
+    fn copy_rows(
+        &self,
+        src: &Buffer,
+        dst: &mut Buffer,
+        width: usize,
+        moves: &[(usize, usize)],
+    ) -> Result<(), BackendError> {
+        let (Buffer::Held(s), Buffer::Held(d)) = (src, &*dst) else {
+            return crate::backend::copy_host_rows(src, dst, width, moves);
+        };
+        crate::backend::check_rows(s.len(), d.len(), width, moves)?;
+        held::copy_rows(&self.dev, (s, d), width, moves)
+    }
+
     /// Held values are read back from the device (after every call
     /// submitted before); host ones are copied.
     fn download(&self, buf: &Buffer) -> Result<Vec<f64>, BackendError> {

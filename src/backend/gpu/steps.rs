@@ -611,16 +611,20 @@ impl super::GpuKernel {
         let flags_fit = frozen.iter().flatten().all(|&s| s < u32::MAX as u64 - 1);
         let plan = match plan(&self.sh.prog, lp, batch) {
             Some(p) if fits && flags_fit && frozen.len() == batch => p,
-            _ => return crate::backend::host_run_steps(self, lp, fixed, state, batch, frozen),
+            _ => return self.host_steps(lp, fixed, state, batch, frozen),
         };
         if lp.steps == 0 {
             return Ok(());
         }
-        let writable =
-            |&(buf, _, _): &(usize, usize, usize)| matches!(state.get(buf), Some(Buffer::F32(_)));
+        let writable = |&(buf, _, numel): &(usize, usize, usize)| match state.get(buf) {
+            Some(Buffer::F32(_)) => true,
+            Some(Buffer::Held(h)) => h.len() == numel * batch,
+            _ => false,
+        };
         if !plan.downloads().iter().all(writable) {
             return Err(BackendError::StepLoop(
-                "a state buffer the loop writes is missing or not f32".into(),
+                "a state buffer the loop writes is missing, not f32, or held at another size"
+                    .into(),
             ));
         }
         let uploads = plan.uploads(fixed, state)?;
@@ -748,6 +752,49 @@ impl super::GpuKernel {
         )
     }
 
+    /// The host's step loop (one kernel call per step), for a loop the
+    /// device cannot run whole: held state buffers come home for it and go
+    /// back after, at the same size.
+    fn host_steps(
+        &self,
+        lp: &StepLoop<'_>,
+        fixed: &[&Buffer],
+        state: &mut [Buffer],
+        batch: usize,
+        frozen: &mut [Option<u64>],
+    ) -> Result<(), BackendError> {
+        let homes: Vec<Option<crate::backend::Held>> = (state.iter())
+            .map(|b| match b {
+                Buffer::Held(h) => Some(h.clone()),
+                _ => None,
+            })
+            .collect();
+        for (b, h) in state.iter_mut().zip(&homes) {
+            if let Some(h) = h {
+                *b = Buffer::F32(super::held::download(&self.dev, h)?);
+            }
+        }
+        // Fixed buffers are bound where they are by each step's call.
+        let r = crate::backend::host_run_steps(self, lp, fixed, state, batch, frozen);
+        for (b, h) in state.iter_mut().zip(homes) {
+            let Some(h) = h else { continue };
+            let values = match std::mem::replace(b, Buffer::Held(h.clone())) {
+                Buffer::F32(v) if v.len() == h.len() => v,
+                _ => {
+                    return Err(BackendError::StepLoop(
+                        "a held state buffer changed size on the host".into(),
+                    ));
+                }
+            };
+            if !values.is_empty() {
+                self.dev
+                    .queue
+                    .write_buffer(super::held::storage(&h)?, 0, super::bytes(&values));
+            }
+        }
+        r
+    }
+
     /// One step: its draws, the kernel's passes, then records and carries;
     /// the step passes bound at the step's offset `tick` of the step-index
     /// uniform. `again`: a step after the loop's first, whose constants'
@@ -838,7 +885,10 @@ impl super::GpuKernel {
     ) -> Result<(), BackendError> {
         let dev = &self.dev;
         let (d, q) = (&dev.device, &dev.queue);
-        let downloads = plan.downloads();
+        // Held state buffers take their final rows where they are; only
+        // host ones are read back.
+        let (held, downloads): (Vec<_>, Vec<_>) = (plan.downloads().into_iter())
+            .partition(|&(buf, _, _)| matches!(state.get(buf), Some(Buffer::Held(_))));
         let recorded = plan.history_len(steps, batch);
         let values: usize = downloads.iter().map(|r| r.2 * batch).sum::<usize>() + batch + recorded;
         let back = d.create_buffer(&wgpu::BufferDescriptor {
@@ -848,6 +898,13 @@ impl super::GpuKernel {
             mapped_at_creation: false,
         });
         let mut enc = d.create_command_encoder(&Default::default());
+        for &(buf, off, numel) in &held {
+            let len = (numel * batch * 4) as u64;
+            if let (Some(Buffer::Held(h)), true) = (state.get(buf), len > 0) {
+                let from = ((self.sh.prog.inv_len + off * batch) * 4) as u64;
+                enc.copy_buffer_to_buffer(&a.arena, from, super::held::storage(h)?, 0, len);
+            }
+        }
         let mut at = 0;
         for &(_, off, numel) in &downloads {
             let from = self.sh.prog.inv_len + off * batch;

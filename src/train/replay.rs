@@ -1,0 +1,167 @@
+//! The replay buffer in a device's memory: on a run whose state is
+//! resident ([`super::resident`]), persistent CD's stored samples live
+//! beside the parameters, so an iteration's negatives never cross to the
+//! host. The host keeps choosing (slots, fresh starts: keyed, as in
+//! [`buffer`](super::buffer)); the device gathers the chosen rows into the
+//! batch of starts, the sampler moves them in place, the loss binds them,
+//! and they are scattered back to their slots. What crosses per iteration
+//! is the fresh starts (about `reinit · batch` rows) going up; the samples
+//! come home only for a checkpoint, the entropy term's or a score's
+//! reference rows, or a snapshot.
+//!
+//! Only a full buffer of the uniform policy lives here (its rows never
+//! move or grow); a reservoir, conditional codes stored beside the
+//! samples, and improved CD's last step (which differentiates through the
+//! states on the host) keep the buffer on the host.
+
+use std::sync::Arc;
+
+use super::TrainError;
+use super::buffer::{Drawn, ReplayBuffer};
+use crate::backend::{Backend, Buffer, HostData};
+use crate::runtime::RuntimeError;
+
+pub struct DeviceReplay {
+    backend: Arc<dyn Backend>,
+    /// `rows × dim` samples, f32, where the backend keeps them.
+    x: Buffer,
+    dim: usize,
+    /// The rows written since the host's copy (`ReplayBuffer::x`) was
+    /// current: only these come home, so a row never written keeps the
+    /// host's f64 value (a checkpoint is the host run's, byte for byte).
+    written: Vec<bool>,
+    home: bool,
+}
+
+fn up(backend: &dyn Backend, values: &[f64]) -> Result<Buffer, TrainError> {
+    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+    Ok(backend
+        .upload(HostData::F32(&v))
+        .map_err(RuntimeError::Backend)?)
+}
+
+fn backend_error(e: crate::backend::BackendError) -> TrainError {
+    TrainError::Runtime(RuntimeError::Backend(e))
+}
+
+impl DeviceReplay {
+    /// A copy of `buffer`'s samples on `backend`.
+    pub fn upload(backend: &Arc<dyn Backend>, buffer: &ReplayBuffer) -> Result<Self, TrainError> {
+        Ok(DeviceReplay {
+            backend: backend.clone(),
+            x: up(backend.as_ref(), &buffer.x)?,
+            dim: buffer.dim,
+            written: vec![false; buffer.rows()],
+            home: true,
+        })
+    }
+
+    /// The batch of starts `drawn` chose: stored rows gathered on the
+    /// device, fresh ones uploaded.
+    pub fn gather(&self, drawn: &Drawn) -> Result<Buffer, TrainError> {
+        let (d, n) = (self.dim, drawn.fresh.len());
+        let b = self.backend.as_ref();
+        let mut starts = b
+            .alloc(n * d, crate::backend::DType::F32)
+            .map_err(backend_error)?;
+        let stored: Vec<(usize, usize)> = (drawn.rows.iter().zip(&drawn.fresh).enumerate())
+            .filter_map(|(i, (r, &fresh))| r.filter(|_| !fresh).map(|r| (r, i)))
+            .collect();
+        b.copy_rows(&self.x, &mut starts, d, &stored)
+            .map_err(backend_error)?;
+        let fresh: Vec<usize> = (0..n).filter(|&i| drawn.fresh[i]).collect();
+        if !fresh.is_empty() {
+            let values: Vec<f64> = (fresh.iter())
+                .flat_map(|&i| drawn.x[i * d..(i + 1) * d].iter().copied())
+                .collect();
+            let moves: Vec<(usize, usize)> =
+                fresh.iter().enumerate().map(|(k, &i)| (k, i)).collect();
+            b.copy_rows(&up(b, &values)?, &mut starts, d, &moves)
+                .map_err(backend_error)?;
+        }
+        Ok(starts)
+    }
+
+    /// Writes the sampled negatives (rows as drawn) back to their slots.
+    /// Sampled chains are finite (the sampler freezes a chain at its last
+    /// finite state), so no row is skipped as `write_back` may.
+    pub fn scatter(&mut self, negatives: &Buffer, drawn: &Drawn) -> Result<(), TrainError> {
+        let moves = ReplayBuffer::slots(drawn);
+        (self.backend)
+            .copy_rows(negatives, &mut self.x, self.dim, &moves)
+            .map_err(backend_error)?;
+        for &(_, slot) in &moves {
+            if let Some(w) = self.written.get_mut(slot) {
+                *w = true;
+            }
+        }
+        self.home = false;
+        Ok(())
+    }
+
+    /// Brings the rows written on the device home into `buffer` (a no-op
+    /// when none was).
+    pub fn pull(&mut self, buffer: &mut ReplayBuffer) -> Result<(), TrainError> {
+        if self.home {
+            return Ok(());
+        }
+        let values = self.backend.download(&self.x).map_err(backend_error)?;
+        if values.len() != buffer.x.len() || self.written.len() != buffer.rows() {
+            return Err(TrainError::Runtime(RuntimeError::Internal(
+                "the device's replay buffer changed size".into(),
+            )));
+        }
+        let d = self.dim;
+        for (r, w) in self.written.iter_mut().enumerate() {
+            if std::mem::take(w) {
+                buffer.x[r * d..(r + 1) * d].copy_from_slice(&values[r * d..(r + 1) * d]);
+            }
+        }
+        self.home = true;
+        Ok(())
+    }
+
+    /// Rows `rows` of the samples (every row for `None`), read back.
+    pub fn rows(&self, rows: Option<&[usize]>) -> Result<Vec<f64>, TrainError> {
+        let b = self.backend.as_ref();
+        let Some(rows) = rows else {
+            return b.download(&self.x).map_err(backend_error);
+        };
+        let mut out = b
+            .alloc(rows.len() * self.dim, crate::backend::DType::F32)
+            .map_err(backend_error)?;
+        let moves: Vec<(usize, usize)> = rows.iter().enumerate().map(|(k, &r)| (r, k)).collect();
+        b.copy_rows(&self.x, &mut out, self.dim, &moves)
+            .map_err(backend_error)?;
+        b.download(&out).map_err(backend_error)
+    }
+
+    /// Whether the host's copy is current.
+    pub fn is_home(&self) -> bool {
+        self.home
+    }
+}
+
+/// `pos` (host rows) followed by `neg` (the backend's buffer) as one
+/// buffer of the backend: the loss's batch concat(x⁺, x⁻), assembled where
+/// the negatives are.
+pub fn batch_with(
+    backend: &dyn Backend,
+    pos: &[f64],
+    neg: &Buffer,
+    dim: usize,
+) -> Result<Buffer, TrainError> {
+    let (p, n) = (pos.len() / dim.max(1), neg.len() / dim.max(1));
+    let mut all = backend
+        .alloc((p + n) * dim, crate::backend::DType::F32)
+        .map_err(backend_error)?;
+    let first: Vec<(usize, usize)> = (0..p).map(|i| (i, i)).collect();
+    backend
+        .copy_rows(&up(backend, pos)?, &mut all, dim, &first)
+        .map_err(backend_error)?;
+    let second: Vec<(usize, usize)> = (0..n).map(|i| (i, p + i)).collect();
+    backend
+        .copy_rows(neg, &mut all, dim, &second)
+        .map_err(backend_error)?;
+    Ok(all)
+}
