@@ -1425,3 +1425,132 @@ fn train_params(e: &ebm::runtime::CompiledEnergy) -> Vec<Vec<f64>> {
         .map(|n| e.store().get(n).unwrap())
         .collect()
 }
+
+/// `Backend::copy_rows` on held buffers copies what the host's copies do:
+/// runs of consecutive rows, a row moved to twice (the later move wins),
+/// rows left alone; a move out of either buffer, or within one buffer, is
+/// refused and copies nothing.
+#[test]
+fn rows_are_copied_on_the_device_as_on_the_host() {
+    use ebm::backend::{Buffer, HostData, Interp};
+    let Some(gpu) = gpu("rows_are_copied_on_the_device_as_on_the_host") else {
+        return;
+    };
+    let width = 3;
+    let src: Vec<f32> = (0..7 * width).map(|v| v as f32 + 0.5).collect();
+    let dst: Vec<f32> = (0..5 * width).map(|v| -(v as f32)).collect();
+    let moves = [(0, 0), (1, 1), (2, 2), (6, 1), (3, 4), (4, 4), (5, 3)];
+    let mut host = Buffer::F32(dst.clone());
+    Interp
+        .copy_rows(&Buffer::F32(src.clone()), &mut host, width, &moves)
+        .unwrap();
+    let held_src = gpu.upload(HostData::F32(&src)).unwrap();
+    let mut held = gpu.upload(HostData::F32(&dst)).unwrap();
+    gpu.copy_rows(&held_src, &mut held, width, &moves).unwrap();
+    let expect: Vec<f64> = host.f32s().unwrap().iter().map(|&v| v as f64).collect();
+    assert_eq!(gpu.download(&held).unwrap(), expect);
+    assert_eq!(
+        &expect[width..2 * width],
+        &[18.5, 19.5, 20.5],
+        "the later move"
+    );
+    for bad in [[(7, 0)], [(0, 5)], [(usize::MAX, 0)]] {
+        let err = gpu
+            .copy_rows(&held_src, &mut held, width, &bad)
+            .unwrap_err();
+        assert!(matches!(err, BackendError::Buffers(_)), "{bad:?}: {err}");
+    }
+    let mut same = held.clone();
+    assert!(gpu.copy_rows(&held, &mut same, width, &[(0, 1)]).is_err());
+    assert_eq!(
+        gpu.download(&held).unwrap(),
+        expect,
+        "refusals copy nothing"
+    );
+}
+
+/// With PCD on the GPU the replay buffer lives on the device (gathered,
+/// moved and scattered there); the same run with it kept on the host
+/// (`EBM_DEVICE_REPLAY=0`) is the oracle: the same metrics, parameters
+/// and checkpointed buffer, bit for bit, through checkpoints, held-out
+/// evaluations and snapshots (which read the device's samples).
+#[test]
+fn the_replay_buffer_on_the_gpu_trains_as_on_the_host() {
+    if gpu("the_replay_buffer_on_the_gpu_trains_as_on_the_host").is_none() {
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("ebm-gpu-replay-{}", std::process::id()));
+    let run = |host: bool| {
+        let out = base.join(if host { "host" } else { "device" });
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"));
+        cmd.args([
+            "train",
+            "bench/workloads/mlp.ebm",
+            "--energy",
+            "mlp",
+            "--data",
+            "toy:eight_gaussians:2000",
+            "--method",
+            "pcd",
+            "--iters",
+            "12",
+            "--batch",
+            "64",
+            "--sampler-steps",
+            "5",
+            "--buffer",
+            "100",
+            "--reinit",
+            "0.2",
+            "--checkpoint-every",
+            "5",
+            "--eval-every",
+            "4",
+            "--snapshot-every",
+            "6",
+            "--dtype",
+            "f32",
+            "--backend",
+            "gpu",
+            "--out",
+        ])
+        .arg(&out);
+        if host {
+            cmd.env("EBM_DEVICE_REPLAY", "0");
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let (device, host) = (run(false), run(true));
+    let bits = |m: Vec<[f64; 5]>| -> Vec<u64> { m.iter().flatten().map(|v| v.to_bits()).collect() };
+    assert_eq!(
+        bits(training_metrics(&device)),
+        bits(training_metrics(&host))
+    );
+    let read = |dir: &std::path::Path, file: &str| std::fs::read(dir.join(file)).unwrap();
+    assert_eq!(
+        read(&device, "params.safetensors"),
+        read(&host, "params.safetensors")
+    );
+    let (a, b) = (
+        read(&device, "checkpoint.safetensors"),
+        read(&host, "checkpoint.safetensors"),
+    );
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
+    );
+    let mut names = a.names();
+    names.sort();
+    assert!(names.iter().any(|n| n.contains("buffer")), "{names:?}");
+    for name in names {
+        assert_eq!(
+            a.tensor(name).unwrap().data(),
+            b.tensor(name).unwrap().data(),
+            "{name}"
+        );
+    }
+    assert!(device.join("samples_000006.png").exists());
+    std::fs::remove_dir_all(&base).ok();
+}

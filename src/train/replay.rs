@@ -165,3 +165,78 @@ pub fn batch_with(
         .map_err(backend_error)?;
     Ok(all)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use crate::backend::{Backend, DType, StandIn};
+    use crate::train::loss::LossKind;
+    use crate::train::{IterRecord, Method, TrainConfig, Trainer};
+
+    /// A small PCD run on the stand-in device: a buffer of 20 slots for
+    /// batches of 16 (so slots repeat within a batch) with a third of the
+    /// starts fresh.
+    fn config(loss: LossKind) -> TrainConfig {
+        let mut cfg = TrainConfig::new(Method::Pcd);
+        (cfg.iters, cfg.batch, cfg.sampler_steps, cfg.seed) = (8, 16, 3, 5);
+        (cfg.buffer.size, cfg.buffer.reinit) = (20, 0.3);
+        cfg.loss = loss;
+        cfg
+    }
+
+    fn fields(r: &IterRecord) -> [u64; 6] {
+        [r.loss, r.e_pos, r.e_neg, r.l2, r.grad_norm, r.accept].map(f64::to_bits)
+    }
+
+    /// The oracle of the device's replay buffer is the host's: the same run
+    /// with the buffer kept on the host (`EBM_DEVICE_REPLAY=0`'s switch)
+    /// records the same bits every iteration, ends with the same
+    /// parameters, negatives, reference rows and (brought home) buffer;
+    /// the samples cross only at `sync`, once.
+    #[test]
+    fn the_replay_buffer_on_a_device_trains_as_on_the_host() {
+        let src = "energy e(x: [2]) = sum(mlp(x, [8, 1], act = swish)) + 0.1 * sum(x^2)\n";
+        let data = crate::data::rng::normal(3, 400);
+        for loss in [LossKind::Cd, LossKind::Softplus] {
+            let mut runs = Vec::new();
+            for on_host in [false, true] {
+                let dev = Arc::new(StandIn::default());
+                let backend: Arc<dyn Backend> = dev.clone();
+                let program = crate::api::Program::from_source(src).unwrap();
+                let e = program.energy_with("e", backend, DType::F32).unwrap();
+                let mut t = Trainer::new(&e, &data, config(loss)).unwrap();
+                t.replay_on_host = on_host;
+                assert_eq!(t.replay_on_device(), !on_host);
+                let mut records = vec![fields(&t.step().unwrap())];
+                let down = dev.down.load(Ordering::Relaxed);
+                while !t.done() {
+                    records.push(fields(&t.step().unwrap()));
+                }
+                assert_eq!(
+                    dev.down.load(Ordering::Relaxed),
+                    down,
+                    "nothing is read back during iterations"
+                );
+                let reference = t.persistent_samples(5, 3).unwrap();
+                let negatives = t.negatives().unwrap();
+                t.sync().unwrap();
+                assert!(t.replay.as_ref().is_none_or(|r| r.is_home()));
+                let params: Vec<u64> = (e.param_names().iter())
+                    .flat_map(|name| e.store().get(name).unwrap())
+                    .map(f64::to_bits)
+                    .collect();
+                let buffer: Vec<u64> = t.state.buffer.x.iter().map(|v| v.to_bits()).collect();
+                runs.push((records, params, buffer, reference, negatives));
+            }
+            let (device, host) = (&runs[0], &runs[1]);
+            assert_eq!(device.0, host.0, "{loss:?}: iteration records");
+            assert_eq!(device.1, host.1, "{loss:?}: parameters");
+            assert_eq!(device.2, host.2, "{loss:?}: the buffer brought home");
+            assert_eq!(device.3, host.3, "{loss:?}: reference rows");
+            assert_eq!(device.4, host.4, "{loss:?}: last negatives");
+            assert_eq!(device.4.len(), 16 * 2);
+        }
+    }
+}

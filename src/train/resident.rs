@@ -347,6 +347,7 @@ mod tests {
             if !method.samples_negatives() {
                 cfg.l2 = 0.0;
             }
+            cfg.buffer.reinit = 0.0;
             let mut t = Trainer::new(&e, &data, cfg).unwrap();
             assert!(t.on_device());
             let counts = || {
@@ -366,12 +367,18 @@ mod tests {
                 assert!(r.rollback.is_none(), "{method:?}: {r:?}");
             }
             // NCE's loss reads log Z on the host, and its gradient goes up:
-            // one scalar each way per iteration.
-            let reads = if method == Method::Nce { 5 } else { 0 };
+            // one scalar each way per iteration. PCD's replay buffer is on
+            // the device: its positives go up beside the negatives there
+            // (no start is fresh at `reinit` 0).
+            let (ups, reads) = match method {
+                Method::Nce => (5, 5),
+                Method::Pcd => (5, 0),
+                _ => (0, 0),
+            };
             let now = counts();
             assert_eq!(
                 now.0,
-                first.0 + reads,
+                first.0 + ups,
                 "{method:?}: uploads after the first iteration"
             );
             assert_eq!(
@@ -381,12 +388,13 @@ mod tests {
             );
             let first = now;
             t.sync().unwrap();
-            let params = t.param_ids().len();
-            assert_eq!(counts().1 - first.1, 4 * params, "{method:?}: θ, m, v, ema");
+            // θ, m, v and the EMA per parameter, and PCD's buffer.
+            let home = 4 * t.param_ids().len() + usize::from(method == Method::Pcd);
+            assert_eq!(counts().1 - first.1, home, "{method:?}: the state");
             t.sync().unwrap();
             assert_eq!(
                 counts().1 - first.1,
-                4 * params,
+                home,
                 "{method:?}: a second sync is free"
             );
         }
