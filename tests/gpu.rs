@@ -1469,88 +1469,119 @@ fn rows_are_copied_on_the_device_as_on_the_host() {
     );
 }
 
-/// With PCD on the GPU the replay buffer lives on the device (gathered,
-/// moved and scattered there); the same run with it kept on the host
-/// (`EBM_DEVICE_REPLAY=0`) is the oracle: the same metrics, parameters
-/// and checkpointed buffer, bit for bit, through checkpoints, held-out
-/// evaluations and snapshots (which read the device's samples).
+/// With PCD and JEM on the GPU the replay buffer lives on the device
+/// (gathered, moved and scattered there); the same run with it kept on
+/// the host (`EBM_DEVICE_REPLAY=0`) is the oracle: the same metrics,
+/// parameters and checkpointed buffer, bit for bit, through checkpoints,
+/// held-out evaluations and snapshots (which read the device's samples).
 #[test]
 fn the_replay_buffer_on_the_gpu_trains_as_on_the_host() {
     if gpu("the_replay_buffer_on_the_gpu_trains_as_on_the_host").is_none() {
         return;
     }
     let base = std::env::temp_dir().join(format!("ebm-gpu-replay-{}", std::process::id()));
-    let run = |host: bool| {
-        let out = base.join(if host { "host" } else { "device" });
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"));
-        cmd.args([
-            "train",
-            "bench/workloads/mlp.ebm",
-            "--energy",
-            "mlp",
-            "--data",
-            "toy:eight_gaussians:2000",
-            "--method",
-            "pcd",
-            "--iters",
-            "12",
-            "--batch",
-            "64",
-            "--sampler-steps",
-            "5",
-            "--buffer",
-            "100",
-            "--reinit",
-            "0.2",
-            "--checkpoint-every",
-            "5",
-            "--eval-every",
-            "4",
-            "--snapshot-every",
-            "6",
-            "--dtype",
-            "f32",
-            "--backend",
-            "gpu",
-            "--out",
-        ])
-        .arg(&out);
-        if host {
-            cmd.env("EBM_DEVICE_REPLAY", "0");
-        }
-        let o = cmd.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        out
-    };
-    let (device, host) = (run(false), run(true));
-    let bits = |m: Vec<[f64; 5]>| -> Vec<u64> { m.iter().flatten().map(|v| v.to_bits()).collect() };
-    assert_eq!(
-        bits(training_metrics(&device)),
-        bits(training_metrics(&host))
-    );
-    let read = |dir: &std::path::Path, file: &str| std::fs::read(dir.join(file)).unwrap();
-    assert_eq!(
-        read(&device, "params.safetensors"),
-        read(&host, "params.safetensors")
-    );
-    let (a, b) = (
-        read(&device, "checkpoint.safetensors"),
-        read(&host, "checkpoint.safetensors"),
-    );
-    let (a, b) = (
-        safetensors::SafeTensors::deserialize(&a).unwrap(),
-        safetensors::SafeTensors::deserialize(&b).unwrap(),
-    );
-    let mut names = a.names();
-    names.sort();
-    assert!(names.iter().any(|n| n.contains("buffer")), "{names:?}");
-    for name in names {
+    let pcd = [
+        "train",
+        "bench/workloads/mlp.ebm",
+        "--energy",
+        "mlp",
+        "--data",
+        "toy:eight_gaussians:2000",
+        "--method",
+        "pcd",
+        "--sampler-steps",
+        "5",
+        "--reinit",
+        "0.2",
+    ];
+    let jem = [
+        "jem",
+        "examples/jem/digits.ebm",
+        "--model",
+        "f",
+        "--data",
+        "examples/data/digits_train.csv",
+        "--label",
+        "label",
+        "--scale",
+        "range:-1,1",
+        "--sgld-steps",
+        "3",
+        "--reinit",
+        "0.2",
+    ];
+    let common = [
+        "--iters",
+        "12",
+        "--batch",
+        "64",
+        "--buffer",
+        "100",
+        "--checkpoint-every",
+        "5",
+        "--eval-every",
+        "4",
+        "--snapshot-every",
+        "6",
+        "--dtype",
+        "f32",
+        "--backend",
+        "gpu",
+        "--out",
+    ];
+    for (name, args) in [("pcd", &pcd[..]), ("jem", &jem[..])] {
+        let run = |host: bool| {
+            let out = base.join(format!("{name}-{}", if host { "host" } else { "device" }));
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"));
+            cmd.args(args).args(common).arg(&out);
+            if host {
+                cmd.env("EBM_DEVICE_REPLAY", "0");
+            }
+            let o = cmd.output().unwrap();
+            assert!(
+                o.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            out
+        };
+        let (device, host) = (run(false), run(true));
+        let bits =
+            |m: Vec<[f64; 5]>| -> Vec<u64> { m.iter().flatten().map(|v| v.to_bits()).collect() };
         assert_eq!(
-            a.tensor(name).unwrap().data(),
-            b.tensor(name).unwrap().data(),
-            "{name}"
+            bits(training_metrics(&device)),
+            bits(training_metrics(&host)),
+            "{name}: metrics"
         );
+        let read = |dir: &std::path::Path, file: &str| std::fs::read(dir.join(file)).unwrap();
+        assert_eq!(
+            read(&device, "params.safetensors"),
+            read(&host, "params.safetensors"),
+            "{name}: parameters"
+        );
+        let (a, b) = (
+            read(&device, "checkpoint.safetensors"),
+            read(&host, "checkpoint.safetensors"),
+        );
+        let (a, b) = (
+            safetensors::SafeTensors::deserialize(&a).unwrap(),
+            safetensors::SafeTensors::deserialize(&b).unwrap(),
+        );
+        let mut names = a.names();
+        names.sort();
+        assert!(
+            names.iter().any(|n| n.contains("buffer")),
+            "{name}: {names:?}"
+        );
+        for tensor in names {
+            assert_eq!(
+                a.tensor(tensor).unwrap().data(),
+                b.tensor(tensor).unwrap().data(),
+                "{name}: {tensor}"
+            );
+        }
+        let snapshot = device.join("samples_000006.png");
+        assert!(snapshot.exists(), "{name}: {}", snapshot.display());
     }
-    assert!(device.join("samples_000006.png").exists());
     std::fs::remove_dir_all(&base).ok();
 }

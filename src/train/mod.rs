@@ -452,8 +452,8 @@ impl<'a> Trainer<'a> {
     }
 
     /// Whether this run's replay buffer lives on the device ([`replay`]):
-    /// PCD with ULA negatives on a resident run, a full buffer of the
-    /// uniform policy, no codes or labels beside the samples.
+    /// PCD (JEM's too) with ULA negatives on a resident run, a full buffer
+    /// of the uniform policy, no concept codes beside the samples.
     fn replay_on_device(&self) -> bool {
         let cfg = &self.cfg;
         self.on_device()
@@ -463,7 +463,6 @@ impl<'a> Trainer<'a> {
             && cfg.buffer.replace == buffer::Replace::Uniform
             && matches!(cfg.sampler.method, SamplerMethod::Ula(_))
             && self.cond_width() == 0
-            && self.labels.is_none()
             && self.state.buffer.rows() > 0
     }
 
@@ -982,7 +981,7 @@ impl<'a> Trainer<'a> {
             mut held_grads,
             energies,
         } = match self.labels {
-            Some(l) => self.classifier_loss::<T>(x, pos, l.classes, held)?,
+            Some(l) => self.classifier_loss::<T>(x, pos, l.classes, held, at)?,
             None => self.loss_and_grad::<T>(x, pos, held, at)?,
         };
         let (mut kl, mut entropy) = (0.0, 0.0);
@@ -1200,16 +1199,16 @@ impl<'a> Trainer<'a> {
         pos: usize,
         classes: usize,
         held: bool,
+        at: Option<&Buffer>,
     ) -> Result<Pass, TrainError> {
-        let n = x.len() / self.dim;
-        let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
+        let (n, xs) = self.batch_points::<T>(x, at);
+        let points = at.map_or(Points::Host(&xs), Points::Buffer);
         let weight = self.cfg.objective.px_weight();
         let to_t = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
         let cond = to_t(jem::one_hot(&self.batch_labels, classes, n - pos));
         let seed = to_t(jem::seeds(pos, n - pos, weight));
         let k = jem::LOSS_VALUES;
-        let (triples, grads, held_grads) =
-            self.pullback(Points::Host(&xs), &seed, k, Some(&cond), n, held)?;
+        let (triples, grads, held_grads) = self.pullback(points, &seed, k, Some(&cond), n, held)?;
         let value = jem::value(&triples, pos, weight);
         let energies = triples.chunks_exact(k).map(|t| -t[0]).collect();
         Ok(Pass {
@@ -1226,6 +1225,16 @@ impl<'a> Trainer<'a> {
         })
     }
 
+    /// A batch's row count, and its points in `T` when they are the host's
+    /// `x` (empty when they are the device's `at`).
+    fn batch_points<T: Scalar>(&self, x: &[f64], at: Option<&Buffer>) -> (usize, Vec<T>) {
+        let n = at.map_or(x.len(), Buffer::len) / self.dim.max(1);
+        match at {
+            Some(_) => (n, Vec::new()),
+            None => (n, x.iter().map(|&v| T::from_f64(v)).collect()),
+        }
+    }
+
     /// The loss on concat(x⁺, x⁻) (`pos` positives), its θ-gradient and
     /// the energies.
     fn loss_and_grad<T: Scalar>(
@@ -1235,12 +1244,7 @@ impl<'a> Trainer<'a> {
         held: bool,
         at: Option<&Buffer>,
     ) -> Result<Pass, TrainError> {
-        let d = self.dim.max(1);
-        let n = at.map_or(x.len(), Buffer::len) / d;
-        let xs: Vec<T> = match at {
-            Some(_) => Vec::new(),
-            None => x.iter().map(|&v| T::from_f64(v)).collect(),
-        };
+        let (n, xs) = self.batch_points::<T>(x, at);
         let points = at.map_or(Points::Host(&xs), Points::Buffer);
         let cs: Vec<T> = to_scalars(&self.batch_cond);
         let kind = self.cfg.loss;
