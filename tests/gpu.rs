@@ -1303,8 +1303,9 @@ fn an_optimiser_update_runs_on_held_state() {
 /// (`train::resident`): a run stopped after 7 iterations, its state brought
 /// home (`Trainer::sync`) and continued by a fresh trainer on a fresh
 /// store, ends with the same bits as 15 iterations straight through — for
-/// cd and pcd (their gradient left on the device) and icd (its gradient
-/// assembled on the host).
+/// cd and pcd (their gradient left on the device; pcd's replay buffer
+/// too, brought home by `sync`) and icd (its gradient assembled on the
+/// host).
 #[test]
 fn training_state_held_on_the_gpu_resumes_bit_for_bit() {
     use ebm::train::{Method, TrainConfig, Trainer};

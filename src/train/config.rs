@@ -426,8 +426,9 @@ impl TrainConfig {
 
 impl TrainConfig {
     /// An upper bound on the run's own memory, parameters aside: the buffer
-    /// in f64, and about 24 batch-sized buffers (positives, negatives, the
-    /// engine's chain state and scratch, the loss's inputs and outputs).
+    /// in f64 (and its f32 copy where a device holds it: 12 bytes a value),
+    /// and about 24 batch-sized buffers (positives, negatives, the engine's
+    /// chain state and scratch, the loss's inputs and outputs).
     pub fn state_bytes(&self, dim: usize) -> u64 {
         let dim = dim as u64;
         let buffer = if self.method.persistent() {
@@ -435,6 +436,7 @@ impl TrainConfig {
         } else {
             0
         };
+        let buffer_bytes = buffer.saturating_mul(12);
         // SSM's projections and NCE's noise rows multiply the batch's rows.
         let widen = match self.method {
             Method::Ssm => self.score.projections as u64 + 1,
@@ -445,7 +447,7 @@ impl TrainConfig {
             .saturating_mul(dim.saturating_add(1))
             .saturating_mul(widen)
             .saturating_mul(24);
-        buffer.saturating_add(batch).saturating_mul(8)
+        batch.saturating_mul(8).saturating_add(buffer_bytes)
     }
 }
 
