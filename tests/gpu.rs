@@ -1471,8 +1471,9 @@ fn rows_are_copied_on_the_device_as_on_the_host() {
 }
 
 /// With PCD and JEM on the GPU the replay buffer lives on the device
-/// (gathered, moved and scattered there); the same run with it kept on
-/// the host (`EBM_DEVICE_REPLAY=0`) is the oracle: the same metrics,
+/// (gathered, moved and scattered there), and CD's negatives stay there
+/// too; the same run with them kept on the host (`EBM_DEVICE_REPLAY=0`)
+/// is the oracle: the same metrics,
 /// parameters and checkpointed buffer, bit for bit, through checkpoints,
 /// held-out evaluations and snapshots (which read the device's samples).
 #[test]
@@ -1530,7 +1531,9 @@ fn the_replay_buffer_on_the_gpu_trains_as_on_the_host() {
         "gpu",
         "--out",
     ];
-    for (name, args) in [("pcd", &pcd[..]), ("jem", &jem[..])] {
+    let mut cd = pcd;
+    cd[7] = "cd";
+    for (name, args) in [("pcd", &pcd[..]), ("cd", &cd[..]), ("jem", &jem[..])] {
         let run = |host: bool| {
             let out = base.join(format!("{name}-{}", if host { "host" } else { "device" }));
             let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"));

@@ -108,9 +108,9 @@ pub struct Trainer<'a> {
     held_negatives: Option<Buffer>,
     /// The replay buffer's samples on the device ([`replay`]), uploaded at
     /// the first iteration that uses them; `EBM_DEVICE_REPLAY=0` keeps them
-    /// on the host (for comparisons).
+    /// and the negatives on the host (for comparisons).
     replay: Option<DeviceReplay>,
-    replay_on_host: bool,
+    negatives_on_host: bool,
     /// `EBM_TRAIN_TIMING` was set when the run started.
     timing: bool,
     /// Classifiers: the class of every data row, and the current batch's.
@@ -362,7 +362,7 @@ impl<'a> Trainer<'a> {
             negatives: Vec::new(),
             held_negatives: None,
             replay: None,
-            replay_on_host: std::env::var("EBM_DEVICE_REPLAY").is_ok_and(|v| v == "0"),
+            negatives_on_host: std::env::var("EBM_DEVICE_REPLAY").is_ok_and(|v| v == "0"),
             timing: std::env::var_os("EBM_TRAIN_TIMING").is_some(),
             labels,
             batch_labels: Vec::new(),
@@ -451,19 +451,25 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// Whether this run's replay buffer lives on the device ([`replay`]):
-    /// PCD (JEM's too) with ULA negatives on a resident run, a full buffer
-    /// of the uniform policy, no concept codes beside the samples.
-    fn replay_on_device(&self) -> bool {
+    /// Whether this run's negatives stay on the device ([`replay`]): CD
+    /// or PCD (JEM's too) with ULA negatives on a resident run, without
+    /// concept codes; for PCD the replay buffer lives there too (a full
+    /// buffer of the uniform policy).
+    fn negatives_on_device(&self) -> bool {
         let cfg = &self.cfg;
+        let buffer_fits = match cfg.method {
+            Method::Cd => true,
+            Method::Pcd => {
+                cfg.buffer.replace == buffer::Replace::Uniform && self.state.buffer.rows() > 0
+            }
+            _ => false,
+        };
         self.on_device()
-            && !self.replay_on_host
-            && cfg.method == Method::Pcd
+            && !self.negatives_on_host
+            && buffer_fits
             && cfg.objective.has_negatives()
-            && cfg.buffer.replace == buffer::Replace::Uniform
             && matches!(cfg.sampler.method, SamplerMethod::Ula(_))
             && self.cond_width() == 0
-            && self.state.buffer.rows() > 0
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -550,8 +556,8 @@ impl<'a> Trainer<'a> {
             rows.iter().for_each(|&r| cond.extend_from_slice(c.row(r)));
         }
         let negatives = self.cfg.objective.has_negatives() && self.cfg.method.samples_negatives();
-        let device = negatives && self.replay_on_device();
-        let drawn = if device {
+        let device = negatives && self.negatives_on_device();
+        let drawn = if device && self.cfg.method.persistent() {
             self.state
                 .buffer
                 .choose(&self.cfg.buffer, seed, it as u64, b)
@@ -794,23 +800,25 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// The negatives of a run whose replay buffer is on the device: the
-    /// starts `drawn` chose, gathered there and moved in place by K ULA
-    /// steps (the engine's windows and noise, as `run_sampler` would move
-    /// them); with the acceptance rate and the number of frozen chains.
+    /// The negatives of a run that keeps them on the device: the starts
+    /// `drawn` chose (gathered from the replay buffer there, or fresh ones
+    /// uploaded), moved in place by K ULA steps (the engine's windows and
+    /// noise, as `run_sampler` would move them); with the acceptance rate
+    /// and the number of frozen chains.
     fn sample_on_device(
         &mut self,
         drawn: &buffer::Drawn,
         it: usize,
     ) -> Result<(Buffer, f64, usize), TrainError> {
-        if self.replay.is_none() {
+        let persistent = self.cfg.method.persistent();
+        if persistent && self.replay.is_none() {
             let r = DeviceReplay::upload(self.energy.backend(), &self.state.buffer)?;
             self.replay = Some(r);
         }
-        let Some(replay) = &self.replay else {
-            return Err(TrainError::Config("no replay buffer on the device".into()));
+        let mut x = match &self.replay {
+            Some(replay) if persistent => replay.gather(drawn)?,
+            _ => replay::fresh(self.energy.backend().as_ref(), &drawn.x)?,
         };
-        let mut x = replay.gather(drawn)?;
         let chains = drawn.fresh.len();
         let steps = self.cfg.sampler_steps;
         if steps == 0 {

@@ -142,6 +142,11 @@ impl DeviceReplay {
     }
 }
 
+/// Fresh starts (CD's) as a buffer of the backend.
+pub fn fresh(backend: &dyn Backend, x: &[f64]) -> Result<Buffer, TrainError> {
+    up(backend, x)
+}
+
 /// `pos` (host rows) followed by `neg` (the backend's buffer) as one
 /// buffer of the backend: the loss's batch concat(x⁺, x⁻), assembled where
 /// the negatives are.
@@ -178,8 +183,8 @@ mod tests {
     /// A small PCD run on the stand-in device: a buffer of 20 slots for
     /// batches of 16 (so slots repeat within a batch) with a third of the
     /// starts fresh.
-    fn config(loss: LossKind) -> TrainConfig {
-        let mut cfg = TrainConfig::new(Method::Pcd);
+    fn config(method: Method, loss: LossKind) -> TrainConfig {
+        let mut cfg = TrainConfig::new(method);
         (cfg.iters, cfg.batch, cfg.sampler_steps, cfg.seed) = (8, 16, 3, 5);
         (cfg.buffer.size, cfg.buffer.reinit) = (20, 0.3);
         cfg.loss = loss;
@@ -199,16 +204,21 @@ mod tests {
     fn the_replay_buffer_on_a_device_trains_as_on_the_host() {
         let src = "energy e(x: [2]) = sum(mlp(x, [8, 1], act = swish)) + 0.1 * sum(x^2)\n";
         let data = crate::data::rng::normal(3, 400);
-        for loss in [LossKind::Cd, LossKind::Softplus] {
+        let runs = [
+            (Method::Pcd, LossKind::Cd),
+            (Method::Pcd, LossKind::Softplus),
+            (Method::Cd, LossKind::Cd),
+        ];
+        for (method, loss) in runs {
             let mut runs = Vec::new();
             for on_host in [false, true] {
                 let dev = Arc::new(StandIn::default());
                 let backend: Arc<dyn Backend> = dev.clone();
                 let program = crate::api::Program::from_source(src).unwrap();
                 let e = program.energy_with("e", backend, DType::F32).unwrap();
-                let mut t = Trainer::new(&e, &data, config(loss)).unwrap();
-                t.replay_on_host = on_host;
-                assert_eq!(t.replay_on_device(), !on_host);
+                let mut t = Trainer::new(&e, &data, config(method, loss)).unwrap();
+                t.negatives_on_host = on_host;
+                assert_eq!(t.negatives_on_device(), !on_host);
                 let mut records = vec![fields(&t.step().unwrap())];
                 let down = dev.down.load(Ordering::Relaxed);
                 while !t.done() {
@@ -231,11 +241,14 @@ mod tests {
                 runs.push((records, params, buffer, reference, negatives));
             }
             let (device, host) = (&runs[0], &runs[1]);
-            assert_eq!(device.0, host.0, "{loss:?}: iteration records");
-            assert_eq!(device.1, host.1, "{loss:?}: parameters");
-            assert_eq!(device.2, host.2, "{loss:?}: the buffer brought home");
-            assert_eq!(device.3, host.3, "{loss:?}: reference rows");
-            assert_eq!(device.4, host.4, "{loss:?}: last negatives");
+            assert_eq!(device.0, host.0, "{method:?} {loss:?}: iteration records");
+            assert_eq!(device.1, host.1, "{method:?} {loss:?}: parameters");
+            assert_eq!(
+                device.2, host.2,
+                "{method:?} {loss:?}: the buffer brought home"
+            );
+            assert_eq!(device.3, host.3, "{method:?} {loss:?}: reference rows");
+            assert_eq!(device.4, host.4, "{method:?} {loss:?}: last negatives");
             assert_eq!(device.4.len(), 16 * 2);
         }
     }

@@ -367,12 +367,14 @@ mod tests {
                 assert!(r.rollback.is_none(), "{method:?}: {r:?}");
             }
             // NCE's loss reads log Z on the host, and its gradient goes up:
-            // one scalar each way per iteration. PCD's replay buffer is on
-            // the device: its positives go up beside the negatives there
-            // (no start is fresh at `reinit` 0).
+            // one scalar each way per iteration. CD's and PCD's negatives
+            // stay on the device: the positives go up beside them, and
+            // CD's fresh starts go up (PCD's buffer is there, and no start
+            // is fresh at `reinit` 0).
             let (ups, reads) = match method {
                 Method::Nce => (5, 5),
                 Method::Pcd => (5, 0),
+                Method::Cd => (10, 0),
                 _ => (0, 0),
             };
             let now = counts();
