@@ -1470,8 +1470,8 @@ fn rows_are_copied_on_the_device_as_on_the_host() {
     );
 }
 
-/// With PCD and JEM on the GPU the replay buffer lives on the device
-/// (gathered, moved and scattered there), and CD's negatives stay there
+/// With PCD (either replacement policy) and JEM on the GPU the replay
+/// buffer lives on the device (gathered, moved and scattered there), and CD's negatives stay there
 /// too; the same run with them kept on the host (`EBM_DEVICE_REPLAY=0`)
 /// is the oracle: the same metrics,
 /// parameters and checkpointed buffer, bit for bit, through checkpoints,
@@ -1533,7 +1533,18 @@ fn the_replay_buffer_on_the_gpu_trains_as_on_the_host() {
     ];
     let mut cd = pcd;
     cd[7] = "cd";
-    for (name, args) in [("pcd", &pcd[..]), ("cd", &cd[..]), ("jem", &jem[..])] {
+    let reservoir: Vec<&str> = pcd
+        .iter()
+        .copied()
+        .chain(["--replace", "reservoir"])
+        .collect();
+    let runs = [
+        ("pcd", &pcd[..]),
+        ("pcd-reservoir", &reservoir[..]),
+        ("cd", &cd[..]),
+        ("jem", &jem[..]),
+    ];
+    for (name, args) in runs {
         let run = |host: bool| {
             let out = base.join(format!("{name}-{}", if host { "host" } else { "device" }));
             let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"));

@@ -910,6 +910,7 @@ impl Sampler {
         let (Method::Ula(_), AnyTarget::F32(t)) = (&self.sampler.method, &self.target) else {
             return Ok(None);
         };
+        // `run.init` is unread: the chains start at `x`.
         let (n, d) = (run.chains, t.dim());
         if x.len() != n * d {
             return Err(RuntimeError::Internal(format!(

@@ -186,19 +186,41 @@ impl ReplayBuffer {
     /// never stored.
     pub fn write_back(&mut self, cfg: &BufferConfig, seed: u64, it: u64, drawn: &Drawn, x: &[f64]) {
         let d = self.dim;
+        let finite: Vec<bool> = (x.chunks_exact(d.max(1)))
+            .map(|row| row.iter().all(|v| v.is_finite()))
+            .collect();
+        for (b, r) in self.place(cfg, seed, it, drawn, &finite) {
+            self.x[r * d..(r + 1) * d].copy_from_slice(&x[b * d..(b + 1) * d]);
+        }
+    }
+
+    /// Where iteration `it`'s sampled negatives go, as `(negative, slot)`
+    /// moves in order (a later move to a slot wins): the uniform policy's
+    /// drawn slot, or the reservoir's (Algorithm R: while the buffer fills,
+    /// a new row, appended here as zeros for the move to fill). Negatives
+    /// not `finite` go nowhere and are not offered to the reservoir.
+    pub fn place(
+        &mut self,
+        cfg: &BufferConfig,
+        seed: u64,
+        it: u64,
+        drawn: &Drawn,
+        finite: &[bool],
+    ) -> Vec<(usize, usize)> {
         let keep = Keyed::new(seed, KEEP, it);
+        let mut moves = Vec::with_capacity(drawn.rows.len());
         for (b, from) in drawn.rows.iter().enumerate() {
-            let row = &x[b * d..(b + 1) * d];
-            if !row.iter().all(|v| v.is_finite()) {
+            if !finite.get(b).copied().unwrap_or(false) {
                 continue;
             }
             let slot = match cfg.replace {
                 Replace::Uniform => *from,
                 Replace::Reservoir => {
                     self.seen += 1;
-                    if self.rows() < cfg.size {
-                        self.x.extend_from_slice(row);
-                        None
+                    let stored = self.rows();
+                    if stored < cfg.size {
+                        self.x.extend(std::iter::repeat_n(0.0, self.dim));
+                        Some(stored)
                     } else {
                         let j = keep.below(b as u64, self.seen) as usize;
                         (j < cfg.size).then_some(j)
@@ -206,9 +228,10 @@ impl ReplayBuffer {
                 }
             };
             if let Some(r) = slot {
-                self.x[r * d..(r + 1) * d].copy_from_slice(row);
+                moves.push((b, r));
             }
         }
+        moves
     }
 
     /// Up to `n` stored rows chosen for iteration `it` (the entropy term's
@@ -232,15 +255,6 @@ impl ReplayBuffer {
                 .map(|i| k.below(i as u64, stored as u64) as usize)
                 .collect(),
         )
-    }
-
-    /// The slot each sampled negative of `drawn` goes to in a full buffer
-    /// of the uniform policy, as `(negative, slot)` moves in order (a later
-    /// move to a slot wins, as in `write_back`).
-    pub fn slots(drawn: &Drawn) -> Vec<(usize, usize)> {
-        (drawn.rows.iter().enumerate())
-            .filter_map(|(b, r)| r.map(|r| (b, r)))
-            .collect()
     }
 }
 

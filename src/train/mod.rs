@@ -428,7 +428,11 @@ impl<'a> Trainer<'a> {
     pub fn persistent_samples(&self, n: usize, it: u64) -> Result<Vec<f64>, TrainError> {
         let buffer = &self.state.buffer;
         let rows = match self.replay.as_ref().filter(|r| !r.is_home()) {
-            Some(r) => r.rows(buffer.reference_rows(self.cfg.seed, it, n).as_deref())?,
+            Some(r) => {
+                let rows = (buffer.reference_rows(self.cfg.seed, it, n))
+                    .unwrap_or_else(|| (0..buffer.rows()).collect());
+                r.rows(&rows)?
+            }
             None => buffer.reference(self.cfg.seed, it, n),
         };
         let w = buffer.dim.max(1);
@@ -453,20 +457,12 @@ impl<'a> Trainer<'a> {
 
     /// Whether this run's negatives stay on the device ([`replay`]): CD
     /// or PCD (JEM's too) with ULA negatives on a resident run, without
-    /// concept codes; for PCD the replay buffer lives there too (a full
-    /// buffer of the uniform policy).
+    /// concept codes; for PCD the replay buffer lives there too.
     fn negatives_on_device(&self) -> bool {
         let cfg = &self.cfg;
-        let buffer_fits = match cfg.method {
-            Method::Cd => true,
-            Method::Pcd => {
-                cfg.buffer.replace == buffer::Replace::Uniform && self.state.buffer.rows() > 0
-            }
-            _ => false,
-        };
         self.on_device()
             && !self.negatives_on_host
-            && buffer_fits
+            && matches!(cfg.method, Method::Cd | Method::Pcd)
             && cfg.objective.has_negatives()
             && matches!(cfg.sampler.method, SamplerMethod::Ula(_))
             && self.cond_width() == 0
@@ -659,7 +655,8 @@ impl<'a> Trainer<'a> {
             return Ok(self.roll_back(rec, cause));
         }
         if let (Some(r), Some(n)) = (&mut self.replay, &self.held_negatives) {
-            r.scatter(n, &drawn)?;
+            let buffer = (&mut self.state.buffer, &self.cfg.buffer);
+            r.scatter(n, &drawn, buffer, (seed, it as u64))?;
         } else if negatives && self.cfg.method.persistent() {
             let stored = with_codes(&neg, &neg_cond, d, self.cond_width());
             self.state
@@ -812,7 +809,8 @@ impl<'a> Trainer<'a> {
     ) -> Result<(Buffer, f64, usize), TrainError> {
         let persistent = self.cfg.method.persistent();
         if persistent && self.replay.is_none() {
-            let r = DeviceReplay::upload(self.energy.backend(), &self.state.buffer)?;
+            let (buffer, capacity) = (&self.state.buffer, self.cfg.buffer.size);
+            let r = DeviceReplay::upload(self.energy.backend(), buffer, capacity)?;
             self.replay = Some(r);
         }
         let mut x = match &self.replay {

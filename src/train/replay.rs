@@ -9,10 +9,12 @@
 //! come home only for a checkpoint, the entropy term's or a score's
 //! reference rows, or a snapshot.
 //!
-//! Only a full buffer of the uniform policy lives here (its rows never
-//! move or grow); a reservoir, conditional codes stored beside the
-//! samples, and improved CD's last step (which differentiates through the
-//! states on the host) keep the buffer on the host.
+//! The device's buffer has room for every row from the start: a
+//! reservoir's host copy grows as it fills (the host keeps its count of
+//! rows and offers), the device's rows beyond it unread until written.
+//! Conditional codes stored beside the samples, and improved CD's last
+//! step (which differentiates through the states on the host), keep the
+//! buffer on the host.
 
 use std::sync::Arc;
 
@@ -45,13 +47,21 @@ fn backend_error(e: crate::backend::BackendError) -> TrainError {
 }
 
 impl DeviceReplay {
-    /// A copy of `buffer`'s samples on `backend`.
-    pub fn upload(backend: &Arc<dyn Backend>, buffer: &ReplayBuffer) -> Result<Self, TrainError> {
+    /// A copy of `buffer`'s samples on `backend`, with room for
+    /// `capacity` rows (at least the buffer's).
+    pub fn upload(
+        backend: &Arc<dyn Backend>,
+        buffer: &ReplayBuffer,
+        capacity: usize,
+    ) -> Result<Self, TrainError> {
+        let rows = capacity.max(buffer.rows());
+        let mut values = buffer.x.clone();
+        values.resize(rows * buffer.dim, 0.0);
         Ok(DeviceReplay {
             backend: backend.clone(),
-            x: up(backend.as_ref(), &buffer.x)?,
+            x: up(backend.as_ref(), &values)?,
             dim: buffer.dim,
-            written: vec![false; buffer.rows()],
+            written: vec![false; rows],
             home: true,
         })
     }
@@ -82,11 +92,19 @@ impl DeviceReplay {
         Ok(starts)
     }
 
-    /// Writes the sampled negatives (rows as drawn) back to their slots.
-    /// Sampled chains are finite (the sampler freezes a chain at its last
-    /// finite state), so no row is skipped as `write_back` may.
-    pub fn scatter(&mut self, negatives: &Buffer, drawn: &Drawn) -> Result<(), TrainError> {
-        let moves = ReplayBuffer::slots(drawn);
+    /// Writes the sampled negatives (rows as drawn) back to the slots
+    /// `buffer` places them in (its bookkeeping advanced as `write_back`
+    /// advances it). Sampled chains are finite (the sampler freezes a chain
+    /// at its last finite state), so no row is skipped as `write_back` may.
+    pub fn scatter(
+        &mut self,
+        negatives: &Buffer,
+        drawn: &Drawn,
+        (buffer, cfg): (&mut ReplayBuffer, &super::buffer::BufferConfig),
+        (seed, it): (u64, u64),
+    ) -> Result<(), TrainError> {
+        let all = vec![true; drawn.rows.len()];
+        let moves = buffer.place(cfg, seed, it, drawn, &all);
         (self.backend)
             .copy_rows(negatives, &mut self.x, self.dim, &moves)
             .map_err(backend_error)?;
@@ -106,13 +124,14 @@ impl DeviceReplay {
             return Ok(());
         }
         let values = self.backend.download(&self.x).map_err(backend_error)?;
-        if values.len() != buffer.x.len() || self.written.len() != buffer.rows() {
+        if values.len() != self.written.len() * self.dim || buffer.rows() > self.written.len() {
             return Err(TrainError::Runtime(RuntimeError::Internal(
                 "the device's replay buffer changed size".into(),
             )));
         }
         let d = self.dim;
-        for (r, w) in self.written.iter_mut().enumerate() {
+        let stored = buffer.rows();
+        for (r, w) in self.written.iter_mut().enumerate().take(stored) {
             if std::mem::take(w) {
                 buffer.x[r * d..(r + 1) * d].copy_from_slice(&values[r * d..(r + 1) * d]);
             }
@@ -121,12 +140,9 @@ impl DeviceReplay {
         Ok(())
     }
 
-    /// Rows `rows` of the samples (every row for `None`), read back.
-    pub fn rows(&self, rows: Option<&[usize]>) -> Result<Vec<f64>, TrainError> {
+    /// Rows `rows` of the samples, read back.
+    pub fn rows(&self, rows: &[usize]) -> Result<Vec<f64>, TrainError> {
         let b = self.backend.as_ref();
-        let Some(rows) = rows else {
-            return b.download(&self.x).map_err(backend_error);
-        };
         let mut out = b
             .alloc(rows.len() * self.dim, crate::backend::DType::F32)
             .map_err(backend_error)?;
@@ -177,14 +193,16 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use crate::backend::{Backend, DType, StandIn};
+    use crate::train::buffer::Replace;
     use crate::train::loss::LossKind;
     use crate::train::{IterRecord, Method, TrainConfig, Trainer};
 
-    /// A small PCD run on the stand-in device: a buffer of 20 slots for
-    /// batches of 16 (so slots repeat within a batch) with a third of the
-    /// starts fresh.
-    fn config(method: Method, loss: LossKind) -> TrainConfig {
+    /// A small run on the stand-in device: a buffer of 20 slots for
+    /// batches of 16 (so slots repeat within a batch, and a reservoir fills
+    /// in the second iteration) with a third of the starts fresh.
+    fn config(method: Method, loss: LossKind, replace: Replace) -> TrainConfig {
         let mut cfg = TrainConfig::new(method);
+        cfg.buffer.replace = replace;
         (cfg.iters, cfg.batch, cfg.sampler_steps, cfg.seed) = (8, 16, 3, 5);
         (cfg.buffer.size, cfg.buffer.reinit) = (20, 0.3);
         cfg.loss = loss;
@@ -205,18 +223,19 @@ mod tests {
         let src = "energy e(x: [2]) = sum(mlp(x, [8, 1], act = swish)) + 0.1 * sum(x^2)\n";
         let data = crate::data::rng::normal(3, 400);
         let runs = [
-            (Method::Pcd, LossKind::Cd),
-            (Method::Pcd, LossKind::Softplus),
-            (Method::Cd, LossKind::Cd),
+            (Method::Pcd, LossKind::Cd, Replace::Uniform),
+            (Method::Pcd, LossKind::Softplus, Replace::Uniform),
+            (Method::Pcd, LossKind::Cd, Replace::Reservoir),
+            (Method::Cd, LossKind::Cd, Replace::Uniform),
         ];
-        for (method, loss) in runs {
+        for (method, loss, replace) in runs {
             let mut runs = Vec::new();
             for on_host in [false, true] {
                 let dev = Arc::new(StandIn::default());
                 let backend: Arc<dyn Backend> = dev.clone();
                 let program = crate::api::Program::from_source(src).unwrap();
                 let e = program.energy_with("e", backend, DType::F32).unwrap();
-                let mut t = Trainer::new(&e, &data, config(method, loss)).unwrap();
+                let mut t = Trainer::new(&e, &data, config(method, loss, replace)).unwrap();
                 t.negatives_on_host = on_host;
                 assert_eq!(t.negatives_on_device(), !on_host);
                 let mut records = vec![fields(&t.step().unwrap())];
@@ -241,14 +260,26 @@ mod tests {
                 runs.push((records, params, buffer, reference, negatives));
             }
             let (device, host) = (&runs[0], &runs[1]);
-            assert_eq!(device.0, host.0, "{method:?} {loss:?}: iteration records");
-            assert_eq!(device.1, host.1, "{method:?} {loss:?}: parameters");
+            assert_eq!(
+                device.0, host.0,
+                "{method:?} {loss:?} {replace:?}: iteration records"
+            );
+            assert_eq!(
+                device.1, host.1,
+                "{method:?} {loss:?} {replace:?}: parameters"
+            );
             assert_eq!(
                 device.2, host.2,
-                "{method:?} {loss:?}: the buffer brought home"
+                "{method:?} {loss:?} {replace:?}: the buffer brought home"
             );
-            assert_eq!(device.3, host.3, "{method:?} {loss:?}: reference rows");
-            assert_eq!(device.4, host.4, "{method:?} {loss:?}: last negatives");
+            assert_eq!(
+                device.3, host.3,
+                "{method:?} {loss:?} {replace:?}: reference rows"
+            );
+            assert_eq!(
+                device.4, host.4,
+                "{method:?} {loss:?} {replace:?}: last negatives"
+            );
             assert_eq!(device.4.len(), 16 * 2);
         }
     }
