@@ -969,7 +969,7 @@ impl super::GpuKernel {
 mod tests {
     use super::*;
     use crate::backend::gpu::Gpu;
-    use crate::backend::{Backend, DType};
+    use crate::backend::{Backend, DType, HostData};
     use crate::pipeline::{self, SourceFile};
     use crate::runtime::steps::{UlaMove, ula};
 
@@ -1070,7 +1070,7 @@ mod tests {
         kernel
             .run_steps(&lp, &[], &mut dev, batch, &mut dev_frozen)
             .unwrap();
-        let (mut host, mut host_frozen) = (fresh(), frozen_at);
+        let (mut host, mut host_frozen) = (fresh(), frozen_at.clone());
         crate::backend::host_run_steps(
             kernel.as_ref(),
             &lp,
@@ -1104,6 +1104,52 @@ mod tests {
             .zip(host[1].f32s().unwrap())
             .all(|(a, b)| (a - b).abs() <= 1e-5 * (b.abs() + 1.0));
         assert!(noise_close, "the last step's noise");
+        held_state_stays_on_the_device(gpu, kernel.as_ref(), &lp, (&fresh(), &frozen_at), &dev);
+    }
+
+    /// The loop on held state buffers leaves the bits it reads back for
+    /// host ones (`expect`) where they are; a loop the device cannot run
+    /// (step numbers past 2³²−2) brings held state home for the host's
+    /// loop and sends it back, the same bits as on host buffers.
+    fn held_state_stays_on_the_device(
+        gpu: &Gpu,
+        kernel: &dyn crate::backend::Kernel,
+        lp: &StepLoop<'_>,
+        (start, frozen): (&[Buffer; 3], &[Option<u64>]),
+        expect: &[Buffer; 3],
+    ) {
+        let batch = frozen.len();
+        let held = || -> Vec<Buffer> {
+            let up = |b: &Buffer| gpu.upload(HostData::F32(b.f32s().unwrap())).unwrap();
+            start.iter().map(up).collect()
+        };
+        let bits = |v: Vec<f64>| -> Vec<u64> { v.into_iter().map(f64::to_bits).collect() };
+        let host_bits = |b: &Buffer| bits(b.f32s().unwrap().iter().map(|&v| v as f64).collect());
+        let far = StepLoop {
+            first_step: u32::MAX as u64 - 4,
+            steps: 6,
+            ..*lp
+        };
+        let prog = wgsl::generate(kernel.graph()).unwrap();
+        assert!(plan(&prog, &far, batch).is_none(), "runs on the host");
+        let mut far_host = start.clone();
+        let mut far_frozen = frozen.to_vec();
+        (kernel.run_steps(&far, &[], &mut far_host, batch, &mut far_frozen)).unwrap();
+        for (lp, expect, expect_frozen) in [
+            (lp, &expect[..], None),
+            (&far, &far_host[..], Some(&far_frozen)),
+        ] {
+            let mut state = held();
+            let mut flags = frozen.to_vec();
+            (kernel.run_steps(lp, &[], &mut state, batch, &mut flags)).unwrap();
+            if let Some(f) = expect_frozen {
+                assert_eq!(&flags, f);
+            }
+            for (i, (h, e)) in state.iter().zip(expect).enumerate() {
+                assert!(matches!(h, Buffer::Held(_)), "state {i} stays held");
+                assert_eq!(bits(gpu.download(h).unwrap()), host_bits(e), "state {i}");
+            }
+        }
     }
 
     /// A window of MALA transitions (`runtime::steps::mh_transition`) on
