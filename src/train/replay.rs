@@ -257,30 +257,27 @@ mod tests {
                     .map(f64::to_bits)
                     .collect();
                 let buffer: Vec<u64> = t.state.buffer.x.iter().map(|v| v.to_bits()).collect();
-                runs.push((records, params, buffer, reference, negatives));
+                assert_eq!(negatives.len(), 16 * 2);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+                runs.push([
+                    records.concat(),
+                    params,
+                    buffer,
+                    bits(&reference),
+                    bits(&negatives),
+                ]);
             }
-            let (device, host) = (&runs[0], &runs[1]);
-            assert_eq!(
-                device.0, host.0,
-                "{method:?} {loss:?} {replace:?}: iteration records"
-            );
-            assert_eq!(
-                device.1, host.1,
-                "{method:?} {loss:?} {replace:?}: parameters"
-            );
-            assert_eq!(
-                device.2, host.2,
-                "{method:?} {loss:?} {replace:?}: the buffer brought home"
-            );
-            assert_eq!(
-                device.3, host.3,
-                "{method:?} {loss:?} {replace:?}: reference rows"
-            );
-            assert_eq!(
-                device.4, host.4,
-                "{method:?} {loss:?} {replace:?}: last negatives"
-            );
-            assert_eq!(device.4.len(), 16 * 2);
+            let what = [
+                "iteration records",
+                "parameters",
+                "the buffer brought home",
+                "reference rows",
+                "last negatives",
+            ];
+            for (k, what) in what.iter().enumerate() {
+                let (device, host) = (&runs[0][k], &runs[1][k]);
+                assert_eq!(device, host, "{method:?} {loss:?} {replace:?}: {what}");
+            }
         }
     }
 }
