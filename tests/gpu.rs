@@ -1430,7 +1430,8 @@ fn train_params(e: &ebm::runtime::CompiledEnergy) -> Vec<Vec<f64>> {
 /// `Backend::copy_rows` on held buffers copies what the host's copies do:
 /// runs of consecutive rows, a row moved to twice (the later move wins),
 /// rows left alone; a move out of either buffer, or within one buffer, is
-/// refused and copies nothing.
+/// refused and copies nothing. A buffer larger than the device binds is
+/// refused when it is made.
 #[test]
 fn rows_are_copied_on_the_device_as_on_the_host() {
     use ebm::backend::{Buffer, HostData, Interp};
@@ -1467,6 +1468,12 @@ fn rows_are_copied_on_the_device_as_on_the_host() {
         gpu.download(&held).unwrap(),
         expect,
         "refusals copy nothing"
+    );
+    let too_large = gpu.max_buffer_values() + 1;
+    let err = gpu.alloc(too_large, DType::F32).unwrap_err();
+    assert!(
+        err.to_string().contains("larger than the GPU binds"),
+        "{err}"
     );
 }
 

@@ -741,6 +741,12 @@ pub trait Backend: Send + Sync {
     fn holds_buffers(&self) -> bool {
         false
     }
+    /// The most values one buffer of this backend holds (a device's largest
+    /// buffer; unbounded on the host), so a caller can keep state too large
+    /// for one where it fits instead.
+    fn max_buffer_values(&self) -> usize {
+        usize::MAX
+    }
     /// The device kernels run on, for run summaries (the GPU's adapter);
     /// `None` for the host.
     fn device(&self) -> Option<String> {

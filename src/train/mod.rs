@@ -457,10 +457,18 @@ impl<'a> Trainer<'a> {
 
     /// Whether this run's negatives stay on the device ([`replay`]): CD
     /// or PCD (JEM's too) with ULA negatives on a resident run, without
-    /// concept codes; for PCD the replay buffer lives there too.
+    /// concept codes; for PCD the replay buffer lives there too, when one
+    /// device buffer holds it.
     fn negatives_on_device(&self) -> bool {
         let cfg = &self.cfg;
-        self.on_device()
+        // The loss's batch concat(x⁺, x⁻), and PCD's buffer.
+        let mut rows = cfg.batch.saturating_mul(2);
+        if cfg.method == Method::Pcd {
+            rows = rows.max(cfg.buffer.size).max(self.state.buffer.rows());
+        }
+        let fits = (rows.checked_mul(self.dim.max(1)))
+            .is_some_and(|v| v <= self.energy.backend().max_buffer_values());
+        fits && self.on_device()
             && !self.negatives_on_host
             && matches!(cfg.method, Method::Cd | Method::Pcd)
             && cfg.objective.has_negatives()
@@ -575,7 +583,11 @@ impl<'a> Trainer<'a> {
                 fresh: vec![true; b],
             }
         };
-        let (start, neg_cond) = self.split_drawn(&drawn, &cond);
+        // The device path gathers its starts where the buffer is.
+        let (start, neg_cond) = match device {
+            true => (Vec::new(), Vec::new()),
+            false => self.split_drawn(&drawn, &cond),
+        };
         let t0 = Instant::now();
         let mut held_neg = None;
         let (neg, last, accept, frozen) = if device {

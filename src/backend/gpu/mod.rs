@@ -245,6 +245,20 @@ impl Gpu {
     }
 }
 
+impl Gpu {
+    /// Refuses a held buffer of `len` values the device cannot bind (wgpu
+    /// would report it only later, as an error on a call that uses it).
+    fn fits(&self, len: usize) -> Result<(), BackendError> {
+        let max = self.dev.max_values;
+        match len <= max {
+            true => Ok(()),
+            false => Err(BackendError::Buffers(format!(
+                "a buffer of {len} f32 values is larger than the GPU binds ({max} values)"
+            ))),
+        }
+    }
+}
+
 /// The WGSL particular to `graph` (`ebm dump --stage wgsl`; its module is
 /// [`wgsl::PRELUDE`] followed by this); needs no device.
 pub fn wgsl_text(graph: &Graph) -> Result<String, BackendError> {
@@ -271,18 +285,28 @@ impl Backend for Gpu {
         true
     }
 
-    /// Zeros held on the device.
+    /// The device's largest storage binding (or buffer), in f32 values.
+    fn max_buffer_values(&self) -> usize {
+        self.dev.max_values
+    }
+
+    /// Zeros held on the device; a buffer larger than the device binds is
+    /// refused.
     fn alloc(&self, len: usize, dtype: DType) -> Result<Buffer, BackendError> {
         if dtype != DType::F32 {
             return Err(f64_refused());
         }
+        self.fits(len)?;
         Ok(Buffer::Held(held::zeros(&self.dev, len)))
     }
 
-    /// A copy of host f32 values held on the device.
+    /// A copy of host f32 values held on the device (refused as `alloc`).
     fn upload(&self, data: HostData<'_>) -> Result<Buffer, BackendError> {
         match data {
-            HostData::F32(v) => Ok(Buffer::Held(held::upload(&self.dev, v))),
+            HostData::F32(v) => {
+                self.fits(v.len())?;
+                Ok(Buffer::Held(held::upload(&self.dev, v)))
+            }
             HostData::F64(_) => Err(f64_refused()),
         }
     }
