@@ -25,6 +25,10 @@ gradient evaluations/s and ESS/s on five targets). `--only jem` times W5 (`jem_s
 energy and cross-entropy checked against the peers' references. `--only train` times W4 (`cd_train`) through `ebm train` next to JAX (and torch with
 `--only train,torch`), with the initial loss checked against the peers' reference.
 
+`--backend gpu --peer-device cuda` times ebm on the GPU backend next to PyTorch on CUDA (the
+same peer script, its tensors moved by bench/torch_device.py); bench/gpu_device.sh is the one
+prepared run of it on a lent GPU machine.
+
 Use the Python that has torch, jax[cpu], blackjax, optax, numpy and
 threadpoolctl installed. The peer scripts are read from ../shared/bench/peers
 (or EBM_PEERS_DIR).
@@ -102,9 +106,14 @@ PEERS = os.environ.get("EBM_PEERS_DIR", os.path.join(HERE, "..", "..", "shared",
 ULA = ["gmm2d_ula", "gauss100_ula", "mlp_ula"]
 
 
-def jobs(ebm, only):
+def jobs(ebm, only, peer_device=None):
     py = sys.executable
     peer = lambda script: [py, os.path.join(PEERS, script)]
+    # PyTorch on a device runs the same peer script through bench/torch_device.py.
+    torch_peer = peer("peers_torch.py") if peer_device is None else \
+        [py, os.path.join(HERE, "torch_device.py"), "--device", peer_device]
+    # JAX's own peer has no device choice; a run on a device times ebm against PyTorch there.
+    jax_for_training = "jax" in only or peer_device is None
     clean = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     out = []
     me = [sys.executable, os.path.abspath(__file__), "--ebm", ebm, "--cli-job"]
@@ -114,7 +123,7 @@ def jobs(ebm, only):
             out.append(("ebm", me + [w], None))
         if "torch" in only:
             for mode in ("eager", "compile"):
-                out.append(("torch", peer("peers_torch.py") + ["--workload", w, "--mode", mode], None))
+                out.append(("torch", torch_peer + ["--workload", w, "--mode", mode], None))
         if "jax" in only:
             impl = "both" if w != "mlp_ula" else "jit"
             out.append(("jax", peer("peers_jax.py") + ["--workload", w, "--impl", impl], None))
@@ -135,13 +144,15 @@ def jobs(ebm, only):
     if "train" in only:
         out.append(("ebm", me + ["cd_train"], None))
         if "torch" in only:
-            out.append(("torch", peer("peers_torch.py") + ["--workload", "cd_train", "--mode", "both"], None))
-        out.append(("jax", peer("peers_jax.py") + ["--workload", "cd_train", "--impl", "jit"], None))
+            out.append(("torch", torch_peer + ["--workload", "cd_train", "--mode", "both"], None))
+        if jax_for_training:
+            out.append(("jax", peer("peers_jax.py") + ["--workload", "cd_train", "--impl", "jit"], None))
     if "jem" in only:
         out.append(("ebm", me + ["jem_step"], None))
         if "torch" in only:
-            out.append(("torch", peer("peers_torch.py") + ["--workload", "jem_step", "--mode", "both"], None))
-        out.append(("jax", peer("peers_jax.py") + ["--workload", "jem_step", "--impl", "jit"], None))
+            out.append(("torch", torch_peer + ["--workload", "jem_step", "--mode", "both"], None))
+        if jax_for_training:
+            out.append(("jax", peer("peers_jax.py") + ["--workload", "jem_step", "--impl", "jit"], None))
     if "grid" in only:
         # Every sampler through `ebm sample` on the eight-Gaussian mixture, 4096 chains, f32 and f64.
         out.append(("ebm", me + ["grid"], None))
@@ -362,6 +373,8 @@ def main():
     ap.add_argument("--only", default="ebm,torch,jax,numpy,sgemm,samplers")
     ap.add_argument("--out", default="bench-results.jsonl")
     ap.add_argument("--backend", choices=["cpu", "gpu"], help="the backend ebm runs on (default: cpu)")
+    ap.add_argument("--peer-device", metavar="DEVICE",
+                    help="run the PyTorch peer on this torch device (e.g. cuda) through bench/torch_device.py")
     ap.add_argument("--cli-job", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.backend and a.backend != BACKEND:
@@ -378,7 +391,7 @@ def main():
         return cli_job(a.ebm, a.cli_job, a.repeat)
     records = []
     for rnd in range(a.rounds):
-        for name, argv, env in jobs(a.ebm, a.only.split(",")):
+        for name, argv, env in jobs(a.ebm, a.only.split(","), a.peer_device):
             print(f"round {rnd + 1}/{a.rounds}: running {' '.join(os.path.basename(x) for x in argv[:4])} ...",
                   file=sys.stderr, flush=True)
             recs = run_job(argv, env, a.repeat, a.tries, a.max_foreign)
