@@ -36,11 +36,14 @@ prepare() {
     du -sh "$KIT"
 }
 
-# The Vulkan loader comes from Debian's package; the driver's ICD from the
+# The Vulkan loader comes from Debian's package where the machine has none
+# (a machine that has one keeps its own files); the driver's ICD from the
 # machine's NVIDIA mount when the loader's own search finds none.
 vulkan() {
-    for f in "$KIT"/deb/*.deb; do dpkg -x "$f" /; done
-    ldconfig
+    if ! ldconfig -p | grep -q libvulkan.so.1; then
+        for f in "$KIT"/deb/*.deb; do dpkg -x "$f" /; done
+        ldconfig
+    fi
     local icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
     if ! ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 && [ -f "$icd" ]; then
         export VK_DRIVER_FILES="$icd"
@@ -49,6 +52,10 @@ vulkan() {
 
 run() {
     local out=$1 peer_device=${EBM_PEER_DEVICE:-cuda} ebm=$KIT/ebm
+    if [ ! -x "$ebm" ] || ! ls "$KIT"/deb/*.deb "$KIT"/peers/peers_torch.py >/dev/null 2>&1; then
+        echo "$KIT/ is incomplete: run bench/gpu_device.sh --prepare first, then copy $KIT/ here" >&2
+        exit 1
+    fi
     mkdir -p "$out"
     vulkan
     {
